@@ -1,0 +1,37 @@
+// warden: one binary, subcommands registered by the cmd_*.cpp files.
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "command.h"
+
+namespace {
+
+void print_usage(FILE* out) {
+  std::fputs("usage: warden COMMAND [OPTIONS]\n\ncommands:\n", out);
+  auto commands = warden::cli::registry();
+  std::sort(commands.begin(), commands.end(),
+            [](const auto& a, const auto& b) { return a.name < b.name; });
+  for (const auto& c : commands) std::fprintf(out, "  %-14s %s\n", c.name.c_str(), c.summary.c_str());
+  std::fputs("\nRun 'warden COMMAND --help' for a command's options.\n", out);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    print_usage(stderr);
+    return 2;
+  }
+  std::string name = argv[1];
+  if (name == "-h" || name == "--help" || name == "help") {
+    print_usage(stdout);
+    return 0;
+  }
+  for (const auto& c : warden::cli::registry()) {
+    if (c.name == name) return warden::cli::run_command(c, argc - 1, argv + 1);
+  }
+  std::fprintf(stderr, "warden: unknown command '%s' (see warden --help)\n", name.c_str());
+  return 2;
+}

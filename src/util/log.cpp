@@ -1,0 +1,32 @@
+#include "util/log.h"
+
+#include <atomic>
+#include <cstdio>
+#include <mutex>
+
+namespace warden::log {
+namespace {
+std::atomic<Level> g_level{Level::info};
+std::mutex g_mutex;
+
+const char* prefix(Level l) {
+  switch (l) {
+    case Level::debug: return "debug: ";
+    case Level::info: return "";
+    case Level::warn: return "warning: ";
+    case Level::error: return "error: ";
+    default: return "";
+  }
+}
+}  // namespace
+
+void set_level(Level level) { g_level = level; }
+Level level() { return g_level; }
+
+void write(Level l, std::string_view message) {
+  if (l < g_level.load()) return;
+  std::lock_guard lock(g_mutex);
+  std::fprintf(stderr, "warden: %s%.*s\n", prefix(l), int(message.size()), message.data());
+}
+
+}  // namespace warden::log

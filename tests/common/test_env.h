@@ -1,0 +1,33 @@
+#pragma once
+// Helpers every test can use: a private temporary directory per process
+// (also HOME and the XDG folders), paths to shared data and the warden binary,
+// and running the binary as a child process.
+#include <string>
+#include <vector>
+
+namespace warden::test {
+
+// The per-process temporary root; HOME and XDG_* point inside it.
+const std::string& temp_root();
+// A fresh, empty directory under temp_root().
+std::string make_temp_dir(const std::string& hint = "t");
+// ../shared/<relative>, skipping the test (GTEST_SKIP in caller) is not done
+// here: shared data is required.
+std::string shared_path(const std::string& relative);
+std::string source_path(const std::string& relative);
+std::string warden_binary();
+
+std::string read_file(const std::string& path);
+void write_file(const std::string& path, const std::string& content);
+
+struct RunResult {
+  int exit_code = -1;  // -1 when killed by a signal
+  std::string out;
+  std::string err;
+};
+// Runs argv (argv[0] is a path) with stdin from `input`; waits for it.
+RunResult run(const std::vector<std::string>& argv, const std::string& input = "");
+// Convenience: runs the warden binary with these arguments.
+RunResult run_warden(const std::vector<std::string>& args, const std::string& input = "");
+
+}  // namespace warden::test
