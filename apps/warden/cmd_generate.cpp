@@ -1,0 +1,86 @@
+// warden generate -m FILE -p TEXT [-n N] [-c CTX] [--temp T] ...: runs the
+// model on a prompt and prints only the generated text on stdout.
+#include <cstdio>
+#include <memory>
+
+#include "command.h"
+#include "engine/engine.h"
+#include "util/error.h"
+#include "util/log.h"
+
+namespace {
+
+struct GenerateArgs {
+  std::string model;
+  std::string prompt;
+  int64_t n_predict = -1;
+  int64_t n_ctx = 0;
+  int threads = 0;
+  bool quiet = false;
+  std::vector<std::string> stop;
+  warden::sample::SamplerParams sampling;
+  bool seed_given = false;
+};
+
+void add_sampling_options(CLI::App& app, warden::sample::SamplerParams& s) {
+  app.add_option("--temp", s.temperature, "Temperature; 0 = greedy")->capture_default_str();
+  app.add_option("--top-k", s.top_k, "Top-k sampling (0 = off)")->capture_default_str();
+  app.add_option("--top-p", s.top_p, "Top-p (nucleus) sampling (1 = off)")->capture_default_str();
+  app.add_option("--min-p", s.min_p, "Min-p sampling (0 = off)")->capture_default_str();
+  app.add_option("--repeat-penalty", s.repeat_penalty, "Repetition penalty (1 = off)")->capture_default_str();
+  app.add_option("--repeat-last-n", s.repeat_last_n, "Tokens considered for penalties (-1 = all)")
+      ->capture_default_str();
+  app.add_option("--presence-penalty", s.presence_penalty, "Presence penalty")->capture_default_str();
+  app.add_option("--frequency-penalty", s.frequency_penalty, "Frequency penalty")->capture_default_str();
+  app.add_option("--seed", s.seed, "Random seed (default: random)");
+}
+
+int run_generate(const GenerateArgs& a) {
+  using namespace warden;
+  if (a.quiet) log::set_level(log::Level::warn);
+  sample::validate(a.sampling);
+  engine::EngineOptions options;
+  options.model_path = a.model;
+  options.n_ctx = a.n_ctx;
+  options.threads = a.threads;
+  engine::Engine engine(options);
+
+  const auto& tok = engine.tokenizer();
+  std::vector<int32_t> prompt = tok.encode(a.prompt, tok.add_bos(), /*parse_special=*/true);
+  if (prompt.empty()) throw Error("the prompt is empty and the model adds no BOS token; give -p TEXT");
+
+  engine::GenerateParams params;
+  params.sampling = a.sampling;
+  params.max_tokens = a.n_predict;
+  params.stop = a.stop;
+  auto result = engine::generate(engine, 0, prompt, params, [](std::string_view text) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+    return true;
+  });
+  // Like llama2.c, end the output with a newline so the shell prompt starts
+  // on its own line; text that already ends with one is left as it is.
+  if (!result.text.empty() && result.text.back() != '\n') std::fputc('\n', stdout);
+  char line[256];
+  std::snprintf(line, sizeof line, "prompt: %lld tokens, %.1f tokens/s; generated: %zu tokens, %.1f tokens/s",
+                (long long)result.prompt_tokens, double(result.prompt_tokens) / std::max(1e-9, result.prompt_seconds),
+                result.tokens.size(), double(result.tokens.size()) / std::max(1e-9, result.generate_seconds));
+  log::info(line);
+  return 0;
+}
+
+WARDEN_COMMAND("generate", "Generate text from a prompt with a local GGUF model", [](CLI::App& app) {
+  auto a = std::make_shared<GenerateArgs>();
+  app.add_option("-m,--model", a->model, "GGUF model file")->required();
+  app.add_option("-p,--prompt", a->prompt, "Prompt text")->required();
+  app.add_option("-n,--n-predict", a->n_predict, "Tokens to generate (-1 = until end or context full)")
+      ->capture_default_str();
+  app.add_option("-c,--ctx-size", a->n_ctx, "Context length (0 = the model's)")->capture_default_str();
+  app.add_option("-t,--threads", a->threads, "Threads (0 = all cores)")->capture_default_str();
+  app.add_option("--stop", a->stop, "Stop when this text is generated (repeatable)");
+  app.add_flag("-q,--quiet", a->quiet, "Only warnings and errors on stderr");
+  add_sampling_options(app, a->sampling);
+  return [a] { return run_generate(*a); };
+});
+
+}  // namespace

@@ -1,0 +1,114 @@
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "util/error.h"
+#include "util/log.h"
+
+namespace warden::engine {
+
+Engine::Engine(const EngineOptions& o) : n_batch_(std::max<int64_t>(1, o.n_batch)) {
+  model_ = model::Model::load(o.model_path);
+  tokenizer_ = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::from_gguf(model_->file()));
+  const auto& c = model_->config();
+  if (int64_t(tokenizer_->size()) != c.n_vocab)
+    throw Error(o.model_path + ": the vocabulary has " + std::to_string(tokenizer_->size()) +
+                " tokens but the embedding has " + std::to_string(c.n_vocab) + " rows");
+  int64_t n_ctx = o.n_ctx > 0 ? o.n_ctx : c.n_ctx_train;
+  if (o.n_ctx > c.n_ctx_train)
+    log::warn("context " + std::to_string(o.n_ctx) + " is longer than the " + std::to_string(c.n_ctx_train) +
+              " tokens the model was trained with; quality may degrade past that");
+  pool_ = std::make_unique<ThreadPool>(o.threads > 0 ? o.threads : ThreadPool::default_threads());
+  cache_ = std::make_unique<model::KvCache>(c, n_ctx, o.n_seq);
+  forward_ = std::make_unique<model::Forward>(*model_, *pool_);
+  cached_.resize(size_t(std::max(1, o.n_seq)));
+}
+
+std::vector<float> Engine::prefill(int seq, const std::vector<int32_t>& tokens) {
+  if (tokens.empty()) throw Error("cannot evaluate an empty prompt");
+  if (int64_t(tokens.size()) > n_ctx())
+    throw Error("the prompt has " + std::to_string(tokens.size()) + " tokens, more than the context of " +
+                std::to_string(n_ctx()) + " (use -c)");
+  auto& cached = cached_.at(size_t(seq));
+  size_t keep = 0;
+  while (keep < cached.size() && keep < tokens.size() && cached[keep] == tokens[keep]) keep++;
+  keep = std::min(keep, tokens.size() - 1);  // the last token is evaluated for its logits
+  cache_->truncate(seq, int64_t(keep));
+  cached.resize(keep);
+
+  std::vector<float> logits;
+  for (size_t start = keep; start < tokens.size(); start += size_t(n_batch_)) {
+    size_t end = std::min(tokens.size(), start + size_t(n_batch_));
+    std::vector<model::BatchToken> batch;
+    for (size_t i = start; i < end; i++) batch.push_back({tokens[i], int64_t(i), seq, i + 1 == tokens.size()});
+    logits = forward_->run(batch, *cache_);
+    cached.insert(cached.end(), tokens.begin() + long(start), tokens.begin() + long(end));
+  }
+  return logits;
+}
+
+std::vector<float> Engine::step(int seq, int32_t token) {
+  auto& cached = cached_.at(size_t(seq));
+  std::vector<model::BatchToken> batch{{token, int64_t(cached.size()), seq, true}};
+  auto logits = forward_->run(batch, *cache_);
+  cached.push_back(token);
+  return logits;
+}
+
+GenerateResult generate(Engine& engine, int seq, const std::vector<int32_t>& prompt, const GenerateParams& params,
+                        const TextCallback& on_text) {
+  using clock = std::chrono::steady_clock;
+  GenerateResult result;
+  result.prompt_tokens = int64_t(prompt.size());
+  const auto& tok = engine.tokenizer();
+  sample::Sampler sampler(params.sampling, int(tok.size()));
+  for (int32_t t : prompt) sampler.accept(t);
+  sample::StopMatcher stops(params.stop);
+  tokenizer::StreamDecoder decoder(tok);
+
+  auto t0 = clock::now();
+  std::vector<float> logits = engine.prefill(seq, prompt);
+  auto t1 = clock::now();
+  result.prompt_seconds = std::chrono::duration<double>(t1 - t0).count();
+
+  auto emit = [&](const std::string& text) {
+    if (text.empty()) return true;
+    result.text += text;
+    return on_text ? on_text(text) : true;
+  };
+
+  int64_t pos = int64_t(prompt.size());
+  result.finish = FinishReason::Length;
+  for (int64_t n = 0; params.max_tokens < 0 || n < params.max_tokens; n++) {
+    int32_t token = sampler.sample(logits);
+    sampler.accept(token);
+    if (tok.is_end_of_generation(token)) {
+      result.finish = FinishReason::Stop;
+      break;
+    }
+    result.tokens.push_back(token);
+    auto r = stops.feed(decoder.push(token));
+    if (!emit(r.emit)) {
+      result.finish = FinishReason::Cancelled;
+      break;
+    }
+    if (r.stopped) {
+      result.finish = FinishReason::Stop;
+      break;
+    }
+    if (pos >= engine.n_ctx()) break;  // context full
+    if (params.max_tokens >= 0 && n + 1 >= params.max_tokens) break;
+    logits = engine.step(seq, token);
+    pos++;
+  }
+  if (result.finish != FinishReason::Cancelled) {
+    auto r = stops.feed(decoder.flush());
+    emit(r.emit);
+    if (!r.stopped) emit(stops.flush());
+  }
+  result.generate_seconds = std::chrono::duration<double>(clock::now() - t1).count();
+  return result;
+}
+
+}  // namespace warden::engine

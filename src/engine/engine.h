@@ -1,0 +1,84 @@
+#pragma once
+// The in-process engine: a model, its tokenizer, a KV cache and a thread
+// pool, plus the generation loop (prompt prefill with prefix reuse, sampling,
+// stop strings, streaming UTF-8 output). Knows nothing of agents or servers.
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "model/forward.h"
+#include "model/kv_cache.h"
+#include "model/model.h"
+#include "sample/sampler.h"
+#include "sample/stop_matcher.h"
+#include "tokenizer/tokenizer.h"
+#include "util/thread_pool.h"
+
+namespace warden::engine {
+
+struct EngineOptions {
+  std::string model_path;
+  int64_t n_ctx = 0;    // 0: the file's context length
+  int threads = 0;      // 0: all cores
+  int n_seq = 1;        // independent sequences (server slots)
+  int64_t n_batch = 512;  // prompt tokens evaluated per forward pass
+};
+
+class Engine {
+ public:
+  explicit Engine(const EngineOptions& options);
+
+  const model::Model& model() const { return *model_; }
+  const tokenizer::Tokenizer& tokenizer() const { return *tokenizer_; }
+  model::KvCache& cache() { return *cache_; }
+  model::Forward& forward() { return *forward_; }
+  ThreadPool& pool() { return *pool_; }
+  int64_t n_ctx() const { return cache_->n_ctx(); }
+  int64_t n_batch() const { return n_batch_; }
+
+  // Makes sequence `seq` hold exactly `tokens`: keeps the longest cached
+  // prefix, evaluates the rest in batches, and returns the logits after the
+  // last token. At least the last token is always re-evaluated.
+  std::vector<float> prefill(int seq, const std::vector<int32_t>& tokens);
+  // Evaluates one more token of `seq`; returns its logits.
+  std::vector<float> step(int seq, int32_t token);
+  // Tokens currently cached for a sequence.
+  const std::vector<int32_t>& cached_tokens(int seq) const { return cached_[size_t(seq)]; }
+
+ private:
+  std::unique_ptr<model::Model> model_;
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<model::KvCache> cache_;
+  std::unique_ptr<model::Forward> forward_;
+  std::vector<std::vector<int32_t>> cached_;
+  int64_t n_batch_;
+};
+
+struct GenerateParams {
+  sample::SamplerParams sampling;
+  int64_t max_tokens = -1;  // -1: until end of generation or the context is full
+  std::vector<std::string> stop;
+};
+
+enum class FinishReason { Stop, Length, Cancelled };
+
+struct GenerateResult {
+  std::string text;
+  std::vector<int32_t> tokens;
+  FinishReason finish = FinishReason::Stop;
+  int64_t prompt_tokens = 0;
+  double prompt_seconds = 0;
+  double generate_seconds = 0;
+};
+
+// Called with each piece of complete UTF-8 text as it is produced; return
+// false to cancel.
+using TextCallback = std::function<bool(std::string_view)>;
+
+GenerateResult generate(Engine& engine, int seq, const std::vector<int32_t>& prompt, const GenerateParams& params,
+                        const TextCallback& on_text = {});
+
+}  // namespace warden::engine

@@ -1,0 +1,46 @@
+#pragma once
+// The forward pass of a decoder-only transformer over a batch of tokens that
+// may belong to several independent sequences (continuous batching). Each
+// token attends to the cached positions of its own sequence up to its own
+// position, so a prefill of N tokens in one batch computes exactly what N
+// single-token steps compute.
+#include <cstdint>
+#include <vector>
+
+#include "model/kv_cache.h"
+#include "model/model.h"
+#include "util/thread_pool.h"
+
+namespace warden::model {
+
+struct BatchToken {
+  int32_t token = 0;
+  int64_t pos = 0;
+  int seq = 0;
+  bool want_logits = false;
+};
+
+class Forward {
+ public:
+  Forward(const Model& model, ThreadPool& pool) : model_(model), pool_(pool) {}
+
+  // Runs the batch, writing keys/values into `cache`; returns one row of
+  // n_vocab logits per token with want_logits, in batch order. Positions of a
+  // sequence must continue its cached length (pos == cache.length(seq) for the
+  // sequence's first token in the batch, then consecutive).
+  std::vector<float> run(const std::vector<BatchToken>& batch, KvCache& cache);
+
+ private:
+  void attention_layer(const Layer& layer, int64_t il, const std::vector<BatchToken>& batch, KvCache& cache);
+  void ffn_layer(const Layer& layer, int64_t T);
+  void dense_ffn(const Layer& layer, int64_t T);
+  void moe_ffn(const Layer& layer, int64_t T);
+  void attend(int64_t il, const BatchToken& bt, const float* q, float* out, const KvCache& cache) const;
+
+  const Model& model_;
+  ThreadPool& pool_;
+  // Activations for the current batch, [T][width] row-major.
+  std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, ffn_out_;
+};
+
+}  // namespace warden::model

@@ -1,0 +1,122 @@
+#include "model/model.h"
+
+#include "model/arch.h"
+#include "tensor/quant.h"
+#include "util/error.h"
+
+namespace warden::model {
+namespace {
+
+class Loader {
+ public:
+  Loader(const gguf::File& f) : f_(f) {}
+
+  Matrix matrix(const std::string& name, int64_t cols, int64_t rows, int64_t slices = 1) const {
+    const gguf::TensorInfo* t = f_.find_tensor(name);
+    if (!t) throw Error(f_.path() + ": missing tensor " + name);
+    std::vector<int64_t> want{cols, rows};
+    if (slices > 1) want.push_back(slices);
+    if (t->dims != want)
+      throw Error(f_.path() + ": tensor " + name + " has shape " + shape(t->dims) + ", expected " + shape(want));
+    if (!tensor::can_compute(t->type))
+      throw Error(f_.path() + ": tensor " + name + " has type " + std::string(gguf::type_name(t->type)) +
+                  ", which cannot be computed");
+    Matrix m;
+    m.type = t->type;
+    m.data = f_.view(*t).data;
+    m.cols = cols;
+    m.rows = rows;
+    m.slices = slices;
+    m.row_bytes = gguf::row_bytes(t->type, cols);
+    return m;
+  }
+
+  std::optional<Matrix> optional_matrix(const std::string& name, int64_t cols, int64_t rows) const {
+    if (!f_.find_tensor(name)) return std::nullopt;
+    return matrix(name, cols, rows);
+  }
+
+  std::vector<float> vector(const std::string& name, int64_t n) const {
+    const gguf::TensorInfo* t = f_.find_tensor(name);
+    if (!t) throw Error(f_.path() + ": missing tensor " + name);
+    if (t->dims != std::vector<int64_t>{n})
+      throw Error(f_.path() + ": tensor " + name + " has shape " + shape(t->dims) + ", expected " + std::to_string(n));
+    if (!tensor::can_compute(t->type))
+      throw Error(f_.path() + ": tensor " + name + " has unsupported type " + std::string(gguf::type_name(t->type)));
+    std::vector<float> out(static_cast<size_t>(n));
+    tensor::dequantize_row(t->type, f_.view(*t).data, out.data(), n);
+    return out;
+  }
+
+ private:
+  static std::string shape(const std::vector<int64_t>& d) {
+    std::string s = "[";
+    for (size_t i = 0; i < d.size(); i++) s += (i ? ", " : "") + std::to_string(d[i]);
+    return s + "]";
+  }
+  const gguf::File& f_;
+};
+
+Config read_config(const gguf::File& f) {
+  Config c;
+  c.arch = f.get_string("general.architecture");
+  if (c.arch.empty()) throw Error(f.path() + ": missing metadata key general.architecture");
+  const Architecture* arch = find_architecture(c.arch);
+  if (!arch) throw Error(f.path() + ": architecture '" + c.arch + "' is not supported (llama, qwen2, qwen3, qwen3moe are)");
+  read_common_hparams(f, c);
+  arch->configure(f, c);
+  const gguf::TensorInfo* embd = f.find_tensor("token_embd.weight");
+  if (!embd || embd->dims.size() != 2) throw Error(f.path() + ": missing or malformed tensor token_embd.weight");
+  c.n_vocab = embd->dims[1];
+  return c;
+}
+
+}  // namespace
+
+std::unique_ptr<Model> Model::load(const std::string& path) {
+  auto m = std::unique_ptr<Model>(new Model());
+  m->file_ = std::make_unique<gguf::File>(path);
+  const gguf::File& f = *m->file_;
+  m->config_ = read_config(f);
+  const Config& c = m->config_;
+  Loader load(f);
+
+  m->token_embd = load.matrix("token_embd.weight", c.n_embd, c.n_vocab);
+  m->output = load.optional_matrix("output.weight", c.n_embd, c.n_vocab).value_or(m->token_embd);
+  m->output_norm = load.vector("output_norm.weight", c.n_embd);
+  if (f.find_tensor("rope_freqs.weight")) m->rope_freqs = load.vector("rope_freqs.weight", c.rope_dim / 2);
+
+  for (int64_t i = 0; i < c.n_layer; i++) {
+    const std::string p = "blk." + std::to_string(i) + ".";
+    Layer l;
+    l.attn_norm = load.vector(p + "attn_norm.weight", c.n_embd);
+    l.ffn_norm = load.vector(p + "ffn_norm.weight", c.n_embd);
+    l.wq = load.matrix(p + "attn_q.weight", c.n_embd, c.q_dim());
+    l.wk = load.matrix(p + "attn_k.weight", c.n_embd, c.kv_dim());
+    l.wv = load.matrix(p + "attn_v.weight", c.n_embd, c.v_dim());
+    l.wo = load.matrix(p + "attn_output.weight", c.n_head * c.head_dim_v, c.n_embd);
+    if (c.qkv_bias) {
+      l.bq = load.vector(p + "attn_q.bias", c.q_dim());
+      l.bk = load.vector(p + "attn_k.bias", c.kv_dim());
+      l.bv = load.vector(p + "attn_v.bias", c.v_dim());
+    }
+    if (c.qk_norm) {
+      l.q_norm = load.vector(p + "attn_q_norm.weight", c.head_dim);
+      l.k_norm = load.vector(p + "attn_k_norm.weight", c.head_dim);
+    }
+    if (c.n_expert > 0) {
+      l.router = load.matrix(p + "ffn_gate_inp.weight", c.n_embd, c.n_expert);
+      l.gate_exps = load.matrix(p + "ffn_gate_exps.weight", c.n_embd, c.n_ff_expert, c.n_expert);
+      l.up_exps = load.matrix(p + "ffn_up_exps.weight", c.n_embd, c.n_ff_expert, c.n_expert);
+      l.down_exps = load.matrix(p + "ffn_down_exps.weight", c.n_ff_expert, c.n_embd, c.n_expert);
+    } else {
+      l.ffn_gate = load.matrix(p + "ffn_gate.weight", c.n_embd, c.n_ff);
+      l.ffn_up = load.matrix(p + "ffn_up.weight", c.n_embd, c.n_ff);
+      l.ffn_down = load.matrix(p + "ffn_down.weight", c.n_ff, c.n_embd);
+    }
+    m->layers.push_back(std::move(l));
+  }
+  return m;
+}
+
+}  // namespace warden::model

@@ -1,0 +1,59 @@
+#pragma once
+// A loaded model: its configuration and views of its weights, which stay in
+// the memory-mapped GGUF file (only 1-D tensors such as norms and biases are
+// copied out, as f32).
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gguf/gguf.h"
+#include "model/config.h"
+
+namespace warden::model {
+
+// A weight matrix of `rows` rows of `cols` elements each, possibly a stack of
+// `slices` such matrices (the experts of a MoE layer).
+struct Matrix {
+  gguf::TensorType type = gguf::TensorType::F32;
+  const uint8_t* data = nullptr;
+  int64_t cols = 0;
+  int64_t rows = 0;
+  int64_t slices = 1;
+  size_t row_bytes = 0;
+
+  explicit operator bool() const { return data != nullptr; }
+  const uint8_t* row(int64_t r, int64_t slice = 0) const {
+    return data + (size_t(slice) * size_t(rows) + size_t(r)) * row_bytes;
+  }
+};
+
+struct Layer {
+  std::vector<float> attn_norm, ffn_norm;
+  std::vector<float> q_norm, k_norm;  // qwen3: per-head RMSNorm weights
+  std::vector<float> bq, bk, bv;      // qwen2: projection biases
+  Matrix wq, wk, wv, wo;
+  Matrix ffn_gate, ffn_up, ffn_down;            // dense FFN
+  Matrix router, gate_exps, up_exps, down_exps;  // MoE FFN
+};
+
+class Model {
+ public:
+  // Loads and validates `path`: every tensor the architecture needs must be
+  // present with the right shape. Throws warden::Error naming the problem.
+  static std::unique_ptr<Model> load(const std::string& path);
+
+  const Config& config() const { return config_; }
+  const gguf::File& file() const { return *file_; }
+
+  Matrix token_embd;
+  Matrix output;  // token_embd when the output projection is tied
+  std::vector<float> output_norm;
+  std::vector<float> rope_freqs;  // llama3 frequency factors, empty if none
+  std::vector<Layer> layers;
+
+ private:
+  std::unique_ptr<gguf::File> file_;
+  Config config_;
+};
+
+}  // namespace warden::model

@@ -1,0 +1,25 @@
+#pragma once
+// The numeric building blocks of the forward pass, on f32 activations.
+#include <cstdint>
+#include <vector>
+
+#include "model/config.h"
+#include "model/model.h"
+#include "util/thread_pool.h"
+
+namespace warden::model {
+
+// y[t][r] = dot(w.row(r, slice), x[t]) for T input rows of w.cols values.
+// The activation rows are first converted to the weight type's dot-product
+// format (e.g. Q8_0, Q8_K) once, then rows of w are split across threads.
+void matmul(const Matrix& w, int64_t slice, const float* x, int64_t T, float* y, ThreadPool& pool);
+
+// out = x / rms(x) * weight, over n values (accumulated in double, as ggml does).
+void rms_norm(const float* x, const float* weight, float* out, int64_t n, float eps);
+
+// Rotates the first rope_dim values of one head at position pos.
+void rope(float* head, int64_t pos, const Config& c, const std::vector<float>& freq_factors);
+
+float silu(float x);
+
+}  // namespace warden::model

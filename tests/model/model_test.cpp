@@ -1,0 +1,169 @@
+// Engine correctness: the real trained tiny model reproduces its reference
+// output exactly; for each architecture, batched prefill matches token-by-token
+// decoding; F32 and Q8_0 versions of a peaked random model agree.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+
+#include "common/test_env.h"
+#include "engine/engine.h"
+#include "model/forward.h"
+#include "model/model.h"
+#include "util/error.h"
+
+namespace warden {
+namespace {
+
+// The expected story: the fenced block of ../shared/models/README.md.
+std::string expected_story() {
+  std::string readme = test::read_file(test::shared_path("models/README.md"));
+  size_t open = readme.find("```\n");
+  size_t close = readme.find("```", open + 4);
+  if (open == std::string::npos || close == std::string::npos) throw std::runtime_error("no fenced block");
+  return readme.substr(open + 4, close - open - 4);
+}
+
+TEST(Stories260K, GreedyOutputMatchesTheReferenceExactly) {
+  auto r = test::run_warden({"generate", "-m", test::shared_path("models/stories260K.gguf"), "-p", "", "-n", "256",
+                             "-c", "512", "--temp", "0"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, expected_story());
+  // Asking for more context than the file declares is allowed, with a warning.
+  EXPECT_NE(r.err.find("longer than the 128 tokens"), std::string::npos) << r.err;
+}
+
+TEST(Stories260K, SameOutputWithOneThreadAndInTheLibrary) {
+  engine::EngineOptions o;
+  o.model_path = test::shared_path("models/stories260K.gguf");
+  o.n_ctx = 512;
+  o.threads = 1;
+  engine::Engine e(o);
+  engine::GenerateParams p;
+  p.sampling.temperature = 0;
+  p.max_tokens = 256;
+  auto result = e.tokenizer().encode("", true, false);
+  ASSERT_EQ(result.size(), 1u);  // BOS alone
+  auto out = engine::generate(e, 0, result, p);
+  EXPECT_EQ(out.text + "\n", expected_story());  // the CLI adds the final newline
+  EXPECT_EQ(out.tokens.size(), 256u);
+}
+
+TEST(Stories260K, ContextOverflowIsAClearError) {
+  auto r = test::run_warden({"generate", "-m", test::shared_path("models/stories260K.gguf"), "-p", "Once upon a time",
+                             "-n", "10", "-c", "3", "--temp", "0"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("context"), std::string::npos) << r.err;
+}
+
+TEST(Generate, BadArgumentsAndFiles) {
+  auto r = test::run_warden({"generate", "-p", "x"});
+  EXPECT_EQ(r.exit_code, 2);
+  r = test::run_warden({"generate", "-m", "/nonexistent.gguf", "-p", "x"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("/nonexistent.gguf"), std::string::npos);
+  std::string junk = test::make_temp_dir() + "/junk.gguf";
+  test::write_file(junk, "this is not a model");
+  r = test::run_warden({"generate", "-m", junk, "-p", "x"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("not a GGUF file"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;  // one line
+  r = test::run_warden({"generate", "-m", test::shared_path("models/stories260K.gguf"), "-p", "x", "--temp", "abc"});
+  EXPECT_EQ(r.exit_code, 2);
+}
+
+// A tiny random model of the given preset, written once per test process.
+std::string tiny_model(const std::string& preset, const std::string& type, bool peaked = false) {
+  std::string path = test::temp_root() + "/" + preset + "-" + type + (peaked ? "-peaked" : "") + ".gguf";
+  if (!std::ifstream(path).good()) {
+    std::vector<std::string> args{"make-model", "--preset", preset, "--type", type, "--seed", "7"};
+    if (peaked) args.push_back("--peaked");
+    args.push_back(path);
+    auto r = test::run_warden(args);
+    if (r.exit_code != 0) throw std::runtime_error("make-model failed: " + r.err);
+  }
+  return path;
+}
+
+class PerArchitecture : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(PerArchitecture, BatchedPrefillEqualsSingleSteps) {
+  auto model = model::Model::load(tiny_model(GetParam(), "f32"));
+  const auto& c = model->config();
+  ThreadPool pool(2);
+  model::Forward fwd(*model, pool);
+  std::vector<int32_t> tokens;
+  for (int i = 0; i < 24; i++) tokens.push_back(int32_t((i * 7919 + 13) % c.n_vocab));
+
+  model::KvCache batched_cache(c, 64, 1);
+  std::vector<model::BatchToken> batch;
+  for (size_t i = 0; i < tokens.size(); i++) batch.push_back({tokens[i], int64_t(i), 0, true});
+  std::vector<float> batched = fwd.run(batch, batched_cache);
+
+  model::KvCache step_cache(c, 64, 1);
+  for (size_t i = 0; i < tokens.size(); i++) {
+    std::vector<float> one = fwd.run({{tokens[i], int64_t(i), 0, true}}, step_cache);
+    ASSERT_EQ(one.size(), size_t(c.n_vocab));
+    float max_diff = 0, max_abs = 0;
+    for (int64_t v = 0; v < c.n_vocab; v++) {
+      max_diff = std::max(max_diff, std::fabs(one[size_t(v)] - batched[i * size_t(c.n_vocab) + size_t(v)]));
+      max_abs = std::max(max_abs, std::fabs(one[size_t(v)]));
+    }
+    EXPECT_LE(max_diff, 1e-4f * std::max(1.0f, max_abs)) << "token " << i;
+  }
+}
+
+TEST_P(PerArchitecture, TwoSequencesInOneBatchMatchSeparateRuns) {
+  auto model = model::Model::load(tiny_model(GetParam(), "f32"));
+  const auto& c = model->config();
+  ThreadPool pool(2);
+  model::Forward fwd(*model, pool);
+  std::vector<int32_t> a{1, 5, 9, 13}, b{2, 4, 8};
+  model::KvCache both(c, 16, 2);
+  std::vector<model::BatchToken> batch;
+  for (size_t i = 0; i < a.size(); i++) batch.push_back({a[i], int64_t(i), 0, i + 1 == a.size()});
+  for (size_t i = 0; i < b.size(); i++) batch.push_back({b[i], int64_t(i), 1, i + 1 == b.size()});
+  auto mixed = fwd.run(batch, both);
+  ASSERT_EQ(mixed.size(), 2 * size_t(c.n_vocab));
+  for (int s = 0; s < 2; s++) {
+    const auto& seq = s == 0 ? a : b;
+    model::KvCache alone(c, 16, 1);
+    std::vector<model::BatchToken> single;
+    for (size_t i = 0; i < seq.size(); i++) single.push_back({seq[i], int64_t(i), 0, i + 1 == seq.size()});
+    auto ref = fwd.run(single, alone);
+    for (int64_t v = 0; v < c.n_vocab; v++)
+      EXPECT_NEAR(ref[size_t(v)], mixed[size_t(s) * size_t(c.n_vocab) + size_t(v)], 1e-4f);
+  }
+}
+
+std::vector<int32_t> greedy_tokens(const std::string& path, int n) {
+  engine::EngineOptions o;
+  o.model_path = path;
+  o.n_ctx = 128;
+  o.threads = 2;
+  engine::Engine e(o);
+  engine::GenerateParams p;
+  p.sampling.temperature = 0;
+  p.max_tokens = n;
+  auto prompt = e.tokenizer().encode("Hello world, this is a test", e.tokenizer().add_bos(), false);
+  return engine::generate(e, 0, prompt, p).tokens;
+}
+
+TEST_P(PerArchitecture, F32AndQ8_0OfAPeakedModelAgreeOnGreedyTokens) {
+  auto f32 = greedy_tokens(tiny_model(GetParam(), "f32", true), 32);
+  auto q8 = greedy_tokens(tiny_model(GetParam(), "q8_0", true), 32);
+  EXPECT_GE(f32.size(), 8u);
+  EXPECT_EQ(f32, q8);
+}
+
+INSTANTIATE_TEST_SUITE_P(Tiny, PerArchitecture,
+                         ::testing::Values("tiny-llama", "tiny-qwen2", "tiny-qwen3", "tiny-qwen3moe"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (auto& ch : n)
+                             if (ch == '-') ch = '_';
+                           return n;
+                         });
+
+}  // namespace
+}  // namespace warden
