@@ -66,6 +66,7 @@ GenerateResult generate(Engine& engine, int seq, const std::vector<int32_t>& pro
   for (int32_t t : prompt) sampler.accept(t);
   sample::StopMatcher stops(params.stop);
   tokenizer::StreamDecoder decoder(tok);
+  decoder.continue_after(prompt);  // so the first piece keeps its leading space after a prompt
 
   auto t0 = clock::now();
   std::vector<float> logits = engine.prefill(seq, prompt);

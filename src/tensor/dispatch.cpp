@@ -1,0 +1,128 @@
+// quant.h's entry points: validate once, then call the active kernel table.
+#include <cmath>
+#include <string>
+
+#include "tensor/blocks.h"
+#include "tensor/kernels.h"
+#include "tensor/quant.h"
+#include "util/error.h"
+
+namespace warden::tensor {
+namespace {
+
+using gguf::TensorType;
+
+// Our structs must be exactly the sizes the file format (gguf::type_info) says.
+template <typename Block>
+void check_block_size(TensorType t, int elements) {
+  const auto info = gguf::type_info(t);
+  if (!info || info->type_size != sizeof(Block) || info->block_size != uint32_t(elements))
+    throw Error("internal: block layout of " + std::string(gguf::type_name(t)) +
+                " disagrees with gguf::type_info");
+}
+
+void check_all_block_sizes() {
+  check_block_size<float>(TensorType::F32, 1);
+  check_block_size<uint16_t>(TensorType::F16, 1);
+  check_block_size<uint16_t>(TensorType::BF16, 1);
+  check_block_size<block_q4_0>(TensorType::Q4_0, kQK);
+  check_block_size<block_q4_1>(TensorType::Q4_1, kQK);
+  check_block_size<block_q5_0>(TensorType::Q5_0, kQK);
+  check_block_size<block_q5_1>(TensorType::Q5_1, kQK);
+  check_block_size<block_q8_0>(TensorType::Q8_0, kQK);
+  check_block_size<block_q8_1>(TensorType::Q8_1, kQK);
+  check_block_size<block_q2_k>(TensorType::Q2_K, kQK_K);
+  check_block_size<block_q3_k>(TensorType::Q3_K, kQK_K);
+  check_block_size<block_q4_k>(TensorType::Q4_K, kQK_K);
+  check_block_size<block_q5_k>(TensorType::Q5_K, kQK_K);
+  check_block_size<block_q6_k>(TensorType::Q6_K, kQK_K);
+  check_block_size<block_q8_k>(TensorType::Q8_K, kQK_K);
+}
+
+KernelTable build_scalar_table() {
+  check_all_block_sizes();
+  KernelTable table;
+  table.name = "scalar";
+  add_float_kernels(table);
+  add_legacy_kernels(table);
+  add_k_kernels(table);
+  return table;
+}
+
+// The single place where a faster kernel set is chosen (see kernels.h).
+const KernelTable& select_kernels() { return scalar_kernels(); }
+
+std::string describe(TensorType t) {
+  const auto info = gguf::type_info(t);
+  return info ? std::string(info->name) : "type id " + std::to_string(uint32_t(t));
+}
+
+const TypeKernels& kernels_or_throw(TensorType t, const char* what) {
+  const TypeKernels* k = active_kernels().find(t);
+  if (!k || !k->dequantize) throw Error(std::string(what) + ": tensor type " + describe(t) + " is not supported");
+  return *k;
+}
+
+void check_row_length(TensorType t, int64_t n, const char* what) {
+  const auto info = gguf::type_info(t);
+  if (n < 0 || !info || n % info->block_size != 0)
+    throw Error(std::string(what) + ": row of " + std::to_string(n) + " elements is not a multiple of the " +
+                describe(t) + " block size " + (info ? std::to_string(info->block_size) : std::string("?")));
+}
+
+}  // namespace
+
+const KernelTable& scalar_kernels() {
+  static const KernelTable table = build_scalar_table();
+  return table;
+}
+
+const KernelTable& active_kernels() {
+  static const KernelTable& table = select_kernels();
+  return table;
+}
+
+const char* kernel_set_name() { return active_kernels().name; }
+
+bool can_convert(TensorType t) {
+  const TypeKernels* k = active_kernels().find(t);
+  return k && k->dequantize && k->quantize;
+}
+
+bool can_compute(TensorType t) {
+  const TypeKernels* k = active_kernels().find(t);
+  return k && k->dequantize && k->vec_dot;
+}
+
+void dequantize_row(TensorType t, const void* src, float* dst, int64_t n) {
+  const TypeKernels& k = kernels_or_throw(t, "dequantize");
+  check_row_length(t, n, "dequantize");
+  if (n > 0) k.dequantize(src, dst, n);
+}
+
+void quantize_row(TensorType t, const float* src, void* dst, int64_t n) {
+  const TypeKernels& k = kernels_or_throw(t, "quantize");
+  check_row_length(t, n, "quantize");
+  if (n > 0) k.quantize(src, dst, n);
+}
+
+int64_t first_non_finite(const float* src, int64_t n) {
+  for (int64_t i = 0; i < n; i++)
+    if (!std::isfinite(src[i])) return i;
+  return -1;
+}
+
+TensorType vec_dot_type(TensorType t) {
+  const TypeKernels& k = kernels_or_throw(t, "vec_dot");
+  if (!k.vec_dot) throw Error("vec_dot: tensor type " + describe(t) + " is an activation type, not a weight type");
+  return k.dot_type;
+}
+
+float vec_dot(TensorType t, const void* x, const void* y, int64_t n) {
+  const TypeKernels& k = kernels_or_throw(t, "vec_dot");
+  if (!k.vec_dot) throw Error("vec_dot: tensor type " + describe(t) + " is an activation type, not a weight type");
+  check_row_length(t, n, "vec_dot");
+  return n > 0 ? k.vec_dot(x, y, n) : 0.0f;
+}
+
+}  // namespace warden::tensor

@@ -1,0 +1,52 @@
+#pragma once
+// The per-type kernel table behind quant.h. Callers never see it: quant.h's
+// functions validate their arguments once and jump through the active table.
+//
+// Adding a SIMD kernel set (issue 6): write e.g. kernels_avx2.cpp compiled
+// with -mavx2 -mfma -mf16c, build its table by copying scalar_kernels() and
+// overriding the entries it speeds up, and make select_kernels() in
+// dispatch.cpp return it when the CPU reports the features at run time.
+// Tests can compare any table's entries against scalar_kernels().
+#include <array>
+#include <cstdint>
+
+#include "gguf/types.h"
+
+namespace warden::tensor {
+
+// n is a positive multiple of the type's block size (checked by the caller).
+using DequantizeFn = void (*)(const void* src, float* dst, int64_t n);
+using QuantizeFn = void (*)(const float* src, void* dst, int64_t n);
+using VecDotFn = float (*)(const void* x, const void* y, int64_t n);
+
+struct TypeKernels {
+  DequantizeFn dequantize = nullptr;
+  QuantizeFn quantize = nullptr;
+  VecDotFn vec_dot = nullptr;  // null for types that are never weights
+  gguf::TensorType dot_type = gguf::TensorType::F32;  // y's type in vec_dot
+};
+
+// Indexed by the numeric type id; ids beyond the table have no kernels.
+constexpr size_t kMaxTypeId = 32;
+
+struct KernelTable {
+  const char* name = "";
+  std::array<TypeKernels, kMaxTypeId> by_type{};
+
+  const TypeKernels* find(gguf::TensorType t) const {
+    const auto id = static_cast<uint32_t>(t);
+    return id < kMaxTypeId ? &by_type[id] : nullptr;
+  }
+};
+
+// The portable reference kernels; every other table must agree with it.
+const KernelTable& scalar_kernels();
+// The table quant.h uses, chosen once on first use.
+const KernelTable& active_kernels();
+
+// Registration helpers used to build the scalar table (one per source file).
+void add_float_kernels(KernelTable& table);   // F32, F16, BF16
+void add_legacy_kernels(KernelTable& table);  // Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q8_1
+void add_k_kernels(KernelTable& table);       // Q2_K..Q6_K, Q8_K
+
+}  // namespace warden::tensor

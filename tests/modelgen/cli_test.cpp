@@ -1,0 +1,62 @@
+// The make-model and quantize subcommands through the real binary: exit
+// codes, one-line errors, results on stdout.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "common/test_env.h"
+#include "gguf/gguf.h"
+
+namespace warden {
+namespace {
+
+using test::run_warden;
+
+int count_lines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+void expect_one_line_error(const test::RunResult& r, int code, const std::string& mentions) {
+  EXPECT_EQ(r.exit_code, code) << r.err;
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find(mentions), std::string::npos) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+}
+
+TEST(Cli, MakeModelAndQuantizeWork) {
+  const std::string dir = test::make_temp_dir("cli");
+  auto made = run_warden({"make-model", "--preset", "tiny-qwen2", "--type", "f32", "--seed", "5", dir + "/m.gguf"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  EXPECT_NE(made.out.find("tensors"), std::string::npos);
+  auto q = run_warden({"quantize", dir + "/m.gguf", dir + "/m-q8.gguf", "Q8_0"});
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  gguf::File f(dir + "/m-q8.gguf");
+  EXPECT_EQ(f.find_tensor("blk.0.attn_q.weight")->type, gguf::TensorType::Q8_0);
+  EXPECT_EQ(f.get_uint("warden.modelgen.seed", 0), 5u);
+}
+
+TEST(Cli, MakeModelBadArgumentsExitTwo) {
+  const std::string dir = test::make_temp_dir("cli");
+  expect_one_line_error(run_warden({"make-model", dir + "/x.gguf"}), 2, "--preset");
+  expect_one_line_error(run_warden({"make-model", "--preset", "gpt5", dir + "/x.gguf"}), 2, "gpt5");
+  expect_one_line_error(run_warden({"make-model", "--preset", "tiny-qwen3", "--type", "q7", dir + "/x.gguf"}), 2, "q7");
+  expect_one_line_error(run_warden({"make-model", "--preset", "tiny-qwen3", "--layers", "0", dir + "/x.gguf"}), 2,
+                        "--layers");
+  expect_one_line_error(run_warden({"make-model", "--preset", "tiny-qwen3"}), 2, "out");
+  EXPECT_FALSE(std::filesystem::exists(dir + "/x.gguf"));
+}
+
+TEST(Cli, QuantizeBadArgumentsExitTwoAndBadFilesExitOne) {
+  const std::string dir = test::make_temp_dir("cli");
+  expect_one_line_error(run_warden({"quantize", dir + "/in.gguf", dir + "/out.gguf"}), 2, "type");
+  expect_one_line_error(run_warden({"quantize", dir + "/in.gguf", dir + "/out.gguf", "q3_K_XL"}), 2, "q3_K_XL");
+  expect_one_line_error(run_warden({"quantize", dir + "/missing.gguf", dir + "/out.gguf", "q8_0"}), 1, "missing.gguf");
+  test::write_file(dir + "/junk.gguf", "this is not a gguf file at all, just text\n");
+  expect_one_line_error(run_warden({"quantize", dir + "/junk.gguf", dir + "/out.gguf", "q8_0"}), 1, "junk.gguf");
+  EXPECT_FALSE(std::filesystem::exists(dir + "/out.gguf"));
+}
+
+}  // namespace
+}  // namespace warden
