@@ -1,0 +1,132 @@
+#include "sandbox/seccomp_filter.h"
+
+#include <errno.h>
+#include <linux/sched.h>
+#include <seccomp.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <memory>
+#include <mutex>
+
+#include "util/error.h"
+
+namespace warden::sandbox {
+namespace {
+
+// Denied outright with EPERM: debugging other processes, changing mounts or
+// namespaces, kernel-wide state, and kernel interfaces with a history of
+// exploitable bugs that no tool needs.
+const char* const kDeniedSyscalls[] = {
+    "ptrace", "process_vm_readv", "process_vm_writev", "mount", "umount", "umount2",
+    "pivot_root", "chroot", "unshare", "setns", "fsopen", "fsconfig", "fsmount", "fspick",
+    "move_mount", "open_tree", "mount_setattr", "kexec_load", "kexec_file_load",
+    "init_module", "finit_module", "delete_module", "bpf", "perf_event_open", "keyctl",
+    "add_key", "request_key", "userfaultfd", "io_uring_setup", "io_uring_enter",
+    "io_uring_register", "open_by_handle_at", "name_to_handle_at", "acct", "swapon",
+    "swapoff", "reboot", "syslog", "quotactl", "iopl", "ioperm", "personality",
+    "lookup_dcookie", "vhangup", "uselib", "settimeofday", "clock_settime", "adjtimex",
+    "clock_adjtime", "sethostname", "setdomainname"};
+
+// Namespace flags a plain clone() may not carry (clone3 is refused with
+// ENOSYS so that libc falls back to clone, whose flags are visible here).
+const unsigned long kNamespaceFlags[] = {CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET,
+                                         CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWCGROUP};
+
+// Address families are small integers; everything up to this bound is
+// enumerated, anything above is refused by one range rule.
+constexpr int kFamilyBound = 64;
+
+struct CtxDeleter {
+  void operator()(scmp_filter_ctx c) const { seccomp_release(c); }
+};
+using Ctx = std::unique_ptr<void, CtxDeleter>;
+
+// One argument comparison, spelled out (the SCMP_Ax macros leave datum_b
+// to the compiler, which clang warns about).
+scmp_arg_cmp arg(unsigned index, scmp_compare op, scmp_datum_t a, scmp_datum_t b = 0) { return {index, op, a, b}; }
+
+void check(int rc, const std::string& what) {
+  if (rc < 0) throw Error("seccomp: cannot add rule for " + what + " (libseccomp error " + std::to_string(-rc) + ")");
+}
+
+void deny_socket_families(scmp_filter_ctx ctx, const SeccompOptions& o, const char* call) {
+  const int nr = seccomp_syscall_resolve_name(call);
+  for (int family = 0; family < kFamilyBound; family++) {
+    bool allowed = family == AF_UNIX || (o.allow_inet && (family == AF_INET || family == AF_INET6));
+    if (allowed) continue;
+    check(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), nr, 1, arg(0, SCMP_CMP_EQ, scmp_datum_t(family))), call);
+  }
+  check(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), nr, 1, arg(0, SCMP_CMP_GE, kFamilyBound)), call);
+}
+
+Ctx build(const SeccompOptions& o) {
+  Ctx ctx(seccomp_init(SCMP_ACT_ALLOW));
+  if (!ctx) throw Error("seccomp: libseccomp could not create a filter");
+  // Syscalls of another architecture (int 0x80, x32) are killed: the rules
+  // below are written for the native numbers only.
+  check(seccomp_attr_set(ctx.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS), "bad arch");
+  for (const char* name : kDeniedSyscalls) {
+    int nr = seccomp_syscall_resolve_name(name);
+    if (nr == __NR_SCMP_ERROR) continue;  // not on this architecture
+    check(seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EPERM), nr, 0), name);
+  }
+  check(seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0), "clone3");
+  for (unsigned long flag : kNamespaceFlags)
+    check(seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+                           arg(0, SCMP_CMP_MASKED_EQ, flag, flag)),
+          "clone");
+  // The request argument is an int: compare its low 32 bits only, so a value
+  // with garbage in the upper half cannot slip past.
+  for (unsigned long request : {(unsigned long)TIOCSTI, (unsigned long)TIOCLINUX})
+    check(seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
+                           arg(1, SCMP_CMP_MASKED_EQ, 0xffffffffUL, request)),
+          "ioctl");
+  deny_socket_families(ctx.get(), o, "socket");
+  deny_socket_families(ctx.get(), o, "socketpair");
+  return ctx;
+}
+
+// Compiles the filter through libseccomp's export into a memfd and reads
+// the program back.
+std::string compile(const SeccompOptions& options) {
+  Ctx ctx = build(options);
+  int fd = ::memfd_create("warden-seccomp", MFD_CLOEXEC);
+  if (fd < 0) throw Error("seccomp: memfd_create failed");
+  std::string out;
+  if (seccomp_export_bpf(ctx.get(), fd) == 0 && ::lseek(fd, 0, SEEK_SET) == 0) {
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, size_t(n));
+  }
+  ::close(fd);
+  if (out.empty()) throw Error("seccomp: cannot export the filter");
+  return out;
+}
+
+}  // namespace
+
+std::string build_seccomp_bpf(const SeccompOptions& options) {
+  // The program depends only on the options: compile each variant once.
+  static std::mutex mutex;
+  static std::string cache[2];
+  std::lock_guard lock(mutex);
+  std::string& slot = cache[options.allow_inet ? 1 : 0];
+  if (slot.empty()) slot = compile(options);
+  return slot;
+}
+
+int build_seccomp_fd(const SeccompOptions& options) {
+  const std::string program = build_seccomp_bpf(options);
+  int fd = ::memfd_create("warden-seccomp", MFD_CLOEXEC);
+  if (fd < 0 || ::write(fd, program.data(), program.size()) != ssize_t(program.size()) ||
+      ::lseek(fd, 0, SEEK_SET) != 0) {
+    if (fd >= 0) ::close(fd);
+    throw Error("seccomp: cannot prepare the filter for bwrap");
+  }
+  return fd;
+}
+
+}  // namespace warden::sandbox

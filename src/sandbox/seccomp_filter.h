@@ -1,0 +1,20 @@
+#pragma once
+// The seccomp filter every jailed command runs under, compiled to classic BPF
+// with libseccomp. bwrap installs it (--seccomp FD) right before it execs the
+// command, after its own setup is done.
+#include <string>
+
+namespace warden::sandbox {
+
+struct SeccompOptions {
+  bool allow_inet = false;  // AF_INET/AF_INET6 sockets (profiles with network)
+};
+
+// Returns a file descriptor (memfd, offset 0) holding the BPF program; the
+// caller owns it. Throws warden::Error when libseccomp cannot build it.
+int build_seccomp_fd(const SeccompOptions& options);
+
+// The program itself, for inspection and tests.
+std::string build_seccomp_bpf(const SeccompOptions& options);
+
+}  // namespace warden::sandbox

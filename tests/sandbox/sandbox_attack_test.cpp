@@ -1,0 +1,377 @@
+// Every attack from issue 3, each asserted to fail, and why.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+
+#include "sandbox/sandbox.h"
+#include "sandbox/sandbox_test_util.h"
+#include "sandbox/test_servers.h"
+#include "util/error.h"
+
+namespace warden::sandbox {
+namespace {
+
+using namespace test;
+namespace fs = std::filesystem;
+
+class JailAttack : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    key_ = plant_secrets();
+    ws_ = warden::test::make_temp_dir("ws");
+  }
+  void expect_no_secret(const SandboxResult& r) {
+    EXPECT_EQ(r.out.find(kSecret), std::string::npos) << r.out;
+    EXPECT_EQ(r.err.find(kSecret), std::string::npos) << r.err;
+  }
+  std::string key_, ws_;
+};
+
+TEST_F(JailAttack, CannotReadSshKeyOrWardenConfig) {
+  auto r = sh(test_profile("default", ws_),
+              "cat " + key_ + " " + paths::config_dir() + "/policy.toml " + paths::data_dir() +
+                  "/audit.log; cat ~/.ssh/id_ed25519; ls -a ~; echo done");
+  expect_no_secret(r);
+  EXPECT_NE(r.out.find("done"), std::string::npos);
+  EXPECT_NE(r.err.find("No such file"), std::string::npos);
+}
+
+TEST_F(JailAttack, HomeAsReadOnlyWorkspaceHasSecretsMasked) {
+  auto r = sh(test_profile("readonly", paths::home()),
+              "ls -la /workspace/.ssh; cat /workspace/.ssh/id_ed25519 /workspace/.config/warden/policy.toml "
+              "/workspace/.local/share/warden/audit.log; echo done");
+  expect_no_secret(r);
+  EXPECT_NE(r.out.find("done"), std::string::npos);
+}
+
+TEST_F(JailAttack, DeniedPathsCannotBeGranted) {
+  Profile ro = test_profile("default", ws_);
+  ro.readonly_binds = {paths::home() + "/.ssh"};
+  EXPECT_THROW(sh(ro, "true"), Error);
+  // Also not through a symlink to it.
+  fs::create_symlink(paths::home() + "/.ssh", ws_ + "/../ssh-link");
+  ro.readonly_binds = {ws_ + "/../ssh-link"};
+  EXPECT_THROW(sh(ro, "true"), Error);
+  // A writable workspace may not contain a denied path.
+  EXPECT_THROW(sh(test_profile("default", paths::home()), "true"), Error);
+  EXPECT_THROW(sh(test_profile("default", paths::config_dir()), "true"), Error);
+  EXPECT_THROW(sh(test_profile("default", "/"), "true"), Error);
+  EXPECT_THROW(sh(test_profile("default", ws_ + "/missing"), "true"), Error);
+}
+
+TEST_F(JailAttack, CannotWriteOutsideWorkspace) {
+  const std::string outside = warden::test::make_temp_dir("outside");
+  auto r = sh(test_profile("default", ws_),
+              "echo x > " + outside + "/pwned; echo x > /usr/pwned; echo x > /etc/pwned; echo x > /pwned; "
+              "echo x > ~/in-home; echo x > /tmp/in-tmp; echo ok");
+  EXPECT_FALSE(fs::exists(outside + "/pwned"));
+  EXPECT_NE(r.out.find("ok"), std::string::npos);
+  EXPECT_TRUE(fs::is_empty(outside));
+  // The private /tmp and $HOME were writable but are gone with the jail.
+  EXPECT_TRUE(fs::is_empty(ws_));
+}
+
+TEST_F(JailAttack, SymlinkAndHardLinkInWorkspaceDoNotEscape) {
+  fs::create_symlink(key_, ws_ + "/key-symlink");
+  fs::create_symlink(paths::home(), ws_ + "/home-symlink");
+  fs::create_hard_link(key_, ws_ + "/key-hardlink");
+  auto r = sh(test_profile("default", ws_),
+              "cat key-symlink; cat home-symlink/.ssh/id_ed25519; cat key-hardlink; ls -la; echo x >> key-hardlink; "
+              "echo done");
+  expect_no_secret(r);
+  EXPECT_NE(r.out.find("done"), std::string::npos);
+  EXPECT_EQ(warden::test::read_file(key_), kSecret + "\n");  // not modified through the hard link either
+}
+
+TEST_F(JailAttack, GitHooksAndConfigInWorkspaceAreMasked) {
+  warden::test::write_file(ws_ + "/.git/config", "[core]\n\trepositoryformatversion = 0\n# " + kSecret + "\n");
+  warden::test::write_file(ws_ + "/.git/hooks/pre-commit", "#!/bin/sh\necho hook\n");
+  auto r = sh(test_profile("default", ws_),
+              "cat .git/config; ls .git/hooks; echo evil > .git/hooks/post-checkout; echo x >> .git/config; echo done");
+  expect_no_secret(r);
+  EXPECT_NE(r.out.find("done"), std::string::npos);
+  EXPECT_FALSE(fs::exists(ws_ + "/.git/hooks/post-checkout"));
+  EXPECT_EQ(warden::test::read_file(ws_ + "/.git/config").find("x\n"), std::string::npos);
+}
+
+TEST_F(JailAttack, ProcShowsOnlyTheJail) {
+  const std::string host_pid = std::to_string(::getpid());
+  auto r = sh(test_profile("default", ws_),
+              "cat /proc/1/root" + key_ + "; ls /proc/" + host_pid + "; cat /proc/" + host_pid +
+                  "/environ; ls /proc | grep -c '^[0-9]'; echo done");
+  expect_no_secret(r);
+  EXPECT_NE(r.out.find("done"), std::string::npos);
+  EXPECT_EQ(r.out.find("HOME="), std::string::npos);
+  // Only the jail's own few processes are visible.
+  std::string count = r.out.substr(0, r.out.find("\ndone"));
+  count = count.substr(count.rfind('\n') + 1);
+  EXPECT_LT(std::stoi(count), 8) << r.out;
+}
+
+TEST_F(JailAttack, CapabilitiesDroppedAndNoNewPrivs) {
+  auto r = sh(test_profile("default", ws_), "grep -E '^(CapEff|CapPrm|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status");
+  EXPECT_NE(r.out.find("CapEff:\t0000000000000000"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("CapPrm:\t0000000000000000"), std::string::npos);
+  EXPECT_NE(r.out.find("CapBnd:\t0000000000000000"), std::string::npos);
+  EXPECT_NE(r.out.find("NoNewPrivs:\t1"), std::string::npos);
+  EXPECT_NE(r.out.find("Seccomp:\t2"), std::string::npos);
+}
+
+// Each denied syscall, called directly through ctypes, prints its errno.
+TEST_F(JailAttack, DeniedSyscallsFail) {
+  const std::string code = R"(
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+def call(name, nr, *args):
+    r = libc.syscall(nr, *args)
+    print(name, r, ctypes.get_errno())
+call("ptrace", 101, 0, 0, 0, 0)
+call("mount", 165, b"none", b"/tmp", b"tmpfs", 0, 0)
+call("unshare", 272, 0x10000000)
+call("setns", 308, 0, 0)
+call("clone_newuser", 56, 0x10000000 | 17, 0, 0, 0, 0)
+call("clone3", 435, 0, 0)
+call("io_uring_setup", 425, 1, 0)
+call("bpf", 321, 0, 0, 0)
+call("perf_event_open", 298, 0, 0, -1, -1, 0)
+call("keyctl", 250, 0, 0)
+call("userfaultfd", 323, 0)
+call("chroot", 161, b"/tmp")
+call("process_vm_readv", 310, 1, 0, 0, 0, 0, 0)
+call("init_module", 175, 0, 0, 0)
+call("kexec_load", 246, 0, 0, 0, 0)
+)";
+  auto r = py(test_profile("default", ws_), code);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* name : {"ptrace", "mount", "unshare", "setns", "clone_newuser", "bpf", "perf_event_open",
+                           "keyctl", "userfaultfd", "chroot", "process_vm_readv", "init_module", "kexec_load",
+                           "io_uring_setup"})
+    EXPECT_NE(r.out.find(std::string(name) + " -1 1\n"), std::string::npos) << name << "\n" << r.out;  // EPERM
+  EXPECT_NE(r.out.find("clone3 -1 38\n"), std::string::npos) << r.out;  // ENOSYS: libc falls back to clone
+}
+
+TEST_F(JailAttack, MountAndUnshareToolsFail) {
+  auto r = sh(test_profile("default", ws_),
+              "mount -t tmpfs none /tmp && echo MOUNTED; unshare -Ur true && echo UNSHARED; "
+              "unshare -n true && echo NETNS; echo done");
+  EXPECT_EQ(r.out.find("MOUNTED"), std::string::npos);
+  EXPECT_EQ(r.out.find("UNSHARED"), std::string::npos);
+  EXPECT_EQ(r.out.find("NETNS"), std::string::npos);
+  EXPECT_NE(r.out.find("done"), std::string::npos);
+}
+
+TEST_F(JailAttack, TiocstiInjectionRefused) {
+  // On a pty of its own, TIOCSTI would work without the filter.
+  auto r = py(test_profile("default", ws_), R"(
+import os, fcntl, termios
+m, s = os.openpty()
+try:
+    os.setsid()
+except OSError:
+    pass  # already a session leader (bwrap --new-session)
+fcntl.ioctl(s, termios.TIOCSCTTY, 0)  # make it our controlling tty: TIOCSTI's own precondition
+try:
+    fcntl.ioctl(s, termios.TIOCSTI, b"x")
+    print("INJECTED")
+except OSError as e:
+    print("refused", e.errno)
+)");
+  EXPECT_NE(r.out.find("refused 1"), std::string::npos) << r.out << r.err;
+}
+
+TEST_F(JailAttack, NoSocketsToTheHost) {
+  LoopbackServer tcp;
+  UdpCounter udp;
+  std::unique_ptr<LoopbackServer> abstract(LoopbackServer::abstract_unix("warden-test-" + std::to_string(::getpid())));
+  const std::string code = R"(
+import socket, sys
+port, uport, name = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+for fam, addr in ((socket.AF_INET, ("127.0.0.1", port)), (socket.AF_INET6, ("::1", port))):
+    try:
+        s = socket.socket(fam); s.settimeout(2); s.connect(addr); print("CONNECTED", addr)
+    except OSError as e: print("tcp refused", e.errno)
+try:
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.sendto(b"exfil", ("127.0.0.1", uport)); print("udp sent")
+except OSError as e: print("udp refused", e.errno)
+try:
+    a = socket.socket(socket.AF_UNIX); a.connect("\0" + name); print("CONNECTED abstract")
+except OSError as e: print("abstract refused", e.errno)
+for fam in (socket.AF_NETLINK, socket.AF_PACKET):
+    try:
+        socket.socket(fam, socket.SOCK_RAW); print("OPENED", fam)
+    except OSError as e: print("family refused", e.errno)
+try:
+    print("RESOLVED", socket.getaddrinfo("example.com", 80))
+except OSError as e: print("dns failed")
+)";
+  for (const char* profile : {"default", "network"}) {
+    auto r = run(test_profile(profile, ws_),
+                 {"python3", "-c", code, std::to_string(tcp.port()), std::to_string(udp.port()),
+                  "warden-test-" + std::to_string(::getpid())},
+                 "");
+    EXPECT_EQ(r.out.find("CONNECTED"), std::string::npos) << profile << r.out;
+    EXPECT_EQ(r.out.find("OPENED"), std::string::npos) << profile << r.out;
+    EXPECT_EQ(r.out.find("RESOLVED"), std::string::npos) << profile << r.out;
+    EXPECT_NE(r.out.find("abstract refused"), std::string::npos) << profile << r.out << r.err;
+    EXPECT_NE(r.out.find("dns failed"), std::string::npos) << profile << r.out << r.err;
+  }
+  EXPECT_EQ(tcp.connections(), 0);
+  EXPECT_EQ(abstract->connections(), 0);
+  EXPECT_EQ(udp.datagrams(), 0);
+}
+
+class JailNetworkAttack : public JailAttack {
+ protected:
+  Profile network_profile() {
+    Profile p = test_profile("network", ws_);
+    p.allowed_domains = {"allowed.test"};
+    p.private_destinations = {"allowed.test"};
+    return p;
+  }
+  RunOptions options() {
+    RunOptions o;
+    o.allowed_ports = {};
+    o.resolver = [](const std::string& host) {
+      std::vector<IpAddress> out;
+      if (host == "allowed.test" || host == "denied.test") out.push_back(*parse_ip_literal("127.0.0.1"));
+      return out;
+    };
+    return o;
+  }
+};
+
+TEST_F(JailNetworkAttack, UnlistedHostUnreachableThroughOrAroundTheProxy) {
+  LoopbackServer denied("DENIED-CONTENT\n");
+  const std::string p = std::to_string(denied.port());
+  const std::string script =
+      "curl -sS -m 5 http://denied.test:" + p + "/; "
+      "curl -sS -m 5 -p http://denied.test:" + p + "/; "
+      "curl -sS -m 5 http://127.0.0.1:" + p + "/; "
+      "curl -sS -m 5 --noproxy '*' http://127.0.0.1:" + p + "/; "
+      "wget -q -T 5 -t 1 -O - http://denied.test:" + p + "/; "
+      "wget -q -T 5 -t 1 --no-proxy -O - http://127.0.0.1:" + p + "/; "
+      "nc -w 3 127.0.0.1 " + p + " </dev/null; "
+      "nc -w 3 -X connect -x 127.0.0.1:3128 denied.test " + p + " </dev/null; "
+      "bash -c 'echo hi > /dev/tcp/127.0.0.1/" + p + "'; "
+      "bash -c 'echo hi > /dev/udp/127.0.0.1/53'; echo done";
+  auto r = sh(network_profile(), script, options());
+  EXPECT_EQ(r.out.find("DENIED-CONTENT"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("done"), std::string::npos) << r.err;
+  EXPECT_EQ(denied.connections(), 0);
+  // The proxy logged what it refused, and why.
+  ASSERT_FALSE(r.proxy_log.empty());
+  for (const auto& e : r.proxy_log) EXPECT_FALSE(e.allowed) << e.to_json();
+  bool saw_domain = false, saw_literal = false;
+  for (const auto& e : r.proxy_log) {
+    saw_domain |= e.host == "denied.test" && e.reason == "domain not in allowlist";
+    saw_literal |= e.host == "127.0.0.1" && e.reason.find("IP literal") != std::string::npos;
+  }
+  EXPECT_TRUE(saw_domain);
+  EXPECT_TRUE(saw_literal);
+}
+
+TEST_F(JailNetworkAttack, ConnectRelayedThroughAllowedHostStaysThere) {
+  LoopbackServer allowed("allowed\n"), denied("DENIED-CONTENT\n");
+  const std::string code = R"(
+import socket, sys
+ap, dp = sys.argv[1], sys.argv[2]
+s = socket.create_connection(("127.0.0.1", 3128), timeout=5)
+s.sendall(("CONNECT allowed.test:%s HTTP/1.1\r\n\r\n" % ap).encode())
+print(s.recv(1000))
+s.sendall(("CONNECT denied.test:%s HTTP/1.1\r\n\r\nGET http://denied.test:%s/ HTTP/1.1\r\n\r\n" % (dp, dp)).encode())
+data = b""
+while True:
+    d = s.recv(4096)
+    if not d: break
+    data += d
+print(data)
+)";
+  auto r = run(network_profile(), {"python3", "-c", code, std::to_string(allowed.port()), std::to_string(denied.port())},
+               "", options());
+  EXPECT_NE(r.out.find("200 Connection established"), std::string::npos) << r.out << r.err;
+  EXPECT_EQ(r.out.find("DENIED-CONTENT"), std::string::npos);
+  EXPECT_EQ(denied.connections(), 0);
+  ASSERT_EQ(allowed.requests().size(), 1u);
+  EXPECT_EQ(allowed.requests()[0].rfind("CONNECT denied.test", 0), 0u);
+}
+
+TEST_F(JailAttack, ForkBombIsBounded) {
+  Profile p = test_profile("default", ws_);
+  p.limits.max_processes = 16;
+  // Counting children until fork fails shows the bound itself.
+  auto count = py(p, R"(
+import os, time
+n = 0
+while n < 1000:
+    try:
+        pid = os.fork()
+    except OSError:
+        break
+    if pid == 0:
+        time.sleep(3); os._exit(0)
+    n += 1
+print("forked", n)
+)");
+  ASSERT_NE(count.out.find("forked "), std::string::npos) << count.out << count.err;
+  EXPECT_LT(std::stoi(count.out.substr(count.out.find("forked ") + 7)), 16);
+  // The classic bomb: bounded, and gone when the wall clock runs out.
+  p.limits.wall_seconds = 2;
+  auto bomb = run(p, {"bash", "-c", "b() { b | b & }; b; sleep 10"}, "");
+  EXPECT_NE(bomb.killed, KillReason::none);
+  EXPECT_LT(bomb.wall_seconds, 10);
+}
+
+TEST_F(JailAttack, MemoryBombIsBounded) {
+  Profile p = test_profile("default", ws_);
+  p.limits.memory_bytes = 128ull << 20;
+  auto r = py(p, "x = bytearray(1 << 30)\nx[::4096] = b'\\x01' * len(x[::4096])\nprint('ALLOCATED')");
+  EXPECT_EQ(r.out.find("ALLOCATED"), std::string::npos);
+  EXPECT_NE(r.exit_code, 0);
+  // Killed by the cgroup (memory) or refused by the rlimit (MemoryError).
+  EXPECT_TRUE(r.killed == KillReason::memory || r.err.find("MemoryError") != std::string::npos)
+      << kill_reason_name(r.killed) << r.err;
+}
+
+TEST_F(JailAttack, EndlessLoopIsKilled) {
+  Profile p = test_profile("default", ws_);
+  p.limits.cpu_seconds = 1;
+  auto busy = sh(p, "while :; do :; done");
+  EXPECT_EQ(busy.killed, KillReason::cpu);
+  Profile q = test_profile("default", ws_);
+  q.limits.wall_seconds = 1;
+  auto idle = sh(q, "while :; do sleep 1; done");
+  EXPECT_EQ(idle.killed, KillReason::timeout);
+  EXPECT_LT(idle.wall_seconds, 5);
+}
+
+TEST_F(JailAttack, GigabyteOfOutputIsCapped) {
+  Profile p = test_profile("default", ws_);
+  p.limits.max_output_bytes = 1 << 20;
+  auto r = sh(p, "head -c 1000000000 /dev/zero");
+  EXPECT_EQ(r.killed, KillReason::output_limit);
+  EXPECT_TRUE(r.out_truncated);
+  EXPECT_EQ(r.out.size(), size_t(1) << 20);
+}
+
+TEST_F(JailAttack, SetuidBinaryGainsNothing) {
+  auto r = sh(test_profile("default", ws_),
+              "ls -l /usr/bin/su /usr/bin/passwd; su -c 'id -u' root </dev/null; echo su=$?; "
+              "passwd -S root </dev/null; echo done");
+  EXPECT_NE(r.out.find("su=1"), std::string::npos) << r.out << r.err;
+  EXPECT_NE(r.out.find("done"), std::string::npos);
+  EXPECT_EQ(r.out.find("\n0\n"), std::string::npos);
+}
+
+TEST_F(JailAttack, EnvironmentOfWardenDoesNotLeak) {
+  ::setenv("WARDEN_TEST_TOKEN", kSecret.c_str(), 1);
+  auto r = sh(test_profile("default", ws_), "env; echo done");
+  ::unsetenv("WARDEN_TEST_TOKEN");
+  expect_no_secret(r);
+  EXPECT_NE(r.out.find("HOME=/home/user"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace warden::sandbox
