@@ -1,0 +1,32 @@
+#pragma once
+// Python str semantics over UTF-8 bytes: lengths, indexes and slices count
+// code points; strip/split use Python's notion of whitespace. Invalid UTF-8
+// bytes survive a decode/encode round trip unchanged (as lone code points
+// 0xDC80+byte, like Python's surrogateescape).
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace warden::chat::jinja::text {
+
+std::u32string decode(std::string_view s);
+std::string encode(std::u32string_view s);
+size_t length(std::string_view s);  // code points
+
+bool is_space(char32_t c);
+std::string strip(std::string_view s, bool left, bool right);
+// Strips any of the code points in `chars`.
+std::string strip_chars(std::string_view s, std::string_view chars, bool left, bool right);
+std::string upper(std::string_view s);
+std::string lower(std::string_view s);
+std::string capitalize(std::string_view s);  // first upper, rest lower
+std::string title(std::string_view s);       // Python str.title
+
+// str.split(): on runs of whitespace when sep is empty (sep_given false).
+std::vector<std::string> split(std::string_view s, bool sep_given, std::string_view sep, int64_t maxsplit);
+std::vector<std::string> rsplit(std::string_view s, bool sep_given, std::string_view sep, int64_t maxsplit);
+// str.replace(old, new, count); count < 0 means all.
+std::string replace(std::string_view s, std::string_view from, std::string_view to, int64_t count, size_t limit);
+
+}  // namespace warden::chat::jinja::text
