@@ -1,0 +1,64 @@
+// warden approve list | show ID | approve ID | deny ID: the second approval
+// channel, from another terminal, over the broker's approval socket.
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+
+#include "broker/client.h"
+#include "broker/render.h"
+#include "broker/tty_prompt.h"
+#include "command.h"
+#include "util/error.h"
+
+namespace {
+using namespace warden::broker;
+
+struct ApproveOptions {
+  std::string verb;
+  uint64_t id = 0;
+  std::string socket;
+  bool json = false;
+};
+
+int run_approve(const ApproveOptions& o) {
+  bool needs_id = o.verb == "show" || o.verb == "approve" || o.verb == "deny";
+  if (o.verb != "list" && !needs_id)
+    throw warden::UsageError("unknown action '" + o.verb + "' (expected list, show ID, approve ID, deny ID)");
+  if (needs_id && o.id == 0) throw warden::UsageError(o.verb + " needs a request ID (see warden approve list)");
+  if (!needs_id && o.id != 0) throw warden::UsageError("list takes no ID");
+
+  ApproverClient client(o.socket);
+  nlohmann::json req = {{"op", o.verb}};
+  if (needs_id) req["id"] = o.id;
+  nlohmann::json reply = client.call(req);
+  if (o.json) {
+    std::printf("%s\n", reply.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    return 0;
+  }
+  if (o.verb == "list") {
+    if (reply["pending"].empty()) std::printf("no pending requests\n");
+    for (auto& j : reply["pending"]) {
+      PendingApproval p = approval_from_json(j);
+      std::printf("%llu  %s %s\n", (unsigned long long)p.id, std::string(capability_name(p.request.capability)).c_str(),
+                  neutralize(p.request.target, false).c_str());
+    }
+  } else if (o.verb == "show") {
+    std::fputs(render_effect(approval_from_json(reply["approval"])).c_str(), stdout);
+  } else {
+    std::printf("request %llu %s\n", (unsigned long long)o.id, o.verb == "approve" ? "approved" : "denied");
+  }
+  return 0;
+}
+
+std::function<int()> setup_approve(CLI::App& app) {
+  auto o = std::make_shared<ApproveOptions>();
+  app.add_option("action", o->verb, "list | show ID | approve ID | deny ID")->required();
+  app.add_option("id", o->id, "Request ID (from list)");
+  app.add_option("--socket", o->socket, "Approval socket (default $XDG_RUNTIME_DIR/warden/approve.sock)");
+  app.add_flag("--json", o->json, "Print the broker's reply as JSON");
+  return [o]() -> int { return run_approve(*o); };
+}
+
+WARDEN_COMMAND("approve", "Answer the broker's pending approvals from another terminal", setup_approve);
+
+}  // namespace

@@ -1,0 +1,82 @@
+// warden broker: the daemon that holds the policy, the approval queue and the
+// audit log, serving the agent socket and the approval socket until SIGINT
+// or SIGTERM. Start it in the terminal where you want approval prompts.
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "broker/audit.h"
+#include "broker/broker.h"
+#include "broker/server.h"
+#include "broker/tty_prompt.h"
+#include "command.h"
+#include "util/error.h"
+#include "util/log.h"
+
+namespace {
+using namespace warden::broker;
+
+struct BrokerOptions {
+  std::string workspace;
+  std::string policy;
+  std::string audit;
+  std::string socket_dir;
+  bool no_tty = false;
+  int approval_timeout = 0;
+};
+
+int run_broker(const BrokerOptions& o) {
+  std::string ws = o.workspace.empty() ? std::filesystem::current_path().string() : o.workspace;
+  if (!std::filesystem::is_directory(ws)) throw warden::Error("workspace " + ws + " is not a directory");
+  // Fail closed: a bad policy or a tampered log stops the broker here.
+  Policy policy = Policy::load(o.policy.empty() ? default_policy_path() : o.policy, PolicyEnv::current(ws));
+  std::string audit_path = o.audit.empty() ? default_audit_path() : o.audit;
+  VerifyReport rep = verify_audit(audit_path);
+  if (!rep.ok)
+    throw warden::Error("audit log " + audit_path + " fails verification (" + rep.problems.front() +
+                        "); run `warden audit verify`, and move the log aside to start a new one");
+
+  // Signals are taken synchronously by this thread only.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  AuditLog audit(audit_path);
+  ApprovalQueue queue;
+  Broker broker(std::move(policy), audit, queue);
+  if (o.approval_timeout > 0) broker.set_approval_timeout(std::chrono::seconds(o.approval_timeout));
+  SocketPaths paths = o.socket_dir.empty() ? SocketPaths::defaults() : SocketPaths::in(o.socket_dir);
+  Server server(broker, queue, paths);
+  server.start();
+  TerminalPrompter prompter(queue);
+  if (!o.no_tty) prompter.start();
+  broker.record_event("broker.start", "workspace " + broker.policy().env().workspace + ", policy " +
+                                          broker.policy().source(), "broker");
+  warden::log::info("broker: agent socket " + paths.agent + ", approval socket " + paths.approve);
+  int sig = 0;
+  sigwait(&signals, &sig);
+  warden::log::info("broker: stopping");
+  prompter.stop();
+  server.stop();
+  broker.record_event("broker.stop", "signal " + std::to_string(sig), "broker");
+  return 0;
+}
+
+std::function<int()> setup_broker(CLI::App& app) {
+  auto o = std::make_shared<BrokerOptions>();
+  app.add_option("--workspace", o->workspace, "Workspace folder (default: the current folder)");
+  app.add_option("--policy", o->policy, "Policy file (default $XDG_CONFIG_HOME/warden/policy.toml)");
+  app.add_option("--audit", o->audit, "Audit database (default $XDG_DATA_HOME/warden/audit.db)");
+  app.add_option("--socket-dir", o->socket_dir, "Socket folder (default $XDG_RUNTIME_DIR/warden)");
+  app.add_flag("--no-tty", o->no_tty, "Do not prompt on the terminal (only `warden approve`)");
+  app.add_option("--approval-timeout", o->approval_timeout, "Seconds to wait for a human (default: policy, 120)")
+      ->check(CLI::Range(1, 86400));
+  return [o]() -> int { return run_broker(*o); };
+}
+
+WARDEN_COMMAND("broker", "Run the broker: policy, approvals, taint and audit for the agent", setup_broker);
+
+}  // namespace

@@ -1,0 +1,115 @@
+// The warden policy / audit / approve subcommands, run as the real binary.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "broker/audit.h"
+#include "broker/policy.h"
+#include "common/test_env.h"
+
+namespace wb = warden::broker;
+using warden::test::run_warden;
+
+namespace {
+std::string workspace() {
+  std::string ws = std::filesystem::canonical(warden::test::make_temp_dir("ws")).string();
+  return ws;
+}
+}  // namespace
+
+TEST(PolicyCli, CheckExplainsTheDecision) {
+  std::string ws = workspace();
+  auto r = run_warden({"policy", "check", "fs.write", ws + "/sub/../a.txt", "--workspace", ws});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "decision: ask\neffect:   fs.write " + ws + "/a.txt\npolicy:   ask by rule default (fs.write " +
+                       ws + "/**): writes inside the workspace ask\n");
+  r = run_warden({"policy", "check", "net:example.com", "--workspace", ws, "--label", "web:evil.example"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("why:      text from evil.example is in the context"), std::string::npos) << r.out;
+  r = run_warden({"policy", "check", "msg.send", "bob@example.com", "--workspace", ws, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"decision\": \"deny\""), std::string::npos) << r.out;
+}
+
+TEST(PolicyCli, UsesThePolicyFileAndShowsItsRules) {
+  std::string ws = workspace();
+  std::string policy = std::string(getenv("XDG_CONFIG_HOME")) + "/warden/policy.toml";
+  warden::test::write_file(policy, "[[rule]]\ncapability = \"net\"\npattern = \"*.wikipedia.org\"\naction = \"allow\"\n");
+  auto r = run_warden({"policy", "check", "net", "en.wikipedia.org", "--workspace", ws});
+  EXPECT_EQ(r.out.rfind("decision: allow\n", 0), 0u) << r.out << r.err;
+  EXPECT_NE(r.out.find("allow by rule " + policy + ":1 (net *.wikipedia.org)"), std::string::npos) << r.out;
+  r = run_warden({"policy", "show", "--workspace", ws});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("allow  net  *.wikipedia.org  <- " + policy + ":1"), std::string::npos) << r.out;
+  std::filesystem::remove(policy);
+}
+
+TEST(PolicyCli, MalformedPolicyFailsClosedNamingFileAndLine) {
+  std::string ws = workspace();
+  std::string policy = warden::test::make_temp_dir("p") + "/policy.toml";
+  warden::test::write_file(policy, "[[rule]]\ncapability = \"net\"\naction = \"allow\"\npattern = 5\n");
+  auto r = run_warden({"policy", "check", "net", "x.com", "--workspace", ws, "--policy", policy});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "warden policy: error: " + policy + ":4: pattern must be a non-empty string\n");
+  r = run_warden({"broker", "--workspace", ws, "--policy", policy, "--no-tty"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "warden broker: error: " + policy + ":4: pattern must be a non-empty string\n");
+}
+
+TEST(PolicyCli, BadUsage) {
+  auto r = run_warden({"policy", "check", "teleport", "x"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("unknown capability 'teleport'"), std::string::npos) << r.err;
+  r = run_warden({"policy", "check", "net:a.com", "b.com"});
+  EXPECT_EQ(r.exit_code, 2);
+}
+
+TEST(AuditCli, ShowVerifyExportAndTamper) {
+  std::string db = warden::test::make_temp_dir("a") + "/audit.db";
+  {
+    wb::AuditLog log(db);
+    log.append({"agent", "net", "{\"target\":\"\\u001b[2Jevil.com\"}", "denied", "deny by rule x", ""});
+    log.append({"agent", "fs.read", "{\"target\":\"/ws/a\"}", "allowed by policy", "allow", ""});
+  }
+  auto r = run_warden({"audit", "verify", "--db", db});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("ok: 2 records, chain intact, head ", 0), 0u) << r.out;
+  r = run_warden({"audit", "show", "--db", db});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("#1 "), std::string::npos);
+  r = run_warden({"audit", "show", "--db", db, "--json", "--since", "1h"});
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 2) << r.out;
+  r = run_warden({"audit", "show", "--db", db, "--since", "2999-01-01"});
+  EXPECT_EQ(r.out, "");
+  r = run_warden({"audit", "show", "--db", db, "--since", "yesterday"});
+  EXPECT_EQ(r.exit_code, 2);
+  r = run_warden({"audit", "export", "--json", "--db", db});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("\"prev_hash\""), std::string::npos);
+
+  // Truncate the tail behind warden's back: verify fails with exit 1.
+  auto head = wb::read_head(wb::head_path_for(db)).value();
+  head.seq = 3;
+  wb::write_head(wb::head_path_for(db), head);
+  r = run_warden({"audit", "verify", "--db", db});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("TAMPERED: log truncated"), std::string::npos) << r.out;
+  EXPECT_EQ(r.err, "warden audit: error: audit log " + db + " failed verification (1 problem)\n");
+  // And the broker refuses to run on a tampered log.
+  std::string ws = workspace();
+  r = run_warden({"broker", "--workspace", ws, "--audit", db, "--no-tty"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("fails verification"), std::string::npos) << r.err;
+}
+
+TEST(ApproveCli, UsageAndNoBroker) {
+  auto r = run_warden({"approve", "frobnicate"});
+  EXPECT_EQ(r.exit_code, 2);
+  r = run_warden({"approve", "approve"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("needs a request ID"), std::string::npos);
+  r = run_warden({"approve", "list", "--socket", warden::test::make_temp_dir("s") + "/none.sock"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("cannot reach the broker"), std::string::npos) << r.err;
+}

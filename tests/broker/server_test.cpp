@@ -1,0 +1,204 @@
+// Approvals over the broker's sockets: a second process (`warden approve`)
+// approves one request and denies another; nobody answering is a denial;
+// the agent socket cannot approve, the approval socket cannot request.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <future>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "broker/client.h"
+#include "broker_fixture.h"
+#include "util/error.h"
+
+namespace wb = warden::broker;
+using wb::testing::LiveBroker;
+
+namespace {
+
+wb::EffectRequest write_request(const LiveBroker& b, const std::string& name) {
+  wb::EffectRequest r;
+  r.capability = wb::Capability::fs_write;
+  r.target = b.workspace + "/" + name;
+  r.detail = "--- a/" + name + "\n+++ b/" + name + "\n@@ -0,0 +1 @@\n+hello\n";
+  r.context_labels = wb::LabelSet::parse({"user"});
+  return r;
+}
+
+// Waits (bounded) until `warden approve list` shows a request; returns its id.
+uint64_t wait_for_pending(const LiveBroker& b) {
+  for (int i = 0; i < 200; ++i) {
+    auto res = warden::test::run_warden({"approve", "list", "--json", "--socket", b.sockets.approve});
+    if (res.exit_code != 0) ADD_FAILURE() << res.err;
+    auto j = nlohmann::json::parse(res.out);
+    if (!j["pending"].empty()) return j["pending"][0]["id"].get<uint64_t>();
+    usleep(50000);
+  }
+  ADD_FAILURE() << "no pending request appeared";
+  return 0;
+}
+
+std::string raw_call(const std::string& socket, const std::string& line) {
+  int fd = wb::connect_unix(socket);
+  wb::LineSocket s(fd);
+  s.write_line(line);
+  std::string reply;
+  s.read_line(reply);
+  close(fd);
+  return reply;
+}
+
+}  // namespace
+
+TEST(Approvals, SecondProcessApprovesOneAndDeniesOne) {
+  LiveBroker b;
+  auto first = std::async(std::launch::async, [&] {
+    wb::AgentClient agent(b.sockets.agent);
+    return agent.request(write_request(b, "approved.txt"));
+  });
+  uint64_t id = wait_for_pending(b);
+  auto show = warden::test::run_warden({"approve", "show", std::to_string(id), "--socket", b.sockets.approve});
+  EXPECT_EQ(show.exit_code, 0) << show.err;
+  EXPECT_NE(show.out.find("fs.write " + b.workspace + "/approved.txt"), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find("  | +hello"), std::string::npos) << show.out;
+  auto yes = warden::test::run_warden({"approve", "approve", std::to_string(id), "--socket", b.sockets.approve});
+  EXPECT_EQ(yes.exit_code, 0) << yes.err;
+  EXPECT_EQ(yes.out, "request " + std::to_string(id) + " approved\n");
+  auto d1 = first.get();
+  EXPECT_EQ(d1.outcome, wb::Outcome::approved_by_human);
+  EXPECT_NE(d1.reason.find("approved on warden approve"), std::string::npos) << d1.reason;
+
+  auto second = std::async(std::launch::async, [&] {
+    wb::AgentClient agent(b.sockets.agent);
+    wb::EffectRequest r;
+    r.capability = wb::Capability::net;
+    r.target = "example.com";
+    r.detail = "GET https://example.com/?q=secret";
+    return agent.request(r);
+  });
+  id = wait_for_pending(b);
+  auto no = warden::test::run_warden({"approve", "deny", std::to_string(id), "--socket", b.sockets.approve});
+  EXPECT_EQ(no.exit_code, 0) << no.err;
+  auto d2 = second.get();
+  EXPECT_EQ(d2.outcome, wb::Outcome::denied);
+  EXPECT_NE(d2.reason.find("denied by the human on warden approve"), std::string::npos) << d2.reason;
+
+  // Both decisions are in the audit log, which still verifies.
+  auto records = wb::read_audit(b.audit->path());
+  ASSERT_EQ(records.size(), 2u);
+  EXPECT_EQ(records[0].entry.decision, "approved by human");
+  EXPECT_EQ(records[1].entry.decision, "denied");
+  EXPECT_TRUE(wb::verify_audit(b.audit->path()).ok);
+
+  // Answering something that is no longer pending fails cleanly.
+  auto late = warden::test::run_warden({"approve", "approve", std::to_string(id), "--socket", b.sockets.approve});
+  EXPECT_EQ(late.exit_code, 1);
+  EXPECT_EQ(late.err, "warden approve: error: no pending request " + std::to_string(id) + "\n");
+}
+
+TEST(Approvals, NobodyAnsweringIsADenial) {
+  LiveBroker b;
+  b.broker->set_approval_timeout(std::chrono::milliseconds(300));
+  wb::AgentClient agent(b.sockets.agent);
+  auto d = agent.request(write_request(b, "x.txt"));
+  EXPECT_EQ(d.outcome, wb::Outcome::denied);
+  EXPECT_EQ(d.reason.rfind("nobody approved within 0.3 s, denied (fail closed)", 0), 0u) << d.reason;
+  EXPECT_TRUE(b.queue.list().empty());
+}
+
+TEST(Approvals, PolicyTimeoutIsUsed) {
+  LiveBroker b("[approval]\ntimeout_seconds = 1\n");
+  wb::AgentClient agent(b.sockets.agent);
+  auto d = agent.request(write_request(b, "x.txt"));
+  EXPECT_EQ(d.reason.rfind("nobody approved within 1 s", 0), 0u) << d.reason;
+}
+
+TEST(Approvals, AgentSocketCannotApprove) {
+  LiveBroker b;
+  b.broker->set_approval_timeout(std::chrono::seconds(5));
+  auto pending = std::async(std::launch::async, [&] {
+    wb::AgentClient agent(b.sockets.agent);
+    return agent.request(write_request(b, "x.txt"));
+  });
+  uint64_t id = wait_for_pending(b);
+  for (const char* op : {"approve", "list", "show", "deny"}) {
+    auto reply = nlohmann::json::parse(
+        raw_call(b.sockets.agent, nlohmann::json({{"op", op}, {"id", id}}).dump()));
+    EXPECT_FALSE(reply["ok"].get<bool>());
+    EXPECT_EQ(reply["error"], "approval verbs are refused on the agent socket");
+  }
+  EXPECT_TRUE(b.queue.is_pending(id));
+  // A request cannot smuggle an approval either: unknown fields are refused.
+  auto smuggled = nlohmann::json::parse(raw_call(
+      b.sockets.agent, R"({"op":"request","capability":"net","target":"x.com","approved":true})"));
+  EXPECT_EQ(smuggled["error"], "unknown field 'approved' in request");
+  ASSERT_TRUE(b.queue.resolve(id, false, "test"));
+  EXPECT_FALSE(pending.get().allowed());
+}
+
+TEST(Approvals, ApprovalSocketCannotRequestEffects) {
+  LiveBroker b;
+  auto reply = nlohmann::json::parse(
+      raw_call(b.sockets.approve, R"({"op":"request","capability":"fs.read","target":"/etc/passwd"})"));
+  EXPECT_FALSE(reply["ok"].get<bool>());
+  EXPECT_EQ(reply["error"], "agent verbs are refused on the approval socket");
+  EXPECT_TRUE(wb::read_audit(b.audit->path()).empty());
+}
+
+TEST(Server, AllowedByPolicyAndResultsAreAudited) {
+  LiveBroker b;
+  wb::AgentClient agent(b.sockets.agent);
+  wb::EffectRequest r;
+  r.capability = wb::Capability::fs_read;
+  r.target = b.workspace + "/notes.txt";
+  auto d = agent.request(r);
+  EXPECT_EQ(d.outcome, wb::Outcome::allowed_by_policy);
+  agent.report_result(d.audit_seq, "file contents");
+  agent.record_event("model.call", "{\"tokens\":12}");
+  auto records = wb::read_audit(b.audit->path());
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(records[1].entry.result_digest, wb::sha256_hex("file contents"));
+  EXPECT_EQ(records[2].entry.capability, "model.call");
+}
+
+TEST(Server, GarbageGetsAnErrorAndTheConnectionSurvives) {
+  LiveBroker b;
+  int fd = wb::connect_unix(b.sockets.agent);
+  wb::LineSocket s(fd);
+  std::string reply;
+  s.write_line("{{{{");
+  ASSERT_TRUE(s.read_line(reply));
+  EXPECT_EQ(nlohmann::json::parse(reply)["error"], "request is not valid JSON");
+  s.write_line(R"({"op":"request","capability":"fs.read","target":"/etc/shadow"})");
+  ASSERT_TRUE(s.read_line(reply));
+  EXPECT_FALSE(nlohmann::json::parse(reply)["allowed"].get<bool>());
+  close(fd);
+}
+
+TEST(Server, SocketsArePrivate) {
+  LiveBroker b;
+  struct stat st {};
+  ASSERT_EQ(stat(b.sockets.dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ASSERT_EQ(stat(b.sockets.agent.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(stat(b.sockets.approve.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  // A second broker on the same folder refuses to start.
+  wb::Server second(*b.broker, b.queue, b.sockets);
+  EXPECT_THROW(second.start(), warden::Error);
+}
+
+TEST(Server, RefusesAnUnsafeSocketFolder) {
+  std::string dir = warden::test::make_temp_dir("open");
+  chmod(dir.c_str(), 0755);
+  EXPECT_THROW(wb::ensure_private_dir(dir), warden::Error);
+  std::string link = warden::test::make_temp_dir("l") + "/link";
+  std::string target = warden::test::make_temp_dir("target");
+  chmod(target.c_str(), 0700);
+  symlink(target.c_str(), link.c_str());
+  EXPECT_THROW(wb::ensure_private_dir(link), warden::Error);
+}
