@@ -155,6 +155,8 @@ std::vector<std::string> denied_paths() {
   for (const char* rel : kHomeDenied) add(home + "/" + rel);
   add(paths::config_dir());
   add(paths::data_dir());
+  add(paths::cache_dir());
+  add(paths::runtime_dir());  // the broker's agent and approval sockets live here
   for (const char* p : kSystemDenied) add(p);
   return out;
 }

@@ -1,0 +1,160 @@
+// warden chat -m FILE [-c CTX] [-t THREADS] [--system TEXT] [sampling options]
+// Interactive terminal chat with a local model on its own chat template:
+// streamed answers, the conversation kept as history (its prompt prefix is
+// reused from the KV cache each turn), and commands /reset, /system TEXT,
+// /exit. Ctrl-C stops the current answer, not the program.
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <unistd.h>
+
+#include "chat/jinja_error.h"
+#include "command.h"
+#include "engine/engine.h"
+#include "server/prompt.h"
+#include "util/error.h"
+#include "util/log.h"
+
+namespace {
+
+using json = nlohmann::ordered_json;
+
+std::atomic<bool> g_interrupted{false};
+
+extern "C" void on_sigint(int) { g_interrupted = true; }
+
+struct ChatArgs {
+  std::string model;
+  int64_t n_ctx = 0;
+  int threads = 0;
+  int64_t max_tokens = -1;
+  std::string system;
+  warden::sample::SamplerParams sampling;
+};
+
+void install_sigint_handler() {
+  struct sigaction sa {};
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: a read at the prompt returns on Ctrl-C
+  sigaction(SIGINT, &sa, nullptr);
+}
+
+// Reads one line; false on end of input. A Ctrl-C at the prompt discards the
+// line being typed and asks again.
+bool read_line(std::string& line) {
+  for (;;) {
+    const bool tty = isatty(STDIN_FILENO);
+    if (tty) {
+      std::fputs("> ", stdout);
+      std::fflush(stdout);
+    }
+    g_interrupted = false;
+    if (std::getline(std::cin, line)) return true;
+    if (g_interrupted && !std::cin.eof()) {
+      std::cin.clear();
+      std::fputs("\n", stdout);
+      continue;
+    }
+    return false;
+  }
+}
+
+json history_with_system(const std::string& system) {
+  json h = json::array();
+  if (!system.empty()) h.push_back({{"role", "system"}, {"content", system}});
+  return h;
+}
+
+int run_chat(const ChatArgs& a) {
+  using namespace warden;
+  sample::validate(a.sampling);
+  engine::EngineOptions eo;
+  eo.model_path = a.model;
+  eo.n_ctx = a.n_ctx;
+  eo.threads = a.threads;
+  engine::Engine engine(eo);
+  server::PromptBuilder prompts(engine.model().file().get_string("tokenizer.chat_template", ""), engine.tokenizer());
+  install_sigint_handler();
+
+  std::string system = a.system;
+  json history = history_with_system(system);
+  std::string line;
+  while (read_line(line)) {
+    if (line.empty()) continue;
+    if (line == "/exit" || line == "/quit") break;
+    if (line == "/reset") {
+      history = history_with_system(system);
+      std::puts("(conversation cleared)");
+      continue;
+    }
+    if (line.rfind("/system", 0) == 0 && (line.size() == 7 || line[7] == ' ')) {
+      system = line.size() > 8 ? line.substr(8) : "";
+      history = history_with_system(system);
+      std::puts(system.empty() ? "(system prompt removed; conversation cleared)"
+                               : "(system prompt set; conversation cleared)");
+      continue;
+    }
+    if (line[0] == '/') {
+      std::puts("commands: /reset, /system TEXT, /exit");
+      continue;
+    }
+
+    json attempt = history;
+    attempt.push_back({{"role", "user"}, {"content", line}});
+    std::vector<int32_t> prompt;
+    try {
+      prompt = prompts.tokenize_rendered(prompts.render(attempt, nullptr));
+    } catch (const chat::TemplateError& e) {
+      log::error(std::string("the chat template refused the conversation: ") + e.what());
+      continue;
+    } catch (const Error& e) {
+      log::error(e.what());
+      continue;
+    }
+    if (int64_t(prompt.size()) >= engine.n_ctx()) {
+      log::error("the conversation (" + std::to_string(prompt.size()) + " tokens) no longer fits the context of " +
+                 std::to_string(engine.n_ctx()) + "; use /reset");
+      continue;
+    }
+    engine::GenerateParams params;
+    params.sampling = a.sampling;
+    params.max_tokens = a.max_tokens;
+    g_interrupted = false;
+    auto result = engine::generate(engine, 0, prompt, params, [](std::string_view text) {
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      std::fflush(stdout);
+      return !g_interrupted.load();
+    });
+    if (result.finish == engine::FinishReason::Cancelled) std::fputs(" [stopped]", stdout);
+    std::fputs("\n", stdout);
+    std::fflush(stdout);
+    // What was shown is what the model said, even if cut short.
+    history = std::move(attempt);
+    history.push_back({{"role", "assistant"}, {"content", result.text}});
+  }
+  return 0;
+}
+
+WARDEN_COMMAND("chat", "Interactive terminal chat with a local GGUF model", [](CLI::App& app) {
+  auto a = std::make_shared<ChatArgs>();
+  app.add_option("-m,--model", a->model, "GGUF model file")->required();
+  app.add_option("-c,--ctx-size", a->n_ctx, "Context length (0 = the model's)")->capture_default_str();
+  app.add_option("-t,--threads", a->threads, "Threads (0 = all cores)")->capture_default_str();
+  app.add_option("-n,--n-predict", a->max_tokens, "Most tokens per answer (-1 = until the end)")
+      ->capture_default_str();
+  app.add_option("--system", a->system, "System prompt");
+  app.add_option("--temp", a->sampling.temperature, "Temperature; 0 = greedy")->capture_default_str();
+  app.add_option("--top-k", a->sampling.top_k, "Top-k sampling (0 = off)")->capture_default_str();
+  app.add_option("--top-p", a->sampling.top_p, "Top-p sampling (1 = off)")->capture_default_str();
+  app.add_option("--min-p", a->sampling.min_p, "Min-p sampling (0 = off)")->capture_default_str();
+  app.add_option("--repeat-penalty", a->sampling.repeat_penalty, "Repetition penalty (1 = off)")
+      ->capture_default_str();
+  app.add_option("--seed", a->sampling.seed, "Random seed (default: random)");
+  return [a] { return run_chat(*a); };
+});
+
+}  // namespace

@@ -1,0 +1,115 @@
+// warden serve -m FILE [--host H] [--port P] [-c CTX] [--parallel N] [-t THREADS]
+//              [--api-key KEY | --api-key-file F] [--alias NAME] [--max-body BYTES]
+// An OpenAI-compatible HTTP API over a local GGUF model (see docs/server.md).
+// Prints "listening on http://HOST:PORT" on stdout once the socket is bound
+// (with --port 0 the kernel picks the port), then serves until SIGINT/SIGTERM.
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <pthread.h>
+#include <sstream>
+#include <thread>
+
+#include "command.h"
+#include "engine/engine.h"
+#include "server/http_server.h"
+#include "util/error.h"
+#include "util/log.h"
+
+namespace {
+
+struct ServeArgs {
+  std::string model;
+  int64_t n_ctx = 0;
+  int parallel = 4;
+  int threads = 0;
+  std::string api_key_file;
+  bool verbose = false;
+  warden::server::ServerOptions server;
+};
+
+std::string read_api_key_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw warden::Error("--api-key-file " + path + ": cannot read the file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string key = ss.str();
+  while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' ' || key.back() == '\t'))
+    key.pop_back();
+  if (key.empty()) throw warden::Error("--api-key-file " + path + ": the file is empty");
+  if (key.find_first_of("\r\n") != std::string::npos)
+    throw warden::Error("--api-key-file " + path + ": the key must be a single line");
+  return key;
+}
+
+int run_serve(ServeArgs& a) {
+  using namespace warden;
+  if (a.verbose) log::set_level(log::Level::debug);
+  if (!a.api_key_file.empty()) a.server.api_key = read_api_key_file(a.api_key_file);
+  if (a.server.host != "127.0.0.1" && a.server.host != "localhost" && a.server.host != "::1")
+    log::warn("listening on " + a.server.host + ": other machines may reach this server" +
+              (a.server.api_key.empty() ? " and no --api-key is set" : ""));
+
+  // Signals go to one watcher thread (blocked everywhere else, so the HTTP
+  // and engine threads inherit the mask); a client that disconnects mid-write
+  // must not kill the server with SIGPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  engine::EngineOptions eo;
+  eo.model_path = a.model;
+  eo.n_ctx = a.n_ctx;
+  eo.threads = a.threads;
+  eo.n_seq = a.parallel;
+  engine::Engine engine(eo);
+  a.server.chat_template = engine.model().file().get_string("tokenizer.chat_template", "");
+  server::Server server(engine, a.server);
+  const int port = server.bind();
+  std::printf("listening on http://%s:%d\n", a.server.host.c_str(), port);
+  std::fflush(stdout);
+  log::info("serving '" + server.model_id() + "' with " + std::to_string(a.parallel) + " slots of " +
+            std::to_string(engine.n_ctx()) + " tokens");
+
+  std::thread watcher([&] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    log::info("stopping on signal " + std::to_string(sig));
+    server.stop();
+  });
+  server.listen();
+  // listen() also returns if the server stopped on its own: wake the watcher.
+  pthread_kill(watcher.native_handle(), SIGTERM);
+  watcher.join();
+  return 0;
+}
+
+WARDEN_COMMAND("serve", "OpenAI-compatible HTTP API over a local GGUF model", [](CLI::App& app) {
+  auto a = std::make_shared<ServeArgs>();
+  app.add_option("-m,--model", a->model, "GGUF model file")->required();
+  app.add_option("--host", a->server.host, "Address to listen on")->capture_default_str();
+  app.add_option("--port", a->server.port, "Port (0 = any free port)")->capture_default_str()->check(
+      CLI::Range(0, 65535));
+  app.add_option("-c,--ctx-size", a->n_ctx, "Context length per slot (0 = the model's)")->capture_default_str();
+  app.add_option("--parallel,--np", a->parallel, "Slots: requests decoded together (llama.cpp: -np)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  app.add_option("-t,--threads", a->threads, "Threads (0 = all cores)")->capture_default_str();
+  auto key = app.add_option("--api-key", a->server.api_key, "Require 'Authorization: Bearer KEY'");
+  app.add_option("--api-key-file", a->api_key_file, "Read the API key from this file")->excludes(key);
+  app.add_option("--alias", a->server.alias, "Model id clients use (default: the file name)");
+  app.add_option("--max-body", a->server.max_body, "Request body limit in bytes")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t(1024), size_t(1) << 30));
+  app.add_option("--max-queue", a->server.max_queue, "Requests that may wait when all slots are busy")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t(0), size_t(4096)));
+  app.add_flag("-v,--verbose", a->verbose, "Log every forward pass (size, time) on stderr");
+  return [a] { return run_serve(*a); };
+});
+
+}  // namespace

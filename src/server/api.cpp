@@ -1,0 +1,321 @@
+#include "server/api.h"
+
+#include <cmath>
+#include <limits>
+
+namespace warden::server {
+
+using json = nlohmann::ordered_json;
+
+ApiError bad_request(const std::string& message, const std::string& param, const std::string& code) {
+  return ApiError(400, message, "invalid_request_error", param, code);
+}
+
+json error_body(const ApiError& e) {
+  json err = json::object();
+  err["message"] = e.what();
+  err["type"] = e.type;
+  err["param"] = e.param.empty() ? json(nullptr) : json(e.param);
+  err["code"] = e.code.empty() ? json(nullptr) : json(e.code);
+  return json{{"error", err}};
+}
+
+json parse_body(const std::string& body) {
+  json j;
+  try {
+    j = json::parse(body);
+  } catch (const json::parse_error& e) {
+    throw bad_request(std::string("the request body is not valid JSON: ") + e.what(), "", "invalid_json");
+  }
+  if (!j.is_object()) throw bad_request("the request body must be a JSON object", "", "invalid_json");
+  return j;
+}
+
+namespace {
+
+ApiError wrong_type(const std::string& field, const char* expected) {
+  return bad_request("'" + field + "' must be " + expected, field, "invalid_type");
+}
+
+// A field that is absent or null reads as "not given".
+const json* field(const json& obj, const char* name) {
+  auto it = obj.find(name);
+  if (it == obj.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+std::optional<double> number_in(const json& obj, const char* name, double lo, double hi) {
+  const json* v = field(obj, name);
+  if (!v) return std::nullopt;
+  if (!v->is_number()) throw wrong_type(name, "a number");
+  double x = v->get<double>();
+  if (!std::isfinite(x) || x < lo || x > hi)
+    throw bad_request("'" + std::string(name) + "' must be between " + std::to_string(lo) + " and " +
+                          std::to_string(hi),
+                      name, "out_of_range");
+  return x;
+}
+
+std::optional<int64_t> integer_in(const json& obj, const char* name, int64_t lo, int64_t hi) {
+  const json* v = field(obj, name);
+  if (!v) return std::nullopt;
+  if (!v->is_number_integer()) throw wrong_type(name, "an integer");
+  // Unsigned values above int64 range are out of range too.
+  if (v->is_number_unsigned() && v->get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
+    throw bad_request("'" + std::string(name) + "' is out of range", name, "out_of_range");
+  int64_t x = v->get<int64_t>();
+  if (x < lo || x > hi)
+    throw bad_request("'" + std::string(name) + "' must be between " + std::to_string(lo) + " and " +
+                          std::to_string(hi),
+                      name, "out_of_range");
+  return x;
+}
+
+std::optional<bool> boolean(const json& obj, const char* name) {
+  const json* v = field(obj, name);
+  if (!v) return std::nullopt;
+  if (!v->is_boolean()) throw wrong_type(name, "a boolean");
+  return v->get<bool>();
+}
+
+std::vector<std::string> stop_strings(const json& obj) {
+  const json* v = field(obj, "stop");
+  if (!v) return {};
+  std::vector<std::string> out;
+  if (v->is_string()) {
+    out.push_back(v->get<std::string>());
+  } else if (v->is_array()) {
+    if (v->size() > 16) throw bad_request("'stop' may hold at most 16 strings", "stop", "out_of_range");
+    for (const auto& s : *v) {
+      if (!s.is_string()) throw wrong_type("stop", "a string or an array of strings");
+      out.push_back(s.get<std::string>());
+    }
+  } else {
+    throw wrong_type("stop", "a string or an array of strings");
+  }
+  for (const auto& s : out)
+    if (s.empty()) throw bad_request("'stop' strings must not be empty", "stop", "invalid_value");
+  return out;
+}
+
+CommonParams parse_common(const json& body) {
+  CommonParams p;
+  if (const json* m = field(body, "model")) {
+    if (!m->is_string()) throw wrong_type("model", "a string");
+    p.model = m->get<std::string>();
+  }
+  p.stream = boolean(body, "stream").value_or(false);
+  if (const json* so = field(body, "stream_options")) {
+    if (!so->is_object()) throw wrong_type("stream_options", "an object");
+    p.include_usage = boolean(*so, "include_usage").value_or(false);
+  }
+  if (auto n = integer_in(body, "n", 1, 1000000); n && *n != 1)
+    throw bad_request("only n=1 is supported", "n", "unsupported_value");
+  auto max_tokens = integer_in(body, "max_tokens", 1, std::numeric_limits<int32_t>::max());
+  auto max_completion = integer_in(body, "max_completion_tokens", 1, std::numeric_limits<int32_t>::max());
+  if (max_completion) p.max_tokens = *max_completion;
+  else if (max_tokens) p.max_tokens = *max_tokens;
+  p.stop = stop_strings(body);
+  p.ignore_eos = boolean(body, "ignore_eos").value_or(false);
+
+  auto& s = p.sampling;
+  // OpenAI's defaults (temperature 1, top_p 1, no penalties), with no top-k
+  // or min-p filtering unless the client asks for it (llama.cpp extensions).
+  s.temperature = float(number_in(body, "temperature", 0.0, 2.0).value_or(1.0));
+  s.top_p = float(number_in(body, "top_p", 0.0, 1.0).value_or(1.0));
+  s.top_k = int(integer_in(body, "top_k", 0, 1 << 30).value_or(0));
+  s.min_p = float(number_in(body, "min_p", 0.0, 1.0).value_or(0.0));
+  s.presence_penalty = float(number_in(body, "presence_penalty", -2.0, 2.0).value_or(0.0));
+  s.frequency_penalty = float(number_in(body, "frequency_penalty", -2.0, 2.0).value_or(0.0));
+  s.repeat_penalty = float(number_in(body, "repeat_penalty", 0.0, 10.0).value_or(1.0));
+  // OpenAI penalizes what was generated so far: the whole history window.
+  s.repeat_last_n = -1;
+  if (const json* seed = field(body, "seed")) {
+    if (!seed->is_number_integer()) throw wrong_type("seed", "an integer");
+    s.seed = seed->is_number_unsigned() ? seed->get<uint64_t>() : uint64_t(seed->get<int64_t>());
+  }
+  return p;
+}
+
+// Message content: a string, null, or an array of {"type":"text","text":...}
+// parts (joined, since these models take text only).
+json normalize_content(const json& content, const std::string& where) {
+  if (content.is_null() || content.is_string()) return content;
+  if (!content.is_array()) throw wrong_type(where, "a string, null or an array of content parts");
+  std::string text;
+  for (size_t i = 0; i < content.size(); ++i) {
+    const auto& part = content[i];
+    std::string at = where + "[" + std::to_string(i) + "]";
+    if (!part.is_object()) throw wrong_type(at, "a content part object");
+    auto type = part.find("type");
+    if (type == part.end() || !type->is_string()) throw wrong_type(at + ".type", "a string");
+    if (*type != "text")
+      throw bad_request("content part type '" + type->get<std::string>() + "' is not supported (text only)",
+                        at + ".type", "unsupported_value");
+    auto t = part.find("text");
+    if (t == part.end() || !t->is_string()) throw wrong_type(at + ".text", "a string");
+    text += t->get<std::string>();
+  }
+  return text;
+}
+
+json parse_messages(const json& body) {
+  const json* msgs = field(body, "messages");
+  if (!msgs) throw bad_request("'messages' is required", "messages", "missing_field");
+  if (!msgs->is_array()) throw wrong_type("messages", "an array");
+  if (msgs->empty()) throw bad_request("'messages' must not be empty", "messages", "invalid_value");
+  json out = json::array();
+  for (size_t i = 0; i < msgs->size(); ++i) {
+    const auto& m = (*msgs)[i];
+    std::string at = "messages[" + std::to_string(i) + "]";
+    if (!m.is_object()) throw wrong_type(at, "an object");
+    auto role = m.find("role");
+    if (role == m.end() || !role->is_string()) throw wrong_type(at + ".role", "a string");
+    const std::string r = role->get<std::string>();
+    if (r != "system" && r != "developer" && r != "user" && r != "assistant" && r != "tool")
+      throw bad_request(at + ".role '" + r + "' is not one of system, developer, user, assistant, tool",
+                        at + ".role", "invalid_value");
+    json msg = m;
+    msg["role"] = r == "developer" ? "system" : r;
+    msg["content"] = normalize_content(m.contains("content") ? m["content"] : json(nullptr), at + ".content");
+    if (msg["content"].is_null() && !(r == "assistant" && m.contains("tool_calls")))
+      throw bad_request(at + ".content is required", at + ".content", "missing_field");
+    if (auto calls = m.find("tool_calls"); calls != m.end() && !calls->is_null()) {
+      if (!calls->is_array()) throw wrong_type(at + ".tool_calls", "an array");
+      for (size_t k = 0; k < calls->size(); ++k) {
+        const auto& c = (*calls)[k];
+        std::string cat = at + ".tool_calls[" + std::to_string(k) + "]";
+        if (!c.is_object() || !c.contains("function") || !c["function"].is_object())
+          throw wrong_type(cat, "an object with a 'function' object");
+        const auto& fn = c["function"];
+        if (!fn.contains("name") || !fn["name"].is_string()) throw wrong_type(cat + ".function.name", "a string");
+        // Templates index arguments as a mapping: give them the parsed object.
+        if (fn.contains("arguments") && fn["arguments"].is_string()) {
+          try {
+            msg["tool_calls"][k]["function"]["arguments"] = json::parse(fn["arguments"].get<std::string>());
+          } catch (const json::parse_error&) {
+            throw bad_request(cat + ".function.arguments is not valid JSON", cat + ".function.arguments",
+                              "invalid_value");
+          }
+        }
+      }
+    }
+    out.push_back(std::move(msg));
+  }
+  return out;
+}
+
+json parse_tools(const json& body) {
+  const json* tools = field(body, "tools");
+  if (!tools) return nullptr;
+  if (!tools->is_array()) throw wrong_type("tools", "an array");
+  if (tools->empty()) return nullptr;
+  for (size_t i = 0; i < tools->size(); ++i) {
+    const auto& t = (*tools)[i];
+    std::string at = "tools[" + std::to_string(i) + "]";
+    if (!t.is_object()) throw wrong_type(at, "an object");
+    if (!t.contains("type") || t["type"] != "function")
+      throw bad_request(at + ".type must be \"function\"", at + ".type", "invalid_value");
+    if (!t.contains("function") || !t["function"].is_object()) throw wrong_type(at + ".function", "an object");
+    const auto& fn = t["function"];
+    if (!fn.contains("name") || !fn["name"].is_string() || fn["name"].get<std::string>().empty())
+      throw wrong_type(at + ".function.name", "a non-empty string");
+    if (fn.contains("parameters") && !fn["parameters"].is_object() && !fn["parameters"].is_null())
+      throw wrong_type(at + ".function.parameters", "a JSON Schema object");
+  }
+  return *tools;
+}
+
+void parse_tool_choice(const json& body, ChatRequest& r) {
+  const json* choice = field(body, "tool_choice");
+  if (!choice) return;
+  if (choice->is_string()) {
+    const auto& s = choice->get_ref<const std::string&>();
+    if (s == "auto") r.tool_choice = ToolChoice::Auto;
+    else if (s == "none") r.tool_choice = ToolChoice::None;
+    else if (s == "required") r.tool_choice = ToolChoice::Required;
+    else throw bad_request("'tool_choice' must be auto, none, required or a function", "tool_choice", "invalid_value");
+  } else if (choice->is_object()) {
+    const json* fn = field(*choice, "function");
+    if (!fn || !fn->is_object() || !fn->contains("name") || !(*fn)["name"].is_string())
+      throw wrong_type("tool_choice", "{\"type\": \"function\", \"function\": {\"name\": ...}}");
+    r.tool_choice = ToolChoice::Named;
+    r.tool_name = (*fn)["name"].get<std::string>();
+  } else {
+    throw wrong_type("tool_choice", "a string or an object");
+  }
+  if ((r.tool_choice == ToolChoice::Required || r.tool_choice == ToolChoice::Named) && r.tools.is_null())
+    throw bad_request("'tool_choice' requires 'tools'", "tool_choice", "invalid_value");
+  if (r.tool_choice == ToolChoice::Named) {
+    bool found = false;
+    for (const auto& t : r.tools) found = found || t["function"]["name"] == r.tool_name;
+    if (!found)
+      throw bad_request("'tool_choice' names '" + r.tool_name + "', which is not in 'tools'", "tool_choice",
+                        "invalid_value");
+  }
+}
+
+void parse_response_format(const json& body, ChatRequest& r) {
+  const json* rf = field(body, "response_format");
+  if (!rf) return;
+  if (!rf->is_object() || !rf->contains("type") || !(*rf)["type"].is_string())
+    throw wrong_type("response_format", "an object with a 'type' string");
+  const auto& type = (*rf)["type"].get_ref<const std::string&>();
+  if (type == "text") {
+    r.response_format = ResponseFormat::Text;
+  } else if (type == "json_object") {
+    r.response_format = ResponseFormat::JsonObject;
+  } else if (type == "json_schema") {
+    const json* js = field(*rf, "json_schema");
+    if (!js || !js->is_object()) throw wrong_type("response_format.json_schema", "an object");
+    const json* schema = field(*js, "schema");
+    if (!schema || !(schema->is_object() || schema->is_boolean()))
+      throw wrong_type("response_format.json_schema.schema", "a JSON Schema");
+    r.response_format = ResponseFormat::JsonSchema;
+    r.json_schema = *schema;
+  } else {
+    throw bad_request("'response_format.type' must be text, json_object or json_schema", "response_format",
+                      "invalid_value");
+  }
+}
+
+}  // namespace
+
+ChatRequest parse_chat_request(const json& body) {
+  ChatRequest r;
+  r.common = parse_common(body);
+  r.messages = parse_messages(body);
+  r.tools = parse_tools(body);
+  parse_tool_choice(body, r);
+  r.parallel_tool_calls = boolean(body, "parallel_tool_calls").value_or(false);
+  parse_response_format(body, r);
+  if (r.response_format != ResponseFormat::Text &&
+      (r.tool_choice == ToolChoice::Required || r.tool_choice == ToolChoice::Named))
+    throw bad_request("a forced tool call and a JSON response_format cannot be combined", "response_format",
+                      "invalid_value");
+  if (const json* kw = field(body, "chat_template_kwargs")) {
+    if (!kw->is_object()) throw wrong_type("chat_template_kwargs", "an object");
+    r.template_kwargs = *kw;
+  }
+  return r;
+}
+
+CompletionRequest parse_completion_request(const json& body) {
+  CompletionRequest r;
+  r.common = parse_common(body);
+  const json* prompt = field(body, "prompt");
+  if (!prompt) throw bad_request("'prompt' is required", "prompt", "missing_field");
+  if (prompt->is_string()) {
+    r.prompt = prompt->get<std::string>();
+  } else if (prompt->is_array() && prompt->size() == 1 && (*prompt)[0].is_string()) {
+    r.prompt = (*prompt)[0].get<std::string>();
+  } else if (prompt->is_array()) {
+    throw bad_request("only one prompt per request is supported", "prompt", "unsupported_value");
+  } else {
+    throw wrong_type("prompt", "a string");
+  }
+  if (r.prompt.empty()) throw bad_request("'prompt' must not be empty", "prompt", "invalid_value");
+  return r;
+}
+
+}  // namespace warden::server

@@ -1,0 +1,72 @@
+#pragma once
+// The OpenAI wire format: validating request bodies into typed requests, and
+// the error objects every failure is answered with. No engine here: this is
+// the part that parses untrusted input, kept separate so it can be tested and
+// fuzzed on its own.
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sample/sampler.h"
+
+namespace warden::server {
+
+// An error answered as {"error": {"message", "type", "param", "code"}}.
+class ApiError : public std::runtime_error {
+ public:
+  ApiError(int status, std::string message, std::string type, std::string param = "", std::string code = "")
+      : std::runtime_error(message), status(status), type(std::move(type)), param(std::move(param)),
+        code(std::move(code)) {}
+  int status;
+  std::string type;   // invalid_request_error, authentication_error, not_found_error, server_error, ...
+  std::string param;  // the offending field ("" = null)
+  std::string code;   // machine-readable code ("" = null)
+};
+
+ApiError bad_request(const std::string& message, const std::string& param = "", const std::string& code = "");
+nlohmann::ordered_json error_body(const ApiError& e);
+
+// Parses a request body; malformed JSON or a non-object is a 400.
+nlohmann::ordered_json parse_body(const std::string& body);
+
+// Fields shared by /v1/chat/completions and /v1/completions.
+struct CommonParams {
+  std::string model;  // "" when the client did not name one
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage
+  int64_t max_tokens = -1;     // -1: until the end or a full context
+  std::vector<std::string> stop;
+  sample::SamplerParams sampling;
+  bool ignore_eos = false;  // llama.cpp extension, for benchmarks
+};
+
+enum class ToolChoice { Auto, None, Required, Named };
+enum class ResponseFormat { Text, JsonObject, JsonSchema };
+
+struct ChatRequest {
+  CommonParams common;
+  nlohmann::ordered_json messages;        // validated array of message objects
+  nlohmann::ordered_json tools = nullptr;  // null or an array of function tools
+  ToolChoice tool_choice = ToolChoice::Auto;
+  std::string tool_name;                   // ToolChoice::Named
+  bool parallel_tool_calls = false;
+  ResponseFormat response_format = ResponseFormat::Text;
+  nlohmann::ordered_json json_schema;      // ResponseFormat::JsonSchema
+  nlohmann::ordered_json template_kwargs = nlohmann::ordered_json::object();  // chat_template_kwargs
+};
+
+struct CompletionRequest {
+  CommonParams common;
+  std::string prompt;
+};
+
+// Throw ApiError (400) naming the first field that is missing, of the wrong
+// type or out of range.
+ChatRequest parse_chat_request(const nlohmann::ordered_json& body);
+CompletionRequest parse_completion_request(const nlohmann::ordered_json& body);
+
+}  // namespace warden::server

@@ -1,0 +1,511 @@
+#include "server/http_server.h"
+
+#include <arpa/inet.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <mutex>
+#include <random>
+
+#include "chat/jinja_error.h"
+#include "grammar/json_schema.h"
+#include "grammar/toolcall.h"
+#include "sample/sampler.h"
+#include "server/api.h"
+#include "server/grammar_vocab.h"
+#include "server/prompt.h"
+#include "server/scheduler.h"
+#include "util/error.h"
+#include "util/log.h"
+
+namespace warden::server {
+
+using json = nlohmann::ordered_json;
+
+namespace {
+
+int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Random ids for responses and tool calls ("chatcmpl-...", "call_...").
+std::string random_id(const std::string& prefix) {
+  static std::mutex mutex;
+  static std::mt19937_64 rng(sample::random_seed());
+  static const char* digits = "0123456789abcdefghijklmnopqrstuvwxyz";
+  std::lock_guard lock(mutex);
+  std::string id = prefix;
+  for (int i = 0; i < 24; ++i) id += digits[rng() % 36];
+  return id;
+}
+
+// Comparison whose time does not depend on where the strings differ.
+bool same_secret(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (size_t i = 0; i < a.size(); ++i) diff |= uint8_t(a[i]) ^ uint8_t(i < b.size() ? b[i] : 0);
+  return diff == 0;
+}
+
+const char* finish_name(Finish f, bool has_tool_calls) {
+  switch (f) {
+    case Finish::Length: return "length";
+    case Finish::Stop: return has_tool_calls ? "tool_calls" : "stop";
+    default: return "stop";
+  }
+}
+
+json tool_call_json(const grammar::ToolCall& call, size_t index, bool with_index) {
+  json j = json::object();
+  if (with_index) j["index"] = index;
+  j["id"] = call.id.empty() ? random_id("call_") : call.id;
+  j["type"] = "function";
+  j["function"] = {{"name", call.name}, {"arguments", call.arguments}};
+  return j;
+}
+
+json usage_json(const JobResult& r) {
+  return {{"prompt_tokens", r.prompt_tokens},
+          {"completion_tokens", r.completion_tokens},
+          {"total_tokens", r.prompt_tokens + r.completion_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", r.cached_prompt_tokens}}}};
+}
+
+std::string sse(const json& j) { return "data: " + j.dump() + "\n\n"; }
+
+// cpp-httplib 0.11 listens with a backlog of 5 (compiled into Debian's
+// library), so a burst of clients connecting at once overflows the accept
+// queue and some connections are reset. listen() on a socket that is already
+// listening only changes its backlog: find ours by its port and widen it.
+void widen_listen_backlog(int port) {
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    int fd = -1;
+    try {
+      fd = std::stoi(entry.path().filename().string());
+    } catch (const std::exception&) {
+      continue;
+    }
+    int accepting = 0;
+    socklen_t len = sizeof accepting;
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || !accepting) continue;
+    sockaddr_storage addr{};
+    socklen_t alen = sizeof addr;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) != 0) continue;
+    int bound = -1;
+    if (addr.ss_family == AF_INET) bound = ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    if (addr.ss_family == AF_INET6) bound = ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+    if (bound == port && ::listen(fd, SOMAXCONN) != 0)
+      log::warn("could not widen the listen backlog; bursts of connections may be refused");
+  }
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ Impl
+
+struct Server::Impl {
+  Impl(engine::Engine& engine, ServerOptions options);
+
+  void install_routes();
+  void reply_error(httplib::Response& res, const ApiError& e);
+  void guarded(const httplib::Request& req, httplib::Response& res,
+               void (Impl::*handler)(const httplib::Request&, httplib::Response&));
+  void check_model(const std::string& requested);
+
+  void handle_chat(const httplib::Request& req, httplib::Response& res);
+  void handle_completion(const httplib::Request& req, httplib::Response& res);
+  void handle_models(const httplib::Request& req, httplib::Response& res);
+
+  std::shared_ptr<const grammar::Grammar> constraint_for(const ChatRequest& chat);
+  std::shared_ptr<Job> submit(GenerationRequest g);
+  GenerationRequest generation(const CommonParams& common, std::vector<int32_t> prompt);
+
+  engine::Engine& engine;
+  ServerOptions options;
+  std::string model_id;
+  Metrics metrics;
+  PromptBuilder prompts;
+  std::shared_ptr<const grammar::Vocabulary> vocab;
+  std::unique_ptr<Scheduler> scheduler;
+  httplib::Server http;
+  int64_t created = unix_now();
+};
+
+Server::Impl::Impl(engine::Engine& e, ServerOptions o)
+    : engine(e), options(std::move(o)), prompts(options.chat_template, e.tokenizer()) {
+  model_id = options.alias.empty() ? std::filesystem::path(engine.model().file().path()).filename().string()
+                                   : options.alias;
+  vocab = grammar_vocabulary(engine.tokenizer());
+  scheduler = std::make_unique<Scheduler>(engine, vocab, metrics, SchedulerOptions{options.max_queue});
+  // Every streaming client holds a worker thread for its whole answer, so
+  // the pool must cover all slots and the whole queue, plus probes.
+  const size_t workers = size_t(scheduler->slots()) + options.max_queue + 16;
+  http.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
+  http.set_payload_max_length(options.max_body);
+  http.set_read_timeout(30, 0);
+  http.set_write_timeout(30, 0);
+  install_routes();
+}
+
+void Server::Impl::reply_error(httplib::Response& res, const ApiError& e) {
+  res.status = e.status;
+  res.set_content(error_body(e).dump(), "application/json");
+}
+
+void Server::Impl::guarded(const httplib::Request& req, httplib::Response& res,
+                           void (Impl::*handler)(const httplib::Request&, httplib::Response&)) {
+  try {
+    (this->*handler)(req, res);
+  } catch (const ApiError& e) {
+    reply_error(res, e);
+  } catch (const std::exception& e) {
+    log::error(std::string("internal error on ") + req.path + ": " + e.what());
+    reply_error(res, ApiError(500, std::string("internal error: ") + e.what(), "server_error"));
+  }
+}
+
+void Server::Impl::install_routes() {
+  http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    metrics.requests_total++;
+    if (options.api_key.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+    const std::string expected = "Bearer " + options.api_key;
+    if (same_secret(req.get_header_value("Authorization"), expected))
+      return httplib::Server::HandlerResponse::Unhandled;
+    reply_error(res, ApiError(401, "invalid or missing API key (send 'Authorization: Bearer KEY')",
+                              "authentication_error", "", "invalid_api_key"));
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  // Runs for every answer with status >= 400, including those httplib makes
+  // itself (no route: 404, body over the limit: 413); fills in an OpenAI
+  // error object when the handler did not write one.
+  http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
+    metrics.request_errors_total++;
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Handled;
+    if (res.status == 404)
+      reply_error(res, ApiError(404, "no route " + req.method + " " + req.path, "not_found_error", "",
+                                "unknown_route"));
+    else if (res.status == 413)
+      reply_error(res, ApiError(413, "the request body is larger than " + std::to_string(options.max_body) +
+                                         " bytes",
+                                "invalid_request_error", "", "request_too_large"));
+    else
+      reply_error(res, ApiError(res.status, "HTTP error " + std::to_string(res.status), "invalid_request_error"));
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  http.set_exception_handler([this](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+    reply_error(res, ApiError(500, "internal error", "server_error"));
+  });
+
+  http.Post("/v1/chat/completions", [this](const httplib::Request& q, httplib::Response& s) {
+    guarded(q, s, &Impl::handle_chat);
+  });
+  http.Post("/v1/completions", [this](const httplib::Request& q, httplib::Response& s) {
+    guarded(q, s, &Impl::handle_completion);
+  });
+  http.Get("/v1/models", [this](const httplib::Request& q, httplib::Response& s) {
+    guarded(q, s, &Impl::handle_models);
+  });
+  http.Get("/health", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("{\"status\":\"ok\"}", "application/json");
+  });
+  http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(metrics.prometheus_text(), "text/plain; version=0.0.4");
+  });
+}
+
+void Server::Impl::check_model(const std::string& requested) {
+  if (requested.empty() || requested == model_id) return;
+  throw ApiError(404, "the model '" + requested + "' does not exist; this server serves '" + model_id + "'",
+                 "not_found_error", "model", "model_not_found");
+}
+
+void Server::Impl::handle_models(const httplib::Request&, httplib::Response& res) {
+  json model = {{"id", model_id},
+                {"object", "model"},
+                {"created", created},
+                {"owned_by", "warden"},
+                {"meta",
+                 {{"n_ctx", engine.n_ctx()}, {"n_vocab", engine.tokenizer().size()}, {"slots", scheduler->slots()}}}};
+  json body = {{"object", "list"}, {"data", json::array({model})}};
+  res.set_content(body.dump(), "application/json");
+}
+
+GenerationRequest Server::Impl::generation(const CommonParams& common, std::vector<int32_t> prompt) {
+  GenerationRequest g;
+  g.prompt = std::move(prompt);
+  g.sampling = common.sampling;
+  g.max_tokens = common.max_tokens;
+  g.stop = common.stop;
+  g.ignore_eos = common.ignore_eos;
+  return g;
+}
+
+std::shared_ptr<Job> Server::Impl::submit(GenerationRequest g) {
+  if (g.prompt.empty()) throw bad_request("the prompt is empty", "messages", "invalid_value");
+  if (int64_t(g.prompt.size()) >= engine.n_ctx())
+    throw bad_request("the prompt has " + std::to_string(g.prompt.size()) + " tokens; this model's context holds " +
+                          std::to_string(engine.n_ctx()) + " tokens for prompt and completion together",
+                      "messages", "context_length_exceeded");
+  try {
+    return scheduler->submit(std::move(g));
+  } catch (const QueueFull& e) {
+    throw ApiError(503, e.what(), "server_error", "", "server_busy");
+  }
+}
+
+std::shared_ptr<const grammar::Grammar> Server::Impl::constraint_for(const ChatRequest& chat) {
+  try {
+    if (chat.tool_choice == ToolChoice::Required || chat.tool_choice == ToolChoice::Named) {
+      grammar::ToolGrammarOptions o;
+      o.parallel = chat.parallel_tool_calls;
+      if (chat.tool_choice == ToolChoice::Named) o.only_tool = chat.tool_name;
+      return std::make_shared<const grammar::Grammar>(grammar::tool_call_grammar(prompts.tool_format(), chat.tools, o));
+    }
+    if (chat.response_format == ResponseFormat::JsonObject)
+      return std::make_shared<const grammar::Grammar>(grammar::grammar_any_json_object());
+    if (chat.response_format == ResponseFormat::JsonSchema)
+      return std::make_shared<const grammar::Grammar>(grammar::grammar_from_json_schema(chat.json_schema));
+  } catch (const Error& e) {
+    const bool tools = chat.tool_choice == ToolChoice::Required || chat.tool_choice == ToolChoice::Named;
+    throw bad_request(std::string(tools ? "tools: " : "response_format: ") + e.what(),
+                      tools ? "tools" : "response_format", "unsupported_schema");
+  }
+  return nullptr;
+}
+
+// ------------------------------------------------------------------ chat
+
+namespace {
+
+// Turns generated text into OpenAI chat deltas: plain content, or content and
+// tool calls when tools are in play.
+class ChatOutput {
+ public:
+  ChatOutput(bool parse_tools, grammar::ToolCallFormat format) {
+    if (parse_tools) parser_.emplace(format);
+  }
+  grammar::ToolCallDelta feed(const std::string& text) {
+    if (!parser_) return grammar::ToolCallDelta{text, {}};
+    return parser_->feed(text);
+  }
+  grammar::ToolCallDelta finish() { return parser_ ? parser_->finish() : grammar::ToolCallDelta{}; }
+
+ private:
+  std::optional<grammar::ToolCallParser> parser_;
+};
+
+struct ChatStream {
+  std::shared_ptr<Job> job;
+  ChatOutput output;
+  std::string id;
+  std::string model;
+  int64_t created;
+  bool include_usage;
+  size_t tool_calls_sent = 0;
+  bool role_sent = false;
+  bool finished = false;
+
+  json chunk(json delta, const json& finish_reason) const {
+    json choice = {{"index", 0}, {"delta", std::move(delta)}, {"logprobs", nullptr}, {"finish_reason", finish_reason}};
+    return {{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model},
+            {"choices", json::array({choice})}};
+  }
+  void add_delta(std::string& out, const grammar::ToolCallDelta& d) {
+    if (!d.content.empty()) out += sse(chunk({{"content", d.content}}, nullptr));
+    for (const auto& call : d.tool_calls) {
+      out += sse(chunk({{"tool_calls", json::array({tool_call_json(call, tool_calls_sent, true)})}}, nullptr));
+      tool_calls_sent++;
+    }
+  }
+  // The job is done: flush the parser, then the finish_reason chunk (with
+  // usage), the optional usage-only chunk, and [DONE].
+  void finish(std::string& out) {
+    add_delta(out, output.finish());
+    JobResult r = job->result();
+    if (r.finish == Finish::Error) {
+      out += sse(error_body(ApiError(500, r.error, "server_error")));
+    } else {
+      json last = chunk(json::object(), finish_name(r.finish, tool_calls_sent > 0));
+      last["usage"] = usage_json(r);
+      out += sse(last);
+      if (include_usage) {
+        json u = {{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model},
+                  {"choices", json::array()}, {"usage", usage_json(r)}};
+        out += sse(u);
+      }
+    }
+    out += "data: [DONE]\n\n";
+    finished = true;
+  }
+};
+
+}  // namespace
+
+void Server::Impl::handle_chat(const httplib::Request& req, httplib::Response& res) {
+  ChatRequest chat = parse_chat_request(parse_body(req.body));
+  check_model(chat.common.model);
+  const bool use_tools = !chat.tools.is_null() && chat.tool_choice != ToolChoice::None;
+
+  std::string rendered;
+  try {
+    rendered = prompts.render(chat.messages, use_tools ? chat.tools : json(nullptr), chat.template_kwargs);
+  } catch (const chat::TemplateError& e) {
+    throw bad_request(std::string("the model's chat template refused the conversation: ") + e.what(), "messages",
+                      "template_error");
+  } catch (const Error& e) {
+    throw bad_request(e.what(), "messages", "invalid_value");
+  }
+  GenerationRequest g = generation(chat.common, prompts.tokenize_rendered(rendered));
+  g.grammar = constraint_for(chat);
+  auto job = submit(std::move(g));
+
+  const std::string id = random_id("chatcmpl-");
+  const int64_t now = unix_now();
+  if (chat.common.stream) {
+    auto stream = std::make_shared<ChatStream>(
+        ChatStream{job, ChatOutput(use_tools, prompts.tool_format()), id, model_id, now, chat.common.include_usage});
+    res.set_header("Cache-Control", "no-cache");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [stream](size_t, httplib::DataSink& sink) {
+          std::string out;
+          if (!stream->role_sent) {
+            out += sse(stream->chunk({{"role", "assistant"}, {"content", ""}}, nullptr));
+            stream->role_sent = true;
+          }
+          Job::Chunk c = stream->job->next();
+          stream->add_delta(out, stream->output.feed(c.text));
+          if (c.done) stream->finish(out);
+          // Text the tool-call parser holds back yields nothing to send yet;
+          // a zero-length write would end the chunked body.
+          if (out.empty()) return true;
+          if (!sink.write(out.data(), out.size())) {
+            stream->job->cancel();  // the client went away: free the slot
+            return false;
+          }
+          if (stream->finished) sink.done();
+          return true;
+        },
+        [stream](bool) { stream->job->cancel(); });
+    return;
+  }
+
+  ChatOutput output(use_tools, prompts.tool_format());
+  std::string content;
+  std::vector<grammar::ToolCall> calls;
+  for (;;) {
+    Job::Chunk c = job->next();
+    auto d = output.feed(c.text);
+    content += d.content;
+    calls.insert(calls.end(), d.tool_calls.begin(), d.tool_calls.end());
+    if (c.done) break;
+  }
+  auto d = output.finish();
+  content += d.content;
+  calls.insert(calls.end(), d.tool_calls.begin(), d.tool_calls.end());
+  JobResult r = job->result();
+  if (r.finish == Finish::Error) throw ApiError(500, r.error, "server_error");
+
+  json message = {{"role", "assistant"}, {"content", calls.empty() || !content.empty() ? json(content) : json(nullptr)}};
+  if (!calls.empty()) {
+    message["tool_calls"] = json::array();
+    for (size_t i = 0; i < calls.size(); ++i) message["tool_calls"].push_back(tool_call_json(calls[i], i, false));
+  }
+  json choice = {{"index", 0}, {"message", message}, {"logprobs", nullptr},
+                 {"finish_reason", finish_name(r.finish, !calls.empty())}};
+  json body = {{"id", id}, {"object", "chat.completion"}, {"created", now}, {"model", model_id},
+               {"choices", json::array({choice})}, {"usage", usage_json(r)}};
+  res.set_content(body.dump(), "application/json");
+}
+
+// ------------------------------------------------------------------ completions
+
+void Server::Impl::handle_completion(const httplib::Request& req, httplib::Response& res) {
+  CompletionRequest comp = parse_completion_request(parse_body(req.body));
+  check_model(comp.common.model);
+  auto job = submit(generation(comp.common, prompts.tokenize_plain(comp.prompt)));
+  const std::string id = random_id("cmpl-");
+  const int64_t now = unix_now();
+  auto body_for = [id, now, this](const std::string& text, const json& finish_reason) {
+    json choice = {{"text", text}, {"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_reason}};
+    return json{{"id", id}, {"object", "text_completion"}, {"created", now}, {"model", model_id},
+                {"choices", json::array({choice})}};
+  };
+  if (comp.common.stream) {
+    res.set_header("Cache-Control", "no-cache");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [job, body_for](size_t, httplib::DataSink& sink) {
+          Job::Chunk c = job->next();
+          std::string out;
+          if (!c.text.empty()) out += sse(body_for(c.text, nullptr));
+          if (c.done) {
+            JobResult r = job->result();
+            if (r.finish == Finish::Error) {
+              out += sse(error_body(ApiError(500, r.error, "server_error")));
+            } else {
+              json last = body_for("", finish_name(r.finish, false));
+              last["usage"] = usage_json(r);
+              out += sse(last);
+            }
+            out += "data: [DONE]\n\n";
+          }
+          if (out.empty()) return true;
+          if (!sink.write(out.data(), out.size())) {
+            job->cancel();
+            return false;
+          }
+          if (c.done) sink.done();
+          return true;
+        },
+        [job](bool) { job->cancel(); });
+    return;
+  }
+  std::string text;
+  for (;;) {
+    Job::Chunk c = job->next();
+    text += c.text;
+    if (c.done) break;
+  }
+  JobResult r = job->result();
+  if (r.finish == Finish::Error) throw ApiError(500, r.error, "server_error");
+  json body = body_for(text, finish_name(r.finish, false));
+  body["usage"] = usage_json(r);
+  res.set_content(body.dump(), "application/json");
+}
+
+// ------------------------------------------------------------------ Server
+
+Server::Server(engine::Engine& engine, ServerOptions options)
+    : impl_(std::make_unique<Impl>(engine, std::move(options))) {}
+
+Server::~Server() { stop(); }
+
+int Server::bind() {
+  const auto& o = impl_->options;
+  int port = o.port;
+  if (port == 0) {
+    port = impl_->http.bind_to_any_port(o.host);
+    if (port < 0) throw Error("cannot listen on " + o.host + ": no free port");
+  } else if (!impl_->http.bind_to_port(o.host, port)) {
+    throw Error("cannot listen on " + o.host + ":" + std::to_string(port) + " (in use, or not a local address)");
+  }
+  widen_listen_backlog(port);
+  return port;
+}
+
+void Server::listen() { impl_->http.listen_after_bind(); }
+void Server::stop() {
+  // Jobs first: HTTP workers blocked on a generation return at once, so the
+  // HTTP server's worker pool can shut down.
+  impl_->scheduler->stop();
+  impl_->http.stop();
+}
+const std::string& Server::model_id() const { return impl_->model_id; }
+Metrics& Server::metrics() { return impl_->metrics; }
+
+}  // namespace warden::server

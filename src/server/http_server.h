@@ -1,0 +1,50 @@
+#pragma once
+// The HTTP front end of `warden serve`: OpenAI-compatible routes over the
+// scheduler, bearer-key auth, a request body limit, OpenAI-style error
+// objects for every failure, and Prometheus metrics.
+//
+// Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models,
+// GET /health, GET /metrics. /health answers without a key (for probes);
+// everything else needs it when one is set.
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "engine/engine.h"
+#include "server/metrics.h"
+
+namespace warden::server {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;             // 0: any free port (see Server::bind)
+  std::string api_key;         // "" = no auth
+  std::string alias;           // the model id clients name; "" = the file's base name
+  size_t max_body = 4u << 20;  // request body limit in bytes
+  size_t max_queue = 64;       // waiting requests when every slot is busy
+  std::string chat_template;   // the model's template source ("" = ChatML)
+};
+
+class Server {
+ public:
+  // The engine's n_seq is the number of slots. Throws warden::Error for a
+  // chat template that does not parse.
+  Server(engine::Engine& engine, ServerOptions options);
+  ~Server();
+
+  // Binds the listening socket; returns the port (useful with port 0).
+  // Throws warden::Error when the address cannot be bound.
+  int bind();
+  // Serves until stop() is called (from another thread or a signal watcher).
+  void listen();
+  void stop();
+
+  const std::string& model_id() const;
+  Metrics& metrics();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace warden::server

@@ -1,0 +1,334 @@
+#include "server/scheduler.h"
+
+#include <algorithm>
+#include <chrono>
+#include <limits>
+
+#include "util/error.h"
+#include "util/log.h"
+
+namespace warden::server {
+
+// ---------------------------------------------------------------- Job
+
+Job::Chunk Job::next() {
+  std::unique_lock lock(mutex_);
+  ready_.wait(lock, [&] { return !pending_.empty() || done_; });
+  Chunk chunk;
+  chunk.text.swap(pending_);
+  chunk.done = done_;
+  return chunk;
+}
+
+JobResult Job::result() const {
+  std::lock_guard lock(mutex_);
+  return result_;
+}
+
+void Job::push_text(const std::string& text) {
+  if (text.empty()) return;
+  {
+    std::lock_guard lock(mutex_);
+    pending_ += text;
+  }
+  ready_.notify_all();
+}
+
+void Job::finish(const JobResult& result) {
+  {
+    std::lock_guard lock(mutex_);
+    result_ = result;
+    done_ = true;
+  }
+  ready_.notify_all();
+}
+
+// ---------------------------------------------------------------- Scheduler
+
+Scheduler::Scheduler(engine::Engine& engine, std::shared_ptr<const grammar::Vocabulary> vocab, Metrics& metrics,
+                     SchedulerOptions options)
+    : engine_(engine), vocab_(std::move(vocab)), metrics_(metrics), options_(options) {
+  slots_.resize(size_t(engine_.cache().n_seq()));
+  for (size_t i = 0; i < slots_.size(); ++i) slots_[i].seq = int(i);
+  metrics_.slots_total = int64_t(slots_.size());
+  for (size_t id = 0; id < engine_.tokenizer().size(); ++id)
+    if (engine_.tokenizer().is_end_of_generation(int32_t(id))) end_ids_.push_back(int32_t(id));
+  thread_ = std::thread([this] { run(); });
+}
+
+Scheduler::~Scheduler() { stop(); }
+
+void Scheduler::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::shared_ptr<Job> Scheduler::submit(GenerationRequest request) {
+  if (request.prompt.empty()) throw Error("the prompt is empty");
+  if (int64_t(request.prompt.size()) >= engine_.n_ctx())
+    throw Error("the prompt has " + std::to_string(request.prompt.size()) +
+                " tokens; the context holds " + std::to_string(engine_.n_ctx()) +
+                " (prompt and completion together)");
+  auto job = std::make_shared<Job>();
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_) throw QueueFull("the server is shutting down");
+    if (queue_.size() >= options_.max_queue)
+      throw QueueFull("all " + std::to_string(slots_.size()) + " slots are busy and " +
+                      std::to_string(queue_.size()) + " requests are waiting; try again later");
+    queue_.push_back(Pending{std::move(request), job});
+    metrics_.queue_depth = int64_t(queue_.size());
+  }
+  wake_.notify_all();
+  return job;
+}
+
+void Scheduler::run() {
+  std::vector<Slot*> owners;
+  for (;;) {
+    {
+      std::unique_lock lock(mutex_);
+      auto has_active = [&] {
+        return std::any_of(slots_.begin(), slots_.end(), [](const Slot& s) { return s.active; });
+      };
+      wake_.wait(lock, [&] { return stopping_ || !queue_.empty() || has_active(); });
+      if (stopping_) break;
+    }
+    admit_waiting();
+    drop_cancelled();
+    auto batch = build_batch(owners);
+    if (batch.empty()) continue;
+    std::vector<float> logits;
+    const auto pass_start = std::chrono::steady_clock::now();
+    try {
+      logits = engine_.forward().run(batch, engine_.cache());
+      if (log::level() <= log::Level::debug) {
+        double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - pass_start).count();
+        log::debug("forward pass: " + std::to_string(batch.size()) + " tokens, " + std::to_string(owners.size()) +
+                   " logits rows, " + std::to_string(ms) + " ms");
+      }
+    } catch (const std::exception& e) {
+      // The cache state of every active slot is unknown now: fail them all
+      // and forget their caches rather than continue on doubtful state.
+      log::error(std::string("forward pass failed: ") + e.what());
+      fail_all_active(e.what());
+      continue;
+    }
+    metrics_.forward_passes_total++;
+    metrics_.batch_tokens_total += batch.size();
+    // The cache now holds the batch's tokens.
+    for (size_t i = 0; i < batch.size(); ++i) slots_[size_t(batch[i].seq)].cached.push_back(batch[i].token);
+    after_forward(logits, owners);
+  }
+  // Shutting down: nobody waits forever.
+  for (auto& slot : slots_)
+    if (slot.active) finish(slot, Finish::Error, "the server is shutting down");
+  std::lock_guard lock(mutex_);
+  for (auto& p : queue_) p.job->finish(JobResult{Finish::Error, 0, 0, 0, "the server is shutting down"});
+  queue_.clear();
+}
+
+void Scheduler::admit_waiting() {
+  for (;;) {
+    Pending pending;
+    Slot* slot = nullptr;
+    {
+      std::lock_guard lock(mutex_);
+      // Requests whose client left while waiting never take a slot.
+      while (!queue_.empty() && queue_.front().job->cancelled()) {
+        queue_.front().job->finish(JobResult{Finish::Cancelled, 0, 0, 0, ""});
+        metrics_.cancelled_total++;
+        queue_.pop_front();
+      }
+      if (queue_.empty()) break;
+      slot = best_free_slot(queue_.front().request.prompt);
+      if (!slot) break;
+      pending = std::move(queue_.front());
+      queue_.pop_front();
+      metrics_.queue_depth = int64_t(queue_.size());
+    }
+    start(*slot, std::move(pending));
+  }
+}
+
+Scheduler::Slot* Scheduler::best_free_slot(const std::vector<int32_t>& prompt) {
+  Slot* best = nullptr;
+  size_t best_common = 0;
+  for (auto& slot : slots_) {
+    if (slot.active) continue;
+    size_t common = 0;
+    while (common < slot.cached.size() && common < prompt.size() && slot.cached[common] == prompt[common]) ++common;
+    if (!best || common > best_common) {
+      best = &slot;
+      best_common = common;
+    }
+  }
+  return best;
+}
+
+void Scheduler::start(Slot& slot, Pending pending) {
+  const auto& prompt = pending.request.prompt;
+  size_t keep = 0;
+  while (keep < slot.cached.size() && keep < prompt.size() && slot.cached[keep] == prompt[keep]) ++keep;
+  keep = std::min(keep, prompt.size() - 1);  // the last prompt token is evaluated for its logits
+  engine_.cache().truncate(slot.seq, int64_t(keep));
+  slot.cached.resize(keep);
+
+  slot.request = std::move(pending.request);
+  slot.job = std::move(pending.job);
+  slot.active = true;
+  slot.decoding = false;
+  slot.prompt_done = keep;
+  slot.next_token = -1;
+  slot.result = JobResult{};
+  slot.result.prompt_tokens = int64_t(slot.request.prompt.size());
+  slot.result.cached_prompt_tokens = int64_t(keep);
+  metrics_.cached_prompt_tokens_total += keep;
+  metrics_.slots_busy++;
+
+  const auto& tok = engine_.tokenizer();
+  slot.sampler.emplace(slot.request.sampling, int(tok.size()));
+  for (int32_t t : slot.request.prompt) slot.sampler->accept(t);
+  slot.stops.emplace(slot.request.stop);
+  slot.decoder.emplace(tok);
+  slot.decoder->continue_after(slot.request.prompt);
+  slot.matcher.reset();
+  if (slot.request.grammar) slot.matcher = std::make_unique<grammar::Matcher>(slot.request.grammar, vocab_);
+}
+
+void Scheduler::drop_cancelled() {
+  for (auto& slot : slots_)
+    if (slot.active && slot.job->cancelled()) finish(slot, Finish::Cancelled);
+}
+
+std::vector<model::BatchToken> Scheduler::build_batch(std::vector<Slot*>& owners) {
+  std::vector<model::BatchToken> batch;
+  owners.clear();
+  // Decoding slots first: one token each, so streams keep flowing while
+  // long prompts are prefilled in chunks beside them.
+  for (auto& slot : slots_) {
+    if (!slot.active || !slot.decoding) continue;
+    batch.push_back({slot.next_token, int64_t(slot.cached.size()), slot.seq, true});
+    owners.push_back(&slot);
+  }
+  int64_t budget = std::max<int64_t>(engine_.n_batch() - int64_t(batch.size()), 1);
+  for (auto& slot : slots_) {
+    if (!slot.active || slot.decoding || budget <= 0) continue;
+    const auto& prompt = slot.request.prompt;
+    size_t take = std::min(prompt.size() - slot.prompt_done, size_t(budget));
+    for (size_t i = slot.prompt_done; i < slot.prompt_done + take; ++i) {
+      bool last = i + 1 == prompt.size();
+      batch.push_back({prompt[i], int64_t(i), slot.seq, last});
+      if (last) owners.push_back(&slot);
+    }
+    slot.prompt_done += take;
+    metrics_.prompt_tokens_total += take;
+    budget -= int64_t(take);
+  }
+  // Rows come back in batch order of want_logits tokens; owners were pushed
+  // in that order except that decoding slots all precede prefill slots,
+  // which is also their order in the batch.
+  return batch;
+}
+
+void Scheduler::after_forward(const std::vector<float>& logits, const std::vector<Slot*>& owners) {
+  const size_t n_vocab = engine_.tokenizer().size();
+  std::vector<float> row(n_vocab);
+  uint64_t generated = 0;
+  for (size_t r = 0; r < owners.size(); ++r) {
+    Slot& slot = *owners[r];
+    std::copy(logits.begin() + long(r * n_vocab), logits.begin() + long((r + 1) * n_vocab), row.begin());
+    slot.decoding = true;
+    try {
+      sample_and_emit(slot, row.data());
+      generated++;
+    } catch (const std::exception& e) {
+      log::error(std::string("sampling failed: ") + e.what());
+      finish(slot, Finish::Error, e.what());
+    }
+  }
+  if (generated) metrics_.note_generated(generated);
+}
+
+void Scheduler::sample_and_emit(Slot& slot, float* logits) {
+  const auto& tok = engine_.tokenizer();
+  const size_t n_vocab = tok.size();
+  const std::vector<uint8_t>* allowed = nullptr;
+  if (slot.matcher) {
+    auto t0 = std::chrono::steady_clock::now();
+    slot.matcher->fill_mask(mask_);
+    mask_bytes_.assign(n_vocab, 0);
+    const auto& words = mask_.words();
+    for (size_t w = 0; w < words.size(); ++w) {
+      uint64_t bits = words[w];
+      while (bits) {
+        size_t id = w * 64 + size_t(__builtin_ctzll(bits));
+        if (id < n_vocab) mask_bytes_[id] = 1;
+        bits &= bits - 1;
+      }
+    }
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+    metrics_.grammar_masks_total++;
+    metrics_.grammar_mask_ns_total += uint64_t(ns);
+    allowed = &mask_bytes_;
+  }
+  if (slot.request.ignore_eos && !slot.matcher)
+    for (int32_t id : end_ids_) logits[id] = -std::numeric_limits<float>::infinity();
+  int32_t token = slot.sampler->sample(std::span<float>(logits, n_vocab), allowed);
+  slot.sampler->accept(token);
+  slot.result.completion_tokens++;
+  if (tok.is_end_of_generation(token)) return finish(slot, Finish::Stop);
+  if (slot.matcher && !slot.matcher->accept_token(token))
+    throw Error("the grammar refused token " + std::to_string(token) + " that its own mask allowed");
+
+  auto r = slot.stops->feed(slot.decoder->push(token));
+  slot.job->push_text(r.emit);
+  if (r.stopped) return finish(slot, Finish::Stop);
+  // A constrained value that is complete and cannot grow only allows an end
+  // token next: stop now instead of spending a forward pass on it.
+  if (slot.matcher && slot.matcher->is_complete() && !slot.matcher->can_continue()) return finish(slot, Finish::Stop);
+  if (slot.request.max_tokens >= 0 && slot.result.completion_tokens >= slot.request.max_tokens)
+    return finish(slot, Finish::Length);
+  if (int64_t(slot.cached.size()) >= engine_.n_ctx()) return finish(slot, Finish::Length);
+  slot.next_token = token;
+}
+
+void Scheduler::finish(Slot& slot, Finish how, const std::string& error) {
+  if (how == Finish::Stop || how == Finish::Length) {
+    // Whatever the decoder and stop matcher held back belongs to the answer.
+    auto r = slot.stops->feed(slot.decoder->flush());
+    std::string tail = r.emit;
+    if (!r.stopped) tail += slot.stops->flush();
+    slot.job->push_text(tail);
+  }
+  slot.result.finish = how;
+  slot.result.error = error;
+  if (how == Finish::Cancelled) metrics_.cancelled_total++;
+  metrics_.completions_total++;
+  // The gauge drops before the client can see the end, so a client that
+  // reads /metrics after its answer never sees its own slot busy.
+  metrics_.slots_busy--;
+  slot.job->finish(slot.result);
+  slot.job.reset();
+  slot.active = false;
+  slot.decoding = false;
+  slot.matcher.reset();
+  if (how == Finish::Error) {
+    engine_.cache().truncate(slot.seq, 0);
+    slot.cached.clear();
+  }
+}
+
+void Scheduler::fail_all_active(const std::string& error) {
+  for (auto& slot : slots_) {
+    if (!slot.active) continue;
+    finish(slot, Finish::Error, error);
+  }
+}
+
+
+}  // namespace warden::server

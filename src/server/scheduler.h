@@ -1,0 +1,165 @@
+#pragma once
+// The scheduler: one thread that owns the engine and serves every request
+// through N slots (KV-cache sequences) with continuous batching.
+//
+// Each iteration builds ONE batch from all active slots -- a chunk of the
+// prompt for slots still prefilling, the last sampled token for decoding
+// ones -- and runs the forward pass once. Logits rows go back to their slots,
+// which sample (under their grammar's mask when constrained), stream text to
+// their Job, and finish on end-of-generation, a stop string, max_tokens, a
+// full context or cancellation.
+//
+// A new request goes to the free slot whose cached tokens share the longest
+// prefix with its prompt (so a conversation's next turn re-evaluates only the
+// new tail). When every slot is busy requests wait in a bounded FIFO queue;
+// past its bound submit() refuses them.
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/engine.h"
+#include "grammar/grammar.h"
+#include "grammar/matcher.h"
+#include "grammar/vocab.h"
+#include "sample/sampler.h"
+#include "sample/stop_matcher.h"
+#include "server/metrics.h"
+#include "tokenizer/tokenizer.h"
+
+namespace warden::server {
+
+struct GenerationRequest {
+  std::vector<int32_t> prompt;
+  sample::SamplerParams sampling;
+  int64_t max_tokens = -1;  // -1: until end of generation or a full context
+  std::vector<std::string> stop;
+  std::shared_ptr<const grammar::Grammar> grammar;  // null: unconstrained
+  bool ignore_eos = false;  // never pick an end-of-generation token (benchmarks)
+};
+
+enum class Finish { Stop, Length, Cancelled, Error };
+
+struct JobResult {
+  Finish finish = Finish::Stop;
+  int64_t prompt_tokens = 0;
+  int64_t cached_prompt_tokens = 0;  // reused from the slot's cache
+  int64_t completion_tokens = 0;
+  std::string error;  // Finish::Error only
+};
+
+// One request in flight, shared by the HTTP handler (consumer) and the
+// scheduler (producer). Text is coalesced: a slow reader gets bigger chunks,
+// never an unbounded queue of events.
+class Job {
+ public:
+  struct Chunk {
+    std::string text;
+    bool done = false;
+  };
+  // Blocks until there is new text or the job is done.
+  Chunk next();
+  // The outcome; valid once next() returned done.
+  JobResult result() const;
+  // Asks the scheduler to stop this job (the client went away); idempotent.
+  void cancel() { cancelled_ = true; }
+  bool cancelled() const { return cancelled_; }
+
+  // Producer side (scheduler thread).
+  void push_text(const std::string& text);
+  void finish(const JobResult& result);
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable ready_;
+  std::string pending_;
+  bool done_ = false;
+  JobResult result_;
+  std::atomic<bool> cancelled_{false};
+};
+
+class QueueFull : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct SchedulerOptions {
+  size_t max_queue = 64;  // waiting requests when all slots are busy
+};
+
+class Scheduler {
+ public:
+  // The engine must have been built with n_seq slots; the scheduler thread
+  // is the only user of the engine from now on.
+  Scheduler(engine::Engine& engine, std::shared_ptr<const grammar::Vocabulary> vocab, Metrics& metrics,
+            SchedulerOptions options = {});
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Queues a request. Throws QueueFull when the queue is at its bound and
+  // warden::Error for a prompt that is empty or does not fit the context.
+  std::shared_ptr<Job> submit(GenerationRequest request);
+
+  // Finishes every running and queued job with an error and stops the
+  // thread (so HTTP workers waiting on jobs return); idempotent.
+  void stop();
+
+  int slots() const { return int(slots_.size()); }
+  int64_t n_ctx() const { return engine_.n_ctx(); }
+
+ private:
+  struct Pending {
+    GenerationRequest request;
+    std::shared_ptr<Job> job;
+  };
+  struct Slot {
+    int seq = 0;
+    std::vector<int32_t> cached;  // tokens whose keys/values the cache holds
+    bool active = false;
+    bool decoding = false;        // false: still prefilling the prompt
+    size_t prompt_done = 0;       // prompt tokens in the cache (prefill)
+    int32_t next_token = -1;      // sampled, evaluated in the next batch
+    GenerationRequest request;
+    std::shared_ptr<Job> job;
+    JobResult result;
+    std::optional<sample::Sampler> sampler;
+    std::optional<sample::StopMatcher> stops;
+    std::optional<tokenizer::StreamDecoder> decoder;
+    std::unique_ptr<grammar::Matcher> matcher;
+  };
+  void run();
+  void admit_waiting();
+  Slot* best_free_slot(const std::vector<int32_t>& prompt);
+  void start(Slot& slot, Pending pending);
+  void drop_cancelled();
+  // owners: the slot of each logits row, in row order.
+  std::vector<model::BatchToken> build_batch(std::vector<Slot*>& owners);
+  void after_forward(const std::vector<float>& logits, const std::vector<Slot*>& owners);
+  void sample_and_emit(Slot& slot, float* logits);
+  void finish(Slot& slot, Finish how, const std::string& error = "");
+  void fail_all_active(const std::string& error);
+
+  engine::Engine& engine_;
+  std::shared_ptr<const grammar::Vocabulary> vocab_;
+  Metrics& metrics_;
+  SchedulerOptions options_;
+  std::vector<Slot> slots_;
+  std::vector<int32_t> end_ids_;     // end-of-generation tokens
+  std::vector<uint8_t> mask_bytes_;  // allowed-token mask in the sampler's form
+  grammar::TokenMask mask_;
+
+  std::mutex mutex_;  // guards queue_ and stopping_
+  std::condition_variable wake_;
+  std::deque<Pending> queue_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace warden::server

@@ -1,0 +1,162 @@
+// Request validation of the OpenAI wire format, without a model.
+#include <gtest/gtest.h>
+
+#include "server/api.h"
+
+namespace warden::server {
+namespace {
+
+using json = nlohmann::ordered_json;
+
+json chat(json extra = json::object()) {
+  json body = {{"model", "m"}, {"messages", json::array({{{"role", "user"}, {"content", "hi"}}})}};
+  for (auto& [k, v] : extra.items()) body[k] = v;
+  return body;
+}
+
+// The ApiError a body provokes (status 0 when it parses).
+ApiError error_of(const json& body) {
+  try {
+    parse_chat_request(body);
+  } catch (const ApiError& e) {
+    return e;
+  }
+  return ApiError(0, "", "");
+}
+
+TEST(ServerApi, ParsesAValidRequest) {
+  auto r = parse_chat_request(chat({{"temperature", 0.5}, {"top_p", 0.9}, {"max_tokens", 12}, {"stop", "END"},
+                                    {"seed", 7}, {"stream", true}, {"presence_penalty", 1.5}}));
+  EXPECT_EQ(r.common.model, "m");
+  EXPECT_FLOAT_EQ(r.common.sampling.temperature, 0.5f);
+  EXPECT_FLOAT_EQ(r.common.sampling.top_p, 0.9f);
+  EXPECT_FLOAT_EQ(r.common.sampling.presence_penalty, 1.5f);
+  EXPECT_EQ(r.common.max_tokens, 12);
+  EXPECT_EQ(r.common.stop, std::vector<std::string>{"END"});
+  EXPECT_EQ(r.common.sampling.seed, 7u);
+  EXPECT_TRUE(r.common.stream);
+  EXPECT_EQ(r.tool_choice, ToolChoice::Auto);
+  EXPECT_EQ(r.response_format, ResponseFormat::Text);
+}
+
+TEST(ServerApi, MaxCompletionTokensWins) {
+  auto r = parse_chat_request(chat({{"max_tokens", 5}, {"max_completion_tokens", 9}}));
+  EXPECT_EQ(r.common.max_tokens, 9);
+}
+
+TEST(ServerApi, ContentPartsAreJoined) {
+  json body = chat();
+  body["messages"][0]["content"] = json::array({{{"type", "text"}, {"text", "a"}}, {{"type", "text"}, {"text", "b"}}});
+  EXPECT_EQ(parse_chat_request(body).messages[0]["content"], "ab");
+  body["messages"][0]["content"] = json::array({{{"type", "image_url"}, {"image_url", "x"}}});
+  EXPECT_EQ(error_of(body).status, 400);
+}
+
+TEST(ServerApi, ToolCallArgumentsBecomeObjectsForTheTemplate) {
+  json body = chat();
+  body["messages"].push_back({{"role", "assistant"},
+                              {"content", nullptr},
+                              {"tool_calls", json::array({{{"id", "c1"},
+                                                           {"type", "function"},
+                                                           {"function", {{"name", "f"}, {"arguments", "{\"x\":1}"}}}}})}});
+  body["messages"].push_back({{"role", "tool"}, {"tool_call_id", "c1"}, {"content", "42"}});
+  auto r = parse_chat_request(body);
+  EXPECT_EQ(r.messages[1]["tool_calls"][0]["function"]["arguments"]["x"], 1);
+}
+
+TEST(ServerApi, WrongTypesNameTheField) {
+  struct Case {
+    json extra;
+    std::string param;
+  };
+  std::vector<Case> cases = {
+      {{{"temperature", "hot"}}, "temperature"},
+      {{{"temperature", 3}}, "temperature"},
+      {{{"top_p", -0.1}}, "top_p"},
+      {{{"max_tokens", 0}}, "max_tokens"},
+      {{{"max_tokens", 1.5}}, "max_tokens"},
+      {{{"n", 2}}, "n"},
+      {{{"stop", json::array({1})}}, "stop"},
+      {{{"stop", ""}}, "stop"},
+      {{{"seed", "x"}}, "seed"},
+      {{{"stream", 1}}, "stream"},
+      {{{"messages", json::object()}}, "messages"},
+      {{{"messages", json::array()}}, "messages"},
+      {{{"model", 5}}, "model"},
+      {{{"tools", "x"}}, "tools"},
+      {{{"tool_choice", 3}}, "tool_choice"},
+      {{{"response_format", {{"type", "xml"}}}}, "response_format"},
+      {{{"frequency_penalty", 9}}, "frequency_penalty"},
+  };
+  for (const auto& c : cases) {
+    auto e = error_of(chat(c.extra));
+    EXPECT_EQ(e.status, 400) << c.extra.dump();
+    EXPECT_EQ(e.param, c.param) << c.extra.dump();
+    EXPECT_EQ(e.type, "invalid_request_error");
+  }
+}
+
+TEST(ServerApi, MessagesAreValidated) {
+  json body = chat();
+  body["messages"][0]["role"] = "wizard";
+  EXPECT_EQ(error_of(body).param, "messages[0].role");
+  body = chat();
+  body["messages"][0].erase("content");
+  EXPECT_EQ(error_of(body).param, "messages[0].content");
+  body = chat();
+  body["messages"][0]["role"] = "developer";
+  EXPECT_EQ(parse_chat_request(body).messages[0]["role"], "system");
+}
+
+TEST(ServerApi, ToolChoiceMustNameAKnownTool) {
+  json tools = json::array({{{"type", "function"}, {"function", {{"name", "f"}, {"parameters", json::object()}}}}});
+  auto named = [](const char* n) { return json{{"type", "function"}, {"function", {{"name", n}}}}; };
+  auto r = parse_chat_request(chat({{"tools", tools}, {"tool_choice", named("f")}}));
+  EXPECT_EQ(r.tool_choice, ToolChoice::Named);
+  EXPECT_EQ(r.tool_name, "f");
+  EXPECT_EQ(error_of(chat({{"tools", tools}, {"tool_choice", named("g")}})).param, "tool_choice");
+  EXPECT_EQ(error_of(chat({{"tool_choice", "required"}})).param, "tool_choice");
+  EXPECT_EQ(parse_chat_request(chat({{"tools", tools}, {"tool_choice", "none"}})).tool_choice, ToolChoice::None);
+}
+
+TEST(ServerApi, ResponseFormats) {
+  auto r = parse_chat_request(chat({{"response_format", {{"type", "json_object"}}}}));
+  EXPECT_EQ(r.response_format, ResponseFormat::JsonObject);
+  r = parse_chat_request(chat({{"response_format",
+                                {{"type", "json_schema"}, {"json_schema", {{"name", "x"}, {"schema", {{"type", "integer"}}}}}}}}));
+  EXPECT_EQ(r.response_format, ResponseFormat::JsonSchema);
+  EXPECT_EQ(r.json_schema["type"], "integer");
+  EXPECT_EQ(error_of(chat({{"response_format", {{"type", "json_schema"}}}})).param, "response_format.json_schema");
+}
+
+TEST(ServerApi, MalformedBodies) {
+  for (const char* text : {"", "{", "[1]", "\"x\"", "{\"a\":}"}) {
+    try {
+      parse_body(text);
+      ADD_FAILURE() << text;
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status, 400);
+    }
+  }
+}
+
+TEST(ServerApi, ErrorBodyShape) {
+  auto body = error_body(ApiError(404, "nope", "not_found_error", "model", "model_not_found"));
+  EXPECT_EQ(body["error"]["message"], "nope");
+  EXPECT_EQ(body["error"]["type"], "not_found_error");
+  EXPECT_EQ(body["error"]["param"], "model");
+  EXPECT_EQ(body["error"]["code"], "model_not_found");
+  auto bare = error_body(ApiError(500, "x", "server_error"));
+  EXPECT_TRUE(bare["error"]["param"].is_null());
+  EXPECT_TRUE(bare["error"]["code"].is_null());
+}
+
+TEST(ServerApi, CompletionPrompt) {
+  EXPECT_EQ(parse_completion_request(json{{"prompt", "abc"}}).prompt, "abc");
+  EXPECT_EQ(parse_completion_request(json{{"prompt", json::array({"abc"})}}).prompt, "abc");
+  EXPECT_THROW(parse_completion_request(json{{"prompt", json::array({"a", "b"})}}), ApiError);
+  EXPECT_THROW(parse_completion_request(json::object()), ApiError);
+}
+
+}  // namespace
+}  // namespace warden::server

@@ -1,0 +1,86 @@
+// `warden chat`: commands, history, and Ctrl-C stopping only the answer.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "common/test_env.h"
+#include "server/serve_process.h"
+
+namespace warden::test {
+namespace {
+
+TEST(WardenChat, CommandsAndTurns) {
+  auto r = run_warden({"chat", "-m", tiny_model(), "-n", "6", "--seed", "1", "-t", "1"},
+                      "hello\n/system be brief\nhi again\n/reset\n/unknown\n/exit\nnever read\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("(system prompt set; conversation cleared)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(conversation cleared)"), std::string::npos);
+  EXPECT_NE(r.out.find("commands: /reset, /system TEXT, /exit"), std::string::npos);
+}
+
+TEST(WardenChat, MissingModelIsAUserError) {
+  auto r = run_warden({"chat", "-m", make_temp_dir() + "/none.gguf"}, "");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("warden chat: error:"), std::string::npos) << r.err;
+}
+
+// Reads from fd until `needle` appears in `seen` or the deadline passes.
+bool read_until(int fd, std::string& seen, const std::string& needle, int seconds) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (seen.find(needle) == std::string::npos) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 200) <= 0) continue;
+    char buf[4096];
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n <= 0) return false;
+    seen.append(buf, size_t(n));
+  }
+  return true;
+}
+
+TEST(WardenChat, CtrlCStopsTheAnswerNotTheProgram) {
+  int in[2], out[2];
+  ASSERT_EQ(pipe(in), 0);
+  ASSERT_EQ(pipe(out), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    dup2(in[0], STDIN_FILENO);
+    dup2(out[1], STDOUT_FILENO);
+    close(in[0]); close(in[1]); close(out[0]); close(out[1]);
+    // An answer that only the context (4096 tokens) would end: long enough
+    // to interrupt.
+    execl(warden_binary().c_str(), "warden", "chat", "-m", tiny_model().c_str(), "-t", "1", "--seed", "5",
+          "--temp", "1", (char*)nullptr);
+    _exit(127);
+  }
+  close(in[0]);
+  close(out[1]);
+  auto say = [&](const std::string& s) { ASSERT_EQ(write(in[1], s.data(), s.size()), ssize_t(s.size())); };
+  std::string seen;
+  say("tell me everything\n");
+  // Some of the answer is out: generation is running. Interrupt it.
+  ASSERT_TRUE(read_until(out[0], seen, " ", 60)) << seen;
+  kill(pid, SIGINT);
+  ASSERT_TRUE(read_until(out[0], seen, "[stopped]\n", 60)) << seen;
+  // Still alive and taking commands.
+  say("/reset\n");
+  ASSERT_TRUE(read_until(out[0], seen, "(conversation cleared)", 30)) << seen;
+  say("/exit\n");
+  close(in[1]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  close(out[0]);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+}  // namespace
+}  // namespace warden::test
