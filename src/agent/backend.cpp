@@ -1,0 +1,131 @@
+#include "agent/backend.h"
+
+#include <curl/curl.h>
+
+#include <memory>
+
+#include "util/error.h"
+
+namespace warden::agent {
+namespace {
+
+struct ResponseBuffer {
+  std::string body;
+  size_t limit = 0;
+  bool overflow = false;
+};
+
+size_t on_body(char* data, size_t size, size_t n, void* user) {
+  auto* buf = static_cast<ResponseBuffer*>(user);
+  const size_t bytes = size * n;
+  if (buf->body.size() + bytes > buf->limit) {
+    buf->overflow = true;
+    return 0;  // aborts the transfer
+  }
+  buf->body.append(data, bytes);
+  return bytes;
+}
+
+std::string arguments_text(const nlohmann::json& args) {
+  if (args.is_string()) return args.get<std::string>();
+  if (args.is_object()) return args.dump();  // some servers send an object
+  if (args.is_null()) return "{}";
+  throw Error("backend response: tool call arguments are neither a string nor an object");
+}
+
+}  // namespace
+
+AssistantTurn parse_chat_completion(const std::string& body) {
+  nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) throw Error("backend response is not a JSON object");
+  if (j.contains("error")) {
+    const auto& e = j["error"];
+    std::string msg = e.is_object() && e.contains("message") && e["message"].is_string() ? e["message"].get<std::string>()
+                                                                                        : e.dump();
+    throw Error("backend error: " + msg);
+  }
+  if (!j.contains("choices") || !j["choices"].is_array() || j["choices"].empty())
+    throw Error("backend response has no choices");
+  const auto& choice = j["choices"][0];
+  if (!choice.is_object() || !choice.contains("message") || !choice["message"].is_object())
+    throw Error("backend response choice has no message");
+  const auto& msg = choice["message"];
+  AssistantTurn turn;
+  if (msg.contains("content") && msg["content"].is_string()) turn.content = msg["content"].get<std::string>();
+  if (msg.contains("tool_calls") && msg["tool_calls"].is_array()) {
+    int index = 0;
+    for (const auto& tc : msg["tool_calls"]) {
+      if (!tc.is_object() || !tc.contains("function") || !tc["function"].is_object())
+        throw Error("backend response: a tool call has no function");
+      const auto& fn = tc["function"];
+      if (!fn.contains("name") || !fn["name"].is_string()) throw Error("backend response: a tool call has no name");
+      ToolCall call;
+      call.name = fn["name"].get<std::string>();
+      call.arguments = arguments_text(fn.contains("arguments") ? fn["arguments"] : nlohmann::json());
+      call.id = tc.contains("id") && tc["id"].is_string() ? tc["id"].get<std::string>()
+                                                          : "call_" + std::to_string(index);
+      turn.tool_calls.push_back(std::move(call));
+      ++index;
+    }
+  }
+  return turn;
+}
+
+OpenAIBackend::OpenAIBackend(OpenAIBackendConfig config) : config_(std::move(config)) {
+  if (config_.base_url.rfind("http://", 0) != 0 && config_.base_url.rfind("https://", 0) != 0)
+    throw Error("--backend " + config_.base_url + ": expected an http:// or https:// URL");
+  while (!config_.base_url.empty() && config_.base_url.back() == '/') config_.base_url.pop_back();
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+std::string OpenAIBackend::endpoint() const {
+  const std::string& b = config_.base_url;
+  if (b.size() >= 3 && b.compare(b.size() - 3, 3, "/v1") == 0) return b + "/chat/completions";
+  return b + "/v1/chat/completions";
+}
+
+std::string OpenAIBackend::describe() const {
+  return endpoint() + (config_.model.empty() ? "" : " model " + config_.model);
+}
+
+AssistantTurn OpenAIBackend::complete(const nlohmann::json& messages, const nlohmann::json& tools) {
+  nlohmann::json req{{"messages", messages}, {"stream", false}};
+  if (!config_.model.empty()) req["model"] = config_.model;
+  if (!tools.empty()) {
+    req["tools"] = tools;
+    req["tool_choice"] = "auto";
+  }
+  const std::string payload = req.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+
+  std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
+  if (!curl) throw Error("backend: cannot initialize libcurl");
+  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  if (!config_.api_key.empty()) headers = curl_slist_append(headers, ("Authorization: Bearer " + config_.api_key).c_str());
+  std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_guard(headers, curl_slist_free_all);
+  ResponseBuffer buf;
+  buf.limit = config_.max_response_bytes;
+  const std::string url = endpoint();
+  CURL* c = curl.get();
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload.c_str());
+  curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(payload.size()));
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &buf);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, config_.timeout_seconds);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+  const CURLcode rc = curl_easy_perform(c);
+  if (buf.overflow) throw Error("backend " + url + ": response larger than " + std::to_string(buf.limit) + " bytes");
+  if (rc != CURLE_OK) throw Error("backend " + url + ": " + curl_easy_strerror(rc));
+  long status = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  if (status != 200) {
+    std::string snippet = buf.body.substr(0, 300);
+    throw Error("backend " + url + ": HTTP " + std::to_string(status) + (snippet.empty() ? "" : ": " + snippet));
+  }
+  return parse_chat_completion(buf.body);
+}
+
+}  // namespace warden::agent

@@ -1,0 +1,59 @@
+#pragma once
+// The model side of the agent: anything that turns a conversation plus tool
+// schemas into one assistant turn. The only implementation speaks the
+// OpenAI-compatible /v1/chat/completions API (llama-server, vLLM, ollama,
+// `warden serve`); the embedded engine is reached by running `warden serve`
+// as a child process (see cmd_run.cpp), which also keeps the model's parser
+// and weights out of the agent's address space.
+//
+// Everything a backend returns is untrusted: the agent validates it.
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace warden::agent {
+
+struct ToolCall {
+  std::string id;
+  std::string name;
+  std::string arguments;  // raw JSON text as the model produced it
+};
+
+struct AssistantTurn {
+  std::string content;
+  std::vector<ToolCall> tool_calls;
+};
+
+class ModelBackend {
+ public:
+  virtual ~ModelBackend() = default;
+  // Throws warden::Error when the backend cannot be reached or answers
+  // something that is not a chat completion.
+  virtual AssistantTurn complete(const nlohmann::json& messages, const nlohmann::json& tools) = 0;
+  virtual std::string describe() const = 0;  // for the audit log
+};
+
+struct OpenAIBackendConfig {
+  std::string base_url;  // "http://127.0.0.1:8080" (a trailing /v1 is accepted)
+  std::string model;     // empty: the server's default
+  std::string api_key;   // empty: no Authorization header
+  long timeout_seconds = 600;
+  size_t max_response_bytes = 8u << 20;
+};
+
+class OpenAIBackend : public ModelBackend {
+ public:
+  explicit OpenAIBackend(OpenAIBackendConfig config);
+  AssistantTurn complete(const nlohmann::json& messages, const nlohmann::json& tools) override;
+  std::string describe() const override;
+
+ private:
+  std::string endpoint() const;
+  OpenAIBackendConfig config_;
+};
+
+// Parses one /v1/chat/completions response body. Throws warden::Error naming
+// what is missing. Exposed for tests.
+AssistantTurn parse_chat_completion(const std::string& body);
+
+}  // namespace warden::agent

@@ -1,0 +1,119 @@
+#pragma once
+// The agent's tools. Each call goes: parse and check the model's arguments ->
+// ask the broker (capability, exact target, the effect shown to a human,
+// taint labels) -> if allowed, run it in a fresh sandbox -> label the result
+// with where it came from. The agent process itself never opens a user file
+// or a network connection: file tools run coreutils inside bwrap too.
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "agent/backend.h"
+#include "broker/request.h"
+#include "broker/taint.h"
+#include "sandbox/sandbox.h"
+
+namespace warden::agent {
+
+// The agent's view of the broker: ask, report, log. BrokerGate wraps the real
+// socket client; tests may substitute their own.
+class Gate {
+ public:
+  virtual ~Gate() = default;
+  // Never throws: an unreachable or broken broker is a denial (fail closed).
+  virtual broker::Decision request(const broker::EffectRequest& r) = 0;
+  virtual void report_result(int64_t audit_seq, const std::string& result) = 0;
+  virtual void record_event(const std::string& kind, const std::string& detail) = 0;
+};
+
+class BrokerClientHolder;
+
+class BrokerGate : public Gate {
+ public:
+  explicit BrokerGate(const std::string& agent_socket);  // throws warden::Error when unreachable
+  ~BrokerGate() override;
+  broker::Decision request(const broker::EffectRequest& r) override;
+  void report_result(int64_t audit_seq, const std::string& result) override;
+  void record_event(const std::string& kind, const std::string& detail) override;
+
+ private:
+  std::unique_ptr<BrokerClientHolder> client_;
+};
+
+// Runs one command in the sandbox; replaceable in unit tests.
+using SandboxRunner = std::function<sandbox::SandboxResult(const sandbox::Profile&, const std::vector<std::string>&,
+                                                           const std::string&, const sandbox::RunOptions&)>;
+
+struct ToolConfig {
+  std::string workspace;  // absolute host path
+  std::string home;       // for "~" in paths the model gives
+  // host -> address the egress proxy uses instead of DNS (user-given, e.g.
+  // for a local service or the tests' loopback sinks); such hosts may be
+  // private addresses.
+  std::map<std::string, std::string> resolve;
+  size_t max_read_bytes = 256 * 1024;
+  size_t max_fetch_text = 64 * 1024;
+  size_t max_command_output = 64 * 1024;
+  double command_wall_seconds = 60;
+  SandboxRunner run_sandbox;  // empty: sandbox::run
+};
+
+struct ToolOutcome {
+  std::string text;          // what the model is told
+  broker::LabelSet labels;   // where that text came from
+};
+
+class ToolRunner {
+ public:
+  ToolRunner(ToolConfig config, Gate& gate);
+
+  // The OpenAI "tools" array describing every tool.
+  static nlohmann::json schemas();
+
+  // Executes one call the model proposed, with the labels of everything in
+  // the context. Never throws for anything the model controls: bad
+  // arguments, denials and failures become the outcome text.
+  ToolOutcome execute(const ToolCall& call, const broker::LabelSet& context_labels);
+
+ private:
+  struct Path {
+    std::string host;  // lexically normalized absolute host path
+    std::string jail;  // path inside the jail; empty when outside the workspace
+  };
+  Path resolve_path(const std::string& given) const;
+
+  ToolOutcome read_file(const nlohmann::json& args, const broker::LabelSet& ctx);
+  ToolOutcome list_dir(const nlohmann::json& args, const broker::LabelSet& ctx);
+  ToolOutcome search_files(const nlohmann::json& args, const broker::LabelSet& ctx);
+  ToolOutcome write_file(const nlohmann::json& args, const broker::LabelSet& ctx);
+  ToolOutcome edit_file(const nlohmann::json& args, const broker::LabelSet& ctx);
+  ToolOutcome run_command(const nlohmann::json& args, const broker::LabelSet& ctx);
+  ToolOutcome fetch_url(const nlohmann::json& args, const broker::LabelSet& ctx);
+
+  // Asks the broker; on denial fills `denied_text` ("denied: ...").
+  bool authorize(broker::Capability cap, const std::string& target, const std::string& detail,
+                 const broker::LabelSet& ctx, bool network, int64_t& audit_seq, std::string& denied_text);
+  ToolOutcome write_content(const Path& p, const std::string& content, const std::string& tool,
+                            const broker::LabelSet& ctx);
+  sandbox::SandboxResult sandboxed(const sandbox::Profile& profile, const std::vector<std::string>& argv,
+                                   const std::string& input, const sandbox::RunOptions& options = {});
+  sandbox::Profile file_profile(bool writable) const;
+  // Applies the user's --resolve mappings for the profile's allowed domains.
+  void apply_user_resolve(sandbox::Profile& profile, sandbox::RunOptions& options) const;
+
+  ToolConfig config_;
+  Gate& gate_;
+};
+
+// Parsed pieces of a fetch_url argument; throws warden::Error naming what is
+// wrong (scheme, user info, control characters, bad port...).
+struct ParsedUrl {
+  std::string scheme, host, path;
+  uint16_t port = 0;
+};
+ParsedUrl parse_url(const std::string& url);
+
+}  // namespace warden::agent
