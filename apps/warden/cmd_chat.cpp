@@ -3,6 +3,13 @@
 // streamed answers, the conversation kept as history (its prompt prefix is
 // reused from the KV cache each turn), and commands /reset, /system TEXT,
 // /exit. Ctrl-C stops the current answer, not the program.
+//
+// warden chat --agent [--workspace DIR] (-m FILE | --backend URL [--model
+//            NAME] [--api-key-file F]) [the broker options of `warden run`]
+// Interactive agent: each line the user types (trusted, labelled `user`) goes
+// to the agent loop of `warden run` (same setup, agent_session.h); tool calls
+// go through the broker, which prompts on this terminal or waits for `warden
+// approve`. The conversation and its taint labels last until /reset.
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -17,6 +24,9 @@
 #include "server/prompt.h"
 #include "util/error.h"
 #include "util/log.h"
+#if WARDEN_HAVE_AGENT
+#include "agent_session.h"
+#endif
 
 namespace {
 
@@ -33,6 +43,13 @@ struct ChatArgs {
   int64_t max_tokens = -1;
   std::string system;
   warden::sample::SamplerParams sampling;
+  bool agent = false;
+#if WARDEN_HAVE_AGENT
+  warden::cli::AgentSessionOptions session;
+#endif
+  // Given on the command line: options only one of the two modes takes.
+  std::vector<std::string> engine_options_given;
+  std::vector<std::string> agent_options_given;
 };
 
 void install_sigint_handler() {
@@ -71,6 +88,9 @@ json history_with_system(const std::string& system) {
 
 int run_chat(const ChatArgs& a) {
   using namespace warden;
+  if (!a.agent_options_given.empty())
+    throw UsageError(a.agent_options_given.front() + " is an option of chat --agent");
+  if (a.model.empty()) throw UsageError("-m FILE is required (or --agent with --backend URL)");
   sample::validate(a.sampling);
   engine::EngineOptions eo;
   eo.model_path = a.model;
@@ -139,22 +159,88 @@ int run_chat(const ChatArgs& a) {
   return 0;
 }
 
-WARDEN_COMMAND("chat", "Interactive terminal chat with a local GGUF model", [](CLI::App& app) {
+#if WARDEN_HAVE_AGENT
+// The interactive agent. Ctrl-C keeps its default action here (it ends the
+// session, the broker and engine children with it): the agent loop has no
+// point where a half-done task could be stopped cleanly.
+int run_agent_chat(const ChatArgs& a) {
+  using namespace warden;
+  if (!a.engine_options_given.empty())
+    throw UsageError(a.engine_options_given.front() + " is not an option of chat --agent");
+  cli::AgentSessionOptions options = a.session;
+  options.model_file = a.model;
+  cli::AgentSession session(options, "chat");
+  const bool tty = isatty(STDIN_FILENO);
+  if (tty) std::printf("(agent in %s; /reset clears the conversation, /exit ends)\n", session.workspace().c_str());
+  std::string line;
+  for (;;) {
+    if (tty) {
+      std::fputs("> ", stdout);
+      std::fflush(stdout);
+    }
+    if (!std::getline(std::cin, line)) break;
+    if (line.empty()) continue;
+    if (line == "/exit" || line == "/quit") break;
+    if (line == "/reset") {
+      session.reset();
+      std::puts("(conversation and taint cleared)");
+      std::fflush(stdout);
+      continue;
+    }
+    if (line[0] == '/') {
+      std::puts("commands: /reset, /exit");
+      std::fflush(stdout);
+      continue;
+    }
+    try {
+      agent::AgentResult r = session.ask(line);
+      std::printf("%s\n", r.answer.c_str());
+    } catch (const Error& e) {
+      // The backend failed mid-answer; the message stays in the conversation.
+      log::error(std::string("chat: ") + e.what());
+    }
+    std::fflush(stdout);
+  }
+  session.finish();
+  return 0;
+}
+#endif
+
+std::function<int()> setup_chat(CLI::App& app) {
   auto a = std::make_shared<ChatArgs>();
-  app.add_option("-m,--model", a->model, "GGUF model file")->required();
-  app.add_option("-c,--ctx-size", a->n_ctx, "Context length (0 = the model's)")->capture_default_str();
-  app.add_option("-t,--threads", a->threads, "Threads (0 = all cores)")->capture_default_str();
-  app.add_option("-n,--n-predict", a->max_tokens, "Most tokens per answer (-1 = until the end)")
-      ->capture_default_str();
-  app.add_option("--system", a->system, "System prompt");
-  app.add_option("--temp", a->sampling.temperature, "Temperature; 0 = greedy")->capture_default_str();
-  app.add_option("--top-k", a->sampling.top_k, "Top-k sampling (0 = off)")->capture_default_str();
-  app.add_option("--top-p", a->sampling.top_p, "Top-p sampling (1 = off)")->capture_default_str();
-  app.add_option("--min-p", a->sampling.min_p, "Min-p sampling (0 = off)")->capture_default_str();
-  app.add_option("--repeat-penalty", a->sampling.repeat_penalty, "Repetition penalty (1 = off)")
-      ->capture_default_str();
-  app.add_option("--seed", a->sampling.seed, "Random seed (default: random)");
-  return [a] { return run_chat(*a); };
-});
+  app.add_option("-m,--model-file", a->model, "GGUF model file");
+  const std::vector<CLI::Option*> engine_options{
+      app.add_option("-c,--ctx-size", a->n_ctx, "Context length (0 = the model's)")->capture_default_str(),
+      app.add_option("-t,--threads", a->threads, "Threads (0 = all cores)")->capture_default_str(),
+      app.add_option("-n,--n-predict", a->max_tokens, "Most tokens per answer (-1 = until the end)")
+          ->capture_default_str(),
+      app.add_option("--system", a->system, "System prompt"),
+      app.add_option("--temp", a->sampling.temperature, "Temperature; 0 = greedy")->capture_default_str(),
+      app.add_option("--top-k", a->sampling.top_k, "Top-k sampling (0 = off)")->capture_default_str(),
+      app.add_option("--top-p", a->sampling.top_p, "Top-p sampling (1 = off)")->capture_default_str(),
+      app.add_option("--min-p", a->sampling.min_p, "Min-p sampling (0 = off)")->capture_default_str(),
+      app.add_option("--repeat-penalty", a->sampling.repeat_penalty, "Repetition penalty (1 = off)")
+          ->capture_default_str(),
+      app.add_option("--seed", a->sampling.seed, "Random seed (default: random)")};
+  std::vector<CLI::Option*> agent_options;
+#if WARDEN_HAVE_AGENT
+  app.add_flag("--agent", a->agent, "Agent mode: tools through the broker and sandbox, as `warden run`");
+  agent_options = warden::cli::add_agent_session_options(app, a->session, false);
+#endif
+  return [a, engine_options, agent_options] {
+    // Which options were given decides nothing by itself, but a mode given
+    // the other mode's option says so instead of ignoring it.
+    for (auto* o : engine_options)
+      if (o->count() > 0) a->engine_options_given.push_back(o->get_name());
+    for (auto* o : agent_options)
+      if (o->count() > 0) a->agent_options_given.push_back(o->get_name());
+#if WARDEN_HAVE_AGENT
+    if (a->agent) return run_agent_chat(*a);
+#endif
+    return run_chat(*a);
+  };
+}
+
+WARDEN_COMMAND("chat", "Interactive terminal chat with a local GGUF model (or an agent with --agent)", setup_chat);
 
 }  // namespace

@@ -1,0 +1,249 @@
+#include "agent_session.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include "broker/server.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/paths.h"
+
+namespace warden::cli {
+namespace fs = std::filesystem;
+
+void ChildProcess::start(const std::vector<std::string>& args, bool capture_stdout) {
+  int fds[2] = {-1, -1};
+  if (capture_stdout && ::pipe2(fds, O_CLOEXEC) != 0) throw Error("cannot create a pipe");
+  const std::string self = fs::read_symlink("/proc/self/exe").string();
+  std::vector<char*> argv;
+  argv.push_back(const_cast<char*>(self.c_str()));
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_ = ::fork();
+  if (pid_ < 0) throw Error("cannot fork");
+  if (pid_ == 0) {
+    // A broker or engine must not outlive the session, even if it is killed.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() == 1) _exit(1);
+    if (capture_stdout) ::dup2(fds[1], 1);
+    ::execv(self.c_str(), argv.data());
+    _exit(127);
+  }
+  if (capture_stdout) {
+    ::close(fds[1]);
+    out_fd_ = fds[0];
+  }
+}
+
+bool ChildProcess::running() {
+  if (pid_ <= 0) return false;
+  int status = 0;
+  if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+    pid_ = -1;
+    return false;
+  }
+  return true;
+}
+
+std::string ChildProcess::read_line(std::chrono::seconds timeout) {
+  std::string line;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{out_fd_, POLLIN, 0};
+    if (::poll(&p, 1, 200) <= 0) continue;
+    char c;
+    ssize_t n = ::read(out_fd_, &c, 1);
+    if (n <= 0) break;
+    if (c == '\n') return line;
+    line += c;
+  }
+  return line;
+}
+
+void ChildProcess::stop() {
+  if (out_fd_ >= 0) ::close(out_fd_), out_fd_ = -1;
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGTERM);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+std::vector<CLI::Option*> add_agent_session_options(CLI::App& app, AgentSessionOptions& o, bool with_model_file) {
+  std::vector<CLI::Option*> added;
+  added.push_back(
+      app.add_option("--workspace", o.workspace, "Project folder the tools work in (default: the current folder)"));
+  if (with_model_file) added.push_back(app.add_option("-m,--model-file", o.model_file, "GGUF model for the embedded engine"));
+  added.push_back(app.add_option("--backend", o.backend_url, "OpenAI-compatible server, e.g. http://127.0.0.1:8080"));
+  added.push_back(app.add_option("--model", o.model_name, "Model name sent to the backend"));
+  added.push_back(app.add_option("--api-key-file", o.api_key_file, "File whose first line is the backend's API key"));
+  added.push_back(app.add_option("--max-steps", o.max_steps, "Most model calls per task (per message in chat)")
+                      ->capture_default_str()
+                      ->check(CLI::Range(1, 1000)));
+  added.push_back(
+      app.add_option("--socket-dir", o.socket_dir, "Broker socket folder (default $XDG_RUNTIME_DIR/warden)"));
+  added.push_back(app.add_option("--policy", o.policy, "Policy file for a broker started by this session"));
+  added.push_back(app.add_option("--audit", o.audit, "Audit database for a broker started by this session"));
+  added.push_back(app.add_option("--approval-timeout", o.approval_timeout,
+                                 "Seconds a broker started by this session waits for a human")
+                      ->check(CLI::Range(1, 86400)));
+  added.push_back(
+      app.add_flag("--no-tty", o.no_tty, "A broker started by this session does not prompt here (only `warden approve`)"));
+  added.push_back(
+      app.add_option("--resolve", o.resolve, "HOST=IP: fetch HOST at IP (e.g. a local service); may repeat"));
+  return added;
+}
+
+namespace {
+
+std::unique_ptr<agent::BrokerGate> try_connect(const std::string& socket) {
+  try {
+    return std::make_unique<agent::BrokerGate>(socket);
+  } catch (const std::exception&) {
+    return nullptr;
+  }
+}
+
+// Connects to the broker listening in the socket folder, starting one for
+// this session when none listens.
+std::unique_ptr<agent::BrokerGate> connect_broker(const AgentSessionOptions& o, const std::string& workspace,
+                                                  const std::string& log_prefix, ChildProcess& child) {
+  const broker::SocketPaths paths = o.socket_dir.empty() ? broker::SocketPaths::defaults()
+                                                         : broker::SocketPaths::in(o.socket_dir);
+  if (auto gate = try_connect(paths.agent)) {
+    log::info(log_prefix + ": using the broker at " + paths.agent);
+    return gate;
+  }
+  std::vector<std::string> args{"broker", "--workspace", workspace, "--socket-dir", paths.dir};
+  if (!o.policy.empty()) args.insert(args.end(), {"--policy", o.policy});
+  if (!o.audit.empty()) args.insert(args.end(), {"--audit", o.audit});
+  if (o.approval_timeout > 0) args.insert(args.end(), {"--approval-timeout", std::to_string(o.approval_timeout)});
+  if (o.no_tty) args.push_back("--no-tty");
+  child.start(args, false);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!child.running()) throw Error("the broker did not start (see its error above)");
+    if (auto gate = try_connect(paths.agent)) return gate;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  throw Error("the broker did not open " + paths.agent + " within 15 s");
+}
+
+std::string read_api_key(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) throw Error("--api-key-file " + file + ": cannot read it");
+  std::string key;
+  std::getline(in, key);
+  while (!key.empty() && (key.back() == '\r' || key.back() == ' ')) key.pop_back();
+  if (key.empty()) throw Error("--api-key-file " + file + ": the first line is empty");
+  return key;
+}
+
+// Starts `warden serve` for a GGUF file on a loopback port and returns its URL.
+std::string start_embedded_server(const std::string& model, ChildProcess& child) {
+  child.start({"serve", "-m", model, "--host", "127.0.0.1", "--port", "0"}, true);
+  const std::string line = child.read_line(std::chrono::seconds(600));
+  const std::string prefix = "listening on ";
+  if (line.rfind(prefix, 0) != 0) throw Error("-m " + model + ": the engine server did not start");
+  return line.substr(prefix.size());
+}
+
+std::map<std::string, std::string> parse_resolve(const std::vector<std::string>& specs) {
+  std::map<std::string, std::string> out;
+  for (const auto& s : specs) {
+    const size_t eq = s.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == s.size())
+      throw UsageError("--resolve " + s + ": expected HOST=IP");
+    std::string host = s.substr(0, eq);
+    for (auto& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (!sandbox::parse_ip_literal(s.substr(eq + 1))) throw UsageError("--resolve " + s + ": not an IP address");
+    out[host] = s.substr(eq + 1);
+  }
+  return out;
+}
+
+std::string resolve_workspace(const std::string& given) {
+  std::error_code ec;
+  const fs::path ws = fs::canonical(given.empty() ? fs::current_path() : fs::path(given), ec);
+  if (ec || !fs::is_directory(ws)) throw Error("--workspace " + given + ": not a directory");
+  return ws.string();
+}
+
+}  // namespace
+
+AgentSession::AgentSession(const AgentSessionOptions& o, std::string log_prefix)
+    : log_prefix_(std::move(log_prefix)), max_steps_(o.max_steps) {
+  if (o.model_file.empty() == o.backend_url.empty()) throw UsageError("give exactly one of -m FILE or --backend URL");
+  // Every option is checked before a broker or engine child is started.
+  if (!o.model_file.empty() && !fs::is_regular_file(o.model_file)) throw Error("-m " + o.model_file + ": no such file");
+  workspace_ = resolve_workspace(o.workspace);
+  tool_config_.workspace = workspace_;
+  tool_config_.home = paths::home();
+  tool_config_.resolve = parse_resolve(o.resolve);
+  sandbox::check_prerequisites();  // fail closed before the model says anything
+
+  agent::OpenAIBackendConfig backend_config;
+  backend_config.model = o.model_name;
+  if (!o.api_key_file.empty()) backend_config.api_key = read_api_key(o.api_key_file);
+
+  gate_ = connect_broker(o, workspace_, log_prefix_, broker_child_);
+  backend_config.base_url = o.model_file.empty() ? o.backend_url : start_embedded_server(o.model_file, engine_child_);
+  backend_ = std::make_unique<agent::OpenAIBackend>(backend_config);
+  tools_ = std::make_unique<agent::ToolRunner>(tool_config_, *gate_);
+  agent_ = std::make_unique<agent::Agent>(*backend_, *tools_, *gate_, agent_config());
+  gate_->record_event("agent.start", "backend " + backend_->describe() + ", workspace " + workspace_);
+}
+
+AgentSession::~AgentSession() {
+  if (finished_) return;
+  try {
+    finish();
+  } catch (const std::exception&) {
+    // The broker may already be gone (e.g. it was stopped): nothing to record.
+  }
+}
+
+agent::AgentConfig AgentSession::agent_config() const {
+  agent::AgentConfig config;
+  config.max_steps = max_steps_;
+  config.system_prompt = agent::default_system_prompt(workspace_);
+  const std::string prefix = log_prefix_;
+  config.on_progress = [prefix](const std::string& line) { log::info(prefix + ": " + line); };
+  return config;
+}
+
+agent::AgentResult AgentSession::ask(const std::string& message) {
+  agent::AgentResult r = agent_->ask(message);
+  totals_.steps += r.steps;
+  totals_.tool_calls += r.tool_calls;
+  totals_.denied += r.denied;
+  log::info(log_prefix_ + ": " + std::to_string(r.steps) + " model calls, " + std::to_string(r.tool_calls) +
+            " tool calls, " + std::to_string(r.denied) + " denied");
+  return r;
+}
+
+void AgentSession::reset() {
+  // A new Agent has an empty conversation and an empty label set: nothing the
+  // old conversation read can taint what comes next.
+  agent_ = std::make_unique<agent::Agent>(*backend_, *tools_, *gate_, agent_config());
+  gate_->record_event("agent.reset", "conversation and taint labels cleared by the user");
+}
+
+void AgentSession::finish() {
+  finished_ = true;
+  gate_->record_event("agent.end", std::to_string(totals_.steps) + " model calls, " +
+                                       std::to_string(totals_.tool_calls) + " tool calls, " +
+                                       std::to_string(totals_.denied) + " denied");
+}
+
+}  // namespace warden::cli

@@ -1,0 +1,122 @@
+// `warden chat --agent` end to end: the real binary, its broker child and the
+// sandbox, against the scripted OpenAI-compatible backend of the hostile-model
+// harness (tests/security/harness.h). Lines go in on stdin, as a user types them.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "common/test_env.h"
+#include "harness.h"
+
+using nlohmann::json;
+using namespace warden::test;
+
+namespace {
+
+struct ChatScene {
+  std::string ws = make_temp_dir("ws");
+  std::string audit_db = make_temp_dir("data") + "/audit.db";
+  std::string sock = make_temp_dir("sock") + "/w";
+
+  std::vector<std::string> args(int model_port) const {
+    return {"chat", "--agent", "--workspace", ws, "--backend", "http://127.0.0.1:" + std::to_string(model_port),
+            "--socket-dir", sock, "--audit", audit_db, "--no-tty", "--approval-timeout", "5"};
+  }
+  std::string audit() const { return run_warden({"audit", "show", "--json", "--db", audit_db}).out; }
+};
+
+json answer(const std::string& text) { return {{"content", text}}; }
+
+// The messages of the i-th request the model got.
+json messages_of(ScriptedModel& model, size_t i) {
+  auto reqs = model.requests();
+  if (i >= reqs.size() || !reqs[i].is_object()) return json::array();
+  return reqs[i].value("messages", json::array());
+}
+
+size_t count_role(const json& messages, const std::string& role) {
+  size_t n = 0;
+  for (const auto& m : messages) n += m.value("role", "") == role;
+  return n;
+}
+
+TEST(AgentChat, TwoTurnsRunToolsKeepTheConversationAndAreAudited) {
+  ChatScene s;
+  write_file(s.ws + "/alpha.txt", "alpha contents 1111\n");
+  write_file(s.ws + "/beta.txt", "beta contents 2222\n");
+  ScriptedModel model({tool_turn("read_file", {{"path", "alpha.txt"}}), answer("first answer: alpha says 1111"),
+                       tool_turn("read_file", {{"path", "beta.txt"}}), answer("second answer: beta says 2222")});
+
+  RunResult r = run_warden(s.args(model.port()), "what is in alpha.txt?\nand in beta.txt?\n/exit\n");
+
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const size_t first = r.out.find("first answer: alpha says 1111");
+  const size_t second = r.out.find("second answer: beta says 2222");
+  ASSERT_NE(first, std::string::npos) << r.out;
+  ASSERT_NE(second, std::string::npos) << r.out;
+  EXPECT_LT(first, second);
+  // What the tools did is shown, as `warden run` shows it.
+  EXPECT_NE(r.err.find("chat: tool read_file"), std::string::npos) << r.err;
+
+  // Both reads really ran, and the second turn still saw the first one.
+  ASSERT_EQ(model.requests().size(), 4u);
+  const auto told = model.tool_results();
+  ASSERT_EQ(told.size(), 2u);
+  EXPECT_NE(told[0].find("alpha contents 1111"), std::string::npos) << told[0];
+  EXPECT_NE(told[1].find("beta contents 2222"), std::string::npos) << told[1];
+  EXPECT_EQ(count_role(messages_of(model, 3), "user"), 2u);
+
+  const std::string audit = s.audit();
+  EXPECT_NE(audit.find("what is in alpha.txt?"), std::string::npos) << audit;
+  EXPECT_NE(audit.find("and in beta.txt?"), std::string::npos) << audit;
+  EXPECT_NE(audit.find("alpha.txt"), std::string::npos);
+  EXPECT_NE(audit.find("beta.txt"), std::string::npos);
+  EXPECT_NE(audit.find("agent.end"), std::string::npos);
+  EXPECT_EQ(run_warden({"audit", "verify", "--db", s.audit_db}).exit_code, 0);
+}
+
+TEST(AgentChat, ResetStartsAFreshConversation) {
+  ChatScene s;
+  write_file(s.ws + "/alpha.txt", "alpha contents 1111\n");
+  ScriptedModel model({tool_turn("read_file", {{"path", "alpha.txt"}}), answer("read it"), answer("fresh start")});
+
+  RunResult r = run_warden(s.args(model.port()), "read alpha.txt\n/reset\nhello again\n");
+
+  ASSERT_EQ(r.exit_code, 0) << r.err;  // end of input ends the session like /exit
+  EXPECT_NE(r.out.find("(conversation and taint cleared)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("fresh start"), std::string::npos) << r.out;
+  ASSERT_EQ(model.requests().size(), 3u);
+  // After /reset the model gets only the system prompt and the new line:
+  // nothing of the file it read before.
+  const json after = messages_of(model, 2);
+  EXPECT_EQ(count_role(after, "user"), 1u) << after.dump();
+  EXPECT_EQ(count_role(after, "tool"), 0u) << after.dump();
+  EXPECT_EQ(after.dump().find("alpha contents"), std::string::npos) << after.dump();
+  EXPECT_NE(s.audit().find("agent.reset"), std::string::npos);
+}
+
+TEST(AgentChat, OptionsOfTheOtherModeAreRefused) {
+  ChatScene s;
+  RunResult no_backend = run_warden({"chat", "--agent", "--workspace", s.ws}, "");
+  EXPECT_EQ(no_backend.exit_code, 2);
+  EXPECT_NE(no_backend.err.find("-m FILE or --backend URL"), std::string::npos) << no_backend.err;
+
+  RunResult both = run_warden({"chat", "--agent", "-m", s.ws + "/x.gguf", "--backend", "http://127.0.0.1:1"}, "");
+  EXPECT_EQ(both.exit_code, 2) << both.err;
+
+  RunResult no_model = run_warden({"chat", "--agent", "-m", s.ws + "/none.gguf", "--socket-dir", s.sock}, "");
+  EXPECT_EQ(no_model.exit_code, 1);
+  EXPECT_NE(no_model.err.find("none.gguf: no such file"), std::string::npos) << no_model.err;
+  EXPECT_EQ(no_model.err.find("broker"), std::string::npos) << "a broker was started: " << no_model.err;
+
+  RunResult engine_option = run_warden({"chat", "--agent", "--backend", "http://127.0.0.1:1", "--temp", "0.5"}, "");
+  EXPECT_EQ(engine_option.exit_code, 2);
+  EXPECT_NE(engine_option.err.find("--temp"), std::string::npos) << engine_option.err;
+
+  RunResult agent_option = run_warden({"chat", "--backend", "http://127.0.0.1:1"}, "");
+  EXPECT_EQ(agent_option.exit_code, 2);
+  EXPECT_NE(agent_option.err.find("--backend"), std::string::npos) << agent_option.err;
+}
+
+}  // namespace
