@@ -61,6 +61,7 @@ int run_generate(const GenerateArgs& a) {
   // Like llama2.c, end the output with a newline so the shell prompt starts
   // on its own line; text that already ends with one is left as it is.
   if (!result.text.empty() && result.text.back() != '\n') std::fputc('\n', stdout);
+  std::fflush(stdout);
   char line[256];
   std::snprintf(line, sizeof line, "prompt: %lld tokens, %.1f tokens/s; generated: %zu tokens, %.1f tokens/s",
                 (long long)result.prompt_tokens, double(result.prompt_tokens) / std::max(1e-9, result.prompt_seconds),

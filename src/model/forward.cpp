@@ -6,6 +6,7 @@
 
 #include "model/ops.h"
 #include "tensor/quant.h"
+#include "tensor/vector_ops.h"
 #include "util/error.h"
 
 namespace warden::model {
@@ -81,32 +82,42 @@ void Forward::attention_layer(const Layer& layer, int64_t il, const std::vector<
     add_bias(v_.data(), layer.bv, T);
   }
 
-  for (int64_t t = 0; t < T; t++) {
-    const BatchToken& bt = batch[size_t(t)];
-    float* q = q_.data() + t * c.q_dim();
-    float* k = k_.data() + t * c.kv_dim();
-    for (int64_t h = 0; h < c.n_head; h++) {
-      float* head = q + h * c.head_dim;
-      if (c.qk_norm) rms_norm(head, layer.q_norm.data(), head, c.head_dim, c.rms_eps);
-      rope(head, bt.pos, c, model_.rope_freqs);
+  // Per token: norm and rotate its heads (the angles computed once for all
+  // heads), then store its key and value in the cache. Tokens are independent.
+  pool_.parallel_for(T, [&](int64_t begin, int64_t end, int) {
+    std::vector<float> cos_a(size_t(c.rope_dim / 2)), sin_a(size_t(c.rope_dim / 2));
+    for (int64_t t = begin; t < end; t++) {
+      const BatchToken& bt = batch[size_t(t)];
+      rope_angles(bt.pos, c, model_.rope_freqs, cos_a.data(), sin_a.data());
+      float* q = q_.data() + t * c.q_dim();
+      float* k = k_.data() + t * c.kv_dim();
+      for (int64_t h = 0; h < c.n_head; h++) {
+        float* head = q + h * c.head_dim;
+        if (c.qk_norm) rms_norm(head, layer.q_norm.data(), head, c.head_dim, c.rms_eps);
+        rope_apply(head, c, cos_a.data(), sin_a.data());
+      }
+      for (int64_t h = 0; h < c.n_head_kv; h++) {
+        float* head = k + h * c.head_dim;
+        if (c.qk_norm) rms_norm(head, layer.k_norm.data(), head, c.head_dim, c.rms_eps);
+        rope_apply(head, c, cos_a.data(), sin_a.data());
+      }
+      uint16_t* kc = cache.key(bt.seq, il, bt.pos);
+      uint16_t* vc = cache.value(bt.seq, il, bt.pos);
+      for (int64_t i = 0; i < c.kv_dim(); i++) kc[i] = tensor::fp32_to_fp16(k[i]);
+      for (int64_t i = 0; i < c.v_dim(); i++) vc[i] = tensor::fp32_to_fp16(v_[size_t(t * c.v_dim() + i)]);
     }
-    for (int64_t h = 0; h < c.n_head_kv; h++) {
-      float* head = k + h * c.head_dim;
-      if (c.qk_norm) rms_norm(head, layer.k_norm.data(), head, c.head_dim, c.rms_eps);
-      rope(head, bt.pos, c, model_.rope_freqs);
-    }
-    uint16_t* kc = cache.key(bt.seq, il, bt.pos);
-    uint16_t* vc = cache.value(bt.seq, il, bt.pos);
-    for (int64_t i = 0; i < c.kv_dim(); i++) kc[i] = tensor::fp32_to_fp16(k[i]);
-    for (int64_t i = 0; i < c.v_dim(); i++) vc[i] = tensor::fp32_to_fp16(v_[size_t(t * c.v_dim() + i)]);
-  }
+  });
 
   const int64_t attn_width = c.n_head * c.head_dim_v;
   attn_.resize(size_t(T * attn_width));
-  // Every (token, head) pair is independent once the cache holds this batch.
-  pool_.parallel_for(T, [&](int64_t begin, int64_t end, int) {
-    for (int64_t t = begin; t < end; t++)
-      attend(il, batch[size_t(t)], q_.data() + t * c.q_dim(), attn_.data() + t * attn_width, cache);
+  // Every (token, head) pair is independent once the cache holds this batch;
+  // splitting over pairs keeps all threads busy in decode (T = 1) too.
+  pool_.parallel_for(T * c.n_head, [&](int64_t begin, int64_t end, int) {
+    for (int64_t i = begin; i < end;) {
+      const int64_t t = i / c.n_head, h0 = i % c.n_head, h1 = std::min(c.n_head, h0 + (end - i));
+      attend(il, batch[size_t(t)], q_.data() + t * c.q_dim(), attn_.data() + t * attn_width, cache, h0, h1);
+      i += h1 - h0;
+    }
   });
 
   ffn_out_.resize(size_t(T * c.n_embd));
@@ -115,13 +126,15 @@ void Forward::attention_layer(const Layer& layer, int64_t il, const std::vector<
 }
 
 // Scaled dot-product attention of one token over its sequence's positions
-// 0..pos, one head at a time, with an online (streaming) softmax.
-void Forward::attend(int64_t il, const BatchToken& bt, const float* q, float* out, const KvCache& cache) const {
+// 0..pos, for heads [head_begin, head_end), one head at a time, with an
+// online (streaming) softmax.
+void Forward::attend(int64_t il, const BatchToken& bt, const float* q, float* out, const KvCache& cache,
+                     int64_t head_begin, int64_t head_end) const {
   const Config& c = model_.config();
   const int64_t group = c.n_head / c.n_head_kv;
   const float scale = 1.0f / std::sqrt(float(c.head_dim));
   std::vector<float> acc(size_t(c.head_dim_v));
-  for (int64_t h = 0; h < c.n_head; h++) {
+  for (int64_t h = head_begin; h < head_end; h++) {
     const float* qh = q + h * c.head_dim;
     const int64_t kvh = h / group;
     float max_score = -INFINITY;
@@ -129,9 +142,7 @@ void Forward::attend(int64_t il, const BatchToken& bt, const float* q, float* ou
     std::fill(acc.begin(), acc.end(), 0.0f);
     for (int64_t p = 0; p <= bt.pos; p++) {
       const uint16_t* kp = cache.key(bt.seq, il, p) + kvh * c.head_dim;
-      float s = 0.0f;
-      for (int64_t i = 0; i < c.head_dim; i++) s += qh[i] * tensor::fp16_to_fp32(kp[i]);
-      s *= scale;
+      const float s = tensor::dot_f32_f16(qh, kp, c.head_dim) * scale;
       // Rescale what was accumulated so far when a new maximum appears.
       if (s > max_score) {
         const float r = std::exp(max_score - s);
@@ -142,7 +153,7 @@ void Forward::attend(int64_t il, const BatchToken& bt, const float* q, float* ou
       const float w = std::exp(s - max_score);
       denom += w;
       const uint16_t* vp = cache.value(bt.seq, il, p) + kvh * c.head_dim_v;
-      for (int64_t i = 0; i < c.head_dim_v; i++) acc[size_t(i)] += w * tensor::fp16_to_fp32(vp[i]);
+      tensor::add_scaled_f16(acc.data(), w, vp, c.head_dim_v);
     }
     float* oh = out + h * c.head_dim_v;
     for (int64_t i = 0; i < c.head_dim_v; i++) oh[i] = float(acc[size_t(i)] / denom);

@@ -35,7 +35,8 @@ class Forward {
   void ffn_layer(const Layer& layer, int64_t T);
   void dense_ffn(const Layer& layer, int64_t T);
   void moe_ffn(const Layer& layer, int64_t T);
-  void attend(int64_t il, const BatchToken& bt, const float* q, float* out, const KvCache& cache) const;
+  void attend(int64_t il, const BatchToken& bt, const float* q, float* out, const KvCache& cache, int64_t head_begin,
+              int64_t head_end) const;
 
   const Model& model_;
   ThreadPool& pool_;

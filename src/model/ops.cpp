@@ -1,13 +1,28 @@
 #include "model/ops.h"
 
+#include <algorithm>
 #include <cmath>
 
+#include "tensor/kernels.h"
 #include "tensor/quant.h"
 
 namespace warden::model {
 
+namespace {
+
+// Prefill tiles: a tile of weight rows times a tile of activation rows is
+// computed before moving on, so both stay in L2 (a few hundred KiB) and each
+// weight row is read from memory once per activation tile, not per token.
+constexpr int64_t kRowTile = 32;
+constexpr int64_t kTokenTile = 32;
+
+}  // namespace
+
 void matmul(const Matrix& w, int64_t slice, const float* x, int64_t T, float* y, ThreadPool& pool) {
+  // vec_dot_type validates w.type once; the loops then call the kernel directly.
   const gguf::TensorType vt = tensor::vec_dot_type(w.type);
+  const tensor::VecDotFn dot = tensor::active_kernels().find(w.type)->vec_dot;
+  const tensor::VecDot4Fn dot4 = tensor::active_kernels().find(w.type)->vec_dot_4;
   const size_t x_row_bytes = gguf::row_bytes(vt, w.cols);
   // Scratch for the converted activations, reused across calls on this thread.
   thread_local std::vector<uint8_t> converted;
@@ -16,15 +31,33 @@ void matmul(const Matrix& w, int64_t slice, const float* x, int64_t T, float* y,
     xq = reinterpret_cast<const uint8_t*>(x);
   } else {
     converted.resize(x_row_bytes * size_t(T));
-    for (int64_t t = 0; t < T; t++)
-      tensor::quantize_row(vt, x + t * w.cols, converted.data() + size_t(t) * x_row_bytes, w.cols);
+    uint8_t* out = converted.data();
+    auto convert = [&](int64_t begin, int64_t end, int) {
+      for (int64_t t = begin; t < end; t++) tensor::quantize_row(vt, x + t * w.cols, out + size_t(t) * x_row_bytes, w.cols);
+    };
+    if (T > 1)
+      pool.parallel_for(T, convert);
+    else
+      convert(0, T, 0);
     xq = converted.data();
   }
   pool.parallel_for(w.rows, [&](int64_t begin, int64_t end, int) {
-    for (int64_t r = begin; r < end; r++) {
-      const uint8_t* row = w.row(r, slice);
-      for (int64_t t = 0; t < T; t++)
-        y[t * w.rows + r] = tensor::vec_dot(w.type, row, xq + size_t(t) * x_row_bytes, w.cols);
+    for (int64_t r0 = begin; r0 < end; r0 += kRowTile) {
+      const int64_t r1 = std::min(end, r0 + kRowTile);
+      for (int64_t t0 = 0; t0 < T; t0 += kTokenTile) {
+        const int64_t t1 = std::min(T, t0 + kTokenTile);
+        for (int64_t r = r0; r < r1; r++) {
+          const uint8_t* row = w.row(r, slice);
+          int64_t t = t0;
+          if (dot4)  // four tokens per pass over the weight row where the kernel set can
+            for (; t + 4 <= t1; t += 4) {
+              float out[4];
+              dot4(row, xq + size_t(t) * x_row_bytes, x_row_bytes, w.cols, out);
+              for (int k = 0; k < 4; k++) y[(t + k) * w.rows + r] = out[k];
+            }
+          for (; t < t1; t++) y[t * w.rows + r] = dot(row, xq + size_t(t) * x_row_bytes, w.cols);
+        }
+      }
     }
   });
 }
@@ -36,19 +69,32 @@ void rms_norm(const float* x, const float* weight, float* out, int64_t n, float 
   for (int64_t i = 0; i < n; i++) out[i] = x[i] * scale * weight[i];
 }
 
-void rope(float* head, int64_t pos, const Config& c, const std::vector<float>& freq_factors) {
+void rope_angles(int64_t pos, const Config& c, const std::vector<float>& freq_factors, float* cos_out, float* sin_out) {
   const int64_t d = c.rope_dim;
   const float theta_scale = std::pow(c.rope_base, -2.0f / float(d));
   float theta = float(pos) * c.rope_freq_scale;
   for (int64_t i = 0; i < d / 2; i++, theta *= theta_scale) {
     const float angle = freq_factors.empty() ? theta : theta / freq_factors[size_t(i)];
-    const float cos_a = std::cos(angle), sin_a = std::sin(angle);
+    cos_out[i] = std::cos(angle);
+    sin_out[i] = std::sin(angle);
+  }
+}
+
+void rope_apply(float* head, const Config& c, const float* cos_a, const float* sin_a) {
+  const int64_t d = c.rope_dim;
+  for (int64_t i = 0; i < d / 2; i++) {
     const int64_t a = c.rope_style == RopeStyle::Normal ? 2 * i : i;
     const int64_t b = c.rope_style == RopeStyle::Normal ? 2 * i + 1 : i + d / 2;
     const float x0 = head[a], x1 = head[b];
-    head[a] = x0 * cos_a - x1 * sin_a;
-    head[b] = x0 * sin_a + x1 * cos_a;
+    head[a] = x0 * cos_a[i] - x1 * sin_a[i];
+    head[b] = x0 * sin_a[i] + x1 * cos_a[i];
   }
+}
+
+void rope(float* head, int64_t pos, const Config& c, const std::vector<float>& freq_factors) {
+  std::vector<float> cos_a(size_t(c.rope_dim / 2)), sin_a(size_t(c.rope_dim / 2));
+  rope_angles(pos, c, freq_factors, cos_a.data(), sin_a.data());
+  rope_apply(head, c, cos_a.data(), sin_a.data());
 }
 
 float silu(float x) { return x / (1.0f + std::exp(-x)); }

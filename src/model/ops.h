@@ -20,6 +20,12 @@ void rms_norm(const float* x, const float* weight, float* out, int64_t n, float 
 // Rotates the first rope_dim values of one head at position pos.
 void rope(float* head, int64_t pos, const Config& c, const std::vector<float>& freq_factors);
 
+// The same rotation split in two: the rope_dim/2 cosines and sines of
+// position pos (the same for every head and layer), then applying them to a
+// head. rope() == rope_angles() + rope_apply(), bit for bit.
+void rope_angles(int64_t pos, const Config& c, const std::vector<float>& freq_factors, float* cos_out, float* sin_out);
+void rope_apply(float* head, const Config& c, const float* cos_a, const float* sin_a);
+
 float silu(float x);
 
 }  // namespace warden::model

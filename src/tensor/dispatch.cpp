@@ -1,5 +1,6 @@
 // quant.h's entry points: validate once, then call the active kernel table.
 #include <cmath>
+#include <cstdlib>
 #include <string>
 
 #include "tensor/blocks.h"
@@ -46,11 +47,23 @@ KernelTable build_scalar_table() {
   add_float_kernels(table);
   add_legacy_kernels(table);
   add_k_kernels(table);
+  add_vector_kernels(table);
   return table;
 }
 
 // The single place where a faster kernel set is chosen (see kernels.h).
-const KernelTable& select_kernels() { return scalar_kernels(); }
+// WARDEN_KERNELS=scalar forces the reference kernels (for comparisons and
+// benchmarks); otherwise the fastest set the CPU supports is used.
+const KernelTable& select_kernels() {
+  const char* forced = std::getenv("WARDEN_KERNELS");
+  if (forced && std::string(forced) == "scalar") return scalar_kernels();
+#if defined(WARDEN_HAVE_AVX2_KERNELS)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+    return avx2_kernels();
+#endif
+  return scalar_kernels();
+}
 
 std::string describe(TensorType t) {
   const auto info = gguf::type_info(t);

@@ -18,20 +18,31 @@ namespace warden::tensor {
 using DequantizeFn = void (*)(const void* src, float* dst, int64_t n);
 using QuantizeFn = void (*)(const float* src, void* dst, int64_t n);
 using VecDotFn = float (*)(const void* x, const void* y, int64_t n);
+// Four dots of one weight row x against four activation rows y, y + y_stride,
+// ... (bytes), each equal to vec_dot's result for that row; prefill uses it
+// to unpack each weight block once per four tokens. Optional (may be null).
+using VecDot4Fn = void (*)(const void* x, const void* y, size_t y_stride, int64_t n, float out[4]);
 
 struct TypeKernels {
   DequantizeFn dequantize = nullptr;
   QuantizeFn quantize = nullptr;
   VecDotFn vec_dot = nullptr;  // null for types that are never weights
   gguf::TensorType dot_type = gguf::TensorType::F32;  // y's type in vec_dot
+  VecDot4Fn vec_dot_4 = nullptr;
 };
 
 // Indexed by the numeric type id; ids beyond the table have no kernels.
 constexpr size_t kMaxTypeId = 32;
 
+// Attention loops over the f16 KV cache (vector_ops.h).
+using DotF32F16Fn = float (*)(const float* a, const uint16_t* b, int64_t n);
+using AddScaledF16Fn = void (*)(float* y, float s, const uint16_t* x, int64_t n);
+
 struct KernelTable {
   const char* name = "";
   std::array<TypeKernels, kMaxTypeId> by_type{};
+  DotF32F16Fn dot_f32_f16 = nullptr;
+  AddScaledF16Fn add_scaled_f16 = nullptr;
 
   const TypeKernels* find(gguf::TensorType t) const {
     const auto id = static_cast<uint32_t>(t);
@@ -44,9 +55,16 @@ const KernelTable& scalar_kernels();
 // The table quant.h uses, chosen once on first use.
 const KernelTable& active_kernels();
 
+#if defined(WARDEN_HAVE_AVX2_KERNELS)
+// AVX2 + FMA + F16C kernels (kernels_avx2.cpp). Call only when the CPU has
+// all three; select_kernels() checks.
+const KernelTable& avx2_kernels();
+#endif
+
 // Registration helpers used to build the scalar table (one per source file).
 void add_float_kernels(KernelTable& table);   // F32, F16, BF16
 void add_legacy_kernels(KernelTable& table);  // Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q8_1
 void add_k_kernels(KernelTable& table);       // Q2_K..Q6_K, Q8_K
+void add_vector_kernels(KernelTable& table);  // vector_ops.h
 
 }  // namespace warden::tensor

@@ -1,8 +1,40 @@
 #include "util/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define WARDEN_CPU_RELAX() _mm_pause()
+#else
+#define WARDEN_CPU_RELAX() std::this_thread::yield()
+#endif
 
 namespace warden {
+namespace {
+
+// How long a thread polls before sleeping: longer than the gaps between the
+// loops of one decode step, short enough not to burn a core when idle.
+constexpr auto kSpinTime = std::chrono::microseconds(200);
+
+// Polls `done` until it returns true or kSpinTime passes; returns its last value.
+template <typename Done>
+bool spin_until(Done done) {
+  const auto deadline = std::chrono::steady_clock::now() + kSpinTime;
+  for (;;) {
+    for (int i = 0; i < 64; i++) {
+      if (done()) return true;
+      WARDEN_CPU_RELAX();
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return done();
+  }
+}
+
+// Chunks per thread: enough that a stalled thread's share is taken over, few
+// enough that claiming them costs nothing next to the work.
+constexpr int64_t kChunksPerThread = 8;
+
+}  // namespace
 
 ThreadPool::ThreadPool(int threads) {
   threads = std::max(1, threads);
@@ -12,7 +44,7 @@ ThreadPool::ThreadPool(int threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard lock(mutex_);
-    stopping_ = true;
+    stopping_.store(true);
   }
   start_cv_.notify_all();
   for (auto& t : workers_) t.join();
@@ -23,47 +55,60 @@ int ThreadPool::default_threads() {
   return n ? int(n) : 1;
 }
 
-static void run_chunk(const std::function<void(int64_t, int64_t, int)>& fn, int64_t n, int index, int count) {
-  int64_t begin = n * index / count, end = n * (index + 1) / count;
-  if (begin < end) fn(begin, end, index);
-}
-
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn) {
   if (workers_.empty() || n <= 1) {
     if (n > 0) fn(0, n, 0);
     return;
   }
+  job_ = &fn;
+  job_n_ = n;
+  job_chunk_ = std::max<int64_t>(1, n / (int64_t(size()) * kChunksPerThread));
+  next_.store(0, std::memory_order_relaxed);
+  pending_.store(int(workers_.size()), std::memory_order_relaxed);
   {
+    // Under the mutex so a worker between its predicate check and its wait
+    // cannot miss the new generation.
     std::lock_guard lock(mutex_);
-    job_ = &fn;
-    job_n_ = n;
-    pending_ = int(workers_.size());
-    generation_++;
+    generation_.fetch_add(1, std::memory_order_release);
   }
   start_cv_.notify_all();
-  run_chunk(fn, n, 0, size());
-  std::unique_lock lock(mutex_);
-  done_cv_.wait(lock, [this] { return pending_ == 0; });
+  run_chunks(0);
+  wait_until_done();
   job_ = nullptr;
+}
+
+void ThreadPool::run_chunks(int index) {
+  for (;;) {
+    const int64_t begin = next_.fetch_add(job_chunk_, std::memory_order_relaxed);
+    if (begin >= job_n_) return;
+    (*job_)(begin, std::min(job_n_, begin + job_chunk_), index);
+  }
+}
+
+void ThreadPool::wait_until_done() {
+  if (spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; })) return;
+  std::unique_lock lock(mutex_);
+  done_cv_.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
+}
+
+uint64_t ThreadPool::wait_for_job(uint64_t seen) {
+  auto ready = [&] { return stopping_.load(std::memory_order_acquire) || generation_.load(std::memory_order_acquire) != seen; };
+  if (!spin_until(ready)) {
+    std::unique_lock lock(mutex_);
+    start_cv_.wait(lock, ready);
+  }
+  return generation_.load(std::memory_order_acquire);
 }
 
 void ThreadPool::worker_loop(int index) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int64_t, int64_t, int)>* job;
-    int64_t n;
-    {
-      std::unique_lock lock(mutex_);
-      start_cv_.wait(lock, [&] { return stopping_ || generation_ != seen; });
-      if (stopping_) return;
-      seen = generation_;
-      job = job_;
-      n = job_n_;
-    }
-    run_chunk(*job, n, index, size());
-    {
+    seen = wait_for_job(seen);
+    if (stopping_.load(std::memory_order_acquire)) return;
+    run_chunks(index);
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       std::lock_guard lock(mutex_);
-      if (--pending_ == 0) done_cv_.notify_one();
+      done_cv_.notify_one();
     }
   }
 }

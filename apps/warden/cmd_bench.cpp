@@ -1,0 +1,173 @@
+// warden bench -m FILE [-p 512] [-n 128] [-r REPS] [-t THREADS] [--json]:
+// prompt processing (one batch of p tokens) and generation (n single-token
+// steps) speed in tokens/s, mean ± sd over REPS runs, and the process's peak
+// RSS, printed as a table like llama-bench's. Tokens are random ids (the speed
+// of a forward pass does not depend on which tokens it sees), so no tokenizer
+// is needed and any loadable model file can be measured.
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "command.h"
+#include "model/forward.h"
+#include "model/kv_cache.h"
+#include "model/model.h"
+#include "tensor/quant.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/thread_pool.h"
+
+namespace {
+
+using namespace warden;
+
+struct BenchArgs {
+  std::string model;
+  int64_t n_prompt = 512;
+  int64_t n_gen = 128;
+  int reps = 5;
+  int threads = 0;
+  bool json = false;
+};
+
+struct Stats {
+  double mean = 0, sd = 0;
+};
+
+Stats stats_of(const std::vector<double>& v) {
+  Stats s;
+  if (v.empty()) return s;
+  for (double x : v) s.mean += x;
+  s.mean /= double(v.size());
+  if (v.size() > 1) {
+    double sq = 0;
+    for (double x : v) sq += (x - s.mean) * (x - s.mean);
+    s.sd = std::sqrt(sq / double(v.size() - 1));
+  }
+  return s;
+}
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::vector<int32_t> random_tokens(int64_t n, int64_t n_vocab, std::mt19937& rng) {
+  std::uniform_int_distribution<int32_t> pick(0, int32_t(n_vocab - 1));
+  std::vector<int32_t> tokens(static_cast<size_t>(n));
+  for (auto& t : tokens) t = pick(rng);
+  return tokens;
+}
+
+// One prefill of n tokens as a single batch into an empty cache; tokens/s.
+double run_prompt(model::Forward& fwd, model::KvCache& cache, const std::vector<int32_t>& tokens) {
+  cache.truncate(0, 0);
+  std::vector<model::BatchToken> batch(tokens.size());
+  for (size_t i = 0; i < tokens.size(); i++) batch[i] = {tokens[i], int64_t(i), 0, i + 1 == tokens.size()};
+  const auto start = Clock::now();
+  fwd.run(batch, cache);
+  return double(tokens.size()) / seconds_since(start);
+}
+
+// n single-token steps from an empty cache, as llama-bench's tg test; tokens/s.
+double run_generation(model::Forward& fwd, model::KvCache& cache, const std::vector<int32_t>& tokens) {
+  cache.truncate(0, 0);
+  const auto start = Clock::now();
+  for (size_t i = 0; i < tokens.size(); i++) fwd.run({{tokens[i], int64_t(i), 0, true}}, cache);
+  return double(tokens.size()) / seconds_since(start);
+}
+
+double peak_rss_mib() {
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  return double(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
+
+void print_table(const BenchArgs& a, const model::Model& m, double file_mib, int threads, const Stats& pp,
+                 const Stats& tg, double load_s, double rss_mib) {
+  std::printf("| %-24s | %10s | %7s | %-6s | %7s | %16s |\n", "model", "size", "threads", "kernel", "test", "t/s");
+  std::printf("| %-24s | %10s | %7s | %-6s | %7s | %16s |\n", "------------------------", "---------:", "------:",
+              "------", "------:", "---------------:");
+  auto row = [&](const char* test, int64_t n, const Stats& s) {
+    char name[32], size[32], label[32], value[48];
+    std::snprintf(name, sizeof name, "%s", m.config().arch.c_str());
+    std::snprintf(size, sizeof size, "%.2f MiB", file_mib);
+    std::snprintf(label, sizeof label, "%s%lld", test, (long long)n);
+    std::snprintf(value, sizeof value, "%.2f ± %.2f", s.mean, s.sd);
+    std::printf("| %-24s | %10s | %7d | %-6s | %7s | %16s |\n", name, size, threads, tensor::kernel_set_name(), label,
+                value);
+  };
+  if (a.n_prompt > 0) row("pp", a.n_prompt, pp);
+  if (a.n_gen > 0) row("tg", a.n_gen, tg);
+  std::printf("\nload: %.3f s, peak RSS: %.1f MiB, reps: %d\n", load_s, rss_mib, a.reps);
+}
+
+int run_bench(const BenchArgs& a) {
+  if (a.n_prompt < 0 || a.n_gen < 0) throw UsageError("-p and -n must not be negative");
+  if (a.n_prompt == 0 && a.n_gen == 0) throw UsageError("nothing to measure: -p and -n are both 0");
+  if (a.reps < 1) throw UsageError("-r must be at least 1");
+  if (a.threads < 0) throw UsageError("-t must not be negative");
+
+  const auto load_start = Clock::now();
+  auto m = model::Model::load(a.model);
+  const double load_s = seconds_since(load_start);
+  const model::Config& c = m->config();
+  const int64_t n_ctx = std::max(a.n_prompt, a.n_gen);
+  if (c.n_ctx_train > 0 && n_ctx > c.n_ctx_train)
+    throw Error("-p/-n of " + std::to_string(n_ctx) + " exceed the model's context of " +
+                std::to_string(c.n_ctx_train));
+  const int threads = a.threads > 0 ? a.threads : ThreadPool::default_threads();
+  ThreadPool pool(threads);
+  model::KvCache cache(c, n_ctx, 1);
+  model::Forward fwd(*m, pool);
+  std::mt19937 rng(1234);
+
+  std::vector<double> pp, tg;
+  // One untimed warm-up of each test pages the weights in and sizes buffers.
+  const auto prompt = random_tokens(a.n_prompt, c.n_vocab, rng);
+  const auto gen = random_tokens(a.n_gen, c.n_vocab, rng);
+  if (a.n_prompt > 0) run_prompt(fwd, cache, prompt);
+  if (a.n_gen > 0) run_generation(fwd, cache, std::vector<int32_t>(gen.begin(), gen.begin() + std::min<int64_t>(a.n_gen, 4)));
+  for (int r = 0; r < a.reps; r++) {
+    if (a.n_prompt > 0) pp.push_back(run_prompt(fwd, cache, prompt));
+    if (a.n_gen > 0) tg.push_back(run_generation(fwd, cache, gen));
+  }
+  const Stats pps = stats_of(pp), tgs = stats_of(tg);
+  const double file_mib = double(std::filesystem::file_size(a.model)) / (1024.0 * 1024.0);
+  const double rss = peak_rss_mib();
+
+  if (a.json) {
+    nlohmann::json j = {{"model", a.model},         {"arch", c.arch},        {"file_mib", file_mib},
+                        {"threads", threads},       {"kernels", tensor::kernel_set_name()},
+                        {"reps", a.reps},           {"load_s", load_s},      {"peak_rss_mib", rss},
+                        {"kv_cache_mib", double(cache.bytes()) / (1024.0 * 1024.0)}};
+    if (a.n_prompt > 0) j["pp"] = {{"n", a.n_prompt}, {"mean", pps.mean}, {"sd", pps.sd}, {"samples", pp}};
+    if (a.n_gen > 0) j["tg"] = {{"n", a.n_gen}, {"mean", tgs.mean}, {"sd", tgs.sd}, {"samples", tg}};
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    print_table(a, *m, file_mib, threads, pps, tgs, load_s, rss);
+  }
+  return 0;
+}
+
+WARDEN_COMMAND("bench", "Measure prompt and generation speed of a GGUF model (like llama-bench)", [](CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  app.add_option("-m,--model", a->model, "GGUF model file")->required();
+  app.add_option("-p,--n-prompt", a->n_prompt, "Prompt tokens processed as one batch (0 = skip)")
+      ->capture_default_str();
+  app.add_option("-n,--n-gen", a->n_gen, "Tokens generated one at a time (0 = skip)")->capture_default_str();
+  app.add_option("-r,--repetitions", a->reps, "Timed repetitions of each test")->capture_default_str();
+  app.add_option("-t,--threads", a->threads, "Threads (0 = all cores)")->capture_default_str();
+  app.add_flag("--json", a->json, "Print the results as JSON");
+  return [a] { return run_bench(*a); };
+});
+
+}  // namespace

@@ -1,0 +1,90 @@
+// The scalar reference and the active (SIMD) kernel set side by side: one
+// 4096-wide row's vec_dot per weight type, the activation quantizers and the
+// f16 attention loops. bytes_per_second counts the weight (or input) bytes.
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <vector>
+
+#include "tensor/kernels.h"
+#include "tensor/quant.h"
+
+namespace {
+
+using warden::gguf::TensorType;
+namespace tensor = warden::tensor;
+
+constexpr int64_t kRow = 4096;
+
+std::vector<float> gaussian(uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(kRow));
+  for (float& v : x) v = normal(rng);
+  return x;
+}
+
+const tensor::KernelTable& table(bool simd) { return simd ? tensor::active_kernels() : tensor::scalar_kernels(); }
+
+void BM_Dot(benchmark::State& state, TensorType t, bool simd) {
+  const tensor::TypeKernels& k = *table(simd).find(t);
+  const tensor::TypeKernels& act = *tensor::scalar_kernels().find(k.dot_type);
+  std::vector<uint8_t> w(warden::gguf::row_bytes(t, kRow)), a(warden::gguf::row_bytes(k.dot_type, kRow));
+  const auto wf = gaussian(1), af = gaussian(2);
+  tensor::scalar_kernels().find(t)->quantize(wf.data(), w.data(), kRow);
+  act.quantize(af.data(), a.data(), kRow);
+  for (auto _ : state) benchmark::DoNotOptimize(k.vec_dot(w.data(), a.data(), kRow));
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(w.size()));
+  state.SetLabel(table(simd).name);
+}
+
+void BM_QuantizeActivation(benchmark::State& state, TensorType t, bool simd) {
+  const auto x = gaussian(3);
+  std::vector<uint8_t> q(warden::gguf::row_bytes(t, kRow));
+  const tensor::QuantizeFn quantize = table(simd).find(t)->quantize;
+  for (auto _ : state) {
+    quantize(x.data(), q.data(), kRow);
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(int64_t(state.iterations()) * kRow * int64_t(sizeof(float)));
+  state.SetLabel(table(simd).name);
+}
+
+void BM_AttentionDotF16(benchmark::State& state, bool simd) {
+  const auto q = gaussian(4);
+  std::vector<uint16_t> k(static_cast<size_t>(kRow));
+  for (size_t i = 0; i < k.size(); i++) k[i] = tensor::fp32_to_fp16(q[(i * 7) % q.size()]);
+  const tensor::DotF32F16Fn dot = table(simd).dot_f32_f16;
+  for (auto _ : state) benchmark::DoNotOptimize(dot(q.data(), k.data(), kRow));
+  state.SetBytesProcessed(int64_t(state.iterations()) * kRow * 2);
+  state.SetLabel(table(simd).name);
+}
+
+#define BOTH(T)                                                \
+  BENCHMARK_CAPTURE(BM_Dot, T##_scalar, TensorType::T, false); \
+  BENCHMARK_CAPTURE(BM_Dot, T##_active, TensorType::T, true);
+
+BOTH(F32)
+BOTH(F16)
+BOTH(BF16)
+BOTH(Q8_0)
+BOTH(Q4_0)
+BOTH(Q4_1)
+BOTH(Q5_0)
+BOTH(Q5_1)
+BOTH(Q2_K)
+BOTH(Q3_K)
+BOTH(Q4_K)
+BOTH(Q5_K)
+BOTH(Q6_K)
+
+BENCHMARK_CAPTURE(BM_QuantizeActivation, Q8_0_scalar, TensorType::Q8_0, false);
+BENCHMARK_CAPTURE(BM_QuantizeActivation, Q8_0_active, TensorType::Q8_0, true);
+BENCHMARK_CAPTURE(BM_QuantizeActivation, Q8_K_scalar, TensorType::Q8_K, false);
+BENCHMARK_CAPTURE(BM_QuantizeActivation, Q8_K_active, TensorType::Q8_K, true);
+BENCHMARK_CAPTURE(BM_AttentionDotF16, scalar, false);
+BENCHMARK_CAPTURE(BM_AttentionDotF16, active, true);
+
+}  // namespace
+
+BENCHMARK_MAIN();
