@@ -1,5 +1,6 @@
 // quant.h's entry points: validate once, then call the active kernel table.
 #include <cmath>
+#include <cpuid.h>
 #include <cstdlib>
 #include <string>
 
@@ -51,6 +52,22 @@ KernelTable build_scalar_table() {
   return table;
 }
 
+#if defined(WARDEN_HAVE_AVX2_KERNELS)
+// AVX2, FMA and F16C from CPUID, plus the OS saving the YMM state (XGETBV);
+// read directly because clang's __builtin_cpu_supports knows no "f16c".
+bool cpu_has_avx2_fma_f16c() {
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+  const bool fma = c & (1u << 12), osxsave = c & (1u << 27), avx = c & (1u << 28), f16c = c & (1u << 29);
+  if (!(fma && osxsave && avx && f16c)) return false;
+  unsigned xcr0_lo, xcr0_hi;
+  __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+  if ((xcr0_lo & 0x6) != 0x6) return false;  // XMM and YMM state enabled by the OS
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  return b & (1u << 5);  // AVX2
+}
+#endif
+
 // The single place where a faster kernel set is chosen (see kernels.h).
 // WARDEN_KERNELS=scalar forces the reference kernels (for comparisons and
 // benchmarks); otherwise the fastest set the CPU supports is used.
@@ -58,9 +75,7 @@ const KernelTable& select_kernels() {
   const char* forced = std::getenv("WARDEN_KERNELS");
   if (forced && std::string(forced) == "scalar") return scalar_kernels();
 #if defined(WARDEN_HAVE_AVX2_KERNELS)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-    return avx2_kernels();
+  if (cpu_has_avx2_fma_f16c()) return avx2_kernels();
 #endif
   return scalar_kernels();
 }
