@@ -43,7 +43,7 @@ void read_common_hparams(const gguf::File& f, Config& c) {
     if (factor <= 0) throw Error(f.path() + ": invalid " + a + "rope.scaling.factor");
     c.rope_freq_scale = float(1.0 / factor);
   } else if (scaling != "none" && scaling != "llama3") {
-    // llama3 scaling is carried by the rope_freqs tensor; others are not implemented.
+    // llama3 scaling is carried by the rope_freqs tensor; YaRN and others are refused.
     throw Error(f.path() + ": rope scaling type '" + scaling + "' is not supported");
   }
   if (c.n_head_kv <= 0 || c.n_head % c.n_head_kv != 0)
