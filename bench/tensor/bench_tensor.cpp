@@ -4,7 +4,8 @@
 // dequantize) or the floats read (quantize).
 #include <benchmark/benchmark.h>
 
-#include <random>
+#include "bench_rows.h"
+
 #include <vector>
 
 #include "tensor/quant.h"
@@ -14,15 +15,8 @@ namespace {
 using warden::gguf::TensorType;
 namespace tensor = warden::tensor;
 
-constexpr int64_t kRow = 4096;
-
-std::vector<float> gaussian(uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> x(static_cast<size_t>(kRow));
-  for (float& v : x) v = normal(rng);
-  return x;
-}
+using warden::bench::kRow;
+std::vector<float> gaussian(uint32_t seed) { return warden::bench::gaussian_row(seed); }
 
 std::vector<uint8_t> encode(TensorType t, const std::vector<float>& x) {
   std::vector<uint8_t> q(warden::gguf::row_bytes(t, kRow));
