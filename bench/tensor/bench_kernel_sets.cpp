@@ -1,6 +1,6 @@
 // The scalar reference and the active (SIMD) kernel set side by side: one
 // 4096-wide row's vec_dot per weight type, the activation quantizers and the
-// f16 attention loops. bytes_per_second counts the weight (or input) bytes.
+// f16 attention. bytes_per_second counts the weight (or input) bytes.
 #include <benchmark/benchmark.h>
 
 #include "bench_rows.h"
@@ -44,13 +44,37 @@ void BM_QuantizeActivation(benchmark::State& state, TensorType t, bool simd) {
   state.SetLabel(table(simd).name);
 }
 
-void BM_AttentionDotF16(benchmark::State& state, bool simd) {
+// One token's attention for a GQA group of two query heads of 128 over 512
+// cached positions (Qwen3-0.6B's shape in the middle of a 1k prompt).
+void BM_AttendF16(benchmark::State& state, bool simd) {
+  constexpr int64_t kHead = 128, kPositions = 512, kKvStride = 8 * kHead;
   const auto q = gaussian(4);
-  std::vector<uint16_t> k(static_cast<size_t>(kRow));
-  for (size_t i = 0; i < k.size(); i++) k[i] = tensor::fp32_to_fp16(q[(i * 7) % q.size()]);
-  const tensor::DotF32F16Fn dot = table(simd).dot_f32_f16;
-  for (auto _ : state) benchmark::DoNotOptimize(dot(q.data(), k.data(), kRow));
-  state.SetBytesProcessed(int64_t(state.iterations()) * kRow * 2);
+  std::vector<uint16_t> kv(static_cast<size_t>(kPositions * kKvStride));
+  for (size_t i = 0; i < kv.size(); i++) kv[i] = tensor::fp32_to_fp16(q[(i * 7) % q.size()]);
+  std::vector<float> out(2 * kHead);
+  const tensor::AttendF16Fn attend = table(simd).attend_f16;
+  for (auto _ : state) {
+    attend(q.data(), 2, kHead, kv.data(), kKvStride, kv.data() + 3, kKvStride, kHead, kPositions, 0.088f, out.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(int64_t(state.iterations()) * kPositions * kHead * 2 * 2);
+  state.SetLabel(table(simd).name);
+}
+
+// The same from the f32 copies a prefill run makes (dense keys, transposed
+// values).
+void BM_AttendF32(benchmark::State& state, bool simd) {
+  constexpr int64_t kHead = 128, kPositions = 512;
+  const auto q = gaussian(4);
+  std::vector<float> keys(static_cast<size_t>(kPositions * kHead)), values_t(keys.size());
+  for (size_t i = 0; i < keys.size(); i++) keys[i] = values_t[i] = q[(i * 7) % q.size()];
+  std::vector<float> out(2 * kHead);
+  const auto attend = table(simd).attend_f32;
+  for (auto _ : state) {
+    attend(q.data(), 2, kHead, keys.data(), values_t.data(), kPositions, kHead, kPositions, 0.088f, out.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(int64_t(state.iterations()) * kPositions * kHead * 4 * 2);
   state.SetLabel(table(simd).name);
 }
 
@@ -76,8 +100,10 @@ BENCHMARK_CAPTURE(BM_QuantizeActivation, Q8_0_scalar, TensorType::Q8_0, false);
 BENCHMARK_CAPTURE(BM_QuantizeActivation, Q8_0_active, TensorType::Q8_0, true);
 BENCHMARK_CAPTURE(BM_QuantizeActivation, Q8_K_scalar, TensorType::Q8_K, false);
 BENCHMARK_CAPTURE(BM_QuantizeActivation, Q8_K_active, TensorType::Q8_K, true);
-BENCHMARK_CAPTURE(BM_AttentionDotF16, scalar, false);
-BENCHMARK_CAPTURE(BM_AttentionDotF16, active, true);
+BENCHMARK_CAPTURE(BM_AttendF16, scalar, false);
+BENCHMARK_CAPTURE(BM_AttendF16, active, true);
+BENCHMARK_CAPTURE(BM_AttendF32, scalar, false);
+BENCHMARK_CAPTURE(BM_AttendF32, active, true);
 
 }  // namespace
 

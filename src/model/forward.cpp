@@ -43,6 +43,14 @@ std::vector<float> Forward::run(const std::vector<BatchToken>& batch, KvCache& c
     tensor::dequantize_row(model_.token_embd.type, model_.token_embd.row(batch[size_t(t)].token),
                            x_.data() + t * c.n_embd, c.n_embd);
 
+  // Rotary angles depend on the position only: once per token, not per layer.
+  const int64_t half_rope = c.rope_dim / 2;
+  rope_cos_.resize(size_t(T * half_rope));
+  rope_sin_.resize(size_t(T * half_rope));
+  for (int64_t t = 0; t < T; t++)
+    rope_angles(batch[size_t(t)].pos, c, model_.rope_freqs, rope_cos_.data() + t * half_rope,
+                rope_sin_.data() + t * half_rope);
+
   for (int64_t il = 0; il < c.n_layer; il++) {
     const Layer& layer = model_.layers[size_t(il)];
     attention_layer(layer, il, batch, cache);
@@ -82,41 +90,51 @@ void Forward::attention_layer(const Layer& layer, int64_t il, const std::vector<
     add_bias(v_.data(), layer.bv, T);
   }
 
-  // Per token: norm and rotate its heads (the angles computed once for all
-  // heads), then store its key and value in the cache. Tokens are independent.
+  // Per token: norm and rotate its heads (with the angles run() computed for
+  // its position), then store its key and value in the cache. Tokens are
+  // independent.
+  const int64_t half_rope = c.rope_dim / 2;
   pool_.parallel_for(T, [&](int64_t begin, int64_t end, int) {
-    std::vector<float> cos_a(size_t(c.rope_dim / 2)), sin_a(size_t(c.rope_dim / 2));
     for (int64_t t = begin; t < end; t++) {
       const BatchToken& bt = batch[size_t(t)];
-      rope_angles(bt.pos, c, model_.rope_freqs, cos_a.data(), sin_a.data());
+      const float* cos_a = rope_cos_.data() + t * half_rope;
+      const float* sin_a = rope_sin_.data() + t * half_rope;
       float* q = q_.data() + t * c.q_dim();
       float* k = k_.data() + t * c.kv_dim();
       for (int64_t h = 0; h < c.n_head; h++) {
         float* head = q + h * c.head_dim;
         if (c.qk_norm) rms_norm(head, layer.q_norm.data(), head, c.head_dim, c.rms_eps);
-        rope_apply(head, c, cos_a.data(), sin_a.data());
+        rope_apply(head, c, cos_a, sin_a);
       }
       for (int64_t h = 0; h < c.n_head_kv; h++) {
         float* head = k + h * c.head_dim;
         if (c.qk_norm) rms_norm(head, layer.k_norm.data(), head, c.head_dim, c.rms_eps);
-        rope_apply(head, c, cos_a.data(), sin_a.data());
+        rope_apply(head, c, cos_a, sin_a);
       }
-      uint16_t* kc = cache.key(bt.seq, il, bt.pos);
-      uint16_t* vc = cache.value(bt.seq, il, bt.pos);
-      for (int64_t i = 0; i < c.kv_dim(); i++) kc[i] = tensor::fp32_to_fp16(k[i]);
-      for (int64_t i = 0; i < c.v_dim(); i++) vc[i] = tensor::fp32_to_fp16(v_[size_t(t * c.v_dim() + i)]);
+      tensor::f32_to_f16_row(k, cache.key(bt.seq, il, bt.pos), c.kv_dim());
+      tensor::f32_to_f16_row(v_.data() + t * c.v_dim(), cache.value(bt.seq, il, bt.pos), c.v_dim());
     }
   });
 
   const int64_t attn_width = c.n_head * c.head_dim_v;
   attn_.resize(size_t(T * attn_width));
-  // Every (token, head) pair is independent once the cache holds this batch;
-  // splitting over pairs keeps all threads busy in decode (T = 1) too.
-  pool_.parallel_for(T * c.n_head, [&](int64_t begin, int64_t end, int) {
-    for (int64_t i = begin; i < end;) {
-      const int64_t t = i / c.n_head, h0 = i % c.n_head, h1 = std::min(c.n_head, h0 + (end - i));
-      attend(il, batch[size_t(t)], q_.data() + t * c.q_dim(), attn_.data() + t * attn_width, cache, h0, h1);
-      i += h1 - h0;
+  // A long run of one sequence's tokens (a prefill) converts that sequence's
+  // keys and values to f32 once per key/value head and shares them; the other
+  // tokens read the f16 cache directly.
+  std::vector<int64_t> single_tokens;
+  for (const TokenRun& run : runs_of(batch)) {
+    if (run.count >= kMinRunTokens && f32_copy_bytes(run, batch) <= kMaxF32CopyBytes)
+      attend_run(il, batch, run, cache);
+    else
+      for (int64_t t = run.first; t < run.first + run.count; t++) single_tokens.push_back(t);
+  }
+  // Every (token, key/value head) pair is independent once the cache holds
+  // this batch; splitting over pairs keeps all threads busy in decode (T = 1).
+  const int64_t n_single = int64_t(single_tokens.size());
+  pool_.parallel_for(n_single * c.n_head_kv, [&](int64_t begin, int64_t end, int) {
+    for (int64_t i = begin; i < end; i++) {
+      const int64_t t = single_tokens[size_t(i / c.n_head_kv)];
+      attend(il, batch[size_t(t)], i % c.n_head_kv, q_.data() + t * c.q_dim(), attn_.data() + t * attn_width, cache);
     }
   });
 
@@ -126,38 +144,67 @@ void Forward::attention_layer(const Layer& layer, int64_t il, const std::vector<
 }
 
 // Scaled dot-product attention of one token over its sequence's positions
-// 0..pos, for heads [head_begin, head_end), one head at a time, with an
-// online (streaming) softmax.
-void Forward::attend(int64_t il, const BatchToken& bt, const float* q, float* out, const KvCache& cache,
-                     int64_t head_begin, int64_t head_end) const {
+// 0..pos for the query heads that share key/value head kvh.
+void Forward::attend(int64_t il, const BatchToken& bt, int64_t kvh, const float* q, float* out,
+                     const KvCache& cache) const {
   const Config& c = model_.config();
   const int64_t group = c.n_head / c.n_head_kv;
   const float scale = 1.0f / std::sqrt(float(c.head_dim));
-  std::vector<float> acc(size_t(c.head_dim_v));
-  for (int64_t h = head_begin; h < head_end; h++) {
-    const float* qh = q + h * c.head_dim;
-    const int64_t kvh = h / group;
-    float max_score = -INFINITY;
-    double denom = 0.0;
-    std::fill(acc.begin(), acc.end(), 0.0f);
-    for (int64_t p = 0; p <= bt.pos; p++) {
-      const uint16_t* kp = cache.key(bt.seq, il, p) + kvh * c.head_dim;
-      const float s = tensor::dot_f32_f16(qh, kp, c.head_dim) * scale;
-      // Rescale what was accumulated so far when a new maximum appears.
-      if (s > max_score) {
-        const float r = std::exp(max_score - s);
-        denom *= r;
-        for (auto& a : acc) a *= r;
-        max_score = s;
+  tensor::attend_f16(q + kvh * group * c.head_dim, int(group), c.head_dim, cache.key(bt.seq, il, 0) + kvh * c.head_dim,
+                     c.kv_dim(), cache.value(bt.seq, il, 0) + kvh * c.head_dim_v, c.v_dim(), c.head_dim_v, bt.pos + 1,
+                     scale, out + kvh * group * c.head_dim_v);
+}
+
+// Consecutive batch tokens of one sequence at consecutive positions.
+std::vector<Forward::TokenRun> Forward::runs_of(const std::vector<BatchToken>& batch) {
+  std::vector<TokenRun> runs;
+  for (int64_t t = 0; t < int64_t(batch.size()); t++) {
+    const BatchToken& bt = batch[size_t(t)];
+    if (!runs.empty()) {
+      TokenRun& last = runs.back();
+      const BatchToken& prev = batch[size_t(last.first + last.count - 1)];
+      if (prev.seq == bt.seq && prev.pos + 1 == bt.pos) {
+        last.count++;
+        continue;
       }
-      const float w = std::exp(s - max_score);
-      denom += w;
-      const uint16_t* vp = cache.value(bt.seq, il, p) + kvh * c.head_dim_v;
-      tensor::add_scaled_f16(acc.data(), w, vp, c.head_dim_v);
     }
-    float* oh = out + h * c.head_dim_v;
-    for (int64_t i = 0; i < c.head_dim_v; i++) oh[i] = float(acc[size_t(i)] / denom);
+    runs.push_back({t, 1});
   }
+  return runs;
+}
+
+// Per thread: one key/value head's keys and transposed values up to the run's
+// last position, in f32.
+size_t Forward::f32_copy_bytes(const TokenRun& run, const std::vector<BatchToken>& batch) const {
+  const Config& c = model_.config();
+  const int64_t n_pos8 = (batch[size_t(run.first + run.count - 1)].pos + 1 + 7) / 8 * 8;
+  return size_t(n_pos8 * (c.head_dim + c.head_dim_v)) * sizeof(float);
+}
+
+void Forward::attend_run(int64_t il, const std::vector<BatchToken>& batch, const TokenRun& run, const KvCache& cache) {
+  const Config& c = model_.config();
+  const int seq = batch[size_t(run.first)].seq;
+  const int64_t n_pos = batch[size_t(run.first + run.count - 1)].pos + 1;
+  const int64_t n_pos8 = (n_pos + 7) / 8 * 8;
+  const int64_t group = c.n_head / c.n_head_kv, d = c.head_dim, dv = c.head_dim_v;
+  const int64_t attn_width = c.n_head * dv;
+  const float scale = 1.0f / std::sqrt(float(d));
+  pool_.parallel_for(c.n_head_kv, [&](int64_t begin, int64_t end, int) {
+    thread_local std::vector<float> keys, values_t, row;
+    keys.resize(size_t(n_pos * d));
+    values_t.assign(size_t(dv * n_pos8), 0.0f);  // the padding positions must be finite
+    row.resize(size_t(dv));
+    for (int64_t kvh = begin; kvh < end; kvh++) {
+      for (int64_t p = 0; p < n_pos; p++) {
+        tensor::dequantize_row(gguf::TensorType::F16, cache.key(seq, il, p) + kvh * d, keys.data() + p * d, d);
+        tensor::dequantize_row(gguf::TensorType::F16, cache.value(seq, il, p) + kvh * dv, row.data(), dv);
+        for (int64_t j = 0; j < dv; j++) values_t[size_t(j * n_pos8 + p)] = row[size_t(j)];
+      }
+      for (int64_t t = run.first; t < run.first + run.count; t++)
+        tensor::attend_f32(q_.data() + t * c.q_dim() + kvh * group * d, int(group), d, keys.data(), values_t.data(),
+                           n_pos8, dv, batch[size_t(t)].pos + 1, scale, attn_.data() + t * attn_width + kvh * group * dv);
+    }
+  });
 }
 
 void Forward::ffn_layer(const Layer& layer, int64_t T) {
@@ -176,7 +223,7 @@ void Forward::dense_ffn(const Layer& layer, int64_t T) {
   up_.resize(size_t(T * c.n_ff));
   matmul(layer.ffn_gate, 0, xn_.data(), T, gate_.data(), pool_);
   matmul(layer.ffn_up, 0, xn_.data(), T, up_.data(), pool_);
-  for (size_t i = 0; i < gate_.size(); i++) gate_[i] = silu(gate_[i]) * up_[i];
+  tensor::swiglu(gate_.data(), up_.data(), gate_.data(), int64_t(gate_.size()));
   ffn_out_.resize(size_t(T * c.n_embd));
   matmul(layer.ffn_down, 0, gate_.data(), T, ffn_out_.data(), pool_);
   for (size_t i = 0; i < size_t(T * c.n_embd); i++) x_[i] += ffn_out_[i];
@@ -218,7 +265,7 @@ void Forward::moe_ffn(const Layer& layer, int64_t T) {
     u.resize(size_t(n * c.n_ff_expert));
     matmul(layer.gate_exps, e, xin.data(), n, g.data(), pool_);
     matmul(layer.up_exps, e, xin.data(), n, u.data(), pool_);
-    for (size_t i = 0; i < g.size(); i++) g[i] = silu(g[i]) * u[i];
+    tensor::swiglu(g.data(), u.data(), g.data(), int64_t(g.size()));
     down.resize(size_t(n * c.n_embd));
     matmul(layer.down_exps, e, g.data(), n, down.data(), pool_);
     for (int64_t i = 0; i < n; i++) {

@@ -35,13 +35,27 @@ class Forward {
   void ffn_layer(const Layer& layer, int64_t T);
   void dense_ffn(const Layer& layer, int64_t T);
   void moe_ffn(const Layer& layer, int64_t T);
-  void attend(int64_t il, const BatchToken& bt, const float* q, float* out, const KvCache& cache, int64_t head_begin,
-              int64_t head_end) const;
+  void attend(int64_t il, const BatchToken& bt, int64_t kvh, const float* q, float* out, const KvCache& cache) const;
+
+  // Attention for runs of one sequence's tokens from f32 copies of its keys
+  // and values, converted once per layer and key/value head: from
+  // kMinRunTokens tokens on this beats converting per token, and the copies
+  // are bounded per thread (longer contexts read the f16 cache).
+  struct TokenRun {
+    int64_t first = 0, count = 0;
+  };
+  static constexpr int64_t kMinRunTokens = 8;
+  static constexpr size_t kMaxF32CopyBytes = size_t(16) << 20;
+  static std::vector<TokenRun> runs_of(const std::vector<BatchToken>& batch);
+  size_t f32_copy_bytes(const TokenRun& run, const std::vector<BatchToken>& batch) const;
+  void attend_run(int64_t il, const std::vector<BatchToken>& batch, const TokenRun& run, const KvCache& cache);
 
   const Model& model_;
   ThreadPool& pool_;
   // Activations for the current batch, [T][width] row-major.
   std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, ffn_out_;
+  // Rotary cosines and sines per token of the batch, [T][rope_dim / 2].
+  std::vector<float> rope_cos_, rope_sin_;
 };
 
 }  // namespace warden::model

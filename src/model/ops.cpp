@@ -15,14 +15,19 @@ namespace {
 // weight row is read from memory once per activation tile, not per token.
 constexpr int64_t kRowTile = 32;
 constexpr int64_t kTokenTile = 32;
+// Matrix kernels (tensor::GemmFn) pack weight rows in panels of 8; below a few
+// tokens the packing costs more than it saves.
+constexpr int64_t kGemmPanelRows = 8;
+constexpr int64_t kGemmMinTokens = 2;
 
 }  // namespace
 
 void matmul(const Matrix& w, int64_t slice, const float* x, int64_t T, float* y, ThreadPool& pool) {
   // vec_dot_type validates w.type once; the loops then call the kernel directly.
   const gguf::TensorType vt = tensor::vec_dot_type(w.type);
-  const tensor::VecDotFn dot = tensor::active_kernels().find(w.type)->vec_dot;
-  const tensor::VecDot4Fn dot4 = tensor::active_kernels().find(w.type)->vec_dot_4;
+  const tensor::TypeKernels& kernels = *tensor::active_kernels().find(w.type);
+  const tensor::VecDotFn dot = kernels.vec_dot;
+  const tensor::VecDot4Fn dot4 = kernels.vec_dot_4;
   const size_t x_row_bytes = gguf::row_bytes(vt, w.cols);
   // Scratch for the converted activations, reused across calls on this thread.
   thread_local std::vector<uint8_t> converted;
@@ -40,6 +45,16 @@ void matmul(const Matrix& w, int64_t slice, const float* x, int64_t T, float* y,
     else
       convert(0, T, 0);
     xq = converted.data();
+  }
+  const tensor::GemmFn gemm = kernels.gemm;
+  if (gemm && T >= kGemmMinTokens) {
+    // Whole panels of rows per task, so no two threads pack the same rows.
+    const int64_t panels = (w.rows + kGemmPanelRows - 1) / kGemmPanelRows;
+    pool.parallel_for(panels, [&](int64_t begin, int64_t end, int) {
+      const int64_t r0 = begin * kGemmPanelRows, r1 = std::min(w.rows, end * kGemmPanelRows);
+      gemm(w.row(r0, slice), w.row_bytes, r1 - r0, xq, x_row_bytes, T, w.cols, y + r0, w.rows);
+    });
+    return;
   }
   pool.parallel_for(w.rows, [&](int64_t begin, int64_t end, int) {
     for (int64_t r0 = begin; r0 < end; r0 += kRowTile) {
@@ -90,13 +105,5 @@ void rope_apply(float* head, const Config& c, const float* cos_a, const float* s
     head[b] = x0 * sin_a[i] + x1 * cos_a[i];
   }
 }
-
-void rope(float* head, int64_t pos, const Config& c, const std::vector<float>& freq_factors) {
-  std::vector<float> cos_a(size_t(c.rope_dim / 2)), sin_a(size_t(c.rope_dim / 2));
-  rope_angles(pos, c, freq_factors, cos_a.data(), sin_a.data());
-  rope_apply(head, c, cos_a.data(), sin_a.data());
-}
-
-float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
 }  // namespace warden::model

@@ -17,15 +17,10 @@ void matmul(const Matrix& w, int64_t slice, const float* x, int64_t T, float* y,
 // out = x / rms(x) * weight, over n values (accumulated in double, as ggml does).
 void rms_norm(const float* x, const float* weight, float* out, int64_t n, float eps);
 
-// Rotates the first rope_dim values of one head at position pos.
-void rope(float* head, int64_t pos, const Config& c, const std::vector<float>& freq_factors);
-
-// The same rotation split in two: the rope_dim/2 cosines and sines of
-// position pos (the same for every head and layer), then applying them to a
-// head. rope() == rope_angles() + rope_apply(), bit for bit.
+// Rotary position embedding in two steps: the rope_dim/2 cosines and sines of
+// position pos (the same for every head and layer), then rotating the first
+// rope_dim values of one head with them.
 void rope_angles(int64_t pos, const Config& c, const std::vector<float>& freq_factors, float* cos_out, float* sin_out);
 void rope_apply(float* head, const Config& c, const float* cos_a, const float* sin_a);
-
-float silu(float x);
 
 }  // namespace warden::model

@@ -22,6 +22,12 @@ using VecDotFn = float (*)(const void* x, const void* y, int64_t n);
 // ... (bytes), each equal to vec_dot's result for that row; prefill uses it
 // to unpack each weight block once per four tokens. Optional (may be null).
 using VecDot4Fn = void (*)(const void* x, const void* y, size_t y_stride, int64_t n, float out[4]);
+// Matrix product for several tokens at once: weight rows [0, n_rows) of w
+// (w_row_bytes apart) times T activation rows x (x_row_bytes apart, each in
+// the type's dot_type), y[t * ldy + r] = vec_dot(row r, token t) up to float
+// rounding. Optional (may be null); worth calling from a few tokens up.
+using GemmFn = void (*)(const uint8_t* w, size_t w_row_bytes, int64_t n_rows, const uint8_t* x, size_t x_row_bytes,
+                        int64_t T, int64_t n, float* y, int64_t ldy);
 
 struct TypeKernels {
   DequantizeFn dequantize = nullptr;
@@ -29,20 +35,24 @@ struct TypeKernels {
   VecDotFn vec_dot = nullptr;  // null for types that are never weights
   gguf::TensorType dot_type = gguf::TensorType::F32;  // y's type in vec_dot
   VecDot4Fn vec_dot_4 = nullptr;
+  GemmFn gemm = nullptr;
 };
 
 // Indexed by the numeric type id; ids beyond the table have no kernels.
 constexpr size_t kMaxTypeId = 32;
 
-// Attention loops over the f16 KV cache (vector_ops.h).
-using DotF32F16Fn = float (*)(const float* a, const uint16_t* b, int64_t n);
-using AddScaledF16Fn = void (*)(float* y, float s, const uint16_t* x, int64_t n);
+// Attention over the f16 KV cache (vector_ops.h).
+using AttendF16Fn = void (*)(const float* q, int n_q, int64_t d, const uint16_t* k, int64_t k_stride,
+                             const uint16_t* v, int64_t v_stride, int64_t dv, int64_t n_pos, float scale, float* out);
 
 struct KernelTable {
   const char* name = "";
   std::array<TypeKernels, kMaxTypeId> by_type{};
-  DotF32F16Fn dot_f32_f16 = nullptr;
-  AddScaledF16Fn add_scaled_f16 = nullptr;
+  AttendF16Fn attend_f16 = nullptr;
+  void (*attend_f32)(const float* q, int n_q, int64_t d, const float* k, const float* vt, int64_t vt_stride, int64_t dv,
+                     int64_t n_pos, float scale, float* out) = nullptr;
+  void (*f32_to_f16_row)(const float* x, uint16_t* y, int64_t n) = nullptr;
+  void (*swiglu)(const float* gate, const float* up, float* out, int64_t n) = nullptr;
 
   const TypeKernels* find(gguf::TensorType t) const {
     const auto id = static_cast<uint32_t>(t);
@@ -59,6 +69,8 @@ const KernelTable& active_kernels();
 // AVX2 + FMA + F16C kernels (kernels_avx2.cpp). Call only when the CPU has
 // all three; select_kernels() checks.
 const KernelTable& avx2_kernels();
+// Fills in the GemmFn entries (gemm_avx2.cpp).
+void add_avx2_gemm_kernels(KernelTable& table);
 #endif
 
 // Registration helpers used to build the scalar table (one per source file).

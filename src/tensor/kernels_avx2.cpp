@@ -14,10 +14,14 @@
 //   FMA, a different summation order. Results differ from scalar by float
 //   rounding only (the tests allow 1e-5 of sum |x_i y_i|).
 //   F32/F16/BF16 dots accumulate in double like the reference.
-// Dequantizers and weight quantizers are not hot and stay scalar.
+// Dequantizers and weight quantizers are not hot and stay scalar, except F16
+// (the attention converts cached keys and values with it; exact either way).
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "tensor/blocks.h"
 #include "tensor/kernels.h"
@@ -383,26 +387,217 @@ float dot_bf16(const void* xv, const void* yv, int64_t n) {
   return float(sum);
 }
 
-// ---- attention loops over the f16 KV cache ------------------------------
+// ---- attention over the f16 KV cache --------------------------------------
 
-float dot_f32_f16(const float* a, const uint16_t* b, int64_t n) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), load_f16x8(b + i), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), load_f16x8(b + i + 8), acc1);
-  }
-  for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), load_f16x8(b + i), acc0);
-  float s = hsum(_mm256_add_ps(acc0, acc1));
-  for (; i < n; i++) s += a[i] * half_to_float(b[i]);
-  return s;
+// e^x as 2^n * e^r with r = x - n ln2 in [-ln2/2, ln2/2] and a degree-6
+// Taylor polynomial (relative error < 2e-7). x is clamped to [-87, 88]: below,
+// about 1e-38 instead of a denormal or zero; above, about 1.6e38 instead of
+// infinity (softmax and silu only need the limits' direction).
+inline __m256 exp_ps(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.0f / 720);
+  for (float c : {1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f}) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+  const __m256i two_n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(two_n));
 }
 
-void add_scaled_f16(float* y, float s, const uint16_t* x, int64_t n) {
-  const __m256 vs = _mm256_set1_ps(s);
+// Lane j = the horizontal sum of a[j].
+inline __m256 transpose_sums8(const __m256 a[8]) {
+  const __m256 s0123 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+  const __m256 s4567 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+  return _mm256_add_ps(_mm256_permute2f128_ps(s0123, s4567, 0x20), _mm256_permute2f128_ps(s0123, s4567, 0x31));
+}
+
+inline __m256 load8(const uint16_t* p) { return load_f16x8(p); }
+inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+
+// scores[p] = scale * q . k_p for all positions, eight keys per register.
+template <typename Elem>
+void attention_scores(const float* q, int64_t d, const Elem* k, int64_t k_stride, int64_t n_pos, float scale,
+                      float* scores) {
+  int64_t p = 0;
+  for (; p + 8 <= n_pos; p += 8) {
+    __m256 acc[8];
+    for (auto& a : acc) a = _mm256_setzero_ps();
+    for (int64_t j = 0; j < d; j += 8) {
+      const __m256 qv = _mm256_loadu_ps(q + j);
+      for (int r = 0; r < 8; r++) acc[r] = _mm256_fmadd_ps(qv, load8(k + (p + r) * k_stride + j), acc[r]);
+    }
+    _mm256_storeu_ps(scores + p, _mm256_mul_ps(transpose_sums8(acc), _mm256_set1_ps(scale)));
+  }
+  for (; p < n_pos; p++) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t j = 0; j < d; j += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), load8(k + p * k_stride + j), acc);
+    scores[p] = hsum(acc) * scale;
+  }
+}
+
+// weights = exp(scores - max) in place; returns their sum.
+float softmax_weights(float* w, int64_t n) {
+  __m256 vmax = _mm256_set1_ps(-INFINITY);
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(vs, load_f16x8(x + i), _mm256_loadu_ps(y + i)));
-  for (; i < n; i++) y[i] += s * half_to_float(x[i]);
+  for (; i + 8 <= n; i += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(w + i));
+  float max_score = hmax(vmax);
+  for (; i < n; i++) max_score = std::max(max_score, w[i]);
+  const __m256 m = _mm256_set1_ps(max_score);
+  __m256 vsum = _mm256_setzero_ps();
+  for (i = 0; i + 8 <= n; i += 8) {
+    const __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(w + i), m));
+    _mm256_storeu_ps(w + i, e);
+    vsum = _mm256_add_ps(vsum, e);
+  }
+  float sum = hsum(vsum);
+  for (; i < n; i++) sum += w[i] = std::exp(w[i] - max_score);
+  return sum;
+}
+
+// out_i[c0, c0 + 8 * NV) = sum_p w_i[p] v_p[...] / total_i for NQ queries at
+// once: each value chunk is converted once and kept with all accumulators in
+// registers for the whole pass over the positions.
+template <int NQ, int NV>
+void weighted_values(const float* const w[NQ], const float total[NQ], const uint16_t* v, int64_t v_stride,
+                     int64_t n_pos, int64_t c0, float* const out[NQ]) {
+  __m256 acc[NQ][NV];
+  for (auto& row : acc)
+    for (auto& a : row) a = _mm256_setzero_ps();
+  for (int64_t p = 0; p < n_pos; p++) {
+    __m256 vv[NV];
+    for (int c = 0; c < NV; c++) vv[c] = load_f16x8(v + p * v_stride + c0 + 8 * c);
+    for (int i = 0; i < NQ; i++) {
+      const __m256 wi = _mm256_set1_ps(w[i][p]);
+      for (int c = 0; c < NV; c++) acc[i][c] = _mm256_fmadd_ps(wi, vv[c], acc[i][c]);
+    }
+  }
+  for (int i = 0; i < NQ; i++)
+    for (int c = 0; c < NV; c++)
+      _mm256_storeu_ps(out[i] + c0 + 8 * c, _mm256_div_ps(acc[i][c], _mm256_set1_ps(total[i])));
+}
+
+template <int NQ>
+void weighted_values_all(const float* const w[NQ], const float total[NQ], const uint16_t* v, int64_t v_stride,
+                         int64_t dv, int64_t n_pos, float* const out[NQ]) {
+  constexpr int kWide = 8 / NQ;  // value chunks per pass: NQ * kWide accumulators
+  int64_t c0 = 0;
+  for (; c0 + 8 * kWide <= dv; c0 += 8 * kWide) weighted_values<NQ, kWide>(w, total, v, v_stride, n_pos, c0, out);
+  for (; c0 < dv; c0 += 8) weighted_values<NQ, 1>(w, total, v, v_stride, n_pos, c0, out);
+}
+
+void attend_f16(const float* q, int n_q, int64_t d, const uint16_t* k, int64_t k_stride, const uint16_t* v,
+                int64_t v_stride, int64_t dv, int64_t n_pos, float scale, float* out) {
+  if (d % 8 != 0 || dv % 8 != 0) {  // head sizes are multiples of 8 in practice; keep the rest exact
+    scalar_kernels().attend_f16(q, n_q, d, k, k_stride, v, v_stride, dv, n_pos, scale, out);
+    return;
+  }
+  thread_local std::vector<float> weights;
+  weights.resize(size_t(n_q) * size_t(n_pos));
+  std::vector<float> totals(static_cast<size_t>(n_q));
+  for (int i = 0; i < n_q; i++) {
+    float* wi = weights.data() + size_t(i) * size_t(n_pos);
+    attention_scores(q + i * d, d, k, k_stride, n_pos, scale, wi);
+    totals[size_t(i)] = softmax_weights(wi, n_pos);
+  }
+  int i = 0;
+  for (; i + 2 <= n_q; i += 2) {
+    const float* w[2] = {weights.data() + size_t(i) * size_t(n_pos), weights.data() + size_t(i + 1) * size_t(n_pos)};
+    float* o[2] = {out + i * dv, out + (i + 1) * dv};
+    weighted_values_all<2>(w, totals.data() + i, v, v_stride, dv, n_pos, o);
+  }
+  if (i < n_q) {
+    const float* w[1] = {weights.data() + size_t(i) * size_t(n_pos)};
+    float* o[1] = {out + i * dv};
+    weighted_values_all<1>(w, totals.data() + i, v, v_stride, dv, n_pos, o);
+  }
+}
+
+// out_i[j] = sum_p w_i[p] vt[j][p] / total_i from transposed values: the
+// positions are the contiguous dimension, so each value row is one stream of
+// loads shared by the NQ queries, and 8 / NQ output elements are accumulated
+// at once. w_i is zero-padded to n_pos8, a multiple of 8.
+template <int NQ>
+void weighted_values_transposed(const float* const w[NQ], const float total[NQ], const float* vt, int64_t vt_stride,
+                                int64_t dv, int64_t n_pos8, float* const out[NQ]) {
+  constexpr int kDims = 8 / NQ;
+  int64_t j = 0;
+  for (; j + kDims <= dv; j += kDims) {
+    __m256 acc[8];
+    for (auto& a : acc) a = _mm256_setzero_ps();
+    for (int64_t p = 0; p < n_pos8; p += 8) {
+      __m256 wv[NQ];
+      for (int i = 0; i < NQ; i++) wv[i] = _mm256_loadu_ps(w[i] + p);
+      for (int c = 0; c < kDims; c++) {
+        const __m256 row = _mm256_loadu_ps(vt + (j + c) * vt_stride + p);
+        for (int i = 0; i < NQ; i++) acc[i * kDims + c] = _mm256_fmadd_ps(wv[i], row, acc[i * kDims + c]);
+      }
+    }
+    alignas(32) float sums[8];
+    _mm256_store_ps(sums, transpose_sums8(acc));
+    for (int i = 0; i < NQ; i++)
+      for (int c = 0; c < kDims; c++) out[i][j + c] = sums[i * kDims + c] / total[i];
+  }
+  for (; j < dv; j++)
+    for (int i = 0; i < NQ; i++) {
+      __m256 acc = _mm256_setzero_ps();
+      for (int64_t p = 0; p < n_pos8; p += 8)
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(w[i] + p), _mm256_loadu_ps(vt + j * vt_stride + p), acc);
+      out[i][j] = hsum(acc) / total[i];
+    }
+}
+
+void attend_f32(const float* q, int n_q, int64_t d, const float* k, const float* vt, int64_t vt_stride, int64_t dv,
+                int64_t n_pos, float scale, float* out) {
+  if (d % 8 != 0) {
+    scalar_kernels().attend_f32(q, n_q, d, k, vt, vt_stride, dv, n_pos, scale, out);
+    return;
+  }
+  const int64_t n_pos8 = (n_pos + 7) / 8 * 8;
+  thread_local std::vector<float> weights;
+  weights.assign(size_t(n_q) * size_t(n_pos8), 0.0f);
+  std::vector<float> totals(static_cast<size_t>(n_q));
+  for (int i = 0; i < n_q; i++) {
+    float* wi = weights.data() + size_t(i) * size_t(n_pos8);
+    attention_scores(q + i * d, d, k, d, n_pos, scale, wi);
+    totals[size_t(i)] = softmax_weights(wi, n_pos);
+  }
+  int i = 0;
+  for (; i + 2 <= n_q; i += 2) {
+    const float* w[2] = {weights.data() + size_t(i) * size_t(n_pos8), weights.data() + size_t(i + 1) * size_t(n_pos8)};
+    float* o[2] = {out + i * dv, out + (i + 1) * dv};
+    weighted_values_transposed<2>(w, totals.data() + i, vt, vt_stride, dv, n_pos8, o);
+  }
+  if (i < n_q) {
+    const float* w[1] = {weights.data() + size_t(i) * size_t(n_pos8)};
+    float* o[1] = {out + i * dv};
+    weighted_values_transposed<1>(w, totals.data() + i, vt, vt_stride, dv, n_pos8, o);
+  }
+}
+
+void dequantize_f16(const void* src, float* dst, int64_t n) {
+  const auto* h = static_cast<const uint16_t*>(src);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load_f16x8(h + i));
+  for (; i < n; i++) dst[i] = half_to_float(h[i]);
+}
+
+void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+  for (; i < n; i++) y[i] = uint16_t(_cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT));
+}
+
+void swiglu(const float* gate, const float* up, float* out, int64_t n) {
+  int64_t i = 0;
+  const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+  for (; i + 8 <= n; i += 8) {
+    const __m256 g = _mm256_loadu_ps(gate + i);
+    const __m256 silu = _mm256_div_ps(g, _mm256_add_ps(one, exp_ps(_mm256_xor_ps(g, sign))));
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(silu, _mm256_loadu_ps(up + i)));
+  }
+  for (; i < n; i++) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
 // ---- activation quantizers (bit-exact with the scalar ones) --------------
@@ -516,11 +711,15 @@ KernelTable build_avx2_table() {
   table.by_type[size_t(TensorType::Q4_K)].vec_dot_4 = dot4_q4_k;
   dot(TensorType::Q5_K, dot_q45_k<true, block_q5_k>);
   dot(TensorType::Q6_K, dot_q6_k);
+  table.by_type[size_t(TensorType::F16)].dequantize = dequantize_f16;
   quant(TensorType::Q8_0, quantize_q8_0);
   quant(TensorType::Q8_1, quantize_q8_1);
   quant(TensorType::Q8_K, quantize_q8_k);
-  table.dot_f32_f16 = dot_f32_f16;
-  table.add_scaled_f16 = add_scaled_f16;
+  table.attend_f16 = attend_f16;
+  table.attend_f32 = attend_f32;
+  table.f32_to_f16_row = f32_to_f16_row;
+  table.swiglu = swiglu;
+  add_avx2_gemm_kernels(table);
   return table;
 }
 

@@ -1,31 +1,83 @@
 // The scalar reference of vector_ops.h and its dispatch.
 #include "tensor/vector_ops.h"
 
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
 #include "tensor/fp16.h"
 #include "tensor/kernels.h"
 
 namespace warden::tensor {
 namespace {
 
-float scalar_dot_f32_f16(const float* a, const uint16_t* b, int64_t n) {
-  float s = 0.0f;
-  for (int64_t i = 0; i < n; i++) s += a[i] * fp16_to_fp32(b[i]);
-  return s;
+// The reference attention for any key/value layout: key(p)[j], value(p, j).
+template <typename Key, typename Value>
+void reference_attention(const float* q, int n_q, int64_t d, Key key, Value value, int64_t dv, int64_t n_pos,
+                         float scale, float* out) {
+  std::vector<float> weights(static_cast<size_t>(n_pos));
+  for (int i = 0; i < n_q; i++) {
+    const float* qi = q + i * d;
+    float max_score = -INFINITY;
+    for (int64_t p = 0; p < n_pos; p++) {
+      float s = 0.0f;
+      for (int64_t j = 0; j < d; j++) s += qi[j] * key(p, j);
+      weights[size_t(p)] = s * scale;
+      max_score = std::max(max_score, weights[size_t(p)]);
+    }
+    double total = 0.0;
+    for (auto& w : weights) total += w = std::exp(w - max_score);
+    float* oi = out + i * dv;
+    std::fill(oi, oi + dv, 0.0f);
+    for (int64_t p = 0; p < n_pos; p++)
+      for (int64_t j = 0; j < dv; j++) oi[j] += weights[size_t(p)] * value(p, j);
+    for (int64_t j = 0; j < dv; j++) oi[j] = float(oi[j] / total);
+  }
 }
 
-void scalar_add_scaled_f16(float* y, float s, const uint16_t* x, int64_t n) {
-  for (int64_t i = 0; i < n; i++) y[i] += s * fp16_to_fp32(x[i]);
+void scalar_attend_f16(const float* q, int n_q, int64_t d, const uint16_t* k, int64_t k_stride, const uint16_t* v,
+                       int64_t v_stride, int64_t dv, int64_t n_pos, float scale, float* out) {
+  reference_attention(
+      q, n_q, d, [&](int64_t p, int64_t j) { return fp16_to_fp32(k[p * k_stride + j]); },
+      [&](int64_t p, int64_t j) { return fp16_to_fp32(v[p * v_stride + j]); }, dv, n_pos, scale, out);
+}
+
+void scalar_attend_f32(const float* q, int n_q, int64_t d, const float* k, const float* vt, int64_t vt_stride,
+                       int64_t dv, int64_t n_pos, float scale, float* out) {
+  reference_attention(
+      q, n_q, d, [&](int64_t p, int64_t j) { return k[p * d + j]; },
+      [&](int64_t p, int64_t j) { return vt[j * vt_stride + p]; }, dv, n_pos, scale, out);
+}
+
+void scalar_f32_to_f16_row(const float* x, uint16_t* y, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] = fp32_to_fp16(x[i]);
+}
+
+void scalar_swiglu(const float* gate, const float* up, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
 }  // namespace
 
 void add_vector_kernels(KernelTable& table) {
-  table.dot_f32_f16 = scalar_dot_f32_f16;
-  table.add_scaled_f16 = scalar_add_scaled_f16;
+  table.attend_f16 = scalar_attend_f16;
+  table.attend_f32 = scalar_attend_f32;
+  table.f32_to_f16_row = scalar_f32_to_f16_row;
+  table.swiglu = scalar_swiglu;
 }
 
-float dot_f32_f16(const float* a, const uint16_t* b, int64_t n) { return active_kernels().dot_f32_f16(a, b, n); }
+void attend_f16(const float* q, int n_q, int64_t d, const uint16_t* k, int64_t k_stride, const uint16_t* v,
+                int64_t v_stride, int64_t dv, int64_t n_pos, float scale, float* out) {
+  if (n_q > 0 && n_pos > 0) active_kernels().attend_f16(q, n_q, d, k, k_stride, v, v_stride, dv, n_pos, scale, out);
+}
 
-void add_scaled_f16(float* y, float s, const uint16_t* x, int64_t n) { active_kernels().add_scaled_f16(y, s, x, n); }
+void attend_f32(const float* q, int n_q, int64_t d, const float* k, const float* vt, int64_t vt_stride, int64_t dv,
+                int64_t n_pos, float scale, float* out) {
+  if (n_q > 0 && n_pos > 0) active_kernels().attend_f32(q, n_q, d, k, vt, vt_stride, dv, n_pos, scale, out);
+}
+
+void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) { active_kernels().f32_to_f16_row(x, y, n); }
+
+void swiglu(const float* gate, const float* up, float* out, int64_t n) { active_kernels().swiglu(gate, up, out, n); }
 
 }  // namespace warden::tensor

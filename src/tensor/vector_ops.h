@@ -6,10 +6,28 @@
 
 namespace warden::tensor {
 
-// sum_i a[i] * float(b[i]) for n f32 values a and IEEE halves b.
-float dot_f32_f16(const float* a, const uint16_t* b, int64_t n);
+// Attention of n_q query heads that share one key/value head (grouped-query
+// attention) over positions [0, n_pos). Query i is q + i * d (d floats); key
+// p is k + p * k_stride (d halves), value p is v + p * v_stride (dv halves);
+// out + i * dv receives sum_p softmax_p(scale * q_i . k_p) * v_p. Scores are
+// computed for all positions first (two-pass softmax), which vectorizes better
+// than an online softmax and is exact for any length the cache can hold.
+void attend_f16(const float* q, int n_q, int64_t d, const uint16_t* k, int64_t k_stride, const uint16_t* v,
+                int64_t v_stride, int64_t dv, int64_t n_pos, float scale, float* out);
 
-// y[i] += s * float(x[i]) for n IEEE halves x.
-void add_scaled_f16(float* y, float s, const uint16_t* x, int64_t n);
+// The same for a run of tokens of one sequence (a prefill), from keys and
+// values converted to f32 once per layer and key/value head: keys as n_pos
+// rows of d floats (k + p * d), values transposed (element j of position p at
+// vt[j * vt_stride + p]). The SIMD kernels read values eight positions at a
+// time: vt's rows must be readable, and finite, up to round_up(n_pos, 8).
+void attend_f32(const float* q, int n_q, int64_t d, const float* k, const float* vt, int64_t vt_stride, int64_t dv,
+                int64_t n_pos, float scale, float* out);
+
+// y[i] = x[i] rounded to an IEEE half (to nearest even, as fp32_to_fp16).
+void f32_to_f16_row(const float* x, uint16_t* y, int64_t n);
+
+// out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + e^-g): the gated linear
+// unit of llama-style feed-forward blocks. out may alias gate.
+void swiglu(const float* gate, const float* up, float* out, int64_t n);
 
 }  // namespace warden::tensor

@@ -152,5 +152,81 @@ TEST_F(SimdKernels, FourRowDotsEqualSingleDots) {
   }
 }
 
+TEST_F(SimdKernels, AttentionMatchesScalarWithinRounding) {
+  // Shapes: GQA groups of 1..3 query heads, head sizes with and without a
+  // SIMD-width multiple, position counts around the 8-key steps, and scores
+  // large enough that exp underflows for most positions.
+  struct Shape {
+    int n_q;
+    int64_t d, dv, n_pos;
+    float spread;
+  };
+  for (const KernelTable* set : sets_) {
+    for (const Shape sh : {Shape{2, 128, 128, 1, 1}, Shape{1, 64, 64, 7, 1}, Shape{3, 64, 32, 19, 1},
+                           Shape{2, 128, 128, 513, 1}, Shape{2, 12, 20, 9, 1}, Shape{2, 64, 64, 40, 60}}) {
+      const int64_t k_stride = 3 * sh.d + 8, v_stride = 2 * sh.dv + 16;
+      const auto q = gaussian(sh.n_q * sh.d, 31, sh.spread);
+      const auto kf = gaussian(sh.n_pos * k_stride, 32, 1.0f), vf = gaussian(sh.n_pos * v_stride, 33, 1.0f);
+      std::vector<uint16_t> k(kf.size()), v(vf.size());
+      for (size_t i = 0; i < k.size(); i++) k[i] = fp32_to_fp16(kf[i]);
+      for (size_t i = 0; i < v.size(); i++) v[i] = fp32_to_fp16(vf[i]);
+      std::vector<float> expected(size_t(sh.n_q * sh.dv)), got(expected.size(), -1.0f);
+      const float scale = 1.0f / std::sqrt(float(sh.d));
+      scalar_kernels().attend_f16(q.data(), sh.n_q, sh.d, k.data(), k_stride, v.data(), v_stride, sh.dv, sh.n_pos,
+                                  scale, expected.data());
+      set->attend_f16(q.data(), sh.n_q, sh.d, k.data(), k_stride, v.data(), v_stride, sh.dv, sh.n_pos, scale,
+                      got.data());
+      // The outputs are convex combinations of values of magnitude ~1.
+      for (size_t i = 0; i < got.size(); i++)
+        EXPECT_NEAR(got[i], expected[i], 2e-5) << set->name << " n_q " << sh.n_q << " d " << sh.d << " positions "
+                                               << sh.n_pos << " element " << i;
+
+      // The f32 layout of a prefill run: dense keys, values transposed with
+      // rows padded to a multiple of 8 positions (padding finite, not zero,
+      // as a longer run's later positions would be).
+      const int64_t vt_stride = (sh.n_pos + 7) / 8 * 8 + 8;
+      std::vector<float> kd(size_t(sh.n_pos * sh.d)), vt(size_t(sh.dv * vt_stride), 3.0f);
+      for (int64_t p = 0; p < sh.n_pos; p++) {
+        for (int64_t j = 0; j < sh.d; j++) kd[size_t(p * sh.d + j)] = fp16_to_fp32(k[size_t(p * k_stride + j)]);
+        for (int64_t j = 0; j < sh.dv; j++) vt[size_t(j * vt_stride + p)] = fp16_to_fp32(v[size_t(p * v_stride + j)]);
+      }
+      std::vector<float> got32(expected.size(), -1.0f);
+      set->attend_f32(q.data(), sh.n_q, sh.d, kd.data(), vt.data(), vt_stride, sh.dv, sh.n_pos, scale, got32.data());
+      for (size_t i = 0; i < got32.size(); i++)
+        EXPECT_NEAR(got32[i], expected[i], 2e-5) << set->name << " f32 n_q " << sh.n_q << " d " << sh.d
+                                                 << " positions " << sh.n_pos << " element " << i;
+    }
+  }
+}
+
+TEST_F(SimdKernels, HalfConversionEqualsScalarBits) {
+  // Ties, subnormals, overflow to infinity and signed zeros included.
+  std::vector<float> x = gaussian(1000, 41, 300.0f);
+  for (float v : {0.0f, -0.0f, 65504.0f, 65519.0f, 65520.0f, -1e6f, 6e-8f, 3e-8f, 1e-5f, 1.0009765625f + 0.00048828125f,
+                  INFINITY, -INFINITY})
+    x.push_back(v);
+  for (const KernelTable* set : sets_) {
+    std::vector<uint16_t> expected(x.size()), got(x.size());
+    scalar_kernels().f32_to_f16_row(x.data(), expected.data(), int64_t(x.size()));
+    set->f32_to_f16_row(x.data(), got.data(), int64_t(x.size()));
+    for (size_t i = 0; i < x.size(); i++) EXPECT_EQ(got[i], expected[i]) << set->name << " value " << x[i];
+  }
+}
+
+TEST_F(SimdKernels, SwigluMatchesScalarWithinRounding) {
+  std::vector<float> gate = gaussian(1003, 42, 4.0f), up = gaussian(1003, 43, 1.0f);
+  for (float g : {-200.0f, -90.0f, -20.0f, 0.0f, 20.0f, 90.0f, 200.0f}) {
+    gate.push_back(g);
+    up.push_back(1.5f);
+  }
+  for (const KernelTable* set : sets_) {
+    std::vector<float> expected(gate.size()), got(gate.size());
+    scalar_kernels().swiglu(gate.data(), up.data(), expected.data(), int64_t(gate.size()));
+    set->swiglu(gate.data(), up.data(), got.data(), int64_t(gate.size()));
+    for (size_t i = 0; i < gate.size(); i++)
+      EXPECT_NEAR(got[i], expected[i], 1e-6f * std::fabs(expected[i]) + 1e-30f) << set->name << " gate " << gate[i];
+  }
+}
+
 }  // namespace
 }  // namespace warden::tensor

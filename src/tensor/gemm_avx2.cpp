@@ -1,0 +1,372 @@
+// AVX2 matrix-matrix kernels for prefill and batched decode (kernels.h GemmFn).
+//
+// Why not one vec_dot per (weight row, token): each dot ends in a horizontal
+// sum and a scale multiply per block, and spends two sign instructions per 32
+// products. Here eight weight rows are packed side by side ("panel") so that
+// one 256-bit register holds four consecutive int8 weights of each of the
+// eight rows. Broadcasting four int8 activations of one token against it gives
+// the eight rows' partial dots in the eight 32-bit lanes: no horizontal sums,
+// one scale multiply per block for eight rows, and the weight register is
+// reused for four tokens. Packing happens per call into a small L1-resident
+// buffer (no repacked copy of the model, so no extra resident memory); its
+// cost is spread over all tokens of the batch.
+//
+// Agreement with vec_dot: every block's integer dot is exact; the per-block
+// float scaling and the summation order over blocks differ, so results differ
+// from vec_dot by float rounding only (tests/tensor/gemm_test.cpp).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "tensor/blocks.h"
+#include "tensor/k_unpack.h"
+#include "tensor/kernels.h"
+
+namespace warden::tensor {
+namespace {
+
+constexpr int kPanelRows = 8;   // one weight row per 32-bit lane
+constexpr int kTokenGroup = 4;  // tokens sharing one weight register
+
+inline __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+// 8x8 transpose of 32-bit elements: out[s] holds element s of in[0..7].
+// Row r of the input is 32 int8 weights; element s is weights 4s..4s+3.
+inline void transpose_8x8_epi32(__m256i v[8]) {
+  __m256i a[8], b[8];
+  for (int i = 0; i < 8; i += 2) {
+    a[i] = _mm256_unpacklo_epi32(v[i], v[i + 1]);
+    a[i + 1] = _mm256_unpackhi_epi32(v[i], v[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    b[i] = _mm256_unpacklo_epi64(a[i], a[i + 2]);
+    b[i + 1] = _mm256_unpackhi_epi64(a[i], a[i + 2]);
+    b[i + 2] = _mm256_unpacklo_epi64(a[i + 1], a[i + 3]);
+    b[i + 3] = _mm256_unpackhi_epi64(a[i + 1], a[i + 3]);
+  }
+  for (int i = 0; i < 4; i++) {
+    v[i] = _mm256_permute2x128_si256(b[i], b[i + 4], 0x20);
+    v[i + 4] = _mm256_permute2x128_si256(b[i], b[i + 4], 0x31);
+  }
+}
+
+// ---- 32-element block types (one scale per block) ---------------------------
+
+// The 32 signed weights of one block, and its scale.
+inline __m256i block_values(const block_q8_0& b) { return load32(b.qs); }
+inline __m256i block_values(const block_q4_0& b) {
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
+  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
+  return _mm256_sub_epi8(_mm256_and_si256(both, _mm256_set1_epi8(0x0F)), _mm256_set1_epi8(8));
+}
+inline __m256i block_values(const block_q5_0& b) {
+  uint32_t qh;
+  std::memcpy(&qh, b.qh, sizeof qh);
+  const __m256i spread = _mm256_shuffle_epi8(
+      _mm256_set1_epi32(int(qh)), _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
+  const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201ull));
+  const __m256i high = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(0x10));
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
+  const __m256i low = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0x0F));
+  return _mm256_sub_epi8(_mm256_or_si256(low, high), _mm256_set1_epi8(16));
+}
+
+// A panel of eight rows of n elements: per block, 8 registers of interleaved
+// int8 weights (register s = weights 4s..4s+3 of rows 0..7) and 8 row scales.
+struct BlockPanel {
+  std::vector<uint8_t> q;  // n/32 * 8 registers of 32 bytes
+  std::vector<float> d;    // n/32 * 8
+};
+
+template <typename Block>
+void pack_block_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t nb, BlockPanel& p) {
+  p.q.resize(size_t(nb) * 8 * 32);
+  p.d.resize(size_t(nb) * 8);
+  for (int64_t b = 0; b < nb; b++) {
+    __m256i v[8];
+    for (int r = 0; r < kPanelRows; r++) {
+      if (r < rows) {
+        const Block& blk = reinterpret_cast<const Block*>(w + size_t(r) * w_row_bytes)[b];
+        v[r] = block_values(blk);
+        p.d[size_t(b * 8 + r)] = _cvtsh_ss(blk.d);
+      } else {  // rows past the matrix's end compute zeros that are never stored
+        v[r] = _mm256_setzero_si256();
+        p.d[size_t(b * 8 + r)] = 0.0f;
+      }
+    }
+    transpose_8x8_epi32(v);
+    for (int s = 0; s < 8; s++) _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.q.data() + (b * 8 + s) * 32), v[s]);
+  }
+}
+
+// Eight panel rows times NT tokens (Q8_0 activation rows x[t]); out[t][0..7].
+template <int NT>
+void panel_times_q8_0(const BlockPanel& p, int64_t nb, const block_q8_0* const x[NT], float out[NT][8]) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[NT];
+  for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; b++) {
+    const uint8_t* wq = p.q.data() + b * 8 * 32;
+    __m256i isum[NT];
+    for (int t = 0; t < NT; t++) isum[t] = _mm256_setzero_si256();
+    // Not unrolled: unrolling lets the compiler interleave steps until the
+    // accumulators no longer fit the 16 registers and spill.
+#pragma GCC unroll 1
+    for (int s = 0; s < 8; s++) {
+      const __m256i w = load32(wq + 32 * s);
+      const __m256i w_abs = _mm256_sign_epi8(w, w);
+      for (int t = 0; t < NT; t++) {
+        int32_t four;
+        std::memcpy(&four, x[t][b].qs + 4 * s, sizeof four);
+        // |w| * (x with w's sign) = w * x; pairs fit int16 (|w|,|x| <= 128).
+        const __m256i prod = _mm256_maddubs_epi16(w_abs, _mm256_sign_epi8(_mm256_set1_epi32(four), w));
+        isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(prod, ones));
+      }
+    }
+    const __m256 wd = _mm256_loadu_ps(p.d.data() + b * 8);
+    for (int t = 0; t < NT; t++) {
+      const __m256 scale = _mm256_mul_ps(wd, _mm256_set1_ps(_cvtsh_ss(x[t][b].d)));
+      acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum[t]), acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; t++) _mm256_storeu_ps(out[t], acc[t]);
+}
+
+// Runs a panel kernel over all tokens, NT at a time, and stores the rows that
+// exist. y[t * ldy + r] for the panel's rows r.
+template <typename Panel, template <int> class Kernel>
+void panel_over_tokens(const Panel& p, int64_t nb, int rows, const uint8_t* x, size_t x_row_bytes, int64_t T, float* y,
+                       int64_t ldy) {
+  using XBlock = typename Kernel<1>::XBlock;
+  int64_t t = 0;
+  auto run = [&](auto nt_tag) {
+    constexpr int NT = decltype(nt_tag)::value;
+    const XBlock* xs[NT];
+    for (int k = 0; k < NT; k++) xs[k] = reinterpret_cast<const XBlock*>(x + size_t(t + k) * x_row_bytes);
+    float out[NT][8];
+    Kernel<NT>::run(p, nb, xs, out);
+    for (int k = 0; k < NT; k++) std::memcpy(y + (t + k) * ldy, out[k], sizeof(float) * size_t(rows));
+    t += NT;
+  };
+  while (T - t >= kTokenGroup) run(std::integral_constant<int, kTokenGroup>{});
+  switch (T - t) {
+    case 3: run(std::integral_constant<int, 3>{}); break;
+    case 2: run(std::integral_constant<int, 2>{}); break;
+    case 1: run(std::integral_constant<int, 1>{}); break;
+    default: break;
+  }
+}
+
+template <int NT>
+struct Q8_0Kernel {
+  using XBlock = block_q8_0;
+  static void run(const BlockPanel& p, int64_t nb, const block_q8_0* const x[NT], float out[NT][8]) {
+    panel_times_q8_0<NT>(p, nb, x, out);
+  }
+};
+
+template <typename Block>
+void gemm_block_type(const uint8_t* w, size_t w_row_bytes, int64_t n_rows, const uint8_t* x, size_t x_row_bytes,
+                     int64_t T, int64_t n, float* y, int64_t ldy) {
+  const int64_t nb = n / kQK;
+  thread_local BlockPanel panel;
+  for (int64_t r0 = 0; r0 < n_rows; r0 += kPanelRows) {
+    const int rows = int(std::min<int64_t>(kPanelRows, n_rows - r0));
+    pack_block_panel<Block>(w + size_t(r0) * w_row_bytes, w_row_bytes, rows, nb, panel);
+    panel_over_tokens<BlockPanel, Q8_0Kernel>(panel, nb, rows, x, x_row_bytes, T, y + r0, ldy);
+  }
+}
+
+// ---- K-quant types (256-element super-blocks, Q8_K activations) -----------
+
+// A super-block as unsigned codes with integer scales and mins per 16
+// elements: element e = d * scale[e/16] * code[e] - dmin * min[e/16]. Signed
+// codes (Q3_K, Q6_K) are offset to unsigned, the offset moving into min, so
+// maddubs can take the codes as its unsigned operand without sign tricks.
+struct SuperBlockCodes {
+  int code[kQK_K];
+  int scale[16];
+  int min[16];
+  float d, dmin;
+};
+
+template <typename Block>
+void codes_q45_k(const Block& b, SuperBlockCodes& o) {
+  for (int g = 0; g < 8; g++) {
+    uint8_t sc, m;
+    kquant::unpack_scale_min_k4(b.scales, g, sc, m);
+    o.scale[2 * g] = o.scale[2 * g + 1] = sc;
+    o.min[2 * g] = o.min[2 * g + 1] = m;
+  }
+  o.d = _cvtsh_ss(b.d);
+  o.dmin = _cvtsh_ss(b.dmin);
+}
+void codes_of(const block_q4_k& b, SuperBlockCodes& o) {
+  kquant::unpack_q4_k(b, o.code);
+  codes_q45_k(b, o);
+}
+void codes_of(const block_q5_k& b, SuperBlockCodes& o) {
+  kquant::unpack_q5_k(b, o.code);
+  codes_q45_k(b, o);
+}
+void codes_of(const block_q6_k& b, SuperBlockCodes& o) {
+  kquant::unpack_q6_k(b, o.code);  // -32..31
+  for (int& c : o.code) c += 32;
+  for (int g = 0; g < 16; g++) {
+    o.scale[g] = b.scales[g];
+    o.min[g] = 32 * b.scales[g];
+  }
+  o.d = o.dmin = _cvtsh_ss(b.d);
+}
+void codes_of(const block_q3_k& b, SuperBlockCodes& o) {
+  kquant::unpack_q3_k(b, o.code);  // -4..3
+  for (int& c : o.code) c += 4;
+  for (int g = 0; g < 16; g++) {
+    o.scale[g] = kquant::unpack_scale_q3_k(b.scales, g);
+    o.min[g] = 4 * o.scale[g];
+  }
+  o.d = o.dmin = _cvtsh_ss(b.d);
+}
+void codes_of(const block_q2_k& b, SuperBlockCodes& o) {
+  kquant::unpack_q2_k(b, o.code);
+  for (int g = 0; g < 16; g++) {
+    o.scale[g] = b.scales[g] & 0x0F;
+    o.min[g] = b.scales[g] >> 4;
+  }
+  o.d = _cvtsh_ss(b.d);
+  o.dmin = _cvtsh_ss(b.dmin);
+}
+
+// Steps (4 codes each) whose maddubs pairs can be summed in int16 before
+// widening: a pair is at most 2 * max_code * 128.
+template <typename Block> constexpr int kStepsPerInt16 = 4;  // codes <= 31
+template <> constexpr int kStepsPerInt16<block_q6_k> = 2;     // codes <= 63
+
+// Per super-block: 64 registers of interleaved codes (as BlockPanel), 16
+// registers of int16 scales (lane pair of row r = its scale, twice), 8 of
+// int16 mins (lane pair of row r = its mins of groups 2j, 2j + 1), and the
+// eight rows' d and dmin.
+struct SuperPanel {
+  std::vector<uint8_t> q, scale, min;
+  std::vector<float> d, dmin;
+};
+
+template <typename Block>
+void pack_super_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t nsb, SuperPanel& p) {
+  p.q.resize(size_t(nsb) * 64 * 32);
+  p.scale.resize(size_t(nsb) * 16 * 32);
+  p.min.resize(size_t(nsb) * 8 * 32);
+  p.d.resize(size_t(nsb) * 8);
+  p.dmin.resize(size_t(nsb) * 8);
+  SuperBlockCodes c;
+  alignas(32) uint8_t codes[kPanelRows][kQK_K];
+  for (int64_t b = 0; b < nsb; b++) {
+    auto* scale = reinterpret_cast<int16_t*>(p.scale.data() + b * 16 * 32);
+    auto* min = reinterpret_cast<int16_t*>(p.min.data() + b * 8 * 32);
+    for (int r = 0; r < kPanelRows; r++) {
+      if (r < rows) {
+        codes_of(reinterpret_cast<const Block*>(w + size_t(r) * w_row_bytes)[b], c);
+      } else {  // rows past the matrix's end compute zeros that are never stored
+        std::memset(&c, 0, sizeof c);
+      }
+      for (int e = 0; e < kQK_K; e++) codes[r][e] = uint8_t(c.code[e]);
+      for (int g = 0; g < 16; g++) scale[g * 16 + 2 * r] = scale[g * 16 + 2 * r + 1] = int16_t(c.scale[g]);
+      for (int j = 0; j < 8; j++) {
+        min[j * 16 + 2 * r] = int16_t(c.min[2 * j]);
+        min[j * 16 + 2 * r + 1] = int16_t(c.min[2 * j + 1]);
+      }
+      p.d[size_t(b * 8 + r)] = c.d;
+      p.dmin[size_t(b * 8 + r)] = c.dmin;
+    }
+    for (int chunk = 0; chunk < kQK_K / 32; chunk++) {
+      __m256i v[8];
+      for (int r = 0; r < kPanelRows; r++) v[r] = load32(codes[r] + 32 * chunk);
+      transpose_8x8_epi32(v);
+      for (int s = 0; s < 8; s++)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.q.data() + ((b * 8 + chunk) * 8 + s) * 32), v[s]);
+    }
+  }
+}
+
+template <int NT, int kSteps>
+void super_panel_times_q8_k(const SuperPanel& p, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
+  float acc[NT][8] = {};
+  for (int64_t b = 0; b < nsb; b++) {
+    const uint8_t* wq = p.q.data() + b * 64 * 32;
+    __m256i isum[NT];
+    for (int t = 0; t < NT; t++) isum[t] = _mm256_setzero_si256();
+#pragma GCC unroll 1
+    for (int g = 0; g < 16; g++) {  // groups of 16 elements = 4 steps, one scale
+      const __m256i scale = load32(p.scale.data() + (b * 16 + g) * 32);
+      for (int h = 0; h < 4; h += kSteps) {
+        __m256i sum16[NT];
+        for (int t = 0; t < NT; t++) sum16[t] = _mm256_setzero_si256();
+        for (int s = 4 * g + h; s < 4 * g + h + kSteps; s++) {
+          const __m256i w = load32(wq + 32 * s);
+          for (int t = 0; t < NT; t++) {
+            int32_t four;
+            std::memcpy(&four, x[t][b].qs + 4 * s, sizeof four);
+            sum16[t] = _mm256_add_epi16(sum16[t], _mm256_maddubs_epi16(w, _mm256_set1_epi32(four)));
+          }
+        }
+        for (int t = 0; t < NT; t++) isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(sum16[t], scale));
+      }
+    }
+    const __m256 wd = _mm256_loadu_ps(p.d.data() + b * 8), wdmin = _mm256_loadu_ps(p.dmin.data() + b * 8);
+    for (int t = 0; t < NT; t++) {
+      __m256i mins = _mm256_setzero_si256();
+      for (int j = 0; j < 8; j++) {
+        int32_t two;
+        std::memcpy(&two, x[t][b].bsums + 2 * j, sizeof two);
+        mins = _mm256_add_epi32(mins, _mm256_madd_epi16(load32(p.min.data() + (b * 8 + j) * 32), _mm256_set1_epi32(two)));
+      }
+      const __m256 xd = _mm256_set1_ps(x[t][b].d);
+      __m256 a = _mm256_loadu_ps(acc[t]);
+      a = _mm256_fmadd_ps(_mm256_mul_ps(wd, xd), _mm256_cvtepi32_ps(isum[t]), a);
+      a = _mm256_fnmadd_ps(_mm256_mul_ps(wdmin, xd), _mm256_cvtepi32_ps(mins), a);
+      _mm256_storeu_ps(acc[t], a);
+    }
+  }
+  std::memcpy(out, acc, sizeof acc);
+}
+
+template <int kSteps>
+struct KQuantKernel {
+  template <int NT>
+  struct Of {
+    using XBlock = block_q8_k;
+    static void run(const SuperPanel& p, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
+      super_panel_times_q8_k<NT, kSteps>(p, nsb, x, out);
+    }
+  };
+};
+
+template <typename Block>
+void gemm_k_type(const uint8_t* w, size_t w_row_bytes, int64_t n_rows, const uint8_t* x, size_t x_row_bytes, int64_t T,
+                 int64_t n, float* y, int64_t ldy) {
+  const int64_t nsb = n / kQK_K;
+  thread_local SuperPanel panel;
+  for (int64_t r0 = 0; r0 < n_rows; r0 += kPanelRows) {
+    const int rows = int(std::min<int64_t>(kPanelRows, n_rows - r0));
+    pack_super_panel<Block>(w + size_t(r0) * w_row_bytes, w_row_bytes, rows, nsb, panel);
+    panel_over_tokens<SuperPanel, KQuantKernel<kStepsPerInt16<Block>>::template Of>(panel, nsb, rows, x, x_row_bytes,
+                                                                                    T, y + r0, ldy);
+  }
+}
+
+}  // namespace
+
+void add_avx2_gemm_kernels(KernelTable& table) {
+  table.by_type[size_t(gguf::TensorType::Q8_0)].gemm = gemm_block_type<block_q8_0>;
+  table.by_type[size_t(gguf::TensorType::Q4_0)].gemm = gemm_block_type<block_q4_0>;
+  table.by_type[size_t(gguf::TensorType::Q5_0)].gemm = gemm_block_type<block_q5_0>;
+  table.by_type[size_t(gguf::TensorType::Q2_K)].gemm = gemm_k_type<block_q2_k>;
+  table.by_type[size_t(gguf::TensorType::Q3_K)].gemm = gemm_k_type<block_q3_k>;
+  table.by_type[size_t(gguf::TensorType::Q4_K)].gemm = gemm_k_type<block_q4_k>;
+  table.by_type[size_t(gguf::TensorType::Q5_K)].gemm = gemm_k_type<block_q5_k>;
+  table.by_type[size_t(gguf::TensorType::Q6_K)].gemm = gemm_k_type<block_q6_k>;
+}
+
+}  // namespace warden::tensor

@@ -1,0 +1,85 @@
+// The matrix kernels (GemmFn) against one vec_dot per (row, token) of the same
+// table: block integer sums are exact, so they may differ by float rounding
+// only, at most 1e-5 of sum |w_i * x_i| per output. Shapes cover row counts
+// that are not a multiple of the packing width and every token-group tail.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "tensor/kernels.h"
+#include "tensor/quant.h"
+
+namespace warden::tensor {
+namespace {
+
+std::vector<float> gaussian(int64_t n, std::mt19937& rng, float sigma) {
+  std::normal_distribution<float> normal(0.0f, sigma);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (auto& v : x) v = normal(rng);
+  return x;
+}
+
+struct Case {
+  int64_t rows, tokens, n;
+};
+
+void check_gemm(const KernelTable& set, TensorType t, const Case& c) {
+  const TypeKernels& k = *set.find(t);
+  std::mt19937 rng(uint32_t(c.rows * 1000 + c.tokens * 10 + c.n));
+  const size_t w_row = gguf::row_bytes(t, c.n), x_row = gguf::row_bytes(k.dot_type, c.n);
+  std::vector<uint8_t> wq(w_row * size_t(c.rows)), xq(x_row * size_t(c.tokens));
+  std::vector<std::vector<float>> w, x;
+  for (int64_t r = 0; r < c.rows; r++) {
+    w.push_back(gaussian(c.n, rng, 0.02f * float(1 + r % 5)));
+    if (r % 7 == 3) std::fill(w.back().begin(), w.back().begin() + 32, 0.0f);  // an all-zero block
+    scalar_kernels().find(t)->quantize(w.back().data(), wq.data() + size_t(r) * w_row, c.n);
+  }
+  for (int64_t i = 0; i < c.tokens; i++) {
+    x.push_back(gaussian(c.n, rng, 1.0f + float(i % 3)));
+    set.find(k.dot_type)->quantize(x.back().data(), xq.data() + size_t(i) * x_row, c.n);
+  }
+  const int64_t ldy = c.rows + 3;  // a leading dimension wider than the rows
+  std::vector<float> y(size_t(ldy * c.tokens), -7.0f);
+  k.gemm(wq.data(), w_row, c.rows, xq.data(), x_row, c.tokens, c.n, y.data(), ldy);
+  for (int64_t i = 0; i < c.tokens; i++) {
+    for (int64_t r = 0; r < c.rows; r++) {
+      double magnitude = 0;
+      for (int64_t e = 0; e < c.n; e++) magnitude += std::fabs(double(w[size_t(r)][size_t(e)]) * x[size_t(i)][size_t(e)]);
+      const float expected = k.vec_dot(wq.data() + size_t(r) * w_row, xq.data() + size_t(i) * x_row, c.n);
+      ASSERT_NEAR(y[size_t(i * ldy + r)], expected, 1e-5 * magnitude + 1e-30)
+          << set.name << " " << gguf::type_name(t) << " rows " << c.rows << " tokens " << c.tokens << " row " << r
+          << " token " << i;
+    }
+    for (int64_t r = c.rows; r < ldy; r++) ASSERT_EQ(y[size_t(i * ldy + r)], -7.0f) << "wrote past the rows";
+  }
+}
+
+TEST(GemmKernels, MatchOneDotPerRowAndToken) {
+  std::vector<const KernelTable*> sets = {&scalar_kernels()};
+#if defined(WARDEN_HAVE_AVX2_KERNELS)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+    sets.push_back(&avx2_kernels());
+#endif
+  int tested = 0;
+  for (const KernelTable* set : sets) {
+    for (uint32_t id = 0; id < kMaxTypeId; id++) {
+      const TensorType t = TensorType(id);
+      if (!set->find(t)->gemm) continue;
+      for (const Case& c : {Case{8, 4, 256}, Case{13, 7, 512}, Case{5, 1, 256}, Case{24, 9, 768}, Case{3, 2, 256}})
+        check_gemm(*set, t, c);
+      tested++;
+    }
+  }
+#if defined(WARDEN_HAVE_AVX2_KERNELS)
+  if (sets.size() > 1) {
+    EXPECT_GT(tested, 0) << "the AVX2 set has no matrix kernels";
+  }
+#endif
+}
+
+}  // namespace
+}  // namespace warden::tensor
