@@ -44,6 +44,34 @@ void BM_QuantizeActivation(benchmark::State& state, TensorType t, bool simd) {
   state.SetLabel(table(simd).name);
 }
 
+// A prefill-shaped matrix product: 64 weight rows of 4096 times 64 tokens,
+// once with the matrix kernel (GemmFn) and once as one vec_dot per (row,
+// token), the way decode and the scalar set compute it. items = products.
+void BM_Gemm(benchmark::State& state, TensorType t, bool use_gemm) {
+  constexpr int64_t kRows = 64, kTokens = 64;
+  const tensor::TypeKernels& k = *tensor::active_kernels().find(t);
+  const size_t w_row = warden::gguf::row_bytes(t, kRow), x_row = warden::gguf::row_bytes(k.dot_type, kRow);
+  std::vector<uint8_t> w(w_row * kRows), x(x_row * kTokens);
+  for (int64_t r = 0; r < kRows; r++)
+    tensor::scalar_kernels().find(t)->quantize(gaussian(uint32_t(10 + r)).data(), w.data() + size_t(r) * w_row, kRow);
+  for (int64_t i = 0; i < kTokens; i++)
+    tensor::active_kernels().find(k.dot_type)->quantize(gaussian(uint32_t(100 + i)).data(), x.data() + size_t(i) * x_row,
+                                                        kRow);
+  std::vector<float> y(size_t(kRows * kTokens));
+  for (auto _ : state) {
+    if (use_gemm) {
+      k.gemm(w.data(), w_row, kRows, x.data(), x_row, kTokens, kRow, y.data(), kRows);
+    } else {
+      for (int64_t i = 0; i < kTokens; i++)
+        for (int64_t r = 0; r < kRows; r++)
+          y[size_t(i * kRows + r)] = k.vec_dot(w.data() + size_t(r) * w_row, x.data() + size_t(i) * x_row, kRow);
+    }
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(int64_t(state.iterations()) * kRows * kTokens * kRow);
+  state.SetLabel(use_gemm ? "gemm" : "vec_dot");
+}
+
 // One token's attention for a GQA group of two query heads of 128 over 512
 // cached positions (Qwen3-0.6B's shape in the middle of a 1k prompt).
 void BM_AttendF16(benchmark::State& state, bool simd) {
@@ -95,6 +123,19 @@ BOTH(Q3_K)
 BOTH(Q4_K)
 BOTH(Q5_K)
 BOTH(Q6_K)
+
+#define GEMM(T)                                         \
+  BENCHMARK_CAPTURE(BM_Gemm, T##_vec_dot, TensorType::T, false); \
+  BENCHMARK_CAPTURE(BM_Gemm, T##_gemm, TensorType::T, true);
+
+GEMM(Q8_0)
+GEMM(Q4_0)
+GEMM(Q5_0)
+GEMM(Q4_K)
+GEMM(Q5_K)
+GEMM(Q6_K)
+GEMM(Q3_K)
+GEMM(Q2_K)
 
 BENCHMARK_CAPTURE(BM_QuantizeActivation, Q8_0_scalar, TensorType::Q8_0, false);
 BENCHMARK_CAPTURE(BM_QuantizeActivation, Q8_0_active, TensorType::Q8_0, true);

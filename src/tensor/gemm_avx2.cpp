@@ -27,8 +27,7 @@
 namespace warden::tensor {
 namespace {
 
-constexpr int kPanelRows = 8;   // one weight row per 32-bit lane
-constexpr int kTokenGroup = 4;  // tokens sharing one weight register
+constexpr int kPanelRows = 8;  // one weight row per 32-bit lane
 
 inline __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
@@ -54,27 +53,34 @@ inline void transpose_8x8_epi32(__m256i v[8]) {
 
 // ---- 32-element block types (one scale per block) ---------------------------
 
-// The 32 signed weights of one block, and its scale.
-inline __m256i block_values(const block_q8_0& b) { return load32(b.qs); }
-inline __m256i block_values(const block_q4_0& b) {
-  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
-  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
-  return _mm256_sub_epi8(_mm256_and_si256(both, _mm256_set1_epi8(0x0F)), _mm256_set1_epi8(8));
+// The 32 weights of one block as codes: Q8_0's signed values; Q4_0's and
+// Q5_0's unsigned codes (value = code - kCodeOffset), which maddubs takes
+// directly as its unsigned operand, the offset moving into a per-block
+// correction with the activations' block sums.
+template <typename Block> constexpr int kCodeOffset = 0;
+template <> constexpr int kCodeOffset<block_q4_0> = 8;
+template <> constexpr int kCodeOffset<block_q5_0> = 16;
+
+// The 32 nibbles of a legacy block: byte j -> element j (low) and j+16 (high).
+inline __m256i nibble_codes(const uint8_t* qs) {
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0x0F));
 }
-inline __m256i block_values(const block_q5_0& b) {
+
+inline __m256i block_codes(const block_q8_0& b) { return load32(b.qs); }
+inline __m256i block_codes(const block_q4_0& b) { return nibble_codes(b.qs); }
+inline __m256i block_codes(const block_q5_0& b) {
   uint32_t qh;
   std::memcpy(&qh, b.qh, sizeof qh);
   const __m256i spread = _mm256_shuffle_epi8(
       _mm256_set1_epi32(int(qh)), _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
   const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201ull));
   const __m256i high = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(0x10));
-  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
-  const __m256i low = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0x0F));
-  return _mm256_sub_epi8(_mm256_or_si256(low, high), _mm256_set1_epi8(16));
+  return _mm256_or_si256(nibble_codes(b.qs), high);
 }
 
 // A panel of eight rows of n elements: per block, 8 registers of interleaved
-// int8 weights (register s = weights 4s..4s+3 of rows 0..7) and 8 row scales.
+// codes (register s = codes 4s..4s+3 of rows 0..7) and 8 row scales.
 struct BlockPanel {
   std::vector<uint8_t> q;  // n/32 * 8 registers of 32 bytes
   std::vector<float> d;    // n/32 * 8
@@ -89,7 +95,7 @@ void pack_block_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t nb
     for (int r = 0; r < kPanelRows; r++) {
       if (r < rows) {
         const Block& blk = reinterpret_cast<const Block*>(w + size_t(r) * w_row_bytes)[b];
-        v[r] = block_values(blk);
+        v[r] = block_codes(blk);
         p.d[size_t(b * 8 + r)] = _cvtsh_ss(blk.d);
       } else {  // rows past the matrix's end compute zeros that are never stored
         v[r] = _mm256_setzero_si256();
@@ -101,9 +107,16 @@ void pack_block_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t nb
   }
 }
 
-// Eight panel rows times NT tokens (Q8_0 activation rows x[t]); out[t][0..7].
+inline __m256i broadcast4(const int8_t* p) {
+  int32_t four;
+  std::memcpy(&four, p, sizeof four);
+  return _mm256_set1_epi32(four);
+}
+
+// Q8_0 weights: eight panel rows times NT tokens (Q8_0 activation rows x[t]);
+// out[t][0..7].
 template <int NT>
-void panel_times_q8_0(const BlockPanel& p, int64_t nb, const block_q8_0* const x[NT], float out[NT][8]) {
+void signed_panel_times_q8_0(const BlockPanel& p, int64_t nb, const block_q8_0* const x[NT], float out[NT][8]) {
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[NT];
   for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
@@ -118,10 +131,8 @@ void panel_times_q8_0(const BlockPanel& p, int64_t nb, const block_q8_0* const x
       const __m256i w = load32(wq + 32 * s);
       const __m256i w_abs = _mm256_sign_epi8(w, w);
       for (int t = 0; t < NT; t++) {
-        int32_t four;
-        std::memcpy(&four, x[t][b].qs + 4 * s, sizeof four);
         // |w| * (x with w's sign) = w * x; pairs fit int16 (|w|,|x| <= 128).
-        const __m256i prod = _mm256_maddubs_epi16(w_abs, _mm256_sign_epi8(_mm256_set1_epi32(four), w));
+        const __m256i prod = _mm256_maddubs_epi16(w_abs, _mm256_sign_epi8(broadcast4(x[t][b].qs + 4 * s), w));
         isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(prod, ones));
       }
     }
@@ -134,24 +145,60 @@ void panel_times_q8_0(const BlockPanel& p, int64_t nb, const block_q8_0* const x
   for (int t = 0; t < NT; t++) _mm256_storeu_ps(out[t], acc[t]);
 }
 
-// Runs a panel kernel over all tokens, NT at a time, and stores the rows that
-// exist. y[t * ldy + r] for the panel's rows r.
-template <typename Panel, template <int> class Kernel>
-void panel_over_tokens(const Panel& p, int64_t nb, int rows, const uint8_t* x, size_t x_row_bytes, int64_t T, float* y,
-                       int64_t ldy) {
-  using XBlock = typename Kernel<1>::XBlock;
+// Q4_0/Q5_0 weights as unsigned codes: maddubs pairs are small enough to sum
+// kSteps steps in int16 before widening (a pair is at most 2 * 31 * 128), and
+// sum((code - offset) x) = sum(code x) - offset * sum(x) per block, with the
+// activation block sums xsum[t][b] computed once per call.
+template <int NT, int kSteps>
+void code_panel_times_q8_0(const BlockPanel& p, int64_t nb, int offset, const block_q8_0* const x[NT],
+                           const int32_t* const xsum[NT], float out[NT][8]) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[NT];
+  for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; b++) {
+    const uint8_t* wq = p.q.data() + b * 8 * 32;
+    __m256i isum[NT];
+    for (int t = 0; t < NT; t++) isum[t] = _mm256_set1_epi32(-offset * xsum[t][b]);
+    for (int g = 0; g < 8; g += kSteps) {
+      __m256i sum16[NT];
+      for (int t = 0; t < NT; t++) sum16[t] = _mm256_setzero_si256();
+      // Not unrolled, as in signed_panel_times_q8_0.
+#pragma GCC unroll 1
+      for (int s = g; s < g + kSteps; s++) {
+        const __m256i w = load32(wq + 32 * s);
+        for (int t = 0; t < NT; t++)
+          sum16[t] = _mm256_add_epi16(sum16[t], _mm256_maddubs_epi16(w, broadcast4(x[t][b].qs + 4 * s)));
+      }
+      for (int t = 0; t < NT; t++) isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(sum16[t], ones));
+    }
+    const __m256 wd = _mm256_loadu_ps(p.d.data() + b * 8);
+    for (int t = 0; t < NT; t++) {
+      const __m256 scale = _mm256_mul_ps(wd, _mm256_set1_ps(_cvtsh_ss(x[t][b].d)));
+      acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum[t]), acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; t++) _mm256_storeu_ps(out[t], acc[t]);
+}
+
+// Calls group(nt_tag, t, out) for tokens t, t+1, ..., NT at a time (NT =
+// kGroup tokens sharing each weight register, then the tail), and stores
+// out's first `rows` lanes of each token at y[t * ldy]. The best kGroup is
+// the most tokens whose accumulators fit the 16 registers without spilling.
+template <int kGroup, typename Group>
+void over_token_groups(int64_t T, int rows, float* y, int64_t ldy, Group group) {
+  static_assert(kGroup >= 1 && kGroup <= 6);
   int64_t t = 0;
   auto run = [&](auto nt_tag) {
     constexpr int NT = decltype(nt_tag)::value;
-    const XBlock* xs[NT];
-    for (int k = 0; k < NT; k++) xs[k] = reinterpret_cast<const XBlock*>(x + size_t(t + k) * x_row_bytes);
     float out[NT][8];
-    Kernel<NT>::run(p, nb, xs, out);
+    group(nt_tag, t, out);
     for (int k = 0; k < NT; k++) std::memcpy(y + (t + k) * ldy, out[k], sizeof(float) * size_t(rows));
     t += NT;
   };
-  while (T - t >= kTokenGroup) run(std::integral_constant<int, kTokenGroup>{});
-  switch (T - t) {
+  while (T - t >= kGroup) run(std::integral_constant<int, kGroup>{});
+  switch (T - t) {  // at most kGroup - 1 tokens are left
+    case 5: run(std::integral_constant<int, 5>{}); break;
+    case 4: run(std::integral_constant<int, 4>{}); break;
     case 3: run(std::integral_constant<int, 3>{}); break;
     case 2: run(std::integral_constant<int, 2>{}); break;
     case 1: run(std::integral_constant<int, 1>{}); break;
@@ -159,23 +206,55 @@ void panel_over_tokens(const Panel& p, int64_t nb, int rows, const uint8_t* x, s
   }
 }
 
-template <int NT>
-struct Q8_0Kernel {
-  using XBlock = block_q8_0;
-  static void run(const BlockPanel& p, int64_t nb, const block_q8_0* const x[NT], float out[NT][8]) {
-    panel_times_q8_0<NT>(p, nb, x, out);
+// The NT activation rows starting at token t.
+template <typename XBlock, int NT>
+void token_rows(const uint8_t* x, size_t x_row_bytes, int64_t t, const XBlock* rows[NT]) {
+  for (int k = 0; k < NT; k++) rows[k] = reinterpret_cast<const XBlock*>(x + size_t(t + k) * x_row_bytes);
+}
+
+// Sum of each Q8_0 activation block's 32 values, [token][block].
+void q8_0_block_sums(const uint8_t* x, size_t x_row_bytes, int64_t T, int64_t nb, std::vector<int32_t>& sums) {
+  sums.resize(size_t(T * nb));
+  for (int64_t t = 0; t < T; t++) {
+    const auto* row = reinterpret_cast<const block_q8_0*>(x + size_t(t) * x_row_bytes);
+    for (int64_t b = 0; b < nb; b++) {
+      const __m256i pairs = _mm256_maddubs_epi16(_mm256_set1_epi8(1), load32(row[b].qs));
+      const __m256i quads = _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+      __m128i s = _mm_add_epi32(_mm256_castsi256_si128(quads), _mm256_extracti128_si256(quads, 1));
+      s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+      s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+      sums[size_t(t * nb + b)] = _mm_cvtsi128_si32(s);
+    }
   }
-};
+}
 
 template <typename Block>
 void gemm_block_type(const uint8_t* w, size_t w_row_bytes, int64_t n_rows, const uint8_t* x, size_t x_row_bytes,
                      int64_t T, int64_t n, float* y, int64_t ldy) {
   const int64_t nb = n / kQK;
+  constexpr int offset = kCodeOffset<Block>;
   thread_local BlockPanel panel;
+  thread_local std::vector<int32_t> xsums;
+  if (offset != 0) q8_0_block_sums(x, x_row_bytes, T, nb, xsums);
   for (int64_t r0 = 0; r0 < n_rows; r0 += kPanelRows) {
     const int rows = int(std::min<int64_t>(kPanelRows, n_rows - r0));
     pack_block_panel<Block>(w + size_t(r0) * w_row_bytes, w_row_bytes, rows, nb, panel);
-    panel_over_tokens<BlockPanel, Q8_0Kernel>(panel, nb, rows, x, x_row_bytes, T, y + r0, ldy);
+    // Measured (bench_kernel_sets BM_Gemm): 4 tokens for the signed kernel,
+    // 6 for the unsigned-code one, which needs no int32 sums per step.
+    constexpr int kGroup = offset == 0 ? 4 : 6;
+    over_token_groups<kGroup>(T, rows, y + r0, ldy, [&](auto nt_tag, int64_t t, float out[][8]) {
+      constexpr int NT = decltype(nt_tag)::value;
+      const block_q8_0* xs[NT];
+      token_rows<block_q8_0, NT>(x, x_row_bytes, t, xs);
+      if constexpr (offset == 0) {
+        signed_panel_times_q8_0<NT>(panel, nb, xs, out);
+      } else {
+        const int32_t* sums[NT];
+        for (int k = 0; k < NT; k++) sums[k] = xsums.data() + (t + k) * nb;
+        constexpr int kSteps = offset == 8 ? 8 : 4;  // codes <= 15: 8 steps fit int16; <= 31: 4
+        code_panel_times_q8_0<NT, kSteps>(panel, nb, offset, xs, sums, out);
+      }
+    });
   }
 }
 
@@ -332,17 +411,6 @@ void super_panel_times_q8_k(const SuperPanel& p, int64_t nsb, const block_q8_k* 
   std::memcpy(out, acc, sizeof acc);
 }
 
-template <int kSteps>
-struct KQuantKernel {
-  template <int NT>
-  struct Of {
-    using XBlock = block_q8_k;
-    static void run(const SuperPanel& p, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
-      super_panel_times_q8_k<NT, kSteps>(p, nsb, x, out);
-    }
-  };
-};
-
 template <typename Block>
 void gemm_k_type(const uint8_t* w, size_t w_row_bytes, int64_t n_rows, const uint8_t* x, size_t x_row_bytes, int64_t T,
                  int64_t n, float* y, int64_t ldy) {
@@ -351,8 +419,12 @@ void gemm_k_type(const uint8_t* w, size_t w_row_bytes, int64_t n_rows, const uin
   for (int64_t r0 = 0; r0 < n_rows; r0 += kPanelRows) {
     const int rows = int(std::min<int64_t>(kPanelRows, n_rows - r0));
     pack_super_panel<Block>(w + size_t(r0) * w_row_bytes, w_row_bytes, rows, nsb, panel);
-    panel_over_tokens<SuperPanel, KQuantKernel<kStepsPerInt16<Block>>::template Of>(panel, nsb, rows, x, x_row_bytes,
-                                                                                    T, y + r0, ldy);
+    over_token_groups<4>(T, rows, y + r0, ldy, [&](auto nt_tag, int64_t t, float out[][8]) {
+      constexpr int NT = decltype(nt_tag)::value;
+      const block_q8_k* xs[NT];
+      token_rows<block_q8_k, NT>(x, x_row_bytes, t, xs);
+      super_panel_times_q8_k<NT, kStepsPerInt16<Block>>(panel, nsb, xs, out);
+    });
   }
 }
 

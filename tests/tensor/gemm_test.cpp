@@ -69,7 +69,8 @@ TEST(GemmKernels, MatchOneDotPerRowAndToken) {
     for (uint32_t id = 0; id < kMaxTypeId; id++) {
       const TensorType t = TensorType(id);
       if (!set->find(t)->gemm) continue;
-      for (const Case& c : {Case{8, 4, 256}, Case{13, 7, 512}, Case{5, 1, 256}, Case{24, 9, 768}, Case{3, 2, 256}})
+      for (const Case& c : {Case{8, 4, 256}, Case{13, 7, 512}, Case{5, 1, 256}, Case{24, 9, 768}, Case{3, 2, 256},
+                             Case{16, 11, 256}, Case{9, 16, 256}})
         check_gemm(*set, t, c);
       tested++;
     }
