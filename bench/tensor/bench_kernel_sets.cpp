@@ -44,14 +44,16 @@ void BM_QuantizeActivation(benchmark::State& state, TensorType t, bool simd) {
   state.SetLabel(table(simd).name);
 }
 
-// A prefill-shaped matrix product: 64 weight rows of 4096 times 64 tokens,
-// once with the matrix kernel (GemmFn) and once as one vec_dot per (row,
-// token), the way decode and the scalar set compute it. items = products.
+// A matrix product: 64 weight rows of 4096 times state.range(0) tokens (2 or
+// 8: batched decode in warden serve; 64: a prefill tile), once with the
+// matrix kernel (GemmFn) and once as one vec_dot per (row, token), the way
+// single-token decode and the scalar set compute it. items = products.
 void BM_Gemm(benchmark::State& state, TensorType t, bool use_gemm) {
-  constexpr int64_t kRows = 64, kTokens = 64;
+  constexpr int64_t kRows = 64;
+  const int64_t kTokens = state.range(0);
   const tensor::TypeKernels& k = *tensor::active_kernels().find(t);
   const size_t w_row = warden::gguf::row_bytes(t, kRow), x_row = warden::gguf::row_bytes(k.dot_type, kRow);
-  std::vector<uint8_t> w(w_row * kRows), x(x_row * kTokens);
+  std::vector<uint8_t> w(w_row * kRows), x(x_row * size_t(kTokens));
   for (int64_t r = 0; r < kRows; r++)
     tensor::scalar_kernels().find(t)->quantize(gaussian(uint32_t(10 + r)).data(), w.data() + size_t(r) * w_row, kRow);
   for (int64_t i = 0; i < kTokens; i++)
@@ -124,9 +126,9 @@ BOTH(Q4_K)
 BOTH(Q5_K)
 BOTH(Q6_K)
 
-#define GEMM(T)                                         \
-  BENCHMARK_CAPTURE(BM_Gemm, T##_vec_dot, TensorType::T, false); \
-  BENCHMARK_CAPTURE(BM_Gemm, T##_gemm, TensorType::T, true);
+#define GEMM(T)                                                                       \
+  BENCHMARK_CAPTURE(BM_Gemm, T##_vec_dot, TensorType::T, false)->Arg(2)->Arg(8)->Arg(64); \
+  BENCHMARK_CAPTURE(BM_Gemm, T##_gemm, TensorType::T, true)->Arg(2)->Arg(8)->Arg(64);
 
 GEMM(Q8_0)
 GEMM(Q4_0)

@@ -15,10 +15,8 @@ namespace {
 // weight row is read from memory once per activation tile, not per token.
 constexpr int64_t kRowTile = 32;
 constexpr int64_t kTokenTile = 32;
-// Matrix kernels (tensor::GemmFn) pack weight rows in panels of 8; below a few
-// tokens the packing costs more than it saves.
+// Matrix kernels (tensor::GemmFn) pack weight rows in panels of 8.
 constexpr int64_t kGemmPanelRows = 8;
-constexpr int64_t kGemmMinTokens = 2;
 
 }  // namespace
 
@@ -47,7 +45,7 @@ void matmul(const Matrix& w, int64_t slice, const float* x, int64_t T, float* y,
     xq = converted.data();
   }
   const tensor::GemmFn gemm = kernels.gemm;
-  if (gemm && T >= kGemmMinTokens) {
+  if (gemm && T >= kernels.gemm_min_tokens) {
     // Whole panels of rows per task, so no two threads pack the same rows.
     const int64_t panels = (w.rows + kGemmPanelRows - 1) / kGemmPanelRows;
     pool.parallel_for(panels, [&](int64_t begin, int64_t end, int) {

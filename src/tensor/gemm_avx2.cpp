@@ -434,11 +434,18 @@ void add_avx2_gemm_kernels(KernelTable& table) {
   table.by_type[size_t(gguf::TensorType::Q8_0)].gemm = gemm_block_type<block_q8_0>;
   table.by_type[size_t(gguf::TensorType::Q4_0)].gemm = gemm_block_type<block_q4_0>;
   table.by_type[size_t(gguf::TensorType::Q5_0)].gemm = gemm_block_type<block_q5_0>;
-  table.by_type[size_t(gguf::TensorType::Q2_K)].gemm = gemm_k_type<block_q2_k>;
-  table.by_type[size_t(gguf::TensorType::Q3_K)].gemm = gemm_k_type<block_q3_k>;
-  table.by_type[size_t(gguf::TensorType::Q4_K)].gemm = gemm_k_type<block_q4_k>;
-  table.by_type[size_t(gguf::TensorType::Q5_K)].gemm = gemm_k_type<block_q5_k>;
-  table.by_type[size_t(gguf::TensorType::Q6_K)].gemm = gemm_k_type<block_q6_k>;
+  // Unpacking a K-quant super-block costs about as much as five tokens'
+  // products with it (BM_Gemm at 2 and 8 tokens), so below six tokens the
+  // per-token dots win.
+  auto k_type = [&](gguf::TensorType t, GemmFn fn) {
+    table.by_type[size_t(t)].gemm = fn;
+    table.by_type[size_t(t)].gemm_min_tokens = 6;
+  };
+  k_type(gguf::TensorType::Q2_K, gemm_k_type<block_q2_k>);
+  k_type(gguf::TensorType::Q3_K, gemm_k_type<block_q3_k>);
+  k_type(gguf::TensorType::Q4_K, gemm_k_type<block_q4_k>);
+  k_type(gguf::TensorType::Q5_K, gemm_k_type<block_q5_k>);
+  k_type(gguf::TensorType::Q6_K, gemm_k_type<block_q6_k>);
 }
 
 }  // namespace warden::tensor

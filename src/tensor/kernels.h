@@ -36,6 +36,9 @@ struct TypeKernels {
   gguf::TensorType dot_type = gguf::TensorType::F32;  // y's type in vec_dot
   VecDot4Fn vec_dot_4 = nullptr;
   GemmFn gemm = nullptr;
+  // Fewest tokens for which gemm beats one vec_dot (or vec_dot_4) per token:
+  // gemm repacks the weights on every call (bench_kernel_sets BM_Gemm).
+  int64_t gemm_min_tokens = 2;
 };
 
 // Indexed by the numeric type id; ids beyond the table have no kernels.
