@@ -44,14 +44,21 @@ void BM_QuantizeActivation(benchmark::State& state, TensorType t, bool simd) {
   state.SetLabel(table(simd).name);
 }
 
-// A matrix product: 64 weight rows of 4096 times state.range(0) tokens (2 or
-// 8: batched decode in warden serve; 64: a prefill tile), once with the
-// matrix kernel (GemmFn) and once as one vec_dot per (row, token), the way
-// single-token decode and the scalar set compute it. items = products.
-void BM_Gemm(benchmark::State& state, TensorType t, bool use_gemm) {
+// A matrix product: 64 weight rows of 4096 times state.range(0) tokens (1:
+// decode; 2 or 8: batched decode in warden serve; 64: a prefill tile), as one
+// vec_dot per (row, token), with the matrix kernel on unpacked rows (GemmFn,
+// packing per call), and on rows packed beforehand as at model load
+// (PackedGemmFn). items = multiply-adds.
+enum class Product { vec_dot, gemm, packed };
+
+void BM_Gemm(benchmark::State& state, TensorType t, Product how) {
   constexpr int64_t kRows = 64;
   const int64_t kTokens = state.range(0);
   const tensor::TypeKernels& k = *tensor::active_kernels().find(t);
+  if ((how == Product::gemm && !k.gemm) || (how == Product::packed && !k.pack)) {
+    state.SkipWithError("no such kernel for this type");
+    return;
+  }
   const size_t w_row = warden::gguf::row_bytes(t, kRow), x_row = warden::gguf::row_bytes(k.dot_type, kRow);
   std::vector<uint8_t> w(w_row * kRows), x(x_row * size_t(kTokens));
   for (int64_t r = 0; r < kRows; r++)
@@ -59,10 +66,17 @@ void BM_Gemm(benchmark::State& state, TensorType t, bool use_gemm) {
   for (int64_t i = 0; i < kTokens; i++)
     tensor::active_kernels().find(k.dot_type)->quantize(gaussian(uint32_t(100 + i)).data(), x.data() + size_t(i) * x_row,
                                                         kRow);
+  std::vector<uint8_t> packed;
+  if (how == Product::packed) {
+    packed.resize(size_t(kRows / 8) * k.panel_bytes(kRow));
+    k.pack(w.data(), w_row, kRows, kRow, packed.data());
+  }
   std::vector<float> y(size_t(kRows * kTokens));
   for (auto _ : state) {
-    if (use_gemm) {
+    if (how == Product::gemm) {
       k.gemm(w.data(), w_row, kRows, x.data(), x_row, kTokens, kRow, y.data(), kRows);
+    } else if (how == Product::packed) {
+      k.gemm_packed(packed.data(), kRows, x.data(), x_row, kTokens, kRow, y.data(), kRows);
     } else {
       for (int64_t i = 0; i < kTokens; i++)
         for (int64_t r = 0; r < kRows; r++)
@@ -71,7 +85,6 @@ void BM_Gemm(benchmark::State& state, TensorType t, bool use_gemm) {
     benchmark::ClobberMemory();
   }
   state.SetItemsProcessed(int64_t(state.iterations()) * kRows * kTokens * kRow);
-  state.SetLabel(use_gemm ? "gemm" : "vec_dot");
 }
 
 // One token's attention for a GQA group of two query heads of 128 over 512
@@ -126,9 +139,10 @@ BOTH(Q4_K)
 BOTH(Q5_K)
 BOTH(Q6_K)
 
-#define GEMM(T)                                                                       \
-  BENCHMARK_CAPTURE(BM_Gemm, T##_vec_dot, TensorType::T, false)->Arg(2)->Arg(8)->Arg(64); \
-  BENCHMARK_CAPTURE(BM_Gemm, T##_gemm, TensorType::T, true)->Arg(2)->Arg(8)->Arg(64);
+#define GEMM(T)                                                                                          \
+  BENCHMARK_CAPTURE(BM_Gemm, T##_vec_dot, TensorType::T, Product::vec_dot)->Arg(1)->Arg(2)->Arg(8)->Arg(64); \
+  BENCHMARK_CAPTURE(BM_Gemm, T##_gemm, TensorType::T, Product::gemm)->Arg(2)->Arg(8)->Arg(64);               \
+  BENCHMARK_CAPTURE(BM_Gemm, T##_packed, TensorType::T, Product::packed)->Arg(1)->Arg(2)->Arg(8)->Arg(64);
 
 GEMM(Q8_0)
 GEMM(Q4_0)

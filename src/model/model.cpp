@@ -1,6 +1,12 @@
 #include "model/model.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <map>
+
 #include "model/arch.h"
+#include "tensor/kernels.h"
 #include "tensor/quant.h"
 #include "util/error.h"
 
@@ -116,7 +122,69 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
     }
     m->layers.push_back(std::move(l));
   }
+  m->pack_weights();
   return m;
+}
+
+namespace {
+
+// Tells the kernel the process no longer needs these pages of the read-only
+// file mapping: they leave the resident set (the page cache keeps them, and a
+// later read, such as an embedding lookup, maps them back).
+void release_mapped_pages(const uint8_t* begin, size_t bytes) {
+  const auto page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  const uintptr_t first = (uintptr_t(begin) + page - 1) / page * page;
+  const uintptr_t last = (uintptr_t(begin) + bytes) / page * page;
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
+}  // namespace
+
+// Repacks every matrix whose type the kernel set can pack, once per distinct
+// tensor (the output matrix may be the token embedding), and hands the
+// original pages back so resident memory stays about the file's size.
+void Model::pack_weights() {
+  std::map<const uint8_t*, Matrix> done;
+  auto pack = [&](Matrix& w) {
+    if (!w) return;
+    if (auto it = done.find(w.data); it != done.end()) {
+      w = it->second;
+      return;
+    }
+    const tensor::TypeKernels* k = tensor::active_kernels().find(w.type);
+    if (k && k->pack) {
+      const int64_t panels = (w.rows + 7) / 8;
+      w.panel_bytes = k->panel_bytes(w.cols);
+      auto buffer = std::make_unique<uint8_t[]>(size_t(w.slices * panels) * w.panel_bytes);
+      for (int64_t s = 0; s < w.slices; s++)
+        k->pack(w.row(0, s), w.row_bytes, w.rows, w.cols, buffer.get() + size_t(s * panels) * w.panel_bytes);
+      w.packed = buffer.get();
+      packed_.push_back(std::move(buffer));
+      release_mapped_pages(w.data, size_t(w.slices * w.rows) * w.row_bytes);
+    }
+    done[w.data] = w;
+  };
+  pack(token_embd);
+  pack(output);
+  for (Layer& l : layers)
+    for (Matrix* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate, &l.ffn_up, &l.ffn_down, &l.router, &l.gate_exps,
+                      &l.up_exps, &l.down_exps})
+      pack(*w);
+}
+
+size_t Model::packed_bytes() const {
+  size_t total = 0;
+  std::map<const uint8_t*, size_t> seen;
+  auto add = [&](const Matrix& w) {
+    if (w.packed && seen.emplace(w.packed, 0).second) total += size_t(w.slices * ((w.rows + 7) / 8)) * w.panel_bytes;
+  };
+  add(token_embd);
+  add(output);
+  for (const Layer& l : layers)
+    for (const Matrix* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate, &l.ffn_up, &l.ffn_down, &l.router, &l.gate_exps,
+                            &l.up_exps, &l.down_exps})
+      add(*w);
+  return total;
 }
 
 }  // namespace warden::model

@@ -20,6 +20,11 @@ struct Matrix {
   int64_t rows = 0;
   int64_t slices = 1;
   size_t row_bytes = 0;
+  // The same weights repacked at load for the kernel set's matrix kernel
+  // (tensor::PackFn), or null: per slice, ceil(rows / 8) panels of
+  // panel_bytes each. Owned by the Model.
+  const uint8_t* packed = nullptr;
+  size_t panel_bytes = 0;
 
   explicit operator bool() const { return data != nullptr; }
   const uint8_t* row(int64_t r, int64_t slice = 0) const {
@@ -51,8 +56,14 @@ class Model {
   std::vector<float> rope_freqs;  // llama3 frequency factors, empty if none
   std::vector<Layer> layers;
 
+  // Bytes of repacked weights held in memory (0 when nothing was repacked).
+  size_t packed_bytes() const;
+
  private:
+  void pack_weights();
+
   std::unique_ptr<gguf::File> file_;
+  std::vector<std::unique_ptr<uint8_t[]>> packed_;
   Config config_;
 };
 

@@ -428,11 +428,340 @@ void gemm_k_type(const uint8_t* w, size_t w_row_bytes, int64_t n_rows, const uin
   }
 }
 
+// ---- Packed layouts: weights rearranged once, read directly ---------------
+//
+// Q8_0, Q4_0 and Q4_K weights can be packed at load time (kernels.h PackFn)
+// into 8-row panels the kernels below read as they are, for any number of
+// tokens: decode then gets the eight-rows-per-register arithmetic too. The
+// packed panels are about the size of the rows they replace (Q4_K: +2.8 %),
+// so decode reads no more bytes. For a call on unpacked rows, each panel is
+// packed into a per-thread buffer first.
+
+inline __m256 load_f16x8(const uint8_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline void store_f16(uint8_t* p, uint16_t h) { std::memcpy(p, &h, sizeof h); }
+
+// Q8_0: per block, 8 registers of interleaved int8 weights, then 8 f16 scales.
+constexpr size_t kQ8_0PanelBlock = 8 * 32 + 8 * 2;
+// Q4_0: per block, 4 registers whose low nibbles are codes of steps 0..3 and
+// high nibbles steps 4..7, then 8 f16 scales.
+constexpr size_t kQ4_0PanelBlock = 4 * 32 + 8 * 2;
+// Q4_K: per super-block, 32 registers of codes (per 32-element group g, 4
+// registers: low nibbles steps 8g..8g+3, high nibbles 8g+4..8g+7), 8 x 8
+// scales [g][row], 4 x 16 mins [g/2][row][g%2], 8 f16 d, 8 f16 dmin.
+constexpr size_t kQ4_KPanelBlock = 32 * 32 + 64 + 64 + 16 + 16;
+
+// Eight rows' registers of 32 codes each (zero past `rows`), transposed into
+// steps: out[s] = codes 4s..4s+3 of rows 0..7.
+template <typename CodesOfRow>
+void transpose_rows(int rows, CodesOfRow codes_of_row, __m256i out[8]) {
+  for (int r = 0; r < kPanelRows; r++) out[r] = r < rows ? codes_of_row(r) : _mm256_setzero_si256();
+  transpose_8x8_epi32(out);
+}
+
+// Steps s and s + 4 (codes <= 15) in one register: s low, s + 4 high nibble.
+inline void store_nibble_pairs(const __m256i steps[8], uint8_t* out) {
+  for (int k = 0; k < 4; k++)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32 * k),
+                        _mm256_or_si256(steps[k], _mm256_slli_epi16(steps[k + 4], 4)));
+}
+
+template <typename Block>
+const Block& block_of_row(const uint8_t* w, size_t w_row_bytes, int r, int64_t b) {
+  return reinterpret_cast<const Block*>(w + size_t(r) * w_row_bytes)[b];
+}
+
+void pack_q8_0_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
+  for (int64_t b = 0; b < n / kQK; b++, out += kQ8_0PanelBlock) {
+    __m256i steps[8];
+    transpose_rows(rows, [&](int r) { return load32(block_of_row<block_q8_0>(w, w_row_bytes, r, b).qs); }, steps);
+    for (int s = 0; s < 8; s++) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32 * s), steps[s]);
+    for (int r = 0; r < kPanelRows; r++)
+      store_f16(out + 256 + 2 * r, r < rows ? block_of_row<block_q8_0>(w, w_row_bytes, r, b).d : 0);
+  }
+}
+
+void pack_q4_0_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
+  for (int64_t b = 0; b < n / kQK; b++, out += kQ4_0PanelBlock) {
+    __m256i steps[8];
+    transpose_rows(rows, [&](int r) { return nibble_codes(block_of_row<block_q4_0>(w, w_row_bytes, r, b).qs); },
+                   steps);
+    store_nibble_pairs(steps, out);
+    for (int r = 0; r < kPanelRows; r++)
+      store_f16(out + 128 + 2 * r, r < rows ? block_of_row<block_q4_0>(w, w_row_bytes, r, b).d : 0);
+  }
+}
+
+void pack_q4_k_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
+  for (int64_t b = 0; b < n / kQK_K; b++, out += kQ4_KPanelBlock) {
+    for (int g = 0; g < 8; g++) {  // 32-element group g: nibble g%2 of qs[32*(g/2) ..]
+      __m256i steps[8];
+      transpose_rows(
+          rows,
+          [&](int r) {
+            const __m256i packed = load32(block_of_row<block_q4_k>(w, w_row_bytes, r, b).qs + 32 * (g / 2));
+            return _mm256_and_si256(_mm256_srli_epi16(packed, 4 * (g % 2)), _mm256_set1_epi8(0x0F));
+          },
+          steps);
+      store_nibble_pairs(steps, out + 128 * g);
+    }
+    uint8_t* scales = out + 1024;
+    uint8_t* mins = scales + 64;
+    uint8_t* d = mins + 64;
+    for (int r = 0; r < kPanelRows; r++) {
+      const block_q4_k* blk = r < rows ? &block_of_row<block_q4_k>(w, w_row_bytes, r, b) : nullptr;
+      for (int g = 0; g < 8; g++) {
+        uint8_t sc = 0, m = 0;
+        if (blk) kquant::unpack_scale_min_k4(blk->scales, g, sc, m);
+        scales[8 * g + r] = sc;
+        mins[16 * (g / 2) + 2 * r + g % 2] = m;
+      }
+      store_f16(d + 2 * r, blk ? blk->d : 0);
+      store_f16(d + 16 + 2 * r, blk ? blk->dmin : 0);
+    }
+  }
+}
+
+template <int NT>
+void q8_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], float out[NT][8]) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[NT];
+  for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; b++, panel += kQ8_0PanelBlock) {
+    __m256i isum[NT];
+    for (int t = 0; t < NT; t++) isum[t] = _mm256_setzero_si256();
+    // Not unrolled: unrolling lets the compiler interleave steps until the
+    // accumulators no longer fit the 16 registers and spill.
+#pragma GCC unroll 1
+    for (int s = 0; s < 8; s++) {
+      const __m256i w = load32(panel + 32 * s);
+      const __m256i w_abs = _mm256_sign_epi8(w, w);
+      for (int t = 0; t < NT; t++) {
+        // |w| * (x with w's sign) = w * x; pairs fit int16 (|w|,|x| <= 128).
+        const __m256i prod = _mm256_maddubs_epi16(w_abs, _mm256_sign_epi8(broadcast4(x[t][b].qs + 4 * s), w));
+        isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(prod, ones));
+      }
+    }
+    const __m256 wd = load_f16x8(panel + 256);
+    for (int t = 0; t < NT; t++) {
+      const __m256 scale = _mm256_mul_ps(wd, _mm256_set1_ps(_cvtsh_ss(x[t][b].d)));
+      acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum[t]), acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; t++) _mm256_storeu_ps(out[t], acc[t]);
+}
+
+// Four registers of nibble pairs (8 steps) against NT tokens' activations at
+// qs[t] (32 int8 each), summed into int16 lanes: codes <= 15 keep the eight
+// steps' pair sums within int16 (8 * 2 * 15 * 128 < 32768).
+template <int NT>
+inline void nibble_steps_times(const uint8_t* codes, const int8_t* const qs[NT], __m256i sum16[NT]) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+#pragma GCC unroll 1
+  for (int k = 0; k < 4; k++) {
+    const __m256i packed = load32(codes + 32 * k);
+    const __m256i lo = _mm256_and_si256(packed, low4);
+    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
+    for (int t = 0; t < NT; t++) {
+      sum16[t] = _mm256_add_epi16(sum16[t], _mm256_maddubs_epi16(lo, broadcast4(qs[t] + 4 * k)));
+      sum16[t] = _mm256_add_epi16(sum16[t], _mm256_maddubs_epi16(hi, broadcast4(qs[t] + 4 * k + 16)));
+    }
+  }
+}
+
+template <int NT>
+void q4_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const int32_t* const xsum[NT],
+                       float out[NT][8]) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[NT];
+  for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; b++, panel += kQ4_0PanelBlock) {
+    __m256i sum16[NT];
+    const int8_t* qs[NT];
+    for (int t = 0; t < NT; t++) {
+      sum16[t] = _mm256_setzero_si256();
+      qs[t] = x[t][b].qs;
+    }
+    nibble_steps_times<NT>(panel, qs, sum16);
+    const __m256 wd = load_f16x8(panel + 128);
+    for (int t = 0; t < NT; t++) {
+      // sum((code - 8) x) = sum(code x) - 8 sum(x)
+      const __m256i isum = _mm256_sub_epi32(_mm256_madd_epi16(sum16[t], ones), _mm256_set1_epi32(8 * xsum[t][b]));
+      const __m256 scale = _mm256_mul_ps(wd, _mm256_set1_ps(_cvtsh_ss(x[t][b].d)));
+      acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; t++) _mm256_storeu_ps(out[t], acc[t]);
+}
+
+template <int NT>
+void q4_k_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
+  float acc[NT][8] = {};
+  for (int64_t b = 0; b < nsb; b++, panel += kQ4_KPanelBlock) {
+    const uint8_t* scales = panel + 1024;
+    const uint8_t* mins = scales + 64;
+    __m256i isum[NT];
+    for (int t = 0; t < NT; t++) isum[t] = _mm256_setzero_si256();
+    for (int g = 0; g < 8; g++) {
+      __m256i sum16[NT];
+      const int8_t* qs[NT];
+      for (int t = 0; t < NT; t++) {
+        sum16[t] = _mm256_setzero_si256();
+        qs[t] = x[t][b].qs + 32 * g;
+      }
+      nibble_steps_times<NT>(panel + 128 * g, qs, sum16);
+      // Lane pair of row r = its group scale twice: madd gives scale * (a + b).
+      const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + 8 * g));
+      const __m256i scale = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sc8, sc8));
+      for (int t = 0; t < NT; t++) isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(sum16[t], scale));
+    }
+    const __m256 wd = load_f16x8(panel + 1152), wdmin = load_f16x8(panel + 1168);
+    for (int t = 0; t < NT; t++) {
+      // Group sums of the activations (two bsums of 16 each), as int16 pairs
+      // (group 2j, 2j + 1) against each row's mins of those groups.
+      const __m128i b16 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[t][b].bsums));
+      const __m128i b16_hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[t][b].bsums + 8));
+      alignas(16) int32_t group_pairs[4];
+      _mm_store_si128(reinterpret_cast<__m128i*>(group_pairs), _mm_hadd_epi16(b16, b16_hi));
+      __m256i corr = _mm256_setzero_si256();
+      for (int j = 0; j < 4; j++) {
+        const __m256i m = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(mins + 16 * j)));
+        corr = _mm256_add_epi32(corr, _mm256_madd_epi16(m, _mm256_set1_epi32(group_pairs[j])));
+      }
+      const __m256 xd = _mm256_set1_ps(x[t][b].d);
+      __m256 a = _mm256_loadu_ps(acc[t]);
+      a = _mm256_fmadd_ps(_mm256_mul_ps(wd, xd), _mm256_cvtepi32_ps(isum[t]), a);
+      a = _mm256_fnmadd_ps(_mm256_mul_ps(wdmin, xd), _mm256_cvtepi32_ps(corr), a);
+      _mm256_storeu_ps(acc[t], a);
+    }
+  }
+  std::memcpy(out, acc, sizeof acc);
+}
+
+// The per-type pieces of a packed kernel: panel size and packer, the token
+// group, and one call of the panel kernel for NT tokens from token t.
+struct PackedQ8_0 {
+  static constexpr int kGroup = 4;
+  static size_t panel_bytes(int64_t n) { return size_t(n / kQK) * kQ8_0PanelBlock; }
+  static void pack(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
+    pack_q8_0_panel(w, w_row_bytes, rows, n, out);
+  }
+  struct Tokens {
+    Tokens(const uint8_t* x, size_t x_row_bytes, int64_t T, int64_t n) : x(x), x_row_bytes(x_row_bytes), nb(n / kQK) {}
+    template <int NT>
+    void run(const uint8_t* panel, int64_t t, float out[NT][8]) const {
+      const block_q8_0* xs[NT];
+      token_rows<block_q8_0, NT>(x, x_row_bytes, t, xs);
+      q8_0_panel_kernel<NT>(panel, nb, xs, out);
+    }
+    const uint8_t* x;
+    size_t x_row_bytes;
+    int64_t nb;
+  };
+};
+
+struct PackedQ4_0 {
+  static constexpr int kGroup = 4;
+  static size_t panel_bytes(int64_t n) { return size_t(n / kQK) * kQ4_0PanelBlock; }
+  static void pack(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
+    pack_q4_0_panel(w, w_row_bytes, rows, n, out);
+  }
+  struct Tokens {
+    Tokens(const uint8_t* x, size_t x_row_bytes, int64_t T, int64_t n) : x(x), x_row_bytes(x_row_bytes), nb(n / kQK) {
+      thread_local std::vector<int32_t> storage;
+      q8_0_block_sums(x, x_row_bytes, T, nb, storage);
+      sums = storage.data();
+    }
+    template <int NT>
+    void run(const uint8_t* panel, int64_t t, float out[NT][8]) const {
+      const block_q8_0* xs[NT];
+      const int32_t* xsum[NT];
+      token_rows<block_q8_0, NT>(x, x_row_bytes, t, xs);
+      for (int k = 0; k < NT; k++) xsum[k] = sums + (t + k) * nb;
+      q4_0_panel_kernel<NT>(panel, nb, xs, xsum, out);
+    }
+    const uint8_t* x;
+    size_t x_row_bytes;
+    int64_t nb;
+    const int32_t* sums;
+  };
+};
+
+struct PackedQ4_K {
+  static constexpr int kGroup = 4;
+  static size_t panel_bytes(int64_t n) { return size_t(n / kQK_K) * kQ4_KPanelBlock; }
+  static void pack(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
+    pack_q4_k_panel(w, w_row_bytes, rows, n, out);
+  }
+  struct Tokens {
+    Tokens(const uint8_t* x, size_t x_row_bytes, int64_t, int64_t n) : x(x), x_row_bytes(x_row_bytes), nsb(n / kQK_K) {}
+    template <int NT>
+    void run(const uint8_t* panel, int64_t t, float out[NT][8]) const {
+      const block_q8_k* xs[NT];
+      token_rows<block_q8_k, NT>(x, x_row_bytes, t, xs);
+      q4_k_panel_kernel<NT>(panel, nsb, xs, out);
+    }
+    const uint8_t* x;
+    size_t x_row_bytes;
+    int64_t nsb;
+  };
+};
+
+template <typename P>
+void panels_over_tokens(const typename P::Tokens& tokens, const uint8_t* panel, int rows, int64_t T, float* y,
+                        int64_t ldy) {
+  over_token_groups<P::kGroup>(T, rows, y, ldy, [&](auto nt_tag, int64_t t, float out[][8]) {
+    tokens.template run<decltype(nt_tag)::value>(panel, t, out);
+  });
+}
+
+template <typename P>
+size_t packed_panel_bytes(int64_t n) {
+  return P::panel_bytes(n);
+}
+
+template <typename P>
+void pack_rows(const uint8_t* w, size_t w_row_bytes, int64_t rows, int64_t n, uint8_t* out) {
+  for (int64_t r0 = 0; r0 < rows; r0 += kPanelRows, out += P::panel_bytes(n))
+    P::pack(w + size_t(r0) * w_row_bytes, w_row_bytes, int(std::min<int64_t>(kPanelRows, rows - r0)), n, out);
+}
+
+template <typename P>
+void gemm_packed(const uint8_t* panels, int64_t n_rows, const uint8_t* x, size_t x_row_bytes, int64_t T, int64_t n,
+                 float* y, int64_t ldy) {
+  const typename P::Tokens tokens(x, x_row_bytes, T, n);
+  for (int64_t r0 = 0; r0 < n_rows; r0 += kPanelRows, panels += P::panel_bytes(n))
+    panels_over_tokens<P>(tokens, panels, int(std::min<int64_t>(kPanelRows, n_rows - r0)), T, y + r0, ldy);
+}
+
+// Unpacked rows: each panel packed into a per-thread buffer, then as above.
+template <typename P>
+void gemm_packing(const uint8_t* w, size_t w_row_bytes, int64_t n_rows, const uint8_t* x, size_t x_row_bytes,
+                  int64_t T, int64_t n, float* y, int64_t ldy) {
+  const typename P::Tokens tokens(x, x_row_bytes, T, n);
+  thread_local std::vector<uint8_t> panel;
+  panel.resize(P::panel_bytes(n));
+  for (int64_t r0 = 0; r0 < n_rows; r0 += kPanelRows) {
+    const int rows = int(std::min<int64_t>(kPanelRows, n_rows - r0));
+    P::pack(w + size_t(r0) * w_row_bytes, w_row_bytes, rows, n, panel.data());
+    panels_over_tokens<P>(tokens, panel.data(), rows, T, y + r0, ldy);
+  }
+}
+
+template <typename P>
+void set_packed(TypeKernels& k) {
+  k.gemm = gemm_packing<P>;
+  k.panel_bytes = packed_panel_bytes<P>;
+  k.pack = pack_rows<P>;
+  k.gemm_packed = gemm_packed<P>;
+}
+
 }  // namespace
 
 void add_avx2_gemm_kernels(KernelTable& table) {
-  table.by_type[size_t(gguf::TensorType::Q8_0)].gemm = gemm_block_type<block_q8_0>;
-  table.by_type[size_t(gguf::TensorType::Q4_0)].gemm = gemm_block_type<block_q4_0>;
+  set_packed<PackedQ8_0>(table.by_type[size_t(gguf::TensorType::Q8_0)]);
+  set_packed<PackedQ4_0>(table.by_type[size_t(gguf::TensorType::Q4_0)]);
   table.by_type[size_t(gguf::TensorType::Q5_0)].gemm = gemm_block_type<block_q5_0>;
   // Unpacking a K-quant super-block costs about as much as five tokens'
   // products with it (BM_Gemm at 2 and 8 tokens), so below six tokens the
@@ -443,7 +772,7 @@ void add_avx2_gemm_kernels(KernelTable& table) {
   };
   k_type(gguf::TensorType::Q2_K, gemm_k_type<block_q2_k>);
   k_type(gguf::TensorType::Q3_K, gemm_k_type<block_q3_k>);
-  k_type(gguf::TensorType::Q4_K, gemm_k_type<block_q4_k>);
+  set_packed<PackedQ4_K>(table.by_type[size_t(gguf::TensorType::Q4_K)]);
   k_type(gguf::TensorType::Q5_K, gemm_k_type<block_q5_k>);
   k_type(gguf::TensorType::Q6_K, gemm_k_type<block_q6_k>);
 }

@@ -29,6 +29,16 @@ using VecDot4Fn = void (*)(const void* x, const void* y, size_t y_stride, int64_
 using GemmFn = void (*)(const uint8_t* w, size_t w_row_bytes, int64_t n_rows, const uint8_t* x, size_t x_row_bytes,
                         int64_t T, int64_t n, float* y, int64_t ldy);
 
+// Load-time repacking (optional; all three or none): `pack` rearranges `rows`
+// rows into ceil(rows / 8) panels of panel_bytes(n) bytes each (the last
+// padded with zero rows), which gemm_packed reads directly for any number of
+// tokens, a single decode token included. panels points at the panel of the
+// first row; n_rows rows from there are computed, y as in GemmFn.
+using PanelBytesFn = size_t (*)(int64_t n);
+using PackFn = void (*)(const uint8_t* w, size_t w_row_bytes, int64_t rows, int64_t n, uint8_t* out);
+using PackedGemmFn = void (*)(const uint8_t* panels, int64_t n_rows, const uint8_t* x, size_t x_row_bytes, int64_t T,
+                              int64_t n, float* y, int64_t ldy);
+
 struct TypeKernels {
   DequantizeFn dequantize = nullptr;
   QuantizeFn quantize = nullptr;
@@ -39,6 +49,9 @@ struct TypeKernels {
   // Fewest tokens for which gemm beats one vec_dot (or vec_dot_4) per token:
   // gemm repacks the weights on every call (bench_kernel_sets BM_Gemm).
   int64_t gemm_min_tokens = 2;
+  PanelBytesFn panel_bytes = nullptr;
+  PackFn pack = nullptr;
+  PackedGemmFn gemm_packed = nullptr;
 };
 
 // Indexed by the numeric type id; ids beyond the table have no kernels.

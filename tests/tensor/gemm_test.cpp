@@ -55,6 +55,25 @@ void check_gemm(const KernelTable& set, TensorType t, const Case& c) {
     }
     for (int64_t r = c.rows; r < ldy; r++) ASSERT_EQ(y[size_t(i * ldy + r)], -7.0f) << "wrote past the rows";
   }
+  if (!k.pack) return;
+
+  // Packed once, then computed from the second panel on (as a thread does
+  // with its share of the panels): the same products for those rows.
+  const int64_t panels = (c.rows + 7) / 8;
+  std::vector<uint8_t> packed(size_t(panels) * k.panel_bytes(c.n));
+  k.pack(wq.data(), w_row, c.rows, c.n, packed.data());
+  const int64_t first = c.rows > 8 ? 8 : 0;
+  std::vector<float> yp(size_t(ldy * c.tokens), -7.0f);
+  k.gemm_packed(packed.data() + size_t(first / 8) * k.panel_bytes(c.n), c.rows - first, xq.data(), x_row, c.tokens,
+                c.n, yp.data() + first, ldy);
+  for (int64_t i = 0; i < c.tokens; i++)
+    for (int64_t r = 0; r < ldy; r++) {
+      const size_t at = size_t(i * ldy + r);
+      if (r < first || r >= c.rows)
+        ASSERT_EQ(yp[at], -7.0f) << "packed: wrote outside rows " << first << ".." << c.rows;
+      else
+        ASSERT_EQ(yp[at], y[at]) << set.name << " " << gguf::type_name(t) << " packed row " << r << " token " << i;
+    }
 }
 
 TEST(GemmKernels, MatchOneDotPerRowAndToken) {
