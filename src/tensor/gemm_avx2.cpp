@@ -1,15 +1,20 @@
-// AVX2 matrix-matrix kernels for prefill and batched decode (kernels.h GemmFn).
+// AVX2 matrix kernels for decode, batches and prefill (kernels.h GemmFn,
+// PackFn, PackedGemmFn).
 //
 // Why not one vec_dot per (weight row, token): each dot ends in a horizontal
-// sum and a scale multiply per block, and spends two sign instructions per 32
-// products. Here eight weight rows are packed side by side ("panel") so that
-// one 256-bit register holds four consecutive int8 weights of each of the
+// sum and a scale multiply per block, and Q8_0 spends two sign instructions
+// per 32 products. Here eight weight rows are packed side by side ("panel")
+// so that one 256-bit register holds four consecutive codes of each of the
 // eight rows. Broadcasting four int8 activations of one token against it gives
 // the eight rows' partial dots in the eight 32-bit lanes: no horizontal sums,
-// one scale multiply per block for eight rows, and the weight register is
-// reused for four tokens. Packing happens per call into a small L1-resident
-// buffer (no repacked copy of the model, so no extra resident memory); its
-// cost is spread over all tokens of the batch.
+// one scale multiply per block for eight rows, and each weight register is
+// reused for up to six tokens.
+//
+// Q8_0, Q4_0, Q4_K and Q6_K are packed once at model load, in layouts about
+// the size of the rows they replace (so decode reads no more bytes), and
+// read by the kernels as they are: decode gets the same arithmetic. Unpacked
+// rows (other types, or callers without a packed copy) are packed per call
+// into a small per-thread buffer, which pays from a few tokens on.
 //
 // Agreement with vec_dot: every block's integer dot is exact; the per-block
 // float scaling and the summation order over blocks differ, so results differ
@@ -53,23 +58,17 @@ inline void transpose_8x8_epi32(__m256i v[8]) {
 
 // ---- 32-element block types (one scale per block) ---------------------------
 
-// The 32 weights of one block as codes: Q8_0's signed values; Q4_0's and
-// Q5_0's unsigned codes (value = code - kCodeOffset), which maddubs takes
-// directly as its unsigned operand, the offset moving into a per-block
-// correction with the activations' block sums.
-template <typename Block> constexpr int kCodeOffset = 0;
-template <> constexpr int kCodeOffset<block_q4_0> = 8;
-template <> constexpr int kCodeOffset<block_q5_0> = 16;
-
 // The 32 nibbles of a legacy block: byte j -> element j (low) and j+16 (high).
 inline __m256i nibble_codes(const uint8_t* qs) {
   const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
   return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0x0F));
 }
 
-inline __m256i block_codes(const block_q8_0& b) { return load32(b.qs); }
-inline __m256i block_codes(const block_q4_0& b) { return nibble_codes(b.qs); }
-inline __m256i block_codes(const block_q5_0& b) {
+// Q5_0 (packed per call, not at load: the type is rare): the 32 unsigned
+// codes of a block, value = code - 16. maddubs takes them directly as its
+// unsigned operand; the offset moves into a per-block correction with the
+// activations' block sums.
+inline __m256i q5_0_codes(const block_q5_0& b) {
   uint32_t qh;
   std::memcpy(&qh, b.qh, sizeof qh);
   const __m256i spread = _mm256_shuffle_epi8(
@@ -86,16 +85,15 @@ struct BlockPanel {
   std::vector<float> d;    // n/32 * 8
 };
 
-template <typename Block>
-void pack_block_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t nb, BlockPanel& p) {
+void pack_q5_0_block_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t nb, BlockPanel& p) {
   p.q.resize(size_t(nb) * 8 * 32);
   p.d.resize(size_t(nb) * 8);
   for (int64_t b = 0; b < nb; b++) {
     __m256i v[8];
     for (int r = 0; r < kPanelRows; r++) {
       if (r < rows) {
-        const Block& blk = reinterpret_cast<const Block*>(w + size_t(r) * w_row_bytes)[b];
-        v[r] = block_codes(blk);
+        const block_q5_0& blk = reinterpret_cast<const block_q5_0*>(w + size_t(r) * w_row_bytes)[b];
+        v[r] = q5_0_codes(blk);
         p.d[size_t(b * 8 + r)] = _cvtsh_ss(blk.d);
       } else {  // rows past the matrix's end compute zeros that are never stored
         v[r] = _mm256_setzero_si256();
@@ -113,45 +111,14 @@ inline __m256i broadcast4(const int8_t* p) {
   return _mm256_set1_epi32(four);
 }
 
-// Q8_0 weights: eight panel rows times NT tokens (Q8_0 activation rows x[t]);
-// out[t][0..7].
+// Q5_0 codes against Q8_0 activations: four steps' maddubs pairs (each at
+// most 2 * 31 * 128) sum in int16 before widening, and sum((code - 16) x) =
+// sum(code x) - 16 sum(x) per block, with the activation block sums xsum[t][b]
+// computed once per call.
 template <int NT>
-void signed_panel_times_q8_0(const BlockPanel& p, int64_t nb, const block_q8_0* const x[NT], float out[NT][8]) {
-  const __m256i ones = _mm256_set1_epi16(1);
-  __m256 acc[NT];
-  for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; b++) {
-    const uint8_t* wq = p.q.data() + b * 8 * 32;
-    __m256i isum[NT];
-    for (int t = 0; t < NT; t++) isum[t] = _mm256_setzero_si256();
-    // Not unrolled: unrolling lets the compiler interleave steps until the
-    // accumulators no longer fit the 16 registers and spill.
-#pragma GCC unroll 1
-    for (int s = 0; s < 8; s++) {
-      const __m256i w = load32(wq + 32 * s);
-      const __m256i w_abs = _mm256_sign_epi8(w, w);
-      for (int t = 0; t < NT; t++) {
-        // |w| * (x with w's sign) = w * x; pairs fit int16 (|w|,|x| <= 128).
-        const __m256i prod = _mm256_maddubs_epi16(w_abs, _mm256_sign_epi8(broadcast4(x[t][b].qs + 4 * s), w));
-        isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(prod, ones));
-      }
-    }
-    const __m256 wd = _mm256_loadu_ps(p.d.data() + b * 8);
-    for (int t = 0; t < NT; t++) {
-      const __m256 scale = _mm256_mul_ps(wd, _mm256_set1_ps(_cvtsh_ss(x[t][b].d)));
-      acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum[t]), acc[t]);
-    }
-  }
-  for (int t = 0; t < NT; t++) _mm256_storeu_ps(out[t], acc[t]);
-}
-
-// Q4_0/Q5_0 weights as unsigned codes: maddubs pairs are small enough to sum
-// kSteps steps in int16 before widening (a pair is at most 2 * 31 * 128), and
-// sum((code - offset) x) = sum(code x) - offset * sum(x) per block, with the
-// activation block sums xsum[t][b] computed once per call.
-template <int NT, int kSteps>
-void code_panel_times_q8_0(const BlockPanel& p, int64_t nb, int offset, const block_q8_0* const x[NT],
+void q5_0_panel_times_q8_0(const BlockPanel& p, int64_t nb, const block_q8_0* const x[NT],
                            const int32_t* const xsum[NT], float out[NT][8]) {
+  constexpr int kSteps = 4, offset = 16;
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[NT];
   for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
@@ -228,32 +195,22 @@ void q8_0_block_sums(const uint8_t* x, size_t x_row_bytes, int64_t T, int64_t nb
   }
 }
 
-template <typename Block>
-void gemm_block_type(const uint8_t* w, size_t w_row_bytes, int64_t n_rows, const uint8_t* x, size_t x_row_bytes,
-                     int64_t T, int64_t n, float* y, int64_t ldy) {
+void gemm_q5_0(const uint8_t* w, size_t w_row_bytes, int64_t n_rows, const uint8_t* x, size_t x_row_bytes, int64_t T,
+               int64_t n, float* y, int64_t ldy) {
   const int64_t nb = n / kQK;
-  constexpr int offset = kCodeOffset<Block>;
   thread_local BlockPanel panel;
   thread_local std::vector<int32_t> xsums;
-  if (offset != 0) q8_0_block_sums(x, x_row_bytes, T, nb, xsums);
+  q8_0_block_sums(x, x_row_bytes, T, nb, xsums);
   for (int64_t r0 = 0; r0 < n_rows; r0 += kPanelRows) {
     const int rows = int(std::min<int64_t>(kPanelRows, n_rows - r0));
-    pack_block_panel<Block>(w + size_t(r0) * w_row_bytes, w_row_bytes, rows, nb, panel);
-    // Measured (bench_kernel_sets BM_Gemm): 4 tokens for the signed kernel,
-    // 6 for the unsigned-code one, which needs no int32 sums per step.
-    constexpr int kGroup = offset == 0 ? 4 : 6;
-    over_token_groups<kGroup>(T, rows, y + r0, ldy, [&](auto nt_tag, int64_t t, float out[][8]) {
+    pack_q5_0_block_panel(w + size_t(r0) * w_row_bytes, w_row_bytes, rows, nb, panel);
+    over_token_groups<6>(T, rows, y + r0, ldy, [&](auto nt_tag, int64_t t, float out[][8]) {
       constexpr int NT = decltype(nt_tag)::value;
       const block_q8_0* xs[NT];
+      const int32_t* sums[NT];
       token_rows<block_q8_0, NT>(x, x_row_bytes, t, xs);
-      if constexpr (offset == 0) {
-        signed_panel_times_q8_0<NT>(panel, nb, xs, out);
-      } else {
-        const int32_t* sums[NT];
-        for (int k = 0; k < NT; k++) sums[k] = xsums.data() + (t + k) * nb;
-        constexpr int kSteps = offset == 8 ? 8 : 4;  // codes <= 15: 8 steps fit int16; <= 31: 4
-        code_panel_times_q8_0<NT, kSteps>(panel, nb, offset, xs, sums, out);
-      }
+      for (int k = 0; k < NT; k++) sums[k] = xsums.data() + (t + k) * nb;
+      q5_0_panel_times_q8_0<NT>(panel, nb, xs, sums, out);
     });
   }
 }
@@ -282,22 +239,9 @@ void codes_q45_k(const Block& b, SuperBlockCodes& o) {
   o.d = _cvtsh_ss(b.d);
   o.dmin = _cvtsh_ss(b.dmin);
 }
-void codes_of(const block_q4_k& b, SuperBlockCodes& o) {
-  kquant::unpack_q4_k(b, o.code);
-  codes_q45_k(b, o);
-}
 void codes_of(const block_q5_k& b, SuperBlockCodes& o) {
   kquant::unpack_q5_k(b, o.code);
   codes_q45_k(b, o);
-}
-void codes_of(const block_q6_k& b, SuperBlockCodes& o) {
-  kquant::unpack_q6_k(b, o.code);  // -32..31
-  for (int& c : o.code) c += 32;
-  for (int g = 0; g < 16; g++) {
-    o.scale[g] = b.scales[g];
-    o.min[g] = 32 * b.scales[g];
-  }
-  o.d = o.dmin = _cvtsh_ss(b.d);
 }
 void codes_of(const block_q3_k& b, SuperBlockCodes& o) {
   kquant::unpack_q3_k(b, o.code);  // -4..3
@@ -321,7 +265,6 @@ void codes_of(const block_q2_k& b, SuperBlockCodes& o) {
 // Steps (4 codes each) whose maddubs pairs can be summed in int16 before
 // widening: a pair is at most 2 * max_code * 128.
 template <typename Block> constexpr int kStepsPerInt16 = 4;  // codes <= 31
-template <> constexpr int kStepsPerInt16<block_q6_k> = 2;     // codes <= 63
 
 // Per super-block: 64 registers of interleaved codes (as BlockPanel), 16
 // registers of int16 scales (lane pair of row r = its scale, twice), 8 of
@@ -639,6 +582,78 @@ void q4_k_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* cons
   std::memcpy(out, acc, sizeof acc);
 }
 
+// Q6_K: per super-block, 32 registers of low-nibble pairs (as Q4_K), 16 of
+// high 2-bit fields (per group g: steps 8g..8g+3, then 8g+4..8g+7, four
+// 2-bit fields per byte), 16 x 8 int8 scales [sub-block][row], 8 f16 d.
+constexpr size_t kQ6_KPanelBlock = 32 * 32 + 16 * 32 + 128 + 16;
+
+void pack_q6_k_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
+  alignas(32) uint8_t codes[kPanelRows][kQK_K] = {};
+  for (int64_t b = 0; b < n / kQK_K; b++, out += kQ6_KPanelBlock) {
+    for (int r = 0; r < rows; r++) {
+      int q[kQK_K];
+      kquant::unpack_q6_k(block_of_row<block_q6_k>(w, w_row_bytes, r, b), q);  // -32..31
+      for (int e = 0; e < kQK_K; e++) codes[r][e] = uint8_t(q[e] + 32);
+    }
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    for (int g = 0; g < 8; g++) {
+      __m256i steps[8], low[8];
+      transpose_rows(kPanelRows, [&](int r) { return load32(codes[r] + 32 * g); }, steps);
+      for (int k = 0; k < 8; k++) low[k] = _mm256_and_si256(steps[k], low4);
+      store_nibble_pairs(low, out + 128 * g);
+      for (int half = 0; half < 2; half++) {
+        __m256i high = _mm256_setzero_si256();
+        for (int k = 0; k < 4; k++)
+          high = _mm256_or_si256(high, _mm256_slli_epi16(_mm256_srli_epi16(_mm256_andnot_si256(low4, steps[4 * half + k]), 4), 2 * k));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 1024 + 64 * g + 32 * half), high);
+      }
+    }
+    for (int r = 0; r < kPanelRows; r++) {
+      const block_q6_k* blk = r < rows ? &block_of_row<block_q6_k>(w, w_row_bytes, r, b) : nullptr;
+      for (int j = 0; j < 16; j++) out[1536 + 8 * j + r] = blk ? uint8_t(blk->scales[j]) : 0;
+      store_f16(out + 1664 + 2 * r, blk ? blk->d : 0);
+    }
+  }
+}
+
+template <int NT>
+void q6_k_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F), low2 = _mm256_set1_epi8(0x03), offset = _mm256_set1_epi8(32);
+  float acc[NT][8] = {};
+  for (int64_t b = 0; b < nsb; b++, panel += kQ6_KPanelBlock) {
+    __m256i isum[NT];
+    for (int t = 0; t < NT; t++) isum[t] = _mm256_setzero_si256();
+    for (int j = 0; j < 16; j++) {  // sub-blocks of 16 elements = 4 steps, one scale
+      const int g = j / 2, half = j % 2;
+      const __m256i high = load32(panel + 1024 + 64 * g + 32 * half);
+      __m256i sum16[NT];
+      for (int t = 0; t < NT; t++) sum16[t] = _mm256_setzero_si256();
+#pragma GCC unroll 1
+      for (int k = 0; k < 4; k++) {
+        const __m256i nib = _mm256_and_si256(_mm256_srli_epi16(load32(panel + 128 * g + 32 * k), 4 * half), low4);
+        const __m256i hi2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(high, 2 * k), low2), 4);
+        const __m256i wv = _mm256_sub_epi8(_mm256_or_si256(nib, hi2), offset);  // -32..31
+        const __m256i w_abs = _mm256_sign_epi8(wv, wv);
+        for (int t = 0; t < NT; t++) {
+          // |w| * (x with w's sign): pairs <= 2 * 32 * 128, four steps fit int16.
+          const __m256i xs = broadcast4(x[t][b].qs + 32 * g + 16 * half + 4 * k);
+          sum16[t] = _mm256_add_epi16(sum16[t], _mm256_maddubs_epi16(w_abs, _mm256_sign_epi8(xs, wv)));
+        }
+      }
+      const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(panel + 1536 + 8 * j));
+      const __m256i scale = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(sc8, sc8));
+      for (int t = 0; t < NT; t++) isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(sum16[t], scale));
+    }
+    const __m256 wd = load_f16x8(panel + 1664);
+    for (int t = 0; t < NT; t++) {
+      __m256 a = _mm256_loadu_ps(acc[t]);
+      a = _mm256_fmadd_ps(_mm256_mul_ps(wd, _mm256_set1_ps(x[t][b].d)), _mm256_cvtepi32_ps(isum[t]), a);
+      _mm256_storeu_ps(acc[t], a);
+    }
+  }
+  std::memcpy(out, acc, sizeof acc);
+}
+
 // The per-type pieces of a packed kernel: panel size and packer, the token
 // group, and one call of the panel kernel for NT tokens from token t.
 struct PackedQ8_0 {
@@ -708,6 +723,26 @@ struct PackedQ4_K {
   };
 };
 
+struct PackedQ6_K {
+  static constexpr int kGroup = 4;
+  static size_t panel_bytes(int64_t n) { return size_t(n / kQK_K) * kQ6_KPanelBlock; }
+  static void pack(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
+    pack_q6_k_panel(w, w_row_bytes, rows, n, out);
+  }
+  struct Tokens {
+    Tokens(const uint8_t* x, size_t x_row_bytes, int64_t, int64_t n) : x(x), x_row_bytes(x_row_bytes), nsb(n / kQK_K) {}
+    template <int NT>
+    void run(const uint8_t* panel, int64_t t, float out[NT][8]) const {
+      const block_q8_k* xs[NT];
+      token_rows<block_q8_k, NT>(x, x_row_bytes, t, xs);
+      q6_k_panel_kernel<NT>(panel, nsb, xs, out);
+    }
+    const uint8_t* x;
+    size_t x_row_bytes;
+    int64_t nsb;
+  };
+};
+
 template <typename P>
 void panels_over_tokens(const typename P::Tokens& tokens, const uint8_t* panel, int rows, int64_t T, float* y,
                         int64_t ldy) {
@@ -762,7 +797,7 @@ void set_packed(TypeKernels& k) {
 void add_avx2_gemm_kernels(KernelTable& table) {
   set_packed<PackedQ8_0>(table.by_type[size_t(gguf::TensorType::Q8_0)]);
   set_packed<PackedQ4_0>(table.by_type[size_t(gguf::TensorType::Q4_0)]);
-  table.by_type[size_t(gguf::TensorType::Q5_0)].gemm = gemm_block_type<block_q5_0>;
+  table.by_type[size_t(gguf::TensorType::Q5_0)].gemm = gemm_q5_0;
   // Unpacking a K-quant super-block costs about as much as five tokens'
   // products with it (BM_Gemm at 2 and 8 tokens), so below six tokens the
   // per-token dots win.
@@ -774,7 +809,7 @@ void add_avx2_gemm_kernels(KernelTable& table) {
   k_type(gguf::TensorType::Q3_K, gemm_k_type<block_q3_k>);
   set_packed<PackedQ4_K>(table.by_type[size_t(gguf::TensorType::Q4_K)]);
   k_type(gguf::TensorType::Q5_K, gemm_k_type<block_q5_k>);
-  k_type(gguf::TensorType::Q6_K, gemm_k_type<block_q6_k>);
+  set_packed<PackedQ6_K>(table.by_type[size_t(gguf::TensorType::Q6_K)]);
 }
 
 }  // namespace warden::tensor
