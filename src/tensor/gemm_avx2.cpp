@@ -784,6 +784,64 @@ void gemm_packing(const uint8_t* w, size_t w_row_bytes, int64_t n_rows, const ui
   }
 }
 
+// Q6_K for many tokens: rebuilding 6-bit codes from the packed fields costs
+// more per step than the products of a few tokens, so from kQ6_KExpandTokens
+// tokens on each packed panel is first expanded into byte codes (the
+// SuperPanel of the per-call K-quant kernel), once for all the tokens.
+constexpr int64_t kQ6_KExpandTokens = 16;
+
+void expand_q6_k_panel(const uint8_t* panel, int64_t nsb, SuperPanel& p) {
+  p.q.resize(size_t(nsb) * 64 * 32);
+  p.scale.resize(size_t(nsb) * 16 * 32);
+  p.min.resize(size_t(nsb) * 8 * 32);
+  p.d.resize(size_t(nsb) * 8);
+  p.dmin.resize(size_t(nsb) * 8);
+  const __m256i low4 = _mm256_set1_epi8(0x0F), low2 = _mm256_set1_epi8(0x03);
+  for (int64_t b = 0; b < nsb; b++, panel += kQ6_KPanelBlock) {
+    for (int s = 0; s < 64; s++) {  // step s: group s / 8, nibble register s % 4, half (s % 8) / 4
+      const int g = s / 8, k = s % 4, half = (s % 8) / 4;
+      const __m256i nib = _mm256_and_si256(_mm256_srli_epi16(load32(panel + 128 * g + 32 * k), 4 * half), low4);
+      const __m256i hi2 = _mm256_and_si256(_mm256_srli_epi16(load32(panel + 1024 + 64 * g + 32 * half), 2 * k), low2);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.q.data() + (b * 64 + s) * 32),
+                          _mm256_or_si256(nib, _mm256_slli_epi16(hi2, 4)));
+    }
+    const uint8_t* scales = panel + 1536;
+    for (int j = 0; j < 16; j++) {  // (sc, sc) per row
+      const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + 8 * j));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.scale.data() + (b * 16 + j) * 32),
+                          _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(sc8, sc8)));
+    }
+    for (int j = 0; j < 8; j++) {  // (32 sc_2j, 32 sc_2j+1) per row: the code offset 32 as a min
+      const __m128i a = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + 16 * j));
+      const __m128i c = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + 16 * j + 8));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.min.data() + (b * 8 + j) * 32),
+                          _mm256_slli_epi16(_mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, c)), 5));
+    }
+    _mm256_storeu_ps(p.d.data() + b * 8, load_f16x8(panel + 1664));
+    _mm256_storeu_ps(p.dmin.data() + b * 8, load_f16x8(panel + 1664));
+  }
+}
+
+void gemm_packed_q6_k(const uint8_t* panels, int64_t n_rows, const uint8_t* x, size_t x_row_bytes, int64_t T,
+                      int64_t n, float* y, int64_t ldy) {
+  if (T < kQ6_KExpandTokens) {
+    gemm_packed<PackedQ6_K>(panels, n_rows, x, x_row_bytes, T, n, y, ldy);
+    return;
+  }
+  const int64_t nsb = n / kQK_K;
+  thread_local SuperPanel expanded;
+  for (int64_t r0 = 0; r0 < n_rows; r0 += kPanelRows, panels += PackedQ6_K::panel_bytes(n)) {
+    expand_q6_k_panel(panels, nsb, expanded);
+    over_token_groups<4>(T, int(std::min<int64_t>(kPanelRows, n_rows - r0)), y + r0, ldy,
+                         [&](auto nt_tag, int64_t t, float out[][8]) {
+                           constexpr int NT = decltype(nt_tag)::value;
+                           const block_q8_k* xs[NT];
+                           token_rows<block_q8_k, NT>(x, x_row_bytes, t, xs);
+                           super_panel_times_q8_k<NT, 2>(expanded, nsb, xs, out);
+                         });
+  }
+}
+
 template <typename P>
 void set_packed(TypeKernels& k) {
   k.gemm = gemm_packing<P>;
@@ -810,6 +868,7 @@ void add_avx2_gemm_kernels(KernelTable& table) {
   set_packed<PackedQ4_K>(table.by_type[size_t(gguf::TensorType::Q4_K)]);
   k_type(gguf::TensorType::Q5_K, gemm_k_type<block_q5_k>);
   set_packed<PackedQ6_K>(table.by_type[size_t(gguf::TensorType::Q6_K)]);
+  table.by_type[size_t(gguf::TensorType::Q6_K)].gemm_packed = gemm_packed_q6_k;
 }
 
 }  // namespace warden::tensor
