@@ -190,19 +190,36 @@ void Forward::attend_run(int64_t il, const std::vector<BatchToken>& batch, const
   const int64_t attn_width = c.n_head * dv;
   const float scale = 1.0f / std::sqrt(float(d));
   pool_.parallel_for(c.n_head_kv, [&](int64_t begin, int64_t end, int) {
-    thread_local std::vector<float> keys, values_t, row;
-    keys.resize(size_t(n_pos * d));
-    values_t.assign(size_t(dv * n_pos8), 0.0f);  // the padding positions must be finite
-    row.resize(size_t(dv));
+    thread_local std::vector<float> keys_t, values_t, row, tile_q, tile_out;
+    keys_t.assign(size_t(d * n_pos8), 0.0f);  // the padding positions must be finite
+    values_t.assign(size_t(dv * n_pos8), 0.0f);
+    row.resize(size_t(std::max(d, dv)));
+    tile_q.resize(size_t(tensor::kAttendTileRows * d));
+    tile_out.resize(size_t(tensor::kAttendTileRows * dv));
     for (int64_t kvh = begin; kvh < end; kvh++) {
       for (int64_t p = 0; p < n_pos; p++) {
-        tensor::dequantize_row(gguf::TensorType::F16, cache.key(seq, il, p) + kvh * d, keys.data() + p * d, d);
+        tensor::dequantize_row(gguf::TensorType::F16, cache.key(seq, il, p) + kvh * d, row.data(), d);
+        for (int64_t j = 0; j < d; j++) keys_t[size_t(j * n_pos8 + p)] = row[size_t(j)];
         tensor::dequantize_row(gguf::TensorType::F16, cache.value(seq, il, p) + kvh * dv, row.data(), dv);
         for (int64_t j = 0; j < dv; j++) values_t[size_t(j * n_pos8 + p)] = row[size_t(j)];
       }
-      for (int64_t t = run.first; t < run.first + run.count; t++)
-        tensor::attend_f32(q_.data() + t * c.q_dim() + kvh * group * d, int(group), d, keys.data(), values_t.data(),
-                           n_pos8, dv, batch[size_t(t)].pos + 1, scale, attn_.data() + t * attn_width + kvh * group * dv);
+      // Rows (token, query head of this group) in order, in tiles of 8.
+      const int64_t n_rows = run.count * group;
+      for (int64_t r0 = 0; r0 < n_rows; r0 += tensor::kAttendTileRows) {
+        const int64_t rows = std::min<int64_t>(tensor::kAttendTileRows, n_rows - r0);
+        int64_t positions[tensor::kAttendTileRows];
+        for (int64_t i = 0; i < rows; i++) {
+          const int64_t t = run.first + (r0 + i) / group, h = kvh * group + (r0 + i) % group;
+          std::copy_n(q_.data() + t * c.q_dim() + h * d, d, tile_q.data() + i * d);
+          positions[i] = batch[size_t(t)].pos + 1;
+        }
+        tensor::attend_tile_f32(tile_q.data(), int(rows), positions, d, keys_t.data(), n_pos8, values_t.data(), n_pos8,
+                                dv, scale, tile_out.data());
+        for (int64_t i = 0; i < rows; i++) {
+          const int64_t t = run.first + (r0 + i) / group, h = kvh * group + (r0 + i) % group;
+          std::copy_n(tile_out.data() + i * dv, dv, attn_.data() + t * attn_width + h * dv);
+        }
+      }
     }
   });
 }

@@ -513,65 +513,51 @@ void attend_f16(const float* q, int n_q, int64_t d, const uint16_t* k, int64_t k
   }
 }
 
-// out_i[j] = sum_p w_i[p] vt[j][p] / total_i from transposed values: the
-// positions are the contiguous dimension, so each value row is one stream of
-// loads shared by the NQ queries, and 8 / NQ output elements are accumulated
-// at once. w_i is zero-padded to n_pos8, a multiple of 8.
-template <int NQ>
-void weighted_values_transposed(const float* const w[NQ], const float total[NQ], const float* vt, int64_t vt_stride,
-                                int64_t dv, int64_t n_pos8, float* const out[NQ]) {
-  constexpr int kDims = 8 / NQ;
-  int64_t j = 0;
-  for (; j + kDims <= dv; j += kDims) {
-    __m256 acc[8];
+// Eight query rows against transposed keys and values. Scores: per eight
+// positions, each key row load (eight positions of one dimension) meets the
+// eight rows' broadcast query elements, so the eight accumulators hold whole
+// scores and no horizontal sums are needed. Values: per output element j,
+// each value row load meets the eight rows' weights; one transposed sum gives
+// the eight rows' outputs. Keys and values come from L2 once per tile rather
+// than once per query, which is what bounds the per-query loop.
+void attend_tile_f32(const float* q, int n_rows, const int64_t* n_pos, int64_t d, const float* kt, int64_t kt_stride,
+                     const float* vt, int64_t vt_stride, int64_t dv, float scale, float* out) {
+  constexpr int R = 8;  // tensor::kAttendTileRows
+  int64_t max_pos = 0;
+  for (int i = 0; i < n_rows; i++) max_pos = std::max(max_pos, n_pos[i]);
+  const int64_t n_pos8 = (max_pos + 7) / 8 * 8;
+  thread_local std::vector<float> queries, weights;
+  queries.assign(size_t(R * d), 0.0f);  // rows past n_rows stay zero
+  std::copy(q, q + n_rows * d, queries.begin());
+  const float* qt = queries.data();
+  weights.assign(size_t(R) * size_t(n_pos8), 0.0f);
+  float* w = weights.data();
+  for (int64_t p = 0; p < n_pos8; p += 8) {
+    __m256 acc[R];
+    for (auto& a : acc) a = _mm256_setzero_ps();
+    for (int64_t j = 0; j < d; j++) {
+      const __m256 keys = _mm256_loadu_ps(kt + j * kt_stride + p);
+      for (int i = 0; i < R; i++) acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(qt + i * d + j), keys, acc[i]);
+    }
+    for (int i = 0; i < R; i++) _mm256_storeu_ps(w + i * n_pos8 + p, _mm256_mul_ps(acc[i], _mm256_set1_ps(scale)));
+  }
+  float totals[R] = {};
+  for (int i = 0; i < n_rows; i++) {
+    float* wi = w + i * n_pos8;
+    totals[i] = softmax_weights(wi, n_pos[i]);
+    std::fill(wi + n_pos[i], wi + n_pos8, 0.0f);  // positions after this row's own: masked
+  }
+  for (int i = n_rows; i < R; i++) totals[i] = 1.0f;
+  for (int64_t j = 0; j < dv; j++) {
+    __m256 acc[R];
     for (auto& a : acc) a = _mm256_setzero_ps();
     for (int64_t p = 0; p < n_pos8; p += 8) {
-      __m256 wv[NQ];
-      for (int i = 0; i < NQ; i++) wv[i] = _mm256_loadu_ps(w[i] + p);
-      for (int c = 0; c < kDims; c++) {
-        const __m256 row = _mm256_loadu_ps(vt + (j + c) * vt_stride + p);
-        for (int i = 0; i < NQ; i++) acc[i * kDims + c] = _mm256_fmadd_ps(wv[i], row, acc[i * kDims + c]);
-      }
+      const __m256 values = _mm256_loadu_ps(vt + j * vt_stride + p);
+      for (int i = 0; i < R; i++) acc[i] = _mm256_fmadd_ps(_mm256_loadu_ps(w + i * n_pos8 + p), values, acc[i]);
     }
     alignas(32) float sums[8];
     _mm256_store_ps(sums, transpose_sums8(acc));
-    for (int i = 0; i < NQ; i++)
-      for (int c = 0; c < kDims; c++) out[i][j + c] = sums[i * kDims + c] / total[i];
-  }
-  for (; j < dv; j++)
-    for (int i = 0; i < NQ; i++) {
-      __m256 acc = _mm256_setzero_ps();
-      for (int64_t p = 0; p < n_pos8; p += 8)
-        acc = _mm256_fmadd_ps(_mm256_loadu_ps(w[i] + p), _mm256_loadu_ps(vt + j * vt_stride + p), acc);
-      out[i][j] = hsum(acc) / total[i];
-    }
-}
-
-void attend_f32(const float* q, int n_q, int64_t d, const float* k, const float* vt, int64_t vt_stride, int64_t dv,
-                int64_t n_pos, float scale, float* out) {
-  if (d % 8 != 0) {
-    scalar_kernels().attend_f32(q, n_q, d, k, vt, vt_stride, dv, n_pos, scale, out);
-    return;
-  }
-  const int64_t n_pos8 = (n_pos + 7) / 8 * 8;
-  thread_local std::vector<float> weights;
-  weights.assign(size_t(n_q) * size_t(n_pos8), 0.0f);
-  std::vector<float> totals(static_cast<size_t>(n_q));
-  for (int i = 0; i < n_q; i++) {
-    float* wi = weights.data() + size_t(i) * size_t(n_pos8);
-    attention_scores(q + i * d, d, k, d, n_pos, scale, wi);
-    totals[size_t(i)] = softmax_weights(wi, n_pos);
-  }
-  int i = 0;
-  for (; i + 2 <= n_q; i += 2) {
-    const float* w[2] = {weights.data() + size_t(i) * size_t(n_pos8), weights.data() + size_t(i + 1) * size_t(n_pos8)};
-    float* o[2] = {out + i * dv, out + (i + 1) * dv};
-    weighted_values_transposed<2>(w, totals.data() + i, vt, vt_stride, dv, n_pos8, o);
-  }
-  if (i < n_q) {
-    const float* w[1] = {weights.data() + size_t(i) * size_t(n_pos8)};
-    float* o[1] = {out + i * dv};
-    weighted_values_transposed<1>(w, totals.data() + i, vt, vt_stride, dv, n_pos8, o);
+    for (int i = 0; i < n_rows; i++) out[i * dv + j] = sums[i] / totals[i];
   }
 }
 
@@ -716,7 +702,7 @@ KernelTable build_avx2_table() {
   quant(TensorType::Q8_1, quantize_q8_1);
   quant(TensorType::Q8_K, quantize_q8_k);
   table.attend_f16 = attend_f16;
-  table.attend_f32 = attend_f32;
+  table.attend_tile_f32 = attend_tile_f32;
   table.f32_to_f16_row = f32_to_f16_row;
   table.swiglu = swiglu;
   add_avx2_gemm_kernels(table);

@@ -42,11 +42,12 @@ void scalar_attend_f16(const float* q, int n_q, int64_t d, const uint16_t* k, in
       [&](int64_t p, int64_t j) { return fp16_to_fp32(v[p * v_stride + j]); }, dv, n_pos, scale, out);
 }
 
-void scalar_attend_f32(const float* q, int n_q, int64_t d, const float* k, const float* vt, int64_t vt_stride,
-                       int64_t dv, int64_t n_pos, float scale, float* out) {
-  reference_attention(
-      q, n_q, d, [&](int64_t p, int64_t j) { return k[p * d + j]; },
-      [&](int64_t p, int64_t j) { return vt[j * vt_stride + p]; }, dv, n_pos, scale, out);
+void scalar_attend_tile_f32(const float* q, int n_rows, const int64_t* n_pos, int64_t d, const float* kt,
+                            int64_t kt_stride, const float* vt, int64_t vt_stride, int64_t dv, float scale, float* out) {
+  for (int i = 0; i < n_rows; i++)
+    reference_attention(
+        q + i * d, 1, d, [&](int64_t p, int64_t j) { return kt[j * kt_stride + p]; },
+        [&](int64_t p, int64_t j) { return vt[j * vt_stride + p]; }, dv, n_pos[i], scale, out + i * dv);
 }
 
 void scalar_f32_to_f16_row(const float* x, uint16_t* y, int64_t n) {
@@ -61,7 +62,7 @@ void scalar_swiglu(const float* gate, const float* up, float* out, int64_t n) {
 
 void add_vector_kernels(KernelTable& table) {
   table.attend_f16 = scalar_attend_f16;
-  table.attend_f32 = scalar_attend_f32;
+  table.attend_tile_f32 = scalar_attend_tile_f32;
   table.f32_to_f16_row = scalar_f32_to_f16_row;
   table.swiglu = scalar_swiglu;
 }
@@ -71,9 +72,10 @@ void attend_f16(const float* q, int n_q, int64_t d, const uint16_t* k, int64_t k
   if (n_q > 0 && n_pos > 0) active_kernels().attend_f16(q, n_q, d, k, k_stride, v, v_stride, dv, n_pos, scale, out);
 }
 
-void attend_f32(const float* q, int n_q, int64_t d, const float* k, const float* vt, int64_t vt_stride, int64_t dv,
-                int64_t n_pos, float scale, float* out) {
-  if (n_q > 0 && n_pos > 0) active_kernels().attend_f32(q, n_q, d, k, vt, vt_stride, dv, n_pos, scale, out);
+void attend_tile_f32(const float* q, int n_rows, const int64_t* n_pos, int64_t d, const float* kt, int64_t kt_stride,
+                     const float* vt, int64_t vt_stride, int64_t dv, float scale, float* out) {
+  if (n_rows > 0)
+    active_kernels().attend_tile_f32(q, n_rows, n_pos, d, kt, kt_stride, vt, vt_stride, dv, scale, out);
 }
 
 void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) { active_kernels().f32_to_f16_row(x, y, n); }

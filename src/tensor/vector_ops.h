@@ -15,13 +15,18 @@ namespace warden::tensor {
 void attend_f16(const float* q, int n_q, int64_t d, const uint16_t* k, int64_t k_stride, const uint16_t* v,
                 int64_t v_stride, int64_t dv, int64_t n_pos, float scale, float* out);
 
-// The same for a run of tokens of one sequence (a prefill), from keys and
-// values converted to f32 once per layer and key/value head: keys as n_pos
-// rows of d floats (k + p * d), values transposed (element j of position p at
-// vt[j * vt_stride + p]). The SIMD kernels read values eight positions at a
-// time: vt's rows must be readable, and finite, up to round_up(n_pos, 8).
-void attend_f32(const float* q, int n_q, int64_t d, const float* k, const float* vt, int64_t vt_stride, int64_t dv,
-                int64_t n_pos, float scale, float* out);
+// Causal attention for a tile of up to 8 query rows of a run of one
+// sequence's tokens (a prefill), from keys and values converted to f32 and
+// transposed once per layer and key/value head: element j of position p at
+// kt[j * kt_stride + p] (d rows) and vt[j * vt_stride + p] (dv rows). Row i is
+// q + i * d and attends positions [0, n_pos[i]); its output goes to
+// out + i * dv. The SIMD kernel reads all rows' keys at once, so each key and
+// value load serves up to eight queries; it steps over positions eight at a
+// time, so kt and vt rows must be readable, and finite, up to
+// round_up(max n_pos, 8).
+constexpr int kAttendTileRows = 8;
+void attend_tile_f32(const float* q, int n_rows, const int64_t* n_pos, int64_t d, const float* kt, int64_t kt_stride,
+                     const float* vt, int64_t vt_stride, int64_t dv, float scale, float* out);
 
 // y[i] = x[i] rounded to an IEEE half (to nearest even, as fp32_to_fp16).
 void f32_to_f16_row(const float* x, uint16_t* y, int64_t n);

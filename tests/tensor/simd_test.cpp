@@ -181,20 +181,32 @@ TEST_F(SimdKernels, AttentionMatchesScalarWithinRounding) {
         EXPECT_NEAR(got[i], expected[i], 2e-5) << set->name << " n_q " << sh.n_q << " d " << sh.d << " positions "
                                                << sh.n_pos << " element " << i;
 
-      // The f32 layout of a prefill run: dense keys, values transposed with
-      // rows padded to a multiple of 8 positions (padding finite, not zero,
-      // as a longer run's later positions would be).
-      const int64_t vt_stride = (sh.n_pos + 7) / 8 * 8 + 8;
-      std::vector<float> kd(size_t(sh.n_pos * sh.d)), vt(size_t(sh.dv * vt_stride), 3.0f);
+      // The f32 tile of a prefill run: keys and values transposed, rows
+      // padded past n_pos (padding finite, not zero, as a longer run's later
+      // positions would be); row i attends the first n_pos - i positions.
+      const int64_t stride = (sh.n_pos + 7) / 8 * 8 + 8;
+      std::vector<float> kt(size_t(sh.d * stride), 3.0f), vt(size_t(sh.dv * stride), 3.0f);
       for (int64_t p = 0; p < sh.n_pos; p++) {
-        for (int64_t j = 0; j < sh.d; j++) kd[size_t(p * sh.d + j)] = fp16_to_fp32(k[size_t(p * k_stride + j)]);
-        for (int64_t j = 0; j < sh.dv; j++) vt[size_t(j * vt_stride + p)] = fp16_to_fp32(v[size_t(p * v_stride + j)]);
+        for (int64_t j = 0; j < sh.d; j++) kt[size_t(j * stride + p)] = fp16_to_fp32(k[size_t(p * k_stride + j)]);
+        for (int64_t j = 0; j < sh.dv; j++) vt[size_t(j * stride + p)] = fp16_to_fp32(v[size_t(p * v_stride + j)]);
       }
-      std::vector<float> got32(expected.size(), -1.0f);
-      set->attend_f32(q.data(), sh.n_q, sh.d, kd.data(), vt.data(), vt_stride, sh.dv, sh.n_pos, scale, got32.data());
-      for (size_t i = 0; i < got32.size(); i++)
-        EXPECT_NEAR(got32[i], expected[i], 2e-5) << set->name << " f32 n_q " << sh.n_q << " d " << sh.d
-                                                 << " positions " << sh.n_pos << " element " << i;
+      const int rows = int(std::min<int64_t>(kAttendTileRows, sh.n_pos));
+      // Row 0 is query 0 of the f16 case above, so the two layouts can be
+      // compared; the other rows are new queries.
+      auto qt = gaussian(rows * sh.d, 34, sh.spread);
+      std::copy_n(q.begin(), sh.d, qt.begin());
+      std::vector<int64_t> n_pos(static_cast<size_t>(rows));
+      for (int i = 0; i < rows; i++) n_pos[size_t(i)] = sh.n_pos - i;
+      std::vector<float> want(size_t(rows * sh.dv)), tile(want.size(), -1.0f);
+      scalar_kernels().attend_tile_f32(qt.data(), rows, n_pos.data(), sh.d, kt.data(), stride, vt.data(), stride, sh.dv,
+                                       scale, want.data());
+      set->attend_tile_f32(qt.data(), rows, n_pos.data(), sh.d, kt.data(), stride, vt.data(), stride, sh.dv, scale,
+                           tile.data());
+      for (size_t i = 0; i < tile.size(); i++)
+        EXPECT_NEAR(tile[i], want[i], 2e-5) << set->name << " tile rows " << rows << " d " << sh.d << " positions "
+                                            << sh.n_pos << " element " << i;
+      for (int64_t j = 0; j < sh.dv; j++)
+        EXPECT_NEAR(want[size_t(j)], expected[size_t(j)], 2e-5) << "transposed f32 layout vs f16 cache, element " << j;
     }
   }
 }
