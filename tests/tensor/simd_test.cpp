@@ -11,6 +11,7 @@
 
 #include "tensor/kernels.h"
 #include "tensor/quant.h"
+#include "tensor/vector_ops.h"
 
 namespace warden::tensor {
 namespace {
