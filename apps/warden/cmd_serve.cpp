@@ -1,4 +1,4 @@
-// warden serve -m FILE [--host H] [--port P] [-c CTX] [--parallel N] [-t THREADS]
+// warden serve -m FILE [--host H] [--port P] [-c CTX] [-np|--parallel N] [-t THREADS]
 //              [--api-key KEY | --api-key-file F] [--alias NAME] [--max-body BYTES]
 // An OpenAI-compatible HTTP API over a local GGUF model (see docs/server.md).
 // Prints "listening on http://HOST:PORT" on stdout once the socket is bound
@@ -13,7 +13,9 @@
 
 #include "command.h"
 #include "engine/engine.h"
+#include "gguf/gguf.h"
 #include "server/http_server.h"
+#include "server/serve_args.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -21,8 +23,9 @@ namespace {
 
 struct ServeArgs {
   std::string model;
-  int64_t n_ctx = 0;
+  int64_t n_ctx = 0;  // as given with -c: the total over explicitly given slots
   int parallel = 4;
+  bool parallel_given = false;  // -np/--parallel on the command line
   int threads = 0;
   std::string api_key_file;
   bool verbose = false;
@@ -43,9 +46,22 @@ std::string read_api_key_file(const std::string& path) {
   return key;
 }
 
+// The model's training context, which -c 0 stands for (the same metadata key
+// and fallback the model loader uses).
+int64_t training_context(const std::string& model_path) {
+  warden::gguf::File file(model_path);
+  const std::string arch = file.get_string("general.architecture", "");
+  return int64_t(file.get_uint(arch + ".context_length", 2048));
+}
+
 int run_serve(ServeArgs& a) {
   using namespace warden;
   if (a.verbose) log::set_level(log::Level::debug);
+  const int64_t n_ctx_train = training_context(a.model);
+  const server::SlotContext slot_ctx = server::slot_context(a.n_ctx, n_ctx_train, a.parallel, a.parallel_given);
+  if (slot_ctx.capped)
+    log::warn("the slot context is capped at the model's training context of " + std::to_string(n_ctx_train) +
+              " tokens (as llama-server does)");
   if (!a.api_key_file.empty()) a.server.api_key = read_api_key_file(a.api_key_file);
   if (a.server.host != "127.0.0.1" && a.server.host != "localhost" && a.server.host != "::1")
     log::warn("listening on " + a.server.host + ": other machines may reach this server" +
@@ -63,7 +79,7 @@ int run_serve(ServeArgs& a) {
 
   engine::EngineOptions eo;
   eo.model_path = a.model;
-  eo.n_ctx = a.n_ctx;
+  eo.n_ctx = slot_ctx.per_slot;
   eo.threads = a.threads;
   eo.n_seq = a.parallel;
   engine::Engine engine(eo);
@@ -88,16 +104,32 @@ int run_serve(ServeArgs& a) {
   return 0;
 }
 
+// Runs after parsing: takes -np from what CLI11 left aside, then serves.
+std::function<int()> serve_body(std::shared_ptr<ServeArgs> a, CLI::Option* parallel, CLI::App& app) {
+  return [a, parallel, &app] {
+    std::optional<int> np = warden::server::parallel_from_llama_flags(app.remaining());
+    if (np && parallel->count() > 0) throw warden::UsageError("give the slot count once: -np or --parallel");
+    if (np) a->parallel = *np;
+    a->parallel_given = np.has_value() || parallel->count() > 0;
+    return run_serve(*a);
+  };
+}
+
 WARDEN_COMMAND("serve", "OpenAI-compatible HTTP API over a local GGUF model", [](CLI::App& app) {
   auto a = std::make_shared<ServeArgs>();
   app.add_option("-m,--model", a->model, "GGUF model file")->required();
   app.add_option("--host", a->server.host, "Address to listen on")->capture_default_str();
   app.add_option("--port", a->server.port, "Port (0 = any free port)")->capture_default_str()->check(
       CLI::Range(0, 65535));
-  app.add_option("-c,--ctx-size", a->n_ctx, "Context length per slot (0 = the model's)")->capture_default_str();
-  app.add_option("--parallel,--np", a->parallel, "Slots: requests decoded together (llama.cpp: -np)")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 256));
+  app.add_option("-c,--ctx-size", a->n_ctx,
+                 "Context size as in llama-server: with -np/--parallel N the total, divided over the N slots; "
+                 "without it, what each of the default slots may use; rounded up to a multiple of 256 and "
+                 "capped at the model's training context (0 = the training context)")
+      ->capture_default_str();
+  auto parallel = app.add_option("--parallel,--np", a->parallel,
+                                 "Slots: requests decoded together (-np N also works, as in llama-server)")
+                      ->capture_default_str()
+                      ->check(CLI::Range(1, 256));
   app.add_option("-t,--threads", a->threads, "Threads (0 = all cores)")->capture_default_str();
   auto key = app.add_option("--api-key", a->server.api_key, "Require 'Authorization: Bearer KEY'");
   app.add_option("--api-key-file", a->api_key_file, "Read the API key from this file")->excludes(key);
@@ -109,7 +141,11 @@ WARDEN_COMMAND("serve", "OpenAI-compatible HTTP API over a local GGUF model", []
       ->capture_default_str()
       ->check(CLI::Range(size_t(0), size_t(4096)));
   app.add_flag("-v,--verbose", a->verbose, "Log every forward pass (size, time) on stderr");
-  return [a] { return run_serve(*a); };
+  // CLI11 2.1 cannot declare the two-letter short option -np: it keeps
+  // unrecognised arguments aside and serve_args.h reads them (and refuses
+  // anything that is not -np, as CLI11 would have).
+  app.allow_extras();
+  return serve_body(a, parallel, app);
 });
 
 }  // namespace

@@ -143,9 +143,10 @@ def main():
 
     results = {}
     port = free_port()
+    # Both servers get the same flags: -c is the total, divided over the -np slots.
     results["warden"] = measure("warden", [args.warden, "serve", "-m", args.model, "--port", str(port),
-                                           "--parallel", str(args.streams), "-t", str(args.threads),
-                                           "-c", str(args.ctx), "--alias", "bench"], port, args)
+                                           "-np", str(args.streams), "-t", str(args.threads),
+                                           "-c", str(args.ctx * args.streams), "--alias", "bench"], port, args)
     if not args.skip_llama:
         port = free_port()
         results["llama-server"] = measure(

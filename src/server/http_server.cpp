@@ -17,8 +17,10 @@
 #include "sample/sampler.h"
 #include "server/api.h"
 #include "server/grammar_vocab.h"
+#include "server/peer_socket.h"
 #include "server/prompt.h"
 #include "server/scheduler.h"
+#include "server/tool_stream.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -76,6 +78,66 @@ json usage_json(const JobResult& r) {
 }
 
 std::string sse(const json& j) { return "data: " + j.dump() + "\n\n"; }
+
+// How often a handler waiting on a generation looks at its client's socket.
+constexpr std::chrono::milliseconds kClientCheckInterval{50};
+
+// The connection of one request, watched for the client going away while
+// its answer is generated (see peer_socket.h for why it works this way). The
+// socket is looked up only once a check is due, so quick answers never pay
+// for the search.
+class ClientWatch {
+ public:
+  explicit ClientWatch(const httplib::Request& req)
+      : local_addr_(req.local_addr), remote_addr_(req.remote_addr), local_port_(req.local_port),
+        remote_port_(req.remote_port), next_check_(std::chrono::steady_clock::now() + kClientCheckInterval) {}
+  // True once the client has gone; looks at the socket at most once per
+  // kClientCheckInterval. Must be called on the connection's own thread,
+  // while its request is being answered (the socket is open until then).
+  bool client_left() {
+    if (left_) return true;
+    auto now = std::chrono::steady_clock::now();
+    if (now < next_check_) return false;
+    next_check_ = now + kClientCheckInterval;
+    if (fd_ == kNotLookedUp) {
+      fd_ = find_connection_socket(local_addr_, local_port_, remote_addr_, remote_port_);
+      if (fd_ < 0)
+        log::warn("no socket found for client " + remote_addr_ + ":" + std::to_string(remote_port_) +
+                  "; its disconnect will only be noticed when writing");
+    }
+    left_ = fd_ >= 0 && peer_has_left(fd_);
+    return left_;
+  }
+
+ private:
+  static constexpr int kNotLookedUp = -2;
+  std::string local_addr_, remote_addr_;
+  int local_port_, remote_port_;
+  int fd_ = kNotLookedUp;
+  bool left_ = false;
+  std::chrono::steady_clock::time_point next_check_;
+};
+
+// The job's next text (or its end). When the client goes away meanwhile the
+// job is cancelled -- the scheduler frees its slot at its next step -- and
+// this returns once the job has ended.
+Job::Chunk next_or_cancel(Job& job, ClientWatch& watch) {
+  for (;;) {
+    Job::Chunk c = job.next_for(kClientCheckInterval);
+    if (!job.cancelled() && !c.done && watch.client_left()) {
+      log::debug("client disconnected: cancelling its generation");
+      job.cancel();
+    }
+    if (!c.text.empty() || c.done) return c;
+  }
+}
+
+// A non-streamed answer whose client left: nobody will read this reply, but
+// the handler must still say something (nginx's "client closed request").
+ApiError client_closed() {
+  return ApiError(499, "the client closed the connection before the answer was ready", "invalid_request_error", "",
+                  "client_closed_request");
+}
 
 // cpp-httplib 0.11 listens with a backlog of 5 (compiled into Debian's
 // library), so a burst of clients connecting at once overflows the accept
@@ -308,11 +370,48 @@ struct ChatStream {
   size_t tool_calls_sent = 0;
   bool role_sent = false;
   bool finished = false;
+  // Forced tool calls (tool_choice "required" or a named function) stream
+  // their arguments as generated; see tool_stream.h.
+  std::optional<ToolCallStreamer> forced;
 
   json chunk(json delta, const json& finish_reason) const {
     json choice = {{"index", 0}, {"delta", std::move(delta)}, {"logprobs", nullptr}, {"finish_reason", finish_reason}};
     return {{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model},
             {"choices", json::array({choice})}};
+  }
+  // The next generated text, as deltas.
+  void add_text(std::string& out, const std::string& text) {
+    if (forced) add_fragments(out, forced->feed(text));
+    else add_delta(out, output.feed(text));
+  }
+  // OpenAI's streamed call: {index, id, type, function: {name, arguments: ""}}
+  // first, then {index, function: {arguments: piece}} for each piece.
+  void add_fragments(std::string& out, const std::vector<ToolCallFragment>& fragments) {
+    for (const auto& f : fragments) {
+      json call = {{"index", f.index}};
+      if (f.opens) {
+        call["id"] = random_id("call_");
+        call["type"] = "function";
+        call["function"] = {{"name", f.name}, {"arguments", ""}};
+        tool_calls_sent = std::max(tool_calls_sent, f.index + 1);
+      } else {
+        call["function"] = {{"arguments", f.arguments}};
+      }
+      out += sse(chunk({{"tool_calls", json::array({call})}}, nullptr));
+    }
+  }
+  // End of a forced call stream: calls only the parser saw, or -- when the
+  // output never became a call (cut short before its name) -- the raw text
+  // as content, as the non-streamed answer gives it.
+  void finish_forced(std::string& out, const JobResult& r) {
+    ToolCallStreamer::Final f = forced->finish();
+    for (const auto& m : f.mismatches) {
+      if (r.finish == Finish::Length || r.finish == Finish::Cancelled) log::debug(m + " (generation was cut short)");
+      else log::error(m);
+    }
+    add_fragments(out, f.fragments);
+    if (tool_calls_sent == 0 && f.content.find_first_not_of(" \n\t\r") != std::string::npos)
+      out += sse(chunk({{"content", f.content}}, nullptr));
   }
   void add_delta(std::string& out, const grammar::ToolCallDelta& d) {
     if (!d.content.empty()) out += sse(chunk({{"content", d.content}}, nullptr));
@@ -324,8 +423,9 @@ struct ChatStream {
   // The job is done: flush the parser, then the finish_reason chunk (with
   // usage), the optional usage-only chunk, and [DONE].
   void finish(std::string& out) {
-    add_delta(out, output.finish());
     JobResult r = job->result();
+    if (forced) finish_forced(out, r);
+    else add_delta(out, output.finish());
     if (r.finish == Finish::Error) {
       out += sse(error_body(ApiError(500, r.error, "server_error")));
     } else {
@@ -349,6 +449,8 @@ void Server::Impl::handle_chat(const httplib::Request& req, httplib::Response& r
   ChatRequest chat = parse_chat_request(parse_body(req.body));
   check_model(chat.common.model);
   const bool use_tools = !chat.tools.is_null() && chat.tool_choice != ToolChoice::None;
+  const bool forced_tool_call =
+      use_tools && (chat.tool_choice == ToolChoice::Required || chat.tool_choice == ToolChoice::Named);
 
   std::string rendered;
   try {
@@ -368,17 +470,20 @@ void Server::Impl::handle_chat(const httplib::Request& req, httplib::Response& r
   if (chat.common.stream) {
     auto stream = std::make_shared<ChatStream>(
         ChatStream{job, ChatOutput(use_tools, prompts.tool_format()), id, model_id, now, chat.common.include_usage});
+    if (forced_tool_call) stream->forced.emplace(prompts.tool_format());
+    auto watch = std::make_shared<ClientWatch>(req);
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [stream](size_t, httplib::DataSink& sink) {
+        [stream, watch](size_t, httplib::DataSink& sink) {
           std::string out;
           if (!stream->role_sent) {
             out += sse(stream->chunk({{"role", "assistant"}, {"content", ""}}, nullptr));
             stream->role_sent = true;
           }
-          Job::Chunk c = stream->job->next();
-          stream->add_delta(out, stream->output.feed(c.text));
+          Job::Chunk c = next_or_cancel(*stream->job, *watch);
+          if (stream->job->cancelled()) return false;  // the client left
+          stream->add_text(out, c.text);
           if (c.done) stream->finish(out);
           // Text the tool-call parser holds back yields nothing to send yet;
           // a zero-length write would end the chunked body.
@@ -395,10 +500,11 @@ void Server::Impl::handle_chat(const httplib::Request& req, httplib::Response& r
   }
 
   ChatOutput output(use_tools, prompts.tool_format());
+  ClientWatch watch(req);
   std::string content;
   std::vector<grammar::ToolCall> calls;
   for (;;) {
-    Job::Chunk c = job->next();
+    Job::Chunk c = next_or_cancel(*job, watch);
     auto d = output.feed(c.text);
     content += d.content;
     calls.insert(calls.end(), d.tool_calls.begin(), d.tool_calls.end());
@@ -409,6 +515,7 @@ void Server::Impl::handle_chat(const httplib::Request& req, httplib::Response& r
   calls.insert(calls.end(), d.tool_calls.begin(), d.tool_calls.end());
   JobResult r = job->result();
   if (r.finish == Finish::Error) throw ApiError(500, r.error, "server_error");
+  if (r.finish == Finish::Cancelled) throw client_closed();
 
   json message = {{"role", "assistant"}, {"content", calls.empty() || !content.empty() ? json(content) : json(nullptr)}};
   if (!calls.empty()) {
@@ -436,11 +543,13 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
                 {"choices", json::array({choice})}};
   };
   if (comp.common.stream) {
+    auto watch = std::make_shared<ClientWatch>(req);
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [job, body_for](size_t, httplib::DataSink& sink) {
-          Job::Chunk c = job->next();
+        [job, body_for, watch](size_t, httplib::DataSink& sink) {
+          Job::Chunk c = next_or_cancel(*job, *watch);
+          if (job->cancelled()) return false;  // the client left
           std::string out;
           if (!c.text.empty()) out += sse(body_for(c.text, nullptr));
           if (c.done) {
@@ -465,14 +574,16 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
         [job](bool) { job->cancel(); });
     return;
   }
+  ClientWatch watch(req);
   std::string text;
   for (;;) {
-    Job::Chunk c = job->next();
+    Job::Chunk c = next_or_cancel(*job, watch);
     text += c.text;
     if (c.done) break;
   }
   JobResult r = job->result();
   if (r.finish == Finish::Error) throw ApiError(500, r.error, "server_error");
+  if (r.finish == Finish::Cancelled) throw client_closed();
   json body = body_for(text, finish_name(r.finish, false));
   body["usage"] = usage_json(r);
   res.set_content(body.dump(), "application/json");

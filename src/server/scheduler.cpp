@@ -20,6 +20,15 @@ Job::Chunk Job::next() {
   return chunk;
 }
 
+Job::Chunk Job::next_for(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  ready_.wait_for(lock, timeout, [&] { return !pending_.empty() || done_; });
+  Chunk chunk;
+  chunk.text.swap(pending_);
+  chunk.done = done_;
+  return chunk;
+}
+
 JobResult Job::result() const {
   std::lock_guard lock(mutex_);
   return result_;
@@ -138,12 +147,7 @@ void Scheduler::admit_waiting() {
     Slot* slot = nullptr;
     {
       std::lock_guard lock(mutex_);
-      // Requests whose client left while waiting never take a slot.
-      while (!queue_.empty() && queue_.front().job->cancelled()) {
-        queue_.front().job->finish(JobResult{Finish::Cancelled, 0, 0, 0, ""});
-        metrics_.cancelled_total++;
-        queue_.pop_front();
-      }
+      drop_cancelled_waiting();
       if (queue_.empty()) break;
       slot = best_free_slot(queue_.front().request.prompt);
       if (!slot) break;
@@ -153,6 +157,19 @@ void Scheduler::admit_waiting() {
     }
     start(*slot, std::move(pending));
   }
+}
+
+// Requests whose client left while waiting never take a slot, wherever they
+// are in the queue (so they stop holding queue places at once). Caller holds mutex_.
+void Scheduler::drop_cancelled_waiting() {
+  auto cancelled = [](const Pending& p) { return p.job->cancelled(); };
+  for (auto& p : queue_) {
+    if (!cancelled(p)) continue;
+    p.job->finish(JobResult{Finish::Cancelled, 0, 0, 0, ""});
+    metrics_.cancelled_total++;
+  }
+  queue_.erase(std::remove_if(queue_.begin(), queue_.end(), cancelled), queue_.end());
+  metrics_.queue_depth = int64_t(queue_.size());
 }
 
 Scheduler::Slot* Scheduler::best_free_slot(const std::vector<int32_t>& prompt) {

@@ -14,6 +14,7 @@
 // new tail). When every slot is busy requests wait in a bounded FIFO queue;
 // past its bound submit() refuses them.
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -65,6 +66,9 @@ class Job {
   };
   // Blocks until there is new text or the job is done.
   Chunk next();
+  // Like next(), but returns after `timeout` even when nothing happened (an
+  // empty chunk, not done), so the caller can look at its client meanwhile.
+  Chunk next_for(std::chrono::milliseconds timeout);
   // The outcome; valid once next() returned done.
   JobResult result() const;
   // Asks the scheduler to stop this job (the client went away); idempotent.
@@ -136,6 +140,7 @@ class Scheduler {
   };
   void run();
   void admit_waiting();
+  void drop_cancelled_waiting();
   Slot* best_free_slot(const std::vector<int32_t>& prompt);
   void start(Slot& slot, Pending pending);
   void drop_cancelled();

@@ -86,7 +86,7 @@ double percentile(const std::vector<double>& sorted, double p) {
 }
 
 TEST(ServeLoad, ThirtyTwoConcurrentStreamsAllComplete) {
-  ServeProcess server({"-c", "1024", "--parallel", "8", "-t", "2"});
+  ServeProcess server({"-c", "8192", "--parallel", "8", "-t", "2"});  // 1024 per slot
   ApiClient c(server.port());
   // Warm up once so the baseline includes the model pages and caches.
   auto warm = c.post("/v1/chat/completions",

@@ -1,7 +1,11 @@
 // `warden serve` as a child process, driven over HTTP: the OpenAI routes,
 // constrained output, and every kind of bad request -- each followed by a
 // proof that the server still serves.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <set>
 #include <thread>
@@ -18,7 +22,7 @@ constexpr const char* kKey = "test-key-123";
 class ServeTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    server_ = new ServeProcess({"-c", "2048", "--parallel", "2", "-t", "2", "--api-key", kKey, "--alias", "tiny",
+    server_ = new ServeProcess({"-c", "4096", "--parallel", "2", "-t", "2", "--api-key", kKey, "--alias", "tiny",
                                 "--max-body", "16384"});
   }
   static void TearDownTestSuite() {
@@ -58,9 +62,44 @@ class ServeTest : public ::testing::Test {
     }
   }
 
+  // A value from GET /metrics ("name value" line); -1 when absent.
+  double metric(const std::string& name) {
+    auto m = client().get("/metrics").body;
+    auto at = m.find("\n" + name + " ");
+    return at == std::string::npos ? -1.0 : std::stod(m.substr(at + name.size() + 2));
+  }
+
   static ServeProcess* server_;
 };
 ServeProcess* ServeTest::server_ = nullptr;
+
+// Sends one HTTP request over a plain socket and keeps the connection open
+// without reading, so the test decides when the client goes away.
+class RawClient {
+ public:
+  RawClient(int port, const std::string& path, const std::string& body) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(uint16_t(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+      throw std::runtime_error("cannot connect to the server");
+    std::string request = "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
+                          std::string(kKey) + "\r\nContent-Type: application/json\r\nContent-Length: " +
+                          std::to_string(body.size()) + "\r\n\r\n" + body;
+    if (::send(fd_, request.data(), request.size(), MSG_NOSIGNAL) != ssize_t(request.size()))
+      throw std::runtime_error("cannot send the request");
+  }
+  ~RawClient() { disconnect(); }
+  void disconnect() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
 
 TEST_F(ServeTest, HealthAndModels) {
   auto c = client();
@@ -172,42 +211,71 @@ TEST_F(ServeTest, ForcedToolCallMatchesSchema) {
   }
 }
 
-TEST_F(ServeTest, StreamedRequiredToolCallArrivesWhole) {
+// OpenAI streams a call as a first delta with index, id, type, name and
+// arguments "", then argument pieces as they are generated.
+TEST_F(ServeTest, StreamedForcedToolCallArrivesInPieces) {
   json tool = {{"type", "function"},
                {"function",
                 {{"name", "pick"},
                  {"parameters",
                   {{"type", "object"},
-                   {"properties", {{"n", {{"type", "integer"}, {"minimum", 0}, {"maximum", 9}}}}},
-                   {"required", {"n"}}}}}}};
-  json body = chat_body("pick a number", 200);
-  body["tools"] = json::array({tool});
-  body["tool_choice"] = "required";
-  body["stream"] = true;
-  auto r = client().post_streaming("/v1/chat/completions", body, [](const std::string&) { return true; });
-  ASSERT_EQ(r.status, 200) << r.body;
-  auto events = sse_events(r.body);
-  ASSERT_FALSE(events.empty());
-  EXPECT_EQ(events.back(), "[DONE]") << r.body;
-  std::string name, arguments, finish;
-  for (const auto& e : events) {
-    if (e == "[DONE]") continue;
-    auto j = json::parse(e);
-    if (j["choices"].empty()) continue;
-    const auto& choice = j["choices"][0];
-    if (choice["delta"].contains("tool_calls")) {
-      const auto& call = choice["delta"]["tool_calls"][0];
-      EXPECT_EQ(call["index"], 0);
-      name += call["function"]["name"].get<std::string>();
-      arguments += call["function"]["arguments"].get<std::string>();
+                   {"properties",
+                    {{"n", {{"type", "integer"}, {"minimum", 0}, {"maximum", 9}}},
+                     {"digits",
+                      {{"type", "array"},
+                       {"items", {{"type", "integer"}, {"minimum", 0}, {"maximum", 9}}},
+                       {"minItems", 16},
+                       {"maxItems", 16}}}}},
+                   {"required", {"n", "digits"}},
+                   {"additionalProperties", false}}}}}};
+  for (const json& choice : {json("required"), json{{"type", "function"}, {"function", {{"name", "pick"}}}}}) {
+    json body = chat_body("pick numbers", 300);
+    body["tools"] = json::array({tool});
+    body["tool_choice"] = choice;
+    body["stream"] = true;
+    auto r = client().post_streaming("/v1/chat/completions", body, [](const std::string&) { return true; });
+    ASSERT_EQ(r.status, 200) << r.body;
+    auto events = sse_events(r.body);
+    ASSERT_FALSE(events.empty());
+    EXPECT_EQ(events.back(), "[DONE]") << r.body;
+    std::vector<json> call_deltas;
+    std::string finish;
+    for (const auto& e : events) {
+      if (e == "[DONE]") continue;
+      auto j = json::parse(e);
+      if (j["choices"].empty()) continue;
+      const auto& c = j["choices"][0];
+      EXPECT_FALSE(c["delta"].contains("content") && !c["delta"]["content"].get<std::string>().empty()) << e;
+      if (c["delta"].contains("tool_calls")) {
+        ASSERT_EQ(c["delta"]["tool_calls"].size(), 1u) << e;
+        call_deltas.push_back(c["delta"]["tool_calls"][0]);
+      }
+      if (!c["finish_reason"].is_null()) finish = c["finish_reason"];
     }
-    if (!choice["finish_reason"].is_null()) finish = choice["finish_reason"];
+    EXPECT_EQ(finish, "tool_calls");
+    ASSERT_GE(call_deltas.size(), 3u) << r.body;
+    const json& first = call_deltas[0];
+    EXPECT_EQ(first["index"], 0);
+    EXPECT_EQ(first["type"], "function");
+    EXPECT_EQ(first["id"].get<std::string>().rfind("call_", 0), 0u);
+    EXPECT_EQ(first["function"]["name"], "pick");
+    EXPECT_EQ(first["function"]["arguments"], "");
+    std::string arguments;
+    for (size_t i = 1; i < call_deltas.size(); ++i) {
+      EXPECT_EQ(call_deltas[i]["index"], 0);
+      EXPECT_FALSE(call_deltas[i].contains("id"));
+      EXPECT_FALSE(call_deltas[i]["function"].contains("name"));
+      arguments += call_deltas[i]["function"]["arguments"].get<std::string>();
+    }
+    // Each of the ~40 argument tokens is pushed on its own; only a reader
+    // stalled for the whole generation would see them in one piece.
+    EXPECT_GE(call_deltas.size() - 1, 2u);
+    auto args = json::parse(arguments);
+    ASSERT_TRUE(args["n"].is_number_integer()) << arguments;
+    EXPECT_LE(args["n"].get<int>(), 9);
+    ASSERT_TRUE(args["digits"].is_array()) << arguments;
+    EXPECT_EQ(args["digits"].size(), 16u);
   }
-  EXPECT_EQ(finish, "tool_calls");
-  EXPECT_EQ(name, "pick");
-  auto args = json::parse(arguments);
-  ASSERT_TRUE(args["n"].is_number_integer()) << arguments;
-  EXPECT_LE(args["n"].get<int>(), 9);
 }
 
 TEST_F(ServeTest, JsonSchemaResponse) {
@@ -342,6 +410,80 @@ TEST_F(ServeTest, ClientDisconnectCancelsGeneration) {
   EXPECT_GT(after, before);
   auto metrics = client().get("/metrics").body;
   EXPECT_NE(metrics.find("warden_slots_busy 0"), std::string::npos) << metrics;
+  expect_still_serving();
+}
+
+// A plain (non-streamed) answer is written only when it is complete, so the
+// server must notice the disconnect while generating, free the slot, count
+// the cancellation, and keep serving everyone else meanwhile.
+TEST_F(ServeTest, NonStreamingDisconnectCancelsGeneration) {
+  for (const char* route : {"/v1/chat/completions", "/v1/completions"}) {
+    SCOPED_TRACE(route);
+    const double cancelled_before = metric("warden_cancelled_total");
+    const double completions_before = metric("warden_completions_total");
+    ASSERT_GE(cancelled_before, 0);
+    // Long enough to fill the slot's context: without the cancellation it
+    // runs to the end of the context and is counted as a completion instead.
+    json body = std::string(route) == "/v1/completions"
+                    ? json{{"model", "tiny"}, {"prompt", "once upon a time"}, {"max_tokens", 100000}}
+                    : chat_body("tell a very long story", 100000);
+    body["ignore_eos"] = true;
+    RawClient raw(server_->port(), route, body.dump());
+    double busy = 0;
+    for (int i = 0; i < 200 && busy < 1; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      busy = metric("warden_slots_busy");
+    }
+    ASSERT_GE(busy, 1) << "the long request never started";
+    // The other slot serves other clients while the long one runs.
+    auto other = client().post("/v1/chat/completions", chat_body("meanwhile", 2));
+    ASSERT_EQ(other.status, 200) << other.body;
+    // Still generating (a whole 2048-token slot takes far longer than the
+    // request above); otherwise this test cannot tell a cancellation from a
+    // normal end and the request must be made longer.
+    ASSERT_EQ(metric("warden_slots_busy"), 1) << "the long request ended before the client left";
+    raw.disconnect();
+    double cancelled = cancelled_before;
+    for (int i = 0; i < 300 && cancelled <= cancelled_before; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      cancelled = metric("warden_cancelled_total");
+    }
+    EXPECT_EQ(cancelled, cancelled_before + 1);
+    EXPECT_EQ(metric("warden_slots_busy"), 0);
+    // Two finished generations: "meanwhile" and the cancelled one, which ran
+    // no further than the disconnect.
+    EXPECT_EQ(metric("warden_completions_total"), completions_before + 2);
+    expect_still_serving();
+  }
+}
+
+// A request waiting for a slot whose client leaves is dropped from the
+// queue without ever taking a slot.
+TEST_F(ServeTest, QueuedRequestIsDroppedWhenItsClientLeaves) {
+  auto wait_for = [&](const std::string& name, double value) {
+    double now = metric(name);
+    for (int i = 0; i < 300 && now != value; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      now = metric(name);
+    }
+    return now;
+  };
+  json body = chat_body("tell a very long story", 100000);
+  body["ignore_eos"] = true;
+  const double cancelled_before = metric("warden_cancelled_total");
+  RawClient first(server_->port(), "/v1/chat/completions", body.dump());
+  RawClient second(server_->port(), "/v1/chat/completions", body.dump());
+  ASSERT_EQ(wait_for("warden_slots_busy", 2), 2);
+  RawClient queued(server_->port(), "/v1/chat/completions", body.dump());
+  ASSERT_EQ(wait_for("warden_queue_depth", 1), 1);
+  queued.disconnect();
+  EXPECT_EQ(wait_for("warden_cancelled_total", cancelled_before + 1), cancelled_before + 1);
+  EXPECT_EQ(metric("warden_queue_depth"), 0);
+  EXPECT_EQ(metric("warden_slots_busy"), 2);  // the running two go on
+  first.disconnect();
+  second.disconnect();
+  EXPECT_EQ(wait_for("warden_cancelled_total", cancelled_before + 3), cancelled_before + 3);
+  EXPECT_EQ(wait_for("warden_slots_busy", 0), 0);
   expect_still_serving();
 }
 

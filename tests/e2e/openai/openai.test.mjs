@@ -24,7 +24,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'warden-openai-'));
   const model = join(dir, 'tiny.gguf');
   execFileSync(warden, ['make-model', '--preset', 'tiny-qwen3', '--type', 'q8_0', '--seed', '3', model]);
-  server = spawn(warden, ['serve', '-m', model, '--port', '0', '--parallel', '2', '-t', '2', '-c', '2048',
+  server = spawn(warden, ['serve', '-m', model, '--port', '0', '--parallel', '2', '-t', '2', '-c', '4096',
                           '--api-key', apiKey, '--alias', 'tiny'],
                  { stdio: ['ignore', 'pipe', 'inherit'] });
   // The server prints "listening on http://127.0.0.1:PORT" once bound.
@@ -143,6 +143,46 @@ test('tool_choice required, streamed, validates too', async () => {
   assert.equal(calls[0].name, 'get_weather');
   const args = JSON.parse(calls[0].arguments);
   assert.ok(validateWeather(args), JSON.stringify(validateWeather.errors));
+});
+
+test('forced tool call streams its arguments in pieces (stream helper accumulates them)', async (t) => {
+  for (const seed of [4, 5]) {
+    const stream = client.beta.chat.completions.stream({
+      model: 'tiny', messages, seed, tools: [weatherTool],
+      tool_choice: { type: 'function', function: { name: 'get_weather' } },
+    });
+    const deltas = [];
+    let argumentEvents = 0;
+    stream.on('chunk', (chunk) => {
+      for (const tc of chunk.choices[0]?.delta?.tool_calls ?? []) deltas.push(tc);
+    });
+    stream.on('tool_calls.function.arguments.delta', () => { argumentEvents++; });
+    const final = await stream.finalChatCompletion();
+    // OpenAI's shape: the call opens with index, id, type, name and empty
+    // arguments; the arguments follow in their own deltas.
+    assert.ok(deltas.length >= 2, `only ${deltas.length} tool-call delta(s)`);
+    const [first, ...rest] = deltas;
+    assert.equal(first.index, 0);
+    assert.ok(first.id?.startsWith('call_'));
+    assert.equal(first.type, 'function');
+    assert.equal(first.function.name, 'get_weather');
+    assert.equal(first.function.arguments, '');
+    for (const d of rest) {
+      assert.equal(d.index, 0);
+      assert.equal(d.id, undefined);
+      assert.equal(d.function.name, undefined);
+    }
+    assert.ok(argumentEvents >= 1);
+    t.diagnostic(`seed ${seed}: ${deltas.length} tool-call deltas, ${argumentEvents} argument events`);
+    const choice = final.choices[0];
+    assert.equal(choice.finish_reason, 'tool_calls');
+    assert.equal(choice.message.tool_calls.length, 1);
+    const call = choice.message.tool_calls[0];
+    assert.equal(call.id, first.id);
+    assert.equal(call.function.arguments, rest.map((d) => d.function.arguments).join(''));
+    const args = JSON.parse(call.function.arguments);
+    assert.ok(validateWeather(args), JSON.stringify(validateWeather.errors));
+  }
 });
 
 test('json_schema response validates', async () => {
