@@ -3,12 +3,15 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <limits>
 #include <map>
 
 #include "model/arch.h"
 #include "tensor/kernels.h"
 #include "tensor/quant.h"
 #include "util/error.h"
+#include "util/log.h"
 
 namespace warden::model {
 namespace {
@@ -138,52 +141,82 @@ void release_mapped_pages(const uint8_t* begin, size_t bytes) {
   if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
+// MemAvailable from /proc/meminfo in bytes, or 0 when unknown.
+size_t available_memory() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  size_t kib = 0;
+  while (meminfo >> key >> kib) {
+    if (key == "MemAvailable:") return kib * 1024;
+    meminfo.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  }
+  return 0;
+}
+
+std::vector<Matrix*> matrices_of(Model& m) {
+  std::vector<Matrix*> all{&m.token_embd, &m.output};
+  for (Layer& l : m.layers)
+    for (Matrix* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate, &l.ffn_up, &l.ffn_down, &l.router, &l.gate_exps,
+                      &l.up_exps, &l.down_exps})
+      if (*w) all.push_back(w);
+  return all;
+}
+
+size_t packed_size(const Matrix& w, const tensor::TypeKernels& k) {
+  return size_t(w.slices * ((w.rows + 7) / 8)) * k.panel_bytes(w.cols);
+}
+
 }  // namespace
 
 // Repacks every matrix whose type the kernel set can pack, once per distinct
 // tensor (the output matrix may be the token embedding), and hands the
 // original pages back so resident memory stays about the file's size.
+// Packed weights are anonymous memory, which the kernel cannot drop and
+// re-read the way it can a file mapping's pages: when they would not fit in
+// the memory available now (with 1 GiB to spare), the model stays mapped and
+// unpacked, slower but safe.
 void Model::pack_weights() {
+  const std::vector<Matrix*> all = matrices_of(*this);
+  std::map<const uint8_t*, size_t> sizes;
+  for (const Matrix* w : all) {
+    const tensor::TypeKernels* k = tensor::active_kernels().find(w->type);
+    if (k && k->pack) sizes[w->data] = packed_size(*w, *k);
+  }
+  size_t total = 0;
+  for (const auto& [data, bytes] : sizes) total += bytes;
+  const size_t available = available_memory();
+  if (total == 0 || (available != 0 && total + (size_t(1) << 30) > available)) {
+    if (total) log::warn("not repacking " + std::to_string(total >> 20) + " MiB of weights: only " +
+                         std::to_string(available >> 20) + " MiB of memory available; decode will be slower");
+    return;
+  }
   std::map<const uint8_t*, Matrix> done;
-  auto pack = [&](Matrix& w) {
-    if (!w) return;
-    if (auto it = done.find(w.data); it != done.end()) {
-      w = it->second;
-      return;
+  for (Matrix* w : all) {
+    if (auto it = done.find(w->data); it != done.end()) {
+      *w = it->second;
+      continue;
     }
-    const tensor::TypeKernels* k = tensor::active_kernels().find(w.type);
+    const tensor::TypeKernels* k = tensor::active_kernels().find(w->type);
     if (k && k->pack) {
-      const int64_t panels = (w.rows + 7) / 8;
-      w.panel_bytes = k->panel_bytes(w.cols);
-      auto buffer = std::make_unique<uint8_t[]>(size_t(w.slices * panels) * w.panel_bytes);
-      for (int64_t s = 0; s < w.slices; s++)
-        k->pack(w.row(0, s), w.row_bytes, w.rows, w.cols, buffer.get() + size_t(s * panels) * w.panel_bytes);
-      w.packed = buffer.get();
+      const int64_t panels = (w->rows + 7) / 8;
+      w->panel_bytes = k->panel_bytes(w->cols);
+      auto buffer = std::make_unique<uint8_t[]>(packed_size(*w, *k));
+      for (int64_t s = 0; s < w->slices; s++)
+        k->pack(w->row(0, s), w->row_bytes, w->rows, w->cols, buffer.get() + size_t(s * panels) * w->panel_bytes);
+      w->packed = buffer.get();
       packed_.push_back(std::move(buffer));
-      release_mapped_pages(w.data, size_t(w.slices * w.rows) * w.row_bytes);
+      release_mapped_pages(w->data, size_t(w->slices * w->rows) * w->row_bytes);
     }
-    done[w.data] = w;
-  };
-  pack(token_embd);
-  pack(output);
-  for (Layer& l : layers)
-    for (Matrix* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate, &l.ffn_up, &l.ffn_down, &l.router, &l.gate_exps,
-                      &l.up_exps, &l.down_exps})
-      pack(*w);
+    done[w->data] = *w;
+  }
 }
 
 size_t Model::packed_bytes() const {
-  size_t total = 0;
   std::map<const uint8_t*, size_t> seen;
-  auto add = [&](const Matrix& w) {
-    if (w.packed && seen.emplace(w.packed, 0).second) total += size_t(w.slices * ((w.rows + 7) / 8)) * w.panel_bytes;
-  };
-  add(token_embd);
-  add(output);
-  for (const Layer& l : layers)
-    for (const Matrix* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate, &l.ffn_up, &l.ffn_down, &l.router, &l.gate_exps,
-                            &l.up_exps, &l.down_exps})
-      add(*w);
+  for (const Matrix* w : matrices_of(const_cast<Model&>(*this)))
+    if (w->packed) seen[w->packed] = size_t(w->slices * ((w->rows + 7) / 8)) * w->panel_bytes;
+  size_t total = 0;
+  for (const auto& [packed, bytes] : seen) total += bytes;
   return total;
 }
 

@@ -4,12 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 
 #include "common/test_env.h"
 #include "engine/engine.h"
 #include "model/forward.h"
 #include "model/model.h"
+#include "tensor/quant.h"
 #include "util/error.h"
 
 namespace warden {
@@ -177,6 +179,27 @@ TEST_P(PerArchitecture, F32AndQ8_0OfAPeakedModelAgreeOnGreedyTokens) {
   auto q8 = greedy_tokens(tiny_model(GetParam(), "q8_0", true), 32);
   EXPECT_GE(f32.size(), 8u);
   EXPECT_EQ(f32, q8);
+}
+
+// The weights the AVX2 set repacks at load (decode and prefill then run the
+// packed matrix kernels) give the same greedy text as the scalar reference
+// kernels, which compute one dot per row and never repack.
+TEST_P(PerArchitecture, RepackedWeightsGenerateWhatTheScalarKernelsGenerate) {
+  for (const char* type : {"q8_0", "q4_0", "q4_K_M", "q6_K"}) {
+    const std::string path = tiny_model(GetParam(), type, true);
+    if (tensor::kernel_set_name() != std::string("scalar")) {
+      EXPECT_GT(model::Model::load(path)->packed_bytes(), 0u) << type;
+    }
+    const std::vector<std::string> args{"generate", "-m", path, "-p", "Once upon", "-n", "24", "--temp", "0"};
+    const auto fast = test::run_warden(args);
+    ::setenv("WARDEN_KERNELS", "scalar", 1);
+    const auto reference = test::run_warden(args);
+    ::unsetenv("WARDEN_KERNELS");
+    ASSERT_EQ(fast.exit_code, 0) << fast.err;
+    ASSERT_EQ(reference.exit_code, 0) << reference.err;
+    EXPECT_GT(fast.out.size(), 9u) << type;
+    EXPECT_EQ(fast.out, reference.out) << type;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Tiny, PerArchitecture,
