@@ -3,9 +3,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
 #include <limits>
 #include <map>
+#include <thread>
 
 #include "model/arch.h"
 #include "tensor/kernels.h"
@@ -190,25 +192,36 @@ void Model::pack_weights() {
                          std::to_string(available >> 20) + " MiB of memory available; decode will be slower");
     return;
   }
-  std::map<const uint8_t*, Matrix> done;
-  for (Matrix* w : all) {
-    if (auto it = done.find(w->data); it != done.end()) {
-      *w = it->second;
-      continue;
+  // Pack each distinct tensor once, spread over the cores (each writes its own
+  // buffer), then point every matrix that shares the tensor at the result.
+  std::vector<Matrix*> unique;
+  std::map<const uint8_t*, Matrix*> first;
+  for (Matrix* w : all)
+    if (sizes.count(w->data) && first.emplace(w->data, w).second) unique.push_back(w);
+  std::vector<std::unique_ptr<uint8_t[]>> buffers(unique.size());
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i = next++; i < unique.size(); i = next++) {
+      Matrix& w = *unique[i];
+      const tensor::TypeKernels& k = *tensor::active_kernels().find(w.type);
+      const int64_t panels = (w.rows + 7) / 8;
+      buffers[i] = std::make_unique<uint8_t[]>(packed_size(w, k));
+      for (int64_t s = 0; s < w.slices; s++)
+        k.pack(w.row(0, s), w.row_bytes, w.rows, w.cols, buffers[i].get() + size_t(s * panels) * k.panel_bytes(w.cols));
+      release_mapped_pages(w.data, size_t(w.slices * w.rows) * w.row_bytes);
     }
-    const tensor::TypeKernels* k = tensor::active_kernels().find(w->type);
-    if (k && k->pack) {
-      const int64_t panels = (w->rows + 7) / 8;
-      w->panel_bytes = k->panel_bytes(w->cols);
-      auto buffer = std::make_unique<uint8_t[]>(packed_size(*w, *k));
-      for (int64_t s = 0; s < w->slices; s++)
-        k->pack(w->row(0, s), w->row_bytes, w->rows, w->cols, buffer.get() + size_t(s * panels) * w->panel_bytes);
-      w->packed = buffer.get();
-      packed_.push_back(std::move(buffer));
-      release_mapped_pages(w->data, size_t(w->slices * w->rows) * w->row_bytes);
-    }
-    done[w->data] = *w;
+  };
+  std::vector<std::thread> threads;
+  for (unsigned t = 1; t < std::max(1u, std::thread::hardware_concurrency()); t++) threads.emplace_back(worker);
+  worker();
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < unique.size(); i++) {
+    unique[i]->packed = buffers[i].get();
+    unique[i]->panel_bytes = tensor::active_kernels().find(unique[i]->type)->panel_bytes(unique[i]->cols);
+    packed_.push_back(std::move(buffers[i]));
   }
+  for (Matrix* w : all)
+    if (Matrix* owner = first.count(w->data) ? first[w->data] : nullptr; owner && owner != w) *w = *owner;
 }
 
 size_t Model::packed_bytes() const {
