@@ -44,15 +44,16 @@ void BM_QuantizeActivation(benchmark::State& state, TensorType t, bool simd) {
   state.SetLabel(table(simd).name);
 }
 
-// A matrix product: 64 weight rows of 4096 times state.range(0) tokens (1:
-// decode; 2 or 8: batched decode in warden serve; 64: a prefill tile), as one
+// A matrix product: state.range(1) weight rows of 4096 times state.range(0)
+// tokens (1: decode; 2 or 8: batched decode in warden serve; 64: a prefill
+// tile), as one
 // vec_dot per (row, token), with the matrix kernel on unpacked rows (GemmFn,
 // packing per call), and on rows packed beforehand as at model load
 // (PackedGemmFn). items = multiply-adds.
 enum class Product { vec_dot, gemm, packed };
 
 void BM_Gemm(benchmark::State& state, TensorType t, Product how) {
-  constexpr int64_t kRows = 64;
+  const int64_t kRows = state.range(1);
   const int64_t kTokens = state.range(0);
   const tensor::TypeKernels& k = *tensor::active_kernels().find(t);
   if ((how == Product::gemm && !k.gemm) || (how == Product::packed && !k.pack)) {
@@ -60,7 +61,7 @@ void BM_Gemm(benchmark::State& state, TensorType t, Product how) {
     return;
   }
   const size_t w_row = warden::gguf::row_bytes(t, kRow), x_row = warden::gguf::row_bytes(k.dot_type, kRow);
-  std::vector<uint8_t> w(w_row * kRows), x(x_row * size_t(kTokens));
+  std::vector<uint8_t> w(w_row * size_t(kRows)), x(x_row * size_t(kTokens));
   for (int64_t r = 0; r < kRows; r++)
     tensor::scalar_kernels().find(t)->quantize(gaussian(uint32_t(10 + r)).data(), w.data() + size_t(r) * w_row, kRow);
   for (int64_t i = 0; i < kTokens; i++)
@@ -68,7 +69,7 @@ void BM_Gemm(benchmark::State& state, TensorType t, Product how) {
                                                         kRow);
   std::vector<uint8_t> packed;
   if (how == Product::packed) {
-    packed.resize(size_t(kRows / 8) * k.panel_bytes(kRow));
+    packed.resize(size_t((kRows + 7) / 8) * k.panel_bytes(kRow));
     k.pack(w.data(), w_row, kRows, kRow, packed.data());
   }
   std::vector<float> y(size_t(kRows * kTokens));
@@ -140,10 +141,14 @@ BOTH(Q4_K)
 BOTH(Q5_K)
 BOTH(Q6_K)
 
-#define GEMM(T)                                                                                          \
-  BENCHMARK_CAPTURE(BM_Gemm, T##_vec_dot, TensorType::T, Product::vec_dot)->Arg(1)->Arg(2)->Arg(8)->Arg(64); \
-  BENCHMARK_CAPTURE(BM_Gemm, T##_gemm, TensorType::T, Product::gemm)->Arg(2)->Arg(8)->Arg(64);               \
-  BENCHMARK_CAPTURE(BM_Gemm, T##_packed, TensorType::T, Product::packed)->Arg(1)->Arg(2)->Arg(8)->Arg(64);
+// {tokens, rows}: 64 rows stay in L2; 8192 rows (a 4096 x 8192 matrix, like a
+// large FFN projection) stream from memory, as decode does.
+#define GEMM(T)                                                                                             \
+  BENCHMARK_CAPTURE(BM_Gemm, T##_vec_dot, TensorType::T, Product::vec_dot)                                  \
+      ->Args({1, 64})->Args({8, 64})->Args({64, 64})->Args({1, 8192});                                       \
+  BENCHMARK_CAPTURE(BM_Gemm, T##_gemm, TensorType::T, Product::gemm)->Args({2, 64})->Args({8, 64})->Args({64, 64}); \
+  BENCHMARK_CAPTURE(BM_Gemm, T##_packed, TensorType::T, Product::packed)                                    \
+      ->Args({1, 64})->Args({8, 64})->Args({64, 64})->Args({1, 8192});
 
 GEMM(Q8_0)
 GEMM(Q4_0)
