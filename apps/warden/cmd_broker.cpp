@@ -6,8 +6,11 @@
 #include <chrono>
 #include <filesystem>
 
+#include <nlohmann/json.hpp>
+
 #include "broker/audit.h"
 #include "broker/broker.h"
+#include "broker/policy_file.h"
 #include "broker/server.h"
 #include "broker/tty_prompt.h"
 #include "command.h"
@@ -29,8 +32,14 @@ struct BrokerOptions {
 int run_broker(const BrokerOptions& o) {
   std::string ws = o.workspace.empty() ? std::filesystem::current_path().string() : o.workspace;
   if (!std::filesystem::is_directory(ws)) throw warden::Error("workspace " + ws + " is not a directory");
-  // Fail closed: a bad policy or a tampered log stops the broker here.
-  Policy policy = Policy::load(o.policy.empty() ? default_policy_path() : o.policy, PolicyEnv::current(ws));
+  // Fail closed: a bad policy or a tampered log stops the broker here. The
+  // exact bytes parsed are pinned: later edits of the file take effect only
+  // through `warden policy apply` (with a human's approval of the diff).
+  const std::string policy_path =
+      std::filesystem::absolute(o.policy.empty() ? default_policy_path() : o.policy).lexically_normal().string();
+  PolicyFileState policy_file = read_policy_file(policy_path);
+  const PolicyEnv env = PolicyEnv::current(ws);
+  Policy policy = policy_file.exists ? Policy::parse(policy_file.text, policy_path, env) : Policy::defaults(env);
   std::string audit_path = o.audit.empty() ? default_audit_path() : o.audit;
   VerifyReport rep = verify_audit(audit_path);
   if (!rep.ok)
@@ -47,14 +56,20 @@ int run_broker(const BrokerOptions& o) {
   AuditLog audit(audit_path);
   ApprovalQueue queue;
   Broker broker(std::move(policy), audit, queue);
+  broker.pin_policy_file(policy_file);
   if (o.approval_timeout > 0) broker.set_approval_timeout(std::chrono::seconds(o.approval_timeout));
   SocketPaths paths = o.socket_dir.empty() ? SocketPaths::defaults() : SocketPaths::in(o.socket_dir);
   Server server(broker, queue, paths);
   server.start();
   TerminalPrompter prompter(queue);
   if (!o.no_tty) prompter.start();
-  broker.record_event("broker.start", "workspace " + broker.policy().env().workspace + ", policy " +
-                                          broker.policy().source(), "broker");
+  broker.record_event("broker.start", "workspace " + broker.policy()->env().workspace + ", policy " +
+                                          broker.policy()->source(), "broker");
+  broker.record_event("policy.load", nlohmann::json({{"path", policy_path},
+                                                     {"exists", policy_file.exists},
+                                                     {"sha256", policy_file.sha256}})
+                                         .dump(),
+                      "broker");
   warden::log::info("broker: agent socket " + paths.agent + ", approval socket " + paths.approve);
   int sig = 0;
   sigwait(&signals, &sig);

@@ -9,6 +9,9 @@
 
 #include "command.h"
 #include "sandbox/sandbox.h"
+#if defined(WARDEN_HAVE_AGENT)
+#include "broker/autorun.h"
+#endif
 #include "util/error.h"
 
 namespace {
@@ -36,6 +39,11 @@ std::string read_stdin() {
 int run_sandboxed(const RunArgs& a) {
   Profile p = named_profile(a.profile);
   p.workspace = a.workspace;
+#if defined(WARDEN_HAVE_AGENT)
+  // As for the agent's run_command: code other programs run later (.git
+  // hooks and config, .envrc, .vscode) stays read-only in a writable workspace.
+  for (const auto& entry : warden::broker::kAutorunNames) p.readonly_in_workspace.push_back({entry.name, entry.directory});
+#endif
   if (!a.allow_domains.empty()) {
     if (!p.network) throw warden::UsageError("--allow-domain needs a profile with network (--profile network)");
     p.allowed_domains = a.allow_domains;

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "agent/html_text.h"
+#include "broker/autorun.h"
 #include "broker/client.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -180,7 +181,11 @@ json ToolRunner::schemas() {
                   "allow_domains is given and approved.",
                   {{"command", str_prop("Shell command (sh -c)")},
                    {"allow_domains",
-                    {{"type", "array"}, {"items", {{"type", "string"}}}, {"description", "Domains the command may reach"}}}},
+                    {{"type", "array"}, {"items", {{"type", "string"}}}, {"description", "Domains the command may reach"}}},
+                   {"write_git",
+                    {{"type", "boolean"},
+                     {"description", "The command writes the workspace's .git (git init, commit, checkout); a human "
+                                     "must approve. Without it .git, .envrc and .vscode are read-only."}}}},
                   {"command"}),
       tool_schema("fetch_url", "Fetch a web page (http/https) and return its readable text.",
                   {{"url", str_prop("Absolute http:// or https:// URL")}}, {"url"}),
@@ -392,6 +397,11 @@ ToolOutcome ToolRunner::run_command(const json& args, const LabelSet& ctx) {
       domains.push_back(parse_url("http://" + d.get<std::string>()).host);
     }
   }
+  bool write_git = false;
+  if (args.contains("write_git") && !args["write_git"].is_null()) {
+    if (!args["write_git"].is_boolean()) throw Error("argument 'write_git' must be true or false");
+    write_git = args["write_git"].get<bool>();
+  }
   const bool network = !domains.empty();
   std::string detail = "$ " + command;
   if (network) {
@@ -408,8 +418,20 @@ ToolOutcome ToolRunner::run_command(const json& args, const LabelSet& ctx) {
                    denied))
       return {denied, only(broker::Source::tool, "run_command")};
   }
+  // Code that runs later outside the jail (git hooks and config, .envrc...)
+  // stays read-only unless the human approved a .git write for this command.
+  if (write_git) {
+    int64_t git_seq = 0;
+    if (!authorize(Capability::fs_write, config_.workspace + "/.git",
+                   "run_command may write " + config_.workspace + "/.git for:\n$ " + command, ctx, false, git_seq,
+                   denied))
+      return {denied, only(broker::Source::tool, "run_command")};
+  }
   sandbox::Profile profile = sandbox::named_profile(network ? "network" : "default");
   profile.workspace = config_.workspace;
+  for (const auto& entry : broker::kAutorunNames)
+    if (!(write_git && std::string_view(entry.name) == ".git"))
+      profile.readonly_in_workspace.push_back({entry.name, entry.directory});
   profile.limits.wall_seconds = config_.command_wall_seconds;
   profile.allowed_domains = domains;
   sandbox::RunOptions options;

@@ -2,8 +2,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "broker/autorun.h"
 #include "broker/pattern.h"
 #include "util/error.h"
+#include "util/log.h"
 
 namespace warden::broker {
 namespace {
@@ -65,6 +67,13 @@ Assessment assess(const Policy& policy, const EffectRequest& req) {
     a.ask_reasons.push_back(why);
     a.action = Action::ask;
   }
+  // Code planted for later (git hooks, .envrc...) asks even inside the workspace.
+  if (req.capability == Capability::fs_write) {
+    if (auto why = autorun_reason(a.target, ws); !why.empty()) {
+      a.ask_reasons.push_back(why + ": writes there always need your approval");
+      a.action = Action::ask;
+    }
+  }
   if (is_leaking_sink(req.capability, a.target, network, ws)) {
     LabelSet all = req.context_labels;
     all.merge(req.argument_labels);
@@ -78,10 +87,23 @@ Assessment assess(const Policy& policy, const EffectRequest& req) {
 }
 
 Broker::Broker(Policy policy, AuditLog& audit, ApprovalQueue& queue)
-    : policy_(std::move(policy)),
-      audit_(audit),
-      queue_(queue),
-      approval_timeout_(std::chrono::seconds(policy_.approval_timeout_seconds())) {}
+    : policy_(std::make_shared<const Policy>(std::move(policy))), audit_(audit), queue_(queue) {}
+
+std::shared_ptr<const Policy> Broker::policy() const {
+  std::lock_guard lock(policy_mutex_);
+  return policy_;
+}
+
+void Broker::set_approval_timeout(std::chrono::milliseconds t) {
+  std::lock_guard lock(policy_mutex_);
+  timeout_override_ = t;
+}
+
+std::chrono::milliseconds Broker::approval_timeout() const {
+  std::lock_guard lock(policy_mutex_);
+  if (timeout_override_) return *timeout_override_;
+  return std::chrono::seconds(policy_->approval_timeout_seconds());
+}
 
 Decision Broker::finish(const EffectRequest& req, const std::string& target, const std::string& actor,
                         Outcome outcome, std::string reason) {
@@ -95,16 +117,43 @@ Decision Broker::finish(const EffectRequest& req, const std::string& target, con
   return Decision{outcome, std::move(reason), rec.seq};
 }
 
+Decision Broker::ask_human(const EffectRequest& req, const std::string& actor, const std::string& policy_reason,
+                           const std::vector<std::string>& ask_reasons) {
+  PendingApproval p;
+  p.request = req;
+  p.policy_reason = policy_reason;
+  p.ask_reasons = ask_reasons;
+  const auto timeout = approval_timeout();
+  uint64_t id = queue_.submit(std::move(p));
+  Resolution r = queue_.wait(id, timeout);
+  std::string why = policy_reason;
+  for (auto& reason : ask_reasons) why += "; " + reason;
+  switch (r.kind) {
+    case Resolution::approved:
+      return finish(req, req.target, actor, Outcome::approved_by_human, "approved on " + r.channel + " (" + why + ")");
+    case Resolution::denied:
+      return finish(req, req.target, actor, Outcome::denied, "denied by the human on " + r.channel + " (" + why + ")");
+    case Resolution::timed_out: break;
+  }
+  auto secs = std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count() / 1000.0;
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%g", secs);
+  return finish(req, req.target, actor, Outcome::denied,
+                std::string("nobody approved within ") + buf + " s, denied (fail closed) (" + why + ")");
+}
+
 Decision Broker::decide(const EffectRequest& req, const std::string& actor) {
+  check_policy_drift();
+  const std::shared_ptr<const Policy> policy = this->policy();  // one policy for the whole decision
   Assessment a;
   try {
-    a = assess(policy_, req);
+    a = assess(*policy, req);
   } catch (const Error& e) {
     return finish(req, req.target, actor, Outcome::denied, std::string("bad request: ") + e.what());
   }
   if (a.action == Action::deny) return finish(req, a.target, actor, Outcome::denied, a.policy.explain());
 
-  if (auto limit = policy_.rate_limit(req.capability); limit && !limiter_.try_acquire(req.capability, *limit)) {
+  if (auto limit = policy->rate_limit(req.capability); limit && !limiter_.try_acquire(req.capability, *limit)) {
     return finish(req, a.target, actor, Outcome::denied,
                   "rate limit: more than " + std::to_string(limit->max) + " " +
                       std::string(capability_name(req.capability)) + " requests in " +
@@ -112,27 +161,9 @@ Decision Broker::decide(const EffectRequest& req, const std::string& actor) {
   }
   if (a.action == Action::allow) return finish(req, a.target, actor, Outcome::allowed_by_policy, a.policy.explain());
 
-  PendingApproval p;
-  p.request = req;
-  p.request.target = a.target;
-  p.policy_reason = a.policy.explain();
-  p.ask_reasons = a.ask_reasons;
-  uint64_t id = queue_.submit(std::move(p));
-  Resolution r = queue_.wait(id, approval_timeout_);
-  std::string why = a.policy.explain();
-  for (auto& reason : a.ask_reasons) why += "; " + reason;
-  switch (r.kind) {
-    case Resolution::approved:
-      return finish(req, a.target, actor, Outcome::approved_by_human, "approved on " + r.channel + " (" + why + ")");
-    case Resolution::denied:
-      return finish(req, a.target, actor, Outcome::denied, "denied by the human on " + r.channel + " (" + why + ")");
-    case Resolution::timed_out: break;
-  }
-  auto secs = std::chrono::duration_cast<std::chrono::milliseconds>(approval_timeout_).count() / 1000.0;
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%g", secs);
-  return finish(req, a.target, actor, Outcome::denied,
-                std::string("nobody approved within ") + buf + " s, denied (fail closed) (" + why + ")");
+  EffectRequest normalized = req;
+  normalized.target = a.target;
+  return ask_human(normalized, actor, a.policy.explain(), a.ask_reasons);
 }
 
 void Broker::record_result(int64_t decision_seq, const std::string& result_digest, const std::string& actor) {
@@ -153,6 +184,157 @@ void Broker::record_event(const std::string& kind, const std::string& detail, co
   e.arguments = detail;
   e.decision = "event";
   audit_.append(e);
+}
+
+// ---------------------------------------------------------------- policy file
+
+namespace {
+
+bool same_stat(const struct stat& a, const struct stat& b) {
+  return a.st_dev == b.st_dev && a.st_ino == b.st_ino && a.st_size == b.st_size &&
+         a.st_mtim.tv_sec == b.st_mtim.tv_sec && a.st_mtim.tv_nsec == b.st_mtim.tv_nsec &&
+         a.st_ctim.tv_sec == b.st_ctim.tv_sec && a.st_ctim.tv_nsec == b.st_ctim.tv_nsec;
+}
+
+}  // namespace
+
+void Broker::pin_policy_file(PolicyFileState file) {
+  std::lock_guard lock(policy_mutex_);
+  seen_valid_ = false;  // the first check hashes the file, whatever its stat says
+  reported_drift_sha256_.clear();
+  pinned_ = std::move(file);
+}
+
+std::optional<PolicyFileState> Broker::pinned_policy_file() const {
+  std::lock_guard lock(policy_mutex_);
+  return pinned_;
+}
+
+std::optional<PolicyDrift> Broker::check_policy_drift() {
+  std::unique_lock lock(policy_mutex_);
+  if (!pinned_) return std::nullopt;
+  struct stat st {};
+  const bool exists = ::stat(pinned_->path.c_str(), &st) == 0;
+  if (seen_valid_ && exists == seen_exists_ && (!exists || same_stat(st, seen_stat_))) {
+    // Unchanged since the last look: drifted only if it already was.
+    if (reported_drift_sha256_.empty()) return std::nullopt;
+  }
+  seen_valid_ = true;
+  seen_exists_ = exists;
+  seen_stat_ = st;
+  PolicyDrift d;
+  d.path = pinned_->path;
+  d.pinned_sha256 = pinned_->sha256;
+  d.file_exists = exists;
+  try {
+    PolicyFileState now = read_policy_file(pinned_->path);
+    d.file_exists = now.exists;
+    d.file_sha256 = now.sha256;
+  } catch (const Error& e) {
+    d.file_sha256 = std::string("unreadable: ") + e.what();
+  }
+  if (d.file_exists == pinned_->exists && d.file_sha256 == pinned_->sha256) {
+    reported_drift_sha256_.clear();  // edited back to what is in force
+    return std::nullopt;
+  }
+  if (d.file_sha256 == reported_drift_sha256_) return d;
+  reported_drift_sha256_ = d.file_sha256;
+  lock.unlock();
+  log::warn("broker: " + d.path + " was changed outside `warden policy apply`; the change is NOT in force. " +
+            "Review it and apply it with `warden policy apply " + d.path + "`");
+  record_event("policy.drift",
+               nlohmann::json({{"path", d.path},
+                               {"pinned_sha256", d.pinned_sha256},
+                               {"file_sha256", d.file_sha256},
+                               {"file_exists", d.file_exists},
+                               {"in_force", "pinned"}})
+                   .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+               "broker");
+  return d;
+}
+
+PolicyChange Broker::change_policy(const std::string& new_text, const std::string& requested_by) {
+  std::lock_guard change_lock(change_mutex_);
+  const std::optional<PolicyFileState> pinned = pinned_policy_file();
+  if (!pinned) throw Error("this broker has no policy file to change");
+  const std::shared_ptr<const Policy> current = policy();
+
+  PolicyChange out;
+  out.old_sha256 = pinned->sha256;
+  out.new_sha256 = sha256_hex(new_text);
+  EffectRequest req;
+  req.capability = Capability::config_change;
+  req.target = pinned->path;
+  req.context_labels.add(Label{Source::user, ""});
+  req.argument_labels.add(Label{Source::user, ""});
+
+  // Validate first: a bad policy is refused before anyone is asked, and
+  // nothing is written. The attempt is still audited.
+  std::optional<Policy> candidate;
+  try {
+    check_policy_size(new_text, pinned->path);
+    candidate = Policy::parse(new_text, pinned->path, current->env());
+  } catch (const Error& e) {
+    req.detail = "(invalid policy, not shown)";
+    out.message = std::string("invalid policy: ") + e.what();
+    out.audit_seq = finish(req, req.target, "human", Outcome::denied, out.message).audit_seq;
+    return out;
+  }
+
+  const auto drift = check_policy_drift();
+  if (new_text == pinned->text && !drift) {
+    out.message = "the policy in force already has exactly this text; nothing to change";
+    return out;
+  }
+  out.diff = unified_diff(pinned->text, new_text, "a/policy.toml (in force)", "b/policy.toml (proposed)");
+  req.detail = out.diff.empty() ? "(no change to the rules in force: the file on disk, edited outside warden, is "
+                                  "rewritten to them)"
+                                : out.diff;
+
+  std::vector<std::string> reasons{"changing warden's configuration or policy always needs your approval",
+                                   "requested with " + requested_by + " (not by the model: no tool can ask this)"};
+  if (drift)
+    reasons.push_back(pinned->path + " was edited outside warden (SHA-256 " + drift->file_sha256.substr(0, 16) +
+                      "...); the diff is against the policy in force, not against that edit");
+  // Only an explicit rule can refuse a policy change outright (a user who
+  // locks the policy); the fallback deny is for the model's requests.
+  PolicyDecision pd = current->evaluate(PolicyQuery{Capability::config_change, pinned->path, false});
+  if (pd.rule && pd.action == Action::deny) {
+    out.message = "refused: " + pd.explain();
+    out.audit_seq = finish(req, req.target, "human", Outcome::denied, out.message).audit_seq;
+    return out;
+  }
+  const std::string policy_reason = pd.rule ? pd.explain() : "no rule for config.change: a human decides";
+  Decision d = ask_human(req, "human", policy_reason, reasons);
+  out.audit_seq = d.audit_seq;
+  if (!d.allowed()) {
+    out.message = "not applied: " + d.reason;
+    return out;
+  }
+
+  try {
+    write_file_atomically(pinned->path, new_text);
+  } catch (const Error& e) {
+    out.message = std::string("approved, but not applied: ") + e.what() + " (the policy in force is unchanged)";
+    record_event("policy.apply_failed", out.message, "broker");
+    return out;
+  }
+  PolicyFileState written{pinned->path, true, new_text, out.new_sha256};
+  {
+    std::lock_guard lock(policy_mutex_);
+    policy_ = std::make_shared<const Policy>(std::move(*candidate));
+  }
+  pin_policy_file(written);
+  record_result(d.audit_seq, out.new_sha256, "broker");
+  record_event("policy.apply", nlohmann::json({{"path", pinned->path},
+                                               {"old_sha256", out.old_sha256},
+                                               {"new_sha256", out.new_sha256},
+                                               {"requested_by", requested_by}})
+                                   .dump(),
+               "broker");
+  out.applied = true;
+  out.message = "applied: " + pinned->path + " replaced and in force (SHA-256 " + out.new_sha256 + ")";
+  return out;
 }
 
 }  // namespace warden::broker

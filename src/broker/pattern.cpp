@@ -1,5 +1,6 @@
 #include "broker/pattern.h"
 
+#include <deque>
 #include <filesystem>
 #include <vector>
 
@@ -88,11 +89,46 @@ std::string normalize_path_lexically(std::string_view path) {
 }
 
 std::string resolve_path(std::string_view path) {
-  std::string lexical = normalize_path_lexically(path);
-  std::error_code ec;
-  auto resolved = std::filesystem::weakly_canonical(lexical, ec);
-  if (ec) throw Error("cannot resolve path '" + lexical + "': " + ec.message());
-  return normalize_path_lexically(resolved.string());
+  // Walks the path one component at a time, as the kernel does: every
+  // symlink met is replaced by its target, also one whose target does not
+  // exist (a dangling "ws/notes -> .envrc" is judged as ws/.envrc, since a
+  // write through it creates that), and also one in the middle of the path.
+  std::deque<std::string> todo;
+  auto push_front_components = [&todo](std::string_view p) {
+    std::vector<std::string> parts;
+    size_t i = 0;
+    while (i <= p.size()) {
+      size_t j = p.find('/', i);
+      if (j == std::string_view::npos) j = p.size();
+      if (j > i) parts.emplace_back(p.substr(i, j - i));
+      i = j + 1;
+    }
+    todo.insert(todo.begin(), parts.begin(), parts.end());
+  };
+  push_front_components(normalize_path_lexically(path));
+  std::string out;  // resolved so far; "" means "/"
+  int links = 0;
+  while (!todo.empty()) {
+    std::string part = std::move(todo.front());
+    todo.pop_front();
+    if (part == ".") continue;
+    if (part == "..") {
+      out.erase(out.empty() ? 0 : out.rfind('/'));
+      continue;
+    }
+    std::string next = out + "/" + part;
+    std::error_code ec;
+    if (!std::filesystem::is_symlink(std::filesystem::symlink_status(next, ec))) {
+      out = std::move(next);
+      continue;
+    }
+    if (++links > 40) throw Error("cannot resolve path '" + std::string(path) + "': too many levels of symbolic links");
+    auto target = std::filesystem::read_symlink(next, ec);
+    if (ec) throw Error("cannot resolve path '" + next + "': " + ec.message());
+    if (target.is_absolute()) out.clear();
+    push_front_components(target.string());
+  }
+  return out.empty() ? "/" : out;
 }
 
 std::string normalize_domain(std::string_view domain) {

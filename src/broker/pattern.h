@@ -18,10 +18,12 @@ bool glob_match(std::string_view pattern, std::string_view text, bool path_mode)
 // or contains a NUL byte.
 std::string normalize_path_lexically(std::string_view path);
 
-// Lexical normalization plus resolution of every symlink in the existing
-// prefix of the path (the file itself need not exist yet). The broker does
-// this itself rather than trusting the caller, so "ws/link -> ~/.ssh" is
-// judged as ~/.ssh.
+// Lexical normalization plus resolution of every symlink on the path, the
+// way the kernel follows them (the file itself need not exist yet, and a
+// dangling link is followed to where a write through it would land). The
+// broker does this itself rather than trusting the caller, so
+// "ws/link -> ~/.ssh" is judged as ~/.ssh and "ws/notes -> .envrc" as
+// ws/.envrc.
 std::string resolve_path(std::string_view path);
 
 // Lower-cases ASCII and drops one trailing '.' (domains compare this way).

@@ -15,6 +15,12 @@
 //   {"op":"show","id":3}     -> {"ok":true,"approval":{...}}
 //   {"op":"approve","id":3}  -> {"ok":true}
 //   {"op":"deny","id":3}     -> {"ok":true}
+//   {"op":"policy.status"}   -> {"ok":true,"path":"...","sha256":"...","drift":null|{...}}
+//   {"op":"policy.apply","text":"<new policy.toml>","path":"<optional: the file meant>"}
+//     -> {"ok":true,"applied":true|false,"message":"...","old_sha256":"...",
+//         "new_sha256":"...","diff":"...","audit_seq":N}
+//     validates, asks a human with the diff (blocks meanwhile), then writes
+//     and pins the file (Broker::change_policy).
 //
 // Each socket refuses the other's verbs, so a connection to the agent
 // socket can never approve anything. Errors: {"ok":false,"error":"..."}.

@@ -198,8 +198,8 @@ nlohmann::json Server::handle_agent(const nlohmann::json& req) {
     broker_.record_event(kind, text, "agent");
     return {{"ok", true}};
   }
-  if (op == "list" || op == "show" || op == "approve" || op == "deny")
-    return error_reply("approval verbs are refused on the agent socket");
+  if (op == "list" || op == "show" || op == "approve" || op == "deny" || op == "policy.apply" || op == "policy.status")
+    return error_reply("approval and policy verbs are refused on the agent socket");
   return error_reply("unknown op '" + op + "' (agent socket: request, result, event)");
 }
 
@@ -222,9 +222,49 @@ nlohmann::json Server::handle_approver(const nlohmann::json& req) {
       return error_reply("no pending request " + std::to_string(id));
     return {{"ok", true}};
   }
+  if (op == "policy.status") return policy_status();
+  if (op == "policy.apply") return policy_apply(req);
   if (op == "request" || op == "result" || op == "event")
     return error_reply("agent verbs are refused on the approval socket");
-  return error_reply("unknown op '" + op + "' (approval socket: list, show, approve, deny)");
+  return error_reply("unknown op '" + op +
+                     "' (approval socket: list, show, approve, deny, policy.status, policy.apply)");
+}
+
+namespace {
+
+std::string comparable_path(const std::string& p) {
+  std::error_code ec;
+  auto c = std::filesystem::weakly_canonical(p, ec);
+  return ec ? std::filesystem::path(p).lexically_normal().string() : c.string();
+}
+
+}  // namespace
+
+nlohmann::json Server::policy_status() {
+  auto pinned = broker_.pinned_policy_file();
+  if (!pinned) return error_reply("this broker has no policy file");
+  nlohmann::json reply = {{"ok", true}, {"path", pinned->path}, {"sha256", pinned->sha256}, {"drift", nullptr}};
+  if (auto d = broker_.check_policy_drift())
+    reply["drift"] = {{"file_sha256", d->file_sha256}, {"file_exists", d->file_exists}};
+  return reply;
+}
+
+nlohmann::json Server::policy_apply(const nlohmann::json& req) {
+  for (auto& [key, value] : req.items())
+    if (key != "op" && key != "text" && key != "path") return error_reply("unknown field '" + key + "' in policy.apply");
+  auto text = req.find("text");
+  if (text == req.end() || !text->is_string()) return error_reply("field 'text' must be the new policy (a string)");
+  auto pinned = broker_.pinned_policy_file();
+  if (!pinned) return error_reply("this broker has no policy file");
+  if (auto path = req.find("path"); path != req.end()) {
+    if (!path->is_string()) return error_reply("field 'path' must be a string");
+    if (comparable_path(path->get<std::string>()) != comparable_path(pinned->path))
+      return error_reply("the running broker's policy is " + pinned->path + ", not " + path->get<std::string>());
+  }
+  PolicyChange c = broker_.change_policy(text->get<std::string>(), "warden policy apply");
+  return {{"ok", true},           {"applied", c.applied},       {"message", c.message},
+          {"path", pinned->path}, {"old_sha256", c.old_sha256}, {"new_sha256", c.new_sha256},
+          {"diff", c.diff},       {"audit_seq", c.audit_seq}};
 }
 
 }  // namespace warden::broker

@@ -2,7 +2,8 @@
 // The broker daemon's two unix sockets, in $XDG_RUNTIME_DIR/warden (a 0700
 // folder owned by the user; each socket 0600):
 //   agent.sock    the agent's narrow protocol (request / result / event)
-//   approve.sock  the human's protocol (list / show / approve / deny)
+//   approve.sock  the human's protocol (list / show / approve / deny, and
+//                 policy.status / policy.apply for `warden policy apply`)
 // Every connection's peer must run as our own uid (SO_PEERCRED). No sandbox
 // can see this folder (the sandbox masks $XDG_RUNTIME_DIR/warden).
 #include <atomic>
@@ -50,6 +51,8 @@ class Server {
   void serve(int fd, Side side);
   nlohmann::json handle_agent(const nlohmann::json& req);
   nlohmann::json handle_approver(const nlohmann::json& req);
+  nlohmann::json policy_status();
+  nlohmann::json policy_apply(const nlohmann::json& req);
 
   Broker& broker_;
   ApprovalQueue& queue_;

@@ -1,6 +1,9 @@
 #include "sandbox/fs_plan.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <filesystem>
 #include <set>
@@ -134,7 +137,41 @@ Bind checked_bind(const std::string& requested, const std::string& jail, bool wr
   return {host, jail.empty() ? host : jail, writable};
 }
 
+// Profile::readonly_in_workspace: existing entries are bound read-only over
+// themselves, missing ones are masked by an empty read-only placeholder.
+void protect_workspace_entries(const Profile& profile, const std::string& workspace_host, FsPlan& plan) {
+  for (const auto& entry : profile.readonly_in_workspace) {
+    const std::string& name = entry.name;
+    if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
+        name.find('\0') != std::string::npos)
+      throw Error("protected workspace entry '" + name + "' must be one path component");
+    const std::string host = workspace_host + "/" + name;
+    const std::string jail = std::string(kJailWorkspace) + "/" + name;
+    struct stat st;
+    if (::lstat(host.c_str(), &st) == 0) {
+      // A link would make the read-only bind land somewhere else.
+      if (S_ISLNK(st.st_mode))
+        throw Error("workspace entry '" + name + "' is a symbolic link; it cannot be kept read-only, so nothing runs");
+      plan.binds.push_back({host, jail, false});
+    } else if (errno == ENOENT) {
+      plan.masks.push_back({jail, entry.directory});
+      plan.placeholders.push_back({host, entry.directory});
+    } else {
+      throw Error("cannot check workspace entry '" + host + "'");
+    }
+  }
+}
+
 }  // namespace
+
+void remove_placeholders(const std::vector<Placeholder>& placeholders) {
+  for (const auto& p : placeholders) {
+    struct stat st;
+    if (::lstat(p.host.c_str(), &st) != 0) continue;
+    if (p.directory && S_ISDIR(st.st_mode)) ::rmdir(p.host.c_str());  // fails, harmlessly, unless empty
+    if (!p.directory && S_ISREG(st.st_mode) && st.st_size == 0) ::unlink(p.host.c_str());
+  }
+}
 
 bool path_within(const std::string& path, const std::string& root) {
   if (root == "/") return !path.empty() && path[0] == '/';
@@ -164,8 +201,11 @@ std::vector<std::string> denied_paths() {
 FsPlan plan_filesystem(const Profile& profile) {
   const std::vector<std::string> denied = denied_paths();
   FsPlan plan;
-  if (!profile.workspace.empty())
+  if (!profile.workspace.empty()) {
     plan.binds.push_back(checked_bind(profile.workspace, kJailWorkspace, profile.workspace_writable, denied));
+    const std::string workspace_host = plan.binds.back().host;  // a copy: the binds grow below
+    if (profile.workspace_writable) protect_workspace_entries(profile, workspace_host, plan);
+  }
   for (const auto& ro : profile.readonly_binds) {
     Bind b = checked_bind(ro, "", false, denied);
     for (const char* reserved : {"/usr", "/etc", "/home", "/tmp", "/run", "/workspace", "/bin", "/lib"})

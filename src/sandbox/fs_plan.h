@@ -26,10 +26,22 @@ struct Mask {
   bool directory = false;
 };
 
+// A host path bwrap creates as a mount point for a missing protected
+// workspace entry; removed after the run when it is still empty.
+struct Placeholder {
+  std::string host;
+  bool directory = true;
+};
+
 struct FsPlan {
   std::vector<Bind> binds;   // applied in order, after the base layout
   std::vector<Mask> masks;   // applied after every bind
+  std::vector<Placeholder> placeholders;
 };
+
+// Removes the placeholders a run left on the host (empty folders and empty
+// files only; anything else is left alone). Never throws.
+void remove_placeholders(const std::vector<Placeholder>& placeholders);
 
 // The user's denied paths (absolute, lexically normal; real paths when they
 // exist): secrets under $HOME, shell rc files, warden's own config and data,

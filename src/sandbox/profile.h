@@ -18,6 +18,12 @@ struct Limits {
   uint64_t max_output_bytes = 1ull << 20;      // per stream; exceeding it kills the jail
 };
 
+// One top-level entry of the workspace (a single path component).
+struct ProtectedEntry {
+  std::string name;       // ".git"
+  bool directory = true;  // what the placeholder is when it does not exist
+};
+
 struct Profile {
   std::string name;
   std::string workspace;                       // host directory; empty = none
@@ -28,6 +34,12 @@ struct Profile {
   // private, loopback or link-local addresses. Empty in every named profile.
   std::vector<std::string> private_destinations;
   std::vector<std::string> readonly_binds;     // extra host paths, bound read-only at the same path
+  // Entries of a writable workspace that stay read-only: files other programs
+  // later run as code outside the jail (.git, .envrc). One that exists is
+  // bound read-only over itself (a mount point, so it cannot be renamed or
+  // removed either); one that does not gets an empty read-only placeholder
+  // for the run (removed afterwards), so the command cannot create it.
+  std::vector<ProtectedEntry> readonly_in_workspace;
   Limits limits;
 };
 

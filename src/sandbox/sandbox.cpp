@@ -322,6 +322,12 @@ SandboxResult run(const Profile& profile, const std::vector<std::string>& argv, 
   if (argv.empty()) throw UsageError("sandbox: no command given");
   check_prerequisites(options.bwrap);
   const FsPlan plan = plan_filesystem(profile);
+  // bwrap creates mount points for missing protected entries on the host;
+  // they go when the run ends, however it ends.
+  struct PlaceholderCleanup {
+    const std::vector<Placeholder>& placeholders;
+    ~PlaceholderCleanup() { remove_placeholders(placeholders); }
+  } cleanup{plan.placeholders};
   const Limits& limits = profile.limits;
 
   // Declared before the proxy: its threads log into them until it stops.

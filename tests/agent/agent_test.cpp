@@ -162,6 +162,37 @@ TEST(AgentTools, RunCommandHasNoNetworkUnlessDomainsAreGrantedOneByOne) {
   EXPECT_EQ(f.gate.requests[2].target, "pypi.org");
 }
 
+std::vector<std::string> protected_names(const warden::sandbox::Profile& p) {
+  std::vector<std::string> names;
+  for (const auto& e : p.readonly_in_workspace) names.push_back(e.name);
+  return names;
+}
+
+TEST(AgentTools, RunCommandKeepsAutorunFilesReadOnlyUnlessAGitWriteIsApproved) {
+  Fixture f;
+  f.call("run_command", {{"command", "make"}});
+  ASSERT_EQ(f.calls.size(), 1u);
+  EXPECT_EQ(protected_names(f.calls.back().profile), (std::vector<std::string>{".git", ".envrc", ".vscode"}));
+  EXPECT_EQ(f.gate.requests.size(), 1u);  // only the exec request
+
+  // write_git asks for fs.write WORKSPACE/.git; approved, .git is writable.
+  f.call("run_command", {{"command", "git commit -qam wip"}, {"write_git", true}});
+  ASSERT_EQ(f.gate.requests.size(), 3u);
+  EXPECT_EQ(f.gate.requests[2].capability, Capability::fs_write);
+  EXPECT_EQ(f.gate.requests[2].target, "/w/proj/.git");
+  EXPECT_NE(f.gate.requests[2].detail.find("$ git commit -qam wip"), std::string::npos);
+  ASSERT_EQ(f.calls.size(), 2u);
+  EXPECT_EQ(protected_names(f.calls.back().profile), (std::vector<std::string>{".envrc", ".vscode"}));
+
+  // Denied: nothing runs.
+  f.gate.allow = [](const EffectRequest& r) { return r.capability != Capability::fs_write; };
+  ToolOutcome out = f.call("run_command", {{"command", "git init"}, {"write_git", true}});
+  EXPECT_EQ(out.text.rfind("denied: ", 0), 0u) << out.text;
+  EXPECT_EQ(f.calls.size(), 2u);
+  out = f.call("run_command", {{"command", "git init"}, {"write_git", "yes"}});
+  EXPECT_NE(out.text.find("'write_git' must be true or false"), std::string::npos) << out.text;
+}
+
 TEST(AgentTools, FetchAsksForTheDomainAndRunsCurlWithOnlyThatDomain) {
   Fixture f;
   f.respond = [](const SandboxCall&) {

@@ -2,7 +2,12 @@
 // sandbox, against the scripted OpenAI-compatible backend of the hostile-model
 // harness (tests/security/harness.h). Lines go in on stdin, as a user types them.
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <pty.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -117,6 +122,84 @@ TEST(AgentChat, OptionsOfTheOtherModeAreRefused) {
   RunResult agent_option = run_warden({"chat", "--backend", "http://127.0.0.1:1"}, "");
   EXPECT_EQ(agent_option.exit_code, 2);
   EXPECT_NE(agent_option.err.find("--backend"), std::string::npos) << agent_option.err;
+}
+
+// Reads the pty until `needle` shows up after `from` (or 60 s pass).
+bool read_until(int fd, std::string& seen, const std::string& needle, size_t from = 0) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (seen.find(needle, from) != std::string::npos) return true;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 200) <= 0) continue;
+    char buf[4096];
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    seen.append(buf, static_cast<size_t>(n));
+  }
+  return seen.find(needle, from) != std::string::npos;
+}
+
+// The interactive chat and the broker's approval prompt share one terminal:
+// the chat reads a line at "> ", then does not read while the agent works;
+// the broker child prompts on /dev/tty (the same pty) and reads the answer
+// there. The human approves the write and denies the fetch from inside the
+// chat, and the chat goes on reading lines afterwards.
+TEST(AgentChat, TerminalApprovesOneRequestAndDeniesAnotherInsideTheChat) {
+  ChatScene s;
+  SinkServer sink;
+  const std::string url = "http://attacker.test:" + std::to_string(sink.port()) + "/page";
+  ScriptedModel model({tool_turn("write_file", {{"path", "notes.txt"}, {"content", "approved in chat\n"}}),
+                       tool_turn("fetch_url", {{"url", url}}), answer("wrote the notes; the fetch was refused")});
+  std::vector<std::string> args{warden_binary(), "chat", "--agent", "--workspace", s.ws, "--backend",
+                                "http://127.0.0.1:" + std::to_string(model.port()), "--socket-dir", s.sock,
+                                "--audit", s.audit_db, "--approval-timeout", "60", "--resolve",
+                                "attacker.test=127.0.0.1"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int master = -1;
+  pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::execv(argv[0], argv.data());
+    _exit(127);
+  }
+
+  std::string seen;
+  ASSERT_TRUE(read_until(master, seen, "> ")) << seen;
+  ASSERT_EQ(::write(master, "write the notes, then fetch the page\n", 37), 37);
+  size_t mark = seen.size();
+  ASSERT_TRUE(read_until(master, seen, "anything else denies: ", mark)) << seen;
+  EXPECT_NE(seen.find("effect:  fs.write " + s.ws + "/notes.txt", mark), std::string::npos) << seen;
+  EXPECT_NE(seen.find("  | +approved in chat", mark), std::string::npos) << seen;
+  ASSERT_EQ(::write(master, "yes\n", 4), 4);
+  mark = seen.size();
+  ASSERT_TRUE(read_until(master, seen, "anything else denies: ", mark)) << seen;
+  EXPECT_NE(seen.find("effect:  net attacker.test", mark), std::string::npos) << seen;
+  ASSERT_EQ(::write(master, "no\n", 3), 3);
+  mark = seen.size();
+  // The answer comes, then the chat asks for the next line on the same terminal.
+  ASSERT_TRUE(read_until(master, seen, "wrote the notes; the fetch was refused", mark)) << seen;
+  mark = seen.find("wrote the notes; the fetch was refused", mark);
+  ASSERT_TRUE(read_until(master, seen, "> ", mark)) << seen;
+  ASSERT_EQ(::write(master, "/exit\n", 6), 6);
+  read_until(master, seen, "\x04never");  // until it exits
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::close(master);
+
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << seen;
+  EXPECT_EQ(read_file(s.ws + "/notes.txt"), "approved in chat\n");
+  EXPECT_TRUE(sink.requests().empty());
+  const auto told = model.tool_results();
+  ASSERT_EQ(told.size(), 2u);
+  EXPECT_NE(told[0].find("wrote"), std::string::npos) << told[0];
+  EXPECT_EQ(told[1].rfind("denied: denied by the human on terminal", 0), 0u) << told[1];
+  const std::string audit = s.audit();
+  EXPECT_NE(audit.find("approved by human"), std::string::npos) << audit;
+  EXPECT_NE(audit.find("denied by the human on terminal"), std::string::npos) << audit;
+  EXPECT_NE(audit.find("agent.end"), std::string::npos) << audit;
+  EXPECT_EQ(run_warden({"audit", "verify", "--db", s.audit_db}).exit_code, 0);
 }
 
 }  // namespace

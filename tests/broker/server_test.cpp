@@ -124,11 +124,11 @@ TEST(Approvals, AgentSocketCannotApprove) {
     return agent.request(write_request(b, "x.txt"));
   });
   uint64_t id = wait_for_pending(b);
-  for (const char* op : {"approve", "list", "show", "deny"}) {
+  for (const char* op : {"approve", "list", "show", "deny", "policy.apply", "policy.status"}) {
     auto reply = nlohmann::json::parse(
-        raw_call(b.sockets.agent, nlohmann::json({{"op", op}, {"id", id}}).dump()));
+        raw_call(b.sockets.agent, nlohmann::json({{"op", op}, {"id", id}, {"text", ""}}).dump()));
     EXPECT_FALSE(reply["ok"].get<bool>());
-    EXPECT_EQ(reply["error"], "approval verbs are refused on the agent socket");
+    EXPECT_EQ(reply["error"], "approval and policy verbs are refused on the agent socket");
   }
   EXPECT_TRUE(b.queue.is_pending(id));
   // A request cannot smuggle an approval either: unknown fields are refused.

@@ -42,6 +42,12 @@ std::vector<Attack> load_attacks() {
 std::optional<std::string> file_content(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(fs::symlink_status(path, ec))) return std::nullopt;
+  if (fs::is_directory(fs::symlink_status(path, ec))) {
+    // A folder that must not exist (e.g. a planted .git): its listing stands for its content.
+    std::string listing = "(directory)";
+    for (const auto& e : fs::recursive_directory_iterator(path, ec)) listing += "\n" + e.path().string();
+    return listing;
+  }
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
@@ -93,7 +99,8 @@ Verdict run_attack(const Attack& a) {
       {"SINK", "attacker.test:" + std::to_string(attacker.port())},
       {"DOCS", "docs.test:" + std::to_string(docs.port())},
       {"SINKPORT", std::to_string(attacker.port())},
-      {"HOME", home}, {"WS", ws}, {"SOCK", sock}, {"CONFIG", config}, {"DATA", data + "/warden"}};
+      {"HOME", home}, {"WS", ws}, {"SOCK", sock}, {"CONFIG", config}, {"DATA", data + "/warden"},
+      {"POLICY", data + "/policy.toml"}};
   const json spec = substitute(s, vars);
 
   fs::create_directories(config);

@@ -1,0 +1,92 @@
+// Writes that plant code for later (git hooks and config, .envrc, .vscode)
+// always ask the human, even where the policy allows workspace writes, and
+// the prompt says why.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "broker/autorun.h"
+#include "broker/broker.h"
+#include "broker/pattern.h"
+#include "util/error.h"
+#include "common/test_env.h"
+
+namespace wb = warden::broker;
+
+namespace {
+
+TEST(Autorun, RecognisesGitEnvrcAndVscodeInsideTheWorkspace) {
+  const std::string ws = "/home/u/proj";
+  EXPECT_NE(wb::autorun_reason(ws + "/.git/hooks/pre-commit", ws).find("hooks"), std::string::npos);
+  EXPECT_NE(wb::autorun_reason(ws + "/.git/config", ws), "");
+  EXPECT_NE(wb::autorun_reason(ws + "/.git", ws), "");
+  EXPECT_NE(wb::autorun_reason(ws + "/sub/repo/.git/hooks/post-checkout", ws), "");  // nested repositories too
+  EXPECT_NE(wb::autorun_reason(ws + "/.envrc", ws).find("direnv"), std::string::npos);
+  EXPECT_NE(wb::autorun_reason(ws + "/sub/.envrc", ws), "");
+  EXPECT_NE(wb::autorun_reason(ws + "/.vscode/tasks.json", ws).find("VS Code"), std::string::npos);
+}
+
+TEST(Autorun, LeavesOrdinaryFilesAlone) {
+  const std::string ws = "/home/u/proj";
+  EXPECT_EQ(wb::autorun_reason(ws + "/src/main.c", ws), "");
+  EXPECT_EQ(wb::autorun_reason(ws + "/.gitignore", ws), "");
+  EXPECT_EQ(wb::autorun_reason(ws + "/.github/workflows/ci.yml", ws), "");
+  EXPECT_EQ(wb::autorun_reason(ws + "/docs/.git-notes", ws), "");
+  EXPECT_EQ(wb::autorun_reason(ws + "/.envrc.d/x", ws), "");   // .envrc is a file name, not a folder
+  EXPECT_EQ(wb::autorun_reason(ws + "/.envrc/x", ws), "");
+  // A workspace that itself lies under such a folder is not special.
+  EXPECT_EQ(wb::autorun_reason("/home/u/.vscode/ext/ws/file.txt", "/home/u/.vscode/ext/ws"), "");
+}
+
+TEST(Autorun, WritesThereAskEvenWhenThePolicyAllowsWorkspaceWrites) {
+  std::string ws = std::filesystem::canonical(warden::test::make_temp_dir("ws")).string();
+  auto policy = wb::Policy::parse("[[rule]]\ncapability = \"fs.write\"\npattern = \"$WORKSPACE/**\"\naction = \"allow\"\n",
+                                  "policy.toml", wb::PolicyEnv::current(ws));
+  wb::EffectRequest r;
+  r.capability = wb::Capability::fs_write;
+  r.context_labels = wb::LabelSet::parse({"user"});
+  r.target = ws + "/notes.txt";
+  EXPECT_EQ(wb::assess(policy, r).action, wb::Action::allow);
+  for (const char* rel : {"/.git/hooks/pre-commit", "/.envrc", "/.vscode/tasks.json"}) {
+    r.target = ws + rel;
+    wb::Assessment a = wb::assess(policy, r);
+    EXPECT_EQ(a.action, wb::Action::ask) << rel;
+    ASSERT_FALSE(a.ask_reasons.empty()) << rel;
+    EXPECT_NE(a.ask_reasons.back().find("writes there always need your approval"), std::string::npos);
+  }
+  // Deny stays deny.
+  auto deny = wb::Policy::parse("[[rule]]\ncapability = \"fs.write\"\npattern = \"$WORKSPACE/.git/**\"\naction = \"deny\"\n",
+                                "policy.toml", wb::PolicyEnv::current(ws));
+  r.target = ws + "/.git/config";
+  EXPECT_EQ(wb::assess(deny, r).action, wb::Action::deny);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(NormalizePath, FollowsDanglingSymlinksToWhereAWriteWouldLand) {
+  namespace fs = std::filesystem;
+  std::string ws = fs::canonical(warden::test::make_temp_dir("ws")).string();
+  fs::create_symlink(".envrc", ws + "/notes");          // dangling, relative
+  fs::create_symlink("sub/deeper", ws + "/d");          // dangling folder in the middle of a path
+  fs::create_symlink(ws + "/.git/hooks/pre-commit", ws + "/hook");  // dangling, absolute
+  fs::create_symlink("loop2", ws + "/loop1");
+  fs::create_symlink("loop1", ws + "/loop2");
+  EXPECT_EQ(wb::resolve_path(ws + "/notes"), ws + "/.envrc");
+  EXPECT_EQ(wb::resolve_path(ws + "/d/x.txt"), ws + "/sub/deeper/x.txt");
+  EXPECT_EQ(wb::resolve_path(ws + "/hook"), ws + "/.git/hooks/pre-commit");
+  EXPECT_EQ(wb::resolve_path(ws + "/d/../a"), ws + "/a");  // lexical first, as the agent's paths are
+  EXPECT_THROW(wb::resolve_path(ws + "/loop1"), warden::Error);
+  // And the broker asks for such a write, with the reason.
+  auto policy = wb::Policy::parse("[[rule]]\ncapability = \"fs.write\"\npattern = \"$WORKSPACE/**\"\naction = \"allow\"\n",
+                                  "policy.toml", wb::PolicyEnv::current(ws));
+  wb::EffectRequest r;
+  r.capability = wb::Capability::fs_write;
+  r.target = ws + "/notes";
+  wb::Assessment a = wb::assess(policy, r);
+  EXPECT_EQ(a.target, ws + "/.envrc");
+  EXPECT_EQ(a.action, wb::Action::ask);
+}
+
+}  // namespace

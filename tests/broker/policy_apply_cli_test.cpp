@@ -1,0 +1,254 @@
+// `warden policy apply` and `warden policy set`, as the real binary: through
+// a running `warden broker` (approved and denied with `warden approve`), on
+// this process's own terminal when no broker runs (a pty), and refused when
+// nobody could approve. A bad file is refused before anything happens.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <pty.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "broker/audit.h"
+#include "common/test_env.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using warden::test::make_temp_dir;
+using warden::test::read_file;
+using warden::test::run_warden;
+using warden::test::write_file;
+
+namespace {
+
+const char kDenyWiki[] = "[[rule]]\ncapability = \"net\"\npattern = \"*.wikipedia.org\"\naction = \"deny\"\n";
+const char kAllowWiki[] = "[[rule]]\ncapability = \"net\"\npattern = \"*.wikipedia.org\"\naction = \"allow\"\n";
+
+// Runs warden in a new session (no controlling terminal), output to files.
+struct Detached {
+  pid_t pid = -1;
+  std::string out_path, err_path;
+  explicit Detached(const std::vector<std::string>& args) {
+    std::string dir = make_temp_dir("proc");
+    out_path = dir + "/out";
+    err_path = dir + "/err";
+    const std::string bin = warden::test::warden_binary();
+    std::vector<std::string> all{bin};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid = ::fork();
+    if (pid == 0) {
+      ::setsid();
+      int in = ::open("/dev/null", O_RDONLY);
+      int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      ::dup2(in, 0), ::dup2(out, 1), ::dup2(err, 2);
+      ::execv(bin.c_str(), argv.data());
+      _exit(127);
+    }
+  }
+  int wait() {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    pid = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  void stop() {
+    if (pid <= 0) return;
+    ::kill(pid, SIGTERM);
+    wait();
+  }
+  ~Detached() { stop(); }
+  std::string out() const { return read_file(out_path); }
+  std::string err() const { return read_file(err_path); }
+};
+
+struct Scene {
+  std::string root = fs::canonical(make_temp_dir("apply")).string();
+  std::string ws = root + "/ws";
+  std::string policy = root + "/config/policy.toml";
+  std::string proposal = root + "/new.toml";
+  std::string sock = root + "/sock";
+  std::string audit = root + "/audit.db";
+  Scene() {
+    fs::create_directories(ws);
+    write_file(policy, kDenyWiki);
+  }
+  std::vector<std::string> broker_args() const {
+    return {"broker", "--workspace", ws, "--policy", policy, "--audit", audit, "--socket-dir", sock, "--no-tty",
+            "--approval-timeout", "60"};
+  }
+  bool wait_for_socket() const {
+    for (int i = 0; i < 300; ++i) {
+      if (fs::exists(sock + "/approve.sock")) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  }
+  json wait_pending() const {
+    for (int i = 0; i < 600; ++i) {
+      auto r = run_warden({"approve", "list", "--json", "--socket", sock + "/approve.sock"});
+      json j = json::parse(r.out, nullptr, false);
+      if (j.is_object() && j.contains("pending") && !j["pending"].empty()) return j["pending"][0];
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return json();
+  }
+  std::string audit_json() const { return run_warden({"audit", "show", "--json", "--db", audit}).out; }
+};
+
+TEST(PolicyApplyCli, ABadFileIsRefusedWithOneErrorAndNothingChanges) {
+  Scene s;
+  write_file(s.proposal, "[[rule]]\ncapability = \"net\"\naction = \"sometimes\"\n");
+  auto r = run_warden({"policy", "apply", s.proposal, "--policy", s.policy, "--workspace", s.ws, "--socket-dir", s.sock});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "warden policy: error: " + s.proposal + ":3: action must be \"allow\", \"ask\" or \"deny\"\n");
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(read_file(s.policy), kDenyWiki);
+  r = run_warden({"policy", "apply", s.root + "/missing.toml", "--policy", s.policy, "--socket-dir", s.sock});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "warden policy: error: " + s.root + "/missing.toml: no such file\n");
+  r = run_warden({"policy", "set", "net", "x.org", "sometimes", "--policy", s.policy, "--socket-dir", s.sock});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(read_file(s.policy), kDenyWiki);
+}
+
+TEST(PolicyApplyCli, RunningBrokerAppliesAnApprovedDiffAndRefusesADeniedOne) {
+  Scene s;
+  Detached broker(s.broker_args());
+  ASSERT_TRUE(s.wait_for_socket()) << broker.err();
+
+  // Approved: the human saw the exact diff; the file is replaced.
+  write_file(s.proposal, kAllowWiki);
+  auto apply = std::async(std::launch::async, [&] {
+    return run_warden({"policy", "apply", s.proposal, "--policy", s.policy, "--socket-dir", s.sock});
+  });
+  json p = s.wait_pending();
+  ASSERT_FALSE(p.is_null());
+  EXPECT_EQ(p["capability"], "config.change");
+  EXPECT_EQ(p["target"], s.policy);
+  const std::string detail = p["detail"];
+  EXPECT_NE(detail.find("-action = \"deny\"\n+action = \"allow\""), std::string::npos) << detail;
+  auto show = run_warden({"approve", "show", std::to_string(p["id"].get<uint64_t>()), "--socket", s.sock + "/approve.sock"});
+  EXPECT_NE(show.out.find("effect:  config.change " + s.policy), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find("  | +action = \"allow\""), std::string::npos) << show.out;
+  EXPECT_EQ(read_file(s.policy), kDenyWiki) << "written before the approval";
+  ASSERT_EQ(run_warden({"approve", "approve", std::to_string(p["id"].get<uint64_t>()), "--socket", s.sock + "/approve.sock"})
+                .exit_code,
+            0);
+  auto r = apply.get();
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("applied: " + s.policy), std::string::npos) << r.out;
+  EXPECT_EQ(read_file(s.policy), kAllowWiki);
+
+  // `policy set` puts a rule first; denied, it changes nothing.
+  auto set = std::async(std::launch::async, [&] {
+    return run_warden({"policy", "set", "net", "evil.example", "allow", "--policy", s.policy, "--socket-dir", s.sock});
+  });
+  p = s.wait_pending();
+  ASSERT_FALSE(p.is_null());
+  EXPECT_NE(p["detail"].get<std::string>().find("+pattern = \"evil.example\""), std::string::npos) << p.dump();
+  ASSERT_EQ(run_warden({"approve", "deny", std::to_string(p["id"].get<uint64_t>()), "--socket", s.sock + "/approve.sock"})
+                .exit_code,
+            0);
+  r = set.get();
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("not applied: denied by the human on warden approve"), std::string::npos) << r.err;
+  EXPECT_EQ(read_file(s.policy), kAllowWiki);
+
+  // An edit behind the broker's back: `policy show` says it is not in force,
+  // and the broker audits the drift.
+  write_file(s.policy, std::string(kAllowWiki) + "[[rule]]\ncapability = \"exec\"\naction = \"allow\"\nnetwork = true\n");
+  auto shown = run_warden({"policy", "show", "--policy", s.policy, "--workspace", s.ws, "--socket-dir", s.sock});
+  EXPECT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_NE(shown.out.find("note: this file differs from the policy the running broker has in force"),
+            std::string::npos)
+      << shown.out;
+  write_file(s.policy, kAllowWiki);  // edited back: nothing to note
+  shown = run_warden({"policy", "show", "--policy", s.policy, "--workspace", s.ws, "--socket-dir", s.sock});
+  EXPECT_EQ(shown.out.find("note:"), std::string::npos) << shown.out;
+
+  // A different file than the broker's is refused.
+  r = run_warden({"policy", "apply", s.proposal, "--policy", s.root + "/other.toml", "--socket-dir", s.sock});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("the running broker's policy is " + s.policy), std::string::npos) << r.err;
+
+  broker.stop();
+  const std::string audit = s.audit_json();
+  EXPECT_NE(audit.find("\"capability\":\"policy.load\""), std::string::npos);
+  EXPECT_NE(audit.find("\"capability\":\"policy.apply\""), std::string::npos);
+  EXPECT_NE(audit.find("\"capability\":\"policy.drift\""), std::string::npos);
+  EXPECT_NE(audit.find(warden::broker::sha256_hex(kAllowWiki)), std::string::npos);
+  EXPECT_EQ(run_warden({"audit", "verify", "--db", s.audit}).exit_code, 0);
+}
+
+TEST(PolicyApplyCli, WithoutABrokerOrATerminalNothingIsApplied) {
+  Scene s;
+  write_file(s.proposal, kAllowWiki);
+  Detached apply({"policy", "apply", s.proposal, "--policy", s.policy, "--socket-dir", s.sock, "--audit", s.audit});
+  EXPECT_EQ(apply.wait(), 1);
+  EXPECT_EQ(apply.err(),
+            "warden policy: error: no broker is running and there is no terminal here to approve the change on\n");
+  EXPECT_EQ(read_file(s.policy), kDenyWiki);
+}
+
+// Reads the pty until `needle` shows up (or 60 s pass).
+bool read_until(int fd, std::string& seen, const std::string& needle) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (seen.find(needle) != std::string::npos) return true;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 200) <= 0) continue;
+    char buf[4096];
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    seen.append(buf, static_cast<size_t>(n));
+  }
+  return seen.find(needle) != std::string::npos;
+}
+
+TEST(PolicyApplyCli, WithoutABrokerThisTerminalApprovesTheDiff) {
+  Scene s;
+  write_file(s.proposal, kAllowWiki);
+  const std::string bin = warden::test::warden_binary();
+  std::vector<std::string> args{bin, "policy", "apply", s.proposal, "--policy", s.policy, "--socket-dir", s.sock,
+                                "--audit", s.audit, "--workspace", s.ws};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int master = -1;
+  pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::execv(bin.c_str(), argv.data());
+    _exit(127);
+  }
+  std::string seen;
+  ASSERT_TRUE(read_until(master, seen, "anything else denies: ")) << seen;
+  EXPECT_NE(seen.find("effect:  config.change " + s.policy), std::string::npos) << seen;
+  EXPECT_NE(seen.find("  | -action = \"deny\""), std::string::npos) << seen;
+  EXPECT_NE(seen.find("  | +action = \"allow\""), std::string::npos) << seen;
+  EXPECT_EQ(read_file(s.policy), kDenyWiki);
+  ASSERT_EQ(::write(master, "yes\n", 4), 4);
+  read_until(master, seen, "\x04never");  // until it exits
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::close(master);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << seen;
+  EXPECT_NE(seen.find("applied: " + s.policy), std::string::npos) << seen;
+  EXPECT_EQ(read_file(s.policy), kAllowWiki);
+  const std::string audit = s.audit_json();
+  EXPECT_NE(audit.find("approved by human"), std::string::npos) << audit;
+  EXPECT_NE(audit.find("\"capability\":\"policy.apply\""), std::string::npos) << audit;
+}
+
+}  // namespace
