@@ -81,9 +81,7 @@ void Forward::attention_layer(const Layer& layer, int64_t il, const std::vector<
   q_.resize(size_t(T * c.q_dim()));
   k_.resize(size_t(T * c.kv_dim()));
   v_.resize(size_t(T * c.v_dim()));
-  matmul(layer.wq, 0, xn_.data(), T, q_.data(), pool_);
-  matmul(layer.wk, 0, xn_.data(), T, k_.data(), pool_);
-  matmul(layer.wv, 0, xn_.data(), T, v_.data(), pool_);
+  matmul_shared_input({{&layer.wq, q_.data()}, {&layer.wk, k_.data()}, {&layer.wv, v_.data()}}, xn_.data(), T, pool_);
   if (c.qkv_bias) {
     add_bias(q_.data(), layer.bq, T);
     add_bias(k_.data(), layer.bk, T);
@@ -238,8 +236,7 @@ void Forward::dense_ffn(const Layer& layer, int64_t T) {
   const Config& c = model_.config();
   gate_.resize(size_t(T * c.n_ff));
   up_.resize(size_t(T * c.n_ff));
-  matmul(layer.ffn_gate, 0, xn_.data(), T, gate_.data(), pool_);
-  matmul(layer.ffn_up, 0, xn_.data(), T, up_.data(), pool_);
+  matmul_shared_input({{&layer.ffn_gate, gate_.data()}, {&layer.ffn_up, up_.data()}}, xn_.data(), T, pool_);
   tensor::swiglu(gate_.data(), up_.data(), gate_.data(), int64_t(gate_.size()));
   ffn_out_.resize(size_t(T * c.n_embd));
   matmul(layer.ffn_down, 0, gate_.data(), T, ffn_out_.data(), pool_);

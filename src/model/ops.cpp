@@ -18,6 +18,23 @@ constexpr int64_t kTokenTile = 32;
 // Matrix kernels (tensor::GemmFn) pack weight rows in panels of 8.
 constexpr int64_t kGemmPanelRows = 8;
 
+// x's T rows of n floats converted to type vt (the weights' vec_dot type) in
+// `out` (or x itself for f32), split over the pool from two rows on.
+const uint8_t* convert_activations(gguf::TensorType vt, const float* x, int64_t T, int64_t n, std::vector<uint8_t>& out,
+                                   ThreadPool& pool) {
+  if (vt == gguf::TensorType::F32) return reinterpret_cast<const uint8_t*>(x);
+  const size_t row_bytes = gguf::row_bytes(vt, n);
+  out.resize(row_bytes * size_t(T));
+  auto convert = [&](int64_t begin, int64_t end, int) {
+    for (int64_t t = begin; t < end; t++) tensor::quantize_row(vt, x + t * n, out.data() + size_t(t) * row_bytes, n);
+  };
+  if (T > 1)
+    pool.parallel_for(T, convert);
+  else
+    convert(0, T, 0);
+  return out.data();
+}
+
 }  // namespace
 
 void matmul(const Matrix& w, int64_t slice, const float* x, int64_t T, float* y, ThreadPool& pool) {
@@ -29,21 +46,7 @@ void matmul(const Matrix& w, int64_t slice, const float* x, int64_t T, float* y,
   const size_t x_row_bytes = gguf::row_bytes(vt, w.cols);
   // Scratch for the converted activations, reused across calls on this thread.
   thread_local std::vector<uint8_t> converted;
-  const uint8_t* xq;
-  if (vt == gguf::TensorType::F32) {
-    xq = reinterpret_cast<const uint8_t*>(x);
-  } else {
-    converted.resize(x_row_bytes * size_t(T));
-    uint8_t* out = converted.data();
-    auto convert = [&](int64_t begin, int64_t end, int) {
-      for (int64_t t = begin; t < end; t++) tensor::quantize_row(vt, x + t * w.cols, out + size_t(t) * x_row_bytes, w.cols);
-    };
-    if (T > 1)
-      pool.parallel_for(T, convert);
-    else
-      convert(0, T, 0);
-    xq = converted.data();
-  }
+  const uint8_t* xq = convert_activations(vt, x, T, w.cols, converted, pool);
   if (w.packed) {
     // Repacked at load: the matrix kernel for every batch size, decode too.
     const int64_t panels = (w.rows + kGemmPanelRows - 1) / kGemmPanelRows;
@@ -82,6 +85,52 @@ void matmul(const Matrix& w, int64_t slice, const float* x, int64_t T, float* y,
           for (; t < t1; t++) y[t * w.rows + r] = dot(row, xq + size_t(t) * x_row_bytes, w.cols);
         }
       }
+    }
+  });
+}
+
+void matmul_shared_input(const std::vector<std::pair<const Matrix*, float*>>& products, const float* x, int64_t T,
+                         ThreadPool& pool) {
+  for (const auto& [w, y] : products)
+    if (!w->packed || w->cols != products[0].first->cols) {
+      for (const auto& [w2, y2] : products) matmul(*w2, 0, x, T, y2, pool);
+      return;
+    }
+  // The input converted once per activation type (at most two: Q8_0, Q8_K).
+  const int64_t n = products[0].first->cols;
+  thread_local std::vector<uint8_t> converted[2];
+  gguf::TensorType types[2];
+  const uint8_t* xq[2] = {nullptr, nullptr};
+  std::vector<int> which;
+  for (const auto& [w, y] : products) {
+    const gguf::TensorType vt = tensor::vec_dot_type(w->type);
+    int k = 0;
+    while (k < 2 && xq[k] && types[k] != vt) k++;
+    if (k == 2) {  // a third activation type: not worth a special case
+      for (const auto& [w2, y2] : products) matmul(*w2, 0, x, T, y2, pool);
+      return;
+    }
+    if (!xq[k]) {
+      types[k] = vt;
+      xq[k] = convert_activations(vt, x, T, n, converted[k], pool);
+    }
+    which.push_back(k);
+  }
+  // One loop over every matrix's panels: one wait for all the threads
+  // instead of one per matrix.
+  std::vector<int64_t> first_panel{0};
+  for (const auto& [w, y] : products) first_panel.push_back(first_panel.back() + (w->rows + kGemmPanelRows - 1) / kGemmPanelRows);
+  pool.parallel_for(first_panel.back(), [&](int64_t begin, int64_t end, int) {
+    for (size_t m = 0; m < products.size(); m++) {
+      const int64_t b = std::max(begin, first_panel[m]), e = std::min(end, first_panel[m + 1]);
+      if (b >= e) continue;
+      const Matrix& w = *products[m].first;
+      const tensor::TypeKernels& kernels = *tensor::active_kernels().find(w.type);
+      const int64_t p0 = b - first_panel[m], p1 = e - first_panel[m];
+      const int64_t r0 = p0 * kGemmPanelRows, r1 = std::min(w.rows, p1 * kGemmPanelRows);
+      const int k = which[m];
+      kernels.gemm_packed(w.packed + size_t(p0) * w.panel_bytes, r1 - r0, xq[k], gguf::row_bytes(types[k], n), T, n,
+                          products[m].second + r0, w.rows);
     }
   });
 }
