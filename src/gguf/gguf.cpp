@@ -1,5 +1,8 @@
 #include "gguf/gguf.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -227,6 +230,12 @@ File::File(const std::string& path) : map_(std::make_unique<MappedFile>(path)), 
   base_ = map_->data();
   size_ = map_->size();
   parse();
+  // The metadata (a vocabulary can be megabytes) now lives in kv_; its pages
+  // of the read-only mapping leave the resident set (a later read would map
+  // them back).
+  const size_t page = size_t(::sysconf(_SC_PAGESIZE));
+  if (const size_t header = std::min(data_offset_, size_) / page * page; header > 0)
+    ::madvise(const_cast<uint8_t*>(base_), header, MADV_DONTNEED);
 }
 
 File::File(const uint8_t* data, size_t size, std::string name) : base_(data), size_(size), name_(std::move(name)) {

@@ -28,6 +28,20 @@ void softmax(float* x, int64_t n) {
 }  // namespace
 
 std::vector<float> Forward::run(const std::vector<BatchToken>& batch, KvCache& cache) {
+  if (int64_t(batch.size()) <= kMaxStepTokens) return run_step(batch, cache);
+  // Consecutive slices, each continuing the cache the previous one filled:
+  // the same results, with activation buffers sized for one slice.
+  std::vector<float> logits;
+  for (size_t first = 0; first < batch.size(); first += size_t(kMaxStepTokens)) {
+    const size_t last = std::min(batch.size(), first + size_t(kMaxStepTokens));
+    const std::vector<float> part =
+        run_step(std::vector<BatchToken>(batch.begin() + int64_t(first), batch.begin() + int64_t(last)), cache);
+    logits.insert(logits.end(), part.begin(), part.end());
+  }
+  return logits;
+}
+
+std::vector<float> Forward::run_step(const std::vector<BatchToken>& batch, KvCache& cache) {
   const Config& c = model_.config();
   const int64_t T = int64_t(batch.size());
   if (T == 0) return {};
@@ -39,9 +53,11 @@ std::vector<float> Forward::run(const std::vector<BatchToken>& batch, KvCache& c
   }
 
   x_.resize(size_t(T * c.n_embd));
-  for (int64_t t = 0; t < T; t++)
+  for (int64_t t = 0; t < T; t++) {
     tensor::dequantize_row(model_.token_embd.type, model_.token_embd.row(batch[size_t(t)].token),
                            x_.data() + t * c.n_embd, c.n_embd);
+    model_.release_embedding_row(batch[size_t(t)].token);
+  }
 
   // Rotary angles depend on the position only: once per token, not per layer.
   const int64_t half_rope = c.rope_dim / 2;

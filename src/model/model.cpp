@@ -205,10 +205,19 @@ void Model::pack_weights() {
       Matrix& w = *unique[i];
       const tensor::TypeKernels& k = *tensor::active_kernels().find(w.type);
       const int64_t panels = (w.rows + 7) / 8;
-      buffers[i] = std::make_unique<uint8_t[]>(packed_size(w, k));
+      // Not zero-filled: its pages become resident only as they are packed.
+      buffers[i].reset(new uint8_t[packed_size(w, k)]);
+      // A chunk of rows at a time, each chunk's file pages released as soon
+      // as it is packed, so the original and packed copies of a large matrix
+      // (the token embedding) are never resident together.
+      constexpr int64_t kChunkRows = 1024;
       for (int64_t s = 0; s < w.slices; s++)
-        k.pack(w.row(0, s), w.row_bytes, w.rows, w.cols, buffers[i].get() + size_t(s * panels) * k.panel_bytes(w.cols));
-      release_mapped_pages(w.data, size_t(w.slices * w.rows) * w.row_bytes);
+        for (int64_t r0 = 0; r0 < w.rows; r0 += kChunkRows) {
+          const int64_t rows = std::min(kChunkRows, w.rows - r0);
+          k.pack(w.row(r0, s), w.row_bytes, rows, w.cols,
+                 buffers[i].get() + size_t(s * panels + r0 / 8) * k.panel_bytes(w.cols));
+          release_mapped_pages(w.row(r0, s), size_t(rows) * w.row_bytes);
+        }
     }
   };
   std::vector<std::thread> threads;
@@ -222,6 +231,17 @@ void Model::pack_weights() {
   }
   for (Matrix* w : all)
     if (Matrix* owner = first.count(w->data) ? first[w->data] : nullptr; owner && owner != w) *w = *owner;
+}
+
+void Model::release_embedding_row(int32_t token) const {
+  if (!token_embd.packed) return;
+  constexpr size_t kAround = size_t(128) << 10;  // beyond any fault-around window
+  const uint8_t* begin = token_embd.data;
+  const uint8_t* end = begin + size_t(token_embd.rows) * token_embd.row_bytes;
+  const uint8_t* row = token_embd.row(token);
+  const uint8_t* from = size_t(row - begin) > kAround ? row - kAround : begin;
+  const uint8_t* to = size_t(end - row) > kAround + token_embd.row_bytes ? row + token_embd.row_bytes + kAround : end;
+  release_mapped_pages(from, size_t(to - from));
 }
 
 size_t Model::packed_bytes() const {

@@ -59,6 +59,14 @@ class Model {
   // Bytes of repacked weights held in memory (0 when nothing was repacked).
   size_t packed_bytes() const;
 
+  // Embedding lookups read rows of token_embd through the file mapping, and
+  // each page fault maps the pages around it too (fault-around, up to 64 KiB),
+  // so over many lookups the original embedding would become resident again
+  // beside its packed copy (the tied output matrix). Forward calls this after
+  // each lookup to hand the pages around that row back; a no-op unless
+  // token_embd is packed.
+  void release_embedding_row(int32_t token) const;
+
  private:
   void pack_weights();
 
