@@ -198,15 +198,15 @@ void Model::pack_weights() {
   std::map<const uint8_t*, Matrix*> first;
   for (Matrix* w : all)
     if (sizes.count(w->data) && first.emplace(w->data, w).second) unique.push_back(w);
-  std::vector<std::unique_ptr<uint8_t[]>> buffers(unique.size());
+  std::vector<std::unique_ptr<AnonymousMemory>> buffers(unique.size());
   std::atomic<size_t> next{0};
   auto worker = [&] {
     for (size_t i = next++; i < unique.size(); i = next++) {
       Matrix& w = *unique[i];
       const tensor::TypeKernels& k = *tensor::active_kernels().find(w.type);
       const int64_t panels = (w.rows + 7) / 8;
-      // Not zero-filled: its pages become resident only as they are packed.
-      buffers[i].reset(new uint8_t[packed_size(w, k)]);
+      // Its pages become resident only as they are packed.
+      buffers[i] = std::make_unique<AnonymousMemory>(packed_size(w, k));
       // A chunk of rows at a time, each chunk's file pages released as soon
       // as it is packed, so the original and packed copies of a large matrix
       // (the token embedding) are never resident together.
@@ -215,7 +215,7 @@ void Model::pack_weights() {
         for (int64_t r0 = 0; r0 < w.rows; r0 += kChunkRows) {
           const int64_t rows = std::min(kChunkRows, w.rows - r0);
           k.pack(w.row(r0, s), w.row_bytes, rows, w.cols,
-                 buffers[i].get() + size_t(s * panels + r0 / 8) * k.panel_bytes(w.cols));
+                 buffers[i]->data() + size_t(s * panels + r0 / 8) * k.panel_bytes(w.cols));
           release_mapped_pages(w.row(r0, s), size_t(rows) * w.row_bytes);
         }
     }
@@ -225,7 +225,7 @@ void Model::pack_weights() {
   worker();
   for (auto& t : threads) t.join();
   for (size_t i = 0; i < unique.size(); i++) {
-    unique[i]->packed = buffers[i].get();
+    unique[i]->packed = buffers[i]->data();
     unique[i]->panel_bytes = tensor::active_kernels().find(unique[i]->type)->panel_bytes(unique[i]->cols);
     packed_.push_back(std::move(buffers[i]));
   }

@@ -8,6 +8,7 @@
 
 #include "gguf/gguf.h"
 #include "model/config.h"
+#include "util/mapped_file.h"
 
 namespace warden::model {
 
@@ -71,7 +72,7 @@ class Model {
   void pack_weights();
 
   std::unique_ptr<gguf::File> file_;
-  std::vector<std::unique_ptr<uint8_t[]>> packed_;
+  std::vector<std::unique_ptr<AnonymousMemory>> packed_;
   Config config_;
 };
 

@@ -626,39 +626,71 @@ void pack_q6_k_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, 
   }
 }
 
+// The high 2 bits of step k (0..3) of a 2-bit-field register, moved to bits
+// 4-5 of each byte: two instructions (the 16-bit shifts move bits across
+// bytes, but the mask keeps only bits that came from the same byte).
+template <int k>
+inline __m256i q6_high_bits(__m256i high) {
+  const __m256i mask = _mm256_set1_epi8(0x30);
+  if constexpr (k == 0) return _mm256_and_si256(_mm256_slli_epi16(high, 4), mask);
+  if constexpr (k == 1) return _mm256_and_si256(_mm256_slli_epi16(high, 2), mask);
+  if constexpr (k == 2) return _mm256_and_si256(high, mask);
+  return _mm256_and_si256(_mm256_srli_epi16(high, 2), mask);
+}
+
+// Q6_K codes (0..63) as maddubs' unsigned operand: two steps' pairs (each at
+// most 2 * 63 * 128) fit int16. sum((code - 32) x) over a sub-block j is
+// sum(code x) - 32 bsum_j, so per super-block the products are corrected by
+// 32 * sum_j sc_j bsum_j, computed from (sc_2i, sc_2i+1) lane pairs against
+// the activations' (bsum_2i, bsum_2i+1).
 template <int NT>
 void q6_k_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
-  const __m256i low4 = _mm256_set1_epi8(0x0F), low2 = _mm256_set1_epi8(0x03), offset = _mm256_set1_epi8(32);
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
   float acc[NT][8] = {};
   for (int64_t b = 0; b < nsb; b++, panel += kQ6_KPanelBlock) {
     prefetch_block(panel, kQ6_KPanelBlock);
+    const uint8_t* scales = panel + 1536;
     __m256i isum[NT];
     for (int t = 0; t < NT; t++) isum[t] = _mm256_setzero_si256();
     for (int j = 0; j < 16; j++) {  // sub-blocks of 16 elements = 4 steps, one scale
       const int g = j / 2, half = j % 2;
       const __m256i high = load32(panel + 1024 + 64 * g + 32 * half);
-      __m256i sum16[NT];
-      for (int t = 0; t < NT; t++) sum16[t] = _mm256_setzero_si256();
-#pragma GCC unroll 1
-      for (int k = 0; k < 4; k++) {
-        const __m256i nib = _mm256_and_si256(_mm256_srli_epi16(load32(panel + 128 * g + 32 * k), 4 * half), low4);
-        const __m256i hi2 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(high, 2 * k), low2), 4);
-        const __m256i wv = _mm256_sub_epi8(_mm256_or_si256(nib, hi2), offset);  // -32..31
-        const __m256i w_abs = _mm256_sign_epi8(wv, wv);
-        for (int t = 0; t < NT; t++) {
-          // |w| * (x with w's sign): pairs <= 2 * 32 * 128, four steps fit int16.
-          const __m256i xs = broadcast4(x[t][b].qs + 32 * g + 16 * half + 4 * k);
-          sum16[t] = _mm256_add_epi16(sum16[t], _mm256_maddubs_epi16(w_abs, _mm256_sign_epi8(xs, wv)));
-        }
-      }
-      const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(panel + 1536 + 8 * j));
+      const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + 8 * j));
       const __m256i scale = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(sc8, sc8));
-      for (int t = 0; t < NT; t++) isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(sum16[t], scale));
+      auto code = [&](int k, __m256i hi) {
+        const __m256i packed = load32(panel + 128 * g + 32 * k);
+        const __m256i nib = _mm256_and_si256(half ? _mm256_srli_epi16(packed, 4) : packed, low4);
+        return _mm256_or_si256(nib, hi);
+      };
+      auto two_steps = [&](int k, __m256i c0, __m256i c1) {
+        for (int t = 0; t < NT; t++) {
+          const int8_t* xq = x[t][b].qs + 32 * g + 16 * half + 4 * k;
+          const __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(c0, broadcast4(xq)),
+                                               _mm256_maddubs_epi16(c1, broadcast4(xq + 4)));
+          isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(s16, scale));
+        }
+      };
+      two_steps(0, code(0, q6_high_bits<0>(high)), code(1, q6_high_bits<1>(high)));
+      two_steps(2, code(2, q6_high_bits<2>(high)), code(3, q6_high_bits<3>(high)));
+    }
+    // The offset 32: per row, 32 * sum_j sc_j bsum_j.
+    __m256i pairs[8];
+    for (int i = 0; i < 8; i++) {
+      const __m128i a = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + 16 * i));
+      const __m128i c = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + 16 * i + 8));
+      pairs[i] = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, c));
     }
     const __m256 wd = load_f16x8(panel + 1664);
     for (int t = 0; t < NT; t++) {
+      __m256i corr = _mm256_setzero_si256();
+      for (int i = 0; i < 8; i++) {
+        int32_t two;
+        std::memcpy(&two, x[t][b].bsums + 2 * i, sizeof two);
+        corr = _mm256_add_epi32(corr, _mm256_madd_epi16(pairs[i], _mm256_set1_epi32(two)));
+      }
+      const __m256i total = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(corr, 5));
       __m256 a = _mm256_loadu_ps(acc[t]);
-      a = _mm256_fmadd_ps(_mm256_mul_ps(wd, _mm256_set1_ps(x[t][b].d)), _mm256_cvtepi32_ps(isum[t]), a);
+      a = _mm256_fmadd_ps(_mm256_mul_ps(wd, _mm256_set1_ps(x[t][b].d)), _mm256_cvtepi32_ps(total), a);
       _mm256_storeu_ps(acc[t], a);
     }
   }

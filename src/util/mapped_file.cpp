@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -39,6 +40,18 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
 
 MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+AnonymousMemory::AnonymousMemory(size_t size) : size_(size) {
+  if (size == 0) return;
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw Error("cannot map " + std::to_string(size >> 20) + " MiB of memory: " + std::strerror(errno));
+  ::madvise(p, size, MADV_HUGEPAGE);  // a hint; without THP the pages are just small
+  data_ = static_cast<uint8_t*>(p);
+}
+
+AnonymousMemory::~AnonymousMemory() {
+  if (data_) ::munmap(data_, size_);
 }
 
 }  // namespace warden
