@@ -97,7 +97,10 @@ void Forward::attention_layer(const Layer& layer, int64_t il, const std::vector<
   q_.resize(size_t(T * c.q_dim()));
   k_.resize(size_t(T * c.kv_dim()));
   v_.resize(size_t(T * c.v_dim()));
-  matmul_shared_input({{&layer.wq, q_.data()}, {&layer.wk, k_.data()}, {&layer.wv, v_.data()}}, xn_.data(), T, pool_);
+  matmul_many({{&layer.wq, 0, xn_.data(), T, q_.data()},
+               {&layer.wk, 0, xn_.data(), T, k_.data()},
+               {&layer.wv, 0, xn_.data(), T, v_.data()}},
+              pool_);
   if (c.qkv_bias) {
     add_bias(q_.data(), layer.bq, T);
     add_bias(k_.data(), layer.bk, T);
@@ -252,7 +255,7 @@ void Forward::dense_ffn(const Layer& layer, int64_t T) {
   const Config& c = model_.config();
   gate_.resize(size_t(T * c.n_ff));
   up_.resize(size_t(T * c.n_ff));
-  matmul_shared_input({{&layer.ffn_gate, gate_.data()}, {&layer.ffn_up, up_.data()}}, xn_.data(), T, pool_);
+  matmul_many({{&layer.ffn_gate, 0, xn_.data(), T, gate_.data()}, {&layer.ffn_up, 0, xn_.data(), T, up_.data()}}, pool_);
   tensor::swiglu(gate_.data(), up_.data(), gate_.data(), int64_t(gate_.size()));
   ffn_out_.resize(size_t(T * c.n_embd));
   matmul(layer.ffn_down, 0, gate_.data(), T, ffn_out_.data(), pool_);
@@ -283,24 +286,41 @@ void Forward::moe_ffn(const Layer& layer, int64_t T) {
     }
   }
 
-  std::vector<float> moe_out(size_t(T * c.n_embd), 0.0f), xin, g, u, down;
+  // The selected experts' inputs (their tokens' rows), then all their gate
+  // and up products in one loop, SwiGLU, and all their down products in one.
+  struct ExpertWork {
+    int64_t e, n;
+    std::vector<float> xin, g, u, down;
+  };
+  std::vector<ExpertWork> work;
   for (int64_t e = 0; e < c.n_expert; e++) {
     const auto& routed = tokens_of_expert[size_t(e)];
     if (routed.empty()) continue;
-    const int64_t n = int64_t(routed.size());
-    xin.resize(size_t(n * c.n_embd));
-    for (int64_t i = 0; i < n; i++)
-      std::copy_n(xn_.data() + routed[size_t(i)].first * c.n_embd, c.n_embd, xin.data() + i * c.n_embd);
-    g.resize(size_t(n * c.n_ff_expert));
-    u.resize(size_t(n * c.n_ff_expert));
-    matmul(layer.gate_exps, e, xin.data(), n, g.data(), pool_);
-    matmul(layer.up_exps, e, xin.data(), n, u.data(), pool_);
-    tensor::swiglu(g.data(), u.data(), g.data(), int64_t(g.size()));
-    down.resize(size_t(n * c.n_embd));
-    matmul(layer.down_exps, e, g.data(), n, down.data(), pool_);
-    for (int64_t i = 0; i < n; i++) {
-      const auto [t, w] = routed[size_t(i)];
-      for (int64_t j = 0; j < c.n_embd; j++) moe_out[size_t(t * c.n_embd + j)] += w * down[size_t(i * c.n_embd + j)];
+    ExpertWork w{e, int64_t(routed.size()), {}, {}, {}, {}};
+    w.xin.resize(size_t(w.n * c.n_embd));
+    for (int64_t i = 0; i < w.n; i++)
+      std::copy_n(xn_.data() + routed[size_t(i)].first * c.n_embd, c.n_embd, w.xin.data() + i * c.n_embd);
+    w.g.resize(size_t(w.n * c.n_ff_expert));
+    w.u.resize(size_t(w.n * c.n_ff_expert));
+    w.down.resize(size_t(w.n * c.n_embd));
+    work.push_back(std::move(w));
+  }
+  std::vector<Product> gate_up, down;
+  for (ExpertWork& w : work) {
+    gate_up.push_back({&layer.gate_exps, w.e, w.xin.data(), w.n, w.g.data()});
+    gate_up.push_back({&layer.up_exps, w.e, w.xin.data(), w.n, w.u.data()});
+    down.push_back({&layer.down_exps, w.e, w.g.data(), w.n, w.down.data()});
+  }
+  matmul_many(gate_up, pool_);
+  for (ExpertWork& w : work) tensor::swiglu(w.g.data(), w.u.data(), w.g.data(), int64_t(w.g.size()));
+  matmul_many(down, pool_);
+  std::vector<float> moe_out(size_t(T * c.n_embd), 0.0f);
+  for (const ExpertWork& w : work) {
+    const auto& routed = tokens_of_expert[size_t(w.e)];
+    for (int64_t i = 0; i < w.n; i++) {
+      const auto [t, weight] = routed[size_t(i)];
+      for (int64_t j = 0; j < c.n_embd; j++)
+        moe_out[size_t(t * c.n_embd + j)] += weight * w.down[size_t(i * c.n_embd + j)];
     }
   }
   for (size_t i = 0; i < moe_out.size(); i++) x_[i] += moe_out[i];

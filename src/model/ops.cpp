@@ -89,48 +89,51 @@ void matmul(const Matrix& w, int64_t slice, const float* x, int64_t T, float* y,
   });
 }
 
-void matmul_shared_input(const std::vector<std::pair<const Matrix*, float*>>& products, const float* x, int64_t T,
-                         ThreadPool& pool) {
-  for (const auto& [w, y] : products)
-    if (!w->packed || w->cols != products[0].first->cols) {
-      for (const auto& [w2, y2] : products) matmul(*w2, 0, x, T, y2, pool);
+void matmul_many(const std::vector<Product>& products, ThreadPool& pool) {
+  for (const Product& p : products)
+    if (!p.w->packed) {
+      for (const Product& q : products) matmul(*q.w, q.slice, q.x, q.T, q.y, pool);
       return;
     }
-  // The input converted once per activation type (at most two: Q8_0, Q8_K).
-  const int64_t n = products[0].first->cols;
-  thread_local std::vector<uint8_t> converted[2];
-  gguf::TensorType types[2];
-  const uint8_t* xq[2] = {nullptr, nullptr};
-  std::vector<int> which;
-  for (const auto& [w, y] : products) {
-    const gguf::TensorType vt = tensor::vec_dot_type(w->type);
-    int k = 0;
-    while (k < 2 && xq[k] && types[k] != vt) k++;
-    if (k == 2) {  // a third activation type: not worth a special case
-      for (const auto& [w2, y2] : products) matmul(*w2, 0, x, T, y2, pool);
-      return;
+  // Each distinct input converted once per activation type it meets.
+  struct Converted {
+    const float* x;
+    int64_t T, n;
+    gguf::TensorType type;
+    const uint8_t* data;
+  };
+  thread_local std::vector<std::vector<uint8_t>> buffers;
+  std::vector<Converted> inputs;
+  std::vector<size_t> input_of;
+  for (const Product& p : products) {
+    const gguf::TensorType vt = tensor::vec_dot_type(p.w->type);
+    size_t k = 0;
+    while (k < inputs.size() &&
+           !(inputs[k].x == p.x && inputs[k].T == p.T && inputs[k].n == p.w->cols && inputs[k].type == vt))
+      k++;
+    if (k == inputs.size()) {
+      if (buffers.size() <= k) buffers.resize(k + 1);
+      inputs.push_back({p.x, p.T, p.w->cols, vt, convert_activations(vt, p.x, p.T, p.w->cols, buffers[k], pool)});
     }
-    if (!xq[k]) {
-      types[k] = vt;
-      xq[k] = convert_activations(vt, x, T, n, converted[k], pool);
-    }
-    which.push_back(k);
+    input_of.push_back(k);
   }
   // One loop over every matrix's panels: one wait for all the threads
   // instead of one per matrix.
   std::vector<int64_t> first_panel{0};
-  for (const auto& [w, y] : products) first_panel.push_back(first_panel.back() + (w->rows + kGemmPanelRows - 1) / kGemmPanelRows);
+  for (const Product& p : products) first_panel.push_back(first_panel.back() + (p.w->rows + kGemmPanelRows - 1) / kGemmPanelRows);
   pool.parallel_for(first_panel.back(), [&](int64_t begin, int64_t end, int) {
     for (size_t m = 0; m < products.size(); m++) {
       const int64_t b = std::max(begin, first_panel[m]), e = std::min(end, first_panel[m + 1]);
       if (b >= e) continue;
-      const Matrix& w = *products[m].first;
-      const tensor::TypeKernels& kernels = *tensor::active_kernels().find(w.type);
+      const Product& p = products[m];
+      const Matrix& w = *p.w;
+      const Converted& in = inputs[input_of[m]];
+      const int64_t panels = first_panel[m + 1] - first_panel[m];
       const int64_t p0 = b - first_panel[m], p1 = e - first_panel[m];
       const int64_t r0 = p0 * kGemmPanelRows, r1 = std::min(w.rows, p1 * kGemmPanelRows);
-      const int k = which[m];
-      kernels.gemm_packed(w.packed + size_t(p0) * w.panel_bytes, r1 - r0, xq[k], gguf::row_bytes(types[k], n), T, n,
-                          products[m].second + r0, w.rows);
+      tensor::active_kernels().find(w.type)->gemm_packed(w.packed + size_t(p.slice * panels + p0) * w.panel_bytes,
+                                                          r1 - r0, in.data, gguf::row_bytes(in.type, in.n), in.T, in.n,
+                                                          p.y + r0, w.rows);
     }
   });
 }

@@ -14,11 +14,19 @@ namespace warden::model {
 // format (e.g. Q8_0, Q8_K) once, then rows of w are split across threads.
 void matmul(const Matrix& w, int64_t slice, const float* x, int64_t T, float* y, ThreadPool& pool);
 
-// Several matrices of the same input width applied to the same input (Q, K
-// and V; gate and up): the input is converted once per activation type and
-// all products run in one parallel loop. Same results as one matmul each.
-void matmul_shared_input(const std::vector<std::pair<const Matrix*, float*>>& products, const float* x, int64_t T,
-                         ThreadPool& pool);
+// Several independent products y = w[slice] x at once (Q, K and V; gate and
+// up; the selected experts of a MoE layer): each distinct input is converted
+// once per activation type, and all products run in one parallel loop, one
+// wait for the threads instead of one per matrix. Same results as one matmul
+// each.
+struct Product {
+  const Matrix* w;
+  int64_t slice;
+  const float* x;
+  int64_t T;
+  float* y;
+};
+void matmul_many(const std::vector<Product>& products, ThreadPool& pool);
 
 // out = x / rms(x) * weight, over n values (accumulated in double, as ggml does).
 void rms_norm(const float* x, const float* weight, float* out, int64_t n, float eps);
