@@ -286,13 +286,41 @@ void Forward::moe_ffn(const Layer& layer, int64_t T) {
     }
   }
 
-  // The selected experts' inputs (their tokens' rows), then all their gate
-  // and up products in one loop, SwiGLU, and all their down products in one.
+  // Experts in groups of about kMaxExpertRows (token, expert) rows: per
+  // group, the experts' inputs (their tokens' rows), all their gate and up
+  // products in one loop, SwiGLU, all their down products in one loop. A
+  // decode step is one group; a long prefill several, which bounds the
+  // buffers (every token's rows for every selected expert would be tens of
+  // MiB).
+  constexpr int64_t kMaxExpertRows = 256;
   struct ExpertWork {
     int64_t e, n;
     std::vector<float> xin, g, u, down;
   };
-  std::vector<ExpertWork> work;
+  std::vector<float> moe_out(size_t(T * c.n_embd), 0.0f);
+  std::vector<ExpertWork> group;
+  int64_t group_rows = 0;
+  auto run_group = [&] {
+    std::vector<Product> gate_up, down;
+    for (ExpertWork& w : group) {
+      gate_up.push_back({&layer.gate_exps, w.e, w.xin.data(), w.n, w.g.data()});
+      gate_up.push_back({&layer.up_exps, w.e, w.xin.data(), w.n, w.u.data()});
+      down.push_back({&layer.down_exps, w.e, w.g.data(), w.n, w.down.data()});
+    }
+    matmul_many(gate_up, pool_);
+    for (ExpertWork& w : group) tensor::swiglu(w.g.data(), w.u.data(), w.g.data(), int64_t(w.g.size()));
+    matmul_many(down, pool_);
+    for (const ExpertWork& w : group) {
+      const auto& routed = tokens_of_expert[size_t(w.e)];
+      for (int64_t i = 0; i < w.n; i++) {
+        const auto [t, weight] = routed[size_t(i)];
+        for (int64_t j = 0; j < c.n_embd; j++)
+          moe_out[size_t(t * c.n_embd + j)] += weight * w.down[size_t(i * c.n_embd + j)];
+      }
+    }
+    group.clear();
+    group_rows = 0;
+  };
   for (int64_t e = 0; e < c.n_expert; e++) {
     const auto& routed = tokens_of_expert[size_t(e)];
     if (routed.empty()) continue;
@@ -303,26 +331,11 @@ void Forward::moe_ffn(const Layer& layer, int64_t T) {
     w.g.resize(size_t(w.n * c.n_ff_expert));
     w.u.resize(size_t(w.n * c.n_ff_expert));
     w.down.resize(size_t(w.n * c.n_embd));
-    work.push_back(std::move(w));
+    group_rows += w.n;
+    group.push_back(std::move(w));
+    if (group_rows >= kMaxExpertRows) run_group();
   }
-  std::vector<Product> gate_up, down;
-  for (ExpertWork& w : work) {
-    gate_up.push_back({&layer.gate_exps, w.e, w.xin.data(), w.n, w.g.data()});
-    gate_up.push_back({&layer.up_exps, w.e, w.xin.data(), w.n, w.u.data()});
-    down.push_back({&layer.down_exps, w.e, w.g.data(), w.n, w.down.data()});
-  }
-  matmul_many(gate_up, pool_);
-  for (ExpertWork& w : work) tensor::swiglu(w.g.data(), w.u.data(), w.g.data(), int64_t(w.g.size()));
-  matmul_many(down, pool_);
-  std::vector<float> moe_out(size_t(T * c.n_embd), 0.0f);
-  for (const ExpertWork& w : work) {
-    const auto& routed = tokens_of_expert[size_t(w.e)];
-    for (int64_t i = 0; i < w.n; i++) {
-      const auto [t, weight] = routed[size_t(i)];
-      for (int64_t j = 0; j < c.n_embd; j++)
-        moe_out[size_t(t * c.n_embd + j)] += weight * w.down[size_t(i * c.n_embd + j)];
-    }
-  }
+  if (!group.empty()) run_group();
   for (size_t i = 0; i < moe_out.size(); i++) x_[i] += moe_out[i];
 }
 
