@@ -198,15 +198,22 @@ void Model::pack_weights() {
   std::map<const uint8_t*, Matrix*> first;
   for (Matrix* w : all)
     if (sizes.count(w->data) && first.emplace(w->data, w).second) unique.push_back(w);
-  std::vector<std::unique_ptr<AnonymousMemory>> buffers(unique.size());
+  // One mapping for all of them, in the order the forward pass reads them:
+  // one region lets the kernel back it with 2 MiB pages throughout (a mapping
+  // per matrix would leave the unaligned ends of each in small pages).
+  std::vector<size_t> offset(unique.size() + 1, 0);
+  for (size_t i = 0; i < unique.size(); i++) {
+    const tensor::TypeKernels& k = *tensor::active_kernels().find(unique[i]->type);
+    offset[i + 1] = offset[i] + (packed_size(*unique[i], k) + 63) / 64 * 64;
+  }
+  packed_ = std::make_unique<AnonymousMemory>(offset.back());
   std::atomic<size_t> next{0};
   auto worker = [&] {
     for (size_t i = next++; i < unique.size(); i = next++) {
       Matrix& w = *unique[i];
       const tensor::TypeKernels& k = *tensor::active_kernels().find(w.type);
       const int64_t panels = (w.rows + 7) / 8;
-      // Its pages become resident only as they are packed.
-      buffers[i] = std::make_unique<AnonymousMemory>(packed_size(w, k));
+      uint8_t* out = packed_->data() + offset[i];  // pages become resident only as they are packed
       // A chunk of rows at a time, each chunk's file pages released as soon
       // as it is packed, so the original and packed copies of a large matrix
       // (the token embedding) are never resident together.
@@ -214,8 +221,7 @@ void Model::pack_weights() {
       for (int64_t s = 0; s < w.slices; s++)
         for (int64_t r0 = 0; r0 < w.rows; r0 += kChunkRows) {
           const int64_t rows = std::min(kChunkRows, w.rows - r0);
-          k.pack(w.row(r0, s), w.row_bytes, rows, w.cols,
-                 buffers[i]->data() + size_t(s * panels + r0 / 8) * k.panel_bytes(w.cols));
+          k.pack(w.row(r0, s), w.row_bytes, rows, w.cols, out + size_t(s * panels + r0 / 8) * k.panel_bytes(w.cols));
           release_mapped_pages(w.row(r0, s), size_t(rows) * w.row_bytes);
         }
     }
@@ -225,9 +231,8 @@ void Model::pack_weights() {
   worker();
   for (auto& t : threads) t.join();
   for (size_t i = 0; i < unique.size(); i++) {
-    unique[i]->packed = buffers[i]->data();
+    unique[i]->packed = packed_->data() + offset[i];
     unique[i]->panel_bytes = tensor::active_kernels().find(unique[i]->type)->panel_bytes(unique[i]->cols);
-    packed_.push_back(std::move(buffers[i]));
   }
   for (Matrix* w : all)
     if (Matrix* owner = first.count(w->data) ? first[w->data] : nullptr; owner && owner != w) *w = *owner;
@@ -244,13 +249,6 @@ void Model::release_embedding_row(int32_t token) const {
   release_mapped_pages(from, size_t(to - from));
 }
 
-size_t Model::packed_bytes() const {
-  std::map<const uint8_t*, size_t> seen;
-  for (const Matrix* w : matrices_of(const_cast<Model&>(*this)))
-    if (w->packed) seen[w->packed] = size_t(w->slices * ((w->rows + 7) / 8)) * w->panel_bytes;
-  size_t total = 0;
-  for (const auto& [packed, bytes] : seen) total += bytes;
-  return total;
-}
+size_t Model::packed_bytes() const { return packed_ ? packed_->size() : 0; }
 
 }  // namespace warden::model

@@ -72,7 +72,7 @@ class Model {
   void pack_weights();
 
   std::unique_ptr<gguf::File> file_;
-  std::vector<std::unique_ptr<AnonymousMemory>> packed_;
+  std::unique_ptr<AnonymousMemory> packed_;  // every repacked matrix, one region
   Config config_;
 };
 

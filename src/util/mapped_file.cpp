@@ -44,14 +44,19 @@ MappedFile::~MappedFile() {
 
 AnonymousMemory::AnonymousMemory(size_t size) : size_(size) {
   if (size == 0) return;
-  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  // Over-map by one huge page and start at a 2 MiB boundary, so the whole
+  // buffer can be backed by huge pages.
+  constexpr size_t kHuge = size_t(2) << 20;
+  mapped_size_ = size + kHuge;
+  void* p = ::mmap(nullptr, mapped_size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) throw Error("cannot map " + std::to_string(size >> 20) + " MiB of memory: " + std::strerror(errno));
-  ::madvise(p, size, MADV_HUGEPAGE);  // a hint; without THP the pages are just small
-  data_ = static_cast<uint8_t*>(p);
+  mapping_ = static_cast<uint8_t*>(p);
+  data_ = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(mapping_) + kHuge - 1) / kHuge * kHuge);
+  ::madvise(data_, size, MADV_HUGEPAGE);  // a hint; without THP the pages are just small
 }
 
 AnonymousMemory::~AnonymousMemory() {
-  if (data_) ::munmap(data_, size_);
+  if (mapping_) ::munmap(mapping_, mapped_size_);
 }
 
 }  // namespace warden

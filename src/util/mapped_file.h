@@ -40,6 +40,8 @@ class AnonymousMemory {
   size_t size() const { return size_; }
 
  private:
+  uint8_t* mapping_ = nullptr;
+  size_t mapped_size_ = 0;
   uint8_t* data_ = nullptr;
   size_t size_ = 0;
 };
