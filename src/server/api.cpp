@@ -24,7 +24,7 @@ json parse_body(const std::string& body) {
   json j;
   try {
     j = json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // syntax errors, and numbers too large for a double (out_of_range)
     throw bad_request(std::string("the request body is not valid JSON: ") + e.what(), "", "invalid_json");
   }
   if (!j.is_object()) throw bad_request("the request body must be a JSON object", "", "invalid_json");
@@ -193,7 +193,7 @@ json parse_messages(const json& body) {
         if (fn.contains("arguments") && fn["arguments"].is_string()) {
           try {
             msg["tool_calls"][k]["function"]["arguments"] = json::parse(fn["arguments"].get<std::string>());
-          } catch (const json::parse_error&) {
+          } catch (const json::exception&) {
             throw bad_request(cat + ".function.arguments is not valid JSON", cat + ".function.arguments",
                               "invalid_value");
           }

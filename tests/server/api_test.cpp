@@ -130,7 +130,9 @@ TEST(ServerApi, ResponseFormats) {
 }
 
 TEST(ServerApi, MalformedBodies) {
-  for (const char* text : {"", "{", "[1]", "\"x\"", "{\"a\":}"}) {
+  // The last: a number too large for a double (nlohmann throws out_of_range,
+  // not parse_error, for it; found by fuzz_http_request).
+  for (const char* text : {"", "{", "[1]", "\"x\"", "{\"a\":}", "{\"messages\":[6666666666666666666e66666666666666666666]}"}) {
     try {
       parse_body(text);
       ADD_FAILURE() << text;
