@@ -13,6 +13,7 @@
 
 #include "broker/audit.h"
 #include "util/error.h"
+#include "util/fd_io.h"
 
 namespace warden::broker {
 namespace fs = std::filesystem;
@@ -20,16 +21,6 @@ namespace {
 
 std::string errno_text() { return std::strerror(errno); }
 
-bool write_all(int fd, const std::string& s) {
-  size_t done = 0;
-  while (done < s.size()) {
-    ssize_t w = ::write(fd, s.data() + done, s.size() - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    done += size_t(w);
-  }
-  return true;
-}
 
 // One line of a text; the last line of a text without a final newline is
 // a different line from the same text with one (diff(1) shows it too).

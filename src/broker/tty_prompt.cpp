@@ -6,21 +6,11 @@
 #include <unistd.h>
 
 #include "broker/render.h"
+#include "util/fd_io.h"
 #include "util/log.h"
 
 namespace warden::broker {
 namespace {
-
-bool write_all(int fd, const std::string& s) {
-  size_t done = 0;
-  while (done < s.size()) {
-    ssize_t w = ::write(fd, s.data() + done, s.size() - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    done += size_t(w);
-  }
-  return true;
-}
 
 std::string lower_trimmed(const std::string& s) {
   size_t b = s.find_first_not_of(" \t\r");

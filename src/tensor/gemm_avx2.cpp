@@ -699,26 +699,55 @@ void q6_k_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* cons
 
 // The per-type pieces of a packed kernel: panel size and packer, the token
 // group, and one call of the panel kernel for NT tokens from token t.
-struct PackedQ8_0 {
+
+// Types whose panel kernel needs only the activation rows.
+template <typename XBlock, int kBlockElements, size_t kPanelBlock,
+          void (*PackPanel)(const uint8_t*, size_t, int, int64_t, uint8_t*), typename Kernel>
+struct PackedType {
   static constexpr int kGroup = 4;
-  static size_t panel_bytes(int64_t n) { return size_t(n / kQK) * kQ8_0PanelBlock; }
+  static size_t panel_bytes(int64_t n) { return size_t(n / kBlockElements) * kPanelBlock; }
   static void pack(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
-    pack_q8_0_panel(w, w_row_bytes, rows, n, out);
+    PackPanel(w, w_row_bytes, rows, n, out);
   }
   struct Tokens {
-    Tokens(const uint8_t* x, size_t x_row_bytes, int64_t T, int64_t n) : x(x), x_row_bytes(x_row_bytes), nb(n / kQK) {}
+    Tokens(const uint8_t* x, size_t x_row_bytes, int64_t, int64_t n)
+        : x(x), x_row_bytes(x_row_bytes), blocks(n / kBlockElements) {}
     template <int NT>
     void run(const uint8_t* panel, int64_t t, float out[NT][8]) const {
-      const block_q8_0* xs[NT];
-      token_rows<block_q8_0, NT>(x, x_row_bytes, t, xs);
-      q8_0_panel_kernel<NT>(panel, nb, xs, out);
+      const XBlock* xs[NT];
+      token_rows<XBlock, NT>(x, x_row_bytes, t, xs);
+      Kernel::template run<NT>(panel, blocks, xs, out);
     }
     const uint8_t* x;
     size_t x_row_bytes;
-    int64_t nb;
+    int64_t blocks;
   };
 };
 
+struct Q8_0PanelKernel {
+  template <int NT>
+  static void run(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], float out[NT][8]) {
+    q8_0_panel_kernel<NT>(panel, nb, x, out);
+  }
+};
+struct Q4_KPanelKernel {
+  template <int NT>
+  static void run(const uint8_t* panel, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
+    q4_k_panel_kernel<NT>(panel, nsb, x, out);
+  }
+};
+struct Q6_KPanelKernel {
+  template <int NT>
+  static void run(const uint8_t* panel, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
+    q6_k_panel_kernel<NT>(panel, nsb, x, out);
+  }
+};
+
+using PackedQ8_0 = PackedType<block_q8_0, kQK, kQ8_0PanelBlock, pack_q8_0_panel, Q8_0PanelKernel>;
+using PackedQ4_K = PackedType<block_q8_k, kQK_K, kQ4_KPanelBlock, pack_q4_k_panel, Q4_KPanelKernel>;
+using PackedQ6_K = PackedType<block_q8_k, kQK_K, kQ6_KPanelBlock, pack_q6_k_panel, Q6_KPanelKernel>;
+
+// Q4_0 also needs each activation block's sum (its codes' offset 8).
 struct PackedQ4_0 {
   static constexpr int kGroup = 4;
   static size_t panel_bytes(int64_t n) { return size_t(n / kQK) * kQ4_0PanelBlock; }
@@ -743,46 +772,6 @@ struct PackedQ4_0 {
     size_t x_row_bytes;
     int64_t nb;
     const int32_t* sums;
-  };
-};
-
-struct PackedQ4_K {
-  static constexpr int kGroup = 4;
-  static size_t panel_bytes(int64_t n) { return size_t(n / kQK_K) * kQ4_KPanelBlock; }
-  static void pack(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
-    pack_q4_k_panel(w, w_row_bytes, rows, n, out);
-  }
-  struct Tokens {
-    Tokens(const uint8_t* x, size_t x_row_bytes, int64_t, int64_t n) : x(x), x_row_bytes(x_row_bytes), nsb(n / kQK_K) {}
-    template <int NT>
-    void run(const uint8_t* panel, int64_t t, float out[NT][8]) const {
-      const block_q8_k* xs[NT];
-      token_rows<block_q8_k, NT>(x, x_row_bytes, t, xs);
-      q4_k_panel_kernel<NT>(panel, nsb, xs, out);
-    }
-    const uint8_t* x;
-    size_t x_row_bytes;
-    int64_t nsb;
-  };
-};
-
-struct PackedQ6_K {
-  static constexpr int kGroup = 4;
-  static size_t panel_bytes(int64_t n) { return size_t(n / kQK_K) * kQ6_KPanelBlock; }
-  static void pack(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
-    pack_q6_k_panel(w, w_row_bytes, rows, n, out);
-  }
-  struct Tokens {
-    Tokens(const uint8_t* x, size_t x_row_bytes, int64_t, int64_t n) : x(x), x_row_bytes(x_row_bytes), nsb(n / kQK_K) {}
-    template <int NT>
-    void run(const uint8_t* panel, int64_t t, float out[NT][8]) const {
-      const block_q8_k* xs[NT];
-      token_rows<block_q8_k, NT>(x, x_row_bytes, t, xs);
-      q6_k_panel_kernel<NT>(panel, nsb, xs, out);
-    }
-    const uint8_t* x;
-    size_t x_row_bytes;
-    int64_t nsb;
   };
 };
 

@@ -2,8 +2,6 @@
 // sandbox, against the scripted OpenAI-compatible backend of the hostile-model
 // harness (tests/security/harness.h). Lines go in on stdin, as a user types them.
 #include <gtest/gtest.h>
-#include <poll.h>
-#include <pty.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/pty.h"
 #include "common/test_env.h"
 #include "harness.h"
 
@@ -125,20 +124,6 @@ TEST(AgentChat, OptionsOfTheOtherModeAreRefused) {
 }
 
 // Reads the pty until `needle` shows up after `from` (or 60 s pass).
-bool read_until(int fd, std::string& seen, const std::string& needle, size_t from = 0) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (seen.find(needle, from) != std::string::npos) return true;
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 200) <= 0) continue;
-    char buf[4096];
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n <= 0) break;
-    seen.append(buf, static_cast<size_t>(n));
-  }
-  return seen.find(needle, from) != std::string::npos;
-}
-
 // The interactive chat and the broker's approval prompt share one terminal:
 // the chat reads a line at "> ", then does not read while the agent works;
 // the broker child prompts on /dev/tty (the same pty) and reads the answer
@@ -154,16 +139,10 @@ TEST(AgentChat, TerminalApprovesOneRequestAndDeniesAnotherInsideTheChat) {
                                 "http://127.0.0.1:" + std::to_string(model.port()), "--socket-dir", s.sock,
                                 "--audit", s.audit_db, "--approval-timeout", "60", "--resolve",
                                 "attacker.test=127.0.0.1"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  int master = -1;
-  pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::execv(argv[0], argv.data());
-    _exit(127);
-  }
+  const warden::test::PtyChild child = warden::test::spawn_on_pty(args);
+  ASSERT_GE(child.pid, 0);
+  const int master = child.master;
+  const pid_t pid = child.pid;
 
   std::string seen;
   ASSERT_TRUE(read_until(master, seen, "> ")) << seen;

@@ -4,8 +4,6 @@
 // nobody could approve. A bad file is refused before anything happens.
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <poll.h>
-#include <pty.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,11 +15,13 @@
 #include <thread>
 
 #include "broker/audit.h"
+#include "common/pty.h"
 #include "common/test_env.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 using warden::test::make_temp_dir;
+using warden::test::read_until;
 using warden::test::read_file;
 using warden::test::run_warden;
 using warden::test::write_file;
@@ -202,36 +202,16 @@ TEST(PolicyApplyCli, WithoutABrokerOrATerminalNothingIsApplied) {
 }
 
 // Reads the pty until `needle` shows up (or 60 s pass).
-bool read_until(int fd, std::string& seen, const std::string& needle) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (seen.find(needle) != std::string::npos) return true;
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 200) <= 0) continue;
-    char buf[4096];
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n <= 0) break;
-    seen.append(buf, static_cast<size_t>(n));
-  }
-  return seen.find(needle) != std::string::npos;
-}
-
 TEST(PolicyApplyCli, WithoutABrokerThisTerminalApprovesTheDiff) {
   Scene s;
   write_file(s.proposal, kAllowWiki);
   const std::string bin = warden::test::warden_binary();
   std::vector<std::string> args{bin, "policy", "apply", s.proposal, "--policy", s.policy, "--socket-dir", s.sock,
                                 "--audit", s.audit, "--workspace", s.ws};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  int master = -1;
-  pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::execv(bin.c_str(), argv.data());
-    _exit(127);
-  }
+  const warden::test::PtyChild child = warden::test::spawn_on_pty(args);
+  ASSERT_GE(child.pid, 0);
+  const int master = child.master;
+  const pid_t pid = child.pid;
   std::string seen;
   ASSERT_TRUE(read_until(master, seen, "anything else denies: ")) << seen;
   EXPECT_NE(seen.find("effect:  config.change " + s.policy), std::string::npos) << seen;

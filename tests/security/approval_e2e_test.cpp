@@ -6,8 +6,6 @@
 // attack corpus means something.
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <poll.h>
-#include <pty.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -18,6 +16,7 @@
 #include <fstream>
 #include <thread>
 
+#include "common/pty.h"
 #include "common/test_env.h"
 #include "harness.h"
 
@@ -98,36 +97,16 @@ TEST(SecurityApprovals, SecondProcessApprovesWriteAndDeniesFetch) {
 }
 
 // Reads from the pty master until `needle` shows up (or 60 s pass).
-bool read_until(int fd, std::string& seen, const std::string& needle) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (seen.find(needle) != std::string::npos) return true;
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 200) <= 0) continue;
-    char buf[4096];
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n <= 0) return seen.find(needle) != std::string::npos;
-    seen.append(buf, static_cast<size_t>(n));
-  }
-  return false;
-}
-
 TEST(SecurityApprovals, TerminalApprovesWriteAndDeniesFetch) {
   Scene s;
   ScriptedModel model(write_then_fetch(s));
   std::vector<std::string> args = s.run_args(model.port(), "", true);
   const std::string binary = warden_binary();
-  std::vector<char*> argv{const_cast<char*>(binary.c_str())};
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  int master = -1;
-  pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    ::execv(binary.c_str(), argv.data());
-    _exit(127);
-  }
+  args.insert(args.begin(), binary);
+  const warden::test::PtyChild child = warden::test::spawn_on_pty(args);
+  ASSERT_GE(child.pid, 0);
+  const int master = child.master;
+  const pid_t pid = child.pid;
   std::string seen;
   ASSERT_TRUE(read_until(master, seen, "anything else denies: ")) << seen;
   EXPECT_NE(seen.find("approved content"), std::string::npos) << seen;
