@@ -38,6 +38,8 @@ const uint8_t* convert_activations(gguf::TensorType vt, const float* x, int64_t 
 }  // namespace
 
 void matmul(const Matrix& w, int64_t slice, const float* x, int64_t T, float* y, ThreadPool& pool) {
+  // Repacked at load: the matrix kernel for every batch size, decode too.
+  if (w.packed) return matmul_many({{&w, slice, x, T, y}}, pool);
   // vec_dot_type validates w.type once; the loops then call the kernel directly.
   const gguf::TensorType vt = tensor::vec_dot_type(w.type);
   const tensor::TypeKernels& kernels = *tensor::active_kernels().find(w.type);
@@ -47,17 +49,6 @@ void matmul(const Matrix& w, int64_t slice, const float* x, int64_t T, float* y,
   // Scratch for the converted activations, reused across calls on this thread.
   thread_local std::vector<uint8_t> converted;
   const uint8_t* xq = convert_activations(vt, x, T, w.cols, converted, pool);
-  if (w.packed) {
-    // Repacked at load: the matrix kernel for every batch size, decode too.
-    const int64_t panels = (w.rows + kGemmPanelRows - 1) / kGemmPanelRows;
-    const uint8_t* slice_panels = w.packed + size_t(slice * panels) * w.panel_bytes;
-    pool.parallel_for(panels, [&](int64_t begin, int64_t end, int) {
-      const int64_t r0 = begin * kGemmPanelRows, r1 = std::min(w.rows, end * kGemmPanelRows);
-      kernels.gemm_packed(slice_panels + size_t(begin) * w.panel_bytes, r1 - r0, xq, x_row_bytes, T, w.cols, y + r0,
-                          w.rows);
-    });
-    return;
-  }
   const tensor::GemmFn gemm = kernels.gemm;
   if (gemm && T >= kernels.gemm_min_tokens) {
     // Whole panels of rows per task, so no two threads pack the same rows.

@@ -312,6 +312,16 @@ void pack_super_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t ns
   }
 }
 
+// acc += d_w * d_x * isum - dmin_w * d_x * mins for eight rows: the end of a
+// K-quant super-block, where the integer sums meet the float scales.
+inline void add_super_block(float acc[8], __m256 wd, __m256 wdmin, float xd, __m256i isum, __m256i mins) {
+  const __m256 x = _mm256_set1_ps(xd);
+  __m256 a = _mm256_loadu_ps(acc);
+  a = _mm256_fmadd_ps(_mm256_mul_ps(wd, x), _mm256_cvtepi32_ps(isum), a);
+  a = _mm256_fnmadd_ps(_mm256_mul_ps(wdmin, x), _mm256_cvtepi32_ps(mins), a);
+  _mm256_storeu_ps(acc, a);
+}
+
 template <int NT, int kSteps>
 void super_panel_times_q8_k(const SuperPanel& p, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
   float acc[NT][8] = {};
@@ -344,11 +354,7 @@ void super_panel_times_q8_k(const SuperPanel& p, int64_t nsb, const block_q8_k* 
         std::memcpy(&two, x[t][b].bsums + 2 * j, sizeof two);
         mins = _mm256_add_epi32(mins, _mm256_madd_epi16(load32(p.min.data() + (b * 8 + j) * 32), _mm256_set1_epi32(two)));
       }
-      const __m256 xd = _mm256_set1_ps(x[t][b].d);
-      __m256 a = _mm256_loadu_ps(acc[t]);
-      a = _mm256_fmadd_ps(_mm256_mul_ps(wd, xd), _mm256_cvtepi32_ps(isum[t]), a);
-      a = _mm256_fnmadd_ps(_mm256_mul_ps(wdmin, xd), _mm256_cvtepi32_ps(mins), a);
-      _mm256_storeu_ps(acc[t], a);
+      add_super_block(acc[t], wd, wdmin, x[t][b].d, isum[t], mins);
     }
   }
   std::memcpy(out, acc, sizeof acc);
@@ -582,11 +588,7 @@ void q4_k_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* cons
         const __m256i m = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(mins + 16 * j)));
         corr = _mm256_add_epi32(corr, _mm256_madd_epi16(m, _mm256_set1_epi32(group_pairs[j])));
       }
-      const __m256 xd = _mm256_set1_ps(x[t][b].d);
-      __m256 a = _mm256_loadu_ps(acc[t]);
-      a = _mm256_fmadd_ps(_mm256_mul_ps(wd, xd), _mm256_cvtepi32_ps(isum[t]), a);
-      a = _mm256_fnmadd_ps(_mm256_mul_ps(wdmin, xd), _mm256_cvtepi32_ps(corr), a);
-      _mm256_storeu_ps(acc[t], a);
+      add_super_block(acc[t], wd, wdmin, x[t][b].d, isum[t], corr);
     }
   }
   std::memcpy(out, acc, sizeof acc);

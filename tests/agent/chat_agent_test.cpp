@@ -142,7 +142,6 @@ TEST(AgentChat, TerminalApprovesOneRequestAndDeniesAnotherInsideTheChat) {
   const warden::test::PtyChild child = warden::test::spawn_on_pty(args);
   ASSERT_GE(child.pid, 0);
   const int master = child.master;
-  const pid_t pid = child.pid;
 
   std::string seen;
   ASSERT_TRUE(read_until(master, seen, "> ")) << seen;
@@ -162,10 +161,7 @@ TEST(AgentChat, TerminalApprovesOneRequestAndDeniesAnotherInsideTheChat) {
   mark = seen.find("wrote the notes; the fetch was refused", mark);
   ASSERT_TRUE(read_until(master, seen, "> ", mark)) << seen;
   ASSERT_EQ(::write(master, "/exit\n", 6), 6);
-  read_until(master, seen, "\x04never");  // until it exits
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  ::close(master);
+  const int status = warden::test::wait_for_exit(child, seen);
 
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << seen;
   EXPECT_EQ(read_file(s.ws + "/notes.txt"), "approved in chat\n");

@@ -201,7 +201,6 @@ TEST(PolicyApplyCli, WithoutABrokerOrATerminalNothingIsApplied) {
   EXPECT_EQ(read_file(s.policy), kDenyWiki);
 }
 
-// Reads the pty until `needle` shows up (or 60 s pass).
 TEST(PolicyApplyCli, WithoutABrokerThisTerminalApprovesTheDiff) {
   Scene s;
   write_file(s.proposal, kAllowWiki);
@@ -211,7 +210,6 @@ TEST(PolicyApplyCli, WithoutABrokerThisTerminalApprovesTheDiff) {
   const warden::test::PtyChild child = warden::test::spawn_on_pty(args);
   ASSERT_GE(child.pid, 0);
   const int master = child.master;
-  const pid_t pid = child.pid;
   std::string seen;
   ASSERT_TRUE(read_until(master, seen, "anything else denies: ")) << seen;
   EXPECT_NE(seen.find("effect:  config.change " + s.policy), std::string::npos) << seen;
@@ -219,10 +217,7 @@ TEST(PolicyApplyCli, WithoutABrokerThisTerminalApprovesTheDiff) {
   EXPECT_NE(seen.find("  | +action = \"allow\""), std::string::npos) << seen;
   EXPECT_EQ(read_file(s.policy), kDenyWiki);
   ASSERT_EQ(::write(master, "yes\n", 4), 4);
-  read_until(master, seen, "\x04never");  // until it exits
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  ::close(master);
+  const int status = warden::test::wait_for_exit(child, seen);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << seen;
   EXPECT_NE(seen.find("applied: " + s.policy), std::string::npos) << seen;
   EXPECT_EQ(read_file(s.policy), kAllowWiki);

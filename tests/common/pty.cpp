@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <pty.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -34,6 +35,14 @@ bool read_until(int fd, std::string& seen, const std::string& needle, size_t fro
     seen.append(buf, static_cast<size_t>(n));
   }
   return seen.find(needle, from) != std::string::npos;
+}
+
+int wait_for_exit(const PtyChild& child, std::string& seen) {
+  read_until(child.master, seen, "\x04never");  // a text no run prints: reads until the terminal closes
+  int status = 0;
+  ::waitpid(child.pid, &status, 0);
+  ::close(child.master);
+  return status;
 }
 
 }  // namespace warden::test

@@ -22,4 +22,8 @@ PtyChild spawn_on_pty(const std::vector<std::string>& args);
 // the child closes it, or 60 s pass; true when it appeared.
 bool read_until(int fd, std::string& seen, const std::string& needle, size_t from = 0);
 
+// Reads the rest of the child's output into `seen` until it closes the
+// terminal, reaps it and closes the master; returns its wait status.
+int wait_for_exit(const PtyChild& child, std::string& seen);
+
 }  // namespace warden::test

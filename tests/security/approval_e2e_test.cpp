@@ -96,7 +96,6 @@ TEST(SecurityApprovals, SecondProcessApprovesWriteAndDeniesFetch) {
   EXPECT_NE(audit.find("\"decision\":\"denied\""), std::string::npos);
 }
 
-// Reads from the pty master until `needle` shows up (or 60 s pass).
 TEST(SecurityApprovals, TerminalApprovesWriteAndDeniesFetch) {
   Scene s;
   ScriptedModel model(write_then_fetch(s));
@@ -106,7 +105,6 @@ TEST(SecurityApprovals, TerminalApprovesWriteAndDeniesFetch) {
   const warden::test::PtyChild child = warden::test::spawn_on_pty(args);
   ASSERT_GE(child.pid, 0);
   const int master = child.master;
-  const pid_t pid = child.pid;
   std::string seen;
   ASSERT_TRUE(read_until(master, seen, "anything else denies: ")) << seen;
   EXPECT_NE(seen.find("approved content"), std::string::npos) << seen;
@@ -115,10 +113,7 @@ TEST(SecurityApprovals, TerminalApprovesWriteAndDeniesFetch) {
   ASSERT_TRUE(read_until(master, seen, "anything else denies: ")) << seen;
   EXPECT_NE(seen.find("attacker.test"), std::string::npos) << seen;
   ASSERT_EQ(::write(master, "no\n", 3), 3);
-  read_until(master, seen, "\x04never");  // drain until the run exits
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  ::close(master);
+  const int status = warden::test::wait_for_exit(child, seen);
 
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << seen;
   EXPECT_EQ(read_file(s.ws + "/notes.txt"), "approved content\n");
