@@ -3,9 +3,13 @@
 // steps) speed in tokens/s, mean ± sd over REPS runs, and the process's peak
 // RSS, printed as a table like llama-bench's. Tokens are random ids (the speed
 // of a forward pass does not depend on which tokens it sees), so no tokenizer
-// is needed and any loadable model file can be measured.
+// is needed and any loadable model file can be measured. With -n, the decode
+// roofline too: the tokens/s at which reading the weights one token needs
+// would take all the time (model/roofline.h), measured after each
+// generation run, and what fraction of it generation reached.
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -19,6 +23,7 @@
 #include "model/forward.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
+#include "model/roofline.h"
 #include "tensor/quant.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -85,6 +90,20 @@ double run_generation(model::Forward& fwd, model::KvCache& cache, const std::vec
   return double(tokens.size()) / seconds_since(start);
 }
 
+// The median of `v` (v is not empty).
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t h = v.size() / 2;
+  return v.size() % 2 ? v[h] : (v[h - 1] + v[h]) / 2;
+}
+
+struct Roofline {
+  size_t bytes_per_token = 0;
+  std::vector<double> read_s;  // three read passes after each generation run
+  double tokens_per_s() const { return 1.0 / median(read_s); }
+  double gb_per_s() const { return double(bytes_per_token) / median(read_s) / 1e9; }
+};
+
 double peak_rss_mib() {
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);
@@ -92,7 +111,7 @@ double peak_rss_mib() {
 }
 
 void print_table(const BenchArgs& a, const model::Model& m, double file_mib, int threads, const Stats& pp,
-                 const Stats& tg, double load_s, double rss_mib) {
+                 const Stats& tg, const Roofline& roof, double load_s, double rss_mib) {
   std::printf("| %-24s | %10s | %7s | %-6s | %7s | %16s |\n", "model", "size", "threads", "kernel", "test", "t/s");
   std::printf("| %-24s | %10s | %7s | %-6s | %7s | %16s |\n", "------------------------", "---------:", "------:",
               "------", "------:", "---------------:");
@@ -108,6 +127,11 @@ void print_table(const BenchArgs& a, const model::Model& m, double file_mib, int
   if (a.n_prompt > 0) row("pp", a.n_prompt, pp);
   if (a.n_gen > 0) row("tg", a.n_gen, tg);
   std::printf("\nload: %.3f s, peak RSS: %.1f MiB, reps: %d\n", load_s, rss_mib, a.reps);
+  if (a.n_gen > 0)
+    std::printf("roofline: a token reads %.1f MB of weights; %d threads read them in %.2f ms (%.1f GB/s, median of "
+                "%zu passes) = %.2f tokens/s; tg%lld reached %.0f %% of it\n",
+                double(roof.bytes_per_token) / 1e6, threads, 1e3 / roof.tokens_per_s(), roof.gb_per_s(),
+                roof.read_s.size(), roof.tokens_per_s(), (long long)a.n_gen, 100 * tg.mean / roof.tokens_per_s());
 }
 
 int run_bench(const BenchArgs& a) {
@@ -131,6 +155,9 @@ int run_bench(const BenchArgs& a) {
   std::mt19937 rng(1234);
 
   std::vector<double> pp, tg;
+  Roofline roof;
+  const std::vector<model::ReadSpan> reads = model::decode_read_set(*m);
+  roof.bytes_per_token = model::total_bytes(reads);
   // One untimed warm-up of each test pages the weights in and sizes buffers.
   const auto prompt = random_tokens(a.n_prompt, c.n_vocab, rng);
   const auto gen = random_tokens(a.n_gen, c.n_vocab, rng);
@@ -138,7 +165,10 @@ int run_bench(const BenchArgs& a) {
   if (a.n_gen > 0) run_generation(fwd, cache, std::vector<int32_t>(gen.begin(), gen.begin() + std::min<int64_t>(a.n_gen, 4)));
   for (int r = 0; r < a.reps; r++) {
     if (a.n_prompt > 0) pp.push_back(run_prompt(fwd, cache, prompt));
-    if (a.n_gen > 0) tg.push_back(run_generation(fwd, cache, gen));
+    if (a.n_gen > 0) {
+      tg.push_back(run_generation(fwd, cache, gen));
+      for (int k = 0; k < 3; k++) roof.read_s.push_back(model::time_read_pass(reads, pool));
+    }
   }
   const Stats pps = stats_of(pp), tgs = stats_of(tg);
   const double file_mib = double(std::filesystem::file_size(a.model)) / (1024.0 * 1024.0);
@@ -150,10 +180,15 @@ int run_bench(const BenchArgs& a) {
                         {"reps", a.reps},           {"load_s", load_s},      {"peak_rss_mib", rss},
                         {"kv_cache_mib", double(cache.bytes()) / (1024.0 * 1024.0)}};
     if (a.n_prompt > 0) j["pp"] = {{"n", a.n_prompt}, {"mean", pps.mean}, {"sd", pps.sd}, {"samples", pp}};
-    if (a.n_gen > 0) j["tg"] = {{"n", a.n_gen}, {"mean", tgs.mean}, {"sd", tgs.sd}, {"samples", tg}};
+    if (a.n_gen > 0) {
+      j["tg"] = {{"n", a.n_gen}, {"mean", tgs.mean}, {"sd", tgs.sd}, {"samples", tg}};
+      j["roofline"] = {{"bytes_per_token", roof.bytes_per_token}, {"read_s", roof.read_s},
+                       {"gb_per_s", roof.gb_per_s()},          {"tokens_per_s", roof.tokens_per_s()},
+                       {"tg_fraction", tgs.mean / roof.tokens_per_s()}};
+    }
     std::printf("%s\n", j.dump(2).c_str());
   } else {
-    print_table(a, *m, file_mib, threads, pps, tgs, load_s, rss);
+    print_table(a, *m, file_mib, threads, pps, tgs, roof, load_s, rss);
   }
   return 0;
 }

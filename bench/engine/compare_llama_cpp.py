@@ -5,19 +5,17 @@ For each file, runs `warden bench --json` and `llama-bench -o json` back to
 back with the same prompt/generation lengths, repetitions and threads, and
 prints one markdown table: pp and tg tokens/s (mean ± sd) of both engines,
 their ratios, warden's peak RSS against the file + KV cache + 64 MiB budget,
-and the decode roofline: bytes of weights read per generated token divided by
-the read bandwidth that bench_bandwidth measures on this machine (if given).
-
-Bytes per token: every weight tensor is read once per token, except that the
-token embedding is only indexed (one row) when the file has a separate output
-matrix, and of the MoE expert tensors (*_exps) only n_expert_used of
-n_expert experts are read.
+and the decode roofline as `warden bench` measures it: the tokens/s at which
+reading the bytes of weights one token needs (packed copies where warden
+repacks) with the same threads would take all the time, measured in the same
+process after each generation run (model/roofline.h). Both engines' tg are
+given as a percentage of it.
 
 Never builds llama.cpp: pass the path of an existing llama-bench binary.
 
   bench/engine/compare_llama_cpp.py --warden build/warden \\
       --llama-bench /path/to/llama.cpp/build/bin/llama-bench \\
-      --bandwidth build/bench/bench_bandwidth -t 2 -p 512 -n 128 -r 3 FILE...
+      -t 2 -p 512 -n 128 -r 3 FILE...
 """
 import argparse
 import json
@@ -41,6 +39,8 @@ def warden_figures(args, path):
         "kv": d["kv_cache_mib"],
         "file": d["file_mib"],
         "load": d["load_s"],
+        "roof": d["roofline"]["tokens_per_s"],
+        "roof_gbs": d["roofline"]["gb_per_s"],
     }
 
 
@@ -54,33 +54,6 @@ def llama_figures(args, path):
     return out
 
 
-def bytes_per_token(args, path):
-    d = run_json([args.warden, "inspect", "--json", path])
-    meta = d["metadata"]
-    used = next((v for k, v in meta.items() if k.endswith(".expert_used_count")), None)
-    total = next((v for k, v in meta.items() if k.endswith(".expert_count")), None)
-    names = {t["name"] for t in d["tensors"]}
-    read = 0
-    for t in d["tensors"]:
-        size = t["bytes"]
-        if t["name"] == "token_embd.weight" and "output.weight" in names:
-            continue  # only looked up, one row per token
-        if "_exps." in t["name"] and used and total:
-            size = size * used / total
-        read += size
-    return read
-
-
-def bandwidth(path):
-    """Median over five runs of the better of 1 and 2 threads (single runs on a
-    shared VM occasionally report far more than decode ever sees)."""
-    best = []
-    for _ in range(5):
-        out = subprocess.run([path, "--benchmark_format=json"], check=True, capture_output=True, text=True).stdout
-        best.append(max(b["bytes_per_second"] for b in json.loads(out)["benchmarks"]))
-    return sorted(best)[len(best) // 2]
-
-
 def fmt(pair):
     return f"{pair[0]:.2f} ± {pair[1]:.2f}"
 
@@ -89,7 +62,6 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--warden", required=True)
     ap.add_argument("--llama-bench", required=True)
-    ap.add_argument("--bandwidth", help="path of build/bench/bench_bandwidth (enables the roofline column)")
     ap.add_argument("-t", type=int, default=2)
     ap.add_argument("-p", type=int, default=512)
     ap.add_argument("-n", type=int, default=128)
@@ -97,24 +69,19 @@ def main():
     ap.add_argument("files", nargs="+")
     args = ap.parse_args()
 
-    bw = bandwidth(args.bandwidth) if args.bandwidth else None
-    if bw:
-        print(f"read bandwidth (bench_bandwidth, median of 5 runs of the best of 1 and 2 threads): {bw / 1e9:.1f} GB/s\n")
     print(f"| file | warden pp{args.p} | llama.cpp pp{args.p} | pp ratio | warden tg{args.n} | llama.cpp tg{args.n} "
-          f"| tg ratio | roofline tg | warden % of roofline | warden RSS / budget MiB | load s |")
+          f"| tg ratio | roofline tg (read GB/s) | warden / llama.cpp % of roofline | warden RSS / budget MiB "
+          f"| load s |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for path in args.files:
         w = warden_figures(args, path)
         l = llama_figures(args, path)
         name = re.sub(r"\.gguf$", "", path.rsplit("/", 1)[-1])
-        roof = pct = "-"
-        if bw:
-            limit = bw / bytes_per_token(args, path)
-            roof = f"{limit:.1f}"
-            pct = f"{100 * w['tg'][0] / limit:.0f} %"
         budget = w["file"] + w["kv"] + 64
         print(f"| {name} ({w['file']:.0f} MiB) | {fmt(w['pp'])} | {fmt(l['pp'])} | {w['pp'][0] / l['pp'][0]:.2f} "
-              f"| {fmt(w['tg'])} | {fmt(l['tg'])} | {w['tg'][0] / l['tg'][0]:.2f} | {roof} | {pct} "
+              f"| {fmt(w['tg'])} | {fmt(l['tg'])} | {w['tg'][0] / l['tg'][0]:.2f} "
+              f"| {w['roof']:.1f} ({w['roof_gbs']:.1f}) "
+              f"| {100 * w['tg'][0] / w['roof']:.0f} / {100 * l['tg'][0] / w['roof']:.0f} "
               f"| {w['rss']:.0f} / {budget:.0f} | {w['load']:.3f} |", flush=True)
 
 

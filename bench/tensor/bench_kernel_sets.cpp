@@ -148,7 +148,7 @@ BOTH(Q6_K)
       ->Args({1, 64})->Args({8, 64})->Args({64, 64})->Args({1, 8192});                                       \
   BENCHMARK_CAPTURE(BM_Gemm, T##_gemm, TensorType::T, Product::gemm)->Args({2, 64})->Args({8, 64})->Args({64, 64}); \
   BENCHMARK_CAPTURE(BM_Gemm, T##_packed, TensorType::T, Product::packed)                                    \
-      ->Args({1, 64})->Args({8, 64})->Args({64, 64})->Args({1, 8192});
+      ->Args({1, 64})->Args({8, 64})->Args({64, 64})->Args({1, 8192})->Args({256, 64})->Args({256, 512});
 
 GEMM(Q8_0)
 GEMM(Q4_0)

@@ -407,9 +407,11 @@ constexpr size_t kQ8_0PanelBlock = 8 * 32 + 8 * 2;
 // high nibbles steps 4..7, then 8 f16 scales.
 constexpr size_t kQ4_0PanelBlock = 4 * 32 + 8 * 2;
 // Q4_K: per super-block, 32 registers of codes (per 32-element group g, 4
-// registers: low nibbles steps 8g..8g+3, high nibbles 8g+4..8g+7), 8 x 8
-// scales [g][row], 4 x 16 mins [g/2][row][g%2], 8 f16 d, 8 f16 dmin.
-constexpr size_t kQ4_KPanelBlock = 32 * 32 + 64 + 64 + 16 + 16;
+// registers: low nibbles steps 8g..8g+3, high nibbles 8g+4..8g+7), the
+// rows' 12 bytes of 6-bit scales and mins as in the file, byte k of row r at
+// 8k + r (so the panel is no larger than the rows), 8 f16 d, 8 f16 dmin.
+constexpr size_t kQ4_KScales = 32 * 32, kQ4_KD = kQ4_KScales + 96;
+constexpr size_t kQ4_KPanelBlock = kQ4_KD + 16 + 16;
 
 // Eight rows' registers of 32 codes each (zero past `rows`), transposed into
 // steps: out[s] = codes 4s..4s+3 of rows 0..7.
@@ -465,25 +467,44 @@ void pack_q4_k_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, 
           steps);
       store_nibble_pairs(steps, out + 128 * g);
     }
-    uint8_t* scales = out + 1024;
-    uint8_t* mins = scales + 64;
-    uint8_t* d = mins + 64;
     for (int r = 0; r < kPanelRows; r++) {
       const block_q4_k* blk = r < rows ? &block_of_row<block_q4_k>(w, w_row_bytes, r, b) : nullptr;
-      for (int g = 0; g < 8; g++) {
-        uint8_t sc = 0, m = 0;
-        if (blk) kquant::unpack_scale_min_k4(blk->scales, g, sc, m);
-        scales[8 * g + r] = sc;
-        mins[16 * (g / 2) + 2 * r + g % 2] = m;
-      }
-      store_f16(d + 2 * r, blk ? blk->d : 0);
-      store_f16(d + 16 + 2 * r, blk ? blk->dmin : 0);
+      for (int k = 0; k < 12; k++) out[kQ4_KScales + 8 * k + r] = blk ? blk->scales[k] : 0;
+      store_f16(out + kQ4_KD + 2 * r, blk ? blk->d : 0);
+      store_f16(out + kQ4_KD + 16 + 2 * r, blk ? blk->dmin : 0);
+    }
+  }
+}
+
+// A Q4_K panel's 6-bit scales and mins (kquant::unpack_scale_min_k4 for eight
+// rows at once) as the kernel reads them: scales[8g + r] of group g, row r,
+// and mins[16j + 2r + i] of group 2j + i (the pairs madd meets with the
+// activations' pairs of group sums). Groups 0-3 are the low six bits of bytes
+// 0-3 (scales) and 4-7 (mins); groups 4-7 take their low four bits from bytes
+// 8-11 and their top two from the spare top bits of bytes 0-7.
+inline void unpack_q4_k_panel_scales(const uint8_t* packed, uint8_t scales[64], uint8_t mins[64]) {
+  const __m256i low6 = _mm256_set1_epi8(0x3F), low4 = _mm256_set1_epi8(0x0F);
+  const __m256i b0_3 = load32(packed), b4_7 = load32(packed + 32), b8_11 = load32(packed + 64);
+  // Top two bits of a byte to bits 4-5 (only masked bits move, within their byte).
+  auto top_two = [&](__m256i v) { return _mm256_srli_epi16(_mm256_andnot_si256(low6, v), 2); };
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(scales), _mm256_and_si256(b0_3, low6));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(scales + 32),
+                      _mm256_or_si256(_mm256_and_si256(b8_11, low4), top_two(b0_3)));
+  const __m256i mins_0_3 = _mm256_and_si256(b4_7, low6);
+  const __m256i mins_4_7 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b8_11, 4), low4), top_two(b4_7));
+  for (int half = 0; half < 2; half++) {
+    const __m256i m = half ? mins_4_7 : mins_0_3;  // lane i: groups 4 half + 2i, 4 half + 2i + 1
+    for (int i = 0; i < 2; i++) {
+      const __m128i groups = i ? _mm256_extracti128_si256(m, 1) : _mm256_castsi256_si128(m);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(mins + 32 * half + 16 * i),
+                       _mm_unpacklo_epi8(groups, _mm_srli_si128(groups, 8)));
     }
   }
 }
 
 template <int NT>
-void q8_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], float out[NT][8]) {
+void q8_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const float* const xd[NT],
+                       float out[NT][8]) {
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[NT];
   for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
@@ -504,7 +525,7 @@ void q8_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const
     }
     const __m256 wd = load_f16x8(panel + 256);
     for (int t = 0; t < NT; t++) {
-      const __m256 scale = _mm256_mul_ps(wd, _mm256_set1_ps(_cvtsh_ss(x[t][b].d)));
+      const __m256 scale = _mm256_mul_ps(wd, _mm256_broadcast_ss(xd[t] + b));
       acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum[t]), acc[t]);
     }
   }
@@ -530,8 +551,8 @@ inline void nibble_steps_times(const uint8_t* codes, const int8_t* const qs[NT],
 }
 
 template <int NT>
-void q4_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const int32_t* const xsum[NT],
-                       float out[NT][8]) {
+void q4_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const float* const xd[NT],
+                       const int32_t* const xsum[NT], float out[NT][8]) {
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[NT];
   for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
@@ -547,7 +568,7 @@ void q4_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const
     for (int t = 0; t < NT; t++) {
       // sum((code - 8) x) = sum(code x) - 8 sum(x)
       const __m256i isum = _mm256_sub_epi32(_mm256_madd_epi16(sum16[t], ones), _mm256_set1_epi32(8 * xsum[t][b]));
-      const __m256 scale = _mm256_mul_ps(wd, _mm256_set1_ps(_cvtsh_ss(x[t][b].d)));
+      const __m256 scale = _mm256_mul_ps(wd, _mm256_broadcast_ss(xd[t] + b));
       acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc[t]);
     }
   }
@@ -558,8 +579,8 @@ template <int NT>
 void q4_k_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
   float acc[NT][8] = {};
   for (int64_t b = 0; b < nsb; b++, panel += kQ4_KPanelBlock) {
-    const uint8_t* scales = panel + 1024;
-    const uint8_t* mins = scales + 64;
+    alignas(32) uint8_t scales[64], mins[64];
+    unpack_q4_k_panel_scales(panel + kQ4_KScales, scales, mins);
     __m256i isum[NT];
     for (int t = 0; t < NT; t++) isum[t] = _mm256_setzero_si256();
     for (int g = 0; g < 8; g++) {
@@ -575,7 +596,7 @@ void q4_k_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* cons
       const __m256i scale = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sc8, sc8));
       for (int t = 0; t < NT; t++) isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(sum16[t], scale));
     }
-    const __m256 wd = load_f16x8(panel + 1152), wdmin = load_f16x8(panel + 1168);
+    const __m256 wd = load_f16x8(panel + kQ4_KD), wdmin = load_f16x8(panel + kQ4_KD + 16);
     for (int t = 0; t < NT; t++) {
       // Group sums of the activations (two bsums of 16 each), as int16 pairs
       // (group 2j, 2j + 1) against each row's mins of those groups.
@@ -594,50 +615,61 @@ void q4_k_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* cons
   std::memcpy(out, acc, sizeof acc);
 }
 
-// Q6_K: per super-block, 32 registers of low-nibble pairs (as Q4_K), 16 of
-// high 2-bit fields (per group g: steps 8g..8g+3, then 8g+4..8g+7, four
-// 2-bit fields per byte), 16 x 8 int8 scales [sub-block][row], 8 f16 d.
-constexpr size_t kQ6_KPanelBlock = 32 * 32 + 16 * 32 + 128 + 16;
+// Q6_K: per super-block, per 16-element sub-block j (4 steps of 6-bit codes
+// 0..63), three registers: steps 0, 1 and 2 in the low six bits of each byte
+// and step 3's bits 4-5, 2-3 and 0-1 in their top two bits; then 16 x 8
+// int8 scales [sub-block][row] and 8 f16 d. The same bytes as the file's
+// 4+2-bit split, but rebuilding a step's codes costs under three
+// instructions on average instead of over four (decode of Q6_K is bound by
+// this arithmetic rather than by memory).
+constexpr size_t kQ6_KSubBlockBytes = 3 * 32;
+constexpr size_t kQ6_KPanelBlock = 16 * kQ6_KSubBlockBytes + 128 + 16;
+constexpr size_t kQ6_KScales = 16 * kQ6_KSubBlockBytes, kQ6_KD = kQ6_KScales + 128;
 
 void pack_q6_k_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
   alignas(32) uint8_t codes[kPanelRows][kQK_K] = {};
+  const __m256i low2 = _mm256_set1_epi8(0x03);
+  // Bits (shift .. shift + 1) of step 3's codes, moved to the top of each byte.
+  auto top_bits = [&](__m256i c3, int shift) {
+    return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(c3, shift), low2), 6);
+  };
   for (int64_t b = 0; b < n / kQK_K; b++, out += kQ6_KPanelBlock) {
     for (int r = 0; r < rows; r++) {
       int q[kQK_K];
       kquant::unpack_q6_k(block_of_row<block_q6_k>(w, w_row_bytes, r, b), q);  // -32..31
       for (int e = 0; e < kQK_K; e++) codes[r][e] = uint8_t(q[e] + 32);
     }
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
-    for (int g = 0; g < 8; g++) {
-      __m256i steps[8], low[8];
+    for (int g = 0; g < 8; g++) {  // 32 elements: sub-blocks 2g and 2g + 1
+      __m256i steps[8];
       transpose_rows(kPanelRows, [&](int r) { return load32(codes[r] + 32 * g); }, steps);
-      for (int k = 0; k < 8; k++) low[k] = _mm256_and_si256(steps[k], low4);
-      store_nibble_pairs(low, out + 128 * g);
       for (int half = 0; half < 2; half++) {
-        __m256i high = _mm256_setzero_si256();
-        for (int k = 0; k < 4; k++)
-          high = _mm256_or_si256(high, _mm256_slli_epi16(_mm256_srli_epi16(_mm256_andnot_si256(low4, steps[4 * half + k]), 4), 2 * k));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 1024 + 64 * g + 32 * half), high);
+        const __m256i* s = steps + 4 * half;
+        uint8_t* sub = out + (2 * g + half) * kQ6_KSubBlockBytes;
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(sub), _mm256_or_si256(s[0], top_bits(s[3], 4)));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(sub + 32), _mm256_or_si256(s[1], top_bits(s[3], 2)));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(sub + 64), _mm256_or_si256(s[2], top_bits(s[3], 0)));
       }
     }
     for (int r = 0; r < kPanelRows; r++) {
       const block_q6_k* blk = r < rows ? &block_of_row<block_q6_k>(w, w_row_bytes, r, b) : nullptr;
-      for (int j = 0; j < 16; j++) out[1536 + 8 * j + r] = blk ? uint8_t(blk->scales[j]) : 0;
-      store_f16(out + 1664 + 2 * r, blk ? blk->d : 0);
+      for (int j = 0; j < 16; j++) out[kQ6_KScales + 8 * j + r] = blk ? uint8_t(blk->scales[j]) : 0;
+      store_f16(out + kQ6_KD + 2 * r, blk ? blk->d : 0);
     }
   }
 }
 
-// The high 2 bits of step k (0..3) of a 2-bit-field register, moved to bits
-// 4-5 of each byte: two instructions (the 16-bit shifts move bits across
-// bytes, but the mask keeps only bits that came from the same byte).
-template <int k>
-inline __m256i q6_high_bits(__m256i high) {
-  const __m256i mask = _mm256_set1_epi8(0x30);
-  if constexpr (k == 0) return _mm256_and_si256(_mm256_slli_epi16(high, 4), mask);
-  if constexpr (k == 1) return _mm256_and_si256(_mm256_slli_epi16(high, 2), mask);
-  if constexpr (k == 2) return _mm256_and_si256(high, mask);
-  return _mm256_and_si256(_mm256_srli_epi16(high, 2), mask);
+// The four steps' codes of a packed sub-block. The 16-bit shifts move only
+// masked top bits, which never cross into the neighbouring byte's code.
+inline void q6_k_sub_block_codes(const uint8_t* sub, __m256i c[4]) {
+  const __m256i low6 = _mm256_set1_epi8(0x3F);
+  const __m256i a = load32(sub), b = load32(sub + 32), d = load32(sub + 64);
+  c[0] = _mm256_and_si256(a, low6);
+  c[1] = _mm256_and_si256(b, low6);
+  c[2] = _mm256_and_si256(d, low6);
+  const __m256i top = _mm256_or_si256(_mm256_andnot_si256(low6, a),
+                                      _mm256_or_si256(_mm256_srli_epi16(_mm256_andnot_si256(low6, b), 2),
+                                                      _mm256_srli_epi16(_mm256_andnot_si256(low6, d), 4)));
+  c[3] = _mm256_srli_epi16(top, 2);
 }
 
 // Q6_K codes (0..63) as maddubs' unsigned operand: two steps' pairs (each at
@@ -647,42 +679,34 @@ inline __m256i q6_high_bits(__m256i high) {
 // the activations' (bsum_2i, bsum_2i+1).
 template <int NT>
 void q6_k_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
-  const __m256i low4 = _mm256_set1_epi8(0x0F);
   float acc[NT][8] = {};
   for (int64_t b = 0; b < nsb; b++, panel += kQ6_KPanelBlock) {
     prefetch_block(panel, kQ6_KPanelBlock);
-    const uint8_t* scales = panel + 1536;
+    const uint8_t* scales = panel + kQ6_KScales;
     __m256i isum[NT];
     for (int t = 0; t < NT; t++) isum[t] = _mm256_setzero_si256();
     for (int j = 0; j < 16; j++) {  // sub-blocks of 16 elements = 4 steps, one scale
-      const int g = j / 2, half = j % 2;
-      const __m256i high = load32(panel + 1024 + 64 * g + 32 * half);
+      __m256i c[4];
+      q6_k_sub_block_codes(panel + j * kQ6_KSubBlockBytes, c);
       const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + 8 * j));
       const __m256i scale = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(sc8, sc8));
-      auto code = [&](int k, __m256i hi) {
-        const __m256i packed = load32(panel + 128 * g + 32 * k);
-        const __m256i nib = _mm256_and_si256(half ? _mm256_srli_epi16(packed, 4) : packed, low4);
-        return _mm256_or_si256(nib, hi);
-      };
-      auto two_steps = [&](int k, __m256i c0, __m256i c1) {
-        for (int t = 0; t < NT; t++) {
-          const int8_t* xq = x[t][b].qs + 32 * g + 16 * half + 4 * k;
-          const __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(c0, broadcast4(xq)),
-                                               _mm256_maddubs_epi16(c1, broadcast4(xq + 4)));
-          isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(s16, scale));
-        }
-      };
-      two_steps(0, code(0, q6_high_bits<0>(high)), code(1, q6_high_bits<1>(high)));
-      two_steps(2, code(2, q6_high_bits<2>(high)), code(3, q6_high_bits<3>(high)));
+      for (int t = 0; t < NT; t++) {
+        const int8_t* xq = x[t][b].qs + 16 * j;
+        const __m256i s01 = _mm256_add_epi16(_mm256_maddubs_epi16(c[0], broadcast4(xq)),
+                                             _mm256_maddubs_epi16(c[1], broadcast4(xq + 4)));
+        const __m256i s23 = _mm256_add_epi16(_mm256_maddubs_epi16(c[2], broadcast4(xq + 8)),
+                                             _mm256_maddubs_epi16(c[3], broadcast4(xq + 12)));
+        isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(_mm256_madd_epi16(s01, scale), _mm256_madd_epi16(s23, scale)));
+      }
     }
-    // The offset 32: per row, 32 * sum_j sc_j bsum_j.
+// The offset 32: per row, 32 * sum_j sc_j bsum_j.
     __m256i pairs[8];
     for (int i = 0; i < 8; i++) {
       const __m128i a = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + 16 * i));
       const __m128i c = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + 16 * i + 8));
       pairs[i] = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, c));
     }
-    const __m256 wd = load_f16x8(panel + 1664);
+    const __m256 wd = load_f16x8(panel + kQ6_KD);
     for (int t = 0; t < NT; t++) {
       __m256i corr = _mm256_setzero_si256();
       for (int i = 0; i < 8; i++) {
@@ -701,37 +725,29 @@ void q6_k_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* cons
 
 // The per-type pieces of a packed kernel: panel size and packer, the token
 // group, and one call of the panel kernel for NT tokens from token t.
-
-// Types whose panel kernel needs only the activation rows.
-template <typename XBlock, int kBlockElements, size_t kPanelBlock,
-          void (*PackPanel)(const uint8_t*, size_t, int, int64_t, uint8_t*), typename Kernel>
-struct PackedType {
+// K-quant types: the panel kernel needs only the Q8_K activation rows.
+template <size_t kPanelBlock, void (*PackPanel)(const uint8_t*, size_t, int, int64_t, uint8_t*), typename Kernel>
+struct PackedKQuant {
   static constexpr int kGroup = 4;
-  static size_t panel_bytes(int64_t n) { return size_t(n / kBlockElements) * kPanelBlock; }
+  static size_t panel_bytes(int64_t n) { return size_t(n / kQK_K) * kPanelBlock; }
   static void pack(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
     PackPanel(w, w_row_bytes, rows, n, out);
   }
   struct Tokens {
     Tokens(const uint8_t* x, size_t x_row_bytes, int64_t, int64_t n)
-        : x(x), x_row_bytes(x_row_bytes), blocks(n / kBlockElements) {}
+        : x(x), x_row_bytes(x_row_bytes), super_blocks(n / kQK_K) {}
     template <int NT>
     void run(const uint8_t* panel, int64_t t, float out[NT][8]) const {
-      const XBlock* xs[NT];
-      token_rows<XBlock, NT>(x, x_row_bytes, t, xs);
-      Kernel::template run<NT>(panel, blocks, xs, out);
+      const block_q8_k* xs[NT];
+      token_rows<block_q8_k, NT>(x, x_row_bytes, t, xs);
+      Kernel::template run<NT>(panel, super_blocks, xs, out);
     }
     const uint8_t* x;
     size_t x_row_bytes;
-    int64_t blocks;
+    int64_t super_blocks;
   };
 };
 
-struct Q8_0PanelKernel {
-  template <int NT>
-  static void run(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], float out[NT][8]) {
-    q8_0_panel_kernel<NT>(panel, nb, x, out);
-  }
-};
 struct Q4_KPanelKernel {
   template <int NT>
   static void run(const uint8_t* panel, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
@@ -745,37 +761,62 @@ struct Q6_KPanelKernel {
   }
 };
 
-using PackedQ8_0 = PackedType<block_q8_0, kQK, kQ8_0PanelBlock, pack_q8_0_panel, Q8_0PanelKernel>;
-using PackedQ4_K = PackedType<block_q8_k, kQK_K, kQ4_KPanelBlock, pack_q4_k_panel, Q4_KPanelKernel>;
-using PackedQ6_K = PackedType<block_q8_k, kQK_K, kQ6_KPanelBlock, pack_q6_k_panel, Q6_KPanelKernel>;
+using PackedQ4_K = PackedKQuant<kQ4_KPanelBlock, pack_q4_k_panel, Q4_KPanelKernel>;
+using PackedQ6_K = PackedKQuant<kQ6_KPanelBlock, pack_q6_k_panel, Q6_KPanelKernel>;
 
-// Q4_0 also needs each activation block's sum (its codes' offset 8).
-struct PackedQ4_0 {
-  static constexpr int kGroup = 4;
-  static size_t panel_bytes(int64_t n) { return size_t(n / kQK) * kQ4_0PanelBlock; }
-  static void pack(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
-    pack_q4_0_panel(w, w_row_bytes, rows, n, out);
+// Q8_0 activation rows with each block's scale as f32 (and, for codes with
+// an offset, each block's sum), converted once per call instead of once per
+// panel of weight rows.
+template <bool kWithSums>
+struct Q8_0Tokens {
+  Q8_0Tokens(const uint8_t* x, size_t x_row_bytes, int64_t T, int64_t n) : x(x), x_row_bytes(x_row_bytes), nb(n / kQK) {
+    thread_local std::vector<float> scale_storage;
+    scale_storage.resize(size_t(T * nb));
+    for (int64_t t = 0; t < T; t++) {
+      const auto* row = reinterpret_cast<const block_q8_0*>(x + size_t(t) * x_row_bytes);
+      for (int64_t b = 0; b < nb; b++) scale_storage[size_t(t * nb + b)] = _cvtsh_ss(row[b].d);
+    }
+    scales = scale_storage.data();
+    if constexpr (kWithSums) {
+      thread_local std::vector<int32_t> sum_storage;
+      q8_0_block_sums(x, x_row_bytes, T, nb, sum_storage);
+      sums = sum_storage.data();
+    }
   }
-  struct Tokens {
-    Tokens(const uint8_t* x, size_t x_row_bytes, int64_t T, int64_t n) : x(x), x_row_bytes(x_row_bytes), nb(n / kQK) {
-      thread_local std::vector<int32_t> storage;
-      q8_0_block_sums(x, x_row_bytes, T, nb, storage);
-      sums = storage.data();
-    }
-    template <int NT>
-    void run(const uint8_t* panel, int64_t t, float out[NT][8]) const {
-      const block_q8_0* xs[NT];
+  template <int NT>
+  void run(const uint8_t* panel, int64_t t, float out[NT][8]) const {
+    const block_q8_0* xs[NT];
+    const float* xd[NT];
+    token_rows<block_q8_0, NT>(x, x_row_bytes, t, xs);
+    for (int k = 0; k < NT; k++) xd[k] = scales + (t + k) * nb;
+    if constexpr (kWithSums) {
       const int32_t* xsum[NT];
-      token_rows<block_q8_0, NT>(x, x_row_bytes, t, xs);
       for (int k = 0; k < NT; k++) xsum[k] = sums + (t + k) * nb;
-      q4_0_panel_kernel<NT>(panel, nb, xs, xsum, out);
+      q4_0_panel_kernel<NT>(panel, nb, xs, xd, xsum, out);
+    } else {
+      q8_0_panel_kernel<NT>(panel, nb, xs, xd, out);
     }
-    const uint8_t* x;
-    size_t x_row_bytes;
-    int64_t nb;
-    const int32_t* sums;
-  };
+  }
+  const uint8_t* x;
+  size_t x_row_bytes;
+  int64_t nb;
+  const float* scales = nullptr;
+  const int32_t* sums = nullptr;
 };
+
+// The 32-element types: Q4_0's codes carry the offset 8, so it also needs
+// the block sums.
+template <size_t kPanelBlock, void (*PackPanel)(const uint8_t*, size_t, int, int64_t, uint8_t*), bool kWithSums>
+struct PackedQ8_0Activations {
+  static constexpr int kGroup = 4;
+  static size_t panel_bytes(int64_t n) { return size_t(n / kQK) * kPanelBlock; }
+  static void pack(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
+    PackPanel(w, w_row_bytes, rows, n, out);
+  }
+  using Tokens = Q8_0Tokens<kWithSums>;
+};
+using PackedQ8_0 = PackedQ8_0Activations<kQ8_0PanelBlock, pack_q8_0_panel, false>;
+using PackedQ4_0 = PackedQ8_0Activations<kQ4_0PanelBlock, pack_q4_0_panel, true>;
 
 template <typename P>
 void panels_over_tokens(const typename P::Tokens& tokens, const uint8_t* panel, int rows, int64_t T, float* y,
@@ -830,16 +871,14 @@ void expand_q6_k_panel(const uint8_t* panel, int64_t nsb, SuperPanel& p) {
   p.min.resize(size_t(nsb) * 8 * 32);
   p.d.resize(size_t(nsb) * 8);
   p.dmin.resize(size_t(nsb) * 8);
-  const __m256i low4 = _mm256_set1_epi8(0x0F), low2 = _mm256_set1_epi8(0x03);
   for (int64_t b = 0; b < nsb; b++, panel += kQ6_KPanelBlock) {
-    for (int s = 0; s < 64; s++) {  // step s: group s / 8, nibble register s % 4, half (s % 8) / 4
-      const int g = s / 8, k = s % 4, half = (s % 8) / 4;
-      const __m256i nib = _mm256_and_si256(_mm256_srli_epi16(load32(panel + 128 * g + 32 * k), 4 * half), low4);
-      const __m256i hi2 = _mm256_and_si256(_mm256_srli_epi16(load32(panel + 1024 + 64 * g + 32 * half), 2 * k), low2);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.q.data() + (b * 64 + s) * 32),
-                          _mm256_or_si256(nib, _mm256_slli_epi16(hi2, 4)));
+    for (int j = 0; j < 16; j++) {  // steps 4j .. 4j + 3
+      __m256i c[4];
+      q6_k_sub_block_codes(panel + j * kQ6_KSubBlockBytes, c);
+      for (int k = 0; k < 4; k++)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.q.data() + (b * 64 + 4 * j + k) * 32), c[k]);
     }
-    const uint8_t* scales = panel + 1536;
+    const uint8_t* scales = panel + kQ6_KScales;
     for (int j = 0; j < 16; j++) {  // (sc, sc) per row
       const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + 8 * j));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.scale.data() + (b * 16 + j) * 32),
@@ -851,8 +890,8 @@ void expand_q6_k_panel(const uint8_t* panel, int64_t nsb, SuperPanel& p) {
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.min.data() + (b * 8 + j) * 32),
                           _mm256_slli_epi16(_mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, c)), 5));
     }
-    _mm256_storeu_ps(p.d.data() + b * 8, load_f16x8(panel + 1664));
-    _mm256_storeu_ps(p.dmin.data() + b * 8, load_f16x8(panel + 1664));
+    _mm256_storeu_ps(p.d.data() + b * 8, load_f16x8(panel + kQ6_KD));
+    _mm256_storeu_ps(p.dmin.data() + b * 8, load_f16x8(panel + kQ6_KD));
   }
 }
 

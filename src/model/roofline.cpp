@@ -1,0 +1,82 @@
+#include "model/roofline.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+namespace warden::model {
+namespace {
+
+ReadSpan matrix_span(const Matrix& w, int64_t slices) {
+  if (w.packed) {
+    const size_t slice_bytes = size_t((w.rows + 7) / 8) * w.panel_bytes;
+    return {w.packed, slice_bytes * size_t(slices)};
+  }
+  return {w.data, size_t(w.rows) * w.row_bytes * size_t(slices)};
+}
+
+// Sums 8-byte words with four independent accumulators, so the loads, not
+// an addition chain, set the pace.
+uint64_t sum_words(const uint8_t* p, size_t bytes) {
+  uint64_t a = 0, b = 0, c = 0, d = 0;
+  size_t i = 0;
+  for (; i + 32 <= bytes; i += 32) {
+    uint64_t w[4];
+    std::memcpy(w, p + i, sizeof w);
+    a += w[0];
+    b += w[1];
+    c += w[2];
+    d += w[3];
+  }
+  for (; i < bytes; i++) a += p[i];
+  return a + b + c + d;
+}
+
+}  // namespace
+
+std::vector<ReadSpan> decode_read_set(const Model& m) {
+  std::vector<ReadSpan> spans;
+  const Config& c = m.config();
+  for (const Layer& l : m.layers) {
+    for (const Matrix* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate, &l.ffn_up, &l.ffn_down, &l.router})
+      if (*w) spans.push_back(matrix_span(*w, w->slices));
+    for (const Matrix* w : {&l.gate_exps, &l.up_exps, &l.down_exps})
+      if (*w) spans.push_back(matrix_span(*w, std::min(c.n_expert_used, w->slices)));
+  }
+  spans.push_back(matrix_span(m.output, 1));
+  return spans;
+}
+
+size_t total_bytes(const std::vector<ReadSpan>& spans) {
+  size_t total = 0;
+  for (const ReadSpan& s : spans) total += s.bytes;
+  return total;
+}
+
+double time_read_pass(const std::vector<ReadSpan>& spans, ThreadPool& pool) {
+  const size_t total = total_bytes(spans);
+  const int threads = pool.size();
+  std::vector<uint64_t> sums(size_t(threads), 0);
+  const auto start = std::chrono::steady_clock::now();
+  pool.parallel_for(threads, [&](int64_t begin, int64_t end, int) {
+    for (int64_t t = begin; t < end; t++) {
+      // Thread t reads bytes [from, to) of the spans laid end to end.
+      const size_t from = total * size_t(t) / size_t(threads), to = total * size_t(t + 1) / size_t(threads);
+      size_t at = 0;
+      uint64_t sum = 0;
+      for (const ReadSpan& s : spans) {
+        const size_t lo = std::max(from, at), hi = std::min(to, at + s.bytes);
+        if (lo < hi) sum += sum_words(s.data + (lo - at), hi - lo);
+        at += s.bytes;
+      }
+      sums[size_t(t)] = sum;
+    }
+  });
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // The sums must be observable or the reads could be optimised away.
+  volatile uint64_t sink = 0;
+  for (uint64_t s : sums) sink = sink + s;
+  return seconds;
+}
+
+}  // namespace warden::model

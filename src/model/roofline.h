@@ -1,0 +1,35 @@
+#pragma once
+// The decode roofline: which bytes of weights one generated token reads, and
+// how long the thread pool takes to read exactly those bytes with no
+// arithmetic. Measured in the same process, on the same pages (huge pages
+// for repacked weights, the file mapping otherwise) and with the same
+// threads as decode, so "tokens/s at the memory limit" needs no figure from
+// another program.
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "model/model.h"
+#include "util/thread_pool.h"
+
+namespace warden::model {
+
+struct ReadSpan {
+  const uint8_t* data;
+  size_t bytes;
+};
+
+// Every matrix a single-token step multiplies by, as the kernels read it (the
+// packed copy where there is one): all layer matrices, for a MoE layer the
+// share of n_expert_used experts (the first ones: any choice reads the same
+// number of bytes), and the output matrix. Not the embedding (one row per
+// token), norms or the KV cache (under 1 % at the context lengths measured).
+std::vector<ReadSpan> decode_read_set(const Model& m);
+
+size_t total_bytes(const std::vector<ReadSpan>& spans);
+
+// Seconds for one pass that reads every byte of `spans`, split evenly over
+// the pool's threads as the matrix products split their rows.
+double time_read_pass(const std::vector<ReadSpan>& spans, ThreadPool& pool);
+
+}  // namespace warden::model

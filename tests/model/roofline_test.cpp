@@ -1,0 +1,104 @@
+// The decode roofline (model/roofline.h) and `warden bench`, which reports it.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "common/test_env.h"
+#include "gguf/gguf.h"
+#include "model/model.h"
+#include "model/roofline.h"
+#include "util/thread_pool.h"
+
+namespace warden {
+namespace {
+
+std::string tiny_model(const std::string& preset, const std::string& type) {
+  const std::string path = test::temp_root() + "/" + preset + "-" + type + ".gguf";
+  if (!std::ifstream(path).good()) {
+    auto r = test::run_warden({"make-model", "--preset", preset, "--type", type, "--seed", "3", path});
+    if (r.exit_code != 0) throw std::runtime_error("make-model failed: " + r.err);
+  }
+  return path;
+}
+
+// What a decoded token reads, from the file's tensor table alone: every
+// matrix, the used share of the expert stacks, and the embedding only when
+// it doubles as the output matrix.
+double file_bytes_per_token(const std::string& path) {
+  gguf::File f(path);
+  const std::string arch = f.get_string("general.architecture");
+  const double used = double(f.get_uint(arch + ".expert_used_count", 0));
+  const double total = double(f.get_uint(arch + ".expert_count", 0));
+  const bool tied = f.find_tensor("output.weight") == nullptr;
+  double bytes = 0;
+  for (const gguf::TensorInfo& t : f.tensors()) {
+    if (t.dims.size() < 2) continue;  // norms and biases
+    if (t.name == "token_embd.weight" && !tied) continue;
+    const bool experts = t.name.find("_exps.") != std::string::npos;
+    bytes += experts ? double(t.size) * used / total : double(t.size);
+  }
+  return bytes;
+}
+
+class Roofline : public ::testing::TestWithParam<std::string> {};
+
+// Q8_0's packed panels hold exactly the bytes of the rows they replace, so
+// with or without repacking the read set must match the tensor table.
+TEST_P(Roofline, ReadSetIsEveryMatrixADecodedTokenMultipliesBy) {
+  for (const char* type : {"f32", "q8_0"}) {
+    const std::string path = tiny_model(GetParam(), type);
+    auto m = model::Model::load(path);
+    const auto spans = model::decode_read_set(*m);
+    EXPECT_DOUBLE_EQ(double(model::total_bytes(spans)), file_bytes_per_token(path)) << type;
+    ThreadPool pool(2);
+    const double s = model::time_read_pass(spans, pool);
+    EXPECT_TRUE(std::isfinite(s) && s > 0) << s;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Tiny, Roofline, ::testing::Values("tiny-llama", "tiny-qwen3", "tiny-qwen3moe"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (auto& ch : n)
+                             if (ch == '-') ch = '_';
+                           return n;
+                         });
+
+TEST(WardenBench, JsonReportsSpeedRssAndTheRoofline) {
+  const std::string path = tiny_model("tiny-qwen3", "q8_0");
+  auto r = test::run_warden({"bench", "-m", path, "-p", "16", "-n", "8", "-r", "2", "-t", "2", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["pp"]["samples"].size(), 2u);
+  EXPECT_EQ(j["tg"]["samples"].size(), 2u);
+  EXPECT_GT(j["pp"]["mean"].get<double>(), 0);
+  EXPECT_GT(j["peak_rss_mib"].get<double>(), 0);
+  const auto& roof = j["roofline"];
+  EXPECT_DOUBLE_EQ(roof["bytes_per_token"].get<double>(), file_bytes_per_token(path));
+  EXPECT_EQ(roof["read_s"].size(), 6u);  // three passes after each generation run
+  EXPECT_NEAR(roof["tg_fraction"].get<double>(),
+              j["tg"]["mean"].get<double>() / roof["tokens_per_s"].get<double>(), 1e-9);
+}
+
+TEST(WardenBench, TableEndsWithTheRooflineLine) {
+  auto r = test::run_warden({"bench", "-m", tiny_model("tiny-llama", "q8_0"), "-p", "0", "-n", "4", "-r", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find(" tg4 |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("roofline: a token reads"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("of it"), std::string::npos) << r.out;
+}
+
+TEST(WardenBench, BadArgumentsAreUsageErrors) {
+  const std::string path = tiny_model("tiny-llama", "q8_0");
+  EXPECT_EQ(test::run_warden({"bench", "-m", path, "-p", "0", "-n", "0"}).exit_code, 2);
+  EXPECT_EQ(test::run_warden({"bench", "-m", path, "-r", "0"}).exit_code, 2);
+  auto missing = test::run_warden({"bench", "-m", test::temp_root() + "/absent.gguf"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("absent.gguf"), std::string::npos) << missing.err;
+}
+
+}  // namespace
+}  // namespace warden
