@@ -25,6 +25,20 @@ void softmax(float* x, int64_t n) {
   for (int64_t i = 0; i < n; i++) x[i] = float(x[i] / sum);
 }
 
+// fn(t) for tokens 0..T-1: on the pool once a batch is large enough to pay
+// for the hand-off (prompt slices), on this thread for decode steps.
+template <typename Fn>
+void for_each_token(ThreadPool& pool, int64_t T, Fn fn) {
+  constexpr int64_t kMinParallelTokens = 8;
+  if (T < kMinParallelTokens) {
+    for (int64_t t = 0; t < T; t++) fn(t);
+    return;
+  }
+  pool.parallel_for(T, [&](int64_t begin, int64_t end, int) {
+    for (int64_t t = begin; t < end; t++) fn(t);
+  });
+}
+
 }  // namespace
 
 std::vector<float> Forward::run(const std::vector<BatchToken>& batch, KvCache& cache) {
@@ -87,12 +101,27 @@ std::vector<float> Forward::run_step(const std::vector<BatchToken>& batch, KvCac
   return logits;
 }
 
+// xn_ = rms_norm(x_) with `weight`, per token.
+void Forward::norm_tokens(const std::vector<float>& weight, int64_t T) {
+  const Config& c = model_.config();
+  xn_.resize(size_t(T * c.n_embd));
+  for_each_token(pool_, T, [&](int64_t t) {
+    rms_norm(x_.data() + t * c.n_embd, weight.data(), xn_.data() + t * c.n_embd, c.n_embd, c.rms_eps);
+  });
+}
+
+// The residual connection: x_ += out, per token.
+void Forward::add_to_residual(const std::vector<float>& out, int64_t T) {
+  const int64_t n = model_.config().n_embd;
+  for_each_token(pool_, T, [&](int64_t t) {
+    for (int64_t i = t * n; i < (t + 1) * n; i++) x_[size_t(i)] += out[size_t(i)];
+  });
+}
+
 void Forward::attention_layer(const Layer& layer, int64_t il, const std::vector<BatchToken>& batch, KvCache& cache) {
   const Config& c = model_.config();
   const int64_t T = int64_t(batch.size());
-  xn_.resize(size_t(T * c.n_embd));
-  for (int64_t t = 0; t < T; t++)
-    rms_norm(x_.data() + t * c.n_embd, layer.attn_norm.data(), xn_.data() + t * c.n_embd, c.n_embd, c.rms_eps);
+  norm_tokens(layer.attn_norm, T);
 
   q_.resize(size_t(T * c.q_dim()));
   k_.resize(size_t(T * c.kv_dim()));
@@ -157,7 +186,7 @@ void Forward::attention_layer(const Layer& layer, int64_t il, const std::vector<
 
   ffn_out_.resize(size_t(T * c.n_embd));
   matmul(layer.wo, 0, attn_.data(), T, ffn_out_.data(), pool_);
-  for (size_t i = 0; i < size_t(T * c.n_embd); i++) x_[i] += ffn_out_[i];
+  add_to_residual(ffn_out_, T);
 }
 
 // Scaled dot-product attention of one token over its sequence's positions
@@ -242,10 +271,8 @@ void Forward::attend_run(int64_t il, const std::vector<BatchToken>& batch, const
 }
 
 void Forward::ffn_layer(const Layer& layer, int64_t T) {
-  const Config& c = model_.config();
-  for (int64_t t = 0; t < T; t++)
-    rms_norm(x_.data() + t * c.n_embd, layer.ffn_norm.data(), xn_.data() + t * c.n_embd, c.n_embd, c.rms_eps);
-  if (c.n_expert > 0)
+  norm_tokens(layer.ffn_norm, T);
+  if (model_.config().n_expert > 0)
     moe_ffn(layer, T);
   else
     dense_ffn(layer, T);
@@ -256,10 +283,13 @@ void Forward::dense_ffn(const Layer& layer, int64_t T) {
   gate_.resize(size_t(T * c.n_ff));
   up_.resize(size_t(T * c.n_ff));
   matmul_many({{&layer.ffn_gate, 0, xn_.data(), T, gate_.data()}, {&layer.ffn_up, 0, xn_.data(), T, up_.data()}}, pool_);
-  tensor::swiglu(gate_.data(), up_.data(), gate_.data(), int64_t(gate_.size()));
+  for_each_token(pool_, T, [&](int64_t t) {
+    float* g = gate_.data() + t * c.n_ff;
+    tensor::swiglu(g, up_.data() + t * c.n_ff, g, c.n_ff);
+  });
   ffn_out_.resize(size_t(T * c.n_embd));
   matmul(layer.ffn_down, 0, gate_.data(), T, ffn_out_.data(), pool_);
-  for (size_t i = 0; i < size_t(T * c.n_embd); i++) x_[i] += ffn_out_[i];
+  add_to_residual(ffn_out_, T);
 }
 
 // Mixture of experts: each token's router picks its top-k experts; tokens are
@@ -336,7 +366,7 @@ void Forward::moe_ffn(const Layer& layer, int64_t T) {
     if (group_rows >= kMaxExpertRows) run_group();
   }
   if (!group.empty()) run_group();
-  for (size_t i = 0; i < moe_out.size(); i++) x_[i] += moe_out[i];
+  add_to_residual(moe_out, T);
 }
 
 }  // namespace warden::model

@@ -39,6 +39,8 @@ class Forward {
   std::vector<float> run_step(const std::vector<BatchToken>& batch, KvCache& cache);
   void attention_layer(const Layer& layer, int64_t il, const std::vector<BatchToken>& batch, KvCache& cache);
   void ffn_layer(const Layer& layer, int64_t T);
+  void norm_tokens(const std::vector<float>& weight, int64_t T);
+  void add_to_residual(const std::vector<float>& out, int64_t T);
   void dense_ffn(const Layer& layer, int64_t T);
   void moe_ffn(const Layer& layer, int64_t T);
   void attend(int64_t il, const BatchToken& bt, int64_t kvh, const float* q, float* out, const KvCache& cache) const;
