@@ -30,9 +30,11 @@ bool spin_until(Done done) {
   }
 }
 
-// Chunks per thread: enough that a stalled thread's share is taken over, few
-// enough that claiming them costs nothing next to the work.
-constexpr int64_t kChunksPerThread = 8;
+// Guided chunks: each claim takes 1/(2 x threads) of what is left, so the
+// first chunks are large (few claims) and the last ones small, down to
+// 1/(kMinChunksPerThread x threads) of the loop: the thread that finishes
+// last waits at most one small chunk for the others.
+constexpr int64_t kMinChunksPerThread = 32;
 
 }  // namespace
 
@@ -62,7 +64,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   }
   job_ = &fn;
   job_n_ = n;
-  job_chunk_ = std::max<int64_t>(1, n / (int64_t(size()) * kChunksPerThread));
+  job_min_chunk_ = std::max<int64_t>(1, n / (int64_t(size()) * kMinChunksPerThread));
   next_.store(0, std::memory_order_relaxed);
   pending_.store(int(workers_.size()), std::memory_order_relaxed);
   {
@@ -79,9 +81,12 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
 
 void ThreadPool::run_chunks(int index) {
   for (;;) {
-    const int64_t begin = next_.fetch_add(job_chunk_, std::memory_order_relaxed);
-    if (begin >= job_n_) return;
-    (*job_)(begin, std::min(job_n_, begin + job_chunk_), index);
+    int64_t begin = next_.load(std::memory_order_relaxed), end;
+    do {
+      if (begin >= job_n_) return;
+      end = std::min(job_n_, begin + std::max(job_min_chunk_, (job_n_ - begin) / (2 * int64_t(size()))));
+    } while (!next_.compare_exchange_weak(begin, end, std::memory_order_relaxed));
+    (*job_)(begin, end, index);
   }
 }
 

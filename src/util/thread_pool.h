@@ -48,7 +48,7 @@ class ThreadPool {
   // workers after they see the new generation (acquire).
   const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
   int64_t job_n_ = 0;
-  int64_t job_chunk_ = 1;
+  int64_t job_min_chunk_ = 1;
   std::atomic<int64_t> next_{0};  // start of the next unclaimed chunk
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
