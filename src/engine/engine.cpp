@@ -9,8 +9,11 @@
 namespace warden::engine {
 
 Engine::Engine(const EngineOptions& o) : n_batch_(std::max<int64_t>(1, o.n_batch)) {
-  model_ = model::Model::load(o.model_path);
-  tokenizer_ = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::from_gguf(model_->file()));
+  // The tokenizer is built while the model loads: afterwards the vocabulary
+  // arrays it reads are released (see Model::load).
+  model_ = model::Model::load(o.model_path, [this](const gguf::File& file) {
+    tokenizer_ = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::from_gguf(file));
+  });
   const auto& c = model_->config();
   if (int64_t(tokenizer_->size()) != c.n_vocab)
     throw Error(o.model_path + ": the vocabulary has " + std::to_string(tokenizer_->size()) +

@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
-#include <unistd.h>
 
 #include "util/error.h"
 
@@ -128,6 +127,11 @@ std::string describe_type(const Value& v) { return value_type_name(uint32_t(v.ty
   throw Error(std::string("metadata value is ") + describe_type(v) + ", expected " + wanted);
 }
 
+[[noreturn]] void released_array(const ReleasedArray& r) {
+  throw Error("metadata array of " + std::to_string(r.length) + " " + value_type_name(uint32_t(r.element_type)) +
+              " elements was released after loading");
+}
+
 uint64_t align_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
 
 }  // namespace
@@ -171,6 +175,7 @@ const std::string& Value::as_string() const {
 
 const Array& Value::as_array() const {
   if (auto* a = std::get_if<Array>(&data)) return *a;
+  if (auto* r = std::get_if<ReleasedArray>(&data)) released_array(*r);
   type_mismatch(*this, "an array");
 }
 
@@ -340,7 +345,23 @@ const Value* File::find(std::string_view key) const {
 const Value& File::get(std::string_view key) const {
   const Value* v = find(key);
   if (!v) throw Error(name_ + ": missing metadata key " + std::string(key));
+  if (const auto* r = std::get_if<ReleasedArray>(&v->data))
+    throw Error(name_ + ": metadata key " + std::string(key) + " (" + std::to_string(r->length) + " " +
+                value_type_name(uint32_t(r->element_type)) +
+                " elements) was released after loading; it can only be read before release_large_arrays");
   return *v;
+}
+
+size_t File::release_large_arrays(size_t min_items) {
+  size_t released = 0;
+  for (auto& [key, value] : kv_) {
+    const auto* array = std::get_if<Array>(&value.data);
+    if (!array || array->items.size() < min_items) continue;
+    const ReleasedArray left{array->element_type, uint64_t(array->items.size())};
+    value.data = left;  // destroys the items
+    released++;
+  }
+  return released;
 }
 
 namespace {

@@ -32,11 +32,22 @@ struct Array {
   std::vector<Value> items;
 };
 
-struct Value {
-  ValueType type = ValueType::UINT8;
-  std::variant<uint64_t, int64_t, double, bool, std::string, Array> data;
+// What File::release_large_arrays leaves of an array it dropped: the element
+// type and length, so the key stays listed and a later read fails with an
+// error naming what was dropped instead of finding an empty array.
+struct ReleasedArray {
+  ValueType element_type = ValueType::UINT8;
+  uint64_t length = 0;
+};
 
-  // Typed accessors; throw warden::Error when the stored type does not fit.
+struct Value {
+  ValueType type = ValueType::UINT8;  // stays ARRAY for a released array
+  std::variant<uint64_t, int64_t, double, bool, std::string, Array, ReleasedArray> data;
+
+  bool released() const { return std::holds_alternative<ReleasedArray>(data); }
+
+  // Typed accessors; throw warden::Error when the stored type does not fit
+  // or the array was released.
   uint64_t as_uint() const;      // any non-negative integer type
   int64_t as_int() const;        // any integer type
   double as_float() const;       // any numeric type
@@ -88,17 +99,28 @@ class File {
   size_t data_offset() const { return data_offset_; }
   size_t file_size() const { return size_; }
 
-  // Metadata in file order and by key.
+  // Metadata in file order and by key. A released array is still listed and
+  // found (has() is true), but reading its items throws.
   const std::vector<std::pair<std::string, Value>>& metadata() const { return kv_; }
   const Value* find(std::string_view key) const;
   bool has(std::string_view key) const { return find(key) != nullptr; }
-  // Throws "<path>: missing metadata key <key>" if absent.
+  // Throws "<path>: missing metadata key <key>" if absent, and an error naming
+  // the key if it is an array that release_large_arrays dropped.
   const Value& get(std::string_view key) const;
   // Convenience getters with defaults.
   std::string get_string(std::string_view key, std::string fallback = "") const;
   uint64_t get_uint(std::string_view key, uint64_t fallback) const;
   double get_float(std::string_view key, double fallback) const;
   bool get_bool(std::string_view key, bool fallback) const;
+
+  // Frees the decoded items of every metadata array of at least `min_items`
+  // elements (the vocabulary, scores, token types and merges: ~18 MiB for a
+  // 128k-token vocabulary), which nothing reads once the tokenizer is
+  // built; each becomes a ReleasedArray. Scalars, strings (the chat template)
+  // and short arrays stay. Returns how many arrays were released. Not
+  // thread-safe against concurrent readers of the metadata.
+  static constexpr size_t kLargeArrayItems = 1024;
+  size_t release_large_arrays(size_t min_items = kLargeArrayItems);
 
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const TensorInfo* find_tensor(std::string_view name) const;

@@ -2,6 +2,7 @@
 // A loaded model: its configuration and views of its weights, which stay in
 // the memory-mapped GGUF file (only 1-D tensors such as norms and biases are
 // copied out, as f32).
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -44,9 +45,18 @@ struct Layer {
 
 class Model {
  public:
+  // Builds whatever else the caller needs from the file's metadata (the
+  // tokenizer). Called once during load, after the configuration is read and
+  // before the large metadata arrays are released.
+  using MetadataReader = std::function<void(const gguf::File&)>;
+
   // Loads and validates `path`: every tensor the architecture needs must be
   // present with the right shape. Throws warden::Error naming the problem.
-  static std::unique_ptr<Model> load(const std::string& path);
+  // After `read_metadata` returns, the file's large metadata arrays (the
+  // vocabulary, merges, scores, token types) are released to save memory:
+  // file().get() of one of them then throws; scalars and strings such as
+  // tokenizer.chat_template stay readable.
+  static std::unique_ptr<Model> load(const std::string& path, const MetadataReader& read_metadata = {});
 
   const Config& config() const { return config_; }
   const gguf::File& file() const { return *file_; }
@@ -61,11 +71,11 @@ class Model {
   size_t packed_bytes() const;
 
   // Embedding lookups read rows of token_embd through the file mapping, and
-  // each page fault maps the pages around it too (fault-around, up to 64 KiB),
-  // so over many lookups the original embedding would become resident again
-  // beside its packed copy (the tied output matrix). Forward calls this after
-  // each lookup to hand the pages around that row back; a no-op unless
-  // token_embd is packed.
+  // each page fault maps the pages around it too (fault-around, and the whole
+  // page-cache folio: up to 2 MiB), so over many lookups the original
+  // embedding would become resident again beside its packed copy (the tied
+  // output matrix). Forward calls this after each lookup to hand the pages
+  // around that row back; a no-op unless token_embd is packed.
   void release_embedding_row(int32_t token) const;
 
  private:

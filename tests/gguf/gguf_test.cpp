@@ -1,6 +1,11 @@
-// GGUF reader/writer: round trips of every value type, and every class of bad
-// file rejected with one clear error naming the file and the problem.
+// GGUF reader/writer: round trips of every value type, every class of bad
+// file rejected with one clear error naming the file and the problem, and
+// large metadata arrays released after load.
 #include <gtest/gtest.h>
+
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <cstring>
 #include <fstream>
@@ -237,6 +242,106 @@ TEST(Gguf, WriterLeavesNothingOnFailure) {
   EXPECT_THROW(w.add_tensor("t", {4}, TensorType::F32, std::vector<uint8_t>(3)), Error);
   EXPECT_THROW(w.write(dir + "/no/such/dir/x.gguf"), Error);
   EXPECT_FALSE(std::ifstream(dir + "/no/such/dir/x.gguf.tmp").good());
+}
+
+// The error a call throws, or "" (with a test failure) if it does not throw.
+template <typename F>
+std::string error_of(F&& call) {
+  try {
+    call();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no error";
+  return "";
+}
+
+#ifdef __GLIBC__
+size_t heap_bytes_in_use() {
+  const struct mallinfo2 m = mallinfo2();
+  return m.uordblks + m.hblkhd;
+}
+#endif
+
+// A file with two large arrays (a vocabulary and its scores) and the small
+// values a loaded model still reads.
+std::string write_vocabulary_file(const std::string& dir) {
+  std::vector<std::string> tokens;
+  std::vector<float> scores;
+  for (int i = 0; i < 3000; i++) {
+    tokens.push_back("token number " + std::to_string(i) + " with a text longer than the short-string buffer");
+    scores.push_back(float(-i));
+  }
+  Writer w;
+  w.set("general.architecture", Value::string("llama"));
+  w.set("tokenizer.ggml.tokens", Value::strings(tokens));
+  w.set("tokenizer.ggml.scores", Value::f32s(scores));
+  w.set("rope.dimension_sections", Value::i32s({16, 24, 24, 0}));
+  w.set("tokenizer.chat_template", Value::string("{{ messages }}"));
+  w.set("tokenizer.ggml.bos_token_id", Value::u32(1));
+  std::string path = dir + "/vocab.gguf";
+  w.write(path);
+  return path;
+}
+
+TEST(Gguf, ReleasedLargeArraysStayListedButCannotBeRead) {
+  const std::string path = write_vocabulary_file(test::make_temp_dir());
+  File f(path);
+  ASSERT_EQ(f.get("tokenizer.ggml.tokens").as_string_array().size(), 3000u);
+#ifdef __GLIBC__
+  const size_t heap_before = heap_bytes_in_use();
+#endif
+
+  EXPECT_EQ(f.release_large_arrays(1000), 2u);
+
+#ifdef __GLIBC__
+  // The items are gone from the heap: 6000 values, 3000 of them with strings
+  // of 60-odd bytes on the heap.
+  EXPECT_GE(heap_before - heap_bytes_in_use(), 6000 * sizeof(Value) + 3000 * 60);
+#endif
+  // Scalars, strings and short arrays are untouched.
+  EXPECT_EQ(f.get_string("general.architecture"), "llama");
+  EXPECT_EQ(f.get_string("tokenizer.chat_template"), "{{ messages }}");
+  EXPECT_EQ(f.get_uint("tokenizer.ggml.bos_token_id", 0), 1u);
+  EXPECT_EQ(f.get("rope.dimension_sections").as_int_array(), (std::vector<int64_t>{16, 24, 24, 0}));
+
+  // The released keys are still listed, in file order, as arrays...
+  ASSERT_EQ(f.metadata().size(), 6u);
+  EXPECT_EQ(f.metadata()[1].first, "tokenizer.ggml.tokens");
+  EXPECT_TRUE(f.has("tokenizer.ggml.tokens"));
+  const Value* tokens = f.find("tokenizer.ggml.tokens");
+  ASSERT_NE(tokens, nullptr);
+  EXPECT_EQ(tokens->type, ValueType::ARRAY);
+  EXPECT_TRUE(tokens->released());
+  EXPECT_FALSE(f.find("rope.dimension_sections")->released());
+
+  // ...but every way of reading their items is a clear error.
+  std::string msg = error_of([&] { f.get("tokenizer.ggml.tokens"); });
+  EXPECT_EQ(msg.rfind(path + ": ", 0), 0u) << msg;
+  EXPECT_NE(msg.find("tokenizer.ggml.tokens (3000 string elements) was released"), std::string::npos) << msg;
+  msg = error_of([&] { (void)tokens->as_string_array(); });
+  EXPECT_NE(msg.find("array of 3000 string elements was released"), std::string::npos) << msg;
+  msg = error_of([&] { (void)f.find("tokenizer.ggml.scores")->as_float_array(); });
+  EXPECT_NE(msg.find("array of 3000 float32 elements was released"), std::string::npos) << msg;
+  EXPECT_THROW((void)f.find("tokenizer.ggml.scores")->as_array(), Error);
+  EXPECT_THROW(f.get_string("tokenizer.ggml.tokens"), Error);
+
+  // Releasing again finds nothing more, and a released value cannot be
+  // written out as if it were an empty array.
+  EXPECT_EQ(f.release_large_arrays(1000), 0u);
+  const std::string dir = test::make_temp_dir();
+  Writer w;
+  w.set("tokenizer.ggml.tokens", *tokens);
+  EXPECT_THROW(w.write(dir + "/copy.gguf"), Error);
+  EXPECT_FALSE(std::ifstream(dir + "/copy.gguf").good());
+}
+
+TEST(Gguf, ReleaseKeepsArraysBelowTheThreshold) {
+  File f(write_vocabulary_file(test::make_temp_dir()));
+  EXPECT_EQ(f.release_large_arrays(3001), 0u);
+  EXPECT_EQ(f.get("tokenizer.ggml.tokens").as_string_array().size(), 3000u);
+  EXPECT_EQ(f.release_large_arrays(3000), 2u);  // "at least min_items"
+  EXPECT_EQ(File(write_vocabulary_file(test::make_temp_dir())).release_large_arrays(), 2u);  // default: 1024
 }
 
 }  // namespace

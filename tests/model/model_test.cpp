@@ -1,6 +1,7 @@
 // Engine correctness: the real trained tiny model reproduces its reference
 // output exactly; for each architecture, batched prefill matches token-by-token
-// decoding; F32 and Q8_0 versions of a peaked random model agree.
+// decoding; F32 and Q8_0 versions of a peaked random model agree; releasing
+// the vocabulary arrays after load changes no token.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -12,6 +13,7 @@
 #include "model/forward.h"
 #include "model/model.h"
 #include "tensor/quant.h"
+#include "tokenizer/tokenizer.h"
 #include "util/error.h"
 
 namespace warden {
@@ -200,6 +202,88 @@ TEST_P(PerArchitecture, RepackedWeightsGenerateWhatTheScalarKernelsGenerate) {
     EXPECT_GT(fast.out.size(), 9u) << type;
     EXPECT_EQ(fast.out, reference.out) << type;
   }
+}
+
+// The engine builds its tokenizer while the model loads, then the file's
+// vocabulary arrays are released (Model::load). Nothing may change: the
+// tokenizer must equal one built from a fresh parse of the whole file, and
+// greedy generation must equal a plain forward-pass loop decoded with that
+// fresh tokenizer.
+TEST_P(PerArchitecture, ReleasingTheVocabularyAfterLoadChangesNothing) {
+  const std::string path = tiny_model(GetParam(), "f32", true);
+  engine::EngineOptions o;
+  o.model_path = path;
+  o.n_ctx = 128;
+  o.threads = 2;
+  engine::Engine e(o);
+
+  // The loaded file no longer holds the vocabulary; reading it is a clear
+  // error, while the small values (the chat template) are still there.
+  const gguf::File& loaded = e.model().file();
+  for (const char* key : {"tokenizer.ggml.tokens", "tokenizer.ggml.token_type", "tokenizer.ggml.merges"}) {
+    ASSERT_TRUE(loaded.has(key)) << key;
+    EXPECT_TRUE(loaded.find(key)->released()) << key;
+    try {
+      loaded.get(key);
+      ADD_FAILURE() << key << " is still readable";
+    } catch (const Error& err) {
+      EXPECT_NE(std::string(err.what()).find(std::string(key) + " ("), std::string::npos) << err.what();
+      EXPECT_NE(std::string(err.what()).find("was released"), std::string::npos) << err.what();
+    }
+  }
+  EXPECT_THROW(tokenizer::Tokenizer::from_gguf(loaded), Error);
+  const gguf::File fresh(path);
+  EXPECT_EQ(loaded.get_string("tokenizer.chat_template"), fresh.get_string("tokenizer.chat_template"));
+  EXPECT_FALSE(loaded.get_string("tokenizer.chat_template").empty());
+
+  const tokenizer::Tokenizer reference = tokenizer::Tokenizer::from_gguf(fresh);
+  const tokenizer::Tokenizer& tok = e.tokenizer();
+  ASSERT_EQ(tok.size(), reference.size());
+  EXPECT_EQ(tok.bos(), reference.bos());
+  EXPECT_EQ(tok.eos(), reference.eos());
+  EXPECT_EQ(tok.eot(), reference.eot());
+  for (int32_t id = 0; id < int32_t(reference.size()); id++) {
+    ASSERT_EQ(tok.text(id), reference.text(id)) << id;
+    ASSERT_EQ(tok.type(id), reference.type(id)) << id;
+    ASSERT_EQ(tok.score(id), reference.score(id)) << id;
+    ASSERT_EQ(tok.token_to_piece(id, true), reference.token_to_piece(id, true)) << id;
+    ASSERT_EQ(tok.is_end_of_generation(id), reference.is_end_of_generation(id)) << id;
+  }
+  const std::string prompt_text = "Hello world, this is a test: ünïcode, 12345 and\n\tspaces  ";
+  for (bool special : {false, true}) {
+    const std::string text = prompt_text + reference.text(reference.eos());
+    EXPECT_EQ(tok.encode(text, true, special), reference.encode(text, true, special)) << special;
+  }
+
+  const std::vector<int32_t> prompt = reference.encode(prompt_text, reference.add_bos(), false);
+  engine::GenerateParams p;
+  p.sampling.temperature = 0;
+  p.max_tokens = 24;
+  const engine::GenerateResult generated = engine::generate(e, 0, prompt, p);
+
+  auto model = model::Model::load(path);
+  const auto& c = model->config();
+  ThreadPool pool(2);
+  model::Forward fwd(*model, pool);
+  model::KvCache cache(c, 128, 1);
+  std::vector<model::BatchToken> batch;
+  for (size_t i = 0; i < prompt.size(); i++) batch.push_back({prompt[i], int64_t(i), 0, i + 1 == prompt.size()});
+  std::vector<float> logits = fwd.run(batch, cache);
+  std::vector<int32_t> expected;
+  tokenizer::StreamDecoder decoder(reference);
+  decoder.continue_after(prompt);
+  std::string expected_text;
+  for (int64_t pos = int64_t(prompt.size()); expected.size() < 24; pos++) {
+    const auto token = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    if (reference.is_end_of_generation(token)) break;
+    expected.push_back(token);
+    expected_text += decoder.push(token);
+    logits = fwd.run({{token, pos, 0, true}}, cache);
+  }
+  expected_text += decoder.flush();
+  EXPECT_GE(expected.size(), 8u);
+  EXPECT_EQ(generated.tokens, expected);
+  EXPECT_EQ(generated.text, expected_text);
 }
 
 INSTANTIATE_TEST_SUITE_P(Tiny, PerArchitecture,
