@@ -9,6 +9,7 @@
 
 #include "tensor/kernels.h"
 #include "tensor/quant.h"
+#include "tensor/vector_ops.h"
 
 namespace {
 
@@ -106,20 +107,42 @@ void BM_AttendF16(benchmark::State& state, bool simd) {
 }
 
 // A prefill tile: eight query rows (four tokens x a GQA group of two) over
-// the transposed f32 keys and values a run converts once per layer and head.
+// the key panels and value rows a run converts to f32 once per layer and head;
+// the argument is the last row's position count (a 512-token prefill's tiles
+// average 256).
 void BM_AttendTileF32(benchmark::State& state, bool simd) {
-  constexpr int64_t kHead = 128, kPositions = 512;
+  constexpr int64_t kHead = 128;
+  const int64_t kPositions = state.range(0);
   const auto q = gaussian(4);
-  std::vector<float> keys_t(static_cast<size_t>(kPositions * kHead)), values_t(keys_t.size());
-  for (size_t i = 0; i < keys_t.size(); i++) keys_t[i] = values_t[i] = q[(i * 7) % q.size()];
+  std::vector<float> key_panels(static_cast<size_t>(tensor::key_panel_floats(kPositions, kHead))),
+      values(static_cast<size_t>(kPositions * kHead));
+  for (size_t i = 0; i < values.size(); i++) key_panels[i] = values[i] = q[(i * 7) % q.size()];
   std::vector<float> out(8 * kHead);
-  const int64_t n_pos[8] = {509, 509, 510, 510, 511, 511, 512, 512};
+  int64_t n_pos[8];
+  for (int i = 0; i < 8; i++) n_pos[i] = kPositions - 3 + i / 2;  // four tokens, two heads each
   const auto attend = table(simd).attend_tile_f32;
   for (auto _ : state) {
-    attend(q.data(), 8, n_pos, kHead, keys_t.data(), kPositions, values_t.data(), kPositions, kHead, 0.088f, out.data());
+    attend(q.data(), 8, n_pos, kHead, key_panels.data(), values.data(), kHead, kHead, 0.088f, out.data());
     benchmark::ClobberMemory();
   }
   state.SetItemsProcessed(int64_t(state.iterations()) * 8 * kPositions * kHead * 2);
+  state.SetLabel(table(simd).name);
+}
+
+// The per-layer, per-head conversion of a run's f16 keys (512 positions of a
+// head of 128 in a cache row of eight heads) to f32 key panels.
+void BM_AttendKeyPanels(benchmark::State& state, bool simd) {
+  constexpr int64_t kHead = 128, kPositions = 512, kKvStride = 8 * kHead;
+  const auto q = gaussian(4);
+  std::vector<uint16_t> keys(static_cast<size_t>(kPositions * kKvStride));
+  for (size_t i = 0; i < keys.size(); i++) keys[i] = tensor::fp32_to_fp16(q[(i * 7) % q.size()]);
+  std::vector<float> panels(static_cast<size_t>(tensor::key_panel_floats(kPositions, kHead)));
+  const auto convert = table(simd).f16_to_key_panels;
+  for (auto _ : state) {
+    convert(keys.data(), kKvStride, kPositions, kHead, panels.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetItemsProcessed(int64_t(state.iterations()) * kPositions * kHead);
   state.SetLabel(table(simd).name);
 }
 
@@ -165,8 +188,10 @@ BENCHMARK_CAPTURE(BM_QuantizeActivation, Q8_K_scalar, TensorType::Q8_K, false);
 BENCHMARK_CAPTURE(BM_QuantizeActivation, Q8_K_active, TensorType::Q8_K, true);
 BENCHMARK_CAPTURE(BM_AttendF16, scalar, false);
 BENCHMARK_CAPTURE(BM_AttendF16, active, true);
-BENCHMARK_CAPTURE(BM_AttendTileF32, scalar, false);
-BENCHMARK_CAPTURE(BM_AttendTileF32, active, true);
+BENCHMARK_CAPTURE(BM_AttendTileF32, scalar, false)->Arg(512);
+BENCHMARK_CAPTURE(BM_AttendTileF32, active, true)->Arg(32)->Arg(128)->Arg(256)->Arg(512);
+BENCHMARK_CAPTURE(BM_AttendKeyPanels, scalar, false);
+BENCHMARK_CAPTURE(BM_AttendKeyPanels, active, true);
 
 }  // namespace
 

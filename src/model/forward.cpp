@@ -219,36 +219,31 @@ std::vector<Forward::TokenRun> Forward::runs_of(const std::vector<BatchToken>& b
   return runs;
 }
 
-// Per thread: one key/value head's keys and transposed values up to the run's
-// last position, in f32.
+// Per thread: one key/value head's key panels and value rows up to the run's
+// last position (panels padded to a multiple of 8 positions), in f32.
 size_t Forward::f32_copy_bytes(const TokenRun& run, const std::vector<BatchToken>& batch) const {
   const Config& c = model_.config();
-  const int64_t n_pos8 = (batch[size_t(run.first + run.count - 1)].pos + 1 + 7) / 8 * 8;
-  return size_t(n_pos8 * (c.head_dim + c.head_dim_v)) * sizeof(float);
+  const int64_t n_pos = batch[size_t(run.first + run.count - 1)].pos + 1;
+  return size_t(tensor::key_panel_floats(n_pos, c.head_dim) + n_pos * c.head_dim_v) * sizeof(float);
 }
 
 void Forward::attend_run(int64_t il, const std::vector<BatchToken>& batch, const TokenRun& run, const KvCache& cache) {
   const Config& c = model_.config();
   const int seq = batch[size_t(run.first)].seq;
   const int64_t n_pos = batch[size_t(run.first + run.count - 1)].pos + 1;
-  const int64_t n_pos8 = (n_pos + 7) / 8 * 8;
   const int64_t group = c.n_head / c.n_head_kv, d = c.head_dim, dv = c.head_dim_v;
   const int64_t attn_width = c.n_head * dv;
   const float scale = 1.0f / std::sqrt(float(d));
   pool_.parallel_for(c.n_head_kv, [&](int64_t begin, int64_t end, int) {
-    thread_local std::vector<float> keys_t, values_t, row, tile_q, tile_out;
-    keys_t.assign(size_t(d * n_pos8), 0.0f);  // the padding positions must be finite
-    values_t.assign(size_t(dv * n_pos8), 0.0f);
-    row.resize(size_t(std::max(d, dv)));
+    thread_local std::vector<float> key_panels, values, tile_q, tile_out;
+    key_panels.resize(size_t(tensor::key_panel_floats(n_pos, d)));  // every float is written below
+    values.resize(size_t(n_pos * dv));
     tile_q.resize(size_t(tensor::kAttendTileRows * d));
     tile_out.resize(size_t(tensor::kAttendTileRows * dv));
     for (int64_t kvh = begin; kvh < end; kvh++) {
-      for (int64_t p = 0; p < n_pos; p++) {
-        tensor::dequantize_row(gguf::TensorType::F16, cache.key(seq, il, p) + kvh * d, row.data(), d);
-        for (int64_t j = 0; j < d; j++) keys_t[size_t(j * n_pos8 + p)] = row[size_t(j)];
-        tensor::dequantize_row(gguf::TensorType::F16, cache.value(seq, il, p) + kvh * dv, row.data(), dv);
-        for (int64_t j = 0; j < dv; j++) values_t[size_t(j * n_pos8 + p)] = row[size_t(j)];
-      }
+      tensor::f16_to_key_panels(cache.key(seq, il, 0) + kvh * d, c.kv_dim(), n_pos, d, key_panels.data());
+      for (int64_t p = 0; p < n_pos; p++)
+        tensor::dequantize_row(gguf::TensorType::F16, cache.value(seq, il, p) + kvh * dv, values.data() + p * dv, dv);
       // Rows (token, query head of this group) in order, in tiles of 8.
       const int64_t n_rows = run.count * group;
       for (int64_t r0 = 0; r0 < n_rows; r0 += tensor::kAttendTileRows) {
@@ -259,8 +254,8 @@ void Forward::attend_run(int64_t il, const std::vector<BatchToken>& batch, const
           std::copy_n(q_.data() + t * c.q_dim() + h * d, d, tile_q.data() + i * d);
           positions[i] = batch[size_t(t)].pos + 1;
         }
-        tensor::attend_tile_f32(tile_q.data(), int(rows), positions, d, keys_t.data(), n_pos8, values_t.data(), n_pos8,
-                                dv, scale, tile_out.data());
+        tensor::attend_tile_f32(tile_q.data(), int(rows), positions, d, key_panels.data(), values.data(), dv, dv, scale,
+                                tile_out.data());
         for (int64_t i = 0; i < rows; i++) {
           const int64_t t = run.first + (r0 + i) / group, h = kvh * group + (r0 + i) % group;
           std::copy_n(tile_out.data() + i * dv, dv, attn_.data() + t * attn_width + h * dv);
@@ -296,13 +291,13 @@ void Forward::dense_ffn(const Layer& layer, int64_t T) {
 // grouped per expert so only the selected experts' weights are read.
 void Forward::moe_ffn(const Layer& layer, int64_t T) {
   const Config& c = model_.config();
-  std::vector<float> router(size_t(T * c.n_expert));
-  matmul(layer.router, 0, xn_.data(), T, router.data(), pool_);
+  router_.resize(size_t(T * c.n_expert));
+  matmul(layer.router, 0, xn_.data(), T, router_.data(), pool_);
 
   std::vector<std::vector<std::pair<int64_t, float>>> tokens_of_expert(size_t(c.n_expert));
   std::vector<int64_t> order(size_t(c.n_expert));
   for (int64_t t = 0; t < T; t++) {
-    float* probs = router.data() + t * c.n_expert;
+    float* probs = router_.data() + t * c.n_expert;
     softmax(probs, c.n_expert);
     std::iota(order.begin(), order.end(), 0);
     std::partial_sort(order.begin(), order.begin() + c.n_expert_used, order.end(),
@@ -323,29 +318,34 @@ void Forward::moe_ffn(const Layer& layer, int64_t T) {
   // buffers (every token's rows for every selected expert would be tens of
   // MiB).
   constexpr int64_t kMaxExpertRows = 256;
-  struct ExpertWork {
-    int64_t e, n;
-    std::vector<float> xin, g, u, down;
+  struct ExpertRows {
+    int64_t e, first, n;  // rows first .. first + n - 1 of the group buffers
   };
-  std::vector<float> moe_out(size_t(T * c.n_embd), 0.0f);
-  std::vector<ExpertWork> group;
+  const int64_t n_embd = c.n_embd, n_ff = c.n_ff_expert;
+  moe_out_.assign(size_t(T * n_embd), 0.0f);
+  std::vector<ExpertRows> group;
   int64_t group_rows = 0;
   auto run_group = [&] {
     std::vector<Product> gate_up, down;
-    for (ExpertWork& w : group) {
-      gate_up.push_back({&layer.gate_exps, w.e, w.xin.data(), w.n, w.g.data()});
-      gate_up.push_back({&layer.up_exps, w.e, w.xin.data(), w.n, w.u.data()});
-      down.push_back({&layer.down_exps, w.e, w.g.data(), w.n, w.down.data()});
+    for (const ExpertRows& w : group) {
+      const float* xin = moe_xin_.data() + w.first * n_embd;
+      float* g = moe_gate_.data() + w.first * n_ff;
+      gate_up.push_back({&layer.gate_exps, w.e, xin, w.n, g});
+      gate_up.push_back({&layer.up_exps, w.e, xin, w.n, moe_up_.data() + w.first * n_ff});
+      down.push_back({&layer.down_exps, w.e, g, w.n, moe_down_.data() + w.first * n_embd});
     }
     matmul_many(gate_up, pool_);
-    for (ExpertWork& w : group) tensor::swiglu(w.g.data(), w.u.data(), w.g.data(), int64_t(w.g.size()));
+    for_each_token(pool_, group_rows, [&](int64_t r) {
+      float* g = moe_gate_.data() + r * n_ff;
+      tensor::swiglu(g, moe_up_.data() + r * n_ff, g, n_ff);
+    });
     matmul_many(down, pool_);
-    for (const ExpertWork& w : group) {
+    for (const ExpertRows& w : group) {
       const auto& routed = tokens_of_expert[size_t(w.e)];
       for (int64_t i = 0; i < w.n; i++) {
         const auto [t, weight] = routed[size_t(i)];
-        for (int64_t j = 0; j < c.n_embd; j++)
-          moe_out[size_t(t * c.n_embd + j)] += weight * w.down[size_t(i * c.n_embd + j)];
+        const float* out = moe_down_.data() + (w.first + i) * n_embd;
+        for (int64_t j = 0; j < n_embd; j++) moe_out_[size_t(t * n_embd + j)] += weight * out[j];
       }
     }
     group.clear();
@@ -354,19 +354,21 @@ void Forward::moe_ffn(const Layer& layer, int64_t T) {
   for (int64_t e = 0; e < c.n_expert; e++) {
     const auto& routed = tokens_of_expert[size_t(e)];
     if (routed.empty()) continue;
-    ExpertWork w{e, int64_t(routed.size()), {}, {}, {}, {}};
-    w.xin.resize(size_t(w.n * c.n_embd));
-    for (int64_t i = 0; i < w.n; i++)
-      std::copy_n(xn_.data() + routed[size_t(i)].first * c.n_embd, c.n_embd, w.xin.data() + i * c.n_embd);
-    w.g.resize(size_t(w.n * c.n_ff_expert));
-    w.u.resize(size_t(w.n * c.n_ff_expert));
-    w.down.resize(size_t(w.n * c.n_embd));
-    group_rows += w.n;
-    group.push_back(std::move(w));
+    const int64_t n = int64_t(routed.size()), rows = group_rows + n;
+    if (moe_xin_.size() < size_t(rows * n_embd)) {  // grows to its largest group once, then is reused
+      moe_xin_.resize(size_t(rows * n_embd));
+      moe_down_.resize(size_t(rows * n_embd));
+      moe_gate_.resize(size_t(rows * n_ff));
+      moe_up_.resize(size_t(rows * n_ff));
+    }
+    for (int64_t i = 0; i < n; i++)
+      std::copy_n(xn_.data() + routed[size_t(i)].first * n_embd, n_embd, moe_xin_.data() + (group_rows + i) * n_embd);
+    group.push_back({e, group_rows, n});
+    group_rows = rows;
     if (group_rows >= kMaxExpertRows) run_group();
   }
   if (!group.empty()) run_group();
-  add_to_residual(moe_out, T);
+  add_to_residual(moe_out_, T);
 }
 
 }  // namespace warden::model

@@ -62,6 +62,10 @@ class Forward {
   ThreadPool& pool_;
   // Activations for the current batch, [T][width] row-major.
   std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, ffn_out_;
+  // MoE: router logits, one group of experts' rows (inputs, gate, up, down
+  // outputs) and the layer's output; reused, so a long prefill does not leave
+  // the heap fragmented by per-expert allocations.
+  std::vector<float> router_, moe_xin_, moe_gate_, moe_up_, moe_down_, moe_out_;
   // Rotary cosines and sines per token of the batch, [T][rope_dim / 2].
   std::vector<float> rope_cos_, rope_sin_;
 };

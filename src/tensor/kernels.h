@@ -65,9 +65,9 @@ struct KernelTable {
   const char* name = "";
   std::array<TypeKernels, kMaxTypeId> by_type{};
   AttendF16Fn attend_f16 = nullptr;
-  void (*attend_tile_f32)(const float* q, int n_rows, const int64_t* n_pos, int64_t d, const float* kt,
-                          int64_t kt_stride, const float* vt, int64_t vt_stride, int64_t dv, float scale,
-                          float* out) = nullptr;
+  void (*attend_tile_f32)(const float* q, int n_rows, const int64_t* n_pos, int64_t d, const float* k_panels,
+                          const float* v, int64_t v_stride, int64_t dv, float scale, float* out) = nullptr;
+  void (*f16_to_key_panels)(const uint16_t* k, int64_t k_stride, int64_t n_pos, int64_t d, float* panels) = nullptr;
   void (*f32_to_f16_row)(const float* x, uint16_t* y, int64_t n) = nullptr;
   void (*swiglu)(const float* gate, const float* up, float* out, int64_t n) = nullptr;
 

@@ -25,6 +25,7 @@
 
 #include "tensor/blocks.h"
 #include "tensor/kernels.h"
+#include "tensor/vector_ops.h"
 
 namespace warden::tensor {
 namespace {
@@ -513,51 +514,178 @@ void attend_f16(const float* q, int n_q, int64_t d, const uint16_t* k, int64_t k
   }
 }
 
-// Eight query rows against transposed keys and values. Scores: per eight
-// positions, each key row load (eight positions of one dimension) meets the
-// eight rows' broadcast query elements, so the eight accumulators hold whole
-// scores and no horizontal sums are needed. Values: per output element j,
-// each value row load meets the eight rows' weights; one transposed sum gives
-// the eight rows' outputs. Keys and values come from L2 once per tile rather
-// than once per query, which is what bounds the per-query loop.
-void attend_tile_f32(const float* q, int n_rows, const int64_t* n_pos, int64_t d, const float* kt, int64_t kt_stride,
-                     const float* vt, int64_t vt_stride, int64_t dv, float scale, float* out) {
-  constexpr int R = 8;  // tensor::kAttendTileRows
-  int64_t max_pos = 0;
-  for (int i = 0; i < n_rows; i++) max_pos = std::max(max_pos, n_pos[i]);
-  const int64_t n_pos8 = (max_pos + 7) / 8 * 8;
-  thread_local std::vector<float> queries, weights;
-  queries.assign(size_t(R * d), 0.0f);  // rows past n_rows stay zero
-  std::copy(q, q + n_rows * d, queries.begin());
-  const float* qt = queries.data();
-  weights.assign(size_t(R) * size_t(n_pos8), 0.0f);
+// ---- prefill attention tile: f32 key panels and value rows ----------------
+//
+// A tile is a small matrix product twice over: scores S = Q K^T (rows x
+// positions), softmax per row, then out = W V (rows x dv). Both run as
+// register-blocked micro-kernels of four rows by up to three 8-float chunks:
+// per step, four broadcast row elements meet three loaded chunks in twelve
+// FMAs (7 loads per 12 FMAs, where one row by eight rows per load needed 9
+// per 8), and all twelve accumulators stay in registers for the whole pass.
+constexpr int kGroupRows = 4;  // rows per micro-kernel; a tile is two groups
+static_assert(kAttendTileRows == 2 * kGroupRows && kKeyPanel == 8);
+
+// w[r][8 * pc + 8 * c + l] = scale * q_r . key(8 * (pc + c) + l) for NC
+// panels from panel pc: each panel is d steps of eight positions, read front
+// to back.
+template <int NC>
+void panel_scores(const float* q, int64_t d, const float* panels, int64_t pc, float scale, float* w, int64_t w_stride) {
+  __m256 acc[kGroupRows][NC];
+  for (auto& row : acc)
+    for (auto& a : row) a = _mm256_setzero_ps();
+  const float* k = panels + pc * kKeyPanel * d;
+  for (int64_t j = 0; j < d; j++) {
+    __m256 keys[NC];
+    for (int c = 0; c < NC; c++) keys[c] = _mm256_loadu_ps(k + c * kKeyPanel * d + j * kKeyPanel);
+    for (int r = 0; r < kGroupRows; r++) {
+      const __m256 qr = _mm256_broadcast_ss(q + r * d + j);
+      for (int c = 0; c < NC; c++) acc[r][c] = _mm256_fmadd_ps(qr, keys[c], acc[r][c]);
+    }
+  }
+  const __m256 s = _mm256_set1_ps(scale);
+  for (int r = 0; r < kGroupRows; r++)
+    for (int c = 0; c < NC; c++) _mm256_storeu_ps(w + r * w_stride + (pc + c) * kKeyPanel, _mm256_mul_ps(acc[r][c], s));
+}
+
+// out[r][c0, c0 + 8 * NC) = sum_{p < n_pos} w[r][p] v_p[...] / total[r] for
+// the group's first `live` rows (the others are padding).
+template <int NC>
+void weighted_value_rows(const float* w, int64_t w_stride, const float* v, int64_t v_stride, int64_t n_pos, int64_t c0,
+                         const float* total, int live, float* out, int64_t dv) {
+  __m256 acc[kGroupRows][NC];
+  for (auto& row : acc)
+    for (auto& a : row) a = _mm256_setzero_ps();
+  for (int64_t p = 0; p < n_pos; p++) {
+    __m256 vals[NC];
+    for (int c = 0; c < NC; c++) vals[c] = _mm256_loadu_ps(v + p * v_stride + c0 + 8 * c);
+    for (int r = 0; r < kGroupRows; r++) {
+      const __m256 wr = _mm256_broadcast_ss(w + r * w_stride + p);
+      for (int c = 0; c < NC; c++) acc[r][c] = _mm256_fmadd_ps(wr, vals[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < kGroupRows; r++)  // constant bounds keep acc in registers
+    if (r < live)
+      for (int c = 0; c < NC; c++)
+        _mm256_storeu_ps(out + r * dv + c0 + 8 * c, _mm256_div_ps(acc[r][c], _mm256_set1_ps(total[r])));
+}
+
+// Chunks (key panels or value chunks) for the next micro-kernel pass, of
+// `left`: three where possible, but 4 as 2 + 2 rather than 3 + 1, since one
+// chunk gives only four independent FMA chains, half of what keeps both FMA
+// units busy.
+inline int next_block(int64_t left) { return left >= 3 && left != 4 ? 3 : int(std::min<int64_t>(left, 2)); }
+
+void attend_tile_f32(const float* q, int n_rows, const int64_t* n_pos, int64_t d, const float* k_panels, const float* v,
+                     int64_t v_stride, int64_t dv, float scale, float* out) {
+  if (dv % 8 != 0) {  // head sizes are multiples of 8 in practice; keep the rest exact
+    scalar_kernels().attend_tile_f32(q, n_rows, n_pos, d, k_panels, v, v_stride, dv, scale, out);
+    return;
+  }
+  constexpr int R = kAttendTileRows;
+  const int n_groups = (n_rows + kGroupRows - 1) / kGroupRows;
+  int64_t group_pos[2] = {0, 0};  // positions a group attends: its rows' largest n_pos
+  for (int i = 0; i < n_rows; i++) group_pos[i / kGroupRows] = std::max(group_pos[i / kGroupRows], n_pos[i]);
+  const int64_t n_panels = (std::max(group_pos[0], group_pos[1]) + kKeyPanel - 1) / kKeyPanel;
+  const int64_t w_stride = n_panels * kKeyPanel;
+  thread_local std::vector<float> padded_q, weights;
+  const float* queries = q;
+  if (n_rows % kGroupRows != 0) {  // the last group's missing rows read zeros
+    padded_q.assign(size_t(R * d), 0.0f);
+    std::copy(q, q + n_rows * d, padded_q.begin());
+    queries = padded_q.data();
+  }
+  weights.resize(size_t(R * w_stride));
   float* w = weights.data();
-  for (int64_t p = 0; p < n_pos8; p += 8) {
-    __m256 acc[R];
-    for (auto& a : acc) a = _mm256_setzero_ps();
-    for (int64_t j = 0; j < d; j++) {
-      const __m256 keys = _mm256_loadu_ps(kt + j * kt_stride + p);
-      for (int i = 0; i < R; i++) acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(qt + i * d + j), keys, acc[i]);
+
+  // Scores, three panels at a time for every group, so the panels (12 KiB at
+  // d = 128) come from L1 for the second group.
+  int64_t group_panels[2];
+  for (int g = 0; g < 2; g++) group_panels[g] = (group_pos[g] + kKeyPanel - 1) / kKeyPanel;
+  for (int64_t pc = 0; pc < n_panels;) {
+    const int step = next_block(n_panels - pc);
+    for (int g = 0; g < n_groups; g++) {
+      const float* qg = queries + g * kGroupRows * d;
+      float* wg = w + g * kGroupRows * w_stride;
+      const int64_t left = std::min<int64_t>(step, group_panels[g] - pc);  // a group may need fewer panels
+      if (left == 3)
+        panel_scores<3>(qg, d, k_panels, pc, scale, wg, w_stride);
+      else if (left == 2)
+        panel_scores<2>(qg, d, k_panels, pc, scale, wg, w_stride);
+      else if (left == 1)
+        panel_scores<1>(qg, d, k_panels, pc, scale, wg, w_stride);
     }
-    for (int i = 0; i < R; i++) _mm256_storeu_ps(w + i * n_pos8 + p, _mm256_mul_ps(acc[i], _mm256_set1_ps(scale)));
+    pc += step;
   }
-  float totals[R] = {};
-  for (int i = 0; i < n_rows; i++) {
-    float* wi = w + i * n_pos8;
-    totals[i] = softmax_weights(wi, n_pos[i]);
-    std::fill(wi + n_pos[i], wi + n_pos8, 0.0f);  // positions after this row's own: masked
-  }
-  for (int i = n_rows; i < R; i++) totals[i] = 1.0f;
-  for (int64_t j = 0; j < dv; j++) {
-    __m256 acc[R];
-    for (auto& a : acc) a = _mm256_setzero_ps();
-    for (int64_t p = 0; p < n_pos8; p += 8) {
-      const __m256 values = _mm256_loadu_ps(vt + j * vt_stride + p);
-      for (int i = 0; i < R; i++) acc[i] = _mm256_fmadd_ps(_mm256_loadu_ps(w + i * n_pos8 + p), values, acc[i]);
+
+  // Softmax per row; the positions after a row's own, up to its group's
+  // last, get weight zero (causal mask).
+  float totals[R];
+  for (int i = 0; i < R; i++) {
+    float* wi = w + i * w_stride;
+    const int64_t end = group_pos[i / kGroupRows];
+    if (i < n_rows) {
+      totals[i] = softmax_weights(wi, n_pos[i]);
+      std::fill(wi + n_pos[i], wi + end, 0.0f);
+    } else {
+      totals[i] = 1.0f;
+      std::fill(wi, wi + end, 0.0f);
     }
-    alignas(32) float sums[8];
-    _mm256_store_ps(sums, transpose_sums8(acc));
-    for (int i = 0; i < n_rows; i++) out[i * dv + j] = sums[i] / totals[i];
+  }
+
+  for (int g = 0; g < n_groups; g++) {
+    const float* wg = w + g * kGroupRows * w_stride;
+    const int live = std::min(kGroupRows, n_rows - g * kGroupRows);
+    float* og = out + g * kGroupRows * dv;
+    const float* tg = totals + g * kGroupRows;
+    for (int64_t c0 = 0; c0 < dv;) {
+      const int step = next_block((dv - c0) / 8);
+      if (step == 3)
+        weighted_value_rows<3>(wg, w_stride, v, v_stride, group_pos[g], c0, tg, live, og, dv);
+      else if (step == 2)
+        weighted_value_rows<2>(wg, w_stride, v, v_stride, group_pos[g], c0, tg, live, og, dv);
+      else
+        weighted_value_rows<1>(wg, w_stride, v, v_stride, group_pos[g], c0, tg, live, og, dv);
+      c0 += 8 * step;
+    }
+  }
+}
+
+// Rows r[0..7] become their transpose: r[j][l] = old r[l][j].
+inline void transpose8x8(__m256 r[8]) {
+  __m256 t[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  __m256 u[8];
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; i++) {
+    r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+
+// Eight positions by eight elements at a time: converted, transposed in
+// registers, stored as eight panel steps.
+void f16_to_key_panels(const uint16_t* k, int64_t k_stride, int64_t n_pos, int64_t d, float* panels) {
+  if (d % 8 != 0) {
+    scalar_kernels().f16_to_key_panels(k, k_stride, n_pos, d, panels);
+    return;
+  }
+  for (int64_t p0 = 0; p0 < n_pos; p0 += kKeyPanel) {
+    const int64_t live = std::min<int64_t>(kKeyPanel, n_pos - p0);
+    float* panel = panels + p0 * d;
+    for (int64_t j0 = 0; j0 < d; j0 += 8) {
+      __m256 r[8];
+      for (int l = 0; l < 8; l++) r[l] = l < live ? load_f16x8(k + (p0 + l) * k_stride + j0) : _mm256_setzero_ps();
+      transpose8x8(r);
+      for (int j = 0; j < 8; j++) _mm256_storeu_ps(panel + (j0 + j) * kKeyPanel, r[j]);
+    }
   }
 }
 
@@ -703,6 +831,7 @@ KernelTable build_avx2_table() {
   quant(TensorType::Q8_K, quantize_q8_k);
   table.attend_f16 = attend_f16;
   table.attend_tile_f32 = attend_tile_f32;
+  table.f16_to_key_panels = f16_to_key_panels;
   table.f32_to_f16_row = f32_to_f16_row;
   table.swiglu = swiglu;
   add_avx2_gemm_kernels(table);

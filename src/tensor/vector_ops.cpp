@@ -42,12 +42,21 @@ void scalar_attend_f16(const float* q, int n_q, int64_t d, const uint16_t* k, in
       [&](int64_t p, int64_t j) { return fp16_to_fp32(v[p * v_stride + j]); }, dv, n_pos, scale, out);
 }
 
-void scalar_attend_tile_f32(const float* q, int n_rows, const int64_t* n_pos, int64_t d, const float* kt,
-                            int64_t kt_stride, const float* vt, int64_t vt_stride, int64_t dv, float scale, float* out) {
+void scalar_attend_tile_f32(const float* q, int n_rows, const int64_t* n_pos, int64_t d, const float* k_panels,
+                            const float* v, int64_t v_stride, int64_t dv, float scale, float* out) {
   for (int i = 0; i < n_rows; i++)
     reference_attention(
-        q + i * d, 1, d, [&](int64_t p, int64_t j) { return kt[j * kt_stride + p]; },
-        [&](int64_t p, int64_t j) { return vt[j * vt_stride + p]; }, dv, n_pos[i], scale, out + i * dv);
+        q + i * d, 1, d,
+        [&](int64_t p, int64_t j) { return k_panels[p / kKeyPanel * kKeyPanel * d + j * kKeyPanel + p % kKeyPanel]; },
+        [&](int64_t p, int64_t j) { return v[p * v_stride + j]; }, dv, n_pos[i], scale, out + i * dv);
+}
+
+void scalar_f16_to_key_panels(const uint16_t* k, int64_t k_stride, int64_t n_pos, int64_t d, float* panels) {
+  const int64_t padded = (n_pos + kKeyPanel - 1) / kKeyPanel * kKeyPanel;
+  for (int64_t p = 0; p < padded; p++)
+    for (int64_t j = 0; j < d; j++)
+      panels[p / kKeyPanel * kKeyPanel * d + j * kKeyPanel + p % kKeyPanel] =
+          p < n_pos ? fp16_to_fp32(k[p * k_stride + j]) : 0.0f;
 }
 
 void scalar_f32_to_f16_row(const float* x, uint16_t* y, int64_t n) {
@@ -63,6 +72,7 @@ void scalar_swiglu(const float* gate, const float* up, float* out, int64_t n) {
 void add_vector_kernels(KernelTable& table) {
   table.attend_f16 = scalar_attend_f16;
   table.attend_tile_f32 = scalar_attend_tile_f32;
+  table.f16_to_key_panels = scalar_f16_to_key_panels;
   table.f32_to_f16_row = scalar_f32_to_f16_row;
   table.swiglu = scalar_swiglu;
 }
@@ -72,10 +82,13 @@ void attend_f16(const float* q, int n_q, int64_t d, const uint16_t* k, int64_t k
   if (n_q > 0 && n_pos > 0) active_kernels().attend_f16(q, n_q, d, k, k_stride, v, v_stride, dv, n_pos, scale, out);
 }
 
-void attend_tile_f32(const float* q, int n_rows, const int64_t* n_pos, int64_t d, const float* kt, int64_t kt_stride,
-                     const float* vt, int64_t vt_stride, int64_t dv, float scale, float* out) {
-  if (n_rows > 0)
-    active_kernels().attend_tile_f32(q, n_rows, n_pos, d, kt, kt_stride, vt, vt_stride, dv, scale, out);
+void attend_tile_f32(const float* q, int n_rows, const int64_t* n_pos, int64_t d, const float* k_panels,
+                     const float* v, int64_t v_stride, int64_t dv, float scale, float* out) {
+  if (n_rows > 0) active_kernels().attend_tile_f32(q, n_rows, n_pos, d, k_panels, v, v_stride, dv, scale, out);
+}
+
+void f16_to_key_panels(const uint16_t* k, int64_t k_stride, int64_t n_pos, int64_t d, float* panels) {
+  if (n_pos > 0) active_kernels().f16_to_key_panels(k, k_stride, n_pos, d, panels);
 }
 
 void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) { active_kernels().f32_to_f16_row(x, y, n); }

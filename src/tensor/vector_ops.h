@@ -16,17 +16,29 @@ void attend_f16(const float* q, int n_q, int64_t d, const uint16_t* k, int64_t k
                 int64_t v_stride, int64_t dv, int64_t n_pos, float scale, float* out);
 
 // Causal attention for a tile of up to 8 query rows of a run of one
-// sequence's tokens (a prefill), from keys and values converted to f32 and
-// transposed once per layer and key/value head: element j of position p at
-// kt[j * kt_stride + p] (d rows) and vt[j * vt_stride + p] (dv rows). Row i is
-// q + i * d and attends positions [0, n_pos[i]); its output goes to
-// out + i * dv. The SIMD kernel reads all rows' keys at once, so each key and
-// value load serves up to eight queries; it steps over positions eight at a
-// time, so kt and vt rows must be readable, and finite, up to
-// round_up(max n_pos, 8).
+// sequence's tokens (a prefill), from keys and values converted to f32 once
+// per layer and key/value head. Keys come in panels of kKeyPanel positions
+// (f16_to_key_panels): element j of position p at
+// k_panels[(p / 8) * 8 * d + j * 8 + p % 8], so the scores of a few rows
+// against a few panels read each panel front to back. Values are rows:
+// element j of position p at v[p * v_stride + j]. Row i is q + i * d and
+// attends positions [0, n_pos[i]); its output goes to out + i * dv. Panels
+// must be readable, and finite, up to round_up(max n_pos, 8) positions;
+// values up to max n_pos.
 constexpr int kAttendTileRows = 8;
-void attend_tile_f32(const float* q, int n_rows, const int64_t* n_pos, int64_t d, const float* kt, int64_t kt_stride,
-                     const float* vt, int64_t vt_stride, int64_t dv, float scale, float* out);
+constexpr int64_t kKeyPanel = 8;
+void attend_tile_f32(const float* q, int n_rows, const int64_t* n_pos, int64_t d, const float* k_panels,
+                     const float* v, int64_t v_stride, int64_t dv, float scale, float* out);
+
+// Floats of the key panels of n_pos positions of d elements.
+constexpr int64_t key_panel_floats(int64_t n_pos, int64_t d) {
+  return (n_pos + kKeyPanel - 1) / kKeyPanel * kKeyPanel * d;
+}
+
+// The f16 keys of positions [0, n_pos) (key p is k + p * k_stride, d halves)
+// as f32 key panels; the padding positions up to the next multiple of 8 are
+// zero.
+void f16_to_key_panels(const uint16_t* k, int64_t k_stride, int64_t n_pos, int64_t d, float* panels);
 
 // y[i] = x[i] rounded to an IEEE half (to nearest even, as fp32_to_fp16).
 void f32_to_f16_row(const float* x, uint16_t* y, int64_t n);

@@ -182,14 +182,18 @@ TEST_F(SimdKernels, AttentionMatchesScalarWithinRounding) {
         EXPECT_NEAR(got[i], expected[i], 2e-5) << set->name << " n_q " << sh.n_q << " d " << sh.d << " positions "
                                                << sh.n_pos << " element " << i;
 
-      // The f32 tile of a prefill run: keys and values transposed, rows
-      // padded past n_pos (padding finite, not zero, as a longer run's later
-      // positions would be); row i attends the first n_pos - i positions.
-      const int64_t stride = (sh.n_pos + 7) / 8 * 8 + 8;
-      std::vector<float> kt(size_t(sh.d * stride), 3.0f), vt(size_t(sh.dv * stride), 3.0f);
+      // The f32 tile of a prefill run: keys in panels of eight positions,
+      // value rows, both padded past n_pos (padding finite, not zero, as a
+      // longer run's later positions would be); row i attends the first
+      // n_pos - i positions.
+      const int64_t padded = (sh.n_pos + 7) / 8 * 8, panel_floats = padded * sh.d + 8 * sh.d;
+      const int64_t row_stride = sh.dv + 8;
+      std::vector<float> panels(size_t(panel_floats), 3.0f), rows_v(size_t((padded + 8) * row_stride), 3.0f);
       for (int64_t p = 0; p < sh.n_pos; p++) {
-        for (int64_t j = 0; j < sh.d; j++) kt[size_t(j * stride + p)] = fp16_to_fp32(k[size_t(p * k_stride + j)]);
-        for (int64_t j = 0; j < sh.dv; j++) vt[size_t(j * stride + p)] = fp16_to_fp32(v[size_t(p * v_stride + j)]);
+        for (int64_t j = 0; j < sh.d; j++)
+          panels[size_t(p / 8 * 8 * sh.d + j * 8 + p % 8)] = fp16_to_fp32(k[size_t(p * k_stride + j)]);
+        for (int64_t j = 0; j < sh.dv; j++)
+          rows_v[size_t(p * row_stride + j)] = fp16_to_fp32(v[size_t(p * v_stride + j)]);
       }
       const int rows = int(std::min<int64_t>(kAttendTileRows, sh.n_pos));
       // Row 0 is query 0 of the f16 case above, so the two layouts can be
@@ -199,15 +203,66 @@ TEST_F(SimdKernels, AttentionMatchesScalarWithinRounding) {
       std::vector<int64_t> n_pos(static_cast<size_t>(rows));
       for (int i = 0; i < rows; i++) n_pos[size_t(i)] = sh.n_pos - i;
       std::vector<float> want(size_t(rows * sh.dv)), tile(want.size(), -1.0f);
-      scalar_kernels().attend_tile_f32(qt.data(), rows, n_pos.data(), sh.d, kt.data(), stride, vt.data(), stride, sh.dv,
-                                       scale, want.data());
-      set->attend_tile_f32(qt.data(), rows, n_pos.data(), sh.d, kt.data(), stride, vt.data(), stride, sh.dv, scale,
+      scalar_kernels().attend_tile_f32(qt.data(), rows, n_pos.data(), sh.d, panels.data(), rows_v.data(), row_stride,
+                                       sh.dv, scale, want.data());
+      set->attend_tile_f32(qt.data(), rows, n_pos.data(), sh.d, panels.data(), rows_v.data(), row_stride, sh.dv, scale,
                            tile.data());
       for (size_t i = 0; i < tile.size(); i++)
         EXPECT_NEAR(tile[i], want[i], 2e-5) << set->name << " tile rows " << rows << " d " << sh.d << " positions "
                                             << sh.n_pos << " element " << i;
       for (int64_t j = 0; j < sh.dv; j++)
-        EXPECT_NEAR(want[size_t(j)], expected[size_t(j)], 2e-5) << "transposed f32 layout vs f16 cache, element " << j;
+        EXPECT_NEAR(want[size_t(j)], expected[size_t(j)], 2e-5) << "f32 panels and rows vs f16 cache, element " << j;
+    }
+  }
+}
+
+TEST_F(SimdKernels, AttendTileCoversEveryRowCountAndValueWidth) {
+  // The tile runs as groups of four rows by up to three 8-float chunks: every
+  // row count (a second group empty, partial or full), value widths that
+  // leave each chunk tail, and rows staggered so the groups attend different
+  // numbers of key panels and the causal mask cuts inside a panel.
+  const int64_t d = 64, n_pos = 37, stride = 136;
+  const auto panels = gaussian(key_panel_floats(n_pos, d), 51, 1.0f);
+  const auto values = gaussian(n_pos * stride, 52, 1.0f);
+  const auto q = gaussian(kAttendTileRows * d, 53, 2.0f);
+  int64_t positions[kAttendTileRows];
+  for (int i = 0; i < kAttendTileRows; i++) positions[i] = n_pos - 5 * i;  // 37, 32, ... 2
+  for (const KernelTable* set : sets_) {
+    for (int64_t dv : {8, 16, 24, 32, 40, 48, 128}) {
+      for (int rows = 1; rows <= kAttendTileRows; rows++) {
+        std::vector<float> want(size_t(rows * dv)), got(want.size(), -1.0f);
+        scalar_kernels().attend_tile_f32(q.data(), rows, positions, d, panels.data(), values.data(), stride, dv, 0.125f,
+                                         want.data());
+        set->attend_tile_f32(q.data(), rows, positions, d, panels.data(), values.data(), stride, dv, 0.125f,
+                             got.data());
+        for (size_t i = 0; i < got.size(); i++)
+          EXPECT_NEAR(got[i], want[i], 2e-5) << set->name << " rows " << rows << " dv " << dv << " element " << i;
+      }
+    }
+  }
+}
+
+TEST_F(SimdKernels, KeyPanelsHoldEachKeyAtItsPlace) {
+  // Exact conversions, so every set gives the same bits: element j of
+  // position p at (p / 8) * 8 * d + j * 8 + p % 8, and zero padding up to the
+  // next multiple of eight positions (every float written).
+  for (const KernelTable* set : sets_) {
+    for (int64_t d : {8, 12, 64, 128}) {
+      for (int64_t n_pos : {1, 8, 13, 64}) {
+        const int64_t k_stride = 3 * d + 8;
+        const auto kf = gaussian(n_pos * k_stride, 54, 2.0f);
+        std::vector<uint16_t> k(kf.size());
+        for (size_t i = 0; i < k.size(); i++) k[i] = fp32_to_fp16(kf[i]);
+        std::vector<float> got(size_t(key_panel_floats(n_pos, d)), NAN);
+        set->f16_to_key_panels(k.data(), k_stride, n_pos, d, got.data());
+        const int64_t padded = (n_pos + 7) / 8 * 8;
+        ASSERT_EQ(int64_t(got.size()), padded * d);
+        for (int64_t p = 0; p < padded; p++)
+          for (int64_t j = 0; j < d; j++)
+            EXPECT_EQ(got[size_t(p / 8 * 8 * d + j * 8 + p % 8)],
+                      p < n_pos ? fp16_to_fp32(k[size_t(p * k_stride + j)]) : 0.0f)
+                << set->name << " d " << d << " positions " << n_pos << " position " << p << " element " << j;
+      }
     }
   }
 }
