@@ -8,8 +8,10 @@ their ratios, warden's peak RSS against the file + KV cache + 64 MiB budget,
 and the decode roofline as `warden bench` measures it: the tokens/s at which
 reading the bytes of weights one token needs (packed copies where warden
 repacks) with the same threads would take all the time, measured in the same
-process after each generation run (model/roofline.h). Both engines' tg are
-given as a percentage of it.
+process right after each generation run (model/roofline.h). warden's
+percentage is the median over its runs of each run against the roofline of
+its own moment; llama.cpp's is its mean tg against warden's median roofline
+(it runs at another moment, so take it as approximate).
 
 Never builds llama.cpp: pass the path of an existing llama-bench binary.
 
@@ -41,6 +43,7 @@ def warden_figures(args, path):
         "load": d["load_s"],
         "roof": d["roofline"]["tokens_per_s"],
         "roof_gbs": d["roofline"]["gb_per_s"],
+        "roof_frac": d["roofline"]["tg_fraction"],
     }
 
 
@@ -81,7 +84,7 @@ def main():
         print(f"| {name} ({w['file']:.0f} MiB) | {fmt(w['pp'])} | {fmt(l['pp'])} | {w['pp'][0] / l['pp'][0]:.2f} "
               f"| {fmt(w['tg'])} | {fmt(l['tg'])} | {w['tg'][0] / l['tg'][0]:.2f} "
               f"| {w['roof']:.1f} ({w['roof_gbs']:.1f}) "
-              f"| {100 * w['tg'][0] / w['roof']:.0f} / {100 * l['tg'][0] / w['roof']:.0f} "
+              f"| {100 * w['roof_frac']:.0f} / {100 * l['tg'][0] / w['roof']:.0f} "
               f"| {w['rss']:.0f} / {budget:.0f} | {w['load']:.3f} |", flush=True)
 
 
