@@ -66,16 +66,32 @@ bool cpu_has_avx2_fma_f16c() {
   if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
   return b & (1u << 5);  // AVX2
 }
+
+// AVX512-F, -VL and -VNNI from CPUID, plus the OS saving the opmask and ZMM
+// state (EVEX-encoded instructions need it even on 256-bit registers).
+bool cpu_has_avx512vnni_vl() {
+  unsigned a, b, c, d;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+  const bool f = b & (1u << 16), vl = b & (1u << 31), vnni = c & (1u << 11);
+  if (!(f && vl && vnni)) return false;
+  unsigned xcr0_lo, xcr0_hi;
+  __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+  return (xcr0_lo & 0xE6) == 0xE6;  // XMM, YMM, opmask, ZMM0-15 upper, ZMM16-31
+}
 #endif
 
 // The single place where a faster kernel set is chosen (see kernels.h).
-// WARDEN_KERNELS=scalar forces the reference kernels (for comparisons and
-// benchmarks); otherwise the fastest set the CPU supports is used.
+// WARDEN_KERNELS=scalar forces the reference kernels and WARDEN_KERNELS=avx2
+// the AVX2 set on a CPU that has more (for comparisons and benchmarks);
+// otherwise the fastest set the CPU supports is used.
 const KernelTable& select_kernels() {
   const char* forced = std::getenv("WARDEN_KERNELS");
   if (forced && std::string(forced) == "scalar") return scalar_kernels();
 #if defined(WARDEN_HAVE_AVX2_KERNELS)
-  if (cpu_has_avx2_fma_f16c()) return avx2_kernels();
+  if (forced && std::string(forced) == "avx2" && cpu_has_avx2_fma_f16c()) return avx2_kernels();
+#endif
+#if defined(WARDEN_HAVE_AVX2_KERNELS)
+  if (cpu_has_avx2_fma_f16c()) return cpu_has_avx512vnni_vl() ? avx512vnni_kernels() : avx2_kernels();
 #endif
   return scalar_kernels();
 }

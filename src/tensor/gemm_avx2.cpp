@@ -19,6 +19,11 @@
 // Agreement with vec_dot: every block's integer dot is exact; the per-block
 // float scaling and the summation order over blocks differ, so results differ
 // from vec_dot by float rounding only (tests/tensor/gemm_test.cpp).
+//
+// gemm_avx512vnni.cpp compiles this file a second time with
+// WARDEN_GEMM_VNNI, for CPUs with AVX512-VNNI (and VL): there the int8 dot
+// of four byte pairs into a 32-bit lane is one instruction (vpdpbusd on
+// 256-bit registers) instead of three. Same layouts, same exact integers.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -35,6 +40,17 @@ namespace {
 constexpr int kPanelRows = 8;  // one weight row per 32-bit lane
 
 inline __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+// acc + the sums of four products u * s per 32-bit lane (u unsigned, s
+// signed bytes). Without VNNI the pairs' int16 sums cannot saturate where
+// this is used (|u| <= 128, |s| <= 127).
+inline __m256i dot4_add(__m256i acc, __m256i u, __m256i s) {
+#if defined(WARDEN_GEMM_VNNI)
+  return _mm256_dpbusd_epi32(acc, u, s);
+#else
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+#endif
+}
 
 // 8x8 transpose of 32-bit elements: out[s] holds element s of in[0..7].
 // Row r of the input is 32 int8 weights; element s is weights 4s..4s+3.
@@ -505,7 +521,6 @@ inline void unpack_q4_k_panel_scales(const uint8_t* packed, uint8_t scales[64], 
 template <int NT>
 void q8_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const float* const xd[NT],
                        float out[NT][8]) {
-  const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[NT];
   for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; b++, panel += kQ8_0PanelBlock) {
@@ -517,11 +532,8 @@ void q8_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const
     for (int s = 0; s < 8; s++) {
       const __m256i w = load32(panel + 32 * s);
       const __m256i w_abs = _mm256_sign_epi8(w, w);
-      for (int t = 0; t < NT; t++) {
-        // |w| * (x with w's sign) = w * x; pairs fit int16 (|w|,|x| <= 128).
-        const __m256i prod = _mm256_maddubs_epi16(w_abs, _mm256_sign_epi8(broadcast4(x[t][b].qs + 4 * s), w));
-        isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(prod, ones));
-      }
+      // |w| * (x with w's sign) = w * x.
+      for (int t = 0; t < NT; t++) isum[t] = dot4_add(isum[t], w_abs, _mm256_sign_epi8(broadcast4(x[t][b].qs + 4 * s), w));
     }
     const __m256 wd = load_f16x8(panel + 256);
     for (int t = 0; t < NT; t++) {
@@ -533,10 +545,12 @@ void q8_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const
 }
 
 // Four registers of nibble pairs (8 steps) against NT tokens' activations at
-// qs[t] (32 int8 each), summed into int16 lanes: codes <= 15 keep the eight
-// steps' pair sums within int16 (8 * 2 * 15 * 128 < 32768).
+// qs[t] (32 int8 each), added into sums[t]: with AVX2 as int16 lanes (codes
+// <= 15 keep the eight steps' pair sums within int16: 8 * 2 * 15 * 128 <
+// 32768), with VNNI as int32 lanes, one per row. group_sum and
+// scaled_group_sum turn them into each row's int32 sum.
 template <int NT>
-inline void nibble_steps_times(const uint8_t* codes, const int8_t* const qs[NT], __m256i sum16[NT]) {
+inline void nibble_steps_times(const uint8_t* codes, const int8_t* const qs[NT], __m256i sums[NT]) {
   const __m256i low4 = _mm256_set1_epi8(0x0F);
 #pragma GCC unroll 1
   for (int k = 0; k < 4; k++) {
@@ -544,16 +558,40 @@ inline void nibble_steps_times(const uint8_t* codes, const int8_t* const qs[NT],
     const __m256i lo = _mm256_and_si256(packed, low4);
     const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
     for (int t = 0; t < NT; t++) {
-      sum16[t] = _mm256_add_epi16(sum16[t], _mm256_maddubs_epi16(lo, broadcast4(qs[t] + 4 * k)));
-      sum16[t] = _mm256_add_epi16(sum16[t], _mm256_maddubs_epi16(hi, broadcast4(qs[t] + 4 * k + 16)));
+#if defined(WARDEN_GEMM_VNNI)
+      sums[t] = _mm256_dpbusd_epi32(sums[t], lo, broadcast4(qs[t] + 4 * k));
+      sums[t] = _mm256_dpbusd_epi32(sums[t], hi, broadcast4(qs[t] + 4 * k + 16));
+#else
+      sums[t] = _mm256_add_epi16(sums[t], _mm256_maddubs_epi16(lo, broadcast4(qs[t] + 4 * k)));
+      sums[t] = _mm256_add_epi16(sums[t], _mm256_maddubs_epi16(hi, broadcast4(qs[t] + 4 * k + 16)));
+#endif
     }
   }
+}
+
+// Each row's sum of what nibble_steps_times accumulated.
+inline __m256i group_sum(__m256i sums) {
+#if defined(WARDEN_GEMM_VNNI)
+  return sums;
+#else
+  return _mm256_madd_epi16(sums, _mm256_set1_epi16(1));
+#endif
+}
+
+// The same times each row's scale (8 unsigned bytes, one per row).
+inline __m256i scaled_group_sum(__m256i sums, const uint8_t* row_scales) {
+  const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row_scales));
+#if defined(WARDEN_GEMM_VNNI)
+  return _mm256_mullo_epi32(sums, _mm256_cvtepu8_epi32(sc8));
+#else
+  // Lane pair of row r = its scale twice: madd gives scale * (a + b).
+  return _mm256_madd_epi16(sums, _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sc8, sc8)));
+#endif
 }
 
 template <int NT>
 void q4_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const float* const xd[NT],
                        const int32_t* const xsum[NT], float out[NT][8]) {
-  const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[NT];
   for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; b++, panel += kQ4_0PanelBlock) {
@@ -567,7 +605,7 @@ void q4_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const
     const __m256 wd = load_f16x8(panel + 128);
     for (int t = 0; t < NT; t++) {
       // sum((code - 8) x) = sum(code x) - 8 sum(x)
-      const __m256i isum = _mm256_sub_epi32(_mm256_madd_epi16(sum16[t], ones), _mm256_set1_epi32(8 * xsum[t][b]));
+      const __m256i isum = _mm256_sub_epi32(group_sum(sum16[t]), _mm256_set1_epi32(8 * xsum[t][b]));
       const __m256 scale = _mm256_mul_ps(wd, _mm256_broadcast_ss(xd[t] + b));
       acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc[t]);
     }
@@ -591,10 +629,7 @@ void q4_k_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* cons
         qs[t] = x[t][b].qs + 32 * g;
       }
       nibble_steps_times<NT>(panel + 128 * g, qs, sum16);
-      // Lane pair of row r = its group scale twice: madd gives scale * (a + b).
-      const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + 8 * g));
-      const __m256i scale = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sc8, sc8));
-      for (int t = 0; t < NT; t++) isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(sum16[t], scale));
+      for (int t = 0; t < NT; t++) isum[t] = _mm256_add_epi32(isum[t], scaled_group_sum(sum16[t], scales + 8 * g));
     }
     const __m256 wd = load_f16x8(panel + kQ4_KD), wdmin = load_f16x8(panel + kQ4_KD + 16);
     for (int t = 0; t < NT; t++) {
@@ -928,7 +963,11 @@ void set_packed(TypeKernels& k) {
 
 }  // namespace
 
+#if defined(WARDEN_GEMM_VNNI)
+void add_avx512vnni_gemm_kernels(KernelTable& table) {
+#else
 void add_avx2_gemm_kernels(KernelTable& table) {
+#endif
   set_packed<PackedQ8_0>(table.by_type[size_t(gguf::TensorType::Q8_0)]);
   set_packed<PackedQ4_0>(table.by_type[size_t(gguf::TensorType::Q4_0)]);
   table.by_type[size_t(gguf::TensorType::Q5_0)].gemm = gemm_q5_0;

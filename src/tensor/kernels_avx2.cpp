@@ -845,4 +845,14 @@ const KernelTable& avx2_kernels() {
   return table;
 }
 
+const KernelTable& avx512vnni_kernels() {
+  static const KernelTable table = [] {
+    KernelTable t = build_avx2_table();
+    t.name = "avx512vnni";
+    add_avx512vnni_gemm_kernels(t);
+    return t;
+  }();
+  return table;
+}
+
 }  // namespace warden::tensor

@@ -83,8 +83,12 @@ TEST(GemmKernels, MatchOneDotPerRowAndToken) {
   std::vector<const KernelTable*> sets = {&scalar_kernels()};
 #if defined(WARDEN_HAVE_AVX2_KERNELS)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
     sets.push_back(&avx2_kernels());
+    // The same kernels with vpdpbusd, where the CPU has it (otherwise skipped).
+    if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl"))
+      sets.push_back(&avx512vnni_kernels());
+  }
 #endif
   int tested = 0;
   for (const KernelTable* set : sets) {
