@@ -724,6 +724,17 @@ void q6_k_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* cons
       __m256i c[4];
       q6_k_sub_block_codes(panel + j * kQ6_KSubBlockBytes, c);
       const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + 8 * j));
+#if defined(WARDEN_GEMM_VNNI)
+      const __m256i scale = _mm256_cvtepi8_epi32(sc8);
+      for (int t = 0; t < NT; t++) {
+        const int8_t* xq = x[t][b].qs + 16 * j;
+        __m256i sum = _mm256_dpbusd_epi32(_mm256_setzero_si256(), c[0], broadcast4(xq));
+        sum = _mm256_dpbusd_epi32(sum, c[1], broadcast4(xq + 4));
+        sum = _mm256_dpbusd_epi32(sum, c[2], broadcast4(xq + 8));
+        sum = _mm256_dpbusd_epi32(sum, c[3], broadcast4(xq + 12));
+        isum[t] = _mm256_add_epi32(isum[t], _mm256_mullo_epi32(sum, scale));
+      }
+#else
       const __m256i scale = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(sc8, sc8));
       for (int t = 0; t < NT; t++) {
         const int8_t* xq = x[t][b].qs + 16 * j;
@@ -733,6 +744,7 @@ void q6_k_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* cons
                                              _mm256_maddubs_epi16(c[3], broadcast4(xq + 12)));
         isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(_mm256_madd_epi16(s01, scale), _mm256_madd_epi16(s23, scale)));
       }
+#endif
     }
 // The offset 32: per row, 32 * sum_j sc_j bsum_j.
     __m256i pairs[8];
