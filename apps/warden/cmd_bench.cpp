@@ -125,16 +125,16 @@ double peak_rss_mib() {
 
 void print_table(const BenchArgs& a, const model::Model& m, double file_mib, int threads, const Stats& pp,
                  const Stats& tg, const Roofline& roof, double load_s, double rss_mib) {
-  std::printf("| %-24s | %10s | %7s | %-6s | %7s | %16s |\n", "model", "size", "threads", "kernel", "test", "t/s");
-  std::printf("| %-24s | %10s | %7s | %-6s | %7s | %16s |\n", "------------------------", "---------:", "------:",
-              "------", "------:", "---------------:");
+  std::printf("| %-24s | %10s | %7s | %-10s | %7s | %16s |\n", "model", "size", "threads", "kernel", "test", "t/s");
+  std::printf("| %-24s | %10s | %7s | %-10s | %7s | %16s |\n", "------------------------", "---------:", "------:",
+              "----------", "------:", "---------------:");
   auto row = [&](const char* test, int64_t n, const Stats& s) {
     char name[32], size[32], label[32], value[48];
     std::snprintf(name, sizeof name, "%s", m.config().arch.c_str());
     std::snprintf(size, sizeof size, "%.2f MiB", file_mib);
     std::snprintf(label, sizeof label, "%s%lld", test, (long long)n);
     std::snprintf(value, sizeof value, "%.2f ± %.2f", s.mean, s.sd);
-    std::printf("| %-24s | %10s | %7d | %-6s | %7s | %16s |\n", name, size, threads, tensor::kernel_set_name(), label,
+    std::printf("| %-24s | %10s | %7d | %-10s | %7s | %16s |\n", name, size, threads, tensor::kernel_set_name(), label,
                 value);
   };
   if (a.n_prompt > 0) row("pp", a.n_prompt, pp);

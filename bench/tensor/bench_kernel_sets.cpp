@@ -165,7 +165,10 @@ BOTH(Q5_K)
 BOTH(Q6_K)
 
 // {tokens, rows}: 64 rows stay in L2; 8192 rows (a 4096 x 8192 matrix, like a
-// large FFN projection) stream from memory, as decode does.
+// large FFN projection) stream from memory, as decode does; 256 tokens is a
+// prompt slice (the forward pass slices prompts at 256), whose activations
+// (1.1 MiB) no longer fit L2. The kernel set is the active one
+// (WARDEN_KERNELS=avx2 picks AVX2 on a CPU with VNNI).
 #define GEMM(T)                                                                                             \
   BENCHMARK_CAPTURE(BM_Gemm, T##_vec_dot, TensorType::T, Product::vec_dot)                                  \
       ->Args({1, 64})->Args({8, 64})->Args({64, 64})->Args({1, 8192});                                       \

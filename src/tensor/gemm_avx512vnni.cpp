@@ -1,7 +1,36 @@
 // The matrix kernels of gemm_avx2.cpp, compiled for CPUs that also have
 // AVX512-VNNI and AVX512-VL (Zen 4, Ice Lake and later): the same panel
 // layouts and exact integer sums, with vpdpbusd doing in one instruction what
-// AVX2 needs three for. Only 256-bit registers are used, so the CPU keeps
-// its clock. kernels_avx2.cpp builds the table (avx512vnni_kernels()).
+// AVX2 needs three for. kernels_avx2.cpp builds the table
+// (avx512vnni_kernels()); select_kernels() checks the CPU first.
+//
+// This file is compiled with the AVX2 flags, and only the functions defined
+// below the target pragma may use AVX-512. Everything gemm_avx2.cpp includes
+// is included first on purpose: template code from those headers (std::vector
+// and the like) is emitted in every object that uses it and the linker keeps
+// one copy for the whole program, so it must not be compiled for AVX-512.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "tensor/blocks.h"
+#include "tensor/k_unpack.h"
+#include "tensor/kernels.h"
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512vnni"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512vl,avx512vnni")
+#endif
+
 #define WARDEN_GEMM_VNNI 1
 #include "tensor/gemm_avx2.cpp"
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
