@@ -595,17 +595,17 @@ void q4_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const
   __m256 acc[NT];
   for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; b++, panel += kQ4_0PanelBlock) {
-    __m256i sum16[NT];
+    __m256i sums[NT];
     const int8_t* qs[NT];
     for (int t = 0; t < NT; t++) {
-      sum16[t] = _mm256_setzero_si256();
+      sums[t] = _mm256_setzero_si256();
       qs[t] = x[t][b].qs;
     }
-    nibble_steps_times<NT>(panel, qs, sum16);
+    nibble_steps_times<NT>(panel, qs, sums);
     const __m256 wd = load_f16x8(panel + 128);
     for (int t = 0; t < NT; t++) {
       // sum((code - 8) x) = sum(code x) - 8 sum(x)
-      const __m256i isum = _mm256_sub_epi32(group_sum(sum16[t]), _mm256_set1_epi32(8 * xsum[t][b]));
+      const __m256i isum = _mm256_sub_epi32(group_sum(sums[t]), _mm256_set1_epi32(8 * xsum[t][b]));
       const __m256 scale = _mm256_mul_ps(wd, _mm256_broadcast_ss(xd[t] + b));
       acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc[t]);
     }
@@ -622,14 +622,14 @@ void q4_k_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* cons
     __m256i isum[NT];
     for (int t = 0; t < NT; t++) isum[t] = _mm256_setzero_si256();
     for (int g = 0; g < 8; g++) {
-      __m256i sum16[NT];
+      __m256i sums[NT];
       const int8_t* qs[NT];
       for (int t = 0; t < NT; t++) {
-        sum16[t] = _mm256_setzero_si256();
+        sums[t] = _mm256_setzero_si256();
         qs[t] = x[t][b].qs + 32 * g;
       }
-      nibble_steps_times<NT>(panel + 128 * g, qs, sum16);
-      for (int t = 0; t < NT; t++) isum[t] = _mm256_add_epi32(isum[t], scaled_group_sum(sum16[t], scales + 8 * g));
+      nibble_steps_times<NT>(panel + 128 * g, qs, sums);
+      for (int t = 0; t < NT; t++) isum[t] = _mm256_add_epi32(isum[t], scaled_group_sum(sums[t], scales + 8 * g));
     }
     const __m256 wd = load_f16x8(panel + kQ4_KD), wdmin = load_f16x8(panel + kQ4_KD + 16);
     for (int t = 0; t < NT; t++) {
