@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "chunked_text.h"
 #include "grammar/toolcall.h"
 
 namespace {
@@ -14,16 +15,10 @@ struct Result {
   std::string names;
 };
 
-Result run(warden::grammar::ToolCallFormat f, std::string_view text, const uint8_t* chunks, size_t n_chunks) {
+Result run(warden::grammar::ToolCallFormat f, const ChunkedText& in) {
   warden::grammar::ToolCallParser p(f);
   Result r;
-  size_t i = 0, k = 0;
-  while (i < text.size()) {
-    size_t len = n_chunks ? 1 + chunks[k++ % n_chunks] % 16 : text.size();
-    auto d = p.feed(text.substr(i, len));
-    r.content += d.content;
-    i += len;
-  }
+  in.for_each_piece(false, [&](std::string_view piece) { r.content += p.feed(piece).content; });
   r.content += p.finish().content;
   if (r.content != p.content()) std::abort();
   r.calls = p.tool_calls().size();
@@ -34,13 +29,11 @@ Result run(warden::grammar::ToolCallFormat f, std::string_view text, const uint8
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using warden::grammar::ToolCallFormat;
-  size_t n_chunks = size ? data[0] % 8 : 0;
-  if (size < 1 + n_chunks) return 0;
-  const uint8_t* chunks = data + 1;
-  std::string_view text(reinterpret_cast<const char*>(data + 1 + n_chunks), size - 1 - n_chunks);
+  ChunkedText in;
+  if (!in.parse(data, size)) return 0;
   for (auto f : {ToolCallFormat::kHermes, ToolCallFormat::kLlama3, ToolCallFormat::kMistral}) {
-    Result whole = run(f, text, nullptr, 0);
-    Result chunked = run(f, text, chunks, n_chunks);
+    Result whole = run(f, in.whole());
+    Result chunked = run(f, in);
     if (whole.content != chunked.content || whole.calls != chunked.calls || whole.names != chunked.names)
       std::abort();
   }

@@ -9,11 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "chunked_text.h"
 #include "server/tool_stream.h"
 
 namespace {
 
-std::string run(warden::grammar::ToolCallFormat f, std::string_view text, const uint8_t* chunks, size_t n_chunks) {
+std::string run(warden::grammar::ToolCallFormat f, const ChunkedText& in) {
   warden::server::ToolCallStreamer streamer(f);
   std::vector<std::string> names, arguments;
   auto take = [&](const std::vector<warden::server::ToolCallFragment>& fragments) {
@@ -26,15 +27,8 @@ std::string run(warden::grammar::ToolCallFormat f, std::string_view text, const 
       arguments[fr.index] += fr.arguments;
     }
   };
-  size_t i = 0, k = 0;
-  while (i < text.size()) {
-    size_t len = n_chunks ? 1 + chunks[k++ % n_chunks] % 16 : text.size();
-    len = std::min(len, text.size() - i);
-    // feed() takes whole characters: never end a chunk before a continuation byte.
-    while (i + len < text.size() && (static_cast<uint8_t>(text[i + len]) & 0xC0) == 0x80) len++;
-    take(streamer.feed(text.substr(i, len)));
-    i += len;
-  }
+  // feed() takes whole characters.
+  in.for_each_piece(true, [&](std::string_view piece) { take(streamer.feed(piece)); });
   const auto final = streamer.finish();
   take(final.fragments);
   std::string out = final.content + "\n";
@@ -47,11 +41,9 @@ std::string run(warden::grammar::ToolCallFormat f, std::string_view text, const 
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using warden::grammar::ToolCallFormat;
-  size_t n_chunks = size ? data[0] % 8 : 0;
-  if (size < 1 + n_chunks) return 0;
-  const uint8_t* chunks = data + 1;
-  std::string_view text(reinterpret_cast<const char*>(data + 1 + n_chunks), size - 1 - n_chunks);
+  ChunkedText in;
+  if (!in.parse(data, size)) return 0;
   for (ToolCallFormat f : {ToolCallFormat::kHermes, ToolCallFormat::kLlama3, ToolCallFormat::kMistral})
-    if (run(f, text, chunks, n_chunks) != run(f, text, nullptr, 0)) std::abort();
+    if (run(f, in) != run(f, in.whole())) std::abort();
   return 0;
 }

@@ -372,7 +372,7 @@ struct ChatStream {
   bool finished = false;
   // Forced tool calls (tool_choice "required" or a named function) stream
   // their arguments as generated; see tool_stream.h.
-  std::optional<ToolCallStreamer> forced;
+  std::optional<ToolCallStreamer> forced = std::nullopt;
 
   json chunk(json delta, const json& finish_reason) const {
     json choice = {{"index", 0}, {"delta", std::move(delta)}, {"logprobs", nullptr}, {"finish_reason", finish_reason}};

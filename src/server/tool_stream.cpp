@@ -15,22 +15,9 @@ bool is_space(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; 
 // One past the end of the JSON object or array opening at text[start] (by
 // bracket matching outside strings); npos while it is still open.
 size_t json_value_end(std::string_view text, size_t start) {
-  int depth = 0;
-  bool in_string = false, escaped = false;
-  for (size_t i = start; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      ++depth;
-    } else if ((c == '}' || c == ']') && --depth == 0) {
-      return i + 1;
-    }
-  }
+  JsonValueScanner scanner;
+  for (size_t i = start; i < text.size(); ++i)
+    if (scanner.step(text[i])) return i + 1;
   return std::string_view::npos;
 }
 
@@ -158,8 +145,7 @@ void ToolCallStreamer::read_header(std::vector<ToolCallFragment>& out) {
   names_.push_back(name);
   arguments_.emplace_back();
   args_scanned_ = c.at;
-  depth_ = 0;
-  in_string_ = escaped_ = false;
+  args_value_ = {};
   state_ = State::kArguments;
 }
 
@@ -169,20 +155,7 @@ void ToolCallStreamer::stream_arguments(std::vector<ToolCallFragment>& out) {
   const size_t from = args_scanned_;
   bool closed = false;
   size_t i = from;
-  for (; i < text_.size() && !closed; ++i) {
-    const char c = text_[i];
-    if (in_string_) {
-      if (escaped_) escaped_ = false;
-      else if (c == '\\') escaped_ = true;
-      else if (c == '"') in_string_ = false;
-    } else if (c == '"') {
-      in_string_ = true;
-    } else if (c == '{' || c == '[') {
-      ++depth_;
-    } else if ((c == '}' || c == ']') && --depth_ == 0) {
-      closed = true;
-    }
-  }
+  for (; i < text_.size() && !closed; ++i) closed = args_value_.step(text_[i]);
   args_scanned_ = i;
   if (i > from) {
     std::string piece = text_.substr(from, i - from);

@@ -31,6 +31,29 @@ struct ToolCallFragment {
   std::string arguments;  // the next piece of the arguments' JSON text
 };
 
+// Finds where a JSON object or array ends by bracket matching outside
+// strings, one character at a time, so a value that is still being
+// generated can be scanned as it grows.
+struct JsonValueScanner {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  // Takes the next character; true when it closes the value.
+  bool step(char c) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if ((c == '}' || c == ']') && --depth == 0) {
+      return true;
+    }
+    return false;
+  }
+};
+
 class ToolCallStreamer {
  public:
   explicit ToolCallStreamer(grammar::ToolCallFormat format);
@@ -64,9 +87,7 @@ class ToolCallStreamer {
   size_t pos_ = 0;              // kSeekCall: where to look for the next '{'
   size_t call_start_ = 0;       // the '{' of the current call
   size_t args_scanned_ = 0;     // kArguments: first byte not yet scanned/sent
-  int depth_ = 0;               // kArguments: bracket depth inside the value
-  bool in_string_ = false;
-  bool escaped_ = false;
+  JsonValueScanner args_value_;  // kArguments: where the value stands so far
   std::vector<std::string> names_;      // per streamed call
   std::vector<std::string> arguments_;  // per streamed call: the raw text sent
 };

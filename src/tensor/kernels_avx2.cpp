@@ -413,12 +413,9 @@ inline __m256 transpose_sums8(const __m256 a[8]) {
   return _mm256_add_ps(_mm256_permute2f128_ps(s0123, s4567, 0x20), _mm256_permute2f128_ps(s0123, s4567, 0x31));
 }
 
-inline __m256 load8(const uint16_t* p) { return load_f16x8(p); }
-inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
-
-// scores[p] = scale * q . k_p for all positions, eight keys per register.
-template <typename Elem>
-void attention_scores(const float* q, int64_t d, const Elem* k, int64_t k_stride, int64_t n_pos, float scale,
+// scores[p] = scale * q . k_p for all positions of the f16 keys, eight keys
+// per register.
+void attention_scores(const float* q, int64_t d, const uint16_t* k, int64_t k_stride, int64_t n_pos, float scale,
                       float* scores) {
   int64_t p = 0;
   for (; p + 8 <= n_pos; p += 8) {
@@ -426,13 +423,13 @@ void attention_scores(const float* q, int64_t d, const Elem* k, int64_t k_stride
     for (auto& a : acc) a = _mm256_setzero_ps();
     for (int64_t j = 0; j < d; j += 8) {
       const __m256 qv = _mm256_loadu_ps(q + j);
-      for (int r = 0; r < 8; r++) acc[r] = _mm256_fmadd_ps(qv, load8(k + (p + r) * k_stride + j), acc[r]);
+      for (int r = 0; r < 8; r++) acc[r] = _mm256_fmadd_ps(qv, load_f16x8(k + (p + r) * k_stride + j), acc[r]);
     }
     _mm256_storeu_ps(scores + p, _mm256_mul_ps(transpose_sums8(acc), _mm256_set1_ps(scale)));
   }
   for (; p < n_pos; p++) {
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t j = 0; j < d; j += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), load8(k + p * k_stride + j), acc);
+    for (int64_t j = 0; j < d; j += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), load_f16x8(k + p * k_stride + j), acc);
     scores[p] = hsum(acc) * scale;
   }
 }
