@@ -52,6 +52,37 @@ inline __m256i dot4_add(__m256i acc, __m256i u, __m256i s) {
 #endif
 }
 
+// Accumulators per token for a product of few tokens: with VNNI one chain of
+// dependent vpdpbusd per token would bind decode (one token) to their
+// latency, so its steps are spread over kDotChains accumulators; with more
+// tokens the different tokens' chains overlap anyway. AVX2's chains are of
+// one-cycle adds.
+template <int NT>
+#if defined(WARDEN_GEMM_VNNI)
+constexpr int kDotChains = NT == 1 ? 4 : NT == 2 ? 2 : 1;
+#else
+constexpr int kDotChains = 1;
+#endif
+
+// Runs step(0) .. step(n - 1), unrolled or not: unrolled, AVX2 with several
+// tokens interleaves steps until its accumulators no longer fit the 16
+// registers and spill (AVX-512VL has 32).
+template <int n, bool kUnroll, typename Step>
+inline void run_steps(Step step) {
+  if constexpr (kUnroll) {
+#pragma GCC unroll 8
+    for (int i = 0; i < n; i++) step(i);
+  } else {
+#pragma GCC unroll 1
+    for (int i = 0; i < n; i++) step(i);
+  }
+}
+#if defined(WARDEN_GEMM_VNNI)
+constexpr bool kVnni = true;
+#else
+constexpr bool kVnni = false;
+#endif
+
 // 8x8 transpose of 32-bit elements: out[s] holds element s of in[0..7].
 // Row r of the input is 32 int8 weights; element s is weights 4s..4s+3.
 inline void transpose_8x8_epi32(__m256i v[8]) {
@@ -524,16 +555,23 @@ void q8_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const
   __m256 acc[NT];
   for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; b++, panel += kQ8_0PanelBlock) {
-    __m256i isum[NT];
-    for (int t = 0; t < NT; t++) isum[t] = _mm256_setzero_si256();
-    // Not unrolled: unrolling lets the compiler interleave steps until the
-    // accumulators no longer fit the 16 registers and spill.
-#pragma GCC unroll 1
-    for (int s = 0; s < 8; s++) {
+    constexpr int kChains = kDotChains<NT>;
+    __m256i chain[NT][kChains];
+    for (auto& token : chain)
+      for (auto& c : token) c = _mm256_setzero_si256();
+    run_steps<8, kVnni>([&](int s) {
       const __m256i w = load32(panel + 32 * s);
       const __m256i w_abs = _mm256_sign_epi8(w, w);
       // |w| * (x with w's sign) = w * x.
-      for (int t = 0; t < NT; t++) isum[t] = dot4_add(isum[t], w_abs, _mm256_sign_epi8(broadcast4(x[t][b].qs + 4 * s), w));
+      for (int t = 0; t < NT; t++) {
+        __m256i& a = chain[t][s % kChains];
+        a = dot4_add(a, w_abs, _mm256_sign_epi8(broadcast4(x[t][b].qs + 4 * s), w));
+      }
+    });
+    __m256i isum[NT];
+    for (int t = 0; t < NT; t++) {
+      isum[t] = chain[t][0];
+      for (int c = 1; c < kChains; c++) isum[t] = _mm256_add_epi32(isum[t], chain[t][c]);
     }
     const __m256 wd = load_f16x8(panel + 256);
     for (int t = 0; t < NT; t++) {
@@ -552,21 +590,37 @@ void q8_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const
 template <int NT>
 inline void nibble_steps_times(const uint8_t* codes, const int8_t* const qs[NT], __m256i sums[NT]) {
   const __m256i low4 = _mm256_set1_epi8(0x0F);
-#pragma GCC unroll 1
-  for (int k = 0; k < 4; k++) {
+#if defined(WARDEN_GEMM_VNNI)
+  constexpr int kChains = kDotChains<NT>;
+  __m256i chain[NT][kChains];
+  for (int t = 0; t < NT; t++) {
+    chain[t][0] = sums[t];
+    for (int c = 1; c < kChains; c++) chain[t][c] = _mm256_setzero_si256();
+  }
+#endif
+  // AVX2 unrolls one token only (measured: more tokens spill).
+  run_steps<4, kVnni || NT == 1>([&](int k) {
     const __m256i packed = load32(codes + 32 * k);
     const __m256i lo = _mm256_and_si256(packed, low4);
     const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
     for (int t = 0; t < NT; t++) {
 #if defined(WARDEN_GEMM_VNNI)
-      sums[t] = _mm256_dpbusd_epi32(sums[t], lo, broadcast4(qs[t] + 4 * k));
-      sums[t] = _mm256_dpbusd_epi32(sums[t], hi, broadcast4(qs[t] + 4 * k + 16));
+      __m256i& a = chain[t][(2 * k) % kChains];
+      __m256i& b = chain[t][(2 * k + 1) % kChains];
+      a = _mm256_dpbusd_epi32(a, lo, broadcast4(qs[t] + 4 * k));
+      b = _mm256_dpbusd_epi32(b, hi, broadcast4(qs[t] + 4 * k + 16));
 #else
       sums[t] = _mm256_add_epi16(sums[t], _mm256_maddubs_epi16(lo, broadcast4(qs[t] + 4 * k)));
       sums[t] = _mm256_add_epi16(sums[t], _mm256_maddubs_epi16(hi, broadcast4(qs[t] + 4 * k + 16)));
 #endif
     }
+  });
+#if defined(WARDEN_GEMM_VNNI)
+  for (int t = 0; t < NT; t++) {
+    sums[t] = chain[t][0];
+    for (int c = 1; c < kChains; c++) sums[t] = _mm256_add_epi32(sums[t], chain[t][c]);
   }
+#endif
 }
 
 // Each row's sum of what nibble_steps_times accumulated.

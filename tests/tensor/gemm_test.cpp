@@ -1,7 +1,9 @@
 // The matrix kernels (GemmFn) against one vec_dot per (row, token) of the same
 // table: block integer sums are exact, so they may differ by float rounding
 // only, at most 1e-5 of sum |w_i * x_i| per output. Shapes cover row counts
-// that are not a multiple of the packing width and every token-group tail.
+// that are not a multiple of the packing width, every token-group tail, and
+// one token against pairs of panels with and without a panel left over (the
+// AVX-512 decode path).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -96,7 +98,8 @@ TEST(GemmKernels, MatchOneDotPerRowAndToken) {
       const TensorType t = TensorType(id);
       if (!set->find(t)->gemm) continue;
       for (const Case& c : {Case{8, 4, 256}, Case{13, 7, 512}, Case{5, 1, 256}, Case{24, 9, 768}, Case{3, 2, 256},
-                             Case{16, 11, 256}, Case{9, 16, 256}, Case{17, 21, 512}})
+                             Case{16, 11, 256}, Case{9, 16, 256}, Case{17, 21, 512}, Case{40, 1, 512},
+                             Case{29, 1, 768}})
         check_gemm(*set, t, c);
       tested++;
     }
