@@ -2,26 +2,35 @@
 """warden bench vs llama-bench on the same GGUF files, side by side.
 
 For each file, runs `warden bench --json` and `llama-bench -o json` back to
-back with the same prompt/generation lengths, repetitions and threads, and
-prints one markdown table: pp and tg tokens/s (mean ± sd) of both engines,
-their ratios, warden's peak RSS against the file + KV cache + 64 MiB budget,
-and the decode roofline as `warden bench` measures it: the tokens/s at which
-reading the bytes of weights one token needs (packed copies where warden
-repacks) with the same threads would take all the time, measured in the same
-process right after each generation run (model/roofline.h). warden's
-percentage is the median over its runs of each run against the roofline of
-its own moment; llama.cpp's is its mean tg against warden's median roofline
-(it runs at another moment, so take it as approximate).
+back with the same prompt/generation lengths, depth, repetitions and
+threads, and prints one markdown table: pp and tg tokens/s (mean ± sd) of
+both engines, their ratios, warden's peak RSS against the file + KV cache +
+64 MiB budget, and the decode roofline as `warden bench` measures it: the
+tokens/s at which reading the bytes one token needs (the weights, packed
+copies where warden repacks, and the KV cache it attends over) with the same
+threads would take all the time, measured in the same process right after
+each generation run (model/roofline.h). warden's percentage is the median
+over its runs of each run against the roofline of its own moment;
+llama.cpp's is its mean tg against the roofline warden measured in the same
+round (a moment apart, so take it as approximate). RSS and load time are the
+worst over the rounds.
+
+With --rounds K, each file is measured K times, the two engines alternating
+(warden, llama.cpp, warden, ...), and the ratios are the median of the
+rounds' ratios with their range: a machine whose memory bandwidth changes
+from minute to minute (a VM on a busy host) then gives both engines the same
+conditions in each round. The tokens/s shown are the means over the rounds.
 
 Never builds llama.cpp: pass the path of an existing llama-bench binary.
 
   bench/engine/compare_llama_cpp.py --warden build/warden \\
       --llama-bench /path/to/llama.cpp/build/bin/llama-bench \\
-      -t 2 -p 512 -n 128 -r 3 FILE...
+      -t 2 -p 512 -n 128 -r 3 --rounds 2 FILE...
 """
 import argparse
 import json
 import re
+import statistics
 import subprocess
 import sys
 
@@ -32,8 +41,8 @@ def run_json(cmd):
 
 
 def warden_figures(args, path):
-    d = run_json([args.warden, "bench", "-m", path, "-p", str(args.p), "-n", str(args.n), "-r", str(args.r), "-t",
-                  str(args.t), "--json"])
+    d = run_json([args.warden, "bench", "-m", path, "-p", str(args.p), "-n", str(args.n), "-d", str(args.d), "-r",
+                  str(args.r), "-t", str(args.t), "--json"])
     return {
         "pp": (d["pp"]["mean"], d["pp"]["sd"]),
         "tg": (d["tg"]["mean"], d["tg"]["sd"]),
@@ -48,8 +57,8 @@ def warden_figures(args, path):
 
 
 def llama_figures(args, path):
-    rows = run_json([args.llama_bench, "-m", path, "-p", str(args.p), "-n", str(args.n), "-r", str(args.r), "-t",
-                     str(args.t), "-o", "json"])
+    rows = run_json([args.llama_bench, "-m", path, "-p", str(args.p), "-n", str(args.n), "-d", str(args.d), "-r",
+                     str(args.r), "-t", str(args.t), "-o", "json"])
     out = {}
     for row in rows:
         key = "pp" if row["n_prompt"] > 0 else "tg"
@@ -61,6 +70,18 @@ def fmt(pair):
     return f"{pair[0]:.2f} ± {pair[1]:.2f}"
 
 
+def mean_over_rounds(rounds, key):
+    """(mean, mean sd) of one figure's (mean, sd) over the rounds."""
+    return (statistics.mean(r[key][0] for r in rounds), statistics.mean(r[key][1] for r in rounds))
+
+
+def ratio(ws, ls, key):
+    """The median of the rounds' warden / llama.cpp ratios, with their range."""
+    ratios = sorted(w[key][0] / l[key][0] for w, l in zip(ws, ls))
+    text = f"{statistics.median(ratios):.2f}"
+    return text if len(ratios) == 1 else f"{text} ({ratios[0]:.2f}-{ratios[-1]:.2f})"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--warden", required=True)
@@ -68,24 +89,36 @@ def main():
     ap.add_argument("-t", type=int, default=2)
     ap.add_argument("-p", type=int, default=512)
     ap.add_argument("-n", type=int, default=128)
+    ap.add_argument("-d", type=int, default=0, help="tokens already in the KV cache (llama-bench's --n-depth)")
     ap.add_argument("-r", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=1, help="alternating runs of both engines per file (default 1)")
     ap.add_argument("files", nargs="+")
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
 
-    print(f"| file | warden pp{args.p} | llama.cpp pp{args.p} | pp ratio | warden tg{args.n} | llama.cpp tg{args.n} "
+    at = f" @ d{args.d}" if args.d else ""
+    pp, tg = f"pp{args.p}{at}", f"tg{args.n}{at}"
+    print(f"| file | warden {pp} | llama.cpp {pp} | pp ratio | warden {tg} | llama.cpp {tg} "
           f"| tg ratio | roofline tg (read GB/s) | warden / llama.cpp % of roofline | warden RSS / budget MiB "
           f"| load s |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for path in args.files:
-        w = warden_figures(args, path)
-        l = llama_figures(args, path)
+        ws, ls = [], []
+        for _ in range(args.rounds):
+            ws.append(warden_figures(args, path))
+            ls.append(llama_figures(args, path))
+        w = ws[-1]  # file size, KV cache: the same every round
         name = re.sub(r"\.gguf$", "", path.rsplit("/", 1)[-1])
         budget = w["file"] + w["kv"] + 64
-        print(f"| {name} ({w['file']:.0f} MiB) | {fmt(w['pp'])} | {fmt(l['pp'])} | {w['pp'][0] / l['pp'][0]:.2f} "
-              f"| {fmt(w['tg'])} | {fmt(l['tg'])} | {w['tg'][0] / l['tg'][0]:.2f} "
-              f"| {w['roof']:.1f} ({w['roof_gbs']:.1f}) "
-              f"| {100 * w['roof_frac']:.0f} / {100 * l['tg'][0] / w['roof']:.0f} "
-              f"| {w['rss']:.0f} / {budget:.0f} | {w['load']:.3f} |", flush=True)
+        # llama.cpp against the roofline warden measured in the same round.
+        llama_frac = statistics.median(l["tg"][0] / r["roof"] for r, l in zip(ws, ls))
+        print(f"| {name} ({w['file']:.0f} MiB) | {fmt(mean_over_rounds(ws, 'pp'))} | {fmt(mean_over_rounds(ls, 'pp'))} "
+              f"| {ratio(ws, ls, 'pp')} | {fmt(mean_over_rounds(ws, 'tg'))} | {fmt(mean_over_rounds(ls, 'tg'))} "
+              f"| {ratio(ws, ls, 'tg')} "
+              f"| {statistics.median(r['roof'] for r in ws):.1f} ({statistics.median(r['roof_gbs'] for r in ws):.1f}) "
+              f"| {100 * statistics.median(r['roof_frac'] for r in ws):.0f} / {100 * llama_frac:.0f} "
+              f"| {max(r['rss'] for r in ws):.0f} / {budget:.0f} | {max(r['load'] for r in ws):.3f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -89,19 +89,23 @@ void BM_Gemm(benchmark::State& state, TensorType t, Product how) {
   state.SetItemsProcessed(int64_t(state.iterations()) * kRows * kTokens * kRow);
 }
 
-// One token's attention for a GQA group of two query heads of 128 over 512
-// cached positions (Qwen3-0.6B's shape in the middle of a 1k prompt).
+// One token's attention for a GQA group of query heads of 128 (the
+// argument: 2 in Qwen3-0.6B, 4 in Llama-3.2-1B) over 512 cached positions
+// (the middle of a 1k prompt).
 void BM_AttendF16(benchmark::State& state, bool simd) {
   constexpr int64_t kHead = 128, kPositions = 512, kKvStride = 8 * kHead;
-  const auto q = gaussian(4);
+  const int group = int(state.range(0));
+  const auto q = gaussian(4);  // 4096 floats: queries and the cache contents
   std::vector<uint16_t> kv(static_cast<size_t>(kPositions * kKvStride));
   for (size_t i = 0; i < kv.size(); i++) kv[i] = tensor::fp32_to_fp16(q[(i * 7) % q.size()]);
-  std::vector<float> out(2 * kHead);
+  std::vector<float> out(size_t(group * kHead));
   const tensor::AttendF16Fn attend = table(simd).attend_f16;
   for (auto _ : state) {
-    attend(q.data(), 2, kHead, kv.data(), kKvStride, kv.data() + 3, kKvStride, kHead, kPositions, 0.088f, out.data());
+    attend(q.data(), group, kHead, kv.data(), kKvStride, kv.data() + 3, kKvStride, kHead, kPositions, 0.088f,
+           out.data());
     benchmark::ClobberMemory();
   }
+  // The keys and values read, once per call.
   state.SetBytesProcessed(int64_t(state.iterations()) * kPositions * kHead * 2 * 2);
   state.SetLabel(table(simd).name);
 }
@@ -189,8 +193,8 @@ BENCHMARK_CAPTURE(BM_QuantizeActivation, Q8_0_scalar, TensorType::Q8_0, false);
 BENCHMARK_CAPTURE(BM_QuantizeActivation, Q8_0_active, TensorType::Q8_0, true);
 BENCHMARK_CAPTURE(BM_QuantizeActivation, Q8_K_scalar, TensorType::Q8_K, false);
 BENCHMARK_CAPTURE(BM_QuantizeActivation, Q8_K_active, TensorType::Q8_K, true);
-BENCHMARK_CAPTURE(BM_AttendF16, scalar, false);
-BENCHMARK_CAPTURE(BM_AttendF16, active, true);
+BENCHMARK_CAPTURE(BM_AttendF16, scalar, false)->Arg(2);
+BENCHMARK_CAPTURE(BM_AttendF16, active, true)->Arg(2)->Arg(4);
 BENCHMARK_CAPTURE(BM_AttendTileF32, scalar, false)->Arg(512);
 BENCHMARK_CAPTURE(BM_AttendTileF32, active, true)->Arg(32)->Arg(128)->Arg(256)->Arg(512);
 BENCHMARK_CAPTURE(BM_AttendKeyPanels, scalar, false);

@@ -157,8 +157,11 @@ void Forward::attention_layer(const Layer& layer, int64_t il, const std::vector<
         if (c.qk_norm) rms_norm(head, layer.k_norm.data(), head, c.head_dim, c.rms_eps);
         rope_apply(head, c, cos_a, sin_a);
       }
-      tensor::f32_to_f16_row(k, cache.key(bt.seq, il, bt.pos), c.kv_dim());
-      tensor::f32_to_f16_row(v_.data() + t * c.v_dim(), cache.value(bt.seq, il, bt.pos), c.v_dim());
+      const float* v = v_.data() + t * c.v_dim();
+      for (int64_t h = 0; h < c.n_head_kv; h++) {
+        tensor::f32_to_f16_row(k + h * c.head_dim, cache.keys(bt.seq, il, h) + bt.pos * c.head_dim, c.head_dim);
+        tensor::f32_to_f16_row(v + h * c.head_dim_v, cache.values(bt.seq, il, h) + bt.pos * c.head_dim_v, c.head_dim_v);
+      }
     }
   });
 
@@ -196,9 +199,9 @@ void Forward::attend(int64_t il, const BatchToken& bt, int64_t kvh, const float*
   const Config& c = model_.config();
   const int64_t group = c.n_head / c.n_head_kv;
   const float scale = 1.0f / std::sqrt(float(c.head_dim));
-  tensor::attend_f16(q + kvh * group * c.head_dim, int(group), c.head_dim, cache.key(bt.seq, il, 0) + kvh * c.head_dim,
-                     c.kv_dim(), cache.value(bt.seq, il, 0) + kvh * c.head_dim_v, c.v_dim(), c.head_dim_v, bt.pos + 1,
-                     scale, out + kvh * group * c.head_dim_v);
+  tensor::attend_f16(q + kvh * group * c.head_dim, int(group), c.head_dim, cache.keys(bt.seq, il, kvh), c.head_dim,
+                     cache.values(bt.seq, il, kvh), c.head_dim_v, c.head_dim_v, bt.pos + 1, scale,
+                     out + kvh * group * c.head_dim_v);
 }
 
 // Consecutive batch tokens of one sequence at consecutive positions.
@@ -241,9 +244,8 @@ void Forward::attend_run(int64_t il, const std::vector<BatchToken>& batch, const
     tile_q.resize(size_t(tensor::kAttendTileRows * d));
     tile_out.resize(size_t(tensor::kAttendTileRows * dv));
     for (int64_t kvh = begin; kvh < end; kvh++) {
-      tensor::f16_to_key_panels(cache.key(seq, il, 0) + kvh * d, c.kv_dim(), n_pos, d, key_panels.data());
-      for (int64_t p = 0; p < n_pos; p++)
-        tensor::dequantize_row(gguf::TensorType::F16, cache.value(seq, il, p) + kvh * dv, values.data() + p * dv, dv);
+      tensor::f16_to_key_panels(cache.keys(seq, il, kvh), d, n_pos, d, key_panels.data());
+      tensor::dequantize_row(gguf::TensorType::F16, cache.values(seq, il, kvh), values.data(), n_pos * dv);
       // Rows (token, query head of this group) in order, in tiles of 8.
       const int64_t n_rows = run.count * group;
       for (int64_t r0 = 0; r0 < n_rows; r0 += tensor::kAttendTileRows) {

@@ -7,7 +7,12 @@
 namespace warden::model {
 
 KvCache::KvCache(const Config& c, int64_t n_ctx, int n_seq)
-    : n_ctx_(n_ctx), n_layer_(c.n_layer), kv_dim_(c.kv_dim()), v_dim_(c.v_dim()), seqs_(size_t(std::max(1, n_seq))) {
+    : n_ctx_(n_ctx),
+      n_layer_(c.n_layer),
+      n_head_kv_(c.n_head_kv),
+      head_dim_(c.head_dim),
+      head_dim_v_(c.head_dim_v),
+      seqs_(size_t(std::max(1, n_seq))) {
   if (n_ctx <= 0) throw Error("context length must be positive");
   for (auto& s : seqs_) {
     s.k.resize(size_t(n_layer_));
@@ -35,17 +40,25 @@ void KvCache::reserve(int seq, int64_t pos) {
   int64_t cap = std::max<int64_t>(64, s.capacity);
   while (cap <= pos) cap *= 2;
   cap = std::min(cap, n_ctx_);
+  // Each head's positions move to the start of its larger span (all of them:
+  // a batch writes positions before it updates the length).
+  auto grow = [&](std::vector<uint16_t>& buf, int64_t head_dim) {
+    std::vector<uint16_t> grown(size_t(n_head_kv_ * cap * head_dim));
+    for (int64_t h = 0; h < n_head_kv_; h++)
+      std::copy_n(buf.data() + h * s.capacity * head_dim, s.capacity * head_dim, grown.data() + h * cap * head_dim);
+    buf = std::move(grown);
+  };
   for (int64_t l = 0; l < n_layer_; l++) {
-    s.k[size_t(l)].resize(size_t(cap * kv_dim_));
-    s.v[size_t(l)].resize(size_t(cap * v_dim_));
+    grow(s.k[size_t(l)], head_dim_);
+    grow(s.v[size_t(l)], head_dim_v_);
   }
   s.capacity = cap;
 }
 
-uint16_t* KvCache::at(int seq, int64_t layer, int64_t pos, int64_t dim, bool is_key) {
+uint16_t* KvCache::at(int seq, int64_t layer, int64_t head, int64_t head_dim, bool is_key) {
   Seq& s = seqs_[size_t(seq)];
   auto& buf = is_key ? s.k[size_t(layer)] : s.v[size_t(layer)];
-  return buf.data() + size_t(pos * dim);
+  return buf.data() + size_t(head * s.capacity * head_dim);
 }
 
 size_t KvCache::bytes() const {

@@ -1,7 +1,11 @@
 #pragma once
 // Key/value cache in f16, one independent sequence per slot. Storage grows on
 // demand (doubling) up to the context length, so a large -c costs memory only
-// when it is used.
+// when it is used. Each layer holds its key heads one after the other, each
+// head's positions contiguous: attention reads one head's keys and values as
+// a stream the hardware prefetchers follow (with all heads of a position
+// together, one head's rows would be a few cache lines every kv_dim * 2
+// bytes, a stride they follow poorly once the cache outgrows L3).
 #include <cstdint>
 #include <vector>
 
@@ -22,13 +26,15 @@ class KvCache {
   // Makes room for position `pos`; throws warden::Error past the context.
   void reserve(int seq, int64_t pos);
 
-  uint16_t* key(int seq, int64_t layer, int64_t pos) { return at(seq, layer, pos, kv_dim_, true); }
-  uint16_t* value(int seq, int64_t layer, int64_t pos) { return at(seq, layer, pos, v_dim_, false); }
-  const uint16_t* key(int seq, int64_t layer, int64_t pos) const {
-    return const_cast<KvCache*>(this)->key(seq, layer, pos);
+  // Key head `head` of a layer: head_dim f16 per position, position 0 first.
+  uint16_t* keys(int seq, int64_t layer, int64_t head) { return at(seq, layer, head, head_dim_, true); }
+  // Value head `head`: head_dim_v f16 per position.
+  uint16_t* values(int seq, int64_t layer, int64_t head) { return at(seq, layer, head, head_dim_v_, false); }
+  const uint16_t* keys(int seq, int64_t layer, int64_t head) const {
+    return const_cast<KvCache*>(this)->keys(seq, layer, head);
   }
-  const uint16_t* value(int seq, int64_t layer, int64_t pos) const {
-    return const_cast<KvCache*>(this)->value(seq, layer, pos);
+  const uint16_t* values(int seq, int64_t layer, int64_t head) const {
+    return const_cast<KvCache*>(this)->values(seq, layer, head);
   }
   void set_length(int seq, int64_t length);
   size_t bytes() const;
@@ -37,14 +43,15 @@ class KvCache {
   struct Seq {
     int64_t length = 0;
     int64_t capacity = 0;
-    std::vector<std::vector<uint16_t>> k, v;  // [layer][pos * dim]
+    std::vector<std::vector<uint16_t>> k, v;  // [layer][(head * capacity + pos) * head dim]
   };
-  uint16_t* at(int seq, int64_t layer, int64_t pos, int64_t dim, bool is_key);
+  uint16_t* at(int seq, int64_t layer, int64_t head, int64_t head_dim, bool is_key);
 
   int64_t n_ctx_;
   int64_t n_layer_;
-  int64_t kv_dim_;
-  int64_t v_dim_;
+  int64_t n_head_kv_;
+  int64_t head_dim_;
+  int64_t head_dim_v_;
   std::vector<Seq> seqs_;
 };
 

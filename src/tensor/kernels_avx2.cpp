@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "tensor/blocks.h"
@@ -413,25 +414,48 @@ inline __m256 transpose_sums8(const __m256 a[8]) {
   return _mm256_add_ps(_mm256_permute2f128_ps(s0123, s4567, 0x20), _mm256_permute2f128_ps(s0123, s4567, 0x31));
 }
 
-// scores[p] = scale * q . k_p for all positions of the f16 keys, eight keys
-// per register.
-void attention_scores(const float* q, int64_t d, const uint16_t* k, int64_t k_stride, int64_t n_pos, float scale,
-                      float* scores) {
+// The cache holds each position's keys (and values) for all key heads
+// together, so one head's rows are a few cache lines every kv_dim * 2 bytes:
+// a stride the hardware prefetchers follow poorly once the cache is larger
+// than L3. The loops below request the rows kPrefetchPositions ahead.
+constexpr int64_t kPrefetchPositions = 16;
+inline void prefetch_row(const uint16_t* row, int64_t bytes) {
+  for (int64_t off = 0; off < bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(row) + off, _MM_HINT_T0);
+}
+
+// scores_i[p] = scale * q_i . k_p over all positions of the f16 keys for NQ
+// (1, 2 or 4) query heads of one key head: each key chunk is converted once
+// for all of them (the conversions, not the FMAs, bound this loop). 8 / NQ
+// positions per pass, the 8 accumulators in registers.
+template <int NQ>
+void attention_scores(const float* const q[NQ], int64_t d, const uint16_t* k, int64_t k_stride, int64_t n_pos,
+                      float scale, float* const scores[NQ]) {
+  static_assert(NQ == 1 || NQ == 2 || NQ == 4);
+  constexpr int kPos = 8 / NQ;
   int64_t p = 0;
-  for (; p + 8 <= n_pos; p += 8) {
-    __m256 acc[8];
+  for (; p + kPos <= n_pos; p += kPos) {
+    for (int r = 0; r < kPos; r++) prefetch_row(k + (p + r + kPrefetchPositions) * k_stride, d * 2);
+    __m256 acc[8];  // acc[i * kPos + r]: query i, position p + r
     for (auto& a : acc) a = _mm256_setzero_ps();
     for (int64_t j = 0; j < d; j += 8) {
-      const __m256 qv = _mm256_loadu_ps(q + j);
-      for (int r = 0; r < 8; r++) acc[r] = _mm256_fmadd_ps(qv, load_f16x8(k + (p + r) * k_stride + j), acc[r]);
+      __m256 qv[NQ];
+      for (int i = 0; i < NQ; i++) qv[i] = _mm256_loadu_ps(q[i] + j);
+      for (int r = 0; r < kPos; r++) {
+        const __m256 key = load_f16x8(k + (p + r) * k_stride + j);
+        for (int i = 0; i < NQ; i++) acc[i * kPos + r] = _mm256_fmadd_ps(qv[i], key, acc[i * kPos + r]);
+      }
     }
-    _mm256_storeu_ps(scores + p, _mm256_mul_ps(transpose_sums8(acc), _mm256_set1_ps(scale)));
+    alignas(32) float sums[8];  // lane i * kPos + r
+    _mm256_store_ps(sums, _mm256_mul_ps(transpose_sums8(acc), _mm256_set1_ps(scale)));
+    for (int i = 0; i < NQ; i++) std::memcpy(scores[i] + p, sums + i * kPos, sizeof(float) * kPos);
   }
-  for (; p < n_pos; p++) {
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t j = 0; j < d; j += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + j), load_f16x8(k + p * k_stride + j), acc);
-    scores[p] = hsum(acc) * scale;
-  }
+  for (; p < n_pos; p++)
+    for (int i = 0; i < NQ; i++) {
+      __m256 acc = _mm256_setzero_ps();
+      for (int64_t j = 0; j < d; j += 8)
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(q[i] + j), load_f16x8(k + p * k_stride + j), acc);
+      scores[i][p] = hsum(acc) * scale;
+    }
 }
 
 // weights = exp(scores - max) in place; returns their sum.
@@ -453,16 +477,16 @@ float softmax_weights(float* w, int64_t n) {
   return sum;
 }
 
-// out_i[c0, c0 + 8 * NV) = sum_p w_i[p] v_p[...] / total_i for NQ queries at
-// once: each value chunk is converted once and kept with all accumulators in
-// registers for the whole pass over the positions.
+// out_i[c0, c0 + 8 * NV) += sum over positions p0..p1 of w_i[p] v_p[...] for
+// NQ queries at once: each value chunk is converted once and the
+// accumulators stay in registers for the tile.
 template <int NQ, int NV>
-void weighted_values(const float* const w[NQ], const float total[NQ], const uint16_t* v, int64_t v_stride,
-                     int64_t n_pos, int64_t c0, float* const out[NQ]) {
+void weighted_values(const float* const w[NQ], const uint16_t* v, int64_t v_stride, int64_t p0, int64_t p1,
+                     int64_t c0, float* const out[NQ]) {
   __m256 acc[NQ][NV];
-  for (auto& row : acc)
-    for (auto& a : row) a = _mm256_setzero_ps();
-  for (int64_t p = 0; p < n_pos; p++) {
+  for (int i = 0; i < NQ; i++)
+    for (int c = 0; c < NV; c++) acc[i][c] = _mm256_loadu_ps(out[i] + c0 + 8 * c);
+  for (int64_t p = p0; p < p1; p++) {
     __m256 vv[NV];
     for (int c = 0; c < NV; c++) vv[c] = load_f16x8(v + p * v_stride + c0 + 8 * c);
     for (int i = 0; i < NQ; i++) {
@@ -471,17 +495,32 @@ void weighted_values(const float* const w[NQ], const float total[NQ], const uint
     }
   }
   for (int i = 0; i < NQ; i++)
-    for (int c = 0; c < NV; c++)
-      _mm256_storeu_ps(out[i] + c0 + 8 * c, _mm256_div_ps(acc[i][c], _mm256_set1_ps(total[i])));
+    for (int c = 0; c < NV; c++) _mm256_storeu_ps(out[i] + c0 + 8 * c, acc[i][c]);
 }
+
+// out_i = sum_p w_i[p] v_p / total_i. The positions go in tiles whose value
+// rows stay in L1 while every chunk of them is done, the next tile's rows
+// requested meanwhile: one pass over a head's values per chunk would walk the
+// strided rows from memory again for each chunk.
+constexpr int64_t kValueTile = 32;
 
 template <int NQ>
 void weighted_values_all(const float* const w[NQ], const float total[NQ], const uint16_t* v, int64_t v_stride,
                          int64_t dv, int64_t n_pos, float* const out[NQ]) {
   constexpr int kWide = 8 / NQ;  // value chunks per pass: NQ * kWide accumulators
-  int64_t c0 = 0;
-  for (; c0 + 8 * kWide <= dv; c0 += 8 * kWide) weighted_values<NQ, kWide>(w, total, v, v_stride, n_pos, c0, out);
-  for (; c0 < dv; c0 += 8) weighted_values<NQ, 1>(w, total, v, v_stride, n_pos, c0, out);
+  for (int i = 0; i < NQ; i++) std::fill(out[i], out[i] + dv, 0.0f);
+  for (int64_t p = 0; p < std::min(n_pos, kValueTile); p++) prefetch_row(v + p * v_stride, dv * 2);
+  for (int64_t p0 = 0; p0 < n_pos; p0 += kValueTile) {
+    const int64_t p1 = std::min(n_pos, p0 + kValueTile);
+    for (int64_t p = p1; p < std::min(n_pos, p1 + kValueTile); p++) prefetch_row(v + p * v_stride, dv * 2);
+    int64_t c0 = 0;
+    for (; c0 + 8 * kWide <= dv; c0 += 8 * kWide) weighted_values<NQ, kWide>(w, v, v_stride, p0, p1, c0, out);
+    for (; c0 < dv; c0 += 8) weighted_values<NQ, 1>(w, v, v_stride, p0, p1, c0, out);
+  }
+  for (int i = 0; i < NQ; i++) {
+    const __m256 inv = _mm256_set1_ps(1.0f / total[i]);
+    for (int64_t c = 0; c < dv; c += 8) _mm256_storeu_ps(out[i] + c, _mm256_mul_ps(_mm256_loadu_ps(out[i] + c), inv));
+  }
 }
 
 void attend_f16(const float* q, int n_q, int64_t d, const uint16_t* k, int64_t k_stride, const uint16_t* v,
@@ -490,25 +529,33 @@ void attend_f16(const float* q, int n_q, int64_t d, const uint16_t* k, int64_t k
     scalar_kernels().attend_f16(q, n_q, d, k, k_stride, v, v_stride, dv, n_pos, scale, out);
     return;
   }
-  thread_local std::vector<float> weights;
+  thread_local std::vector<float> weights, totals;
   weights.resize(size_t(n_q) * size_t(n_pos));
-  std::vector<float> totals(static_cast<size_t>(n_q));
-  for (int i = 0; i < n_q; i++) {
-    float* wi = weights.data() + size_t(i) * size_t(n_pos);
-    attention_scores(q + i * d, d, k, k_stride, n_pos, scale, wi);
-    totals[size_t(i)] = softmax_weights(wi, n_pos);
-  }
-  int i = 0;
-  for (; i + 2 <= n_q; i += 2) {
-    const float* w[2] = {weights.data() + size_t(i) * size_t(n_pos), weights.data() + size_t(i + 1) * size_t(n_pos)};
-    float* o[2] = {out + i * dv, out + (i + 1) * dv};
-    weighted_values_all<2>(w, totals.data() + i, v, v_stride, dv, n_pos, o);
-  }
-  if (i < n_q) {
-    const float* w[1] = {weights.data() + size_t(i) * size_t(n_pos)};
-    float* o[1] = {out + i * dv};
-    weighted_values_all<1>(w, totals.data() + i, v, v_stride, dv, n_pos, o);
-  }
+  totals.resize(size_t(n_q));
+  auto w_of = [&](int i) { return weights.data() + size_t(i) * size_t(n_pos); };
+  // The query heads in groups of 4, 2 and 1 sharing each converted key and
+  // value chunk.
+  auto in_groups = [&](auto run) {
+    int i = 0;
+    for (; i + 4 <= n_q; i += 4) run(std::integral_constant<int, 4>{}, i);
+    for (; i + 2 <= n_q; i += 2) run(std::integral_constant<int, 2>{}, i);
+    for (; i < n_q; i++) run(std::integral_constant<int, 1>{}, i);
+  };
+  in_groups([&](auto nq_tag, int i) {
+    constexpr int NQ = decltype(nq_tag)::value;
+    const float* qs[NQ];
+    float* ws[NQ];
+    for (int j = 0; j < NQ; j++) qs[j] = q + (i + j) * d, ws[j] = w_of(i + j);
+    attention_scores<NQ>(qs, d, k, k_stride, n_pos, scale, ws);
+  });
+  for (int i = 0; i < n_q; i++) totals[size_t(i)] = softmax_weights(w_of(i), n_pos);
+  in_groups([&](auto nq_tag, int i) {
+    constexpr int NQ = decltype(nq_tag)::value;
+    const float* ws[NQ];
+    float* os[NQ];
+    for (int j = 0; j < NQ; j++) ws[j] = w_of(i + j), os[j] = out + (i + j) * dv;
+    weighted_values_all<NQ>(ws, totals.data() + i, v, v_stride, dv, n_pos, os);
+  });
 }
 
 // ---- prefill attention tile: f32 key panels and value rows ----------------

@@ -78,17 +78,42 @@ TEST(WardenBench, JsonReportsSpeedRssAndTheRoofline) {
   EXPECT_GT(j["pp"]["mean"].get<double>(), 0);
   EXPECT_GT(j["peak_rss_mib"].get<double>(), 0);
   const auto& roof = j["roofline"];
-  EXPECT_DOUBLE_EQ(roof["bytes_per_token"].get<double>(), file_bytes_per_token(path));
+  const double weights = roof["bytes_per_token"].get<double>(), kv = roof["kv_bytes_per_token"].get<double>();
+  EXPECT_DOUBLE_EQ(weights, file_bytes_per_token(path));
+  EXPECT_GT(kv, 0);
   // Three read passes right after each generation run; each run is compared
-  // with the median of its own passes.
+  // with the median of its own passes, stretched by the KV cache it reads.
   ASSERT_EQ(roof["read_s"].size(), 2u);
   ASSERT_EQ(roof["tg_fraction_samples"].size(), 2u);
   for (size_t r = 0; r < 2; r++) {
     auto passes = roof["read_s"][r].get<std::vector<double>>();
     ASSERT_EQ(passes.size(), 3u);
     std::sort(passes.begin(), passes.end());
-    EXPECT_NEAR(roof["tg_fraction_samples"][r].get<double>(), j["tg"]["samples"][r].get<double>() * passes[1], 1e-9);
+    EXPECT_NEAR(roof["tg_fraction_samples"][r].get<double>(),
+                j["tg"]["samples"][r].get<double>() * passes[1] * (1 + kv / weights), 1e-9);
   }
+}
+
+// -d: the tests run after that many tokens in the cache (llama-bench's
+// --n-depth), and a generated token reads the cache up to its position.
+TEST(WardenBench, DepthStartsTheTestsAfterAFilledCache) {
+  const std::string path = tiny_model("tiny-qwen3", "q8_0");
+  auto kv_at = [&](const char* depth) {
+    auto r = test::run_warden({"bench", "-m", path, "-p", "8", "-n", "4", "-d", depth, "-r", "1", "-t", "2", "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["depth"].get<int64_t>(), std::stoll(depth));
+    EXPECT_GT(j["tg"]["mean"].get<double>(), 0);
+    return j["roofline"]["kv_bytes_per_token"].get<double>();
+  };
+  const double at_0 = kv_at("0"), at_40 = kv_at("40");
+  // At depth 0 the four tokens attend over 1..4 positions: 2.5 on average.
+  EXPECT_NEAR(at_40 - at_0, 40 * at_0 / 2.5, 1e-6 * at_40);
+
+  auto table = test::run_warden({"bench", "-m", path, "-p", "8", "-n", "4", "-d", "16", "-r", "1"});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.out.find("pp8 @ d16 |"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("tg4 @ d16 |"), std::string::npos) << table.out;
 }
 
 TEST(WardenBench, TableEndsWithTheRooflineLine) {
@@ -103,6 +128,11 @@ TEST(WardenBench, BadArgumentsAreUsageErrors) {
   const std::string path = tiny_model("tiny-llama", "q8_0");
   EXPECT_EQ(test::run_warden({"bench", "-m", path, "-p", "0", "-n", "0"}).exit_code, 2);
   EXPECT_EQ(test::run_warden({"bench", "-m", path, "-r", "0"}).exit_code, 2);
+  EXPECT_EQ(test::run_warden({"bench", "-m", path, "-d", "-1"}).exit_code, 2);
+  // Past the model's training context: an error naming both figures.
+  auto too_deep = test::run_warden({"bench", "-m", path, "-d", "100000000", "-p", "0", "-n", "1"});
+  EXPECT_EQ(too_deep.exit_code, 1);
+  EXPECT_NE(too_deep.err.find("past the model's context"), std::string::npos) << too_deep.err;
   auto missing = test::run_warden({"bench", "-m", test::temp_root() + "/absent.gguf"});
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.err.find("absent.gguf"), std::string::npos) << missing.err;

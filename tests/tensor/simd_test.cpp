@@ -154,7 +154,7 @@ TEST_F(SimdKernels, FourRowDotsEqualSingleDots) {
 }
 
 TEST_F(SimdKernels, AttentionMatchesScalarWithinRounding) {
-  // Shapes: GQA groups of 1..3 query heads, head sizes with and without a
+  // Shapes: GQA groups of 1..4 and 7 query heads, head sizes with and without a
   // SIMD-width multiple, position counts around the 8-key steps, and scores
   // large enough that exp underflows for most positions.
   struct Shape {
@@ -164,7 +164,8 @@ TEST_F(SimdKernels, AttentionMatchesScalarWithinRounding) {
   };
   for (const KernelTable* set : sets_) {
     for (const Shape sh : {Shape{2, 128, 128, 1, 1}, Shape{1, 64, 64, 7, 1}, Shape{3, 64, 32, 19, 1},
-                           Shape{2, 128, 128, 513, 1}, Shape{2, 12, 20, 9, 1}, Shape{2, 64, 64, 40, 60}}) {
+                           Shape{2, 128, 128, 513, 1}, Shape{2, 12, 20, 9, 1}, Shape{2, 64, 64, 40, 60},
+                           Shape{4, 64, 64, 21, 1}, Shape{7, 32, 48, 10, 1}}) {
       const int64_t k_stride = 3 * sh.d + 8, v_stride = 2 * sh.dv + 16;
       const auto q = gaussian(sh.n_q * sh.d, 31, sh.spread);
       const auto kf = gaussian(sh.n_pos * k_stride, 32, 1.0f), vf = gaussian(sh.n_pos * v_stride, 33, 1.0f);
