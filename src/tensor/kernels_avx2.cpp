@@ -414,11 +414,7 @@ inline __m256 transpose_sums8(const __m256 a[8]) {
   return _mm256_add_ps(_mm256_permute2f128_ps(s0123, s4567, 0x20), _mm256_permute2f128_ps(s0123, s4567, 0x31));
 }
 
-// The cache holds each position's keys (and values) for all key heads
-// together, so one head's rows are a few cache lines every kv_dim * 2 bytes:
-// a stride the hardware prefetchers follow poorly once the cache is larger
-// than L3. The loops below request the rows kPrefetchPositions ahead.
-constexpr int64_t kPrefetchPositions = 16;
+// Requests a row of the cache into L1, one request per cache line.
 inline void prefetch_row(const uint16_t* row, int64_t bytes) {
   for (int64_t off = 0; off < bytes; off += 64) _mm_prefetch(reinterpret_cast<const char*>(row) + off, _MM_HINT_T0);
 }
@@ -434,7 +430,6 @@ void attention_scores(const float* const q[NQ], int64_t d, const uint16_t* k, in
   constexpr int kPos = 8 / NQ;
   int64_t p = 0;
   for (; p + kPos <= n_pos; p += kPos) {
-    for (int r = 0; r < kPos; r++) prefetch_row(k + (p + r + kPrefetchPositions) * k_stride, d * 2);
     __m256 acc[8];  // acc[i * kPos + r]: query i, position p + r
     for (auto& a : acc) a = _mm256_setzero_ps();
     for (int64_t j = 0; j < d; j += 8) {
