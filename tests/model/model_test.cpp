@@ -119,9 +119,10 @@ void expect_batched_prefill_matches_single_steps(const std::string& path, float 
       max_abs = std::max(max_abs, std::fabs(one[size_t(v)]));
     }
     EXPECT_LE(max_diff, tolerance * std::max(1.0f, max_abs)) << path << " token " << i;
-    if (same_argmax)
+    if (same_argmax) {
       EXPECT_EQ(std::max_element(one.begin(), one.end()) - one.begin(), std::max_element(row, row + c.n_vocab) - row)
           << path << " token " << i;
+    }
   }
 }
 
