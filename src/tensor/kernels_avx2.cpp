@@ -421,7 +421,7 @@ inline void prefetch_row(const uint16_t* row, int64_t bytes) {
 
 // scores_i[p] = scale * q_i . k_p over all positions of the f16 keys for NQ
 // (1, 2 or 4) query heads of one key head: each key chunk is converted once
-// for all of them (the conversions, not the FMAs, bound this loop). 8 / NQ
+// for all of them (an f16 conversion costs about what an FMA does). 8 / NQ
 // positions per pass, the 8 accumulators in registers.
 template <int NQ>
 void attention_scores(const float* const q[NQ], int64_t d, const uint16_t* k, int64_t k_stride, int64_t n_pos,
@@ -495,8 +495,8 @@ void weighted_values(const float* const w[NQ], const uint16_t* v, int64_t v_stri
 
 // out_i = sum_p w_i[p] v_p / total_i. The positions go in tiles whose value
 // rows stay in L1 while every chunk of them is done, the next tile's rows
-// requested meanwhile: one pass over a head's values per chunk would walk the
-// strided rows from memory again for each chunk.
+// requested meanwhile: a pass over all positions per group of chunks would
+// fetch each row from memory once per group, a cache line at a time.
 constexpr int64_t kValueTile = 32;
 
 template <int NQ>
