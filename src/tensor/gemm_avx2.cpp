@@ -64,6 +64,15 @@ constexpr int kDotChains = NT == 1 ? 4 : NT == 2 ? 2 : 1;
 constexpr int kDotChains = 1;
 #endif
 
+// Each token's sum of its chains.
+template <int NT, int kChains>
+inline void sum_chains(const __m256i chain[NT][kChains], __m256i sums[NT]) {
+  for (int t = 0; t < NT; t++) {
+    sums[t] = chain[t][0];
+    for (int c = 1; c < kChains; c++) sums[t] = _mm256_add_epi32(sums[t], chain[t][c]);
+  }
+}
+
 // Runs step(0) .. step(n - 1), unrolled or not: unrolled, AVX2 with several
 // tokens interleaves steps until its accumulators no longer fit the 16
 // registers and spill (AVX-512VL has 32).
@@ -569,10 +578,7 @@ void q8_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const
       }
     });
     __m256i isum[NT];
-    for (int t = 0; t < NT; t++) {
-      isum[t] = chain[t][0];
-      for (int c = 1; c < kChains; c++) isum[t] = _mm256_add_epi32(isum[t], chain[t][c]);
-    }
+    sum_chains<NT, kChains>(chain, isum);
     const __m256 wd = load_f16x8(panel + 256);
     for (int t = 0; t < NT; t++) {
       const __m256 scale = _mm256_mul_ps(wd, _mm256_broadcast_ss(xd[t] + b));
@@ -616,10 +622,7 @@ inline void nibble_steps_times(const uint8_t* codes, const int8_t* const qs[NT],
     }
   });
 #if defined(WARDEN_GEMM_VNNI)
-  for (int t = 0; t < NT; t++) {
-    sums[t] = chain[t][0];
-    for (int c = 1; c < kChains; c++) sums[t] = _mm256_add_epi32(sums[t], chain[t][c]);
-  }
+  sum_chains<NT, kChains>(chain, sums);
 #endif
 }
 
