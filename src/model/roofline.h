@@ -23,8 +23,9 @@ struct ReadSpan {
 // packed copy where there is one): all layer matrices, for a MoE layer the
 // share of n_expert_used experts (the first ones: any choice reads the same
 // number of bytes), and the output matrix. Not the embedding (one row per
-// token), norms or the KV cache (1-2 % of the bytes over a 128-token run of
-// the files measured).
+// token), norms or the KV cache: its bytes depend on the position, so
+// `warden bench` adds them from the cache's size per position (0.3-2 % of
+// a 128-token run from an empty cache, most of it at a depth of thousands).
 std::vector<ReadSpan> decode_read_set(const Model& m);
 
 size_t total_bytes(const std::vector<ReadSpan>& spans);
