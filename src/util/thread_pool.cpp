@@ -30,11 +30,20 @@ bool spin_until(Done done) {
   }
 }
 
-// Guided chunks: each claim takes 1/(2 x threads) of what is left, so the
-// first chunks are large (few claims) and the last ones small, down to
-// 1/(kMinChunksPerThread x threads) of the loop: the thread that finishes
-// last waits at most one small chunk for the others.
+// An owner claims a quarter of what is left of its share at a time, down to
+// 1/(kMinChunksPerThread x threads) of the loop: what it has claimed cannot
+// be stolen, so the claims are small enough that a thread descheduled
+// mid-claim holds back little, and few enough to cost nothing.
+constexpr int64_t kOwnerClaimDivisor = 4;
 constexpr int64_t kMinChunksPerThread = 32;
+
+// Loops longer than this run as consecutive loops of at most this length, so
+// a share's bounds fit the 32-bit halves of Share::range.
+constexpr int64_t kMaxLoop = int64_t(1) << 31;
+
+uint64_t pack_range(int64_t begin, int64_t end) { return uint64_t(end) << 32 | uint64_t(begin); }
+int64_t range_begin(uint64_t range) { return int64_t(range & 0xffffffffu); }
+int64_t range_end(uint64_t range) { return int64_t(range >> 32); }
 
 }  // namespace
 
@@ -57,19 +66,29 @@ int ThreadPool::default_threads() {
   return n ? int(n) : 1;
 }
 
-void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn) {
+void ThreadPool::parallel_for(int64_t n, const Job& fn) {
   if (workers_.empty() || n <= 1) {
     if (n > 0) fn(0, n, 0);
     return;
   }
+  if (n <= kMaxLoop) return run_loop(n, fn);
+  for (int64_t first = 0; first < n; first += kMaxLoop) {
+    const Job piece = [&](int64_t begin, int64_t end, int index) { fn(first + begin, first + end, index); };
+    run_loop(std::min(kMaxLoop, n - first), piece);
+  }
+}
+
+void ThreadPool::run_loop(int64_t n, const Job& fn) {
+  const int threads = size();
+  if (!shares_) shares_ = std::make_unique<Share[]>(size_t(threads));
+  for (int i = 0; i < threads; i++)
+    shares_[size_t(i)].range.store(pack_range(n * i / threads, n * (i + 1) / threads), std::memory_order_relaxed);
   job_ = &fn;
-  job_n_ = n;
-  job_min_chunk_ = std::max<int64_t>(1, n / (int64_t(size()) * kMinChunksPerThread));
-  next_.store(0, std::memory_order_relaxed);
+  job_min_chunk_ = std::max<int64_t>(1, n / (int64_t(threads) * kMinChunksPerThread));
   pending_.store(int(workers_.size()), std::memory_order_relaxed);
   {
     // Under the mutex so a worker between its predicate check and its wait
-    // cannot miss the new generation.
+    // cannot miss the new generation; the release publishes the shares.
     std::lock_guard lock(mutex_);
     generation_.fetch_add(1, std::memory_order_release);
   }
@@ -80,13 +99,49 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
 }
 
 void ThreadPool::run_chunks(int index) {
+  int64_t begin, end;
   for (;;) {
-    int64_t begin = next_.load(std::memory_order_relaxed), end;
-    do {
-      if (begin >= job_n_) return;
-      end = std::min(job_n_, begin + std::max(job_min_chunk_, (job_n_ - begin) / (2 * int64_t(size()))));
-    } while (!next_.compare_exchange_weak(begin, end, std::memory_order_relaxed));
-    (*job_)(begin, end, index);
+    while (claim_front(index, begin, end)) (*job_)(begin, end, index);
+    if (!steal_into(index)) return;
+  }
+}
+
+// Takes the next chunk from the front of this thread's own share.
+bool ThreadPool::claim_front(int index, int64_t& begin, int64_t& end) {
+  std::atomic<uint64_t>& share = shares_[size_t(index)].range;
+  uint64_t range = share.load(std::memory_order_relaxed);
+  for (;;) {
+    begin = range_begin(range);
+    const int64_t last = range_end(range);
+    if (begin >= last) return false;
+    end = std::min(last, begin + std::max(job_min_chunk_, (last - begin) / kOwnerClaimDivisor));
+    if (share.compare_exchange_weak(range, pack_range(end, last), std::memory_order_relaxed)) return true;
+  }
+}
+
+// Moves the back half of the fullest other share into this thread's (empty)
+// share; false once every share is empty. Only the owner refills its share,
+// and only when it is empty, which no thief touches: a plain store suffices.
+bool ThreadPool::steal_into(int index) {
+  for (;;) {
+    int victim = -1;
+    int64_t most = 0;
+    uint64_t range = 0;
+    for (int i = 0; i < size(); i++) {
+      const uint64_t r = shares_[size_t(i)].range.load(std::memory_order_relaxed);
+      if (i != index && range_end(r) - range_begin(r) > most) {
+        victim = i;
+        most = range_end(r) - range_begin(r);
+        range = r;
+      }
+    }
+    if (victim < 0) return false;
+    const int64_t begin = range_begin(range), end = range_end(range);
+    const int64_t split = end - (most + 1) / 2;
+    if (shares_[size_t(victim)].range.compare_exchange_strong(range, pack_range(begin, split), std::memory_order_relaxed)) {
+      shares_[size_t(index)].range.store(pack_range(split, end), std::memory_order_relaxed);
+      return true;
+    }
   }
 }
 

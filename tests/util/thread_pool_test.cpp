@@ -1,0 +1,93 @@
+#include "util/thread_pool.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace warden {
+namespace {
+
+// Every chunk parallel_for hands out, sorted: they must tile [0, n) exactly.
+std::vector<std::pair<int64_t, int64_t>> chunks_of(ThreadPool& pool, int64_t n) {
+  std::mutex mutex;
+  std::vector<std::pair<int64_t, int64_t>> chunks;
+  pool.parallel_for(n, [&](int64_t begin, int64_t end, int index) {
+    EXPECT_LT(begin, end);
+    EXPECT_GE(index, 0);
+    EXPECT_LT(index, pool.size());
+    std::lock_guard lock(mutex);
+    chunks.push_back({begin, end});
+  });
+  std::sort(chunks.begin(), chunks.end());
+  return chunks;
+}
+
+void expect_tiles(const std::vector<std::pair<int64_t, int64_t>>& chunks, int64_t n) {
+  int64_t next = 0;
+  for (const auto& [begin, end] : chunks) {
+    ASSERT_EQ(begin, next) << "a gap or an overlap before " << begin;
+    next = end;
+  }
+  EXPECT_EQ(next, n);
+}
+
+TEST(ThreadPool, ChunksCoverEveryIndexOnce) {
+  for (int threads : {1, 2, 3, 4})
+    for (int64_t n : {0, 1, 2, 3, 7, 64, 1000, 100003}) {
+      ThreadPool pool(threads);
+      SCOPED_TRACE("threads " + std::to_string(threads) + ", n " + std::to_string(n));
+      for (int repeat = 0; repeat < 20; repeat++) expect_tiles(chunks_of(pool, n), n);
+    }
+}
+
+TEST(ThreadPool, ALoopLongerThanAShareCanHoldIsStillCoveredOnce) {
+  ThreadPool pool(2);
+  const int64_t n = (int64_t(1) << 32) + 5;
+  expect_tiles(chunks_of(pool, n), n);
+}
+
+// The thread holding index 0 stops there until everything else is done: the
+// other thread has to take over the rest of the blocked thread's share.
+TEST(ThreadPool, ABlockedThreadsShareIsTakenOverByTheOthers) {
+  ThreadPool pool(2);
+  for (int repeat = 0; repeat < 20; repeat++) {
+    const int64_t n = 1000;
+    std::atomic<int64_t> done{0};
+    std::atomic<bool> finished_in_time{true};
+    pool.parallel_for(n, [&](int64_t begin, int64_t end, int) {
+      if (begin == 0) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (done.load() < n - end) {
+          if (std::chrono::steady_clock::now() > deadline) {
+            finished_in_time = false;
+            break;
+          }
+          std::this_thread::yield();
+        }
+      }
+      done += end - begin;
+    });
+    ASSERT_TRUE(finished_in_time) << "the other thread left work undone while one thread was blocked";
+    EXPECT_EQ(done.load(), n);
+  }
+}
+
+TEST(ThreadPool, ResultsWrittenInTheLoopAreVisibleAfterIt) {
+  ThreadPool pool(3);
+  std::vector<int64_t> out(50000);
+  for (int repeat = 0; repeat < 50; repeat++) {
+    pool.parallel_for(int64_t(out.size()), [&](int64_t begin, int64_t end, int) {
+      for (int64_t i = begin; i < end; i++) out[size_t(i)] = i * repeat;
+    });
+    for (size_t i = 0; i < out.size(); i += 997) ASSERT_EQ(out[i], int64_t(i) * repeat);
+  }
+}
+
+}  // namespace
+}  // namespace warden
