@@ -78,6 +78,22 @@ TEST(ThreadPool, ABlockedThreadsShareIsTakenOverByTheOthers) {
   }
 }
 
+// Idle threads sleep after a short spin: a loop must wake them, and the
+// caller, asleep while a worker is still busy, must be woken when it is done.
+// A lost wake-up hangs here.
+TEST(ThreadPool, SleepingThreadsAreWokenForTheNextLoopAndWhenItEnds) {
+  ThreadPool pool(3);
+  for (int repeat = 0; repeat < 30; repeat++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::atomic<int64_t> done{0};
+    pool.parallel_for(6, [&](int64_t begin, int64_t end, int index) {
+      if (index != 0) std::this_thread::sleep_for(std::chrono::microseconds(500));
+      done += end - begin;
+    });
+    EXPECT_EQ(done.load(), 6);
+  }
+}
+
 TEST(ThreadPool, ResultsWrittenInTheLoopAreVisibleAfterIt) {
   ThreadPool pool(3);
   std::vector<int64_t> out(50000);
