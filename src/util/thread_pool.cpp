@@ -86,8 +86,13 @@ void ThreadPool::run_loop(int64_t n, const Job& fn) {
   job_ = &fn;
   job_min_chunk_ = std::max<int64_t>(1, n / (int64_t(threads) * kMinChunksPerThread));
   pending_.store(int(workers_.size()), std::memory_order_relaxed);
-  generation_.fetch_add(1);  // publishes the shares and the job
-  wake_if_sleeping(sleeping_workers_, start_cv_);
+  {
+    // Under the mutex so a worker between its predicate check and its wait
+    // cannot miss the new generation; the release publishes the shares.
+    std::lock_guard lock(mutex_);
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+  start_cv_.notify_all();
   run_chunks(0);
   wait_until_done();
   job_ = nullptr;
@@ -140,35 +145,19 @@ bool ThreadPool::steal_into(int index) {
   }
 }
 
-// Spinning threads see the change themselves; only sleepers need the
-// condition variable, and its mutex costs microseconds per loop. Lost
-// wake-ups: a sleeper counts itself (sequentially consistent) before its last
-// check under the mutex, the waker changes the state (sequentially
-// consistent) before it reads the count, so either the waker sees the count or
-// the sleeper's check sees the change.
-void ThreadPool::wake_if_sleeping(const std::atomic<int>& sleepers, std::condition_variable& cv) {
-  if (sleepers.load() == 0) return;
-  std::lock_guard lock(mutex_);
-  cv.notify_all();
-}
-
-template <typename Ready>
-void ThreadPool::sleep_until(std::atomic<int>& sleepers, std::condition_variable& cv, Ready ready) {
-  std::unique_lock lock(mutex_);
-  sleepers.fetch_add(1);
-  cv.wait(lock, ready);
-  sleepers.fetch_sub(1);
-}
-
 void ThreadPool::wait_until_done() {
-  auto done = [this] { return pending_.load() == 0; };
-  if (!spin_until(done)) sleep_until(sleeping_caller_, done_cv_, done);
+  if (spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; })) return;
+  std::unique_lock lock(mutex_);
+  done_cv_.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
 }
 
 uint64_t ThreadPool::wait_for_job(uint64_t seen) {
-  auto ready = [&] { return stopping_.load() || generation_.load() != seen; };
-  if (!spin_until(ready)) sleep_until(sleeping_workers_, start_cv_, ready);
-  return generation_.load();
+  auto ready = [&] { return stopping_.load(std::memory_order_acquire) || generation_.load(std::memory_order_acquire) != seen; };
+  if (!spin_until(ready)) {
+    std::unique_lock lock(mutex_);
+    start_cv_.wait(lock, ready);
+  }
+  return generation_.load(std::memory_order_acquire);
 }
 
 void ThreadPool::worker_loop(int index) {
@@ -177,7 +166,10 @@ void ThreadPool::worker_loop(int index) {
     seen = wait_for_job(seen);
     if (stopping_.load(std::memory_order_acquire)) return;
     run_chunks(index);
-    if (pending_.fetch_sub(1) == 1) wake_if_sleeping(sleeping_caller_, done_cv_);
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard lock(mutex_);
+      done_cv_.notify_one();
+    }
   }
 }
 

@@ -47,9 +47,6 @@ class ThreadPool {
   // Waits until generation_ differs from `seen` or the pool stops; returns the new generation.
   uint64_t wait_for_job(uint64_t seen);
   void wait_until_done();
-  void wake_if_sleeping(const std::atomic<int>& sleepers, std::condition_variable& cv);
-  template <typename Ready>
-  void sleep_until(std::atomic<int>& sleepers, std::condition_variable& cv, Ready ready);
   void run_loop(int64_t n, const Job& fn);
   void run_chunks(int index);
   bool claim_front(int index, int64_t& begin, int64_t& end);
@@ -65,14 +62,13 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   std::mutex mutex_;
   std::condition_variable start_cv_, done_cv_;
-  // Written by parallel_for before it bumps generation_; read by workers
-  // after they see the new generation (the bump and those reads order them).
+  // Written by parallel_for before generation_ is bumped (release); read by
+  // workers after they see the new generation (acquire).
   const Job* job_ = nullptr;
   int64_t job_min_chunk_ = 1;
   std::unique_ptr<Share[]> shares_;
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
-  std::atomic<int> sleeping_workers_{0}, sleeping_caller_{0};
   std::atomic<bool> stopping_{false};
 };
 
