@@ -49,6 +49,7 @@ int64_t range_end(uint64_t range) { return int64_t(range >> 32); }
 
 ThreadPool::ThreadPool(int threads) {
   threads = std::max(1, threads);
+  shares_ = std::make_unique<Share[]>(size_t(threads));
   for (int i = 1; i < threads; i++) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
@@ -80,7 +81,6 @@ void ThreadPool::parallel_for(int64_t n, const Job& fn) {
 
 void ThreadPool::run_loop(int64_t n, const Job& fn) {
   const int threads = size();
-  if (!shares_) shares_ = std::make_unique<Share[]>(size_t(threads));
   for (int i = 0; i < threads; i++)
     shares_[size_t(i)].range.store(pack_range(n * i / threads, n * (i + 1) / threads), std::memory_order_relaxed);
   job_ = &fn;
