@@ -94,7 +94,7 @@ std::vector<float> Forward::run_step(const std::vector<BatchToken>& batch, KvCac
     if (batch[size_t(t)].want_logits) rows.push_back(t);
   std::vector<float> normed(rows.size() * size_t(c.n_embd));
   for (size_t i = 0; i < rows.size(); i++)
-    rms_norm(x_.data() + rows[i] * c.n_embd, model_.output_norm.data(), normed.data() + i * size_t(c.n_embd), c.n_embd,
+    tensor::rms_norm(x_.data() + rows[i] * c.n_embd, model_.output_norm.data(), normed.data() + i * size_t(c.n_embd), c.n_embd,
              c.rms_eps);
   std::vector<float> logits(rows.size() * size_t(c.n_vocab));
   matmul(model_.output, 0, normed.data(), int64_t(rows.size()), logits.data(), pool_);
@@ -106,7 +106,7 @@ void Forward::norm_tokens(const std::vector<float>& weight, int64_t T) {
   const Config& c = model_.config();
   xn_.resize(size_t(T * c.n_embd));
   for_each_token(pool_, T, [&](int64_t t) {
-    rms_norm(x_.data() + t * c.n_embd, weight.data(), xn_.data() + t * c.n_embd, c.n_embd, c.rms_eps);
+    tensor::rms_norm(x_.data() + t * c.n_embd, weight.data(), xn_.data() + t * c.n_embd, c.n_embd, c.rms_eps);
   });
 }
 
@@ -149,12 +149,12 @@ void Forward::attention_layer(const Layer& layer, int64_t il, const std::vector<
       float* k = k_.data() + t * c.kv_dim();
       for (int64_t h = 0; h < c.n_head; h++) {
         float* head = q + h * c.head_dim;
-        if (c.qk_norm) rms_norm(head, layer.q_norm.data(), head, c.head_dim, c.rms_eps);
+        if (c.qk_norm) tensor::rms_norm(head, layer.q_norm.data(), head, c.head_dim, c.rms_eps);
         rope_apply(head, c, cos_a, sin_a);
       }
       for (int64_t h = 0; h < c.n_head_kv; h++) {
         float* head = k + h * c.head_dim;
-        if (c.qk_norm) rms_norm(head, layer.k_norm.data(), head, c.head_dim, c.rms_eps);
+        if (c.qk_norm) tensor::rms_norm(head, layer.k_norm.data(), head, c.head_dim, c.rms_eps);
         rope_apply(head, c, cos_a, sin_a);
       }
       const float* v = v_.data() + t * c.v_dim();

@@ -129,13 +129,6 @@ void matmul_many(const std::vector<Product>& products, ThreadPool& pool) {
   });
 }
 
-void rms_norm(const float* x, const float* weight, float* out, int64_t n, float eps) {
-  double sum = 0.0;
-  for (int64_t i = 0; i < n; i++) sum += double(x[i] * x[i]);
-  const float scale = 1.0f / std::sqrt(float(sum / double(n)) + eps);
-  for (int64_t i = 0; i < n; i++) out[i] = x[i] * scale * weight[i];
-}
-
 void rope_angles(int64_t pos, const Config& c, const std::vector<float>& freq_factors, float* cos_out, float* sin_out) {
   const int64_t d = c.rope_dim;
   const float theta_scale = std::pow(c.rope_base, -2.0f / float(d));

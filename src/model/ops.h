@@ -28,9 +28,6 @@ struct Product {
 };
 void matmul_many(const std::vector<Product>& products, ThreadPool& pool);
 
-// out = x / rms(x) * weight, over n values (accumulated in double, as ggml does).
-void rms_norm(const float* x, const float* weight, float* out, int64_t n, float eps);
-
 // Rotary position embedding in two steps: the rope_dim/2 cosines and sines of
 // position pos (the same for every head and layer), then rotating the first
 // rope_dim values of one head with them.

@@ -70,6 +70,7 @@ struct KernelTable {
   void (*f16_to_key_panels)(const uint16_t* k, int64_t k_stride, int64_t n_pos, int64_t d, float* panels) = nullptr;
   void (*f32_to_f16_row)(const float* x, uint16_t* y, int64_t n) = nullptr;
   void (*swiglu)(const float* gate, const float* up, float* out, int64_t n) = nullptr;
+  void (*rms_norm)(const float* x, const float* weight, float* out, int64_t n, float eps) = nullptr;
 
   const TypeKernels* find(gguf::TensorType t) const {
     const auto id = static_cast<uint32_t>(t);

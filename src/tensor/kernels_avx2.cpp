@@ -753,6 +753,26 @@ void swiglu(const float* gate, const float* up, float* out, int64_t n) {
   for (; i < n; i++) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
+// Each x[i]^2 rounded to float as the scalar loop rounds it, then summed in
+// double, four lanes twice over: the same sum up to the order of additions.
+void rms_norm(const float* x, const float* weight, float* out, int64_t n, float eps) {
+  __m256d a = _mm256_setzero_pd(), b = _mm256_setzero_pd();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256 sq = _mm256_mul_ps(v, v);
+    a = _mm256_add_pd(a, _mm256_cvtps_pd(_mm256_castps256_ps128(sq)));
+    b = _mm256_add_pd(b, _mm256_cvtps_pd(_mm256_extractf128_ps(sq, 1)));
+  }
+  double sum = hsum(_mm256_add_pd(a, b));
+  for (; i < n; i++) sum += double(x[i] * x[i]);
+  const float scale = 1.0f / std::sqrt(float(sum / double(n)) + eps);
+  const __m256 s = _mm256_set1_ps(scale);
+  for (i = 0; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), s), _mm256_loadu_ps(weight + i)));
+  for (; i < n; i++) out[i] = x[i] * scale * weight[i];
+}
+
 // ---- activation quantizers (bit-exact with the scalar ones) --------------
 
 inline __m256 abs_ps(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
@@ -873,6 +893,7 @@ KernelTable build_avx2_table() {
   table.f16_to_key_panels = f16_to_key_panels;
   table.f32_to_f16_row = f32_to_f16_row;
   table.swiglu = swiglu;
+  table.rms_norm = rms_norm;
   add_avx2_gemm_kernels(table);
   return table;
 }

@@ -67,6 +67,13 @@ void scalar_swiglu(const float* gate, const float* up, float* out, int64_t n) {
   for (int64_t i = 0; i < n; i++) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
+void scalar_rms_norm(const float* x, const float* weight, float* out, int64_t n, float eps) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; i++) sum += double(x[i] * x[i]);
+  const float scale = 1.0f / std::sqrt(float(sum / double(n)) + eps);
+  for (int64_t i = 0; i < n; i++) out[i] = x[i] * scale * weight[i];
+}
+
 }  // namespace
 
 void add_vector_kernels(KernelTable& table) {
@@ -75,6 +82,7 @@ void add_vector_kernels(KernelTable& table) {
   table.f16_to_key_panels = scalar_f16_to_key_panels;
   table.f32_to_f16_row = scalar_f32_to_f16_row;
   table.swiglu = scalar_swiglu;
+  table.rms_norm = scalar_rms_norm;
 }
 
 void attend_f16(const float* q, int n_q, int64_t d, const uint16_t* k, int64_t k_stride, const uint16_t* v,
@@ -94,5 +102,9 @@ void f16_to_key_panels(const uint16_t* k, int64_t k_stride, int64_t n_pos, int64
 void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) { active_kernels().f32_to_f16_row(x, y, n); }
 
 void swiglu(const float* gate, const float* up, float* out, int64_t n) { active_kernels().swiglu(gate, up, out, n); }
+
+void rms_norm(const float* x, const float* weight, float* out, int64_t n, float eps) {
+  active_kernels().rms_norm(x, weight, out, n, eps);
+}
 
 }  // namespace warden::tensor

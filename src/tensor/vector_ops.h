@@ -47,4 +47,8 @@ void f32_to_f16_row(const float* x, uint16_t* y, int64_t n);
 // unit of llama-style feed-forward blocks. out may alias gate.
 void swiglu(const float* gate, const float* up, float* out, int64_t n);
 
+// out[i] = x[i] / sqrt(mean(x^2) + eps) * weight[i], the sum of squares in
+// double precision (as llama.cpp sums it). out may alias x.
+void rms_norm(const float* x, const float* weight, float* out, int64_t n, float eps);
+
 }  // namespace warden::tensor

@@ -297,5 +297,22 @@ TEST_F(SimdKernels, SwigluMatchesScalarWithinRounding) {
   }
 }
 
+TEST_F(SimdKernels, RmsNormMatchesScalarWithinRounding) {
+  for (int64_t n : {1, 7, 8, 128, 1003, 4096}) {
+    std::vector<float> x = gaussian(n, 44, 3.0f), weight = gaussian(n, 45, 1.0f);
+    for (const KernelTable* set : sets_) {
+      std::vector<float> expected(x.size()), got(x.size());
+      scalar_kernels().rms_norm(x.data(), weight.data(), expected.data(), n, 1e-6f);
+      set->rms_norm(x.data(), weight.data(), got.data(), n, 1e-6f);
+      for (size_t i = 0; i < x.size(); i++)
+        EXPECT_NEAR(got[i], expected[i], 1e-6f * std::fabs(expected[i]) + 1e-30f) << set->name << " n " << n << " i " << i;
+      // In place, as the attention's per-head norms call it.
+      std::vector<float> in_place = x;
+      set->rms_norm(in_place.data(), weight.data(), in_place.data(), n, 1e-6f);
+      EXPECT_EQ(in_place, got) << set->name << " n " << n;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace warden::tensor
