@@ -715,8 +715,7 @@ void q4_k_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* cons
 // steps 0, 1 and 2 in the low six bits of each byte and step 3's bits 4-5,
 // 2-3 and 0-1 in their top two bits. The same bytes as the file's
 // 4+2-bit split, but rebuilding a step's codes costs under three
-// instructions on average instead of over four (decode of Q6_K is bound by
-// this arithmetic rather than by memory).
+// instructions on average instead of over four.
 constexpr size_t kQ6_KSubBlockBytes = 3 * 32;
 constexpr size_t kQ6_KScales = 0, kQ6_KD = 128, kQ6_KCodes = kQ6_KD + 16;
 constexpr size_t kQ6_KPanelBlock = kQ6_KCodes + 16 * kQ6_KSubBlockBytes;
