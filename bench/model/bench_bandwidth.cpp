@@ -5,13 +5,24 @@
 // allocates repacked weights (util/mapped_file.h AnonymousMemory: 2 MiB
 // aligned, transparent huge pages): with small pages the TLB, not the memory,
 // limits a streaming read on this machine (32-34 GB/s instead of ~50).
-// BM_ReadInPoolLoops reads the same bytes the way decode reads its weights.
+// BM_ReadInPoolLoops reads the same bytes the way decode reads its weights;
+// BM_PackedFromMemory and BM_AttendFromMemory run decode's kernels over
+// weights and a KV cache far larger than the caches, so against the plain
+// reads of the same minute they show how well a kernel's access order
+// streams (how the K-quant panel layout and the attention's value tiles were
+// chosen).
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
+#include <cstring>
+#include <memory>
+#include <random>
 #include <thread>
 #include <vector>
 
+#include "gguf/types.h"
+#include "tensor/kernels.h"
+#include "tensor/vector_ops.h"
 #include "util/mapped_file.h"
 #include "util/thread_pool.h"
 
@@ -82,8 +93,105 @@ void BM_ReadInPoolLoops(benchmark::State& state) {
   state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(matrices * matrix_words * sizeof(uint64_t)));
 }
 
+// 512 MiB of one type's packed panels for rows of 4096 (64 distinct rows
+// repeated: the kernels' speed does not depend on the values), and a
+// quantized activation row.
+struct PackedWeights {
+  warden::AnonymousMemory memory{kBytes};
+  const warden::tensor::TypeKernels* kernels;
+  size_t panel_bytes;
+  int64_t panels;
+  std::vector<uint8_t> x;
+
+  explicit PackedWeights(warden::gguf::TensorType type) {
+    namespace tensor = warden::tensor;
+    constexpr int64_t kCols = 4096, kRows = 64;
+    kernels = tensor::active_kernels().find(type);
+    std::mt19937 rng(7);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> values(size_t(kRows * kCols));
+    for (float& v : values) v = normal(rng);
+    const size_t row_bytes = warden::gguf::row_bytes(type, kCols);
+    std::vector<uint8_t> rows(row_bytes * size_t(kRows));
+    const tensor::QuantizeFn quantize = tensor::scalar_kernels().find(type)->quantize;
+    for (int64_t r = 0; r < kRows; r++) quantize(values.data() + r * kCols, rows.data() + size_t(r) * row_bytes, kCols);
+    panel_bytes = kernels->panel_bytes(kCols);
+    std::vector<uint8_t> packed(panel_bytes * size_t(kRows / 8));
+    kernels->pack(rows.data(), row_bytes, kRows, kCols, packed.data());
+    panels = int64_t(kBytes / panel_bytes);
+    for (int64_t i = 0; i < panels; i++)
+      std::memcpy(memory.data() + size_t(i) * panel_bytes, packed.data() + size_t(i % (kRows / 8)) * panel_bytes,
+                  panel_bytes);
+    x.resize(warden::gguf::row_bytes(kernels->dot_type, kCols));
+    tensor::active_kernels().find(kernels->dot_type)->quantize(values.data(), x.data(), kCols);
+  }
+};
+
+// One token times every panel (decode's matrix-vector product), two threads:
+// state.range(1) = 0 as one pool loop, otherwise one loop per that many
+// panels (64 Q4_K panels of 4096 columns = 1152 KiB, about a decode matrix).
+void BM_PackedFromMemory(benchmark::State& state, warden::gguf::TensorType type) {
+  static std::vector<std::unique_ptr<PackedWeights>> by_type(warden::tensor::kMaxTypeId);
+  auto& weights = by_type[size_t(type)];
+  if (!weights) weights = std::make_unique<PackedWeights>(type);
+  static warden::ThreadPool pool(2);
+  const PackedWeights& w = *weights;
+  const int64_t per_loop = state.range(0) ? state.range(0) : w.panels;
+  std::vector<float> y(size_t(w.panels) * 8);
+  for (auto _ : state) {
+    for (int64_t first = 0; first + per_loop <= w.panels; first += per_loop)
+      pool.parallel_for(per_loop, [&](int64_t begin, int64_t end, int) {
+        const int64_t p = first + begin;
+        w.kernels->gemm_packed(w.memory.data() + size_t(p) * w.panel_bytes, (end - begin) * 8, w.x.data(), w.x.size(),
+                               1, 4096, y.data() + p * 8, (end - begin) * 8);
+      });
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(int64_t(state.iterations()) * (w.panels / per_loop) * per_loop * int64_t(w.panel_bytes));
+}
+
+// Decode attention of one token: a GQA group of state.range(0) query heads
+// of 128 per key/value head, 2048 cached positions, over 112 key/value heads
+// (224 MiB of f16 keys and values: qwen3-0.6b's 28 layers x 8 heads at half
+// the positions), split between two threads.
+void BM_AttendFromMemory(benchmark::State& state) {
+  constexpr int64_t kDim = 128, kPositions = 2048, kHeads = 112;
+  constexpr size_t kHeadHalves = size_t(2 * kPositions * kDim);  // keys, then values
+  static warden::AnonymousMemory cache(kHeads * kHeadHalves * sizeof(uint16_t));
+  static const uint16_t* const halves = [] {
+    auto* h = reinterpret_cast<uint16_t*>(cache.data());
+    std::mt19937 rng(11);
+    std::uniform_int_distribution<int> magnitude(0x3000, 0x3bff);  // [0.125, 1)
+    for (size_t i = 0; i < kHeads * kHeadHalves; i++) h[i] = uint16_t(magnitude(rng) | (rng() & 1 ? 0x8000 : 0));
+    return h;
+  }();
+  const int group = int(state.range(0));
+  static warden::ThreadPool pool(2);
+  const std::vector<float> q(size_t(group * kDim), 0.1f);
+  std::vector<float> out(size_t(2 * group * kDim));
+  for (auto _ : state) {
+    pool.parallel_for(kHeads, [&](int64_t begin, int64_t end, int thread) {
+      for (int64_t h = begin; h < end; h++) {
+        const uint16_t* k = halves + size_t(h) * kHeadHalves;
+        warden::tensor::attend_f16(q.data(), group, kDim, k, kDim, k + kPositions * kDim, kDim, kDim, kPositions,
+                                   0.088f, out.data() + size_t(thread * group * kDim));
+      }
+    });
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(kHeads * kHeadHalves * sizeof(uint16_t)));
+}
+
+using warden::gguf::TensorType;
 BENCHMARK(BM_ReadBandwidth)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ReadInPoolLoops)->Arg(4)->Arg(1152)->Arg(3456)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_PackedFromMemory, Q8_0, TensorType::Q8_0)->Arg(0)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_PackedFromMemory, Q4_0, TensorType::Q4_0)->Arg(0)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_PackedFromMemory, Q4_K, TensorType::Q4_K)->Arg(0)->Arg(64)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_PackedFromMemory, Q6_K, TensorType::Q6_K)->Arg(0)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_AttendFromMemory)->Arg(2)->Arg(4)->UseRealTime()->Unit(benchmark::kMillisecond);
+// The plain reads again: the memory may have changed speed meanwhile.
+BENCHMARK(BM_ReadBandwidth)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
