@@ -94,8 +94,8 @@ std::vector<float> Forward::run_step(const std::vector<BatchToken>& batch, KvCac
     if (batch[size_t(t)].want_logits) rows.push_back(t);
   std::vector<float> normed(rows.size() * size_t(c.n_embd));
   for (size_t i = 0; i < rows.size(); i++)
-    tensor::rms_norm(x_.data() + rows[i] * c.n_embd, model_.output_norm.data(), normed.data() + i * size_t(c.n_embd), c.n_embd,
-             c.rms_eps);
+    tensor::rms_norm(x_.data() + rows[i] * c.n_embd, model_.output_norm.data(), normed.data() + i * size_t(c.n_embd),
+                     c.n_embd, c.rms_eps);
   std::vector<float> logits(rows.size() * size_t(c.n_vocab));
   matmul(model_.output, 0, normed.data(), int64_t(rows.size()), logits.data(), pool_);
   return logits;
