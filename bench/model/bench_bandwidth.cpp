@@ -93,19 +93,21 @@ void BM_ReadInPoolLoops(benchmark::State& state) {
   state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(matrices * matrix_words * sizeof(uint64_t)));
 }
 
-// 512 MiB of one type's packed panels for rows of 4096 (64 distinct rows
+// 512 MiB of one type's packed panels for rows of kCols (64 distinct rows
 // repeated: the kernels' speed does not depend on the values), and a
 // quantized activation row.
+constexpr int64_t kCols = 4096;
 struct PackedWeights {
+  warden::gguf::TensorType type;
   warden::AnonymousMemory memory{kBytes};
   const warden::tensor::TypeKernels* kernels;
   size_t panel_bytes;
   int64_t panels;
   std::vector<uint8_t> x;
 
-  explicit PackedWeights(warden::gguf::TensorType type) {
+  explicit PackedWeights(warden::gguf::TensorType type) : type(type) {
     namespace tensor = warden::tensor;
-    constexpr int64_t kCols = 4096, kRows = 64;
+    constexpr int64_t kRows = 64;
     kernels = tensor::active_kernels().find(type);
     std::mt19937 rng(7);
     std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -128,12 +130,14 @@ struct PackedWeights {
 };
 
 // One token times every panel (decode's matrix-vector product), two threads:
-// state.range(1) = 0 as one pool loop, otherwise one loop per that many
+// state.range(0) = 0 as one pool loop, otherwise one loop per that many
 // panels (64 Q4_K panels of 4096 columns = 1152 KiB, about a decode matrix).
 void BM_PackedFromMemory(benchmark::State& state, warden::gguf::TensorType type) {
-  static std::vector<std::unique_ptr<PackedWeights>> by_type(warden::tensor::kMaxTypeId);
-  auto& weights = by_type[size_t(type)];
-  if (!weights) weights = std::make_unique<PackedWeights>(type);
+  static std::unique_ptr<PackedWeights> weights;  // one type at a time: 512 MiB each
+  if (!weights || weights->type != type) {
+    weights.reset();
+    weights = std::make_unique<PackedWeights>(type);
+  }
   static warden::ThreadPool pool(2);
   const PackedWeights& w = *weights;
   const int64_t per_loop = state.range(0) ? state.range(0) : w.panels;
@@ -143,7 +147,7 @@ void BM_PackedFromMemory(benchmark::State& state, warden::gguf::TensorType type)
       pool.parallel_for(per_loop, [&](int64_t begin, int64_t end, int) {
         const int64_t p = first + begin;
         w.kernels->gemm_packed(w.memory.data() + size_t(p) * w.panel_bytes, (end - begin) * 8, w.x.data(), w.x.size(),
-                               1, 4096, y.data() + p * 8, (end - begin) * 8);
+                               1, kCols, y.data() + p * 8, (end - begin) * 8);
       });
     benchmark::ClobberMemory();
   }
