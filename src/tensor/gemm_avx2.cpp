@@ -10,7 +10,7 @@
 // one scale multiply per block for eight rows, and each weight register is
 // reused for up to six tokens.
 //
-// Q8_0, Q4_0, Q4_K and Q6_K are packed once at model load, in layouts about
+// Q8_0, Q4_0, Q4_K, Q5_K and Q6_K are packed once at model load, in layouts about
 // the size of the rows they replace (so decode reads no more bytes), and
 // read by the kernels as they are: decode gets the same arithmetic. Unpacked
 // rows (other types, or callers without a packed copy) are packed per call
@@ -289,21 +289,6 @@ struct SuperBlockCodes {
   float d, dmin;
 };
 
-template <typename Block>
-void codes_q45_k(const Block& b, SuperBlockCodes& o) {
-  for (int g = 0; g < 8; g++) {
-    uint8_t sc, m;
-    kquant::unpack_scale_min_k4(b.scales, g, sc, m);
-    o.scale[2 * g] = o.scale[2 * g + 1] = sc;
-    o.min[2 * g] = o.min[2 * g + 1] = m;
-  }
-  o.d = _cvtsh_ss(b.d);
-  o.dmin = _cvtsh_ss(b.dmin);
-}
-void codes_of(const block_q5_k& b, SuperBlockCodes& o) {
-  kquant::unpack_q5_k(b, o.code);
-  codes_q45_k(b, o);
-}
 void codes_of(const block_q3_k& b, SuperBlockCodes& o) {
   kquant::unpack_q3_k(b, o.code);  // -4..3
   for (int& c : o.code) c += 4;
@@ -440,7 +425,7 @@ void gemm_k_type(const uint8_t* w, size_t w_row_bytes, int64_t n_rows, const uin
 
 // ---- Packed layouts: weights rearranged once, read directly ---------------
 //
-// Q8_0, Q4_0 and Q4_K weights can be packed at load time (kernels.h PackFn)
+// Q8_0, Q4_0 and the K-quants but Q2_K and Q3_K are packed at load time (kernels.h PackFn)
 // into 8-row panels the kernels below read as they are, for any number of
 // tokens: decode then gets the eight-rows-per-register arithmetic too. The
 // packed panels are about the size of the rows they replace (Q4_K: +2.8 %),
@@ -471,6 +456,12 @@ constexpr size_t kQ4_0PanelBlock = 4 * 32 + 8 * 2;
 // group g, 4 registers: low nibbles steps 8g..8g+3, high nibbles 8g+4..8g+7).
 constexpr size_t kQ4_KScales = 0, kQ4_KD = 96, kQ4_KCodes = kQ4_KD + 16 + 16;
 constexpr size_t kQ4_KPanelBlock = kQ4_KCodes + 32 * 32;
+// Q5_K: the same scales, d and dmin, then per 32-element group g one
+// register of fifth bits (bit s of byte i: the fifth bit of code i of step
+// s) and the group's four registers of low nibbles as Q4_K's: 1408 bytes per
+// super-block of eight rows, 176 per row as in the file.
+constexpr size_t kQ5_KGroups = kQ4_KCodes, kQ5_KGroupBytes = 32 + 4 * 32;
+constexpr size_t kQ5_KPanelBlock = kQ5_KGroups + 8 * kQ5_KGroupBytes;
 
 // Eight rows' registers of 32 codes each (zero past `rows`), transposed into
 // steps: out[s] = codes 4s..4s+3 of rows 0..7.
@@ -513,6 +504,17 @@ void pack_q4_0_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, 
   }
 }
 
+// The scales, d and dmin of super-block b of eight rows of Q4_K or Q5_K.
+template <typename Block>
+void pack_k4_panel_header(const uint8_t* w, size_t w_row_bytes, int rows, int64_t b, uint8_t* out) {
+  for (int r = 0; r < kPanelRows; r++) {
+    const Block* blk = r < rows ? &block_of_row<Block>(w, w_row_bytes, r, b) : nullptr;
+    for (int k = 0; k < 12; k++) out[kQ4_KScales + 8 * k + r] = blk ? blk->scales[k] : 0;
+    store_f16(out + kQ4_KD + 2 * r, blk ? blk->d : 0);
+    store_f16(out + kQ4_KD + 16 + 2 * r, blk ? blk->dmin : 0);
+  }
+}
+
 void pack_q4_k_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
   for (int64_t b = 0; b < n / kQK_K; b++, out += kQ4_KPanelBlock) {
     for (int g = 0; g < 8; g++) {  // 32-element group g: nibble g%2 of qs[32*(g/2) ..]
@@ -526,12 +528,32 @@ void pack_q4_k_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, 
           steps);
       store_nibble_pairs(steps, out + kQ4_KCodes + 128 * g);
     }
-    for (int r = 0; r < kPanelRows; r++) {
-      const block_q4_k* blk = r < rows ? &block_of_row<block_q4_k>(w, w_row_bytes, r, b) : nullptr;
-      for (int k = 0; k < 12; k++) out[kQ4_KScales + 8 * k + r] = blk ? blk->scales[k] : 0;
-      store_f16(out + kQ4_KD + 2 * r, blk ? blk->d : 0);
-      store_f16(out + kQ4_KD + 16 + 2 * r, blk ? blk->dmin : 0);
+    pack_k4_panel_header<block_q4_k>(w, w_row_bytes, rows, b, out);
+  }
+}
+
+void pack_q5_k_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
+  alignas(32) uint8_t codes[kPanelRows][kQK_K] = {};  // rows past `rows` stay zero
+  const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+  for (int64_t b = 0; b < n / kQK_K; b++, out += kQ5_KPanelBlock) {
+    for (int r = 0; r < rows; r++) {
+      int q[kQK_K];
+      kquant::unpack_q5_k(block_of_row<block_q5_k>(w, w_row_bytes, r, b), q);  // 0..31
+      for (int e = 0; e < kQK_K; e++) codes[r][e] = uint8_t(q[e]);
     }
+    for (int g = 0; g < 8; g++) {
+      __m256i steps[8];
+      transpose_rows(kPanelRows, [&](int r) { return load32(codes[r] + 32 * g); }, steps);
+      __m256i fifth = _mm256_setzero_si256();
+      for (int s = 0; s < 8; s++) {  // bit 4 of each code to bit s of its byte (bytes are 0 or 1 before the shift)
+        fifth = _mm256_or_si256(fifth, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(steps[s], 4), one), s));
+        steps[s] = _mm256_and_si256(steps[s], low4);
+      }
+      uint8_t* group = out + kQ5_KGroups + g * kQ5_KGroupBytes;
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(group), fifth);
+      store_nibble_pairs(steps, group + 32);
+    }
+    pack_k4_panel_header<block_q5_k>(w, w_row_bytes, rows, b, out);
   }
 }
 
@@ -673,6 +695,59 @@ void q4_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const
   for (int t = 0; t < NT; t++) _mm256_storeu_ps(out[t], acc[t]);
 }
 
+// A Q5_K group's eight steps of five-bit codes against NT tokens'
+// activations at qs[t] (32 int8 each), added into sums[t] as int32 lanes,
+// one per row (with AVX2 each step's int16 pairs are widened at once: five-bit
+// codes would overflow int16 over eight steps).
+template <int NT>
+inline void five_bit_steps_times(const uint8_t* group, const int8_t* const qs[NT], __m256i sums[NT]) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
+  const __m256i fifth = load32(group);
+  constexpr int kChains = kDotChains<NT>;
+  __m256i chain[NT][kChains];
+  for (int t = 0; t < NT; t++) {
+    chain[t][0] = sums[t];
+    for (int c = 1; c < kChains; c++) chain[t][c] = _mm256_setzero_si256();
+  }
+  run_steps<4, kVnni || NT == 1>([&](int k) {
+    // Steps k and k + 4: their fifth bits (bits k and k + 4) moved to bit 4.
+    // The 16-bit shifts carry bits across bytes only where the mask drops them.
+    const __m256i packed = load32(group + 32 + 32 * k);
+    const __m256i lo = _mm256_or_si256(_mm256_and_si256(packed, low4),
+                                       _mm256_and_si256(_mm256_slli_epi16(fifth, 4 - k), bit4));
+    const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(packed, 4), low4),
+                                       _mm256_and_si256(_mm256_srli_epi16(fifth, k), bit4));
+    for (int t = 0; t < NT; t++) {
+      __m256i& a = chain[t][(2 * k) % kChains];
+      __m256i& b = chain[t][(2 * k + 1) % kChains];
+      a = dot4_add(a, lo, broadcast4(qs[t] + 4 * k));
+      b = dot4_add(b, hi, broadcast4(qs[t] + 4 * k + 16));
+    }
+  });
+  sum_chains<NT, kChains>(chain, sums);
+}
+
+// The end of a Q4_K or Q5_K super-block: each row's mins against the
+// activations' group sums (two bsums of 16 each, as int16 pairs of groups 2j
+// and 2j + 1), then the float scales.
+template <int NT>
+inline void finish_k4_super_block(const uint8_t* panel, const uint8_t mins[64], const block_q8_k* const x[NT],
+                                  int64_t b, const __m256i isum[NT], float acc[NT][8]) {
+  const __m256 wd = load_f16x8(panel + kQ4_KD), wdmin = load_f16x8(panel + kQ4_KD + 16);
+  for (int t = 0; t < NT; t++) {
+    const __m128i b16 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[t][b].bsums));
+    const __m128i b16_hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[t][b].bsums + 8));
+    alignas(16) int32_t group_pairs[4];
+    _mm_store_si128(reinterpret_cast<__m128i*>(group_pairs), _mm_hadd_epi16(b16, b16_hi));
+    __m256i corr = _mm256_setzero_si256();
+    for (int j = 0; j < 4; j++) {
+      const __m256i m = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(mins + 16 * j)));
+      corr = _mm256_add_epi32(corr, _mm256_madd_epi16(m, _mm256_set1_epi32(group_pairs[j])));
+    }
+    add_super_block(acc[t], wd, wdmin, x[t][b].d, isum[t], corr);
+  }
+}
+
 template <int NT>
 void q4_k_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
   float acc[NT][8] = {};
@@ -691,21 +766,31 @@ void q4_k_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* cons
       nibble_steps_times<NT>(panel + kQ4_KCodes + 128 * g, qs, sums);
       for (int t = 0; t < NT; t++) isum[t] = _mm256_add_epi32(isum[t], scaled_group_sum(sums[t], scales + 8 * g));
     }
-    const __m256 wd = load_f16x8(panel + kQ4_KD), wdmin = load_f16x8(panel + kQ4_KD + 16);
-    for (int t = 0; t < NT; t++) {
-      // Group sums of the activations (two bsums of 16 each), as int16 pairs
-      // (group 2j, 2j + 1) against each row's mins of those groups.
-      const __m128i b16 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[t][b].bsums));
-      const __m128i b16_hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[t][b].bsums + 8));
-      alignas(16) int32_t group_pairs[4];
-      _mm_store_si128(reinterpret_cast<__m128i*>(group_pairs), _mm_hadd_epi16(b16, b16_hi));
-      __m256i corr = _mm256_setzero_si256();
-      for (int j = 0; j < 4; j++) {
-        const __m256i m = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(mins + 16 * j)));
-        corr = _mm256_add_epi32(corr, _mm256_madd_epi16(m, _mm256_set1_epi32(group_pairs[j])));
+    finish_k4_super_block<NT>(panel, mins, x, b, isum, acc);
+  }
+  std::memcpy(out, acc, sizeof acc);
+}
+
+template <int NT>
+void q5_k_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
+  float acc[NT][8] = {};
+  for (int64_t b = 0; b < nsb; b++, panel += kQ5_KPanelBlock) {
+    alignas(32) uint8_t scales[64], mins[64];
+    unpack_q4_k_panel_scales(panel + kQ4_KScales, scales, mins);
+    __m256i isum[NT];
+    for (int t = 0; t < NT; t++) isum[t] = _mm256_setzero_si256();
+    for (int g = 0; g < 8; g++) {
+      __m256i sums[NT];
+      const int8_t* qs[NT];
+      for (int t = 0; t < NT; t++) {
+        sums[t] = _mm256_setzero_si256();
+        qs[t] = x[t][b].qs + 32 * g;
       }
-      add_super_block(acc[t], wd, wdmin, x[t][b].d, isum[t], corr);
+      five_bit_steps_times<NT>(panel + kQ5_KGroups + g * kQ5_KGroupBytes, qs, sums);
+      const __m256i scale = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + 8 * g)));
+      for (int t = 0; t < NT; t++) isum[t] = _mm256_add_epi32(isum[t], _mm256_mullo_epi32(sums[t], scale));
     }
+    finish_k4_super_block<NT>(panel, mins, x, b, isum, acc);
   }
   std::memcpy(out, acc, sizeof acc);
 }
@@ -859,6 +944,12 @@ struct Q4_KPanelKernel {
     q4_k_panel_kernel<NT>(panel, nsb, x, out);
   }
 };
+struct Q5_KPanelKernel {
+  template <int NT>
+  static void run(const uint8_t* panel, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
+    q5_k_panel_kernel<NT>(panel, nsb, x, out);
+  }
+};
 struct Q6_KPanelKernel {
   template <int NT>
   static void run(const uint8_t* panel, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
@@ -867,6 +958,7 @@ struct Q6_KPanelKernel {
 };
 
 using PackedQ4_K = PackedKQuant<kQ4_KPanelBlock, pack_q4_k_panel, Q4_KPanelKernel>;
+using PackedQ5_K = PackedKQuant<kQ5_KPanelBlock, pack_q5_k_panel, Q5_KPanelKernel>;
 using PackedQ6_K = PackedKQuant<kQ6_KPanelBlock, pack_q6_k_panel, Q6_KPanelKernel>;
 
 // Q8_0 activation rows with each block's scale as f32 (and, for codes with
@@ -967,11 +1059,49 @@ void gemm_packing(const uint8_t* w, size_t w_row_bytes, int64_t n_rows, const ui
   }
 }
 
-// Q6_K for many tokens: rebuilding 6-bit codes from the packed fields costs
-// more per step than the products of a few tokens, so from kQ6_KExpandTokens
-// tokens on each packed panel is first expanded into byte codes (the
-// SuperPanel of the per-call K-quant kernel), once for all the tokens.
-constexpr int64_t kQ6_KExpandTokens = 16;
+// Q5_K and Q6_K for many tokens: rebuilding their codes from the packed
+// fields (the fifth bit; 6-bit codes from three fields) costs more per step
+// than the products of a few tokens, so from kExpandTokens tokens on each
+// packed panel is first expanded into byte codes (the SuperPanel of the
+// per-call K-quant kernel), once for all the tokens.
+constexpr int64_t kExpandTokens = 16;
+
+void expand_q5_k_panel(const uint8_t* panel, int64_t nsb, SuperPanel& p) {
+  p.q.resize(size_t(nsb) * 64 * 32);
+  p.scale.resize(size_t(nsb) * 16 * 32);
+  p.min.resize(size_t(nsb) * 8 * 32);
+  p.d.resize(size_t(nsb) * 8);
+  p.dmin.resize(size_t(nsb) * 8);
+  const __m256i low4 = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
+  for (int64_t b = 0; b < nsb; b++, panel += kQ5_KPanelBlock) {
+    for (int g = 0; g < 8; g++) {  // as five_bit_steps_times reads them
+      const uint8_t* group = panel + kQ5_KGroups + g * kQ5_KGroupBytes;
+      const __m256i fifth = load32(group);
+      for (int k = 0; k < 4; k++) {
+        const __m256i packed = load32(group + 32 + 32 * k);
+        const __m256i lo = _mm256_or_si256(_mm256_and_si256(packed, low4),
+                                           _mm256_and_si256(_mm256_slli_epi16(fifth, 4 - k), bit4));
+        const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(packed, 4), low4),
+                                           _mm256_and_si256(_mm256_srli_epi16(fifth, k), bit4));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.q.data() + ((b * 8 + g) * 8 + k) * 32), lo);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.q.data() + ((b * 8 + g) * 8 + k + 4) * 32), hi);
+      }
+    }
+    alignas(32) uint8_t scales[64], mins[64];
+    unpack_q4_k_panel_scales(panel + kQ4_KScales, scales, mins);
+    for (int j = 0; j < 16; j++) {  // (sc, sc) per row: 16-element sub-block j is in group j / 2
+      const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + 8 * (j / 2)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.scale.data() + (b * 16 + j) * 32),
+                          _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sc8, sc8)));
+    }
+    for (int g = 0; g < 8; g++) {  // (min, min) per row: both sub-blocks of group g
+      auto* pair = reinterpret_cast<int16_t*>(p.min.data() + (b * 8 + g) * 32);
+      for (int r = 0; r < kPanelRows; r++) pair[2 * r] = pair[2 * r + 1] = mins[16 * (g / 2) + 2 * r + g % 2];
+    }
+    _mm256_storeu_ps(p.d.data() + b * 8, load_f16x8(panel + kQ4_KD));
+    _mm256_storeu_ps(p.dmin.data() + b * 8, load_f16x8(panel + kQ4_KD + 16));
+  }
+}
 
 void expand_q6_k_panel(const uint8_t* panel, int64_t nsb, SuperPanel& p) {
   p.q.resize(size_t(nsb) * 64 * 32);
@@ -1003,22 +1133,24 @@ void expand_q6_k_panel(const uint8_t* panel, int64_t nsb, SuperPanel& p) {
   }
 }
 
-void gemm_packed_q6_k(const uint8_t* panels, int64_t n_rows, const uint8_t* x, size_t x_row_bytes, int64_t T,
-                      int64_t n, float* y, int64_t ldy) {
-  if (T < kQ6_KExpandTokens) {
-    gemm_packed<PackedQ6_K>(panels, n_rows, x, x_row_bytes, T, n, y, ldy);
+// kSteps: as kStepsPerInt16 for the type's largest code.
+template <typename P, void (*Expand)(const uint8_t*, int64_t, SuperPanel&), int kSteps>
+void gemm_packed_expanding(const uint8_t* panels, int64_t n_rows, const uint8_t* x, size_t x_row_bytes, int64_t T,
+                           int64_t n, float* y, int64_t ldy) {
+  if (T < kExpandTokens) {
+    gemm_packed<P>(panels, n_rows, x, x_row_bytes, T, n, y, ldy);
     return;
   }
   const int64_t nsb = n / kQK_K;
   thread_local SuperPanel expanded;
-  for (int64_t r0 = 0; r0 < n_rows; r0 += kPanelRows, panels += PackedQ6_K::panel_bytes(n)) {
-    expand_q6_k_panel(panels, nsb, expanded);
+  for (int64_t r0 = 0; r0 < n_rows; r0 += kPanelRows, panels += P::panel_bytes(n)) {
+    Expand(panels, nsb, expanded);
     over_token_groups<4>(T, int(std::min<int64_t>(kPanelRows, n_rows - r0)), y + r0, ldy,
                          [&](auto nt_tag, int64_t t, float out[][8]) {
                            constexpr int NT = decltype(nt_tag)::value;
                            const block_q8_k* xs[NT];
                            token_rows<block_q8_k, NT>(x, x_row_bytes, t, xs);
-                           super_panel_times_q8_k<NT, 2>(expanded, nsb, xs, out);
+                           super_panel_times_q8_k<NT, kSteps>(expanded, nsb, xs, out);
                          });
   }
 }
@@ -1051,9 +1183,16 @@ void add_avx2_gemm_kernels(KernelTable& table) {
   k_type(gguf::TensorType::Q2_K, gemm_k_type<block_q2_k>);
   k_type(gguf::TensorType::Q3_K, gemm_k_type<block_q3_k>);
   set_packed<PackedQ4_K>(table.by_type[size_t(gguf::TensorType::Q4_K)]);
-  k_type(gguf::TensorType::Q5_K, gemm_k_type<block_q5_k>);
+  // Q5_K and Q6_K rows are slow to pack (their codes are rebuilt one by one),
+  // so unpacked rows take the per-token dots below six tokens too (BM_Gemm
+  // Q5_K_gemm/2 11.6 against vec_dot 22.4 GMAC/s; at 8 tokens 35.9).
+  set_packed<PackedQ5_K>(table.by_type[size_t(gguf::TensorType::Q5_K)]);
+  table.by_type[size_t(gguf::TensorType::Q5_K)].gemm_packed =
+      gemm_packed_expanding<PackedQ5_K, expand_q5_k_panel, kStepsPerInt16<block_q5_k>>;
   set_packed<PackedQ6_K>(table.by_type[size_t(gguf::TensorType::Q6_K)]);
-  table.by_type[size_t(gguf::TensorType::Q6_K)].gemm_packed = gemm_packed_q6_k;
+  table.by_type[size_t(gguf::TensorType::Q6_K)].gemm_packed = gemm_packed_expanding<PackedQ6_K, expand_q6_k_panel, 2>;
+  for (gguf::TensorType t : {gguf::TensorType::Q5_K, gguf::TensorType::Q6_K})
+    table.by_type[size_t(t)].gemm_min_tokens = 6;
 }
 
 }  // namespace warden::tensor
