@@ -278,85 +278,23 @@ void gemm_q5_0(const uint8_t* w, size_t w_row_bytes, int64_t n_rows, const uint8
 
 // ---- K-quant types (256-element super-blocks, Q8_K activations) -----------
 
-// A super-block as unsigned codes with integer scales and mins per 16
-// elements: element e = d * scale[e/16] * code[e] - dmin * min[e/16]. Signed
-// codes (Q3_K, Q6_K) are offset to unsigned, the offset moving into min, so
-// maddubs can take the codes as its unsigned operand without sign tricks.
-struct SuperBlockCodes {
-  int code[kQK_K];
-  int scale[16];
-  int min[16];
-  float d, dmin;
-};
-
-void codes_of(const block_q3_k& b, SuperBlockCodes& o) {
-  kquant::unpack_q3_k(b, o.code);  // -4..3
-  for (int& c : o.code) c += 4;
-  for (int g = 0; g < 16; g++) {
-    o.scale[g] = kquant::unpack_scale_q3_k(b.scales, g);
-    o.min[g] = 4 * o.scale[g];
-  }
-  o.d = o.dmin = _cvtsh_ss(b.d);
-}
-void codes_of(const block_q2_k& b, SuperBlockCodes& o) {
-  kquant::unpack_q2_k(b, o.code);
-  for (int g = 0; g < 16; g++) {
-    o.scale[g] = b.scales[g] & 0x0F;
-    o.min[g] = b.scales[g] >> 4;
-  }
-  o.d = _cvtsh_ss(b.d);
-  o.dmin = _cvtsh_ss(b.dmin);
+// Steps (4 codes each, up to a sub-block's 4) whose maddubs pairs can be
+// summed in int16 before widening: a pair is at most 2 * max_code * 128.
+constexpr int steps_per_int16(int max_code) {
+  int steps = 4;
+  while (steps * 2 * max_code * 128 > 32767) steps /= 2;
+  return steps;
 }
 
-// Steps (4 codes each) whose maddubs pairs can be summed in int16 before
-// widening: a pair is at most 2 * max_code * 128.
-template <typename Block> constexpr int kStepsPerInt16 = 4;  // codes <= 31
-
-// Per super-block: 64 registers of interleaved codes (as BlockPanel), 16
-// registers of int16 scales (lane pair of row r = its scale, twice), 8 of
-// int16 mins (lane pair of row r = its mins of groups 2j, 2j + 1), and the
-// eight rows' d and dmin.
+// A packed K-quant panel expanded for many tokens (gemm_packed_expanding),
+// per super-block: 64 registers of interleaved codes (as BlockPanel), 16
+// registers of int16 scales per 16-element sub-block (lane pair of row r =
+// its scale, twice), 8 of int16 mins (lane pair of row r = its mins of
+// sub-blocks 2j, 2j + 1), and the eight rows' d and dmin.
 struct SuperPanel {
   std::vector<uint8_t> q, scale, min;
   std::vector<float> d, dmin;
 };
-
-template <typename Block>
-void pack_super_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t nsb, SuperPanel& p) {
-  p.q.resize(size_t(nsb) * 64 * 32);
-  p.scale.resize(size_t(nsb) * 16 * 32);
-  p.min.resize(size_t(nsb) * 8 * 32);
-  p.d.resize(size_t(nsb) * 8);
-  p.dmin.resize(size_t(nsb) * 8);
-  SuperBlockCodes c;
-  alignas(32) uint8_t codes[kPanelRows][kQK_K];
-  for (int64_t b = 0; b < nsb; b++) {
-    auto* scale = reinterpret_cast<int16_t*>(p.scale.data() + b * 16 * 32);
-    auto* min = reinterpret_cast<int16_t*>(p.min.data() + b * 8 * 32);
-    for (int r = 0; r < kPanelRows; r++) {
-      if (r < rows) {
-        codes_of(reinterpret_cast<const Block*>(w + size_t(r) * w_row_bytes)[b], c);
-      } else {  // rows past the matrix's end compute zeros that are never stored
-        std::memset(&c, 0, sizeof c);
-      }
-      for (int e = 0; e < kQK_K; e++) codes[r][e] = uint8_t(c.code[e]);
-      for (int g = 0; g < 16; g++) scale[g * 16 + 2 * r] = scale[g * 16 + 2 * r + 1] = int16_t(c.scale[g]);
-      for (int j = 0; j < 8; j++) {
-        min[j * 16 + 2 * r] = int16_t(c.min[2 * j]);
-        min[j * 16 + 2 * r + 1] = int16_t(c.min[2 * j + 1]);
-      }
-      p.d[size_t(b * 8 + r)] = c.d;
-      p.dmin[size_t(b * 8 + r)] = c.dmin;
-    }
-    for (int chunk = 0; chunk < kQK_K / 32; chunk++) {
-      __m256i v[8];
-      for (int r = 0; r < kPanelRows; r++) v[r] = load32(codes[r] + 32 * chunk);
-      transpose_8x8_epi32(v);
-      for (int s = 0; s < 8; s++)
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.q.data() + ((b * 8 + chunk) * 8 + s) * 32), v[s]);
-    }
-  }
-}
 
 // acc += d_w * d_x * isum - dmin_w * d_x * mins for eight rows: the end of a
 // K-quant super-block, where the integer sums meet the float scales.
@@ -406,22 +344,6 @@ void super_panel_times_q8_k(const SuperPanel& p, int64_t nsb, const block_q8_k* 
   std::memcpy(out, acc, sizeof acc);
 }
 
-template <typename Block>
-void gemm_k_type(const uint8_t* w, size_t w_row_bytes, int64_t n_rows, const uint8_t* x, size_t x_row_bytes, int64_t T,
-                 int64_t n, float* y, int64_t ldy) {
-  const int64_t nsb = n / kQK_K;
-  thread_local SuperPanel panel;
-  for (int64_t r0 = 0; r0 < n_rows; r0 += kPanelRows) {
-    const int rows = int(std::min<int64_t>(kPanelRows, n_rows - r0));
-    pack_super_panel<Block>(w + size_t(r0) * w_row_bytes, w_row_bytes, rows, nsb, panel);
-    over_token_groups<4>(T, rows, y + r0, ldy, [&](auto nt_tag, int64_t t, float out[][8]) {
-      constexpr int NT = decltype(nt_tag)::value;
-      const block_q8_k* xs[NT];
-      token_rows<block_q8_k, NT>(x, x_row_bytes, t, xs);
-      super_panel_times_q8_k<NT, kStepsPerInt16<Block>>(panel, nsb, xs, out);
-    });
-  }
-}
 
 // ---- Packed layouts: weights rearranged once, read directly ---------------
 //
@@ -795,6 +717,17 @@ void q5_k_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* cons
   std::memcpy(out, acc, sizeof acc);
 }
 
+// ---- K-quants with 16-element sub-blocks: Q2_K, Q3_K, Q6_K ----------------
+//
+// One int8 scale per (sub-block, row), stored [sub-block][row] (byte 8j + r)
+// or unpacked to that order from the file's fields, then per sub-block four
+// steps of unsigned codes. Signed codes carry an offset (Q3_K 4, Q6_K 32):
+// sum((code - o) x) over sub-block j is sum(code x) - o bsum_j, so each
+// super-block is corrected by o * sum_j sc_j bsum_j; Q2_K's codes are
+// unsigned with a min per sub-block instead, corrected by dmin * sum_j m_j
+// bsum_j. Both corrections are the same pairs of (sub-block 2i, 2i + 1)
+// terms against the activations' (bsum_2i, bsum_2i+1).
+
 // Q6_K: per super-block, 16 x 8 int8 scales [sub-block][row], 8 f16 d, then
 // per 16-element sub-block j (4 steps of 6-bit codes 0..63) three registers:
 // steps 0, 1 and 2 in the low six bits of each byte and step 3's bits 4-5,
@@ -804,6 +737,41 @@ void q5_k_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* cons
 constexpr size_t kQ6_KSubBlockBytes = 3 * 32;
 constexpr size_t kQ6_KScales = 0, kQ6_KD = 128, kQ6_KCodes = kQ6_KD + 16;
 constexpr size_t kQ6_KPanelBlock = kQ6_KCodes + 16 * kQ6_KSubBlockBytes;
+// Q3_K: per super-block, the rows' 12 bytes of 6-bit scales as in the file
+// (byte k of row r at 8k + r), 8 f16 d, then per 32-element group (sub-
+// blocks 2g and 2g + 1, steps 0..7) three registers of 3-bit codes: steps 0
+// and 1, 2 and 3, 4 and 5 in bits 0-2 and 3-5 of registers A, B and C; step
+// 6 in bits 6-7 of A and bit 6 of B, step 7 in bit 7 of B and bits 6-7 of C.
+// 880 bytes, 110 per row as in the file; a group's codes cost 19
+// instructions to rebuild where a separate register of third bits cost 40.
+constexpr size_t kQ3_KScales = 0, kQ3_KD = 96, kQ3_KGroups = kQ3_KD + 16, kQ3_KGroupBytes = 3 * 32;
+constexpr size_t kQ3_KPanelBlock = kQ3_KGroups + 8 * kQ3_KGroupBytes;
+// Q2_K: per super-block, 16 x 8 scale bytes [sub-block][row] as in the file
+// (scale in the low nibble, min in the high one), 8 f16 d, 8 f16 dmin, then
+// one register per sub-block of 2-bit fields (bits 2k..2k + 1 of byte i:
+// code i of step k). 672 bytes, 84 per row as in the file.
+constexpr size_t kQ2_KScales = 0, kQ2_KD = 128, kQ2_KCodes = kQ2_KD + 16 + 16;
+constexpr size_t kQ2_KPanelBlock = kQ2_KCodes + 16 * 32;
+
+// Eight rows' codes of super-block b (unsigned, rows past `rows` zero).
+template <typename Block, int kOffset>
+void super_block_codes(const uint8_t* w, size_t w_row_bytes, int rows, int64_t b, uint8_t codes[kPanelRows][kQK_K]) {
+  for (int r = 0; r < rows; r++) {
+    int q[kQK_K];
+    const Block& blk = block_of_row<Block>(w, w_row_bytes, r, b);
+    if constexpr (std::is_same_v<Block, block_q2_k>) kquant::unpack_q2_k(blk, q);
+    if constexpr (std::is_same_v<Block, block_q3_k>) kquant::unpack_q3_k(blk, q);
+    if constexpr (std::is_same_v<Block, block_q6_k>) kquant::unpack_q6_k(blk, q);
+    for (int e = 0; e < kQK_K; e++) codes[r][e] = uint8_t(q[e] + kOffset);
+  }
+}
+
+// Four steps of codes <= 3 in one register: step k in bits 2k..2k + 1.
+inline __m256i two_bit_fields(const __m256i steps[4]) {
+  __m256i v = steps[0];
+  for (int k = 1; k < 4; k++) v = _mm256_or_si256(v, _mm256_slli_epi16(steps[k], 2 * k));
+  return v;
+}
 
 void pack_q6_k_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
   alignas(32) uint8_t codes[kPanelRows][kQK_K] = {};
@@ -813,11 +781,7 @@ void pack_q6_k_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, 
     return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(c3, shift), low2), 6);
   };
   for (int64_t b = 0; b < n / kQK_K; b++, out += kQ6_KPanelBlock) {
-    for (int r = 0; r < rows; r++) {
-      int q[kQK_K];
-      kquant::unpack_q6_k(block_of_row<block_q6_k>(w, w_row_bytes, r, b), q);  // -32..31
-      for (int e = 0; e < kQK_K; e++) codes[r][e] = uint8_t(q[e] + 32);
-    }
+    super_block_codes<block_q6_k, 32>(w, w_row_bytes, rows, b, codes);  // 0..63
     for (int g = 0; g < 8; g++) {  // 32 elements: sub-blocks 2g and 2g + 1
       __m256i steps[8];
       transpose_rows(kPanelRows, [&](int r) { return load32(codes[r] + 32 * g); }, steps);
@@ -837,36 +801,184 @@ void pack_q6_k_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, 
   }
 }
 
-// The four steps' codes of a packed sub-block. The 16-bit shifts move only
-// masked top bits, which never cross into the neighbouring byte's code.
-inline void q6_k_sub_block_codes(const uint8_t* sub, __m256i c[4]) {
-  const __m256i low6 = _mm256_set1_epi8(0x3F);
-  const __m256i a = load32(sub), b = load32(sub + 32), d = load32(sub + 64);
-  c[0] = _mm256_and_si256(a, low6);
-  c[1] = _mm256_and_si256(b, low6);
-  c[2] = _mm256_and_si256(d, low6);
-  const __m256i top = _mm256_or_si256(_mm256_andnot_si256(low6, a),
-                                      _mm256_or_si256(_mm256_srli_epi16(_mm256_andnot_si256(low6, b), 2),
-                                                      _mm256_srli_epi16(_mm256_andnot_si256(low6, d), 4)));
-  c[3] = _mm256_srli_epi16(top, 2);
+void pack_q3_k_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
+  alignas(32) uint8_t codes[kPanelRows][kQK_K] = {};
+  // Codes (0..7) shifted within their bytes: 16-bit shifts that move no set
+  // bit across a byte boundary, or whose strays the mask drops.
+  auto bits = [](__m256i c, int from, int count, int to) {
+    const __m256i field = _mm256_and_si256(_mm256_srli_epi16(c, from), _mm256_set1_epi8(char((1 << count) - 1)));
+    return _mm256_slli_epi16(field, to);
+  };
+  for (int64_t b = 0; b < n / kQK_K; b++, out += kQ3_KPanelBlock) {
+    super_block_codes<block_q3_k, 4>(w, w_row_bytes, rows, b, codes);  // 0..7
+    for (int g = 0; g < 8; g++) {
+      __m256i c[8];
+      transpose_rows(kPanelRows, [&](int r) { return load32(codes[r] + 32 * g); }, c);
+      const __m256i a = _mm256_or_si256(_mm256_or_si256(c[0], bits(c[1], 0, 3, 3)), bits(c[6], 0, 2, 6));
+      const __m256i b3 = _mm256_or_si256(_mm256_or_si256(c[2], bits(c[3], 0, 3, 3)),
+                                         _mm256_or_si256(bits(c[6], 2, 1, 6), bits(c[7], 0, 1, 7)));
+      const __m256i cc = _mm256_or_si256(_mm256_or_si256(c[4], bits(c[5], 0, 3, 3)), bits(c[7], 1, 2, 6));
+      uint8_t* group = out + kQ3_KGroups + g * kQ3_KGroupBytes;
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(group), a);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(group + 32), b3);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(group + 64), cc);
+    }
+    for (int r = 0; r < kPanelRows; r++) {
+      const block_q3_k* blk = r < rows ? &block_of_row<block_q3_k>(w, w_row_bytes, r, b) : nullptr;
+      for (int k = 0; k < 12; k++) out[kQ3_KScales + 8 * k + r] = blk ? blk->scales[k] : 0;
+      store_f16(out + kQ3_KD + 2 * r, blk ? blk->d : 0);
+    }
+  }
 }
 
-// Q6_K codes (0..63) as maddubs' unsigned operand: two steps' pairs (each at
-// most 2 * 63 * 128) fit int16. sum((code - 32) x) over a sub-block j is
-// sum(code x) - 32 bsum_j, so per super-block the products are corrected by
-// 32 * sum_j sc_j bsum_j, computed from (sc_2i, sc_2i+1) lane pairs against
-// the activations' (bsum_2i, bsum_2i+1).
-template <int NT>
-void q6_k_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
+void pack_q2_k_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
+  alignas(32) uint8_t codes[kPanelRows][kQK_K] = {};
+  for (int64_t b = 0; b < n / kQK_K; b++, out += kQ2_KPanelBlock) {
+    super_block_codes<block_q2_k, 0>(w, w_row_bytes, rows, b, codes);  // 0..3
+    for (int g = 0; g < 8; g++) {
+      __m256i steps[8];
+      transpose_rows(kPanelRows, [&](int r) { return load32(codes[r] + 32 * g); }, steps);
+      for (int half = 0; half < 2; half++)
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + kQ2_KCodes + (2 * g + half) * 32),
+                            two_bit_fields(steps + 4 * half));
+    }
+    for (int r = 0; r < kPanelRows; r++) {
+      const block_q2_k* blk = r < rows ? &block_of_row<block_q2_k>(w, w_row_bytes, r, b) : nullptr;
+      for (int j = 0; j < 16; j++) out[kQ2_KScales + 8 * j + r] = blk ? blk->scales[j] : 0;
+      store_f16(out + kQ2_KD + 2 * r, blk ? blk->d : 0);
+      store_f16(out + kQ2_KD + 16 + 2 * r, blk ? blk->dmin : 0);
+    }
+  }
+}
+
+// Step k's codes of a register of 2-bit fields (the 16-bit shift carries
+// bits across bytes only where the mask drops them).
+inline __m256i two_bit_step(__m256i fields, int k) {
+  return _mm256_and_si256(_mm256_srli_epi16(fields, 2 * k), _mm256_set1_epi8(0x03));
+}
+
+// The layouts as sub_block_panel_kernel reads them: kPanelBlock, kD and kDmin
+// (the f16 factors of the integer sums and of the correction), kHasMins (or
+// codes with an offset of 2^kOffsetShift), codes(panel, j, c) for sub-block j's
+// four steps, and Scales: the scales and correction terms of a super-block,
+// 16 x 8 int8 each, [sub-block][row].
+struct Q6_KLayout {
+  static constexpr size_t kPanelBlock = kQ6_KPanelBlock, kD = kQ6_KD, kDmin = kQ6_KD;
+  static constexpr int kOffsetShift = 5;
+  static constexpr bool kHasMins = false;
+  static void codes(const uint8_t* panel, int j, __m256i c[4]) {
+    const __m256i low6 = _mm256_set1_epi8(0x3F);
+    const uint8_t* sub = panel + kQ6_KCodes + j * kQ6_KSubBlockBytes;
+    const __m256i a = load32(sub), b = load32(sub + 32), d = load32(sub + 64);
+    c[0] = _mm256_and_si256(a, low6);
+    c[1] = _mm256_and_si256(b, low6);
+    c[2] = _mm256_and_si256(d, low6);
+    // Step 3's bits from the three top-bit pairs (only masked bits move).
+    const __m256i top = _mm256_or_si256(_mm256_andnot_si256(low6, a),
+                                        _mm256_or_si256(_mm256_srli_epi16(_mm256_andnot_si256(low6, b), 2),
+                                                        _mm256_srli_epi16(_mm256_andnot_si256(low6, d), 4)));
+    c[3] = _mm256_srli_epi16(top, 2);
+  }
+  struct Scales {
+    explicit Scales(const uint8_t* panel) : scales(reinterpret_cast<const int8_t*>(panel + kQ6_KScales)) {}
+    const int8_t* scales;
+    const int8_t* corrections() const { return scales; }
+  };
+};
+
+struct Q3_KLayout {
+  static constexpr size_t kPanelBlock = kQ3_KPanelBlock, kD = kQ3_KD, kDmin = kQ3_KD;
+  static constexpr int kOffsetShift = 2;
+  static constexpr bool kHasMins = false;
+  static void codes(const uint8_t* panel, int j, __m256i c[4]) {
+    const uint8_t* group = panel + kQ3_KGroups + (j / 2) * kQ3_KGroupBytes;
+    const __m256i a = load32(group), b = load32(group + 32);
+    // Bits `from`.. of each byte, `mask` applied after the shift (the 16-bit
+    // shift's strays from the next byte land above the mask).
+    auto field = [](__m256i v, int from, int mask) {
+      return _mm256_and_si256(_mm256_srli_epi16(v, from), _mm256_set1_epi8(char(mask)));
+    };
+    if (j % 2 == 0) {
+      c[0] = field(a, 0, 7);
+      c[1] = field(a, 3, 7);
+      c[2] = field(b, 0, 7);
+      c[3] = field(b, 3, 7);
+    } else {
+      const __m256i cc = load32(group + 64);
+      c[0] = field(cc, 0, 7);
+      c[1] = field(cc, 3, 7);
+      c[2] = _mm256_or_si256(field(a, 6, 3), field(b, 4, 4));
+      c[3] = _mm256_or_si256(field(b, 7, 1), field(cc, 5, 6));
+    }
+  }
+  // kquant::unpack_scale_q3_k for eight rows at once: sub-blocks 4i..4i + 3
+  // take their low four bits from the low (i < 2) or high nibbles of bytes
+  // 0-3 or 4-7 and their top two from bits 2i..2i + 1 of bytes 8-11.
+  struct Scales {
+    explicit Scales(const uint8_t* panel) {
+      const __m256i low4 = _mm256_set1_epi8(0x0F), low2 = _mm256_set1_epi8(0x03), bias = _mm256_set1_epi8(32);
+      const __m256i b0_3 = load32(panel + kQ3_KScales), b4_7 = load32(panel + kQ3_KScales + 32);
+      const __m256i b8_11 = load32(panel + kQ3_KScales + 64);
+      for (int i = 0; i < 4; i++) {
+        const __m256i bytes = i % 2 ? b4_7 : b0_3;
+        const __m256i low = _mm256_and_si256(i < 2 ? bytes : _mm256_srli_epi16(bytes, 4), low4);
+        const __m256i high = _mm256_and_si256(_mm256_srli_epi16(b8_11, 2 * i), low2);
+        const __m256i scale = _mm256_sub_epi8(_mm256_or_si256(low, _mm256_slli_epi16(high, 4)), bias);
+        _mm256_store_si256(reinterpret_cast<__m256i*>(unpacked + 32 * i), scale);
+      }
+    }
+    alignas(32) int8_t unpacked[128];
+    const int8_t* scales = unpacked;
+    const int8_t* corrections() const { return scales; }
+  };
+};
+
+struct Q2_KLayout {
+  static constexpr size_t kPanelBlock = kQ2_KPanelBlock, kD = kQ2_KD, kDmin = kQ2_KD + 16;
+  static constexpr int kOffsetShift = 0;
+  static constexpr bool kHasMins = true;
+  static void codes(const uint8_t* panel, int j, __m256i c[4]) {
+    const __m256i fields = load32(panel + kQ2_KCodes + 32 * j);
+    for (int k = 0; k < 4; k++) c[k] = two_bit_step(fields, k);
+  }
+  struct Scales {
+    explicit Scales(const uint8_t* panel) {
+      const __m256i low4 = _mm256_set1_epi8(0x0F);
+      for (int i = 0; i < 4; i++) {
+        const __m256i bytes = load32(panel + kQ2_KScales + 32 * i);
+        _mm256_store_si256(reinterpret_cast<__m256i*>(scale_of + 32 * i), _mm256_and_si256(bytes, low4));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(min_of + 32 * i),
+                           _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4));
+      }
+    }
+    alignas(32) int8_t scale_of[128], min_of[128];
+    const int8_t* scales = scale_of;
+    const int8_t* corrections() const { return min_of; }
+  };
+};
+
+// The correction terms of sub-blocks (2i, 2i + 1) per row, as int16 pairs.
+inline void correction_pairs(const int8_t* terms, __m256i pairs[8]) {
+  for (int i = 0; i < 8; i++) {
+    const __m128i a = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(terms + 16 * i));
+    const __m128i c = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(terms + 16 * i + 8));
+    pairs[i] = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, c));
+  }
+}
+
+// Codes as maddubs' unsigned operand: two steps' pairs (each at most
+// 2 * 63 * 128) fit int16.
+template <int NT, typename L>
+void sub_block_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
   float acc[NT][8] = {};
-  for (int64_t b = 0; b < nsb; b++, panel += kQ6_KPanelBlock) {
-    const uint8_t* scales = panel + kQ6_KScales;
+  for (int64_t b = 0; b < nsb; b++, panel += L::kPanelBlock) {
+    const typename L::Scales sc(panel);
     __m256i isum[NT];
     for (int t = 0; t < NT; t++) isum[t] = _mm256_setzero_si256();
     for (int j = 0; j < 16; j++) {  // sub-blocks of 16 elements = 4 steps, one scale
       __m256i c[4];
-      q6_k_sub_block_codes(panel + kQ6_KCodes + j * kQ6_KSubBlockBytes, c);
-      const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + 8 * j));
+      L::codes(panel, j, c);
+      const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc.scales + 8 * j));
 #if defined(WARDEN_GEMM_VNNI)
       const __m256i scale = _mm256_cvtepi8_epi32(sc8);
       for (int t = 0; t < NT; t++) {
@@ -889,14 +1001,9 @@ void q6_k_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* cons
       }
 #endif
     }
-// The offset 32: per row, 32 * sum_j sc_j bsum_j.
     __m256i pairs[8];
-    for (int i = 0; i < 8; i++) {
-      const __m128i a = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + 16 * i));
-      const __m128i c = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + 16 * i + 8));
-      pairs[i] = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, c));
-    }
-    const __m256 wd = load_f16x8(panel + kQ6_KD);
+    correction_pairs(sc.corrections(), pairs);
+    const __m256 wd = load_f16x8(panel + L::kD), wdmin = load_f16x8(panel + L::kDmin);
     for (int t = 0; t < NT; t++) {
       __m256i corr = _mm256_setzero_si256();
       for (int i = 0; i < 8; i++) {
@@ -904,10 +1011,14 @@ void q6_k_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* cons
         std::memcpy(&two, x[t][b].bsums + 2 * i, sizeof two);
         corr = _mm256_add_epi32(corr, _mm256_madd_epi16(pairs[i], _mm256_set1_epi32(two)));
       }
-      const __m256i total = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(corr, 5));
-      __m256 a = _mm256_loadu_ps(acc[t]);
-      a = _mm256_fmadd_ps(_mm256_mul_ps(wd, _mm256_set1_ps(x[t][b].d)), _mm256_cvtepi32_ps(total), a);
-      _mm256_storeu_ps(acc[t], a);
+      if constexpr (L::kHasMins) {
+        add_super_block(acc[t], wd, wdmin, x[t][b].d, isum[t], corr);
+      } else {  // the offset's correction in the integer sums: one float product
+        const __m256i total = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(corr, L::kOffsetShift));
+        __m256 a = _mm256_loadu_ps(acc[t]);
+        a = _mm256_fmadd_ps(_mm256_mul_ps(wd, _mm256_set1_ps(x[t][b].d)), _mm256_cvtepi32_ps(total), a);
+        _mm256_storeu_ps(acc[t], a);
+      }
     }
   }
   std::memcpy(out, acc, sizeof acc);
@@ -950,16 +1061,19 @@ struct Q5_KPanelKernel {
     q5_k_panel_kernel<NT>(panel, nsb, x, out);
   }
 };
-struct Q6_KPanelKernel {
+template <typename L>
+struct SubBlockPanelKernel {
   template <int NT>
   static void run(const uint8_t* panel, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
-    q6_k_panel_kernel<NT>(panel, nsb, x, out);
+    sub_block_panel_kernel<NT, L>(panel, nsb, x, out);
   }
 };
 
 using PackedQ4_K = PackedKQuant<kQ4_KPanelBlock, pack_q4_k_panel, Q4_KPanelKernel>;
 using PackedQ5_K = PackedKQuant<kQ5_KPanelBlock, pack_q5_k_panel, Q5_KPanelKernel>;
-using PackedQ6_K = PackedKQuant<kQ6_KPanelBlock, pack_q6_k_panel, Q6_KPanelKernel>;
+using PackedQ2_K = PackedKQuant<kQ2_KPanelBlock, pack_q2_k_panel, SubBlockPanelKernel<Q2_KLayout>>;
+using PackedQ3_K = PackedKQuant<kQ3_KPanelBlock, pack_q3_k_panel, SubBlockPanelKernel<Q3_KLayout>>;
+using PackedQ6_K = PackedKQuant<kQ6_KPanelBlock, pack_q6_k_panel, SubBlockPanelKernel<Q6_KLayout>>;
 
 // Q8_0 activation rows with each block's scale as f32 (and, for codes with
 // an offset, each block's sum), converted once per call instead of once per
@@ -1059,19 +1173,23 @@ void gemm_packing(const uint8_t* w, size_t w_row_bytes, int64_t n_rows, const ui
   }
 }
 
-// Q5_K and Q6_K for many tokens: rebuilding their codes from the packed
-// fields (the fifth bit; 6-bit codes from three fields) costs more per step
-// than the products of a few tokens, so from kExpandTokens tokens on each
-// packed panel is first expanded into byte codes (the SuperPanel of the
-// per-call K-quant kernel), once for all the tokens.
+// The K-quants but Q4_K for many tokens: rebuilding their codes from the
+// packed fields (2-bit fields, a third or fifth bit, 6-bit codes from three
+// fields) costs more per step than the products of a few tokens, so from
+// kExpandTokens tokens on each packed panel is first expanded into byte codes
+// (a SuperPanel), once for all the tokens.
 constexpr int64_t kExpandTokens = 16;
 
-void expand_q5_k_panel(const uint8_t* panel, int64_t nsb, SuperPanel& p) {
+void resize_super_panel(SuperPanel& p, int64_t nsb) {
   p.q.resize(size_t(nsb) * 64 * 32);
   p.scale.resize(size_t(nsb) * 16 * 32);
   p.min.resize(size_t(nsb) * 8 * 32);
   p.d.resize(size_t(nsb) * 8);
   p.dmin.resize(size_t(nsb) * 8);
+}
+
+void expand_q5_k_panel(const uint8_t* panel, int64_t nsb, SuperPanel& p) {
+  resize_super_panel(p, nsb);
   const __m256i low4 = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
   for (int64_t b = 0; b < nsb; b++, panel += kQ5_KPanelBlock) {
     for (int g = 0; g < 8; g++) {  // as five_bit_steps_times reads them
@@ -1103,37 +1221,33 @@ void expand_q5_k_panel(const uint8_t* panel, int64_t nsb, SuperPanel& p) {
   }
 }
 
-void expand_q6_k_panel(const uint8_t* panel, int64_t nsb, SuperPanel& p) {
-  p.q.resize(size_t(nsb) * 64 * 32);
-  p.scale.resize(size_t(nsb) * 16 * 32);
-  p.min.resize(size_t(nsb) * 8 * 32);
-  p.d.resize(size_t(nsb) * 8);
-  p.dmin.resize(size_t(nsb) * 8);
-  for (int64_t b = 0; b < nsb; b++, panel += kQ6_KPanelBlock) {
+template <typename L>
+void expand_sub_block_panel(const uint8_t* panel, int64_t nsb, SuperPanel& p) {
+  resize_super_panel(p, nsb);
+  for (int64_t b = 0; b < nsb; b++, panel += L::kPanelBlock) {
     for (int j = 0; j < 16; j++) {  // steps 4j .. 4j + 3
       __m256i c[4];
-      q6_k_sub_block_codes(panel + kQ6_KCodes + j * kQ6_KSubBlockBytes, c);
+      L::codes(panel, j, c);
       for (int k = 0; k < 4; k++)
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.q.data() + (b * 64 + 4 * j + k) * 32), c[k]);
     }
-    const uint8_t* scales = panel + kQ6_KScales;
+    const typename L::Scales sc(panel);
     for (int j = 0; j < 16; j++) {  // (sc, sc) per row
-      const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + 8 * j));
+      const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc.scales + 8 * j));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.scale.data() + (b * 16 + j) * 32),
                           _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(sc8, sc8)));
     }
-    for (int j = 0; j < 8; j++) {  // (32 sc_2j, 32 sc_2j+1) per row: the code offset 32 as a min
-      const __m128i a = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + 16 * j));
-      const __m128i c = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + 16 * j + 8));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.min.data() + (b * 8 + j) * 32),
-                          _mm256_slli_epi16(_mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, c)), 5));
-    }
-    _mm256_storeu_ps(p.d.data() + b * 8, load_f16x8(panel + kQ6_KD));
-    _mm256_storeu_ps(p.dmin.data() + b * 8, load_f16x8(panel + kQ6_KD));
+    __m256i pairs[8];  // the corrections as mins: a code offset o is a min of o * sc
+    correction_pairs(sc.corrections(), pairs);
+    for (int i = 0; i < 8; i++)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.min.data() + (b * 8 + i) * 32),
+                          _mm256_slli_epi16(pairs[i], L::kOffsetShift));
+    _mm256_storeu_ps(p.d.data() + b * 8, load_f16x8(panel + L::kD));
+    _mm256_storeu_ps(p.dmin.data() + b * 8, load_f16x8(panel + L::kDmin));
   }
 }
 
-// kSteps: as kStepsPerInt16 for the type's largest code.
+// kSteps: steps_per_int16 of the type's largest code.
 template <typename P, void (*Expand)(const uint8_t*, int64_t, SuperPanel&), int kSteps>
 void gemm_packed_expanding(const uint8_t* panels, int64_t n_rows, const uint8_t* x, size_t x_row_bytes, int64_t T,
                            int64_t n, float* y, int64_t ldy) {
@@ -1173,25 +1287,24 @@ void add_avx2_gemm_kernels(KernelTable& table) {
   set_packed<PackedQ8_0>(table.by_type[size_t(gguf::TensorType::Q8_0)]);
   set_packed<PackedQ4_0>(table.by_type[size_t(gguf::TensorType::Q4_0)]);
   table.by_type[size_t(gguf::TensorType::Q5_0)].gemm = gemm_q5_0;
-  // Unpacking a K-quant super-block costs about as much as five tokens'
-  // products with it (BM_Gemm at 2 and 8 tokens), so below six tokens the
-  // per-token dots win.
-  auto k_type = [&](gguf::TensorType t, GemmFn fn) {
-    table.by_type[size_t(t)].gemm = fn;
-    table.by_type[size_t(t)].gemm_min_tokens = 6;
-  };
-  k_type(gguf::TensorType::Q2_K, gemm_k_type<block_q2_k>);
-  k_type(gguf::TensorType::Q3_K, gemm_k_type<block_q3_k>);
   set_packed<PackedQ4_K>(table.by_type[size_t(gguf::TensorType::Q4_K)]);
-  // Q5_K and Q6_K rows are slow to pack (their codes are rebuilt one by one),
-  // so unpacked rows take the per-token dots below six tokens too (BM_Gemm
-  // Q5_K_gemm/2 11.6 against vec_dot 22.4 GMAC/s; at 8 tokens 35.9).
   set_packed<PackedQ5_K>(table.by_type[size_t(gguf::TensorType::Q5_K)]);
   table.by_type[size_t(gguf::TensorType::Q5_K)].gemm_packed =
-      gemm_packed_expanding<PackedQ5_K, expand_q5_k_panel, kStepsPerInt16<block_q5_k>>;
+      gemm_packed_expanding<PackedQ5_K, expand_q5_k_panel, steps_per_int16(31)>;
   set_packed<PackedQ6_K>(table.by_type[size_t(gguf::TensorType::Q6_K)]);
-  table.by_type[size_t(gguf::TensorType::Q6_K)].gemm_packed = gemm_packed_expanding<PackedQ6_K, expand_q6_k_panel, 2>;
-  for (gguf::TensorType t : {gguf::TensorType::Q5_K, gguf::TensorType::Q6_K})
+  table.by_type[size_t(gguf::TensorType::Q6_K)].gemm_packed =
+      gemm_packed_expanding<PackedQ6_K, expand_sub_block_panel<Q6_KLayout>, steps_per_int16(63)>;
+  set_packed<PackedQ3_K>(table.by_type[size_t(gguf::TensorType::Q3_K)]);
+  table.by_type[size_t(gguf::TensorType::Q3_K)].gemm_packed =
+      gemm_packed_expanding<PackedQ3_K, expand_sub_block_panel<Q3_KLayout>, steps_per_int16(7)>;
+  set_packed<PackedQ2_K>(table.by_type[size_t(gguf::TensorType::Q2_K)]);
+  table.by_type[size_t(gguf::TensorType::Q2_K)].gemm_packed =
+      gemm_packed_expanding<PackedQ2_K, expand_sub_block_panel<Q2_KLayout>, steps_per_int16(3)>;
+  // Their rows are slow to pack per call (the codes are rebuilt one by one),
+  // so rows not packed at load take the per-token dots below six tokens
+  // (BM_Gemm Q5_K_gemm/2 11.6 against vec_dot 22.4 GMAC/s; at 8 tokens 35.9).
+  for (gguf::TensorType t : {gguf::TensorType::Q2_K, gguf::TensorType::Q3_K, gguf::TensorType::Q5_K,
+                             gguf::TensorType::Q6_K})
     table.by_type[size_t(t)].gemm_min_tokens = 6;
 }
 
