@@ -10,7 +10,7 @@
 // one scale multiply per block for eight rows, and each weight register is
 // reused for up to six tokens.
 //
-// Q8_0, Q4_0, Q4_K, Q5_K and Q6_K are packed once at model load, in layouts about
+// F16, BF16, Q8_0, Q4_0 and the K-quants are packed once at model load, in layouts about
 // the size of the rows they replace (so decode reads no more bytes), and
 // read by the kernels as they are: decode gets the same arithmetic. Unpacked
 // rows (other types, or callers without a packed copy) are packed per call
@@ -1132,6 +1132,131 @@ struct PackedQ8_0Activations {
 using PackedQ8_0 = PackedQ8_0Activations<kQ8_0PanelBlock, pack_q8_0_panel, false>;
 using PackedQ4_0 = PackedQ8_0Activations<kQ4_0PanelBlock, pack_q4_0_panel, true>;
 
+// ---- F16 and BF16: eight rows' values per column ----------------------------
+//
+// A panel holds, per column k, the eight rows' 16-bit values at k (16 bytes,
+// as many as the rows): converted to f32 they are one register, multiplied by
+// each token's activation at k broadcast, so there are no horizontal sums and
+// each weight register serves up to six tokens. The activations (rows of the
+// types' dot_type, f16 or bf16) are converted to f32 once per call. Sums are
+// f32 where vec_dot's are double: they differ by float rounding only.
+
+struct F16Values {
+  static __m256 load8(const uint8_t* p) { return load_f16x8(p); }
+};
+struct BF16Values {
+  static __m256 load8(const uint8_t* p) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+};
+
+// 8x8 transpose of 16-bit elements: out[k] holds element k of in[0..7].
+inline void transpose_8x8_epi16(__m128i v[8]) {
+  __m128i a[8], b[8];
+  for (int i = 0; i < 8; i += 2) {
+    a[i] = _mm_unpacklo_epi16(v[i], v[i + 1]);
+    a[i + 1] = _mm_unpackhi_epi16(v[i], v[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    b[i] = _mm_unpacklo_epi32(a[i], a[i + 2]);
+    b[i + 1] = _mm_unpackhi_epi32(a[i], a[i + 2]);
+    b[i + 2] = _mm_unpacklo_epi32(a[i + 1], a[i + 3]);
+    b[i + 3] = _mm_unpackhi_epi32(a[i + 1], a[i + 3]);
+  }
+  for (int i = 0; i < 4; i++) {
+    v[2 * i] = _mm_unpacklo_epi64(b[i], b[i + 4]);
+    v[2 * i + 1] = _mm_unpackhi_epi64(b[i], b[i + 4]);
+  }
+}
+
+void pack_16bit_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
+  auto value = [&](int r, int64_t k) {
+    uint16_t h = 0;
+    if (r < rows) std::memcpy(&h, w + size_t(r) * w_row_bytes + 2 * size_t(k), sizeof h);
+    return h;
+  };
+  int64_t k = 0;
+  for (; k + 8 <= n; k += 8) {
+    __m128i v[8];
+    for (int r = 0; r < kPanelRows; r++)
+      v[r] = r < rows ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(w + size_t(r) * w_row_bytes + 2 * size_t(k)))
+                      : _mm_setzero_si128();
+    transpose_8x8_epi16(v);
+    for (int c = 0; c < 8; c++) _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16 * (k + c)), v[c]);
+  }
+  for (; k < n; k++)
+    for (int r = 0; r < kPanelRows; r++) {
+      const uint16_t h = value(r, k);
+      std::memcpy(out + 16 * k + 2 * r, &h, sizeof h);
+    }
+}
+
+// Independent accumulator chains per token: an FMA's latency is four of its
+// issue slots, so one token needs eight chains to keep both FMA units busy.
+template <int NT>
+constexpr int kFloatChains = NT == 1 ? 8 : NT == 2 ? 4 : NT <= 4 ? 2 : 1;
+
+template <int NT, typename Values>
+void half_panel_kernel(const uint8_t* panel, int64_t n, const float* const x[NT], float out[NT][8]) {
+  constexpr int kChains = kFloatChains<NT>;
+  __m256 acc[NT][kChains];
+  for (auto& token : acc)
+    for (auto& a : token) a = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + kChains <= n; k += kChains)
+    for (int c = 0; c < kChains; c++) {
+      const __m256 w = Values::load8(panel + 16 * (k + c));
+      for (int t = 0; t < NT; t++) acc[t][c] = _mm256_fmadd_ps(w, _mm256_broadcast_ss(x[t] + k + c), acc[t][c]);
+    }
+  for (; k < n; k++) {
+    const __m256 w = Values::load8(panel + 16 * k);
+    for (int t = 0; t < NT; t++) acc[t][0] = _mm256_fmadd_ps(w, _mm256_broadcast_ss(x[t] + k), acc[t][0]);
+  }
+  for (int t = 0; t < NT; t++) {
+    __m256 sum = acc[t][0];
+    for (int c = 1; c < kChains; c++) sum = _mm256_add_ps(sum, acc[t][c]);
+    _mm256_storeu_ps(out[t], sum);
+  }
+}
+
+template <typename Values>
+struct PackedHalf {
+  static constexpr int kGroup = 6;
+  static size_t panel_bytes(int64_t n) { return size_t(n) * 16; }
+  static void pack(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
+    pack_16bit_panel(w, w_row_bytes, rows, n, out);
+  }
+  struct Tokens {
+    Tokens(const uint8_t* x, size_t x_row_bytes, int64_t T, int64_t n) : n(n) {
+      thread_local std::vector<float> storage;
+      storage.resize(size_t(T * n));
+      for (int64_t t = 0; t < T; t++) {
+        const uint8_t* row = x + size_t(t) * x_row_bytes;
+        float* out = storage.data() + t * n;
+        int64_t k = 0;
+        for (; k + 8 <= n; k += 8) _mm256_storeu_ps(out + k, Values::load8(row + 2 * k));
+        for (; k < n; k++) {  // the last few through a zero-padded register
+          alignas(16) uint8_t tail[16] = {};
+          std::memcpy(tail, row + 2 * k, 2);
+          out[k] = _mm256_cvtss_f32(Values::load8(tail));
+        }
+      }
+      values = storage.data();
+    }
+    template <int NT>
+    void run(const uint8_t* panel, int64_t t, float out[NT][8]) const {
+      const float* xs[NT];
+      for (int k = 0; k < NT; k++) xs[k] = values + (t + k) * n;
+      half_panel_kernel<NT, Values>(panel, n, xs, out);
+    }
+    int64_t n;
+    const float* values = nullptr;
+  };
+};
+using PackedF16 = PackedHalf<F16Values>;
+using PackedBF16 = PackedHalf<BF16Values>;
+
 template <typename P>
 void panels_over_tokens(const typename P::Tokens& tokens, const uint8_t* panel, int rows, int64_t T, float* y,
                         int64_t ldy) {
@@ -1284,6 +1409,8 @@ void add_avx512vnni_gemm_kernels(KernelTable& table) {
 #else
 void add_avx2_gemm_kernels(KernelTable& table) {
 #endif
+  set_packed<PackedF16>(table.by_type[size_t(gguf::TensorType::F16)]);
+  set_packed<PackedBF16>(table.by_type[size_t(gguf::TensorType::BF16)]);
   set_packed<PackedQ8_0>(table.by_type[size_t(gguf::TensorType::Q8_0)]);
   set_packed<PackedQ4_0>(table.by_type[size_t(gguf::TensorType::Q4_0)]);
   table.by_type[size_t(gguf::TensorType::Q5_0)].gemm = gemm_q5_0;
