@@ -183,6 +183,8 @@ BOTH(Q6_K)
   BENCHMARK_CAPTURE(BM_Gemm, T##_packed, TensorType::T, Product::packed)                                    \
       ->Args({1, 64})->Args({8, 64})->Args({64, 64})->Args({1, 8192})->Args({256, 64})->Args({256, 512});
 
+GEMM(F16)
+GEMM(BF16)
 GEMM(Q8_0)
 GEMM(Q4_0)
 GEMM(Q5_0)
