@@ -10,8 +10,8 @@
 // one scale multiply per block for eight rows, and each weight register is
 // reused for up to six tokens.
 //
-// F16, BF16, Q8_0, Q4_0 and the K-quants are packed once at model load, in layouts about
-// the size of the rows they replace (so decode reads no more bytes), and
+// F16, BF16, Q8_0, Q4_0, Q5_0 and the K-quants are packed once at model load, in
+// layouts the size of the rows they replace (so decode reads no more bytes), and
 // read by the kernels as they are: decode gets the same arithmetic. Unpacked
 // rows (other types, or callers without a packed copy) are packed per call
 // into a small per-thread buffer, which pays from a few tokens on.
@@ -120,10 +120,9 @@ inline __m256i nibble_codes(const uint8_t* qs) {
   return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0x0F));
 }
 
-// Q5_0 (packed per call, not at load: the type is rare): the 32 unsigned
-// codes of a block, value = code - 16. maddubs takes them directly as its
-// unsigned operand; the offset moves into a per-block correction with the
-// activations' block sums.
+// Q5_0: the 32 unsigned codes of a block, value = code - 16. maddubs takes
+// them directly as its unsigned operand; the offset moves into a per-block
+// correction with the activations' block sums.
 inline __m256i q5_0_codes(const block_q5_0& b) {
   uint32_t qh;
   std::memcpy(&qh, b.qh, sizeof qh);
@@ -134,73 +133,10 @@ inline __m256i q5_0_codes(const block_q5_0& b) {
   return _mm256_or_si256(nibble_codes(b.qs), high);
 }
 
-// A panel of eight rows of n elements: per block, 8 registers of interleaved
-// codes (register s = codes 4s..4s+3 of rows 0..7) and 8 row scales.
-struct BlockPanel {
-  std::vector<uint8_t> q;  // n/32 * 8 registers of 32 bytes
-  std::vector<float> d;    // n/32 * 8
-};
-
-void pack_q5_0_block_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t nb, BlockPanel& p) {
-  p.q.resize(size_t(nb) * 8 * 32);
-  p.d.resize(size_t(nb) * 8);
-  for (int64_t b = 0; b < nb; b++) {
-    __m256i v[8];
-    for (int r = 0; r < kPanelRows; r++) {
-      if (r < rows) {
-        const block_q5_0& blk = reinterpret_cast<const block_q5_0*>(w + size_t(r) * w_row_bytes)[b];
-        v[r] = q5_0_codes(blk);
-        p.d[size_t(b * 8 + r)] = _cvtsh_ss(blk.d);
-      } else {  // rows past the matrix's end compute zeros that are never stored
-        v[r] = _mm256_setzero_si256();
-        p.d[size_t(b * 8 + r)] = 0.0f;
-      }
-    }
-    transpose_8x8_epi32(v);
-    for (int s = 0; s < 8; s++) _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.q.data() + (b * 8 + s) * 32), v[s]);
-  }
-}
-
 inline __m256i broadcast4(const int8_t* p) {
   int32_t four;
   std::memcpy(&four, p, sizeof four);
   return _mm256_set1_epi32(four);
-}
-
-// Q5_0 codes against Q8_0 activations: four steps' maddubs pairs (each at
-// most 2 * 31 * 128) sum in int16 before widening, and sum((code - 16) x) =
-// sum(code x) - 16 sum(x) per block, with the activation block sums xsum[t][b]
-// computed once per call.
-template <int NT>
-void q5_0_panel_times_q8_0(const BlockPanel& p, int64_t nb, const block_q8_0* const x[NT],
-                           const int32_t* const xsum[NT], float out[NT][8]) {
-  constexpr int kSteps = 4, offset = 16;
-  const __m256i ones = _mm256_set1_epi16(1);
-  __m256 acc[NT];
-  for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; b++) {
-    const uint8_t* wq = p.q.data() + b * 8 * 32;
-    __m256i isum[NT];
-    for (int t = 0; t < NT; t++) isum[t] = _mm256_set1_epi32(-offset * xsum[t][b]);
-    for (int g = 0; g < 8; g += kSteps) {
-      __m256i sum16[NT];
-      for (int t = 0; t < NT; t++) sum16[t] = _mm256_setzero_si256();
-      // Not unrolled, as in signed_panel_times_q8_0.
-#pragma GCC unroll 1
-      for (int s = g; s < g + kSteps; s++) {
-        const __m256i w = load32(wq + 32 * s);
-        for (int t = 0; t < NT; t++)
-          sum16[t] = _mm256_add_epi16(sum16[t], _mm256_maddubs_epi16(w, broadcast4(x[t][b].qs + 4 * s)));
-      }
-      for (int t = 0; t < NT; t++) isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(sum16[t], ones));
-    }
-    const __m256 wd = _mm256_loadu_ps(p.d.data() + b * 8);
-    for (int t = 0; t < NT; t++) {
-      const __m256 scale = _mm256_mul_ps(wd, _mm256_set1_ps(_cvtsh_ss(x[t][b].d)));
-      acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum[t]), acc[t]);
-    }
-  }
-  for (int t = 0; t < NT; t++) _mm256_storeu_ps(out[t], acc[t]);
 }
 
 // Calls group(nt_tag, t, out) for tokens t, t+1, ..., NT at a time (NT =
@@ -256,25 +192,6 @@ void q8_0_block_sums(const uint8_t* x, size_t x_row_bytes, int64_t T, int64_t nb
   }
 }
 
-void gemm_q5_0(const uint8_t* w, size_t w_row_bytes, int64_t n_rows, const uint8_t* x, size_t x_row_bytes, int64_t T,
-               int64_t n, float* y, int64_t ldy) {
-  const int64_t nb = n / kQK;
-  thread_local BlockPanel panel;
-  thread_local std::vector<int32_t> xsums;
-  q8_0_block_sums(x, x_row_bytes, T, nb, xsums);
-  for (int64_t r0 = 0; r0 < n_rows; r0 += kPanelRows) {
-    const int rows = int(std::min<int64_t>(kPanelRows, n_rows - r0));
-    pack_q5_0_block_panel(w + size_t(r0) * w_row_bytes, w_row_bytes, rows, nb, panel);
-    over_token_groups<6>(T, rows, y + r0, ldy, [&](auto nt_tag, int64_t t, float out[][8]) {
-      constexpr int NT = decltype(nt_tag)::value;
-      const block_q8_0* xs[NT];
-      const int32_t* sums[NT];
-      token_rows<block_q8_0, NT>(x, x_row_bytes, t, xs);
-      for (int k = 0; k < NT; k++) sums[k] = xsums.data() + (t + k) * nb;
-      q5_0_panel_times_q8_0<NT>(panel, nb, xs, sums, out);
-    });
-  }
-}
 
 // ---- K-quant types (256-element super-blocks, Q8_K activations) -----------
 
@@ -287,7 +204,8 @@ constexpr int steps_per_int16(int max_code) {
 }
 
 // A packed K-quant panel expanded for many tokens (gemm_packed_expanding),
-// per super-block: 64 registers of interleaved codes (as BlockPanel), 16
+// per super-block: 64 registers of interleaved codes (register s of a
+// 32-element group: codes 4s..4s+3 of rows 0..7), 16
 // registers of int16 scales per 16-element sub-block (lane pair of row r =
 // its scale, twice), 8 of int16 mins (lane pair of row r = its mins of
 // sub-blocks 2j, 2j + 1), and the eight rows' d and dmin.
@@ -347,12 +265,12 @@ void super_panel_times_q8_k(const SuperPanel& p, int64_t nsb, const block_q8_k* 
 
 // ---- Packed layouts: weights rearranged once, read directly ---------------
 //
-// Q8_0, Q4_0 and the K-quants but Q2_K and Q3_K are packed at load time (kernels.h PackFn)
-// into 8-row panels the kernels below read as they are, for any number of
-// tokens: decode then gets the eight-rows-per-register arithmetic too. The
-// packed panels are about the size of the rows they replace (Q4_K: +2.8 %),
-// so decode reads no more bytes. For a call on unpacked rows, each panel is
-// packed into a per-thread buffer first.
+// F16, BF16, Q8_0, Q4_0, Q5_0 and the K-quants are packed at load time (kernels.h
+// PackFn) into 8-row panels the kernels below read as they are, for any
+// number of tokens: decode then gets the eight-rows-per-register arithmetic
+// too. Each panel holds exactly the bytes of the rows it replaces, so decode
+// reads no more. For a call on unpacked rows, each panel is packed into a
+// per-thread buffer first.
 
 inline __m256 load_f16x8(const uint8_t* p) {
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
@@ -372,6 +290,9 @@ constexpr size_t kQ8_0PanelBlock = 8 * 32 + 8 * 2;
 // Q4_0: per block, 4 registers whose low nibbles are codes of steps 0..3 and
 // high nibbles steps 4..7, then 8 f16 scales.
 constexpr size_t kQ4_0PanelBlock = 4 * 32 + 8 * 2;
+// Q5_0: per block, a register of fifth bits and the low nibbles as Q5_K's
+// groups hold them (five_bit_steps_times), then 8 f16 scales.
+constexpr size_t kQ5_0Codes = 32 + 4 * 32, kQ5_0PanelBlock = kQ5_0Codes + 8 * 2;
 // Q4_K: per super-block, the rows' 12 bytes of 6-bit scales and mins as in
 // the file, byte k of row r at 8k + r (so the panel is no larger than the
 // rows), 8 f16 d, 8 f16 dmin, then 32 registers of codes (per 32-element
@@ -415,6 +336,30 @@ void pack_q8_0_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, 
   }
 }
 
+// Eight steps of codes <= 31 as five_bit_steps_times reads them: a register
+// of fifth bits (bit s of byte i: code i of step s), then the low nibbles as
+// store_nibble_pairs stores them.
+void store_five_bit_steps(__m256i steps[8], uint8_t* out) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+  __m256i fifth = _mm256_setzero_si256();
+  for (int s = 0; s < 8; s++) {  // bit 4 of each code to bit s of its byte (bytes are 0 or 1 before the shift)
+    fifth = _mm256_or_si256(fifth, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(steps[s], 4), one), s));
+    steps[s] = _mm256_and_si256(steps[s], low4);
+  }
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), fifth);
+  store_nibble_pairs(steps, out + 32);
+}
+
+void pack_q5_0_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
+  for (int64_t b = 0; b < n / kQK; b++, out += kQ5_0PanelBlock) {
+    __m256i steps[8];
+    transpose_rows(rows, [&](int r) { return q5_0_codes(block_of_row<block_q5_0>(w, w_row_bytes, r, b)); }, steps);
+    store_five_bit_steps(steps, out);
+    for (int r = 0; r < kPanelRows; r++)
+      store_f16(out + kQ5_0Codes + 2 * r, r < rows ? block_of_row<block_q5_0>(w, w_row_bytes, r, b).d : 0);
+  }
+}
+
 void pack_q4_0_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
   for (int64_t b = 0; b < n / kQK; b++, out += kQ4_0PanelBlock) {
     __m256i steps[8];
@@ -423,6 +368,20 @@ void pack_q4_0_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, 
     store_nibble_pairs(steps, out);
     for (int r = 0; r < kPanelRows; r++)
       store_f16(out + 128 + 2 * r, r < rows ? block_of_row<block_q4_0>(w, w_row_bytes, r, b).d : 0);
+  }
+}
+
+// Eight rows' codes of super-block b (unsigned, rows past `rows` zero).
+template <typename Block, int kOffset>
+void super_block_codes(const uint8_t* w, size_t w_row_bytes, int rows, int64_t b, uint8_t codes[kPanelRows][kQK_K]) {
+  for (int r = 0; r < rows; r++) {
+    int q[kQK_K];
+    const Block& blk = block_of_row<Block>(w, w_row_bytes, r, b);
+    if constexpr (std::is_same_v<Block, block_q2_k>) kquant::unpack_q2_k(blk, q);
+    if constexpr (std::is_same_v<Block, block_q3_k>) kquant::unpack_q3_k(blk, q);
+    if constexpr (std::is_same_v<Block, block_q5_k>) kquant::unpack_q5_k(blk, q);
+    if constexpr (std::is_same_v<Block, block_q6_k>) kquant::unpack_q6_k(blk, q);
+    for (int e = 0; e < kQK_K; e++) codes[r][e] = uint8_t(q[e] + kOffset);
   }
 }
 
@@ -456,24 +415,12 @@ void pack_q4_k_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, 
 
 void pack_q5_k_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
   alignas(32) uint8_t codes[kPanelRows][kQK_K] = {};  // rows past `rows` stay zero
-  const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
   for (int64_t b = 0; b < n / kQK_K; b++, out += kQ5_KPanelBlock) {
-    for (int r = 0; r < rows; r++) {
-      int q[kQK_K];
-      kquant::unpack_q5_k(block_of_row<block_q5_k>(w, w_row_bytes, r, b), q);  // 0..31
-      for (int e = 0; e < kQK_K; e++) codes[r][e] = uint8_t(q[e]);
-    }
+    super_block_codes<block_q5_k, 0>(w, w_row_bytes, rows, b, codes);  // 0..31
     for (int g = 0; g < 8; g++) {
       __m256i steps[8];
       transpose_rows(kPanelRows, [&](int r) { return load32(codes[r] + 32 * g); }, steps);
-      __m256i fifth = _mm256_setzero_si256();
-      for (int s = 0; s < 8; s++) {  // bit 4 of each code to bit s of its byte (bytes are 0 or 1 before the shift)
-        fifth = _mm256_or_si256(fifth, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(steps[s], 4), one), s));
-        steps[s] = _mm256_and_si256(steps[s], low4);
-      }
-      uint8_t* group = out + kQ5_KGroups + g * kQ5_KGroupBytes;
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(group), fifth);
-      store_nibble_pairs(steps, group + 32);
+      store_five_bit_steps(steps, out + kQ5_KGroups + g * kQ5_KGroupBytes);
     }
     pack_k4_panel_header<block_q5_k>(w, w_row_bytes, rows, b, out);
   }
@@ -617,20 +564,26 @@ void q4_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const
   for (int t = 0; t < NT; t++) _mm256_storeu_ps(out[t], acc[t]);
 }
 
-// A Q5_K group's eight steps of five-bit codes against NT tokens'
-// activations at qs[t] (32 int8 each), added into sums[t] as int32 lanes,
-// one per row (with AVX2 each step's int16 pairs are widened at once: five-bit
-// codes would overflow int16 over eight steps).
+// Eight steps of five-bit codes (a Q5_K group, a Q5_0 block) against NT
+// tokens' activations at qs[t] (32 int8 each), added into sums[t] as int32
+// lanes, one per row. AVX2 sums steps 0-3 and steps 4-7 in int16 (four
+// steps' maddubs pairs are at most 4 * 2 * 31 * 128 < 32768) and widens them
+// once.
 template <int NT>
 inline void five_bit_steps_times(const uint8_t* group, const int8_t* const qs[NT], __m256i sums[NT]) {
   const __m256i low4 = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
   const __m256i fifth = load32(group);
+#if defined(WARDEN_GEMM_VNNI)
   constexpr int kChains = kDotChains<NT>;
   __m256i chain[NT][kChains];
   for (int t = 0; t < NT; t++) {
     chain[t][0] = sums[t];
     for (int c = 1; c < kChains; c++) chain[t][c] = _mm256_setzero_si256();
   }
+#else
+  __m256i lo16[NT], hi16[NT];
+  for (int t = 0; t < NT; t++) lo16[t] = hi16[t] = _mm256_setzero_si256();
+#endif
   run_steps<4, kVnni || NT == 1>([&](int k) {
     // Steps k and k + 4: their fifth bits (bits k and k + 4) moved to bit 4.
     // The 16-bit shifts carry bits across bytes only where the mask drops them.
@@ -640,13 +593,48 @@ inline void five_bit_steps_times(const uint8_t* group, const int8_t* const qs[NT
     const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(packed, 4), low4),
                                        _mm256_and_si256(_mm256_srli_epi16(fifth, k), bit4));
     for (int t = 0; t < NT; t++) {
+#if defined(WARDEN_GEMM_VNNI)
       __m256i& a = chain[t][(2 * k) % kChains];
       __m256i& b = chain[t][(2 * k + 1) % kChains];
-      a = dot4_add(a, lo, broadcast4(qs[t] + 4 * k));
-      b = dot4_add(b, hi, broadcast4(qs[t] + 4 * k + 16));
+      a = _mm256_dpbusd_epi32(a, lo, broadcast4(qs[t] + 4 * k));
+      b = _mm256_dpbusd_epi32(b, hi, broadcast4(qs[t] + 4 * k + 16));
+#else
+      lo16[t] = _mm256_add_epi16(lo16[t], _mm256_maddubs_epi16(lo, broadcast4(qs[t] + 4 * k)));
+      hi16[t] = _mm256_add_epi16(hi16[t], _mm256_maddubs_epi16(hi, broadcast4(qs[t] + 4 * k + 16)));
+#endif
     }
   });
+#if defined(WARDEN_GEMM_VNNI)
   sum_chains<NT, kChains>(chain, sums);
+#else
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int t = 0; t < NT; t++)
+    sums[t] = _mm256_add_epi32(sums[t], _mm256_add_epi32(_mm256_madd_epi16(lo16[t], ones), _mm256_madd_epi16(hi16[t], ones)));
+#endif
+}
+
+template <int NT>
+void q5_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const float* const xd[NT],
+                       const int32_t* const xsum[NT], float out[NT][8]) {
+  __m256 acc[NT];
+  for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; b++, panel += kQ5_0PanelBlock) {
+    __m256i sums[NT];
+    const int8_t* qs[NT];
+    for (int t = 0; t < NT; t++) {
+      sums[t] = _mm256_setzero_si256();
+      qs[t] = x[t][b].qs;
+    }
+    five_bit_steps_times<NT>(panel, qs, sums);
+    const __m256 wd = load_f16x8(panel + kQ5_0Codes);
+    for (int t = 0; t < NT; t++) {
+      // sum((code - 16) x) = sum(code x) - 16 sum(x)
+      const __m256i isum = _mm256_sub_epi32(sums[t], _mm256_set1_epi32(16 * xsum[t][b]));
+      const __m256 scale = _mm256_mul_ps(wd, _mm256_broadcast_ss(xd[t] + b));
+      acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; t++) _mm256_storeu_ps(out[t], acc[t]);
 }
 
 // The end of a Q4_K or Q5_K super-block: each row's mins against the
@@ -752,19 +740,6 @@ constexpr size_t kQ3_KPanelBlock = kQ3_KGroups + 8 * kQ3_KGroupBytes;
 // code i of step k). 672 bytes, 84 per row as in the file.
 constexpr size_t kQ2_KScales = 0, kQ2_KD = 128, kQ2_KCodes = kQ2_KD + 16 + 16;
 constexpr size_t kQ2_KPanelBlock = kQ2_KCodes + 16 * 32;
-
-// Eight rows' codes of super-block b (unsigned, rows past `rows` zero).
-template <typename Block, int kOffset>
-void super_block_codes(const uint8_t* w, size_t w_row_bytes, int rows, int64_t b, uint8_t codes[kPanelRows][kQK_K]) {
-  for (int r = 0; r < rows; r++) {
-    int q[kQK_K];
-    const Block& blk = block_of_row<Block>(w, w_row_bytes, r, b);
-    if constexpr (std::is_same_v<Block, block_q2_k>) kquant::unpack_q2_k(blk, q);
-    if constexpr (std::is_same_v<Block, block_q3_k>) kquant::unpack_q3_k(blk, q);
-    if constexpr (std::is_same_v<Block, block_q6_k>) kquant::unpack_q6_k(blk, q);
-    for (int e = 0; e < kQK_K; e++) codes[r][e] = uint8_t(q[e] + kOffset);
-  }
-}
 
 // Four steps of codes <= 3 in one register: step k in bits 2k..2k + 1.
 inline __m256i two_bit_fields(const __m256i steps[4]) {
@@ -1075,10 +1050,40 @@ using PackedQ2_K = PackedKQuant<kQ2_KPanelBlock, pack_q2_k_panel, SubBlockPanelK
 using PackedQ3_K = PackedKQuant<kQ3_KPanelBlock, pack_q3_k_panel, SubBlockPanelKernel<Q3_KLayout>>;
 using PackedQ6_K = PackedKQuant<kQ6_KPanelBlock, pack_q6_k_panel, SubBlockPanelKernel<Q6_KLayout>>;
 
+// The panel kernels against Q8_0 activations, with the offset their codes
+// carry (the kernel then needs each activation block's sum) and the tokens
+// that share each weight register. Q8_0's kernel keeps no int16 sums, so six
+// tokens' accumulators still fit the registers (BM_Gemm Q8_0 at 64 tokens:
+// 62 -> 66 GMAC/s); Q4_0 gained nothing measurable from six.
+struct Q8_0PanelKernel {
+  static constexpr int kOffset = 0, kGroup = 6;
+  template <int NT>
+  static void run(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const float* const xd[NT],
+                  const int32_t* const*, float out[NT][8]) {
+    q8_0_panel_kernel<NT>(panel, nb, x, xd, out);
+  }
+};
+struct Q4_0PanelKernel {
+  static constexpr int kOffset = 8, kGroup = 4;
+  template <int NT>
+  static void run(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const float* const xd[NT],
+                  const int32_t* const xsum[NT], float out[NT][8]) {
+    q4_0_panel_kernel<NT>(panel, nb, x, xd, xsum, out);
+  }
+};
+struct Q5_0PanelKernel {
+  static constexpr int kOffset = 16, kGroup = 4;
+  template <int NT>
+  static void run(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const float* const xd[NT],
+                  const int32_t* const xsum[NT], float out[NT][8]) {
+    q5_0_panel_kernel<NT>(panel, nb, x, xd, xsum, out);
+  }
+};
+
 // Q8_0 activation rows with each block's scale as f32 (and, for codes with
 // an offset, each block's sum), converted once per call instead of once per
 // panel of weight rows.
-template <bool kWithSums>
+template <typename Kernel>
 struct Q8_0Tokens {
   Q8_0Tokens(const uint8_t* x, size_t x_row_bytes, int64_t T, int64_t n) : x(x), x_row_bytes(x_row_bytes), nb(n / kQK) {
     thread_local std::vector<float> scale_storage;
@@ -1088,7 +1093,7 @@ struct Q8_0Tokens {
       for (int64_t b = 0; b < nb; b++) scale_storage[size_t(t * nb + b)] = _cvtsh_ss(row[b].d);
     }
     scales = scale_storage.data();
-    if constexpr (kWithSums) {
+    if constexpr (Kernel::kOffset != 0) {
       thread_local std::vector<int32_t> sum_storage;
       q8_0_block_sums(x, x_row_bytes, T, nb, sum_storage);
       sums = sum_storage.data();
@@ -1099,14 +1104,12 @@ struct Q8_0Tokens {
     const block_q8_0* xs[NT];
     const float* xd[NT];
     token_rows<block_q8_0, NT>(x, x_row_bytes, t, xs);
-    for (int k = 0; k < NT; k++) xd[k] = scales + (t + k) * nb;
-    if constexpr (kWithSums) {
-      const int32_t* xsum[NT];
-      for (int k = 0; k < NT; k++) xsum[k] = sums + (t + k) * nb;
-      q4_0_panel_kernel<NT>(panel, nb, xs, xd, xsum, out);
-    } else {
-      q8_0_panel_kernel<NT>(panel, nb, xs, xd, out);
+    const int32_t* xsum[NT] = {};
+    for (int k = 0; k < NT; k++) {
+      xd[k] = scales + (t + k) * nb;
+      if constexpr (Kernel::kOffset != 0) xsum[k] = sums + (t + k) * nb;
     }
+    Kernel::template run<NT>(panel, nb, xs, xd, xsum, out);
   }
   const uint8_t* x;
   size_t x_row_bytes;
@@ -1115,22 +1118,19 @@ struct Q8_0Tokens {
   const int32_t* sums = nullptr;
 };
 
-// The 32-element types: Q4_0's codes carry the offset 8, so it also needs
-// the block sums.
-template <size_t kPanelBlock, void (*PackPanel)(const uint8_t*, size_t, int, int64_t, uint8_t*), bool kWithSums>
+// The 32-element types.
+template <size_t kPanelBlock, void (*PackPanel)(const uint8_t*, size_t, int, int64_t, uint8_t*), typename Kernel>
 struct PackedQ8_0Activations {
-  // Q8_0's kernel keeps no int16 sums, so six tokens' accumulators still fit
-  // the registers (BM_Gemm Q8_0 at 64 tokens: 62 -> 66 GMAC/s); Q4_0 gained
-  // nothing measurable from six.
-  static constexpr int kGroup = kWithSums ? 4 : 6;
+  static constexpr int kGroup = Kernel::kGroup;
   static size_t panel_bytes(int64_t n) { return size_t(n / kQK) * kPanelBlock; }
   static void pack(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
     PackPanel(w, w_row_bytes, rows, n, out);
   }
-  using Tokens = Q8_0Tokens<kWithSums>;
+  using Tokens = Q8_0Tokens<Kernel>;
 };
-using PackedQ8_0 = PackedQ8_0Activations<kQ8_0PanelBlock, pack_q8_0_panel, false>;
-using PackedQ4_0 = PackedQ8_0Activations<kQ4_0PanelBlock, pack_q4_0_panel, true>;
+using PackedQ8_0 = PackedQ8_0Activations<kQ8_0PanelBlock, pack_q8_0_panel, Q8_0PanelKernel>;
+using PackedQ4_0 = PackedQ8_0Activations<kQ4_0PanelBlock, pack_q4_0_panel, Q4_0PanelKernel>;
+using PackedQ5_0 = PackedQ8_0Activations<kQ5_0PanelBlock, pack_q5_0_panel, Q5_0PanelKernel>;
 
 // ---- F16 and BF16: eight rows' values per column ----------------------------
 //
@@ -1413,7 +1413,7 @@ void add_avx2_gemm_kernels(KernelTable& table) {
   set_packed<PackedBF16>(table.by_type[size_t(gguf::TensorType::BF16)]);
   set_packed<PackedQ8_0>(table.by_type[size_t(gguf::TensorType::Q8_0)]);
   set_packed<PackedQ4_0>(table.by_type[size_t(gguf::TensorType::Q4_0)]);
-  table.by_type[size_t(gguf::TensorType::Q5_0)].gemm = gemm_q5_0;
+  set_packed<PackedQ5_0>(table.by_type[size_t(gguf::TensorType::Q5_0)]);
   set_packed<PackedQ4_K>(table.by_type[size_t(gguf::TensorType::Q4_K)]);
   set_packed<PackedQ5_K>(table.by_type[size_t(gguf::TensorType::Q5_K)]);
   table.by_type[size_t(gguf::TensorType::Q5_K)].gemm_packed =
