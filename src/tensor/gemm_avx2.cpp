@@ -10,11 +10,11 @@
 // one scale multiply per block for eight rows, and each weight register is
 // reused for up to six tokens.
 //
-// F16, BF16, Q8_0, Q4_0, Q5_0 and the K-quants are packed once at model load, in
-// layouts the size of the rows they replace (so decode reads no more bytes), and
-// read by the kernels as they are: decode gets the same arithmetic. Unpacked
-// rows (other types, or callers without a packed copy) are packed per call
-// into a small per-thread buffer, which pays from a few tokens on.
+// Every weight type but F32 is packed once at model load, in layouts the size
+// of the rows they replace (so decode reads no more bytes), and read by the
+// kernels as they are: decode gets the same arithmetic. Rows without a packed
+// copy (when the memory was short at load) are packed per call into a small
+// per-thread buffer, which pays from a few tokens on.
 //
 // Agreement with vec_dot: every block's integer dot is exact; the per-block
 // float scaling and the summation order over blocks differ, so results differ
@@ -120,10 +120,11 @@ inline __m256i nibble_codes(const uint8_t* qs) {
   return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0x0F));
 }
 
-// Q5_0: the 32 unsigned codes of a block, value = code - 16. maddubs takes
-// them directly as its unsigned operand; the offset moves into a per-block
-// correction with the activations' block sums.
-inline __m256i q5_0_codes(const block_q5_0& b) {
+// Q5_0 and Q5_1: the 32 unsigned codes of a block (Q5_0's value is code -
+// 16: maddubs takes the codes directly as its unsigned operand, and the
+// offset moves into a per-block correction with the activations' block sums).
+template <typename Block>
+inline __m256i five_bit_codes(const Block& b) {
   uint32_t qh;
   std::memcpy(&qh, b.qh, sizeof qh);
   const __m256i spread = _mm256_shuffle_epi8(
@@ -265,7 +266,7 @@ void super_panel_times_q8_k(const SuperPanel& p, int64_t nsb, const block_q8_k* 
 
 // ---- Packed layouts: weights rearranged once, read directly ---------------
 //
-// F16, BF16, Q8_0, Q4_0, Q5_0 and the K-quants are packed at load time (kernels.h
+// Every weight type but F32 is packed at load time (kernels.h
 // PackFn) into 8-row panels the kernels below read as they are, for any
 // number of tokens: decode then gets the eight-rows-per-register arithmetic
 // too. Each panel holds exactly the bytes of the rows it replaces, so decode
@@ -293,6 +294,10 @@ constexpr size_t kQ4_0PanelBlock = 4 * 32 + 8 * 2;
 // Q5_0: per block, a register of fifth bits and the low nibbles as Q5_K's
 // groups hold them (five_bit_steps_times), then 8 f16 scales.
 constexpr size_t kQ5_0Codes = 32 + 4 * 32, kQ5_0PanelBlock = kQ5_0Codes + 8 * 2;
+// Q4_1 and Q5_1: the codes as Q4_0's or Q5_0's, then 8 f16 scales d and 8
+// f16 mins m (value = d * code + m).
+constexpr size_t kQ4_1Codes = 4 * 32, kQ4_1PanelBlock = kQ4_1Codes + 2 * 8 * 2;
+constexpr size_t kQ5_1Codes = kQ5_0Codes, kQ5_1PanelBlock = kQ5_1Codes + 2 * 8 * 2;
 // Q4_K: per super-block, the rows' 12 bytes of 6-bit scales and mins as in
 // the file, byte k of row r at 8k + r (so the panel is no larger than the
 // rows), 8 f16 d, 8 f16 dmin, then 32 registers of codes (per 32-element
@@ -353,10 +358,39 @@ void store_five_bit_steps(__m256i steps[8], uint8_t* out) {
 void pack_q5_0_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
   for (int64_t b = 0; b < n / kQK; b++, out += kQ5_0PanelBlock) {
     __m256i steps[8];
-    transpose_rows(rows, [&](int r) { return q5_0_codes(block_of_row<block_q5_0>(w, w_row_bytes, r, b)); }, steps);
+    transpose_rows(rows, [&](int r) { return five_bit_codes(block_of_row<block_q5_0>(w, w_row_bytes, r, b)); }, steps);
     store_five_bit_steps(steps, out);
     for (int r = 0; r < kPanelRows; r++)
       store_f16(out + kQ5_0Codes + 2 * r, r < rows ? block_of_row<block_q5_0>(w, w_row_bytes, r, b).d : 0);
+  }
+}
+
+// The f16 scales and mins of block b of eight rows of Q4_1 or Q5_1, at `out`.
+template <typename Block>
+void store_scales_and_mins(const uint8_t* w, size_t w_row_bytes, int rows, int64_t b, uint8_t* out) {
+  for (int r = 0; r < kPanelRows; r++) {
+    const Block* blk = r < rows ? &block_of_row<Block>(w, w_row_bytes, r, b) : nullptr;
+    store_f16(out + 2 * r, blk ? blk->d : 0);
+    store_f16(out + 16 + 2 * r, blk ? blk->m : 0);
+  }
+}
+
+void pack_q4_1_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
+  for (int64_t b = 0; b < n / kQK; b++, out += kQ4_1PanelBlock) {
+    __m256i steps[8];
+    transpose_rows(rows, [&](int r) { return nibble_codes(block_of_row<block_q4_1>(w, w_row_bytes, r, b).qs); },
+                   steps);
+    store_nibble_pairs(steps, out);
+    store_scales_and_mins<block_q4_1>(w, w_row_bytes, rows, b, out + kQ4_1Codes);
+  }
+}
+
+void pack_q5_1_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
+  for (int64_t b = 0; b < n / kQK; b++, out += kQ5_1PanelBlock) {
+    __m256i steps[8];
+    transpose_rows(rows, [&](int r) { return five_bit_codes(block_of_row<block_q5_1>(w, w_row_bytes, r, b)); }, steps);
+    store_five_bit_steps(steps, out);
+    store_scales_and_mins<block_q5_1>(w, w_row_bytes, rows, b, out + kQ5_1Codes);
   }
 }
 
@@ -637,6 +671,38 @@ void q5_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const
   for (int t = 0; t < NT; t++) _mm256_storeu_ps(out[t], acc[t]);
 }
 
+// Q4_1 and Q5_1 against Q8_1 activations: the sum over a block of
+// (d code + m) d_x q is d d_x sum(code q) + m s_x, where s_x = d_x sum(q)
+// comes with each activation block.
+template <int NT, bool kFiveBit>
+void with_min_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_1* const x[NT], const float* const xd[NT],
+                           const float* const xs[NT], float out[NT][8]) {
+  constexpr size_t kCodes = kFiveBit ? kQ5_1Codes : kQ4_1Codes;
+  constexpr size_t kBlock = kFiveBit ? kQ5_1PanelBlock : kQ4_1PanelBlock;
+  __m256 acc[NT];
+  for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; b++, panel += kBlock) {
+    __m256i sums[NT];
+    const int8_t* qs[NT];
+    for (int t = 0; t < NT; t++) {
+      sums[t] = _mm256_setzero_si256();
+      qs[t] = x[t][b].qs;
+    }
+    if constexpr (kFiveBit) {
+      five_bit_steps_times<NT>(panel, qs, sums);
+    } else {
+      nibble_steps_times<NT>(panel, qs, sums);
+      for (int t = 0; t < NT; t++) sums[t] = group_sum(sums[t]);
+    }
+    const __m256 wd = load_f16x8(panel + kCodes), wm = load_f16x8(panel + kCodes + 16);
+    for (int t = 0; t < NT; t++) {
+      acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(wd, _mm256_broadcast_ss(xd[t] + b)), _mm256_cvtepi32_ps(sums[t]), acc[t]);
+      acc[t] = _mm256_fmadd_ps(wm, _mm256_broadcast_ss(xs[t] + b), acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; t++) _mm256_storeu_ps(out[t], acc[t]);
+}
+
 // The end of a Q4_K or Q5_K super-block: each row's mins against the
 // activations' group sums (two bsums of 16 each, as int16 pairs of groups 2j
 // and 2j + 1), then the float scales.
@@ -855,9 +921,10 @@ struct Q6_KLayout {
     c[3] = _mm256_srli_epi16(top, 2);
   }
   struct Scales {
-    explicit Scales(const uint8_t* panel) : scales(reinterpret_cast<const int8_t*>(panel + kQ6_KScales)) {}
-    const int8_t* scales;
-    const int8_t* corrections() const { return scales; }
+    explicit Scales(const uint8_t* panel) : stored(reinterpret_cast<const int8_t*>(panel + kQ6_KScales)) {}
+    const int8_t* scales() const { return stored; }
+    const int8_t* corrections() const { return stored; }
+    const int8_t* stored;
   };
 };
 
@@ -902,9 +969,9 @@ struct Q3_KLayout {
         _mm256_store_si256(reinterpret_cast<__m256i*>(unpacked + 32 * i), scale);
       }
     }
+    const int8_t* scales() const { return unpacked; }
+    const int8_t* corrections() const { return unpacked; }
     alignas(32) int8_t unpacked[128];
-    const int8_t* scales = unpacked;
-    const int8_t* corrections() const { return scales; }
   };
 };
 
@@ -926,9 +993,9 @@ struct Q2_KLayout {
                            _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4));
       }
     }
-    alignas(32) int8_t scale_of[128], min_of[128];
-    const int8_t* scales = scale_of;
+    const int8_t* scales() const { return scale_of; }
     const int8_t* corrections() const { return min_of; }
+    alignas(32) int8_t scale_of[128], min_of[128];
   };
 };
 
@@ -953,7 +1020,7 @@ void sub_block_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k*
     for (int j = 0; j < 16; j++) {  // sub-blocks of 16 elements = 4 steps, one scale
       __m256i c[4];
       L::codes(panel, j, c);
-      const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc.scales + 8 * j));
+      const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc.scales() + 8 * j));
 #if defined(WARDEN_GEMM_VNNI)
       const __m256i scale = _mm256_cvtepi8_epi32(sc8);
       for (int t = 0; t < NT; t++) {
@@ -1131,6 +1198,52 @@ struct PackedQ8_0Activations {
 using PackedQ8_0 = PackedQ8_0Activations<kQ8_0PanelBlock, pack_q8_0_panel, Q8_0PanelKernel>;
 using PackedQ4_0 = PackedQ8_0Activations<kQ4_0PanelBlock, pack_q4_0_panel, Q4_0PanelKernel>;
 using PackedQ5_0 = PackedQ8_0Activations<kQ5_0PanelBlock, pack_q5_0_panel, Q5_0PanelKernel>;
+
+// Q4_1 and Q5_1, against Q8_1 activation rows whose block scales d and
+// scaled sums s are converted to f32 once per call.
+template <bool kFiveBit>
+struct PackedWithMin {
+  static constexpr int kGroup = 4;
+  static size_t panel_bytes(int64_t n) { return size_t(n / kQK) * (kFiveBit ? kQ5_1PanelBlock : kQ4_1PanelBlock); }
+  static void pack(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
+    if constexpr (kFiveBit)
+      pack_q5_1_panel(w, w_row_bytes, rows, n, out);
+    else
+      pack_q4_1_panel(w, w_row_bytes, rows, n, out);
+  }
+  struct Tokens {
+    Tokens(const uint8_t* x, size_t x_row_bytes, int64_t T, int64_t n) : x(x), x_row_bytes(x_row_bytes), nb(n / kQK) {
+      thread_local std::vector<float> storage;
+      storage.resize(size_t(2 * T * nb));
+      for (int64_t t = 0; t < T; t++) {
+        const auto* row = reinterpret_cast<const block_q8_1*>(x + size_t(t) * x_row_bytes);
+        for (int64_t b = 0; b < nb; b++) {
+          storage[size_t(t * nb + b)] = _cvtsh_ss(row[b].d);
+          storage[size_t((T + t) * nb + b)] = _cvtsh_ss(row[b].s);
+        }
+      }
+      scales = storage.data();
+      sums = storage.data() + T * nb;
+    }
+    template <int NT>
+    void run(const uint8_t* panel, int64_t t, float out[NT][8]) const {
+      const block_q8_1* xs[NT];
+      const float *xd[NT], *xsum[NT];
+      token_rows<block_q8_1, NT>(x, x_row_bytes, t, xs);
+      for (int k = 0; k < NT; k++) {
+        xd[k] = scales + (t + k) * nb;
+        xsum[k] = sums + (t + k) * nb;
+      }
+      with_min_panel_kernel<NT, kFiveBit>(panel, nb, xs, xd, xsum, out);
+    }
+    const uint8_t* x;
+    size_t x_row_bytes;
+    int64_t nb;
+    const float *scales = nullptr, *sums = nullptr;
+  };
+};
+using PackedQ4_1 = PackedWithMin<false>;
+using PackedQ5_1 = PackedWithMin<true>;
 
 // ---- F16 and BF16: eight rows' values per column ----------------------------
 //
@@ -1358,7 +1471,7 @@ void expand_sub_block_panel(const uint8_t* panel, int64_t nsb, SuperPanel& p) {
     }
     const typename L::Scales sc(panel);
     for (int j = 0; j < 16; j++) {  // (sc, sc) per row
-      const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc.scales + 8 * j));
+      const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc.scales() + 8 * j));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.scale.data() + (b * 16 + j) * 32),
                           _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(sc8, sc8)));
     }
@@ -1414,6 +1527,8 @@ void add_avx2_gemm_kernels(KernelTable& table) {
   set_packed<PackedQ8_0>(table.by_type[size_t(gguf::TensorType::Q8_0)]);
   set_packed<PackedQ4_0>(table.by_type[size_t(gguf::TensorType::Q4_0)]);
   set_packed<PackedQ5_0>(table.by_type[size_t(gguf::TensorType::Q5_0)]);
+  set_packed<PackedQ4_1>(table.by_type[size_t(gguf::TensorType::Q4_1)]);
+  set_packed<PackedQ5_1>(table.by_type[size_t(gguf::TensorType::Q5_1)]);
   set_packed<PackedQ4_K>(table.by_type[size_t(gguf::TensorType::Q4_K)]);
   set_packed<PackedQ5_K>(table.by_type[size_t(gguf::TensorType::Q5_K)]);
   table.by_type[size_t(gguf::TensorType::Q5_K)].gemm_packed =
