@@ -1333,6 +1333,28 @@ void half_panel_kernel(const uint8_t* panel, int64_t n, const float* const x[NT]
   }
 }
 
+// Two panels (sixteen rows) at once: each broadcast activation then serves
+// two weight registers, so a column costs 2 + NT loads for 2 NT FMAs where
+// one panel costs 1 + NT for NT, which bound prefill by the loads.
+template <int NT, typename Values>
+void half_panel_pair_kernel(const uint8_t* first, const uint8_t* second, int64_t n, const float* const x[NT],
+                            float out_first[NT][8], float out_second[NT][8]) {
+  __m256 a[NT], b[NT];
+  for (int t = 0; t < NT; t++) a[t] = b[t] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < n; k++) {
+    const __m256 w0 = Values::load8(first + 16 * k), w1 = Values::load8(second + 16 * k);
+    for (int t = 0; t < NT; t++) {
+      const __m256 xk = _mm256_broadcast_ss(x[t] + k);
+      a[t] = _mm256_fmadd_ps(w0, xk, a[t]);
+      b[t] = _mm256_fmadd_ps(w1, xk, b[t]);
+    }
+  }
+  for (int t = 0; t < NT; t++) {
+    _mm256_storeu_ps(out_first[t], a[t]);
+    _mm256_storeu_ps(out_second[t], b[t]);
+  }
+}
+
 template <typename Values>
 struct PackedHalf {
   static constexpr int kGroup = 6;
@@ -1362,6 +1384,13 @@ struct PackedHalf {
       const float* xs[NT];
       for (int k = 0; k < NT; k++) xs[k] = values + (t + k) * n;
       half_panel_kernel<NT, Values>(panel, n, xs, out);
+    }
+    template <int NT>
+    void run_pair(const uint8_t* first, const uint8_t* second, int64_t t, float out_first[NT][8],
+                  float out_second[NT][8]) const {
+      const float* xs[NT];
+      for (int k = 0; k < NT; k++) xs[k] = values + (t + k) * n;
+      half_panel_pair_kernel<NT, Values>(first, second, n, xs, out_first, out_second);
     }
     int64_t n;
     const float* values = nullptr;
@@ -1507,6 +1536,29 @@ void gemm_packed_expanding(const uint8_t* panels, int64_t n_rows, const uint8_t*
   }
 }
 
+// F16 and BF16 from kHalfPairTokens tokens on: full panels in pairs
+// (half_panel_pair_kernel), the rest one at a time.
+constexpr int64_t kHalfPairTokens = 8;
+
+template <typename Values>
+void gemm_packed_half(const uint8_t* panels, int64_t n_rows, const uint8_t* x, size_t x_row_bytes, int64_t T,
+                      int64_t n, float* y, int64_t ldy) {
+  using P = PackedHalf<Values>;
+  if (T < kHalfPairTokens) return gemm_packed<P>(panels, n_rows, x, x_row_bytes, T, n, y, ldy);
+  const typename P::Tokens tokens(x, x_row_bytes, T, n);
+  const size_t bytes = P::panel_bytes(n);
+  int64_t r0 = 0;
+  for (; r0 + 2 * kPanelRows <= n_rows; r0 += 2 * kPanelRows, panels += 2 * bytes)
+    over_token_groups<P::kGroup>(T, kPanelRows, y + r0, ldy, [&](auto nt_tag, int64_t t, float out[][8]) {
+      constexpr int NT = decltype(nt_tag)::value;
+      float second[NT][8];
+      tokens.template run_pair<NT>(panels, panels + bytes, t, out, second);
+      for (int k = 0; k < NT; k++) std::memcpy(y + (t + k) * ldy + r0 + kPanelRows, second[k], sizeof second[k]);
+    });
+  for (; r0 < n_rows; r0 += kPanelRows, panels += bytes)
+    panels_over_tokens<P>(tokens, panels, int(std::min<int64_t>(kPanelRows, n_rows - r0)), T, y + r0, ldy);
+}
+
 template <typename P>
 void set_packed(TypeKernels& k) {
   k.gemm = gemm_packing<P>;
@@ -1523,7 +1575,9 @@ void add_avx512vnni_gemm_kernels(KernelTable& table) {
 void add_avx2_gemm_kernels(KernelTable& table) {
 #endif
   set_packed<PackedF16>(table.by_type[size_t(gguf::TensorType::F16)]);
+  table.by_type[size_t(gguf::TensorType::F16)].gemm_packed = gemm_packed_half<F16Values>;
   set_packed<PackedBF16>(table.by_type[size_t(gguf::TensorType::BF16)]);
+  table.by_type[size_t(gguf::TensorType::BF16)].gemm_packed = gemm_packed_half<BF16Values>;
   set_packed<PackedQ8_0>(table.by_type[size_t(gguf::TensorType::Q8_0)]);
   set_packed<PackedQ4_0>(table.by_type[size_t(gguf::TensorType::Q4_0)]);
   set_packed<PackedQ5_0>(table.by_type[size_t(gguf::TensorType::Q5_0)]);
