@@ -290,13 +290,13 @@ inline void store_f16(uint8_t* p, uint16_t h) { std::memcpy(p, &h, sizeof h); }
 constexpr size_t kQ8_0PanelBlock = 8 * 32 + 8 * 2;
 // Q4_0: per block, 4 registers whose low nibbles are codes of steps 0..3 and
 // high nibbles steps 4..7, then 8 f16 scales.
-constexpr size_t kQ4_0PanelBlock = 4 * 32 + 8 * 2;
+constexpr size_t kQ4_0Codes = 4 * 32, kQ4_0PanelBlock = kQ4_0Codes + 8 * 2;
 // Q5_0: per block, a register of fifth bits and the low nibbles as Q5_K's
 // groups hold them (five_bit_steps_times), then 8 f16 scales.
 constexpr size_t kQ5_0Codes = 32 + 4 * 32, kQ5_0PanelBlock = kQ5_0Codes + 8 * 2;
 // Q4_1 and Q5_1: the codes as Q4_0's or Q5_0's, then 8 f16 scales d and 8
 // f16 mins m (value = d * code + m).
-constexpr size_t kQ4_1Codes = 4 * 32, kQ4_1PanelBlock = kQ4_1Codes + 2 * 8 * 2;
+constexpr size_t kQ4_1Codes = kQ4_0Codes, kQ4_1PanelBlock = kQ4_1Codes + 2 * 8 * 2;
 constexpr size_t kQ5_1Codes = kQ5_0Codes, kQ5_1PanelBlock = kQ5_1Codes + 2 * 8 * 2;
 // Q4_K: per super-block, the rows' 12 bytes of 6-bit scales and mins as in
 // the file, byte k of row r at 8k + r (so the panel is no larger than the
@@ -401,7 +401,7 @@ void pack_q4_0_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, 
                    steps);
     store_nibble_pairs(steps, out);
     for (int r = 0; r < kPanelRows; r++)
-      store_f16(out + 128 + 2 * r, r < rows ? block_of_row<block_q4_0>(w, w_row_bytes, r, b).d : 0);
+      store_f16(out + kQ4_0Codes + 2 * r, r < rows ? block_of_row<block_q4_0>(w, w_row_bytes, r, b).d : 0);
   }
 }
 
@@ -574,30 +574,6 @@ inline __m256i scaled_group_sum(__m256i sums, const uint8_t* row_scales) {
 #endif
 }
 
-template <int NT>
-void q4_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const float* const xd[NT],
-                       const int32_t* const xsum[NT], float out[NT][8]) {
-  __m256 acc[NT];
-  for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; b++, panel += kQ4_0PanelBlock) {
-    __m256i sums[NT];
-    const int8_t* qs[NT];
-    for (int t = 0; t < NT; t++) {
-      sums[t] = _mm256_setzero_si256();
-      qs[t] = x[t][b].qs;
-    }
-    nibble_steps_times<NT>(panel, qs, sums);
-    const __m256 wd = load_f16x8(panel + 128);
-    for (int t = 0; t < NT; t++) {
-      // sum((code - 8) x) = sum(code x) - 8 sum(x)
-      const __m256i isum = _mm256_sub_epi32(group_sum(sums[t]), _mm256_set1_epi32(8 * xsum[t][b]));
-      const __m256 scale = _mm256_mul_ps(wd, _mm256_broadcast_ss(xd[t] + b));
-      acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc[t]);
-    }
-  }
-  for (int t = 0; t < NT; t++) _mm256_storeu_ps(out[t], acc[t]);
-}
-
 // Eight steps of five-bit codes (a Q5_K group, a Q5_0 block) against NT
 // tokens' activations at qs[t] (32 int8 each), added into sums[t] as int32
 // lanes, one per row. AVX2 sums steps 0-3 and steps 4-7 in int16 (four
@@ -647,23 +623,39 @@ inline void five_bit_steps_times(const uint8_t* group, const int8_t* const qs[NT
 #endif
 }
 
-template <int NT>
-void q5_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const float* const xd[NT],
-                       const int32_t* const xsum[NT], float out[NT][8]) {
+// Each token's int32 sums (a lane per row) of block b's codes times its 32
+// activations: four-bit codes (Q4_0, Q4_1) or five-bit ones (Q5_0, Q5_1).
+template <int NT, bool kFiveBit, typename XBlock>
+inline void block_code_sums(const uint8_t* codes, const XBlock* const x[NT], int64_t b, __m256i sums[NT]) {
+  const int8_t* qs[NT];
+  for (int t = 0; t < NT; t++) {
+    sums[t] = _mm256_setzero_si256();
+    qs[t] = x[t][b].qs;
+  }
+  if constexpr (kFiveBit) {
+    five_bit_steps_times<NT>(codes, qs, sums);
+  } else {
+    nibble_steps_times<NT>(codes, qs, sums);
+    for (int t = 0; t < NT; t++) sums[t] = group_sum(sums[t]);
+  }
+}
+
+// Q4_0 and Q5_0, whose codes carry an offset o (8, 16): sum((code - o) x) =
+// sum(code x) - o sum(x), with the activations' block sums.
+template <int NT, bool kFiveBit>
+void offset_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const float* const xd[NT],
+                         const int32_t* const xsum[NT], float out[NT][8]) {
+  constexpr size_t kCodes = kFiveBit ? kQ5_0Codes : kQ4_0Codes;
+  constexpr size_t kBlock = kFiveBit ? kQ5_0PanelBlock : kQ4_0PanelBlock;
+  constexpr int kOffset = kFiveBit ? 16 : 8;
   __m256 acc[NT];
   for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; b++, panel += kQ5_0PanelBlock) {
+  for (int64_t b = 0; b < nb; b++, panel += kBlock) {
     __m256i sums[NT];
-    const int8_t* qs[NT];
+    block_code_sums<NT, kFiveBit>(panel, x, b, sums);
+    const __m256 wd = load_f16x8(panel + kCodes);
     for (int t = 0; t < NT; t++) {
-      sums[t] = _mm256_setzero_si256();
-      qs[t] = x[t][b].qs;
-    }
-    five_bit_steps_times<NT>(panel, qs, sums);
-    const __m256 wd = load_f16x8(panel + kQ5_0Codes);
-    for (int t = 0; t < NT; t++) {
-      // sum((code - 16) x) = sum(code x) - 16 sum(x)
-      const __m256i isum = _mm256_sub_epi32(sums[t], _mm256_set1_epi32(16 * xsum[t][b]));
+      const __m256i isum = _mm256_sub_epi32(sums[t], _mm256_set1_epi32(kOffset * xsum[t][b]));
       const __m256 scale = _mm256_mul_ps(wd, _mm256_broadcast_ss(xd[t] + b));
       acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc[t]);
     }
@@ -683,17 +675,7 @@ void with_min_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_1* c
   for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; b++, panel += kBlock) {
     __m256i sums[NT];
-    const int8_t* qs[NT];
-    for (int t = 0; t < NT; t++) {
-      sums[t] = _mm256_setzero_si256();
-      qs[t] = x[t][b].qs;
-    }
-    if constexpr (kFiveBit) {
-      five_bit_steps_times<NT>(panel, qs, sums);
-    } else {
-      nibble_steps_times<NT>(panel, qs, sums);
-      for (int t = 0; t < NT; t++) sums[t] = group_sum(sums[t]);
-    }
+    block_code_sums<NT, kFiveBit>(panel, x, b, sums);
     const __m256 wd = load_f16x8(panel + kCodes), wm = load_f16x8(panel + kCodes + 16);
     for (int t = 0; t < NT; t++) {
       acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(wd, _mm256_broadcast_ss(xd[t] + b)), _mm256_cvtepi32_ps(sums[t]), acc[t]);
@@ -1135,7 +1117,7 @@ struct Q4_0PanelKernel {
   template <int NT>
   static void run(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const float* const xd[NT],
                   const int32_t* const xsum[NT], float out[NT][8]) {
-    q4_0_panel_kernel<NT>(panel, nb, x, xd, xsum, out);
+    offset_panel_kernel<NT, false>(panel, nb, x, xd, xsum, out);
   }
 };
 struct Q5_0PanelKernel {
@@ -1143,7 +1125,7 @@ struct Q5_0PanelKernel {
   template <int NT>
   static void run(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const float* const xd[NT],
                   const int32_t* const xsum[NT], float out[NT][8]) {
-    q5_0_panel_kernel<NT>(panel, nb, x, xd, xsum, out);
+    offset_panel_kernel<NT, true>(panel, nb, x, xd, xsum, out);
   }
 };
 
