@@ -292,7 +292,7 @@ constexpr size_t kQ8_0PanelBlock = 8 * 32 + 8 * 2;
 // high nibbles steps 4..7, then 8 f16 scales.
 constexpr size_t kQ4_0Codes = 4 * 32, kQ4_0PanelBlock = kQ4_0Codes + 8 * 2;
 // Q5_0: per block, a register of fifth bits and the low nibbles as Q5_K's
-// groups hold them (five_bit_steps_times), then 8 f16 scales.
+// groups hold them (steps_times), then 8 f16 scales.
 constexpr size_t kQ5_0Codes = 32 + 4 * 32, kQ5_0PanelBlock = kQ5_0Codes + 8 * 2;
 // Q4_1 and Q5_1: the codes as Q4_0's or Q5_0's, then 8 f16 scales d and 8
 // f16 mins m (value = d * code + m).
@@ -341,7 +341,7 @@ void pack_q8_0_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, 
   }
 }
 
-// Eight steps of codes <= 31 as five_bit_steps_times reads them: a register
+// Eight steps of codes <= 31 as steps_times reads them: a register
 // of fifth bits (bit s of byte i: code i of step s), then the low nibbles as
 // store_nibble_pairs stores them.
 void store_five_bit_steps(__m256i steps[8], uint8_t* out) {
@@ -516,14 +516,21 @@ void q8_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const
   for (int t = 0; t < NT; t++) _mm256_storeu_ps(out[t], acc[t]);
 }
 
-// Four registers of nibble pairs (8 steps) against NT tokens' activations at
-// qs[t] (32 int8 each), added into sums[t]: with AVX2 as int16 lanes (codes
-// <= 15 keep the eight steps' pair sums within int16: 8 * 2 * 15 * 128 <
-// 32768), with VNNI as int32 lanes, one per row. group_sum and
-// scaled_group_sum turn them into each row's int32 sum.
-template <int NT>
-inline void nibble_steps_times(const uint8_t* codes, const int8_t* const qs[NT], __m256i sums[NT]) {
-  const __m256i low4 = _mm256_set1_epi8(0x0F);
+// Eight steps of codes against NT tokens' activations at qs[t] (32 int8
+// each), added into sums[t]. Four-bit codes (Q4_0, Q4_1, Q4_K): four
+// registers of nibble pairs, step k low and step k + 4 high. Five-bit codes
+// (Q5_0, Q5_1, Q5_K): a register of fifth bits first (bit s of byte i: code
+// i of step s), then the nibble pairs. With VNNI the sums are int32 lanes,
+// one per row. With AVX2, four-bit sums stay int16 lanes (codes <= 15 keep
+// eight steps' pair sums within int16: 8 * 2 * 15 * 128 < 32768), which
+// group_sum and scaled_group_sum turn into each row's int32 sum; five-bit
+// codes sum steps 0-3 and 4-7 in int16 apart (4 * 2 * 31 * 128 < 32768) and
+// are widened to int32 lanes here.
+template <int NT, bool kFiveBit>
+inline void steps_times(const uint8_t* codes, const int8_t* const qs[NT], __m256i sums[NT]) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
+  const uint8_t* nibbles = kFiveBit ? codes + 32 : codes;
+  const __m256i fifth = kFiveBit ? load32(codes) : _mm256_setzero_si256();
 #if defined(WARDEN_GEMM_VNNI)
   constexpr int kChains = kDotChains<NT>;
   __m256i chain[NT][kChains];
@@ -531,30 +538,46 @@ inline void nibble_steps_times(const uint8_t* codes, const int8_t* const qs[NT],
     chain[t][0] = sums[t];
     for (int c = 1; c < kChains; c++) chain[t][c] = _mm256_setzero_si256();
   }
+#else
+  __m256i lo16[NT], hi16[NT];  // five-bit codes only
+  for (int t = 0; t < NT; t++) lo16[t] = hi16[t] = _mm256_setzero_si256();
 #endif
   // AVX2 unrolls one token only (measured: more tokens spill).
   run_steps<4, kVnni || NT == 1>([&](int k) {
-    const __m256i packed = load32(codes + 32 * k);
-    const __m256i lo = _mm256_and_si256(packed, low4);
-    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
+    const __m256i packed = load32(nibbles + 32 * k);
+    __m256i lo = _mm256_and_si256(packed, low4);
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
+    if constexpr (kFiveBit) {  // bits k and k + 4 of `fifth` to bit 4; the 16-bit shifts' strays are masked off
+      lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(fifth, 4 - k), bit4));
+      hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_srli_epi16(fifth, k), bit4));
+    }
     for (int t = 0; t < NT; t++) {
+      const __m256i x_lo = broadcast4(qs[t] + 4 * k), x_hi = broadcast4(qs[t] + 4 * k + 16);
 #if defined(WARDEN_GEMM_VNNI)
       __m256i& a = chain[t][(2 * k) % kChains];
       __m256i& b = chain[t][(2 * k + 1) % kChains];
-      a = _mm256_dpbusd_epi32(a, lo, broadcast4(qs[t] + 4 * k));
-      b = _mm256_dpbusd_epi32(b, hi, broadcast4(qs[t] + 4 * k + 16));
+      a = _mm256_dpbusd_epi32(a, lo, x_lo);
+      b = _mm256_dpbusd_epi32(b, hi, x_hi);
 #else
-      sums[t] = _mm256_add_epi16(sums[t], _mm256_maddubs_epi16(lo, broadcast4(qs[t] + 4 * k)));
-      sums[t] = _mm256_add_epi16(sums[t], _mm256_maddubs_epi16(hi, broadcast4(qs[t] + 4 * k + 16)));
+      __m256i& a = kFiveBit ? lo16[t] : sums[t];
+      __m256i& b = kFiveBit ? hi16[t] : sums[t];
+      a = _mm256_add_epi16(a, _mm256_maddubs_epi16(lo, x_lo));
+      b = _mm256_add_epi16(b, _mm256_maddubs_epi16(hi, x_hi));
 #endif
     }
   });
 #if defined(WARDEN_GEMM_VNNI)
   sum_chains<NT, kChains>(chain, sums);
+#else
+  if constexpr (kFiveBit) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int t = 0; t < NT; t++)
+      sums[t] = _mm256_add_epi32(sums[t], _mm256_add_epi32(_mm256_madd_epi16(lo16[t], ones), _mm256_madd_epi16(hi16[t], ones)));
+  }
 #endif
 }
 
-// Each row's sum of what nibble_steps_times accumulated.
+// Each row's sum of what steps_times accumulated for four-bit codes.
 inline __m256i group_sum(__m256i sums) {
 #if defined(WARDEN_GEMM_VNNI)
   return sums;
@@ -574,55 +597,6 @@ inline __m256i scaled_group_sum(__m256i sums, const uint8_t* row_scales) {
 #endif
 }
 
-// Eight steps of five-bit codes (a Q5_K group, a Q5_0 block) against NT
-// tokens' activations at qs[t] (32 int8 each), added into sums[t] as int32
-// lanes, one per row. AVX2 sums steps 0-3 and steps 4-7 in int16 (four
-// steps' maddubs pairs are at most 4 * 2 * 31 * 128 < 32768) and widens them
-// once.
-template <int NT>
-inline void five_bit_steps_times(const uint8_t* group, const int8_t* const qs[NT], __m256i sums[NT]) {
-  const __m256i low4 = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
-  const __m256i fifth = load32(group);
-#if defined(WARDEN_GEMM_VNNI)
-  constexpr int kChains = kDotChains<NT>;
-  __m256i chain[NT][kChains];
-  for (int t = 0; t < NT; t++) {
-    chain[t][0] = sums[t];
-    for (int c = 1; c < kChains; c++) chain[t][c] = _mm256_setzero_si256();
-  }
-#else
-  __m256i lo16[NT], hi16[NT];
-  for (int t = 0; t < NT; t++) lo16[t] = hi16[t] = _mm256_setzero_si256();
-#endif
-  run_steps<4, kVnni || NT == 1>([&](int k) {
-    // Steps k and k + 4: their fifth bits (bits k and k + 4) moved to bit 4.
-    // The 16-bit shifts carry bits across bytes only where the mask drops them.
-    const __m256i packed = load32(group + 32 + 32 * k);
-    const __m256i lo = _mm256_or_si256(_mm256_and_si256(packed, low4),
-                                       _mm256_and_si256(_mm256_slli_epi16(fifth, 4 - k), bit4));
-    const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(packed, 4), low4),
-                                       _mm256_and_si256(_mm256_srli_epi16(fifth, k), bit4));
-    for (int t = 0; t < NT; t++) {
-#if defined(WARDEN_GEMM_VNNI)
-      __m256i& a = chain[t][(2 * k) % kChains];
-      __m256i& b = chain[t][(2 * k + 1) % kChains];
-      a = _mm256_dpbusd_epi32(a, lo, broadcast4(qs[t] + 4 * k));
-      b = _mm256_dpbusd_epi32(b, hi, broadcast4(qs[t] + 4 * k + 16));
-#else
-      lo16[t] = _mm256_add_epi16(lo16[t], _mm256_maddubs_epi16(lo, broadcast4(qs[t] + 4 * k)));
-      hi16[t] = _mm256_add_epi16(hi16[t], _mm256_maddubs_epi16(hi, broadcast4(qs[t] + 4 * k + 16)));
-#endif
-    }
-  });
-#if defined(WARDEN_GEMM_VNNI)
-  sum_chains<NT, kChains>(chain, sums);
-#else
-  const __m256i ones = _mm256_set1_epi16(1);
-  for (int t = 0; t < NT; t++)
-    sums[t] = _mm256_add_epi32(sums[t], _mm256_add_epi32(_mm256_madd_epi16(lo16[t], ones), _mm256_madd_epi16(hi16[t], ones)));
-#endif
-}
-
 // Each token's int32 sums (a lane per row) of block b's codes times its 32
 // activations: four-bit codes (Q4_0, Q4_1) or five-bit ones (Q5_0, Q5_1).
 template <int NT, bool kFiveBit, typename XBlock>
@@ -633,9 +607,9 @@ inline void block_code_sums(const uint8_t* codes, const XBlock* const x[NT], int
     qs[t] = x[t][b].qs;
   }
   if constexpr (kFiveBit) {
-    five_bit_steps_times<NT>(codes, qs, sums);
+    steps_times<NT, true>(codes, qs, sums);
   } else {
-    nibble_steps_times<NT>(codes, qs, sums);
+    steps_times<NT, false>(codes, qs, sums);
     for (int t = 0; t < NT; t++) sums[t] = group_sum(sums[t]);
   }
 }
@@ -721,7 +695,7 @@ void q4_k_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* cons
         sums[t] = _mm256_setzero_si256();
         qs[t] = x[t][b].qs + 32 * g;
       }
-      nibble_steps_times<NT>(panel + kQ4_KCodes + 128 * g, qs, sums);
+      steps_times<NT, false>(panel + kQ4_KCodes + 128 * g, qs, sums);
       for (int t = 0; t < NT; t++) isum[t] = _mm256_add_epi32(isum[t], scaled_group_sum(sums[t], scales + 8 * g));
     }
     finish_k4_super_block<NT>(panel, mins, x, b, isum, acc);
@@ -744,7 +718,7 @@ void q5_k_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* cons
         sums[t] = _mm256_setzero_si256();
         qs[t] = x[t][b].qs + 32 * g;
       }
-      five_bit_steps_times<NT>(panel + kQ5_KGroups + g * kQ5_KGroupBytes, qs, sums);
+      steps_times<NT, true>(panel + kQ5_KGroups + g * kQ5_KGroupBytes, qs, sums);
       const __m256i scale = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + 8 * g)));
       for (int t = 0; t < NT; t++) isum[t] = _mm256_add_epi32(isum[t], _mm256_mullo_epi32(sums[t], scale));
     }
@@ -1441,7 +1415,7 @@ void expand_q5_k_panel(const uint8_t* panel, int64_t nsb, SuperPanel& p) {
   resize_super_panel(p, nsb);
   const __m256i low4 = _mm256_set1_epi8(0x0F), bit4 = _mm256_set1_epi8(0x10);
   for (int64_t b = 0; b < nsb; b++, panel += kQ5_KPanelBlock) {
-    for (int g = 0; g < 8; g++) {  // as five_bit_steps_times reads them
+    for (int g = 0; g < 8; g++) {  // as steps_times reads them
       const uint8_t* group = panel + kQ5_KGroups + g * kQ5_KGroupBytes;
       const __m256i fifth = load32(group);
       for (int k = 0; k < 4; k++) {
