@@ -680,10 +680,14 @@ inline void finish_k4_super_block(const uint8_t* panel, const uint8_t mins[64], 
   }
 }
 
-template <int NT>
-void q4_k_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
+// Q4_K and Q5_K: per 32-element group, the codes' sums times the group's
+// scale (four-bit sums as int16 lanes on AVX2, see steps_times).
+template <int NT, bool kFiveBit>
+void k4_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
+  constexpr size_t kGroups = kFiveBit ? kQ5_KGroups : kQ4_KCodes, kGroupBytes = kFiveBit ? kQ5_KGroupBytes : 128;
+  constexpr size_t kBlock = kFiveBit ? kQ5_KPanelBlock : kQ4_KPanelBlock;
   float acc[NT][8] = {};
-  for (int64_t b = 0; b < nsb; b++, panel += kQ4_KPanelBlock) {
+  for (int64_t b = 0; b < nsb; b++, panel += kBlock) {
     alignas(32) uint8_t scales[64], mins[64];
     unpack_q4_k_panel_scales(panel + kQ4_KScales, scales, mins);
     __m256i isum[NT];
@@ -695,32 +699,11 @@ void q4_k_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* cons
         sums[t] = _mm256_setzero_si256();
         qs[t] = x[t][b].qs + 32 * g;
       }
-      steps_times<NT, false>(panel + kQ4_KCodes + 128 * g, qs, sums);
-      for (int t = 0; t < NT; t++) isum[t] = _mm256_add_epi32(isum[t], scaled_group_sum(sums[t], scales + 8 * g));
-    }
-    finish_k4_super_block<NT>(panel, mins, x, b, isum, acc);
-  }
-  std::memcpy(out, acc, sizeof acc);
-}
-
-template <int NT>
-void q5_k_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
-  float acc[NT][8] = {};
-  for (int64_t b = 0; b < nsb; b++, panel += kQ5_KPanelBlock) {
-    alignas(32) uint8_t scales[64], mins[64];
-    unpack_q4_k_panel_scales(panel + kQ4_KScales, scales, mins);
-    __m256i isum[NT];
-    for (int t = 0; t < NT; t++) isum[t] = _mm256_setzero_si256();
-    for (int g = 0; g < 8; g++) {
-      __m256i sums[NT];
-      const int8_t* qs[NT];
-      for (int t = 0; t < NT; t++) {
-        sums[t] = _mm256_setzero_si256();
-        qs[t] = x[t][b].qs + 32 * g;
-      }
-      steps_times<NT, true>(panel + kQ5_KGroups + g * kQ5_KGroupBytes, qs, sums);
+      steps_times<NT, kFiveBit>(panel + kGroups + g * kGroupBytes, qs, sums);
       const __m256i scale = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + 8 * g)));
-      for (int t = 0; t < NT; t++) isum[t] = _mm256_add_epi32(isum[t], _mm256_mullo_epi32(sums[t], scale));
+      for (int t = 0; t < NT; t++)
+        isum[t] = _mm256_add_epi32(isum[t], kFiveBit ? _mm256_mullo_epi32(sums[t], scale)
+                                                     : scaled_group_sum(sums[t], scales + 8 * g));
     }
     finish_k4_super_block<NT>(panel, mins, x, b, isum, acc);
   }
@@ -1050,13 +1033,13 @@ struct PackedKQuant {
 struct Q4_KPanelKernel {
   template <int NT>
   static void run(const uint8_t* panel, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
-    q4_k_panel_kernel<NT>(panel, nsb, x, out);
+    k4_panel_kernel<NT, false>(panel, nsb, x, out);
   }
 };
 struct Q5_KPanelKernel {
   template <int NT>
   static void run(const uint8_t* panel, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
-    q5_k_panel_kernel<NT>(panel, nsb, x, out);
+    k4_panel_kernel<NT, true>(panel, nsb, x, out);
   }
 };
 template <typename L>
