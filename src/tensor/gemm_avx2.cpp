@@ -700,10 +700,12 @@ void k4_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const 
         qs[t] = x[t][b].qs + 32 * g;
       }
       steps_times<NT, kFiveBit>(panel + kGroups + g * kGroupBytes, qs, sums);
-      const __m256i scale = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + 8 * g)));
-      for (int t = 0; t < NT; t++)
-        isum[t] = _mm256_add_epi32(isum[t], kFiveBit ? _mm256_mullo_epi32(sums[t], scale)
-                                                     : scaled_group_sum(sums[t], scales + 8 * g));
+      if constexpr (kFiveBit) {  // int32 sums on both kernel sets
+        const __m256i scale = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + 8 * g)));
+        for (int t = 0; t < NT; t++) isum[t] = _mm256_add_epi32(isum[t], _mm256_mullo_epi32(sums[t], scale));
+      } else {
+        for (int t = 0; t < NT; t++) isum[t] = _mm256_add_epi32(isum[t], scaled_group_sum(sums[t], scales + 8 * g));
+      }
     }
     finish_k4_super_block<NT>(panel, mins, x, b, isum, acc);
   }
