@@ -41,6 +41,9 @@ void for_each_token(ThreadPool& pool, int64_t T, Fn fn) {
 
 }  // namespace
 
+Forward::Forward(const Model& model, ThreadPool& pool)
+    : model_(model), pool_(pool), team_(plan_team(model, pool.size())) {}
+
 std::vector<float> Forward::run(const std::vector<BatchToken>& batch, KvCache& cache) {
   if (int64_t(batch.size()) <= kMaxStepTokens) return run_step(batch, cache);
   // Consecutive slices, each continuing the cache the previous one filled:
@@ -81,23 +84,27 @@ std::vector<float> Forward::run_step(const std::vector<BatchToken>& batch, KvCac
     rope_angles(batch[size_t(t)].pos, c, model_.rope_freqs, rope_cos_.data() + t * half_rope,
                 rope_sin_.data() + t * half_rope);
 
-  for (int64_t il = 0; il < c.n_layer; il++) {
-    const Layer& layer = model_.layers[size_t(il)];
-    attention_layer(layer, il, batch, cache);
-    ffn_layer(layer, T);
+  std::vector<float> logits;
+  if (!team_.empty() && T <= kMaxTeamTokens) {
+    logits = run_as_team(batch, cache);
+  } else {
+    for (int64_t il = 0; il < c.n_layer; il++) {
+      const Layer& layer = model_.layers[size_t(il)];
+      attention_layer(layer, il, batch, cache);
+      ffn_layer(layer, T);
+    }
+    // Final norm and output projection only for the rows that want logits.
+    std::vector<int64_t> rows;
+    for (int64_t t = 0; t < T; t++)
+      if (batch[size_t(t)].want_logits) rows.push_back(t);
+    std::vector<float> normed(rows.size() * size_t(c.n_embd));
+    for (size_t i = 0; i < rows.size(); i++)
+      tensor::rms_norm(x_.data() + rows[i] * c.n_embd, model_.output_norm.data(), normed.data() + i * size_t(c.n_embd),
+                       c.n_embd, c.rms_eps);
+    logits.resize(rows.size() * size_t(c.n_vocab));
+    matmul(model_.output, 0, normed.data(), int64_t(rows.size()), logits.data(), pool_);
   }
   for (const auto& bt : batch) cache.set_length(bt.seq, std::max(cache.length(bt.seq), bt.pos + 1));
-
-  // Final norm and output projection only for the rows that want logits.
-  std::vector<int64_t> rows;
-  for (int64_t t = 0; t < T; t++)
-    if (batch[size_t(t)].want_logits) rows.push_back(t);
-  std::vector<float> normed(rows.size() * size_t(c.n_embd));
-  for (size_t i = 0; i < rows.size(); i++)
-    tensor::rms_norm(x_.data() + rows[i] * c.n_embd, model_.output_norm.data(), normed.data() + i * size_t(c.n_embd),
-                     c.n_embd, c.rms_eps);
-  std::vector<float> logits(rows.size() * size_t(c.n_vocab));
-  matmul(model_.output, 0, normed.data(), int64_t(rows.size()), logits.data(), pool_);
   return logits;
 }
 
@@ -136,33 +143,9 @@ void Forward::attention_layer(const Layer& layer, int64_t il, const std::vector<
     add_bias(v_.data(), layer.bv, T);
   }
 
-  // Per token: norm and rotate its heads (with the angles run() computed for
-  // its position), then store its key and value in the cache. Tokens are
-  // independent.
-  const int64_t half_rope = c.rope_dim / 2;
+  // Tokens are independent.
   pool_.parallel_for(T, [&](int64_t begin, int64_t end, int) {
-    for (int64_t t = begin; t < end; t++) {
-      const BatchToken& bt = batch[size_t(t)];
-      const float* cos_a = rope_cos_.data() + t * half_rope;
-      const float* sin_a = rope_sin_.data() + t * half_rope;
-      float* q = q_.data() + t * c.q_dim();
-      float* k = k_.data() + t * c.kv_dim();
-      for (int64_t h = 0; h < c.n_head; h++) {
-        float* head = q + h * c.head_dim;
-        if (c.qk_norm) tensor::rms_norm(head, layer.q_norm.data(), head, c.head_dim, c.rms_eps);
-        rope_apply(head, c, cos_a, sin_a);
-      }
-      for (int64_t h = 0; h < c.n_head_kv; h++) {
-        float* head = k + h * c.head_dim;
-        if (c.qk_norm) tensor::rms_norm(head, layer.k_norm.data(), head, c.head_dim, c.rms_eps);
-        rope_apply(head, c, cos_a, sin_a);
-      }
-      const float* v = v_.data() + t * c.v_dim();
-      for (int64_t h = 0; h < c.n_head_kv; h++) {
-        tensor::f32_to_f16_row(k + h * c.head_dim, cache.keys(bt.seq, il, h) + bt.pos * c.head_dim, c.head_dim);
-        tensor::f32_to_f16_row(v + h * c.head_dim_v, cache.values(bt.seq, il, h) + bt.pos * c.head_dim_v, c.head_dim_v);
-      }
-    }
+    for (int64_t t = begin; t < end; t++) rotate_and_cache(layer, il, batch, t, 0, c.n_head_kv, cache);
   });
 
   const int64_t attn_width = c.n_head * c.head_dim_v;
@@ -190,6 +173,35 @@ void Forward::attention_layer(const Layer& layer, int64_t il, const std::vector<
   ffn_out_.resize(size_t(T * c.n_embd));
   matmul(layer.wo, 0, attn_.data(), T, ffn_out_.data(), pool_);
   add_to_residual(ffn_out_, T);
+}
+
+// Token t's query and key heads of key/value heads [kv_begin, kv_end): norm
+// (qwen3) and rotate them with the angles run() computed for its position,
+// then store its keys and values in the cache.
+void Forward::rotate_and_cache(const Layer& layer, int64_t il, const std::vector<BatchToken>& batch, int64_t t,
+                               int64_t kv_begin, int64_t kv_end, KvCache& cache) {
+  const Config& c = model_.config();
+  const BatchToken& bt = batch[size_t(t)];
+  const int64_t half_rope = c.rope_dim / 2, group = c.n_head / c.n_head_kv;
+  const float* cos_a = rope_cos_.data() + t * half_rope;
+  const float* sin_a = rope_sin_.data() + t * half_rope;
+  float* q = q_.data() + t * c.q_dim();
+  float* k = k_.data() + t * c.kv_dim();
+  for (int64_t h = kv_begin * group; h < kv_end * group; h++) {
+    float* head = q + h * c.head_dim;
+    if (c.qk_norm) tensor::rms_norm(head, layer.q_norm.data(), head, c.head_dim, c.rms_eps);
+    rope_apply(head, c, cos_a, sin_a);
+  }
+  for (int64_t h = kv_begin; h < kv_end; h++) {
+    float* head = k + h * c.head_dim;
+    if (c.qk_norm) tensor::rms_norm(head, layer.k_norm.data(), head, c.head_dim, c.rms_eps);
+    rope_apply(head, c, cos_a, sin_a);
+  }
+  const float* v = v_.data() + t * c.v_dim();
+  for (int64_t h = kv_begin; h < kv_end; h++) {
+    tensor::f32_to_f16_row(k + h * c.head_dim, cache.keys(bt.seq, il, h) + bt.pos * c.head_dim, c.head_dim);
+    tensor::f32_to_f16_row(v + h * c.head_dim_v, cache.values(bt.seq, il, h) + bt.pos * c.head_dim_v, c.head_dim_v);
+  }
 }
 
 // Scaled dot-product attention of one token over its sequence's positions
@@ -312,6 +324,7 @@ void Forward::moe_ffn(const Layer& layer, int64_t T) {
       tokens_of_expert[size_t(e)].push_back({t, w});
     }
   }
+
 
   // Experts in groups of about kMaxExpertRows (token, expert) rows: per
   // group, the experts' inputs (their tokens' rows), all their gate and up

@@ -22,13 +22,16 @@ struct BatchToken {
 
 class Forward {
  public:
-  Forward(const Model& model, ThreadPool& pool) : model_(model), pool_(pool) {}
+  Forward(const Model& model, ThreadPool& pool);
 
   // Runs the batch, writing keys/values into `cache`; returns one row of
   // n_vocab logits per token with want_logits, in batch order. Positions of a
   // sequence must continue its cached length (pos == cache.length(seq) for the
   // sequence's first token in the batch, then consecutive).
   std::vector<float> run(const std::vector<BatchToken>& batch, KvCache& cache);
+
+  // Whether decode steps run as a team of the pool's threads (see below).
+  bool decodes_as_team() const { return !team_.empty(); }
 
  private:
   // Batches longer than this run as consecutive slices: activations (the FFN's
@@ -43,6 +46,8 @@ class Forward {
   void add_to_residual(const std::vector<float>& out, int64_t T);
   void dense_ffn(const Layer& layer, int64_t T);
   void moe_ffn(const Layer& layer, int64_t T);
+  void rotate_and_cache(const Layer& layer, int64_t il, const std::vector<BatchToken>& batch, int64_t t,
+                        int64_t kv_begin, int64_t kv_end, KvCache& cache);
   void attend(int64_t il, const BatchToken& bt, int64_t kvh, const float* q, float* out, const KvCache& cache) const;
 
   // Attention for runs of one sequence's tokens from f32 copies of its keys
@@ -58,8 +63,34 @@ class Forward {
   size_t f32_copy_bytes(const TokenRun& run, const std::vector<BatchToken>& batch) const;
   void attend_run(int64_t il, const std::vector<BatchToken>& batch, const TokenRun& run, const KvCache& cache);
 
+  // Decode steps as a team (forward_team.cpp): every thread of the pool runs
+  // every layer, attending for its own key/value heads and sharing out the
+  // rows of the other products in team loops, so the threads meet at four
+  // barriers per layer instead of starting and ending a parallel loop per
+  // matrix and waiting on one thread for what lies between. Used for batches
+  // of up to kMaxTeamTokens tokens of dense models (plan_team); other batches
+  // take the loops above. The results are identical either way.
+  static constexpr int64_t kMaxTeamTokens = 8;
+  struct TeamShare {
+    int64_t kv_begin, kv_end;  // this thread's key/value heads
+  };
+  static std::vector<TeamShare> plan_team(const Model& model, int threads);
+  struct TeamScratch {
+    std::vector<float> xn;              // normed activations
+    std::vector<uint8_t> converted[3];  // activations in the weights' dot types
+  };
+  std::vector<float> run_as_team(const std::vector<BatchToken>& batch, KvCache& cache);
+  void team_member(int i, const std::vector<BatchToken>& batch, KvCache& cache, std::vector<float>& logits);
+  const float* team_norm(int i, const std::vector<float>& weight, int64_t T);
+  void team_attention(int i, const Layer& layer, int64_t il, const std::vector<BatchToken>& batch, KvCache& cache);
+  void team_add_product(int i, const Matrix& w, const float* in, int64_t T);
+  void team_gate_up(int i, const Layer& layer, int64_t T);
+  void team_logits(int i, const std::vector<BatchToken>& batch, std::vector<float>& logits);
+
   const Model& model_;
   ThreadPool& pool_;
+  std::vector<TeamShare> team_;  // empty when the team path does not apply
+  std::vector<TeamScratch> team_scratch_;
   // Activations for the current batch, [T][width] row-major.
   std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, ffn_out_;
   // MoE: router logits, one group of experts' rows (inputs, gate, up, down

@@ -40,43 +40,15 @@ const uint8_t* convert_activations(gguf::TensorType vt, const float* x, int64_t 
 void matmul(const Matrix& w, int64_t slice, const float* x, int64_t T, float* y, ThreadPool& pool) {
   // Repacked at load: the matrix kernel for every batch size, decode too.
   if (w.packed) return matmul_many({{&w, slice, x, T, y}}, pool);
-  // vec_dot_type validates w.type once; the loops then call the kernel directly.
   const gguf::TensorType vt = tensor::vec_dot_type(w.type);
   const tensor::TypeKernels& kernels = *tensor::active_kernels().find(w.type);
-  const tensor::VecDotFn dot = kernels.vec_dot;
-  const tensor::VecDot4Fn dot4 = kernels.vec_dot_4;
-  const size_t x_row_bytes = gguf::row_bytes(vt, w.cols);
   // Scratch for the converted activations, reused across calls on this thread.
   thread_local std::vector<uint8_t> converted;
   const uint8_t* xq = convert_activations(vt, x, T, w.cols, converted, pool);
-  const tensor::GemmFn gemm = kernels.gemm;
-  if (gemm && T >= kernels.gemm_min_tokens) {
-    // Whole panels of rows per task, so no two threads pack the same rows.
-    const int64_t panels = (w.rows + kGemmPanelRows - 1) / kGemmPanelRows;
-    pool.parallel_for(panels, [&](int64_t begin, int64_t end, int) {
-      const int64_t r0 = begin * kGemmPanelRows, r1 = std::min(w.rows, end * kGemmPanelRows);
-      gemm(w.row(r0, slice), w.row_bytes, r1 - r0, xq, x_row_bytes, T, w.cols, y + r0, w.rows);
-    });
-    return;
-  }
-  pool.parallel_for(w.rows, [&](int64_t begin, int64_t end, int) {
-    for (int64_t r0 = begin; r0 < end; r0 += kRowTile) {
-      const int64_t r1 = std::min(end, r0 + kRowTile);
-      for (int64_t t0 = 0; t0 < T; t0 += kTokenTile) {
-        const int64_t t1 = std::min(T, t0 + kTokenTile);
-        for (int64_t r = r0; r < r1; r++) {
-          const uint8_t* row = w.row(r, slice);
-          int64_t t = t0;
-          if (dot4)  // four tokens per pass over the weight row where the kernel set can
-            for (; t + 4 <= t1; t += 4) {
-              float out[4];
-              dot4(row, xq + size_t(t) * x_row_bytes, x_row_bytes, w.cols, out);
-              for (int k = 0; k < 4; k++) y[(t + k) * w.rows + r] = out[k];
-            }
-          for (; t < t1; t++) y[t * w.rows + r] = dot(row, xq + size_t(t) * x_row_bytes, w.cols);
-        }
-      }
-    }
+  // The matrix kernel packs whole panels of rows, so no two threads may share one.
+  const int64_t unit = kernels.gemm && T >= kernels.gemm_min_tokens ? kGemmPanelRows : 1;
+  pool.parallel_for((w.rows + unit - 1) / unit, [&](int64_t begin, int64_t end, int) {
+    product_rows(w, slice, begin * unit, std::min(w.rows, end * unit), xq, gguf::row_bytes(vt, w.cols), T, y, w.rows);
   });
 }
 
@@ -119,14 +91,43 @@ void matmul_many(const std::vector<Product>& products, ThreadPool& pool) {
       const Product& p = products[m];
       const Matrix& w = *p.w;
       const Converted& in = inputs[input_of[m]];
-      const int64_t panels = first_panel[m + 1] - first_panel[m];
-      const int64_t p0 = b - first_panel[m], p1 = e - first_panel[m];
-      const int64_t r0 = p0 * kGemmPanelRows, r1 = std::min(w.rows, p1 * kGemmPanelRows);
-      tensor::active_kernels().find(w.type)->gemm_packed(w.packed + size_t(p.slice * panels + p0) * w.panel_bytes,
-                                                          r1 - r0, in.data, gguf::row_bytes(in.type, in.n), in.T, in.n,
-                                                          p.y + r0, w.rows);
+      const int64_t r0 = (b - first_panel[m]) * kGemmPanelRows;
+      const int64_t r1 = std::min(w.rows, (e - first_panel[m]) * kGemmPanelRows);
+      product_rows(w, p.slice, r0, r1, in.data, gguf::row_bytes(in.type, in.n), in.T, p.y, w.rows);
     }
   });
+}
+
+void product_rows(const Matrix& w, int64_t slice, int64_t r0, int64_t r1, const uint8_t* x, size_t x_row_bytes,
+                  int64_t T, float* y, int64_t ldy) {
+  const tensor::TypeKernels& k = *tensor::active_kernels().find(w.type);
+  if (w.packed) {
+    const int64_t panels = (w.rows + kGemmPanelRows - 1) / kGemmPanelRows;
+    k.gemm_packed(w.packed + size_t(slice * panels + r0 / kGemmPanelRows) * w.panel_bytes, r1 - r0, x, x_row_bytes, T,
+                  w.cols, y + r0, ldy);
+    return;
+  }
+  if (k.gemm && T >= k.gemm_min_tokens) {
+    k.gemm(w.row(r0, slice), w.row_bytes, r1 - r0, x, x_row_bytes, T, w.cols, y + r0, ldy);
+    return;
+  }
+  for (int64_t rt = r0; rt < r1; rt += kRowTile) {
+    const int64_t rt_end = std::min(r1, rt + kRowTile);
+    for (int64_t t0 = 0; t0 < T; t0 += kTokenTile) {
+      const int64_t t1 = std::min(T, t0 + kTokenTile);
+      for (int64_t r = rt; r < rt_end; r++) {
+        const uint8_t* row = w.row(r, slice);
+        int64_t t = t0;
+        if (k.vec_dot_4)  // four tokens per pass over the weight row where the kernel set can
+          for (; t + 4 <= t1; t += 4) {
+            float out[4];
+            k.vec_dot_4(row, x + size_t(t) * x_row_bytes, x_row_bytes, w.cols, out);
+            for (int j = 0; j < 4; j++) y[(t + j) * ldy + r] = out[j];
+          }
+        for (; t < t1; t++) y[t * ldy + r] = k.vec_dot(row, x + size_t(t) * x_row_bytes, w.cols);
+      }
+    }
+  }
 }
 
 void rope_angles(int64_t pos, const Config& c, const std::vector<float>& freq_factors, float* cos_out, float* sin_out) {

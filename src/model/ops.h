@@ -28,6 +28,13 @@ struct Product {
 };
 void matmul_many(const std::vector<Product>& products, ThreadPool& pool);
 
+// One thread's part of y = w[slice] x: rows [r0, r1), y[t * ldy + r] for r
+// in [r0, r1), each exactly as matmul computes it. x holds T activation rows
+// already in w's dot type (tensor::vec_dot_type), x_row_bytes apart. r0 is a
+// multiple of 8: packed weights and the matrix kernel work in panels of 8.
+void product_rows(const Matrix& w, int64_t slice, int64_t r0, int64_t r1, const uint8_t* x, size_t x_row_bytes,
+                  int64_t T, float* y, int64_t ldy);
+
 // Rotary position embedding in two steps: the rope_dim/2 cosines and sines of
 // position pos (the same for every head and layer), then rotating the first
 // rope_dim values of one head with them.

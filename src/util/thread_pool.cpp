@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <stdexcept>
+#include <string>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -41,18 +43,27 @@ constexpr int64_t kOwnerClaimDivisor = 2;
 constexpr int64_t kMinChunksPerThread = 8;
 
 // Loops longer than this run as consecutive loops of at most this length, so
-// a share's bounds fit the 32-bit halves of Share::range.
-constexpr int64_t kMaxLoop = int64_t(1) << 31;
+// a share's bounds fit the 24-bit fields of Share::range.
+constexpr int kRangeBits = 24;
+constexpr uint64_t kRangeMask = (uint64_t(1) << kRangeBits) - 1;
+constexpr int64_t kMaxLoop = int64_t(kRangeMask);
+constexpr uint64_t kTagMask = 0xffff;  // tags wrap; a share is always reset before its tag comes round again
 
-uint64_t pack_range(int64_t begin, int64_t end) { return uint64_t(end) << 32 | uint64_t(begin); }
-int64_t range_begin(uint64_t range) { return int64_t(range & 0xffffffffu); }
-int64_t range_end(uint64_t range) { return int64_t(range >> 32); }
+uint64_t pack_range(uint64_t tag, int64_t begin, int64_t end) {
+  return (tag & kTagMask) << (2 * kRangeBits) | uint64_t(end) << kRangeBits | uint64_t(begin);
+}
+bool range_has_tag(uint64_t range, uint64_t tag) { return range >> (2 * kRangeBits) == (tag & kTagMask); }
+int64_t range_begin(uint64_t range) { return int64_t(range & kRangeMask); }
+int64_t range_end(uint64_t range) { return int64_t(range >> kRangeBits & kRangeMask); }
+
+int64_t min_chunk(int64_t n, int threads) { return std::max<int64_t>(1, n / (int64_t(threads) * kMinChunksPerThread)); }
 
 }  // namespace
 
 ThreadPool::ThreadPool(int threads) {
   threads = std::max(1, threads);
   shares_ = std::make_unique<Share[]>(size_t(threads));
+  team_loops_ = std::make_unique<TeamLoop[]>(size_t(threads));
   for (int i = 1; i < threads; i++) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
@@ -82,12 +93,59 @@ void ThreadPool::parallel_for(int64_t n, const Job& fn) {
   }
 }
 
+void ThreadPool::run_team(const TeamJob& fn) {
+  if (workers_.empty()) return fn(0);
+  const Job job = [&](int64_t, int64_t, int index) {
+    team_loops_[size_t(index)].count = 0;
+    fn(index);
+  };
+  team_ = true;
+  run_loop(size(), job);
+  team_ = false;
+  // Every thread ran the same team loops; the next loop's tag follows theirs.
+  job_tag_ += team_loops_[0].count;
+}
+
+void ThreadPool::team_share(int index, int64_t n) {
+  if (n > kMaxLoop) throw std::length_error("a team loop of " + std::to_string(n) + " items (at most 2^24 - 1)");
+  TeamLoop& loop = team_loops_[size_t(index)];
+  loop.tag = job_tag_ + 1 + loop.count++;
+  loop.min_chunk = min_chunk(n, size());
+  set_share(index, loop.tag, n);
+}
+
+void ThreadPool::team_loop(int index, const Job& fn) {
+  const TeamLoop& loop = team_loops_[size_t(index)];
+  run_shares(index, loop.tag, loop.min_chunk, fn);
+}
+
+// Sense-reversing: the last thread to arrive resets the count, then starts a
+// new generation, which releases the others.
+void ThreadPool::barrier() {
+  if (workers_.empty()) return;
+  const uint64_t generation = barrier_generation_.load(std::memory_order_acquire);
+  if (barrier_arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == size()) {
+    barrier_arrived_.store(0, std::memory_order_relaxed);
+    barrier_generation_.fetch_add(1, std::memory_order_release);
+    return;
+  }
+  auto released = [&] { return barrier_generation_.load(std::memory_order_acquire) != generation; };
+  // Past the spin, yield: the thread everyone waits for may need this core.
+  if (spin_until(released)) return;
+  while (!released()) std::this_thread::yield();
+}
+
+void ThreadPool::set_share(int index, uint64_t tag, int64_t n) {
+  const int64_t threads = size();
+  shares_[size_t(index)].range.store(pack_range(tag, n * index / threads, n * (index + 1) / threads),
+                                     std::memory_order_relaxed);
+}
+
 void ThreadPool::run_loop(int64_t n, const Job& fn) {
-  const int threads = size();
-  for (int i = 0; i < threads; i++)
-    shares_[size_t(i)].range.store(pack_range(n * i / threads, n * (i + 1) / threads), std::memory_order_relaxed);
+  job_tag_++;
+  for (int i = 0; i < size(); i++) set_share(i, job_tag_, n);
   job_ = &fn;
-  job_min_chunk_ = std::max<int64_t>(1, n / (int64_t(threads) * kMinChunksPerThread));
+  job_min_chunk_ = min_chunk(n, size());
   pending_.store(int(workers_.size()), std::memory_order_relaxed);
   {
     // Under the mutex so a worker between its predicate check and its wait
@@ -102,37 +160,42 @@ void ThreadPool::run_loop(int64_t n, const Job& fn) {
 }
 
 void ThreadPool::run_chunks(int index) {
+  if (team_) return (*job_)(index, index + 1, index);
+  run_shares(index, job_tag_, job_min_chunk_, *job_);
+}
+
+void ThreadPool::run_shares(int index, uint64_t tag, int64_t min_chunk, const Job& fn) {
   int64_t begin, end;
   for (;;) {
-    while (claim_front(index, begin, end)) (*job_)(begin, end, index);
-    if (!steal_into(index)) return;
+    while (claim_front(index, tag, min_chunk, begin, end)) fn(begin, end, index);
+    if (!steal_into(index, tag)) return;
   }
 }
 
 // Takes the next chunk from the front of this thread's own share.
-bool ThreadPool::claim_front(int index, int64_t& begin, int64_t& end) {
+bool ThreadPool::claim_front(int index, uint64_t tag, int64_t min_chunk, int64_t& begin, int64_t& end) {
   std::atomic<uint64_t>& share = shares_[size_t(index)].range;
   uint64_t range = share.load(std::memory_order_relaxed);
   for (;;) {
     begin = range_begin(range);
     const int64_t last = range_end(range);
-    if (begin >= last) return false;
-    end = std::min(last, begin + std::max(job_min_chunk_, (last - begin) / kOwnerClaimDivisor));
-    if (share.compare_exchange_weak(range, pack_range(end, last), std::memory_order_relaxed)) return true;
+    if (!range_has_tag(range, tag) || begin >= last) return false;
+    end = std::min(last, begin + std::max(min_chunk, (last - begin) / kOwnerClaimDivisor));
+    if (share.compare_exchange_weak(range, pack_range(tag, end, last), std::memory_order_relaxed)) return true;
   }
 }
 
 // Moves the back half of the fullest other share into this thread's (empty)
 // share; false once every share is empty. Only the owner refills its share,
 // and only when it is empty, which no thief touches: a plain store suffices.
-bool ThreadPool::steal_into(int index) {
+bool ThreadPool::steal_into(int index, uint64_t tag) {
   for (;;) {
     int victim = -1;
     int64_t most = 0;
     uint64_t range = 0;
     for (int i = 0; i < size(); i++) {
       const uint64_t r = shares_[size_t(i)].range.load(std::memory_order_relaxed);
-      if (i != index && range_end(r) - range_begin(r) > most) {
+      if (i != index && range_has_tag(r, tag) && range_end(r) - range_begin(r) > most) {
         victim = i;
         most = range_end(r) - range_begin(r);
         range = r;
@@ -141,8 +204,9 @@ bool ThreadPool::steal_into(int index) {
     if (victim < 0) return false;
     const int64_t begin = range_begin(range), end = range_end(range);
     const int64_t split = end - (most + 1) / 2;
-    if (shares_[size_t(victim)].range.compare_exchange_strong(range, pack_range(begin, split), std::memory_order_relaxed)) {
-      shares_[size_t(index)].range.store(pack_range(split, end), std::memory_order_relaxed);
+    if (shares_[size_t(victim)].range.compare_exchange_strong(range, pack_range(tag, begin, split),
+                                                              std::memory_order_relaxed)) {
+      shares_[size_t(index)].range.store(pack_range(tag, split, end), std::memory_order_relaxed);
       return true;
     }
   }

@@ -40,6 +40,25 @@ class ThreadPool {
   // a thread may get several chunks. thread_index is in [0, size()).
   void parallel_for(int64_t n, const Job& fn);
 
+  // Calls fn(thread_index) once on every thread at the same time, for work
+  // that the threads share out among themselves and that meets at
+  // barrier() (a decode step: a few barriers per layer instead of starting
+  // and ending a parallel loop per matrix).
+  using TeamJob = std::function<void(int)>;
+  void run_team(const TeamJob& fn);
+  // Inside run_team only: returns once every thread has called it, with
+  // everything each wrote before its call visible to all.
+  void barrier();
+  // A loop inside run_team, every thread taking part: team_share(index, n)
+  // sets this thread's share of [0, n) (it may do so while another thread
+  // still works on the last loop); after a barrier(), team_loop(index, fn)
+  // shares the loop out as parallel_for does (contiguous shares, stealing at
+  // the end) and returns when this thread finds no chunk left, which may be
+  // before the others finish theirs: barrier() again before reading what the
+  // loop wrote. n must be below 2^24.
+  void team_share(int index, int64_t n);
+  void team_loop(int index, const Job& fn);
+
   static int default_threads();
 
  private:
@@ -49,14 +68,25 @@ class ThreadPool {
   void wait_until_done();
   void run_loop(int64_t n, const Job& fn);
   void run_chunks(int index);
-  bool claim_front(int index, int64_t& begin, int64_t& end);
-  bool steal_into(int index);
+  void run_shares(int index, uint64_t tag, int64_t min_chunk, const Job& fn);
+  bool claim_front(int index, uint64_t tag, int64_t min_chunk, int64_t& begin, int64_t& end);
+  bool steal_into(int index, uint64_t tag);
+  void set_share(int index, uint64_t tag, int64_t n);
 
-  // A thread's remaining share [begin, end) packed as end << 32 | begin: the
-  // owner claims from the front, others steal from the back, each with one
-  // compare-and-swap. A cache line each, so claims do not contend.
+  // A thread's remaining share [begin, end) of the loop tagged `tag`, packed
+  // as tag << 48 | end << 24 | begin: the owner claims from the front, others
+  // steal from the back, each with one compare-and-swap; a share tagged for
+  // another loop counts as empty. The tags let a team's threads set their
+  // shares of the next loop while another thread still looks for work in
+  // the last. A cache line each, so claims do not contend.
   struct alignas(64) Share {
     std::atomic<uint64_t> range{0};
+  };
+  // Per thread inside run_team: how many team loops it has started, and the
+  // current one's tag and smallest chunk.
+  struct alignas(64) TeamLoop {
+    uint64_t count = 0, tag = 0;
+    int64_t min_chunk = 1;
   };
 
   std::vector<std::thread> workers_;
@@ -66,10 +96,17 @@ class ThreadPool {
   // workers after they see the new generation (acquire).
   const Job* job_ = nullptr;
   int64_t job_min_chunk_ = 1;
+  uint64_t job_tag_ = 0;  // the tag of parallel_for's loop, or of run_team's first team loop
   std::unique_ptr<Share[]> shares_;
+  std::unique_ptr<TeamLoop[]> team_loops_;
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
   std::atomic<bool> stopping_{false};
+  // run_team's loop: each thread runs its own index only (written with job_).
+  bool team_ = false;
+  // barrier(): threads arrived, and how many barriers have completed.
+  alignas(64) std::atomic<int> barrier_arrived_{0};
+  alignas(64) std::atomic<uint64_t> barrier_generation_{0};
 };
 
 }  // namespace warden

@@ -105,5 +105,84 @@ TEST(ThreadPool, ResultsWrittenInTheLoopAreVisibleAfterIt) {
   }
 }
 
+// run_team: every thread index exactly once, all at the same time (a thread
+// that ran two indices in turn would wait at the first barrier forever), and
+// a barrier makes what each thread wrote before it visible to all after it.
+// More threads than this machine has cores, so barriers must yield.
+TEST(ThreadPool, ATeamMeetsAtBarriersAndSeesWhatEachWroteBeforeThem) {
+  for (int threads : {1, 2, 5}) {
+    ThreadPool pool(threads);
+    std::vector<int64_t> slots(size_t(threads), -1);
+    std::vector<int> runs(size_t(threads), 0);
+    std::atomic<int64_t> mismatches{0};
+    for (int repeat = 0; repeat < 20; repeat++) {
+      pool.run_team([&](int i) {
+        runs[size_t(i)]++;
+        for (int64_t round = 0; round < 200; round++) {
+          slots[size_t(i)] = round * 100 + i;
+          pool.barrier();
+          for (int j = 0; j < threads; j++)
+            if (slots[size_t(j)] != round * 100 + j) mismatches++;
+          pool.barrier();  // nobody writes the next round's value while another still reads
+        }
+      });
+    }
+    EXPECT_EQ(mismatches.load(), 0) << threads << " threads";
+    EXPECT_EQ(runs, std::vector<int>(size_t(threads), 20)) << threads << " threads";
+    // The pool still runs ordinary loops afterwards.
+    expect_tiles(chunks_of(pool, 1000), 1000);
+  }
+}
+
+// Team loops: back to back, each thread setting its share of the next loop
+// while another may still look for work in the last, every index exactly
+// once per loop. In every other loop the thread holding index 0 stops there
+// until the rest is done, so its share has to be taken over. Ordinary loops
+// still work afterwards.
+TEST(ThreadPool, TeamLoopsCoverEveryIndexOnceAndTakeOverABlockedShare) {
+  const std::vector<int64_t> sizes{0, 1, 7, 1000, 3, 100003, 64, 2};
+  for (int threads : {1, 2, 3, 5}) {
+    SCOPED_TRACE("threads " + std::to_string(threads));
+    ThreadPool pool(threads);
+    std::vector<std::vector<std::atomic<int>>> hits(sizes.size());
+    for (size_t k = 0; k < sizes.size(); k++) hits[k] = std::vector<std::atomic<int>>(size_t(sizes[k]));
+    std::atomic<bool> finished_in_time{true};
+    for (int repeat = 0; repeat < 10; repeat++) {
+      for (auto& loop : hits)
+        for (auto& h : loop) h = 0;
+      pool.run_team([&](int i) {
+        for (size_t k = 0; k < sizes.size(); k++) {
+          const int64_t n = sizes[k];
+          pool.team_share(i, n);
+          pool.barrier();
+          pool.team_loop(i, [&](int64_t begin, int64_t end, int index) {
+            EXPECT_EQ(index, i);
+            if (begin == 0 && k % 2 == 1 && threads > 1) {
+              const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+              for (;;) {
+                int64_t others = 0;
+                for (int64_t j = end; j < n; j++) others += hits[k][size_t(j)].load();
+                if (others == n - end) break;
+                if (std::chrono::steady_clock::now() > deadline) {
+                  finished_in_time = false;
+                  break;
+                }
+                std::this_thread::yield();
+              }
+            }
+            for (int64_t j = begin; j < end; j++) hits[k][size_t(j)]++;
+          });
+        }
+        pool.barrier();
+      });
+      for (size_t k = 0; k < sizes.size(); k++)
+        for (int64_t j = 0; j < sizes[k]; j++)
+          ASSERT_EQ(hits[k][size_t(j)].load(), 1) << "loop " << k << " index " << j;
+    }
+    EXPECT_TRUE(finished_in_time) << "a blocked thread's share was left undone";
+    expect_tiles(chunks_of(pool, 1000), 1000);
+  }
+}
+
 }  // namespace
 }  // namespace warden
