@@ -94,11 +94,11 @@ void ThreadPool::parallel_for(int64_t n, const Job& fn) {
 }
 
 void ThreadPool::run_team(const TeamJob& fn) {
-  if (workers_.empty()) return fn(0);
   const Job job = [&](int64_t, int64_t, int index) {
     team_loops_[size_t(index)].count = 0;
     fn(index);
   };
+  if (workers_.empty()) return job(0, 1, 0);
   team_ = true;
   run_loop(size(), job);
   team_ = false;
@@ -119,8 +119,8 @@ void ThreadPool::team_loop(int index, const Job& fn) {
   run_shares(index, loop.tag, loop.min_chunk, fn);
 }
 
-// Sense-reversing: the last thread to arrive resets the count, then starts a
-// new generation, which releases the others.
+// The last thread to arrive resets the count, then starts a new generation,
+// which releases the others.
 void ThreadPool::barrier() {
   if (workers_.empty()) return;
   const uint64_t generation = barrier_generation_.load(std::memory_order_acquire);

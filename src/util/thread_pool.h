@@ -96,7 +96,7 @@ class ThreadPool {
   // workers after they see the new generation (acquire).
   const Job* job_ = nullptr;
   int64_t job_min_chunk_ = 1;
-  uint64_t job_tag_ = 0;  // the tag of parallel_for's loop, or of run_team's first team loop
+  uint64_t job_tag_ = 0;  // the current loop's tag (parallel_for or run_team); team loops take the tags after it
   std::unique_ptr<Share[]> shares_;
   std::unique_ptr<TeamLoop[]> team_loops_;
   std::atomic<uint64_t> generation_{0};
