@@ -41,8 +41,8 @@ void for_each_token(ThreadPool& pool, int64_t T, Fn fn) {
 
 }  // namespace
 
-Forward::Forward(const Model& model, ThreadPool& pool)
-    : model_(model), pool_(pool), team_(plan_team(model, pool.size())) {}
+Forward::Forward(const Model& model, ThreadPool& pool, bool decode_as_team)
+    : model_(model), pool_(pool), decode_as_team_(decode_as_team) {}
 
 std::vector<float> Forward::run(const std::vector<BatchToken>& batch, KvCache& cache) {
   if (int64_t(batch.size()) <= kMaxStepTokens) return run_step(batch, cache);
@@ -85,7 +85,7 @@ std::vector<float> Forward::run_step(const std::vector<BatchToken>& batch, KvCac
                 rope_sin_.data() + t * half_rope);
 
   std::vector<float> logits;
-  if (!team_.empty() && T <= kMaxTeamTokens) {
+  if (decodes_as_team() && T <= kMaxTeamTokens) {
     logits = run_as_team(batch, cache);
   } else {
     for (int64_t il = 0; il < c.n_layer; il++) {

@@ -22,7 +22,9 @@ struct BatchToken {
 
 class Forward {
  public:
-  Forward(const Model& model, ThreadPool& pool);
+  // decode_as_team: whether decode steps of dense models may run as a team
+  // of the pool's threads (below); the results are the same either way.
+  Forward(const Model& model, ThreadPool& pool, bool decode_as_team = true);
 
   // Runs the batch, writing keys/values into `cache`; returns one row of
   // n_vocab logits per token with want_logits, in batch order. Positions of a
@@ -31,7 +33,7 @@ class Forward {
   std::vector<float> run(const std::vector<BatchToken>& batch, KvCache& cache);
 
   // Whether decode steps run as a team of the pool's threads (see below).
-  bool decodes_as_team() const { return !team_.empty(); }
+  bool decodes_as_team() const { return decode_as_team_ && model_.config().n_expert == 0; }
 
  private:
   // Batches longer than this run as consecutive slices: activations (the FFN's
@@ -64,17 +66,13 @@ class Forward {
   void attend_run(int64_t il, const std::vector<BatchToken>& batch, const TokenRun& run, const KvCache& cache);
 
   // Decode steps as a team (forward_team.cpp): every thread of the pool runs
-  // every layer, attending for its own key/value heads and sharing out the
-  // rows of the other products in team loops, so the threads meet at four
-  // barriers per layer instead of starting and ending a parallel loop per
-  // matrix and waiting on one thread for what lies between. Used for batches
-  // of up to kMaxTeamTokens tokens of dense models (plan_team); other batches
-  // take the loops above. The results are identical either way.
+  // every layer, the products' rows and the attention's key/value heads
+  // shared out in team loops, so the threads meet at five barriers per layer
+  // instead of starting and ending a parallel loop per matrix and waiting on
+  // one thread for what lies between. Used for batches of up to
+  // kMaxTeamTokens tokens of dense models; other batches take the loops
+  // above. The results are identical either way.
   static constexpr int64_t kMaxTeamTokens = 8;
-  struct TeamShare {
-    int64_t kv_begin, kv_end;  // this thread's key/value heads
-  };
-  static std::vector<TeamShare> plan_team(const Model& model, int threads);
   struct TeamScratch {
     std::vector<float> xn;              // normed activations
     std::vector<uint8_t> converted[3];  // activations in the weights' dot types
@@ -82,14 +80,15 @@ class Forward {
   std::vector<float> run_as_team(const std::vector<BatchToken>& batch, KvCache& cache);
   void team_member(int i, const std::vector<BatchToken>& batch, KvCache& cache, std::vector<float>& logits);
   const float* team_norm(int i, const std::vector<float>& weight, int64_t T);
-  void team_attention(int i, const Layer& layer, int64_t il, const std::vector<BatchToken>& batch, KvCache& cache);
+  void team_qkv(int i, const Layer& layer, int64_t T);
+  void team_attention(int i, int64_t il, const Layer& layer, const std::vector<BatchToken>& batch, KvCache& cache);
   void team_add_product(int i, const Matrix& w, const float* in, int64_t T);
   void team_gate_up(int i, const Layer& layer, int64_t T);
   void team_logits(int i, const std::vector<BatchToken>& batch, std::vector<float>& logits);
 
   const Model& model_;
   ThreadPool& pool_;
-  std::vector<TeamShare> team_;  // empty when the team path does not apply
+  const bool decode_as_team_;
   std::vector<TeamScratch> team_scratch_;
   // Activations for the current batch, [T][width] row-major.
   std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, ffn_out_;

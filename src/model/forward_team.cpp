@@ -1,26 +1,23 @@
 // Decode steps as a team (see forward.h). Why: with a parallel loop per
-// matrix, a layer's five loops each start by waking the other thread and end
-// with one thread idle while the other finishes, and the norms, activation
-// conversions and residual additions between the loops run on one thread
-// alone. Here every thread runs every layer:
+// matrix, each loop starts by waking the other threads and ends with them
+// waiting for the last, and the norms, activation conversions and residual
+// additions between the loops run on one thread alone. Here every thread
+// runs every layer, and each stage is a team loop (shared out and stolen as
+// parallel_for's are) behind a barrier:
 //
-//   its own key/value heads: their rows of wq, wk and wv, rotary, cache,
-//     attention;
-//   the rows of wo, shared out as parallel_for shares them (stealing at the
-//     end), each added to x;
-//   the FFN hidden units, shared out the same way: their rows of ffn_gate
-//     and ffn_up, SwiGLU;
-//   the rows of ffn_down, shared out the same way, each added to x;
+//   the rows of wq, wk and wv (one loop over the three);
+//   the key/value heads: rotary, cache store, attention;
+//   the rows of wo, each added to x;
+//   the FFN hidden units: their rows of ffn_gate and ffn_up, SwiGLU;
+//   the rows of ffn_down, each added to x.
 //
-// with a barrier before each shared loop and at the end of the layer. Each
-// output is the same dot product as in the loops, so the results are
-// identical. The heads are split in advance because each thread attends
-// with the keys and values it computed itself; the loops are shared out
-// because a static split of them made whatever held one core back hold both
-// (llama-3.2-1b decoded 1-5 % slower than with the loops). Splitting wo and
-// ffn_down by columns instead would save barriers, but each thread then
-// reads a few KiB of every panel and skips the other's part, and those
-// pieces streamed from memory three times slower than whole panels.
+// Every thread runs the norms and conversions itself rather than wait for
+// one to. Each output is the same dot product as in the loops, so the results
+// are identical. Two other splits were slower: fixed shares per thread (no
+// stealing) made whatever held one core back hold both, and splitting wo and
+// ffn_down by columns made each thread read a few KiB of every panel and
+// skip the other's part, which streamed three times slower than whole
+// panels (docs/performance.md).
 #include <algorithm>
 
 #include "model/forward.h"
@@ -53,20 +50,6 @@ int64_t panels(int64_t rows) { return (rows + kPanelRows - 1) / kPanelRows; }
 
 }  // namespace
 
-// Each thread's key/value heads, or none where the team path does not
-// apply: more threads than key/value heads, heads whose rows do not start on
-// a whole panel, or MoE layers. (A team of two splitting each selected
-// expert's rows decoded qwen3moe 2-3 % slower than the loops, which already
-// reach about 90 % of the roofline there.)
-std::vector<Forward::TeamShare> Forward::plan_team(const Model& model, int threads) {
-  const Config& c = model.config();
-  const int64_t n = threads;
-  if (c.n_expert > 0 || n < 1 || n > c.n_head_kv || c.head_dim % kPanelRows || c.head_dim_v % kPanelRows) return {};
-  std::vector<TeamShare> shares;
-  for (int64_t i = 0; i < n; i++) shares.push_back({c.n_head_kv * i / n, c.n_head_kv * (i + 1) / n});
-  return shares;
-}
-
 std::vector<float> Forward::run_as_team(const std::vector<BatchToken>& batch, KvCache& cache) {
   const Config& c = model_.config();
   const int64_t T = int64_t(batch.size());
@@ -78,7 +61,7 @@ std::vector<float> Forward::run_as_team(const std::vector<BatchToken>& batch, Kv
   gate_.resize(size_t(T * c.n_ff));
   up_.resize(size_t(T * c.n_ff));
   ffn_out_.resize(size_t(T * c.n_embd));
-  team_scratch_.resize(team_.size());
+  team_scratch_.resize(size_t(pool_.size()));
   int64_t n_logits = 0;
   for (const BatchToken& bt : batch) n_logits += bt.want_logits;
   std::vector<float> logits(size_t(n_logits * c.n_vocab));
@@ -91,11 +74,11 @@ void Forward::team_member(int i, const std::vector<BatchToken>& batch, KvCache& 
   const int64_t T = int64_t(batch.size());
   for (int64_t il = 0; il < c.n_layer; il++) {
     const Layer& layer = model_.layers[size_t(il)];
-    team_attention(i, layer, il, batch, cache);
+    team_qkv(i, layer, T);
+    team_attention(i, il, layer, batch, cache);
     team_add_product(i, layer.wo, attn_.data(), T);
     team_gate_up(i, layer, T);
     team_add_product(i, layer.ffn_down, gate_.data(), T);
-    pool_.barrier();  // x is complete
   }
   team_logits(i, batch, logits);
 }
@@ -110,37 +93,59 @@ const float* Forward::team_norm(int i, const std::vector<float>& weight, int64_t
   return xn.data();
 }
 
-void Forward::team_attention(int i, const Layer& layer, int64_t il, const std::vector<BatchToken>& batch,
-                             KvCache& cache) {
+// Q, K and V for every token: the three matrices' rows shared out as one
+// loop (as matmul_many does), biases added to the rows computed.
+void Forward::team_qkv(int i, const Layer& layer, int64_t T) {
   const Config& c = model_.config();
-  const TeamShare& s = team_[size_t(i)];
   std::vector<uint8_t>* converted = team_scratch_[size_t(i)].converted;
-  const int64_t T = int64_t(batch.size()), n = c.n_embd, group = c.n_head / c.n_head_kv;
+  const int64_t n = c.n_embd;
+  const int64_t q_panels = panels(c.q_dim()), k_panels = panels(c.kv_dim());
+  pool_.team_share(i, q_panels + k_panels + panels(c.v_dim()));
+  pool_.barrier();  // x is complete
   const float* xn = team_norm(i, layer.attn_norm, T);
   const uint8_t* xq = convert_rows(layer.wq, xn, n, T, converted[0]);
   const uint8_t* xk = same_dot_type(layer.wk, layer.wq) ? xq : convert_rows(layer.wk, xn, n, T, converted[1]);
   const uint8_t* xv = same_dot_type(layer.wv, layer.wq)   ? xq
                       : same_dot_type(layer.wv, layer.wk) ? xk
                                                           : convert_rows(layer.wv, xn, n, T, converted[2]);
-  const int64_t q0 = s.kv_begin * group * c.head_dim, q1 = s.kv_end * group * c.head_dim;
-  const int64_t k0 = s.kv_begin * c.head_dim, k1 = s.kv_end * c.head_dim;
-  const int64_t v0 = s.kv_begin * c.head_dim_v, v1 = s.kv_end * c.head_dim_v;
-  product_rows(layer.wq, 0, q0, q1, xq, converted_row_bytes(layer.wq), T, q_.data(), c.q_dim());
-  product_rows(layer.wk, 0, k0, k1, xk, converted_row_bytes(layer.wk), T, k_.data(), c.kv_dim());
-  product_rows(layer.wv, 0, v0, v1, xv, converted_row_bytes(layer.wv), T, v_.data(), c.v_dim());
-  if (c.qkv_bias)
-    for (int64_t t = 0; t < T; t++) {
-      for (int64_t r = q0; r < q1; r++) q_[size_t(t * c.q_dim() + r)] += layer.bq[size_t(r)];
-      for (int64_t r = k0; r < k1; r++) k_[size_t(t * c.kv_dim() + r)] += layer.bk[size_t(r)];
-      for (int64_t r = v0; r < v1; r++) v_[size_t(t * c.v_dim() + r)] += layer.bv[size_t(r)];
+  struct Part {
+    const Matrix& w;
+    const uint8_t* x;
+    float* y;
+    const std::vector<float>& bias;
+    int64_t first_panel;
+  };
+  const Part parts[3] = {{layer.wq, xq, q_.data(), layer.bq, 0},
+                         {layer.wk, xk, k_.data(), layer.bk, q_panels},
+                         {layer.wv, xv, v_.data(), layer.bv, q_panels + k_panels}};
+  pool_.team_loop(i, [&](int64_t begin, int64_t end, int) {
+    for (const Part& p : parts) {
+      const int64_t b = std::max(begin, p.first_panel), e = std::min(end, p.first_panel + panels(p.w.rows));
+      if (b >= e) continue;
+      const int64_t r0 = (b - p.first_panel) * kPanelRows, r1 = std::min(p.w.rows, (e - p.first_panel) * kPanelRows);
+      product_rows(p.w, 0, r0, r1, p.x, converted_row_bytes(p.w), T, p.y, p.w.rows);
+      if (c.qkv_bias)
+        for (int64_t t = 0; t < T; t++)
+          for (int64_t r = r0; r < r1; r++) p.y[t * p.w.rows + r] += p.bias[size_t(r)];
     }
-  // Every token's keys and values are in the cache before any token attends:
-  // a token may attend to an earlier one of the same batch.
-  for (int64_t t = 0; t < T; t++) rotate_and_cache(layer, il, batch, t, s.kv_begin, s.kv_end, cache);
-  const int64_t attn_width = c.n_head * c.head_dim_v;
-  for (int64_t t = 0; t < T; t++)
-    for (int64_t kvh = s.kv_begin; kvh < s.kv_end; kvh++)
-      attend(il, batch[size_t(t)], kvh, q_.data() + t * c.q_dim(), attn_.data() + t * attn_width, cache);
+  });
+}
+
+// Attention, key/value heads shared out: per head, every token's rotary and
+// cache store before any token attends (a token may attend to an earlier one
+// of the same batch).
+void Forward::team_attention(int i, int64_t il, const Layer& layer, const std::vector<BatchToken>& batch,
+                             KvCache& cache) {
+  const Config& c = model_.config();
+  const int64_t T = int64_t(batch.size()), attn_width = c.n_head * c.head_dim_v;
+  pool_.team_share(i, c.n_head_kv);
+  pool_.barrier();  // q, k and v are complete
+  pool_.team_loop(i, [&](int64_t begin, int64_t end, int) {
+    for (int64_t t = 0; t < T; t++) rotate_and_cache(layer, il, batch, t, begin, end, cache);
+    for (int64_t t = 0; t < T; t++)
+      for (int64_t kvh = begin; kvh < end; kvh++)
+        attend(il, batch[size_t(t)], kvh, q_.data() + t * c.q_dim(), attn_.data() + t * attn_width, cache);
+  });
 }
 
 // x += w in for the T rows of in (w.cols floats each), w's rows shared out

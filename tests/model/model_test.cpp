@@ -164,25 +164,30 @@ TEST_P(PerArchitecture, TwoSequencesInOneBatchMatchSeparateRuns) {
   }
 }
 
-// Decode steps of dense models run as a team of the pool's threads where the
-// model allows it (at most one thread per key/value head) and as one
-// parallel loop per matrix otherwise: exactly the same logits either way,
-// packed or not.
-// The tiny models have 2 key/value heads, so 2 threads make a team and 3 do
-// not. Single tokens, then a step of three tokens from two sequences.
+// Decode steps of dense models run as a team of the pool's threads; the same
+// steps as one parallel loop per matrix give exactly the same logits, packed
+// weights or not, with two threads or three (the tiny models have two
+// key/value heads). Single tokens, then a step of three tokens from two
+// sequences.
 TEST_P(PerArchitecture, DecodeStepsAsATeamGiveExactlyTheLogitsOfTheLoops) {
   for (const char* type : {"f32", "q8_0", "q4_K_M", "q6_K", "q5_0", "f16"}) {
     auto model = model::Model::load(tiny_model(GetParam(), type, true));
     const auto& c = model->config();
     ThreadPool two(2), three(3);
-    model::Forward team(*model, two), loops(*model, three);
-    EXPECT_EQ(team.decodes_as_team(), c.n_expert == 0) << type;  // MoE layers keep the loops
+    model::Forward loops(*model, two, false), team(*model, two), team_of_three(*model, three);
     EXPECT_FALSE(loops.decodes_as_team()) << type;
-    model::KvCache team_cache(c, 64, 2), loops_cache(c, 64, 2);
+    EXPECT_EQ(team.decodes_as_team(), c.n_expert == 0) << type;  // MoE layers keep the loops
+    EXPECT_EQ(team_of_three.decodes_as_team(), c.n_expert == 0) << type;
+    model::KvCache loops_cache(c, 64, 2), team_cache(c, 64, 2), three_cache(c, 64, 2);
     auto expect_same = [&](const std::vector<model::BatchToken>& batch, const std::string& what) {
-      const std::vector<float> a = team.run(batch, team_cache), b = loops.run(batch, loops_cache);
-      ASSERT_EQ(a.size(), b.size());
-      for (size_t v = 0; v < a.size(); v++) ASSERT_EQ(a[v], b[v]) << type << " " << what << " logit " << v;
+      const std::vector<float> expected = loops.run(batch, loops_cache);
+      const std::vector<float> a = team.run(batch, team_cache), b = team_of_three.run(batch, three_cache);
+      ASSERT_EQ(a.size(), expected.size());
+      ASSERT_EQ(b.size(), expected.size());
+      for (size_t v = 0; v < expected.size(); v++) {
+        ASSERT_EQ(a[v], expected[v]) << type << " " << what << " logit " << v << ", 2 threads";
+        ASSERT_EQ(b[v], expected[v]) << type << " " << what << " logit " << v << ", 3 threads";
+      }
     };
     for (int64_t pos = 0; pos < 12; pos++)
       expect_same({{int32_t((pos * 7919 + 13) % c.n_vocab), pos, 0, true}}, "step " + std::to_string(pos));
