@@ -301,17 +301,14 @@ void Forward::dense_ffn(const Layer& layer, int64_t T) {
   add_to_residual(ffn_out_, T);
 }
 
-// Mixture of experts: each token's router picks its top-k experts; tokens are
-// grouped per expert so only the selected experts' weights are read.
-void Forward::moe_ffn(const Layer& layer, int64_t T) {
+// Each token's top-k experts by the softmax of its router logits (which it
+// overwrites), listed per expert in token order with the token's weight.
+Forward::ExpertRoutes Forward::route(float* router_logits, int64_t T) const {
   const Config& c = model_.config();
-  router_.resize(size_t(T * c.n_expert));
-  matmul(layer.router, 0, xn_.data(), T, router_.data(), pool_);
-
-  std::vector<std::vector<std::pair<int64_t, float>>> tokens_of_expert(size_t(c.n_expert));
+  ExpertRoutes tokens_of_expert(size_t(c.n_expert));
   std::vector<int64_t> order(size_t(c.n_expert));
   for (int64_t t = 0; t < T; t++) {
-    float* probs = router_.data() + t * c.n_expert;
+    float* probs = router_logits + t * c.n_expert;
     softmax(probs, c.n_expert);
     std::iota(order.begin(), order.end(), 0);
     std::partial_sort(order.begin(), order.begin() + c.n_expert_used, order.end(),
@@ -324,6 +321,17 @@ void Forward::moe_ffn(const Layer& layer, int64_t T) {
       tokens_of_expert[size_t(e)].push_back({t, w});
     }
   }
+  return tokens_of_expert;
+}
+
+// Mixture of experts: each token's router picks its top-k experts; tokens are
+// grouped per expert so only the selected experts' weights are read.
+void Forward::moe_ffn(const Layer& layer, int64_t T) {
+  const Config& c = model_.config();
+  router_.resize(size_t(T * c.n_expert));
+  matmul(layer.router, 0, xn_.data(), T, router_.data(), pool_);
+
+  const ExpertRoutes tokens_of_expert = route(router_.data(), T);
 
 
   // Experts in groups of about kMaxExpertRows (token, expert) rows: per

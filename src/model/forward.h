@@ -5,6 +5,7 @@
 // position, so a prefill of N tokens in one batch computes exactly what N
 // single-token steps compute.
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "model/kv_cache.h"
@@ -33,7 +34,7 @@ class Forward {
   std::vector<float> run(const std::vector<BatchToken>& batch, KvCache& cache);
 
   // Whether decode steps run as a team of the pool's threads (see below).
-  bool decodes_as_team() const { return decode_as_team_ && model_.config().n_expert == 0; }
+  bool decodes_as_team() const { return decode_as_team_; }
 
  private:
   // Batches longer than this run as consecutive slices: activations (the FFN's
@@ -48,6 +49,8 @@ class Forward {
   void add_to_residual(const std::vector<float>& out, int64_t T);
   void dense_ffn(const Layer& layer, int64_t T);
   void moe_ffn(const Layer& layer, int64_t T);
+  using ExpertRoutes = std::vector<std::vector<std::pair<int64_t, float>>>;  // per expert: (token, weight)
+  ExpertRoutes route(float* router_logits, int64_t T) const;
   void rotate_and_cache(const Layer& layer, int64_t il, const std::vector<BatchToken>& batch, int64_t t,
                         int64_t kv_begin, int64_t kv_end, KvCache& cache);
   void attend(int64_t il, const BatchToken& bt, int64_t kvh, const float* q, float* out, const KvCache& cache) const;
@@ -70,12 +73,19 @@ class Forward {
   // shared out in team loops, so the threads meet at five barriers per layer
   // instead of starting and ending a parallel loop per matrix and waiting on
   // one thread for what lies between. Used for batches of up to
-  // kMaxTeamTokens tokens of dense models; other batches take the loops
-  // above. The results are identical either way.
+  // kMaxTeamTokens tokens; other batches take the loops above. The results
+  // are identical either way.
   static constexpr int64_t kMaxTeamTokens = 8;
   struct TeamScratch {
     std::vector<float> xn;              // normed activations
     std::vector<uint8_t> converted[3];  // activations in the weights' dot types
+    // MoE: the router's picks (the same on every thread), the selected
+    // experts in ascending order, the first of each one's rows in the expert
+    // buffers (one row per routed token, as moe_ffn orders them), and the
+    // rows' inputs.
+    ExpertRoutes routes;
+    std::vector<int64_t> experts, first_row;
+    std::vector<float> router, xin;
   };
   std::vector<float> run_as_team(const std::vector<BatchToken>& batch, KvCache& cache);
   void team_member(int i, const std::vector<BatchToken>& batch, KvCache& cache, std::vector<float>& logits);
@@ -84,6 +94,10 @@ class Forward {
   void team_attention(int i, int64_t il, const Layer& layer, const std::vector<BatchToken>& batch, KvCache& cache);
   void team_add_product(int i, const Matrix& w, const float* in, int64_t T);
   void team_gate_up(int i, const Layer& layer, int64_t T);
+  void team_router(int i, const Layer& layer, int64_t T);
+  void team_experts_gate_up(int i, const Layer& layer, int64_t T);
+  void team_experts_down(int i, const Layer& layer);
+  void team_experts_sum(int i, int64_t T);
   void team_logits(int i, const std::vector<BatchToken>& batch, std::vector<float>& logits);
 
   const Model& model_;

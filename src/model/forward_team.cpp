@@ -61,6 +61,14 @@ std::vector<float> Forward::run_as_team(const std::vector<BatchToken>& batch, Kv
   gate_.resize(size_t(T * c.n_ff));
   up_.resize(size_t(T * c.n_ff));
   ffn_out_.resize(size_t(T * c.n_embd));
+  if (c.n_expert > 0) {  // one row per (token, selected expert)
+    const size_t rows = size_t(T * c.n_expert_used);
+    router_.resize(size_t(T * c.n_expert));
+    moe_gate_.resize(rows * size_t(c.n_ff_expert));
+    moe_up_.resize(rows * size_t(c.n_ff_expert));
+    moe_down_.resize(rows * size_t(c.n_embd));
+    moe_out_.resize(size_t(T * c.n_embd));
+  }
   team_scratch_.resize(size_t(pool_.size()));
   int64_t n_logits = 0;
   for (const BatchToken& bt : batch) n_logits += bt.want_logits;
@@ -77,8 +85,15 @@ void Forward::team_member(int i, const std::vector<BatchToken>& batch, KvCache& 
     team_qkv(i, layer, T);
     team_attention(i, il, layer, batch, cache);
     team_add_product(i, layer.wo, attn_.data(), T);
-    team_gate_up(i, layer, T);
-    team_add_product(i, layer.ffn_down, gate_.data(), T);
+    if (c.n_expert > 0) {
+      team_router(i, layer, T);
+      team_experts_gate_up(i, layer, T);
+      team_experts_down(i, layer);
+      team_experts_sum(i, T);
+    } else {
+      team_gate_up(i, layer, T);
+      team_add_product(i, layer.ffn_down, gate_.data(), T);
+    }
   }
   team_logits(i, batch, logits);
 }
@@ -183,6 +198,111 @@ void Forward::team_gate_up(int i, const Layer& layer, int64_t T) {
       float* g = gate_.data() + t * c.n_ff + f0;
       tensor::swiglu(g, up_.data() + t * c.n_ff + f0, g, f1 - f0);
     }
+  });
+}
+
+// MoE (as moe_ffn, whose arithmetic this repeats row for row): the router's
+// rows shared out.
+void Forward::team_router(int i, const Layer& layer, int64_t T) {
+  const Config& c = model_.config();
+  pool_.team_share(i, panels(c.n_expert));
+  pool_.barrier();  // x is complete
+  const float* xn = team_norm(i, layer.ffn_norm, T);
+  const uint8_t* xr = convert_rows(layer.router, xn, c.n_embd, T, team_scratch_[size_t(i)].converted[0]);
+  pool_.team_loop(i, [&](int64_t begin, int64_t end, int) {
+    product_rows(layer.router, 0, begin * kPanelRows, std::min(c.n_expert, end * kPanelRows), xr,
+                 converted_row_bytes(layer.router), T, router_.data(), c.n_expert);
+  });
+}
+
+// Every thread routes the tokens alike; then the selected experts' hidden
+// units are shared out, expert by expert (long runs of one expert's rows
+// per thread), each computing gate, up and SwiGLU for the expert's tokens.
+void Forward::team_experts_gate_up(int i, const Layer& layer, int64_t T) {
+  const Config& c = model_.config();
+  TeamScratch& m = team_scratch_[size_t(i)];
+  const int64_t n = c.n_embd, n_ff = c.n_ff_expert, unit_panels = panels(n_ff);
+  // At most this many experts are selected; loop indices past the ones that
+  // are do nothing.
+  const int64_t max_experts = std::min(c.n_expert, T * c.n_expert_used);
+  pool_.team_share(i, max_experts * unit_panels);
+  pool_.barrier();  // the router's logits are complete
+  m.router.assign(router_.begin(), router_.begin() + T * c.n_expert);
+  m.routes = route(m.router.data(), T);
+  m.experts.clear();
+  m.first_row.clear();
+  m.xin.clear();
+  for (int64_t e = 0; e < c.n_expert; e++) {
+    if (m.routes[size_t(e)].empty()) continue;
+    m.experts.push_back(e);
+    m.first_row.push_back(int64_t(m.xin.size()) / n);
+    for (const auto& [t, weight] : m.routes[size_t(e)]) m.xin.insert(m.xin.end(), m.xn.data() + t * n, m.xn.data() + (t + 1) * n);
+  }
+  const int64_t rows = int64_t(m.xin.size()) / n;
+  const uint8_t* xg = convert_rows(layer.gate_exps, m.xin.data(), n, rows, m.converted[0]);
+  const uint8_t* xu =
+      same_dot_type(layer.up_exps, layer.gate_exps) ? xg : convert_rows(layer.up_exps, m.xin.data(), n, rows, m.converted[1]);
+  const size_t gate_row = converted_row_bytes(layer.gate_exps), up_row = converted_row_bytes(layer.up_exps);
+  pool_.team_loop(i, [&](int64_t begin, int64_t end, int) {
+    for (int64_t slot = begin / unit_panels; slot < int64_t(m.experts.size()) && slot * unit_panels < end; slot++) {
+      const int64_t e = m.experts[size_t(slot)], first = m.first_row[size_t(slot)];
+      const int64_t count = int64_t(m.routes[size_t(e)].size());
+      const int64_t f0 = (std::max(begin, slot * unit_panels) - slot * unit_panels) * kPanelRows;
+      const int64_t f1 = std::min(n_ff, (std::min(end, (slot + 1) * unit_panels) - slot * unit_panels) * kPanelRows);
+      product_rows(layer.gate_exps, e, f0, f1, xg + size_t(first) * gate_row, gate_row, count,
+                   moe_gate_.data() + first * n_ff, n_ff);
+      product_rows(layer.up_exps, e, f0, f1, xu + size_t(first) * up_row, up_row, count, moe_up_.data() + first * n_ff,
+                   n_ff);
+      for (int64_t r = first; r < first + count; r++) {
+        float* g = moe_gate_.data() + r * n_ff + f0;
+        tensor::swiglu(g, moe_up_.data() + r * n_ff + f0, g, f1 - f0);
+      }
+    }
+  });
+}
+
+// The selected experts' down products, shared out expert by expert.
+void Forward::team_experts_down(int i, const Layer& layer) {
+  const Config& c = model_.config();
+  TeamScratch& m = team_scratch_[size_t(i)];
+  const int64_t n = c.n_embd, row_panels = panels(n);
+  const int64_t rows = int64_t(m.xin.size()) / n;
+  pool_.team_share(i, int64_t(m.experts.size()) * row_panels);
+  pool_.barrier();  // every expert's hidden units are complete
+  const uint8_t* gq = convert_rows(layer.down_exps, moe_gate_.data(), c.n_ff_expert, rows, m.converted[0]);
+  const size_t down_row = converted_row_bytes(layer.down_exps);
+  pool_.team_loop(i, [&](int64_t begin, int64_t end, int) {
+    for (int64_t slot = begin / row_panels; slot * row_panels < end; slot++) {
+      const int64_t e = m.experts[size_t(slot)], first = m.first_row[size_t(slot)];
+      const int64_t r0 = (std::max(begin, slot * row_panels) - slot * row_panels) * kPanelRows;
+      const int64_t r1 = std::min(n, (std::min(end, (slot + 1) * row_panels) - slot * row_panels) * kPanelRows);
+      product_rows(layer.down_exps, e, r0, r1, gq + size_t(first) * down_row, down_row,
+                   int64_t(m.routes[size_t(e)].size()), moe_down_.data() + first * n, n);
+    }
+  });
+}
+
+// x += the experts' outputs weighted by the router, rows shared out, summed
+// per row in moe_ffn's order (experts ascending, then tokens).
+void Forward::team_experts_sum(int i, int64_t T) {
+  const Config& c = model_.config();
+  const TeamScratch& m = team_scratch_[size_t(i)];
+  const int64_t n = c.n_embd;
+  pool_.team_share(i, panels(n));
+  pool_.barrier();  // every expert's output is complete
+  pool_.team_loop(i, [&](int64_t begin, int64_t end, int) {
+    const int64_t r0 = begin * kPanelRows, r1 = std::min(n, end * kPanelRows);
+    for (int64_t t = 0; t < T; t++) std::fill(moe_out_.begin() + t * n + r0, moe_out_.begin() + t * n + r1, 0.0f);
+    for (size_t slot = 0; slot < m.experts.size(); slot++) {
+      const auto& routed = m.routes[size_t(m.experts[slot])];
+      for (size_t k = 0; k < routed.size(); k++) {
+        const auto [t, weight] = routed[k];
+        const float* out = moe_down_.data() + (m.first_row[slot] + int64_t(k)) * n;
+        for (int64_t r = r0; r < r1; r++) moe_out_[size_t(t * n + r)] += weight * out[r];
+      }
+    }
+    for (int64_t t = 0; t < T; t++)
+      for (int64_t r = r0; r < r1; r++) x_[size_t(t * n + r)] += moe_out_[size_t(t * n + r)];
   });
 }
 
