@@ -11,6 +11,11 @@
 //   the FFN hidden units: their rows of ffn_gate and ffn_up, SwiGLU;
 //   the rows of ffn_down, each added to x.
 //
+// A MoE layer's FFN instead: the router's rows; then every thread routes the
+// tokens alike, and the selected experts' hidden units (gate, up, SwiGLU),
+// then their down rows, are shared out expert by expert; then the weighted
+// sum, by rows of x.
+//
 // Every thread runs the norms and conversions itself rather than wait for
 // one to. Each output is the same dot product as in the loops, so the results
 // are identical. Two other splits were slower: fixed shares per thread (no
