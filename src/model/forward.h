@@ -70,7 +70,8 @@ class Forward {
 
   // Decode steps as a team (forward_team.cpp): every thread of the pool runs
   // every layer, the products' rows and the attention's key/value heads
-  // shared out in team loops, so the threads meet at five barriers per layer
+  // shared out in team loops, so the threads meet at a barrier per stage (5
+  // per dense layer, 7 per MoE layer)
   // instead of starting and ending a parallel loop per matrix and waiting on
   // one thread for what lies between. Used for batches of up to
   // kMaxTeamTokens tokens; other batches take the loops above. The results
