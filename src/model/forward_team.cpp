@@ -53,6 +53,19 @@ bool same_dot_type(const Matrix& a, const Matrix& b) {
 
 int64_t panels(int64_t rows) { return (rows + kPanelRows - 1) / kPanelRows; }
 
+// A chunk [begin, end) of a team loop over `count` matrices of `rows` rows
+// each, their panels one after another (the selected experts, expert by
+// expert): fn(k, r0, r1) for the rows [r0, r1) of matrix k it covers.
+template <typename Fn>
+void for_each_matrix_piece(int64_t begin, int64_t end, int64_t count, int64_t rows, Fn fn) {
+  const int64_t each = panels(rows);
+  for (int64_t k = begin / each; k < count && k * each < end; k++) {
+    const int64_t r0 = (std::max(begin, k * each) - k * each) * kPanelRows;
+    const int64_t r1 = std::min(rows, (std::min(end, (k + 1) * each) - k * each) * kPanelRows);
+    fn(k, r0, r1);
+  }
+}
+
 }  // namespace
 
 std::vector<float> Forward::run_as_team(const std::vector<BatchToken>& batch, KvCache& cache) {
@@ -249,11 +262,9 @@ void Forward::team_experts_gate_up(int i, const Layer& layer, int64_t T) {
       same_dot_type(layer.up_exps, layer.gate_exps) ? xg : convert_rows(layer.up_exps, m.xin.data(), n, rows, m.converted[1]);
   const size_t gate_row = converted_row_bytes(layer.gate_exps), up_row = converted_row_bytes(layer.up_exps);
   pool_.team_loop(i, [&](int64_t begin, int64_t end, int) {
-    for (int64_t slot = begin / unit_panels; slot < int64_t(m.experts.size()) && slot * unit_panels < end; slot++) {
+    for_each_matrix_piece(begin, end, int64_t(m.experts.size()), n_ff, [&](int64_t slot, int64_t f0, int64_t f1) {
       const int64_t e = m.experts[size_t(slot)], first = m.first_row[size_t(slot)];
       const int64_t count = int64_t(m.routes[size_t(e)].size());
-      const int64_t f0 = (std::max(begin, slot * unit_panels) - slot * unit_panels) * kPanelRows;
-      const int64_t f1 = std::min(n_ff, (std::min(end, (slot + 1) * unit_panels) - slot * unit_panels) * kPanelRows);
       product_rows(layer.gate_exps, e, f0, f1, xg + size_t(first) * gate_row, gate_row, count,
                    moe_gate_.data() + first * n_ff, n_ff);
       product_rows(layer.up_exps, e, f0, f1, xu + size_t(first) * up_row, up_row, count, moe_up_.data() + first * n_ff,
@@ -262,7 +273,7 @@ void Forward::team_experts_gate_up(int i, const Layer& layer, int64_t T) {
         float* g = moe_gate_.data() + r * n_ff + f0;
         tensor::swiglu(g, moe_up_.data() + r * n_ff + f0, g, f1 - f0);
       }
-    }
+    });
   });
 }
 
@@ -277,13 +288,11 @@ void Forward::team_experts_down(int i, const Layer& layer) {
   const uint8_t* gq = convert_rows(layer.down_exps, moe_gate_.data(), c.n_ff_expert, rows, m.converted[0]);
   const size_t down_row = converted_row_bytes(layer.down_exps);
   pool_.team_loop(i, [&](int64_t begin, int64_t end, int) {
-    for (int64_t slot = begin / row_panels; slot * row_panels < end; slot++) {
+    for_each_matrix_piece(begin, end, int64_t(m.experts.size()), n, [&](int64_t slot, int64_t r0, int64_t r1) {
       const int64_t e = m.experts[size_t(slot)], first = m.first_row[size_t(slot)];
-      const int64_t r0 = (std::max(begin, slot * row_panels) - slot * row_panels) * kPanelRows;
-      const int64_t r1 = std::min(n, (std::min(end, (slot + 1) * row_panels) - slot * row_panels) * kPanelRows);
       product_rows(layer.down_exps, e, r0, r1, gq + size_t(first) * down_row, down_row,
                    int64_t(m.routes[size_t(e)].size()), moe_down_.data() + first * n, n);
-    }
+    });
   });
 }
 
