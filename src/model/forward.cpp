@@ -85,7 +85,7 @@ std::vector<float> Forward::run_step(const std::vector<BatchToken>& batch, KvCac
                 rope_sin_.data() + t * half_rope);
 
   std::vector<float> logits;
-  if (decodes_as_team() && T <= kMaxTeamTokens) {
+  if (decode_as_team_ && T <= kMaxTeamTokens) {
     logits = run_as_team(batch, cache);
   } else {
     for (int64_t il = 0; il < c.n_layer; il++) {

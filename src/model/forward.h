@@ -23,7 +23,7 @@ struct BatchToken {
 
 class Forward {
  public:
-  // decode_as_team: whether decode steps of dense models may run as a team
+  // decode_as_team: whether decode steps (up to kMaxTeamTokens tokens) run as a team
   // of the pool's threads (below); the results are the same either way.
   Forward(const Model& model, ThreadPool& pool, bool decode_as_team = true);
 
@@ -32,9 +32,6 @@ class Forward {
   // sequence must continue its cached length (pos == cache.length(seq) for the
   // sequence's first token in the batch, then consecutive).
   std::vector<float> run(const std::vector<BatchToken>& batch, KvCache& cache);
-
-  // Whether decode steps run as a team of the pool's threads (see below).
-  bool decodes_as_team() const { return decode_as_team_; }
 
  private:
   // Batches longer than this run as consecutive slices: activations (the FFN's
