@@ -161,7 +161,8 @@ void print_table(const BenchArgs& a, const model::Model& m, double file_mib, int
   };
   if (a.n_prompt > 0) row("pp", a.n_prompt, pp);
   if (a.n_gen > 0) row("tg", a.n_gen, tg);
-  std::printf("\nload: %.3f s, peak RSS: %.1f MiB, reps: %d\n", load_s, rss_mib, a.reps);
+  std::printf("\nload: %.3f s%s, peak RSS: %.1f MiB, reps: %d\n", load_s,
+              m.packed_from_cache() ? " (packed weights mapped from the cache)" : "", rss_mib, a.reps);
   if (a.n_gen > 0)
     std::printf("roofline: a token reads %.1f MB of weights and %.1f MB of KV cache; %d threads read them in %.2f ms "
                 "(%.1f GB/s, median over the runs) = %.2f tokens/s; each tg%lld run reached %.0f %% (median; "
@@ -229,6 +230,7 @@ int run_bench(const BenchArgs& a) {
     nlohmann::json j = {{"model", a.model},         {"arch", c.arch},        {"file_mib", file_mib},
                         {"threads", threads},       {"kernels", tensor::kernel_set_name()},
                         {"reps", a.reps},           {"load_s", load_s},      {"peak_rss_mib", rss},
+                        {"packed_from_cache", m->packed_from_cache()},
                         {"depth", a.n_depth},
                         {"kv_cache_mib", double(cache.bytes()) / (1024.0 * 1024.0)}};
     if (a.n_prompt > 0) j["pp"] = {{"n", a.n_prompt}, {"mean", pps.mean}, {"sd", pps.sd}, {"samples", pp}};

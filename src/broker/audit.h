@@ -28,6 +28,8 @@
 #include <string>
 #include <vector>
 
+#include "util/sha256.h"
+
 struct sqlite3;
 
 namespace warden::broker {
@@ -58,7 +60,7 @@ struct AuditHead {
 // The first record's prev_hash: 64 zeros.
 extern const std::string kGenesisHash;
 
-std::string sha256_hex(std::string_view data);
+using ::warden::sha256_hex;  // util/sha256.h
 // SHA-256 over the canonical encoding (length-prefixed fields, fixed order).
 std::string audit_record_hash(const AuditRecord& r);
 

@@ -94,6 +94,8 @@ class File {
   File(const uint8_t* data, size_t size, std::string name);
 
   const std::string& path() const { return name_; }
+  // MappedFile::identity of the file; empty for an in-memory buffer.
+  std::string identity() const { return map_ ? map_->identity() : std::string(); }
   uint32_t version() const { return version_; }
   uint64_t alignment() const { return alignment_; }
   size_t data_offset() const { return data_offset_; }

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "model/arch.h"
@@ -17,6 +18,7 @@
 #include "tensor/quant.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/sha256.h"
 
 namespace warden::model {
 namespace {
@@ -187,45 +189,83 @@ size_t packed_size(const Matrix& w, const tensor::TypeKernels& k) {
   return size_t(w.slices * ((w.rows + 7) / 8)) * k.panel_bytes(w.cols);
 }
 
+// The key of a model's packed copy in the cache (packed_cache.h): the file as
+// mapped, the kernel set, and the packed layout: each tensor's type, shape
+// and place, and the first panel of each type as the kernel set packs it now,
+// so that a change to any packing makes another key. Empty (no cache) for a
+// model that is not a mapped file.
+std::string packed_cache_key(const gguf::File& f, const std::vector<Matrix*>& unique,
+                             const std::vector<size_t>& offset) {
+  if (f.identity().empty()) return "";
+  std::string layout = "warden packed weights\n" + f.identity() + "\n" + tensor::kernel_set_name() + "\n";
+  std::set<gguf::TensorType> sampled;
+  for (size_t i = 0; i < unique.size(); i++) {
+    const Matrix& w = *unique[i];
+    const tensor::TypeKernels& k = *tensor::active_kernels().find(w.type);
+    for (int64_t v : {int64_t(w.type), w.rows, w.cols, w.slices, int64_t(offset[i])}) layout += std::to_string(v) + " ";
+    if (sampled.insert(w.type).second) {
+      std::vector<uint8_t> panel(k.panel_bytes(w.cols));
+      k.pack(w.row(0, 0), w.row_bytes, std::min<int64_t>(8, w.rows), w.cols, panel.data());
+      layout.append(reinterpret_cast<const char*>(panel.data()), panel.size());
+    }
+  }
+  return sha256_hex(layout);
+}
+
 }  // namespace
 
 // Repacks every matrix whose type the kernel set can pack, once per distinct
 // tensor (the output matrix may be the token embedding), and hands the
-// original pages back so resident memory stays about the file's size.
-// Packed weights are anonymous memory, which the kernel cannot drop and
-// re-read the way it can a file mapping's pages: when they would not fit in
-// the memory available now (with 1 GiB to spare), the model stays mapped and
+// original pages back so resident memory stays about the file's size. A copy
+// packed by an earlier load is mapped from the cache instead (packed_cache.h).
+// Packed weights are written to memory the kernel cannot drop and re-read
+// the way it can a file mapping's clean pages: when they would not fit in the
+// memory available now (with 1 GiB to spare), the model stays mapped and
 // unpacked, slower but safe.
 void Model::pack_weights() {
   const std::vector<Matrix*> all = matrices_of(*this);
-  std::map<const uint8_t*, size_t> sizes;
-  for (const Matrix* w : all) {
-    const tensor::TypeKernels* k = tensor::active_kernels().find(w->type);
-    if (k && k->pack) sizes[w->data] = packed_size(*w, *k);
-  }
-  size_t total = 0;
-  for (const auto& [data, bytes] : sizes) total += bytes;
-  const size_t available = available_memory();
-  if (total == 0 || (available != 0 && total + (size_t(1) << 30) > available)) {
-    if (total) log::warn("not repacking " + std::to_string(total >> 20) + " MiB of weights: only " +
-                         std::to_string(available >> 20) + " MiB of memory available; decode will be slower");
-    return;
-  }
-  // Pack each distinct tensor once, spread over the cores (each writes its own
-  // buffer), then point every matrix that shares the tensor at the result.
+  // Each distinct tensor once; every matrix that shares it points at the result.
   std::vector<Matrix*> unique;
   std::map<const uint8_t*, Matrix*> first;
-  for (Matrix* w : all)
-    if (sizes.count(w->data) && first.emplace(w->data, w).second) unique.push_back(w);
-  // One mapping for all of them, in the order the forward pass reads them:
-  // one region lets the kernel back it with 2 MiB pages throughout (a mapping
-  // per matrix would leave the unaligned ends of each in small pages).
+  for (Matrix* w : all) {
+    const tensor::TypeKernels* k = tensor::active_kernels().find(w->type);
+    if (k && k->pack && first.emplace(w->data, w).second) unique.push_back(w);
+  }
+  if (unique.empty()) return;
+  // One region for all of them, in the order the forward pass reads them:
+  // one anonymous region lets the kernel back it with 2 MiB pages throughout
+  // (a mapping per matrix would leave the unaligned ends of each in small pages).
   std::vector<size_t> offset(unique.size() + 1, 0);
   for (size_t i = 0; i < unique.size(); i++) {
     const tensor::TypeKernels& k = *tensor::active_kernels().find(unique[i]->type);
     offset[i + 1] = offset[i] + (packed_size(*unique[i], k) + 63) / 64 * 64;
   }
-  packed_ = std::make_unique<AnonymousMemory>(offset.back());
+  const size_t total = offset.back();
+  const PackedCacheSettings cache = PackedCacheSettings::from_environment();
+  const std::string key = packed_cache_key(*file_, unique, offset);
+  packed_ = PackedWeights::open_cached(cache, key, total);
+  if (!packed_) {
+    const size_t available = available_memory();
+    if (available != 0 && total + (size_t(1) << 30) > available) {
+      log::warn("not repacking " + std::to_string(total >> 20) + " MiB of weights: only " +
+                std::to_string(available >> 20) + " MiB of memory available; decode will be slower");
+      return;
+    }
+    packed_ = PackedWeights::create(cache, key, total);
+    pack_into(unique, offset);
+    packed_->finish();
+  }
+  for (size_t i = 0; i < unique.size(); i++) {
+    unique[i]->packed = packed_->data() + offset[i];
+    unique[i]->panel_bytes = tensor::active_kernels().find(unique[i]->type)->panel_bytes(unique[i]->cols);
+  }
+  for (Matrix* w : all)
+    if (Matrix* owner = first.count(w->data) ? first[w->data] : nullptr; owner && owner != w) *w = *owner;
+}
+
+// Packs unique[i] at offset[i] of packed_, spread over the cores (each
+// writes its own tensors).
+void Model::pack_into(const std::vector<Matrix*>& unique, const std::vector<size_t>& offset) {
   std::atomic<size_t> next{0};
   auto worker = [&] {
     for (size_t i = next++; i < unique.size(); i = next++) {
@@ -253,12 +293,6 @@ void Model::pack_weights() {
   for (unsigned t = 1; t < std::max(1u, std::thread::hardware_concurrency()); t++) threads.emplace_back(worker);
   worker();
   for (auto& t : threads) t.join();
-  for (size_t i = 0; i < unique.size(); i++) {
-    unique[i]->packed = packed_->data() + offset[i];
-    unique[i]->panel_bytes = tensor::active_kernels().find(unique[i]->type)->panel_bytes(unique[i]->cols);
-  }
-  for (Matrix* w : all)
-    if (Matrix* owner = first.count(w->data) ? first[w->data] : nullptr; owner && owner != w) *w = *owner;
 }
 
 void Model::release_embedding_row(int32_t token) const {

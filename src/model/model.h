@@ -9,6 +9,7 @@
 
 #include "gguf/gguf.h"
 #include "model/config.h"
+#include "model/packed_cache.h"
 #include "util/mapped_file.h"
 
 namespace warden::model {
@@ -69,6 +70,9 @@ class Model {
 
   // Bytes of repacked weights held in memory (0 when nothing was repacked).
   size_t packed_bytes() const;
+  // Whether they were mapped from the cache (packed_cache.h) rather than
+  // packed by this load.
+  bool packed_from_cache() const { return packed_ && packed_->from_cache(); }
 
   // Embedding lookups read rows of token_embd through the file mapping, and
   // each page fault maps the pages around it too (fault-around, and the whole
@@ -80,9 +84,10 @@ class Model {
 
  private:
   void pack_weights();
+  void pack_into(const std::vector<Matrix*>& unique, const std::vector<size_t>& offset);
 
   std::unique_ptr<gguf::File> file_;
-  std::unique_ptr<AnonymousMemory> packed_;  // every repacked matrix, one region
+  std::unique_ptr<PackedWeights> packed_;  // every repacked matrix, one region
   Config config_;
 };
 

@@ -26,6 +26,8 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     throw Error(path + ": not a regular file");
   }
   size_ = size_t(st.st_size);
+  identity_ = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+              std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
   if (size_ > 0) {
     void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {

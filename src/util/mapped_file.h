@@ -18,9 +18,13 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // The mapped file as found when it was opened: device, inode, size and
+  // modification time (a file replaced or rewritten since gives another).
+  const std::string& identity() const { return identity_; }
 
  private:
   std::string path_;
+  std::string identity_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
 };

@@ -1,0 +1,221 @@
+#include "model/packed_cache.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <vector>
+
+#include "util/error.h"
+#include "util/log.h"
+#include "util/paths.h"
+
+namespace warden::model {
+namespace {
+
+constexpr char kMagic[8] = {'W', 'A', 'R', 'D', 'P', 'A', 'C', 'K'};
+constexpr uint32_t kFormatVersion = 1;
+constexpr size_t kDefaultMiB = 8192;
+// Free disk space a new copy must leave behind.
+constexpr size_t kDiskReserve = size_t(1) << 30;
+
+struct Header {
+  char magic[8];
+  uint32_t version;
+  uint32_t key_length;
+  uint64_t bytes;
+  char key[96];
+};
+static_assert(sizeof(Header) <= PackedWeights::kHeaderBytes);
+
+Header header_for(const std::string& key, size_t bytes) {
+  Header h{};
+  std::memcpy(h.magic, kMagic, sizeof kMagic);
+  h.version = kFormatVersion;
+  h.key_length = uint32_t(std::min(key.size(), sizeof h.key));
+  h.bytes = bytes;
+  std::memcpy(h.key, key.data(), h.key_length);
+  return h;
+}
+
+std::string path_of(const PackedCacheSettings& s, const std::string& key) { return s.dir + "/" + key + ".bin"; }
+std::string mib(size_t bytes) { return std::to_string(bytes >> 20) + " MiB"; }
+
+// Removes the least recently used copies (by modification time, which every
+// use renews) until all of them fit the limit; `keep` stays.
+void evict(const PackedCacheSettings& s, const std::string& keep) {
+  struct Copy {
+    std::filesystem::path path;
+    std::filesystem::file_time_type used;
+    uintmax_t bytes;
+  };
+  std::vector<Copy> copies;
+  uintmax_t total = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(s.dir, ec)) {
+    if (entry.path().extension() != ".bin" || !entry.is_regular_file(ec)) continue;
+    Copy c{entry.path(), entry.last_write_time(ec), entry.file_size(ec)};
+    if (ec) continue;
+    total += c.bytes;
+    if (c.path != keep) copies.push_back(c);
+  }
+  std::sort(copies.begin(), copies.end(), [](const Copy& a, const Copy& b) { return a.used < b.used; });
+  for (const Copy& c : copies) {
+    if (total <= s.max_bytes) break;
+    if (std::filesystem::remove(c.path, ec)) total -= c.bytes;
+  }
+}
+
+// Why a new copy cannot go into the cache folder, or "" when it can.
+std::string refusal(const PackedCacheSettings& s, size_t file_bytes) {
+  std::error_code ec;
+  std::filesystem::create_directories(s.dir, ec);
+  if (ec) return "cannot create " + s.dir + ": " + ec.message();
+  ::chmod(s.dir.c_str(), 0700);
+  struct statvfs fs {};
+  if (::statvfs(s.dir.c_str(), &fs) != 0) return "cannot stat " + s.dir + ": " + std::strerror(errno);
+  if (uintmax_t(fs.f_bavail) * fs.f_frsize < file_bytes + kDiskReserve)
+    return "less than " + mib(file_bytes + kDiskReserve) + " free on the disk of " + s.dir;
+  return "";
+}
+
+}  // namespace
+
+PackedCacheSettings PackedCacheSettings::from_environment() {
+  size_t limit_mib = kDefaultMiB;
+  if (const char* v = std::getenv("WARDEN_PACKED_CACHE_MIB"); v && *v) {
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long n = std::strtoull(v, &end, 10);
+    if (*end != '\0' || errno != 0 || v[0] == '-')
+      throw Error(std::string("WARDEN_PACKED_CACHE_MIB: expected a size in MiB (0 turns the cache off), got \"") + v +
+                  "\"");
+    limit_mib = size_t(n);
+  }
+  PackedCacheSettings s;
+  if (limit_mib == 0) return s;
+  s.dir = paths::cache_dir() + "/packed";
+  s.max_bytes = limit_mib > (SIZE_MAX >> 20) ? SIZE_MAX : limit_mib << 20;
+  return s;
+}
+
+std::unique_ptr<PackedWeights> PackedWeights::open_cached(const PackedCacheSettings& s, const std::string& key,
+                                                          size_t bytes) {
+  if (s.dir.empty() || key.empty()) return nullptr;
+  const std::string path = path_of(s, key);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return nullptr;
+  struct stat st {};
+  Header h{};
+  const Header expected = header_for(key, bytes);
+  const bool intact = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == ::geteuid() &&
+                      size_t(st.st_size) == kHeaderBytes + bytes &&
+                      ::pread(fd, &h, sizeof h, 0) == ssize_t(sizeof h) && std::memcmp(&h, &expected, sizeof h) == 0;
+  if (!intact) {
+    // Not one this version wrote in full for this model: it goes, and this
+    // load packs a fresh copy.
+    log::warn("ignoring the cached packed weights " + path + ": not a complete copy for this model");
+    ::unlink(path.c_str());
+    ::close(fd);
+    return nullptr;
+  }
+  void* p = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, kHeaderBytes);
+  if (p != MAP_FAILED) {
+    ::futimens(fd, nullptr);  // just used: the last to be evicted
+    // Pages read from disk now come in 2 MiB folios, which the mapping can
+    // then reach through huge page entries (see create); all of them mapped
+    // now rather than a fault at a time.
+    ::madvise(p, bytes, MADV_HUGEPAGE);
+    ::madvise(p, bytes, MADV_POPULATE_READ);
+  }
+  ::close(fd);
+  if (p == MAP_FAILED) return nullptr;
+  auto w = std::unique_ptr<PackedWeights>(new PackedWeights());
+  w->mapping_ = w->data_ = static_cast<uint8_t*>(p);
+  w->mapping_size_ = w->size_ = bytes;
+  w->from_cache_ = true;
+  return w;
+}
+
+std::unique_ptr<PackedWeights> PackedWeights::create(const PackedCacheSettings& s, const std::string& key,
+                                                     size_t bytes) {
+  auto w = std::unique_ptr<PackedWeights>(new PackedWeights());
+  w->size_ = bytes;
+  auto in_memory = [&](const std::string& why) {
+    if (!why.empty()) log::info("not caching the packed weights: " + why);  // and packing them as before
+    w->memory_ = std::make_unique<AnonymousMemory>(bytes);
+    w->data_ = w->memory_->data();
+    return std::move(w);
+  };
+  if (s.dir.empty() || key.empty()) return in_memory("");
+  const size_t file_bytes = kHeaderBytes + bytes;
+  if (file_bytes > s.max_bytes) {  // by choice: quietly
+    log::debug("not caching the packed weights: " + mib(file_bytes) + " is over the cache limit of " +
+               mib(s.max_bytes) + " (WARDEN_PACKED_CACHE_MIB)");
+    return in_memory("");
+  }
+  if (std::string why = refusal(s, file_bytes); !why.empty()) return in_memory(why);
+  // Unnamed until finish() links it: a crash before leaves nothing behind.
+  const int fd = ::open(s.dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0) return in_memory("cannot create a file in " + s.dir + ": " + std::strerror(errno));
+  // Blocks reserved up front: a full disk later would otherwise kill the
+  // process with SIGBUS while it packs into the mapping.
+  if (const int e = ::posix_fallocate(fd, 0, off_t(file_bytes)); e != 0) {
+    ::close(fd);
+    return in_memory("cannot reserve " + mib(file_bytes) + " in " + s.dir + ": " + std::strerror(e));
+  }
+  void* p = ::mmap(nullptr, file_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) {
+    const int e = errno;
+    ::close(fd);
+    return in_memory("cannot map a new file in " + s.dir + ": " + std::strerror(e));
+  }
+  // The page cache then gives the file 2 MiB folios where it can, and every
+  // later mapping reaches them through huge page entries (qwen3-0.6b
+  // q4_K_M: all but a few of its 372 MiB mapped so, against 268 without
+  // this hint).
+  ::madvise(p, file_bytes, MADV_HUGEPAGE);
+  w->fd_ = fd;
+  w->mapping_ = static_cast<uint8_t*>(p);
+  w->mapping_size_ = file_bytes;
+  w->data_ = w->mapping_ + kHeaderBytes;
+  w->settings_ = s;
+  w->key_ = key;
+  return w;
+}
+
+// Durable first, then named: a copy found under its key is always whole.
+// Synchronous: written back from a background thread while decode ran, it
+// cost the first tokens 10-20 % (the kernel write-protects each page it
+// cleans).
+void PackedWeights::finish() {
+  if (fd_ < 0) return;
+  const Header h = header_for(key_, size_);
+  std::memcpy(mapping_, &h, sizeof h);
+  ::mprotect(mapping_, mapping_size_, PROT_READ);
+  const std::string path = path_of(settings_, key_);
+  const std::string self = "/proc/self/fd/" + std::to_string(fd_);
+  if (::msync(mapping_, mapping_size_, MS_SYNC) != 0 || ::fdatasync(fd_) != 0) {
+    log::warn("not caching the packed weights: cannot write them to " + settings_.dir + ": " + std::strerror(errno));
+  } else if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) != 0 && errno != EEXIST) {
+    log::warn("not caching the packed weights: cannot name " + path + ": " + std::strerror(errno));
+  } else {
+    evict(settings_, path);
+  }
+  ::close(fd_);
+  fd_ = -1;
+}
+
+PackedWeights::~PackedWeights() {
+  if (mapping_) ::munmap(mapping_, mapping_size_);
+  if (fd_ >= 0) ::close(fd_);
+}
+
+}  // namespace warden::model

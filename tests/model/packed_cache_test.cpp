@@ -1,0 +1,212 @@
+// The packed-weights cache (src/model/packed_cache.h): a second load maps the
+// copy the first one wrote and computes exactly the same logits; a changed
+// model file, a damaged copy or a crash mid-write never hands out stale or
+// partial weights; copies are evicted least recently used first; a cache
+// folder that cannot be used only costs the cache. Every test has its own
+// XDG_CACHE_HOME.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "common/test_env.h"
+#include "model/forward.h"
+#include "model/model.h"
+#include "model/packed_cache.h"
+#include "tensor/quant.h"
+#include "util/error.h"
+
+namespace warden {
+namespace {
+
+namespace fs = std::filesystem;
+
+class PackedCache : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (tensor::kernel_set_name() == std::string("scalar")) GTEST_SKIP() << "the scalar kernels pack nothing";
+    cache_home_ = test::make_temp_dir("cache");
+    ::setenv("XDG_CACHE_HOME", cache_home_.c_str(), 1);
+    ::unsetenv("WARDEN_PACKED_CACHE_MIB");
+    model_ = test::make_temp_dir("model") + "/tiny.gguf";
+    auto r = test::run_warden({"make-model", "--preset", "tiny-qwen3", "--type", "q4_K_M", "--seed", "3", model_});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  void TearDown() override { ::unsetenv("WARDEN_PACKED_CACHE_MIB"); }
+
+  std::string dir() const { return cache_home_ + "/warden/packed"; }
+  std::vector<fs::path> copies() const {
+    std::vector<fs::path> out;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir(), ec)) out.push_back(e.path());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  std::string cache_home_, model_;
+};
+
+// Logits of six decode steps (each its own forward pass over the packed weights).
+std::vector<float> decode_logits(const model::Model& m) {
+  ThreadPool pool(2);
+  model::Forward fwd(m, pool);
+  model::KvCache cache(m.config(), 16, 1);
+  std::vector<float> all;
+  for (int64_t pos = 0; pos < 6; pos++) {
+    const std::vector<float> l = fwd.run({{int32_t((pos * 131 + 7) % m.config().n_vocab), pos, 0, true}}, cache);
+    all.insert(all.end(), l.begin(), l.end());
+  }
+  return all;
+}
+
+TEST_F(PackedCache, TheSecondLoadMapsTheFirstLoadsCopyAndComputesTheSame) {
+  auto first = model::Model::load(model_);
+  EXPECT_FALSE(first->packed_from_cache());
+  ASSERT_GT(first->packed_bytes(), 0u);
+  ASSERT_EQ(copies().size(), 1u);
+  EXPECT_EQ(fs::file_size(copies()[0]), model::PackedWeights::kHeaderBytes + first->packed_bytes());
+  EXPECT_EQ(fs::status(copies()[0]).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+
+  auto second = model::Model::load(model_);
+  EXPECT_TRUE(second->packed_from_cache());
+  EXPECT_EQ(second->packed_bytes(), first->packed_bytes());
+  EXPECT_EQ(copies().size(), 1u);
+  const std::vector<float> expected = decode_logits(*first), cached = decode_logits(*second);
+  ASSERT_EQ(cached.size(), expected.size());
+  for (size_t i = 0; i < expected.size(); i++) ASSERT_EQ(cached[i], expected[i]) << "logit " << i;
+
+  // Turned off: packed in memory, and the folder is left as it was.
+  ::setenv("WARDEN_PACKED_CACHE_MIB", "0", 1);
+  auto uncached = model::Model::load(model_);
+  EXPECT_FALSE(uncached->packed_from_cache());
+  EXPECT_EQ(uncached->packed_bytes(), first->packed_bytes());
+  EXPECT_EQ(copies().size(), 1u);
+}
+
+TEST_F(PackedCache, AChangedModelFileIsPackedAfresh) {
+  model::Model::load(model_);
+  ASSERT_EQ(copies().size(), 1u);
+  // Same bytes, new modification time: the file may have been rewritten.
+  struct timespec times[2] = {{1000000000, 0}, {1000000000, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, model_.c_str(), times, 0), 0);
+  auto again = model::Model::load(model_);
+  EXPECT_FALSE(again->packed_from_cache());
+  EXPECT_EQ(copies().size(), 2u);
+  EXPECT_TRUE(model::Model::load(model_)->packed_from_cache());
+}
+
+TEST_F(PackedCache, ADamagedOrForeignCopyIsReplacedNotUsed) {
+  const size_t bytes = model::Model::load(model_)->packed_bytes();
+  ASSERT_EQ(copies().size(), 1u);
+  const fs::path copy = copies()[0];
+  const std::vector<float> expected = decode_logits(*model::Model::load(model_));
+
+  // Cut short (as by a full disk under an older writer), then a header
+  // from another key: each time the copy is ignored and written anew.
+  fs::resize_file(copy, model::PackedWeights::kHeaderBytes + bytes / 2);
+  auto after_cut = model::Model::load(model_);
+  EXPECT_FALSE(after_cut->packed_from_cache());
+  EXPECT_EQ(fs::file_size(copy), model::PackedWeights::kHeaderBytes + bytes);
+  {
+    std::fstream f(copy, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(40);  // inside the key
+    f.put('#');
+  }
+  EXPECT_FALSE(model::Model::load(model_)->packed_from_cache());
+  auto restored = model::Model::load(model_);
+  EXPECT_TRUE(restored->packed_from_cache());
+  const std::vector<float> logits = decode_logits(*restored);
+  for (size_t i = 0; i < expected.size(); i++) ASSERT_EQ(logits[i], expected[i]) << "logit " << i;
+}
+
+TEST_F(PackedCache, ACopyIsNamedOnlyOnceWhole) {
+  const model::PackedCacheSettings settings = model::PackedCacheSettings::from_environment();
+  {
+    auto w = model::PackedWeights::create(settings, "0123abcd", 1 << 20);
+    ASSERT_NE(w->data(), nullptr);
+    std::memset(w->data(), 0x5A, w->size());
+    // Destroyed without finish(), as by a crash while packing: nothing named.
+  }
+  EXPECT_TRUE(copies().empty());
+  EXPECT_EQ(model::PackedWeights::open_cached(settings, "0123abcd", 1 << 20), nullptr);
+  {
+    auto w = model::PackedWeights::create(settings, "0123abcd", 1 << 20);
+    std::memset(w->data(), 0x5A, w->size());
+    w->finish();
+  }
+  auto found = model::PackedWeights::open_cached(settings, "0123abcd", 1 << 20);
+  ASSERT_NE(found, nullptr);
+  EXPECT_TRUE(found->from_cache());
+  EXPECT_EQ(found->data()[0], 0x5A);
+  EXPECT_EQ(found->data()[(1 << 20) - 1], 0x5A);
+  // The same name for another size is not this copy.
+  EXPECT_EQ(model::PackedWeights::open_cached(settings, "0123abcd", 2 << 20), nullptr);
+}
+
+TEST_F(PackedCache, TheLeastRecentlyUsedCopiesGoBeyondTheLimit) {
+  ::setenv("WARDEN_PACKED_CACHE_MIB", "3", 1);
+  const model::PackedCacheSettings settings = model::PackedCacheSettings::from_environment();
+  EXPECT_EQ(settings.max_bytes, size_t(3) << 20);
+  auto write_copy = [&](const std::string& key) {
+    auto w = model::PackedWeights::create(settings, key, 1 << 20);
+    std::memset(w->data(), 1, w->size());
+    w->finish();
+  };
+  auto age = [&](const std::string& key, time_t when) {
+    struct timespec times[2] = {{when, 0}, {when, 0}};
+    ASSERT_EQ(::utimensat(AT_FDCWD, (dir() + "/" + key + ".bin").c_str(), times, 0), 0);
+  };
+  write_copy("used");
+  age("used", 1000000000);
+  write_copy("newer");
+  age("newer", 1200000000);
+  // Reading "used" marks it as used now, so "newer" is the least recently
+  // used when a third copy (each is 1 MiB and a header) needs room.
+  ASSERT_NE(model::PackedWeights::open_cached(settings, "used", 1 << 20), nullptr);
+  write_copy("newest");
+  const std::vector<fs::path> left = copies();
+  ASSERT_EQ(left.size(), 2u);
+  EXPECT_EQ(left[0].filename(), "newest.bin");
+  EXPECT_EQ(left[1].filename(), "used.bin");
+  // A copy larger than the whole limit is not written at all.
+  auto big = model::PackedWeights::create(settings, "big", 4 << 20);
+  big->finish();
+  EXPECT_EQ(copies().size(), 2u);
+}
+
+TEST_F(PackedCache, AnUnusableFolderOnlyCostsTheCache) {
+  const std::string not_a_folder = test::make_temp_dir("file") + "/plain";
+  test::write_file(not_a_folder, "x");
+  ::setenv("XDG_CACHE_HOME", not_a_folder.c_str(), 1);
+  auto m = model::Model::load(model_);
+  EXPECT_FALSE(m->packed_from_cache());
+  EXPECT_GT(m->packed_bytes(), 0u);
+  EXPECT_FALSE(decode_logits(*m).empty());
+}
+
+TEST_F(PackedCache, AMalformedLimitIsOneClearError) {
+  for (const char* bad : {"abc", "-5", "12MiB", "99999999999999999999999"}) {
+    ::setenv("WARDEN_PACKED_CACHE_MIB", bad, 1);
+    try {
+      model::Model::load(model_);
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("WARDEN_PACKED_CACHE_MIB"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_TRUE(copies().empty());
+  ::setenv("WARDEN_PACKED_CACHE_MIB", "many", 1);
+  auto r = test::run_warden({"generate", "-m", model_, "-p", "x", "-n", "1"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("WARDEN_PACKED_CACHE_MIB"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+}  // namespace
+}  // namespace warden
