@@ -94,7 +94,7 @@ PackedCacheSettings PackedCacheSettings::from_environment() {
     char* end = nullptr;
     errno = 0;
     const unsigned long long n = std::strtoull(v, &end, 10);
-    if (*end != '\0' || errno != 0 || v[0] == '-')
+    if (*end != '\0' || errno != 0 || !std::all_of(v, static_cast<const char*>(end), [](char c) { return c >= '0' && c <= '9'; }))
       throw Error(std::string("WARDEN_PACKED_CACHE_MIB: expected a size in MiB (0 turns the cache off), got \"") + v +
                   "\"");
     limit_mib = size_t(n);

@@ -191,7 +191,7 @@ TEST_F(PackedCache, AnUnusableFolderOnlyCostsTheCache) {
 }
 
 TEST_F(PackedCache, AMalformedLimitIsOneClearError) {
-  for (const char* bad : {"abc", "-5", "12MiB", "99999999999999999999999"}) {
+  for (const char* bad : {"abc", "-5", " -5", "+5", "12MiB", "99999999999999999999999"}) {
     ::setenv("WARDEN_PACKED_CACHE_MIB", bad, 1);
     try {
       model::Model::load(model_);
