@@ -150,9 +150,11 @@ TEST_F(PackedCache, ACopyIsNamedOnlyOnceWhole) {
 }
 
 TEST_F(PackedCache, TheLeastRecentlyUsedCopiesGoBeyondTheLimit) {
-  ::setenv("WARDEN_PACKED_CACHE_MIB", "3", 1);
+  // Room for two copies of 1 MiB of weights (and their headers), not three.
+  const size_t copy_mib = 1 + model::PackedWeights::kHeaderBytes / (1 << 20);
+  ::setenv("WARDEN_PACKED_CACHE_MIB", std::to_string(2 * copy_mib + 1).c_str(), 1);
   const model::PackedCacheSettings settings = model::PackedCacheSettings::from_environment();
-  EXPECT_EQ(settings.max_bytes, size_t(3) << 20);
+  EXPECT_EQ(settings.max_bytes, (2 * copy_mib + 1) << 20);
   auto write_copy = [&](const std::string& key) {
     auto w = model::PackedWeights::create(settings, key, 1 << 20);
     std::memset(w->data(), 1, w->size());
@@ -167,7 +169,7 @@ TEST_F(PackedCache, TheLeastRecentlyUsedCopiesGoBeyondTheLimit) {
   write_copy("newer");
   age("newer", 1200000000);
   // Reading "used" marks it as used now, so "newer" is the least recently
-  // used when a third copy (each is 1 MiB and a header) needs room.
+  // used when a third copy needs room.
   ASSERT_NE(model::PackedWeights::open_cached(settings, "used", 1 << 20), nullptr);
   write_copy("newest");
   const std::vector<fs::path> left = copies();
@@ -175,7 +177,7 @@ TEST_F(PackedCache, TheLeastRecentlyUsedCopiesGoBeyondTheLimit) {
   EXPECT_EQ(left[0].filename(), "newest.bin");
   EXPECT_EQ(left[1].filename(), "used.bin");
   // A copy larger than the whole limit is not written at all.
-  auto big = model::PackedWeights::create(settings, "big", 4 << 20);
+  auto big = model::PackedWeights::create(settings, "big", settings.max_bytes);
   big->finish();
   EXPECT_EQ(copies().size(), 2u);
 }
