@@ -232,9 +232,9 @@ void Model::pack_weights() {
     if (k && k->pack && first.emplace(w->data, w).second) unique.push_back(w);
   }
   if (unique.empty()) return;
-  // One region for all of them, in the order the forward pass reads them:
-  // one anonymous region lets the kernel back it with 2 MiB pages throughout
-  // (a mapping per matrix would leave the unaligned ends of each in small pages).
+  // One region for all of them, in the order the forward pass reads them, so
+  // it can be backed by 2 MiB pages throughout (a mapping per matrix would
+  // leave the unaligned ends of each in small pages) and cached as one file.
   std::vector<size_t> offset(unique.size() + 1, 0);
   for (size_t i = 0; i < unique.size(); i++) {
     const tensor::TypeKernels& k = *tensor::active_kernels().find(unique[i]->type);

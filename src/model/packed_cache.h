@@ -4,7 +4,7 @@
 //
 // Why a file: repacking writes a fresh copy of nearly every weight, and fresh
 // memory is what makes a load slow on a VM whose hypervisor backs guest
-// memory only on first touch (the 971 MiB llama-3.2-1b q6_K file: 1.4-2.1 s,
+// memory only on first touch (the 971 MiB llama-3.2-1b q6_K file: 1.4-2.4 s,
 // three quarters of it the kernel zeroing new pages; 0.3 s where the memory
 // had been used before). A file's pages stay in the page cache between runs,
 // and mapping the copy of that 1 GB file takes about 20 ms.
@@ -47,7 +47,7 @@ class PackedWeights {
   static std::unique_ptr<PackedWeights> open_cached(const PackedCacheSettings& s, const std::string& key, size_t bytes);
   // Writable memory for packing `bytes` bytes: a new cache copy when the
   // settings allow one and the folder takes it, anonymous memory otherwise
-  // (the reason logged once).
+  // (with one line saying why, unless the copy is merely over the limit).
   static std::unique_ptr<PackedWeights> create(const PackedCacheSettings& s, const std::string& key, size_t bytes);
   ~PackedWeights();
   PackedWeights(const PackedWeights&) = delete;
