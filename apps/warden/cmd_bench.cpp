@@ -46,6 +46,7 @@ struct BenchArgs {
   int64_t n_depth = 0;
   int reps = 5;
   int threads = 0;
+  model::KvCacheTypes cache_types;
   bool json = false;
 };
 
@@ -161,8 +162,10 @@ void print_table(const BenchArgs& a, const model::Model& m, double file_mib, int
   };
   if (a.n_prompt > 0) row("pp", a.n_prompt, pp);
   if (a.n_gen > 0) row("tg", a.n_gen, tg);
-  std::printf("\nload: %.3f s%s, peak RSS: %.1f MiB, reps: %d\n", load_s,
-              m.packed_from_cache() ? " (packed weights mapped from the cache)" : "", rss_mib, a.reps);
+  std::printf("\nload: %.3f s%s, peak RSS: %.1f MiB, KV cache: %s keys, %s values, reps: %d\n", load_s,
+              m.packed_from_cache() ? " (packed weights mapped from the cache)" : "", rss_mib,
+              std::string(gguf::type_name(a.cache_types.key)).c_str(),
+              std::string(gguf::type_name(a.cache_types.value)).c_str(), a.reps);
   if (a.n_gen > 0)
     std::printf("roofline: a token reads %.1f MB of weights and %.1f MB of KV cache; %d threads read them in %.2f ms "
                 "(%.1f GB/s, median over the runs) = %.2f tokens/s; each tg%lld run reached %.0f %% (median; "
@@ -189,7 +192,7 @@ int run_bench(const BenchArgs& a) {
                 std::to_string(c.n_ctx_train));
   const int threads = a.threads > 0 ? a.threads : ThreadPool::default_threads();
   ThreadPool pool(threads);
-  model::KvCache cache(c, n_ctx, 1);
+  model::KvCache cache(c, n_ctx, 1, a.cache_types);
   model::Forward fwd(*m, pool);
   std::mt19937 rng(1234);
 
@@ -197,8 +200,10 @@ int run_bench(const BenchArgs& a) {
   Roofline roof;
   const std::vector<model::ReadSpan> reads = model::decode_read_set(*m);
   roof.bytes_per_token = model::total_bytes(reads);
-  // Generated token i attends over depth + i + 1 positions of K and V (f16) in every layer.
-  const double kv_bytes_per_position = double(c.n_layer * (c.kv_dim() + c.v_dim()) * 2);
+  // Generated token i attends over depth + i + 1 positions of K and V in every layer.
+  const double kv_bytes_per_position =
+      double(c.n_layer * c.n_head_kv) * double(gguf::row_bytes(a.cache_types.key, c.head_dim) +
+                                               gguf::row_bytes(a.cache_types.value, c.head_dim_v));
   roof.kv_bytes_per_token = kv_bytes_per_position * (double(a.n_depth) + double(a.n_gen + 1) / 2);
   const auto prompt = random_tokens(a.n_prompt, c.n_vocab, rng);
   const auto gen = random_tokens(a.n_gen, c.n_vocab, rng);
@@ -232,6 +237,8 @@ int run_bench(const BenchArgs& a) {
                         {"reps", a.reps},           {"load_s", load_s},      {"peak_rss_mib", rss},
                         {"packed_from_cache", m->packed_from_cache()},
                         {"depth", a.n_depth},
+                        {"cache_type_k", gguf::type_name(a.cache_types.key)},
+                        {"cache_type_v", gguf::type_name(a.cache_types.value)},
                         {"kv_cache_mib", double(cache.bytes()) / (1024.0 * 1024.0)}};
     if (a.n_prompt > 0) j["pp"] = {{"n", a.n_prompt}, {"mean", pps.mean}, {"sd", pps.sd}, {"samples", pp}};
     if (a.n_gen > 0) {
@@ -258,6 +265,7 @@ WARDEN_COMMAND("bench", "Measure prompt and generation speed of a GGUF model (li
       ->capture_default_str();
   app.add_option("-r,--repetitions", a->reps, "Timed repetitions of each test")->capture_default_str();
   app.add_option("-t,--threads", a->threads, "Threads (0 = all cores)")->capture_default_str();
+  warden::cli::add_cache_type_options(app, a->cache_types);
   app.add_flag("--json", a->json, "Print the results as JSON");
   return [a] { return run_bench(*a); };
 });

@@ -39,6 +39,7 @@ extern "C" void on_sigint(int) { g_interrupted = true; }
 struct ChatArgs {
   std::string model;
   int64_t n_ctx = 0;
+  warden::model::KvCacheTypes cache_types;
   int threads = 0;
   int64_t max_tokens = -1;
   std::string system;
@@ -95,6 +96,7 @@ int run_chat(const ChatArgs& a) {
   engine::EngineOptions eo;
   eo.model_path = a.model;
   eo.n_ctx = a.n_ctx;
+  eo.cache_types = a.cache_types;
   eo.threads = a.threads;
   engine::Engine engine(eo);
   server::PromptBuilder prompts(engine.model().file().get_string("tokenizer.chat_template", ""), engine.tokenizer());
@@ -209,7 +211,8 @@ int run_agent_chat(const ChatArgs& a) {
 std::function<int()> setup_chat(CLI::App& app) {
   auto a = std::make_shared<ChatArgs>();
   app.add_option("-m,--model-file", a->model, "GGUF model file");
-  const std::vector<CLI::Option*> engine_options{
+  std::vector<CLI::Option*> engine_options = warden::cli::add_cache_type_options(app, a->cache_types);
+  engine_options.insert(engine_options.end(), {
       app.add_option("-c,--ctx-size", a->n_ctx, "Context length (0 = the model's)")->capture_default_str(),
       app.add_option("-t,--threads", a->threads, "Threads (0 = all cores)")->capture_default_str(),
       app.add_option("-n,--n-predict", a->max_tokens, "Most tokens per answer (-1 = until the end)")
@@ -221,7 +224,7 @@ std::function<int()> setup_chat(CLI::App& app) {
       app.add_option("--min-p", a->sampling.min_p, "Min-p sampling (0 = off)")->capture_default_str(),
       app.add_option("--repeat-penalty", a->sampling.repeat_penalty, "Repetition penalty (1 = off)")
           ->capture_default_str(),
-      app.add_option("--seed", a->sampling.seed, "Random seed (default: random)")};
+      app.add_option("--seed", a->sampling.seed, "Random seed (default: random)")});
   std::vector<CLI::Option*> agent_options;
 #if WARDEN_HAVE_AGENT
   app.add_flag("--agent", a->agent, "Agent mode: tools through the broker and sandbox, as `warden run`");

@@ -15,6 +15,7 @@ struct GenerateArgs {
   std::string prompt;
   int64_t n_predict = -1;
   int64_t n_ctx = 0;
+  warden::model::KvCacheTypes cache_types;
   int threads = 0;
   bool quiet = false;
   std::vector<std::string> stop;
@@ -42,6 +43,7 @@ int run_generate(const GenerateArgs& a) {
   engine::EngineOptions options;
   options.model_path = a.model;
   options.n_ctx = a.n_ctx;
+  options.cache_types = a.cache_types;
   options.threads = a.threads;
   engine::Engine engine(options);
 
@@ -77,6 +79,7 @@ WARDEN_COMMAND("generate", "Generate text from a prompt with a local GGUF model"
   app.add_option("-n,--n-predict", a->n_predict, "Tokens to generate (-1 = until end or context full)")
       ->capture_default_str();
   app.add_option("-c,--ctx-size", a->n_ctx, "Context length (0 = the model's)")->capture_default_str();
+  warden::cli::add_cache_type_options(app, a->cache_types);
   app.add_option("-t,--threads", a->threads, "Threads (0 = all cores)")->capture_default_str();
   app.add_option("--stop", a->stop, "Stop when this text is generated (repeatable)");
   app.add_flag("-q,--quiet", a->quiet, "Only warnings and errors on stderr");

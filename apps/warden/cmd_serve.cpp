@@ -24,6 +24,7 @@ namespace {
 struct ServeArgs {
   std::string model;
   int64_t n_ctx = 0;  // as given with -c: the total over explicitly given slots
+  warden::model::KvCacheTypes cache_types;
   int parallel = 4;
   bool parallel_given = false;  // -np/--parallel on the command line
   int threads = 0;
@@ -80,6 +81,7 @@ int run_serve(ServeArgs& a) {
   engine::EngineOptions eo;
   eo.model_path = a.model;
   eo.n_ctx = slot_ctx.per_slot;
+  eo.cache_types = a.cache_types;
   eo.threads = a.threads;
   eo.n_seq = a.parallel;
   engine::Engine engine(eo);
@@ -126,6 +128,7 @@ WARDEN_COMMAND("serve", "OpenAI-compatible HTTP API over a local GGUF model", []
                  "without it, what each of the default slots may use; rounded up to a multiple of 256 and "
                  "capped at the model's training context (0 = the training context)")
       ->capture_default_str();
+  warden::cli::add_cache_type_options(app, a->cache_types);
   auto parallel = app.add_option("--parallel,--np", a->parallel,
                                  "Slots: requests decoded together (-np N also works, as in llama-server)")
                       ->capture_default_str()

@@ -1,6 +1,7 @@
 #include "command.h"
 
 #include <cstdio>
+#include <cstring>
 #include <exception>
 
 #include "util/error.h"
@@ -18,13 +19,45 @@ bool add_command(Command c) {
   return true;
 }
 
+namespace {
+
+// llama.cpp's spellings that CLI11 cannot declare (one dash, several letters).
+std::vector<char*> with_long_names(int argc, char** argv) {
+  static const struct {
+    const char* short_name;
+    const char* long_name;
+  } kAliases[] = {{"-ctk", "--cache-type-k"}, {"-ctv", "--cache-type-v"}};
+  std::vector<char*> args(argv, argv + argc);
+  for (char*& arg : args)
+    for (const auto& alias : kAliases)
+      if (std::strcmp(arg, alias.short_name) == 0) arg = const_cast<char*>(alias.long_name);
+  return args;
+}
+
+}  // namespace
+
+std::vector<CLI::Option*> add_cache_type_options(CLI::App& app, model::KvCacheTypes& types) {
+  const auto type_names = CLI::IsMember({"f16", "q8_0"});
+  return {app.add_option_function<std::string>(
+                 "--cache-type-k",
+                 [&types](const std::string& name) { types.key = model::parse_kv_cache_type(name, "-ctk"); },
+                 "KV cache key type: f16 (default) or q8_0, half the memory (also -ctk)")
+              ->check(type_names),
+          app.add_option_function<std::string>(
+                 "--cache-type-v",
+                 [&types](const std::string& name) { types.value = model::parse_kv_cache_type(name, "-ctv"); },
+                 "KV cache value type: f16 (default) or q8_0 (also -ctv)")
+              ->check(type_names)};
+}
+
 int run_command(const Command& c, int argc, char** argv) {
   CLI::App app{c.summary, "warden " + c.name};
+  std::vector<char*> args = with_long_names(argc, argv);
   app.set_help_flag("-h,--help", "Print this help and exit");
   std::function<int()> body;
   try {
     body = c.setup(app);
-    app.parse(argc, argv);
+    app.parse(int(args.size()), args.data());
   } catch (const CLI::CallForHelp&) {
     std::fputs(app.help().c_str(), stdout);
     return 0;

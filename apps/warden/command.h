@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "model/kv_cache.h"
+
 namespace warden::cli {
 
 struct Command {
@@ -22,7 +24,13 @@ std::vector<Command>& registry();
 bool add_command(Command c);
 
 // Parses argv for one subcommand and runs it with warden's error conventions.
+// llama.cpp's multi-letter short flags (-ctk, -ctv) are read as their long
+// names, which is all CLI11 accepts.
 int run_command(const Command& c, int argc, char** argv);
+
+// --cache-type-k / --cache-type-v (-ctk / -ctv): the KV cache's key and value
+// types, f16 or q8_0. Returns the two options.
+std::vector<CLI::Option*> add_cache_type_options(CLI::App& app, model::KvCacheTypes& types);
 
 }  // namespace warden::cli
 

@@ -156,19 +156,36 @@ void BM_PackedFromMemory(benchmark::State& state, warden::gguf::TensorType type)
 
 // Decode attention of one token: a GQA group of state.range(0) query heads
 // of 128 per key/value head, 2048 cached positions, over 112 key/value heads
-// (224 MiB of f16 keys and values: qwen3-0.6b's 28 layers x 8 heads at half
-// the positions), split between two threads.
-void BM_AttendFromMemory(benchmark::State& state) {
+// (qwen3-0.6b's 28 layers x 8 heads at half the positions: 224 MiB of f16
+// keys and values, 119 MiB as q8_0), split between two threads.
+using warden::gguf::TensorType;
+
+warden::tensor::CacheRows random_cache_heads(TensorType type, int64_t heads, int64_t rows, int64_t dim) {
+  const size_t row_bytes = warden::gguf::row_bytes(type, dim);
+  auto* memory = new warden::AnonymousMemory(size_t(heads * rows) * row_bytes);  // kept for the process
+  auto* bytes = reinterpret_cast<uint8_t*>(memory->data());
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> magnitude(0x3000, 0x3bff);  // halves in [0.125, 1)
+  auto random_half = [&] { return uint16_t(magnitude(rng) | (rng() & 1 ? 0x8000 : 0)); };
+  if (type == TensorType::F16) {
+    auto* h = reinterpret_cast<uint16_t*>(bytes);
+    for (size_t i = 0; i < size_t(heads * rows * dim); i++) h[i] = random_half();
+  } else {  // Q8_0 blocks: a scale, then 32 random codes
+    for (size_t at = 0; at < size_t(heads * rows) * row_bytes; at += 34) {
+      const uint16_t d = random_half();
+      std::memcpy(bytes + at, &d, sizeof d);
+      for (int i = 0; i < 32; i++) bytes[at + 2 + size_t(i)] = uint8_t(rng());
+    }
+  }
+  return {bytes, type, row_bytes};
+}
+
+void BM_AttendFromMemory(benchmark::State& state, TensorType type) {
   constexpr int64_t kDim = 128, kPositions = 2048, kHeads = 112;
-  constexpr size_t kHeadHalves = size_t(2 * kPositions * kDim);  // keys, then values
-  static warden::AnonymousMemory cache(kHeads * kHeadHalves * sizeof(uint16_t));
-  static const uint16_t* const halves = [] {
-    auto* h = reinterpret_cast<uint16_t*>(cache.data());
-    std::mt19937 rng(11);
-    std::uniform_int_distribution<int> magnitude(0x3000, 0x3bff);  // [0.125, 1)
-    for (size_t i = 0; i < kHeads * kHeadHalves; i++) h[i] = uint16_t(magnitude(rng) | (rng() & 1 ? 0x8000 : 0));
-    return h;
-  }();
+  // Per head its keys, then its values.
+  static const warden::tensor::CacheRows f16 = random_cache_heads(TensorType::F16, kHeads, 2 * kPositions, kDim);
+  static const warden::tensor::CacheRows q8_0 = random_cache_heads(TensorType::Q8_0, kHeads, 2 * kPositions, kDim);
+  const warden::tensor::CacheRows& cache = type == TensorType::F16 ? f16 : q8_0;
   const int group = int(state.range(0));
   static warden::ThreadPool pool(2);
   const std::vector<float> q(size_t(group * kDim), 0.1f);
@@ -176,24 +193,26 @@ void BM_AttendFromMemory(benchmark::State& state) {
   for (auto _ : state) {
     pool.parallel_for(kHeads, [&](int64_t begin, int64_t end, int thread) {
       for (int64_t h = begin; h < end; h++) {
-        const uint16_t* k = halves + size_t(h) * kHeadHalves;
-        warden::tensor::attend_f16(q.data(), group, kDim, k, kDim, k + kPositions * kDim, kDim, kDim, kPositions,
-                                   0.088f, out.data() + size_t(thread * group * kDim));
+        warden::tensor::CacheRows k = cache, v = cache;
+        k.data += size_t(2 * h * kPositions) * cache.row_bytes;
+        v.data = k.data + size_t(kPositions) * cache.row_bytes;
+        warden::tensor::attend(q.data(), group, kDim, k, v, kDim, kPositions, 0.088f,
+                               out.data() + size_t(thread * group * kDim));
       }
     });
     benchmark::ClobberMemory();
   }
-  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(kHeads * kHeadHalves * sizeof(uint16_t)));
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(size_t(kHeads * 2 * kPositions) * cache.row_bytes));
 }
 
-using warden::gguf::TensorType;
 BENCHMARK(BM_ReadBandwidth)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ReadInPoolLoops)->Arg(4)->Arg(1152)->Arg(3456)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_PackedFromMemory, Q8_0, TensorType::Q8_0)->Arg(0)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_PackedFromMemory, Q4_0, TensorType::Q4_0)->Arg(0)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_PackedFromMemory, Q4_K, TensorType::Q4_K)->Arg(0)->Arg(64)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_PackedFromMemory, Q6_K, TensorType::Q6_K)->Arg(0)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_AttendFromMemory)->Arg(2)->Arg(4)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_AttendFromMemory, f16, TensorType::F16)->Arg(2)->Arg(4)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_AttendFromMemory, q8_0, TensorType::Q8_0)->Arg(2)->Arg(4)->UseRealTime()->Unit(benchmark::kMillisecond);
 // The plain reads again: the memory may have changed speed meanwhile.
 BENCHMARK(BM_ReadBandwidth)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 

@@ -92,24 +92,32 @@ void BM_Gemm(benchmark::State& state, TensorType t, Product how) {
 // One token's attention for a GQA group of query heads of 128 (the
 // argument: 2 in Qwen3-0.6B, 4 in Llama-3.2-1B) over 512 cached positions
 // (the middle of a 1k prompt), one head's keys and values contiguous as the
-// KV cache holds them.
-void BM_AttendF16(benchmark::State& state, bool simd) {
+// KV cache holds them, both of `type` (f16, or q8_0 as -ctk/-ctv q8_0 store
+// them).
+void BM_Attend(benchmark::State& state, TensorType type, bool simd) {
   constexpr int64_t kHead = 128, kPositions = 512;
   const int group = int(state.range(0));
   const auto q = gaussian(4);  // 4096 floats: queries and the cache contents
-  std::vector<uint16_t> k(static_cast<size_t>(kPositions * kHead)), v(k.size());
-  for (size_t i = 0; i < k.size(); i++) {
-    k[i] = tensor::fp32_to_fp16(q[(i * 7) % q.size()]);
-    v[i] = tensor::fp32_to_fp16(q[(i * 5 + 3) % q.size()]);
+  const size_t row = warden::gguf::row_bytes(type, kHead);
+  std::vector<uint8_t> k(size_t(kPositions) * row), v(k.size());
+  std::vector<float> kf(kHead), vf(kHead);
+  for (int64_t p = 0; p < kPositions; p++) {
+    for (int64_t i = 0; i < kHead; i++) {
+      kf[size_t(i)] = q[size_t((p * kHead + i) * 7) % q.size()];
+      vf[size_t(i)] = q[size_t((p * kHead + i) * 5 + 3) % q.size()];
+    }
+    tensor::quantize_row(type, kf.data(), k.data() + size_t(p) * row, kHead);
+    tensor::quantize_row(type, vf.data(), v.data() + size_t(p) * row, kHead);
   }
+  const tensor::CacheRows keys{k.data(), type, row}, values{v.data(), type, row};
   std::vector<float> out(size_t(group * kHead));
-  const tensor::AttendF16Fn attend = table(simd).attend_f16;
+  const tensor::AttendFn attend = table(simd).attend;
   for (auto _ : state) {
-    attend(q.data(), group, kHead, k.data(), kHead, v.data(), kHead, kHead, kPositions, 0.088f, out.data());
+    attend(q.data(), group, kHead, keys, values, kHead, kPositions, 0.088f, out.data());
     benchmark::ClobberMemory();
   }
   // The keys and values read, once per call.
-  state.SetBytesProcessed(int64_t(state.iterations()) * kPositions * kHead * 2 * 2);
+  state.SetBytesProcessed(int64_t(state.iterations()) * kPositions * int64_t(2 * row));
   state.SetLabel(table(simd).name);
 }
 
@@ -144,9 +152,10 @@ void BM_AttendKeyPanels(benchmark::State& state, bool simd) {
   std::vector<uint16_t> keys(static_cast<size_t>(kPositions * kKvStride));
   for (size_t i = 0; i < keys.size(); i++) keys[i] = tensor::fp32_to_fp16(q[(i * 7) % q.size()]);
   std::vector<float> panels(static_cast<size_t>(tensor::key_panel_floats(kPositions, kHead)));
-  const auto convert = table(simd).f16_to_key_panels;
+  const auto convert = table(simd).key_panels;
+  const tensor::CacheRows rows{reinterpret_cast<const uint8_t*>(keys.data()), TensorType::F16, kKvStride * 2};
   for (auto _ : state) {
-    convert(keys.data(), kKvStride, kPositions, kHead, panels.data());
+    convert(rows, kPositions, kHead, panels.data());
     benchmark::ClobberMemory();
   }
   state.SetItemsProcessed(int64_t(state.iterations()) * kPositions * kHead);
@@ -200,8 +209,9 @@ BENCHMARK_CAPTURE(BM_QuantizeActivation, Q8_0_scalar, TensorType::Q8_0, false);
 BENCHMARK_CAPTURE(BM_QuantizeActivation, Q8_0_active, TensorType::Q8_0, true);
 BENCHMARK_CAPTURE(BM_QuantizeActivation, Q8_K_scalar, TensorType::Q8_K, false);
 BENCHMARK_CAPTURE(BM_QuantizeActivation, Q8_K_active, TensorType::Q8_K, true);
-BENCHMARK_CAPTURE(BM_AttendF16, scalar, false)->Arg(2);
-BENCHMARK_CAPTURE(BM_AttendF16, active, true)->Arg(2)->Arg(4);
+BENCHMARK_CAPTURE(BM_Attend, f16_scalar, TensorType::F16, false)->Arg(2);
+BENCHMARK_CAPTURE(BM_Attend, f16_active, TensorType::F16, true)->Arg(2)->Arg(4);
+BENCHMARK_CAPTURE(BM_Attend, q8_0_active, TensorType::Q8_0, true)->Arg(2)->Arg(4);
 BENCHMARK_CAPTURE(BM_AttendTileF32, scalar, false)->Arg(512);
 BENCHMARK_CAPTURE(BM_AttendTileF32, active, true)->Arg(32)->Arg(128)->Arg(256)->Arg(512);
 BENCHMARK_CAPTURE(BM_AttendKeyPanels, scalar, false);

@@ -23,7 +23,7 @@ Engine::Engine(const EngineOptions& o) : n_batch_(std::max<int64_t>(1, o.n_batch
     log::warn("context " + std::to_string(o.n_ctx) + " is longer than the " + std::to_string(c.n_ctx_train) +
               " tokens the model was trained with; quality may degrade past that");
   pool_ = std::make_unique<ThreadPool>(o.threads > 0 ? o.threads : ThreadPool::default_threads());
-  cache_ = std::make_unique<model::KvCache>(c, n_ctx, o.n_seq);
+  cache_ = std::make_unique<model::KvCache>(c, n_ctx, o.n_seq, o.cache_types);
   forward_ = std::make_unique<model::Forward>(*model_, *pool_);
   cached_.resize(size_t(std::max(1, o.n_seq)));
 }

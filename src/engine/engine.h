@@ -24,6 +24,7 @@ struct EngineOptions {
   int threads = 0;      // 0: all cores
   int n_seq = 1;        // independent sequences (server slots)
   int64_t n_batch = 512;  // prompt tokens evaluated per forward pass
+  model::KvCacheTypes cache_types;  // -ctk / -ctv
 };
 
 class Engine {

@@ -152,7 +152,7 @@ void Forward::attention_layer(const Layer& layer, int64_t il, const std::vector<
   attn_.resize(size_t(T * attn_width));
   // A long run of one sequence's tokens (a prefill) converts that sequence's
   // keys and values to f32 once per key/value head and shares them; the other
-  // tokens read the f16 cache directly.
+  // tokens read the cache directly.
   std::vector<int64_t> single_tokens;
   for (const TokenRun& run : runs_of(batch)) {
     if (run.count >= kMinRunTokens && f32_copy_bytes(run, batch) <= kMaxF32CopyBytes)
@@ -198,10 +198,8 @@ void Forward::rotate_and_cache(const Layer& layer, int64_t il, const std::vector
     rope_apply(head, c, cos_a, sin_a);
   }
   const float* v = v_.data() + t * c.v_dim();
-  for (int64_t h = kv_begin; h < kv_end; h++) {
-    tensor::f32_to_f16_row(k + h * c.head_dim, cache.keys(bt.seq, il, h) + bt.pos * c.head_dim, c.head_dim);
-    tensor::f32_to_f16_row(v + h * c.head_dim_v, cache.values(bt.seq, il, h) + bt.pos * c.head_dim_v, c.head_dim_v);
-  }
+  for (int64_t h = kv_begin; h < kv_end; h++)
+    cache.store(bt.seq, il, h, bt.pos, k + h * c.head_dim, v + h * c.head_dim_v);
 }
 
 // Scaled dot-product attention of one token over its sequence's positions
@@ -211,9 +209,8 @@ void Forward::attend(int64_t il, const BatchToken& bt, int64_t kvh, const float*
   const Config& c = model_.config();
   const int64_t group = c.n_head / c.n_head_kv;
   const float scale = 1.0f / std::sqrt(float(c.head_dim));
-  tensor::attend_f16(q + kvh * group * c.head_dim, int(group), c.head_dim, cache.keys(bt.seq, il, kvh), c.head_dim,
-                     cache.values(bt.seq, il, kvh), c.head_dim_v, c.head_dim_v, bt.pos + 1, scale,
-                     out + kvh * group * c.head_dim_v);
+  tensor::attend(q + kvh * group * c.head_dim, int(group), c.head_dim, cache.keys(bt.seq, il, kvh),
+                 cache.values(bt.seq, il, kvh), c.head_dim_v, bt.pos + 1, scale, out + kvh * group * c.head_dim_v);
 }
 
 // Consecutive batch tokens of one sequence at consecutive positions.
@@ -256,8 +253,9 @@ void Forward::attend_run(int64_t il, const std::vector<BatchToken>& batch, const
     tile_q.resize(size_t(tensor::kAttendTileRows * d));
     tile_out.resize(size_t(tensor::kAttendTileRows * dv));
     for (int64_t kvh = begin; kvh < end; kvh++) {
-      tensor::f16_to_key_panels(cache.keys(seq, il, kvh), d, n_pos, d, key_panels.data());
-      tensor::dequantize_row(gguf::TensorType::F16, cache.values(seq, il, kvh), values.data(), n_pos * dv);
+      tensor::key_panels(cache.keys(seq, il, kvh), n_pos, d, key_panels.data());
+      const tensor::CacheRows cached_values = cache.values(seq, il, kvh);  // rows back to back
+      tensor::dequantize_row(cached_values.type, cached_values.data, values.data(), n_pos * dv);
       // Rows (token, query head of this group) in order, in tiles of 8.
       const int64_t n_rows = run.count * group;
       for (int64_t r0 = 0; r0 < n_rows; r0 += tensor::kAttendTileRows) {

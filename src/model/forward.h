@@ -55,7 +55,7 @@ class Forward {
   // Attention for runs of one sequence's tokens from f32 copies of its keys
   // and values, converted once per layer and key/value head: from
   // kMinRunTokens tokens on this beats converting per token, and the copies
-  // are bounded per thread (longer contexts read the f16 cache).
+  // are bounded per thread (longer contexts read the cache directly).
   struct TokenRun {
     int64_t first = 0, count = 0;
   };

@@ -1,24 +1,44 @@
 #pragma once
-// Key/value cache in f16, one independent sequence per slot. Storage grows on
+// Key/value cache, one independent sequence per slot. Storage grows on
 // demand (doubling) up to the context length, so a large -c costs memory only
 // when it is used. Each layer holds its key heads one after the other, each
 // head's positions contiguous: attention reads one head's keys and values as
 // a stream the hardware prefetchers follow (with all heads of a position
 // together, one head's rows would be a few cache lines every kv_dim * 2
 // bytes, a stride they follow poorly once the cache outgrows L3).
+//
+// Keys and values are each stored as F16 (the default) or Q8_0 (llama.cpp's
+// --cache-type-k / --cache-type-v q8_0): 34 bytes per 32 elements instead of
+// 64, so a long context takes about half the memory and decode reads about
+// half as many bytes from the cache per token, at 8-bit precision.
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
+#include "gguf/types.h"
 #include "model/config.h"
+#include "tensor/vector_ops.h"
 
 namespace warden::model {
 
+struct KvCacheTypes {
+  gguf::TensorType key = gguf::TensorType::F16;
+  gguf::TensorType value = gguf::TensorType::F16;
+};
+
+// "f16" or "q8_0" (as llama.cpp spells them); anything else throws
+// warden::Error naming `flag` and the value.
+gguf::TensorType parse_kv_cache_type(std::string_view name, std::string_view flag);
+
 class KvCache {
  public:
-  KvCache(const Config& config, int64_t n_ctx, int n_seq);
+  // Throws warden::Error for a type other than F16 or Q8_0, or Q8_0 for
+  // heads whose size is not a multiple of 32.
+  KvCache(const Config& config, int64_t n_ctx, int n_seq, KvCacheTypes types = {});
 
   int64_t n_ctx() const { return n_ctx_; }
   int n_seq() const { return int(seqs_.size()); }
+  KvCacheTypes types() const { return types_; }
   // Number of positions currently held for a sequence.
   int64_t length(int seq) const { return seqs_.at(size_t(seq)).length; }
   // Forgets positions >= pos (pos = 0 clears the sequence).
@@ -26,16 +46,13 @@ class KvCache {
   // Makes room for position `pos`; throws warden::Error past the context.
   void reserve(int seq, int64_t pos);
 
-  // Key head `head` of a layer: head_dim f16 per position, position 0 first.
-  uint16_t* keys(int seq, int64_t layer, int64_t head) { return at(seq, layer, head, head_dim_, true); }
-  // Value head `head`: head_dim_v f16 per position.
-  uint16_t* values(int seq, int64_t layer, int64_t head) { return at(seq, layer, head, head_dim_v_, false); }
-  const uint16_t* keys(int seq, int64_t layer, int64_t head) const {
-    return const_cast<KvCache*>(this)->keys(seq, layer, head);
-  }
-  const uint16_t* values(int seq, int64_t layer, int64_t head) const {
-    return const_cast<KvCache*>(this)->values(seq, layer, head);
-  }
+  // Key head `head` of a layer (head_dim elements per position) and its
+  // value head (head_dim_v), position 0 first.
+  tensor::CacheRows keys(int seq, int64_t layer, int64_t head) const;
+  tensor::CacheRows values(int seq, int64_t layer, int64_t head) const;
+  // Stores one position's key and value of a head (reserve() it first),
+  // converted to the cache's types.
+  void store(int seq, int64_t layer, int64_t head, int64_t pos, const float* key, const float* value);
   void set_length(int seq, int64_t length);
   size_t bytes() const;
 
@@ -43,15 +60,17 @@ class KvCache {
   struct Seq {
     int64_t length = 0;
     int64_t capacity = 0;
-    std::vector<std::vector<uint16_t>> k, v;  // [layer][(head * capacity + pos) * head dim]
+    std::vector<std::vector<uint8_t>> k, v;  // [layer][(head * capacity + pos) * row bytes]
   };
-  uint16_t* at(int seq, int64_t layer, int64_t head, int64_t head_dim, bool is_key);
+  uint8_t* row(int seq, int64_t layer, int64_t head, int64_t pos, bool is_key);
 
   int64_t n_ctx_;
   int64_t n_layer_;
   int64_t n_head_kv_;
   int64_t head_dim_;
   int64_t head_dim_v_;
+  KvCacheTypes types_;
+  size_t key_row_bytes_, value_row_bytes_;
   std::vector<Seq> seqs_;
 };
 

@@ -57,17 +57,18 @@ struct TypeKernels {
 // Indexed by the numeric type id; ids beyond the table have no kernels.
 constexpr size_t kMaxTypeId = 32;
 
-// Attention over the f16 KV cache (vector_ops.h).
-using AttendF16Fn = void (*)(const float* q, int n_q, int64_t d, const uint16_t* k, int64_t k_stride,
-                             const uint16_t* v, int64_t v_stride, int64_t dv, int64_t n_pos, float scale, float* out);
+// Attention over the KV cache (vector_ops.h).
+struct CacheRows;
+using AttendFn = void (*)(const float* q, int n_q, int64_t d, const CacheRows& k, const CacheRows& v, int64_t dv,
+                          int64_t n_pos, float scale, float* out);
 
 struct KernelTable {
   const char* name = "";
   std::array<TypeKernels, kMaxTypeId> by_type{};
-  AttendF16Fn attend_f16 = nullptr;
+  AttendFn attend = nullptr;
   void (*attend_tile_f32)(const float* q, int n_rows, const int64_t* n_pos, int64_t d, const float* k_panels,
                           const float* v, int64_t v_stride, int64_t dv, float scale, float* out) = nullptr;
-  void (*f16_to_key_panels)(const uint16_t* k, int64_t k_stride, int64_t n_pos, int64_t d, float* panels) = nullptr;
+  void (*key_panels)(const CacheRows& k, int64_t n_pos, int64_t d, float* panels) = nullptr;
   void (*f32_to_f16_row)(const float* x, uint16_t* y, int64_t n) = nullptr;
   void (*swiglu)(const float* gate, const float* up, float* out, int64_t n) = nullptr;
   void (*rms_norm)(const float* x, const float* weight, float* out, int64_t n, float eps) = nullptr;

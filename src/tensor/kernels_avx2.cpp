@@ -414,25 +414,65 @@ inline __m256 transpose_sums8(const __m256 a[8]) {
   return _mm256_add_ps(_mm256_permute2f128_ps(s0123, s4567, 0x20), _mm256_permute2f128_ps(s0123, s4567, 0x31));
 }
 
-// scores_i[p] = scale * q_i . k_p over all positions of the f16 keys for NQ
-// (1, 2 or 4) query heads of one key head: each key chunk is converted once
-// for all of them (an f16 conversion costs about what an FMA does). 8 / NQ
-// positions per pass, the 8 accumulators in registers.
-template <int NQ>
-void attention_scores(const float* const q[NQ], int64_t d, const uint16_t* k, int64_t k_stride, int64_t n_pos,
-                      float scale, float* const scores[NQ]) {
+// The KV cache's rows as the attention kernels read them, a block of kBlock
+// elements (one scale) at a time: block(p, j0) of row p from element j0 (a
+// multiple of kBlock), then chunk(jj): 8 floats from element j0 + jj.
+struct F16CacheRows {
+  static constexpr int64_t kBlock = 8;
+  struct Block {
+    __m256 chunk(int64_t jj) const { return load_f16x8(halves + jj); }
+    const uint16_t* halves;
+  };
+  Block block(int64_t p, int64_t j0) const {
+    return {reinterpret_cast<const uint16_t*>(data + size_t(p) * row_bytes) + j0};
+  }
+  const uint8_t* data;
+  size_t row_bytes;
+};
+
+// Q8_0 codes widen to floats times their block's scale: three instructions per
+// chunk where f16 takes one, for half the bytes.
+struct Q8_0CacheRows {
+  static constexpr int64_t kBlock = kQK;
+  struct Block {
+    __m256 chunk(int64_t jj) const {
+      const __m128i codes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(qs + jj));
+      return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes)), scale);
+    }
+    const int8_t* qs;
+    __m256 scale;
+  };
+  Block block(int64_t p, int64_t j0) const {
+    const auto* b = reinterpret_cast<const block_q8_0*>(data + size_t(p) * row_bytes) + j0 / kQK;
+    return {b->qs, _mm256_set1_ps(half_to_float(b->d))};
+  }
+  const uint8_t* data;
+  size_t row_bytes;
+};
+
+// scores_i[p] = scale * q_i . k_p over all positions of the keys for NQ (1, 2
+// or 4) query heads of one key head: each key chunk is converted once for all
+// of them (an f16 conversion costs about what an FMA does). 8 / NQ positions
+// per pass, the 8 accumulators in registers.
+template <int NQ, typename Rows>
+void attention_scores(const float* const q[NQ], int64_t d, const Rows& k, int64_t n_pos, float scale,
+                      float* const scores[NQ]) {
   static_assert(NQ == 1 || NQ == 2 || NQ == 4);
   constexpr int kPos = 8 / NQ;
   int64_t p = 0;
   for (; p + kPos <= n_pos; p += kPos) {
     __m256 acc[8];  // acc[i * kPos + r]: query i, position p + r
     for (auto& a : acc) a = _mm256_setzero_ps();
-    for (int64_t j = 0; j < d; j += 8) {
-      __m256 qv[NQ];
-      for (int i = 0; i < NQ; i++) qv[i] = _mm256_loadu_ps(q[i] + j);
-      for (int r = 0; r < kPos; r++) {
-        const __m256 key = load_f16x8(k + (p + r) * k_stride + j);
-        for (int i = 0; i < NQ; i++) acc[i * kPos + r] = _mm256_fmadd_ps(qv[i], key, acc[i * kPos + r]);
+    for (int64_t j0 = 0; j0 < d; j0 += Rows::kBlock) {
+      typename Rows::Block keys[kPos];
+      for (int r = 0; r < kPos; r++) keys[r] = k.block(p + r, j0);
+      for (int64_t jj = 0; jj < Rows::kBlock; jj += 8) {
+        __m256 qv[NQ];
+        for (int i = 0; i < NQ; i++) qv[i] = _mm256_loadu_ps(q[i] + j0 + jj);
+        for (int r = 0; r < kPos; r++) {
+          const __m256 key = keys[r].chunk(jj);
+          for (int i = 0; i < NQ; i++) acc[i * kPos + r] = _mm256_fmadd_ps(qv[i], key, acc[i * kPos + r]);
+        }
       }
     }
     alignas(32) float sums[8];  // lane i * kPos + r
@@ -442,8 +482,11 @@ void attention_scores(const float* const q[NQ], int64_t d, const uint16_t* k, in
   for (; p < n_pos; p++)
     for (int i = 0; i < NQ; i++) {
       __m256 acc = _mm256_setzero_ps();
-      for (int64_t j = 0; j < d; j += 8)
-        acc = _mm256_fmadd_ps(_mm256_loadu_ps(q[i] + j), load_f16x8(k + p * k_stride + j), acc);
+      for (int64_t j0 = 0; j0 < d; j0 += Rows::kBlock) {
+        const typename Rows::Block key = k.block(p, j0);
+        for (int64_t jj = 0; jj < Rows::kBlock; jj += 8)
+          acc = _mm256_fmadd_ps(_mm256_loadu_ps(q[i] + j0 + jj), key.chunk(jj), acc);
+      }
       scores[i][p] = hsum(acc) * scale;
     }
 }
@@ -470,15 +513,18 @@ float softmax_weights(float* w, int64_t n) {
 // out_i[c0, c0 + 8 * NV) += sum over positions p0..p1 of w_i[p] v_p[...] for
 // NQ queries at once: each value chunk is converted once and the
 // accumulators stay in registers for the tile.
-template <int NQ, int NV>
-void weighted_values(const float* const w[NQ], const uint16_t* v, int64_t v_stride, int64_t p0, int64_t p1,
-                     int64_t c0, float* const out[NQ]) {
+template <int NQ, int NV, typename Rows>
+void weighted_values(const float* const w[NQ], const Rows& v, int64_t p0, int64_t p1, int64_t c0,
+                     float* const out[NQ]) {
   __m256 acc[NQ][NV];
   for (int i = 0; i < NQ; i++)
     for (int c = 0; c < NV; c++) acc[i][c] = _mm256_loadu_ps(out[i] + c0 + 8 * c);
   for (int64_t p = p0; p < p1; p++) {
     __m256 vv[NV];
-    for (int c = 0; c < NV; c++) vv[c] = load_f16x8(v + p * v_stride + c0 + 8 * c);
+    for (int c = 0; c < NV; c++) {
+      const int64_t j = c0 + 8 * c;
+      vv[c] = v.block(p, j / Rows::kBlock * Rows::kBlock).chunk(j % Rows::kBlock);
+    }
     for (int i = 0; i < NQ; i++) {
       const __m256 wi = _mm256_set1_ps(w[i][p]);
       for (int c = 0; c < NV; c++) acc[i][c] = _mm256_fmadd_ps(wi, vv[c], acc[i][c]);
@@ -502,16 +548,16 @@ void weighted_values(const float* const w[NQ], const uint16_t* v, int64_t v_stri
 template <int NQ>
 constexpr int64_t kValueTile = NQ == 4 ? 8 : 4;
 
-template <int NQ>
-void weighted_values_all(const float* const w[NQ], const float total[NQ], const uint16_t* v, int64_t v_stride,
-                         int64_t dv, int64_t n_pos, float* const out[NQ]) {
+template <int NQ, typename Rows>
+void weighted_values_all(const float* const w[NQ], const float total[NQ], const Rows& v, int64_t dv, int64_t n_pos,
+                         float* const out[NQ]) {
   constexpr int kWide = 8 / NQ;  // value chunks per pass: NQ * kWide accumulators
   for (int i = 0; i < NQ; i++) std::fill(out[i], out[i] + dv, 0.0f);
   for (int64_t p0 = 0; p0 < n_pos; p0 += kValueTile<NQ>) {
     const int64_t p1 = std::min(n_pos, p0 + kValueTile<NQ>);
     int64_t c0 = 0;
-    for (; c0 + 8 * kWide <= dv; c0 += 8 * kWide) weighted_values<NQ, kWide>(w, v, v_stride, p0, p1, c0, out);
-    for (; c0 < dv; c0 += 8) weighted_values<NQ, 1>(w, v, v_stride, p0, p1, c0, out);
+    for (; c0 + 8 * kWide <= dv; c0 += 8 * kWide) weighted_values<NQ, kWide>(w, v, p0, p1, c0, out);
+    for (; c0 < dv; c0 += 8) weighted_values<NQ, 1>(w, v, p0, p1, c0, out);
   }
   for (int i = 0; i < NQ; i++) {
     const __m256 inv = _mm256_set1_ps(1.0f / total[i]);
@@ -519,12 +565,9 @@ void weighted_values_all(const float* const w[NQ], const float total[NQ], const 
   }
 }
 
-void attend_f16(const float* q, int n_q, int64_t d, const uint16_t* k, int64_t k_stride, const uint16_t* v,
-                int64_t v_stride, int64_t dv, int64_t n_pos, float scale, float* out) {
-  if (d % 8 != 0 || dv % 8 != 0) {  // head sizes are multiples of 8 in practice; keep the rest exact
-    scalar_kernels().attend_f16(q, n_q, d, k, k_stride, v, v_stride, dv, n_pos, scale, out);
-    return;
-  }
+template <typename KeyRows, typename ValueRows>
+void attend_rows(const float* q, int n_q, int64_t d, const KeyRows& k, const ValueRows& v, int64_t dv, int64_t n_pos,
+                 float scale, float* out) {
   thread_local std::vector<float> weights, totals;
   weights.resize(size_t(n_q) * size_t(n_pos));
   totals.resize(size_t(n_q));
@@ -542,7 +585,7 @@ void attend_f16(const float* q, int n_q, int64_t d, const uint16_t* k, int64_t k
     const float* qs[NQ];
     float* ws[NQ];
     for (int j = 0; j < NQ; j++) qs[j] = q + (i + j) * d, ws[j] = w_of(i + j);
-    attention_scores<NQ>(qs, d, k, k_stride, n_pos, scale, ws);
+    attention_scores<NQ>(qs, d, k, n_pos, scale, ws);
   });
   for (int i = 0; i < n_q; i++) totals[size_t(i)] = softmax_weights(w_of(i), n_pos);
   in_groups([&](auto nq_tag, int i) {
@@ -550,7 +593,29 @@ void attend_f16(const float* q, int n_q, int64_t d, const uint16_t* k, int64_t k
     const float* ws[NQ];
     float* os[NQ];
     for (int j = 0; j < NQ; j++) ws[j] = w_of(i + j), os[j] = out + (i + j) * dv;
-    weighted_values_all<NQ>(ws, totals.data() + i, v, v_stride, dv, n_pos, os);
+    weighted_values_all<NQ>(ws, totals.data() + i, v, dv, n_pos, os);
+  });
+}
+
+// Calls fn with the row reader of `rows`' type.
+template <typename Fn>
+void with_cache_rows(const CacheRows& rows, Fn fn) {
+  if (rows.type == gguf::TensorType::Q8_0)
+    fn(Q8_0CacheRows{rows.data, rows.row_bytes});
+  else
+    fn(F16CacheRows{rows.data, rows.row_bytes});
+}
+
+int64_t cache_block(const CacheRows& rows) { return rows.type == gguf::TensorType::Q8_0 ? kQK : 8; }
+
+void attend(const float* q, int n_q, int64_t d, const CacheRows& k, const CacheRows& v, int64_t dv, int64_t n_pos,
+            float scale, float* out) {
+  if (d % cache_block(k) != 0 || dv % cache_block(v) != 0) {  // head sizes are multiples of 8 in practice
+    scalar_kernels().attend(q, n_q, d, k, v, dv, n_pos, scale, out);
+    return;
+  }
+  with_cache_rows(k, [&](const auto& keys) {
+    with_cache_rows(v, [&](const auto& values) { attend_rows(q, n_q, d, keys, values, dv, n_pos, scale, out); });
   });
 }
 
@@ -712,21 +777,26 @@ inline void transpose8x8(__m256 r[8]) {
 
 // Eight positions by eight elements at a time: converted, transposed in
 // registers, stored as eight panel steps.
-void f16_to_key_panels(const uint16_t* k, int64_t k_stride, int64_t n_pos, int64_t d, float* panels) {
-  if (d % 8 != 0) {
-    scalar_kernels().f16_to_key_panels(k, k_stride, n_pos, d, panels);
+void key_panels(const CacheRows& k, int64_t n_pos, int64_t d, float* panels) {
+  if (d % cache_block(k) != 0) {
+    scalar_kernels().key_panels(k, n_pos, d, panels);
     return;
   }
-  for (int64_t p0 = 0; p0 < n_pos; p0 += kKeyPanel) {
-    const int64_t live = std::min<int64_t>(kKeyPanel, n_pos - p0);
-    float* panel = panels + p0 * d;
-    for (int64_t j0 = 0; j0 < d; j0 += 8) {
-      __m256 r[8];
-      for (int l = 0; l < 8; l++) r[l] = l < live ? load_f16x8(k + (p0 + l) * k_stride + j0) : _mm256_setzero_ps();
-      transpose8x8(r);
-      for (int j = 0; j < 8; j++) _mm256_storeu_ps(panel + (j0 + j) * kKeyPanel, r[j]);
+  with_cache_rows(k, [&](const auto& rows) {
+    using Rows = std::decay_t<decltype(rows)>;
+    for (int64_t p0 = 0; p0 < n_pos; p0 += kKeyPanel) {
+      const int64_t live = std::min<int64_t>(kKeyPanel, n_pos - p0);
+      float* panel = panels + p0 * d;
+      for (int64_t j0 = 0; j0 < d; j0 += 8) {
+        __m256 r[8];
+        for (int l = 0; l < 8; l++)
+          r[l] = l < live ? rows.block(p0 + l, j0 / Rows::kBlock * Rows::kBlock).chunk(j0 % Rows::kBlock)
+                          : _mm256_setzero_ps();
+        transpose8x8(r);
+        for (int j = 0; j < 8; j++) _mm256_storeu_ps(panel + (j0 + j) * kKeyPanel, r[j]);
+      }
     }
-  }
+  });
 }
 
 void dequantize_f16(const void* src, float* dst, int64_t n) {
@@ -889,9 +959,9 @@ KernelTable build_avx2_table() {
   quant(TensorType::Q8_0, quantize_q8_0);
   quant(TensorType::Q8_1, quantize_q8_1);
   quant(TensorType::Q8_K, quantize_q8_k);
-  table.attend_f16 = attend_f16;
+  table.attend = attend;
   table.attend_tile_f32 = attend_tile_f32;
-  table.f16_to_key_panels = f16_to_key_panels;
+  table.key_panels = key_panels;
   table.f32_to_f16_row = f32_to_f16_row;
   table.swiglu = swiglu;
   table.rms_norm = rms_norm;

@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
+#include "tensor/blocks.h"
 #include "tensor/fp16.h"
 #include "tensor/kernels.h"
 
@@ -35,11 +37,23 @@ void reference_attention(const float* q, int n_q, int64_t d, Key key, Value valu
   }
 }
 
-void scalar_attend_f16(const float* q, int n_q, int64_t d, const uint16_t* k, int64_t k_stride, const uint16_t* v,
-                       int64_t v_stride, int64_t dv, int64_t n_pos, float scale, float* out) {
+// Element j of row p as the float it stands for.
+float cache_element(const CacheRows& rows, int64_t p, int64_t j) {
+  const uint8_t* row = rows.data + size_t(p) * rows.row_bytes;
+  if (rows.type == gguf::TensorType::Q8_0) {
+    const auto* block = reinterpret_cast<const block_q8_0*>(row) + j / kQK;
+    return fp16_to_fp32(block->d) * float(block->qs[j % kQK]);
+  }
+  uint16_t half;
+  std::memcpy(&half, row + 2 * j, sizeof half);
+  return fp16_to_fp32(half);
+}
+
+void scalar_attend(const float* q, int n_q, int64_t d, const CacheRows& k, const CacheRows& v, int64_t dv,
+                   int64_t n_pos, float scale, float* out) {
   reference_attention(
-      q, n_q, d, [&](int64_t p, int64_t j) { return fp16_to_fp32(k[p * k_stride + j]); },
-      [&](int64_t p, int64_t j) { return fp16_to_fp32(v[p * v_stride + j]); }, dv, n_pos, scale, out);
+      q, n_q, d, [&](int64_t p, int64_t j) { return cache_element(k, p, j); },
+      [&](int64_t p, int64_t j) { return cache_element(v, p, j); }, dv, n_pos, scale, out);
 }
 
 void scalar_attend_tile_f32(const float* q, int n_rows, const int64_t* n_pos, int64_t d, const float* k_panels,
@@ -51,12 +65,11 @@ void scalar_attend_tile_f32(const float* q, int n_rows, const int64_t* n_pos, in
         [&](int64_t p, int64_t j) { return v[p * v_stride + j]; }, dv, n_pos[i], scale, out + i * dv);
 }
 
-void scalar_f16_to_key_panels(const uint16_t* k, int64_t k_stride, int64_t n_pos, int64_t d, float* panels) {
+void scalar_key_panels(const CacheRows& k, int64_t n_pos, int64_t d, float* panels) {
   const int64_t padded = (n_pos + kKeyPanel - 1) / kKeyPanel * kKeyPanel;
   for (int64_t p = 0; p < padded; p++)
     for (int64_t j = 0; j < d; j++)
-      panels[p / kKeyPanel * kKeyPanel * d + j * kKeyPanel + p % kKeyPanel] =
-          p < n_pos ? fp16_to_fp32(k[p * k_stride + j]) : 0.0f;
+      panels[p / kKeyPanel * kKeyPanel * d + j * kKeyPanel + p % kKeyPanel] = p < n_pos ? cache_element(k, p, j) : 0.0f;
 }
 
 void scalar_f32_to_f16_row(const float* x, uint16_t* y, int64_t n) {
@@ -77,17 +90,17 @@ void scalar_rms_norm(const float* x, const float* weight, float* out, int64_t n,
 }  // namespace
 
 void add_vector_kernels(KernelTable& table) {
-  table.attend_f16 = scalar_attend_f16;
+  table.attend = scalar_attend;
   table.attend_tile_f32 = scalar_attend_tile_f32;
-  table.f16_to_key_panels = scalar_f16_to_key_panels;
+  table.key_panels = scalar_key_panels;
   table.f32_to_f16_row = scalar_f32_to_f16_row;
   table.swiglu = scalar_swiglu;
   table.rms_norm = scalar_rms_norm;
 }
 
-void attend_f16(const float* q, int n_q, int64_t d, const uint16_t* k, int64_t k_stride, const uint16_t* v,
-                int64_t v_stride, int64_t dv, int64_t n_pos, float scale, float* out) {
-  if (n_q > 0 && n_pos > 0) active_kernels().attend_f16(q, n_q, d, k, k_stride, v, v_stride, dv, n_pos, scale, out);
+void attend(const float* q, int n_q, int64_t d, CacheRows k, CacheRows v, int64_t dv, int64_t n_pos, float scale,
+            float* out) {
+  if (n_q > 0 && n_pos > 0) active_kernels().attend(q, n_q, d, k, v, dv, n_pos, scale, out);
 }
 
 void attend_tile_f32(const float* q, int n_rows, const int64_t* n_pos, int64_t d, const float* k_panels,
@@ -95,8 +108,8 @@ void attend_tile_f32(const float* q, int n_rows, const int64_t* n_pos, int64_t d
   if (n_rows > 0) active_kernels().attend_tile_f32(q, n_rows, n_pos, d, k_panels, v, v_stride, dv, scale, out);
 }
 
-void f16_to_key_panels(const uint16_t* k, int64_t k_stride, int64_t n_pos, int64_t d, float* panels) {
-  if (n_pos > 0) active_kernels().f16_to_key_panels(k, k_stride, n_pos, d, panels);
+void key_panels(CacheRows k, int64_t n_pos, int64_t d, float* panels) {
+  if (n_pos > 0) active_kernels().key_panels(k, n_pos, d, panels);
 }
 
 void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) { active_kernels().f32_to_f16_row(x, y, n); }

@@ -1,24 +1,37 @@
 #pragma once
-// Small vector loops of the attention over the f16 KV cache, dispatched like
-// the dot products (kernels.h), so they run as SIMD where the CPU allows
-// without the caller being compiled for it.
+// Small vector loops of the attention over the KV cache, dispatched like the
+// dot products (kernels.h), so they run as SIMD where the CPU allows without
+// the caller being compiled for it.
+#include <cstddef>
 #include <cstdint>
+
+#include "gguf/types.h"
 
 namespace warden::tensor {
 
+// One key or value head of the KV cache: position p's row at
+// data + p * row_bytes, its elements in `type`: F16, or Q8_0 (blocks of 32
+// int8 codes with an f16 scale each, so rows of a multiple of 32 elements).
+struct CacheRows {
+  const uint8_t* data = nullptr;
+  gguf::TensorType type = gguf::TensorType::F16;
+  size_t row_bytes = 0;
+};
+
 // Attention of n_q query heads that share one key/value head (grouped-query
 // attention) over positions [0, n_pos). Query i is q + i * d (d floats); key
-// p is k + p * k_stride (d halves), value p is v + p * v_stride (dv halves);
-// out + i * dv receives sum_p softmax_p(scale * q_i . k_p) * v_p. Scores are
-// computed for all positions first (two-pass softmax), which vectorizes better
-// than an online softmax and is exact for any length the cache can hold.
-void attend_f16(const float* q, int n_q, int64_t d, const uint16_t* k, int64_t k_stride, const uint16_t* v,
-                int64_t v_stride, int64_t dv, int64_t n_pos, float scale, float* out);
+// p is row p of k (d elements), value p row p of v (dv elements); out + i * dv
+// receives sum_p softmax_p(scale * q_i . k_p) * v_p, each key and value
+// element taken as the float it stands for. Scores are computed for all
+// positions first (two-pass softmax), which vectorizes better than an online
+// softmax and is exact for any length the cache can hold.
+void attend(const float* q, int n_q, int64_t d, CacheRows k, CacheRows v, int64_t dv, int64_t n_pos, float scale,
+            float* out);
 
 // Causal attention for a tile of up to 8 query rows of a run of one
 // sequence's tokens (a prefill), from keys and values converted to f32 once
 // per layer and key/value head. Keys come in panels of kKeyPanel positions
-// (f16_to_key_panels): element j of position p at
+// (key_panels): element j of position p at
 // k_panels[(p / 8) * 8 * d + j * 8 + p % 8], so the scores of a few rows
 // against a few panels read each panel front to back. Values are rows:
 // element j of position p at v[p * v_stride + j]. Row i is q + i * d and
@@ -35,10 +48,9 @@ constexpr int64_t key_panel_floats(int64_t n_pos, int64_t d) {
   return (n_pos + kKeyPanel - 1) / kKeyPanel * kKeyPanel * d;
 }
 
-// The f16 keys of positions [0, n_pos) (key p is k + p * k_stride, d halves)
-// as f32 key panels; the padding positions up to the next multiple of 8 are
-// zero.
-void f16_to_key_panels(const uint16_t* k, int64_t k_stride, int64_t n_pos, int64_t d, float* panels);
+// The keys of positions [0, n_pos) (rows of d elements) as f32 key panels;
+// the padding positions up to the next multiple of 8 are zero.
+void key_panels(CacheRows k, int64_t n_pos, int64_t d, float* panels);
 
 // y[i] = x[i] rounded to an IEEE half (to nearest even, as fp32_to_fp16).
 void f32_to_f16_row(const float* x, uint16_t* y, int64_t n);

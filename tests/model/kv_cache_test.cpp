@@ -1,14 +1,24 @@
 // The KV cache's layout: each key/value head's positions contiguous, kept in
-// place as the storage grows, and sequences independent.
+// place as the storage grows, and sequences independent; Q8_0 rows.
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
 #include "model/kv_cache.h"
+#include "tensor/fp16.h"
+#include "tensor/quant.h"
 #include "util/error.h"
 
 namespace {
 
 using warden::model::Config;
 using warden::model::KvCache;
+using warden::tensor::fp16_to_fp32;
+using warden::tensor::fp32_to_fp16;
+namespace gguf = warden::gguf;
 
 Config small_config() {
   Config c;
@@ -20,19 +30,28 @@ Config small_config() {
   return c;
 }
 
-// A value no other (seq, layer, head, position, element, key/value) shares.
+// A half no other (seq, layer, head, position, element, key/value) shares:
+// ids below 0x7C00 are finite halves, which the f16 cache stores bit for bit.
 uint16_t mark(int seq, int64_t layer, int64_t head, int64_t pos, int64_t i, bool key) {
-  return uint16_t((((seq * 2 + layer) * 3 + head) * 200 + pos) * 16 + i * 2 + (key ? 1 : 0));
+  return uint16_t((((seq * 2 + layer) * 3 + head) * 150 + pos) * 16 + i * 2 + (key ? 1 : 0));
 }
 
 void write_position(KvCache& cache, const Config& c, int seq, int64_t pos) {
   cache.reserve(seq, pos);
+  std::vector<float> k(size_t(c.head_dim)), v(size_t(c.head_dim_v));
   for (int64_t l = 0; l < c.n_layer; l++)
     for (int64_t h = 0; h < c.n_head_kv; h++) {
-      for (int64_t i = 0; i < c.head_dim; i++) cache.keys(seq, l, h)[pos * c.head_dim + i] = mark(seq, l, h, pos, i, true);
-      for (int64_t i = 0; i < c.head_dim_v; i++)
-        cache.values(seq, l, h)[pos * c.head_dim_v + i] = mark(seq, l, h, pos, i, false);
+      for (int64_t i = 0; i < c.head_dim; i++) k[size_t(i)] = fp16_to_fp32(mark(seq, l, h, pos, i, true));
+      for (int64_t i = 0; i < c.head_dim_v; i++) v[size_t(i)] = fp16_to_fp32(mark(seq, l, h, pos, i, false));
+      cache.store(seq, l, h, pos, k.data(), v.data());
     }
+}
+
+// Element i of position pos of f16 rows.
+uint16_t half_at(const warden::tensor::CacheRows& rows, int64_t pos, int64_t i) {
+  uint16_t h;
+  std::memcpy(&h, rows.data + size_t(pos) * rows.row_bytes + 2 * size_t(i), sizeof h);
+  return h;
 }
 
 TEST(KvCache, HeadsKeepTheirPositionsContiguousAcrossGrowth) {
@@ -51,15 +70,76 @@ TEST(KvCache, HeadsKeepTheirPositionsContiguousAcrossGrowth) {
     ASSERT_EQ(cache.length(seq), n);
     for (int64_t l = 0; l < c.n_layer; l++)
       for (int64_t h = 0; h < c.n_head_kv; h++) {
-        const uint16_t* k = cache.keys(seq, l, h);
-        const uint16_t* v = cache.values(seq, l, h);
+        const auto k = cache.keys(seq, l, h), v = cache.values(seq, l, h);
+        ASSERT_EQ(k.row_bytes, size_t(2 * c.head_dim));
+        ASSERT_EQ(v.row_bytes, size_t(2 * c.head_dim_v));
         for (int64_t pos = 0; pos < n; pos++) {
           for (int64_t i = 0; i < c.head_dim; i++)
-            ASSERT_EQ(k[pos * c.head_dim + i], mark(seq, l, h, pos, i, true)) << seq << " " << l << " " << h << " " << pos;
+            ASSERT_EQ(half_at(k, pos, i), mark(seq, l, h, pos, i, true)) << seq << " " << l << " " << h << " " << pos;
           for (int64_t i = 0; i < c.head_dim_v; i++)
-            ASSERT_EQ(v[pos * c.head_dim_v + i], mark(seq, l, h, pos, i, false)) << seq << " " << l << " " << h << " " << pos;
+            ASSERT_EQ(half_at(v, pos, i), mark(seq, l, h, pos, i, false)) << seq << " " << l << " " << h << " " << pos;
         }
       }
+  }
+  // Room for 200 + 64 positions (the second sequence never grew): 2 layers x
+  // 3 heads x (8 + 4) halves each.
+  EXPECT_EQ(cache.bytes(), size_t((200 + 64) * 2 * 3 * (8 + 4) * 2));
+}
+
+TEST(KvCache, Q8_0RowsHoldTheQuantizedKeysAndValuesInHalfTheBytes) {
+  // Keys Q8_0 and values f16, as -ctk q8_0 alone gives: each key row is
+  // quantize_row's bytes (34 per 32 elements), across growth.
+  Config c = small_config();
+  c.head_dim = 64;
+  c.head_dim_v = 32;
+  KvCache cache(c, 100, 1, {gguf::TensorType::Q8_0, gguf::TensorType::F16});
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  std::vector<std::vector<float>> keys, values;  // [pos * 6 + layer * 3 + head]
+  for (int64_t pos = 0; pos < 70; pos++) {
+    cache.reserve(0, pos);
+    for (int64_t l = 0; l < c.n_layer; l++)
+      for (int64_t h = 0; h < c.n_head_kv; h++) {
+        std::vector<float> k(64), v(32);
+        for (auto& x : k) x = normal(rng);
+        for (auto& x : v) x = normal(rng);
+        cache.store(0, l, h, pos, k.data(), v.data());
+        keys.push_back(k);
+        values.push_back(v);
+      }
+  }
+  for (int64_t l = 0; l < c.n_layer; l++)
+    for (int64_t h = 0; h < c.n_head_kv; h++) {
+      const auto k = cache.keys(0, l, h), v = cache.values(0, l, h);
+      ASSERT_EQ(k.type, gguf::TensorType::Q8_0);
+      ASSERT_EQ(k.row_bytes, size_t(2 * 34));
+      for (int64_t pos = 0; pos < 70; pos++) {
+        const size_t at = size_t(pos * 6 + l * 3 + h);
+        std::vector<uint8_t> want(2 * 34);
+        warden::tensor::quantize_row(gguf::TensorType::Q8_0, keys[at].data(), want.data(), 64);
+        ASSERT_EQ(0, std::memcmp(k.data + size_t(pos) * k.row_bytes, want.data(), want.size())) << l << " " << h << " " << pos;
+        for (int64_t i = 0; i < 32; i++)
+          ASSERT_EQ(fp16_to_fp32(half_at(v, pos, i)), fp16_to_fp32(fp32_to_fp16(values[at][size_t(i)])));
+      }
+    }
+  EXPECT_EQ(cache.bytes(), size_t(100 * 2 * 3 * (2 * 34 + 2 * 32)));  // grown to the context's 100 positions
+}
+
+TEST(KvCache, UnsupportedTypesAndHeadSizesAreErrors) {
+  Config c = small_config();  // heads of 8 and 4 elements
+  EXPECT_THROW(KvCache(c, 10, 1, {gguf::TensorType::Q8_0, gguf::TensorType::F16}), warden::Error);
+  c.head_dim = c.head_dim_v = 64;
+  EXPECT_NO_THROW(KvCache(c, 10, 1, {gguf::TensorType::Q8_0, gguf::TensorType::Q8_0}));
+  EXPECT_THROW(KvCache(c, 10, 1, {gguf::TensorType::Q4_0, gguf::TensorType::F16}), warden::Error);
+  EXPECT_THROW(KvCache(c, 10, 1, {gguf::TensorType::F16, gguf::TensorType::F32}), warden::Error);
+  EXPECT_EQ(warden::model::parse_kv_cache_type("q8_0", "-ctk"), gguf::TensorType::Q8_0);
+  EXPECT_EQ(warden::model::parse_kv_cache_type("f16", "-ctk"), gguf::TensorType::F16);
+  try {
+    warden::model::parse_kv_cache_type("q4_0", "-ctv");
+    FAIL() << "q4_0 accepted";
+  } catch (const warden::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("-ctv"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("q4_0"), std::string::npos) << e.what();
   }
 }
 

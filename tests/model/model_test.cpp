@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include "common/test_env.h"
 #include "engine/engine.h"
 #include "model/forward.h"
@@ -95,7 +97,8 @@ class PerArchitecture : public ::testing::TestWithParam<std::string> {};
 // quantized weights, the f32 attention of a run); single steps through the
 // per-token ones. Each logit may differ by `tolerance` of max(1, |logit|);
 // with `same_argmax`, every position's top token must agree too.
-void expect_batched_prefill_matches_single_steps(const std::string& path, float tolerance, bool same_argmax) {
+void expect_batched_prefill_matches_single_steps(const std::string& path, float tolerance, bool same_argmax,
+                                                 model::KvCacheTypes cache_types = {}) {
   auto model = model::Model::load(path);
   const auto& c = model->config();
   ThreadPool pool(2);
@@ -103,12 +106,12 @@ void expect_batched_prefill_matches_single_steps(const std::string& path, float 
   std::vector<int32_t> tokens;
   for (int i = 0; i < 24; i++) tokens.push_back(int32_t((i * 7919 + 13) % c.n_vocab));
 
-  model::KvCache batched_cache(c, 64, 1);
+  model::KvCache batched_cache(c, 64, 1, cache_types);
   std::vector<model::BatchToken> batch;
   for (size_t i = 0; i < tokens.size(); i++) batch.push_back({tokens[i], int64_t(i), 0, true});
   std::vector<float> batched = fwd.run(batch, batched_cache);
 
-  model::KvCache step_cache(c, 64, 1);
+  model::KvCache step_cache(c, 64, 1, cache_types);
   for (size_t i = 0; i < tokens.size(); i++) {
     std::vector<float> one = fwd.run({{tokens[i], int64_t(i), 0, true}}, step_cache);
     ASSERT_EQ(one.size(), size_t(c.n_vocab));
@@ -192,17 +195,69 @@ TEST_P(PerArchitecture, DecodeStepsAsATeamGiveExactlyTheLogitsOfTheLoops) {
   }
 }
 
-std::vector<int32_t> greedy_tokens(const std::string& path, int n) {
+std::vector<int32_t> greedy_tokens(const std::string& path, int n, model::KvCacheTypes cache_types = {}) {
   engine::EngineOptions o;
   o.model_path = path;
   o.n_ctx = 128;
   o.threads = 2;
+  o.cache_types = cache_types;
   engine::Engine e(o);
   engine::GenerateParams p;
   p.sampling.temperature = 0;
   p.max_tokens = n;
   auto prompt = e.tokenizer().encode("Hello world, this is a test", e.tokenizer().add_bos(), false);
   return engine::generate(e, 0, prompt, p).tokens;
+}
+
+// A Q8_0 KV cache (-ctk/-ctv q8_0) keeps keys and values to 8 bits: the
+// batched prefill (keys and values converted to f32 per run) and the decode
+// steps (read from the Q8_0 rows) agree as with the f16 cache, every
+// combination of key and value types keeps a peaked model's greedy tokens,
+// and the logits stay near the f16 cache's.
+TEST_P(PerArchitecture, Q8_0KvCacheKeepsTheF16CachesTokens) {
+  const auto q8 = gguf::TensorType::Q8_0, f16 = gguf::TensorType::F16;
+  expect_batched_prefill_matches_single_steps(tiny_model(GetParam(), "f32"), 1e-4f, false, {q8, q8});
+  const std::string peaked = tiny_model(GetParam(), "f32", true);
+  const auto reference = greedy_tokens(peaked, 32);
+  EXPECT_GE(reference.size(), 8u);
+  for (const model::KvCacheTypes types : {model::KvCacheTypes{q8, q8}, model::KvCacheTypes{q8, f16},
+                                          model::KvCacheTypes{f16, q8}})
+    EXPECT_EQ(greedy_tokens(peaked, 32, types), reference)
+        << gguf::type_name(types.key) << " keys, " << gguf::type_name(types.value) << " values";
+
+  auto model = model::Model::load(tiny_model(GetParam(), "f32"));
+  const auto& c = model->config();
+  ThreadPool pool(2);
+  model::Forward fwd(*model, pool);
+  model::KvCache f16_cache(c, 64, 1), q8_cache(c, 64, 1, {q8, q8});
+  float worst = 0;
+  for (int64_t pos = 0; pos < 40; pos++) {
+    const std::vector<model::BatchToken> step{{int32_t((pos * 7919 + 13) % c.n_vocab), pos, 0, true}};
+    const auto want = fwd.run(step, f16_cache), got = fwd.run(step, q8_cache);
+    float max_abs = 1;
+    for (float v : want) max_abs = std::max(max_abs, std::fabs(v));
+    for (size_t v = 0; v < want.size(); v++) worst = std::max(worst, std::fabs(got[v] - want[v]) / max_abs);
+  }
+  EXPECT_LT(worst, 2e-2f) << "largest logit difference, relative to the largest logit";
+  EXPECT_GT(worst, 0.0f) << "the Q8_0 cache rounds keys and values, so some logit must move";
+  EXPECT_LT(double(q8_cache.bytes()), 0.55 * double(f16_cache.bytes()));
+}
+
+TEST(KvCacheTypeFlags, LlamaCppSpellingsWorkAndOtherTypesAreUsageErrors) {
+  const std::string path = tiny_model("tiny-llama", "q8_0");
+  auto ok = test::run_warden({"generate", "-m", path, "-p", "Hello", "-n", "4", "--temp", "0", "-ctk", "q8_0", "-ctv",
+                              "q8_0"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  auto bench = test::run_warden({"bench", "-m", path, "-p", "8", "-n", "4", "-r", "1", "-t", "1", "--cache-type-k",
+                                 "q8_0", "--json"});
+  ASSERT_EQ(bench.exit_code, 0) << bench.err;
+  const auto j = nlohmann::json::parse(bench.out);
+  EXPECT_EQ(j["cache_type_k"], "q8_0");
+  EXPECT_EQ(j["cache_type_v"], "f16");
+  auto bad = test::run_warden({"generate", "-m", path, "-p", "Hello", "-n", "4", "-ctv", "q4_0"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--cache-type-v"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("q4_0"), std::string::npos) << bad.err;
 }
 
 TEST_P(PerArchitecture, F32AndQ8_0OfAPeakedModelAgreeOnGreedyTokens) {

@@ -32,6 +32,25 @@ std::vector<float> gaussian(int64_t n, uint32_t seed, float sigma) {
   return x;
 }
 
+// n_pos rows of `width` elements of `type` (F16 or Q8_0), row_bytes apart
+// (the bytes past each row hold a marker), converted from gaussian floats; the
+// floats they stand for in `exact`.
+struct TestCacheRows {
+  TestCacheRows(TensorType type, int64_t n_pos, int64_t width, size_t row_bytes, uint32_t seed)
+      : bytes(size_t(n_pos) * row_bytes, 0xA5), exact(size_t(n_pos * width)) {
+    const auto x = gaussian(n_pos * width, seed, 1.0f);
+    for (int64_t p = 0; p < n_pos; p++) {
+      uint8_t* row = bytes.data() + size_t(p) * row_bytes;
+      scalar_kernels().find(type)->quantize(x.data() + p * width, row, width);
+      scalar_kernels().find(type)->dequantize(row, exact.data() + p * width, width);
+    }
+    rows = {bytes.data(), type, row_bytes};
+  }
+  std::vector<uint8_t> bytes;
+  std::vector<float> exact;
+  CacheRows rows;
+};
+
 // Rows that stress the quantizers' rounding and maximum search: exact ties
 // (k + 0.5 steps), a repeated extreme of both signs, all-zero blocks, tiny
 // and huge magnitudes.
@@ -156,7 +175,9 @@ TEST_F(SimdKernels, FourRowDotsEqualSingleDots) {
 TEST_F(SimdKernels, AttentionMatchesScalarWithinRounding) {
   // Shapes: GQA groups of 1..4 and 7 query heads, head sizes with and without a
   // SIMD-width multiple, position counts around the 8-key steps, and scores
-  // large enough that exp underflows for most positions.
+  // large enough that exp underflows for most positions; f16 and Q8_0 keys and
+  // values in every combination where the head sizes allow Q8_0 (multiples of
+  // 32), rows padded apart.
   struct Shape {
     int n_q;
     int64_t d, dv, n_pos;
@@ -165,54 +186,55 @@ TEST_F(SimdKernels, AttentionMatchesScalarWithinRounding) {
   for (const KernelTable* set : sets_) {
     for (const Shape sh : {Shape{2, 128, 128, 1, 1}, Shape{1, 64, 64, 7, 1}, Shape{3, 64, 32, 19, 1},
                            Shape{2, 128, 128, 513, 1}, Shape{2, 12, 20, 9, 1}, Shape{2, 64, 64, 40, 60},
-                           Shape{4, 64, 64, 21, 1}, Shape{7, 32, 48, 10, 1}}) {
-      const int64_t k_stride = 3 * sh.d + 8, v_stride = 2 * sh.dv + 16;
-      const auto q = gaussian(sh.n_q * sh.d, 31, sh.spread);
-      const auto kf = gaussian(sh.n_pos * k_stride, 32, 1.0f), vf = gaussian(sh.n_pos * v_stride, 33, 1.0f);
-      std::vector<uint16_t> k(kf.size()), v(vf.size());
-      for (size_t i = 0; i < k.size(); i++) k[i] = fp32_to_fp16(kf[i]);
-      for (size_t i = 0; i < v.size(); i++) v[i] = fp32_to_fp16(vf[i]);
-      std::vector<float> expected(size_t(sh.n_q * sh.dv)), got(expected.size(), -1.0f);
-      const float scale = 1.0f / std::sqrt(float(sh.d));
-      scalar_kernels().attend_f16(q.data(), sh.n_q, sh.d, k.data(), k_stride, v.data(), v_stride, sh.dv, sh.n_pos,
-                                  scale, expected.data());
-      set->attend_f16(q.data(), sh.n_q, sh.d, k.data(), k_stride, v.data(), v_stride, sh.dv, sh.n_pos, scale,
-                      got.data());
-      // The outputs are convex combinations of values of magnitude ~1.
-      for (size_t i = 0; i < got.size(); i++)
-        EXPECT_NEAR(got[i], expected[i], 2e-5) << set->name << " n_q " << sh.n_q << " d " << sh.d << " positions "
-                                               << sh.n_pos << " element " << i;
+                           Shape{4, 64, 64, 21, 1}, Shape{7, 32, 48, 10, 1}, Shape{4, 128, 128, 77, 3}}) {
+      for (TensorType kt : {TensorType::F16, TensorType::Q8_0}) {
+        for (TensorType vt : {TensorType::F16, TensorType::Q8_0}) {
+          if ((kt == TensorType::Q8_0 && sh.d % 32 != 0) || (vt == TensorType::Q8_0 && sh.dv % 32 != 0)) continue;
+          const TestCacheRows k(kt, sh.n_pos, sh.d, gguf::row_bytes(kt, sh.d) + 40, 32);
+          const TestCacheRows v(vt, sh.n_pos, sh.dv, gguf::row_bytes(vt, sh.dv) + 34, 33);
+          const auto q = gaussian(sh.n_q * sh.d, 31, sh.spread);
+          std::vector<float> expected(size_t(sh.n_q * sh.dv)), got(expected.size(), -1.0f);
+          const float scale = 1.0f / std::sqrt(float(sh.d));
+          scalar_kernels().attend(q.data(), sh.n_q, sh.d, k.rows, v.rows, sh.dv, sh.n_pos, scale, expected.data());
+          set->attend(q.data(), sh.n_q, sh.d, k.rows, v.rows, sh.dv, sh.n_pos, scale, got.data());
+          // The outputs are convex combinations of values of magnitude ~1.
+          for (size_t i = 0; i < got.size(); i++)
+            EXPECT_NEAR(got[i], expected[i], 2e-5)
+                << set->name << " keys " << name_of(kt) << " values " << name_of(vt) << " n_q " << sh.n_q << " d "
+                << sh.d << " positions " << sh.n_pos << " element " << i;
+          if (kt != TensorType::F16 || vt != TensorType::F16) continue;
 
-      // The f32 tile of a prefill run: keys in panels of eight positions,
-      // value rows, both padded past n_pos (padding finite, not zero, as a
-      // longer run's later positions would be); row i attends the first
-      // n_pos - i positions.
-      const int64_t padded = (sh.n_pos + 7) / 8 * 8, panel_floats = padded * sh.d + 8 * sh.d;
-      const int64_t row_stride = sh.dv + 8;
-      std::vector<float> panels(size_t(panel_floats), 3.0f), rows_v(size_t((padded + 8) * row_stride), 3.0f);
-      for (int64_t p = 0; p < sh.n_pos; p++) {
-        for (int64_t j = 0; j < sh.d; j++)
-          panels[size_t(p / 8 * 8 * sh.d + j * 8 + p % 8)] = fp16_to_fp32(k[size_t(p * k_stride + j)]);
-        for (int64_t j = 0; j < sh.dv; j++)
-          rows_v[size_t(p * row_stride + j)] = fp16_to_fp32(v[size_t(p * v_stride + j)]);
+          // The f32 tile of a prefill run: keys in panels of eight positions,
+          // value rows, both padded past n_pos (padding finite, not zero, as a
+          // longer run's later positions would be); row i attends the first
+          // n_pos - i positions.
+          const int64_t padded = (sh.n_pos + 7) / 8 * 8, panel_floats = padded * sh.d + 8 * sh.d;
+          const int64_t row_stride = sh.dv + 8;
+          std::vector<float> panels(size_t(panel_floats), 3.0f), rows_v(size_t((padded + 8) * row_stride), 3.0f);
+          for (int64_t p = 0; p < sh.n_pos; p++) {
+            for (int64_t j = 0; j < sh.d; j++)
+              panels[size_t(p / 8 * 8 * sh.d + j * 8 + p % 8)] = k.exact[size_t(p * sh.d + j)];
+            for (int64_t j = 0; j < sh.dv; j++) rows_v[size_t(p * row_stride + j)] = v.exact[size_t(p * sh.dv + j)];
+          }
+          const int rows = int(std::min<int64_t>(kAttendTileRows, sh.n_pos));
+          // Row 0 is query 0 of the cache case above, so the two layouts can be
+          // compared; the other rows are new queries.
+          auto qt = gaussian(rows * sh.d, 34, sh.spread);
+          std::copy_n(q.begin(), sh.d, qt.begin());
+          std::vector<int64_t> n_pos(static_cast<size_t>(rows));
+          for (int i = 0; i < rows; i++) n_pos[size_t(i)] = sh.n_pos - i;
+          std::vector<float> want(size_t(rows * sh.dv)), tile(want.size(), -1.0f);
+          scalar_kernels().attend_tile_f32(qt.data(), rows, n_pos.data(), sh.d, panels.data(), rows_v.data(),
+                                           row_stride, sh.dv, scale, want.data());
+          set->attend_tile_f32(qt.data(), rows, n_pos.data(), sh.d, panels.data(), rows_v.data(), row_stride, sh.dv,
+                               scale, tile.data());
+          for (size_t i = 0; i < tile.size(); i++)
+            EXPECT_NEAR(tile[i], want[i], 2e-5) << set->name << " tile rows " << rows << " d " << sh.d
+                                                << " positions " << sh.n_pos << " element " << i;
+          for (int64_t j = 0; j < sh.dv; j++)
+            EXPECT_NEAR(want[size_t(j)], expected[size_t(j)], 2e-5) << "f32 panels and rows vs the cache, element " << j;
+        }
       }
-      const int rows = int(std::min<int64_t>(kAttendTileRows, sh.n_pos));
-      // Row 0 is query 0 of the f16 case above, so the two layouts can be
-      // compared; the other rows are new queries.
-      auto qt = gaussian(rows * sh.d, 34, sh.spread);
-      std::copy_n(q.begin(), sh.d, qt.begin());
-      std::vector<int64_t> n_pos(static_cast<size_t>(rows));
-      for (int i = 0; i < rows; i++) n_pos[size_t(i)] = sh.n_pos - i;
-      std::vector<float> want(size_t(rows * sh.dv)), tile(want.size(), -1.0f);
-      scalar_kernels().attend_tile_f32(qt.data(), rows, n_pos.data(), sh.d, panels.data(), rows_v.data(), row_stride,
-                                       sh.dv, scale, want.data());
-      set->attend_tile_f32(qt.data(), rows, n_pos.data(), sh.d, panels.data(), rows_v.data(), row_stride, sh.dv, scale,
-                           tile.data());
-      for (size_t i = 0; i < tile.size(); i++)
-        EXPECT_NEAR(tile[i], want[i], 2e-5) << set->name << " tile rows " << rows << " d " << sh.d << " positions "
-                                            << sh.n_pos << " element " << i;
-      for (int64_t j = 0; j < sh.dv; j++)
-        EXPECT_NEAR(want[size_t(j)], expected[size_t(j)], 2e-5) << "f32 panels and rows vs f16 cache, element " << j;
     }
   }
 }
@@ -244,25 +266,26 @@ TEST_F(SimdKernels, AttendTileCoversEveryRowCountAndValueWidth) {
 }
 
 TEST_F(SimdKernels, KeyPanelsHoldEachKeyAtItsPlace) {
-  // Exact conversions, so every set gives the same bits: element j of
-  // position p at (p / 8) * 8 * d + j * 8 + p % 8, and zero padding up to the
-  // next multiple of eight positions (every float written).
+  // Exact conversions (a Q8_0 code times its f16 scale fits a float), so
+  // every set gives the same bits: element j of position p at
+  // (p / 8) * 8 * d + j * 8 + p % 8, and zero padding up to the next multiple
+  // of eight positions (every float written).
   for (const KernelTable* set : sets_) {
-    for (int64_t d : {8, 12, 64, 128}) {
-      for (int64_t n_pos : {1, 8, 13, 64}) {
-        const int64_t k_stride = 3 * d + 8;
-        const auto kf = gaussian(n_pos * k_stride, 54, 2.0f);
-        std::vector<uint16_t> k(kf.size());
-        for (size_t i = 0; i < k.size(); i++) k[i] = fp32_to_fp16(kf[i]);
-        std::vector<float> got(size_t(key_panel_floats(n_pos, d)), NAN);
-        set->f16_to_key_panels(k.data(), k_stride, n_pos, d, got.data());
-        const int64_t padded = (n_pos + 7) / 8 * 8;
-        ASSERT_EQ(int64_t(got.size()), padded * d);
-        for (int64_t p = 0; p < padded; p++)
-          for (int64_t j = 0; j < d; j++)
-            EXPECT_EQ(got[size_t(p / 8 * 8 * d + j * 8 + p % 8)],
-                      p < n_pos ? fp16_to_fp32(k[size_t(p * k_stride + j)]) : 0.0f)
-                << set->name << " d " << d << " positions " << n_pos << " position " << p << " element " << j;
+    for (TensorType type : {TensorType::F16, TensorType::Q8_0}) {
+      for (int64_t d : {8, 12, 32, 64, 128}) {
+        if (type == TensorType::Q8_0 && d % 32 != 0) continue;
+        for (int64_t n_pos : {1, 8, 13, 64}) {
+          const TestCacheRows k(type, n_pos, d, gguf::row_bytes(type, d) + 24, 54);
+          std::vector<float> got(size_t(key_panel_floats(n_pos, d)), NAN);
+          set->key_panels(k.rows, n_pos, d, got.data());
+          const int64_t padded = (n_pos + 7) / 8 * 8;
+          ASSERT_EQ(int64_t(got.size()), padded * d);
+          for (int64_t p = 0; p < padded; p++)
+            for (int64_t j = 0; j < d; j++)
+              EXPECT_EQ(got[size_t(p / 8 * 8 * d + j * 8 + p % 8)], p < n_pos ? k.exact[size_t(p * d + j)] : 0.0f)
+                  << set->name << " " << name_of(type) << " d " << d << " positions " << n_pos << " position " << p
+                  << " element " << j;
+        }
       }
     }
   }
