@@ -416,9 +416,11 @@ inline __m256 transpose_sums8(const __m256 a[8]) {
 
 // The KV cache's rows as the attention kernels read them, a block of kBlock
 // elements (one scale) at a time: block(p, j0) of row p from element j0 (a
-// multiple of kBlock), then chunk(jj): 8 floats from element j0 + jj.
+// multiple of kBlock), then chunk(jj): 8 floats from element j0 + jj; or,
+// where kScaled, codes(jj) times the block's `scale` (a float).
 struct F16CacheRows {
   static constexpr int64_t kBlock = 8;
+  static constexpr bool kScaled = false;
   struct Block {
     __m256 chunk(int64_t jj) const { return load_f16x8(halves + jj); }
     const uint16_t* halves;
@@ -434,17 +436,20 @@ struct F16CacheRows {
 // chunk where f16 takes one, for half the bytes.
 struct Q8_0CacheRows {
   static constexpr int64_t kBlock = kQK;
+  static constexpr bool kScaled = true;
   struct Block {
-    __m256 chunk(int64_t jj) const {
-      const __m128i codes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(qs + jj));
-      return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes)), scale);
+    __m256 codes(int64_t jj) const {
+      return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(qs + jj))));
     }
+    __m256 chunk(int64_t jj) const { return _mm256_mul_ps(codes(jj), scales); }
     const int8_t* qs;
-    __m256 scale;
+    float scale;
+    __m256 scales;  // scale in every lane
   };
   Block block(int64_t p, int64_t j0) const {
     const auto* b = reinterpret_cast<const block_q8_0*>(data + size_t(p) * row_bytes) + j0 / kQK;
-    return {b->qs, _mm256_set1_ps(half_to_float(b->d))};
+    const float scale = half_to_float(b->d);
+    return {b->qs, scale, _mm256_set1_ps(scale)};
   }
   const uint8_t* data;
   size_t row_bytes;
@@ -516,18 +521,29 @@ float softmax_weights(float* w, int64_t n) {
 template <int NQ, int NV, typename Rows>
 void weighted_values(const float* const w[NQ], const Rows& v, int64_t p0, int64_t p1, int64_t c0,
                      float* const out[NQ]) {
+  // Chunks read from one block; a scaled block's scale goes into each
+  // query's weight (one product per query and block instead of one per chunk).
+  constexpr int kPer = Rows::kScaled ? std::min<int>(NV, int(Rows::kBlock / 8)) : NV;
   __m256 acc[NQ][NV];
   for (int i = 0; i < NQ; i++)
     for (int c = 0; c < NV; c++) acc[i][c] = _mm256_loadu_ps(out[i] + c0 + 8 * c);
   for (int64_t p = p0; p < p1; p++) {
-    __m256 vv[NV];
-    for (int c = 0; c < NV; c++) {
-      const int64_t j = c0 + 8 * c;
-      vv[c] = v.block(p, j / Rows::kBlock * Rows::kBlock).chunk(j % Rows::kBlock);
-    }
-    for (int i = 0; i < NQ; i++) {
-      const __m256 wi = _mm256_set1_ps(w[i][p]);
-      for (int c = 0; c < NV; c++) acc[i][c] = _mm256_fmadd_ps(wi, vv[c], acc[i][c]);
+    for (int c = 0; c < NV; c += kPer) {
+      const int64_t j = c0 + 8 * c, jj = j % Rows::kBlock;
+      const typename Rows::Block block = v.block(p, j - jj);
+      __m256 vv[kPer];
+      for (int u = 0; u < kPer; u++) {
+        if constexpr (Rows::kScaled)
+          vv[u] = block.codes(jj + 8 * u);
+        else
+          vv[u] = block.chunk(jj + 8 * u);
+      }
+      for (int i = 0; i < NQ; i++) {
+        float weight = w[i][p];
+        if constexpr (Rows::kScaled) weight *= block.scale;
+        const __m256 wi = _mm256_set1_ps(weight);
+        for (int u = 0; u < kPer; u++) acc[i][c + u] = _mm256_fmadd_ps(wi, vv[u], acc[i][c + u]);
+      }
     }
   }
   for (int i = 0; i < NQ; i++)
