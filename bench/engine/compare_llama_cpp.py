@@ -21,6 +21,10 @@ rounds' ratios with their range: a machine whose memory bandwidth changes
 from minute to minute (a VM on a busy host) then gives both engines the same
 conditions in each round. The tokens/s shown are the means over the rounds.
 
+--cache-type q8_0 runs both engines with a Q8_0 KV cache (-ctk q8_0 -ctv
+q8_0; llama-bench's default flash attention "auto" takes the quantized value
+cache on the CPU).
+
 Never builds llama.cpp: pass the path of an existing llama-bench binary.
 
   bench/engine/compare_llama_cpp.py --warden build/warden \\
@@ -40,9 +44,13 @@ def run_json(cmd):
     return json.loads(out)
 
 
+def cache_flags(args):
+    return ["-ctk", args.cache_type, "-ctv", args.cache_type]
+
+
 def warden_figures(args, path):
     d = run_json([args.warden, "bench", "-m", path, "-p", str(args.p), "-n", str(args.n), "-d", str(args.d), "-r",
-                  str(args.r), "-t", str(args.t), "--json"])
+                  str(args.r), "-t", str(args.t), "--json"] + cache_flags(args))
     return {
         "pp": (d["pp"]["mean"], d["pp"]["sd"]),
         "tg": (d["tg"]["mean"], d["tg"]["sd"]),
@@ -58,7 +66,7 @@ def warden_figures(args, path):
 
 def llama_figures(args, path):
     rows = run_json([args.llama_bench, "-m", path, "-p", str(args.p), "-n", str(args.n), "-d", str(args.d), "-r",
-                     str(args.r), "-t", str(args.t), "-o", "json"])
+                     str(args.r), "-t", str(args.t), "-o", "json"] + cache_flags(args))
     out = {}
     for row in rows:
         key = "pp" if row["n_prompt"] > 0 else "tg"
@@ -92,6 +100,7 @@ def main():
     ap.add_argument("-d", type=int, default=0, help="tokens already in the KV cache (llama-bench's --n-depth)")
     ap.add_argument("-r", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=1, help="alternating runs of both engines per file (default 1)")
+    ap.add_argument("--cache-type", choices=["f16", "q8_0"], default="f16", help="KV cache keys and values (-ctk/-ctv)")
     ap.add_argument("files", nargs="+")
     args = ap.parse_args()
     if args.rounds < 1:

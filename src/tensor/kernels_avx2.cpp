@@ -626,7 +626,7 @@ int64_t cache_block(const CacheRows& rows) { return rows.type == gguf::TensorTyp
 
 void attend(const float* q, int n_q, int64_t d, const CacheRows& k, const CacheRows& v, int64_t dv, int64_t n_pos,
             float scale, float* out) {
-  if (d % cache_block(k) != 0 || dv % cache_block(v) != 0) {  // head sizes are multiples of 8 in practice
+  if (d % cache_block(k) != 0 || dv % cache_block(v) != 0) {  // f16 heads not a multiple of 8: rare, kept exact
     scalar_kernels().attend(q, n_q, d, k, v, dv, n_pos, scale, out);
     return;
   }

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "tensor/blocks.h"
@@ -98,8 +100,20 @@ void add_vector_kernels(KernelTable& table) {
   table.rms_norm = scalar_rms_norm;
 }
 
+namespace {
+
+void check_cache_type(const CacheRows& rows) {
+  if (rows.type != gguf::TensorType::F16 && rows.type != gguf::TensorType::Q8_0)
+    throw std::invalid_argument("attention: cache rows of type " + std::string(gguf::type_name(rows.type)) +
+                                " (F16 or Q8_0 expected)");
+}
+
+}  // namespace
+
 void attend(const float* q, int n_q, int64_t d, CacheRows k, CacheRows v, int64_t dv, int64_t n_pos, float scale,
             float* out) {
+  check_cache_type(k);
+  check_cache_type(v);
   if (n_q > 0 && n_pos > 0) active_kernels().attend(q, n_q, d, k, v, dv, n_pos, scale, out);
 }
 
@@ -109,6 +123,7 @@ void attend_tile_f32(const float* q, int n_rows, const int64_t* n_pos, int64_t d
 }
 
 void key_panels(CacheRows k, int64_t n_pos, int64_t d, float* panels) {
+  check_cache_type(k);
   if (n_pos > 0) active_kernels().key_panels(k, n_pos, d, panels);
 }
 

@@ -12,6 +12,7 @@ namespace warden::tensor {
 // One key or value head of the KV cache: position p's row at
 // data + p * row_bytes, its elements in `type`: F16, or Q8_0 (blocks of 32
 // int8 codes with an f16 scale each, so rows of a multiple of 32 elements).
+// attend and key_panels throw std::invalid_argument for any other type.
 struct CacheRows {
   const uint8_t* data = nullptr;
   gguf::TensorType type = gguf::TensorType::F16;
