@@ -201,10 +201,7 @@ int run_bench(const BenchArgs& a) {
   const std::vector<model::ReadSpan> reads = model::decode_read_set(*m);
   roof.bytes_per_token = model::total_bytes(reads);
   // Generated token i attends over depth + i + 1 positions of K and V in every layer.
-  const double kv_bytes_per_position =
-      double(c.n_layer * c.n_head_kv) * double(gguf::row_bytes(a.cache_types.key, c.head_dim) +
-                                               gguf::row_bytes(a.cache_types.value, c.head_dim_v));
-  roof.kv_bytes_per_token = kv_bytes_per_position * (double(a.n_depth) + double(a.n_gen + 1) / 2);
+  roof.kv_bytes_per_token = double(cache.bytes_per_position()) * (double(a.n_depth) + double(a.n_gen + 1) / 2);
   const auto prompt = random_tokens(a.n_prompt, c.n_vocab, rng);
   const auto gen = random_tokens(a.n_gen, c.n_vocab, rng);
   // The depth, once, in batches of at most 512 tokens; the tests start after it.

@@ -38,7 +38,6 @@ class KvCache {
 
   int64_t n_ctx() const { return n_ctx_; }
   int n_seq() const { return int(seqs_.size()); }
-  KvCacheTypes types() const { return types_; }
   // Number of positions currently held for a sequence.
   int64_t length(int seq) const { return seqs_.at(size_t(seq)).length; }
   // Forgets positions >= pos (pos = 0 clears the sequence).
@@ -55,6 +54,8 @@ class KvCache {
   void store(int seq, int64_t layer, int64_t head, int64_t pos, const float* key, const float* value);
   void set_length(int seq, int64_t length);
   size_t bytes() const;
+  // The keys and values of one position in every layer and head.
+  size_t bytes_per_position() const { return size_t(n_layer_ * n_head_kv_) * (key_row_bytes_ + value_row_bytes_); }
 
  private:
   struct Seq {

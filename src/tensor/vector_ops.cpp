@@ -51,6 +51,12 @@ float cache_element(const CacheRows& rows, int64_t p, int64_t j) {
   return fp16_to_fp32(half);
 }
 
+void check_cache_type(const CacheRows& rows) {
+  if (rows.type != gguf::TensorType::F16 && rows.type != gguf::TensorType::Q8_0)
+    throw std::invalid_argument("attention: cache rows of type " + std::string(gguf::type_name(rows.type)) +
+                                " (F16 or Q8_0 expected)");
+}
+
 void scalar_attend(const float* q, int n_q, int64_t d, const CacheRows& k, const CacheRows& v, int64_t dv,
                    int64_t n_pos, float scale, float* out) {
   reference_attention(
@@ -99,16 +105,6 @@ void add_vector_kernels(KernelTable& table) {
   table.swiglu = scalar_swiglu;
   table.rms_norm = scalar_rms_norm;
 }
-
-namespace {
-
-void check_cache_type(const CacheRows& rows) {
-  if (rows.type != gguf::TensorType::F16 && rows.type != gguf::TensorType::Q8_0)
-    throw std::invalid_argument("attention: cache rows of type " + std::string(gguf::type_name(rows.type)) +
-                                " (F16 or Q8_0 expected)");
-}
-
-}  // namespace
 
 void attend(const float* q, int n_q, int64_t d, CacheRows k, CacheRows v, int64_t dv, int64_t n_pos, float scale,
             float* out) {
