@@ -211,6 +211,8 @@ BENCHMARK_CAPTURE(BM_PackedFromMemory, Q8_0, TensorType::Q8_0)->Arg(0)->UseRealT
 BENCHMARK_CAPTURE(BM_PackedFromMemory, Q4_0, TensorType::Q4_0)->Arg(0)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_PackedFromMemory, Q4_K, TensorType::Q4_K)->Arg(0)->Arg(64)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_PackedFromMemory, Q6_K, TensorType::Q6_K)->Arg(0)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_PackedFromMemory, F16, TensorType::F16)->Arg(0)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_PackedFromMemory, BF16, TensorType::BF16)->Arg(0)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_AttendFromMemory, f16, TensorType::F16)->Arg(2)->Arg(4)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_AttendFromMemory, q8_0, TensorType::Q8_0)->Arg(2)->Arg(4)->UseRealTime()->Unit(benchmark::kMillisecond);
 // The plain reads again: the memory may have changed speed meanwhile.

@@ -78,22 +78,29 @@ bool cpu_has_avx512vnni_vl() {
   __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
   return (xcr0_lo & 0xE6) == 0xE6;  // XMM, YMM, opmask, ZMM0-15 upper, ZMM16-31
 }
+
+// AVX512-BF16 (CPUID leaf 7, sub-leaf 1); the OS state is the one checked above.
+bool cpu_has_avx512bf16() {
+  unsigned a, b, c, d;
+  return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 5));
+}
 #endif
 
 // The single place where a faster kernel set is chosen (see kernels.h).
-// WARDEN_KERNELS=scalar forces the reference kernels and WARDEN_KERNELS=avx2
-// the AVX2 set on a CPU that has more (for comparisons and benchmarks);
-// otherwise the fastest set the CPU supports is used.
+// WARDEN_KERNELS=scalar forces the reference kernels, and =avx2 or
+// =avx512vnni a lesser set on a CPU that has more (for comparisons and
+// benchmarks); otherwise the fastest set the CPU supports is used.
 const KernelTable& select_kernels() {
-  const char* forced = std::getenv("WARDEN_KERNELS");
-  if (forced && std::string(forced) == "scalar") return scalar_kernels();
+  const std::string forced = std::getenv("WARDEN_KERNELS") ? std::getenv("WARDEN_KERNELS") : "";
+  if (forced == "scalar") return scalar_kernels();
 #if defined(WARDEN_HAVE_AVX2_KERNELS)
-  if (forced && std::string(forced) == "avx2" && cpu_has_avx2_fma_f16c()) return avx2_kernels();
-#endif
-#if defined(WARDEN_HAVE_AVX2_KERNELS)
-  if (cpu_has_avx2_fma_f16c()) return cpu_has_avx512vnni_vl() ? avx512vnni_kernels() : avx2_kernels();
-#endif
+  if (!cpu_has_avx2_fma_f16c()) return scalar_kernels();
+  if (forced == "avx2" || !cpu_has_avx512vnni_vl()) return avx2_kernels();
+  if (forced == "avx512vnni" || !cpu_has_avx512bf16()) return avx512vnni_kernels();
+  return avx512bf16_kernels();
+#else
   return scalar_kernels();
+#endif
 }
 
 std::string describe(TensorType t) {

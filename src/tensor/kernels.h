@@ -94,6 +94,10 @@ void add_avx2_gemm_kernels(KernelTable& table);
 // when the CPU also has AVX512-VNNI and AVX512-VL; select_kernels() checks.
 const KernelTable& avx512vnni_kernels();
 void add_avx512vnni_gemm_kernels(KernelTable& table);
+// The VNNI table with gemm_avx512bf16.cpp's BF16 matrix kernels. Call only
+// when the CPU also has AVX512-BF16; select_kernels() checks.
+const KernelTable& avx512bf16_kernels();
+void add_avx512bf16_gemm_kernels(KernelTable& table);
 #endif
 
 // Registration helpers used to build the scalar table (one per source file).

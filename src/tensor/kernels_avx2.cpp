@@ -1002,4 +1002,14 @@ const KernelTable& avx512vnni_kernels() {
   return table;
 }
 
+const KernelTable& avx512bf16_kernels() {
+  static const KernelTable table = [] {
+    KernelTable t = avx512vnni_kernels();
+    t.name = "avx512bf16";
+    add_avx512bf16_gemm_kernels(t);
+    return t;
+  }();
+  return table;
+}
+
 }  // namespace warden::tensor

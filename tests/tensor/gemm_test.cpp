@@ -90,8 +90,11 @@ TEST(GemmKernels, MatchOneDotPerRowAndToken) {
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
     sets.push_back(&avx2_kernels());
     // The same kernels with vpdpbusd, where the CPU has it (otherwise skipped).
-    if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl"))
+    if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl")) {
       sets.push_back(&avx512vnni_kernels());
+      // And its BF16 kernels with vdpbf16ps, in their own panel layout.
+      if (__builtin_cpu_supports("avx512bf16")) sets.push_back(&avx512bf16_kernels());
+    }
   }
 #endif
   int tested = 0;
@@ -104,7 +107,8 @@ TEST(GemmKernels, MatchOneDotPerRowAndToken) {
                              Case{29, 1, 768}})
         check_gemm(*set, t, c);
       if (gguf::type_info(t)->block_size == 1)  // float types take rows of any length
-        for (const Case& c : {Case{11, 3, 37}, Case{8, 1, 13}, Case{17, 7, 5}}) check_gemm(*set, t, c);
+        for (const Case& c : {Case{11, 3, 37}, Case{8, 1, 13}, Case{17, 7, 5}, Case{19, 9, 21}})
+          check_gemm(*set, t, c);
       tested++;
     }
   }
