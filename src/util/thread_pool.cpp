@@ -1,5 +1,7 @@
 #include "util/thread_pool.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <chrono>
 #include <stdexcept>
@@ -18,6 +20,9 @@ namespace {
 // How long a thread polls before sleeping: longer than the gaps between the
 // loops of one decode step, short enough not to burn a core when idle.
 constexpr auto kSpinTime = std::chrono::microseconds(200);
+// The same with more threads than CPUs to run them: a polling thread may hold
+// the core that the thread everyone waits for needs.
+constexpr auto kOversubscribedSpinTime = std::chrono::microseconds(20);
 // A team's barrier: a wait longer than this means a thread is behind, quite
 // possibly for want of a core, so waiters yield rather than spin on. With
 // three or four threads on two cores, q3-q4km decoded 24 tokens/s spinning
@@ -27,7 +32,7 @@ constexpr auto kBarrierSpinTime = std::chrono::microseconds(20);
 
 // Polls `done` until it returns true or `spin` passes; returns its last value.
 template <typename Done>
-bool spin_until(Done done, std::chrono::microseconds spin = kSpinTime) {
+bool spin_until(Done done, std::chrono::microseconds spin) {
   const auto deadline = std::chrono::steady_clock::now() + spin;
   for (;;) {
     for (int i = 0; i < 64; i++) {
@@ -68,6 +73,7 @@ int64_t min_chunk(int64_t n, int threads) { return std::max<int64_t>(1, n / (int
 
 ThreadPool::ThreadPool(int threads) {
   threads = std::max(1, threads);
+  spin_time_ = threads > default_threads() ? kOversubscribedSpinTime : kSpinTime;
   shares_ = std::make_unique<Share[]>(size_t(threads));
   team_loops_ = std::make_unique<TeamLoop[]>(size_t(threads));
   for (int i = 1; i < threads; i++) workers_.emplace_back([this, i] { worker_loop(i); });
@@ -82,7 +88,11 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
+// The CPUs this process may run on (taskset, cgroup cpusets), not all the
+// machine has.
 int ThreadPool::default_threads() {
+  cpu_set_t cpus;
+  if (sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 0) return CPU_COUNT(&cpus);
   unsigned n = std::thread::hardware_concurrency();
   return n ? int(n) : 1;
 }
@@ -220,14 +230,14 @@ bool ThreadPool::steal_into(int index, uint64_t tag) {
 }
 
 void ThreadPool::wait_until_done() {
-  if (spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; })) return;
+  if (spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; }, spin_time_)) return;
   std::unique_lock lock(mutex_);
   done_cv_.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
 }
 
 uint64_t ThreadPool::wait_for_job(uint64_t seen) {
   auto ready = [&] { return stopping_.load(std::memory_order_acquire) || generation_.load(std::memory_order_acquire) != seen; };
-  if (!spin_until(ready)) {
+  if (!spin_until(ready, spin_time_)) {
     std::unique_lock lock(mutex_);
     start_cv_.wait(lock, ready);
   }

@@ -17,6 +17,7 @@
 // atomics before falling back to condition variables. Not reentrant: one loop
 // at a time.
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -62,6 +63,9 @@ class ThreadPool {
   static int default_threads();
 
  private:
+  // How long a waiting thread polls before it sleeps (shorter when the
+  // threads outnumber the CPUs).
+  std::chrono::microseconds spin_time_;
   void worker_loop(int index);
   // Waits until generation_ differs from `seen` or the pool stops; returns the new generation.
   uint64_t wait_for_job(uint64_t seen);

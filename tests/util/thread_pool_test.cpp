@@ -1,6 +1,7 @@
 #include "util/thread_pool.h"
 
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <atomic>
@@ -182,6 +183,23 @@ TEST(ThreadPool, TeamLoopsCoverEveryIndexOnceAndTakeOverABlockedShare) {
     EXPECT_TRUE(finished_in_time) << "a blocked thread's share was left undone";
     expect_tiles(chunks_of(pool, 1000), 1000);
   }
+}
+
+// The default thread count is what this process may run on (taskset, cgroup
+// cpusets), not every CPU the machine has.
+TEST(ThreadPool, DefaultThreadsFollowTheCpuAffinity) {
+  cpu_set_t all;
+  ASSERT_EQ(sched_getaffinity(0, sizeof all, &all), 0);
+  EXPECT_EQ(ThreadPool::default_threads(), CPU_COUNT(&all));
+  int first = 0;
+  while (!CPU_ISSET(first, &all)) first++;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(first, &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+  const int restricted = ThreadPool::default_threads();
+  ASSERT_EQ(sched_setaffinity(0, sizeof all, &all), 0);
+  EXPECT_EQ(restricted, 1);
 }
 
 }  // namespace
