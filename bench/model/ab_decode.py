@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Decode speed of two warden binaries on one file, run alternately.
 
-    bench/model/ab_decode.py OLD_BINARY NEW_BINARY MODEL.gguf [--rounds 10]
+    bench/model/ab_decode.py OLD_BINARY NEW_BINARY MODEL.gguf [--rounds 10] [-- BENCH_FLAGS...]
 
 Each round runs `warden bench -p 0 -n 128 -r 3 -t 2` once per binary (the
 order swapping every round) and files the run under the memory regime its
-own roofline pass measured: on the 2-core EPYC VM this project measures on,
+own roofline pass measured (flags after `--`, such as `-d 2048 -ctk q8_0`,
+go to both binaries' bench): on the 2-core EPYC VM this project measures on,
 read bandwidth switches between about 35 and about 60 GB/s every minute or
 two, so only runs of the same regime compare. Prints per regime the median
 tokens/s of each binary, their ranges and the ratio new / old.
@@ -19,11 +20,11 @@ import sys
 FAST_GBS = 50  # roofline read bandwidth above which a run counts as the fast regime
 
 
-def run(binary, model, threads):
-    out = subprocess.run([binary, "bench", "-m", model, "-p", "0", "-n", "128", "-r", "3", "-t", str(threads)],
+def run(binary, model, threads, extra):
+    out = subprocess.run([binary, "bench", "-m", model, "-p", "0", "-n", "128", "-r", "3", "-t", str(threads)] + extra,
                          capture_output=True, text=True)
     text = out.stdout + out.stderr
-    tg = re.search(r"tg128 \|\s+([0-9.]+)", text)
+    tg = re.search(r"tg128(?: @ d[0-9]+)? \|\s+([0-9.]+)", text)
     gbs = re.search(r"\(([0-9.]+) GB/s", text)
     if out.returncode != 0 or not tg or not gbs:
         sys.exit(f"{binary} bench failed (exit {out.returncode}):\n{text}")
@@ -37,12 +38,14 @@ def main():
     p.add_argument("model")
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--threads", type=int, default=2)
-    args = p.parse_args()
+    argv = sys.argv[1:]
+    bench_flags = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = p.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     runs = {"old": {"fast": [], "slow": []}, "new": {"fast": [], "slow": []}}
     for i in range(args.rounds):
         order = [("old", args.old), ("new", args.new)]
         for name, binary in order if i % 2 == 0 else reversed(order):
-            tg, gbs = run(binary, args.model, args.threads)
+            tg, gbs = run(binary, args.model, args.threads, bench_flags)
             runs[name]["fast" if gbs > FAST_GBS else "slow"].append(tg)
     for regime in ("fast", "slow"):
         old, new = runs["old"][regime], runs["new"][regime]
