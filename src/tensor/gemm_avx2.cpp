@@ -1473,6 +1473,7 @@ void add_avx2_gemm_kernels(KernelTable& table) {
   // code decoded q3-f16 20 % slower from memory (34.5-35.9 against 42.3-42.9
   // tokens/s, alternating, fast regime; BM_Gemm F16_packed/1/8192 10.6
   // against 12.8 GMAC/s), and it has no integer products for VNNI to speed up.
+  // (The avx512bf16 table then replaces BF16's with gemm_avx512bf16.cpp's.)
   set_packed<PackedF16>(table.by_type[size_t(gguf::TensorType::F16)]);
   table.by_type[size_t(gguf::TensorType::F16)].gemm_packed = gemm_packed_half<F16Values>;
   set_packed<PackedBF16>(table.by_type[size_t(gguf::TensorType::BF16)]);
