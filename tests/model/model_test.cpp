@@ -267,11 +267,12 @@ TEST_P(PerArchitecture, F32AndQ8_0OfAPeakedModelAgreeOnGreedyTokens) {
   EXPECT_EQ(f32, q8);
 }
 
-// The weights the AVX2 set repacks at load (decode and prefill then run the
-// packed matrix kernels) give the same greedy text as the scalar reference
-// kernels, which compute one dot per row and never repack.
+// The weights the SIMD sets repack at load (decode and prefill then run the
+// packed matrix kernels; BF16 with vdpbf16ps where the CPU has AVX512-BF16)
+// give the same greedy text as the scalar reference kernels, which compute
+// one dot per row and never repack.
 TEST_P(PerArchitecture, RepackedWeightsGenerateWhatTheScalarKernelsGenerate) {
-  for (const char* type : {"q8_0", "q4_0", "q4_K_M", "q6_K"}) {
+  for (const char* type : {"q8_0", "q4_0", "q4_K_M", "q6_K", "f16", "bf16"}) {
     const std::string path = tiny_model(GetParam(), type, true);
     if (tensor::kernel_set_name() != std::string("scalar")) {
       EXPECT_GT(model::Model::load(path)->packed_bytes(), 0u) << type;
