@@ -253,7 +253,8 @@ void Forward::attend_run(int64_t il, const std::vector<BatchToken>& batch, const
     tile_q.resize(size_t(tensor::kAttendTileRows * d));
     tile_out.resize(size_t(tensor::kAttendTileRows * dv));
     for (int64_t kvh = begin; kvh < end; kvh++) {
-      tensor::key_panels(cache.keys(seq, il, kvh), n_pos, d, key_panels.data());
+      const tensor::CacheRows cached_keys = cache.keys(seq, il, kvh);
+      tensor::key_panels(cached_keys, n_pos, d, key_panels.data());
       const tensor::CacheRows cached_values = cache.values(seq, il, kvh);  // rows back to back
       tensor::dequantize_row(cached_values.type, cached_values.data, values.data(), n_pos * dv);
       // Rows (token, query head of this group) in order, in tiles of 8.
@@ -266,6 +267,7 @@ void Forward::attend_run(int64_t il, const std::vector<BatchToken>& batch, const
           std::copy_n(q_.data() + t * c.q_dim() + h * d, d, tile_q.data() + i * d);
           positions[i] = batch[size_t(t)].pos + 1;
         }
+        tensor::round_queries_for_keys(cached_keys.type, tile_q.data(), rows, d);  // as decode's attend takes them
         tensor::attend_tile_f32(tile_q.data(), int(rows), positions, d, key_panels.data(), values.data(), dv, dv, scale,
                                 tile_out.data());
         for (int64_t i = 0; i < rows; i++) {

@@ -432,8 +432,9 @@ struct F16CacheRows {
   size_t row_bytes;
 };
 
-// Q8_0 codes widen to floats times their block's scale: three instructions per
-// chunk where f16 takes one, for half the bytes.
+// Q8_0 codes widened to floats (times their block's scale in chunk(); the
+// decode values fold it into each query's weight instead, and decode scores
+// read the keys as blocks: q8_0_key_scores).
 struct Q8_0CacheRows {
   static constexpr int64_t kBlock = kQK;
   static constexpr bool kScaled = true;
@@ -441,15 +442,16 @@ struct Q8_0CacheRows {
     __m256 codes(int64_t jj) const {
       return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(qs + jj))));
     }
-    __m256 chunk(int64_t jj) const { return _mm256_mul_ps(codes(jj), scales); }
+    __m256 chunk(int64_t jj) const { return _mm256_mul_ps(codes(jj), _mm256_set1_ps(scale)); }
     const int8_t* qs;
     float scale;
-    __m256 scales;  // scale in every lane
   };
+  const block_q8_0& block_at(int64_t p, int64_t b) const {
+    return reinterpret_cast<const block_q8_0*>(data + size_t(p) * row_bytes)[b];
+  }
   Block block(int64_t p, int64_t j0) const {
-    const auto* b = reinterpret_cast<const block_q8_0*>(data + size_t(p) * row_bytes) + j0 / kQK;
-    const float scale = half_to_float(b->d);
-    return {b->qs, scale, _mm256_set1_ps(scale)};
+    const block_q8_0& b = block_at(p, j0 / kQK);
+    return {b.qs, half_to_float(b.d)};
   }
   const uint8_t* data;
   size_t row_bytes;
@@ -494,6 +496,68 @@ void attention_scores(const float* const q[NQ], int64_t d, const Rows& k, int64_
       }
       scores[i][p] = hsum(acc) * scale;
     }
+}
+
+// Lane j = the sum of a[j]'s lanes (transpose_sums8 for int32).
+inline __m256i transpose_sums8_epi32(const __m256i a[8]) {
+  const __m256i s0123 = _mm256_hadd_epi32(_mm256_hadd_epi32(a[0], a[1]), _mm256_hadd_epi32(a[2], a[3]));
+  const __m256i s4567 = _mm256_hadd_epi32(_mm256_hadd_epi32(a[4], a[5]), _mm256_hadd_epi32(a[6], a[7]));
+  return _mm256_add_epi32(_mm256_permute2x128_si256(s0123, s4567, 0x20), _mm256_permute2x128_si256(s0123, s4567, 0x31));
+}
+
+void quantize_q8_0(const float* src, void* dst, int64_t n);
+
+// Scores against Q8_0 keys, as vec_dot(Q8_0) computes them: each query is
+// quantized to Q8_0 (the reference rounds it the same way, see
+// round_queries_for_keys), and per 32-element block the codes' dot is an
+// integer (maddubs of |q| and k with q's signs) times the two block scales.
+// Widening and scaling the keys' codes to floats cost three instructions per
+// 8 elements before a query's FMA; this is three per 32 elements. NQ queries
+// and 8 / NQ positions make 8 integer sums per block, summed across lanes in
+// one transpose and scaled in one product.
+template <int NQ>
+void q8_0_key_scores(const block_q8_0* const q[NQ], int64_t nb, const Q8_0CacheRows& k, int64_t n_pos, float scale,
+                     float* const scores[NQ]) {
+  static_assert(NQ == 1 || NQ == 2 || NQ == 4);
+  constexpr int kPos = 8 / NQ;
+  thread_local std::vector<float> query_scales;  // per block, lane i * kPos + r: query i's scale
+  query_scales.resize(size_t(nb) * 8);
+  for (int64_t b = 0; b < nb; b++)
+    for (int lane = 0; lane < 8; lane++) query_scales[size_t(b * 8 + lane)] = half_to_float(q[lane / kPos][b].d);
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t p = 0; p < n_pos; p += kPos) {
+    // The last pass repeats position n_pos - 1 in lanes past the end.
+    int64_t pos[kPos];
+    for (int r = 0; r < kPos; r++) pos[r] = std::min(p + r, n_pos - 1);
+    __m256 acc = _mm256_setzero_ps();  // lane i * kPos + r: query i, position p + r
+    for (int64_t b = 0; b < nb; b++) {
+      __m256i dots[8];
+      alignas(16) uint16_t key_scales[8];
+      __m256i q_abs[NQ];
+      for (int i = 0; i < NQ; i++) {
+        const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q[i][b].qs));
+        q_abs[i] = _mm256_sign_epi8(codes, codes);
+      }
+      for (int r = 0; r < kPos; r++) {
+        const block_q8_0& key = k.block_at(pos[r], b);
+        const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(key.qs));
+        for (int i = 0; i < NQ; i++) {
+          const __m256i q_codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q[i][b].qs));
+          // |q| * (k with q's signs) = q * k; pairs stay under 2 * 127 * 127.
+          const __m256i pairs = _mm256_maddubs_epi16(q_abs[i], _mm256_sign_epi8(codes, q_codes));
+          dots[i * kPos + r] = _mm256_madd_epi16(pairs, ones);
+          key_scales[i * kPos + r] = key.d;
+        }
+      }
+      const __m256 scales = _mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(key_scales))),
+                                          _mm256_loadu_ps(query_scales.data() + b * 8));
+      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(transpose_sums8_epi32(dots)), scales, acc);
+    }
+    alignas(32) float sums[8];
+    _mm256_store_ps(sums, _mm256_mul_ps(acc, _mm256_set1_ps(scale)));
+    for (int i = 0; i < NQ; i++)
+      for (int r = 0; r < kPos && p + r < n_pos; r++) scores[i][p + r] = sums[i * kPos + r];
+  }
 }
 
 // weights = exp(scores - max) in place; returns their sum.
@@ -601,12 +665,25 @@ void attend_rows(const float* q, int n_q, int64_t d, const KeyRows& k, const Val
     for (; i + 2 <= n_q; i += 2) run(std::integral_constant<int, 2>{}, i);
     for (; i < n_q; i++) run(std::integral_constant<int, 1>{}, i);
   };
+  thread_local std::vector<block_q8_0> q_blocks;  // the queries in Q8_0, for Q8_0 keys
+  constexpr bool kQ8_0Keys = std::is_same_v<KeyRows, Q8_0CacheRows>;
+  if constexpr (kQ8_0Keys) {
+    q_blocks.resize(size_t(n_q * d / kQK));
+    quantize_q8_0(q, q_blocks.data(), n_q * d);
+  }
   in_groups([&](auto nq_tag, int i) {
     constexpr int NQ = decltype(nq_tag)::value;
-    const float* qs[NQ];
     float* ws[NQ];
-    for (int j = 0; j < NQ; j++) qs[j] = q + (i + j) * d, ws[j] = w_of(i + j);
-    attention_scores<NQ>(qs, d, k, n_pos, scale, ws);
+    for (int j = 0; j < NQ; j++) ws[j] = w_of(i + j);
+    if constexpr (kQ8_0Keys) {
+      const block_q8_0* qs[NQ];
+      for (int j = 0; j < NQ; j++) qs[j] = q_blocks.data() + (i + j) * d / kQK;
+      q8_0_key_scores<NQ>(qs, d / kQK, k, n_pos, scale, ws);
+    } else {
+      const float* qs[NQ];
+      for (int j = 0; j < NQ; j++) qs[j] = q + (i + j) * d;
+      attention_scores<NQ>(qs, d, k, n_pos, scale, ws);
+    }
   });
   for (int i = 0; i < n_q; i++) totals[size_t(i)] = softmax_weights(w_of(i), n_pos);
   in_groups([&](auto nq_tag, int i) {

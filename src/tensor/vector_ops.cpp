@@ -11,6 +11,7 @@
 #include "tensor/blocks.h"
 #include "tensor/fp16.h"
 #include "tensor/kernels.h"
+#include "tensor/quant.h"
 
 namespace warden::tensor {
 namespace {
@@ -59,8 +60,10 @@ void check_cache_type(const CacheRows& rows) {
 
 void scalar_attend(const float* q, int n_q, int64_t d, const CacheRows& k, const CacheRows& v, int64_t dv,
                    int64_t n_pos, float scale, float* out) {
+  std::vector<float> rounded(q, q + n_q * d);
+  round_queries_for_keys(k.type, rounded.data(), n_q, d);
   reference_attention(
-      q, n_q, d, [&](int64_t p, int64_t j) { return cache_element(k, p, j); },
+      rounded.data(), n_q, d, [&](int64_t p, int64_t j) { return cache_element(k, p, j); },
       [&](int64_t p, int64_t j) { return cache_element(v, p, j); }, dv, n_pos, scale, out);
 }
 
@@ -111,6 +114,13 @@ void attend(const float* q, int n_q, int64_t d, CacheRows k, CacheRows v, int64_
   check_cache_type(k);
   check_cache_type(v);
   if (n_q > 0 && n_pos > 0) active_kernels().attend(q, n_q, d, k, v, dv, n_pos, scale, out);
+}
+
+void round_queries_for_keys(gguf::TensorType key_type, float* q, int64_t rows, int64_t d) {
+  if (key_type != gguf::TensorType::Q8_0 || rows <= 0) return;
+  std::vector<block_q8_0> blocks(size_t(rows * d / kQK));
+  quantize_row(gguf::TensorType::Q8_0, q, blocks.data(), rows * d);  // d is a multiple of 32 for a Q8_0 cache
+  dequantize_row(gguf::TensorType::Q8_0, blocks.data(), q, rows * d);
 }
 
 void attend_tile_f32(const float* q, int n_rows, const int64_t* n_pos, int64_t d, const float* k_panels,

@@ -23,11 +23,19 @@ struct CacheRows {
 // attention) over positions [0, n_pos). Query i is q + i * d (d floats); key
 // p is row p of k (d elements), value p row p of v (dv elements); out + i * dv
 // receives sum_p softmax_p(scale * q_i . k_p) * v_p, each key and value
-// element taken as the float it stands for. Scores are computed for all
+// element taken as the float it stands for, and each query as
+// round_queries_for_keys(k.type) leaves it. Scores are computed for all
 // positions first (two-pass softmax), which vectorizes better than an online
 // softmax and is exact for any length the cache can hold.
 void attend(const float* q, int n_q, int64_t d, CacheRows k, CacheRows v, int64_t dv, int64_t n_pos, float scale,
             float* out);
+
+// Rounds `rows` query rows of d floats the way attention over keys of
+// key_type takes them: to Q8_0 and back for Q8_0 keys, whose scores are then
+// integer dots of the codes (as vec_dot(Q8_0) and llama.cpp compute them);
+// unchanged for F16 keys. attend does this itself; a caller of
+// attend_tile_f32 over a Q8_0 cache does it to agree with attend.
+void round_queries_for_keys(gguf::TensorType key_type, float* q, int64_t rows, int64_t d);
 
 // Causal attention for a tile of up to 8 query rows of a run of one
 // sequence's tokens (a prefill), from keys and values converted to f32 once
