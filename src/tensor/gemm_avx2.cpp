@@ -1139,6 +1139,7 @@ struct PackedWithMin {
 using PackedQ4_1 = PackedWithMin<false>;
 using PackedQ5_1 = PackedWithMin<true>;
 
+#if !defined(WARDEN_GEMM_VNNI)  // the VNNI table keeps the AVX2 builds (see the end of this file)
 // ---- F16 and BF16: eight rows' values per column ----------------------------
 //
 // A panel holds, per column k, the eight rows' 16-bit values at k (16 bytes,
@@ -1292,6 +1293,7 @@ struct PackedHalf {
 };
 using PackedF16 = PackedHalf<F16Values>;
 using PackedBF16 = PackedHalf<BF16Values>;
+#endif  // !WARDEN_GEMM_VNNI
 
 template <typename P>
 void panels_over_tokens(const typename P::Tokens& tokens, const uint8_t* panel, int rows, int64_t T, float* y,
@@ -1430,6 +1432,7 @@ void gemm_packed_expanding(const uint8_t* panels, int64_t n_rows, const uint8_t*
   }
 }
 
+#if !defined(WARDEN_GEMM_VNNI)
 // F16 and BF16 from kHalfPairTokens tokens on: full panels in pairs
 // (half_panel_pair_kernel), the rest one at a time.
 constexpr int64_t kHalfPairTokens = 8;
@@ -1452,6 +1455,7 @@ void gemm_packed_half(const uint8_t* panels, int64_t n_rows, const uint8_t* x, s
   for (; r0 < n_rows; r0 += kPanelRows, panels += bytes)
     panels_over_tokens<P>(tokens, panels, int(std::min<int64_t>(kPanelRows, n_rows - r0)), T, y + r0, ldy);
 }
+#endif  // !WARDEN_GEMM_VNNI
 
 template <typename P>
 void set_packed(TypeKernels& k) {
