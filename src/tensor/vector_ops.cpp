@@ -118,7 +118,8 @@ void attend(const float* q, int n_q, int64_t d, CacheRows k, CacheRows v, int64_
 
 void round_queries_for_keys(gguf::TensorType key_type, float* q, int64_t rows, int64_t d) {
   if (key_type != gguf::TensorType::Q8_0 || rows <= 0) return;
-  std::vector<block_q8_0> blocks(size_t(rows * d / kQK));
+  thread_local std::vector<block_q8_0> blocks;  // called per prefill tile: no allocation each time
+  blocks.resize(size_t(rows * d / kQK));
   quantize_row(gguf::TensorType::Q8_0, q, blocks.data(), rows * d);  // d is a multiple of 32 for a Q8_0 cache
   dequantize_row(gguf::TensorType::Q8_0, blocks.data(), q, rows * d);
 }
