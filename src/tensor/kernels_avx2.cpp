@@ -1067,6 +1067,13 @@ KernelTable build_avx2_table() {
   return table;
 }
 
+// `base` renamed, with more kernels on top: each AVX-512 set extends the last.
+KernelTable extended(KernelTable base, const char* name, void (*add_kernels)(KernelTable&)) {
+  base.name = name;
+  add_kernels(base);
+  return base;
+}
+
 }  // namespace
 
 const KernelTable& avx2_kernels() {
@@ -1075,22 +1082,12 @@ const KernelTable& avx2_kernels() {
 }
 
 const KernelTable& avx512vnni_kernels() {
-  static const KernelTable table = [] {
-    KernelTable t = build_avx2_table();
-    t.name = "avx512vnni";
-    add_avx512vnni_gemm_kernels(t);
-    return t;
-  }();
+  static const KernelTable table = extended(avx2_kernels(), "avx512vnni", add_avx512vnni_gemm_kernels);
   return table;
 }
 
 const KernelTable& avx512bf16_kernels() {
-  static const KernelTable table = [] {
-    KernelTable t = avx512vnni_kernels();
-    t.name = "avx512bf16";
-    add_avx512bf16_gemm_kernels(t);
-    return t;
-  }();
+  static const KernelTable table = extended(avx512vnni_kernels(), "avx512bf16", add_avx512bf16_gemm_kernels);
   return table;
 }
 
