@@ -261,7 +261,7 @@ WARDEN_COMMAND("bench", "Measure prompt and generation speed of a GGUF model (li
   app.add_option("-d,--n-depth", a->n_depth, "Tokens already in the KV cache when each test starts")
       ->capture_default_str();
   app.add_option("-r,--repetitions", a->reps, "Timed repetitions of each test")->capture_default_str();
-  app.add_option("-t,--threads", a->threads, "Threads (0 = every CPU this process may use)")->capture_default_str();
+  warden::cli::add_threads_option(app, a->threads);
   warden::cli::add_cache_type_options(app, a->cache_types);
   app.add_flag("--json", a->json, "Print the results as JSON");
   return [a] { return run_bench(*a); };

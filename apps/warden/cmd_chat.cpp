@@ -214,7 +214,7 @@ std::function<int()> setup_chat(CLI::App& app) {
   std::vector<CLI::Option*> engine_options = warden::cli::add_cache_type_options(app, a->cache_types);
   engine_options.insert(engine_options.end(), {
       app.add_option("-c,--ctx-size", a->n_ctx, "Context length (0 = the model's)")->capture_default_str(),
-      app.add_option("-t,--threads", a->threads, "Threads (0 = every CPU this process may use)")->capture_default_str(),
+      warden::cli::add_threads_option(app, a->threads),
       app.add_option("-n,--n-predict", a->max_tokens, "Most tokens per answer (-1 = until the end)")
           ->capture_default_str(),
       app.add_option("--system", a->system, "System prompt"),

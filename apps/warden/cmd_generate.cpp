@@ -80,7 +80,7 @@ WARDEN_COMMAND("generate", "Generate text from a prompt with a local GGUF model"
       ->capture_default_str();
   app.add_option("-c,--ctx-size", a->n_ctx, "Context length (0 = the model's)")->capture_default_str();
   warden::cli::add_cache_type_options(app, a->cache_types);
-  app.add_option("-t,--threads", a->threads, "Threads (0 = every CPU this process may use)")->capture_default_str();
+  warden::cli::add_threads_option(app, a->threads);
   app.add_option("--stop", a->stop, "Stop when this text is generated (repeatable)");
   app.add_flag("-q,--quiet", a->quiet, "Only warnings and errors on stderr");
   add_sampling_options(app, a->sampling);

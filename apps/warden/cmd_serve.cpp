@@ -133,7 +133,7 @@ WARDEN_COMMAND("serve", "OpenAI-compatible HTTP API over a local GGUF model", []
                                  "Slots: requests decoded together (-np N also works, as in llama-server)")
                       ->capture_default_str()
                       ->check(CLI::Range(1, 256));
-  app.add_option("-t,--threads", a->threads, "Threads (0 = every CPU this process may use)")->capture_default_str();
+  warden::cli::add_threads_option(app, a->threads);
   auto key = app.add_option("--api-key", a->server.api_key, "Require 'Authorization: Bearer KEY'");
   app.add_option("--api-key-file", a->api_key_file, "Read the API key from this file")->excludes(key);
   app.add_option("--alias", a->server.alias, "Model id clients use (default: the file name)");

@@ -50,6 +50,11 @@ std::vector<CLI::Option*> add_cache_type_options(CLI::App& app, model::KvCacheTy
               ->check(type_names)};
 }
 
+CLI::Option* add_threads_option(CLI::App& app, int& threads) {
+  return app.add_option("-t,--threads", threads, "Threads (0 = one per physical core this process may use)")
+      ->capture_default_str();
+}
+
 int run_command(const Command& c, int argc, char** argv) {
   CLI::App app{c.summary, "warden " + c.name};
   std::vector<char*> args = with_long_names(argc, argv);

@@ -32,6 +32,10 @@ int run_command(const Command& c, int argc, char** argv);
 // types, f16 or q8_0. Returns the two options.
 std::vector<CLI::Option*> add_cache_type_options(CLI::App& app, model::KvCacheTypes& types);
 
+// -t / --threads, as llama.cpp's: 0 (the default) is one per physical core
+// this process may run on.
+CLI::Option* add_threads_option(CLI::App& app, int& threads);
+
 }  // namespace warden::cli
 
 #define WARDEN_CONCAT_INNER(a, b) a##b

@@ -1,11 +1,11 @@
 #include "util/thread_pool.h"
 
-#include <sched.h>
-
 #include <algorithm>
 #include <chrono>
 #include <stdexcept>
 #include <string>
+
+#include "util/cpu_topology.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -73,7 +73,7 @@ int64_t min_chunk(int64_t n, int threads) { return std::max<int64_t>(1, n / (int
 
 ThreadPool::ThreadPool(int threads) {
   threads = std::max(1, threads);
-  spin_time_ = threads > default_threads() ? kOversubscribedSpinTime : kSpinTime;
+  spin_time_ = size_t(threads) > allowed_cpus().size() ? kOversubscribedSpinTime : kSpinTime;
   shares_ = std::make_unique<Share[]>(size_t(threads));
   team_loops_ = std::make_unique<TeamLoop[]>(size_t(threads));
   for (int i = 1; i < threads; i++) workers_.emplace_back([this, i] { worker_loop(i); });
@@ -88,14 +88,9 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-// The CPUs this process may run on (taskset, cgroup cpusets), not all the
-// machine has.
-int ThreadPool::default_threads() {
-  cpu_set_t cpus;
-  if (sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 0) return CPU_COUNT(&cpus);
-  unsigned n = std::thread::hardware_concurrency();
-  return n ? int(n) : 1;
-}
+// One thread per physical core this process may run on (taskset, cgroup
+// cpusets): see util/cpu_topology.h.
+int ThreadPool::default_threads() { return physical_cores(allowed_cpus()); }
 
 void ThreadPool::parallel_for(int64_t n, const Job& fn) {
   if (workers_.empty() || n <= 1) {

@@ -60,6 +60,7 @@ class ThreadPool {
   void team_share(int index, int64_t n);
   void team_loop(int index, const Job& fn);
 
+  // What -t 0 means: one thread per physical core this process may use.
   static int default_threads();
 
  private:

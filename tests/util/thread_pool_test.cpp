@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "util/cpu_topology.h"
+
 namespace warden {
 namespace {
 
@@ -185,12 +187,13 @@ TEST(ThreadPool, TeamLoopsCoverEveryIndexOnceAndTakeOverABlockedShare) {
   }
 }
 
-// The default thread count is what this process may run on (taskset, cgroup
-// cpusets), not every CPU the machine has.
+// The default thread count is one per physical core of what this process
+// may run on (taskset, cgroup cpusets), not of every CPU the machine has.
 TEST(ThreadPool, DefaultThreadsFollowTheCpuAffinity) {
   cpu_set_t all;
   ASSERT_EQ(sched_getaffinity(0, sizeof all, &all), 0);
-  EXPECT_EQ(ThreadPool::default_threads(), CPU_COUNT(&all));
+  EXPECT_EQ(ThreadPool::default_threads(), physical_cores(allowed_cpus()));
+  EXPECT_LE(ThreadPool::default_threads(), CPU_COUNT(&all));
   int first = 0;
   while (!CPU_ISSET(first, &all)) first++;
   cpu_set_t one;
