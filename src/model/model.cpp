@@ -16,6 +16,7 @@
 #include "model/arch.h"
 #include "tensor/kernels.h"
 #include "tensor/quant.h"
+#include "util/cpu_topology.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/sha256.h"
@@ -289,8 +290,8 @@ void Model::pack_into(const std::vector<Matrix*>& unique, const std::vector<size
       release_mapped_pages(w.data, size_t(w.slices * w.rows) * w.row_bytes);
     }
   };
-  std::vector<std::thread> threads;
-  for (unsigned t = 1; t < std::max(1u, std::thread::hardware_concurrency()); t++) threads.emplace_back(worker);
+  std::vector<std::thread> threads;  // one per CPU this process may run on (packing uses every hardware thread)
+  for (size_t t = 1; t < allowed_cpus().size(); t++) threads.emplace_back(worker);
   worker();
   for (auto& t : threads) t.join();
 }
