@@ -1,7 +1,9 @@
 #include "util/mapped_file.h"
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -59,6 +61,31 @@ AnonymousMemory::AnonymousMemory(size_t size) : size_(size) {
 
 AnonymousMemory::~AnonymousMemory() {
   if (mapping_) ::munmap(mapping_, mapped_size_);
+}
+
+}  // namespace warden
+
+namespace warden {
+
+size_t huge_mapped_bytes(const void* start) {
+  std::ifstream smaps("/proc/self/smaps");
+  const uintptr_t wanted = reinterpret_cast<uintptr_t>(start);
+  bool inside = false;
+  size_t kib = 0;
+  for (std::string line; std::getline(smaps, line);) {
+    // A mapping's first line is "start-end perms offset dev inode [path]";
+    // its fields follow as "Name:   value kB".
+    const size_t dash = line.find('-');
+    if (dash != std::string::npos && dash > 0 && line.find(':') > dash) {
+      if (inside) break;
+      inside = std::strtoull(line.substr(0, dash).c_str(), nullptr, 16) == wanted;
+      continue;
+    }
+    if (!inside) continue;
+    for (const char* field : {"AnonHugePages:", "FilePmdMapped:", "ShmemPmdMapped:"})
+      if (line.rfind(field, 0) == 0) kib += std::strtoull(line.c_str() + std::strlen(field), nullptr, 10);
+  }
+  return kib << 10;
 }
 
 }  // namespace warden
