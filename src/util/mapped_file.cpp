@@ -63,10 +63,6 @@ AnonymousMemory::~AnonymousMemory() {
   if (mapping_) ::munmap(mapping_, mapped_size_);
 }
 
-}  // namespace warden
-
-namespace warden {
-
 size_t huge_mapped_bytes(const void* start) {
   std::ifstream smaps("/proc/self/smaps");
   const uintptr_t wanted = reinterpret_cast<uintptr_t>(start);
