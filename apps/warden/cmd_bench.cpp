@@ -143,6 +143,17 @@ double peak_rss_mib() {
   return double(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
 }
 
+// What the load line says of the repacked weights: whether they were mapped
+// from the cache, and how much of them decode reaches through huge pages.
+std::string packed_note(const model::Model& m) {
+  if (m.packed_bytes() == 0) return "";
+  char note[160];
+  std::snprintf(note, sizeof note, " (packed weights %s; %.0f of %.0f MiB in huge pages)",
+                m.packed_from_cache() ? "mapped from the cache" : "packed by this load",
+                double(m.packed_huge_bytes()) / (1024.0 * 1024.0), double(m.packed_bytes()) / (1024.0 * 1024.0));
+  return note;
+}
+
 void print_table(const BenchArgs& a, const model::Model& m, double file_mib, int threads, const Stats& pp,
                  const Stats& tg, const Roofline& roof, double load_s, double rss_mib) {
   std::printf("| %-24s | %10s | %7s | %-10s | %14s | %16s |\n", "model", "size", "threads", "kernel", "test", "t/s");
@@ -163,7 +174,7 @@ void print_table(const BenchArgs& a, const model::Model& m, double file_mib, int
   if (a.n_prompt > 0) row("pp", a.n_prompt, pp);
   if (a.n_gen > 0) row("tg", a.n_gen, tg);
   std::printf("\nload: %.3f s%s, peak RSS: %.1f MiB, KV cache: %s keys, %s values, reps: %d\n", load_s,
-              m.packed_from_cache() ? " (packed weights mapped from the cache)" : "", rss_mib,
+              packed_note(m).c_str(), rss_mib,
               std::string(gguf::type_name(a.cache_types.key)).c_str(),
               std::string(gguf::type_name(a.cache_types.value)).c_str(), a.reps);
   if (a.n_gen > 0)
@@ -233,6 +244,8 @@ int run_bench(const BenchArgs& a) {
                         {"threads", threads},       {"kernels", tensor::kernel_set_name()},
                         {"reps", a.reps},           {"load_s", load_s},      {"peak_rss_mib", rss},
                         {"packed_from_cache", m->packed_from_cache()},
+                        {"packed_mib", double(m->packed_bytes()) / (1024.0 * 1024.0)},
+                        {"packed_huge_page_mib", double(m->packed_huge_bytes()) / (1024.0 * 1024.0)},
                         {"depth", a.n_depth},
                         {"cache_type_k", gguf::type_name(a.cache_types.key)},
                         {"cache_type_v", gguf::type_name(a.cache_types.value)},

@@ -19,6 +19,7 @@
 #include "util/cpu_topology.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/mapped_file.h"
 #include "util/sha256.h"
 
 namespace warden::model {
@@ -313,5 +314,11 @@ void Model::release_embedding_row(int32_t token) const {
 }
 
 size_t Model::packed_bytes() const { return packed_ ? packed_->size() : 0; }
+
+// The mapping's huge pages can reach past the weights (in memory, the last
+// 2 MiB page covers the end of the region and the alignment slack after it).
+size_t Model::packed_huge_bytes() const {
+  return packed_ ? std::min(huge_mapped_bytes(packed_->data()), packed_->size()) : 0;
+}
 
 }  // namespace warden::model

@@ -73,6 +73,9 @@ class Model {
   // Whether they were mapped from the cache (packed_cache.h) rather than
   // packed by this load.
   bool packed_from_cache() const { return packed_ && packed_->from_cache(); }
+  // How many of those bytes this process reaches through huge page entries
+  // (decode reads the rest through 4 KiB entries, a TLB miss per page).
+  size_t packed_huge_bytes() const;
 
   // Embedding lookups read rows of token_embd through the file mapping, and
   // each page fault maps the pages around it too (fault-around, and the whole

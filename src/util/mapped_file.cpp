@@ -63,9 +63,9 @@ AnonymousMemory::~AnonymousMemory() {
   if (mapping_) ::munmap(mapping_, mapped_size_);
 }
 
-size_t huge_mapped_bytes(const void* start) {
+size_t huge_mapped_bytes(const void* address) {
   std::ifstream smaps("/proc/self/smaps");
-  const uintptr_t wanted = reinterpret_cast<uintptr_t>(start);
+  const uintptr_t wanted = reinterpret_cast<uintptr_t>(address);
   bool inside = false;
   size_t kib = 0;
   for (std::string line; std::getline(smaps, line);) {
@@ -74,7 +74,9 @@ size_t huge_mapped_bytes(const void* start) {
     const size_t dash = line.find('-');
     if (dash != std::string::npos && dash > 0 && line.find(':') > dash) {
       if (inside) break;
-      inside = std::strtoull(line.substr(0, dash).c_str(), nullptr, 16) == wanted;
+      const uintptr_t first = std::strtoull(line.c_str(), nullptr, 16);
+      const uintptr_t last = std::strtoull(line.c_str() + dash + 1, nullptr, 16);
+      inside = first <= wanted && wanted < last;
       continue;
     }
     if (!inside) continue;

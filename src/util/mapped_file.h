@@ -50,9 +50,9 @@ class AnonymousMemory {
   size_t size_ = 0;
 };
 
-// How many bytes of the mapping that begins at `start` this process reaches
+// How many bytes of the mapping that holds `address` this process reaches
 // through huge page entries (/proc/self/smaps: AnonHugePages, FilePmdMapped,
-// ShmemPmdMapped); 0 where that cannot be read or no mapping begins there.
-size_t huge_mapped_bytes(const void* start);
+// ShmemPmdMapped); 0 where that cannot be read or nothing is mapped there.
+size_t huge_mapped_bytes(const void* address);
 
 }  // namespace warden

@@ -77,6 +77,10 @@ TEST(WardenBench, JsonReportsSpeedRssAndTheRoofline) {
   EXPECT_EQ(j["tg"]["samples"].size(), 2u);
   EXPECT_GT(j["pp"]["mean"].get<double>(), 0);
   EXPECT_GT(j["peak_rss_mib"].get<double>(), 0);
+  // The repacked weights, and how much of them sits in huge pages.
+  EXPECT_GT(j["packed_mib"].get<double>(), 0);
+  EXPECT_GE(j["packed_huge_page_mib"].get<double>(), 0);
+  EXPECT_LE(j["packed_huge_page_mib"].get<double>(), j["packed_mib"].get<double>());
   const auto& roof = j["roofline"];
   const double weights = roof["bytes_per_token"].get<double>(), kv = roof["kv_bytes_per_token"].get<double>();
   EXPECT_DOUBLE_EQ(weights, file_bytes_per_token(path));
