@@ -89,14 +89,18 @@ std::string refusal(const PackedCacheSettings& s, size_t file_bytes) {
   return "";
 }
 
-// The copy in fd mapped read-only, all of it at once rather than a fault at
-// a time; where the page cache holds 2 MiB folios (create() asks for them),
-// through huge page entries. (Advising huge pages on this mapping as well
-// measured 1-3 % slower decode.)
-void* map_copy(int fd, size_t bytes) {
+// The copy in fd mapped read-only, its first `populated` bytes mapped now
+// rather than a fault at a time (populate() maps the rest); where the page
+// cache holds 2 MiB folios (create() asks for them), through huge page
+// entries. (Advising huge pages on this mapping as well measured 1-3 %
+// slower decode.)
+void* map_copy(int fd, size_t bytes, size_t populated) {
   void* p = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, off_t(PackedWeights::kHeaderBytes));
-  if (p != MAP_FAILED) ::madvise(p, bytes, MADV_POPULATE_READ);
+  if (p != MAP_FAILED) ::madvise(p, std::min(bytes, populated), MADV_POPULATE_READ);
   return p;
+}
+void populate(void* p, size_t from, size_t to) {
+  if (from < to) ::madvise(static_cast<uint8_t*>(p) + from, to - from, MADV_POPULATE_READ);
 }
 
 // Whether at least 90 % of the 2 MiB pages inside the mapping are mapped
@@ -178,17 +182,30 @@ std::unique_ptr<PackedWeights> PackedWeights::open_cached(const PackedCacheSetti
     return nullptr;
   }
   ::futimens(fd, nullptr);  // just used: the last to be evicted
-  void* p = map_copy(fd, bytes);
-  if (p != MAP_FAILED && !in_huge_pages(p, bytes) && may_reread(s)) {
-    // The page cache holds the copy in small folios (evicted in part and
-    // read back a page at a time): every 4 KiB of weights would cost decode
-    // a TLB miss (qwen3-0.6b q4_K_M decoded 9-10 % slower so). Read it once
-    // more into 2 MiB folios.
-    log::info("reading the cached packed weights again in 2 MiB pages (" + mib(bytes) + ")");
-    ::munmap(p, bytes);
-    reread_in_huge_folios(fd, bytes);
-    p = map_copy(fd, bytes);
-    if (p != MAP_FAILED && huge_mapped_bytes(p) == 0) remember_no_huge_folios(s);
+  // The first 64 MiB mapped first: where those are in small folios, the
+  // rest most likely is too, and mapping it all before reading it again
+  // would read the evicted parts from disk twice.
+  constexpr size_t kSample = size_t(64) << 20;
+  void* p = map_copy(fd, bytes, kSample);
+  bool huge = p != MAP_FAILED && in_huge_pages(p, std::min(bytes, kSample));
+  if (huge) {
+    populate(p, kSample, bytes);
+    huge = in_huge_pages(p, bytes);
+  }
+  if (p != MAP_FAILED && !huge) {
+    if (may_reread(s)) {
+      // The page cache holds the copy in small folios (evicted in part and
+      // read back a page at a time): every 4 KiB of weights would cost
+      // decode a TLB miss (qwen3-0.6b q4_K_M decoded 9-10 % slower so). Read
+      // it once more into 2 MiB folios.
+      log::info("reading the cached packed weights again in 2 MiB pages (" + mib(bytes) + ")");
+      ::munmap(p, bytes);
+      reread_in_huge_folios(fd, bytes);
+      p = map_copy(fd, bytes, bytes);
+      if (p != MAP_FAILED && huge_mapped_bytes(p) == 0) remember_no_huge_folios(s);
+    } else {
+      populate(p, kSample, bytes);  // small folios it is (already mapped, if past the sample)
+    }
   }
   ::close(fd);
   if (p == MAP_FAILED) return nullptr;
