@@ -152,15 +152,15 @@ TEST_F(PackedCache, ACopyIsNamedOnlyOnceWhole) {
   EXPECT_EQ(model::PackedWeights::open_cached(settings, "0123abcd", 2 << 20), nullptr);
 }
 
-// The page cache's copy of `path` in small folios: its pages dropped, then
-// every other 4 KiB page read with readahead off.
-void read_back_in_small_folios(const fs::path& path) {
+// The page cache's copy of `path` from byte `from` on in small folios: those
+// pages dropped, then every other 4 KiB page read with readahead off.
+void read_back_in_small_folios(const fs::path& path, off_t from = 0) {
   const int fd = ::open(path.c_str(), O_RDONLY);
   ASSERT_GE(fd, 0);
-  ASSERT_EQ(::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
-  ASSERT_EQ(::posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM), 0);
+  ASSERT_EQ(::posix_fadvise(fd, from, 0, POSIX_FADV_DONTNEED), 0);
+  ASSERT_EQ(::posix_fadvise(fd, from, 0, POSIX_FADV_RANDOM), 0);
   char page[4096];
-  for (off_t at = 0; at < off_t(fs::file_size(path)); at += 2 * sizeof page)
+  for (off_t at = from; at < off_t(fs::file_size(path)); at += 2 * sizeof page)
     ASSERT_EQ(::pread(fd, page, sizeof page, at), ssize_t(sizeof page));
   ::close(fd);
 }
@@ -199,6 +199,25 @@ TEST_F(PackedCache, ACopyInSmallFoliosIsReadAgainIntoHugePages) {
   ASSERT_NE(found, nullptr);
   EXPECT_GE(huge_mapped_bytes(found->data()), kBytes * 9 / 10);
   for (size_t i = 0; i < kBytes; i += 4093) ASSERT_EQ(found->data()[i], uint8_t(i * 7)) << "byte " << i;
+}
+
+// A load looks at the first 64 MiB before mapping the rest; small folios
+// past them are still found, and read again.
+TEST_F(PackedCache, SmallFoliosPastTheFirst64MiBAreReadAgainToo) {
+  constexpr size_t kBytes = size_t(80) << 20;
+  const model::PackedCacheSettings settings = model::PackedCacheSettings::from_environment();
+  {
+    auto w = model::PackedWeights::create(settings, "f01106", kBytes);
+    std::memset(w->data(), 0x3C, kBytes);
+    w->finish();
+  }
+  if (huge_mapped_bytes(model::PackedWeights::open_cached(settings, "f01106", kBytes)->data()) == 0)
+    GTEST_SKIP() << "no huge page-cache folios on this kernel and file system";
+  read_back_in_small_folios(copies().at(0), off_t(model::PackedWeights::kHeaderBytes + (size_t(70) << 20)));
+  auto found = model::PackedWeights::open_cached(settings, "f01106", kBytes);
+  ASSERT_NE(found, nullptr);
+  EXPECT_GE(huge_mapped_bytes(found->data()), kBytes * 9 / 10);
+  EXPECT_EQ(found->data()[kBytes - 1], 0x3C);
 }
 
 TEST_F(PackedCache, TheLeastRecentlyUsedCopiesGoBeyondTheLimit) {
