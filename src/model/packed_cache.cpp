@@ -116,10 +116,10 @@ bool in_huge_pages(const void* p, size_t bytes) {
 // page entries.
 void reread_in_huge_folios(int fd, size_t bytes) {
   ::posix_fadvise(fd, off_t(PackedWeights::kHeaderBytes), off_t(bytes), POSIX_FADV_DONTNEED);
-  void* p = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, off_t(PackedWeights::kHeaderBytes));
+  void* p = map_copy(fd, bytes, 0);
   if (p == MAP_FAILED) return;
   ::madvise(p, bytes, MADV_HUGEPAGE);
-  ::madvise(p, bytes, MADV_POPULATE_READ);
+  populate(p, 0, bytes);
   ::munmap(p, bytes);
 }
 
@@ -187,25 +187,27 @@ std::unique_ptr<PackedWeights> PackedWeights::open_cached(const PackedCacheSetti
   // would read the evicted parts from disk twice.
   constexpr size_t kSample = size_t(64) << 20;
   void* p = map_copy(fd, bytes, kSample);
-  bool huge = p != MAP_FAILED && in_huge_pages(p, std::min(bytes, kSample));
+  if (p == MAP_FAILED) {
+    ::close(fd);
+    return nullptr;
+  }
+  bool huge = in_huge_pages(p, std::min(bytes, kSample));
   if (huge) {
     populate(p, kSample, bytes);
     huge = in_huge_pages(p, bytes);
   }
-  if (p != MAP_FAILED && !huge) {
-    if (may_reread(s)) {
-      // The page cache holds the copy in small folios (evicted in part and
-      // read back a page at a time): every 4 KiB of weights would cost
-      // decode a TLB miss (qwen3-0.6b q4_K_M decoded 9-10 % slower so). Read
-      // it once more into 2 MiB folios.
-      log::info("reading the cached packed weights again in 2 MiB pages (" + mib(bytes) + ")");
-      ::munmap(p, bytes);
-      reread_in_huge_folios(fd, bytes);
-      p = map_copy(fd, bytes, bytes);
-      if (p != MAP_FAILED && huge_mapped_bytes(p) == 0) remember_no_huge_folios(s);
-    } else {
-      populate(p, kSample, bytes);  // small folios it is (already mapped, if past the sample)
-    }
+  if (!huge && may_reread(s)) {
+    // The page cache holds the copy in small folios (evicted in part and
+    // read back a page at a time): every 4 KiB of weights would cost decode
+    // a TLB miss (qwen3-0.6b q4_K_M decoded 9-10 % slower so). Read it once
+    // more into 2 MiB folios.
+    log::info("reading the cached packed weights again in 2 MiB pages (" + mib(bytes) + ")");
+    ::munmap(p, bytes);
+    reread_in_huge_folios(fd, bytes);
+    p = map_copy(fd, bytes, bytes);
+    if (p != MAP_FAILED && huge_mapped_bytes(p) == 0) remember_no_huge_folios(s);
+  } else if (!huge) {
+    populate(p, kSample, bytes);  // small folios it is (already mapped, if past the sample)
   }
   ::close(fd);
   if (p == MAP_FAILED) return nullptr;
