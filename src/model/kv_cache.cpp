@@ -38,10 +38,6 @@ KvCache::KvCache(const Config& c, int64_t n_ctx, int n_seq, KvCacheTypes types)
       value_row_bytes_(cache_row_bytes(types.value, c.head_dim_v, "value")),
       seqs_(size_t(std::max(1, n_seq))) {
   if (n_ctx <= 0) throw Error("context length must be positive");
-  for (auto& s : seqs_) {
-    s.k.resize(size_t(n_layer_));
-    s.v.resize(size_t(n_layer_));
-  }
 }
 
 void KvCache::truncate(int seq, int64_t pos) {
@@ -66,25 +62,38 @@ void KvCache::reserve(int seq, int64_t pos) {
   cap = std::min(cap, n_ctx_);
   // Each head's positions move to the start of its larger span (all of them:
   // a batch writes positions before it updates the length).
-  auto grow = [&](std::vector<uint8_t>& buf, size_t row_bytes) {
-    const size_t old_span = size_t(s.capacity) * row_bytes, new_span = size_t(cap) * row_bytes;
-    std::vector<uint8_t> grown(size_t(n_head_kv_) * new_span);
-    for (int64_t h = 0; h < n_head_kv_; h++)
-      std::copy_n(buf.data() + size_t(h) * old_span, old_span, grown.data() + size_t(h) * new_span);
-    buf = std::move(grown);
-  };
-  for (int64_t l = 0; l < n_layer_; l++) {
-    grow(s.k[size_t(l)], key_row_bytes_);
-    grow(s.v[size_t(l)], value_row_bytes_);
-  }
+  // Each layer's old pages go back to the system once copied, so growing
+  // holds one layer twice, not the whole cache.
+  auto grown = std::make_unique<AnonymousMemory>(size_t(n_layer_) * layer_bytes(cap));
+  if (s.storage)
+    for (int64_t l = 0; l < n_layer_; l++) {
+      for (int64_t h = 0; h < n_head_kv_; h++)
+        for (bool is_key : {true, false})
+          std::copy_n(head_rows(s.storage->data(), s.capacity, l, h, is_key),
+                      size_t(s.capacity) * (is_key ? key_row_bytes_ : value_row_bytes_),
+                      head_rows(grown->data(), cap, l, h, is_key));
+      s.storage->release(size_t(l) * layer_bytes(s.capacity), layer_bytes(s.capacity));
+    }
+  s.storage = std::move(grown);
   s.capacity = cap;
+}
+
+size_t KvCache::layer_bytes(int64_t capacity) const {
+  return size_t(n_head_kv_ * capacity) * (key_row_bytes_ + value_row_bytes_);
+}
+
+uint8_t* KvCache::head_rows(uint8_t* storage, int64_t capacity, int64_t layer, int64_t head, bool is_key) const {
+  const size_t keys_bytes = size_t(n_head_kv_ * capacity) * key_row_bytes_;
+  uint8_t* layer_rows = storage + size_t(layer) * layer_bytes(capacity);
+  return is_key ? layer_rows + size_t(head * capacity) * key_row_bytes_
+                : layer_rows + keys_bytes + size_t(head * capacity) * value_row_bytes_;
 }
 
 uint8_t* KvCache::row(int seq, int64_t layer, int64_t head, int64_t pos, bool is_key) {
   Seq& s = seqs_[size_t(seq)];
-  auto& buf = is_key ? s.k[size_t(layer)] : s.v[size_t(layer)];
-  const size_t row_bytes = is_key ? key_row_bytes_ : value_row_bytes_;
-  return buf.data() + size_t(head * s.capacity + pos) * row_bytes;
+  if (!s.storage) return nullptr;  // nothing reserved yet: no rows to read
+  return head_rows(s.storage->data(), s.capacity, layer, head, is_key) +
+         size_t(pos) * (is_key ? key_row_bytes_ : value_row_bytes_);
 }
 
 tensor::CacheRows KvCache::keys(int seq, int64_t layer, int64_t head) const {
@@ -108,8 +117,7 @@ void KvCache::store(int seq, int64_t layer, int64_t head, int64_t pos, const flo
 
 size_t KvCache::bytes() const {
   size_t total = 0;
-  for (const auto& s : seqs_)
-    for (int64_t l = 0; l < n_layer_; l++) total += s.k[size_t(l)].size() + s.v[size_t(l)].size();
+  for (const auto& s : seqs_) total += s.storage ? s.storage->size() : 0;
   return total;
 }
 

@@ -63,6 +63,13 @@ AnonymousMemory::~AnonymousMemory() {
   if (mapping_) ::munmap(mapping_, mapped_size_);
 }
 
+void AnonymousMemory::release(size_t offset, size_t length) {
+  const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  const uintptr_t start = reinterpret_cast<uintptr_t>(data_) + offset;
+  const uintptr_t first = (start + page - 1) / page * page, last = (start + length) / page * page;
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 size_t huge_mapped_bytes(const void* address) {
   std::ifstream smaps("/proc/self/smaps");
   const uintptr_t wanted = reinterpret_cast<uintptr_t>(address);

@@ -42,6 +42,9 @@ class AnonymousMemory {
 
   uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
+  // Gives the whole pages inside [offset, offset + length) back to the
+  // system (they read as zeros afterwards), while the rest stays in use.
+  void release(size_t offset, size_t length);
 
  private:
   uint8_t* mapping_ = nullptr;
