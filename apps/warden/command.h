@@ -33,7 +33,7 @@ int run_command(const Command& c, int argc, char** argv);
 std::vector<CLI::Option*> add_cache_type_options(CLI::App& app, model::KvCacheTypes& types);
 
 // -t / --threads, as llama.cpp's: 0 (the default) is one per physical core
-// this process may run on.
+// this process may run on, within its cgroup CPU limit.
 CLI::Option* add_threads_option(CLI::App& app, int& threads);
 
 }  // namespace warden::cli

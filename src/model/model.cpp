@@ -291,8 +291,8 @@ void Model::pack_into(const std::vector<Matrix*>& unique, const std::vector<size
       release_mapped_pages(w.data, size_t(w.slices * w.rows) * w.row_bytes);
     }
   };
-  std::vector<std::thread> threads;  // one per CPU this process may run on (packing uses every hardware thread)
-  for (size_t t = 1; t < allowed_cpus().size(); t++) threads.emplace_back(worker);
+  std::vector<std::thread> threads;  // one per CPU this process can keep busy (packing uses every hardware thread)
+  for (int t = 1; t < usable_cpus(); t++) threads.emplace_back(worker);
   worker();
   for (auto& t : threads) t.join();
 }

@@ -73,7 +73,7 @@ int64_t min_chunk(int64_t n, int threads) { return std::max<int64_t>(1, n / (int
 
 ThreadPool::ThreadPool(int threads) {
   threads = std::max(1, threads);
-  spin_time_ = size_t(threads) > allowed_cpus().size() ? kOversubscribedSpinTime : kSpinTime;
+  spin_time_ = threads > usable_cpus() ? kOversubscribedSpinTime : kSpinTime;
   shares_ = std::make_unique<Share[]>(size_t(threads));
   team_loops_ = std::make_unique<TeamLoop[]>(size_t(threads));
   for (int i = 1; i < threads; i++) workers_.emplace_back([this, i] { worker_loop(i); });
@@ -89,8 +89,12 @@ ThreadPool::~ThreadPool() {
 }
 
 // One thread per physical core this process may run on (taskset, cgroup
-// cpusets): see util/cpu_topology.h.
-int ThreadPool::default_threads() { return physical_cores(allowed_cpus()); }
+// cpusets), no more than its cgroup CPU limit grants: see util/cpu_topology.h.
+int ThreadPool::default_threads() {
+  const int quota = cpu_quota();
+  const int cores = physical_cores(allowed_cpus());
+  return quota > 0 ? std::min(cores, quota) : cores;
+}
 
 void ThreadPool::parallel_for(int64_t n, const Job& fn) {
   if (workers_.empty() || n <= 1) {

@@ -60,7 +60,8 @@ class ThreadPool {
   void team_share(int index, int64_t n);
   void team_loop(int index, const Job& fn);
 
-  // What -t 0 means: one thread per physical core this process may use.
+  // What -t 0 means: one thread per physical core this process may use,
+  // no more than its cgroup CPU limit grants.
   static int default_threads();
 
  private:
