@@ -71,9 +71,11 @@ int64_t min_chunk(int64_t n, int threads) { return std::max<int64_t>(1, n / (int
 
 }  // namespace
 
-ThreadPool::ThreadPool(int threads) {
+ThreadPool::ThreadPool(int threads, int team_size) {
   threads = std::max(1, threads);
-  spin_time_ = threads > usable_cpus() ? kOversubscribedSpinTime : kSpinTime;
+  const int usable = usable_cpus();
+  spin_time_ = threads > usable ? kOversubscribedSpinTime : kSpinTime;
+  team_size_ = std::clamp(team_size > 0 ? team_size : usable, 1, threads);
   shares_ = std::make_unique<Share[]>(size_t(threads));
   team_loops_ = std::make_unique<TeamLoop[]>(size_t(threads));
   for (int i = 1; i < threads; i++) workers_.emplace_back([this, i] { worker_loop(i); });
@@ -110,14 +112,18 @@ void ThreadPool::parallel_for(int64_t n, const Job& fn) {
 
 void ThreadPool::run_team(const TeamJob& fn) {
   const Job job = [&](int64_t, int64_t, int index) {
+    if (index >= team_size_) return;  // not in the team
     team_loops_[size_t(index)].count = 0;
     fn(index);
   };
-  if (workers_.empty()) return job(0, 1, 0);
-  team_ = true;
-  run_loop(size(), job);
-  team_ = false;
-  // Every thread ran the same team loops; the next loop's tag follows theirs.
+  if (team_size_ == 1) {
+    job(0, 1, 0);  // a team of one: no other thread to wake
+  } else {
+    team_ = true;
+    run_loop(size(), job);
+    team_ = false;
+  }
+  // Every member ran the same team loops; the next loop's tag follows theirs.
   job_tag_ += team_loops_[0].count;
 }
 
@@ -125,8 +131,8 @@ void ThreadPool::team_share(int index, int64_t n) {
   if (n > kMaxLoop) throw std::length_error("a team loop of " + std::to_string(n) + " items (at most 2^24 - 1)");
   TeamLoop& loop = team_loops_[size_t(index)];
   loop.tag = job_tag_ + 1 + loop.count++;
-  loop.min_chunk = min_chunk(n, size());
-  set_share(index, loop.tag, n);
+  loop.min_chunk = min_chunk(n, team_size_);
+  set_share(index, loop.tag, n, team_size_);
 }
 
 void ThreadPool::team_loop(int index, const Job& fn) {
@@ -137,9 +143,9 @@ void ThreadPool::team_loop(int index, const Job& fn) {
 // The last thread to arrive resets the count, then starts a new generation,
 // which releases the others.
 void ThreadPool::barrier() {
-  if (workers_.empty()) return;
+  if (team_size_ == 1) return;
   const uint64_t generation = barrier_generation_.load(std::memory_order_acquire);
-  if (barrier_arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == size()) {
+  if (barrier_arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == team_size_) {
     barrier_arrived_.store(0, std::memory_order_relaxed);
     barrier_generation_.fetch_add(1, std::memory_order_release);
     return;
@@ -151,15 +157,15 @@ void ThreadPool::barrier() {
   while (!released()) std::this_thread::yield();
 }
 
-void ThreadPool::set_share(int index, uint64_t tag, int64_t n) {
-  const int64_t threads = size();
-  shares_[size_t(index)].range.store(pack_range(tag, n * index / threads, n * (index + 1) / threads),
+// This thread's share of [0, n) split into `parts` shares.
+void ThreadPool::set_share(int index, uint64_t tag, int64_t n, int parts) {
+  shares_[size_t(index)].range.store(pack_range(tag, n * index / parts, n * (index + 1) / parts),
                                      std::memory_order_relaxed);
 }
 
 void ThreadPool::run_loop(int64_t n, const Job& fn) {
   job_tag_++;
-  for (int i = 0; i < size(); i++) set_share(i, job_tag_, n);
+  for (int i = 0; i < size(); i++) set_share(i, job_tag_, n, size());
   job_ = &fn;
   job_min_chunk_ = min_chunk(n, size());
   pending_.store(int(workers_.size()), std::memory_order_relaxed);

@@ -30,18 +30,26 @@ namespace warden {
 
 class ThreadPool {
  public:
-  explicit ThreadPool(int threads);
+  // team_size: how many threads run_team uses; 0 = all of them, but no more
+  // than this process can keep busy at once (usable_cpus()).
+  explicit ThreadPool(int threads, int team_size = 0);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return int(workers_.size()) + 1; }
+  // The threads that run a team (indices 0 .. team_size() - 1): a team
+  // meets at a barrier several times per layer, so a member that has no CPU
+  // of its own holds every barrier up until the scheduler runs it again
+  // (q3-q4km decode with 3 or 4 threads on 2 CPUs: 57-60 tokens/s against
+  // 78-103 with 2). Loops (parallel_for) still use every thread.
+  int team_size() const { return team_size_; }
   using Job = std::function<void(int64_t, int64_t, int)>;
   // Calls fn(begin, end, thread_index) for disjoint chunks covering [0, n);
   // a thread may get several chunks. thread_index is in [0, size()).
   void parallel_for(int64_t n, const Job& fn);
 
-  // Calls fn(thread_index) once on every thread at the same time, for work
+  // Calls fn(thread_index) once on each of the team's threads at the same time, for work
   // that the threads share out among themselves and that meets at
   // barrier() (a decode step: a few barriers per layer instead of starting
   // and ending a parallel loop per matrix).
@@ -77,7 +85,7 @@ class ThreadPool {
   void run_shares(int index, uint64_t tag, int64_t min_chunk, const Job& fn);
   bool claim_front(int index, uint64_t tag, int64_t min_chunk, int64_t& begin, int64_t& end);
   bool steal_into(int index, uint64_t tag);
-  void set_share(int index, uint64_t tag, int64_t n);
+  void set_share(int index, uint64_t tag, int64_t n, int parts);
 
   // A thread's remaining share [begin, end) of the loop tagged `tag`, packed
   // as tag << 48 | end << 24 | begin: the owner claims from the front, others
@@ -110,6 +118,7 @@ class ThreadPool {
   std::atomic<bool> stopping_{false};
   // run_team's loop: each thread runs its own index only (written with job_).
   bool team_ = false;
+  int team_size_ = 1;
   // barrier(): threads arrived, and how many barriers have completed.
   alignas(64) std::atomic<int> barrier_arrived_{0};
   alignas(64) std::atomic<uint64_t> barrier_generation_{0};

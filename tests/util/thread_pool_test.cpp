@@ -111,10 +111,11 @@ TEST(ThreadPool, ResultsWrittenInTheLoopAreVisibleAfterIt) {
 // run_team: every thread index exactly once, all at the same time (a thread
 // that ran two indices in turn would wait at the first barrier forever), and
 // a barrier makes what each thread wrote before it visible to all after it.
-// More threads than this machine has cores, so barriers must yield.
+// More team members than this machine has cores (asked for explicitly), so
+// barriers must yield.
 TEST(ThreadPool, ATeamMeetsAtBarriersAndSeesWhatEachWroteBeforeThem) {
   for (int threads : {1, 2, 5}) {
-    ThreadPool pool(threads);
+    ThreadPool pool(threads, threads);
     std::vector<int64_t> slots(size_t(threads), -1);
     std::vector<int> runs(size_t(threads), 0);
     std::atomic<int64_t> mismatches{0};
@@ -146,7 +147,7 @@ TEST(ThreadPool, TeamLoopsCoverEveryIndexOnceAndTakeOverABlockedShare) {
   const std::vector<int64_t> sizes{0, 1, 7, 1000, 3, 100003, 64, 2};
   for (int threads : {1, 2, 3, 5}) {
     SCOPED_TRACE("threads " + std::to_string(threads));
-    ThreadPool pool(threads);
+    ThreadPool pool(threads, threads);
     std::vector<std::vector<std::atomic<int>>> hits(sizes.size());
     for (size_t k = 0; k < sizes.size(); k++) hits[k] = std::vector<std::atomic<int>>(size_t(sizes[k]));
     std::atomic<bool> finished_in_time{true};
@@ -187,12 +188,41 @@ TEST(ThreadPool, TeamLoopsCoverEveryIndexOnceAndTakeOverABlockedShare) {
   }
 }
 
+// By default a team has no more members than the process has usable CPUs
+// (a member without a CPU holds up every barrier); the pool's other threads
+// sit the team out, and loops still use every thread.
+TEST(ThreadPool, ATeamHasNoMoreMembersThanUsableCpus) {
+  const int usable = usable_cpus();
+  ThreadPool pool(usable + 2);
+  EXPECT_EQ(pool.size(), usable + 2);
+  ASSERT_EQ(pool.team_size(), usable);
+  EXPECT_EQ(ThreadPool(usable + 2, 1).team_size(), 1);
+  EXPECT_EQ(ThreadPool(1, 4).team_size(), 1);  // never more than the threads
+  std::vector<std::atomic<int>> ran(size_t(pool.size()));
+  std::vector<std::atomic<int>> hits(10000);
+  for (int repeat = 0; repeat < 10; repeat++)
+    pool.run_team([&](int i) {
+      ran[size_t(i)]++;
+      pool.team_share(i, int64_t(hits.size()));
+      pool.barrier();
+      pool.team_loop(i, [&](int64_t begin, int64_t end, int) {
+        for (int64_t j = begin; j < end; j++) hits[size_t(j)]++;
+      });
+      pool.barrier();
+    });
+  for (int i = 0; i < pool.size(); i++) EXPECT_EQ(ran[size_t(i)].load(), i < usable ? 10 : 0) << "thread " << i;
+  for (size_t j = 0; j < hits.size(); j++) ASSERT_EQ(hits[j].load(), 10) << j;
+  expect_tiles(chunks_of(pool, 1000), 1000);
+}
+
 // The default thread count is one per physical core of what this process
-// may run on (taskset, cgroup cpusets), not of every CPU the machine has.
+// may run on (taskset, cgroup cpusets), not of every CPU the machine has,
+// and no more than its cgroup CPU limit grants.
 TEST(ThreadPool, DefaultThreadsFollowTheCpuAffinity) {
   cpu_set_t all;
   ASSERT_EQ(sched_getaffinity(0, sizeof all, &all), 0);
-  EXPECT_EQ(ThreadPool::default_threads(), physical_cores(allowed_cpus()));
+  const int cores = physical_cores(allowed_cpus()), quota = cpu_quota();
+  EXPECT_EQ(ThreadPool::default_threads(), quota > 0 ? std::min(cores, quota) : cores);
   EXPECT_LE(ThreadPool::default_threads(), CPU_COUNT(&all));
   int first = 0;
   while (!CPU_ISSET(first, &all)) first++;
