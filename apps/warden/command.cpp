@@ -51,7 +51,9 @@ std::vector<CLI::Option*> add_cache_type_options(CLI::App& app, model::KvCacheTy
 }
 
 CLI::Option* add_threads_option(CLI::App& app, int& threads) {
-  return app.add_option("-t,--threads", threads, "Threads (0 = one per physical core this process may use, within its cgroup CPU limit)")
+  return app
+      .add_option("-t,--threads", threads,
+                  "Threads (0 = one per physical core this process may use, within its cgroup CPU limit)")
       ->capture_default_str();
 }
 

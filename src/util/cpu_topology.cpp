@@ -72,9 +72,9 @@ int v2_limit(const std::string& dir) {
 // cgroup v1: a quota of -1 is none.
 int v1_limit(const std::string& dir) {
   double q = 0, p = 0;
-  return parse_number(first_word(dir + "/cpu.cfs_quota_us"), q) && parse_number(first_word(dir + "/cpu.cfs_period_us"), p)
-             ? quota_cpus(q, p)
-             : 0;
+  const bool read = parse_number(first_word(dir + "/cpu.cfs_quota_us"), q) &&
+                    parse_number(first_word(dir + "/cpu.cfs_period_us"), p);
+  return read ? quota_cpus(q, p) : 0;
 }
 
 // The tightest limit in `mount`'s folders for `path` and each of its
