@@ -498,7 +498,7 @@ inline void steps_times(const uint8_t* codes, const int8_t* const qs[NT], __m256
     // Four-bit codes, one load for both nibbles: left to itself the compiler
     // folds the load into each mask, reading the same 32 bytes twice, and the
     // load ports are what this loop runs short of (Q4_K and Q4_0 in cache
-    // about 5 % faster on the VNNI set and 1-8 % on AVX2; five-bit codes
+    // about 5 % faster on the VNNI set, Q4_K faster on AVX2 too; five-bit codes
     // measured level to slower, so they are left be).
     if constexpr (!kFiveBit) asm("" : "+v"(packed));
     __m256i lo = _mm256_and_si256(packed, low4);
