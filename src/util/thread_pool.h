@@ -49,8 +49,8 @@ class ThreadPool {
   // a thread may get several chunks. thread_index is in [0, size()).
   void parallel_for(int64_t n, const Job& fn);
 
-  // Calls fn(thread_index) once on each of the team's threads at the same time, for work
-  // that the threads share out among themselves and that meets at
+  // Calls fn(thread_index) once on each of the team's threads at the same
+  // time, for work that they share out among themselves and that meets at
   // barrier() (a decode step: a few barriers per layer instead of starting
   // and ending a parallel loop per matrix).
   using TeamJob = std::function<void(int)>;
