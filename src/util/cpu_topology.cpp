@@ -52,29 +52,26 @@ int quota_cpus(double quota, double period) {
 // The tighter of two limits, where 0 is none.
 int tighter(int a, int b) { return a == 0 ? b : b == 0 ? a : std::min(a, b); }
 
-// The first word of a file, or "" where it cannot be read.
-std::string first_word(const std::string& path, std::string* second = nullptr) {
+// The first word of a file as a number; false where it cannot be read or is none.
+bool read_number(const std::string& path, double& value) {
   std::ifstream file(path);
   std::string word;
-  file >> word;
-  if (second) file >> *second;
-  return word;
+  return static_cast<bool>(file >> word) && parse_number(word, value);
 }
 
-// cgroup v2: "max PERIOD" or "QUOTA PERIOD".
+// cgroup v2: "QUOTA PERIOD", or "max PERIOD" for none ("max" is no number).
 int v2_limit(const std::string& dir) {
-  std::string period;
-  const std::string quota = first_word(dir + "/cpu.max", &period);
+  std::ifstream file(dir + "/cpu.max");
+  std::string quota, period;
   double q = 0, p = 0;
-  return quota != "max" && parse_number(quota, q) && parse_number(period, p) ? quota_cpus(q, p) : 0;
+  return file >> quota >> period && parse_number(quota, q) && parse_number(period, p) ? quota_cpus(q, p) : 0;
 }
 
 // cgroup v1: a quota of -1 is none.
 int v1_limit(const std::string& dir) {
   double q = 0, p = 0;
-  const bool read = parse_number(first_word(dir + "/cpu.cfs_quota_us"), q) &&
-                    parse_number(first_word(dir + "/cpu.cfs_period_us"), p);
-  return read ? quota_cpus(q, p) : 0;
+  return read_number(dir + "/cpu.cfs_quota_us", q) && read_number(dir + "/cpu.cfs_period_us", p) ? quota_cpus(q, p)
+                                                                                                   : 0;
 }
 
 // The tightest limit in `mount`'s folders for `path` and each of its
@@ -109,7 +106,7 @@ int cpu_quota(const std::string& proc_cgroup, const std::string& cgroup_root) {
     std::stringstream list(controllers);
     for (std::string controller; std::getline(list, controller, ',');)
       if (controller == "cpu")  // mounted as cpu,cpuacct, with cpu as a link to it on most systems
-        for (const std::string& mount : {cgroup_root + "/" + controllers, cgroup_root + "/cpu"})
+        for (const std::string& mount : std::set<std::string>{cgroup_root + "/" + controllers, cgroup_root + "/cpu"})
           found = tighter(found, tightest_up_to_root(mount, path, v1_limit));
   }
   return found;
