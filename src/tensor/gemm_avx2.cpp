@@ -378,6 +378,33 @@ void pack_k4_panel_header(const uint8_t* w, size_t w_row_bytes, int rows, int64_
   }
 }
 
+#if defined(WARDEN_GEMM_VNNI)
+// The VNNI set's Q4_K codes, read by 512-bit registers (q4_k_wide_kernel):
+// per 32-element group, two registers of eight rows' qwords; in register m
+// row r's qword holds its codes 8m..8m+7 in the low nibbles and 16+8m..
+// 16+8m+7 in the high ones. The same bytes as the AVX2 layout, in another
+// order.
+void pack_q4_k_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
+  for (int64_t b = 0; b < n / kQK_K; b++, out += kQ4_KPanelBlock) {
+    for (int g = 0; g < 8; g++) {  // 32-element group g: nibble g%2 of qs[32*(g/2) ..]
+      for (int r = 0; r < kPanelRows; r++) {
+        alignas(32) uint8_t codes[32] = {};
+        if (r < rows) {
+          const __m256i packed = load32(block_of_row<block_q4_k>(w, w_row_bytes, r, b).qs + 32 * (g / 2));
+          _mm256_store_si256(reinterpret_cast<__m256i*>(codes),
+                             _mm256_and_si256(_mm256_srli_epi16(packed, 4 * (g % 2)), _mm256_set1_epi8(0x0F)));
+        }
+        const __m128i low = _mm_load_si128(reinterpret_cast<const __m128i*>(codes));
+        const __m128i high = _mm_load_si128(reinterpret_cast<const __m128i*>(codes + 16));
+        alignas(16) uint8_t pairs[16];  // codes e and 16 + e of the group: nibbles of byte e
+        _mm_store_si128(reinterpret_cast<__m128i*>(pairs), _mm_or_si128(low, _mm_slli_epi16(high, 4)));
+        for (int m = 0; m < 2; m++) std::memcpy(out + kQ4_KCodes + 128 * g + 64 * m + 8 * r, pairs + 8 * m, 8);
+      }
+    }
+    pack_k4_panel_header<block_q4_k>(w, w_row_bytes, rows, b, out);
+  }
+}
+#else
 void pack_q4_k_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
   for (int64_t b = 0; b < n / kQK_K; b++, out += kQ4_KPanelBlock) {
     for (int g = 0; g < 8; g++) {  // 32-element group g: nibble g%2 of qs[32*(g/2) ..]
@@ -394,6 +421,7 @@ void pack_q4_k_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, 
     pack_k4_panel_header<block_q4_k>(w, w_row_bytes, rows, b, out);
   }
 }
+#endif
 
 void pack_q5_k_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
   alignas(32) uint8_t codes[kPanelRows][kQK_K] = {};  // rows past `rows` stay zero
@@ -670,6 +698,78 @@ void k4_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const 
   }
   std::memcpy(out, acc, sizeof acc);
 }
+
+#if defined(WARDEN_GEMM_VNNI)
+// Q4_K on the VNNI set, in 512-bit registers (layout at pack_q4_k_panel):
+// per group, each of the two code registers meets a token's eight
+// activations broadcast as a qword, so lanes 2r and 2r + 1 both hold sums of
+// row r. Each row's group scale is multiplied into both of its lanes, and
+// the pairs are added once per super-block. Half the instructions per code
+// byte of k4_panel_kernel's 256-bit steps, for the same vpdpbusd work (on
+// Zen 4 a 512-bit operation is one instruction for two 256-bit halves): in
+// cache, one token 66-73 -> 82-88 G multiply-adds/s, 64 tokens 102-117 ->
+// 123-124 (BM_Gemm/Q4_K_packed, three alternating runs).
+inline __m512i broadcast8(const int8_t* p) {
+  int64_t eight;
+  std::memcpy(&eight, p, sizeof eight);
+  return _mm512_set1_epi64(eight);
+}
+
+// The 64 group scales of unpack_q4_k_panel_scales as 16 bytes per group,
+// each row's scale twice (the lanes of its two sums).
+inline void pair_group_scales(const uint8_t scales[64], uint8_t pairs[8][16]) {
+  for (int i = 0; i < 2; i++) {  // groups 4i, 4i + 1 in the low 128-bit lane, 4i + 2, 4i + 3 in the high one
+    const __m256i sc = load32(scales + 32 * i);
+    const __m256i low = _mm256_unpacklo_epi8(sc, sc), high = _mm256_unpackhi_epi8(sc, sc);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(pairs[4 * i]), _mm256_castsi256_si128(low));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(pairs[4 * i + 1]), _mm256_castsi256_si128(high));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(pairs[4 * i + 2]), _mm256_extracti128_si256(low, 1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(pairs[4 * i + 3]), _mm256_extracti128_si256(high, 1));
+  }
+}
+
+// GCC 12 warns of the undefined pass-through operand inside its own 512-bit
+// shift and conversion intrinsics (a known false positive of its headers).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+template <int NT>
+void q4_k_wide_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
+  const __m512i low4 = _mm512_set1_epi8(0x0F), high4 = _mm512_set1_epi8(char(0xF0));
+  float acc[NT][8] = {};
+  for (int64_t b = 0; b < nsb; b++, panel += kQ4_KPanelBlock) {
+    alignas(32) uint8_t scales[64], mins[64];
+    alignas(16) uint8_t scale_pairs[8][16];
+    unpack_q4_k_panel_scales(panel + kQ4_KScales, scales, mins);
+    pair_group_scales(scales, scale_pairs);
+    __m512i isum[NT];
+    for (int t = 0; t < NT; t++) isum[t] = _mm512_setzero_si512();
+    for (int g = 0; g < 8; g++) {
+      __m512i lo_sums[NT], hi_sums[NT];  // the high nibbles used in place: 16 times their codes
+      for (int t = 0; t < NT; t++) lo_sums[t] = hi_sums[t] = _mm512_setzero_si512();
+      for (int m = 0; m < 2; m++) {
+        __m512i packed = _mm512_loadu_si512(panel + kQ4_KCodes + 128 * g + 64 * m);
+        asm("" : "+v"(packed));  // one load for both masks, as in steps_times
+        const __m512i lo = _mm512_and_si512(packed, low4), hi = _mm512_and_si512(packed, high4);
+        for (int t = 0; t < NT; t++) {
+          const int8_t* qs = x[t][b].qs + 32 * g + 8 * m;
+          lo_sums[t] = _mm512_dpbusd_epi32(lo_sums[t], lo, broadcast8(qs));
+          hi_sums[t] = _mm512_dpbusd_epi32(hi_sums[t], hi, broadcast8(qs + 16));
+        }
+      }
+      const __m512i scale = _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(scale_pairs[g])));
+      for (int t = 0; t < NT; t++)
+        isum[t] = _mm512_add_epi32(
+            isum[t], _mm512_mullo_epi32(_mm512_add_epi32(lo_sums[t], _mm512_srai_epi32(hi_sums[t], 4)), scale));
+    }
+    __m256i row_sums[NT];  // lane 2r + lane 2r + 1, then the low dword of each qword
+    for (int t = 0; t < NT; t++)
+      row_sums[t] = _mm512_cvtepi64_epi32(_mm512_add_epi32(isum[t], _mm512_srli_epi64(isum[t], 32)));
+    finish_k4_super_block<NT>(panel, mins, x, b, row_sums, acc);
+  }
+  std::memcpy(out, acc, sizeof acc);
+}
+#pragma GCC diagnostic pop
+#endif
 
 // ---- K-quants with 16-element sub-blocks: Q2_K, Q3_K, Q6_K ----------------
 //
@@ -994,7 +1094,11 @@ struct PackedKQuant {
 struct Q4_KPanelKernel {
   template <int NT>
   static void run(const uint8_t* panel, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
+#if defined(WARDEN_GEMM_VNNI)
+    q4_k_wide_kernel<NT>(panel, nsb, x, out);
+#else
     k4_panel_kernel<NT, false>(panel, nsb, x, out);
+#endif
   }
 };
 struct Q5_KPanelKernel {
