@@ -87,6 +87,23 @@ inline void run_steps(Step step) {
 }
 #if defined(WARDEN_GEMM_VNNI)
 constexpr bool kVnni = true;
+
+// The VNNI set's 512-bit kernels (Q8_0, Q4_K) hold eight rows' qwords per
+// register: each row's eight consecutive codes against a token's eight
+// activations broadcast as a qword, so lanes 2r and 2r + 1 both hold sums of
+// row r. Per code byte that is half the instructions of the 256-bit steps
+// for the same vpdpbusd work (on Zen 4 a 512-bit operation is one
+// instruction for two 256-bit halves).
+inline __m512i broadcast8(const int8_t* p) {
+  int64_t eight;
+  std::memcpy(&eight, p, sizeof eight);
+  return _mm512_set1_epi64(eight);
+}
+
+// Row r's sum (lanes 2r + 2r + 1) in lane r of a 256-bit register.
+inline __m256i add_lane_pairs(__m512i v) {
+  return _mm512_cvtepi64_epi32(_mm512_add_epi32(v, _mm512_srli_epi64(v, 32)));
+}
 #else
 constexpr bool kVnni = false;
 #endif
@@ -279,6 +296,22 @@ const Block& block_of_row(const uint8_t* w, size_t w_row_bytes, int r, int64_t b
   return reinterpret_cast<const Block*>(w + size_t(r) * w_row_bytes)[b];
 }
 
+#if defined(WARDEN_GEMM_VNNI)
+// The VNNI set's Q8_0 codes, read by 512-bit registers (q8_0_wide_kernel):
+// per block four registers of eight rows' qwords, row r's codes 8m..8m+7 in
+// register m, each plus 128 (0..255, vpdpbusd's unsigned operand).
+void pack_q8_0_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
+  for (int64_t b = 0; b < n / kQK; b++, out += kQ8_0PanelBlock) {
+    for (int r = 0; r < kPanelRows; r++) {
+      alignas(32) uint8_t codes[32];
+      const __m256i signed_codes = r < rows ? load32(block_of_row<block_q8_0>(w, w_row_bytes, r, b).qs) : _mm256_setzero_si256();
+      _mm256_store_si256(reinterpret_cast<__m256i*>(codes), _mm256_xor_si256(signed_codes, _mm256_set1_epi8(char(0x80))));
+      for (int m = 0; m < 4; m++) std::memcpy(out + 64 * m + 8 * r, codes + 8 * m, 8);
+      store_f16(out + 256 + 2 * r, r < rows ? block_of_row<block_q8_0>(w, w_row_bytes, r, b).d : 0);
+    }
+  }
+}
+#else
 void pack_q8_0_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
   for (int64_t b = 0; b < n / kQK; b++, out += kQ8_0PanelBlock) {
     __m256i steps[8];
@@ -288,6 +321,7 @@ void pack_q8_0_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, 
       store_f16(out + 256 + 2 * r, r < rows ? block_of_row<block_q8_0>(w, w_row_bytes, r, b).d : 0);
   }
 }
+#endif
 
 // Eight steps of codes <= 31 as steps_times reads them: a register
 // of fifth bits (bit s of byte i: code i of step s), then the low nibbles as
@@ -491,6 +525,41 @@ void q8_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const
   }
   for (int t = 0; t < NT; t++) _mm256_storeu_ps(out[t], acc[t]);
 }
+
+#if defined(WARDEN_GEMM_VNNI)
+// Q8_0 on the VNNI set (layout at pack_q8_0_panel): the codes plus 128 go
+// into vpdpbusd as they are, one instruction per 64 bytes and token where the
+// 256-bit steps above spend two sign instructions and a vpdpbusd per 32, and
+// the offset comes back out with each activation block's sum. In cache
+// (BM_Gemm/Q8_0_packed, three alternating runs): 64 tokens 85-90 -> 119-126
+// G multiply-adds/s, one token level (59-61 -> 52-69).
+template <int NT>
+void q8_0_wide_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const float* const xd[NT],
+                      const int32_t* const xsum[NT], float out[NT][8]) {
+  constexpr int kChains = NT == 1 ? 2 : 1;  // one token: two chains of dependent vpdpbusd
+  __m256 acc[NT];
+  for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; b++, panel += kQ8_0PanelBlock) {
+    __m512i chain[NT][kChains];
+    for (auto& token : chain)
+      for (auto& c : token) c = _mm512_setzero_si512();
+    for (int m = 0; m < 4; m++) {
+      const __m512i w = _mm512_loadu_si512(panel + 64 * m);
+      for (int t = 0; t < NT; t++)
+        chain[t][m % kChains] = _mm512_dpbusd_epi32(chain[t][m % kChains], w, broadcast8(x[t][b].qs + 8 * m));
+    }
+    const __m256 wd = load_f16x8(panel + 256);
+    for (int t = 0; t < NT; t++) {
+      __m512i sums = chain[t][0];
+      for (int c = 1; c < kChains; c++) sums = _mm512_add_epi32(sums, chain[t][c]);
+      const __m256i isum = _mm256_sub_epi32(add_lane_pairs(sums), _mm256_set1_epi32(128 * xsum[t][b]));
+      const __m256 scale = _mm256_mul_ps(wd, _mm256_broadcast_ss(xd[t] + b));
+      acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; t++) _mm256_storeu_ps(out[t], acc[t]);
+}
+#endif
 
 // Eight steps of codes against NT tokens' activations at qs[t] (32 int8
 // each), added into sums[t]. Four-bit codes (Q4_0, Q4_1, Q4_K): four
@@ -700,21 +769,12 @@ void k4_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const 
 }
 
 #if defined(WARDEN_GEMM_VNNI)
-// Q4_K on the VNNI set, in 512-bit registers (layout at pack_q4_k_panel):
-// per group, each of the two code registers meets a token's eight
-// activations broadcast as a qword, so lanes 2r and 2r + 1 both hold sums of
-// row r. Each row's group scale is multiplied into both of its lanes, and
-// the pairs are added once per super-block. Half the instructions per code
-// byte of k4_panel_kernel's 256-bit steps, for the same vpdpbusd work (on
-// Zen 4 a 512-bit operation is one instruction for two 256-bit halves): in
-// cache, one token 66-73 -> 82-88 G multiply-adds/s, 64 tokens 102-117 ->
-// 123-124 (BM_Gemm/Q4_K_packed, three alternating runs).
-inline __m512i broadcast8(const int8_t* p) {
-  int64_t eight;
-  std::memcpy(&eight, p, sizeof eight);
-  return _mm512_set1_epi64(eight);
-}
-
+// Q4_K on the VNNI set, in 512-bit registers (see broadcast8; layout at
+// pack_q4_k_panel): each row's group scale is multiplied into both of its
+// lanes, and the pairs are added once per super-block. Against
+// k4_panel_kernel's 256-bit steps, in cache: one token 66-73 -> 82-88 G
+// multiply-adds/s, 64 tokens 102-117 -> 123-124 (BM_Gemm/Q4_K_packed, three
+// alternating runs).
 // The 64 group scales of unpack_q4_k_panel_scales as 16 bytes per group,
 // each row's scale twice (the lanes of its two sums).
 inline void pair_group_scales(const uint8_t scales[64], uint8_t pairs[8][16]) {
@@ -728,10 +788,6 @@ inline void pair_group_scales(const uint8_t scales[64], uint8_t pairs[8][16]) {
   }
 }
 
-// GCC 12 warns of the undefined pass-through operand inside its own 512-bit
-// shift and conversion intrinsics (a known false positive of its headers).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 template <int NT>
 void q4_k_wide_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
   const __m512i low4 = _mm512_set1_epi8(0x0F), high4 = _mm512_set1_epi8(char(0xF0));
@@ -761,14 +817,12 @@ void q4_k_wide_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const
         isum[t] = _mm512_add_epi32(
             isum[t], _mm512_mullo_epi32(_mm512_add_epi32(lo_sums[t], _mm512_srai_epi32(hi_sums[t], 4)), scale));
     }
-    __m256i row_sums[NT];  // lane 2r + lane 2r + 1, then the low dword of each qword
-    for (int t = 0; t < NT; t++)
-      row_sums[t] = _mm512_cvtepi64_epi32(_mm512_add_epi32(isum[t], _mm512_srli_epi64(isum[t], 32)));
+    __m256i row_sums[NT];
+    for (int t = 0; t < NT; t++) row_sums[t] = add_lane_pairs(isum[t]);
     finish_k4_super_block<NT>(panel, mins, x, b, row_sums, acc);
   }
   std::memcpy(out, acc, sizeof acc);
 }
-#pragma GCC diagnostic pop
 #endif
 
 // ---- K-quants with 16-element sub-blocks: Q2_K, Q3_K, Q6_K ----------------
@@ -1127,11 +1181,15 @@ using PackedQ6_K = PackedKQuant<kQ6_KPanelBlock, pack_q6_k_panel, SubBlockPanelK
 // tokens' accumulators still fit the registers (BM_Gemm Q8_0 at 64 tokens:
 // 62 -> 66 GMAC/s); Q4_0 gained nothing measurable from six.
 struct Q8_0PanelKernel {
-  static constexpr int kOffset = 0, kGroup = 6;
+  static constexpr int kOffset = kVnni ? 128 : 0, kGroup = 6;  // the VNNI set stores its codes plus 128
   template <int NT>
   static void run(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const float* const xd[NT],
-                  const int32_t* const*, float out[NT][8]) {
+                  const int32_t* const xsum[NT], float out[NT][8]) {
+#if defined(WARDEN_GEMM_VNNI)
+    q8_0_wide_kernel<NT>(panel, nb, x, xd, xsum, out);
+#else
     q8_0_panel_kernel<NT>(panel, nb, x, xd, out);
+#endif
   }
 };
 struct Q4_0PanelKernel {
