@@ -23,7 +23,9 @@
 // gemm_avx512vnni.cpp compiles this file a second time with
 // WARDEN_GEMM_VNNI, for CPUs with AVX512-VNNI (and VL): there the int8 dot
 // of four byte pairs into a 32-bit lane is one instruction (vpdpbusd on
-// 256-bit registers) instead of three. Same layouts, same exact integers.
+// 256-bit registers) instead of three, and Q4_K and Q8_0 run in 512-bit
+// registers over panels in an order of their own (see broadcast8). Same
+// exact integers.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -39,38 +41,6 @@ namespace warden::tensor {
 namespace {
 
 inline __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
-
-// acc + the sums of four products u * s per 32-bit lane (u unsigned, s
-// signed bytes). Without VNNI the pairs' int16 sums cannot saturate where
-// this is used (|u| <= 128, |s| <= 127).
-inline __m256i dot4_add(__m256i acc, __m256i u, __m256i s) {
-#if defined(WARDEN_GEMM_VNNI)
-  return _mm256_dpbusd_epi32(acc, u, s);
-#else
-  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
-#endif
-}
-
-// Accumulators per token for a product of few tokens: with VNNI one chain of
-// dependent vpdpbusd per token would bind decode (one token) to their
-// latency, so its steps are spread over kDotChains accumulators; with more
-// tokens the different tokens' chains overlap anyway. AVX2's chains are of
-// one-cycle adds.
-template <int NT>
-#if defined(WARDEN_GEMM_VNNI)
-constexpr int kDotChains = NT == 1 ? 4 : NT == 2 ? 2 : 1;
-#else
-constexpr int kDotChains = 1;
-#endif
-
-// Each token's sum of its chains.
-template <int NT, int kChains>
-inline void sum_chains(const __m256i chain[NT][kChains], __m256i sums[NT]) {
-  for (int t = 0; t < NT; t++) {
-    sums[t] = chain[t][0];
-    for (int c = 1; c < kChains; c++) sums[t] = _mm256_add_epi32(sums[t], chain[t][c]);
-  }
-}
 
 // Runs step(0) .. step(n - 1), unrolled or not: unrolled, AVX2 with several
 // tokens interleaves steps until its accumulators no longer fit the 16
@@ -303,11 +273,13 @@ const Block& block_of_row(const uint8_t* w, size_t w_row_bytes, int r, int64_t b
 void pack_q8_0_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
   for (int64_t b = 0; b < n / kQK; b++, out += kQ8_0PanelBlock) {
     for (int r = 0; r < kPanelRows; r++) {
+      const block_q8_0* blk = r < rows ? &block_of_row<block_q8_0>(w, w_row_bytes, r, b) : nullptr;
+      const __m256i signed_codes = blk ? load32(blk->qs) : _mm256_setzero_si256();
       alignas(32) uint8_t codes[32];
-      const __m256i signed_codes = r < rows ? load32(block_of_row<block_q8_0>(w, w_row_bytes, r, b).qs) : _mm256_setzero_si256();
-      _mm256_store_si256(reinterpret_cast<__m256i*>(codes), _mm256_xor_si256(signed_codes, _mm256_set1_epi8(char(0x80))));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(codes),
+                         _mm256_xor_si256(signed_codes, _mm256_set1_epi8(char(0x80))));
       for (int m = 0; m < 4; m++) std::memcpy(out + 64 * m + 8 * r, codes + 8 * m, 8);
-      store_f16(out + 256 + 2 * r, r < rows ? block_of_row<block_q8_0>(w, w_row_bytes, r, b).d : 0);
+      store_f16(out + 256 + 2 * r, blk ? blk->d : 0);
     }
   }
 }
@@ -496,27 +468,27 @@ inline void unpack_q4_k_panel_scales(const uint8_t* packed, uint8_t scales[64], 
   }
 }
 
+#if !defined(WARDEN_GEMM_VNNI)
+// Q8_0 on AVX2: maddubs takes an unsigned and a signed operand, so w * x is
+// |w| * (x with w's sign); the pairs' int16 sums cannot saturate (|w| <= 128,
+// |x| <= 127).
 template <int NT>
 void q8_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const float* const xd[NT],
                        float out[NT][8]) {
+  const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc[NT];
   for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; b++, panel += kQ8_0PanelBlock) {
-    constexpr int kChains = kDotChains<NT>;
-    __m256i chain[NT][kChains];
-    for (auto& token : chain)
-      for (auto& c : token) c = _mm256_setzero_si256();
-    run_steps<8, kVnni>([&](int s) {
+    __m256i isum[NT];
+    for (int t = 0; t < NT; t++) isum[t] = _mm256_setzero_si256();
+    run_steps<8, false>([&](int s) {
       const __m256i w = load32(panel + 32 * s);
       const __m256i w_abs = _mm256_sign_epi8(w, w);
-      // |w| * (x with w's sign) = w * x.
       for (int t = 0; t < NT; t++) {
-        __m256i& a = chain[t][s % kChains];
-        a = dot4_add(a, w_abs, _mm256_sign_epi8(broadcast4(x[t][b].qs + 4 * s), w));
+        const __m256i pairs = _mm256_maddubs_epi16(w_abs, _mm256_sign_epi8(broadcast4(x[t][b].qs + 4 * s), w));
+        isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(pairs, ones));
       }
     });
-    __m256i isum[NT];
-    sum_chains<NT, kChains>(chain, isum);
     const __m256 wd = load_f16x8(panel + 256);
     for (int t = 0; t < NT; t++) {
       const __m256 scale = _mm256_mul_ps(wd, _mm256_broadcast_ss(xd[t] + b));
@@ -525,11 +497,10 @@ void q8_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const
   }
   for (int t = 0; t < NT; t++) _mm256_storeu_ps(out[t], acc[t]);
 }
-
-#if defined(WARDEN_GEMM_VNNI)
+#else
 // Q8_0 on the VNNI set (layout at pack_q8_0_panel): the codes plus 128 go
-// into vpdpbusd as they are, one instruction per 64 bytes and token where the
-// 256-bit steps above spend two sign instructions and a vpdpbusd per 32, and
+// into vpdpbusd as they are, one instruction per 64 bytes and token where
+// 256-bit steps spent two sign instructions and a vpdpbusd per 32, and
 // the offset comes back out with each activation block's sum. In cache
 // (BM_Gemm/Q8_0_packed, three alternating runs): 64 tokens 85-90 -> 119-126
 // G multiply-adds/s, one token level (59-61 -> 52-69).
@@ -769,12 +740,6 @@ void k4_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const 
 }
 
 #if defined(WARDEN_GEMM_VNNI)
-// Q4_K on the VNNI set, in 512-bit registers (see broadcast8; layout at
-// pack_q4_k_panel): each row's group scale is multiplied into both of its
-// lanes, and the pairs are added once per super-block. Against
-// k4_panel_kernel's 256-bit steps, in cache: one token 66-73 -> 82-88 G
-// multiply-adds/s, 64 tokens 102-117 -> 123-124 (BM_Gemm/Q4_K_packed, three
-// alternating runs).
 // The 64 group scales of unpack_q4_k_panel_scales as 16 bytes per group,
 // each row's scale twice (the lanes of its two sums).
 inline void pair_group_scales(const uint8_t scales[64], uint8_t pairs[8][16]) {
@@ -788,6 +753,12 @@ inline void pair_group_scales(const uint8_t scales[64], uint8_t pairs[8][16]) {
   }
 }
 
+// Q4_K on the VNNI set, in 512-bit registers (see broadcast8; layout at
+// pack_q4_k_panel): each row's group scale is multiplied into both of its
+// lanes, and the pairs are added once per super-block. Against
+// k4_panel_kernel's 256-bit steps, in cache: one token 66-73 -> 82-88 G
+// multiply-adds/s, 64 tokens 102-117 -> 123-124 (BM_Gemm/Q4_K_packed, three
+// alternating runs).
 template <int NT>
 void q4_k_wide_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
   const __m512i low4 = _mm512_set1_epi8(0x0F), high4 = _mm512_set1_epi8(char(0xF0));
