@@ -74,6 +74,16 @@ inline __m512i broadcast8(const int8_t* p) {
 inline __m256i add_lane_pairs(__m512i v) {
   return _mm512_cvtepi64_epi32(_mm512_add_epi32(v, _mm512_srli_epi64(v, 32)));
 }
+
+// Two consecutive 256-bit steps (dword r: four codes of row r) as one
+// 512-bit register of qwords (qword r: the eight codes of row r).
+inline void store_qword_steps(__m256i first, __m256i second, uint8_t* out) {
+  const __m256i rows_0145 = _mm256_unpacklo_epi32(first, second), rows_2367 = _mm256_unpackhi_epi32(first, second);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(rows_0145));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16), _mm256_castsi256_si128(rows_2367));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 32), _mm256_extracti128_si256(rows_0145, 1));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 48), _mm256_extracti128_si256(rows_2367, 1));
+}
 #else
 constexpr bool kVnni = false;
 #endif
@@ -141,10 +151,11 @@ constexpr int steps_per_int16(int max_code) {
 
 // A packed K-quant panel expanded for many tokens (gemm_packed_expanding),
 // per super-block: 64 registers of interleaved codes (register s of a
-// 32-element group: codes 4s..4s+3 of rows 0..7), 16
-// registers of int16 scales per 16-element sub-block (lane pair of row r =
-// its scale, twice), 8 of int16 mins (lane pair of row r = its mins of
-// sub-blocks 2j, 2j + 1), and the eight rows' d and dmin.
+// 32-element group: codes 4s..4s+3 of rows 0..7; on the VNNI set the same
+// bytes as qword steps, see store_sub_block), 16 registers of scales per
+// 16-element sub-block (lane pair of row r = its scale, twice: int16, or
+// int32 in 512-bit registers on the VNNI set), 8 of int16 mins (lane pair of
+// row r = its mins of sub-blocks 2j, 2j + 1), and the eight rows' d and dmin.
 struct SuperPanel {
   std::vector<uint8_t> q, scale, min;
   std::vector<float> d, dmin;
@@ -160,6 +171,52 @@ inline void add_super_block(float acc[8], __m256 wd, __m256 wdmin, float xd, __m
   _mm256_storeu_ps(acc, a);
 }
 
+// The end of an expanded super-block: the mins against the activations'
+// sub-block sums, then the float scales.
+template <int NT>
+inline void finish_expanded_super_block(const SuperPanel& p, int64_t b, const block_q8_k* const x[NT],
+                                        const __m256i isum[NT], float acc[NT][8]) {
+  const __m256 wd = _mm256_loadu_ps(p.d.data() + b * 8), wdmin = _mm256_loadu_ps(p.dmin.data() + b * 8);
+  for (int t = 0; t < NT; t++) {
+    __m256i mins = _mm256_setzero_si256();
+    for (int j = 0; j < 8; j++) {
+      int32_t two;
+      std::memcpy(&two, x[t][b].bsums + 2 * j, sizeof two);
+      mins = _mm256_add_epi32(mins, _mm256_madd_epi16(load32(p.min.data() + (b * 8 + j) * 32), _mm256_set1_epi32(two)));
+    }
+    add_super_block(acc[t], wd, wdmin, x[t][b].d, isum[t], mins);
+  }
+}
+
+#if defined(WARDEN_GEMM_VNNI)
+// On the VNNI set: per 16-element sub-block two 512-bit registers of qword
+// steps (see broadcast8), each against a qword of a token's activations,
+// and the sub-block's row scales as int32 in both lanes of each pair
+// (kSteps, AVX2's int16 limit, does not apply to vpdpbusd's int32 sums).
+template <int NT, int kSteps>
+void super_panel_times_q8_k(const SuperPanel& p, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
+  float acc[NT][8] = {};
+  for (int64_t b = 0; b < nsb; b++) {
+    const uint8_t* wq = p.q.data() + b * 64 * 32;
+    __m512i isum[NT];
+    for (int t = 0; t < NT; t++) isum[t] = _mm512_setzero_si512();
+    for (int j = 0; j < 16; j++) {
+      const __m512i scale = _mm512_loadu_si512(p.scale.data() + (b * 16 + j) * 64);
+      const __m512i w0 = _mm512_loadu_si512(wq + 128 * j), w1 = _mm512_loadu_si512(wq + 128 * j + 64);
+      for (int t = 0; t < NT; t++) {
+        const int8_t* xq = x[t][b].qs + 16 * j;
+        const __m512i sum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), w0, broadcast8(xq)), w1,
+                                                broadcast8(xq + 8));
+        isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(sum, scale));
+      }
+    }
+    __m256i row_sums[NT];
+    for (int t = 0; t < NT; t++) row_sums[t] = add_lane_pairs(isum[t]);
+    finish_expanded_super_block<NT>(p, b, x, row_sums, acc);
+  }
+  std::memcpy(out, acc, sizeof acc);
+}
+#else
 template <int NT, int kSteps>
 void super_panel_times_q8_k(const SuperPanel& p, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
   float acc[NT][8] = {};
@@ -184,19 +241,11 @@ void super_panel_times_q8_k(const SuperPanel& p, int64_t nsb, const block_q8_k* 
         for (int t = 0; t < NT; t++) isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(sum16[t], scale));
       }
     }
-    const __m256 wd = _mm256_loadu_ps(p.d.data() + b * 8), wdmin = _mm256_loadu_ps(p.dmin.data() + b * 8);
-    for (int t = 0; t < NT; t++) {
-      __m256i mins = _mm256_setzero_si256();
-      for (int j = 0; j < 8; j++) {
-        int32_t two;
-        std::memcpy(&two, x[t][b].bsums + 2 * j, sizeof two);
-        mins = _mm256_add_epi32(mins, _mm256_madd_epi16(load32(p.min.data() + (b * 8 + j) * 32), _mm256_set1_epi32(two)));
-      }
-      add_super_block(acc[t], wd, wdmin, x[t][b].d, isum[t], mins);
-    }
+    finish_expanded_super_block<NT>(p, b, x, isum, acc);
   }
   std::memcpy(out, acc, sizeof acc);
 }
+#endif
 
 
 // ---- Packed layouts: weights rearranged once, read directly ---------------
@@ -384,33 +433,6 @@ void pack_k4_panel_header(const uint8_t* w, size_t w_row_bytes, int rows, int64_
   }
 }
 
-#if defined(WARDEN_GEMM_VNNI)
-// The VNNI set's Q4_K codes, read by 512-bit registers (q4_k_wide_kernel):
-// per 32-element group, two registers of eight rows' qwords; in register m
-// row r's qword holds its codes 8m..8m+7 in the low nibbles and 16+8m..
-// 16+8m+7 in the high ones. The same bytes as the AVX2 layout, in another
-// order.
-void pack_q4_k_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
-  for (int64_t b = 0; b < n / kQK_K; b++, out += kQ4_KPanelBlock) {
-    for (int g = 0; g < 8; g++) {  // 32-element group g: nibble g%2 of qs[32*(g/2) ..]
-      for (int r = 0; r < kPanelRows; r++) {
-        alignas(32) uint8_t codes[32] = {};
-        if (r < rows) {
-          const __m256i packed = load32(block_of_row<block_q4_k>(w, w_row_bytes, r, b).qs + 32 * (g / 2));
-          _mm256_store_si256(reinterpret_cast<__m256i*>(codes),
-                             _mm256_and_si256(_mm256_srli_epi16(packed, 4 * (g % 2)), _mm256_set1_epi8(0x0F)));
-        }
-        const __m128i low = _mm_load_si128(reinterpret_cast<const __m128i*>(codes));
-        const __m128i high = _mm_load_si128(reinterpret_cast<const __m128i*>(codes + 16));
-        alignas(16) uint8_t pairs[16];  // codes e and 16 + e of the group: nibbles of byte e
-        _mm_store_si128(reinterpret_cast<__m128i*>(pairs), _mm_or_si128(low, _mm_slli_epi16(high, 4)));
-        for (int m = 0; m < 2; m++) std::memcpy(out + kQ4_KCodes + 128 * g + 64 * m + 8 * r, pairs + 8 * m, 8);
-      }
-    }
-    pack_k4_panel_header<block_q4_k>(w, w_row_bytes, rows, b, out);
-  }
-}
-#else
 void pack_q4_k_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
   for (int64_t b = 0; b < n / kQK_K; b++, out += kQ4_KPanelBlock) {
     for (int g = 0; g < 8; g++) {  // 32-element group g: nibble g%2 of qs[32*(g/2) ..]
@@ -422,12 +444,21 @@ void pack_q4_k_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, 
             return _mm256_and_si256(_mm256_srli_epi16(packed, 4 * (g % 2)), _mm256_set1_epi8(0x0F));
           },
           steps);
+#if defined(WARDEN_GEMM_VNNI)
+      // For q4_k_wide_kernel: the nibble pairs of steps (0, 4) and (1, 5),
+      // then (2, 6) and (3, 7), as qword steps: register m's qword r holds row
+      // r's codes 8m..8m+7 in its low nibbles and 16+8m..16+8m+7 in its high ones.
+      for (int m = 0; m < 2; m++)
+        store_qword_steps(_mm256_or_si256(steps[2 * m], _mm256_slli_epi16(steps[2 * m + 4], 4)),
+                          _mm256_or_si256(steps[2 * m + 1], _mm256_slli_epi16(steps[2 * m + 5], 4)),
+                          out + kQ4_KCodes + 128 * g + 64 * m);
+#else
       store_nibble_pairs(steps, out + kQ4_KCodes + 128 * g);
+#endif
     }
     pack_k4_panel_header<block_q4_k>(w, w_row_bytes, rows, b, out);
   }
 }
-#endif
 
 void pack_q5_k_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
   alignas(32) uint8_t codes[kPanelRows][kQK_K] = {};  // rows past `rows` stay zero
@@ -1482,12 +1513,37 @@ void gemm_packing(const uint8_t* w, size_t w_row_bytes, int64_t n_rows, const ui
 // (a SuperPanel), once for all the tokens.
 constexpr int64_t kExpandTokens = 16;
 
+// A sub-block's bytes in a SuperPanel: 128 of codes, the scale register.
+constexpr size_t kExpandedScaleBytes = kVnni ? 64 : 32;
+
 void resize_super_panel(SuperPanel& p, int64_t nsb) {
   p.q.resize(size_t(nsb) * 64 * 32);
-  p.scale.resize(size_t(nsb) * 16 * 32);
+  p.scale.resize(size_t(nsb) * 16 * kExpandedScaleBytes);
   p.min.resize(size_t(nsb) * 8 * 32);
   p.d.resize(size_t(nsb) * 8);
   p.dmin.resize(size_t(nsb) * 8);
+}
+
+// A 16-element sub-block's four steps of codes, as super_panel_times_q8_k reads them.
+inline void store_sub_block(const __m256i steps[4], uint8_t* out) {
+#if defined(WARDEN_GEMM_VNNI)
+  store_qword_steps(steps[0], steps[1], out);
+  store_qword_steps(steps[2], steps[3], out + 64);
+#else
+  for (int k = 0; k < 4; k++) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32 * k), steps[k]);
+#endif
+}
+
+// A sub-block's eight row scales (the low 8 bytes of sc8, signed or not),
+// each twice, as super_panel_times_q8_k reads them.
+template <bool kSigned>
+inline void store_sub_block_scale(__m128i sc8, uint8_t* out) {
+  const __m128i twice = _mm_unpacklo_epi8(sc8, sc8);
+#if defined(WARDEN_GEMM_VNNI)
+  _mm512_storeu_si512(out, kSigned ? _mm512_cvtepi8_epi32(twice) : _mm512_cvtepu8_epi32(twice));
+#else
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), kSigned ? _mm256_cvtepi8_epi16(twice) : _mm256_cvtepu8_epi16(twice));
+#endif
 }
 
 void expand_q5_k_panel(const uint8_t* panel, int64_t nsb, SuperPanel& p) {
@@ -1497,22 +1553,21 @@ void expand_q5_k_panel(const uint8_t* panel, int64_t nsb, SuperPanel& p) {
     for (int g = 0; g < 8; g++) {  // as steps_times reads them
       const uint8_t* group = panel + kQ5_KGroups + g * kQ5_KGroupBytes;
       const __m256i fifth = load32(group);
+      __m256i lo[4], hi[4];  // steps 0-3 (sub-block 2g) and 4-7 (2g + 1)
       for (int k = 0; k < 4; k++) {
         const __m256i packed = load32(group + 32 + 32 * k);
-        const __m256i lo = _mm256_or_si256(_mm256_and_si256(packed, low4),
-                                           _mm256_and_si256(_mm256_slli_epi16(fifth, 4 - k), bit4));
-        const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(packed, 4), low4),
-                                           _mm256_and_si256(_mm256_srli_epi16(fifth, k), bit4));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.q.data() + ((b * 8 + g) * 8 + k) * 32), lo);
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.q.data() + ((b * 8 + g) * 8 + k + 4) * 32), hi);
+        lo[k] = _mm256_or_si256(_mm256_and_si256(packed, low4), _mm256_and_si256(_mm256_slli_epi16(fifth, 4 - k), bit4));
+        hi[k] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(packed, 4), low4),
+                                _mm256_and_si256(_mm256_srli_epi16(fifth, k), bit4));
       }
+      store_sub_block(lo, p.q.data() + (b * 16 + 2 * g) * 128);
+      store_sub_block(hi, p.q.data() + (b * 16 + 2 * g + 1) * 128);
     }
     alignas(32) uint8_t scales[64], mins[64];
     unpack_q4_k_panel_scales(panel + kQ4_KScales, scales, mins);
     for (int j = 0; j < 16; j++) {  // (sc, sc) per row: 16-element sub-block j is in group j / 2
       const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + 8 * (j / 2)));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.scale.data() + (b * 16 + j) * 32),
-                          _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sc8, sc8)));
+      store_sub_block_scale<false>(sc8, p.scale.data() + (b * 16 + j) * kExpandedScaleBytes);
     }
     for (int g = 0; g < 8; g++) {  // (min, min) per row: both sub-blocks of group g
       auto* pair = reinterpret_cast<int16_t*>(p.min.data() + (b * 8 + g) * 32);
@@ -1530,14 +1585,12 @@ void expand_sub_block_panel(const uint8_t* panel, int64_t nsb, SuperPanel& p) {
     for (int j = 0; j < 16; j++) {  // steps 4j .. 4j + 3
       __m256i c[4];
       L::codes(panel, j, c);
-      for (int k = 0; k < 4; k++)
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.q.data() + (b * 64 + 4 * j + k) * 32), c[k]);
+      store_sub_block(c, p.q.data() + (b * 16 + j) * 128);
     }
     const typename L::Scales sc(panel);
     for (int j = 0; j < 16; j++) {  // (sc, sc) per row
       const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc.scales() + 8 * j));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.scale.data() + (b * 16 + j) * 32),
-                          _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(sc8, sc8)));
+      store_sub_block_scale<true>(sc8, p.scale.data() + (b * 16 + j) * kExpandedScaleBytes);
     }
     __m256i pairs[8];  // the corrections as mins: a code offset o is a min of o * sc
     correction_pairs(sc.corrections(), pairs);
