@@ -23,9 +23,9 @@
 // gemm_avx512vnni.cpp compiles this file a second time with
 // WARDEN_GEMM_VNNI, for CPUs with AVX512-VNNI (and VL): there the int8 dot
 // of four byte pairs into a 32-bit lane is one instruction (vpdpbusd on
-// 256-bit registers) instead of three, and Q4_K and Q8_0 run in 512-bit
-// registers over panels in an order of their own (see broadcast8). Same
-// exact integers.
+// 256-bit registers) instead of three, and Q4_K, Q8_0 and the expanded
+// K-quant panels run in 512-bit registers over panels in an order of their
+// own (see broadcast8). Same exact integers.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -58,7 +58,8 @@ inline void run_steps(Step step) {
 #if defined(WARDEN_GEMM_VNNI)
 constexpr bool kVnni = true;
 
-// The VNNI set's 512-bit kernels (Q8_0, Q4_K) hold eight rows' qwords per
+// The VNNI set's 512-bit kernels (Q8_0, Q4_K, the expanded K-quant panels
+// of super_panel_times_q8_k) hold eight rows' qwords per
 // register: each row's eight consecutive codes against a token's eight
 // activations broadcast as a qword, so lanes 2r and 2r + 1 both hold sums of
 // row r. Per code byte that is half the instructions of the 256-bit steps
@@ -217,6 +218,8 @@ void super_panel_times_q8_k(const SuperPanel& p, int64_t nsb, const block_q8_k* 
   std::memcpy(out, acc, sizeof acc);
 }
 #else
+// On AVX2: maddubs sums kSteps steps (steps_per_int16 of the largest code)
+// in int16 lanes, and madd scales them into int32 sums.
 template <int NT, int kSteps>
 void super_panel_times_q8_k(const SuperPanel& p, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
   float acc[NT][8] = {};
@@ -285,7 +288,8 @@ constexpr size_t kQ5_1Codes = kQ5_0Codes, kQ5_1PanelBlock = kQ5_1Codes + 2 * 8 *
 // Q4_K: per super-block, the rows' 12 bytes of 6-bit scales and mins as in
 // the file, byte k of row r at 8k + r (so the panel is no larger than the
 // rows), 8 f16 d, 8 f16 dmin, then 32 registers of codes (per 32-element
-// group g, 4 registers: low nibbles steps 8g..8g+3, high nibbles 8g+4..8g+7).
+// group, 4 registers: low nibbles steps 0..3, high nibbles 4..7; on the VNNI
+// set the same bytes as qword steps, see pack_q4_k_panel).
 constexpr size_t kQ4_KScales = 0, kQ4_KD = 96, kQ4_KCodes = kQ4_KD + 16 + 16;
 constexpr size_t kQ4_KPanelBlock = kQ4_KCodes + 32 * 32;
 // Q5_K: the same scales, d and dmin, then per 32-element group g one
@@ -315,34 +319,24 @@ const Block& block_of_row(const uint8_t* w, size_t w_row_bytes, int r, int64_t b
   return reinterpret_cast<const Block*>(w + size_t(r) * w_row_bytes)[b];
 }
 
-#if defined(WARDEN_GEMM_VNNI)
-// The VNNI set's Q8_0 codes, read by 512-bit registers (q8_0_wide_kernel):
-// per block four registers of eight rows' qwords, row r's codes 8m..8m+7 in
-// register m, each plus 128 (0..255, vpdpbusd's unsigned operand).
-void pack_q8_0_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
-  for (int64_t b = 0; b < n / kQK; b++, out += kQ8_0PanelBlock) {
-    for (int r = 0; r < kPanelRows; r++) {
-      const block_q8_0* blk = r < rows ? &block_of_row<block_q8_0>(w, w_row_bytes, r, b) : nullptr;
-      const __m256i signed_codes = blk ? load32(blk->qs) : _mm256_setzero_si256();
-      alignas(32) uint8_t codes[32];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(codes),
-                         _mm256_xor_si256(signed_codes, _mm256_set1_epi8(char(0x80))));
-      for (int m = 0; m < 4; m++) std::memcpy(out + 64 * m + 8 * r, codes + 8 * m, 8);
-      store_f16(out + 256 + 2 * r, blk ? blk->d : 0);
-    }
-  }
-}
-#else
 void pack_q8_0_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8_t* out) {
   for (int64_t b = 0; b < n / kQK; b++, out += kQ8_0PanelBlock) {
     __m256i steps[8];
     transpose_rows(rows, [&](int r) { return load32(block_of_row<block_q8_0>(w, w_row_bytes, r, b).qs); }, steps);
+#if defined(WARDEN_GEMM_VNNI)
+    // For q8_0_wide_kernel: qword steps (register m's qword r: row r's codes
+    // 8m..8m+7), each code plus 128 (0..255, vpdpbusd's unsigned operand).
+    const __m256i plus_128 = _mm256_set1_epi8(char(0x80));
+    for (int m = 0; m < 4; m++)
+      store_qword_steps(_mm256_xor_si256(steps[2 * m], plus_128), _mm256_xor_si256(steps[2 * m + 1], plus_128),
+                        out + 64 * m);
+#else
     for (int s = 0; s < 8; s++) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32 * s), steps[s]);
+#endif
     for (int r = 0; r < kPanelRows; r++)
       store_f16(out + 256 + 2 * r, r < rows ? block_of_row<block_q8_0>(w, w_row_bytes, r, b).d : 0);
   }
 }
-#endif
 
 // Eight steps of codes <= 31 as steps_times reads them: a register
 // of fifth bits (bit s of byte i: code i of step s), then the low nibbles as
@@ -529,7 +523,7 @@ void q8_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const
   for (int t = 0; t < NT; t++) _mm256_storeu_ps(out[t], acc[t]);
 }
 #else
-// Q8_0 on the VNNI set (layout at pack_q8_0_panel): the codes plus 128 go
+// Q8_0 on the VNNI set (see broadcast8; layout at pack_q8_0_panel): the codes plus 128 go
 // into vpdpbusd as they are, one instruction per 64 bytes and token where
 // 256-bit steps spent two sign instructions and a vpdpbusd per 32, and
 // the offset comes back out with each activation block's sum. In cache
@@ -644,16 +638,14 @@ inline __m256i group_sum(__m256i sums) {
 #endif
 }
 
-// The same times each row's scale (8 unsigned bytes, one per row).
+#if !defined(WARDEN_GEMM_VNNI)  // the VNNI set's Q4_K is q4_k_wide_kernel
+// The same times each row's scale (8 unsigned bytes, one per row): lane
+// pair of row r = its scale twice, madd gives scale * (a + b).
 inline __m256i scaled_group_sum(__m256i sums, const uint8_t* row_scales) {
   const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(row_scales));
-#if defined(WARDEN_GEMM_VNNI)
-  return _mm256_mullo_epi32(sums, _mm256_cvtepu8_epi32(sc8));
-#else
-  // Lane pair of row r = its scale twice: madd gives scale * (a + b).
   return _mm256_madd_epi16(sums, _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sc8, sc8)));
-#endif
 }
+#endif
 
 // Each token's int32 sums (a lane per row) of block b's codes times its 32
 // activations: four-bit codes (Q4_0, Q4_1) or five-bit ones (Q5_0, Q5_1).
@@ -739,9 +731,11 @@ inline void finish_k4_super_block(const uint8_t* panel, const uint8_t mins[64], 
 }
 
 // Q4_K and Q5_K: per 32-element group, the codes' sums times the group's
-// scale (four-bit sums as int16 lanes on AVX2, see steps_times).
+// scale (four-bit sums as int16 lanes on AVX2, see steps_times; the VNNI
+// set's Q4_K is q4_k_wide_kernel).
 template <int NT, bool kFiveBit>
 void k4_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
+  static_assert(kFiveBit || !kVnni);
   constexpr size_t kGroups = kFiveBit ? kQ5_KGroups : kQ4_KCodes, kGroupBytes = kFiveBit ? kQ5_KGroupBytes : 128;
   constexpr size_t kBlock = kFiveBit ? kQ5_KPanelBlock : kQ4_KPanelBlock;
   float acc[NT][8] = {};
@@ -761,9 +755,12 @@ void k4_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const 
       if constexpr (kFiveBit) {  // int32 sums on both kernel sets
         const __m256i scale = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + 8 * g)));
         for (int t = 0; t < NT; t++) isum[t] = _mm256_add_epi32(isum[t], _mm256_mullo_epi32(sums[t], scale));
-      } else {
+      }
+#if !defined(WARDEN_GEMM_VNNI)
+      else {
         for (int t = 0; t < NT; t++) isum[t] = _mm256_add_epi32(isum[t], scaled_group_sum(sums[t], scales + 8 * g));
       }
+#endif
     }
     finish_k4_super_block<NT>(panel, mins, x, b, isum, acc);
   }

@@ -1,8 +1,8 @@
 // The matrix kernels of gemm_avx2.cpp, compiled for CPUs that also have
 // AVX512-VNNI and AVX512-VL (Zen 4, Ice Lake and later): the same exact
 // integer sums, with vpdpbusd doing in one instruction what AVX2 needs three
-// for, and Q4_K and Q8_0 in 512-bit registers over panels of their own
-// order. kernels_avx2.cpp builds the table (avx512vnni_kernels());
+// for, and Q4_K, Q8_0 and the expanded K-quant panels in 512-bit registers
+// over panels of their own order. kernels_avx2.cpp builds the table (avx512vnni_kernels());
 // select_kernels() checks the CPU first.
 //
 // This file is compiled with the AVX2 flags, and only the functions defined
