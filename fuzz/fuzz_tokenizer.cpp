@@ -47,7 +47,7 @@ VocabSpec tiny_spm() {
   const char* pieces[] = {"t", "h", "e", "a", "b", "he", "ab", "\xC3\xA9", "\xE4\xBD\xA0", "\xE5\xA5\xBD",
                           "\xE4\xBD\xA0\xE5\xA5\xBD"};
   float score = -1.0f;
-  for (const std::string p : {sp, sp + "t", sp + "th", sp + "the", sp + "a", sp + "ab"}) add(s, p, 1, score -= 0.5f);
+  for (const std::string& p : {sp, sp + "t", sp + "th", sp + "the", sp + "a", sp + "ab"}) add(s, p, 1, score -= 0.5f);
   for (const char* p : pieces) add(s, p, 1, score -= 0.5f);
   add(s, "<|end|>", 3);
   add(s, "<tool>", 4);
@@ -72,7 +72,7 @@ VocabSpec tiny_bpe(const char* pre) {
   s.pre = pre;
   for (uint32_t b = 0; b < 256; b++) add(s, byte_char(b), 1);
   const std::string G = byte_char(' ');
-  for (const std::string t : {G + "t", G + "th", G + "the", std::string("he"), std::string("ab"), G + "a", G + "ab",
+  for (const std::string& t : {G + "t", G + "th", G + "the", std::string("he"), std::string("ab"), G + "a", G + "ab",
                               std::string("11"), std::string("111")})
     add(s, t, 1);
   s.merges = {G + " t", "h e", G + "t h", G + "th e", "a b", G + " a", G + "a b", "1 1", "11 1"};

@@ -328,7 +328,7 @@ std::string describe_set(const ByteSet& s) {
     unsigned e = b;
     while (e + 1 < 256 && s.has(uint8_t(e + 1))) ++e;
     out += show(b);
-    if (e > b) out += "-" + show(e);
+    if (e > b) out.append("-").append(show(e));  // piecewise: GCC 12 warns falsely (-Wrestrict) on "-" + string
     b = e + 1;
   }
   return out + "]";

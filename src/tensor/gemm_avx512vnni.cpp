@@ -30,12 +30,16 @@
 // GCC 12 warns of the undefined pass-through operand inside its own 512-bit
 // shift and conversion intrinsics (a false positive of its headers; the
 // AVX2 compile of the same file still reports this warning for everything
-// else).
+// else). Clang has no such warning.
+#if !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #define WARDEN_GEMM_VNNI 1
 #include "tensor/gemm_avx2.cpp"
+#if !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 #if defined(__clang__)
 #pragma clang attribute pop
