@@ -172,83 +172,79 @@ inline void add_super_block(float acc[8], __m256 wd, __m256 wdmin, float xd, __m
   _mm256_storeu_ps(acc, a);
 }
 
-// The end of an expanded super-block: the mins against the activations'
-// sub-block sums, then the float scales.
-template <int NT>
-inline void finish_expanded_super_block(const SuperPanel& p, int64_t b, const block_q8_k* const x[NT],
-                                        const __m256i isum[NT], float acc[NT][8]) {
-  const __m256 wd = _mm256_loadu_ps(p.d.data() + b * 8), wdmin = _mm256_loadu_ps(p.dmin.data() + b * 8);
-  for (int t = 0; t < NT; t++) {
-    __m256i mins = _mm256_setzero_si256();
-    for (int j = 0; j < 8; j++) {
-      int32_t two;
-      std::memcpy(&two, x[t][b].bsums + 2 * j, sizeof two);
-      mins = _mm256_add_epi32(mins, _mm256_madd_epi16(load32(p.min.data() + (b * 8 + j) * 32), _mm256_set1_epi32(two)));
-    }
-    add_super_block(acc[t], wd, wdmin, x[t][b].d, isum[t], mins);
-  }
-}
-
 #if defined(WARDEN_GEMM_VNNI)
-// On the VNNI set: per 16-element sub-block two 512-bit registers of qword
+// Each token's integer sums (a lane per row) of expanded super-block b. On
+// the VNNI set: per 16-element sub-block two 512-bit registers of qword
 // steps (see broadcast8), each against a qword of a token's activations,
 // and the sub-block's row scales as int32 in both lanes of each pair
 // (kSteps, AVX2's int16 limit, does not apply to vpdpbusd's int32 sums).
 template <int NT, int kSteps>
-void super_panel_times_q8_k(const SuperPanel& p, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
-  float acc[NT][8] = {};
-  for (int64_t b = 0; b < nsb; b++) {
-    const uint8_t* wq = p.q.data() + b * 64 * 32;
-    __m512i isum[NT];
-    for (int t = 0; t < NT; t++) isum[t] = _mm512_setzero_si512();
-    for (int j = 0; j < 16; j++) {
-      const __m512i scale = _mm512_loadu_si512(p.scale.data() + (b * 16 + j) * 64);
-      const __m512i w0 = _mm512_loadu_si512(wq + 128 * j), w1 = _mm512_loadu_si512(wq + 128 * j + 64);
-      for (int t = 0; t < NT; t++) {
-        const int8_t* xq = x[t][b].qs + 16 * j;
-        const __m512i sum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), w0, broadcast8(xq)), w1,
-                                                broadcast8(xq + 8));
-        isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(sum, scale));
-      }
+inline void expanded_super_block_sums(const SuperPanel& p, int64_t b, const block_q8_k* const x[NT],
+                                      __m256i row_sums[NT]) {
+  const uint8_t* wq = p.q.data() + b * 64 * 32;
+  __m512i isum[NT];
+  for (int t = 0; t < NT; t++) isum[t] = _mm512_setzero_si512();
+  for (int j = 0; j < 16; j++) {
+    const __m512i scale = _mm512_loadu_si512(p.scale.data() + (b * 16 + j) * 64);
+    const __m512i w0 = _mm512_loadu_si512(wq + 128 * j), w1 = _mm512_loadu_si512(wq + 128 * j + 64);
+    for (int t = 0; t < NT; t++) {
+      const int8_t* xq = x[t][b].qs + 16 * j;
+      const __m512i sum = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), w0, broadcast8(xq)), w1,
+                                              broadcast8(xq + 8));
+      isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(sum, scale));
     }
-    __m256i row_sums[NT];
-    for (int t = 0; t < NT; t++) row_sums[t] = add_lane_pairs(isum[t]);
-    finish_expanded_super_block<NT>(p, b, x, row_sums, acc);
   }
-  std::memcpy(out, acc, sizeof acc);
+  for (int t = 0; t < NT; t++) row_sums[t] = add_lane_pairs(isum[t]);
 }
 #else
 // On AVX2: maddubs sums kSteps steps (steps_per_int16 of the largest code)
 // in int16 lanes, and madd scales them into int32 sums.
 template <int NT, int kSteps>
+inline void expanded_super_block_sums(const SuperPanel& p, int64_t b, const block_q8_k* const x[NT],
+                                      __m256i isum[NT]) {
+  const uint8_t* wq = p.q.data() + b * 64 * 32;
+  for (int t = 0; t < NT; t++) isum[t] = _mm256_setzero_si256();
+#pragma GCC unroll 1
+  for (int g = 0; g < 16; g++) {  // groups of 16 elements = 4 steps, one scale
+    const __m256i scale = load32(p.scale.data() + (b * 16 + g) * 32);
+    for (int h = 0; h < 4; h += kSteps) {
+      __m256i sum16[NT];
+      for (int t = 0; t < NT; t++) sum16[t] = _mm256_setzero_si256();
+      for (int s = 4 * g + h; s < 4 * g + h + kSteps; s++) {
+        const __m256i w = load32(wq + 32 * s);
+        for (int t = 0; t < NT; t++) {
+          int32_t four;
+          std::memcpy(&four, x[t][b].qs + 4 * s, sizeof four);
+          sum16[t] = _mm256_add_epi16(sum16[t], _mm256_maddubs_epi16(w, _mm256_set1_epi32(four)));
+        }
+      }
+      for (int t = 0; t < NT; t++) isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(sum16[t], scale));
+    }
+  }
+}
+#endif
+
+// The expanded panel times NT tokens: each super-block's integer sums, then
+// the mins against the activations' sub-block sums and the float scales.
+template <int NT, int kSteps>
 void super_panel_times_q8_k(const SuperPanel& p, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
   float acc[NT][8] = {};
   for (int64_t b = 0; b < nsb; b++) {
-    const uint8_t* wq = p.q.data() + b * 64 * 32;
     __m256i isum[NT];
-    for (int t = 0; t < NT; t++) isum[t] = _mm256_setzero_si256();
-#pragma GCC unroll 1
-    for (int g = 0; g < 16; g++) {  // groups of 16 elements = 4 steps, one scale
-      const __m256i scale = load32(p.scale.data() + (b * 16 + g) * 32);
-      for (int h = 0; h < 4; h += kSteps) {
-        __m256i sum16[NT];
-        for (int t = 0; t < NT; t++) sum16[t] = _mm256_setzero_si256();
-        for (int s = 4 * g + h; s < 4 * g + h + kSteps; s++) {
-          const __m256i w = load32(wq + 32 * s);
-          for (int t = 0; t < NT; t++) {
-            int32_t four;
-            std::memcpy(&four, x[t][b].qs + 4 * s, sizeof four);
-            sum16[t] = _mm256_add_epi16(sum16[t], _mm256_maddubs_epi16(w, _mm256_set1_epi32(four)));
-          }
-        }
-        for (int t = 0; t < NT; t++) isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(sum16[t], scale));
+    expanded_super_block_sums<NT, kSteps>(p, b, x, isum);
+    const __m256 wd = _mm256_loadu_ps(p.d.data() + b * 8), wdmin = _mm256_loadu_ps(p.dmin.data() + b * 8);
+    for (int t = 0; t < NT; t++) {
+      __m256i mins = _mm256_setzero_si256();
+      for (int j = 0; j < 8; j++) {
+        int32_t two;
+        std::memcpy(&two, x[t][b].bsums + 2 * j, sizeof two);
+        mins = _mm256_add_epi32(mins, _mm256_madd_epi16(load32(p.min.data() + (b * 8 + j) * 32), _mm256_set1_epi32(two)));
       }
+      add_super_block(acc[t], wd, wdmin, x[t][b].d, isum[t], mins);
     }
-    finish_expanded_super_block<NT>(p, b, x, isum, acc);
   }
   std::memcpy(out, acc, sizeof acc);
 }
-#endif
 
 
 // ---- Packed layouts: weights rearranged once, read directly ---------------
@@ -558,7 +554,8 @@ void q8_0_wide_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const 
 #endif
 
 // Eight steps of codes against NT tokens' activations at qs[t] (32 int8
-// each), added into sums[t]. Four-bit codes (Q4_0, Q4_1, Q4_K): four
+// each), added into sums[t]. Four-bit codes (Q4_0, Q4_1, and Q4_K on the
+// AVX2 set): four
 // registers of nibble pairs, step k low and step k + 4 high. Five-bit codes
 // (Q5_0, Q5_1, Q5_K): a register of fifth bits first (bit s of byte i: code
 // i of step s), then the nibble pairs. With VNNI the sums are int32 lanes,
