@@ -1,26 +1,31 @@
-// warden bench -m FILE [-p 512] [-n 128] [-d 0] [-r REPS] [-t THREADS] [--json]:
-// prompt processing (one batch of p tokens) and generation (n single-token
-// steps) speed in tokens/s, mean ± sd over REPS runs, and the process's peak
-// RSS, printed as a table like llama-bench's. With -d (llama-bench's
-// --n-depth), both tests start after d tokens already in the KV cache (a
-// long conversation), prefilled once and untimed. Tokens are random ids (the speed
-// of a forward pass does not depend on which tokens it sees), so no tokenizer
-// is needed and any loadable model file can be measured. With -n, the decode
-// roofline too: the tokens/s at which reading the weights one token needs
-// would take all the time (model/roofline.h), measured right after each
-// generation run, and what fraction of it that run reached. The KV cache a
-// token attends over is read too: its mean bytes per generated token are
-// added at the bandwidth the passes measured. Per run, because
-// this VM's memory bandwidth moves between runs (35 to 60 GB/s with two
-// threads): a run is compared with the memory of its own moment.
+// warden bench: prompt processing (one batch of p tokens), generation (n
+// single-token steps) and both in a row (-pg), tokens/s as mean ± sd over
+// REPS runs, printed as a table like llama-bench's, with each model's load
+// time and peak RSS. As in llama-bench, every value flag takes a list
+// (-p 128,512, repeated flags, ranges such as -t 1-4 or -p 64-512*2) and
+// every combination runs, models loaded once each. With -d (llama-bench's
+// --n-depth) the tests start after d tokens already in the KV cache (a long
+// conversation), prefilled once per combination and untimed. Tokens are
+// random ids (the speed of a forward pass does not depend on which tokens it
+// sees), so no tokenizer is needed and any loadable model file can be
+// measured. With -n, the decode roofline too: the tokens/s at which reading
+// the weights one token needs would take all the time (model/roofline.h),
+// measured right after each generation run, and what fraction of it that
+// run reached. The KV cache a token attends over is read too: its mean bytes
+// per generated token are added at the bandwidth the passes measured. Per
+// run, because this VM's memory bandwidth moves between runs (35 to 60 GB/s
+// with two threads): a run is compared with the memory of its own moment.
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <memory>
+#include <optional>
 #include <random>
 
 #include <nlohmann/json.hpp>
@@ -32,40 +37,134 @@
 #include "model/roofline.h"
 #include "tensor/quant.h"
 #include "util/error.h"
-#include "util/log.h"
 #include "util/thread_pool.h"
 
 namespace {
 
 using namespace warden;
 
+// ---- The flags' value lists ---------------------------------------------
+
 struct BenchArgs {
-  std::string model;
-  int64_t n_prompt = 512;
-  int64_t n_gen = 128;
-  int64_t n_depth = 0;
+  std::vector<std::string> models;
+  // As typed: lists of counts or ranges, expanded by expand_counts.
+  std::vector<std::string> n_prompt{"512"}, n_gen{"128"}, n_depth{"0"}, threads{"0"};
+  std::vector<std::string> prompt_gen;  // "PP,TG" each
+  std::vector<std::string> cache_k{"f16"}, cache_v{"f16"};
   int reps = 5;
-  int threads = 0;
-  model::KvCacheTypes cache_types;
   bool json = false;
 };
 
-struct Stats {
-  double mean = 0, sd = 0;
+constexpr size_t kMaxListValues = 1000;  // a typo such as 1-100000 is refused, not run for days
+constexpr int64_t kMaxCount = 1'000'000'000;  // past any context; sums and products of two fit in int64_t
+
+// A whole decimal number from 0 to kMaxCount, or nothing.
+std::optional<int64_t> parse_count(std::string_view text) {
+  int64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || value < 0 || value > kMaxCount || text[0] == '-')
+    return std::nullopt;
+  return value;
+}
+
+// One value as llama-bench reads it: N, FIRST-LAST (every count between),
+// FIRST-LAST+STEP or FIRST-LAST*MULT.
+std::vector<int64_t> expand_count(const std::string& text, const std::string& flag) {
+  const UsageError bad(flag + ": '" + text +
+                       "' is not a count or a range (N, FIRST-LAST, FIRST-LAST+STEP or FIRST-LAST*MULT)");
+  const size_t dash = text.find('-');
+  if (dash == std::string::npos) {
+    const auto n = parse_count(text);
+    if (!n) throw bad;
+    return {*n};
+  }
+  const size_t op = text.find_first_of("+*", dash);
+  const auto first = parse_count(std::string_view(text).substr(0, dash));
+  const auto last = parse_count(std::string_view(text).substr(dash + 1, op == std::string::npos ? op : op - dash - 1));
+  const auto step = op == std::string::npos ? std::optional<int64_t>(1) : parse_count(std::string_view(text).substr(op + 1));
+  const bool multiply = op != std::string::npos && text[op] == '*';
+  if (!first || !last || !step || *last < *first || *step < (multiply ? 2 : 1) || (multiply && *first == 0))
+    throw bad;
+  std::vector<int64_t> values;
+  for (int64_t v = *first; v <= *last; v = multiply ? v * *step : v + *step) {
+    if (values.size() == kMaxListValues) throw UsageError(flag + ": '" + text + "' makes too many values");
+    values.push_back(v);
+  }
+  return values;
+}
+
+std::vector<int64_t> expand_counts(const std::vector<std::string>& items, const std::string& flag) {
+  std::vector<int64_t> values;
+  for (const std::string& item : items)
+    for (int64_t v : expand_count(item, flag)) values.push_back(v);
+  return values;
+}
+
+// -pg PP,TG: a prompt of PP tokens, then TG generated (llama-bench's).
+std::pair<int64_t, int64_t> parse_prompt_gen(const std::string& text) {
+  const size_t comma = text.find(',');
+  const auto pp = parse_count(std::string_view(text).substr(0, comma));
+  const auto tg = comma == std::string::npos ? std::nullopt : parse_count(std::string_view(text).substr(comma + 1));
+  if (!pp || !tg || *pp == 0 || *tg == 0) throw UsageError("-pg: '" + text + "' is not PP,TG (two counts above 0)");
+  return {*pp, *tg};
+}
+
+gguf::TensorType cache_type(const std::string& name, const std::string& flag) {
+  try {
+    return model::parse_kv_cache_type(name, flag);
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
+}
+
+// What one run of the command measures: every combination of these.
+struct Plan {
+  std::vector<std::string> models;
+  std::vector<int> threads;
+  std::vector<model::KvCacheTypes> cache_types;
+  std::vector<int64_t> depths;
+  // The tests at each combination, in order: (n_prompt, n_gen); (p, 0) is a
+  // prompt test, (0, n) a generation test, (p, n) both in a row.
+  std::vector<std::pair<int64_t, int64_t>> tests;
+  int reps = 1;
+
+  int64_t longest_test() const {
+    int64_t longest = 0;
+    for (const auto& [p, n] : tests) longest = std::max(longest, p + n);
+    return longest;
+  }
+  // Throws before anything runs if a combination would not fit the model's
+  // context.
+  void check_context(const model::Config& c) const {
+    const int64_t n_ctx = *std::max_element(depths.begin(), depths.end()) + longest_test();
+    if (c.n_ctx_train > 0 && n_ctx > c.n_ctx_train)
+      throw Error("-d plus -p/-n/-pg make " + std::to_string(n_ctx) + " positions, past the model's context of " +
+                  std::to_string(c.n_ctx_train));
+  }
 };
 
-Stats stats_of(const std::vector<double>& v) {
-  Stats s;
-  if (v.empty()) return s;
-  for (double x : v) s.mean += x;
-  s.mean /= double(v.size());
-  if (v.size() > 1) {
-    double sq = 0;
-    for (double x : v) sq += (x - s.mean) * (x - s.mean);
-    s.sd = std::sqrt(sq / double(v.size() - 1));
+Plan plan_of(const BenchArgs& a) {
+  if (a.reps < 1) throw UsageError("-r must be at least 1");
+  Plan plan;
+  plan.models = a.models;
+  plan.reps = a.reps;
+  for (int64_t t : expand_counts(a.threads, "-t")) {
+    if (t > 4096) throw UsageError("-t: " + std::to_string(t) + " threads is more than any machine this runs on");
+    plan.threads.push_back(int(t));
   }
-  return s;
+  for (const std::string& k : a.cache_k)
+    for (const std::string& v : a.cache_v) plan.cache_types.push_back({cache_type(k, "-ctk"), cache_type(v, "-ctv")});
+  plan.depths = expand_counts(a.n_depth, "-d");
+  for (int64_t p : expand_counts(a.n_prompt, "-p"))
+    if (p > 0) plan.tests.push_back({p, 0});
+  for (int64_t n : expand_counts(a.n_gen, "-n"))
+    if (n > 0) plan.tests.push_back({0, n});
+  for (const std::string& pg : a.prompt_gen) plan.tests.push_back(parse_prompt_gen(pg));
+  if (plan.tests.empty()) throw UsageError("nothing to measure: -p and -n are all 0 and there is no -pg");
+  return plan;
 }
+
+// ---- Running the tests ----------------------------------------------------
 
 using Clock = std::chrono::steady_clock;
 
@@ -80,30 +179,25 @@ std::vector<int32_t> random_tokens(int64_t n, int64_t n_vocab, std::mt19937& rng
   return tokens;
 }
 
-// The tokens as one batch at positions depth, depth + 1, ...
-void run_batch(model::Forward& fwd, model::KvCache& cache, const std::vector<int32_t>& tokens, int64_t depth) {
+// The tokens as one batch at positions first, first + 1, ...
+void run_batch(model::Forward& fwd, model::KvCache& cache, const std::vector<int32_t>& tokens, int64_t first) {
   std::vector<model::BatchToken> batch(tokens.size());
-  for (size_t i = 0; i < tokens.size(); i++) batch[i] = {tokens[i], depth + int64_t(i), 0, i + 1 == tokens.size()};
+  for (size_t i = 0; i < tokens.size(); i++) batch[i] = {tokens[i], first + int64_t(i), 0, i + 1 == tokens.size()};
   fwd.run(batch, cache);
 }
 
-// One prefill of n tokens as a single batch after the first `depth`
-// positions of the cache (what a previous test wrote past them is
-// forgotten); tokens/s.
-double run_prompt(model::Forward& fwd, model::KvCache& cache, const std::vector<int32_t>& tokens, int64_t depth) {
+// One run of a test after the first `depth` positions of the cache (what an
+// earlier run wrote past them is forgotten): the prompt as a single batch,
+// then `gen` tokens one step each, as llama-bench's pp, tg and pg tests;
+// tokens/s.
+double run_test(model::Forward& fwd, model::KvCache& cache, const std::vector<int32_t>& prompt,
+                const std::vector<int32_t>& gen, int64_t depth) {
   cache.truncate(0, depth);
   const auto start = Clock::now();
-  run_batch(fwd, cache, tokens, depth);
-  return double(tokens.size()) / seconds_since(start);
-}
-
-// n single-token steps after the first `depth` positions, as llama-bench's
-// tg test; tokens/s.
-double run_generation(model::Forward& fwd, model::KvCache& cache, const std::vector<int32_t>& tokens, int64_t depth) {
-  cache.truncate(0, depth);
-  const auto start = Clock::now();
-  for (size_t i = 0; i < tokens.size(); i++) fwd.run({{tokens[i], depth + int64_t(i), 0, true}}, cache);
-  return double(tokens.size()) / seconds_since(start);
+  if (!prompt.empty()) run_batch(fwd, cache, prompt, depth);
+  const int64_t first = depth + int64_t(prompt.size());
+  for (size_t i = 0; i < gen.size(); i++) fwd.run({{gen[i], first + int64_t(i), 0, true}}, cache);
+  return double(prompt.size() + gen.size()) / seconds_since(start);
 }
 
 // The median of `v` (v is not empty).
@@ -137,146 +231,336 @@ struct Roofline {
   double gb_per_s() const { return double(bytes_per_token) / median_read_s() / 1e9; }
 };
 
+// One model file as loaded.
+struct ModelInfo {
+  std::string path, arch;
+  double file_mib = 0, load_s = 0, peak_rss_mib = 0;
+  bool packed_from_cache = false;
+  double packed_mib = 0, packed_huge_mib = 0;
+};
+
+// One test at one combination, measured.
+struct Result {
+  size_t model = 0;  // index into the models
+  int threads = 0;
+  model::KvCacheTypes cache_types;
+  int64_t depth = 0, n_prompt = 0, n_gen = 0;
+  double kv_cache_mib = 0;
+  std::vector<double> samples;  // tokens/s per run
+  std::optional<Roofline> roofline;  // generation tests
+};
+
+// Peak RSS per model: the kernel's high-water mark (VmHWM), reset before
+// each load ("5" to clear_refs, Linux 4.0+). Where the reset is refused it
+// is the process's peak so far, as getrusage's, the fallback without /proc.
+void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+
 double peak_rss_mib() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;  // "VmHWM:  123456 kB"
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);
   return double(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
 }
 
-// What the load line says of the repacked weights: whether they were mapped
-// from the cache, and how much of them decode reaches through huge pages.
-std::string packed_note(const model::Model& m) {
-  if (m.packed_bytes() == 0) return "";
-  char note[160];
-  std::snprintf(note, sizeof note, " (packed weights %s; %.0f of %.0f MiB in huge pages)",
-                m.packed_from_cache() ? "mapped from the cache" : "packed by this load",
-                double(m.packed_huge_bytes()) / (1024.0 * 1024.0), double(m.packed_bytes()) / (1024.0 * 1024.0));
-  return note;
+// llama-bench's test names: pp512, tg128, pp512+tg128, and " @ d2048" at a depth.
+std::string test_label(int64_t depth, int64_t n_prompt, int64_t n_gen) {
+  std::string label = n_gen == 0      ? "pp" + std::to_string(n_prompt)
+                      : n_prompt == 0 ? "tg" + std::to_string(n_gen)
+                                      : "pp" + std::to_string(n_prompt) + "+tg" + std::to_string(n_gen);
+  if (depth > 0) label += " @ d" + std::to_string(depth);
+  return label;
 }
 
-void print_table(const BenchArgs& a, const model::Model& m, double file_mib, int threads, const Stats& pp,
-                 const Stats& tg, const Roofline& roof, double load_s, double rss_mib) {
-  std::printf("| %-24s | %10s | %7s | %-10s | %14s | %16s |\n", "model", "size", "threads", "kernel", "test", "t/s");
-  std::printf("| %-24s | %10s | %7s | %-10s | %14s | %16s |\n", "------------------------", "---------:", "------:",
-              "----------", "-------------:", "---------------:");
-  auto row = [&](const char* test, int64_t n, const Stats& s) {
-    char name[32], size[32], label[48], value[48];
-    std::snprintf(name, sizeof name, "%s", m.config().arch.c_str());
-    std::snprintf(size, sizeof size, "%.2f MiB", file_mib);
-    if (a.n_depth > 0)  // llama-bench's label for a test at depth
-      std::snprintf(label, sizeof label, "%s%lld @ d%lld", test, (long long)n, (long long)a.n_depth);
-    else
-      std::snprintf(label, sizeof label, "%s%lld", test, (long long)n);
+struct Stats {
+  double mean = 0, sd = 0;
+};
+
+Stats stats_of(const std::vector<double>& v) {
+  Stats s;
+  if (v.empty()) return s;
+  for (double x : v) s.mean += x;
+  s.mean /= double(v.size());
+  if (v.size() > 1) {
+    double sq = 0;
+    for (double x : v) sq += (x - s.mean) * (x - s.mean);
+    s.sd = std::sqrt(sq / double(v.size() - 1));
+  }
+  return s;
+}
+
+// ---- The table --------------------------------------------------------------
+
+// Rows are printed as each test ends; the notes (load, peak RSS, rooflines)
+// follow the table.
+class Table {
+ public:
+  explicit Table(const Plan& plan) {
+    for (const std::string& path : plan.models) widths_[0] = std::max(widths_[0], file_name(path).size());
+    for (const auto& types : plan.cache_types)
+      show_cache_types_ |= types.key != gguf::TensorType::F16 || types.value != gguf::TensorType::F16;
+    for (const auto& [p, n] : plan.tests)
+      for (int64_t depth : plan.depths) widths_[6] = std::max(widths_[6], test_label(depth, p, n).size());
+    several_models_ = plan.models.size() > 1;
+    const size_t generation_tests = size_t(std::count_if(plan.tests.begin(), plan.tests.end(),
+                                                         [](const auto& test) { return test.first == 0; }));
+    several_generation_rows_ = plan.models.size() * plan.threads.size() * plan.cache_types.size() *
+                                   plan.depths.size() * generation_tests > 1;
+  }
+
+  void add(const Result& r, const ModelInfo& m) {
+    if (!header_printed_) print_header();
+    char size[32], value[48];
+    std::snprintf(size, sizeof size, "%.2f MiB", m.file_mib);
+    const Stats s = stats_of(r.samples);
     std::snprintf(value, sizeof value, "%.2f ± %.2f", s.mean, s.sd);
-    std::printf("| %-24s | %10s | %7d | %-10s | %14s | %16s |\n", name, size, threads, tensor::kernel_set_name(), label,
-                value);
-  };
-  if (a.n_prompt > 0) row("pp", a.n_prompt, pp);
-  if (a.n_gen > 0) row("tg", a.n_gen, tg);
-  std::printf("\nload: %.3f s%s, peak RSS: %.1f MiB, KV cache: %s keys, %s values, reps: %d\n", load_s,
-              packed_note(m).c_str(), rss_mib,
-              std::string(gguf::type_name(a.cache_types.key)).c_str(),
-              std::string(gguf::type_name(a.cache_types.value)).c_str(), a.reps);
-  if (a.n_gen > 0)
-    std::printf("roofline: a token reads %.1f MB of weights and %.1f MB of KV cache; %d threads read them in %.2f ms "
-                "(%.1f GB/s, median over the runs) = %.2f tokens/s; each tg%lld run reached %.0f %% (median; "
-                "%.0f-%.0f %%) of the roofline measured right after it\n",
-                double(roof.bytes_per_token) / 1e6, roof.kv_bytes_per_token / 1e6, threads, 1e3 / roof.tokens_per_s(),
-                roof.gb_per_s(), roof.tokens_per_s(), (long long)a.n_gen, 100 * median(roof.fractions),
-                100 * *std::min_element(roof.fractions.begin(), roof.fractions.end()),
-                100 * *std::max_element(roof.fractions.begin(), roof.fractions.end()));
+    print_row({file_name(m.path), size, std::to_string(r.threads), tensor::kernel_set_name(),
+               std::string(gguf::type_name(r.cache_types.key)), std::string(gguf::type_name(r.cache_types.value)),
+               test_label(r.depth, r.n_prompt, r.n_gen), value});
+    if (r.roofline) add_roofline_note(r, m, *r.roofline);
+  }
+
+  // Before a model's tests: its notes start here.
+  void start_model() { model_notes_at_ = notes_.size(); }
+
+  // After them: the load line goes before the model's rooflines.
+  void add_model_note(const ModelInfo& m, int reps) {
+    const std::string context = several_models_ ? " (" + file_name(m.path) + ")" : "";
+    char note[400];
+    std::snprintf(note, sizeof note, "load%s: %.3f s%s, peak RSS: %.1f MiB, reps: %d", context.c_str(), m.load_s,
+                  packed_note(m).c_str(), m.peak_rss_mib, reps);
+    notes_.insert(notes_.begin() + std::ptrdiff_t(model_notes_at_), note);
+  }
+
+  void print_notes() const {
+    std::printf("\n");
+    for (const std::string& note : notes_) std::printf("%s\n", note.c_str());
+  }
+
+ private:
+  static constexpr size_t kColumns = 8;
+  static constexpr bool kRightAligned[kColumns] = {false, true, true, false, false, false, true, true};
+
+  // With the first row, so that a run that fails first prints no table.
+  void print_header() {
+    print_row({"model", "size", "threads", "kernel", "type_k", "type_v", "test", "t/s"});
+    std::vector<std::string> rule;
+    for (size_t i = 0; i < kColumns; i++)
+      rule.push_back(kRightAligned[i] ? std::string(widths_[i] - 1, '-') + ":" : std::string(widths_[i], '-'));
+    print_row(rule);
+    header_printed_ = true;
+  }
+
+  static std::string file_name(const std::string& path) { return std::filesystem::path(path).filename().string(); }
+
+  // Cells padded to the columns' widths (the type columns only where a
+  // cache type other than f16 is measured).
+  void print_row(const std::vector<std::string>& cells) const {
+    std::string line = "|";
+    for (size_t i = 0; i < kColumns; i++) {
+      if ((i == 4 || i == 5) && !show_cache_types_) continue;
+      const std::string& cell = cells[i];
+      const size_t shown = cell.size() - (cell.find("±") != std::string::npos ? 1 : 0);  // two bytes, one column
+      const std::string pad(widths_[i] > shown ? widths_[i] - shown : 0, ' ');
+      line += " " + (kRightAligned[i] ? pad + cell : cell + pad) + " |";
+    }
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+  }
+
+  // What the load line says of the repacked weights: whether they were
+  // mapped from the cache, and how much of them decode reaches through huge
+  // pages.
+  static std::string packed_note(const ModelInfo& m) {
+    if (m.packed_mib == 0) return "";
+    char note[160];
+    std::snprintf(note, sizeof note, " (packed weights %s; %.0f of %.0f MiB in huge pages)",
+                  m.packed_from_cache ? "mapped from the cache" : "packed by this load", m.packed_huge_mib,
+                  m.packed_mib);
+    return note;
+  }
+
+  void add_roofline_note(const Result& r, const ModelInfo& m, const Roofline& roof) {
+    const std::string label = test_label(r.depth, r.n_prompt, r.n_gen);
+    std::string context;
+    if (several_generation_rows_) {
+      context = " (" + file_name(m.path) + ", " + std::to_string(r.threads) + " threads, ";
+      if (show_cache_types_)
+        context += std::string(gguf::type_name(r.cache_types.key)) + "/" +
+                   std::string(gguf::type_name(r.cache_types.value)) + " cache, ";
+      context += label + ")";
+    }
+    char note[600];
+    std::snprintf(note, sizeof note,
+                  "roofline%s: a token reads %.1f MB of weights and %.1f MB of KV cache; %d threads read them in "
+                  "%.2f ms (%.1f GB/s, median over the runs) = %.2f tokens/s; each %s run reached %.0f %% (median; "
+                  "%.0f-%.0f %%) of the roofline measured right after it",
+                  context.c_str(), double(roof.bytes_per_token) / 1e6, roof.kv_bytes_per_token / 1e6, r.threads,
+                  1e3 / roof.tokens_per_s(), roof.gb_per_s(), roof.tokens_per_s(), label.c_str(),
+                  100 * median(roof.fractions), 100 * *std::min_element(roof.fractions.begin(), roof.fractions.end()),
+                  100 * *std::max_element(roof.fractions.begin(), roof.fractions.end()));
+    notes_.push_back(note);
+  }
+
+  size_t widths_[kColumns] = {5, 10, 7, 10, 6, 6, 14, 20};
+  size_t model_notes_at_ = 0;
+  bool show_cache_types_ = false, several_models_ = false, several_generation_rows_ = false, header_printed_ = false;
+  std::vector<std::string> notes_;
+};
+
+// ---- JSON: one object per test, in an array, as llama-bench -o json --------
+
+nlohmann::json json_of(const Result& r, const ModelInfo& m, int reps) {
+  const Stats s = stats_of(r.samples);
+  nlohmann::json j = {{"model", m.path},
+                      {"arch", m.arch},
+                      {"file_mib", m.file_mib},
+                      {"threads", r.threads},
+                      {"kernels", tensor::kernel_set_name()},
+                      {"reps", reps},
+                      {"load_s", m.load_s},
+                      {"peak_rss_mib", m.peak_rss_mib},
+                      {"packed_from_cache", m.packed_from_cache},
+                      {"packed_mib", m.packed_mib},
+                      {"packed_huge_page_mib", m.packed_huge_mib},
+                      {"depth", r.depth},
+                      {"cache_type_k", gguf::type_name(r.cache_types.key)},
+                      {"cache_type_v", gguf::type_name(r.cache_types.value)},
+                      {"kv_cache_mib", r.kv_cache_mib},
+                      {"test", test_label(r.depth, r.n_prompt, r.n_gen)},
+                      {"n_prompt", r.n_prompt},
+                      {"n_gen", r.n_gen},
+                      {"mean", s.mean},
+                      {"sd", s.sd},
+                      {"samples", r.samples}};
+  if (r.roofline) {
+    const Roofline& roof = *r.roofline;
+    j["roofline"] = {{"bytes_per_token", roof.bytes_per_token},
+                     {"kv_bytes_per_token", roof.kv_bytes_per_token},
+                     {"read_s", roof.read_s},
+                     {"gb_per_s", roof.gb_per_s()},
+                     {"tokens_per_s", roof.tokens_per_s()},
+                     {"tg_fraction", median(roof.fractions)},
+                     {"tg_fraction_samples", roof.fractions}};
+  }
+  return j;
+}
+
+// ---- One model's combinations ----------------------------------------------
+
+// Every test of the plan at one (threads, cache types, depth) combination.
+// `report` gets each result as it is measured.
+template <typename Report>
+void run_combination(const model::Model& m, const Plan& plan, size_t model_index, int threads,
+                     model::KvCacheTypes types, int64_t depth, const Report& report) {
+  const model::Config& c = m.config();
+  ThreadPool pool(threads);
+  model::KvCache cache(c, depth + plan.longest_test(), 1, types);
+  model::Forward fwd(m, pool);
+  std::mt19937 rng(1234);
+  // The depth, once, in batches of at most 512 tokens; the tests start after it.
+  const auto filler = random_tokens(depth, c.n_vocab, rng);
+  for (int64_t at = 0; at < depth; at += 512) {
+    const auto first = filler.begin() + at;
+    run_batch(fwd, cache, std::vector<int32_t>(first, first + std::min<int64_t>(512, depth - at)), at);
+  }
+  const std::vector<model::ReadSpan> reads = model::decode_read_set(m);
+  for (const auto& [n_prompt, n_gen] : plan.tests) {
+    Result r{model_index, threads, types, depth, n_prompt, n_gen, 0, {}, {}};
+    const auto prompt = random_tokens(n_prompt, c.n_vocab, rng), gen = random_tokens(n_gen, c.n_vocab, rng);
+    // One untimed warm-up pages the weights in and sizes buffers (four
+    // generated tokens stand for all of them).
+    run_test(fwd, cache, prompt, std::vector<int32_t>(gen.begin(), gen.begin() + std::min<int64_t>(n_gen, 4)), depth);
+    if (n_prompt == 0) {
+      r.roofline.emplace();
+      r.roofline->bytes_per_token = model::total_bytes(reads);
+      // Generated token i attends over depth + i + 1 positions of K and V in every layer.
+      r.roofline->kv_bytes_per_token = double(cache.bytes_per_position()) * (double(depth) + double(n_gen + 1) / 2);
+    }
+    for (int rep = 0; rep < plan.reps; rep++) {
+      r.samples.push_back(run_test(fwd, cache, prompt, gen, depth));
+      if (!r.roofline) continue;
+      std::vector<double> passes;
+      for (int k = 0; k < 3; k++) passes.push_back(model::time_read_pass(reads, pool));
+      r.roofline->add_run(r.samples.back(), std::move(passes));
+    }
+    r.kv_cache_mib = double(cache.bytes()) / (1024.0 * 1024.0);
+    report(std::move(r));
+  }
 }
 
 int run_bench(const BenchArgs& a) {
-  if (a.n_prompt < 0 || a.n_gen < 0 || a.n_depth < 0) throw UsageError("-p, -n and -d must not be negative");
-  if (a.n_prompt == 0 && a.n_gen == 0) throw UsageError("nothing to measure: -p and -n are both 0");
-  if (a.reps < 1) throw UsageError("-r must be at least 1");
-  if (a.threads < 0) throw UsageError("-t must not be negative");
-
-  const auto load_start = Clock::now();
-  auto m = model::Model::load(a.model);
-  const double load_s = seconds_since(load_start);
-  const model::Config& c = m->config();
-  const int64_t n_ctx = a.n_depth + std::max(a.n_prompt, a.n_gen);
-  if (c.n_ctx_train > 0 && n_ctx > c.n_ctx_train)
-    throw Error("-d plus -p/-n make " + std::to_string(n_ctx) + " positions, past the model's context of " +
-                std::to_string(c.n_ctx_train));
-  const int threads = a.threads > 0 ? a.threads : ThreadPool::default_threads();
-  ThreadPool pool(threads);
-  model::KvCache cache(c, n_ctx, 1, a.cache_types);
-  model::Forward fwd(*m, pool);
-  std::mt19937 rng(1234);
-
-  std::vector<double> pp, tg;
-  Roofline roof;
-  const std::vector<model::ReadSpan> reads = model::decode_read_set(*m);
-  roof.bytes_per_token = model::total_bytes(reads);
-  // Generated token i attends over depth + i + 1 positions of K and V in every layer.
-  roof.kv_bytes_per_token = double(cache.bytes_per_position()) * (double(a.n_depth) + double(a.n_gen + 1) / 2);
-  const auto prompt = random_tokens(a.n_prompt, c.n_vocab, rng);
-  const auto gen = random_tokens(a.n_gen, c.n_vocab, rng);
-  // The depth, once, in batches of at most 512 tokens; the tests start after it.
-  const auto depth = random_tokens(a.n_depth, c.n_vocab, rng);
-  for (int64_t at = 0; at < a.n_depth; at += 512) {
-    const auto first = depth.begin() + at;
-    run_batch(fwd, cache, std::vector<int32_t>(first, first + std::min<int64_t>(512, a.n_depth - at)), at);
+  const Plan plan = plan_of(a);
+  std::optional<Table> table;
+  if (!a.json) table.emplace(plan);
+  std::vector<ModelInfo> models;
+  std::vector<Result> results;
+  for (size_t i = 0; i < plan.models.size(); i++) {
+    reset_peak_rss();
+    ModelInfo info;
+    info.path = plan.models[i];
+    const auto load_start = Clock::now();
+    auto m = model::Model::load(info.path);
+    info.load_s = seconds_since(load_start);
+    plan.check_context(m->config());
+    info.arch = m->config().arch;
+    info.file_mib = double(std::filesystem::file_size(info.path)) / (1024.0 * 1024.0);
+    info.packed_from_cache = m->packed_from_cache();
+    info.packed_mib = double(m->packed_bytes()) / (1024.0 * 1024.0);
+    info.packed_huge_mib = double(m->packed_huge_bytes()) / (1024.0 * 1024.0);
+    models.push_back(info);
+    if (table) table->start_model();
+    for (int t : plan.threads)
+      for (const model::KvCacheTypes& types : plan.cache_types)
+        for (int64_t depth : plan.depths)
+          run_combination(*m, plan, i, t > 0 ? t : ThreadPool::default_threads(), types, depth, [&](Result r) {
+            if (table) table->add(r, models[i]);
+            results.push_back(std::move(r));
+          });
+    models[i].peak_rss_mib = peak_rss_mib();
+    if (table) table->add_model_note(models[i], plan.reps);
   }
-  // One untimed warm-up of each test pages the weights in and sizes buffers.
-  if (a.n_prompt > 0) run_prompt(fwd, cache, prompt, a.n_depth);
-  if (a.n_gen > 0)
-    run_generation(fwd, cache, std::vector<int32_t>(gen.begin(), gen.begin() + std::min<int64_t>(a.n_gen, 4)),
-                   a.n_depth);
-  for (int r = 0; r < a.reps; r++) {
-    if (a.n_prompt > 0) pp.push_back(run_prompt(fwd, cache, prompt, a.n_depth));
-    if (a.n_gen > 0) {
-      tg.push_back(run_generation(fwd, cache, gen, a.n_depth));
-      std::vector<double> passes;
-      for (int k = 0; k < 3; k++) passes.push_back(model::time_read_pass(reads, pool));
-      roof.add_run(tg.back(), std::move(passes));
-    }
-  }
-  const Stats pps = stats_of(pp), tgs = stats_of(tg);
-  const double file_mib = double(std::filesystem::file_size(a.model)) / (1024.0 * 1024.0);
-  const double rss = peak_rss_mib();
-
-  if (a.json) {
-    nlohmann::json j = {{"model", a.model},         {"arch", c.arch},        {"file_mib", file_mib},
-                        {"threads", threads},       {"kernels", tensor::kernel_set_name()},
-                        {"reps", a.reps},           {"load_s", load_s},      {"peak_rss_mib", rss},
-                        {"packed_from_cache", m->packed_from_cache()},
-                        {"packed_mib", double(m->packed_bytes()) / (1024.0 * 1024.0)},
-                        {"packed_huge_page_mib", double(m->packed_huge_bytes()) / (1024.0 * 1024.0)},
-                        {"depth", a.n_depth},
-                        {"cache_type_k", gguf::type_name(a.cache_types.key)},
-                        {"cache_type_v", gguf::type_name(a.cache_types.value)},
-                        {"kv_cache_mib", double(cache.bytes()) / (1024.0 * 1024.0)}};
-    if (a.n_prompt > 0) j["pp"] = {{"n", a.n_prompt}, {"mean", pps.mean}, {"sd", pps.sd}, {"samples", pp}};
-    if (a.n_gen > 0) {
-      j["tg"] = {{"n", a.n_gen}, {"mean", tgs.mean}, {"sd", tgs.sd}, {"samples", tg}};
-      j["roofline"] = {{"bytes_per_token", roof.bytes_per_token}, {"kv_bytes_per_token", roof.kv_bytes_per_token},
-                       {"read_s", roof.read_s},
-                       {"gb_per_s", roof.gb_per_s()},          {"tokens_per_s", roof.tokens_per_s()},
-                       {"tg_fraction", median(roof.fractions)}, {"tg_fraction_samples", roof.fractions}};
-    }
-    std::printf("%s\n", j.dump(2).c_str());
+  if (table) {
+    table->print_notes();
   } else {
-    print_table(a, *m, file_mib, threads, pps, tgs, roof, load_s, rss);
+    nlohmann::json all = nlohmann::json::array();
+    for (const Result& r : results) all.push_back(json_of(r, models[r.model], plan.reps));
+    std::printf("%s\n", all.dump(2).c_str());
   }
   return 0;
 }
 
-WARDEN_COMMAND("bench", "Measure prompt and generation speed of a GGUF model (like llama-bench)", [](CLI::App& app) {
+WARDEN_COMMAND("bench", "Measure prompt and generation speed of GGUF models (like llama-bench)", [](CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
-  app.add_option("-m,--model", a->model, "GGUF model file")->required();
+  app.footer(
+      "Every flag but -r, -pg and --json takes a list, as llama-bench's: values separated by commas or the flag "
+      "repeated, and counts also as ranges FIRST-LAST, FIRST-LAST+STEP or FIRST-LAST*MULT (-p 64-512*2). Every "
+      "combination is measured; each model is loaded once.");
+  app.add_option("-m,--model", a->models, "GGUF model files")->required()->delimiter(',');
   app.add_option("-p,--n-prompt", a->n_prompt, "Prompt tokens processed as one batch (0 = skip)")
+      ->delimiter(',')
       ->capture_default_str();
-  app.add_option("-n,--n-gen", a->n_gen, "Tokens generated one at a time (0 = skip)")->capture_default_str();
+  app.add_option("-n,--n-gen", a->n_gen, "Tokens generated one at a time (0 = skip)")
+      ->delimiter(',')
+      ->capture_default_str();
+  app.add_option("--prompt-gen", a->prompt_gen,
+                 "PP,TG: a prompt of PP tokens, then TG generated, timed together (also -pg; repeat for more)");
   app.add_option("-d,--n-depth", a->n_depth, "Tokens already in the KV cache when each test starts")
+      ->delimiter(',')
       ->capture_default_str();
   app.add_option("-r,--repetitions", a->reps, "Timed repetitions of each test")->capture_default_str();
-  warden::cli::add_threads_option(app, a->threads);
-  warden::cli::add_cache_type_options(app, a->cache_types);
-  app.add_flag("--json", a->json, "Print the results as JSON");
+  app.add_option("-t,--threads", a->threads,
+                 "Threads (0 = one per physical core this process may use, within its cgroup CPU limit)")
+      ->delimiter(',')
+      ->capture_default_str();
+  app.add_option("--cache-type-k", a->cache_k, "KV cache key types: f16 (default) or q8_0, half the memory (also -ctk)")
+      ->delimiter(',')
+      ->capture_default_str();
+  app.add_option("--cache-type-v", a->cache_v, "KV cache value types: f16 (default) or q8_0 (also -ctv)")
+      ->delimiter(',')
+      ->capture_default_str();
+  app.add_flag("--json", a->json, "Print the results as a JSON array, one object per test (as llama-bench -o json)");
   return [a] { return run_bench(*a); };
 });
 

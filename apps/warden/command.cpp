@@ -26,7 +26,7 @@ std::vector<char*> with_long_names(int argc, char** argv) {
   static const struct {
     const char* short_name;
     const char* long_name;
-  } kAliases[] = {{"-ctk", "--cache-type-k"}, {"-ctv", "--cache-type-v"}};
+  } kAliases[] = {{"-ctk", "--cache-type-k"}, {"-ctv", "--cache-type-v"}, {"-pg", "--prompt-gen"}};
   std::vector<char*> args(argv, argv + argc);
   for (char*& arg : args)
     for (const auto& alias : kAliases)

@@ -24,7 +24,7 @@ std::vector<Command>& registry();
 bool add_command(Command c);
 
 // Parses argv for one subcommand and runs it with warden's error conventions.
-// llama.cpp's multi-letter short flags (-ctk, -ctv) are read as their long
+// llama.cpp's multi-letter short flags (-ctk, -ctv, -pg) are read as their long
 // names, which is all CLI11 accepts.
 int run_command(const Command& c, int argc, char** argv);
 

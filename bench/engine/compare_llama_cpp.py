@@ -49,18 +49,20 @@ def cache_flags(args):
 
 
 def warden_figures(args, path):
-    d = run_json([args.warden, "bench", "-m", path, "-p", str(args.p), "-n", str(args.n), "-d", str(args.d), "-r",
-                  str(args.r), "-t", str(args.t), "--json"] + cache_flags(args))
+    tests = run_json([args.warden, "bench", "-m", path, "-p", str(args.p), "-n", str(args.n), "-d", str(args.d),
+                      "-r", str(args.r), "-t", str(args.t), "--json"] + cache_flags(args))
+    pp = next(t for t in tests if t["n_gen"] == 0)
+    tg = next(t for t in tests if t["n_prompt"] == 0)
     return {
-        "pp": (d["pp"]["mean"], d["pp"]["sd"]),
-        "tg": (d["tg"]["mean"], d["tg"]["sd"]),
-        "rss": d["peak_rss_mib"],
-        "kv": d["kv_cache_mib"],
-        "file": d["file_mib"],
-        "load": d["load_s"],
-        "roof": d["roofline"]["tokens_per_s"],
-        "roof_gbs": d["roofline"]["gb_per_s"],
-        "roof_frac": d["roofline"]["tg_fraction"],
+        "pp": (pp["mean"], pp["sd"]),
+        "tg": (tg["mean"], tg["sd"]),
+        "rss": tg["peak_rss_mib"],
+        "kv": tg["kv_cache_mib"],
+        "file": tg["file_mib"],
+        "load": tg["load_s"],
+        "roof": tg["roofline"]["tokens_per_s"],
+        "roof_gbs": tg["roofline"]["gb_per_s"],
+        "roof_frac": tg["roofline"]["tg_fraction"],
     }
 
 

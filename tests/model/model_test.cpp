@@ -252,8 +252,9 @@ TEST(KvCacheTypeFlags, LlamaCppSpellingsWorkAndOtherTypesAreUsageErrors) {
                                  "q8_0", "--json"});
   ASSERT_EQ(bench.exit_code, 0) << bench.err;
   const auto j = nlohmann::json::parse(bench.out);
-  EXPECT_EQ(j["cache_type_k"], "q8_0");
-  EXPECT_EQ(j["cache_type_v"], "f16");
+  ASSERT_EQ(j.size(), 2u);  // pp8, tg4
+  EXPECT_EQ(j[0]["cache_type_k"], "q8_0");
+  EXPECT_EQ(j[0]["cache_type_v"], "f16");
   auto bad = test::run_warden({"generate", "-m", path, "-p", "Hello", "-n", "4", "-ctv", "q4_0"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("--cache-type-v"), std::string::npos) << bad.err;

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <map>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -68,20 +70,40 @@ INSTANTIATE_TEST_SUITE_P(Tiny, Roofline, ::testing::Values("tiny-llama", "tiny-q
                            return n;
                          });
 
+// `warden bench --json`: an array with one object per test, as llama-bench
+// -o json prints.
+nlohmann::json bench_json(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"bench"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  argv.push_back("--json");
+  auto r = test::run_warden(argv);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_TRUE(j.is_array()) << r.out;
+  return j;
+}
+
 TEST(WardenBench, JsonReportsSpeedRssAndTheRoofline) {
   const std::string path = tiny_model("tiny-qwen3", "q8_0");
-  auto r = test::run_warden({"bench", "-m", path, "-p", "16", "-n", "8", "-r", "2", "-t", "2", "--json"});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto j = nlohmann::json::parse(r.out);
-  EXPECT_EQ(j["pp"]["samples"].size(), 2u);
-  EXPECT_EQ(j["tg"]["samples"].size(), 2u);
-  EXPECT_GT(j["pp"]["mean"].get<double>(), 0);
-  EXPECT_GT(j["peak_rss_mib"].get<double>(), 0);
-  // The repacked weights, and how much of them sits in huge pages.
-  EXPECT_GT(j["packed_mib"].get<double>(), 0);
-  EXPECT_GE(j["packed_huge_page_mib"].get<double>(), 0);
-  EXPECT_LE(j["packed_huge_page_mib"].get<double>(), j["packed_mib"].get<double>());
-  const auto& roof = j["roofline"];
+  const auto j = bench_json({"-m", path, "-p", "16", "-n", "8", "-r", "2", "-t", "2"});
+  ASSERT_EQ(j.size(), 2u);
+  const auto& pp = j[0];
+  const auto& tg = j[1];
+  EXPECT_EQ(pp["test"], "pp16");
+  EXPECT_EQ(tg["test"], "tg8");
+  EXPECT_EQ(pp["samples"].size(), 2u);
+  EXPECT_EQ(tg["samples"].size(), 2u);
+  EXPECT_GT(pp["mean"].get<double>(), 0);
+  EXPECT_FALSE(pp.contains("roofline"));  // a prompt test reads the weights once for 16 tokens
+  for (const auto& test : j) {
+    EXPECT_EQ(test["model"], path);
+    EXPECT_GT(test["peak_rss_mib"].get<double>(), 0);
+    // The repacked weights, and how much of them sits in huge pages.
+    EXPECT_GT(test["packed_mib"].get<double>(), 0);
+    EXPECT_GE(test["packed_huge_page_mib"].get<double>(), 0);
+    EXPECT_LE(test["packed_huge_page_mib"].get<double>(), test["packed_mib"].get<double>());
+  }
+  const auto& roof = tg["roofline"];
   const double weights = roof["bytes_per_token"].get<double>(), kv = roof["kv_bytes_per_token"].get<double>();
   EXPECT_DOUBLE_EQ(weights, file_bytes_per_token(path));
   EXPECT_GT(kv, 0);
@@ -94,7 +116,7 @@ TEST(WardenBench, JsonReportsSpeedRssAndTheRoofline) {
     ASSERT_EQ(passes.size(), 3u);
     std::sort(passes.begin(), passes.end());
     EXPECT_NEAR(roof["tg_fraction_samples"][r].get<double>(),
-                j["tg"]["samples"][r].get<double>() * passes[1] * (1 + kv / weights), 1e-9);
+                tg["samples"][r].get<double>() * passes[1] * (1 + kv / weights), 1e-9);
   }
 }
 
@@ -102,15 +124,15 @@ TEST(WardenBench, JsonReportsSpeedRssAndTheRoofline) {
 // --n-depth), and a generated token reads the cache up to its position.
 TEST(WardenBench, DepthStartsTheTestsAfterAFilledCache) {
   const std::string path = tiny_model("tiny-qwen3", "q8_0");
-  auto kv_at = [&](const char* depth) {
-    auto r = test::run_warden({"bench", "-m", path, "-p", "8", "-n", "4", "-d", depth, "-r", "1", "-t", "2", "--json"});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    const auto j = nlohmann::json::parse(r.out);
-    EXPECT_EQ(j["depth"].get<int64_t>(), std::stoll(depth));
-    EXPECT_GT(j["tg"]["mean"].get<double>(), 0);
-    return j["roofline"]["kv_bytes_per_token"].get<double>();
-  };
-  const double at_0 = kv_at("0"), at_40 = kv_at("40");
+  const auto j = bench_json({"-m", path, "-p", "8", "-n", "4", "-d", "0,40", "-r", "1", "-t", "2"});
+  ASSERT_EQ(j.size(), 4u);  // depth by depth, each with its pp and tg
+  std::vector<std::string> tests;
+  for (const auto& test : j) tests.push_back(test["test"]);
+  EXPECT_EQ(tests, (std::vector<std::string>{"pp8", "tg4", "pp8 @ d40", "tg4 @ d40"}));
+  EXPECT_EQ(j[3]["depth"].get<int64_t>(), 40);
+  EXPECT_GT(j[3]["mean"].get<double>(), 0);
+  const double at_0 = j[1]["roofline"]["kv_bytes_per_token"].get<double>();
+  const double at_40 = j[3]["roofline"]["kv_bytes_per_token"].get<double>();
   // At depth 0 the four tokens attend over 1..4 positions: 2.5 on average.
   EXPECT_NEAR(at_40 - at_0, 40 * at_0 / 2.5, 1e-6 * at_40);
 
@@ -118,6 +140,51 @@ TEST(WardenBench, DepthStartsTheTestsAfterAFilledCache) {
   ASSERT_EQ(table.exit_code, 0) << table.err;
   EXPECT_NE(table.out.find("pp8 @ d16 |"), std::string::npos) << table.out;
   EXPECT_NE(table.out.find("tg4 @ d16 |"), std::string::npos) << table.out;
+}
+
+// As llama-bench: every flag takes a list (commas, repeats, ranges), and
+// every combination runs, each model loaded once.
+TEST(WardenBench, ListsRunEveryCombination) {
+  const std::string qwen = tiny_model("tiny-qwen3", "q8_0"), llama = tiny_model("tiny-llama", "q4_K_M");
+  const auto j = bench_json({"-m", qwen + "," + llama, "-p", "2-8*2", "-n", "1-3+2", "-pg", "4,2", "-t", "1", "-t",
+                             "2", "-ctk", "f16,q8_0", "-r", "2"});
+  // 2 models x 2 thread counts x 2 key types x (3 prompts + 2 generations + 1 pg).
+  ASSERT_EQ(j.size(), 2u * 2 * 2 * 6);
+  std::vector<std::string> first_six;
+  for (size_t i = 0; i < 6; i++) first_six.push_back(j[i]["test"]);
+  EXPECT_EQ(first_six, (std::vector<std::string>{"pp2", "pp4", "pp8", "tg1", "tg3", "pp4+tg2"}));
+  std::map<std::tuple<std::string, int, std::string, std::string>, int> seen;
+  for (const auto& test : j) {
+    seen[{test["model"], test["threads"], test["cache_type_k"], test["test"]}]++;
+    EXPECT_EQ(test["cache_type_v"], "f16");
+    EXPECT_EQ(test["samples"].size(), 2u);
+    EXPECT_EQ(test.contains("roofline"), test["n_prompt"] == 0) << test["test"];
+    EXPECT_GT(test["peak_rss_mib"].get<double>(), 0);
+  }
+  EXPECT_EQ(seen.size(), j.size()) << "each combination measured once";
+  const auto& pg = j[5];
+  EXPECT_EQ(pg["n_prompt"], 4);
+  EXPECT_EQ(pg["n_gen"], 2);
+  EXPECT_EQ(j.back()["model"], llama);
+  EXPECT_EQ(j.back()["arch"], "llama");
+}
+
+TEST(WardenBench, TableNamesWhatEachNoteIsAbout) {
+  const std::string qwen = tiny_model("tiny-qwen3", "q8_0"), llama = tiny_model("tiny-llama", "q4_K_M");
+  auto r = test::run_warden({"bench", "-m", qwen, "-m", llama, "-p", "4", "-n", "2", "-ctk", "q8_0", "-r", "1",
+                             "-t", "1"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // The cache types get columns once one is not f16; the notes name their model.
+  EXPECT_NE(r.out.find("| type_k | type_v |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| q8_0   | f16    |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("load (tiny-qwen3-q8_0.gguf): "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("load (tiny-llama-q4_K_M.gguf): "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("roofline (tiny-llama-q4_K_M.gguf, 1 threads, q8_0/f16 cache, tg2): a token reads"),
+            std::string::npos)
+      << r.out;
+  // Each model's load line comes before its rooflines.
+  EXPECT_LT(r.out.find("load (tiny-llama"), r.out.find("roofline (tiny-llama")) << r.out;
+  EXPECT_LT(r.out.find("roofline (tiny-qwen3"), r.out.find("load (tiny-llama")) << r.out;
 }
 
 TEST(WardenBench, TableEndsWithTheRooflineLine) {
@@ -133,9 +200,19 @@ TEST(WardenBench, BadArgumentsAreUsageErrors) {
   EXPECT_EQ(test::run_warden({"bench", "-m", path, "-p", "0", "-n", "0"}).exit_code, 2);
   EXPECT_EQ(test::run_warden({"bench", "-m", path, "-r", "0"}).exit_code, 2);
   EXPECT_EQ(test::run_warden({"bench", "-m", path, "-d", "-1"}).exit_code, 2);
+  // Lists and ranges that make no sense name the flag and the value.
+  for (const std::vector<std::string>& bad :
+       std::vector<std::vector<std::string>>{{"-p", "8-2"}, {"-p", "x"}, {"-p", "4-8*1"}, {"-n", "1-"}, {"-t", "1-100000"},
+                                             {"-pg", "8"}, {"-pg", "0,4"}, {"-ctk", "q4_0"}, {"-ctv", "f16,q4_0"}}) {
+    auto r = test::run_warden({"bench", "-m", path, bad[0], bad[1], "-r", "1"});
+    EXPECT_EQ(r.exit_code, 2) << bad[0] << " " << bad[1];
+    EXPECT_NE(r.err.find(bad[0]), std::string::npos) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+  }
   // Past the model's training context: an error naming both figures.
-  auto too_deep = test::run_warden({"bench", "-m", path, "-d", "100000000", "-p", "0", "-n", "1"});
+  auto too_deep = test::run_warden({"bench", "-m", path, "-d", "0,100000000", "-p", "0", "-n", "1"});
   EXPECT_EQ(too_deep.exit_code, 1);
+  EXPECT_TRUE(too_deep.out.empty()) << "checked before the first test: " << too_deep.out;
   EXPECT_NE(too_deep.err.find("past the model's context"), std::string::npos) << too_deep.err;
   auto missing = test::run_warden({"bench", "-m", test::temp_root() + "/absent.gguf"});
   EXPECT_EQ(missing.exit_code, 1);
