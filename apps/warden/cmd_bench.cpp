@@ -52,7 +52,8 @@ struct BenchArgs {
   std::vector<std::string> prompt_gen;  // "PP,TG" each
   std::vector<std::string> cache_k{"f16"}, cache_v{"f16"};
   int reps = 5;
-  bool json = false;
+  std::string output = "md";  // -o: md (the table), json, jsonl or csv
+  bool json = false;          // --json: -o json
 };
 
 constexpr size_t kMaxListValues = 1000;  // a typo such as 1-100000 is refused, not run for days
@@ -127,6 +128,7 @@ struct Plan {
   // prompt test, (0, n) a generation test, (p, n) both in a row.
   std::vector<std::pair<int64_t, int64_t>> tests;
   int reps = 1;
+  std::string output;
 
   int64_t longest_test() const {
     int64_t longest = 0;
@@ -148,6 +150,7 @@ Plan plan_of(const BenchArgs& a) {
   Plan plan;
   plan.models = a.models;
   plan.reps = a.reps;
+  plan.output = a.json ? "json" : a.output;
   for (int64_t t : expand_counts(a.threads, "-t")) {
     if (t > 4096) throw UsageError("-t: " + std::to_string(t) + " threads is more than any machine this runs on");
     plan.threads.push_back(int(t));
@@ -409,7 +412,7 @@ class Table {
   std::vector<std::string> notes_;
 };
 
-// ---- JSON: one object per test, in an array, as llama-bench -o json --------
+// ---- Machine-readable: one record per test, as llama-bench -o json / jsonl / csv
 
 nlohmann::json json_of(const Result& r, const ModelInfo& m, int reps) {
   const Stats s = stats_of(r.samples);
@@ -445,6 +448,52 @@ nlohmann::json json_of(const Result& r, const ModelInfo& m, int reps) {
                      {"tg_fraction_samples", roof.fractions}};
   }
   return j;
+}
+
+// A CSV field as RFC 4180 has it: quoted where it holds a comma, a quote or
+// a line break, quotes doubled.
+std::string csv_field(const std::string& text) {
+  if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
+  std::string quoted = "\"";
+  for (char ch : text) quoted += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return quoted + "\"";
+}
+
+// The results in `format` (json, jsonl or csv): every field of the JSON
+// object per test; in CSV the roofline's figures flattened into columns.
+void print_records(const std::vector<Result>& results, const std::vector<ModelInfo>& models, int reps,
+                   const std::string& format) {
+  if (format == "json") {
+    nlohmann::json all = nlohmann::json::array();
+    for (const Result& r : results) all.push_back(json_of(r, models[r.model], reps));
+    std::printf("%s\n", all.dump(2).c_str());
+    return;
+  }
+  if (format == "jsonl") {
+    for (const Result& r : results) std::printf("%s\n", json_of(r, models[r.model], reps).dump().c_str());
+    return;
+  }
+  static const char* const kColumns[] = {"model", "arch", "file_mib", "threads", "kernels", "cache_type_k",
+                                         "cache_type_v", "depth", "test", "n_prompt", "n_gen", "reps", "mean", "sd",
+                                         "load_s", "peak_rss_mib", "kv_cache_mib", "roofline_tokens_per_s",
+                                         "roofline_gb_per_s", "roofline_tg_fraction"};
+  const size_t n_columns = std::size(kColumns);
+  for (size_t c = 0; c < n_columns; c++) std::printf("%s%s", c ? "," : "", kColumns[c]);
+  std::printf("\n");
+  for (const Result& r : results) {
+    nlohmann::json j = json_of(r, models[r.model], reps);
+    if (j.contains("roofline")) {
+      j["roofline_tokens_per_s"] = j["roofline"]["tokens_per_s"];
+      j["roofline_gb_per_s"] = j["roofline"]["gb_per_s"];
+      j["roofline_tg_fraction"] = j["roofline"]["tg_fraction"];
+    }
+    for (size_t c = 0; c < n_columns; c++) {
+      const nlohmann::json v = j.value(kColumns[c], nlohmann::json());
+      const std::string cell = v.is_null() ? "" : v.is_string() ? v.get<std::string>() : v.dump();
+      std::printf("%s%s", c ? "," : "", csv_field(cell).c_str());
+    }
+    std::printf("\n");
+  }
 }
 
 // ---- One model's combinations ----------------------------------------------
@@ -493,7 +542,7 @@ void run_combination(const model::Model& m, const Plan& plan, size_t model_index
 int run_bench(const BenchArgs& a) {
   const Plan plan = plan_of(a);
   std::optional<Table> table;
-  if (!a.json) table.emplace(plan);
+  if (plan.output == "md") table.emplace(plan);
   std::vector<ModelInfo> models;
   std::vector<Result> results;
   for (size_t i = 0; i < plan.models.size(); i++) {
@@ -524,9 +573,7 @@ int run_bench(const BenchArgs& a) {
   if (table) {
     table->print_notes();
   } else {
-    nlohmann::json all = nlohmann::json::array();
-    for (const Result& r : results) all.push_back(json_of(r, models[r.model], plan.reps));
-    std::printf("%s\n", all.dump(2).c_str());
+    print_records(results, models, plan.reps, plan.output);
   }
   return 0;
 }
@@ -534,7 +581,7 @@ int run_bench(const BenchArgs& a) {
 WARDEN_COMMAND("bench", "Measure prompt and generation speed of GGUF models (like llama-bench)", [](CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   app.footer(
-      "Every flag but -r, -pg and --json takes a list, as llama-bench's: values separated by commas or the flag "
+      "Every flag but -r, -pg and -o takes a list, as llama-bench's: values separated by commas or the flag "
       "repeated, and counts also as ranges FIRST-LAST, FIRST-LAST+STEP or FIRST-LAST*MULT (-p 64-512*2). Every "
       "combination is measured; each model is loaded once.");
   app.add_option("-m,--model", a->models, "GGUF model files")->required()->delimiter(',');
@@ -560,7 +607,12 @@ WARDEN_COMMAND("bench", "Measure prompt and generation speed of GGUF models (lik
   app.add_option("--cache-type-v", a->cache_v, "KV cache value types: f16 (default) or q8_0 (also -ctv)")
       ->delimiter(',')
       ->capture_default_str();
-  app.add_flag("--json", a->json, "Print the results as a JSON array, one object per test (as llama-bench -o json)");
+  app.add_option("-o,--output", a->output,
+                 "Output format: md (a table), json (an array with one object per test), jsonl (one per line) or "
+                 "csv, as llama-bench's")
+      ->check(CLI::IsMember({"md", "json", "jsonl", "csv"}))
+      ->capture_default_str();
+  app.add_flag("--json", a->json, "The same as -o json");
   return [a] { return run_bench(*a); };
 });
 

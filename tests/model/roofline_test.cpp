@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <map>
 #include <tuple>
 
@@ -167,6 +169,35 @@ TEST(WardenBench, ListsRunEveryCombination) {
   EXPECT_EQ(pg["n_gen"], 2);
   EXPECT_EQ(j.back()["model"], llama);
   EXPECT_EQ(j.back()["arch"], "llama");
+}
+
+// -o as llama-bench's: jsonl (an object per line) and csv (a header, then a
+// row per test; fields with quotes or commas quoted).
+TEST(WardenBench, JsonLinesAndCsvCarryTheSameRecords) {
+  const std::string path = test::temp_root() + "/say \"hi\".gguf";
+  std::filesystem::copy_file(tiny_model("tiny-qwen3", "q8_0"), path, std::filesystem::copy_options::overwrite_existing);
+  auto jsonl = test::run_warden({"bench", "-m", path, "-p", "4", "-n", "2", "-r", "1", "-t", "1", "-o", "jsonl"});
+  ASSERT_EQ(jsonl.exit_code, 0) << jsonl.err;
+  std::istringstream lines(jsonl.out);
+  std::vector<std::string> tests;
+  for (std::string line; std::getline(lines, line);) tests.push_back(nlohmann::json::parse(line)["test"]);
+  EXPECT_EQ(tests, (std::vector<std::string>{"pp4", "tg2"}));
+
+  auto csv = test::run_warden({"bench", "-m", path, "-p", "4", "-n", "2", "-r", "1", "-t", "1", "-o", "csv"});
+  ASSERT_EQ(csv.exit_code, 0) << csv.err;
+  std::istringstream rows(csv.out);
+  std::string header, pp, tg, extra;
+  ASSERT_TRUE(std::getline(rows, header) && std::getline(rows, pp) && std::getline(rows, tg)) << csv.out;
+  EXPECT_FALSE(std::getline(rows, extra));
+  EXPECT_EQ(header.rfind("model,arch,file_mib,threads,", 0), 0u) << header;
+  const std::string quoted_path = "\"" + test::temp_root() + "/say \"\"hi\"\".gguf\",";
+  EXPECT_EQ(pp.rfind(quoted_path, 0), 0u) << pp;
+  EXPECT_NE(pp.find(",pp4,4,0,1,"), std::string::npos) << pp;
+  EXPECT_NE(tg.find(",tg2,0,2,1,"), std::string::npos) << tg;
+  // The roofline columns are empty for the prompt test and filled for generation.
+  EXPECT_EQ(pp.substr(pp.size() - 3), ",,,") << pp;
+  EXPECT_NE(tg.back(), ',') << tg;
+  EXPECT_EQ(test::run_warden({"bench", "-m", path, "-o", "xml"}).exit_code, 2);
 }
 
 TEST(WardenBench, TableNamesWhatEachNoteIsAbout) {
