@@ -30,4 +30,15 @@ RunResult run(const std::vector<std::string>& argv, const std::string& input = "
 // Convenience: runs the warden binary with these arguments.
 RunResult run_warden(const std::vector<std::string>& args, const std::string& input = "");
 
+// Whether this is a sanitizer build (ASan or TSan, e.g. -DCMAKE_CXX_FLAGS=
+// -fsanitize=thread): their allocators and shadow memory change what malloc's
+// statistics and the RSS say, so tests that measure memory use skip that part.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool kSanitizedBuild = true;
+#elif defined(__has_feature)
+inline constexpr bool kSanitizedBuild = __has_feature(address_sanitizer) || __has_feature(thread_sanitizer);
+#else
+inline constexpr bool kSanitizedBuild = false;
+#endif
+
 }  // namespace warden::test
