@@ -324,16 +324,15 @@ class Table {
     if (r.roofline) add_roofline_note(r, m, *r.roofline);
   }
 
-  // Before a model's tests: its notes start here.
-  void start_model() { model_notes_at_ = notes_.size(); }
-
-  // After them: the load line goes before the model's rooflines.
+  // After a model's tests: its load line, then its rooflines.
   void add_model_note(const ModelInfo& m, int reps) {
     const std::string context = several_models_ ? " (" + file_name(m.path) + ")" : "";
     char note[400];
     std::snprintf(note, sizeof note, "load%s: %.3f s%s, peak RSS: %.1f MiB, reps: %d", context.c_str(), m.load_s,
                   packed_note(m).c_str(), m.peak_rss_mib, reps);
-    notes_.insert(notes_.begin() + std::ptrdiff_t(model_notes_at_), note);
+    notes_.push_back(note);
+    notes_.insert(notes_.end(), rooflines_.begin(), rooflines_.end());
+    rooflines_.clear();
   }
 
   void print_notes() const {
@@ -403,13 +402,12 @@ class Table {
                   1e3 / roof.tokens_per_s(), roof.gb_per_s(), roof.tokens_per_s(), label.c_str(),
                   100 * median(roof.fractions), 100 * *std::min_element(roof.fractions.begin(), roof.fractions.end()),
                   100 * *std::max_element(roof.fractions.begin(), roof.fractions.end()));
-    notes_.push_back(note);
+    rooflines_.push_back(note);
   }
 
   size_t widths_[kColumns] = {5, 10, 7, 10, 6, 6, 14, 20};
-  size_t model_notes_at_ = 0;
   bool show_cache_types_ = false, several_models_ = false, several_generation_rows_ = false, header_printed_ = false;
-  std::vector<std::string> notes_;
+  std::vector<std::string> notes_, rooflines_;  // rooflines_: the current model's, until its load line
 };
 
 // ---- Machine-readable: one record per test, as llama-bench -o json / jsonl / csv
@@ -559,7 +557,6 @@ int run_bench(const BenchArgs& a) {
     info.packed_mib = double(m->packed_bytes()) / (1024.0 * 1024.0);
     info.packed_huge_mib = double(m->packed_huge_bytes()) / (1024.0 * 1024.0);
     models.push_back(info);
-    if (table) table->start_model();
     for (int t : plan.threads)
       for (const model::KvCacheTypes& types : plan.cache_types)
         for (int64_t depth : plan.depths)
