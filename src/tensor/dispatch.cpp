@@ -67,13 +67,14 @@ bool cpu_has_avx2_fma_f16c() {
   return b & (1u << 5);  // AVX2
 }
 
-// AVX512-F, -VL and -VNNI from CPUID, plus the OS saving the opmask and ZMM
-// state (EVEX-encoded instructions need it even on 256-bit registers).
+// AVX512-F, -VL, -BW and -VNNI from CPUID (every CPU with VNNI has the
+// other three), plus the OS saving the opmask and ZMM state (EVEX-encoded
+// instructions need it even on 256-bit registers).
 bool cpu_has_avx512vnni_vl() {
   unsigned a, b, c, d;
   if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
-  const bool f = b & (1u << 16), vl = b & (1u << 31), vnni = c & (1u << 11);
-  if (!(f && vl && vnni)) return false;
+  const bool f = b & (1u << 16), bw = b & (1u << 30), vl = b & (1u << 31), vnni = c & (1u << 11);
+  if (!(f && bw && vl && vnni)) return false;
   unsigned xcr0_lo, xcr0_hi;
   __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
   return (xcr0_lo & 0xE6) == 0xE6;  // XMM, YMM, opmask, ZMM0-15 upper, ZMM16-31

@@ -21,7 +21,7 @@
 // from vec_dot by float rounding only (tests/tensor/gemm_test.cpp).
 //
 // gemm_avx512vnni.cpp compiles this file a second time with
-// WARDEN_GEMM_VNNI, for CPUs with AVX512-VNNI (and VL): there the int8 dot
+// WARDEN_GEMM_VNNI, for CPUs with AVX512-VNNI (and VL, BW): there the int8 dot
 // of four byte pairs into a 32-bit lane is one instruction (vpdpbusd on
 // 256-bit registers) instead of three, and Q4_K, Q8_0 and the expanded
 // K-quant panels run in 512-bit registers over panels in an order of their
@@ -765,57 +765,109 @@ void k4_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const 
 }
 
 #if defined(WARDEN_GEMM_VNNI)
-// The 64 group scales of unpack_q4_k_panel_scales as 16 bytes per group,
-// each row's scale twice (the lanes of its two sums).
-inline void pair_group_scales(const uint8_t scales[64], uint8_t pairs[8][16]) {
-  for (int i = 0; i < 2; i++) {  // groups 4i, 4i + 1 in the low 128-bit lane, 4i + 2, 4i + 3 in the high one
-    const __m256i sc = load32(scales + 32 * i);
-    const __m256i low = _mm256_unpacklo_epi8(sc, sc), high = _mm256_unpackhi_epi8(sc, sc);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(pairs[4 * i]), _mm256_castsi256_si128(low));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(pairs[4 * i + 1]), _mm256_castsi256_si128(high));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(pairs[4 * i + 2]), _mm256_extracti128_si256(low, 1));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(pairs[4 * i + 3]), _mm256_extracti128_si256(high, 1));
-  }
+// A Q4_K panel's scales and mins (layout at kQ4_KScales) as q4_k_wide_kernel
+// multiplies them in, unpacked in 512-bit registers.
+struct Q4_KWideScales {
+  // Pair p (groups 2p, 2p + 1): dword j of 128-bit lane k holds the scale of
+  // row 2k + j % 2 in group 2p + j / 2, twice as int16 (vpdpwssd's operand
+  // against the packed sums of two groups, see q4_k_wide_kernel).
+  __m512i pair[4];
+  // Group pair j (groups 2j, 2j + 1) in dwords 8 (j % 2) + r of register
+  // j / 2: row r's two mins as int16, against the activations' two group sums.
+  __m512i min_pairs[2];
+};
+
+inline Q4_KWideScales unpack_q4_k_wide_scales(const uint8_t* packed) {
+  // Groups 0-3 are the low six bits of bytes 0-31 (scales) and 32-63 (mins),
+  // byte 8g + r of row r; groups 4-7 take their low four bits from bytes
+  // 64-95 (scales low, mins high nibble) and their top two from the spare top
+  // bits of bytes 0-63. So each register: scales of four groups, then mins.
+  const __m512i low6 = _mm512_set1_epi8(0x3F);
+  const __m512i bytes0_63 = _mm512_loadu_si512(packed);
+  const __m256i bytes64_95 = load32(packed + 64);
+  const __m512i nibbles = _mm512_inserti64x4(_mm512_castsi256_si512(bytes64_95), _mm256_srli_epi16(bytes64_95, 4), 1);
+  const __m512i groups0_3 = _mm512_and_si512(bytes0_63, low6);
+  const __m512i groups4_7 = _mm512_or_si512(_mm512_and_si512(nibbles, _mm512_set1_epi8(0x0F)),
+                                            _mm512_srli_epi16(_mm512_andnot_si512(low6, bytes0_63), 2));
+  Q4_KWideScales out;
+  // Each pair's 16 scale bytes in every lane, then spread: byte 0 and 2 of
+  // dword j in lane k from byte 8 (j / 2) + 2k + j % 2, bytes 1 and 3 zero
+  // (the -128 index bytes keep bit 7 after the add, and vpshufb writes zero).
+  const __m512i spread = _mm512_add_epi8(
+      _mm512_broadcast_i32x4(_mm_setr_epi8(0, -128, 0, -128, 1, -128, 1, -128, 8, -128, 8, -128, 9, -128, 9, -128)),
+      _mm512_set_epi64(0x0606060606060606, 0x0606060606060606, 0x0404040404040404, 0x0404040404040404,
+                       0x0202020202020202, 0x0202020202020202, 0, 0));
+  out.pair[0] = _mm512_shuffle_epi8(_mm512_shuffle_i32x4(groups0_3, groups0_3, 0x00), spread);
+  out.pair[1] = _mm512_shuffle_epi8(_mm512_shuffle_i32x4(groups0_3, groups0_3, 0x55), spread);
+  out.pair[2] = _mm512_shuffle_epi8(_mm512_shuffle_i32x4(groups4_7, groups4_7, 0x00), spread);
+  out.pair[3] = _mm512_shuffle_epi8(_mm512_shuffle_i32x4(groups4_7, groups4_7, 0x55), spread);
+  // The mins of group pairs 0-3 in lanes 0-3, each lane's two groups
+  // interleaved row by row, then widened to int16.
+  const __m512i mins = _mm512_shuffle_i32x4(groups0_3, groups4_7, 0xEE);
+  const __m512i interleaved = _mm512_unpacklo_epi8(mins, _mm512_bsrli_epi128(mins, 8));
+  out.min_pairs[0] = _mm512_cvtepu8_epi16(_mm512_castsi512_si256(interleaved));
+  out.min_pairs[1] = _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(interleaved, 1));
+  return out;
+}
+
+// Each row's mins against a token's group sums (Q8_K's bsums, added in
+// pairs: dword j holds the sums of groups 2j and 2j + 1 as int16).
+inline __m256i q4_k_wide_min_sums(const Q4_KWideScales& s, const block_q8_k& x) {
+  const __m128i group_pairs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.bsums)),
+                                             _mm_loadu_si128(reinterpret_cast<const __m128i*>(x.bsums + 8)));
+  const __m512i pairs = _mm512_castsi128_si512(group_pairs);
+  const __m512i pairs01 = _mm512_permutexvar_epi32(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0), pairs);
+  const __m512i pairs23 = _mm512_permutexvar_epi32(_mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2), pairs);
+  const __m512i sums = _mm512_dpwssd_epi32(_mm512_madd_epi16(s.min_pairs[0], pairs01), s.min_pairs[1], pairs23);
+  return _mm256_add_epi32(_mm512_castsi512_si256(sums), _mm512_extracti64x4_epi64(sums, 1));
 }
 
 // Q4_K on the VNNI set, in 512-bit registers (see broadcast8; layout at
-// pack_q4_k_panel): each row's group scale is multiplied into both of its
-// lanes, and the pairs are added once per super-block. Against
-// k4_panel_kernel's 256-bit steps, in cache: one token 66-73 -> 82-88 G
-// multiply-adds/s, 64 tokens 102-117 -> 123-124 (BM_Gemm/Q4_K_packed, three
-// alternating runs).
+// pack_q4_k_panel). A group's sums (lo + hi / 16, lanes 2r and 2r + 1 of row
+// r) are at most 8 x 15 x 128 = 15360 each, so two groups' sums pack into
+// int16 pairs (vpackssdw: per 128-bit lane, rows 2k and 2k + 1 of group g,
+// then of group g + 1) and one vpdpwssd multiplies them by their rows' scales
+// and adds each row's two halves into the super-block's sums, where a
+// conversion, a vpmulld and an add per group did that before. In cache
+// (BM_Gemm/Q4_K_packed, alternating runs): one token 87-91 -> 97-99 G
+// multiply-adds/s, 64 tokens 130 -> 139-140.
 template <int NT>
 void q4_k_wide_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
   const __m512i low4 = _mm512_set1_epi8(0x0F), high4 = _mm512_set1_epi8(char(0xF0));
+  // Dwords 0-3 of lane k of the sums: rows 2k, 2k + 1 (even groups), rows 2k, 2k + 1 (odd groups).
+  const __m512i rows_in_order = _mm512_set_epi64(0, 0, 0, 0, 6, 4, 2, 0);
   float acc[NT][8] = {};
   for (int64_t b = 0; b < nsb; b++, panel += kQ4_KPanelBlock) {
-    alignas(32) uint8_t scales[64], mins[64];
-    alignas(16) uint8_t scale_pairs[8][16];
-    unpack_q4_k_panel_scales(panel + kQ4_KScales, scales, mins);
-    pair_group_scales(scales, scale_pairs);
+    const Q4_KWideScales scales = unpack_q4_k_wide_scales(panel + kQ4_KScales);
     __m512i isum[NT];
     for (int t = 0; t < NT; t++) isum[t] = _mm512_setzero_si512();
-    for (int g = 0; g < 8; g++) {
-      __m512i lo_sums[NT], hi_sums[NT];  // the high nibbles used in place: 16 times their codes
-      for (int t = 0; t < NT; t++) lo_sums[t] = hi_sums[t] = _mm512_setzero_si512();
-      for (int m = 0; m < 2; m++) {
-        __m512i packed = _mm512_loadu_si512(panel + kQ4_KCodes + 128 * g + 64 * m);
-        asm("" : "+v"(packed));  // one load for both masks, as in steps_times
-        const __m512i lo = _mm512_and_si512(packed, low4), hi = _mm512_and_si512(packed, high4);
-        for (int t = 0; t < NT; t++) {
-          const int8_t* qs = x[t][b].qs + 32 * g + 8 * m;
-          lo_sums[t] = _mm512_dpbusd_epi32(lo_sums[t], lo, broadcast8(qs));
-          hi_sums[t] = _mm512_dpbusd_epi32(hi_sums[t], hi, broadcast8(qs + 16));
+    for (int pair = 0; pair < 4; pair++) {
+      __m512i group_sums[2][NT];
+      for (int i = 0; i < 2; i++) {
+        const int g = 2 * pair + i;
+        __m512i lo_sums[NT], hi_sums[NT];  // the high nibbles used in place: 16 times their codes
+        for (int t = 0; t < NT; t++) lo_sums[t] = hi_sums[t] = _mm512_setzero_si512();
+        for (int m = 0; m < 2; m++) {
+          __m512i packed = _mm512_loadu_si512(panel + kQ4_KCodes + 128 * g + 64 * m);
+          asm("" : "+v"(packed));  // one load for both masks, as in steps_times
+          const __m512i lo = _mm512_and_si512(packed, low4), hi = _mm512_and_si512(packed, high4);
+          for (int t = 0; t < NT; t++) {
+            const int8_t* qs = x[t][b].qs + 32 * g + 8 * m;
+            lo_sums[t] = _mm512_dpbusd_epi32(lo_sums[t], lo, broadcast8(qs));
+            hi_sums[t] = _mm512_dpbusd_epi32(hi_sums[t], hi, broadcast8(qs + 16));
+          }
         }
+        for (int t = 0; t < NT; t++) group_sums[i][t] = _mm512_add_epi32(lo_sums[t], _mm512_srai_epi32(hi_sums[t], 4));
       }
-      const __m512i scale = _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(scale_pairs[g])));
       for (int t = 0; t < NT; t++)
-        isum[t] = _mm512_add_epi32(
-            isum[t], _mm512_mullo_epi32(_mm512_add_epi32(lo_sums[t], _mm512_srai_epi32(hi_sums[t], 4)), scale));
+        isum[t] = _mm512_dpwssd_epi32(isum[t], _mm512_packs_epi32(group_sums[0][t], group_sums[1][t]), scales.pair[pair]);
     }
-    __m256i row_sums[NT];
-    for (int t = 0; t < NT; t++) row_sums[t] = add_lane_pairs(isum[t]);
-    finish_k4_super_block<NT>(panel, mins, x, b, row_sums, acc);
+    const __m256 wd = load_f16x8(panel + kQ4_KD), wdmin = load_f16x8(panel + kQ4_KD + 16);
+    for (int t = 0; t < NT; t++) {
+      const __m512i both = _mm512_add_epi32(isum[t], _mm512_shuffle_epi32(isum[t], _MM_PERM_BADC));
+      const __m256i row_sums = _mm512_castsi512_si256(_mm512_permutexvar_epi64(rows_in_order, both));
+      add_super_block(acc[t], wd, wdmin, x[t][b].d, row_sums, q4_k_wide_min_sums(scales, x[t][b]));
+    }
   }
   std::memcpy(out, acc, sizeof acc);
 }

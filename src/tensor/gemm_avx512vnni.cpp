@@ -1,5 +1,5 @@
 // The matrix kernels of gemm_avx2.cpp, compiled for CPUs that also have
-// AVX512-VNNI and AVX512-VL (Zen 4, Ice Lake and later): the same exact
+// AVX512-VNNI, -VL and -BW (Zen 4, Ice Lake and later): the same exact
 // integer sums, with vpdpbusd doing in one instruction what AVX2 needs three
 // for, and Q4_K, Q8_0 and the expanded K-quant panels in 512-bit registers
 // over panels of their own order. kernels_avx2.cpp builds the table (avx512vnni_kernels());
@@ -21,10 +21,10 @@
 #include "tensor/kernels.h"
 
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512vnni"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512bw,avx512vnni"))), apply_to = function)
 #else
 #pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512vnni")
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512vnni")
 #endif
 
 // GCC 12 warns of the undefined pass-through operand inside its own 512-bit

@@ -91,7 +91,7 @@ const KernelTable& avx2_kernels();
 // Fills in the GemmFn entries (gemm_avx2.cpp).
 void add_avx2_gemm_kernels(KernelTable& table);
 // The AVX2 table with the matrix kernels of gemm_avx512vnni.cpp. Call only
-// when the CPU also has AVX512-VNNI and AVX512-VL; select_kernels() checks.
+// when the CPU also has AVX512-VNNI, -VL and -BW; select_kernels() checks.
 const KernelTable& avx512vnni_kernels();
 void add_avx512vnni_gemm_kernels(KernelTable& table);
 // The VNNI table with gemm_avx512bf16.cpp's BF16 matrix kernels. Call only

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "tensor/blocks.h"
+#include "tensor/fp16.h"
 #include "tensor/kernels.h"
 #include "tensor/quant.h"
 
@@ -83,20 +85,27 @@ void check_gemm(const KernelTable& set, TensorType t, const Case& c) {
   check(yp, first, "packed");
 }
 
-TEST(GemmKernels, MatchOneDotPerRowAndToken) {
+// Every kernel set this CPU can run.
+std::vector<const KernelTable*> runnable_sets() {
   std::vector<const KernelTable*> sets = {&scalar_kernels()};
 #if defined(WARDEN_HAVE_AVX2_KERNELS)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
     sets.push_back(&avx2_kernels());
     // The same kernels with vpdpbusd, where the CPU has it (otherwise skipped).
-    if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl")) {
+    if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512bw")) {
       sets.push_back(&avx512vnni_kernels());
       // And its BF16 kernels with vdpbf16ps, in their own panel layout.
       if (__builtin_cpu_supports("avx512bf16")) sets.push_back(&avx512bf16_kernels());
     }
   }
 #endif
+  return sets;
+}
+
+TEST(GemmKernels, MatchOneDotPerRowAndToken) {
+  const std::vector<const KernelTable*> sets = runnable_sets();
   int tested = 0;
   for (const KernelTable* set : sets) {
     for (uint32_t id = 0; id < kMaxTypeId; id++) {
@@ -117,6 +126,50 @@ TEST(GemmKernels, MatchOneDotPerRowAndToken) {
     EXPECT_GT(tested, 0) << "the AVX2 set has no matrix kernels";
   }
 #endif
+}
+
+// The largest sums a Q4_K product can reach: every code 15, every scale and
+// min 63, every activation -128 or 127. The VNNI kernel packs two groups'
+// sums into int16 (at most 8 x 15 x 128 + 8 x 15 x 128 = 30720 each), so a
+// bound miscounted there saturates and shows here as a wrong result.
+TEST(GemmKernels, Q4_KAtItsLargestSumsStaysExact) {
+  constexpr int64_t kRows = 16, kN = 2 * kQK_K;
+  std::vector<block_q4_k> w(size_t(kRows * kN / kQK_K));
+  for (block_q4_k& b : w) {
+    b.d = b.dmin = fp32_to_fp16(1.0f);
+    std::fill(std::begin(b.scales), std::end(b.scales), uint8_t(0xFF));  // every 6-bit scale and min 63
+    std::fill(std::begin(b.qs), std::end(b.qs), uint8_t(0xFF));          // every code 15
+  }
+  for (const int8_t activation : {int8_t(-128), int8_t(127)}) {
+    std::vector<block_q8_k> x(size_t(kN / kQK_K));
+    for (block_q8_k& b : x) {
+      b.d = 1.0f;
+      std::fill(std::begin(b.qs), std::end(b.qs), activation);
+      std::fill(std::begin(b.bsums), std::end(b.bsums), int16_t(16 * activation));
+    }
+    const size_t w_row = gguf::row_bytes(TensorType::Q4_K, kN), x_row = gguf::row_bytes(TensorType::Q8_K, kN);
+    const auto* wq = reinterpret_cast<const uint8_t*>(w.data());
+    const auto* xq = reinterpret_cast<const uint8_t*>(x.data());
+    const float expected = scalar_kernels().find(TensorType::Q4_K)->vec_dot(wq, xq, kN);
+    ASSERT_NE(expected, 0.0f);
+    int tested = 0;
+    for (const KernelTable* set : runnable_sets()) {
+      const TypeKernels& k = *set->find(TensorType::Q4_K);
+      if (!k.gemm) continue;
+      tested++;
+      std::vector<float> y(kRows, 0.0f);
+      k.gemm(wq, w_row, kRows, xq, x_row, 1, kN, y.data(), kRows);
+      for (float v : y) ASSERT_NEAR(v, expected, 1e-6 * std::fabs(expected)) << set->name << " gemm, activations " << int(activation);
+      if (!k.pack) continue;
+      std::vector<uint8_t> packed(size_t(kRows / 8) * k.panel_bytes(kN));
+      k.pack(wq, w_row, kRows, kN, packed.data());
+      k.gemm_packed(packed.data(), kRows, xq, x_row, 1, kN, y.data(), kRows);
+      for (float v : y) ASSERT_NEAR(v, expected, 1e-6 * std::fabs(expected)) << set->name << " packed, activations " << int(activation);
+    }
+#if defined(WARDEN_HAVE_AVX2_KERNELS)
+    EXPECT_GT(tested, 0) << "no set has a Q4_K matrix kernel";
+#endif
+  }
 }
 
 }  // namespace
