@@ -517,8 +517,11 @@ void run_combination(const model::Model& m, const Plan& plan, size_t model_index
     Result r{model_index, threads, types, depth, n_prompt, n_gen, 0, {}, {}};
     const auto prompt = random_tokens(n_prompt, c.n_vocab, rng), gen = random_tokens(n_gen, c.n_vocab, rng);
     // One untimed warm-up pages the weights in and sizes buffers (four
-    // generated tokens stand for all of them).
+    // generated tokens stand for all of them), and the cache is grown to the
+    // test's last position, as llama-bench's context holds its whole cache
+    // before it times anything (growing copies the cache into fresh pages).
     run_test(fwd, cache, prompt, std::vector<int32_t>(gen.begin(), gen.begin() + std::min<int64_t>(n_gen, 4)), depth);
+    if (n_prompt + n_gen > 0) cache.reserve(0, depth + n_prompt + n_gen - 1);
     if (n_prompt == 0) {
       r.roofline.emplace();
       r.roofline->bytes_per_token = model::total_bytes(reads);
