@@ -829,8 +829,8 @@ inline __m256i q4_k_wide_min_sums(const Q4_KWideScales& s, const block_q8_k& x) 
 // then of group g + 1) and one vpdpwssd multiplies them by their rows' scales
 // and adds each row's two halves into the super-block's sums, where a
 // conversion, a vpmulld and an add per group did that before. In cache
-// (BM_Gemm/Q4_K_packed, alternating runs): one token 87-91 -> 97-99 G
-// multiply-adds/s, 64 tokens 130 -> 139-140.
+// (BM_Gemm/Q4_K_packed, alternating runs): one token 87-91 -> 99-100 G
+// multiply-adds/s, 64 tokens 130 -> 142-143.
 template <int NT>
 void q4_k_wide_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
   const __m512i low4 = _mm512_set1_epi8(0x0F), high4 = _mm512_set1_epi8(char(0xF0));

@@ -159,12 +159,14 @@ TEST(GemmKernels, Q4_KAtItsLargestSumsStaysExact) {
       tested++;
       std::vector<float> y(kRows, 0.0f);
       k.gemm(wq, w_row, kRows, xq, x_row, 1, kN, y.data(), kRows);
-      for (float v : y) ASSERT_NEAR(v, expected, 1e-6 * std::fabs(expected)) << set->name << " gemm, activations " << int(activation);
+      for (float v : y)
+        ASSERT_NEAR(v, expected, 1e-6 * std::fabs(expected)) << set->name << " gemm, activations " << int(activation);
       if (!k.pack) continue;
       std::vector<uint8_t> packed(size_t(kRows / 8) * k.panel_bytes(kN));
       k.pack(wq, w_row, kRows, kN, packed.data());
       k.gemm_packed(packed.data(), kRows, xq, x_row, 1, kN, y.data(), kRows);
-      for (float v : y) ASSERT_NEAR(v, expected, 1e-6 * std::fabs(expected)) << set->name << " packed, activations " << int(activation);
+      for (float v : y)
+        ASSERT_NEAR(v, expected, 1e-6 * std::fabs(expected)) << set->name << " packed, activations " << int(activation);
     }
 #if defined(WARDEN_HAVE_AVX2_KERNELS)
     EXPECT_GT(tested, 0) << "no set has a Q4_K matrix kernel";
