@@ -816,8 +816,11 @@ inline __m256i q4_k_wide_min_sums(const Q4_KWideScales& s, const block_q8_k& x) 
   const __m128i group_pairs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.bsums)),
                                              _mm_loadu_si128(reinterpret_cast<const __m128i*>(x.bsums + 8)));
   const __m512i pairs = _mm512_castsi128_si512(group_pairs);
-  const __m512i pairs01 = _mm512_permutexvar_epi32(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0), pairs);
-  const __m512i pairs23 = _mm512_permutexvar_epi32(_mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2), pairs);
+  // Dwords 0-7 the sums of group pair 0, 8-15 of pair 1, as min_pairs[0]
+  // holds the rows' mins; then pairs 2 and 3 for min_pairs[1].
+  const __m512i first_two = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  const __m512i pairs01 = _mm512_permutexvar_epi32(first_two, pairs);
+  const __m512i pairs23 = _mm512_permutexvar_epi32(_mm512_add_epi32(first_two, _mm512_set1_epi32(2)), pairs);
   const __m512i sums = _mm512_dpwssd_epi32(_mm512_madd_epi16(s.min_pairs[0], pairs01), s.min_pairs[1], pairs23);
   return _mm256_add_epi32(_mm512_castsi512_si256(sums), _mm512_extracti64x4_epi64(sums, 1));
 }
@@ -860,7 +863,8 @@ void q4_k_wide_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const
         for (int t = 0; t < NT; t++) group_sums[i][t] = _mm512_add_epi32(lo_sums[t], _mm512_srai_epi32(hi_sums[t], 4));
       }
       for (int t = 0; t < NT; t++)
-        isum[t] = _mm512_dpwssd_epi32(isum[t], _mm512_packs_epi32(group_sums[0][t], group_sums[1][t]), scales.pair[pair]);
+        isum[t] = _mm512_dpwssd_epi32(isum[t], _mm512_packs_epi32(group_sums[0][t], group_sums[1][t]),
+                                      scales.pair[pair]);
     }
     const __m256 wd = load_f16x8(panel + kQ4_KD), wdmin = load_f16x8(panel + kQ4_KD + 16);
     for (int t = 0; t < NT; t++) {
