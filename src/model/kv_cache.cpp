@@ -56,26 +56,42 @@ void KvCache::reserve(int seq, int64_t pos) {
     throw Error("context is full: position " + std::to_string(pos) + " needs a context longer than " +
                 std::to_string(n_ctx_) + " (use -c)");
   Seq& s = seqs_.at(size_t(seq));
-  if (pos < s.capacity) return;
-  int64_t cap = std::max<int64_t>(64, s.capacity);
-  while (cap <= pos) cap *= 2;
-  cap = std::min(cap, n_ctx_);
-  // Each head's positions move to the start of its larger span (all of them:
-  // a batch writes positions before it updates the length).
-  // Each layer's old pages go back to the system once copied, so growing
-  // holds one layer twice, not the whole cache.
-  auto grown = std::make_unique<AnonymousMemory>(size_t(n_layer_) * layer_bytes(cap));
-  if (s.storage)
-    for (int64_t l = 0; l < n_layer_; l++) {
-      for (int64_t h = 0; h < n_head_kv_; h++)
-        for (bool is_key : {true, false})
-          std::copy_n(head_rows(s.storage->data(), s.capacity, l, h, is_key),
-                      size_t(s.capacity) * (is_key ? key_row_bytes_ : value_row_bytes_),
-                      head_rows(grown->data(), cap, l, h, is_key));
-      s.storage->release(size_t(l) * layer_bytes(s.capacity), layer_bytes(s.capacity));
+  if (!s.storage) {
+    s.capacity = 64;
+    while (s.capacity <= pos) s.capacity *= 2;
+    s.capacity = std::min(s.capacity, n_ctx_);
+    s.storage = std::make_unique<AnonymousMemory>(size_t(n_layer_) * layer_bytes(s.capacity));
+  }
+  // Growth to twice the capacity starts a quarter of it ahead, and the
+  // layers move over evenly across that quarter (all of them at once for a
+  // position past it, as a long batch can ask).
+  while (s.capacity < n_ctx_) {
+    const int64_t start = s.capacity - s.capacity / 4;
+    if (pos < start) return;
+    if (!s.next) {
+      s.next_capacity = std::min(2 * s.capacity, n_ctx_);
+      s.next = std::make_unique<AnonymousMemory>(size_t(n_layer_) * layer_bytes(s.next_capacity));
+      s.moved = 0;
     }
-  s.storage = std::move(grown);
-  s.capacity = cap;
+    const int64_t due =
+        pos >= s.capacity ? n_layer_ : ((pos - start + 1) * n_layer_ + s.capacity / 4 - 1) / (s.capacity / 4);
+    while (s.moved < std::min(due, n_layer_)) move_layer(s);
+    if (s.moved < n_layer_) return;
+    s.storage = std::move(s.next);
+    s.capacity = s.next_capacity;
+  }
+}
+
+// Layer `moved` to the next storage: each head's positions to the start of
+// its larger span, then the old rows go back to the system.
+void KvCache::move_layer(Seq& s) {
+  const int64_t l = s.moved++;
+  for (int64_t h = 0; h < n_head_kv_; h++)
+    for (bool is_key : {true, false})
+      std::copy_n(head_rows(s.storage->data(), s.capacity, l, h, is_key),
+                  size_t(s.capacity) * (is_key ? key_row_bytes_ : value_row_bytes_),
+                  head_rows(s.next->data(), s.next_capacity, l, h, is_key));
+  s.storage->release(size_t(l) * layer_bytes(s.capacity), layer_bytes(s.capacity));
 }
 
 size_t KvCache::layer_bytes(int64_t capacity) const {
@@ -92,7 +108,9 @@ uint8_t* KvCache::head_rows(uint8_t* storage, int64_t capacity, int64_t layer, i
 uint8_t* KvCache::row(int seq, int64_t layer, int64_t head, int64_t pos, bool is_key) {
   Seq& s = seqs_[size_t(seq)];
   if (!s.storage) return nullptr;  // nothing reserved yet: no rows to read
-  return head_rows(s.storage->data(), s.capacity, layer, head, is_key) +
+  const bool moved = s.next && layer < s.moved;
+  return head_rows(moved ? s.next->data() : s.storage->data(), moved ? s.next_capacity : s.capacity, layer, head,
+                   is_key) +
          size_t(pos) * (is_key ? key_row_bytes_ : value_row_bytes_);
 }
 
@@ -117,7 +135,7 @@ void KvCache::store(int seq, int64_t layer, int64_t head, int64_t pos, const flo
 
 size_t KvCache::bytes() const {
   size_t total = 0;
-  for (const auto& s : seqs_) total += s.storage ? s.storage->size() : 0;
+  for (const auto& s : seqs_) total += (s.storage ? s.storage->size() : 0) + (s.next ? s.next->size() : 0);
   return total;
 }
 

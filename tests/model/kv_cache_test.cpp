@@ -62,8 +62,8 @@ uint16_t half_at(const warden::tensor::CacheRows& rows, int64_t pos, int64_t i) 
 TEST(KvCache, HeadsKeepTheirPositionsContiguousAcrossGrowth) {
   const Config c = small_config();
   KvCache cache(c, 200, 2);
-  // 150 positions cross the 64 -> 128 -> 200 growth steps; the second
-  // sequence grows at other moments.
+  // 150 positions cross the 64 -> 128 -> 200 growth steps, each spread over
+  // the last quarter before it; the second sequence grows at other moments.
   for (int64_t pos = 0; pos < 150; pos++) {
     write_position(cache, c, 0, pos);
     if (pos % 3 == 0) write_position(cache, c, 1, pos / 3);
@@ -86,9 +86,11 @@ TEST(KvCache, HeadsKeepTheirPositionsContiguousAcrossGrowth) {
         }
       }
   }
-  // Room for 200 + 64 positions (the second sequence never grew): 2 layers x
-  // 3 heads x (8 + 4) halves each.
-  EXPECT_EQ(cache.bytes(), size_t((200 + 64) * 2 * 3 * (8 + 4) * 2));
+  // Room for 200 positions, and the second sequence half-way through growing
+  // (its 50 positions are past three quarters of 64: its first layer has
+  // moved to the storage for 128, read above alongside the layer that has
+  // not): 200 + 64 + 128 positions of 2 layers x 3 heads x (8 + 4) halves.
+  EXPECT_EQ(cache.bytes(), size_t((200 + 64 + 128) * 2 * 3 * (8 + 4) * 2));
 }
 
 TEST(KvCache, Q8_0RowsHoldTheQuantizedKeysAndValuesInHalfTheBytes) {

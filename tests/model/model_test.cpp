@@ -195,6 +195,33 @@ TEST_P(PerArchitecture, DecodeStepsAsATeamGiveExactlyTheLogitsOfTheLoops) {
   }
 }
 
+// The cache grows by moving its layers to the doubled storage one after
+// another over the last quarter before each doubling (kv_cache.h); decode
+// steps and batches that read layers on both sides of that move give exactly
+// the logits of a cache reserved whole from the start.
+TEST_P(PerArchitecture, GrowingTheCacheLayerByLayerChangesNoLogit) {
+  auto model = model::Model::load(tiny_model(GetParam(), "q4_K_M", true));
+  const auto& c = model->config();
+  ThreadPool pool(2);
+  model::Forward fwd(*model, pool);
+  model::KvCache growing(c, 512, 1), whole(c, 512, 1);
+  whole.reserve(0, 511);
+  auto expect_same = [&](int64_t first, int64_t n) {
+    std::vector<model::BatchToken> b;
+    for (int64_t p = first; p < first + n; p++) b.push_back({int32_t((p * 7919 + 13) % c.n_vocab), p, 0, true});
+    const std::vector<float> expected = fwd.run(b, whole), got = fwd.run(b, growing);
+    ASSERT_EQ(got.size(), expected.size());
+    for (size_t v = 0; v < expected.size(); v++)
+      ASSERT_EQ(got[v], expected[v]) << "positions " << first << "-" << first + n - 1 << " logit " << v;
+  };
+  expect_same(0, 40);
+  for (int64_t pos = 40; pos < 111; pos++) expect_same(pos, 1);  // 64 -> 128 over 48-63, then 96-110 of 128 -> 256
+  expect_same(111, 90);                                          // to 256 at 128, then 192-200 of 256 -> 512
+  EXPECT_EQ(growing.bytes(), size_t(256 + 512) * growing.bytes_per_position());  // both, while it moves
+  for (int64_t pos = 201; pos < 261; pos++) expect_same(pos, 1);
+  EXPECT_EQ(growing.bytes(), whole.bytes());
+}
+
 std::vector<int32_t> greedy_tokens(const std::string& path, int n, model::KvCacheTypes cache_types = {}) {
   engine::EngineOptions o;
   o.model_path = path;
