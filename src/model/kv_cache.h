@@ -4,9 +4,10 @@
 // when it is used. Growing copies the cache into fresh pages, so it is spread
 // out: from three quarters of the capacity on, the layers move to the doubled
 // storage one after another across the positions that remain (moving them all
-// at once stalled qwen3-0.6b's decode 0.3 s at 2048 positions, 0.76 s at 4096
-// and 1.2 s at 8192 on the 2-core EPYC VM this project measures on). Each layer holds its key heads one after the other, then
-// its value heads, each head's positions contiguous: attention reads one
+// at once stalled qwen3-0.6b's decode 0.25 s at 2048 positions, 0.53 s at
+// 4096 and 1.06 s at 8192 on the 2-core EPYC VM this project measures on;
+// docs/performance.md). Each layer holds its key heads one after the other,
+// then its value heads, each head's positions contiguous: attention reads one
 // head's keys and values as a stream the hardware prefetchers follow (with
 // all heads of a position together, one head's rows would be a few cache
 // lines every kv_dim * 2 bytes, a stride they follow poorly once the cache
