@@ -584,29 +584,21 @@ WARDEN_COMMAND("bench", "Measure prompt and generation speed of GGUF models (lik
       "Every flag but -r, -pg and -o takes a list, as llama-bench's: values separated by commas or the flag "
       "repeated, and counts also as ranges FIRST-LAST, FIRST-LAST+STEP or FIRST-LAST*MULT (-p 64-512*2). Every "
       "combination is measured; each model is loaded once.");
+  // A flag that takes a list (commas or the flag repeated), its default shown.
+  auto list_option = [&app](const std::string& names, auto& values, const std::string& what) {
+    app.add_option(names, values, what)->delimiter(',')->capture_default_str();
+  };
   app.add_option("-m,--model", a->models, "GGUF model files")->required()->delimiter(',');
-  app.add_option("-p,--n-prompt", a->n_prompt, "Prompt tokens processed as one batch (0 = skip)")
-      ->delimiter(',')
-      ->capture_default_str();
-  app.add_option("-n,--n-gen", a->n_gen, "Tokens generated one at a time (0 = skip)")
-      ->delimiter(',')
-      ->capture_default_str();
+  list_option("-p,--n-prompt", a->n_prompt, "Prompt tokens processed as one batch (0 = skip)");
+  list_option("-n,--n-gen", a->n_gen, "Tokens generated one at a time (0 = skip)");
   app.add_option("--prompt-gen", a->prompt_gen,
                  "PP,TG: a prompt of PP tokens, then TG generated, timed together (also -pg; repeat for more)");
-  app.add_option("-d,--n-depth", a->n_depth, "Tokens already in the KV cache when each test starts")
-      ->delimiter(',')
-      ->capture_default_str();
+  list_option("-d,--n-depth", a->n_depth, "Tokens already in the KV cache when each test starts");
   app.add_option("-r,--repetitions", a->reps, "Timed repetitions of each test")->capture_default_str();
-  app.add_option("-t,--threads", a->threads,
-                 "Threads (0 = one per physical core this process may use, within its cgroup CPU limit)")
-      ->delimiter(',')
-      ->capture_default_str();
-  app.add_option("--cache-type-k", a->cache_k, "KV cache key types: f16 (default) or q8_0, half the memory (also -ctk)")
-      ->delimiter(',')
-      ->capture_default_str();
-  app.add_option("--cache-type-v", a->cache_v, "KV cache value types: f16 (default) or q8_0 (also -ctv)")
-      ->delimiter(',')
-      ->capture_default_str();
+  list_option("-t,--threads", a->threads,
+              "Threads (0 = one per physical core this process may use, within its cgroup CPU limit)");
+  list_option("--cache-type-k", a->cache_k, "KV cache key types: f16 (default) or q8_0, half the memory (also -ctk)");
+  list_option("--cache-type-v", a->cache_v, "KV cache value types: f16 (default) or q8_0 (also -ctv)");
   app.add_option("-o,--output", a->output,
                  "Output format: md (a table), json (an array with one object per test), jsonl (one per line) or "
                  "csv, as llama-bench's")
