@@ -44,6 +44,7 @@ struct ChatArgs {
   int64_t max_tokens = -1;
   std::string system;
   warden::sample::SamplerParams sampling;
+  warden::engine::LookupParams lookup;
   bool agent = false;
 #if WARDEN_HAVE_AGENT
   warden::cli::AgentSessionOptions session;
@@ -145,6 +146,7 @@ int run_chat(const ChatArgs& a) {
     engine::GenerateParams params;
     params.sampling = a.sampling;
     params.max_tokens = a.max_tokens;
+    params.lookup = a.lookup;
     g_interrupted = false;
     auto result = engine::generate(engine, 0, prompt, params, [](std::string_view text) {
       std::fwrite(text.data(), 1, text.size(), stdout);
@@ -225,6 +227,7 @@ std::function<int()> setup_chat(CLI::App& app) {
       app.add_option("--repeat-penalty", a->sampling.repeat_penalty, "Repetition penalty (1 = off)")
           ->capture_default_str(),
       app.add_option("--seed", a->sampling.seed, "Random seed (default: random)")});
+  for (auto* o : warden::cli::add_lookup_options(app, a->lookup)) engine_options.push_back(o);
   std::vector<CLI::Option*> agent_options;
 #if WARDEN_HAVE_AGENT
   app.add_flag("--agent", a->agent, "Agent mode: tools through the broker and sandbox, as `warden run`");

@@ -20,6 +20,7 @@ struct GenerateArgs {
   bool quiet = false;
   std::vector<std::string> stop;
   warden::sample::SamplerParams sampling;
+  warden::engine::LookupParams lookup;
   bool seed_given = false;
 };
 
@@ -55,6 +56,7 @@ int run_generate(const GenerateArgs& a) {
   params.sampling = a.sampling;
   params.max_tokens = a.n_predict;
   params.stop = a.stop;
+  params.lookup = a.lookup;
   auto result = engine::generate(engine, 0, prompt, params, [](std::string_view text) {
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);
@@ -69,6 +71,12 @@ int run_generate(const GenerateArgs& a) {
                 (long long)result.prompt_tokens, double(result.prompt_tokens) / std::max(1e-9, result.prompt_seconds),
                 result.tokens.size(), double(result.tokens.size()) / std::max(1e-9, result.generate_seconds));
   log::info(line);
+  if (a.lookup.enabled()) {
+    std::snprintf(line, sizeof line, "lookup decoding: %lld drafted tokens, %lld confirmed (%.0f %%)",
+                  (long long)result.drafted, (long long)result.accepted,
+                  100.0 * double(result.accepted) / double(std::max<int64_t>(1, result.drafted)));
+    log::info(line);
+  }
   return 0;
 }
 
@@ -84,6 +92,7 @@ WARDEN_COMMAND("generate", "Generate text from a prompt with a local GGUF model"
   app.add_option("--stop", a->stop, "Stop when this text is generated (repeatable)");
   app.add_flag("-q,--quiet", a->quiet, "Only warnings and errors on stderr");
   add_sampling_options(app, a->sampling);
+  warden::cli::add_lookup_options(app, a->lookup);
   return [a] { return run_generate(*a); };
 });
 

@@ -57,6 +57,23 @@ CLI::Option* add_threads_option(CLI::App& app, int& threads) {
       ->capture_default_str();
 }
 
+std::vector<CLI::Option*> add_lookup_options(CLI::App& app, engine::LookupParams& lookup) {
+  auto* type = app.add_option_function<std::string>(
+                      "--spec-type", [&lookup](const std::string& name) { lookup.on = name == "ngram-simple"; },
+                      "Speculative decoding: none (default) or ngram-simple (draft the tokens that followed "
+                      "the last n tokens where they appeared before; the same output in fewer forward passes "
+                      "where the text repeats itself)")
+                   ->check(CLI::IsMember({"none", "ngram-simple"}));
+  auto* draft_max = app.add_option("--draft-max,--spec-draft-n-max", lookup.draft_max,
+                                   "Tokens drafted per pass at most (ngram-simple)")
+                        ->capture_default_str()
+                        ->check(CLI::Range(1, 64));
+  auto* ngram = app.add_option("--spec-ngram-size-n", lookup.ngram, "Tokens that must match before a draft")
+                    ->capture_default_str()
+                    ->check(CLI::Range(1, 16));
+  return {type, draft_max, ngram};
+}
+
 int run_command(const Command& c, int argc, char** argv) {
   CLI::App app{c.summary, "warden " + c.name};
   std::vector<char*> args = with_long_names(argc, argv);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/lookup.h"
 #include "model/kv_cache.h"
 
 namespace warden::cli {
@@ -35,6 +36,11 @@ std::vector<CLI::Option*> add_cache_type_options(CLI::App& app, model::KvCacheTy
 // -t / --threads, as llama.cpp's: 0 (the default) is one per physical core
 // this process may run on, within its cgroup CPU limit.
 CLI::Option* add_threads_option(CLI::App& app, int& threads);
+
+// Lookup decoding, with llama.cpp's flags: --spec-type none|ngram-simple,
+// --draft-max N (also --spec-draft-n-max), --spec-ngram-size-n N. Returns
+// the three options.
+std::vector<CLI::Option*> add_lookup_options(CLI::App& app, engine::LookupParams& lookup);
 
 }  // namespace warden::cli
 

@@ -51,12 +51,20 @@ std::vector<float> Engine::prefill(int seq, const std::vector<int32_t>& tokens) 
   return logits;
 }
 
-std::vector<float> Engine::step(int seq, int32_t token) {
+std::vector<float> Engine::step(int seq, std::span<const int32_t> tokens) {
   auto& cached = cached_.at(size_t(seq));
-  std::vector<model::BatchToken> batch{{token, int64_t(cached.size()), seq, true}};
+  std::vector<model::BatchToken> batch;
+  for (int32_t t : tokens) batch.push_back({t, int64_t(cached.size() + batch.size()), seq, true});
   auto logits = forward_->run(batch, *cache_);
-  cached.push_back(token);
+  cached.insert(cached.end(), tokens.begin(), tokens.end());
   return logits;
+}
+
+void Engine::truncate(int seq, size_t length) {
+  auto& cached = cached_.at(size_t(seq));
+  if (length >= cached.size()) return;
+  cache_->truncate(seq, int64_t(length));
+  cached.resize(length);
 }
 
 GenerateResult generate(Engine& engine, int seq, const std::vector<int32_t>& prompt, const GenerateParams& params,
@@ -82,29 +90,55 @@ GenerateResult generate(Engine& engine, int seq, const std::vector<int32_t>& pro
     return on_text ? on_text(text) : true;
   };
 
-  int64_t pos = int64_t(prompt.size());
+  // The last forward pass evaluated the last confirmed token and then
+  // `drafts`; logits row i follows the confirmed token (i = 0) or drafts[i - 1].
+  const size_t n_vocab = tok.size();
+  std::vector<int32_t> history = prompt, drafts;
+  int64_t sampled = 0;
+  bool done = false;
   result.finish = FinishReason::Length;
-  for (int64_t n = 0; params.max_tokens < 0 || n < params.max_tokens; n++) {
-    int32_t token = sampler.sample(logits);
-    sampler.accept(token);
-    if (tok.is_end_of_generation(token)) {
-      result.finish = FinishReason::Stop;
-      break;
+  while (!done) {
+    const int64_t first_pos = int64_t(engine.cached_tokens(seq).size() - drafts.size());
+    int32_t token = -1;
+    size_t confirmed = 0;
+    for (size_t i = 0; i <= drafts.size() && !done; i++) {
+      token = sampler.sample(std::span<float>(logits.data() + i * n_vocab, n_vocab));
+      sampler.accept(token);
+      sampled++;
+      if (tok.is_end_of_generation(token)) {
+        result.finish = FinishReason::Stop;
+        done = true;
+        break;
+      }
+      result.tokens.push_back(token);
+      history.push_back(token);
+      auto r = stops.feed(decoder.push(token));
+      if (!emit(r.emit)) {
+        result.finish = FinishReason::Cancelled;
+        done = true;
+      } else if (r.stopped) {
+        result.finish = FinishReason::Stop;
+        done = true;
+      } else if (first_pos + int64_t(i) >= engine.n_ctx() ||  // context full
+                 (params.max_tokens >= 0 && sampled >= params.max_tokens)) {
+        done = true;
+      }
+      if (i == drafts.size() || token != drafts[i]) break;
+      confirmed++;
     }
-    result.tokens.push_back(token);
-    auto r = stops.feed(decoder.push(token));
-    if (!emit(r.emit)) {
-      result.finish = FinishReason::Cancelled;
-      break;
-    }
-    if (r.stopped) {
-      result.finish = FinishReason::Stop;
-      break;
-    }
-    if (pos >= engine.n_ctx()) break;  // context full
-    if (params.max_tokens >= 0 && n + 1 >= params.max_tokens) break;
-    logits = engine.step(seq, token);
-    pos++;
+    result.accepted += int64_t(confirmed);
+    engine.truncate(seq, size_t(first_pos) + confirmed);  // the rejected drafts' keys and values
+    if (done) break;
+    // The next pass evaluates `token` at first_pos + confirmed, then the new
+    // drafts: as many as fit the context and the tokens still to sample.
+    int64_t room = engine.n_ctx() - (first_pos + int64_t(confirmed)) - 1;
+    if (params.max_tokens >= 0) room = std::min(room, params.max_tokens - sampled - 1);
+    drafts = params.lookup.enabled() ? lookup_draft(history, params.lookup, int(std::min<int64_t>(room, params.lookup.draft_max)))
+                                     : std::vector<int32_t>{};
+    result.drafted += int64_t(drafts.size());
+    std::vector<int32_t> pass{token};
+    pass.insert(pass.end(), drafts.begin(), drafts.end());
+    logits = engine.step(seq, pass);
   }
   if (result.finish != FinishReason::Cancelled) {
     auto r = stops.feed(decoder.flush());

@@ -4,12 +4,14 @@
 // stop strings, streaming UTF-8 output). Knows nothing of agents or servers.
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "model/forward.h"
 #include "model/kv_cache.h"
+#include "engine/lookup.h"
 #include "model/model.h"
 #include "sample/sampler.h"
 #include "sample/stop_matcher.h"
@@ -43,8 +45,11 @@ class Engine {
   // prefix, evaluates the rest in batches, and returns the logits after the
   // last token. At least the last token is always re-evaluated.
   std::vector<float> prefill(int seq, const std::vector<int32_t>& tokens);
-  // Evaluates one more token of `seq`; returns its logits.
-  std::vector<float> step(int seq, int32_t token);
+  // Evaluates more tokens of `seq` in one forward pass; returns one row of
+  // logits per token.
+  std::vector<float> step(int seq, std::span<const int32_t> tokens);
+  // Forgets all but the first `length` cached tokens of `seq`.
+  void truncate(int seq, size_t length);
   // Tokens currently cached for a sequence.
   const std::vector<int32_t>& cached_tokens(int seq) const { return cached_[size_t(seq)]; }
 
@@ -62,6 +67,12 @@ struct GenerateParams {
   sample::SamplerParams sampling;
   int64_t max_tokens = -1;  // -1: until end of generation or the context is full
   std::vector<std::string> stop;
+  // Lookup decoding: the same tokens, fewer forward passes where the text
+  // repeats itself. Each position is still sampled, in order, from the
+  // logits after the tokens before it, so the result is the one-token-at-a-
+  // time result (exactly, where the engine's multi-token steps give the
+  // logits of single steps, as the packed kernels do).
+  LookupParams lookup;
 };
 
 enum class FinishReason { Stop, Length, Cancelled };
@@ -73,6 +84,7 @@ struct GenerateResult {
   int64_t prompt_tokens = 0;
   double prompt_seconds = 0;
   double generate_seconds = 0;
+  int64_t drafted = 0, accepted = 0;  // lookup decoding's drafted tokens, and those the model confirmed
 };
 
 // Called with each piece of complete UTF-8 text as it is produced; return

@@ -22,6 +22,7 @@ struct ServerOptions {
   std::string alias;           // the model id clients name; "" = the file's base name
   size_t max_body = 4u << 20;  // request body limit in bytes
   size_t max_queue = 64;       // waiting requests when every slot is busy
+  engine::LookupParams lookup;  // lookup decoding (--spec-type ngram-simple)
   std::string chat_template;   // the model's template source ("" = ChatML)
 };
 

@@ -62,6 +62,10 @@ std::string Metrics::prometheus_text() {
   add_metric(out, "warden_forward_passes_total", "counter", "Batched forward passes.", double(forward_passes_total));
   add_metric(out, "warden_batch_tokens_total", "counter", "Tokens evaluated in forward passes.",
              double(batch_tokens_total));
+  add_metric(out, "warden_draft_tokens_total", "counter", "Tokens drafted by lookup decoding.",
+             double(draft_tokens_total));
+  add_metric(out, "warden_draft_accepted_total", "counter", "Drafted tokens the model confirmed.",
+             double(draft_accepted_total));
   add_metric(out, "warden_grammar_masks_total", "counter", "Token masks computed for constrained decoding.",
              double(grammar_masks_total));
   add_metric(out, "warden_grammar_mask_seconds_total", "counter", "Time spent computing grammar token masks.",

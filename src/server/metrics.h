@@ -22,6 +22,8 @@ class Metrics {
   std::atomic<uint64_t> generated_tokens_total{0};
   std::atomic<uint64_t> forward_passes_total{0};
   std::atomic<uint64_t> batch_tokens_total{0};
+  std::atomic<uint64_t> draft_tokens_total{0};      // lookup decoding: tokens drafted
+  std::atomic<uint64_t> draft_accepted_total{0};    // and confirmed by the model
   std::atomic<uint64_t> grammar_masks_total{0};     // constrained sampling steps
   std::atomic<uint64_t> grammar_mask_ns_total{0};   // time spent computing those masks
   std::atomic<int64_t> slots_busy{0};

@@ -225,12 +225,24 @@ void Scheduler::drop_cancelled() {
 std::vector<model::BatchToken> Scheduler::build_batch(std::vector<Slot*>& owners) {
   std::vector<model::BatchToken> batch;
   owners.clear();
-  // Decoding slots first: one token each, so streams keep flowing while
-  // long prompts are prefilled in chunks beside them.
+  // Decoding slots first: one token each (and their drafts), so streams
+  // keep flowing while long prompts are prefilled in chunks beside them.
+  const size_t decoding =
+      size_t(std::count_if(slots_.begin(), slots_.end(), [](const Slot& s) { return s.active && s.decoding; }));
+  const size_t pass = options_.lookup.enabled() ? size_t(1 + options_.lookup.draft_max) : 0;
+  size_t draft_room = pass - std::min(decoding, pass);
   for (auto& slot : slots_) {
     if (!slot.active || !slot.decoding) continue;
-    batch.push_back({slot.next_token, int64_t(slot.cached.size()), slot.seq, true});
+    const int64_t pos = int64_t(slot.cached.size());
+    batch.push_back({slot.next_token, pos, slot.seq, true});
     owners.push_back(&slot);
+    slot.drafts = drafts_for(slot, draft_room);
+    draft_room -= slot.drafts.size();
+    metrics_.draft_tokens_total += slot.drafts.size();
+    for (size_t i = 0; i < slot.drafts.size(); ++i) {
+      batch.push_back({slot.drafts[i], pos + 1 + int64_t(i), slot.seq, true});
+      owners.push_back(&slot);
+    }
   }
   int64_t budget = std::max<int64_t>(engine_.n_batch() - int64_t(batch.size()), 1);
   for (auto& slot : slots_) {
@@ -252,26 +264,66 @@ std::vector<model::BatchToken> Scheduler::build_batch(std::vector<Slot*>& owners
   return batch;
 }
 
+// Drafts that fit `room`, the context and the tokens the request may still
+// generate (each draft brings one more logits row to sample from).
+std::vector<int32_t> Scheduler::drafts_for(const Slot& slot, size_t room) const {
+  if (room == 0) return {};
+  int64_t limit = std::min<int64_t>(int64_t(room), engine_.n_ctx() - int64_t(slot.cached.size()) - 1);
+  if (slot.request.max_tokens >= 0)
+    limit = std::min(limit, slot.request.max_tokens - slot.result.completion_tokens - 1);
+  if (limit <= 0) return {};
+  std::vector<int32_t> history = slot.cached;
+  history.push_back(slot.next_token);
+  return engine::lookup_draft(history, options_.lookup, int(limit));
+}
+
 void Scheduler::after_forward(const std::vector<float>& logits, const std::vector<Slot*>& owners) {
   const size_t n_vocab = engine_.tokenizer().size();
-  std::vector<float> row(n_vocab);
   uint64_t generated = 0;
-  for (size_t r = 0; r < owners.size(); ++r) {
+  for (size_t r = 0; r < owners.size();) {
     Slot& slot = *owners[r];
-    std::copy(logits.begin() + long(r * n_vocab), logits.begin() + long((r + 1) * n_vocab), row.begin());
-    slot.decoding = true;
-    try {
-      sample_and_emit(slot, row.data());
-      generated++;
-    } catch (const std::exception& e) {
-      log::error(std::string("sampling failed: ") + e.what());
-      finish(slot, Finish::Error, e.what());
-    }
+    size_t rows = 1;
+    while (r + rows < owners.size() && owners[r + rows] == &slot) ++rows;
+    const int64_t completed = slot.result.completion_tokens;
+    sample_rows(slot, logits.data() + r * n_vocab, rows);
+    generated += uint64_t(slot.result.completion_tokens - completed);
+    r += rows;
   }
   if (generated) metrics_.note_generated(generated);
 }
 
-void Scheduler::sample_and_emit(Slot& slot, float* logits) {
+void Scheduler::sample_rows(Slot& slot, const float* logits, size_t rows) {
+  const size_t n_vocab = engine_.tokenizer().size();
+  // The batch put next_token and every draft in the cache; row i samples
+  // the token after drafts[i - 1], at position first_pos + i.
+  const size_t cached_after_pass = slot.cached.size();
+  const int64_t first_pos = int64_t(cached_after_pass - slot.drafts.size());
+  std::vector<float> row(n_vocab);
+  size_t confirmed = 0;
+  slot.decoding = true;
+  for (size_t i = 0; i < rows; ++i) {
+    std::copy(logits + i * n_vocab, logits + (i + 1) * n_vocab, row.begin());
+    try {
+      sample_and_emit(slot, row.data(), first_pos + int64_t(i));
+    } catch (const std::exception& e) {
+      log::error(std::string("sampling failed: ") + e.what());
+      finish(slot, Finish::Error, e.what());
+    }
+    if (!slot.active || i == slot.drafts.size() || slot.next_token != slot.drafts[i]) break;
+    ++confirmed;
+  }
+  metrics_.draft_accepted_total += confirmed;
+  // The rejected drafts' keys and values go (a finished slot whose cache
+  // was dropped has nothing left to cut).
+  const size_t keep = cached_after_pass - (slot.drafts.size() - confirmed);
+  if (slot.cached.size() > keep) {
+    engine_.cache().truncate(slot.seq, int64_t(keep));
+    slot.cached.resize(keep);
+  }
+  slot.drafts.clear();
+}
+
+void Scheduler::sample_and_emit(Slot& slot, float* logits, int64_t pos) {
   const auto& tok = engine_.tokenizer();
   const size_t n_vocab = tok.size();
   const std::vector<uint8_t>* allowed = nullptr;
@@ -310,7 +362,7 @@ void Scheduler::sample_and_emit(Slot& slot, float* logits) {
   if (slot.matcher && slot.matcher->is_complete() && !slot.matcher->can_continue()) return finish(slot, Finish::Stop);
   if (slot.request.max_tokens >= 0 && slot.result.completion_tokens >= slot.request.max_tokens)
     return finish(slot, Finish::Length);
-  if (int64_t(slot.cached.size()) >= engine_.n_ctx()) return finish(slot, Finish::Length);
+  if (pos >= engine_.n_ctx()) return finish(slot, Finish::Length);
   slot.next_token = token;
 }
 

@@ -95,6 +95,11 @@ class QueueFull : public std::runtime_error {
 
 struct SchedulerOptions {
   size_t max_queue = 64;  // waiting requests when all slots are busy
+  // Lookup decoding (engine/lookup.h): a decoding slot's pass may carry
+  // drafted tokens after its sampled one, as long as the pass's decoding
+  // tokens stay within 1 + draft_max (so several busy slots draft less,
+  // and a full batch not at all).
+  engine::LookupParams lookup;
 };
 
 class Scheduler {
@@ -130,6 +135,7 @@ class Scheduler {
     bool decoding = false;        // false: still prefilling the prompt
     size_t prompt_done = 0;       // prompt tokens in the cache (prefill)
     int32_t next_token = -1;      // sampled, evaluated in the next batch
+    std::vector<int32_t> drafts;  // evaluated after next_token in this batch, not yet confirmed
     GenerationRequest request;
     std::shared_ptr<Job> job;
     JobResult result;
@@ -146,8 +152,14 @@ class Scheduler {
   void drop_cancelled();
   // owners: the slot of each logits row, in row order.
   std::vector<model::BatchToken> build_batch(std::vector<Slot*>& owners);
+  std::vector<int32_t> drafts_for(const Slot& slot, size_t room) const;
   void after_forward(const std::vector<float>& logits, const std::vector<Slot*>& owners);
-  void sample_and_emit(Slot& slot, float* logits);
+  // Samples from one slot's consecutive logits rows (one, or one per draft
+  // and one more) until a sampled token differs from its draft, then drops
+  // the rejected drafts from the cache.
+  void sample_rows(Slot& slot, const float* logits, size_t rows);
+  // `pos`: the position the sampled token takes in the sequence.
+  void sample_and_emit(Slot& slot, float* logits, int64_t pos);
   void finish(Slot& slot, Finish how, const std::string& error = "");
   void fail_all_active(const std::string& error);
 
