@@ -70,8 +70,9 @@ struct GenerateParams {
   // Lookup decoding: the same tokens, fewer forward passes where the text
   // repeats itself. Each position is still sampled, in order, from the
   // logits after the tokens before it, so the result is the one-token-at-a-
-  // time result (exactly, where the engine's multi-token steps give the
-  // logits of single steps, as the packed kernels do).
+  // time result (exactly for f32 and quantized weights, whose passes of a
+  // few tokens give the logits of single steps; f16 and bf16 sums may
+  // differ in their last bits).
   LookupParams lookup;
 };
 

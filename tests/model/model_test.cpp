@@ -195,6 +195,41 @@ TEST_P(PerArchitecture, DecodeStepsAsATeamGiveExactlyTheLogitsOfTheLoops) {
   }
 }
 
+// Lookup decoding (engine/lookup.h) checks drafted tokens in one pass of a
+// few tokens and samples each row as if it came from a single step: for
+// its output to be the plain decode's, such a pass must give exactly the
+// logits of single steps. It does for f32 and every quantized type (integer
+// sums per block, the same float steps per token); f16 and bf16 weights
+// keep a number of float accumulators per token that depends on the tokens
+// in the pass, so there the sums differ in their last bits.
+TEST_P(PerArchitecture, PassesOfAFewTokensGiveExactlyTheLogitsOfSingleSteps) {
+  for (const char* type : {"f32", "q8_0", "q4_0", "q5_0", "q4_K_M", "q6_K", "q5_K", "q3_K", "q2_K"}) {
+    auto model = model::Model::load(tiny_model(GetParam(), type, true));
+    const auto& c = model->config();
+    ThreadPool pool(2);
+    model::Forward fwd(*model, pool);
+    std::vector<model::BatchToken> prompt;
+    for (int64_t i = 0; i < 10; i++) prompt.push_back({int32_t((i * 7919 + 13) % c.n_vocab), i, 0, i == 9});
+    for (int64_t tokens = 2; tokens <= 4; tokens++) {
+      model::KvCache single_cache(c, 64, 1), pass_cache(c, 64, 1);
+      fwd.run(prompt, single_cache);
+      fwd.run(prompt, pass_cache);
+      std::vector<model::BatchToken> pass;
+      std::vector<float> singles;
+      for (int64_t i = 0; i < tokens; i++) {
+        const model::BatchToken t{int32_t((i * 31 + 5) % c.n_vocab), 10 + i, 0, true};
+        pass.push_back(t);
+        const std::vector<float> one = fwd.run({t}, single_cache);
+        singles.insert(singles.end(), one.begin(), one.end());
+      }
+      const std::vector<float> together = fwd.run(pass, pass_cache);
+      ASSERT_EQ(together.size(), singles.size());
+      for (size_t v = 0; v < singles.size(); v++)
+        ASSERT_EQ(together[v], singles[v]) << type << ", a pass of " << tokens << ", logit " << v;
+    }
+  }
+}
+
 // The cache grows by moving its layers to the doubled storage one after
 // another over the last quarter before each doubling (kv_cache.h); decode
 // steps and batches that read layers on both sides of that move give exactly
