@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "broker/server.h"
+#include "command.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/paths.h"
@@ -83,7 +84,10 @@ std::vector<CLI::Option*> add_agent_session_options(CLI::App& app, AgentSessionO
   std::vector<CLI::Option*> added;
   added.push_back(
       app.add_option("--workspace", o.workspace, "Project folder the tools work in (default: the current folder)"));
-  if (with_model_file) added.push_back(app.add_option("-m,--model-file", o.model_file, "GGUF model for the embedded engine"));
+  if (with_model_file) {
+    added.push_back(app.add_option("-m,--model-file", o.model_file, "GGUF model for the embedded engine"));
+    for (auto* option : add_lookup_options(app, o.lookup)) added.push_back(option);
+  }
   added.push_back(app.add_option("--backend", o.backend_url, "OpenAI-compatible server, e.g. http://127.0.0.1:8080"));
   added.push_back(app.add_option("--model", o.model_name, "Model name sent to the backend"));
   added.push_back(app.add_option("--api-key-file", o.api_key_file, "File whose first line is the backend's API key"));
@@ -150,8 +154,12 @@ std::string read_api_key(const std::string& file) {
 }
 
 // Starts `warden serve` for a GGUF file on a loopback port and returns its URL.
-std::string start_embedded_server(const std::string& model, ChildProcess& child) {
-  child.start({"serve", "-m", model, "--host", "127.0.0.1", "--port", "0"}, true);
+std::string start_embedded_server(const std::string& model, const engine::LookupParams& lookup, ChildProcess& child) {
+  std::vector<std::string> args{"serve", "-m", model, "--host", "127.0.0.1", "--port", "0"};
+  if (lookup.on)
+    args.insert(args.end(), {"--spec-type", "ngram-simple", "--draft-max", std::to_string(lookup.draft_max),
+                             "--spec-ngram-size-n", std::to_string(lookup.ngram)});
+  child.start(args, true);
   const std::string line = child.read_line(std::chrono::seconds(600));
   const std::string prefix = "listening on ";
   if (line.rfind(prefix, 0) != 0) throw Error("-m " + model + ": the engine server did not start");
@@ -184,6 +192,8 @@ std::string resolve_workspace(const std::string& given) {
 AgentSession::AgentSession(const AgentSessionOptions& o, std::string log_prefix)
     : log_prefix_(std::move(log_prefix)), max_steps_(o.max_steps) {
   if (o.model_file.empty() == o.backend_url.empty()) throw UsageError("give exactly one of -m FILE or --backend URL");
+  if (o.lookup.on && o.model_file.empty())
+    throw UsageError("--spec-type is for the embedded engine (-m FILE); a --backend decodes as it is set up to");
   // Every option is checked before a broker or engine child is started.
   if (!o.model_file.empty() && !fs::is_regular_file(o.model_file)) throw Error("-m " + o.model_file + ": no such file");
   workspace_ = resolve_workspace(o.workspace);
@@ -197,7 +207,7 @@ AgentSession::AgentSession(const AgentSessionOptions& o, std::string log_prefix)
   if (!o.api_key_file.empty()) backend_config.api_key = read_api_key(o.api_key_file);
 
   gate_ = connect_broker(o, workspace_, log_prefix_, broker_child_);
-  backend_config.base_url = o.model_file.empty() ? o.backend_url : start_embedded_server(o.model_file, engine_child_);
+  backend_config.base_url = o.model_file.empty() ? o.backend_url : start_embedded_server(o.model_file, o.lookup, engine_child_);
   backend_ = std::make_unique<agent::OpenAIBackend>(backend_config);
   tools_ = std::make_unique<agent::ToolRunner>(tool_config_, *gate_);
   agent_ = std::make_unique<agent::Agent>(*backend_, *tools_, *gate_, agent_config());

@@ -16,6 +16,7 @@
 #include "agent/agent.h"
 #include "agent/backend.h"
 #include "agent/tools.h"
+#include "engine/lookup.h"
 
 namespace warden::cli {
 
@@ -32,11 +33,13 @@ struct AgentSessionOptions {
   int approval_timeout = 0;
   bool no_tty = false;
   std::vector<std::string> resolve;
+  engine::LookupParams lookup;  // the embedded engine's lookup decoding (-m only)
 };
 
 // Adds the options above to `app` (the same flags for run and chat --agent)
 // and returns them, so a command can tell which were given. `-m,--model-file`
-// is left out when with_model_file is false (chat registers its own).
+// and the lookup decoding flags are left out when with_model_file is false
+// (chat registers its own).
 std::vector<CLI::Option*> add_agent_session_options(CLI::App& app, AgentSessionOptions& o, bool with_model_file = true);
 
 // A child process (this executable) stopped with SIGTERM, then waited for,

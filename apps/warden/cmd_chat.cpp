@@ -173,6 +173,7 @@ int run_agent_chat(const ChatArgs& a) {
     throw UsageError(a.engine_options_given.front() + " is not an option of chat --agent");
   cli::AgentSessionOptions options = a.session;
   options.model_file = a.model;
+  options.lookup = a.lookup;
   cli::AgentSession session(options, "chat");
   const bool tty = isatty(STDIN_FILENO);
   if (tty) std::printf("(agent in %s; /reset clears the conversation, /exit ends)\n", session.workspace().c_str());
@@ -227,7 +228,7 @@ std::function<int()> setup_chat(CLI::App& app) {
       app.add_option("--repeat-penalty", a->sampling.repeat_penalty, "Repetition penalty (1 = off)")
           ->capture_default_str(),
       app.add_option("--seed", a->sampling.seed, "Random seed (default: random)")});
-  for (auto* o : warden::cli::add_lookup_options(app, a->lookup)) engine_options.push_back(o);
+  warden::cli::add_lookup_options(app, a->lookup);  // both modes: in --agent, for the embedded engine
   std::vector<CLI::Option*> agent_options;
 #if WARDEN_HAVE_AGENT
   app.add_flag("--agent", a->agent, "Agent mode: tools through the broker and sandbox, as `warden run`");

@@ -92,6 +92,9 @@ int run_serve(ServeArgs& a) {
   std::fflush(stdout);
   log::info("serving '" + server.model_id() + "' with " + std::to_string(a.parallel) + " slots of " +
             std::to_string(engine.n_ctx()) + " tokens");
+  if (a.server.lookup.enabled())
+    log::info("lookup decoding: up to " + std::to_string(a.server.lookup.draft_max) + " drafted tokens after " +
+              std::to_string(a.server.lookup.ngram) + " matching ones");
 
   std::thread watcher([&] {
     int sig = 0;

@@ -177,4 +177,40 @@ TEST(AgentChat, TerminalApprovesOneRequestAndDeniesAnotherInsideTheChat) {
   EXPECT_EQ(run_warden({"audit", "verify", "--db", s.audit_db}).exit_code, 0);
 }
 
+// Lookup decoding for the embedded engine: `run -m` and `chat --agent -m`
+// hand --spec-type and its lengths to their `warden serve` child (which
+// says so on the shared stderr); with a --backend there is no engine of
+// ours to hand them to, and saying so beats ignoring them.
+TEST(AgentChat, LookupDecodingGoesToTheEmbeddedEngine) {
+  ChatScene s;
+  const std::string model = make_temp_dir("model") + "/tiny.gguf";
+  ASSERT_EQ(run_warden({"make-model", "--preset", "tiny-qwen3", "--type", "q8_0", "--seed", "7", model}).exit_code, 0);
+  const std::vector<std::string> common{"--workspace", s.ws, "--socket-dir", s.sock, "--audit", s.audit_db,
+                                        "--no-tty", "--approval-timeout", "5", "-m", model,
+                                        "--spec-type", "ngram-simple", "--draft-max", "2"};
+  std::vector<std::string> run{"run", "--max-steps", "1"};
+  run.insert(run.end(), common.begin(), common.end());
+  run.push_back("say hi");
+  const RunResult ran = run_warden(run, "");
+  EXPECT_EQ(ran.exit_code, 0) << ran.err;
+  EXPECT_NE(ran.err.find("lookup decoding: up to 2 drafted tokens after 3 matching ones"), std::string::npos)
+      << ran.err;
+
+  std::vector<std::string> chat{"chat", "--agent", "--max-steps", "1"};
+  chat.insert(chat.end(), common.begin(), common.end());
+  const RunResult chatted = run_warden(chat, "hello\n");
+  EXPECT_EQ(chatted.exit_code, 0) << chatted.err;
+  EXPECT_NE(chatted.err.find("lookup decoding: up to 2 drafted tokens"), std::string::npos) << chatted.err;
+
+  for (const char* command : {"run", "chat"}) {
+    std::vector<std::string> args{command};
+    if (std::string(command) == "chat") args.push_back("--agent");
+    args.insert(args.end(), {"--workspace", s.ws, "--backend", "http://127.0.0.1:1", "--spec-type", "ngram-simple"});
+    if (std::string(command) == "run") args.push_back("task");
+    const RunResult refused = run_warden(args, "");
+    EXPECT_EQ(refused.exit_code, 2) << command << ": " << refused.err;
+    EXPECT_NE(refused.err.find("--spec-type is for the embedded engine"), std::string::npos) << refused.err;
+  }
+}
+
 }  // namespace
