@@ -207,7 +207,8 @@ AgentSession::AgentSession(const AgentSessionOptions& o, std::string log_prefix)
   if (!o.api_key_file.empty()) backend_config.api_key = read_api_key(o.api_key_file);
 
   gate_ = connect_broker(o, workspace_, log_prefix_, broker_child_);
-  backend_config.base_url = o.model_file.empty() ? o.backend_url : start_embedded_server(o.model_file, o.lookup, engine_child_);
+  backend_config.base_url =
+      o.model_file.empty() ? o.backend_url : start_embedded_server(o.model_file, o.lookup, engine_child_);
   backend_ = std::make_unique<agent::OpenAIBackend>(backend_config);
   tools_ = std::make_unique<agent::ToolRunner>(tool_config_, *gate_);
   agent_ = std::make_unique<agent::Agent>(*backend_, *tools_, *gate_, agent_config());

@@ -133,8 +133,9 @@ GenerateResult generate(Engine& engine, int seq, const std::vector<int32_t>& pro
     // drafts: as many as fit the context and the tokens still to sample.
     int64_t room = engine.n_ctx() - (first_pos + int64_t(confirmed)) - 1;
     if (params.max_tokens >= 0) room = std::min(room, params.max_tokens - sampled - 1);
-    drafts = params.lookup.enabled() ? lookup_draft(history, params.lookup, int(std::min<int64_t>(room, params.lookup.draft_max)))
-                                     : std::vector<int32_t>{};
+    drafts.clear();
+    if (params.lookup.enabled())
+      drafts = lookup_draft(history, params.lookup, int(std::min<int64_t>(room, params.lookup.draft_max)));
     result.drafted += int64_t(drafts.size());
     std::vector<int32_t> pass{token};
     pass.insert(pass.end(), drafts.begin(), drafts.end());

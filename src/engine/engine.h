@@ -9,9 +9,9 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/lookup.h"
 #include "model/forward.h"
 #include "model/kv_cache.h"
-#include "engine/lookup.h"
 #include "model/model.h"
 #include "sample/sampler.h"
 #include "sample/stop_matcher.h"

@@ -202,7 +202,8 @@ Server::Impl::Impl(engine::Engine& e, ServerOptions o)
   model_id = options.alias.empty() ? std::filesystem::path(engine.model().file().path()).filename().string()
                                    : options.alias;
   vocab = grammar_vocabulary(engine.tokenizer());
-  scheduler = std::make_unique<Scheduler>(engine, vocab, metrics, SchedulerOptions{options.max_queue, options.lookup});
+  scheduler =
+      std::make_unique<Scheduler>(engine, vocab, metrics, SchedulerOptions{options.max_queue, options.lookup});
   // Every streaming client holds a worker thread for its whole answer, so
   // the pool must cover all slots and the whole queue, plus probes.
   const size_t workers = size_t(scheduler->slots()) + options.max_queue + 16;

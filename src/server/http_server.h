@@ -18,12 +18,12 @@ namespace warden::server {
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;             // 0: any free port (see Server::bind)
-  std::string api_key;         // "" = no auth
-  std::string alias;           // the model id clients name; "" = the file's base name
-  size_t max_body = 4u << 20;  // request body limit in bytes
-  size_t max_queue = 64;       // waiting requests when every slot is busy
+  std::string api_key;          // "" = no auth
+  std::string alias;            // the model id clients name; "" = the file's base name
+  size_t max_body = 4u << 20;   // request body limit in bytes
+  size_t max_queue = 64;        // waiting requests when every slot is busy
   engine::LookupParams lookup;  // lookup decoding (--spec-type ngram-simple)
-  std::string chat_template;   // the model's template source ("" = ChatML)
+  std::string chat_template;    // the model's template source ("" = ChatML)
 };
 
 class Server {
