@@ -17,7 +17,7 @@ namespace warden::server {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  int port = 8080;             // 0: any free port (see Server::bind)
+  int port = 8080;              // 0: any free port (see Server::bind)
   std::string api_key;          // "" = no auth
   std::string alias;            // the model id clients name; "" = the file's base name
   size_t max_body = 4u << 20;   // request body limit in bytes
