@@ -201,6 +201,7 @@ void Scheduler::start(Slot& slot, Pending pending) {
   slot.decoding = false;
   slot.prompt_done = keep;
   slot.next_token = -1;
+  slot.drafts.clear();  // a pass that failed (fail_all_active) left its drafts behind
   slot.result = JobResult{};
   slot.result.prompt_tokens = int64_t(slot.request.prompt.size());
   slot.result.cached_prompt_tokens = int64_t(keep);
