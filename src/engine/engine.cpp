@@ -90,46 +90,51 @@ GenerateResult generate(Engine& engine, int seq, const std::vector<int32_t>& pro
     return on_text ? on_text(text) : true;
   };
 
-  // The last forward pass evaluated the last confirmed token and then
-  // `drafts`; logits row i follows the confirmed token (i = 0) or drafts[i - 1].
-  const size_t n_vocab = tok.size();
-  std::vector<int32_t> history = prompt, drafts;
+  std::vector<int32_t> history = prompt;  // what lookup drafts come from
   int64_t sampled = 0;
-  bool done = false;
   result.finish = FinishReason::Length;
-  while (!done) {
+  // Takes a sampled token that would sit at `pos`; false once the
+  // generation ends with it.
+  auto take = [&](int32_t token, int64_t pos) {
+    sampled++;
+    if (tok.is_end_of_generation(token)) {
+      result.finish = FinishReason::Stop;
+      return false;
+    }
+    result.tokens.push_back(token);
+    history.push_back(token);
+    auto r = stops.feed(decoder.push(token));
+    if (!emit(r.emit)) {
+      result.finish = FinishReason::Cancelled;
+      return false;
+    }
+    if (r.stopped) {
+      result.finish = FinishReason::Stop;
+      return false;
+    }
+    return pos < engine.n_ctx() && (params.max_tokens < 0 || sampled < params.max_tokens);
+  };
+
+  // The last forward pass evaluated the last sampled token and then
+  // `drafts`: logits row i follows that token (i = 0) or drafts[i - 1].
+  const size_t n_vocab = tok.size();
+  std::vector<int32_t> drafts;
+  for (;;) {
     const int64_t first_pos = int64_t(engine.cached_tokens(seq).size() - drafts.size());
     int32_t token = -1;
     size_t confirmed = 0;
-    for (size_t i = 0; i <= drafts.size() && !done; i++) {
+    bool going = true;
+    for (size_t i = 0; i <= drafts.size(); i++) {
       token = sampler.sample(std::span<float>(logits.data() + i * n_vocab, n_vocab));
       sampler.accept(token);
-      sampled++;
-      if (tok.is_end_of_generation(token)) {
-        result.finish = FinishReason::Stop;
-        done = true;
-        break;
-      }
-      result.tokens.push_back(token);
-      history.push_back(token);
-      auto r = stops.feed(decoder.push(token));
-      if (!emit(r.emit)) {
-        result.finish = FinishReason::Cancelled;
-        done = true;
-      } else if (r.stopped) {
-        result.finish = FinishReason::Stop;
-        done = true;
-      } else if (first_pos + int64_t(i) >= engine.n_ctx() ||  // context full
-                 (params.max_tokens >= 0 && sampled >= params.max_tokens)) {
-        done = true;
-      }
-      if (i == drafts.size() || token != drafts[i]) break;
+      going = take(token, first_pos + int64_t(i));
+      if (!going || i == drafts.size() || token != drafts[i]) break;
       confirmed++;
     }
     result.accepted += int64_t(confirmed);
     engine.truncate(seq, size_t(first_pos) + confirmed);  // the rejected drafts' keys and values
-    if (done) break;
-    // The next pass evaluates `token` at first_pos + confirmed, then the new
+    if (!going) break;
+    // The next pass evaluates `token` at first_pos + confirmed, then new
     // drafts: as many as fit the context and the tokens still to sample.
     int64_t room = engine.n_ctx() - (first_pos + int64_t(confirmed)) - 1;
     if (params.max_tokens >= 0) room = std::min(room, params.max_tokens - sampled - 1);
