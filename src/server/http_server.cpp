@@ -77,6 +77,35 @@ json usage_json(const JobResult& r) {
           {"prompt_tokens_details", {{"cached_tokens", r.cached_prompt_tokens}}}};
 }
 
+// llama-server's `timings` beside the usage: the prompt tokens evaluated
+// (cache_n came from the slot's cache), the tokens generated, their times
+// and rates, and lookup decoding's drafts where it is on.
+json timings_json(const JobResult& r, bool lookup) {
+  auto per_second = [](int64_t n, double ms) { return ms > 0 ? 1e3 * double(n) / ms : 0.0; };
+  auto per_token = [](int64_t n, double ms) { return n > 0 ? ms / double(n) : 0.0; };
+  const int64_t prompt_n = r.prompt_tokens - r.cached_prompt_tokens;
+  json t = {{"cache_n", r.cached_prompt_tokens},
+            {"prompt_n", prompt_n},
+            {"prompt_ms", r.prompt_ms},
+            {"prompt_per_token_ms", per_token(prompt_n, r.prompt_ms)},
+            {"prompt_per_second", per_second(prompt_n, r.prompt_ms)},
+            {"predicted_n", r.completion_tokens},
+            {"predicted_ms", r.predicted_ms},
+            {"predicted_per_token_ms", per_token(r.completion_tokens, r.predicted_ms)},
+            {"predicted_per_second", per_second(r.completion_tokens, r.predicted_ms)}};
+  if (lookup) {
+    t["draft_n"] = r.draft_tokens;
+    t["draft_n_accepted"] = r.draft_accepted;
+  }
+  return t;
+}
+
+// The usage (OpenAI's) and timings (llama-server's) of a finished answer.
+void add_usage(json& body, const JobResult& r, bool lookup) {
+  body["usage"] = usage_json(r);
+  body["timings"] = timings_json(r, lookup);
+}
+
 std::string sse(const json& j) { return "data: " + j.dump() + "\n\n"; }
 
 // How often a handler waiting on a generation looks at its client's socket.
@@ -368,6 +397,7 @@ struct ChatStream {
   std::string model;
   int64_t created;
   bool include_usage;
+  bool lookup;  // lookup decoding on: timings show the drafts
   size_t tool_calls_sent = 0;
   bool role_sent = false;
   bool finished = false;
@@ -431,7 +461,7 @@ struct ChatStream {
       out += sse(error_body(ApiError(500, r.error, "server_error")));
     } else {
       json last = chunk(json::object(), finish_name(r.finish, tool_calls_sent > 0));
-      last["usage"] = usage_json(r);
+      add_usage(last, r, lookup);
       out += sse(last);
       if (include_usage) {
         json u = {{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model},
@@ -470,7 +500,8 @@ void Server::Impl::handle_chat(const httplib::Request& req, httplib::Response& r
   const int64_t now = unix_now();
   if (chat.common.stream) {
     auto stream = std::make_shared<ChatStream>(
-        ChatStream{job, ChatOutput(use_tools, prompts.tool_format()), id, model_id, now, chat.common.include_usage});
+        ChatStream{job, ChatOutput(use_tools, prompts.tool_format()), id, model_id, now, chat.common.include_usage,
+                   options.lookup.enabled()});
     if (forced_tool_call) stream->forced.emplace(prompts.tool_format());
     auto watch = std::make_shared<ClientWatch>(req);
     res.set_header("Cache-Control", "no-cache");
@@ -526,7 +557,8 @@ void Server::Impl::handle_chat(const httplib::Request& req, httplib::Response& r
   json choice = {{"index", 0}, {"message", message}, {"logprobs", nullptr},
                  {"finish_reason", finish_name(r.finish, !calls.empty())}};
   json body = {{"id", id}, {"object", "chat.completion"}, {"created", now}, {"model", model_id},
-               {"choices", json::array({choice})}, {"usage", usage_json(r)}};
+               {"choices", json::array({choice})}};
+  add_usage(body, r, options.lookup.enabled());
   res.set_content(body.dump(), "application/json");
 }
 
@@ -548,7 +580,7 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [job, body_for, watch](size_t, httplib::DataSink& sink) {
+        [job, body_for, watch, lookup = options.lookup.enabled()](size_t, httplib::DataSink& sink) {
           Job::Chunk c = next_or_cancel(*job, *watch);
           if (job->cancelled()) return false;  // the client left
           std::string out;
@@ -559,7 +591,7 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
               out += sse(error_body(ApiError(500, r.error, "server_error")));
             } else {
               json last = body_for("", finish_name(r.finish, false));
-              last["usage"] = usage_json(r);
+              add_usage(last, r, lookup);
               out += sse(last);
             }
             out += "data: [DONE]\n\n";
@@ -586,7 +618,7 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
   if (r.finish == Finish::Error) throw ApiError(500, r.error, "server_error");
   if (r.finish == Finish::Cancelled) throw client_closed();
   json body = body_for(text, finish_name(r.finish, false));
-  body["usage"] = usage_json(r);
+  add_usage(body, r, options.lookup.enabled());
   res.set_content(body.dump(), "application/json");
 }
 

@@ -203,6 +203,7 @@ void Scheduler::start(Slot& slot, Pending pending) {
   slot.next_token = -1;
   slot.drafts.clear();  // a pass that failed (fail_all_active) left its drafts behind
   slot.result = JobResult{};
+  slot.started = std::chrono::steady_clock::now();
   slot.result.prompt_tokens = int64_t(slot.request.prompt.size());
   slot.result.cached_prompt_tokens = int64_t(keep);
   metrics_.cached_prompt_tokens_total += keep;
@@ -239,6 +240,7 @@ std::vector<model::BatchToken> Scheduler::build_batch(std::vector<Slot*>& owners
     owners.push_back(&slot);
     slot.drafts = drafts_for(slot, draft_room);
     draft_room -= slot.drafts.size();
+    slot.result.draft_tokens += int64_t(slot.drafts.size());
     metrics_.draft_tokens_total += slot.drafts.size();
     for (size_t i = 0; i < slot.drafts.size(); ++i) {
       batch.push_back({slot.drafts[i], pos + 1 + int64_t(i), slot.seq, true});
@@ -301,6 +303,7 @@ void Scheduler::sample_rows(Slot& slot, const float* logits, size_t rows) {
   const int64_t first_pos = int64_t(cached_after_pass - slot.drafts.size());
   std::vector<float> row(n_vocab);
   size_t confirmed = 0;
+  if (!slot.decoding) slot.prompt_done_at = std::chrono::steady_clock::now();
   slot.decoding = true;
   for (size_t i = 0; i < rows; ++i) {
     std::copy(logits + i * n_vocab, logits + (i + 1) * n_vocab, row.begin());
@@ -312,6 +315,7 @@ void Scheduler::sample_rows(Slot& slot, const float* logits, size_t rows) {
     }
     if (!slot.active || i == slot.drafts.size() || slot.next_token != slot.drafts[i]) break;
     ++confirmed;
+    ++slot.result.draft_accepted;  // before a later row of this pass finishes the job
   }
   metrics_.draft_accepted_total += confirmed;
   // The rejected drafts' keys and values go (a finished slot whose cache
@@ -376,6 +380,11 @@ void Scheduler::finish(Slot& slot, Finish how, const std::string& error) {
     slot.job->push_text(tail);
   }
   slot.result.finish = how;
+  if (slot.decoding) {
+    using ms = std::chrono::duration<double, std::milli>;
+    slot.result.prompt_ms = ms(slot.prompt_done_at - slot.started).count();
+    slot.result.predicted_ms = ms(std::chrono::steady_clock::now() - slot.prompt_done_at).count();
+  }
   slot.result.error = error;
   if (how == Finish::Cancelled) metrics_.cancelled_total++;
   metrics_.completions_total++;

@@ -53,6 +53,10 @@ struct JobResult {
   int64_t cached_prompt_tokens = 0;  // reused from the slot's cache
   int64_t completion_tokens = 0;
   std::string error;  // Finish::Error only
+  // llama-server's `timings`: from the slot's start to the prompt's logits,
+  // from there to the end, and lookup decoding's drafts for this request.
+  double prompt_ms = 0, predicted_ms = 0;
+  int64_t draft_tokens = 0, draft_accepted = 0;
 };
 
 // One request in flight, shared by the HTTP handler (consumer) and the
@@ -143,6 +147,7 @@ class Scheduler {
     std::optional<sample::StopMatcher> stops;
     std::optional<tokenizer::StreamDecoder> decoder;
     std::unique_ptr<grammar::Matcher> matcher;
+    std::chrono::steady_clock::time_point started, prompt_done_at;
   };
   void run();
   void admit_waiting();

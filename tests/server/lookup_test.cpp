@@ -31,12 +31,15 @@ class LookupServeTest : public ::testing::Test {
     body.update(extra);
     return body;
   }
-  // What the server answers: the text, the finish reason and the token count.
-  static std::string answer(ServeProcess& server, const std::string& path, const json& body) {
+  // What the server answers: the text, the finish reason and the token
+  // count; `timings` (llama-server's) gets the answer's timings.
+  static std::string answer(ServeProcess& server, const std::string& path, const json& body,
+                            json* timings = nullptr) {
     auto r = ApiClient(server.port()).post(path, body);
     EXPECT_EQ(r.status, 200) << r.body;
     if (r.status != 200) return "";
     const json j = r.json();
+    if (timings) *timings = j["timings"];
     const json& choice = j["choices"][0];
     const std::string text = choice.contains("text") ? choice["text"].get<std::string>()
                                                      : choice["message"]["content"].get<std::string>();
@@ -63,21 +66,33 @@ TEST_F(LookupServeTest, SameCompletionsOneAtATime) {
     for (int seed : {1, 2, 3})
       bodies.push_back(completion("a b a b a b", 60, {{"temperature", temperature}, {"seed", seed}}));
   bodies.push_back(completion("count: 1 2 3", 5, {{"temperature", 0}}));
-  for (const json& body : bodies) {
-    const std::string expected = answer(*plain_, "/v1/completions", body);
-    EXPECT_EQ(answer(*lookup_, "/v1/completions", body), expected) << body.dump();
-  }
   // A stop string the plain answer meets, taken from its middle.
-  json body = completion("a b a b a b", 60, {{"temperature", 0}});
-  const std::string text = ApiClient(plain_->port()).post("/v1/completions", body).json()["choices"][0]["text"];
+  json stopped = completion("a b a b a b", 60, {{"temperature", 0}});
+  const std::string text = ApiClient(plain_->port()).post("/v1/completions", stopped).json()["choices"][0]["text"];
   ASSERT_GE(text.size(), 20u);
-  body["stop"] = json::array({text.substr(12, 3)});
-  EXPECT_EQ(answer(*lookup_, "/v1/completions", body), answer(*plain_, "/v1/completions", body));
+  stopped["stop"] = json::array({text.substr(12, 3)});
+  bodies.push_back(stopped);
+  // Each answer's timings count its own drafts; together they are what
+  // /metrics counted meanwhile.
+  int64_t drafts_in_timings = 0, confirmed_in_timings = 0;
+  for (const json& body : bodies) {
+    json plain_timings, timings;
+    const std::string expected = answer(*plain_, "/v1/completions", body, &plain_timings);
+    EXPECT_EQ(answer(*lookup_, "/v1/completions", body, &timings), expected) << body.dump();
+    EXPECT_FALSE(plain_timings.contains("draft_n")) << plain_timings.dump();
+    ASSERT_TRUE(timings.contains("draft_n")) << timings.dump();
+    EXPECT_LE(timings["draft_n_accepted"].get<int64_t>(), timings["draft_n"].get<int64_t>());
+    EXPECT_EQ(timings["predicted_n"], plain_timings["predicted_n"]);
+    drafts_in_timings += timings["draft_n"].get<int64_t>();
+    confirmed_in_timings += timings["draft_n_accepted"].get<int64_t>();
+  }
 
   const double drafted_now = metric(*lookup_, "warden_draft_tokens_total");
   const double confirmed_now = metric(*lookup_, "warden_draft_accepted_total");
   EXPECT_GT(confirmed_now - confirmed, 20);
   EXPECT_GT(drafted_now - drafted, confirmed_now - confirmed);  // some drafts were wrong, and cut
+  EXPECT_EQ(drafted_now - drafted, double(drafts_in_timings));
+  EXPECT_EQ(confirmed_now - confirmed, double(confirmed_in_timings));
 
   EXPECT_EQ(metric(*plain_, "warden_draft_tokens_total"), 0);
 }

@@ -163,6 +163,37 @@ TEST_F(ServeTest, StreamingEndsWithDone) {
   EXPECT_TRUE(saw_usage);
 }
 
+// Beside the usage, llama-server's `timings`: what was evaluated and
+// generated, in how long, at what rate; the same in the last chunk of a
+// stream, and no draft counts where lookup decoding is off.
+TEST_F(ServeTest, AnswersCarryLlamaServerTimings) {
+  auto expect_timings = [](const json& j, const std::string& what) {
+    ASSERT_TRUE(j.contains("timings")) << what << ": " << j.dump();
+    const json& t = j["timings"];
+    const json& u = j["usage"];
+    EXPECT_EQ(t["prompt_n"].get<int64_t>() + t["cache_n"].get<int64_t>(), u["prompt_tokens"].get<int64_t>()) << what;
+    EXPECT_EQ(t["cache_n"], u["prompt_tokens_details"]["cached_tokens"]) << what;
+    EXPECT_EQ(t["predicted_n"], u["completion_tokens"]) << what;
+    EXPECT_GT(t["prompt_ms"].get<double>(), 0) << what;
+    EXPECT_GT(t["predicted_ms"].get<double>(), 0) << what;
+    const double rate = 1e3 * t["predicted_n"].get<double>() / t["predicted_ms"].get<double>();
+    EXPECT_NEAR(t["predicted_per_second"].get<double>(), rate, 1e-6 * rate) << what;
+    EXPECT_NEAR(t["prompt_per_token_ms"].get<double>(),
+                t["prompt_ms"].get<double>() / t["prompt_n"].get<double>(), 1e-9) << what;
+    EXPECT_FALSE(t.contains("draft_n")) << what;
+  };
+  auto chat = client().post("/v1/chat/completions", chat_body("How long did this take?", 6));
+  ASSERT_EQ(chat.status, 200) << chat.body;
+  expect_timings(chat.json(), "chat");
+
+  json body = {{"model", "tiny"}, {"prompt", "Once upon a time"}, {"max_tokens", 5}, {"stream", true}};
+  auto streamed = client().post_streaming("/v1/completions", body, [](const std::string&) { return true; });
+  ASSERT_EQ(streamed.status, 200) << streamed.body;
+  const auto events = sse_events(streamed.body);
+  ASSERT_GE(events.size(), 2u);
+  expect_timings(json::parse(events[events.size() - 2]), "the stream's last chunk");
+}
+
 TEST_F(ServeTest, CompletionsEndpoint) {
   json body = {{"model", "tiny"}, {"prompt", "Once upon a time"}, {"max_tokens", 5}, {"temperature", 0}};
   auto r = client().post("/v1/completions", body);
