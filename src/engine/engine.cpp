@@ -90,7 +90,6 @@ GenerateResult generate(Engine& engine, int seq, const std::vector<int32_t>& pro
     return on_text ? on_text(text) : true;
   };
 
-  std::vector<int32_t> history = prompt;  // what lookup drafts come from
   int64_t sampled = 0;
   result.finish = FinishReason::Length;
   // Takes a sampled token that would sit at `pos`; false once the
@@ -102,7 +101,6 @@ GenerateResult generate(Engine& engine, int seq, const std::vector<int32_t>& pro
       return false;
     }
     result.tokens.push_back(token);
-    history.push_back(token);
     auto r = stops.feed(decoder.push(token));
     if (!emit(r.emit)) {
       result.finish = FinishReason::Cancelled;
@@ -139,8 +137,11 @@ GenerateResult generate(Engine& engine, int seq, const std::vector<int32_t>& pro
     int64_t room = engine.n_ctx() - (first_pos + int64_t(confirmed)) - 1;
     if (params.max_tokens >= 0) room = std::min(room, params.max_tokens - sampled - 1);
     drafts.clear();
-    if (params.lookup.enabled())
-      drafts = lookup_draft(history, params.lookup, int(std::min<int64_t>(room, params.lookup.draft_max)));
+    if (params.lookup.enabled()) {  // drafts come from the whole sequence: the cache's tokens, then `token`
+      std::vector<int32_t> sequence = engine.cached_tokens(seq);
+      sequence.push_back(token);
+      drafts = lookup_draft(sequence, params.lookup, int(std::min<int64_t>(room, params.lookup.draft_max)));
+    }
     result.drafted += int64_t(drafts.size());
     std::vector<int32_t> pass{token};
     pass.insert(pass.end(), drafts.begin(), drafts.end());
