@@ -126,22 +126,28 @@ void BM_Attend(benchmark::State& state, TensorType type, bool simd) {
 // the key panels and value rows a run converts to f32 once per layer and head;
 // the argument is the last row's position count (a 512-token prefill's tiles
 // average 256).
+// {rows, positions}: a tile of query rows, two per token (qwen3-0.6b's two
+// query heads per key/value head), attending up to `positions` f32 keys and
+// values; 512 positions of a head (512 KiB) stay in L2, 8192 (8 MiB) not.
 void BM_AttendTileF32(benchmark::State& state, bool simd) {
   constexpr int64_t kHead = 128;
-  const int64_t kPositions = state.range(0);
-  const auto q = gaussian(4);
+  const int rows = int(state.range(0));
+  const int64_t kPositions = state.range(1);
+  const auto row = gaussian(4);
+  std::vector<float> q(size_t(rows * kHead));
+  for (size_t i = 0; i < q.size(); i++) q[i] = row[i % row.size()];
   std::vector<float> key_panels(static_cast<size_t>(tensor::key_panel_floats(kPositions, kHead))),
       values(static_cast<size_t>(kPositions * kHead));
-  for (size_t i = 0; i < values.size(); i++) key_panels[i] = values[i] = q[(i * 7) % q.size()];
-  std::vector<float> out(8 * kHead);
-  int64_t n_pos[8];
-  for (int i = 0; i < 8; i++) n_pos[i] = kPositions - 3 + i / 2;  // four tokens, two heads each
+  for (size_t i = 0; i < values.size(); i++) key_panels[i] = values[i] = row[(i * 7) % row.size()];
+  std::vector<float> out(size_t(rows * kHead));
+  std::vector<int64_t> n_pos(static_cast<size_t>(rows));
+  for (int i = 0; i < rows; i++) n_pos[size_t(i)] = kPositions - rows / 2 + 1 + i / 2;
   const auto attend = table(simd).attend_tile_f32;
   for (auto _ : state) {
-    attend(q.data(), 8, n_pos, kHead, key_panels.data(), values.data(), kHead, kHead, 0.088f, out.data());
+    attend(q.data(), rows, n_pos.data(), kHead, key_panels.data(), values.data(), kHead, kHead, 0.088f, out.data());
     benchmark::ClobberMemory();
   }
-  state.SetItemsProcessed(int64_t(state.iterations()) * 8 * kPositions * kHead * 2);
+  state.SetItemsProcessed(int64_t(state.iterations()) * rows * kPositions * kHead * 2);
   state.SetLabel(table(simd).name);
 }
 
@@ -215,8 +221,9 @@ BENCHMARK_CAPTURE(BM_QuantizeActivation, Q8_K_active, TensorType::Q8_K, true);
 BENCHMARK_CAPTURE(BM_Attend, f16_scalar, TensorType::F16, false)->Args({2, 512});
 BENCHMARK_CAPTURE(BM_Attend, f16_active, TensorType::F16, true)->Args({2, 512})->Args({4, 512})->Args({2, 64});
 BENCHMARK_CAPTURE(BM_Attend, q8_0_active, TensorType::Q8_0, true)->Args({2, 512})->Args({4, 512})->Args({2, 64});
-BENCHMARK_CAPTURE(BM_AttendTileF32, scalar, false)->Arg(512);
-BENCHMARK_CAPTURE(BM_AttendTileF32, active, true)->Arg(32)->Arg(128)->Arg(256)->Arg(512);
+BENCHMARK_CAPTURE(BM_AttendTileF32, scalar, false)->Args({8, 512});
+BENCHMARK_CAPTURE(BM_AttendTileF32, active, true)
+    ->Args({8, 32})->Args({8, 512})->Args({8, 8192})->Args({16, 8192})->Args({32, 2048})->Args({32, 8192})->Args({64, 32})->Args({64, 512})->Args({64, 2048})->Args({64, 8192});
 BENCHMARK_CAPTURE(BM_AttendKeyPanels, scalar, false);
 BENCHMARK_CAPTURE(BM_AttendKeyPanels, active, true);
 

@@ -257,7 +257,8 @@ void Forward::attend_run(int64_t il, const std::vector<BatchToken>& batch, const
       tensor::key_panels(cached_keys, n_pos, d, key_panels.data());
       const tensor::CacheRows cached_values = cache.values(seq, il, kvh);  // rows back to back
       tensor::dequantize_row(cached_values.type, cached_values.data, values.data(), n_pos * dv);
-      // Rows (token, query head of this group) in order, in tiles of 8.
+      // Rows (token, query head of this group) in order, in tiles of up to
+      // kAttendTileRows, which read the head's keys and values once each.
       const int64_t n_rows = run.count * group;
       for (int64_t r0 = 0; r0 < n_rows; r0 += tensor::kAttendTileRows) {
         const int64_t rows = std::min<int64_t>(tensor::kAttendTileRows, n_rows - r0);

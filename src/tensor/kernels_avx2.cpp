@@ -725,8 +725,8 @@ void attend(const float* q, int n_q, int64_t d, const CacheRows& k, const CacheR
 // per step, four broadcast row elements meet three loaded chunks in twelve
 // FMAs (7 loads per 12 FMAs, where one row by eight rows per load needed 9
 // per 8), and all twelve accumulators stay in registers for the whole pass.
-constexpr int kGroupRows = 4;  // rows per micro-kernel; a tile is two groups
-static_assert(kAttendTileRows == 2 * kGroupRows && kKeyPanel == 8);
+constexpr int kGroupRows = 4;  // rows per micro-kernel; a tile is up to 16 groups
+static_assert(kAttendTileRows % kGroupRows == 0 && kKeyPanel == 8);
 
 // w[r][8 * pc + 8 * c + l] = scale * q_r . key(8 * (pc + c) + l) for NC
 // panels from panel pc: each panel is d steps of eight positions, read front
@@ -750,15 +750,18 @@ void panel_scores(const float* q, int64_t d, const float* panels, int64_t pc, fl
     for (int c = 0; c < NC; c++) _mm256_storeu_ps(w + r * w_stride + (pc + c) * kKeyPanel, _mm256_mul_ps(acc[r][c], s));
 }
 
-// out[r][c0, c0 + 8 * NC) = sum_{p < n_pos} w[r][p] v_p[...] / total[r] for
-// the group's first `live` rows (the others are padding).
+// acc[r][c0, c0 + 8 * NC) += sum_{p0 <= p < p1} w[r][p] v_p[...]: one block
+// of positions of the weighted sums, whose accumulators start at zero at
+// p0 = 0 and otherwise come from and go back to acc (exact, so the sum
+// over the blocks adds in the same order as one pass would).
 template <int NC>
-void weighted_value_rows(const float* w, int64_t w_stride, const float* v, int64_t v_stride, int64_t n_pos, int64_t c0,
-                         const float* total, int live, float* out, int64_t dv) {
+void weighted_value_rows(const float* w, int64_t w_stride, const float* v, int64_t v_stride, int64_t p0, int64_t p1,
+                         int64_t c0, float* acc_rows, int64_t dv) {
   __m256 acc[kGroupRows][NC];
-  for (auto& row : acc)
-    for (auto& a : row) a = _mm256_setzero_ps();
-  for (int64_t p = 0; p < n_pos; p++) {
+  for (int r = 0; r < kGroupRows; r++)
+    for (int c = 0; c < NC; c++)
+      acc[r][c] = p0 == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(acc_rows + r * dv + c0 + 8 * c);
+  for (int64_t p = p0; p < p1; p++) {
     __m256 vals[NC];
     for (int c = 0; c < NC; c++) vals[c] = _mm256_loadu_ps(v + p * v_stride + c0 + 8 * c);
     for (int r = 0; r < kGroupRows; r++) {
@@ -766,10 +769,8 @@ void weighted_value_rows(const float* w, int64_t w_stride, const float* v, int64
       for (int c = 0; c < NC; c++) acc[r][c] = _mm256_fmadd_ps(wr, vals[c], acc[r][c]);
     }
   }
-  for (int r = 0; r < kGroupRows; r++)  // constant bounds keep acc in registers
-    if (r < live)
-      for (int c = 0; c < NC; c++)
-        _mm256_storeu_ps(out + r * dv + c0 + 8 * c, _mm256_div_ps(acc[r][c], _mm256_set1_ps(total[r])));
+  for (int r = 0; r < kGroupRows; r++)
+    for (int c = 0; c < NC; c++) _mm256_storeu_ps(acc_rows + r * dv + c0 + 8 * c, acc[r][c]);
 }
 
 // Chunks (key panels or value chunks) for the next micro-kernel pass, of
@@ -778,32 +779,42 @@ void weighted_value_rows(const float* w, int64_t w_stride, const float* v, int64
 // units busy.
 inline int next_block(int64_t left) { return left >= 3 && left != 4 ? 3 : int(std::min<int64_t>(left, 2)); }
 
+// The positions one pass of every group's weighted sums covers: the
+// value rows of 128 positions (64 KiB at dv = 128) stay in L2, and one
+// chunk's slice of them (12 KiB) in L1, while all the tile's groups read
+// them. A tile of 64 rows thus reads its keys and values from memory or L3
+// once, where tiles of 8 rows read them eight times (at 8192 positions a
+// head's f32 keys and values, 8 MiB, no longer fit L2).
+constexpr int64_t kValueBlock = 128;
+
 void attend_tile_f32(const float* q, int n_rows, const int64_t* n_pos, int64_t d, const float* k_panels, const float* v,
                      int64_t v_stride, int64_t dv, float scale, float* out) {
   if (dv % 8 != 0) {  // head sizes are multiples of 8 in practice; keep the rest exact
     scalar_kernels().attend_tile_f32(q, n_rows, n_pos, d, k_panels, v, v_stride, dv, scale, out);
     return;
   }
-  constexpr int R = kAttendTileRows;
-  const int n_groups = (n_rows + kGroupRows - 1) / kGroupRows;
-  int64_t group_pos[2] = {0, 0};  // positions a group attends: its rows' largest n_pos
+  constexpr int kMaxGroups = kAttendTileRows / kGroupRows;
+  const int n_groups = (n_rows + kGroupRows - 1) / kGroupRows, padded_rows = n_groups * kGroupRows;
+  int64_t group_pos[kMaxGroups] = {};  // positions a group attends: its rows' largest n_pos
   for (int i = 0; i < n_rows; i++) group_pos[i / kGroupRows] = std::max(group_pos[i / kGroupRows], n_pos[i]);
-  const int64_t n_panels = (std::max(group_pos[0], group_pos[1]) + kKeyPanel - 1) / kKeyPanel;
+  const int64_t max_pos = *std::max_element(group_pos, group_pos + n_groups);
+  const int64_t n_panels = (max_pos + kKeyPanel - 1) / kKeyPanel;
   const int64_t w_stride = n_panels * kKeyPanel;
-  thread_local std::vector<float> padded_q, weights;
+  thread_local std::vector<float> padded_q, weights, sums;
   const float* queries = q;
-  if (n_rows % kGroupRows != 0) {  // the last group's missing rows read zeros
-    padded_q.assign(size_t(R * d), 0.0f);
+  if (n_rows != padded_rows) {  // the last group's missing rows read zeros
+    padded_q.assign(size_t(padded_rows * d), 0.0f);
     std::copy(q, q + n_rows * d, padded_q.begin());
     queries = padded_q.data();
   }
-  weights.resize(size_t(R * w_stride));
+  weights.resize(size_t(padded_rows * w_stride));
+  sums.resize(size_t(padded_rows * dv));
   float* w = weights.data();
 
   // Scores, three panels at a time for every group, so the panels (12 KiB at
-  // d = 128) come from L1 for the second group.
-  int64_t group_panels[2];
-  for (int g = 0; g < 2; g++) group_panels[g] = (group_pos[g] + kKeyPanel - 1) / kKeyPanel;
+  // d = 128) come from L1 for all groups but the first.
+  int64_t group_panels[kMaxGroups];
+  for (int g = 0; g < n_groups; g++) group_panels[g] = (group_pos[g] + kKeyPanel - 1) / kKeyPanel;
   for (int64_t pc = 0; pc < n_panels;) {
     const int step = next_block(n_panels - pc);
     for (int g = 0; g < n_groups; g++) {
@@ -822,34 +833,41 @@ void attend_tile_f32(const float* q, int n_rows, const int64_t* n_pos, int64_t d
 
   // Softmax per row; the positions after a row's own, up to its group's
   // last, get weight zero (causal mask).
-  float totals[R];
-  for (int i = 0; i < R; i++) {
+  float totals[kAttendTileRows];
+  for (int i = 0; i < padded_rows; i++) {
     float* wi = w + i * w_stride;
     const int64_t end = group_pos[i / kGroupRows];
     if (i < n_rows) {
       totals[i] = softmax_weights(wi, n_pos[i]);
       std::fill(wi + n_pos[i], wi + end, 0.0f);
     } else {
-      totals[i] = 1.0f;
       std::fill(wi, wi + end, 0.0f);
     }
   }
 
-  for (int g = 0; g < n_groups; g++) {
-    const float* wg = w + g * kGroupRows * w_stride;
-    const int live = std::min(kGroupRows, n_rows - g * kGroupRows);
-    float* og = out + g * kGroupRows * dv;
-    const float* tg = totals + g * kGroupRows;
-    for (int64_t c0 = 0; c0 < dv;) {
-      const int step = next_block((dv - c0) / 8);
-      if (step == 3)
-        weighted_value_rows<3>(wg, w_stride, v, v_stride, group_pos[g], c0, tg, live, og, dv);
-      else if (step == 2)
-        weighted_value_rows<2>(wg, w_stride, v, v_stride, group_pos[g], c0, tg, live, og, dv);
-      else
-        weighted_value_rows<1>(wg, w_stride, v, v_stride, group_pos[g], c0, tg, live, og, dv);
-      c0 += 8 * step;
+  // The weighted sums, a block of positions at a time for every group.
+  for (int64_t p0 = 0; p0 < max_pos; p0 += kValueBlock) {
+    for (int g = 0; g < n_groups; g++) {
+      const int64_t p1 = std::min(p0 + kValueBlock, group_pos[g]);
+      if (p1 <= p0) continue;
+      const float* wg = w + g * kGroupRows * w_stride;
+      float* sg = sums.data() + g * kGroupRows * dv;
+      for (int64_t c0 = 0; c0 < dv;) {
+        const int step = next_block((dv - c0) / 8);
+        if (step == 3)
+          weighted_value_rows<3>(wg, w_stride, v, v_stride, p0, p1, c0, sg, dv);
+        else if (step == 2)
+          weighted_value_rows<2>(wg, w_stride, v, v_stride, p0, p1, c0, sg, dv);
+        else
+          weighted_value_rows<1>(wg, w_stride, v, v_stride, p0, p1, c0, sg, dv);
+        c0 += 8 * step;
+      }
     }
+  }
+  for (int i = 0; i < n_rows; i++) {
+    const __m256 total = _mm256_set1_ps(totals[i]);
+    for (int64_t c = 0; c < dv; c += 8)
+      _mm256_storeu_ps(out + i * dv + c, _mm256_div_ps(_mm256_loadu_ps(sums.data() + i * dv + c), total));
   }
 }
 

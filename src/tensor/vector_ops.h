@@ -37,7 +37,7 @@ void attend(const float* q, int n_q, int64_t d, CacheRows k, CacheRows v, int64_
 // attend_tile_f32 over a Q8_0 cache does it to agree with attend.
 void round_queries_for_keys(gguf::TensorType key_type, float* q, int64_t rows, int64_t d);
 
-// Causal attention for a tile of up to 8 query rows of a run of one
+// Causal attention for a tile of up to 64 query rows of a run of one
 // sequence's tokens (a prefill), from keys and values converted to f32 once
 // per layer and key/value head. Keys come in panels of kKeyPanel positions
 // (key_panels): element j of position p at
@@ -47,7 +47,7 @@ void round_queries_for_keys(gguf::TensorType key_type, float* q, int64_t rows, i
 // attends positions [0, n_pos[i]); its output goes to out + i * dv. Panels
 // must be readable, and finite, up to round_up(max n_pos, 8) positions;
 // values up to max n_pos.
-constexpr int kAttendTileRows = 8;
+constexpr int kAttendTileRows = 64;
 constexpr int64_t kKeyPanel = 8;
 void attend_tile_f32(const float* q, int n_rows, const int64_t* n_pos, int64_t d, const float* k_panels,
                      const float* v, int64_t v_stride, int64_t dv, float scale, float* out);

@@ -151,8 +151,9 @@ TEST(LookupDecoding, EachArchitectureSaysTheSameWithIt) {
     p.max_tokens = -1;
     p.lookup = lookup(3, 2);
     const Outcome full = run(engine, prompt, p);
-    if (full.result.finish == FinishReason::Length)
+    if (full.result.finish == FinishReason::Length) {
       EXPECT_EQ(int64_t(full.result.tokens.size()), engine.n_ctx() - int64_t(prompt.size()) + 1) << preset;
+    }
     p.lookup = {};
     // A stop string that the plain run meets: the text up to it, cut there.
     p.max_tokens = 40;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -241,15 +242,15 @@ TEST_F(SimdKernels, AttentionMatchesScalarWithinRounding) {
 
 TEST_F(SimdKernels, AttendTileCoversEveryRowCountAndValueWidth) {
   // The tile runs as groups of four rows by up to three 8-float chunks: every
-  // row count (a second group empty, partial or full), value widths that
-  // leave each chunk tail, and rows staggered so the groups attend different
-  // numbers of key panels and the causal mask cuts inside a panel.
+  // row count (the last group partial or full), value widths that leave each
+  // chunk tail, and rows staggered so the groups attend different numbers of
+  // key panels and the causal mask cuts inside a panel.
   const int64_t d = 64, n_pos = 37, stride = 136;
   const auto panels = gaussian(key_panel_floats(n_pos, d), 51, 1.0f);
   const auto values = gaussian(n_pos * stride, 52, 1.0f);
   const auto q = gaussian(kAttendTileRows * d, 53, 2.0f);
   int64_t positions[kAttendTileRows];
-  for (int i = 0; i < kAttendTileRows; i++) positions[i] = n_pos - 5 * i;  // 37, 32, ... 2
+  for (int i = 0; i < kAttendTileRows; i++) positions[i] = n_pos - (5 * i) % 36;  // 37, 32, ... 2, 33, ...
   for (const KernelTable* set : sets_) {
     for (int64_t dv : {8, 16, 24, 32, 40, 48, 128}) {
       for (int rows = 1; rows <= kAttendTileRows; rows++) {
@@ -261,6 +262,38 @@ TEST_F(SimdKernels, AttendTileCoversEveryRowCountAndValueWidth) {
         for (size_t i = 0; i < got.size(); i++)
           EXPECT_NEAR(got[i], want[i], 2e-5) << set->name << " rows " << rows << " dv " << dv << " element " << i;
       }
+    }
+  }
+}
+
+TEST_F(SimdKernels, AttendTileRowsDoNotDependOnTheirTile) {
+  // Over more positions than one block of the weighted sums, with rows
+  // staggered so groups stop in different blocks: each row of a full tile
+  // gets exactly the bits it gets in a tile of one or of eight rows (the
+  // blocks add each row's sum in the same order as one pass), and the tile
+  // agrees with the scalar reference.
+  const int64_t d = 128, dv = 128, n_pos = 300;
+  const auto panels = gaussian(key_panel_floats(n_pos, d), 61, 1.0f);
+  const auto values = gaussian(n_pos * dv, 62, 1.0f);
+  const auto q = gaussian(kAttendTileRows * d, 63, 2.0f);
+  int64_t positions[kAttendTileRows];
+  for (int i = 0; i < kAttendTileRows; i++) positions[i] = n_pos - 4 * i - i % 3;  // 300 ... 48
+  const size_t n_out = size_t(kAttendTileRows * dv);
+  std::vector<float> want(n_out);
+  scalar_kernels().attend_tile_f32(q.data(), kAttendTileRows, positions, d, panels.data(), values.data(), dv, dv,
+                                   0.09f, want.data());
+  for (const KernelTable* set : sets_) {
+    std::vector<float> whole(n_out, -1.0f);
+    set->attend_tile_f32(q.data(), kAttendTileRows, positions, d, panels.data(), values.data(), dv, dv, 0.09f,
+                         whole.data());
+    for (size_t i = 0; i < n_out; i++) EXPECT_NEAR(whole[i], want[i], 2e-5) << set->name << " element " << i;
+    for (int tile : {1, 8}) {
+      std::vector<float> split(n_out, -1.0f);
+      for (int r0 = 0; r0 < kAttendTileRows; r0 += tile)
+        set->attend_tile_f32(q.data() + r0 * d, tile, positions + r0, d, panels.data(), values.data(), dv, dv, 0.09f,
+                             split.data() + r0 * dv);
+      EXPECT_EQ(std::memcmp(split.data(), whole.data(), n_out * sizeof(float)), 0)
+          << set->name << ": rows in tiles of " << tile << " differ from one tile of " << kAttendTileRows;
     }
   }
 }
