@@ -94,65 +94,72 @@ void BM_Gemm(benchmark::State& state, TensorType t, Product how) {
 // (the middle of a 1k prompt), one head's keys and values contiguous as the
 // KV cache holds them, both of `type` (f16, or q8_0 as -ctk/-ctv q8_0 store
 // them).
+// One key/value head's cache rows of `positions` positions.
+struct CacheHead {
+  CacheHead(TensorType type, int64_t positions, const std::vector<float>& source) : row(warden::gguf::row_bytes(type, kHead)) {
+    k.resize(size_t(positions) * row);
+    v.resize(k.size());
+    std::vector<float> kf(kHead), vf(kHead);
+    for (int64_t p = 0; p < positions; p++) {
+      for (int64_t i = 0; i < kHead; i++) {
+        kf[size_t(i)] = source[size_t((p * kHead + i) * 7) % source.size()];
+        vf[size_t(i)] = source[size_t((p * kHead + i) * 5 + 3) % source.size()];
+      }
+      tensor::quantize_row(type, kf.data(), k.data() + size_t(p) * row, kHead);
+      tensor::quantize_row(type, vf.data(), v.data() + size_t(p) * row, kHead);
+    }
+    keys = {k.data(), type, row};
+    values = {v.data(), type, row};
+  }
+  static constexpr int64_t kHead = 128;
+  size_t row;
+  std::vector<uint8_t> k, v;
+  tensor::CacheRows keys, values;
+};
+
 void BM_Attend(benchmark::State& state, TensorType type, bool simd) {
-  constexpr int64_t kHead = 128;
+  constexpr int64_t kHead = CacheHead::kHead;
   const int group = int(state.range(0));
   const int64_t positions = state.range(1);
   const auto q = gaussian(4);  // 4096 floats: queries and the cache contents
-  const size_t row = warden::gguf::row_bytes(type, kHead);
-  std::vector<uint8_t> k(size_t(positions) * row), v(k.size());
-  std::vector<float> kf(kHead), vf(kHead);
-  for (int64_t p = 0; p < positions; p++) {
-    for (int64_t i = 0; i < kHead; i++) {
-      kf[size_t(i)] = q[size_t((p * kHead + i) * 7) % q.size()];
-      vf[size_t(i)] = q[size_t((p * kHead + i) * 5 + 3) % q.size()];
-    }
-    tensor::quantize_row(type, kf.data(), k.data() + size_t(p) * row, kHead);
-    tensor::quantize_row(type, vf.data(), v.data() + size_t(p) * row, kHead);
-  }
-  const tensor::CacheRows keys{k.data(), type, row}, values{v.data(), type, row};
+  const CacheHead head(type, positions, q);
   std::vector<float> out(size_t(group * kHead));
   const tensor::AttendFn attend = table(simd).attend;
   for (auto _ : state) {
-    attend(q.data(), group, kHead, keys, values, kHead, positions, 0.088f, out.data());
+    attend(q.data(), group, kHead, head.keys, head.values, kHead, positions, 0.088f, out.data());
     benchmark::ClobberMemory();
   }
   // The keys and values read, once per call.
-  state.SetBytesProcessed(int64_t(state.iterations()) * positions * int64_t(2 * row));
+  state.SetBytesProcessed(int64_t(state.iterations()) * positions * int64_t(2 * head.row));
   state.SetLabel(table(simd).name);
 }
 
-// A prefill tile: eight query rows (four tokens x a GQA group of two) over
-// the key panels and value rows a run converts to f32 once per layer and head;
-// the argument is the last row's position count (a 512-token prefill's tiles
-// average 256).
-// {rows, positions}: a tile of query rows, two per token (qwen3-0.6b's two
-// query heads per key/value head), attending up to `positions` f32 keys and
-// values; 512 positions of a head (512 KiB) stay in L2, 8192 (8 MiB) not.
-void BM_AttendTileF32(benchmark::State& state, bool simd) {
-  constexpr int64_t kHead = 128;
-  const int rows = int(state.range(0));
-  const int64_t kPositions = state.range(1);
+// {rows, depth}: a prefill run's rows for one key/value head of an f16
+// cache, two per token (qwen3-0.6b's two query heads per key/value head),
+// after `depth` positions already cached; items are the multiply-adds of
+// the scores and the weighted sums.
+void BM_AttendCausal(benchmark::State& state, bool simd) {
+  constexpr int64_t kHead = CacheHead::kHead;
+  const int64_t rows = state.range(0), depth = state.range(1), positions = depth + rows / 2;
   const auto row = gaussian(4);
   std::vector<float> q(size_t(rows * kHead));
-  for (size_t i = 0; i < q.size(); i++) q[i] = row[i % row.size()];
-  std::vector<float> key_panels(static_cast<size_t>(tensor::key_panel_floats(kPositions, kHead))),
-      values(static_cast<size_t>(kPositions * kHead));
-  for (size_t i = 0; i < values.size(); i++) key_panels[i] = values[i] = row[(i * 7) % row.size()];
+  for (size_t i = 0; i < q.size(); i++) q[i] = row[(i * 3) % row.size()];
+  const CacheHead head(TensorType::F16, positions, row);
   std::vector<float> out(size_t(rows * kHead));
   std::vector<int64_t> n_pos(static_cast<size_t>(rows));
-  for (int i = 0; i < rows; i++) n_pos[size_t(i)] = kPositions - rows / 2 + 1 + i / 2;
-  const auto attend = table(simd).attend_tile_f32;
+  int64_t macs = 0;
+  for (int64_t i = 0; i < rows; i++) macs += (n_pos[size_t(i)] = depth + 1 + i / 2) * 2 * kHead;
+  const auto attend = table(simd).attend_causal;
   for (auto _ : state) {
-    attend(q.data(), rows, n_pos.data(), kHead, key_panels.data(), values.data(), kHead, kHead, 0.088f, out.data());
+    attend(q.data(), rows, n_pos.data(), kHead, head.keys, head.values, kHead, 0.088f, out.data());
     benchmark::ClobberMemory();
   }
-  state.SetItemsProcessed(int64_t(state.iterations()) * rows * kPositions * kHead * 2);
+  state.SetItemsProcessed(int64_t(state.iterations()) * macs);
   state.SetLabel(table(simd).name);
 }
 
-// The per-layer, per-head conversion of a run's f16 keys (512 positions of a
-// head of 128 in a cache row of eight heads) to f32 key panels.
+// The conversion of f16 keys (512 positions of a head of 128 in a cache row
+// of eight heads) to f32 key panels, as attend_causal converts its blocks.
 void BM_AttendKeyPanels(benchmark::State& state, bool simd) {
   constexpr int64_t kHead = 128, kPositions = 512, kKvStride = 8 * kHead;
   const auto q = gaussian(4);
@@ -221,9 +228,9 @@ BENCHMARK_CAPTURE(BM_QuantizeActivation, Q8_K_active, TensorType::Q8_K, true);
 BENCHMARK_CAPTURE(BM_Attend, f16_scalar, TensorType::F16, false)->Args({2, 512});
 BENCHMARK_CAPTURE(BM_Attend, f16_active, TensorType::F16, true)->Args({2, 512})->Args({4, 512})->Args({2, 64});
 BENCHMARK_CAPTURE(BM_Attend, q8_0_active, TensorType::Q8_0, true)->Args({2, 512})->Args({4, 512})->Args({2, 64});
-BENCHMARK_CAPTURE(BM_AttendTileF32, scalar, false)->Args({8, 512});
-BENCHMARK_CAPTURE(BM_AttendTileF32, active, true)
-    ->Args({8, 32})->Args({8, 512})->Args({8, 8192})->Args({16, 8192})->Args({32, 2048})->Args({32, 8192})->Args({64, 32})->Args({64, 512})->Args({64, 2048})->Args({64, 8192});
+BENCHMARK_CAPTURE(BM_AttendCausal, scalar, false)->Args({16, 512});
+BENCHMARK_CAPTURE(BM_AttendCausal, active, true)
+    ->Args({16, 0})->Args({16, 512})->Args({1024, 0})->Args({1024, 2048})->Args({1024, 8192});
 BENCHMARK_CAPTURE(BM_AttendKeyPanels, scalar, false);
 BENCHMARK_CAPTURE(BM_AttendKeyPanels, active, true);
 

@@ -150,12 +150,11 @@ void Forward::attention_layer(const Layer& layer, int64_t il, const std::vector<
 
   const int64_t attn_width = c.n_head * c.head_dim_v;
   attn_.resize(size_t(T * attn_width));
-  // A long run of one sequence's tokens (a prefill) converts that sequence's
-  // keys and values to f32 once per key/value head and shares them; the other
-  // tokens read the cache directly.
+  // A long run of one sequence's tokens (a prefill) reads each key/value
+  // head once for all its tokens; the other tokens attend one by one.
   std::vector<int64_t> single_tokens;
   for (const TokenRun& run : runs_of(batch)) {
-    if (run.count >= kMinRunTokens && f32_copy_bytes(run, batch) <= kMaxF32CopyBytes)
+    if (run.count >= kMinRunTokens)
       attend_run(il, batch, run, cache);
     else
       for (int64_t t = run.first; t < run.first + run.count; t++) single_tokens.push_back(t);
@@ -231,50 +230,29 @@ std::vector<Forward::TokenRun> Forward::runs_of(const std::vector<BatchToken>& b
   return runs;
 }
 
-// Per thread: one key/value head's key panels and value rows up to the run's
-// last position (panels padded to a multiple of 8 positions), in f32.
-size_t Forward::f32_copy_bytes(const TokenRun& run, const std::vector<BatchToken>& batch) const {
-  const Config& c = model_.config();
-  const int64_t n_pos = batch[size_t(run.first + run.count - 1)].pos + 1;
-  return size_t(tensor::key_panel_floats(n_pos, c.head_dim) + n_pos * c.head_dim_v) * sizeof(float);
-}
-
 void Forward::attend_run(int64_t il, const std::vector<BatchToken>& batch, const TokenRun& run, const KvCache& cache) {
   const Config& c = model_.config();
   const int seq = batch[size_t(run.first)].seq;
-  const int64_t n_pos = batch[size_t(run.first + run.count - 1)].pos + 1;
   const int64_t group = c.n_head / c.n_head_kv, d = c.head_dim, dv = c.head_dim_v;
-  const int64_t attn_width = c.n_head * dv;
+  const int64_t attn_width = c.n_head * dv, n_rows = run.count * group;
   const float scale = 1.0f / std::sqrt(float(d));
+  // Rows (token, query head of the group) in order.
+  std::vector<int64_t> positions(static_cast<size_t>(n_rows));
+  for (int64_t r = 0; r < n_rows; r++) positions[size_t(r)] = batch[size_t(run.first + r / group)].pos + 1;
   pool_.parallel_for(c.n_head_kv, [&](int64_t begin, int64_t end, int) {
-    thread_local std::vector<float> key_panels, values, tile_q, tile_out;
-    key_panels.resize(size_t(tensor::key_panel_floats(n_pos, d)));  // every float is written below
-    values.resize(size_t(n_pos * dv));
-    tile_q.resize(size_t(tensor::kAttendTileRows * d));
-    tile_out.resize(size_t(tensor::kAttendTileRows * dv));
+    thread_local std::vector<float> rows_q, rows_out;
+    rows_q.resize(size_t(n_rows * d));
+    rows_out.resize(size_t(n_rows * dv));
     for (int64_t kvh = begin; kvh < end; kvh++) {
-      const tensor::CacheRows cached_keys = cache.keys(seq, il, kvh);
-      tensor::key_panels(cached_keys, n_pos, d, key_panels.data());
-      const tensor::CacheRows cached_values = cache.values(seq, il, kvh);  // rows back to back
-      tensor::dequantize_row(cached_values.type, cached_values.data, values.data(), n_pos * dv);
-      // Rows (token, query head of this group) in order, in tiles of up to
-      // kAttendTileRows, which read the head's keys and values once each.
-      const int64_t n_rows = run.count * group;
-      for (int64_t r0 = 0; r0 < n_rows; r0 += tensor::kAttendTileRows) {
-        const int64_t rows = std::min<int64_t>(tensor::kAttendTileRows, n_rows - r0);
-        int64_t positions[tensor::kAttendTileRows];
-        for (int64_t i = 0; i < rows; i++) {
-          const int64_t t = run.first + (r0 + i) / group, h = kvh * group + (r0 + i) % group;
-          std::copy_n(q_.data() + t * c.q_dim() + h * d, d, tile_q.data() + i * d);
-          positions[i] = batch[size_t(t)].pos + 1;
-        }
-        tensor::round_queries_for_keys(cached_keys.type, tile_q.data(), rows, d);  // as decode's attend takes them
-        tensor::attend_tile_f32(tile_q.data(), int(rows), positions, d, key_panels.data(), values.data(), dv, dv, scale,
-                                tile_out.data());
-        for (int64_t i = 0; i < rows; i++) {
-          const int64_t t = run.first + (r0 + i) / group, h = kvh * group + (r0 + i) % group;
-          std::copy_n(tile_out.data() + i * dv, dv, attn_.data() + t * attn_width + h * dv);
-        }
+      for (int64_t r = 0; r < n_rows; r++) {
+        const int64_t t = run.first + r / group, h = kvh * group + r % group;
+        std::copy_n(q_.data() + t * c.q_dim() + h * d, d, rows_q.data() + r * d);
+      }
+      tensor::attend_causal(rows_q.data(), n_rows, positions.data(), d, cache.keys(seq, il, kvh),
+                            cache.values(seq, il, kvh), dv, scale, rows_out.data());
+      for (int64_t r = 0; r < n_rows; r++) {
+        const int64_t t = run.first + r / group, h = kvh * group + r % group;
+        std::copy_n(rows_out.data() + r * dv, dv, attn_.data() + t * attn_width + h * dv);
       }
     }
   });

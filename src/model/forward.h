@@ -52,17 +52,16 @@ class Forward {
                         int64_t kv_begin, int64_t kv_end, KvCache& cache);
   void attend(int64_t il, const BatchToken& bt, int64_t kvh, const float* q, float* out, const KvCache& cache) const;
 
-  // Attention for runs of one sequence's tokens from f32 copies of its keys
-  // and values, converted once per layer and key/value head: from
-  // kMinRunTokens tokens on this beats converting per token, and the copies
-  // are bounded per thread (longer contexts read the cache directly).
+  // Attention for runs of one sequence's tokens (tensor::attend_causal),
+  // which reads a key/value head's cache once for all the run's tokens: from
+  // kMinRunTokens tokens on this beats attending per token. Shorter runs
+  // (lookup decoding's passes) attend per token, as single steps do, so
+  // their logits are the same bits.
   struct TokenRun {
     int64_t first = 0, count = 0;
   };
   static constexpr int64_t kMinRunTokens = 8;
-  static constexpr size_t kMaxF32CopyBytes = size_t(16) << 20;
   static std::vector<TokenRun> runs_of(const std::vector<BatchToken>& batch);
-  size_t f32_copy_bytes(const TokenRun& run, const std::vector<BatchToken>& batch) const;
   void attend_run(int64_t il, const std::vector<BatchToken>& batch, const TokenRun& run, const KvCache& cache);
 
   // Decode steps as a team (forward_team.cpp): every thread of the pool runs

@@ -66,8 +66,10 @@ struct KernelTable {
   const char* name = "";
   std::array<TypeKernels, kMaxTypeId> by_type{};
   AttendFn attend = nullptr;
-  void (*attend_tile_f32)(const float* q, int n_rows, const int64_t* n_pos, int64_t d, const float* k_panels,
-                          const float* v, int64_t v_stride, int64_t dv, float scale, float* out) = nullptr;
+  void (*attend_causal)(const float* q, int64_t n_rows, const int64_t* n_pos, int64_t d, const CacheRows& k,
+                        const CacheRows& v, int64_t dv, float scale, float* out) = nullptr;
+  // Keys of positions [0, n_pos) as f32 panels (vector_ops.h), the padding up
+  // to the next multiple of 8 positions zero; attend_causal's SIMD kernels use it.
   void (*key_panels)(const CacheRows& k, int64_t n_pos, int64_t d, float* panels) = nullptr;
   void (*f32_to_f16_row)(const float* x, uint16_t* y, int64_t n) = nullptr;
   void (*swiglu)(const float* gate, const float* up, float* out, int64_t n) = nullptr;

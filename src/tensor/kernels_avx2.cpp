@@ -717,160 +717,6 @@ void attend(const float* q, int n_q, int64_t d, const CacheRows& k, const CacheR
   });
 }
 
-// ---- prefill attention tile: f32 key panels and value rows ----------------
-//
-// A tile is a small matrix product twice over: scores S = Q K^T (rows x
-// positions), softmax per row, then out = W V (rows x dv). Both run as
-// register-blocked micro-kernels of four rows by up to three 8-float chunks:
-// per step, four broadcast row elements meet three loaded chunks in twelve
-// FMAs (7 loads per 12 FMAs, where one row by eight rows per load needed 9
-// per 8), and all twelve accumulators stay in registers for the whole pass.
-constexpr int kGroupRows = 4;  // rows per micro-kernel; a tile is up to 16 groups
-static_assert(kAttendTileRows % kGroupRows == 0 && kKeyPanel == 8);
-
-// w[r][8 * pc + 8 * c + l] = scale * q_r . key(8 * (pc + c) + l) for NC
-// panels from panel pc: each panel is d steps of eight positions, read front
-// to back.
-template <int NC>
-void panel_scores(const float* q, int64_t d, const float* panels, int64_t pc, float scale, float* w, int64_t w_stride) {
-  __m256 acc[kGroupRows][NC];
-  for (auto& row : acc)
-    for (auto& a : row) a = _mm256_setzero_ps();
-  const float* k = panels + pc * kKeyPanel * d;
-  for (int64_t j = 0; j < d; j++) {
-    __m256 keys[NC];
-    for (int c = 0; c < NC; c++) keys[c] = _mm256_loadu_ps(k + c * kKeyPanel * d + j * kKeyPanel);
-    for (int r = 0; r < kGroupRows; r++) {
-      const __m256 qr = _mm256_broadcast_ss(q + r * d + j);
-      for (int c = 0; c < NC; c++) acc[r][c] = _mm256_fmadd_ps(qr, keys[c], acc[r][c]);
-    }
-  }
-  const __m256 s = _mm256_set1_ps(scale);
-  for (int r = 0; r < kGroupRows; r++)
-    for (int c = 0; c < NC; c++) _mm256_storeu_ps(w + r * w_stride + (pc + c) * kKeyPanel, _mm256_mul_ps(acc[r][c], s));
-}
-
-// acc[r][c0, c0 + 8 * NC) += sum_{p0 <= p < p1} w[r][p] v_p[...]: one block
-// of positions of the weighted sums, whose accumulators start at zero at
-// p0 = 0 and otherwise come from and go back to acc (exact, so the sum
-// over the blocks adds in the same order as one pass would).
-template <int NC>
-void weighted_value_rows(const float* w, int64_t w_stride, const float* v, int64_t v_stride, int64_t p0, int64_t p1,
-                         int64_t c0, float* acc_rows, int64_t dv) {
-  __m256 acc[kGroupRows][NC];
-  for (int r = 0; r < kGroupRows; r++)
-    for (int c = 0; c < NC; c++)
-      acc[r][c] = p0 == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(acc_rows + r * dv + c0 + 8 * c);
-  for (int64_t p = p0; p < p1; p++) {
-    __m256 vals[NC];
-    for (int c = 0; c < NC; c++) vals[c] = _mm256_loadu_ps(v + p * v_stride + c0 + 8 * c);
-    for (int r = 0; r < kGroupRows; r++) {
-      const __m256 wr = _mm256_broadcast_ss(w + r * w_stride + p);
-      for (int c = 0; c < NC; c++) acc[r][c] = _mm256_fmadd_ps(wr, vals[c], acc[r][c]);
-    }
-  }
-  for (int r = 0; r < kGroupRows; r++)
-    for (int c = 0; c < NC; c++) _mm256_storeu_ps(acc_rows + r * dv + c0 + 8 * c, acc[r][c]);
-}
-
-// Chunks (key panels or value chunks) for the next micro-kernel pass, of
-// `left`: three where possible, but 4 as 2 + 2 rather than 3 + 1, since one
-// chunk gives only four independent FMA chains, half of what keeps both FMA
-// units busy.
-inline int next_block(int64_t left) { return left >= 3 && left != 4 ? 3 : int(std::min<int64_t>(left, 2)); }
-
-// The positions one pass of every group's weighted sums covers: the
-// value rows of 128 positions (64 KiB at dv = 128) stay in L2, and one
-// chunk's slice of them (12 KiB) in L1, while all the tile's groups read
-// them. A tile of 64 rows thus reads its keys and values from memory or L3
-// once, where tiles of 8 rows read them eight times (at 8192 positions a
-// head's f32 keys and values, 8 MiB, no longer fit L2).
-constexpr int64_t kValueBlock = 128;
-
-void attend_tile_f32(const float* q, int n_rows, const int64_t* n_pos, int64_t d, const float* k_panels, const float* v,
-                     int64_t v_stride, int64_t dv, float scale, float* out) {
-  if (dv % 8 != 0) {  // head sizes are multiples of 8 in practice; keep the rest exact
-    scalar_kernels().attend_tile_f32(q, n_rows, n_pos, d, k_panels, v, v_stride, dv, scale, out);
-    return;
-  }
-  constexpr int kMaxGroups = kAttendTileRows / kGroupRows;
-  const int n_groups = (n_rows + kGroupRows - 1) / kGroupRows, padded_rows = n_groups * kGroupRows;
-  int64_t group_pos[kMaxGroups] = {};  // positions a group attends: its rows' largest n_pos
-  for (int i = 0; i < n_rows; i++) group_pos[i / kGroupRows] = std::max(group_pos[i / kGroupRows], n_pos[i]);
-  const int64_t max_pos = *std::max_element(group_pos, group_pos + n_groups);
-  const int64_t n_panels = (max_pos + kKeyPanel - 1) / kKeyPanel;
-  const int64_t w_stride = n_panels * kKeyPanel;
-  thread_local std::vector<float> padded_q, weights, sums;
-  const float* queries = q;
-  if (n_rows != padded_rows) {  // the last group's missing rows read zeros
-    padded_q.assign(size_t(padded_rows * d), 0.0f);
-    std::copy(q, q + n_rows * d, padded_q.begin());
-    queries = padded_q.data();
-  }
-  weights.resize(size_t(padded_rows * w_stride));
-  sums.resize(size_t(padded_rows * dv));
-  float* w = weights.data();
-
-  // Scores, three panels at a time for every group, so the panels (12 KiB at
-  // d = 128) come from L1 for all groups but the first.
-  int64_t group_panels[kMaxGroups];
-  for (int g = 0; g < n_groups; g++) group_panels[g] = (group_pos[g] + kKeyPanel - 1) / kKeyPanel;
-  for (int64_t pc = 0; pc < n_panels;) {
-    const int step = next_block(n_panels - pc);
-    for (int g = 0; g < n_groups; g++) {
-      const float* qg = queries + g * kGroupRows * d;
-      float* wg = w + g * kGroupRows * w_stride;
-      const int64_t left = std::min<int64_t>(step, group_panels[g] - pc);  // a group may need fewer panels
-      if (left == 3)
-        panel_scores<3>(qg, d, k_panels, pc, scale, wg, w_stride);
-      else if (left == 2)
-        panel_scores<2>(qg, d, k_panels, pc, scale, wg, w_stride);
-      else if (left == 1)
-        panel_scores<1>(qg, d, k_panels, pc, scale, wg, w_stride);
-    }
-    pc += step;
-  }
-
-  // Softmax per row; the positions after a row's own, up to its group's
-  // last, get weight zero (causal mask).
-  float totals[kAttendTileRows];
-  for (int i = 0; i < padded_rows; i++) {
-    float* wi = w + i * w_stride;
-    const int64_t end = group_pos[i / kGroupRows];
-    if (i < n_rows) {
-      totals[i] = softmax_weights(wi, n_pos[i]);
-      std::fill(wi + n_pos[i], wi + end, 0.0f);
-    } else {
-      std::fill(wi, wi + end, 0.0f);
-    }
-  }
-
-  // The weighted sums, a block of positions at a time for every group.
-  for (int64_t p0 = 0; p0 < max_pos; p0 += kValueBlock) {
-    for (int g = 0; g < n_groups; g++) {
-      const int64_t p1 = std::min(p0 + kValueBlock, group_pos[g]);
-      if (p1 <= p0) continue;
-      const float* wg = w + g * kGroupRows * w_stride;
-      float* sg = sums.data() + g * kGroupRows * dv;
-      for (int64_t c0 = 0; c0 < dv;) {
-        const int step = next_block((dv - c0) / 8);
-        if (step == 3)
-          weighted_value_rows<3>(wg, w_stride, v, v_stride, p0, p1, c0, sg, dv);
-        else if (step == 2)
-          weighted_value_rows<2>(wg, w_stride, v, v_stride, p0, p1, c0, sg, dv);
-        else
-          weighted_value_rows<1>(wg, w_stride, v, v_stride, p0, p1, c0, sg, dv);
-        c0 += 8 * step;
-      }
-    }
-  }
-  for (int i = 0; i < n_rows; i++) {
-    const __m256 total = _mm256_set1_ps(totals[i]);
-    for (int64_t c = 0; c < dv; c += 8)
-      _mm256_storeu_ps(out + i * dv + c, _mm256_div_ps(_mm256_loadu_ps(sums.data() + i * dv + c), total));
-  }
-}
-
 // Rows r[0..7] become their transpose: r[j][l] = old r[l][j].
 inline void transpose8x8(__m256 r[8]) {
   __m256 t[8];
@@ -913,6 +759,190 @@ void key_panels(const CacheRows& k, int64_t n_pos, int64_t d, float* panels) {
       }
     }
   });
+}
+
+// ---- prefill attention: a run's rows against blocks of f32 keys ----------
+//
+// The keys and values of a block of positions are converted to f32 once for
+// all the run's rows of a key/value head (keys as panels, values as rows),
+// and every group of four rows takes the block in two small matrix
+// products: scores S = Q K^T (4 x positions), then sums += W V (4 x dv),
+// with the softmax online over the blocks (each row's running maximum and
+// total; its sums rescaled when the maximum grows). Both products are
+// register-blocked micro-kernels of four rows by up to three 8-float chunks:
+// per step, four broadcast row elements meet three loaded chunks in twelve
+// FMAs (7 loads per 12 FMAs), and the twelve accumulators stay in registers
+// for the whole pass. The rows read their keys and values from memory once,
+// however long the run, and no head-sized f32 copy is kept.
+constexpr int kGroupRows = 4;  // rows per micro-kernel
+static_assert(kKeyPanel == 8);
+
+// w[r][8 * pc + 8 * c + l] = scale * q_r . key(8 * (pc + c) + l) for NC
+// panels from panel pc: each panel is d steps of eight positions, read front
+// to back.
+template <int NC>
+void panel_scores(const float* q, int64_t d, const float* panels, int64_t pc, float scale, float* w, int64_t w_stride) {
+  __m256 acc[kGroupRows][NC];
+  for (auto& row : acc)
+    for (auto& a : row) a = _mm256_setzero_ps();
+  const float* k = panels + pc * kKeyPanel * d;
+  for (int64_t j = 0; j < d; j++) {
+    __m256 keys[NC];
+    for (int c = 0; c < NC; c++) keys[c] = _mm256_loadu_ps(k + c * kKeyPanel * d + j * kKeyPanel);
+    for (int r = 0; r < kGroupRows; r++) {
+      const __m256 qr = _mm256_broadcast_ss(q + r * d + j);
+      for (int c = 0; c < NC; c++) acc[r][c] = _mm256_fmadd_ps(qr, keys[c], acc[r][c]);
+    }
+  }
+  const __m256 s = _mm256_set1_ps(scale);
+  for (int r = 0; r < kGroupRows; r++)
+    for (int c = 0; c < NC; c++) _mm256_storeu_ps(w + r * w_stride + (pc + c) * kKeyPanel, _mm256_mul_ps(acc[r][c], s));
+}
+
+// sums[r][c0, c0 + 8 * NC) = alpha[r] * sums[r][...] + sum_{p < n} w[r][p]
+// v_p[...]: one block of positions of the weighted sums, each row's earlier
+// sums rescaled to the row's new maximum on the way in.
+template <int NC>
+void weighted_value_rows(const float* w, int64_t w_stride, const float* v, int64_t dv, int64_t n, int64_t c0,
+                         const float* alpha, float* sums) {
+  __m256 acc[kGroupRows][NC];
+  for (int r = 0; r < kGroupRows; r++)
+    for (int c = 0; c < NC; c++)
+      acc[r][c] = _mm256_mul_ps(_mm256_loadu_ps(sums + r * dv + c0 + 8 * c), _mm256_set1_ps(alpha[r]));
+  for (int64_t p = 0; p < n; p++) {
+    __m256 vals[NC];
+    for (int c = 0; c < NC; c++) vals[c] = _mm256_loadu_ps(v + p * dv + c0 + 8 * c);
+    for (int r = 0; r < kGroupRows; r++) {
+      const __m256 wr = _mm256_broadcast_ss(w + r * w_stride + p);
+      for (int c = 0; c < NC; c++) acc[r][c] = _mm256_fmadd_ps(wr, vals[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < kGroupRows; r++)
+    for (int c = 0; c < NC; c++) _mm256_storeu_ps(sums + r * dv + c0 + 8 * c, acc[r][c]);
+}
+
+// Chunks (key panels or value chunks) for the next micro-kernel pass, of
+// `left`: three where possible, but 4 as 2 + 2 rather than 3 + 1, since one
+// chunk gives only four independent FMA chains, half of what keeps both FMA
+// units busy.
+inline int next_block(int64_t left) { return left >= 3 && left != 4 ? 3 : int(std::min<int64_t>(left, 2)); }
+
+// Positions per block: its f32 keys and values (64 KiB each at d = dv = 128)
+// stay in L2 while every group of the run reads them.
+constexpr int64_t kAttendBlock = 128;
+
+// One row's online softmax over a block: w[0, live) are its scores, which
+// become exp(score - new maximum); w[live, n) become zero (positions past
+// the row's own). Returns the factor that rescales the row's earlier sums
+// and total (zero for a row's first block, one when it attends none).
+float online_softmax_block(float* w, int64_t live, int64_t n, float& max_score, float& total) {
+  if (live <= 0) {
+    std::fill(w, w + n, 0.0f);
+    return 1.0f;
+  }
+  __m256 vmax = _mm256_set1_ps(-INFINITY);
+  int64_t i = 0;
+  for (; i + 8 <= live; i += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(w + i));
+  float block_max = hmax(vmax);
+  for (; i < live; i++) block_max = std::max(block_max, w[i]);
+  const float new_max = std::max(max_score, block_max);
+  const float alpha = std::exp(max_score - new_max);  // exp(-inf) = 0 for the first block
+  const __m256 m = _mm256_set1_ps(new_max);
+  __m256 vsum = _mm256_setzero_ps();
+  for (i = 0; i + 8 <= live; i += 8) {
+    const __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(w + i), m));
+    _mm256_storeu_ps(w + i, e);
+    vsum = _mm256_add_ps(vsum, e);
+  }
+  float sum = hsum(vsum);
+  for (; i < live; i++) sum += w[i] = std::exp(w[i] - new_max);
+  std::fill(w + live, w + n, 0.0f);
+  max_score = new_max;
+  total = total * alpha + sum;
+  return alpha;
+}
+
+// Positions [p0, p0 + n) of value rows as f32 rows of dv floats.
+template <typename Rows>
+void value_rows(const Rows& rows, int64_t p0, int64_t n, int64_t dv, float* out) {
+  for (int64_t p = 0; p < n; p++)
+    for (int64_t j0 = 0; j0 < dv; j0 += 8)
+      _mm256_storeu_ps(out + p * dv + j0, rows.block(p0 + p, j0 / Rows::kBlock * Rows::kBlock).chunk(j0 % Rows::kBlock));
+}
+
+// One group of four rows against one block of n positions (keys as panels,
+// values as rows): scores, the online softmax, the weighted sums.
+void group_block(const float* q, int64_t d, const float* panels, const float* values, int64_t dv, int64_t n,
+                 const int64_t live[kGroupRows], float scale, float* w, float* max_score, float* total, float* sums) {
+  const int64_t n_panels = (n + kKeyPanel - 1) / kKeyPanel, w_stride = n_panels * kKeyPanel;
+  for (int64_t pc = 0; pc < n_panels;) {
+    const int step = next_block(n_panels - pc);
+    if (step == 3)
+      panel_scores<3>(q, d, panels, pc, scale, w, w_stride);
+    else if (step == 2)
+      panel_scores<2>(q, d, panels, pc, scale, w, w_stride);
+    else
+      panel_scores<1>(q, d, panels, pc, scale, w, w_stride);
+    pc += step;
+  }
+  float alpha[kGroupRows];
+  for (int r = 0; r < kGroupRows; r++)
+    alpha[r] = online_softmax_block(w + r * w_stride, std::min(live[r], n), n, max_score[r], total[r]);
+  for (int64_t c0 = 0; c0 < dv;) {
+    const int step = next_block((dv - c0) / 8);
+    if (step == 3)
+      weighted_value_rows<3>(w, w_stride, values, dv, n, c0, alpha, sums);
+    else if (step == 2)
+      weighted_value_rows<2>(w, w_stride, values, dv, n, c0, alpha, sums);
+    else
+      weighted_value_rows<1>(w, w_stride, values, dv, n, c0, alpha, sums);
+    c0 += 8 * step;
+  }
+}
+
+void attend_causal(const float* q, int64_t n_rows, const int64_t* n_pos, int64_t d, const CacheRows& k,
+                   const CacheRows& v, int64_t dv, float scale, float* out) {
+  if (d % cache_block(k) != 0 || dv % cache_block(v) != 0) {  // f16 heads not a multiple of 8: rare, kept exact
+    scalar_kernels().attend_causal(q, n_rows, n_pos, d, k, v, dv, scale, out);
+    return;
+  }
+  const int64_t n_groups = (n_rows + kGroupRows - 1) / kGroupRows, padded_rows = n_groups * kGroupRows;
+  thread_local std::vector<float> queries, panels, values, w, sums, max_score, total;
+  queries.assign(size_t(padded_rows * d), 0.0f);  // padding rows: zero queries that attend nothing
+  std::copy(q, q + n_rows * d, queries.begin());
+  round_queries_for_keys(k.type, queries.data(), n_rows, d);
+  panels.resize(size_t(key_panel_floats(kAttendBlock, d)));
+  values.resize(size_t(kAttendBlock * dv));
+  w.resize(size_t(kGroupRows * kAttendBlock));
+  sums.assign(size_t(padded_rows * dv), 0.0f);
+  max_score.assign(size_t(padded_rows), -INFINITY);
+  total.assign(size_t(padded_rows), 0.0f);
+  std::vector<int64_t> group_pos(size_t(n_groups), 0);  // positions a group attends: its rows' largest n_pos
+  for (int64_t i = 0; i < n_rows; i++) group_pos[size_t(i / kGroupRows)] = std::max(group_pos[size_t(i / kGroupRows)], n_pos[i]);
+  const int64_t max_pos = *std::max_element(group_pos.begin(), group_pos.end());
+
+  for (int64_t p0 = 0; p0 < max_pos; p0 += kAttendBlock) {
+    const int64_t n = std::min(kAttendBlock, max_pos - p0);
+    key_panels(CacheRows{k.data + size_t(p0) * k.row_bytes, k.type, k.row_bytes}, n, d, panels.data());
+    with_cache_rows(v, [&](const auto& rows) { value_rows(rows, p0, n, dv, values.data()); });
+    for (int64_t g = 0; g < n_groups; g++) {
+      if (group_pos[size_t(g)] <= p0) continue;
+      int64_t live[kGroupRows];
+      for (int r = 0; r < kGroupRows; r++) {
+        const int64_t row = g * kGroupRows + r;
+        live[r] = row < n_rows ? n_pos[row] - p0 : 0;
+      }
+      const int64_t rows = g * kGroupRows;
+      group_block(queries.data() + rows * d, d, panels.data(), values.data(), dv,
+                  std::min(n, group_pos[size_t(g)] - p0), live, scale, w.data(), max_score.data() + rows,
+                  total.data() + rows, sums.data() + rows * dv);
+    }
+  }
+  for (int64_t i = 0; i < n_rows; i++) {
+    const __m256 inv = _mm256_set1_ps(1.0f / total[size_t(i)]);
+    for (int64_t c = 0; c < dv; c += 8)
+      _mm256_storeu_ps(out + i * dv + c, _mm256_mul_ps(_mm256_loadu_ps(sums.data() + i * dv + c), inv));
+  }
 }
 
 void dequantize_f16(const void* src, float* dst, int64_t n) {
@@ -1076,7 +1106,7 @@ KernelTable build_avx2_table() {
   quant(TensorType::Q8_1, quantize_q8_1);
   quant(TensorType::Q8_K, quantize_q8_k);
   table.attend = attend;
-  table.attend_tile_f32 = attend_tile_f32;
+  table.attend_causal = attend_causal;
   table.key_panels = key_panels;
   table.f32_to_f16_row = f32_to_f16_row;
   table.swiglu = swiglu;

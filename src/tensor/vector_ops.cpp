@@ -67,13 +67,9 @@ void scalar_attend(const float* q, int n_q, int64_t d, const CacheRows& k, const
       [&](int64_t p, int64_t j) { return cache_element(v, p, j); }, dv, n_pos, scale, out);
 }
 
-void scalar_attend_tile_f32(const float* q, int n_rows, const int64_t* n_pos, int64_t d, const float* k_panels,
-                            const float* v, int64_t v_stride, int64_t dv, float scale, float* out) {
-  for (int i = 0; i < n_rows; i++)
-    reference_attention(
-        q + i * d, 1, d,
-        [&](int64_t p, int64_t j) { return k_panels[p / kKeyPanel * kKeyPanel * d + j * kKeyPanel + p % kKeyPanel]; },
-        [&](int64_t p, int64_t j) { return v[p * v_stride + j]; }, dv, n_pos[i], scale, out + i * dv);
+void scalar_attend_causal(const float* q, int64_t n_rows, const int64_t* n_pos, int64_t d, const CacheRows& k,
+                          const CacheRows& v, int64_t dv, float scale, float* out) {
+  for (int64_t i = 0; i < n_rows; i++) scalar_attend(q + i * d, 1, d, k, v, dv, n_pos[i], scale, out + i * dv);
 }
 
 void scalar_key_panels(const CacheRows& k, int64_t n_pos, int64_t d, float* panels) {
@@ -102,7 +98,7 @@ void scalar_rms_norm(const float* x, const float* weight, float* out, int64_t n,
 
 void add_vector_kernels(KernelTable& table) {
   table.attend = scalar_attend;
-  table.attend_tile_f32 = scalar_attend_tile_f32;
+  table.attend_causal = scalar_attend_causal;
   table.key_panels = scalar_key_panels;
   table.f32_to_f16_row = scalar_f32_to_f16_row;
   table.swiglu = scalar_swiglu;
@@ -124,14 +120,11 @@ void round_queries_for_keys(gguf::TensorType key_type, float* q, int64_t rows, i
   dequantize_row(gguf::TensorType::Q8_0, blocks.data(), q, rows * d);
 }
 
-void attend_tile_f32(const float* q, int n_rows, const int64_t* n_pos, int64_t d, const float* k_panels,
-                     const float* v, int64_t v_stride, int64_t dv, float scale, float* out) {
-  if (n_rows > 0) active_kernels().attend_tile_f32(q, n_rows, n_pos, d, k_panels, v, v_stride, dv, scale, out);
-}
-
-void key_panels(CacheRows k, int64_t n_pos, int64_t d, float* panels) {
+void attend_causal(const float* q, int64_t n_rows, const int64_t* n_pos, int64_t d, CacheRows k, CacheRows v,
+                   int64_t dv, float scale, float* out) {
   check_cache_type(k);
-  if (n_pos > 0) active_kernels().key_panels(k, n_pos, d, panels);
+  check_cache_type(v);
+  if (n_rows > 0) active_kernels().attend_causal(q, n_rows, n_pos, d, k, v, dv, scale, out);
 }
 
 void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) { active_kernels().f32_to_f16_row(x, y, n); }

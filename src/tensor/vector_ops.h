@@ -12,7 +12,7 @@ namespace warden::tensor {
 // One key or value head of the KV cache: position p's row at
 // data + p * row_bytes, its elements in `type`: F16, or Q8_0 (blocks of 32
 // int8 codes with an f16 scale each, so rows of a multiple of 32 elements).
-// attend and key_panels throw std::invalid_argument for any other type.
+// attend and attend_causal throw std::invalid_argument for any other type.
 struct CacheRows {
   const uint8_t* data = nullptr;
   gguf::TensorType type = gguf::TensorType::F16;
@@ -33,33 +33,28 @@ void attend(const float* q, int n_q, int64_t d, CacheRows k, CacheRows v, int64_
 // Rounds `rows` query rows of d floats the way attention over keys of
 // key_type takes them: to Q8_0 and back for Q8_0 keys, whose scores are then
 // integer dots of the codes (as vec_dot(Q8_0) and llama.cpp compute them);
-// unchanged for F16 keys. attend does this itself; a caller of
-// attend_tile_f32 over a Q8_0 cache does it to agree with attend.
+// unchanged for F16 keys. attend and attend_causal do this themselves.
 void round_queries_for_keys(gguf::TensorType key_type, float* q, int64_t rows, int64_t d);
 
-// Causal attention for a tile of up to 64 query rows of a run of one
-// sequence's tokens (a prefill), from keys and values converted to f32 once
-// per layer and key/value head. Keys come in panels of kKeyPanel positions
-// (key_panels): element j of position p at
-// k_panels[(p / 8) * 8 * d + j * 8 + p % 8], so the scores of a few rows
-// against a few panels read each panel front to back. Values are rows:
-// element j of position p at v[p * v_stride + j]. Row i is q + i * d and
-// attends positions [0, n_pos[i]); its output goes to out + i * dv. Panels
-// must be readable, and finite, up to round_up(max n_pos, 8) positions;
-// values up to max n_pos.
-constexpr int kAttendTileRows = 64;
-constexpr int64_t kKeyPanel = 8;
-void attend_tile_f32(const float* q, int n_rows, const int64_t* n_pos, int64_t d, const float* k_panels,
-                     const float* v, int64_t v_stride, int64_t dv, float scale, float* out);
+// Causal attention of a run of one sequence's tokens (a prefill) for the
+// query heads that share one key/value head: row i (q + i * d) attends
+// positions [0, n_pos[i]) and gets out + i * dv, what attend(q + i * d, 1,
+// ..., n_pos[i], ...) gives it up to float rounding (the softmax runs online
+// over blocks of positions). The keys and values are converted to f32 a
+// block at a time, once for all rows, so a run of any length reads its
+// cache once; rows are independent of each other (a row gets the same bits
+// alone or among others).
+void attend_causal(const float* q, int64_t n_rows, const int64_t* n_pos, int64_t d, CacheRows k, CacheRows v,
+                   int64_t dv, float scale, float* out);
 
-// Floats of the key panels of n_pos positions of d elements.
+// The layout attend_causal's SIMD kernels take keys in: panels of kKeyPanel
+// positions, element j of position p at panels[(p / 8) * 8 * d + j * 8 +
+// p % 8], so the scores of a few rows against a few panels read each panel
+// front to back. key_panel_floats: the floats of n_pos positions' panels.
+constexpr int64_t kKeyPanel = 8;
 constexpr int64_t key_panel_floats(int64_t n_pos, int64_t d) {
   return (n_pos + kKeyPanel - 1) / kKeyPanel * kKeyPanel * d;
 }
-
-// The keys of positions [0, n_pos) (rows of d elements) as f32 key panels;
-// the padding positions up to the next multiple of 8 are zero.
-void key_panels(CacheRows k, int64_t n_pos, int64_t d, float* panels);
 
 // y[i] = x[i] rounded to an IEEE half (to nearest even, as fp32_to_fp16).
 void f32_to_f16_row(const float* x, uint16_t* y, int64_t n);

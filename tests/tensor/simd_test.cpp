@@ -203,62 +203,50 @@ TEST_F(SimdKernels, AttentionMatchesScalarWithinRounding) {
             EXPECT_NEAR(got[i], expected[i], 2e-5)
                 << set->name << " keys " << name_of(kt) << " values " << name_of(vt) << " n_q " << sh.n_q << " d "
                 << sh.d << " positions " << sh.n_pos << " element " << i;
-          if (kt != TensorType::F16 || vt != TensorType::F16) continue;
 
-          // The f32 tile of a prefill run: keys in panels of eight positions,
-          // value rows, both padded past n_pos (padding finite, not zero, as a
-          // longer run's later positions would be); row i attends the first
-          // n_pos - i positions.
-          const int64_t padded = (sh.n_pos + 7) / 8 * 8, panel_floats = padded * sh.d + 8 * sh.d;
-          const int64_t row_stride = sh.dv + 8;
-          std::vector<float> panels(size_t(panel_floats), 3.0f), rows_v(size_t((padded + 8) * row_stride), 3.0f);
-          for (int64_t p = 0; p < sh.n_pos; p++) {
-            for (int64_t j = 0; j < sh.d; j++)
-              panels[size_t(p / 8 * 8 * sh.d + j * 8 + p % 8)] = k.exact[size_t(p * sh.d + j)];
-            for (int64_t j = 0; j < sh.dv; j++) rows_v[size_t(p * row_stride + j)] = v.exact[size_t(p * sh.dv + j)];
-          }
-          const int rows = int(std::min<int64_t>(kAttendTileRows, sh.n_pos));
-          // Row 0 is query 0 of the cache case above, so the two layouts can be
-          // compared; the other rows are new queries.
-          auto qt = gaussian(rows * sh.d, 34, sh.spread);
-          std::copy_n(q.begin(), sh.d, qt.begin());
+          // A prefill run over the same cache: tokens of n_q query heads each,
+          // token t attending n_pos - (tokens - 1 - t) positions; the last
+          // token's rows are the queries above.
+          const int64_t tokens = std::min<int64_t>(3, sh.n_pos), rows = tokens * sh.n_q;
+          auto qr = gaussian(rows * sh.d, 34, sh.spread);
+          std::copy(q.begin(), q.end(), qr.end() - sh.n_q * sh.d);
           std::vector<int64_t> n_pos(static_cast<size_t>(rows));
-          for (int i = 0; i < rows; i++) n_pos[size_t(i)] = sh.n_pos - i;
-          std::vector<float> want(size_t(rows * sh.dv)), tile(want.size(), -1.0f);
-          scalar_kernels().attend_tile_f32(qt.data(), rows, n_pos.data(), sh.d, panels.data(), rows_v.data(),
-                                           row_stride, sh.dv, scale, want.data());
-          set->attend_tile_f32(qt.data(), rows, n_pos.data(), sh.d, panels.data(), rows_v.data(), row_stride, sh.dv,
-                               scale, tile.data());
-          for (size_t i = 0; i < tile.size(); i++)
-            EXPECT_NEAR(tile[i], want[i], 2e-5) << set->name << " tile rows " << rows << " d " << sh.d
-                                                << " positions " << sh.n_pos << " element " << i;
-          for (int64_t j = 0; j < sh.dv; j++)
-            EXPECT_NEAR(want[size_t(j)], expected[size_t(j)], 2e-5) << "f32 panels and rows vs the cache, element " << j;
+          for (int64_t i = 0; i < rows; i++) n_pos[size_t(i)] = sh.n_pos - (tokens - 1 - i / sh.n_q);
+          std::vector<float> want(size_t(rows * sh.dv)), run(want.size(), -1.0f);
+          scalar_kernels().attend_causal(qr.data(), rows, n_pos.data(), sh.d, k.rows, v.rows, sh.dv, scale,
+                                         want.data());
+          set->attend_causal(qr.data(), rows, n_pos.data(), sh.d, k.rows, v.rows, sh.dv, scale, run.data());
+          for (size_t i = 0; i < run.size(); i++)
+            EXPECT_NEAR(run[i], want[i], 2e-5) << set->name << " run of " << rows << " rows, keys " << name_of(kt)
+                                               << " values " << name_of(vt) << " d " << sh.d << " positions "
+                                               << sh.n_pos << " element " << i;
+          for (size_t i = 0; i < expected.size(); i++)
+            EXPECT_NEAR(run[run.size() - expected.size() + i], expected[i], 2e-5)
+                << set->name << " the run's last token vs attend, element " << i;
         }
       }
     }
   }
 }
 
-TEST_F(SimdKernels, AttendTileCoversEveryRowCountAndValueWidth) {
-  // The tile runs as groups of four rows by up to three 8-float chunks: every
-  // row count (the last group partial or full), value widths that leave each
-  // chunk tail, and rows staggered so the groups attend different numbers of
-  // key panels and the causal mask cuts inside a panel.
-  const int64_t d = 64, n_pos = 37, stride = 136;
-  const auto panels = gaussian(key_panel_floats(n_pos, d), 51, 1.0f);
-  const auto values = gaussian(n_pos * stride, 52, 1.0f);
-  const auto q = gaussian(kAttendTileRows * d, 53, 2.0f);
-  int64_t positions[kAttendTileRows];
-  for (int i = 0; i < kAttendTileRows; i++) positions[i] = n_pos - (5 * i) % 36;  // 37, 32, ... 2, 33, ...
-  for (const KernelTable* set : sets_) {
-    for (int64_t dv : {8, 16, 24, 32, 40, 48, 128}) {
-      for (int rows = 1; rows <= kAttendTileRows; rows++) {
+TEST_F(SimdKernels, AttendCausalCoversEveryGroupPartAndBlock) {
+  // The run goes as groups of four rows by up to three 8-float chunks over
+  // blocks of 128 positions: every row count up to five groups (the last
+  // partial or full), value widths that leave each chunk tail, and rows
+  // staggered so groups attend different numbers of key panels and blocks
+  // and the causal mask cuts inside a panel and a block.
+  const int64_t d = 64, n_pos = 300;
+  for (int64_t dv : {8, 16, 24, 32, 40, 48, 128}) {
+    const TestCacheRows k(TensorType::F16, n_pos, d, gguf::row_bytes(TensorType::F16, d) + 16, 51);
+    const TestCacheRows v(TensorType::F16, n_pos, dv, gguf::row_bytes(TensorType::F16, dv) + 16, 52);
+    const auto q = gaussian(20 * d, 53, 2.0f);
+    int64_t positions[20];
+    for (int i = 0; i < 20; i++) positions[i] = n_pos - (37 * i) % 299;  // 300, 263, ... 1
+    for (const KernelTable* set : sets_) {
+      for (int rows = 1; rows <= 20; rows++) {
         std::vector<float> want(size_t(rows * dv)), got(want.size(), -1.0f);
-        scalar_kernels().attend_tile_f32(q.data(), rows, positions, d, panels.data(), values.data(), stride, dv, 0.125f,
-                                         want.data());
-        set->attend_tile_f32(q.data(), rows, positions, d, panels.data(), values.data(), stride, dv, 0.125f,
-                             got.data());
+        scalar_kernels().attend_causal(q.data(), rows, positions, d, k.rows, v.rows, dv, 0.125f, want.data());
+        set->attend_causal(q.data(), rows, positions, d, k.rows, v.rows, dv, 0.125f, got.data());
         for (size_t i = 0; i < got.size(); i++)
           EXPECT_NEAR(got[i], want[i], 2e-5) << set->name << " rows " << rows << " dv " << dv << " element " << i;
       }
@@ -266,34 +254,28 @@ TEST_F(SimdKernels, AttendTileCoversEveryRowCountAndValueWidth) {
   }
 }
 
-TEST_F(SimdKernels, AttendTileRowsDoNotDependOnTheirTile) {
-  // Over more positions than one block of the weighted sums, with rows
-  // staggered so groups stop in different blocks: each row of a full tile
-  // gets exactly the bits it gets in a tile of one or of eight rows (the
-  // blocks add each row's sum in the same order as one pass), and the tile
-  // agrees with the scalar reference.
-  const int64_t d = 128, dv = 128, n_pos = 300;
-  const auto panels = gaussian(key_panel_floats(n_pos, d), 61, 1.0f);
-  const auto values = gaussian(n_pos * dv, 62, 1.0f);
-  const auto q = gaussian(kAttendTileRows * d, 63, 2.0f);
-  int64_t positions[kAttendTileRows];
-  for (int i = 0; i < kAttendTileRows; i++) positions[i] = n_pos - 4 * i - i % 3;  // 300 ... 48
-  const size_t n_out = size_t(kAttendTileRows * dv);
-  std::vector<float> want(n_out);
-  scalar_kernels().attend_tile_f32(q.data(), kAttendTileRows, positions, d, panels.data(), values.data(), dv, dv,
-                                   0.09f, want.data());
+TEST_F(SimdKernels, AttendCausalRowsAreIndependent) {
+  // A row gets the same bits alone as among the others of its run (its
+  // group's other rows may attend further, into blocks it does not reach).
+  const int64_t d = 128, dv = 128, n_pos = 700, rows = 64;
+  const TestCacheRows k(TensorType::F16, n_pos, d, gguf::row_bytes(TensorType::F16, d), 61);
+  const TestCacheRows v(TensorType::Q8_0, n_pos, dv, gguf::row_bytes(TensorType::Q8_0, dv), 62);
+  const auto q = gaussian(rows * d, 63, 2.0f);
+  std::vector<int64_t> positions(static_cast<size_t>(rows));
+  for (int64_t i = 0; i < rows; i++) positions[size_t(i)] = n_pos - 11 * i - i % 3;  // 700 ... 7
+  const size_t n_out = size_t(rows * dv);
   for (const KernelTable* set : sets_) {
     std::vector<float> whole(n_out, -1.0f);
-    set->attend_tile_f32(q.data(), kAttendTileRows, positions, d, panels.data(), values.data(), dv, dv, 0.09f,
-                         whole.data());
-    for (size_t i = 0; i < n_out; i++) EXPECT_NEAR(whole[i], want[i], 2e-5) << set->name << " element " << i;
-    for (int tile : {1, 8}) {
+    set->attend_causal(q.data(), rows, positions.data(), d, k.rows, v.rows, dv, 0.09f, whole.data());
+    for (int64_t chunk : {1, 3, 8}) {
       std::vector<float> split(n_out, -1.0f);
-      for (int r0 = 0; r0 < kAttendTileRows; r0 += tile)
-        set->attend_tile_f32(q.data() + r0 * d, tile, positions + r0, d, panels.data(), values.data(), dv, dv, 0.09f,
-                             split.data() + r0 * dv);
+      for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+        const int64_t n = std::min(chunk, rows - r0);
+        set->attend_causal(q.data() + r0 * d, n, positions.data() + r0, d, k.rows, v.rows, dv, 0.09f,
+                           split.data() + r0 * dv);
+      }
       EXPECT_EQ(std::memcmp(split.data(), whole.data(), n_out * sizeof(float)), 0)
-          << set->name << ": rows in tiles of " << tile << " differ from one tile of " << kAttendTileRows;
+          << set->name << ": rows in runs of " << chunk << " differ from one run of " << rows;
     }
   }
 }
