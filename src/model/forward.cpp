@@ -239,20 +239,29 @@ void Forward::attend_run(int64_t il, const std::vector<BatchToken>& batch, const
   // Rows (token, query head of the group) in order.
   std::vector<int64_t> positions(static_cast<size_t>(n_rows));
   for (int64_t r = 0; r < n_rows; r++) positions[size_t(r)] = batch[size_t(run.first + r / group)].pos + 1;
-  pool_.parallel_for(c.n_head_kv, [&](int64_t begin, int64_t end, int) {
+  // Work items: a key/value head's rows, split into `parts` slices where the
+  // heads alone would leave threads idle (two key/value heads, as
+  // qwen2.5's, on sixteen threads): at least two items per thread, so the
+  // pool can even out the causal rows' unequal costs. Each slice reads the
+  // head's cache itself.
+  const int64_t parts = std::max<int64_t>(1, (2 * pool_.size() + c.n_head_kv - 1) / c.n_head_kv);
+  const int64_t slice = (n_rows + parts - 1) / parts;
+  pool_.parallel_for(c.n_head_kv * parts, [&](int64_t begin, int64_t end, int) {
     thread_local std::vector<float> rows_q, rows_out;
-    rows_q.resize(size_t(n_rows * d));
-    rows_out.resize(size_t(n_rows * dv));
-    for (int64_t kvh = begin; kvh < end; kvh++) {
-      for (int64_t r = 0; r < n_rows; r++) {
+    rows_q.resize(size_t(slice * d));
+    rows_out.resize(size_t(slice * dv));
+    for (int64_t item = begin; item < end; item++) {
+      const int64_t kvh = item / parts, r0 = item % parts * slice, r1 = std::min(n_rows, r0 + slice);
+      if (r0 >= r1) continue;
+      for (int64_t r = r0; r < r1; r++) {
         const int64_t t = run.first + r / group, h = kvh * group + r % group;
-        std::copy_n(q_.data() + t * c.q_dim() + h * d, d, rows_q.data() + r * d);
+        std::copy_n(q_.data() + t * c.q_dim() + h * d, d, rows_q.data() + (r - r0) * d);
       }
-      tensor::attend_causal(rows_q.data(), n_rows, positions.data(), d, cache.keys(seq, il, kvh),
+      tensor::attend_causal(rows_q.data(), r1 - r0, positions.data() + r0, d, cache.keys(seq, il, kvh),
                             cache.values(seq, il, kvh), dv, scale, rows_out.data());
-      for (int64_t r = 0; r < n_rows; r++) {
+      for (int64_t r = r0; r < r1; r++) {
         const int64_t t = run.first + r / group, h = kvh * group + r % group;
-        std::copy_n(rows_out.data() + r * dv, dv, attn_.data() + t * attn_width + h * dv);
+        std::copy_n(rows_out.data() + (r - r0) * dv, dv, attn_.data() + t * attn_width + h * dv);
       }
     }
   });
