@@ -560,24 +560,33 @@ void q8_0_key_scores(const block_q8_0* const q[NQ], int64_t nb, const Q8_0CacheR
   }
 }
 
-// weights = exp(scores - max) in place; returns their sum.
-float softmax_weights(float* w, int64_t n) {
+// The largest of w[0, n).
+float max_of(const float* w, int64_t n) {
   __m256 vmax = _mm256_set1_ps(-INFINITY);
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(w + i));
   float max_score = hmax(vmax);
   for (; i < n; i++) max_score = std::max(max_score, w[i]);
-  const __m256 m = _mm256_set1_ps(max_score);
+  return max_score;
+}
+
+// w = exp(w - shift) in place over [0, n); returns their sum.
+float exp_shifted(float* w, int64_t n, float shift) {
+  const __m256 m = _mm256_set1_ps(shift);
   __m256 vsum = _mm256_setzero_ps();
-  for (i = 0; i + 8 <= n; i += 8) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
     const __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(w + i), m));
     _mm256_storeu_ps(w + i, e);
     vsum = _mm256_add_ps(vsum, e);
   }
   float sum = hsum(vsum);
-  for (; i < n; i++) sum += w[i] = std::exp(w[i] - max_score);
+  for (; i < n; i++) sum += w[i] = std::exp(w[i] - shift);
   return sum;
 }
+
+// weights = exp(scores - max) in place; returns their sum.
+float softmax_weights(float* w, int64_t n) { return exp_shifted(w, n, max_of(w, n)); }
 
 // out_i[c0, c0 + 8 * NV) += sum over positions p0..p1 of w_i[p] v_p[...] for
 // NQ queries at once: each value chunk is converted once and the
@@ -840,22 +849,9 @@ float online_softmax_block(float* w, int64_t live, int64_t n, float& max_score, 
     std::fill(w, w + n, 0.0f);
     return 1.0f;
   }
-  __m256 vmax = _mm256_set1_ps(-INFINITY);
-  int64_t i = 0;
-  for (; i + 8 <= live; i += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(w + i));
-  float block_max = hmax(vmax);
-  for (; i < live; i++) block_max = std::max(block_max, w[i]);
-  const float new_max = std::max(max_score, block_max);
+  const float new_max = std::max(max_score, max_of(w, live));
   const float alpha = std::exp(max_score - new_max);  // exp(-inf) = 0 for the first block
-  const __m256 m = _mm256_set1_ps(new_max);
-  __m256 vsum = _mm256_setzero_ps();
-  for (i = 0; i + 8 <= live; i += 8) {
-    const __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(w + i), m));
-    _mm256_storeu_ps(w + i, e);
-    vsum = _mm256_add_ps(vsum, e);
-  }
-  float sum = hsum(vsum);
-  for (; i < live; i++) sum += w[i] = std::exp(w[i] - new_max);
+  const float sum = exp_shifted(w, live, new_max);
   std::fill(w + live, w + n, 0.0f);
   max_score = new_max;
   total = total * alpha + sum;
