@@ -241,7 +241,7 @@ TEST_F(SimdKernels, AttendCausalCoversEveryGroupPartAndBlock) {
     const TestCacheRows v(TensorType::F16, n_pos, dv, gguf::row_bytes(TensorType::F16, dv) + 16, 52);
     const auto q = gaussian(20 * d, 53, 2.0f);
     int64_t positions[20];
-    for (int i = 0; i < 20; i++) positions[i] = n_pos - (37 * i) % 299;  // 300, 263, ... 1
+    for (int i = 0; i < 20; i++) positions[i] = n_pos - (37 * i) % 299;  // 300, 263, ..., 4 at the least
     for (const KernelTable* set : sets_) {
       for (int rows = 1; rows <= 20; rows++) {
         std::vector<float> want(size_t(rows * dv)), got(want.size(), -1.0f);
