@@ -96,7 +96,8 @@ void BM_Gemm(benchmark::State& state, TensorType t, Product how) {
 // them).
 // One key/value head's cache rows of `positions` positions.
 struct CacheHead {
-  CacheHead(TensorType type, int64_t positions, const std::vector<float>& source) : row(warden::gguf::row_bytes(type, kHead)) {
+  CacheHead(TensorType type, int64_t positions, const std::vector<float>& source)
+      : row(warden::gguf::row_bytes(type, kHead)) {
     k.resize(size_t(positions) * row);
     v.resize(k.size());
     std::vector<float> kf(kHead), vf(kHead);

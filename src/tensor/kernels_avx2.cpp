@@ -726,6 +726,12 @@ void attend(const float* q, int n_q, int64_t d, const CacheRows& k, const CacheR
   });
 }
 
+// Elements [j, j + 8) of row p as floats (j a multiple of 8).
+template <typename Rows>
+__m256 row_chunk(const Rows& rows, int64_t p, int64_t j) {
+  return rows.block(p, j / Rows::kBlock * Rows::kBlock).chunk(j % Rows::kBlock);
+}
+
 // Rows r[0..7] become their transpose: r[j][l] = old r[l][j].
 inline void transpose8x8(__m256 r[8]) {
   __m256 t[8];
@@ -754,15 +760,12 @@ void key_panels(const CacheRows& k, int64_t n_pos, int64_t d, float* panels) {
     return;
   }
   with_cache_rows(k, [&](const auto& rows) {
-    using Rows = std::decay_t<decltype(rows)>;
     for (int64_t p0 = 0; p0 < n_pos; p0 += kKeyPanel) {
       const int64_t live = std::min<int64_t>(kKeyPanel, n_pos - p0);
       float* panel = panels + p0 * d;
       for (int64_t j0 = 0; j0 < d; j0 += 8) {
         __m256 r[8];
-        for (int l = 0; l < 8; l++)
-          r[l] = l < live ? rows.block(p0 + l, j0 / Rows::kBlock * Rows::kBlock).chunk(j0 % Rows::kBlock)
-                          : _mm256_setzero_ps();
+        for (int l = 0; l < 8; l++) r[l] = l < live ? row_chunk(rows, p0 + l, j0) : _mm256_setzero_ps();
         transpose8x8(r);
         for (int j = 0; j < 8; j++) _mm256_storeu_ps(panel + (j0 + j) * kKeyPanel, r[j]);
       }
@@ -863,7 +866,7 @@ template <typename Rows>
 void value_rows(const Rows& rows, int64_t p0, int64_t n, int64_t dv, float* out) {
   for (int64_t p = 0; p < n; p++)
     for (int64_t j0 = 0; j0 < dv; j0 += 8)
-      _mm256_storeu_ps(out + p * dv + j0, rows.block(p0 + p, j0 / Rows::kBlock * Rows::kBlock).chunk(j0 % Rows::kBlock));
+      _mm256_storeu_ps(out + p * dv + j0, row_chunk(rows, p0 + p, j0));
 }
 
 // One group of four rows against one block of n positions (keys as panels,
@@ -913,8 +916,12 @@ void attend_causal(const float* q, int64_t n_rows, const int64_t* n_pos, int64_t
   sums.assign(size_t(padded_rows * dv), 0.0f);
   max_score.assign(size_t(padded_rows), -INFINITY);
   total.assign(size_t(padded_rows), 0.0f);
-  std::vector<int64_t> group_pos(size_t(n_groups), 0);  // positions a group attends: its rows' largest n_pos
-  for (int64_t i = 0; i < n_rows; i++) group_pos[size_t(i / kGroupRows)] = std::max(group_pos[size_t(i / kGroupRows)], n_pos[i]);
+  thread_local std::vector<int64_t> group_pos;  // positions a group attends: its rows' largest n_pos
+  group_pos.assign(size_t(n_groups), 0);
+  for (int64_t i = 0; i < n_rows; i++) {
+    int64_t& pos = group_pos[size_t(i / kGroupRows)];
+    pos = std::max(pos, n_pos[i]);
+  }
   const int64_t max_pos = *std::max_element(group_pos.begin(), group_pos.end());
 
   for (int64_t p0 = 0; p0 < max_pos; p0 += kAttendBlock) {
