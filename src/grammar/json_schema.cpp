@@ -633,10 +633,16 @@ uint32_t SchemaCompiler::compile_integer(const ordered_json& s, const std::strin
   if (auto v = bound(s, "maximum", path)) hi = std::min(hi, draft4_excl_max ? std::ceil(*v) - 1 : std::floor(*v));
   if (auto v = bound(s, "exclusiveMinimum", path)) lo = std::max(lo, std::floor(*v) + 1);
   if (auto v = bound(s, "exclusiveMaximum", path)) hi = std::min(hi, std::ceil(*v) - 1);
-  // Doubles cannot hold the 18-digit limit exactly: clamp in integers.
-  int64_t lo_i = lo <= -double(kIntLimit) ? -kIntLimit : int64_t(lo);
-  int64_t hi_i = hi >= double(kIntLimit) ? kIntLimit : int64_t(hi);
-  if (lo > hi || lo_i > hi_i) return b_.new_rule("no-integer");
+  if (lo > hi) return b_.new_rule("no-integer");
+  // A bound may lie far outside int64 (1e300): clamp before converting. Doubles
+  // cannot hold the 18-digit limit exactly, so the limits are applied in integers.
+  auto clamp_to_limit = [](double v) {
+    if (v <= -double(kIntLimit)) return -kIntLimit;
+    if (v >= double(kIntLimit)) return kIntLimit;
+    return int64_t(v);
+  };
+  int64_t lo_i = clamp_to_limit(lo), hi_i = clamp_to_limit(hi);
+  if (lo_i > hi_i) return b_.new_rule("no-integer");
   return integer_range(lo_i, hi_i);
 }
 

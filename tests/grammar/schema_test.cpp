@@ -146,6 +146,19 @@ TEST(Schema, IntegerRangesAreExact) {
   EXPECT_FALSE(matches(g, "1000000000000000000"));  // 19: beyond the documented cap
 }
 
+// Bounds far outside int64 are clamped to the 18-digit cap, not converted blindly
+// (the fuzzer found maximum -7.7e58 overflowing the conversion).
+TEST(Schema, IntegerBoundsBeyondTheCap) {
+  check_integer_range(R"({"type":"integer","minimum":-1e300,"maximum":1e300})", INT64_MIN, INT64_MAX, -50, 50);
+  check_integer_range(R"({"type":"integer","minimum":-3,"maximum":1e300})", -3, INT64_MAX, -50, 50);
+  check_integer_range(R"({"type":"integer","minimum":-1e300,"exclusiveMaximum":4})", INT64_MIN, 3, -50, 50);
+  EXPECT_TRUE(matches(compile(R"({"type":"integer","maximum":1e300})"), "999999999999999999"));
+  for (const char* schema : {R"({"type":"integer","maximum":-77777777777777777777777777777777777775})",
+                             R"({"type":"integer","minimum":1e300})",
+                             R"({"type":"integer","exclusiveMinimum":1e19})"})
+    EXPECT_NE(error_of(schema).find("admits no value"), std::string::npos) << schema;
+}
+
 TEST(Schema, RefsAndRecursion) {
   Grammar g = compile(R"({"$defs":{"list":{"type":"object","properties":{"v":{"type":"integer"},
       "next":{"anyOf":[{"$ref":"#/$defs/list"},{"type":"null"}]}},"required":["v","next"]}},
