@@ -20,6 +20,13 @@ namespace warden::chat::jinja {
 
 namespace {
 
+// A float truncated toward zero, as Python's int(); one that no int64 holds
+// (inf, nan, 1e300) is an error rather than an undefined conversion.
+int64_t float_to_integer(double d) {
+  if (!std::isfinite(d) || std::fabs(d) >= 9.2e18) throw TemplateError("cannot convert float to integer");
+  return static_cast<int64_t>(d);
+}
+
 // ---- argument binding ---------------------------------------------------------
 
 // Binds call arguments to named parameters in Python fashion:
@@ -181,8 +188,9 @@ std::string percent_format(Interpreter& in, const std::string& fmt, const Value&
       }
       case 'd': case 'i': case 'x': case 'X': case 'o': case 'c': {
         if (!v.is_number()) throw TemplateError(std::string("%") + conv + " format: a number is required, not " + v.type_name());
-        int64_t n = v.is_float() ? static_cast<int64_t>(v.as_double()) : v.as_int();
+        int64_t n = v.is_float() ? float_to_integer(v.as_double()) : v.as_int();
         if (conv == 'c') {
+          if (n < 0 || n > 0x10FFFF) throw TemplateError("%c format: argument not in range(0x110000)");
           std::u32string one(1, static_cast<char32_t>(n));
           out += text::encode(one);
         } else {
@@ -571,17 +579,10 @@ Value filter_int(Interpreter& in, const Value& v, CallArgs& args) {
   int base = static_cast<int>(p.get_int(1, 10));
   if (base != 0 && (base < 2 || base > 36)) throw TemplateError("int(): base must be 0 or between 2 and 36");
   if (v.is_bool() || v.is_int()) return Value::integer(v.as_int());
-  if (v.is_float()) {
-    double d = v.as_double();
-    if (!std::isfinite(d) || std::fabs(d) >= 9.2e18) throw TemplateError("cannot convert float to integer");
-    return Value::integer(static_cast<int64_t>(d));
-  }
+  if (v.is_float()) return Value::integer(float_to_integer(v.as_double()));
   if (v.is_string()) {
     if (auto i = parse_python_int(v.as_string(), base)) return Value::integer(*i);
-    if (auto d = parse_python_float(v.as_string())) {
-      if (!std::isfinite(*d) || std::fabs(*d) >= 9.2e18) throw TemplateError("cannot convert float to integer");
-      return Value::integer(static_cast<int64_t>(*d));
-    }
+    if (auto d = parse_python_float(v.as_string())) return Value::integer(float_to_integer(*d));
   }
   return fallback;
 }

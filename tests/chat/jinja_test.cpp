@@ -233,6 +233,11 @@ TEST(JinjaErrors, RuntimeErrorsNameTheLine) {
   EXPECT_EQ(error_of("\n\n{{ 1 + 'a' }}"), "line 3: can only concatenate str (not \"int\") to str");
   EXPECT_EQ(error_of("{{ 1 // 0 }}"), "line 1: integer division or modulo by zero");
   EXPECT_EQ(error_of("{% for a, b in [1] %}{% endfor %}"), "line 1: 'int' object is not iterable");
+  // Floats no int64 holds are errors, not undefined conversions.
+  EXPECT_EQ(error_of("{{ '%d' % 1e300 }}"), "line 1: cannot convert float to integer");
+  EXPECT_EQ(error_of("{{ (1e300)|int }}"), "line 1: cannot convert float to integer");
+  EXPECT_EQ(error_of("{{ '%c' % 1114112 }}"), "line 1: %c format: argument not in range(0x110000)");
+  EXPECT_EQ(render("{{ '%d|%c' % (-2.9, 65.5) }}"), "-2|A");
 }
 
 TEST(JinjaLimits, HostileTemplatesStopWithAnError) {
