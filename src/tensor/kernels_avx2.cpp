@@ -1132,8 +1132,13 @@ const KernelTable& avx2_kernels() {
   return table;
 }
 
+float softmax_weights_avx2(float* w, int64_t n) { return softmax_weights(w, n); }
+
 const KernelTable& avx512vnni_kernels() {
-  static const KernelTable table = extended(avx2_kernels(), "avx512vnni", add_avx512vnni_gemm_kernels);
+  static const KernelTable table = extended(avx2_kernels(), "avx512vnni", [](KernelTable& t) {
+    add_avx512vnni_gemm_kernels(t);
+    add_avx512_attention_kernels(t);
+  });
   return table;
 }
 

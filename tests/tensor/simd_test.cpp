@@ -77,6 +77,10 @@ class SimdKernels : public ::testing::Test {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
       sets_.push_back(&avx2_kernels());
+      // The AVX-512 sets replace some of these kernels (decode attention).
+      if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") &&
+          __builtin_cpu_supports("avx512bw"))
+        sets_.push_back(&avx512vnni_kernels());
       return;
     }
 #endif
@@ -187,7 +191,8 @@ TEST_F(SimdKernels, AttentionMatchesScalarWithinRounding) {
   for (const KernelTable* set : sets_) {
     for (const Shape sh : {Shape{2, 128, 128, 1, 1}, Shape{1, 64, 64, 7, 1}, Shape{3, 64, 32, 19, 1},
                            Shape{2, 128, 128, 513, 1}, Shape{2, 12, 20, 9, 1}, Shape{2, 64, 64, 40, 60},
-                           Shape{4, 64, 64, 21, 1}, Shape{7, 32, 48, 10, 1}, Shape{4, 128, 128, 77, 3}}) {
+                           Shape{4, 64, 64, 21, 1}, Shape{7, 32, 48, 10, 1}, Shape{4, 128, 128, 77, 3},
+                           Shape{1, 256, 256, 33, 1}}) {
       for (TensorType kt : {TensorType::F16, TensorType::Q8_0}) {
         for (TensorType vt : {TensorType::F16, TensorType::Q8_0}) {
           if ((kt == TensorType::Q8_0 && sh.d % 32 != 0) || (vt == TensorType::Q8_0 && sh.dv % 32 != 0)) continue;
