@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "tensor/kernels.h"
+#include "tensor/query_groups.h"
 #include "tensor/vector_ops.h"
 
 #if defined(__clang__)
@@ -134,14 +135,7 @@ void attend_f16(const float* q, int n_q, int64_t d, const F16Head& k, const F16H
   weights.resize(size_t(n_q) * size_t(n_pos));
   totals.resize(size_t(n_q));
   auto w_of = [&](int i) { return weights.data() + size_t(i) * size_t(n_pos); };
-  // The query heads in groups of 4, 2 and 1 sharing each converted chunk.
-  auto in_groups = [&](auto run) {
-    int i = 0;
-    for (; i + 4 <= n_q; i += 4) run(std::integral_constant<int, 4>{}, i);
-    for (; i + 2 <= n_q; i += 2) run(std::integral_constant<int, 2>{}, i);
-    for (; i < n_q; i++) run(std::integral_constant<int, 1>{}, i);
-  };
-  in_groups([&](auto nq_tag, int i) {
+  for_query_groups(n_q, [&](auto nq_tag, int i) {
     constexpr int NQ = decltype(nq_tag)::value;
     const float* qs[NQ];
     float* ws[NQ];
@@ -149,7 +143,7 @@ void attend_f16(const float* q, int n_q, int64_t d, const F16Head& k, const F16H
     scores_f16<NQ>(qs, d, k, n_pos, scale, ws);
   });
   for (int i = 0; i < n_q; i++) totals[size_t(i)] = softmax_weights_avx2(w_of(i), n_pos);
-  in_groups([&](auto nq_tag, int i) {
+  for_query_groups(n_q, [&](auto nq_tag, int i) {
     constexpr int NQ = decltype(nq_tag)::value;
     const float* ws[NQ];
     float* os[NQ];

@@ -26,6 +26,7 @@
 
 #include "tensor/blocks.h"
 #include "tensor/kernels.h"
+#include "tensor/query_groups.h"
 #include "tensor/vector_ops.h"
 
 namespace warden::tensor {
@@ -666,21 +667,13 @@ void attend_rows(const float* q, int n_q, int64_t d, const KeyRows& k, const Val
   weights.resize(size_t(n_q) * size_t(n_pos));
   totals.resize(size_t(n_q));
   auto w_of = [&](int i) { return weights.data() + size_t(i) * size_t(n_pos); };
-  // The query heads in groups of 4, 2 and 1 sharing each converted key and
-  // value chunk.
-  auto in_groups = [&](auto run) {
-    int i = 0;
-    for (; i + 4 <= n_q; i += 4) run(std::integral_constant<int, 4>{}, i);
-    for (; i + 2 <= n_q; i += 2) run(std::integral_constant<int, 2>{}, i);
-    for (; i < n_q; i++) run(std::integral_constant<int, 1>{}, i);
-  };
   thread_local std::vector<block_q8_0> q_blocks;  // the queries in Q8_0, for Q8_0 keys
   constexpr bool kQ8_0Keys = std::is_same_v<KeyRows, Q8_0CacheRows>;
   if constexpr (kQ8_0Keys) {
     q_blocks.resize(size_t(n_q * d / kQK));
     quantize_q8_0(q, q_blocks.data(), n_q * d);
   }
-  in_groups([&](auto nq_tag, int i) {
+  for_query_groups(n_q, [&](auto nq_tag, int i) {
     constexpr int NQ = decltype(nq_tag)::value;
     float* ws[NQ];
     for (int j = 0; j < NQ; j++) ws[j] = w_of(i + j);
@@ -695,7 +688,7 @@ void attend_rows(const float* q, int n_q, int64_t d, const KeyRows& k, const Val
     }
   });
   for (int i = 0; i < n_q; i++) totals[size_t(i)] = softmax_weights(w_of(i), n_pos);
-  in_groups([&](auto nq_tag, int i) {
+  for_query_groups(n_q, [&](auto nq_tag, int i) {
     constexpr int NQ = decltype(nq_tag)::value;
     const float* ws[NQ];
     float* os[NQ];
