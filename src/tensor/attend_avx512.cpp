@@ -1,5 +1,5 @@
-// Decode attention over an f16 KV cache in 512-bit registers, for the
-// AVX-512 kernel sets (kernels_avx2.cpp adds it to avx512vnni_kernels()).
+// Decode attention over the KV cache in 512-bit registers, for the AVX-512
+// kernel sets (kernels_avx2.cpp adds it to avx512vnni_kernels()).
 //
 // Why: decode at depth streams the whole cache per token, and the AVX2
 // kernel's arithmetic (a conversion and two FMAs per 8 cached elements and
@@ -9,9 +9,12 @@
 // (no accumulator traffic), each row is read front to back, and the scores
 // take half the instructions.
 //
-// Same arithmetic as kernels_avx2.cpp's attend: f32 FMA over converted
-// halves, the softmax through softmax_weights_avx2; only the summation order
-// differs (16 lanes instead of 8).
+// f16 and Q8_0 rows alike become 16 floats at a time (Q8_0: codes times
+// their block's scale), then f32 FMA, the softmax through
+// softmax_weights_avx2. Against Q8_0 keys the queries are first rounded to
+// Q8_0 as the scalar reference does (round_queries_for_keys); the AVX2
+// kernel's integer sums give the same products, so all of them differ from
+// the reference by summation order only.
 //
 // Compiled with the AVX2 flags; the functions below the pragma may use
 // AVX-512, everything included above it may not (template code from headers
@@ -24,15 +27,17 @@
 #include <type_traits>
 #include <vector>
 
+#include "tensor/blocks.h"
 #include "tensor/kernels.h"
+#include "tensor/quant.h"
 #include "tensor/query_groups.h"
 #include "tensor/vector_ops.h"
 
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512bw"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512bw,avx512vnni"))), apply_to = function)
 #else
 #pragma GCC push_options
-#pragma GCC target("avx512f,avx512vl,avx512bw")
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512vnni")
 // GCC 12's own 512-bit conversion intrinsics trip this warning (a false
 // positive of its headers, as in gemm_avx512vnni.cpp).
 #pragma GCC diagnostic push
@@ -41,11 +46,6 @@
 
 namespace warden::tensor {
 namespace {
-
-// 16 halves of row `row` from element j, as floats.
-inline __m512 load_f16x16(const uint8_t* row, int64_t j) {
-  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2 * j)));
-}
 
 // Lane i = the sum of a[i]'s 16 lanes.
 inline __m256 transpose_sums8(const __m512 a[8]) {
@@ -58,7 +58,24 @@ inline __m256 transpose_sums8(const __m512 a[8]) {
   return _mm256_add_ps(_mm256_permute2f128_ps(s0123, s4567, 0x20), _mm256_permute2f128_ps(s0123, s4567, 0x31));
 }
 
+// A head's cached rows; chunk(row, j): elements [j, j + 16) of a row as
+// floats (j a multiple of 16).
 struct F16Head {
+  static __m512 chunk(const uint8_t* row, int64_t j) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2 * j)));
+  }
+  const uint8_t* row(int64_t p) const { return data + size_t(p) * row_bytes; }
+  const uint8_t* data;
+  size_t row_bytes;
+};
+
+struct Q8_0Head {
+  static const block_q8_0& block(const uint8_t* row, int64_t b) { return reinterpret_cast<const block_q8_0*>(row)[b]; }
+  static __m512 chunk(const uint8_t* row, int64_t j) {
+    const block_q8_0& b = block(row, j / kQK);
+    const __m128i codes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs + j % kQK));
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(codes)), _mm512_set1_ps(_cvtsh_ss(b.d)));
+  }
   const uint8_t* row(int64_t p) const { return data + size_t(p) * row_bytes; }
   const uint8_t* data;
   size_t row_bytes;
@@ -66,9 +83,8 @@ struct F16Head {
 
 // scores_i[p] = scale * q_i . k_p for NQ (1, 2 or 4) queries of one key head:
 // 8 / NQ positions per pass, each key chunk converted once for all queries.
-template <int NQ>
-void scores_f16(const float* const q[NQ], int64_t d, const F16Head& k, int64_t n_pos, float scale,
-                float* const scores[NQ]) {
+template <int NQ, typename Rows>
+void scores(const float* const q[NQ], int64_t d, const Rows& k, int64_t n_pos, float scale, float* const out[NQ]) {
   constexpr int kPos = 8 / NQ;
   int64_t p = 0;
   for (; p + kPos <= n_pos; p += kPos) {
@@ -80,34 +96,93 @@ void scores_f16(const float* const q[NQ], int64_t d, const F16Head& k, int64_t n
       __m512 qv[NQ];
       for (int i = 0; i < NQ; i++) qv[i] = _mm512_loadu_ps(q[i] + j);
       for (int r = 0; r < kPos; r++) {
-        const __m512 key = load_f16x16(rows[r], j);
+        const __m512 key = Rows::chunk(rows[r], j);
         for (int i = 0; i < NQ; i++) acc[i * kPos + r] = _mm512_fmadd_ps(qv[i], key, acc[i * kPos + r]);
       }
     }
     alignas(32) float sums[8];  // lane i * kPos + r
     _mm256_store_ps(sums, _mm256_mul_ps(transpose_sums8(acc), _mm256_set1_ps(scale)));
-    for (int i = 0; i < NQ; i++) std::memcpy(scores[i] + p, sums + i * kPos, sizeof(float) * kPos);
+    for (int i = 0; i < NQ; i++) std::memcpy(out[i] + p, sums + i * kPos, sizeof(float) * kPos);
   }
   for (; p < n_pos; p++)
     for (int i = 0; i < NQ; i++) {
       __m512 acc = _mm512_setzero_ps();
-      for (int64_t j = 0; j < d; j += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q[i] + j), load_f16x16(k.row(p), j), acc);
-      scores[i][p] = _mm512_reduce_add_ps(acc) * scale;
+      for (int64_t j = 0; j < d; j += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q[i] + j), Rows::chunk(k.row(p), j), acc);
+      out[i][p] = _mm512_reduce_add_ps(acc) * scale;
     }
+}
+
+// Lane i = the sum of a[i]'s 8 lanes.
+inline __m256i transpose_sums8_epi32(const __m256i a[8]) {
+  const __m256i s0123 = _mm256_hadd_epi32(_mm256_hadd_epi32(a[0], a[1]), _mm256_hadd_epi32(a[2], a[3]));
+  const __m256i s4567 = _mm256_hadd_epi32(_mm256_hadd_epi32(a[4], a[5]), _mm256_hadd_epi32(a[6], a[7]));
+  return _mm256_add_epi32(_mm256_permute2x128_si256(s0123, s4567, 0x20), _mm256_permute2x128_si256(s0123, s4567, 0x31));
+}
+
+// Scores against Q8_0 keys with the queries in Q8_0, as vec_dot(Q8_0) sums
+// them: an exact integer dot per block times the two scales. vpdpbusd wants
+// unsigned bytes on one side, so the queries' codes go in offset by 128 and
+// each key block's code sum times 128 is taken off first (one vpdpbusd per
+// position and block, shared by the queries), where the AVX2 kernel spends
+// three instructions per query on signs. 8 / NQ positions per pass; the last
+// pass repeats position n_pos - 1 in lanes past the end.
+template <int NQ>
+void q8_0_scores(const block_q8_0* const q[NQ], int64_t nb, const Q8_0Head& k, int64_t n_pos, float scale,
+                 float* const out[NQ]) {
+  constexpr int kPos = 8 / NQ;
+  const __m256i u8_128 = _mm256_set1_epi8(char(0x80));
+  thread_local std::vector<uint8_t> offset_codes;  // block b, query i: 32 bytes at (b * NQ + i) * 32
+  thread_local std::vector<float> query_scales;   // block b: lane i * kPos + r holds query i's scale
+  offset_codes.resize(size_t(nb * NQ * kQK));
+  query_scales.resize(size_t(nb * 8));
+  for (int64_t b = 0; b < nb; b++)
+    for (int i = 0; i < NQ; i++) {
+      const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q[i][b].qs));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(offset_codes.data() + (b * NQ + i) * kQK),
+                          _mm256_xor_si256(codes, u8_128));
+      for (int r = 0; r < kPos; r++) query_scales[size_t(b * 8 + i * kPos + r)] = _cvtsh_ss(q[i][b].d);
+    }
+  for (int64_t p = 0; p < n_pos; p += kPos) {
+    const uint8_t* rows[kPos];
+    for (int r = 0; r < kPos; r++) rows[r] = k.row(std::min(p + r, n_pos - 1));
+    __m256 acc = _mm256_setzero_ps();  // lane i * kPos + r: query i, position p + r
+    for (int64_t b = 0; b < nb; b++) {
+      __m256i dots[8];
+      alignas(16) uint16_t key_scales[8];
+      for (int r = 0; r < kPos; r++) {
+        const block_q8_0& key = Q8_0Head::block(rows[r], b);
+        const __m256i codes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(key.qs));
+        const __m256i start = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                               _mm256_dpbusd_epi32(_mm256_setzero_si256(), u8_128, codes));
+        for (int i = 0; i < NQ; i++) {
+          const __m256i qc = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(offset_codes.data() + (b * NQ + i) * kQK));
+          dots[i * kPos + r] = _mm256_dpbusd_epi32(start, qc, codes);
+          key_scales[i * kPos + r] = key.d;
+        }
+      }
+      const __m256 scales = _mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(key_scales))),
+                                          _mm256_loadu_ps(query_scales.data() + b * 8));
+      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(transpose_sums8_epi32(dots)), scales, acc);
+    }
+    alignas(32) float sums[8];
+    _mm256_store_ps(sums, _mm256_mul_ps(acc, _mm256_set1_ps(scale)));
+    for (int i = 0; i < NQ; i++)
+      for (int r = 0; r < kPos && p + r < n_pos; r++) out[i][p + r] = sums[i * kPos + r];
+  }
 }
 
 // out_i[c0, c0 + 16 * NC) = sum_p w_i[p] v_p[...] / total_i: the NQ * NC
 // accumulators (at most 16) stay in registers over all positions.
-template <int NQ, int NC>
-void weighted_values_f16(const float* const w[NQ], const float total[NQ], const F16Head& v, int64_t n_pos, int64_t c0,
-                         float* const out[NQ]) {
+template <int NQ, int NC, typename Rows>
+void weighted_values(const float* const w[NQ], const float total[NQ], const Rows& v, int64_t n_pos, int64_t c0,
+                     float* const out[NQ]) {
   __m512 acc[NQ][NC];
   for (auto& per_query : acc)
     for (auto& a : per_query) a = _mm512_setzero_ps();
   for (int64_t p = 0; p < n_pos; p++) {
     const uint8_t* row = v.row(p);
     __m512 vv[NC];
-    for (int c = 0; c < NC; c++) vv[c] = load_f16x16(row, c0 + 16 * c);
+    for (int c = 0; c < NC; c++) vv[c] = Rows::chunk(row, c0 + 16 * c);
     for (int i = 0; i < NQ; i++) {
       const __m512 wi = _mm512_set1_ps(w[i][p]);
       for (int c = 0; c < NC; c++) acc[i][c] = _mm512_fmadd_ps(wi, vv[c], acc[i][c]);
@@ -120,27 +195,41 @@ void weighted_values_f16(const float* const w[NQ], const float total[NQ], const 
 }
 
 // All dv columns for NQ queries: 16 / NQ chunks of 16 per pass over the values.
-template <int NQ>
-void values_f16(const float* const w[NQ], const float total[NQ], const F16Head& v, int64_t dv, int64_t n_pos,
-                float* const out[NQ]) {
+template <int NQ, typename Rows>
+void values(const float* const w[NQ], const float total[NQ], const Rows& v, int64_t dv, int64_t n_pos,
+            float* const out[NQ]) {
   constexpr int kWide = 16 / NQ;
   int64_t c0 = 0;
-  for (; c0 + 16 * kWide <= dv; c0 += 16 * kWide) weighted_values_f16<NQ, kWide>(w, total, v, n_pos, c0, out);
-  for (; c0 < dv; c0 += 16) weighted_values_f16<NQ, 1>(w, total, v, n_pos, c0, out);
+  for (; c0 + 16 * kWide <= dv; c0 += 16 * kWide) weighted_values<NQ, kWide>(w, total, v, n_pos, c0, out);
+  for (; c0 < dv; c0 += 16) weighted_values<NQ, 1>(w, total, v, n_pos, c0, out);
 }
 
-void attend_f16(const float* q, int n_q, int64_t d, const F16Head& k, const F16Head& v, int64_t dv, int64_t n_pos,
-                float scale, float* out) {
+template <typename KeyRows, typename ValueRows>
+void attend_rows(const float* q, int n_q, int64_t d, const KeyRows& k, const ValueRows& v, int64_t dv, int64_t n_pos,
+                 float scale, float* out) {
   thread_local std::vector<float> weights, totals;
+  thread_local std::vector<block_q8_0> q_blocks;  // the queries in Q8_0, for Q8_0 keys
   weights.resize(size_t(n_q) * size_t(n_pos));
   totals.resize(size_t(n_q));
   auto w_of = [&](int i) { return weights.data() + size_t(i) * size_t(n_pos); };
+  constexpr bool kQ8_0Keys = std::is_same_v<KeyRows, Q8_0Head>;
+  if constexpr (kQ8_0Keys) {
+    q_blocks.resize(size_t(n_q * d / kQK));
+    quantize_row(gguf::TensorType::Q8_0, q, q_blocks.data(), n_q * d);
+  }
   for_query_groups(n_q, [&](auto nq_tag, int i) {
     constexpr int NQ = decltype(nq_tag)::value;
-    const float* qs[NQ];
     float* ws[NQ];
-    for (int j = 0; j < NQ; j++) qs[j] = q + (i + j) * d, ws[j] = w_of(i + j);
-    scores_f16<NQ>(qs, d, k, n_pos, scale, ws);
+    for (int j = 0; j < NQ; j++) ws[j] = w_of(i + j);
+    if constexpr (kQ8_0Keys) {
+      const block_q8_0* qs[NQ];
+      for (int j = 0; j < NQ; j++) qs[j] = q_blocks.data() + (i + j) * d / kQK;
+      q8_0_scores<NQ>(qs, d / kQK, k, n_pos, scale, ws);
+    } else {
+      const float* qs[NQ];
+      for (int j = 0; j < NQ; j++) qs[j] = q + (i + j) * d;
+      scores<NQ>(qs, d, k, n_pos, scale, ws);
+    }
   });
   for (int i = 0; i < n_q; i++) totals[size_t(i)] = softmax_weights_avx2(w_of(i), n_pos);
   for_query_groups(n_q, [&](auto nq_tag, int i) {
@@ -148,18 +237,29 @@ void attend_f16(const float* q, int n_q, int64_t d, const F16Head& k, const F16H
     const float* ws[NQ];
     float* os[NQ];
     for (int j = 0; j < NQ; j++) ws[j] = w_of(i + j), os[j] = out + (i + j) * dv;
-    values_f16<NQ>(ws, totals.data() + i, v, dv, n_pos, os);
+    values<NQ>(ws, totals.data() + i, v, dv, n_pos, os);
   });
+}
+
+// Calls fn with `rows`' reader.
+template <typename Fn>
+void with_head(const CacheRows& rows, Fn fn) {
+  if (rows.type == gguf::TensorType::Q8_0)
+    fn(Q8_0Head{rows.data, rows.row_bytes});
+  else
+    fn(F16Head{rows.data, rows.row_bytes});
 }
 
 void attend(const float* q, int n_q, int64_t d, const CacheRows& k, const CacheRows& v, int64_t dv, int64_t n_pos,
             float scale, float* out) {
-  const bool f16 = k.type == gguf::TensorType::F16 && v.type == gguf::TensorType::F16;
-  if (!f16 || d % 16 != 0 || dv % 16 != 0) {
+  // Row lengths in whole chunks (Q8_0 rows are whole blocks already).
+  if (d % 16 != 0 || dv % 16 != 0) {
     avx2_kernels().attend(q, n_q, d, k, v, dv, n_pos, scale, out);
     return;
   }
-  attend_f16(q, n_q, d, {k.data, k.row_bytes}, {v.data, v.row_bytes}, dv, n_pos, scale, out);
+  with_head(k, [&](const auto& keys) {
+    with_head(v, [&](const auto& vals) { attend_rows(q, n_q, d, keys, vals, dv, n_pos, scale, out); });
+  });
 }
 
 }  // namespace
