@@ -9,12 +9,11 @@
 // (no accumulator traffic), each row is read front to back, and the scores
 // take half the instructions.
 //
-// f16 and Q8_0 rows alike become 16 floats at a time (Q8_0: codes times
-// their block's scale), then f32 FMA, the softmax through
-// softmax_weights_avx2. Against Q8_0 keys the queries are first rounded to
-// Q8_0 as the scalar reference does (round_queries_for_keys); the AVX2
-// kernel's integer sums give the same products, so all of them differ from
-// the reference by summation order only.
+// Values, and f16 keys, become 16 floats at a time (Q8_0: codes times their
+// block's scale) for f32 FMA; Q8_0 keys meet the queries rounded to Q8_0 in
+// exact integer sums per block, as in kernels_avx2.cpp but with vpdpbusd
+// (q8_0_scores); the softmax is softmax_weights_avx2. Results differ from
+// the AVX2 kernel's by summation order only (16 lanes instead of 8).
 //
 // Compiled with the AVX2 flags; the functions below the pragma may use
 // AVX-512, everything included above it may not (template code from headers
@@ -29,8 +28,9 @@
 
 #include "tensor/blocks.h"
 #include "tensor/kernels.h"
+#include "tensor/lane_sums_avx2.h"
 #include "tensor/quant.h"
-#include "tensor/query_groups.h"
+#include "tensor/decode_attention.h"
 #include "tensor/vector_ops.h"
 
 #if defined(__clang__)
@@ -48,14 +48,12 @@ namespace warden::tensor {
 namespace {
 
 // Lane i = the sum of a[i]'s 16 lanes.
-inline __m256 transpose_sums8(const __m512 a[8]) {
-  __m256 h[8];
+inline __m256 transpose_sums16(const __m512 a[8]) {
+  __m256 halves[8];
   for (int i = 0; i < 8; i++)
-    h[i] = _mm256_add_ps(_mm512_castps512_ps256(a[i]),
-                         _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a[i]), 1)));
-  const __m256 s0123 = _mm256_hadd_ps(_mm256_hadd_ps(h[0], h[1]), _mm256_hadd_ps(h[2], h[3]));
-  const __m256 s4567 = _mm256_hadd_ps(_mm256_hadd_ps(h[4], h[5]), _mm256_hadd_ps(h[6], h[7]));
-  return _mm256_add_ps(_mm256_permute2f128_ps(s0123, s4567, 0x20), _mm256_permute2f128_ps(s0123, s4567, 0x31));
+    halves[i] = _mm256_add_ps(_mm512_castps512_ps256(a[i]),
+                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a[i]), 1)));
+  return transpose_sums8(halves);
 }
 
 // A head's cached rows; chunk(row, j): elements [j, j + 16) of a row as
@@ -101,7 +99,7 @@ void scores(const float* const q[NQ], int64_t d, const Rows& k, int64_t n_pos, f
       }
     }
     alignas(32) float sums[8];  // lane i * kPos + r
-    _mm256_store_ps(sums, _mm256_mul_ps(transpose_sums8(acc), _mm256_set1_ps(scale)));
+    _mm256_store_ps(sums, _mm256_mul_ps(transpose_sums16(acc), _mm256_set1_ps(scale)));
     for (int i = 0; i < NQ; i++) std::memcpy(out[i] + p, sums + i * kPos, sizeof(float) * kPos);
   }
   for (; p < n_pos; p++)
@@ -110,13 +108,6 @@ void scores(const float* const q[NQ], int64_t d, const Rows& k, int64_t n_pos, f
       for (int64_t j = 0; j < d; j += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q[i] + j), Rows::chunk(k.row(p), j), acc);
       out[i][p] = _mm512_reduce_add_ps(acc) * scale;
     }
-}
-
-// Lane i = the sum of a[i]'s 8 lanes.
-inline __m256i transpose_sums8_epi32(const __m256i a[8]) {
-  const __m256i s0123 = _mm256_hadd_epi32(_mm256_hadd_epi32(a[0], a[1]), _mm256_hadd_epi32(a[2], a[3]));
-  const __m256i s4567 = _mm256_hadd_epi32(_mm256_hadd_epi32(a[4], a[5]), _mm256_hadd_epi32(a[6], a[7]));
-  return _mm256_add_epi32(_mm256_permute2x128_si256(s0123, s4567, 0x20), _mm256_permute2x128_si256(s0123, s4567, 0x31));
 }
 
 // Scores against Q8_0 keys with the queries in Q8_0, as vec_dot(Q8_0) sums
@@ -204,42 +195,27 @@ void values(const float* const w[NQ], const float total[NQ], const Rows& v, int6
   for (; c0 < dv; c0 += 16) weighted_values<NQ, 1>(w, total, v, n_pos, c0, out);
 }
 
-template <typename KeyRows, typename ValueRows>
-void attend_rows(const float* q, int n_q, int64_t d, const KeyRows& k, const ValueRows& v, int64_t dv, int64_t n_pos,
-                 float scale, float* out) {
-  thread_local std::vector<float> weights, totals;
-  thread_local std::vector<block_q8_0> q_blocks;  // the queries in Q8_0, for Q8_0 keys
-  weights.resize(size_t(n_q) * size_t(n_pos));
-  totals.resize(size_t(n_q));
-  auto w_of = [&](int i) { return weights.data() + size_t(i) * size_t(n_pos); };
-  constexpr bool kQ8_0Keys = std::is_same_v<KeyRows, Q8_0Head>;
-  if constexpr (kQ8_0Keys) {
-    q_blocks.resize(size_t(n_q * d / kQK));
-    quantize_row(gguf::TensorType::Q8_0, q, q_blocks.data(), n_q * d);
+// attend_head's kernels (decode_attention.h).
+struct Avx512Attention {
+  template <typename KeyRows>
+  static constexpr bool kQ8_0Keys = std::is_same_v<KeyRows, Q8_0Head>;
+  template <int NQ, typename KeyRows>
+  static void scores(const float* const q[NQ], int64_t d, const KeyRows& k, int64_t n_pos, float scale,
+                     float* const w[NQ]) {
+    tensor::scores<NQ>(q, d, k, n_pos, scale, w);
   }
-  for_query_groups(n_q, [&](auto nq_tag, int i) {
-    constexpr int NQ = decltype(nq_tag)::value;
-    float* ws[NQ];
-    for (int j = 0; j < NQ; j++) ws[j] = w_of(i + j);
-    if constexpr (kQ8_0Keys) {
-      const block_q8_0* qs[NQ];
-      for (int j = 0; j < NQ; j++) qs[j] = q_blocks.data() + (i + j) * d / kQK;
-      q8_0_scores<NQ>(qs, d / kQK, k, n_pos, scale, ws);
-    } else {
-      const float* qs[NQ];
-      for (int j = 0; j < NQ; j++) qs[j] = q + (i + j) * d;
-      scores<NQ>(qs, d, k, n_pos, scale, ws);
-    }
-  });
-  for (int i = 0; i < n_q; i++) totals[size_t(i)] = softmax_weights_avx2(w_of(i), n_pos);
-  for_query_groups(n_q, [&](auto nq_tag, int i) {
-    constexpr int NQ = decltype(nq_tag)::value;
-    const float* ws[NQ];
-    float* os[NQ];
-    for (int j = 0; j < NQ; j++) ws[j] = w_of(i + j), os[j] = out + (i + j) * dv;
-    values<NQ>(ws, totals.data() + i, v, dv, n_pos, os);
-  });
-}
+  template <int NQ, typename KeyRows>
+  static void q8_0_scores(const block_q8_0* const q[NQ], int64_t nb, const KeyRows& k, int64_t n_pos, float scale,
+                          float* const w[NQ]) {
+    tensor::q8_0_scores<NQ>(q, nb, k, n_pos, scale, w);
+  }
+  static float softmax(float* w, int64_t n) { return softmax_weights_avx2(w, n); }
+  template <int NQ, typename ValueRows>
+  static void values(const float* const w[NQ], const float total[NQ], const ValueRows& v, int64_t dv, int64_t n_pos,
+                     float* const out[NQ]) {
+    tensor::values<NQ>(w, total, v, dv, n_pos, out);
+  }
+};
 
 // Calls fn with `rows`' reader.
 template <typename Fn>
@@ -258,7 +234,7 @@ void attend(const float* q, int n_q, int64_t d, const CacheRows& k, const CacheR
     return;
   }
   with_head(k, [&](const auto& keys) {
-    with_head(v, [&](const auto& vals) { attend_rows(q, n_q, d, keys, vals, dv, n_pos, scale, out); });
+    with_head(v, [&](const auto& vals) { attend_head<Avx512Attention>(q, n_q, d, keys, vals, dv, n_pos, scale, out); });
   });
 }
 

@@ -96,7 +96,7 @@ void add_avx2_gemm_kernels(KernelTable& table);
 // when the CPU also has AVX512-VNNI, -VL and -BW; select_kernels() checks.
 const KernelTable& avx512vnni_kernels();
 void add_avx512vnni_gemm_kernels(KernelTable& table);
-// Decode attention over f16 caches in 512-bit registers (attend_avx512.cpp),
+// Decode attention over f16 or Q8_0 caches in 512-bit registers (attend_avx512.cpp),
 // for the same CPUs; it shares the AVX2 softmax: w = exp(w - max w) in
 // place over [0, n), returning the sum.
 void add_avx512_attention_kernels(KernelTable& table);

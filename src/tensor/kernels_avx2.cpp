@@ -26,7 +26,8 @@
 
 #include "tensor/blocks.h"
 #include "tensor/kernels.h"
-#include "tensor/query_groups.h"
+#include "tensor/lane_sums_avx2.h"
+#include "tensor/decode_attention.h"
 #include "tensor/vector_ops.h"
 
 namespace warden::tensor {
@@ -408,13 +409,6 @@ inline __m256 exp_ps(__m256 x) {
   return _mm256_mul_ps(p, _mm256_castsi256_ps(two_n));
 }
 
-// Lane j = the horizontal sum of a[j].
-inline __m256 transpose_sums8(const __m256 a[8]) {
-  const __m256 s0123 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
-  const __m256 s4567 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
-  return _mm256_add_ps(_mm256_permute2f128_ps(s0123, s4567, 0x20), _mm256_permute2f128_ps(s0123, s4567, 0x31));
-}
-
 // The KV cache's rows as the attention kernels read them, a block of kBlock
 // elements (one scale) at a time: block(p, j0) of row p from element j0 (a
 // multiple of kBlock), then chunk(jj): 8 floats from element j0 + jj; or,
@@ -497,13 +491,6 @@ void attention_scores(const float* const q[NQ], int64_t d, const Rows& k, int64_
       }
       scores[i][p] = hsum(acc) * scale;
     }
-}
-
-// Lane j = the sum of a[j]'s lanes (transpose_sums8 for int32).
-inline __m256i transpose_sums8_epi32(const __m256i a[8]) {
-  const __m256i s0123 = _mm256_hadd_epi32(_mm256_hadd_epi32(a[0], a[1]), _mm256_hadd_epi32(a[2], a[3]));
-  const __m256i s4567 = _mm256_hadd_epi32(_mm256_hadd_epi32(a[4], a[5]), _mm256_hadd_epi32(a[6], a[7]));
-  return _mm256_add_epi32(_mm256_permute2x128_si256(s0123, s4567, 0x20), _mm256_permute2x128_si256(s0123, s4567, 0x31));
 }
 
 void quantize_q8_0(const float* src, void* dst, int64_t n);
@@ -660,42 +647,27 @@ void weighted_values_all(const float* const w[NQ], const float total[NQ], const 
   }
 }
 
-template <typename KeyRows, typename ValueRows>
-void attend_rows(const float* q, int n_q, int64_t d, const KeyRows& k, const ValueRows& v, int64_t dv, int64_t n_pos,
-                 float scale, float* out) {
-  thread_local std::vector<float> weights, totals;
-  weights.resize(size_t(n_q) * size_t(n_pos));
-  totals.resize(size_t(n_q));
-  auto w_of = [&](int i) { return weights.data() + size_t(i) * size_t(n_pos); };
-  thread_local std::vector<block_q8_0> q_blocks;  // the queries in Q8_0, for Q8_0 keys
-  constexpr bool kQ8_0Keys = std::is_same_v<KeyRows, Q8_0CacheRows>;
-  if constexpr (kQ8_0Keys) {
-    q_blocks.resize(size_t(n_q * d / kQK));
-    quantize_q8_0(q, q_blocks.data(), n_q * d);
+// attend_head's kernels (decode_attention.h).
+struct Avx2Attention {
+  template <typename KeyRows>
+  static constexpr bool kQ8_0Keys = std::is_same_v<KeyRows, Q8_0CacheRows>;
+  template <int NQ, typename KeyRows>
+  static void scores(const float* const q[NQ], int64_t d, const KeyRows& k, int64_t n_pos, float scale,
+                     float* const w[NQ]) {
+    attention_scores<NQ>(q, d, k, n_pos, scale, w);
   }
-  for_query_groups(n_q, [&](auto nq_tag, int i) {
-    constexpr int NQ = decltype(nq_tag)::value;
-    float* ws[NQ];
-    for (int j = 0; j < NQ; j++) ws[j] = w_of(i + j);
-    if constexpr (kQ8_0Keys) {
-      const block_q8_0* qs[NQ];
-      for (int j = 0; j < NQ; j++) qs[j] = q_blocks.data() + (i + j) * d / kQK;
-      q8_0_key_scores<NQ>(qs, d / kQK, k, n_pos, scale, ws);
-    } else {
-      const float* qs[NQ];
-      for (int j = 0; j < NQ; j++) qs[j] = q + (i + j) * d;
-      attention_scores<NQ>(qs, d, k, n_pos, scale, ws);
-    }
-  });
-  for (int i = 0; i < n_q; i++) totals[size_t(i)] = softmax_weights(w_of(i), n_pos);
-  for_query_groups(n_q, [&](auto nq_tag, int i) {
-    constexpr int NQ = decltype(nq_tag)::value;
-    const float* ws[NQ];
-    float* os[NQ];
-    for (int j = 0; j < NQ; j++) ws[j] = w_of(i + j), os[j] = out + (i + j) * dv;
-    weighted_values_all<NQ>(ws, totals.data() + i, v, dv, n_pos, os);
-  });
-}
+  template <int NQ, typename KeyRows>
+  static void q8_0_scores(const block_q8_0* const q[NQ], int64_t nb, const KeyRows& k, int64_t n_pos, float scale,
+                          float* const w[NQ]) {
+    q8_0_key_scores<NQ>(q, nb, k, n_pos, scale, w);
+  }
+  static float softmax(float* w, int64_t n) { return softmax_weights(w, n); }
+  template <int NQ, typename ValueRows>
+  static void values(const float* const w[NQ], const float total[NQ], const ValueRows& v, int64_t dv, int64_t n_pos,
+                     float* const out[NQ]) {
+    weighted_values_all<NQ>(w, total, v, dv, n_pos, out);
+  }
+};
 
 // Calls fn with the row reader of `rows`' type.
 template <typename Fn>
@@ -715,7 +687,7 @@ void attend(const float* q, int n_q, int64_t d, const CacheRows& k, const CacheR
     return;
   }
   with_cache_rows(k, [&](const auto& keys) {
-    with_cache_rows(v, [&](const auto& values) { attend_rows(q, n_q, d, keys, values, dv, n_pos, scale, out); });
+    with_cache_rows(v, [&](const auto& values) { attend_head<Avx2Attention>(q, n_q, d, keys, values, dv, n_pos, scale, out); });
   });
 }
 
