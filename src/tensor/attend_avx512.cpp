@@ -9,11 +9,11 @@
 // (no accumulator traffic), each row is read front to back, and the scores
 // take half the instructions.
 //
-// Values, and f16 keys, become 16 floats at a time (Q8_0: codes times their
-// block's scale) for f32 FMA; Q8_0 keys meet the queries rounded to Q8_0 in
-// exact integer sums per block, as in kernels_avx2.cpp but with vpdpbusd
-// (q8_0_scores); the softmax is softmax_weights_avx2. Results differ from
-// the AVX2 kernel's by summation order only (16 lanes instead of 8).
+// Values, and f16 keys, become 16 floats at a time for f32 FMA (a Q8_0
+// block's scale goes into the weights); Q8_0 keys meet the queries rounded
+// to Q8_0 in exact integer sums per block, as in kernels_avx2.cpp but with
+// vpdpbusd (q8_0_scores); the softmax is softmax_weights_avx2. Results
+// differ from the AVX2 kernel's by summation order only (16 lanes, not 8).
 //
 // Compiled with the AVX2 flags; the functions below the pragma may use
 // AVX-512, everything included above it may not (template code from headers
@@ -56,8 +56,10 @@ inline __m256 transpose_sums16(const __m512 a[8]) {
   return transpose_sums8(halves);
 }
 
-// A head's cached rows; chunk(row, j): elements [j, j + 16) of a row as
-// floats (j a multiple of 16).
+// A head's cached rows. F16: chunk(row, j) = elements [j, j + 16) of a row
+// as floats (j a multiple of 16). Q8_0: block(row, b) for the integer key
+// scores; codes(row, j), the same elements' codes as floats, and scale(row,
+// j), their block's scale, for the weighted sums.
 struct F16Head {
   static __m512 chunk(const uint8_t* row, int64_t j) {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2 * j)));
@@ -69,11 +71,11 @@ struct F16Head {
 
 struct Q8_0Head {
   static const block_q8_0& block(const uint8_t* row, int64_t b) { return reinterpret_cast<const block_q8_0*>(row)[b]; }
-  static __m512 chunk(const uint8_t* row, int64_t j) {
+  static __m512 codes(const uint8_t* row, int64_t j) {
     const block_q8_0& b = block(row, j / kQK);
-    const __m128i codes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs + j % kQK));
-    return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(codes)), _mm512_set1_ps(_cvtsh_ss(b.d)));
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs + j % kQK))));
   }
+  static float scale(const uint8_t* row, int64_t j) { return _cvtsh_ss(block(row, j / kQK).d); }
   const uint8_t* row(int64_t p) const { return data + size_t(p) * row_bytes; }
   const uint8_t* data;
   size_t row_bytes;
@@ -173,10 +175,26 @@ void weighted_values(const float* const w[NQ], const float total[NQ], const Rows
   for (int64_t p = 0; p < n_pos; p++) {
     const uint8_t* row = v.row(p);
     __m512 vv[NC];
-    for (int c = 0; c < NC; c++) vv[c] = Rows::chunk(row, c0 + 16 * c);
-    for (int i = 0; i < NQ; i++) {
-      const __m512 wi = _mm512_set1_ps(w[i][p]);
-      for (int c = 0; c < NC; c++) acc[i][c] = _mm512_fmadd_ps(wi, vv[c], acc[i][c]);
+    if constexpr (std::is_same_v<Rows, Q8_0Head>) {
+      // Each block's scale goes into the weights (one product per query and
+      // block, not one per chunk). A pass of NC > 1 chunks starts on a block
+      // (c0 a multiple of 16 * NC, NC even), so chunks go in block pairs.
+      constexpr int kPerBlock = NC > 1 ? int(kQK / 16) : 1;
+      static_assert(NC % kPerBlock == 0);
+      for (int c = 0; c < NC; c++) vv[c] = Rows::codes(row, c0 + 16 * c);
+      for (int c = 0; c < NC; c += kPerBlock) {
+        const float s = Rows::scale(row, c0 + 16 * c);
+        for (int i = 0; i < NQ; i++) {
+          const __m512 wi = _mm512_set1_ps(w[i][p] * s);
+          for (int u = 0; u < kPerBlock; u++) acc[i][c + u] = _mm512_fmadd_ps(wi, vv[c + u], acc[i][c + u]);
+        }
+      }
+    } else {
+      for (int c = 0; c < NC; c++) vv[c] = Rows::chunk(row, c0 + 16 * c);
+      for (int i = 0; i < NQ; i++) {
+        const __m512 wi = _mm512_set1_ps(w[i][p]);
+        for (int c = 0; c < NC; c++) acc[i][c] = _mm512_fmadd_ps(wi, vv[c], acc[i][c]);
+      }
     }
   }
   for (int i = 0; i < NQ; i++) {
