@@ -27,10 +27,9 @@
 #include <vector>
 
 #include "tensor/blocks.h"
+#include "tensor/decode_attention.h"
 #include "tensor/kernels.h"
 #include "tensor/lane_sums_avx2.h"
-#include "tensor/quant.h"
-#include "tensor/decode_attention.h"
 #include "tensor/vector_ops.h"
 
 #if defined(__clang__)
@@ -107,7 +106,8 @@ void scores(const float* const q[NQ], int64_t d, const Rows& k, int64_t n_pos, f
   for (; p < n_pos; p++)
     for (int i = 0; i < NQ; i++) {
       __m512 acc = _mm512_setzero_ps();
-      for (int64_t j = 0; j < d; j += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q[i] + j), Rows::chunk(k.row(p), j), acc);
+      for (int64_t j = 0; j < d; j += 16)
+        acc = _mm512_fmadd_ps(_mm512_loadu_ps(q[i] + j), Rows::chunk(k.row(p), j), acc);
       out[i][p] = _mm512_reduce_add_ps(acc) * scale;
     }
 }
@@ -148,7 +148,8 @@ void q8_0_scores(const block_q8_0* const q[NQ], int64_t nb, const Q8_0Head& k, i
         const __m256i start = _mm256_sub_epi32(_mm256_setzero_si256(),
                                                _mm256_dpbusd_epi32(_mm256_setzero_si256(), u8_128, codes));
         for (int i = 0; i < NQ; i++) {
-          const __m256i qc = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(offset_codes.data() + (b * NQ + i) * kQK));
+          const uint8_t* query_codes = offset_codes.data() + (b * NQ + i) * kQK;
+          const __m256i qc = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(query_codes));
           dots[i * kPos + r] = _mm256_dpbusd_epi32(start, qc, codes);
           key_scales[i * kPos + r] = key.d;
         }

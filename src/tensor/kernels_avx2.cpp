@@ -25,9 +25,9 @@
 #include <vector>
 
 #include "tensor/blocks.h"
+#include "tensor/decode_attention.h"
 #include "tensor/kernels.h"
 #include "tensor/lane_sums_avx2.h"
-#include "tensor/decode_attention.h"
 #include "tensor/vector_ops.h"
 
 namespace warden::tensor {
@@ -687,7 +687,9 @@ void attend(const float* q, int n_q, int64_t d, const CacheRows& k, const CacheR
     return;
   }
   with_cache_rows(k, [&](const auto& keys) {
-    with_cache_rows(v, [&](const auto& values) { attend_head<Avx2Attention>(q, n_q, d, keys, values, dv, n_pos, scale, out); });
+    with_cache_rows(v, [&](const auto& values) {
+      attend_head<Avx2Attention>(q, n_q, d, keys, values, dv, n_pos, scale, out);
+    });
   });
 }
 
