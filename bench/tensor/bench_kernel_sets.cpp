@@ -227,7 +227,8 @@ BENCHMARK_CAPTURE(BM_QuantizeActivation, Q8_K_active, TensorType::Q8_K, true);
 // Args: query heads per key head, positions (64: the mean of a 128-token
 // generation from an empty cache).
 BENCHMARK_CAPTURE(BM_Attend, f16_scalar, TensorType::F16, false)->Args({2, 512});
-BENCHMARK_CAPTURE(BM_Attend, f16_active, TensorType::F16, true)->Args({2, 512})->Args({4, 512})->Args({2, 64});
+BENCHMARK_CAPTURE(BM_Attend, f16_active, TensorType::F16, true)
+    ->Args({1, 512})->Args({2, 512})->Args({4, 512})->Args({2, 64});
 BENCHMARK_CAPTURE(BM_Attend, q8_0_active, TensorType::Q8_0, true)->Args({2, 512})->Args({4, 512})->Args({2, 64});
 BENCHMARK_CAPTURE(BM_AttendCausal, scalar, false)->Args({16, 512});
 BENCHMARK_CAPTURE(BM_AttendCausal, active, true)

@@ -204,14 +204,22 @@ void weighted_values(const float* const w[NQ], const float total[NQ], const Rows
   }
 }
 
-// All dv columns for NQ queries: 16 / NQ chunks of 16 per pass over the values.
+// Columns [c0, dv) for NQ queries, in passes of NC chunks of 16 while they
+// fit, then of NC / 2, ...: as few passes over the values as the registers
+// allow (a head of 128 values takes one pass for one or two queries, where
+// passes of single chunks would read every row eight times). c0 stays a
+// multiple of 16 * NC, which the Q8_0 block pairs rely on.
+template <int NQ, int NC, typename Rows>
+void values_from(const float* const w[NQ], const float total[NQ], const Rows& v, int64_t dv, int64_t n_pos,
+                 int64_t c0, float* const out[NQ]) {
+  for (; c0 + 16 * NC <= dv; c0 += 16 * NC) weighted_values<NQ, NC>(w, total, v, n_pos, c0, out);
+  if constexpr (NC > 1) values_from<NQ, NC / 2>(w, total, v, dv, n_pos, c0, out);
+}
+
 template <int NQ, typename Rows>
 void values(const float* const w[NQ], const float total[NQ], const Rows& v, int64_t dv, int64_t n_pos,
             float* const out[NQ]) {
-  constexpr int kWide = 16 / NQ;
-  int64_t c0 = 0;
-  for (; c0 + 16 * kWide <= dv; c0 += 16 * kWide) weighted_values<NQ, kWide>(w, total, v, n_pos, c0, out);
-  for (; c0 < dv; c0 += 16) weighted_values<NQ, 1>(w, total, v, n_pos, c0, out);
+  values_from<NQ, 16 / NQ>(w, total, v, dv, n_pos, 0, out);  // 16 / NQ chunks: NQ * NC accumulators <= 16
 }
 
 // attend_head's kernels (decode_attention.h).
