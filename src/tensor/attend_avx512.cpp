@@ -22,7 +22,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -99,9 +98,7 @@ void scores(const float* const q[NQ], int64_t d, const Rows& k, int64_t n_pos, f
         for (int i = 0; i < NQ; i++) acc[i * kPos + r] = _mm512_fmadd_ps(qv[i], key, acc[i * kPos + r]);
       }
     }
-    alignas(32) float sums[8];  // lane i * kPos + r
-    _mm256_store_ps(sums, _mm256_mul_ps(transpose_sums16(acc), _mm256_set1_ps(scale)));
-    for (int i = 0; i < NQ; i++) std::memcpy(out[i] + p, sums + i * kPos, sizeof(float) * kPos);
+    store_pass_scores<NQ>(transpose_sums16(acc), scale, out, p, n_pos);
   }
   for (; p < n_pos; p++)
     for (int i = 0; i < NQ; i++) {
@@ -154,14 +151,9 @@ void q8_0_scores(const block_q8_0* const q[NQ], int64_t nb, const Q8_0Head& k, i
           key_scales[i * kPos + r] = key.d;
         }
       }
-      const __m256 scales = _mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(key_scales))),
-                                          _mm256_loadu_ps(query_scales.data() + b * 8));
-      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(transpose_sums8_epi32(dots)), scales, acc);
+      acc = add_block_sums(acc, dots, key_scales, query_scales.data() + b * 8);
     }
-    alignas(32) float sums[8];
-    _mm256_store_ps(sums, _mm256_mul_ps(acc, _mm256_set1_ps(scale)));
-    for (int i = 0; i < NQ; i++)
-      for (int r = 0; r < kPos && p + r < n_pos; r++) out[i][p + r] = sums[i * kPos + r];
+    store_pass_scores<NQ>(acc, scale, out, p, n_pos);
   }
 }
 

@@ -477,9 +477,7 @@ void attention_scores(const float* const q[NQ], int64_t d, const Rows& k, int64_
         }
       }
     }
-    alignas(32) float sums[8];  // lane i * kPos + r
-    _mm256_store_ps(sums, _mm256_mul_ps(transpose_sums8(acc), _mm256_set1_ps(scale)));
-    for (int i = 0; i < NQ; i++) std::memcpy(scores[i] + p, sums + i * kPos, sizeof(float) * kPos);
+    store_pass_scores<NQ>(transpose_sums8(acc), scale, scores, p, n_pos);
   }
   for (; p < n_pos; p++)
     for (int i = 0; i < NQ; i++) {
@@ -537,14 +535,9 @@ void q8_0_key_scores(const block_q8_0* const q[NQ], int64_t nb, const Q8_0CacheR
           key_scales[i * kPos + r] = key.d;
         }
       }
-      const __m256 scales = _mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(key_scales))),
-                                          _mm256_loadu_ps(query_scales.data() + b * 8));
-      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(transpose_sums8_epi32(dots)), scales, acc);
+      acc = add_block_sums(acc, dots, key_scales, query_scales.data() + b * 8);
     }
-    alignas(32) float sums[8];
-    _mm256_store_ps(sums, _mm256_mul_ps(acc, _mm256_set1_ps(scale)));
-    for (int i = 0; i < NQ; i++)
-      for (int r = 0; r < kPos && p + r < n_pos; r++) scores[i][p + r] = sums[i * kPos + r];
+    store_pass_scores<NQ>(acc, scale, scores, p, n_pos);
   }
 }
 
