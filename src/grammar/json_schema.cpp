@@ -635,15 +635,14 @@ uint32_t SchemaCompiler::compile_integer(const ordered_json& s, const std::strin
   if (auto v = bound(s, "exclusiveMaximum", path)) hi = std::min(hi, std::ceil(*v) - 1);
   if (lo > hi) return b_.new_rule("no-integer");
   // A bound may lie far outside int64 (1e300): clamp before converting. Doubles
-  // cannot hold the 18-digit limit exactly, so the limits are applied in integers.
+  // cannot hold the 18-digit limit exactly, so the limits are applied in
+  // integers. The clamp keeps lo <= hi.
   auto clamp_to_limit = [](double v) {
     if (v <= -double(kIntLimit)) return -kIntLimit;
     if (v >= double(kIntLimit)) return kIntLimit;
     return int64_t(v);
   };
-  int64_t lo_i = clamp_to_limit(lo), hi_i = clamp_to_limit(hi);
-  if (lo_i > hi_i) return b_.new_rule("no-integer");
-  return integer_range(lo_i, hi_i);
+  return integer_range(clamp_to_limit(lo), clamp_to_limit(hi));
 }
 
 uint32_t SchemaCompiler::compile_number(const ordered_json& s, const std::string& path) {
