@@ -405,6 +405,13 @@ TensorView File::tensor(std::string_view name) const {
 
 TensorView File::view(const TensorInfo& info) const { return TensorView{&info, base_ + data_offset_ + info.offset}; }
 
+void File::read(const uint8_t* at, void* out, size_t n) const {
+  if (map_) return map_->read(at, out, n);
+  const uintptr_t offset = uintptr_t(at) - uintptr_t(base_);
+  if (offset > size_ || n > size_ - offset) throw Error(name_ + ": a read outside the file");
+  std::memcpy(out, at, n);
+}
+
 // ---- Writer -------------------------------------------------------------------
 
 namespace {

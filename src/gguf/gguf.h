@@ -129,6 +129,10 @@ class File {
   // Throws "<path>: missing tensor <name>" if absent.
   TensorView tensor(std::string_view name) const;
   TensorView view(const TensorInfo& info) const;
+  // Copies n bytes from `at`, a pointer into this file's data (a tensor
+  // view's), reading the file rather than the mapping when it is mapped, so
+  // the read leaves no page of the mapping resident (MappedFile::read).
+  void read(const uint8_t* at, void* out, size_t n) const;
 
  private:
   void parse();

@@ -70,11 +70,7 @@ std::vector<float> Forward::run_step(const std::vector<BatchToken>& batch, KvCac
   }
 
   x_.resize(size_t(T * c.n_embd));
-  for (int64_t t = 0; t < T; t++) {
-    tensor::dequantize_row(model_.token_embd.type, model_.token_embd.row(batch[size_t(t)].token),
-                           x_.data() + t * c.n_embd, c.n_embd);
-    model_.release_embedding_row(batch[size_t(t)].token);
-  }
+  for (int64_t t = 0; t < T; t++) model_.embed(batch[size_t(t)].token, x_.data() + t * c.n_embd);
 
   // Rotary angles depend on the position only: once per token, not per layer.
   const int64_t half_rope = c.rope_dim / 2;

@@ -178,8 +178,12 @@ size_t available_memory() {
   return 0;
 }
 
+// The matrices the forward pass multiplies by. token_embd is one only as the
+// tied output matrix: lookups read its rows from the file (Model::embed), so
+// a packed copy of an untied embedding would be built and cached for nothing
+// (175 MB for the qwen3moe preset's).
 std::vector<Matrix*> matrices_of(Model& m) {
-  std::vector<Matrix*> all{&m.token_embd, &m.output};
+  std::vector<Matrix*> all{&m.output};
   for (Layer& l : m.layers)
     for (Matrix* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate, &l.ffn_up, &l.ffn_down, &l.router, &l.gate_exps,
                       &l.up_exps, &l.down_exps})
@@ -297,20 +301,11 @@ void Model::pack_into(const std::vector<Matrix*>& unique, const std::vector<size
   for (auto& t : threads) t.join();
 }
 
-void Model::release_embedding_row(int32_t token) const {
-  if (!token_embd.packed) return;
-  // A fault maps not just the 64 KiB fault-around window but every page of
-  // the page-cache folio it hits, and file systems with large folios (ext4 on
-  // Linux 6.x) use folios of up to 2 MiB: with 128 KiB here, 512 lookups left
-  // ~3.5 MiB of a llama-3.2-1b embedding resident. Releasing 2 MiB either side
-  // costs one madvise per token, which mostly walks empty page tables.
-  constexpr size_t kAround = size_t(2) << 20;
-  const uint8_t* begin = token_embd.data;
-  const uint8_t* end = begin + size_t(token_embd.rows) * token_embd.row_bytes;
-  const uint8_t* row = token_embd.row(token);
-  const uint8_t* from = size_t(row - begin) > kAround ? row - kAround : begin;
-  const uint8_t* to = size_t(end - row) > kAround + token_embd.row_bytes ? row + token_embd.row_bytes + kAround : end;
-  release_mapped_pages(from, size_t(to - from));
+void Model::embed(int32_t token, float* out) const {
+  thread_local std::vector<uint8_t> row;
+  row.resize(token_embd.row_bytes);
+  file_->read(token_embd.row(token), row.data(), row.size());
+  tensor::dequantize_row(token_embd.type, row.data(), out, config_.n_embd);
 }
 
 size_t Model::packed_bytes() const { return packed_ ? packed_->size() : 0; }

@@ -77,13 +77,14 @@ class Model {
   // (decode reads the rest through 4 KiB entries, a TLB miss per page).
   size_t packed_huge_bytes() const;
 
-  // Embedding lookups read rows of token_embd through the file mapping, and
-  // each page fault maps the pages around it too (fault-around, and the whole
-  // page-cache folio: up to 2 MiB), so over many lookups the original
-  // embedding would become resident again beside its packed copy (the tied
-  // output matrix). Forward calls this after each lookup to hand the pages
-  // around that row back; a no-op unless token_embd is packed.
-  void release_embedding_row(int32_t token) const;
+  // Token `token`'s embedding, n_embd floats into `out`. The row is read from
+  // the file, not through the mapping: a fault there maps the whole
+  // page-cache folio around the row (up to 2 MiB with ext4's large folios),
+  // so lookups would make the embedding resident bit by bit (beside its
+  // packed copy where it is the tied output matrix), and mapping a folio and
+  // handing it back after each lookup cost 80-300 us a token where the read
+  // costs 2-20 (q3-q4km decode, 2026-11-27).
+  void embed(int32_t token, float* out) const;
 
  private:
   void pack_weights();

@@ -39,11 +39,26 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     }
     data_ = static_cast<const uint8_t*>(p);
   }
-  ::close(fd);
+  fd_ = fd;
 }
 
 MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+  ::close(fd_);
+}
+
+void MappedFile::read(const uint8_t* at, void* out, size_t n) const {
+  const uintptr_t offset = uintptr_t(at) - uintptr_t(data_);  // wraps for a pointer before the map
+  if (offset > size_ || n > size_ - offset) throw Error(path_ + ": a read outside the file");
+  auto* dst = static_cast<uint8_t*>(out);
+  size_t done = 0;
+  while (done < n) {
+    const ssize_t got = ::pread(fd_, dst + done, n - done, off_t(offset + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) throw Error(path_ + ": cannot read: " + std::strerror(errno));
+    if (got == 0) throw Error(path_ + ": the file is shorter than when it was opened");
+    done += size_t(got);
+  }
 }
 
 AnonymousMemory::AnonymousMemory(size_t size) : size_(size) {

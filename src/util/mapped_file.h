@@ -1,6 +1,7 @@
 #pragma once
 // A read-only memory map of a whole file. Model weights are used in place from
-// the map (zero copy); the map lives as long as the MappedFile.
+// the map (zero copy); the map, and the file descriptor behind it, live as
+// long as the MappedFile.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -21,12 +22,18 @@ class MappedFile {
   // The mapped file as found when it was opened: device, inode, size and
   // modification time (a file replaced or rewritten since gives another).
   const std::string& identity() const { return identity_; }
+  // Copies n bytes of the file, from where `at` points into the map, with a
+  // read of the file instead of through the map: the map's page tables stay
+  // as they are (a fault would map a whole page-cache folio, up to 2 MiB).
+  // Throws warden::Error naming the path when the read fails or comes short.
+  void read(const uint8_t* at, void* out, size_t n) const;
 
  private:
   std::string path_;
   std::string identity_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  int fd_ = -1;
 };
 
 // Private anonymous memory for large read-mostly buffers (repacked weights),

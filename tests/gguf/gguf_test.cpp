@@ -111,6 +111,34 @@ TEST(Gguf, HonoursCustomAlignment) {
   EXPECT_EQ(f.tensor("y").data[0], 2);
 }
 
+// File::read gives a tensor's bytes as its view has them, from a mapped file
+// (read through the descriptor) and from a buffer alike, and refuses ranges
+// that leave the file.
+TEST(Gguf, ReadCopiesTensorBytesAndRefusesRangesOutsideTheFile) {
+  const std::string path = write_sample(test::make_temp_dir());
+  const std::vector<uint8_t> raw = bytes_of(path);
+  File mapped(path);
+  File buffer(raw.data(), raw.size(), "buffer.gguf");
+  for (const File* f : {&mapped, &buffer}) {
+    const TensorView b = f->tensor("tensor_b");
+    std::vector<uint8_t> out(b.info->size - 3);
+    f->read(b.data + 3, out.data(), out.size());
+    EXPECT_EQ(0, std::memcmp(out.data(), b.data + 3, out.size())) << f->path();
+    const uint8_t* end = b.data - (b.info->offset + f->data_offset()) + f->file_size();
+    uint8_t byte = 0;
+    f->read(end - 1, &byte, 1);
+    EXPECT_EQ(byte, end[-1]) << f->path();
+    for (const uint8_t* at : {end, end - 1, b.data - (b.info->offset + f->data_offset()) - 1}) {
+      try {
+        f->read(at, out.data(), 2);
+        ADD_FAILURE() << "read outside the file accepted";
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find(f->path() + ": a read outside the file"), std::string::npos) << e.what();
+      }
+    }
+  }
+}
+
 TEST(Gguf, ReadsTheSharedModelAndVocabs) {
   File m(test::shared_path("models/stories260K.gguf"));
   EXPECT_EQ(m.get_string("general.architecture"), "llama");
