@@ -10,9 +10,12 @@
 // weights and a KV cache far larger than the caches, so against the plain
 // reads of the same minute they show how well a kernel's access order
 // streams (how the K-quant panel layout and the attention's value tiles were
-// chosen).
+// chosen). BM_CoreToCore tells which of this VM's two memory regimes a run
+// is in: in the fast one the two vCPUs sit on different CCDs (a cache line
+// takes 170-190 ns from one to the other, 30-40 ns in the slow regime).
 #include <benchmark/benchmark.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -205,6 +208,34 @@ void BM_AttendFromMemory(benchmark::State& state, TensorType type) {
   state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(size_t(kHeads * 2 * kPositions) * cache.row_bytes));
 }
 
+// One cache line handed back and forth between two threads (each waits for
+// the other's write, then writes): the time of one handoff, as a barrier or
+// any value one thread writes and the other reads next pays it. With two
+// CPUs the threads run on different ones.
+void BM_CoreToCore(benchmark::State& state) {
+  constexpr int kHandoffs = 100000;
+  alignas(64) std::atomic<int> turn{0};
+  for (auto _ : state) {
+    turn.store(0);
+    std::thread other([&] {
+      for (int i = 1; i < kHandoffs; i += 2) {
+        while (turn.load(std::memory_order_acquire) != i) {
+        }
+        turn.store(i + 1, std::memory_order_release);
+      }
+    });
+    for (int i = 0; i < kHandoffs; i += 2) {
+      while (turn.load(std::memory_order_acquire) != i) {
+      }
+      turn.store(i + 1, std::memory_order_release);
+    }
+    other.join();
+  }
+  state.counters["ns_per_handoff"] =
+      benchmark::Counter(double(state.iterations()) * kHandoffs, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+BENCHMARK(BM_CoreToCore)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ReadBandwidth)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ReadInPoolLoops)->Arg(4)->Arg(1152)->Arg(3456)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_PackedFromMemory, Q8_0, TensorType::Q8_0)->Arg(0)->UseRealTime()->Unit(benchmark::kMillisecond);
@@ -217,6 +248,7 @@ BENCHMARK_CAPTURE(BM_AttendFromMemory, f16, TensorType::F16)->Arg(2)->Arg(4)->Us
 BENCHMARK_CAPTURE(BM_AttendFromMemory, q8_0, TensorType::Q8_0)->Arg(2)->Arg(4)->UseRealTime()->Unit(benchmark::kMillisecond);
 // The plain reads again: the memory may have changed speed meanwhile.
 BENCHMARK(BM_ReadBandwidth)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CoreToCore)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
