@@ -15,6 +15,8 @@
 // per generated token are added at the bandwidth the passes measured. Per
 // run, because this VM's memory bandwidth moves between runs (35 to 60 GB/s
 // with two threads): a run is compared with the memory of its own moment.
+// After each run also the time a cache line takes between its threads,
+// which tells where the VM's vCPUs sit (one CCD or two, model/roofline.h).
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -215,6 +217,7 @@ struct Roofline {
   double kv_bytes_per_token = 0;            // the KV cache attended over, mean per generated token
   std::vector<std::vector<double>> read_s;  // per generation run, the weights' read passes right after it
   std::vector<double> fractions;            // per run: its tokens/s over the roofline of its moment
+  std::vector<double> handoff_ns;           // per run: a cache line's trip between the threads, right after it
 
   // A token's time at the roofline from the weights' read time: the KV
   // cache is read at the same bandwidth.
@@ -402,7 +405,14 @@ class Table {
                   1e3 / roof.tokens_per_s(), roof.gb_per_s(), roof.tokens_per_s(), label.c_str(),
                   100 * median(roof.fractions), 100 * *std::min_element(roof.fractions.begin(), roof.fractions.end()),
                   100 * *std::max_element(roof.fractions.begin(), roof.fractions.end()));
-    rooflines_.push_back(note);
+    std::string line = note;
+    if (!roof.handoff_ns.empty() && median(roof.handoff_ns) > 0) {
+      std::snprintf(note, sizeof note, "; a cache line passed between its threads in %.0f ns (median; %.0f-%.0f)",
+                    median(roof.handoff_ns), *std::min_element(roof.handoff_ns.begin(), roof.handoff_ns.end()),
+                    *std::max_element(roof.handoff_ns.begin(), roof.handoff_ns.end()));
+      line += note;
+    }
+    rooflines_.push_back(line);
   }
 
   size_t widths_[kColumns] = {5, 10, 7, 10, 6, 6, 14, 20};
@@ -443,7 +453,8 @@ nlohmann::json json_of(const Result& r, const ModelInfo& m, int reps) {
                      {"gb_per_s", roof.gb_per_s()},
                      {"tokens_per_s", roof.tokens_per_s()},
                      {"tg_fraction", median(roof.fractions)},
-                     {"tg_fraction_samples", roof.fractions}};
+                     {"tg_fraction_samples", roof.fractions},
+                     {"handoff_ns", roof.handoff_ns}};
   }
   return j;
 }
@@ -534,6 +545,7 @@ void run_combination(const model::Model& m, const Plan& plan, size_t model_index
       std::vector<double> passes;
       for (int k = 0; k < 3; k++) passes.push_back(model::time_read_pass(reads, pool));
       r.roofline->add_run(r.samples.back(), std::move(passes));
+      r.roofline->handoff_ns.push_back(1e9 * model::time_handoff(pool));
     }
     r.kv_cache_mib = double(cache.bytes()) / (1024.0 * 1024.0);
     report(std::move(r));

@@ -1,6 +1,7 @@
 #include "model/roofline.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 
@@ -91,6 +92,25 @@ double time_read_pass(const std::vector<ReadSpan>& spans, ThreadPool& pool) {
   volatile uint64_t sink = 0;
   for (uint64_t s : sums) sink = sink + s;
   return seconds;
+}
+
+double time_handoff(ThreadPool& pool) {
+  if (pool.team_size() < 2) return 0;
+  constexpr int kHandoffs = 4000;
+  alignas(64) std::atomic<int> turn{0};
+  double seconds = 0;
+  // Thread 0 takes the even turns, thread 1 the odd ones.
+  pool.run_team([&](int index) {
+    if (index > 1) return;
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = index; i < kHandoffs; i += 2) {
+      while (turn.load(std::memory_order_acquire) != i) {
+      }
+      turn.store(i + 1, std::memory_order_release);
+    }
+    if (index == 0) seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  });
+  return seconds / kHandoffs;
 }
 
 }  // namespace warden::model

@@ -15,6 +15,7 @@
 #include "gguf/gguf.h"
 #include "model/model.h"
 #include "model/roofline.h"
+#include "util/cpu_topology.h"
 #include "util/thread_pool.h"
 
 namespace warden {
@@ -113,6 +114,16 @@ TEST(WardenBench, JsonReportsSpeedRssAndTheRoofline) {
   // with the median of its own passes, stretched by the KV cache it reads.
   ASSERT_EQ(roof["read_s"].size(), 2u);
   ASSERT_EQ(roof["tg_fraction_samples"].size(), 2u);
+  // And a cache line's trip between the two threads after each run (none
+  // where the team is one thread: a single usable CPU).
+  ASSERT_EQ(roof["handoff_ns"].size(), 2u);
+  for (const auto& ns : roof["handoff_ns"]) {
+    if (usable_cpus() >= 2) {
+      EXPECT_GT(ns.get<double>(), 0);
+    } else {
+      EXPECT_EQ(ns.get<double>(), 0);
+    }
+  }
   for (size_t r = 0; r < 2; r++) {
     auto passes = roof["read_s"][r].get<std::vector<double>>();
     ASSERT_EQ(passes.size(), 3u);
@@ -224,6 +235,16 @@ TEST(WardenBench, TableEndsWithTheRooflineLine) {
   EXPECT_NE(r.out.find(" tg4 |"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("roofline: a token reads"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("of the roofline measured right after it"), std::string::npos) << r.out;
+}
+
+// A handoff between a team's two threads takes some time; a team of one has
+// none to measure.
+TEST(Roofline, HandoffIsTimedBetweenTwoThreadsOnly) {
+  ThreadPool one(1);
+  EXPECT_EQ(model::time_handoff(one), 0);
+  ThreadPool two(2);
+  if (two.team_size() < 2) GTEST_SKIP() << "one usable CPU: the team is one thread";
+  EXPECT_GT(model::time_handoff(two), 0);
 }
 
 TEST(WardenBench, BadArgumentsAreUsageErrors) {
