@@ -15,7 +15,6 @@
 // takes 170-190 ns from one to the other, 30-40 ns in the slow regime).
 #include <benchmark/benchmark.h>
 
-#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -24,6 +23,7 @@
 #include <vector>
 
 #include "gguf/types.h"
+#include "model/roofline.h"
 #include "tensor/kernels.h"
 #include "tensor/vector_ops.h"
 #include "util/mapped_file.h"
@@ -208,31 +208,14 @@ void BM_AttendFromMemory(benchmark::State& state, TensorType type) {
   state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(size_t(kHeads * 2 * kPositions) * cache.row_bytes));
 }
 
-// One cache line handed back and forth between two threads (each waits for
-// the other's write, then writes): the time of one handoff, as a barrier or
-// any value one thread writes and the other reads next pays it. With two
-// CPUs the threads run on different ones.
+// One cache line handed back and forth between the pool's two threads, as
+// `warden bench` times it after each run (model::time_handoff): what a
+// barrier, or any value one thread writes and the other reads next, costs.
 void BM_CoreToCore(benchmark::State& state) {
-  constexpr int kHandoffs = 100000;
-  alignas(64) std::atomic<int> turn{0};
-  for (auto _ : state) {
-    turn.store(0);
-    std::thread other([&] {
-      for (int i = 1; i < kHandoffs; i += 2) {
-        while (turn.load(std::memory_order_acquire) != i) {
-        }
-        turn.store(i + 1, std::memory_order_release);
-      }
-    });
-    for (int i = 0; i < kHandoffs; i += 2) {
-      while (turn.load(std::memory_order_acquire) != i) {
-      }
-      turn.store(i + 1, std::memory_order_release);
-    }
-    other.join();
-  }
-  state.counters["ns_per_handoff"] =
-      benchmark::Counter(double(state.iterations()) * kHandoffs, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  static warden::ThreadPool pool(2);
+  double seconds = 0;
+  for (auto _ : state) seconds += warden::model::time_handoff(pool);
+  state.counters["ns_per_handoff"] = 1e9 * seconds / double(state.iterations());
 }
 
 BENCHMARK(BM_CoreToCore)->UseRealTime()->Unit(benchmark::kMillisecond);
