@@ -82,7 +82,7 @@ class Model {
   // page-cache folio around the row (up to 2 MiB with ext4's large folios),
   // so lookups would make the embedding resident bit by bit (beside its
   // packed copy where it is the tied output matrix), and mapping a folio and
-  // handing it back after each lookup cost 80-300 us a token where the read
+  // handing it back after each lookup cost 80-310 us a token where the read
   // costs 2-20 (q3-q4km decode, 2026-11-27).
   void embed(int32_t token, float* out) const;
 
