@@ -4,7 +4,9 @@
 // token attends to the cached positions of its own sequence up to its own
 // position, so a prefill of N tokens in one batch computes exactly what N
 // single-token steps compute.
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -32,6 +34,18 @@ class Forward {
   // sequence must continue its cached length (pos == cache.length(seq) for the
   // sequence's first token in the batch, then consecutive).
   std::vector<float> run(const std::vector<BatchToken>& batch, KvCache& cache);
+
+  // How a decode step as a team counts the rows of wq, wk and wv as they
+  // are written (team_qkv_attention): per unit of `heads` key/value heads,
+  // whose rows are its query heads' rows of wq and its rows of wk and wv
+  // (rows[0..2]). The fewest heads whose rows fill whole panels of 8, as a
+  // thread writes whole panels (one head where head sizes are multiples of
+  // 8, as in every model we know of), else all heads in one unit.
+  struct QkvUnits {
+    int64_t heads = 1, count = 1;
+    int64_t rows[3] = {};
+  };
+  static QkvUnits qkv_units(const Config& c);
 
  private:
   // Batches longer than this run as consecutive slices: activations (the FFN's
@@ -66,12 +80,11 @@ class Forward {
 
   // Decode steps as a team (forward_team.cpp): every thread of the pool runs
   // every layer, the products' rows and the attention's key/value heads
-  // shared out in team loops, so the threads meet at a barrier per stage (5
-  // per dense layer, 7 per MoE layer)
-  // instead of starting and ending a parallel loop per matrix and waiting on
-  // one thread for what lies between. Used for batches of up to
-  // kMaxTeamTokens tokens; other batches take the loops above. The results
-  // are identical either way.
+  // shared out in team loops, so the threads meet at a barrier per stage (4
+  // per dense layer, 6 per MoE layer) instead of starting and ending a
+  // parallel loop per matrix and waiting on one thread for what lies
+  // between. Used for batches of up to kMaxTeamTokens tokens; other batches
+  // take the loops above. The results are identical either way.
   static constexpr int64_t kMaxTeamTokens = 8;
   struct TeamScratch {
     std::vector<float> xn;              // normed activations
@@ -84,11 +97,19 @@ class Forward {
     std::vector<int64_t> experts, first_row;
     std::vector<float> router, xin;
   };
+  // Per unit: its rows of wq, wk and wv written so far in this step, summed
+  // over the layers (layer il's are all written at (il + 1) x the unit's
+  // rows). A cache line each: the threads add to different units at once.
+  struct alignas(64) UnitRows {
+    std::atomic<int64_t> rows{0};
+  };
+  QkvUnits qkv_units_;
+  std::unique_ptr<UnitRows[]> unit_rows_written_;
   std::vector<float> run_as_team(const std::vector<BatchToken>& batch, KvCache& cache);
   void team_member(int i, const std::vector<BatchToken>& batch, KvCache& cache, std::vector<float>& logits);
   const float* team_norm(int i, const std::vector<float>& weight, int64_t T);
-  void team_qkv(int i, const Layer& layer, int64_t T);
-  void team_attention(int i, int64_t il, const Layer& layer, const std::vector<BatchToken>& batch, KvCache& cache);
+  void team_qkv_attention(int i, int64_t il, const Layer& layer, const std::vector<BatchToken>& batch,
+                          KvCache& cache);
   void team_add_product(int i, const Matrix& w, const float* in, int64_t T);
   void team_gate_up(int i, const Layer& layer, int64_t T);
   void team_router(int i, const Layer& layer, int64_t T);

@@ -157,6 +157,12 @@ void ThreadPool::barrier() {
   while (!released()) std::this_thread::yield();
 }
 
+void ThreadPool::wait_for_count(const std::atomic<int64_t>& count, int64_t target) {
+  auto reached = [&] { return count.load(std::memory_order_acquire) >= target; };
+  if (spin_until(reached, kBarrierSpinTime)) return;
+  while (!reached()) std::this_thread::yield();
+}
+
 // This thread's share of [0, n) split into `parts` shares.
 void ThreadPool::set_share(int index, uint64_t tag, int64_t n, int parts) {
   shares_[size_t(index)].range.store(pack_range(tag, n * index / parts, n * (index + 1) / parts),

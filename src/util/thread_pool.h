@@ -67,6 +67,11 @@ class ThreadPool {
   // loop wrote. n must be below 2^24.
   void team_share(int index, int64_t n);
   void team_loop(int index, const Job& fn);
+  // Inside run_team only: returns once `count` has reached `target`, with
+  // everything written before the increments that got it there (release)
+  // visible; waits as barrier() does. For a wait on part of what another
+  // member computes rather than on all of it.
+  static void wait_for_count(const std::atomic<int64_t>& count, int64_t target);
 
   // What -t 0 means: one thread per physical core this process may use,
   // no more than its cgroup CPU limit grants.

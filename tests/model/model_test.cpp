@@ -195,6 +195,34 @@ TEST_P(PerArchitecture, DecodeStepsAsATeamGiveExactlyTheLogitsOfTheLoops) {
   }
 }
 
+// A decode step as a team counts wq, wk and wv's rows in units of key/value
+// heads whose rows fill whole panels of 8, so that a head's attention can
+// wait for its own unit alone.
+TEST(Forward, QkvUnitsAreTheFewestHeadsThatFillWholePanels) {
+  model::Config c;
+  c.n_head = 16, c.n_head_kv = 8, c.head_dim = c.head_dim_v = 128;  // qwen3-0.6b
+  model::Forward::QkvUnits u = model::Forward::qkv_units(c);
+  EXPECT_EQ(u.heads, 1);
+  EXPECT_EQ(u.count, 8);
+  EXPECT_EQ(u.rows[0], 256);
+  EXPECT_EQ(u.rows[1], 128);
+  EXPECT_EQ(u.rows[2], 128);
+
+  c.n_head = 8, c.n_head_kv = 4, c.head_dim = 12, c.head_dim_v = 20;  // two heads: 48, 24 and 40 rows
+  u = model::Forward::qkv_units(c);
+  EXPECT_EQ(u.heads, 2);
+  EXPECT_EQ(u.count, 2);
+  EXPECT_EQ(u.rows[0], 48);
+  EXPECT_EQ(u.rows[1], 24);
+  EXPECT_EQ(u.rows[2], 40);
+
+  c.n_head = 3, c.n_head_kv = 3, c.head_dim = c.head_dim_v = 12;  // no divisor of 3 fills panels: one unit
+  u = model::Forward::qkv_units(c);
+  EXPECT_EQ(u.heads, 3);
+  EXPECT_EQ(u.count, 1);
+  EXPECT_EQ(u.rows[0], 36);  // the last panel part-filled
+}
+
 // Lookup decoding (engine/lookup.h) checks drafted tokens in one pass of a
 // few tokens and samples each row as if it came from a single step: for
 // its output to be the plain decode's, such a pass must give exactly the

@@ -138,6 +138,31 @@ TEST(ThreadPool, ATeamMeetsAtBarriersAndSeesWhatEachWroteBeforeThem) {
   }
 }
 
+// wait_for_count: a member waits for a count that the others raise bit by
+// bit, then sees what each wrote before its increment; with more threads
+// than CPUs too (the waiters yield).
+TEST(ThreadPool, ATeamMemberWaitsForACountAndSeesWhatCameBeforeIt) {
+  for (int threads : {2, 5}) {
+    ThreadPool pool(threads, threads);
+    std::vector<int64_t> written(size_t(threads), -1);
+    std::atomic<int64_t> count{0};
+    int64_t mismatches = 0;
+    for (int64_t round = 0; round < 200; round++) {
+      pool.run_team([&](int i) {
+        if (i != 0) {
+          written[size_t(i)] = round;
+          count.fetch_add(1, std::memory_order_release);
+          return;
+        }
+        ThreadPool::wait_for_count(count, (round + 1) * (threads - 1));
+        for (int j = 1; j < threads; j++) mismatches += written[size_t(j)] != round;
+      });
+    }
+    EXPECT_EQ(mismatches, 0) << threads << " threads";
+    EXPECT_EQ(count.load(), 200 * (threads - 1)) << threads << " threads";
+  }
+}
+
 // Team loops: back to back, each thread setting its share of the next loop
 // while another may still look for work in the last, every index exactly
 // once per loop. In every other loop the thread holding index 0 stops there
