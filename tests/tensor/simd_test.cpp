@@ -53,8 +53,8 @@ struct TestCacheRows {
 };
 
 // Rows that stress the quantizers' rounding and maximum search: exact ties
-// (k + 0.5 steps), a repeated extreme of both signs, all-zero blocks, tiny
-// and huge magnitudes.
+// (k + 0.5 steps), a repeated extreme of both signs, far apart and close
+// together, all-zero blocks, tiny and huge magnitudes.
 std::vector<std::vector<float>> activation_rows(int64_t n) {
   std::vector<std::vector<float>> rows;
   for (uint32_t seed = 1; seed <= 4; seed++) rows.push_back(gaussian(n, seed, seed == 4 ? 3e4f : 1.0f));
@@ -64,6 +64,11 @@ std::vector<std::vector<float>> activation_rows(int64_t n) {
   std::vector<float> extremes = gaussian(n, 9, 1e-3f);
   for (int64_t i = 0; i < n; i += 40) extremes[size_t(i)] = (i / 40) % 2 ? -5.0f : 5.0f;
   rows.push_back(extremes);
+  // Both signs of the extreme a few elements apart, the negative first
+  // (the quantizers keep the first; SIMD searches compare eight at a time).
+  std::vector<float> neighbours = gaussian(n, 11, 1e-3f);
+  for (int64_t i = 0; i + 6 < n; i += 64) neighbours[size_t(i + 2)] = -5.0f, neighbours[size_t(i + 6)] = 5.0f;
+  rows.push_back(neighbours);
   std::vector<float> sparse(static_cast<size_t>(n), 0.0f);
   for (int64_t i = 300; i < n; i += 7) sparse[size_t(i)] = 1e-30f * float(i);
   rows.push_back(sparse);
@@ -90,14 +95,18 @@ class SimdKernels : public ::testing::Test {
 };
 
 TEST_F(SimdKernels, ActivationQuantizersMatchScalarBytes) {
-  const int64_t n = 1024;
-  for (const KernelTable* set : sets_) {
-    for (TensorType t : kActivationTypes) {
-      for (const auto& row : activation_rows(n)) {
-        std::vector<uint8_t> fast(gguf::row_bytes(t, n)), ref(fast.size());
-        set->find(t)->quantize(row.data(), fast.data(), n);
-        scalar_kernels().find(t)->quantize(row.data(), ref.data(), n);
-        EXPECT_EQ(fast, ref) << set->name << " " << name_of(t);
+  // 1120: 35 blocks of 32, so the Q8_0 quantizer's eight-block batches end
+  // in a remainder too.
+  for (int64_t n : {int64_t(1024), int64_t(1120)}) {
+    for (const KernelTable* set : sets_) {
+      for (TensorType t : kActivationTypes) {
+        if (n % gguf::type_info(t)->block_size != 0) continue;
+        for (const auto& row : activation_rows(n)) {
+          std::vector<uint8_t> fast(gguf::row_bytes(t, n)), ref(fast.size());
+          set->find(t)->quantize(row.data(), fast.data(), n);
+          scalar_kernels().find(t)->quantize(row.data(), ref.data(), n);
+          EXPECT_EQ(fast, ref) << set->name << " " << name_of(t) << " " << n;
+        }
       }
     }
   }
