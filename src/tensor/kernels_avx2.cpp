@@ -983,6 +983,14 @@ inline __m256i round_half_away8(__m256 v) {
   return _mm256_cvttps_epi32(_mm256_add_ps(t, step));
 }
 
+// A 32-value block's codes, round(x * id) (id = 1 / d).
+inline void store_q8_codes(const float* x, float id, int8_t* qs) {
+  const __m256 vid = _mm256_set1_ps(id);
+  __m256i q[4];
+  for (int k = 0; k < 4; k++) q[k] = round_half_away8(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), vid));
+  store_int8x32(q[0], q[1], q[2], q[3], qs);
+}
+
 // d = absmax / 127, codes round(x / d) as in legacy_quants.cpp; returns d.
 template <typename Block>
 float quantize_q8_block(const float* x, Block& b) {
@@ -990,17 +998,14 @@ float quantize_q8_block(const float* x, Block& b) {
   const float d = amax / 127.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   b.d = uint16_t(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT));
-  const __m256 vid = _mm256_set1_ps(id);
-  __m256i q[4];
-  for (int k = 0; k < 4; k++) q[k] = round_half_away8(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), vid));
-  store_int8x32(q[0], q[1], q[2], q[3], b.qs);
+  store_q8_codes(x, id, b.qs);
   return d;
 }
 
 // Eight blocks' scales at a time (the same divisions and rounding as
 // quantize_q8_block's, in vectors): one block at a time, the two scalar
-// divisions of each block's scale chained behind its maximum, and quantizing
-// a row took about twice as long.
+// divisions of each block's scale chained behind its maximum, and a row
+// took 1.6 times as long (4096 floats: 1406 against 886 ns, bench_tensor).
 void quantize_q8_0(const float* src, void* dst, int64_t n) {
   auto* blocks = static_cast<block_q8_0*>(dst);
   const int64_t count = n / kQK;
@@ -1014,13 +1019,8 @@ void quantize_q8_0(const float* src, void* dst, int64_t n) {
     _mm256_store_ps(inverse, _mm256_and_ps(_mm256_div_ps(_mm256_set1_ps(1.0f), d), nonzero));
     _mm_store_si128(reinterpret_cast<__m128i*>(halves), _mm256_cvtps_ph(d, _MM_FROUND_TO_NEAREST_INT));
     for (int k = 0; k < 8; k++) {
-      const float* x = src + (i + k) * kQK;
-      block_q8_0& b = blocks[i + k];
-      b.d = halves[k];
-      const __m256 vid = _mm256_set1_ps(inverse[k]);
-      __m256i q[4];
-      for (int j = 0; j < 4; j++) q[j] = round_half_away8(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * j), vid));
-      store_int8x32(q[0], q[1], q[2], q[3], b.qs);
+      blocks[i + k].d = halves[k];
+      store_q8_codes(src + (i + k) * kQK, inverse[k], blocks[i + k].qs);
     }
   }
   for (; i < count; i++) quantize_q8_block(src + i * kQK, blocks[i]);
@@ -1046,8 +1046,9 @@ void quantize_q8_k(const float* x, void* dst, int64_t n) {
     }
     // The scalar code keeps the first element of largest magnitude, sign
     // included. Found eight at a time: element by element, the search took
-    // as long as the rest of the block (its position in real activations
-    // is anywhere, and the branch mispredicts).
+    // almost as long as the rest of the block (its position in real
+    // activations is anywhere, and the branch mispredicts; 4096 floats:
+    // 1585 against 908 ns, bench_tensor).
     float max = 0.0f;
     const __m256 vamax = _mm256_set1_ps(amax);
     for (int j = 0; j < kQK_K; j += 8) {
