@@ -42,7 +42,11 @@ void for_each_token(ThreadPool& pool, int64_t T, Fn fn) {
 }  // namespace
 
 Forward::Forward(const Model& model, ThreadPool& pool, bool decode_as_team)
-    : model_(model), pool_(pool), decode_as_team_(decode_as_team) {}
+    : model_(model),
+      pool_(pool),
+      decode_as_team_(decode_as_team),
+      qkv_units_(qkv_units(model.config())),
+      unit_rows_written_(std::make_unique<UnitRows[]>(size_t(qkv_units_.count))) {}
 
 std::vector<float> Forward::run(const std::vector<BatchToken>& batch, KvCache& cache) {
   if (int64_t(batch.size()) <= kMaxStepTokens) return run_step(batch, cache);

@@ -97,14 +97,6 @@ class Forward {
     std::vector<int64_t> experts, first_row;
     std::vector<float> router, xin;
   };
-  // Per unit: its rows of wq, wk and wv written so far in this step, summed
-  // over the layers (layer il's are all written at (il + 1) x the unit's
-  // rows). A cache line each: the threads add to different units at once.
-  struct alignas(64) UnitRows {
-    std::atomic<int64_t> rows{0};
-  };
-  QkvUnits qkv_units_;
-  std::unique_ptr<UnitRows[]> unit_rows_written_;
   std::vector<float> run_as_team(const std::vector<BatchToken>& batch, KvCache& cache);
   void team_member(int i, const std::vector<BatchToken>& batch, KvCache& cache, std::vector<float>& logits);
   const float* team_norm(int i, const std::vector<float>& weight, int64_t T);
@@ -121,6 +113,14 @@ class Forward {
   const Model& model_;
   ThreadPool& pool_;
   const bool decode_as_team_;
+  // Per unit: its rows of wq, wk and wv written so far in this step, summed
+  // over the layers (layer il's are all written at (il + 1) x the unit's
+  // rows). A cache line each: the threads add to different units at once.
+  struct alignas(64) UnitRows {
+    std::atomic<int64_t> rows{0};
+  };
+  const QkvUnits qkv_units_;
+  const std::unique_ptr<UnitRows[]> unit_rows_written_;
   std::vector<TeamScratch> team_scratch_;
   // Activations for the current batch, [T][width] row-major.
   std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, ffn_out_;

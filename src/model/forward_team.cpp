@@ -105,10 +105,6 @@ std::vector<float> Forward::run_as_team(const std::vector<BatchToken>& batch, Kv
     moe_out_.resize(size_t(T * c.n_embd));
   }
   team_scratch_.resize(size_t(pool_.size()));
-  if (!unit_rows_written_) {
-    qkv_units_ = qkv_units(c);
-    unit_rows_written_ = std::make_unique<UnitRows[]>(size_t(qkv_units_.count));
-  }
   for (int64_t u = 0; u < qkv_units_.count; u++) unit_rows_written_[size_t(u)].rows.store(0, std::memory_order_relaxed);
   int64_t n_logits = 0;
   for (const BatchToken& bt : batch) n_logits += bt.want_logits;
