@@ -12,7 +12,7 @@
 // streams (how the K-quant panel layout and the attention's value tiles were
 // chosen). BM_CoreToCore tells which of this VM's two memory regimes a run
 // is in: in the fast one the two vCPUs sit on different CCDs (a cache line
-// takes 160-190 ns from one to the other, 50-80 ns in the slow regime).
+// takes 160-280 ns from one to the other, 50-80 ns in the slow regime).
 #include <benchmark/benchmark.h>
 
 #include <cstdint>

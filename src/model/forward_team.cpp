@@ -153,7 +153,8 @@ const float* Forward::team_norm(int i, const std::vector<float>& weight, int64_t
 // batch). Why: a thread that finishes its rows goes on to the heads whose
 // rows are written instead of waiting at a barrier for the rest: decode
 // steps 0.2-0.6 % shorter (qwen3-0.6b q4_K_M, fast memory regime, three runs
-// alternating the two ways token by token in one process). The loop keeps
+// of a throwaway build alternating the two ways token by token in one
+// process; too small for bench/model/ab_decode.py to resolve). The loop keeps
 // the matrices whole rather than going unit by unit, because a unit's rows
 // are three runs of 64-144 KiB, and runs that short streamed 6 % slower
 // (114 against 122 tokens/s, in alternating runs).

@@ -38,7 +38,7 @@ double time_read_pass(const std::vector<ReadSpan>& spans, ThreadPool& pool);
 // the pool's team (each waits for the other's write, then writes), the cost
 // of every barrier and of every value one thread writes for the other to
 // read; 0 for a team of one. Where two vCPUs can sit on one CCD or on two,
-// this says which: about 50-80 ns on one, 160-190 ns on two (this
+// this says which: about 50-80 ns on one, 160-280 ns on two (this
 // project's measuring VM, whose memory then reads at about 32 and 55 GB/s).
 double time_handoff(ThreadPool& pool);
 
