@@ -56,16 +56,20 @@ class ThreadPool {
   using TeamJob = std::function<void(int)>;
   void run_team(const TeamJob& fn);
   // Inside run_team only: returns once every thread has called it, with
-  // everything each wrote before its call visible to all.
-  void barrier();
+  // everything each wrote before its call visible to all. A thread that
+  // waits spends the wait prefetching [warm, warm + warm_bytes), as far as
+  // it gets: what it reads first after the barrier (the first rows of its
+  // share of the next loop), so that its stream starts from the cache.
+  void barrier(const void* warm = nullptr, size_t warm_bytes = 0);
   // A loop inside run_team, every thread taking part: team_share(index, n)
   // sets this thread's share of [0, n) (it may do so while another thread
-  // still works on the last loop); after a barrier(), team_loop(index, fn)
+  // still works on the last loop) and returns its first index, n x index /
+  // team_size(); after a barrier(), team_loop(index, fn)
   // shares the loop out as parallel_for does (contiguous shares, stealing at
   // the end) and returns when this thread finds no chunk left, which may be
   // before the others finish theirs: barrier() again before reading what the
   // loop wrote. n must be below 2^24.
-  void team_share(int index, int64_t n);
+  int64_t team_share(int index, int64_t n);
   void team_loop(int index, const Job& fn);
   // Inside run_team only: returns once `count` has reached `target`, with
   // everything written before the increments that got it there (release)

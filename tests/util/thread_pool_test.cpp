@@ -110,10 +110,11 @@ TEST(ThreadPool, ResultsWrittenInTheLoopAreVisibleAfterIt) {
 
 // run_team: every thread index exactly once, all at the same time (a thread
 // that ran two indices in turn would wait at the first barrier forever), and
-// a barrier makes what each thread wrote before it visible to all after it.
-// More team members than this machine has cores (asked for explicitly), so
-// barriers must yield.
+// a barrier makes what each thread wrote before it visible to all after it,
+// whether its waiters prefetch memory meanwhile or not. More team members
+// than this machine has cores (asked for explicitly), so barriers must yield.
 TEST(ThreadPool, ATeamMeetsAtBarriersAndSeesWhatEachWroteBeforeThem) {
+  const std::vector<uint8_t> warm(4096, 1);  // a few lines each: gone through long before a release
   for (int threads : {1, 2, 5}) {
     ThreadPool pool(threads, threads);
     std::vector<int64_t> slots(size_t(threads), -1);
@@ -124,7 +125,7 @@ TEST(ThreadPool, ATeamMeetsAtBarriersAndSeesWhatEachWroteBeforeThem) {
         runs[size_t(i)]++;
         for (int64_t round = 0; round < 200; round++) {
           slots[size_t(i)] = round * 100 + i;
-          pool.barrier();
+          pool.barrier(warm.data() + size_t(i) * 64, 256);
           for (int j = 0; j < threads; j++)
             if (slots[size_t(j)] != round * 100 + j) mismatches++;
           pool.barrier();  // nobody writes the next round's value while another still reads
@@ -164,7 +165,8 @@ TEST(ThreadPool, ATeamMemberWaitsForACountAndSeesWhatCameBeforeIt) {
 }
 
 // Team loops: back to back, each thread setting its share of the next loop
-// while another may still look for work in the last, every index exactly
+// (which starts where team_share says) while another may still look for
+// work in the last, every index exactly
 // once per loop. In every other loop the thread holding index 0 stops there
 // until the rest is done, so its share has to be taken over. Ordinary loops
 // still work afterwards.
@@ -182,7 +184,7 @@ TEST(ThreadPool, TeamLoopsCoverEveryIndexOnceAndTakeOverABlockedShare) {
       pool.run_team([&](int i) {
         for (size_t k = 0; k < sizes.size(); k++) {
           const int64_t n = sizes[k];
-          pool.team_share(i, n);
+          EXPECT_EQ(pool.team_share(i, n), n * i / threads);
           pool.barrier();
           pool.team_loop(i, [&](int64_t begin, int64_t end, int index) {
             EXPECT_EQ(index, i);
