@@ -201,7 +201,8 @@ double run_test(model::Forward& fwd, model::KvCache& cache, const std::vector<in
   const auto start = Clock::now();
   if (!prompt.empty()) run_batch(fwd, cache, prompt, depth);
   const int64_t first = depth + int64_t(prompt.size());
-  for (size_t i = 0; i < gen.size(); i++) fwd.run({{gen[i], first + int64_t(i), 0, true}}, cache);
+  std::vector<float> logits;  // one buffer for every step, as llama.cpp's context keeps one
+  for (size_t i = 0; i < gen.size(); i++) fwd.run({{gen[i], first + int64_t(i), 0, true}}, cache, logits);
   return double(prompt.size() + gen.size()) / seconds_since(start);
 }
 

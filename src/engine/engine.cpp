@@ -52,12 +52,17 @@ std::vector<float> Engine::prefill(int seq, const std::vector<int32_t>& tokens) 
 }
 
 std::vector<float> Engine::step(int seq, std::span<const int32_t> tokens) {
+  std::vector<float> logits;
+  step(seq, tokens, logits);
+  return logits;
+}
+
+void Engine::step(int seq, std::span<const int32_t> tokens, std::vector<float>& logits) {
   auto& cached = cached_.at(size_t(seq));
   std::vector<model::BatchToken> batch;
   for (int32_t t : tokens) batch.push_back({t, int64_t(cached.size() + batch.size()), seq, true});
-  auto logits = forward_->run(batch, *cache_);
+  forward_->run(batch, *cache_, logits);
   cached.insert(cached.end(), tokens.begin(), tokens.end());
-  return logits;
 }
 
 void Engine::truncate(int seq, size_t length) {
@@ -145,7 +150,7 @@ GenerateResult generate(Engine& engine, int seq, const std::vector<int32_t>& pro
     result.drafted += int64_t(drafts.size());
     std::vector<int32_t> pass{token};
     pass.insert(pass.end(), drafts.begin(), drafts.end());
-    logits = engine.step(seq, pass);
+    engine.step(seq, pass, logits);
   }
   if (result.finish != FinishReason::Cancelled) {
     auto r = stops.feed(decoder.flush());

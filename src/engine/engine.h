@@ -48,6 +48,9 @@ class Engine {
   // Evaluates more tokens of `seq` in one forward pass; returns one row of
   // logits per token.
   std::vector<float> step(int seq, std::span<const int32_t> tokens);
+  // The same into `logits` (model::Forward::run: a loop that passes the same
+  // vector reuses its memory).
+  void step(int seq, std::span<const int32_t> tokens, std::vector<float>& logits);
   // Forgets all but the first `length` cached tokens of `seq`.
   void truncate(int seq, size_t length);
   // Tokens currently cached for a sequence.

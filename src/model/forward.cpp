@@ -49,23 +49,28 @@ Forward::Forward(const Model& model, ThreadPool& pool, bool decode_as_team)
       unit_rows_written_(std::make_unique<UnitRows[]>(size_t(qkv_units_.count))) {}
 
 std::vector<float> Forward::run(const std::vector<BatchToken>& batch, KvCache& cache) {
-  if (int64_t(batch.size()) <= kMaxStepTokens) return run_step(batch, cache);
-  // Consecutive slices, each continuing the cache the previous one filled:
-  // the same results, with activation buffers sized for one slice.
   std::vector<float> logits;
-  for (size_t first = 0; first < batch.size(); first += size_t(kMaxStepTokens)) {
-    const size_t last = std::min(batch.size(), first + size_t(kMaxStepTokens));
-    const std::vector<float> part =
-        run_step(std::vector<BatchToken>(batch.begin() + int64_t(first), batch.begin() + int64_t(last)), cache);
-    logits.insert(logits.end(), part.begin(), part.end());
-  }
+  run(batch, cache, logits);
   return logits;
 }
 
-std::vector<float> Forward::run_step(const std::vector<BatchToken>& batch, KvCache& cache) {
+void Forward::run(const std::vector<BatchToken>& batch, KvCache& cache, std::vector<float>& logits) {
+  if (int64_t(batch.size()) <= kMaxStepTokens) return run_step(batch, cache, logits);
+  // Consecutive slices, each continuing the cache the previous one filled:
+  // the same results, with activation buffers sized for one slice.
+  logits.clear();
+  std::vector<float> part;
+  for (size_t first = 0; first < batch.size(); first += size_t(kMaxStepTokens)) {
+    const size_t last = std::min(batch.size(), first + size_t(kMaxStepTokens));
+    run_step(std::vector<BatchToken>(batch.begin() + int64_t(first), batch.begin() + int64_t(last)), cache, part);
+    logits.insert(logits.end(), part.begin(), part.end());
+  }
+}
+
+void Forward::run_step(const std::vector<BatchToken>& batch, KvCache& cache, std::vector<float>& logits) {
   const Config& c = model_.config();
   const int64_t T = int64_t(batch.size());
-  if (T == 0) return {};
+  if (T == 0) return logits.clear();
   for (const auto& bt : batch) {
     if (bt.token < 0 || bt.token >= c.n_vocab)
       throw Error("token id " + std::to_string(bt.token) + " is outside the vocabulary");
@@ -84,9 +89,8 @@ std::vector<float> Forward::run_step(const std::vector<BatchToken>& batch, KvCac
     rope_angles(batch[size_t(t)].pos, c, model_.rope_freqs, rope_cos_.data() + t * half_rope,
                 rope_sin_.data() + t * half_rope);
 
-  std::vector<float> logits;
   if (decode_as_team_ && T <= kMaxTeamTokens) {
-    logits = run_as_team(batch, cache);
+    run_as_team(batch, cache, logits);
   } else {
     for (int64_t il = 0; il < c.n_layer; il++) {
       const Layer& layer = model_.layers[size_t(il)];
@@ -105,7 +109,6 @@ std::vector<float> Forward::run_step(const std::vector<BatchToken>& batch, KvCac
     matmul(model_.output, 0, normed.data(), int64_t(rows.size()), logits.data(), pool_);
   }
   for (const auto& bt : batch) cache.set_length(bt.seq, std::max(cache.length(bt.seq), bt.pos + 1));
-  return logits;
 }
 
 // xn_ = rms_norm(x_) with `weight`, per token.

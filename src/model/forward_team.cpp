@@ -101,7 +101,7 @@ Forward::QkvUnits Forward::qkv_units(const Config& c) {
   return u;
 }
 
-std::vector<float> Forward::run_as_team(const std::vector<BatchToken>& batch, KvCache& cache) {
+void Forward::run_as_team(const std::vector<BatchToken>& batch, KvCache& cache, std::vector<float>& logits) {
   const Config& c = model_.config();
   const int64_t T = int64_t(batch.size());
   // Shared buffers, each thread writing its own rows of each product.
@@ -124,9 +124,8 @@ std::vector<float> Forward::run_as_team(const std::vector<BatchToken>& batch, Kv
   for (int64_t u = 0; u < qkv_units_.count; u++) unit_rows_written_[size_t(u)].rows.store(0, std::memory_order_relaxed);
   int64_t n_logits = 0;
   for (const BatchToken& bt : batch) n_logits += bt.want_logits;
-  std::vector<float> logits(size_t(n_logits * c.n_vocab));
+  logits.resize(size_t(n_logits * c.n_vocab));  // every row is written below
   pool_.run_team([&](int i) { team_member(i, batch, cache, logits); });
-  return logits;
 }
 
 void Forward::team_member(int i, const std::vector<BatchToken>& batch, KvCache& cache, std::vector<float>& logits) {

@@ -258,6 +258,30 @@ TEST_P(PerArchitecture, PassesOfAFewTokensGiveExactlyTheLogitsOfSingleSteps) {
   }
 }
 
+// Forward::run into the caller's vector (what decode loops do, reusing it
+// step after step) gives exactly what a fresh vector gets, whatever the
+// vector held before: a prompt long enough to run in slices, batches that
+// run as loops, decode steps and passes that run as a team, and a batch
+// that wants no logits.
+TEST_P(PerArchitecture, LogitsIntoAReusedVectorAreThoseOfAFreshOne) {
+  auto model = model::Model::load(tiny_model(GetParam(), "q4_K_M", true));
+  const auto& c = model->config();
+  ThreadPool pool(2);
+  model::Forward fwd(*model, pool);
+  model::KvCache fresh_cache(c, 512, 1), reused_cache(c, 512, 1);
+  std::vector<float> reused(size_t(3 * c.n_vocab), std::nanf(""));
+  int64_t pos = 0;
+  for (const int64_t n : {300, 20, 1, 3, 1, 5, 1}) {
+    std::vector<model::BatchToken> b;
+    for (int64_t i = 0; i < n; i++, pos++)
+      b.push_back({int32_t((pos * 7919 + 13) % c.n_vocab), pos, 0, n != 5 && (i % 7 == 0 || i == n - 1)});
+    const std::vector<float> fresh = fwd.run(b, fresh_cache);
+    fwd.run(b, reused_cache, reused);
+    ASSERT_EQ(reused.size(), fresh.size()) << "a batch of " << n;
+    for (size_t v = 0; v < fresh.size(); v++) ASSERT_EQ(reused[v], fresh[v]) << "a batch of " << n << ", logit " << v;
+  }
+}
+
 // The cache grows by moving its layers to the doubled storage one after
 // another over the last quarter before each doubling (kv_cache.h); decode
 // steps and batches that read layers on both sides of that move give exactly
