@@ -130,11 +130,11 @@ void ThreadPool::run_team(const TeamJob& fn) {
   job_tag_ += team_loops_[0].count;
 }
 
-int64_t ThreadPool::team_share(int index, int64_t n) {
+int64_t ThreadPool::team_share(int index, int64_t n, int64_t final_chunk) {
   if (n > kMaxLoop) throw std::length_error("a team loop of " + std::to_string(n) + " items (at most 2^24 - 1)");
   TeamLoop& loop = team_loops_[size_t(index)];
   loop.tag = job_tag_ + 1 + loop.count++;
-  loop.min_chunk = min_chunk(n, team_size_);
+  loop.min_chunk = final_chunk > 0 ? std::min(final_chunk, min_chunk(n, team_size_)) : min_chunk(n, team_size_);
   set_share(index, loop.tag, n, team_size_);
   return n * index / team_size_;
 }

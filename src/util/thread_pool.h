@@ -68,8 +68,11 @@ class ThreadPool {
   // shares the loop out as parallel_for does (contiguous shares, stealing at
   // the end) and returns when this thread finds no chunk left, which may be
   // before the others finish theirs: barrier() again before reading what the
-  // loop wrote. n must be below 2^24.
-  int64_t team_share(int index, int64_t n);
+  // loop wrote. n must be below 2^24. A thread claims from its share half
+  // of what is left at a time, down to final_chunk items (0: 1/8 of a
+  // share), so that at the end no thread waits long on another's last
+  // chunk: a loop whose items are large passes a smaller one.
+  int64_t team_share(int index, int64_t n, int64_t final_chunk = 0);
   void team_loop(int index, const Job& fn);
   // Inside run_team only: returns once `count` has reached `target`, with
   // everything written before the increments that got it there (release)

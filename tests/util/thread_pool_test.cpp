@@ -215,6 +215,25 @@ TEST(ThreadPool, TeamLoopsCoverEveryIndexOnceAndTakeOverABlockedShare) {
   }
 }
 
+// A thread claims half of what is left of its share at a time, down to the
+// loop's final chunk: 1/8 of a share by default, smaller where team_share
+// is given one (a larger one changes nothing).
+TEST(ThreadPool, ATeamLoopsFinalChunksAreNoLargerThanAsked) {
+  ThreadPool pool(1, 1);
+  auto chunks_with = [&](int64_t final_chunk) {
+    std::vector<int64_t> sizes;
+    pool.run_team([&](int i) {
+      pool.team_share(i, 1000, final_chunk);
+      pool.barrier();
+      pool.team_loop(i, [&](int64_t begin, int64_t end, int) { sizes.push_back(end - begin); });
+    });
+    return sizes;
+  };
+  EXPECT_EQ(chunks_with(0), (std::vector<int64_t>{500, 250, 125, 125}));
+  EXPECT_EQ(chunks_with(500), (std::vector<int64_t>{500, 250, 125, 125}));
+  EXPECT_EQ(chunks_with(40), (std::vector<int64_t>{500, 250, 125, 62, 40, 23}));
+}
+
 // By default a team has no more members than the process has usable CPUs
 // (a member without a CPU holds up every barrier); the pool's other threads
 // sit the team out, and loops still use every thread.
