@@ -93,6 +93,7 @@ class Forward {
   static constexpr int64_t kMaxTeamTokens = 8;
   struct TeamScratch {
     std::vector<float> xn;              // normed activations
+    std::vector<float> hidden;          // the FFN's hidden units after SwiGLU
     std::vector<uint8_t> converted[3];  // activations in the weights' dot types
     // MoE: the router's picks (the same on every thread), the selected
     // experts in ascending order, the first of each one's rows in the expert
@@ -108,7 +109,9 @@ class Forward {
   void team_qkv_attention(int i, int64_t il, const Layer& layer, const std::vector<BatchToken>& batch,
                           KvCache& cache);
   void team_add_product(int i, const Matrix& w, const float* in, int64_t T);
+  void add_product_rows(int i, const Matrix& w, const float* in, int64_t T);
   void team_gate_up(int i, const Layer& layer, int64_t T);
+  void team_down(int i, const Layer& layer, int64_t T);
   void team_router(int i, const Layer& layer, int64_t T);
   void team_experts_gate_up(int i, const Layer& layer, int64_t T);
   void team_experts_down(int i, const Layer& layer);
