@@ -65,10 +65,11 @@ const uint8_t* panel_start(const Matrix& w, int64_t panel, int64_t slice = 0) {
 // How much of its share of a loop's weights a member prefetches while it
 // waits at the barrier before the loop (ThreadPool::barrier). Why: its
 // stream then starts from the cache, and the wait is not lost to the memory
-// system: decode steps 0.9 % shorter in the fast memory regime (qwen3-0.6b
-// q4_K_M and q4_0, four runs of a throwaway build alternating the two ways
-// token by token in one process), 0.3 % for llama-3.2-1b q6_K. 16 KiB, 256
-// KiB and 1 MiB measured the same: the waits last a few microseconds.
+// system: decode steps 0.6-0.9 % shorter in the fast memory regime
+// (qwen3-0.6b q4_K_M in four runs and q4_0 in one, of a throwaway build
+// alternating the two ways token by token in one process), 0.3 % for
+// llama-3.2-1b q6_K. 16 KiB, 256 KiB and 1 MiB measured the same: the waits
+// last a few microseconds.
 constexpr size_t kWarmBytes = size_t(64) << 10;
 
 // The output matrix's final chunks (ThreadPool::team_share): by default
@@ -274,8 +275,9 @@ void Forward::team_gate_up(int i, const Layer& layer, int64_t T) {
   std::vector<uint8_t>* converted = team_scratch_[size_t(i)].converted;
   const int64_t n = c.n_embd, gate_panels = panels(c.n_ff);
   const int64_t first = pool_.team_share(i, 2 * gate_panels);
-  pool_.barrier(first < gate_panels ? panel_start(layer.ffn_gate, first) : panel_start(layer.ffn_up, first - gate_panels),
-                kWarmBytes);  // x is complete
+  const uint8_t* warm =
+      first < gate_panels ? panel_start(layer.ffn_gate, first) : panel_start(layer.ffn_up, first - gate_panels);
+  pool_.barrier(warm, kWarmBytes);  // x is complete
   const float* xn = team_norm(i, layer.ffn_norm, T);
   const uint8_t* xg = convert_rows(layer.ffn_gate, xn, n, T, converted[0]);
   const uint8_t* xu =
@@ -368,9 +370,10 @@ void Forward::team_experts_down(int i, const Layer& layer) {
   const int64_t n = c.n_embd, row_panels = panels(n);
   const int64_t rows = int64_t(m.xin.size()) / n;
   const int64_t first = pool_.team_share(i, int64_t(m.experts.size()) * row_panels);
-  const bool has_share = first < int64_t(m.experts.size()) * row_panels;
-  pool_.barrier(has_share ? panel_start(layer.down_exps, first % row_panels, m.experts[size_t(first / row_panels)]) : nullptr,
-                kWarmBytes);  // every expert's hidden units are complete
+  const uint8_t* warm = first < int64_t(m.experts.size()) * row_panels
+                            ? panel_start(layer.down_exps, first % row_panels, m.experts[size_t(first / row_panels)])
+                            : nullptr;  // no expert selected for this thread's share
+  pool_.barrier(warm, kWarmBytes);  // every expert's hidden units are complete
   const uint8_t* gq = convert_rows(layer.down_exps, moe_gate_.data(), c.n_ff_expert, rows, m.converted[0]);
   const size_t down_row = converted_row_bytes(layer.down_exps);
   pool_.team_loop(i, [&](int64_t begin, int64_t end, int) {
