@@ -66,7 +66,7 @@ const uint8_t* panel_start(const Matrix& w, int64_t panel, int64_t slice = 0) {
 // waits at the barrier before the loop (ThreadPool::barrier). Why: its
 // stream then starts from the cache, and the wait is not lost to the memory
 // system: decode steps 0.6-0.9 % shorter in the fast memory regime
-// (qwen3-0.6b q4_K_M in four runs and q4_0 in one, of a throwaway build
+// (qwen3-0.6b q4_K_M in three runs and q4_0 in one, of a throwaway build
 // alternating the two ways token by token in one process), 0.3 % for
 // llama-3.2-1b q6_K. 16 KiB, 256 KiB and 1 MiB measured the same: the waits
 // last a few microseconds.
