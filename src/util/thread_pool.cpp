@@ -134,9 +134,9 @@ int64_t ThreadPool::team_share(int index, int64_t n, int64_t final_chunk) {
   if (n > kMaxLoop) throw std::length_error("a team loop of " + std::to_string(n) + " items (at most 2^24 - 1)");
   TeamLoop& loop = team_loops_[size_t(index)];
   loop.tag = job_tag_ + 1 + loop.count++;
-  loop.min_chunk = final_chunk > 0 ? std::min(final_chunk, min_chunk(n, team_size_)) : min_chunk(n, team_size_);
-  set_share(index, loop.tag, n, team_size_);
-  return n * index / team_size_;
+  const int64_t by_default = min_chunk(n, team_size_);
+  loop.min_chunk = final_chunk > 0 ? std::min(final_chunk, by_default) : by_default;
+  return set_share(index, loop.tag, n, team_size_);
 }
 
 void ThreadPool::team_loop(int index, const Job& fn) {
@@ -177,10 +177,11 @@ void ThreadPool::wait_for_count(const std::atomic<int64_t>& count, int64_t targe
   while (!reached()) std::this_thread::yield();
 }
 
-// This thread's share of [0, n) split into `parts` shares.
-void ThreadPool::set_share(int index, uint64_t tag, int64_t n, int parts) {
-  shares_[size_t(index)].range.store(pack_range(tag, n * index / parts, n * (index + 1) / parts),
-                                     std::memory_order_relaxed);
+// This thread's share of [0, n) split into `parts` shares; returns its first index.
+int64_t ThreadPool::set_share(int index, uint64_t tag, int64_t n, int parts) {
+  const int64_t begin = n * index / parts;
+  shares_[size_t(index)].range.store(pack_range(tag, begin, n * (index + 1) / parts), std::memory_order_relaxed);
+  return begin;
 }
 
 void ThreadPool::run_loop(int64_t n, const Job& fn) {

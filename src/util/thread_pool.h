@@ -97,7 +97,7 @@ class ThreadPool {
   void run_shares(int index, uint64_t tag, int64_t min_chunk, const Job& fn);
   bool claim_front(int index, uint64_t tag, int64_t min_chunk, int64_t& begin, int64_t& end);
   bool steal_into(int index, uint64_t tag);
-  void set_share(int index, uint64_t tag, int64_t n, int parts);
+  int64_t set_share(int index, uint64_t tag, int64_t n, int parts);
 
   // A thread's remaining share [begin, end) of the loop tagged `tag`, packed
   // as tag << 48 | end << 24 | begin: the owner claims from the front, others

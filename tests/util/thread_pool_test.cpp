@@ -166,10 +166,9 @@ TEST(ThreadPool, ATeamMemberWaitsForACountAndSeesWhatCameBeforeIt) {
 
 // Team loops: back to back, each thread setting its share of the next loop
 // (which starts where team_share says) while another may still look for
-// work in the last, every index exactly
-// once per loop. In every other loop the thread holding index 0 stops there
-// until the rest is done, so its share has to be taken over. Ordinary loops
-// still work afterwards.
+// work in the last, every index exactly once per loop. In every other loop
+// the thread holding index 0 stops there until the rest is done, so its
+// share has to be taken over. Ordinary loops still work afterwards.
 TEST(ThreadPool, TeamLoopsCoverEveryIndexOnceAndTakeOverABlockedShare) {
   const std::vector<int64_t> sizes{0, 1, 7, 1000, 3, 100003, 64, 2};
   for (int threads : {1, 2, 3, 5}) {
