@@ -58,7 +58,7 @@ inline void run_steps(Step step) {
 #if defined(WARDEN_GEMM_VNNI)
 constexpr bool kVnni = true;
 
-// The VNNI set's 512-bit kernels (Q8_0, Q4_K, the expanded K-quant panels
+// The VNNI set's 512-bit kernels (Q8_0, Q4_0, Q4_1, Q4_K, the expanded K-quant panels
 // of super_panel_times_q8_k) hold eight rows' qwords per
 // register: each row's eight consecutive codes against a token's eight
 // activations broadcast as a qword, so lanes 2r and 2r + 1 both hold sums of
@@ -84,6 +84,27 @@ inline void store_qword_steps(__m256i first, __m256i second, uint8_t* out) {
   _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16), _mm256_castsi256_si128(rows_2367));
   _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 32), _mm256_extracti128_si256(rows_0145, 1));
   _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 48), _mm256_extracti128_si256(rows_2367, 1));
+}
+
+// Each token's sums of 32 four-bit codes per row (stored by
+// store_four_bit_codes) times its activations qs[t][0..31], as qword
+// lanes (see broadcast8). The high nibbles are used where they stand (16
+// times their codes; exact multiples of 16, shifted back once at the end).
+template <int NT>
+inline void four_bit_code_sums(const uint8_t* codes, const int8_t* const qs[NT], __m512i sums[NT]) {
+  const __m512i low4 = _mm512_set1_epi8(0x0F), high4 = _mm512_set1_epi8(char(0xF0));
+  __m512i hi_sums[NT];
+  for (int t = 0; t < NT; t++) sums[t] = hi_sums[t] = _mm512_setzero_si512();
+  for (int m = 0; m < 2; m++) {
+    __m512i packed = _mm512_loadu_si512(codes + 64 * m);
+    asm("" : "+v"(packed));  // one load for both masks, as in steps_times
+    const __m512i lo = _mm512_and_si512(packed, low4), hi = _mm512_and_si512(packed, high4);
+    for (int t = 0; t < NT; t++) {
+      sums[t] = _mm512_dpbusd_epi32(sums[t], lo, broadcast8(qs[t] + 8 * m));
+      hi_sums[t] = _mm512_dpbusd_epi32(hi_sums[t], hi, broadcast8(qs[t] + 16 + 8 * m));
+    }
+  }
+  for (int t = 0; t < NT; t++) sums[t] = _mm512_add_epi32(sums[t], _mm512_srai_epi32(hi_sums[t], 4));
 }
 #else
 constexpr bool kVnni = false;
@@ -310,6 +331,21 @@ inline void store_nibble_pairs(const __m256i steps[8], uint8_t* out) {
                         _mm256_or_si256(steps[k], _mm256_slli_epi16(steps[k + 4], 4)));
 }
 
+// 32 four-bit codes per row (Q4_0, Q4_1, a Q4_K group) as block_code_sums
+// and the Q4_K kernels read them: store_nibble_pairs' registers, and on the
+// VNNI set the same bytes as qword steps, two steps to a 512-bit register
+// (register m's qword r: row r's codes 8m..8m+7 in its low nibbles and
+// 16+8m..16+8m+7 in its high ones).
+inline void store_four_bit_codes(const __m256i steps[8], uint8_t* out) {
+#if defined(WARDEN_GEMM_VNNI)
+  for (int m = 0; m < 2; m++)
+    store_qword_steps(_mm256_or_si256(steps[2 * m], _mm256_slli_epi16(steps[2 * m + 4], 4)),
+                      _mm256_or_si256(steps[2 * m + 1], _mm256_slli_epi16(steps[2 * m + 5], 4)), out + 64 * m);
+#else
+  store_nibble_pairs(steps, out);
+#endif
+}
+
 template <typename Block>
 const Block& block_of_row(const uint8_t* w, size_t w_row_bytes, int r, int64_t b) {
   return reinterpret_cast<const Block*>(w + size_t(r) * w_row_bytes)[b];
@@ -373,7 +409,7 @@ void pack_q4_1_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, 
     __m256i steps[8];
     transpose_rows(rows, [&](int r) { return nibble_codes(block_of_row<block_q4_1>(w, w_row_bytes, r, b).qs); },
                    steps);
-    store_nibble_pairs(steps, out);
+    store_four_bit_codes(steps, out);
     store_scales_and_mins<block_q4_1>(w, w_row_bytes, rows, b, out + kQ4_1Codes);
   }
 }
@@ -392,7 +428,7 @@ void pack_q4_0_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, 
     __m256i steps[8];
     transpose_rows(rows, [&](int r) { return nibble_codes(block_of_row<block_q4_0>(w, w_row_bytes, r, b).qs); },
                    steps);
-    store_nibble_pairs(steps, out);
+    store_four_bit_codes(steps, out);
     for (int r = 0; r < kPanelRows; r++)
       store_f16(out + kQ4_0Codes + 2 * r, r < rows ? block_of_row<block_q4_0>(w, w_row_bytes, r, b).d : 0);
   }
@@ -434,17 +470,7 @@ void pack_q4_k_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, 
             return _mm256_and_si256(_mm256_srli_epi16(packed, 4 * (g % 2)), _mm256_set1_epi8(0x0F));
           },
           steps);
-#if defined(WARDEN_GEMM_VNNI)
-      // For q4_k_wide_kernel: the nibble pairs of steps (0, 4) and (1, 5),
-      // then (2, 6) and (3, 7), as qword steps: register m's qword r holds row
-      // r's codes 8m..8m+7 in its low nibbles and 16+8m..16+8m+7 in its high ones.
-      for (int m = 0; m < 2; m++)
-        store_qword_steps(_mm256_or_si256(steps[2 * m], _mm256_slli_epi16(steps[2 * m + 4], 4)),
-                          _mm256_or_si256(steps[2 * m + 1], _mm256_slli_epi16(steps[2 * m + 5], 4)),
-                          out + kQ4_KCodes + 128 * g + 64 * m);
-#else
-      store_nibble_pairs(steps, out + kQ4_KCodes + 128 * g);
-#endif
+      store_four_bit_codes(steps, out + kQ4_KCodes + 128 * g);
     }
     pack_k4_panel_header<block_q4_k>(w, w_row_bytes, rows, b, out);
   }
@@ -656,8 +682,14 @@ inline void block_code_sums(const uint8_t* codes, const XBlock* const x[NT], int
   if constexpr (kFiveBit) {
     steps_times<NT, true>(codes, qs, sums);
   } else {
+#if defined(WARDEN_GEMM_VNNI)
+    __m512i wide[NT];
+    four_bit_code_sums<NT>(codes, qs, wide);
+    for (int t = 0; t < NT; t++) sums[t] = add_lane_pairs(wide[t]);
+#else
     steps_times<NT, false>(codes, qs, sums);
     for (int t = 0; t < NT; t++) sums[t] = group_sum(sums[t]);
+#endif
   }
 }
 
@@ -836,7 +868,6 @@ inline __m256i q4_k_wide_min_sums(const Q4_KWideScales& s, const block_q8_k& x) 
 // multiply-adds/s, 64 tokens 130 -> 142-143.
 template <int NT>
 void q4_k_wide_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
-  const __m512i low4 = _mm512_set1_epi8(0x0F), high4 = _mm512_set1_epi8(char(0xF0));
   // Dwords 0-3 of lane k of the sums: rows 2k, 2k + 1 (even groups), rows 2k, 2k + 1 (odd groups).
   const __m512i rows_in_order = _mm512_set_epi64(0, 0, 0, 0, 6, 4, 2, 0);
   float acc[NT][8] = {};
@@ -848,19 +879,9 @@ void q4_k_wide_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const
       __m512i group_sums[2][NT];
       for (int i = 0; i < 2; i++) {
         const int g = 2 * pair + i;
-        __m512i lo_sums[NT], hi_sums[NT];  // the high nibbles used in place: 16 times their codes
-        for (int t = 0; t < NT; t++) lo_sums[t] = hi_sums[t] = _mm512_setzero_si512();
-        for (int m = 0; m < 2; m++) {
-          __m512i packed = _mm512_loadu_si512(panel + kQ4_KCodes + 128 * g + 64 * m);
-          asm("" : "+v"(packed));  // one load for both masks, as in steps_times
-          const __m512i lo = _mm512_and_si512(packed, low4), hi = _mm512_and_si512(packed, high4);
-          for (int t = 0; t < NT; t++) {
-            const int8_t* qs = x[t][b].qs + 32 * g + 8 * m;
-            lo_sums[t] = _mm512_dpbusd_epi32(lo_sums[t], lo, broadcast8(qs));
-            hi_sums[t] = _mm512_dpbusd_epi32(hi_sums[t], hi, broadcast8(qs + 16));
-          }
-        }
-        for (int t = 0; t < NT; t++) group_sums[i][t] = _mm512_add_epi32(lo_sums[t], _mm512_srai_epi32(hi_sums[t], 4));
+        const int8_t* qs[NT];
+        for (int t = 0; t < NT; t++) qs[t] = x[t][b].qs + 32 * g;
+        four_bit_code_sums<NT>(panel + kQ4_KCodes + 128 * g, qs, group_sums[i]);
       }
       for (int t = 0; t < NT; t++)
         isum[t] = _mm512_dpwssd_epi32(isum[t], _mm512_packs_epi32(group_sums[0][t], group_sums[1][t]),
