@@ -293,7 +293,8 @@ inline void store_f16(uint8_t* p, uint16_t h) { std::memcpy(p, &h, sizeof h); }
 // Q8_0: per block, 8 registers of interleaved int8 weights, then 8 f16 scales.
 constexpr size_t kQ8_0PanelBlock = 8 * 32 + 8 * 2;
 // Q4_0: per block, 4 registers whose low nibbles are codes of steps 0..3 and
-// high nibbles steps 4..7, then 8 f16 scales.
+// high nibbles steps 4..7 (on the VNNI set the same bytes as qword steps:
+// store_four_bit_codes), then 8 f16 scales.
 constexpr size_t kQ4_0Codes = 4 * 32, kQ4_0PanelBlock = kQ4_0Codes + 8 * 2;
 // Q5_0: per block, a register of fifth bits and the low nibbles as Q5_K's
 // groups hold them (steps_times), then 8 f16 scales.
@@ -580,15 +581,12 @@ void q8_0_wide_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const 
 #endif
 
 // Eight steps of codes against NT tokens' activations at qs[t] (32 int8
-// each), added into sums[t]. Four-bit codes (Q4_0, Q4_1, and Q4_K on the
-// AVX2 set): four
-// registers of nibble pairs, step k low and step k + 4 high. Five-bit codes
-// (Q5_0, Q5_1, Q5_K): a register of fifth bits first (bit s of byte i: code
-// i of step s), then the nibble pairs. With VNNI the sums are int32 lanes,
-// one per row, and a four-bit high nibble is used where it stands (16 times
-// its code: one instruction instead of a shift and a mask per register; the
-// high steps' sums are exact multiples of 16, shifted back once at the end).
-// The low and the high steps accumulate apart: two chains of dependent
+// each), added into sums[t]. Four-bit codes (Q4_0, Q4_1, Q4_K; the AVX2 set
+// only, the VNNI set reads them with four_bit_code_sums): four registers of
+// nibble pairs, step k low and step k + 4 high. Five-bit codes (Q5_0, Q5_1,
+// Q5_K): a register of fifth bits first (bit s of byte i: code i of step s),
+// then the nibble pairs. With VNNI the sums are int32 lanes, one per row;
+// the low and the high steps accumulate apart: two chains of dependent
 // vpdpbusd per token (measured: as fast as four for one token). With AVX2,
 // four-bit sums stay int16 lanes (codes <= 15 keep eight steps' pair sums
 // within int16: 8 * 2 * 15 * 128 < 32768), which group_sum and
@@ -601,7 +599,7 @@ inline void steps_times(const uint8_t* codes, const int8_t* const qs[NT], __m256
   const uint8_t* nibbles = kFiveBit ? codes + 32 : codes;
   const __m256i fifth = kFiveBit ? load32(codes) : _mm256_setzero_si256();
 #if defined(WARDEN_GEMM_VNNI)
-  const __m256i high4 = _mm256_set1_epi8(char(0xF0));
+  static_assert(kFiveBit, "the VNNI set reads four-bit codes with four_bit_code_sums");
   __m256i hi_sums[NT];
   for (int t = 0; t < NT; t++) hi_sums[t] = _mm256_setzero_si256();
 #else
@@ -613,16 +611,12 @@ inline void steps_times(const uint8_t* codes, const int8_t* const qs[NT], __m256
     __m256i packed = load32(nibbles + 32 * k);
     // Four-bit codes, one load for both nibbles: left to itself the compiler
     // folds the load into each mask, reading the same 32 bytes twice, and the
-    // load ports are what this loop runs short of (Q4_K and Q4_0 in cache
-    // about 5 % faster on the VNNI set, Q4_K faster on AVX2 too; five-bit codes
-    // measured level to slower, so they are left be).
+    // load ports are what this loop runs short of (Q4_K faster in cache on
+    // AVX2, and Q4_K and Q4_0 about 5 % on the VNNI set when it ran them
+    // here; five-bit codes measured level to slower, so they are left be).
     if constexpr (!kFiveBit) asm("" : "+v"(packed));
     __m256i lo = _mm256_and_si256(packed, low4);
-#if defined(WARDEN_GEMM_VNNI)
-    __m256i hi = kFiveBit ? _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4) : _mm256_and_si256(packed, high4);
-#else
     __m256i hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
-#endif
     if constexpr (kFiveBit) {  // bits k and k + 4 of `fifth` to bit 4; the 16-bit shifts' strays are masked off
       lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(fifth, 4 - k), bit4));
       hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_srli_epi16(fifth, k), bit4));
@@ -641,8 +635,7 @@ inline void steps_times(const uint8_t* codes, const int8_t* const qs[NT], __m256
     }
   });
 #if defined(WARDEN_GEMM_VNNI)
-  for (int t = 0; t < NT; t++)
-    sums[t] = _mm256_add_epi32(sums[t], kFiveBit ? hi_sums[t] : _mm256_srai_epi32(hi_sums[t], 4));
+  for (int t = 0; t < NT; t++) sums[t] = _mm256_add_epi32(sums[t], hi_sums[t]);
 #else
   if constexpr (kFiveBit) {
     const __m256i ones = _mm256_set1_epi16(1);
