@@ -296,21 +296,17 @@ void Forward::team_gate_up(int i, const Layer& layer, int64_t T) {
   std::vector<uint8_t>* converted = team_scratch_[size_t(i)].converted;
   const int64_t n = c.n_embd, gate_panels = panels(c.n_ff);
   const int64_t first = pool_.team_share(i, 2 * gate_panels);
-  const uint8_t* warm =
-      first < gate_panels ? panel_start(layer.ffn_gate, first) : panel_start(layer.ffn_up, first - gate_panels);
-  pool_.barrier(warm, kWarmBytes);  // x is complete
+  pool_.barrier(panel_start(first < gate_panels ? layer.ffn_gate : layer.ffn_up, first % gate_panels),
+                kWarmBytes);  // x is complete
   const float* xn = team_norm(i, layer.ffn_norm, T);
   const uint8_t* xg = convert_rows(layer.ffn_gate, xn, n, T, converted[0]);
   const uint8_t* xu =
       same_dot_type(layer.ffn_up, layer.ffn_gate) ? xg : convert_rows(layer.ffn_up, xn, n, T, converted[1]);
   pool_.team_loop(i, [&](int64_t begin, int64_t end, int) {
-    if (begin < gate_panels)
-      product_rows(layer.ffn_gate, 0, begin * kPanelRows, std::min(c.n_ff, std::min(end, gate_panels) * kPanelRows), xg,
-                   converted_row_bytes(layer.ffn_gate), T, gate_.data(), c.n_ff);
-    if (end > gate_panels)
-      product_rows(layer.ffn_up, 0, (std::max(begin, gate_panels) - gate_panels) * kPanelRows,
-                   std::min(c.n_ff, (end - gate_panels) * kPanelRows), xu, converted_row_bytes(layer.ffn_up), T,
-                   up_.data(), c.n_ff);
+    for_each_matrix_piece(begin, end, 2, c.n_ff, [&](int64_t k, int64_t r0, int64_t r1) {
+      const Matrix& w = k == 0 ? layer.ffn_gate : layer.ffn_up;
+      product_rows(w, 0, r0, r1, k == 0 ? xg : xu, converted_row_bytes(w), T, (k == 0 ? gate_ : up_).data(), c.n_ff);
+    });
   });
 }
 
