@@ -6,10 +6,13 @@
 // Why: a team splits every stage's rows into one share per member (wq, wk
 // and wv as one loop, wo, ffn_gate and ffn_up as one loop, ffn_down, the
 // output matrix). Packed matrix by matrix, a member's reads were a run per
-// stage, beside the other member's run in the same matrix; reading those
-// runs took 6-7 % longer than reading the same bytes as one run per member
-// (qwen3-0.6b shapes, 113 runs a token; 2 % for llama-3.2-1b's larger
-// matrices), and decode lost about that against the roofline.
+// stage, beside the other member's run in the same matrix; two threads
+// reading those runs, with no arithmetic and no barrier, took 6-7 % longer
+// than reading the same bytes as one run per member (qwen3-0.6b shapes, 113
+// runs a token; 2 % for llama-3.2-1b's larger matrices). Laid out per member,
+// decode steps were 1.7-1.9 % shorter on qwen3-0.6b q4_0 and q4_K_M in the
+// fast memory regime, 1.3 % in the slow one, level on llama-3.2-1b q6_K
+// (docs/performance.md).
 #include <cstdint>
 #include <vector>
 

@@ -310,9 +310,10 @@ void Model::pack_weights(int decode_team) {
     if (k && k->pack && first.emplace(w->data, w).second) unique.push_back(w);
   }
   if (unique.empty()) return;
-  // One region for all of them, in the order the forward pass reads them, so
-  // it can be backed by 2 MiB pages throughout (a mapping per matrix would
-  // leave the unaligned ends of each in small pages) and cached as one file.
+  // One region for all of them, in the order each decode thread reads them
+  // (packed_runs), so it can be backed by 2 MiB pages throughout (a mapping
+  // per matrix would leave the unaligned ends of each in small pages) and
+  // cached as one file.
   std::vector<PackedRun> runs = packed_runs(*this, unique, decode_team > 0 ? decode_team : usable_cpus());
   size_t total = 0;
   for (PackedRun& run : runs) {
