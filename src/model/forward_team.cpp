@@ -58,8 +58,8 @@ int64_t panels(int64_t rows) { return (rows + kPanelRows - 1) / kPanelRows; }
 // Where product_rows starts reading panel `panel` of w (of its slice `slice`:
 // an expert).
 const uint8_t* panel_start(const Matrix& w, int64_t panel, int64_t slice = 0) {
-  return w.packed ? w.packed + size_t(slice * panels(w.rows) + panel) * w.panel_bytes
-                  : w.row(panel * kPanelRows, slice);
+  int64_t run_end;
+  return w.packed ? w.packed_panel(panel, slice, run_end) : w.row(panel * kPanelRows, slice);
 }
 
 // How much of its share of a loop's weights a member prefetches while it

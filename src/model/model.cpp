@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "model/arch.h"
+#include "model/decode_layout.h"
 #include "tensor/kernels.h"
 #include "tensor/quant.h"
 #include "util/cpu_topology.h"
@@ -103,7 +104,7 @@ void release_metadata_arrays(gguf::File& f) {
 
 }  // namespace
 
-std::unique_ptr<Model> Model::load(const std::string& path, const MetadataReader& read_metadata) {
+std::unique_ptr<Model> Model::load(const std::string& path, const MetadataReader& read_metadata, int decode_team) {
   auto m = std::unique_ptr<Model>(new Model());
   m->file_ = std::make_unique<gguf::File>(path);
   const gguf::File& f = *m->file_;
@@ -150,7 +151,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const MetadataReader
     }
     m->layers.push_back(std::move(l));
   }
-  m->pack_weights();
+  m->pack_weights(decode_team);
   return m;
 }
 
@@ -191,8 +192,38 @@ std::vector<Matrix*> matrices_of(Model& m) {
   return all;
 }
 
-size_t packed_size(const Matrix& w, const tensor::TypeKernels& k) {
-  return size_t(w.slices * ((w.rows + 7) / 8)) * k.panel_bytes(w.cols);
+// Panels [begin, end) of every slice of a matrix, packed at `offset` of the
+// region (a one-slice matrix may be packed as several runs: decode_layout.h).
+struct PackedRun {
+  Matrix* w;
+  int64_t begin, end;
+  size_t offset;
+};
+
+size_t run_bytes(const PackedRun& run) {
+  return size_t(run.w->slices * (run.end - run.begin)) * tensor::active_kernels().find(run.w->type)->panel_bytes(run.w->cols);
+}
+
+// The runs to pack, in the order they lie in the region: each member of a
+// decode team of `members` (the CPUs this process can use, as a ThreadPool's
+// team) its panels in the order it reads them, then whatever the team does
+// not read in a fixed order (MoE experts) whole. Offsets are left to the caller.
+std::vector<PackedRun> packed_runs(const Model& m, const std::vector<Matrix*>& unique, int members) {
+  std::vector<PackedRun> runs;
+  std::set<const Matrix*> laid_out;
+  for (const std::vector<PanelRange>& reads : decode_reads(m, members))
+    for (const PanelRange& r : reads) {
+      const auto owner = std::find(unique.begin(), unique.end(), r.w);
+      if (owner == unique.end()) continue;  // not packed, or another matrix's copy
+      if (!runs.empty() && runs.back().w == r.w && runs.back().end == r.begin)
+        runs.back().end = r.end;  // the same member's reads go on in the same matrix
+      else
+        runs.push_back({*owner, r.begin, r.end, 0});
+      laid_out.insert(r.w);
+    }
+  for (Matrix* w : unique)
+    if (!laid_out.count(w)) runs.push_back({w, 0, w->panels(), 0});
+  return runs;
 }
 
 // The key of a model's packed copy in the cache (packed_cache.h): the file as
@@ -201,14 +232,18 @@ size_t packed_size(const Matrix& w, const tensor::TypeKernels& k) {
 // so that a change to any packing makes another key. Empty (no cache) for a
 // model that is not a mapped file.
 std::string packed_cache_key(const gguf::File& f, const std::vector<Matrix*>& unique,
-                             const std::vector<size_t>& offset) {
+                             const std::vector<PackedRun>& runs) {
   if (f.identity().empty()) return "";
   std::string layout = "warden packed weights\n" + f.identity() + "\n" + tensor::kernel_set_name() + "\n";
+  for (const PackedRun& run : runs) {
+    const int64_t matrix = std::find(unique.begin(), unique.end(), run.w) - unique.begin();
+    for (int64_t v : {matrix, run.begin, run.end, int64_t(run.offset)}) layout += std::to_string(v) + " ";
+  }
   std::set<gguf::TensorType> sampled;
   for (size_t i = 0; i < unique.size(); i++) {
     const Matrix& w = *unique[i];
     const tensor::TypeKernels& k = *tensor::active_kernels().find(w.type);
-    for (int64_t v : {int64_t(w.type), w.rows, w.cols, w.slices, int64_t(offset[i])}) layout += std::to_string(v) + " ";
+    for (int64_t v : {int64_t(w.type), w.rows, w.cols, w.slices}) layout += std::to_string(v) + " ";
     if (sampled.insert(w.type).second) {
       std::vector<uint8_t> panel(k.panel_bytes(w.cols));
       k.pack(w.row(0, 0), w.row_bytes, std::min<int64_t>(8, w.rows), w.cols, panel.data());
@@ -216,6 +251,42 @@ std::string packed_cache_key(const gguf::File& f, const std::vector<Matrix*>& un
     }
   }
   return sha256_hex(layout);
+}
+
+// Packs each run at its offset of `region`, spread over the cores (each
+// writes the runs of its own tensors).
+void pack_runs(uint8_t* region, const std::vector<Matrix*>& unique, const std::vector<PackedRun>& runs) {
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i = next++; i < unique.size(); i = next++) {
+      Matrix& w = *unique[i];
+      const tensor::TypeKernels& k = *tensor::active_kernels().find(w.type);
+      for (const PackedRun& run : runs) {
+        if (run.w != &w) continue;
+        uint8_t* out = region + run.offset;  // pages become resident only as they are packed
+        // A chunk of rows at a time, each chunk's file pages released as
+        // soon as it is packed, so the original and packed copies of a large
+        // matrix (the token embedding) are never resident together.
+        constexpr int64_t kChunkRows = 1024;
+        const int64_t end_row = std::min(w.rows, run.end * 8);
+        for (int64_t s = 0; s < w.slices; s++)
+          for (int64_t r0 = run.begin * 8; r0 < end_row; r0 += kChunkRows) {
+            const int64_t rows = std::min(kChunkRows, end_row - r0);
+            const int64_t panel = s * (run.end - run.begin) + r0 / 8 - run.begin;
+            k.pack(w.row(r0, s), w.row_bytes, rows, w.cols, out + size_t(panel) * k.panel_bytes(w.cols));
+            release_mapped_pages(w.row(r0, s), size_t(rows) * w.row_bytes);
+          }
+      }
+      // Each chunk released only its whole pages; the pages two chunks share
+      // (one per chunk boundary unless rows end on page boundaries: ~8 MiB
+      // over the experts of a qwen3moe file) go now.
+      release_mapped_pages(w.data, size_t(w.slices * w.rows) * w.row_bytes);
+    }
+  };
+  std::vector<std::thread> threads;  // one per CPU this process can keep busy (packing uses every hardware thread)
+  for (int t = 1; t < usable_cpus(); t++) threads.emplace_back(worker);
+  worker();
+  for (auto& t : threads) t.join();
 }
 
 }  // namespace
@@ -227,8 +298,9 @@ std::string packed_cache_key(const gguf::File& f, const std::vector<Matrix*>& un
 // Packed weights are written to memory the kernel cannot drop and re-read
 // the way it can a file mapping's clean pages: when they would not fit in the
 // memory available now (with 1 GiB to spare), the model stays mapped and
-// unpacked, slower but safe.
-void Model::pack_weights() {
+// unpacked, slower but safe. The copy is laid out for a decode team of
+// `decode_team` threads (decode_layout.h).
+void Model::pack_weights(int decode_team) {
   const std::vector<Matrix*> all = matrices_of(*this);
   // Each distinct tensor once; every matrix that shares it points at the result.
   std::vector<Matrix*> unique;
@@ -238,17 +310,18 @@ void Model::pack_weights() {
     if (k && k->pack && first.emplace(w->data, w).second) unique.push_back(w);
   }
   if (unique.empty()) return;
-  // One region for all of them, in the order the forward pass reads them, so
-  // it can be backed by 2 MiB pages throughout (a mapping per matrix would
-  // leave the unaligned ends of each in small pages) and cached as one file.
-  std::vector<size_t> offset(unique.size() + 1, 0);
-  for (size_t i = 0; i < unique.size(); i++) {
-    const tensor::TypeKernels& k = *tensor::active_kernels().find(unique[i]->type);
-    offset[i + 1] = offset[i] + (packed_size(*unique[i], k) + 63) / 64 * 64;
+  // One region for all of them, in the order each decode thread reads them
+  // (packed_runs), so it can be backed by 2 MiB pages throughout (a mapping
+  // per matrix would leave the unaligned ends of each in small pages) and
+  // cached as one file.
+  std::vector<PackedRun> runs = packed_runs(*this, unique, decode_team > 0 ? decode_team : usable_cpus());
+  size_t total = 0;
+  for (PackedRun& run : runs) {
+    run.offset = total;
+    total += (run_bytes(run) + 63) / 64 * 64;
   }
-  const size_t total = offset.back();
   const PackedCacheSettings cache = PackedCacheSettings::from_environment();
-  const std::string key = packed_cache_key(*file_, unique, offset);
+  const std::string key = packed_cache_key(*file_, unique, runs);
   packed_ = PackedWeights::open_cached(cache, key, total);
   if (!packed_) {
     const size_t available = available_memory();
@@ -258,47 +331,29 @@ void Model::pack_weights() {
       return;
     }
     packed_ = PackedWeights::create(cache, key, total);
-    pack_into(unique, offset);
+    pack_runs(packed_->data(), unique, runs);
     packed_->finish();
   }
-  for (size_t i = 0; i < unique.size(); i++) {
-    unique[i]->packed = packed_->data() + offset[i];
-    unique[i]->panel_bytes = tensor::active_kernels().find(unique[i]->type)->panel_bytes(unique[i]->cols);
+  std::sort(runs.begin(), runs.end(), [](const PackedRun& a, const PackedRun& b) { return a.begin < b.begin; });
+  for (Matrix* w : unique) {
+    w->panel_bytes = tensor::active_kernels().find(w->type)->panel_bytes(w->cols);
+    for (const PackedRun& run : runs)
+      if (run.w == w) w->runs.push_back({run.begin, packed_->data() + run.offset});
+    w->packed = w->runs.front().data;  // the run of panel 0
+    if (w->runs.size() == 1) w->runs.clear();
   }
   for (Matrix* w : all)
     if (Matrix* owner = first.count(w->data) ? first[w->data] : nullptr; owner && owner != w) *w = *owner;
 }
 
-// Packs unique[i] at offset[i] of packed_, spread over the cores (each
-// writes its own tensors).
-void Model::pack_into(const std::vector<Matrix*>& unique, const std::vector<size_t>& offset) {
-  std::atomic<size_t> next{0};
-  auto worker = [&] {
-    for (size_t i = next++; i < unique.size(); i = next++) {
-      Matrix& w = *unique[i];
-      const tensor::TypeKernels& k = *tensor::active_kernels().find(w.type);
-      const int64_t panels = (w.rows + 7) / 8;
-      uint8_t* out = packed_->data() + offset[i];  // pages become resident only as they are packed
-      // A chunk of rows at a time, each chunk's file pages released as soon
-      // as it is packed, so the original and packed copies of a large matrix
-      // (the token embedding) are never resident together.
-      constexpr int64_t kChunkRows = 1024;
-      for (int64_t s = 0; s < w.slices; s++)
-        for (int64_t r0 = 0; r0 < w.rows; r0 += kChunkRows) {
-          const int64_t rows = std::min(kChunkRows, w.rows - r0);
-          k.pack(w.row(r0, s), w.row_bytes, rows, w.cols, out + size_t(s * panels + r0 / 8) * k.panel_bytes(w.cols));
-          release_mapped_pages(w.row(r0, s), size_t(rows) * w.row_bytes);
-        }
-      // Each chunk released only its whole pages; the pages two chunks share
-      // (one per chunk boundary unless rows end on page boundaries: ~8 MiB
-      // over the experts of a qwen3moe file) go now.
-      release_mapped_pages(w.data, size_t(w.slices * w.rows) * w.row_bytes);
-    }
-  };
-  std::vector<std::thread> threads;  // one per CPU this process can keep busy (packing uses every hardware thread)
-  for (int t = 1; t < usable_cpus(); t++) threads.emplace_back(worker);
-  worker();
-  for (auto& t : threads) t.join();
+const uint8_t* Matrix::packed_panel(int64_t p, int64_t slice, int64_t& run_end) const {
+  if (runs.empty()) {
+    run_end = panels();
+    return packed + size_t(slice * panels() + p) * panel_bytes;
+  }
+  const auto next = std::upper_bound(runs.begin(), runs.end(), p, [](int64_t v, const PanelRun& r) { return v < r.first; });
+  run_end = next == runs.end() ? panels() : next->first;
+  return std::prev(next)->data + size_t(p - std::prev(next)->first) * panel_bytes;
 }
 
 void Model::embed(int32_t token, float* out) const {

@@ -28,11 +28,24 @@ struct Matrix {
   // panel_bytes each. Owned by the Model.
   const uint8_t* packed = nullptr;
   size_t panel_bytes = 0;
+  // Where the panels of a one-slice matrix lie when they are not one run
+  // from `packed` (the decode layout, model/decode_layout.h): run k holds
+  // panels [runs[k].first, runs[k + 1].first), the last up to the end.
+  // Empty: one run.
+  struct PanelRun {
+    int64_t first;
+    const uint8_t* data;
+  };
+  std::vector<PanelRun> runs;
 
   explicit operator bool() const { return data != nullptr; }
   const uint8_t* row(int64_t r, int64_t slice = 0) const {
     return data + (size_t(slice) * size_t(rows) + size_t(r)) * row_bytes;
   }
+  int64_t panels() const { return (rows + 7) / 8; }
+  // Panel p of slice `slice` of the packed copy; `run_end` gets the first
+  // panel past p's run (the panels from p up to it lie one after another).
+  const uint8_t* packed_panel(int64_t p, int64_t slice, int64_t& run_end) const;
 };
 
 struct Layer {
@@ -57,7 +70,12 @@ class Model {
   // vocabulary, merges, scores, token types) are released to save memory:
   // file().get() of one of them then throws; scalars and strings such as
   // tokenizer.chat_template stay readable.
-  static std::unique_ptr<Model> load(const std::string& path, const MetadataReader& read_metadata = {});
+  // decode_team: how many threads will decode as a team (ThreadPool's
+  // team_size), for the packed copy's layout (model/decode_layout.h); 0:
+  // as many as this process can use (usable_cpus()), a pool's default. Any
+  // team reads any layout correctly; only its speed depends on the match.
+  static std::unique_ptr<Model> load(const std::string& path, const MetadataReader& read_metadata = {},
+                                     int decode_team = 0);
 
   const Config& config() const { return config_; }
   const gguf::File& file() const { return *file_; }
@@ -87,8 +105,7 @@ class Model {
   void embed(int32_t token, float* out) const;
 
  private:
-  void pack_weights();
-  void pack_into(const std::vector<Matrix*>& unique, const std::vector<size_t>& offset);
+  void pack_weights(int decode_team);
 
   std::unique_ptr<gguf::File> file_;
   std::unique_ptr<PackedWeights> packed_;  // every repacked matrix, one region

@@ -101,10 +101,11 @@ void matmul_many(const std::vector<Product>& products, ThreadPool& pool) {
 void product_rows(const Matrix& w, int64_t slice, int64_t r0, int64_t r1, const uint8_t* x, size_t x_row_bytes,
                   int64_t T, float* y, int64_t ldy) {
   const tensor::TypeKernels& k = *tensor::active_kernels().find(w.type);
-  if (w.packed) {
-    const int64_t panels = (w.rows + kGemmPanelRows - 1) / kGemmPanelRows;
-    k.gemm_packed(w.packed + size_t(slice * panels + r0 / kGemmPanelRows) * w.panel_bytes, r1 - r0, x, x_row_bytes, T,
-                  w.cols, y + r0, ldy);
+  if (w.packed) {  // a run of panels at a time (decode_layout.h)
+    for (int64_t r = r0, run_end = 0; r < r1; r = std::min(r1, run_end * kGemmPanelRows)) {
+      const uint8_t* panel = w.packed_panel(r / kGemmPanelRows, slice, run_end);
+      k.gemm_packed(panel, std::min(r1, run_end * kGemmPanelRows) - r, x, x_row_bytes, T, w.cols, y + r, ldy);
+    }
     return;
   }
   if (k.gemm && T >= k.gemm_min_tokens) {

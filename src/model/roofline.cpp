@@ -12,12 +12,18 @@
 namespace warden::model {
 namespace {
 
-ReadSpan matrix_span(const Matrix& w, int64_t slices) {
-  if (w.packed) {
-    const size_t slice_bytes = size_t((w.rows + 7) / 8) * w.panel_bytes;
-    return {w.packed, slice_bytes * size_t(slices)};
+// The first `slices` slices of w as the kernels read them: the packed copy's
+// runs (decode_layout.h), or the rows in the file.
+void add_matrix_spans(const Matrix& w, int64_t slices, std::vector<ReadSpan>& spans) {
+  if (!w.packed) {
+    spans.push_back({w.data, size_t(w.rows) * w.row_bytes * size_t(slices)});
+    return;
   }
-  return {w.data, size_t(w.rows) * w.row_bytes * size_t(slices)};
+  for (int64_t p = 0, run_end = 0; p < w.panels(); p = run_end) {
+    const uint8_t* data = w.packed_panel(p, 0, run_end);
+    // A matrix of several slices is one run of them all.
+    spans.push_back({data, size_t((run_end - p) * (w.runs.empty() ? slices : 1)) * w.panel_bytes});
+  }
 }
 
 // Sums the bytes as 16-byte words (SSE2, part of x86-64) with four
@@ -54,11 +60,15 @@ std::vector<ReadSpan> decode_read_set(const Model& m) {
   const Config& c = m.config();
   for (const Layer& l : m.layers) {
     for (const Matrix* w : {&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate, &l.ffn_up, &l.ffn_down, &l.router})
-      if (*w) spans.push_back(matrix_span(*w, w->slices));
+      if (*w) add_matrix_spans(*w, w->slices, spans);
     for (const Matrix* w : {&l.gate_exps, &l.up_exps, &l.down_exps})
-      if (*w) spans.push_back(matrix_span(*w, std::min(c.n_expert_used, w->slices)));
+      if (*w) add_matrix_spans(*w, std::min(c.n_expert_used, w->slices), spans);
   }
-  spans.push_back(matrix_span(m.output, 1));
+  add_matrix_spans(m.output, 1, spans);
+  // In address order, so that the read pass's even split gives each thread
+  // one run of memory, the plain stream a roofline assumes, however the
+  // packed copy orders the matrices.
+  std::sort(spans.begin(), spans.end(), [](const ReadSpan& a, const ReadSpan& b) { return a.data < b.data; });
   return spans;
 }
 

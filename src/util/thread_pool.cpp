@@ -179,8 +179,8 @@ void ThreadPool::wait_for_count(const std::atomic<int64_t>& count, int64_t targe
 
 // This thread's share of [0, n) split into `parts` shares; returns its first index.
 int64_t ThreadPool::set_share(int index, uint64_t tag, int64_t n, int parts) {
-  const int64_t begin = n * index / parts;
-  shares_[size_t(index)].range.store(pack_range(tag, begin, n * (index + 1) / parts), std::memory_order_relaxed);
+  const int64_t begin = share_begin(n, index, parts);
+  shares_[size_t(index)].range.store(pack_range(tag, begin, share_begin(n, index + 1, parts)), std::memory_order_relaxed);
   return begin;
 }
 

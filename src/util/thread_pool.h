@@ -73,6 +73,9 @@ class ThreadPool {
   // share), so that at the end no thread waits long on another's last
   // chunk: a loop whose items are large passes a smaller one.
   int64_t team_share(int index, int64_t n, int64_t final_chunk = 0);
+  // Where share `index` of `parts` of a loop of n items begins (team_share,
+  // parallel_for), for those who lay data out in the order the shares read it.
+  static int64_t share_begin(int64_t n, int index, int parts) { return n * index / parts; }
   void team_loop(int index, const Job& fn);
   // Inside run_team only: returns once `count` has reached `target`, with
   // everything written before the increments that got it there (release)

@@ -12,6 +12,7 @@
 
 #include "common/test_env.h"
 #include "engine/engine.h"
+#include "model/decode_layout.h"
 #include "model/forward.h"
 #include "model/model.h"
 #include "tensor/quant.h"
@@ -192,6 +193,50 @@ TEST_P(PerArchitecture, DecodeStepsAsATeamGiveExactlyTheLogitsOfTheLoops) {
     for (int64_t pos = 0; pos < 12; pos++)
       expect_same({{int32_t((pos * 7919 + 13) % c.n_vocab), pos, 0, true}}, "step " + std::to_string(pos));
     expect_same({{5, 12, 0, false}, {9, 13, 0, true}, {11, 0, 1, true}}, "three tokens");
+  }
+}
+
+// The packed copy is laid out for a decode team (model/decode_layout.h):
+// each member's share of every stage right after its share of the stage
+// before, each share one run of panels, for teams of two and three; and
+// whatever team it was laid out for, prefill and decode give exactly the
+// same logits.
+TEST_P(PerArchitecture, PackedCopyIsLaidOutForTheDecodeTeamAndAnyLayoutGivesTheSameLogits) {
+  for (const char* type : {"q4_0", "q4_K_M", "q6_K"}) {
+    const std::string path = tiny_model(GetParam(), type, true);
+    std::vector<float> expected;
+    for (int members : {1, 2, 3}) {
+      auto model = model::Model::load(path, {}, members);
+      if (model->packed_bytes() == 0) GTEST_SKIP() << "this kernel set packs nothing";
+      for (const auto& reads : model::decode_reads(*model, members)) {
+        const uint8_t* next = nullptr;  // where this member's next read should begin
+        for (const model::PanelRange& r : reads) {
+          if (!r.w->packed) continue;  // a type the kernel set does not pack (a MoE router in f32)
+          int64_t run_end = 0;
+          const uint8_t* begin = r.w->packed_panel(r.begin, 0, run_end);
+          EXPECT_GE(run_end, r.end) << type << ", a team of " << members << ": a share split over runs";
+          if (next) {
+            EXPECT_EQ(begin, next) << type << ", a team of " << members << ": a gap between shares";
+          }
+          const uintptr_t end = reinterpret_cast<uintptr_t>(begin) + size_t(r.end - r.begin) * r.w->panel_bytes;
+          next = reinterpret_cast<const uint8_t*>((end + 63) / 64 * 64);
+        }
+      }
+      ThreadPool pool(2);
+      model::Forward fwd(*model, pool);
+      model::KvCache cache(model->config(), 32, 1);
+      std::vector<model::BatchToken> prompt;
+      for (int64_t p = 0; p < 5; p++) prompt.push_back({int32_t(3 + 7 * p), p, 0, true});
+      std::vector<float> logits = fwd.run(prompt, cache);
+      for (int64_t p = 5; p < 9; p++) {
+        const std::vector<float> step = fwd.run({{int32_t(11 * p), p, 0, true}}, cache);
+        logits.insert(logits.end(), step.begin(), step.end());
+      }
+      if (expected.empty()) expected = logits;
+      ASSERT_EQ(logits.size(), expected.size());
+      for (size_t v = 0; v < logits.size(); v++)
+        ASSERT_EQ(logits[v], expected[v]) << type << ", a team of " << members << ", logit " << v;
+    }
   }
 }
 
