@@ -69,7 +69,10 @@ int main() {
     std::fprintf(stderr, "set WARDEN_BENCH_MODEL to a GGUF file\n");
     return 2;
   }
-  const auto m = model::Model::load(path);
+  // Packed for one decode thread: a run per matrix, as the two threads'
+  // halves of every matrix would lie without the decode layout
+  // (model/decode_layout.h).
+  const auto m = model::Model::load(path, {}, 1);
   warden::ThreadPool pool(2);
   const std::vector<model::ReadSpan> spans = model::decode_read_set(*m);
   std::vector<double> ratios;

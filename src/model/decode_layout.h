@@ -7,12 +7,16 @@
 // and wv as one loop, wo, ffn_gate and ffn_up as one loop, ffn_down, the
 // output matrix). Packed matrix by matrix, a member's reads were a run per
 // stage, beside the other member's run in the same matrix; two threads
-// reading those runs, with no arithmetic and no barrier, took 6-7 % longer
+// reading those runs, with no arithmetic and no barrier, took 4-7 % longer
 // than reading the same bytes as one run per member (qwen3-0.6b shapes, 113
-// runs a token; 2 % for llama-3.2-1b's larger matrices). Laid out per member,
-// decode steps were 1.7-1.9 % shorter on qwen3-0.6b q4_0 and q4_K_M in the
-// fast memory regime, 1.3 % in the slow one, level on llama-3.2-1b q6_K
-// (docs/performance.md).
+// runs a token; 0-2 % for llama-3.2-1b's larger matrices:
+// bench/model/bench_read_order). Laid out per member, decode steps were
+// 0.7-1.3 % shorter on qwen3-0.6b q4_0 and q4_K_M and llama-3.2-1b q4_K_M
+// and q6_K in the fast memory regime, measured with both layouts taking
+// turns in the same two buffers (bench/model/bench_layout_swap): which
+// pages a copy lands in moves decode by up to 9 % on this VM, more than the
+// layout does, so a comparison of two separately packed copies measures
+// their pages (docs/performance.md).
 #include <cstdint>
 #include <vector>
 

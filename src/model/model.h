@@ -94,6 +94,9 @@ class Model {
   // How many of those bytes this process reaches through huge page entries
   // (decode reads the rest through 4 KiB entries, a TLB miss per page).
   size_t packed_huge_bytes() const;
+  // The packed copy (nullptr when nothing was packed), for benchmarks that
+  // move it (bench/model/bench_layout_swap).
+  const PackedWeights* packed_weights() const { return packed_.get(); }
 
   // Token `token`'s embedding, n_embd floats into `out`. The row is read from
   // the file, not through the mapping: a fault there maps the whole
