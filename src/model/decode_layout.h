@@ -11,7 +11,7 @@
 // than reading the same bytes as one run per member (qwen3-0.6b shapes, 113
 // runs a token; 0-2 % for llama-3.2-1b's larger matrices:
 // bench/model/bench_read_order). Laid out per member, decode steps were
-// 0.7-1.3 % shorter on qwen3-0.6b q4_0 and q4_K_M and llama-3.2-1b q4_K_M
+// 0.4-1.3 % shorter on qwen3-0.6b q4_0 and q4_K_M and llama-3.2-1b q4_K_M
 // and q6_K in the fast memory regime, measured with both layouts taking
 // turns in the same two buffers (bench/model/bench_layout_swap): which
 // pages a copy lands in moves decode by up to 9 % on this VM, more than the
