@@ -52,6 +52,20 @@ class Forward {
   };
   static QkvUnits qkv_units(const Config& c);
 
+  // Where decode steps as a team spend their time, per member: each stage's
+  // loops, the waits at barriers, and whole steps (what the stages and
+  // barriers leave of a step is the norms, the activations' conversions and
+  // SwiGLU). For bench/model/bench_decode_stages; off unless asked for, as
+  // it reads the clock twice per stage and member.
+  enum Stage { kQkv, kAttention, kWo, kGateUp, kDown, kRouter, kExperts, kOutput, kStages };
+  struct StageSeconds {
+    double stage[kStages] = {};
+    double barriers = 0, steps = 0;
+  };
+  // From now on, each decode step as a team adds member i's times to
+  // (*times)[i] (the vector is resized to the pool's team); null stops.
+  void time_stages(std::vector<StageSeconds>* times);
+
  private:
   // Batches longer than this run as consecutive slices: activations (the FFN's
   // are n_ff wide) then stay within a few tens of MiB at any prompt length,
@@ -108,8 +122,10 @@ class Forward {
   const float* team_norm(int i, const std::vector<float>& weight, int64_t T);
   void team_qkv_attention(int i, int64_t il, const Layer& layer, const std::vector<BatchToken>& batch,
                           KvCache& cache);
+  void team_barrier(int i, const void* warm = nullptr, size_t warm_bytes = 0);
+  double* stage_seconds(int i, Stage stage);
   void team_add_product(int i, const Matrix& w, const float* in, int64_t T);
-  void add_product_rows(int i, const Matrix& w, const float* in, int64_t T);
+  void add_product_rows(int i, Stage stage, const Matrix& w, const float* in, int64_t T);
   void team_gate_up(int i, const Layer& layer, int64_t T);
   void team_down(int i, const Layer& layer, int64_t T);
   void team_router(int i, const Layer& layer, int64_t T);
@@ -130,6 +146,7 @@ class Forward {
   const QkvUnits qkv_units_;
   const std::unique_ptr<UnitRows[]> unit_rows_written_;
   std::vector<TeamScratch> team_scratch_;
+  std::vector<StageSeconds>* stage_times_ = nullptr;
   // Activations for the current batch, [T][width] row-major.
   std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, ffn_out_;
   // MoE: router logits, one group of experts' rows (inputs, gate, up, down

@@ -26,6 +26,7 @@
 // skip the other's part, which streamed three times slower than whole
 // panels (docs/performance.md).
 #include <algorithm>
+#include <chrono>
 
 #include "model/forward.h"
 #include "model/ops.h"
@@ -112,7 +113,41 @@ void for_each_matrix_piece(int64_t begin, int64_t end, int64_t count, int64_t ro
   }
 }
 
+// Adds the seconds from its construction to its destruction (or to stop())
+// to *into, unless into is null.
+class ScopedSeconds {
+ public:
+  explicit ScopedSeconds(double* into) : into_(into) {
+    if (into_) start_ = std::chrono::steady_clock::now();
+  }
+  ~ScopedSeconds() { stop(); }
+  void stop() {
+    if (into_) *into_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    into_ = nullptr;
+  }
+  ScopedSeconds(const ScopedSeconds&) = delete;
+  ScopedSeconds& operator=(const ScopedSeconds&) = delete;
+
+ private:
+  double* into_;
+  std::chrono::steady_clock::time_point start_;
+};
+
 }  // namespace
+
+void Forward::time_stages(std::vector<StageSeconds>* times) {
+  if (times) times->resize(size_t(pool_.team_size()));
+  stage_times_ = times;
+}
+
+double* Forward::stage_seconds(int i, Stage stage) {
+  return stage_times_ ? &(*stage_times_)[size_t(i)].stage[stage] : nullptr;
+}
+
+void Forward::team_barrier(int i, const void* warm, size_t warm_bytes) {
+  ScopedSeconds timed(stage_times_ ? &(*stage_times_)[size_t(i)].barriers : nullptr);
+  pool_.barrier(warm, warm_bytes);
+}
 
 Forward::QkvUnits Forward::qkv_units(const Config& c) {
   QkvUnits u;
@@ -158,6 +193,7 @@ void Forward::run_as_team(const std::vector<BatchToken>& batch, KvCache& cache, 
 }
 
 void Forward::team_member(int i, const std::vector<BatchToken>& batch, KvCache& cache, std::vector<float>& logits) {
+  ScopedSeconds timed(stage_times_ ? &(*stage_times_)[size_t(i)].steps : nullptr);
   const Config& c = model_.config();
   const int64_t T = int64_t(batch.size());
   for (int64_t il = 0; il < c.n_layer; il++) {
@@ -214,7 +250,7 @@ void Forward::team_qkv_attention(int i, int64_t il, const Layer& layer, const st
   const uint8_t* warm = first < q_panels              ? panel_start(layer.wq, first)
                         : first < q_panels + k_panels ? panel_start(layer.wk, first - q_panels)
                                                       : panel_start(layer.wv, first - q_panels - k_panels);
-  pool_.barrier(warm, kWarmBytes);  // x is complete
+  team_barrier(i, warm, kWarmBytes);  // x is complete
   const float* xn = team_norm(i, layer.attn_norm, T);
   const uint8_t* xq = convert_rows(layer.wq, xn, n, T, converted[0]);
   const uint8_t* xk = same_dot_type(layer.wk, layer.wq) ? xq : convert_rows(layer.wk, xn, n, T, converted[1]);
@@ -231,6 +267,7 @@ void Forward::team_qkv_attention(int i, int64_t il, const Layer& layer, const st
   const Part parts[3] = {{layer.wq, xq, q_.data(), layer.bq, 0},
                          {layer.wk, xk, k_.data(), layer.bk, q_panels},
                          {layer.wv, xv, v_.data(), layer.bv, q_panels + k_panels}};
+  ScopedSeconds qkv_timed(stage_seconds(i, kQkv));
   pool_.team_loop(i, [&](int64_t begin, int64_t end, int) {
     for (int m = 0; m < 3; m++) {
       const Part& p = parts[m];
@@ -247,9 +284,11 @@ void Forward::team_qkv_attention(int i, int64_t il, const Layer& layer, const st
       }
     }
   });
+  qkv_timed.stop();
   // No barrier: each head waits for its own unit below.
   pool_.team_share(i, c.n_head_kv);
   const int64_t written_by_now = (il + 1) * (u.rows[0] + u.rows[1] + u.rows[2]);
+  ScopedSeconds timed(stage_seconds(i, kAttention));
   pool_.team_loop(i, [&](int64_t begin, int64_t end, int) {
     for (int64_t kvh = begin; kvh < end; kvh++) {
       warm_head(cache.keys(batch[0].seq, il, kvh), batch[0].pos);
@@ -266,15 +305,16 @@ void Forward::team_qkv_attention(int i, int64_t il, const Layer& layer, const st
 // among the threads: the residual connection after wo.
 void Forward::team_add_product(int i, const Matrix& w, const float* in, int64_t T) {
   const int64_t first = pool_.team_share(i, panels(w.rows));
-  pool_.barrier(panel_start(w, first), kWarmBytes);  // `in` is complete
-  add_product_rows(i, w, in, T);
+  team_barrier(i, panel_start(w, first), kWarmBytes);  // `in` is complete
+  add_product_rows(i, kWo, w, in, T);
 }
 
 // The rows of w this thread takes in the current team loop, times in, added
 // to x.
-void Forward::add_product_rows(int i, const Matrix& w, const float* in, int64_t T) {
+void Forward::add_product_rows(int i, Stage stage, const Matrix& w, const float* in, int64_t T) {
   const int64_t n = model_.config().n_embd;
   const uint8_t* xq = convert_rows(w, in, w.cols, T, team_scratch_[size_t(i)].converted[0]);
+  ScopedSeconds timed(stage_seconds(i, stage));
   pool_.team_loop(i, [&](int64_t begin, int64_t end, int) {
     const int64_t r0 = begin * kPanelRows, r1 = std::min(w.rows, end * kPanelRows);
     product_rows(w, 0, r0, r1, xq, converted_row_bytes(w), T, ffn_out_.data(), n);
@@ -296,12 +336,13 @@ void Forward::team_gate_up(int i, const Layer& layer, int64_t T) {
   std::vector<uint8_t>* converted = team_scratch_[size_t(i)].converted;
   const int64_t n = c.n_embd, gate_panels = panels(c.n_ff);
   const int64_t first = pool_.team_share(i, 2 * gate_panels);
-  pool_.barrier(panel_start(first < gate_panels ? layer.ffn_gate : layer.ffn_up, first % gate_panels),
-                kWarmBytes);  // x is complete
+  team_barrier(i, panel_start(first < gate_panels ? layer.ffn_gate : layer.ffn_up, first % gate_panels),
+               kWarmBytes);  // x is complete
   const float* xn = team_norm(i, layer.ffn_norm, T);
   const uint8_t* xg = convert_rows(layer.ffn_gate, xn, n, T, converted[0]);
   const uint8_t* xu =
       same_dot_type(layer.ffn_up, layer.ffn_gate) ? xg : convert_rows(layer.ffn_up, xn, n, T, converted[1]);
+  ScopedSeconds timed(stage_seconds(i, kGateUp));
   pool_.team_loop(i, [&](int64_t begin, int64_t end, int) {
     for_each_matrix_piece(begin, end, 2, c.n_ff, [&](int64_t k, int64_t r0, int64_t r1) {
       const Matrix& w = k == 0 ? layer.ffn_gate : layer.ffn_up;
@@ -315,11 +356,11 @@ void Forward::team_gate_up(int i, const Layer& layer, int64_t T) {
 void Forward::team_down(int i, const Layer& layer, int64_t T) {
   const Matrix& w = layer.ffn_down;
   const int64_t first = pool_.team_share(i, panels(w.rows));
-  pool_.barrier(panel_start(w, first), kWarmBytes);  // gate_ and up_ are complete
+  team_barrier(i, panel_start(w, first), kWarmBytes);  // gate_ and up_ are complete
   std::vector<float>& hidden = team_scratch_[size_t(i)].hidden;
   hidden.resize(size_t(T * w.cols));
   tensor::swiglu(gate_.data(), up_.data(), hidden.data(), T * w.cols);
-  add_product_rows(i, w, hidden.data(), T);
+  add_product_rows(i, kDown, w, hidden.data(), T);
 }
 
 // MoE (as moe_ffn, whose arithmetic this repeats row for row): the router's
@@ -327,9 +368,10 @@ void Forward::team_down(int i, const Layer& layer, int64_t T) {
 void Forward::team_router(int i, const Layer& layer, int64_t T) {
   const Config& c = model_.config();
   const int64_t first = pool_.team_share(i, panels(c.n_expert));
-  pool_.barrier(panel_start(layer.router, first), kWarmBytes);  // x is complete
+  team_barrier(i, panel_start(layer.router, first), kWarmBytes);  // x is complete
   const float* xn = team_norm(i, layer.ffn_norm, T);
   const uint8_t* xr = convert_rows(layer.router, xn, c.n_embd, T, team_scratch_[size_t(i)].converted[0]);
+  ScopedSeconds timed(stage_seconds(i, kRouter));
   pool_.team_loop(i, [&](int64_t begin, int64_t end, int) {
     product_rows(layer.router, 0, begin * kPanelRows, std::min(c.n_expert, end * kPanelRows), xr,
                  converted_row_bytes(layer.router), T, router_.data(), c.n_expert);
@@ -347,7 +389,7 @@ void Forward::team_experts_gate_up(int i, const Layer& layer, int64_t T) {
   // are do nothing.
   const int64_t max_experts = std::min(c.n_expert, T * c.n_expert_used);
   pool_.team_share(i, max_experts * unit_panels);
-  pool_.barrier();  // the router's logits are complete
+  team_barrier(i);  // the router's logits are complete
   m.router.assign(router_.begin(), router_.begin() + T * c.n_expert);
   m.routes = route(m.router.data(), T);
   m.experts.clear();
@@ -364,6 +406,7 @@ void Forward::team_experts_gate_up(int i, const Layer& layer, int64_t T) {
   const uint8_t* xu =
       same_dot_type(layer.up_exps, layer.gate_exps) ? xg : convert_rows(layer.up_exps, m.xin.data(), n, rows, m.converted[1]);
   const size_t gate_row = converted_row_bytes(layer.gate_exps), up_row = converted_row_bytes(layer.up_exps);
+  ScopedSeconds timed(stage_seconds(i, kExperts));
   pool_.team_loop(i, [&](int64_t begin, int64_t end, int) {
     for_each_matrix_piece(begin, end, int64_t(m.experts.size()), n_ff, [&](int64_t slot, int64_t f0, int64_t f1) {
       const int64_t e = m.experts[size_t(slot)], first = m.first_row[size_t(slot)];
@@ -390,9 +433,10 @@ void Forward::team_experts_down(int i, const Layer& layer) {
   const uint8_t* warm = first < int64_t(m.experts.size()) * row_panels
                             ? panel_start(layer.down_exps, first % row_panels, m.experts[size_t(first / row_panels)])
                             : nullptr;  // no expert selected for this thread's share
-  pool_.barrier(warm, kWarmBytes);  // every expert's hidden units are complete
+  team_barrier(i, warm, kWarmBytes);  // every expert's hidden units are complete
   const uint8_t* gq = convert_rows(layer.down_exps, moe_gate_.data(), c.n_ff_expert, rows, m.converted[0]);
   const size_t down_row = converted_row_bytes(layer.down_exps);
+  ScopedSeconds timed(stage_seconds(i, kExperts));
   pool_.team_loop(i, [&](int64_t begin, int64_t end, int) {
     for_each_matrix_piece(begin, end, int64_t(m.experts.size()), n, [&](int64_t slot, int64_t r0, int64_t r1) {
       const int64_t e = m.experts[size_t(slot)], first = m.first_row[size_t(slot)];
@@ -409,7 +453,8 @@ void Forward::team_experts_sum(int i, int64_t T) {
   const TeamScratch& m = team_scratch_[size_t(i)];
   const int64_t n = c.n_embd;
   pool_.team_share(i, panels(n));
-  pool_.barrier();  // every expert's output is complete
+  team_barrier(i);  // every expert's output is complete
+  ScopedSeconds timed(stage_seconds(i, kExperts));
   pool_.team_loop(i, [&](int64_t begin, int64_t end, int) {
     const int64_t r0 = begin * kPanelRows, r1 = std::min(n, end * kPanelRows);
     for (int64_t t = 0; t < T; t++) std::fill(moe_out_.begin() + t * n + r0, moe_out_.begin() + t * n + r1, 0.0f);
@@ -435,13 +480,14 @@ void Forward::team_logits(int i, const std::vector<BatchToken>& batch, std::vect
   const Matrix& w = model_.output;
   const size_t panel_bytes = w.packed ? w.panel_bytes : w.row_bytes * kPanelRows;
   const int64_t first = pool_.team_share(i, panels(w.rows), int64_t(kOutputFinalChunkBytes / panel_bytes) + 1);
-  pool_.barrier(panel_start(w, first), kWarmBytes);  // x is complete
+  team_barrier(i, panel_start(w, first), kWarmBytes);  // x is complete
   int64_t rows = 0;
   for (int64_t t = 0; t < int64_t(batch.size()); t++)
     if (batch[size_t(t)].want_logits)
       tensor::rms_norm(x_.data() + t * n, model_.output_norm.data(), xn.data() + rows++ * n, n, c.rms_eps);
   if (rows == 0) return;  // on every thread alike: the shares set above are left unclaimed
   const uint8_t* xq = convert_rows(w, xn.data(), n, rows, team_scratch_[size_t(i)].converted[0]);
+  ScopedSeconds timed(stage_seconds(i, kOutput));
   pool_.team_loop(i, [&](int64_t begin, int64_t end, int) {
     product_rows(w, 0, begin * kPanelRows, std::min(w.rows, end * kPanelRows), xq, converted_row_bytes(w), rows,
                  logits.data(), c.n_vocab);

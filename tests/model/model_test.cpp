@@ -196,6 +196,46 @@ TEST_P(PerArchitecture, DecodeStepsAsATeamGiveExactlyTheLogitsOfTheLoops) {
   }
 }
 
+// Timing a team's stages (bench/model/bench_decode_stages) times each
+// member's steps, the stages a layer of this architecture has and nothing
+// else, within the steps, and changes no logit.
+TEST_P(PerArchitecture, TimedStagesAddUpWithinTheStepsAndChangeNoLogit) {
+  auto model = model::Model::load(tiny_model(GetParam(), "q4_K_M", true));
+  const auto& c = model->config();
+  ThreadPool pool(2);
+  model::Forward plain(*model, pool), timed(*model, pool);
+  model::KvCache plain_cache(c, 64, 1), timed_cache(c, 64, 1);
+  std::vector<model::Forward::StageSeconds> times;
+  timed.time_stages(&times);
+  ASSERT_EQ(times.size(), size_t(pool.team_size()));
+  for (int64_t pos = 0; pos < 6; pos++) {
+    const std::vector<model::BatchToken> step{{int32_t((pos * 7919 + 13) % c.n_vocab), pos, 0, true}};
+    EXPECT_EQ(timed.run(step, timed_cache), plain.run(step, plain_cache)) << "step " << pos;
+  }
+  const bool moe = c.n_expert > 0;
+  for (const model::Forward::StageSeconds& t : times) {
+    double stages = 0;
+    for (int k = 0; k < model::Forward::kStages; k++) {
+      const bool has = k == model::Forward::kRouter || k == model::Forward::kExperts
+                           ? moe
+                           : !(moe && (k == model::Forward::kGateUp || k == model::Forward::kDown));
+      if (has) {
+        EXPECT_GT(t.stage[k], 0) << "stage " << k;
+      } else {
+        EXPECT_EQ(t.stage[k], 0) << "stage " << k;
+      }
+      stages += t.stage[k];
+    }
+    EXPECT_GT(t.steps, 0);
+    EXPECT_LE(stages + t.barriers, t.steps * (1 + 1e-9));  // disjoint parts of each step
+  }
+  // Stopped, the times stay as they were.
+  timed.time_stages(nullptr);
+  const std::vector<model::Forward::StageSeconds> before = times;
+  timed.run({{3, 6, 0, true}}, timed_cache);
+  EXPECT_EQ(times[0].steps, before[0].steps);
+}
+
 // The packed copy is laid out for a decode team (model/decode_layout.h):
 // each member's share of every stage right after its share of the stage
 // before, each share one run of panels, for teams of two and three; and
