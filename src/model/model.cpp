@@ -357,6 +357,10 @@ const uint8_t* Matrix::packed_panel(int64_t p, int64_t slice, int64_t& run_end) 
 }
 
 void Model::embed(int32_t token, float* out) const {
+  if (!(output.packed && output.data == token_embd.data)) {
+    tensor::dequantize_row(token_embd.type, token_embd.row(token), out, config_.n_embd);
+    return;
+  }
   thread_local std::vector<uint8_t> row;
   row.resize(token_embd.row_bytes);
   file_->read(token_embd.row(token), row.data(), row.size());

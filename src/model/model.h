@@ -98,13 +98,18 @@ class Model {
   // move it (bench/model/bench_layout_swap).
   const PackedWeights* packed_weights() const { return packed_.get(); }
 
-  // Token `token`'s embedding, n_embd floats into `out`. The row is read from
-  // the file, not through the mapping: a fault there maps the whole
-  // page-cache folio around the row (up to 2 MiB with ext4's large folios),
-  // so lookups would make the embedding resident bit by bit (beside its
-  // packed copy where it is the tied output matrix), and mapping a folio and
-  // handing it back after each lookup cost 80-310 us a token where the read
-  // costs 2-20 (q3-q4km decode, 2026-11-27).
+  // Token `token`'s embedding, n_embd floats into `out`. Where the embedding
+  // is the tied output matrix and that is packed, the row is read from the
+  // file, not through the mapping: a fault there maps the whole page-cache
+  // folio around the row (up to 2 MiB with ext4's large folios), so lookups
+  // would make the embedding resident bit by bit beside its packed copy, and
+  // mapping a folio and handing it back after each lookup cost 80-310 us a
+  // token where the read costs 2-20 (q3-q4km decode, 2026-11-27), or 200-400
+  // once page reclaim has dropped the page (a read from disk). Anywhere else
+  // the row is read through the mapping: an untied embedding's pages are
+  // the file's own share of memory, and mapped they stay out of reclaim
+  // that drops file pages no process maps, which made each lookup a read
+  // from disk (moe-q4km: 0.9-1.0 ms a token, 12 % of a decode step).
   void embed(int32_t token, float* out) const;
 
  private:
