@@ -361,9 +361,15 @@ void Model::embed(int32_t token, float* out) const {
     tensor::dequantize_row(token_embd.type, token_embd.row(token), out, config_.n_embd);
     return;
   }
+  constexpr int64_t kPanelRows = 8;  // as Matrix::panels counts them
   thread_local std::vector<uint8_t> row;
   row.resize(token_embd.row_bytes);
-  file_->read(token_embd.row(token), row.data(), row.size());
+  if (const tensor::UnpackFn unpack = tensor::active_kernels().find(output.type)->unpack) {
+    int64_t run_end = 0;
+    unpack(output.packed_panel(token / kPanelRows, 0, run_end), int(token % kPanelRows), output.cols, row.data());
+  } else {
+    file_->read(token_embd.row(token), row.data(), row.size());
+  }
   tensor::dequantize_row(token_embd.type, row.data(), out, config_.n_embd);
 }
 

@@ -99,17 +99,20 @@ class Model {
   const PackedWeights* packed_weights() const { return packed_.get(); }
 
   // Token `token`'s embedding, n_embd floats into `out`. Where the embedding
-  // is the tied output matrix and that is packed, the row is read from the
-  // file, not through the mapping: a fault there maps the whole page-cache
-  // folio around the row (up to 2 MiB with ext4's large folios), so lookups
-  // would make the embedding resident bit by bit beside its packed copy, and
-  // mapping a folio and handing it back after each lookup cost 80-310 us a
-  // token where the read costs 2-20 (q3-q4km decode, 2026-11-27), or 200-400
-  // once page reclaim has dropped the page (a read from disk). Anywhere else
-  // the row is read through the mapping: an untied embedding's pages are
-  // the file's own share of memory, and mapped they stay out of reclaim
-  // that drops file pages no process maps, which made each lookup a read
-  // from disk (moe-q4km: 0.9-1.0 ms a token, 12 % of a decode step).
+  // is the tied output matrix and that is packed, the row comes from the
+  // packed copy where its type has an unpacking routine (TypeKernels::
+  // unpack: Q6_K, Q8_0, Q4_0), else from the file, and never through the file's
+  // mapping: a fault there maps the whole page-cache folio around the row
+  // (up to 2 MiB with ext4's large folios), so lookups would make the
+  // embedding resident bit by bit beside its packed copy, and mapping a
+  // folio and handing it back after each lookup cost 80-310 us a token
+  // (q3-q4km decode, 2026-11-27). The file's pages, unmapped, are what this
+  // VM's page reclaim drops after a minute, and then each read is a read
+  // from disk: 200-400 us a token, 0.65-0.7 ms for l1b-q6k (3.5 % of a
+  // step); from the packed copy a lookup costs about a microsecond. Anywhere
+  // else the row is read through the mapping: an untied embedding's pages
+  // are the file's own share of memory, and mapped they stay out of that
+  // reclaim (moe-q4km: 0.9-1.0 ms a token read from disk, 12 % of a step).
   void embed(int32_t token, float* out) const;
 
  private:

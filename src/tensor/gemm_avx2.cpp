@@ -371,6 +371,21 @@ void pack_q8_0_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, 
   }
 }
 
+void unpack_q8_0_row(const uint8_t* panel, int row, int64_t n, uint8_t* out) {
+  auto* blocks = reinterpret_cast<block_q8_0*>(out);
+  for (int64_t b = 0; b < n / kQK; b++, panel += kQ8_0PanelBlock) {
+    uint8_t* codes = reinterpret_cast<uint8_t*>(blocks[b].qs);
+#if defined(WARDEN_GEMM_VNNI)
+    for (int m = 0; m < 4; m++)  // qword steps, each code plus 128
+      for (int i = 0; i < 8; i++) codes[8 * m + i] = uint8_t(panel[64 * m + 8 * row + i] ^ 0x80);
+#else
+    for (int s = 0; s < 8; s++)  // step s: dword `row` holds codes 4s..4s+3
+      for (int i = 0; i < 4; i++) codes[4 * s + i] = panel[32 * s + 4 * row + i];
+#endif
+    std::memcpy(&blocks[b].d, panel + 256 + 2 * row, sizeof blocks[b].d);
+  }
+}
+
 // Eight steps of codes <= 31 as steps_times reads them: a register
 // of fifth bits (bit s of byte i: code i of step s), then the low nibbles as
 // store_nibble_pairs stores them.
@@ -432,6 +447,20 @@ void pack_q4_0_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, 
     store_four_bit_codes(steps, out);
     for (int r = 0; r < kPanelRows; r++)
       store_f16(out + kQ4_0Codes + 2 * r, r < rows ? block_of_row<block_q4_0>(w, w_row_bytes, r, b).d : 0);
+  }
+}
+
+// pack_q4_0_panel's inverse for one row: each byte of store_four_bit_codes'
+// registers is one byte of the block's qs (code j low, code 16 + j high).
+void unpack_q4_0_row(const uint8_t* panel, int row, int64_t n, uint8_t* out) {
+  auto* blocks = reinterpret_cast<block_q4_0*>(out);
+  for (int64_t b = 0; b < n / kQK; b++, panel += kQ4_0PanelBlock) {
+#if defined(WARDEN_GEMM_VNNI)
+    for (int m = 0; m < 2; m++) std::memcpy(blocks[b].qs + 8 * m, panel + 64 * m + 8 * row, 8);  // qword steps
+#else
+    for (int k = 0; k < 4; k++) std::memcpy(blocks[b].qs + 4 * k, panel + 32 * k + 4 * row, 4);  // dword `row`
+#endif
+    std::memcpy(&blocks[b].d, panel + kQ4_0Codes + 2 * row, sizeof blocks[b].d);
   }
 }
 
@@ -959,6 +988,31 @@ void pack_q6_k_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, 
       for (int j = 0; j < 16; j++) out[kQ6_KScales + 8 * j + r] = blk ? uint8_t(blk->scales[j]) : 0;
       store_f16(out + kQ6_KD + 2 * r, blk ? blk->d : 0);
     }
+  }
+}
+
+// pack_q6_k_panel's inverse for one row: each half sub-block's three
+// registers hold the codes of its steps 0-2 (dword `row`, a code a byte,
+// bits 0-5) and, in the bytes' top bits, bits 4-5, 2-3 and 0-1 of step 3's.
+void unpack_q6_k_row(const uint8_t* panel, int row, int64_t n, uint8_t* out) {
+  auto* blocks = reinterpret_cast<block_q6_k*>(out);
+  for (int64_t b = 0; b < n / kQK_K; b++, panel += kQ6_KPanelBlock) {
+    int codes[kQK_K];  // 0..63
+    for (int sub = 0; sub < 16; sub++) {  // elements 16 sub .. 16 sub + 15, steps of four
+      const uint8_t* regs = panel + kQ6_KCodes + sub * kQ6_KSubBlockBytes + 4 * row;
+      for (int i = 0; i < 4; i++) {
+        const uint8_t c0 = regs[i], c1 = regs[32 + i], c2 = regs[64 + i];
+        int* step = codes + 16 * sub + i;
+        step[0] = c0 & 63;
+        step[4] = c1 & 63;
+        step[8] = c2 & 63;
+        step[12] = ((c0 >> 6) << 4) | ((c1 >> 6) << 2) | (c2 >> 6);
+      }
+    }
+    block_q6_k& y = blocks[b];
+    kquant::pack_q6_k_codes(codes, y);
+    for (int j = 0; j < 16; j++) y.scales[j] = int8_t(panel[kQ6_KScales + 8 * j + row]);
+    std::memcpy(&y.d, panel + kQ6_KD + 2 * row, sizeof y.d);
   }
 }
 
@@ -1749,6 +1803,11 @@ void add_avx2_gemm_kernels(KernelTable& table) {
   table.by_type[size_t(gguf::TensorType::Q5_K)].gemm_packed =
       gemm_packed_expanding<PackedQ5_K, expand_q5_k_panel, steps_per_int16(31)>;
   set_packed<PackedQ6_K>(table.by_type[size_t(gguf::TensorType::Q6_K)]);
+  // The usual types of a tied embedding (llama.cpp gives it Q6_K in most
+  // mixes, Q8_0 in Q8_0 files, Q4_0 in --pure Q4_0 ones).
+  table.by_type[size_t(gguf::TensorType::Q6_K)].unpack = unpack_q6_k_row;
+  table.by_type[size_t(gguf::TensorType::Q8_0)].unpack = unpack_q8_0_row;
+  table.by_type[size_t(gguf::TensorType::Q4_0)].unpack = unpack_q4_0_row;
   table.by_type[size_t(gguf::TensorType::Q6_K)].gemm_packed =
       gemm_packed_expanding<PackedQ6_K, expand_sub_block_panel<Q6_KLayout>, steps_per_int16(63)>;
   set_packed<PackedQ3_K>(table.by_type[size_t(gguf::TensorType::Q3_K)]);

@@ -459,15 +459,9 @@ void quantize_q6_k(const float* x, void* dst, int64_t n) {
       for (int ii = 0; ii < 16; ++ii)
         L[16 * j + ii] = int8_t(std::max(-32, std::min(31, nearest_int(x[16 * j + ii] / d))) + 32);
     }
-    // Inverse of unpack_q6_k's layout (see blocks.h).
-    std::memset(y.ql, 0, sizeof y.ql);
-    std::memset(y.qh, 0, sizeof y.qh);
-    for (int e = 0; e < kQK_K; e++) {
-      const int half = e / 128, quarter = (e % 128) / 32, l = e % 32;
-      const int code = L[e];
-      y.ql[64 * half + 32 * (quarter % 2) + l] |= uint8_t((code & 0x0F) << (4 * (quarter / 2)));
-      y.qh[32 * half + l] |= uint8_t(((code >> 4) & 3) << (2 * quarter));
-    }
+    int codes[kQK_K];
+    for (int e = 0; e < kQK_K; e++) codes[e] = L[e];
+    pack_q6_k_codes(codes, y);
   }
 }
 

@@ -85,4 +85,15 @@ inline void unpack_q6_k(const block_q6_k& b, int q[kQK_K]) {
       }
 }
 
+// unpack_q6_k's inverse: codes 0..63 (q + 32) into b.ql and b.qh.
+inline void pack_q6_k_codes(const int codes[kQK_K], block_q6_k& b) {
+  for (auto& v : b.ql) v = 0;
+  for (auto& v : b.qh) v = 0;
+  for (int e = 0; e < kQK_K; e++) {
+    const int h = e / 128, k = (e % 128) / 32, l = e % 32;
+    b.ql[64 * h + 32 * (k % 2) + l] |= uint8_t((codes[e] & 0x0F) << (4 * (k / 2)));
+    b.qh[32 * h + l] |= uint8_t(((codes[e] >> 4) & 3) << (2 * k));
+  }
+}
+
 }  // namespace warden::tensor::kquant

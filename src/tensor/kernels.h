@@ -38,6 +38,11 @@ using PanelBytesFn = size_t (*)(int64_t n);
 using PackFn = void (*)(const uint8_t* w, size_t w_row_bytes, int64_t rows, int64_t n, uint8_t* out);
 using PackedGemmFn = void (*)(const uint8_t* panels, int64_t n_rows, const uint8_t* x, size_t x_row_bytes, int64_t T,
                               int64_t n, float* y, int64_t ldy);
+// Row `row` (0-7) of the panel at `panel` (rows of n elements) back in the
+// type's own blocks, byte for byte the row pack read: one row read from a
+// packed copy (a tied embedding, whose lookups would otherwise read the
+// file). Optional: null where no type-specific inverse is written.
+using UnpackFn = void (*)(const uint8_t* panel, int row, int64_t n, uint8_t* out);
 
 struct TypeKernels {
   DequantizeFn dequantize = nullptr;
@@ -52,6 +57,7 @@ struct TypeKernels {
   PanelBytesFn panel_bytes = nullptr;
   PackFn pack = nullptr;
   PackedGemmFn gemm_packed = nullptr;
+  UnpackFn unpack = nullptr;
 };
 
 // Indexed by the numeric type id; ids beyond the table have no kernels.

@@ -489,18 +489,20 @@ TEST_P(PerArchitecture, RepackedWeightsGenerateWhatTheScalarKernelsGenerate) {
   }
 }
 
-// A token's embedding is its row of token_embd, read from the file
-// (Model::embed) as it is through the mapping; an untied embedding is not
-// repacked (only matrices the forward pass multiplies by are).
+// A token's embedding is its row of token_embd as the file has it, whether
+// Model::embed reads it back from the packed output matrix (a tied Q6_K,
+// Q8_0 or Q4_0 embedding: every row of a panel), from the file, or through
+// the mapping; an untied embedding is not repacked (only matrices the
+// forward pass multiplies by are).
 TEST_P(PerArchitecture, EmbeddingsAreTheFilesRows) {
-  for (const char* type : {"q8_0", "q4_K_M", "q6_K"}) {
+  for (const char* type : {"q8_0", "q4_K_M", "q6_K", "q4_0", "f16"}) {
     auto m = model::Model::load(tiny_model(GetParam(), type));
     const model::Matrix& e = m->token_embd;
     if (m->output.data != e.data) {
       EXPECT_EQ(e.packed, nullptr) << type;
     }
     std::vector<float> got(size_t(e.cols)), want(size_t(e.cols));
-    for (int32_t token : {0, 1, 777, int32_t(e.rows) - 1}) {
+    for (int32_t token : {0, 1, 2, 3, 4, 5, 6, 7, 13, 777, int32_t(e.rows) - 1}) {
       m->embed(token, got.data());
       tensor::dequantize_row(e.type, e.row(token), want.data(), e.cols);
       EXPECT_EQ(got, want) << type << " token " << token;
