@@ -23,6 +23,7 @@
 #include <random>
 #include <vector>
 
+#include "median.h"
 #include "model/forward.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
@@ -30,6 +31,7 @@
 #include "util/thread_pool.h"
 
 namespace model = warden::model;
+using warden::bench::median;
 using Forward = model::Forward;
 
 namespace {
@@ -58,11 +60,6 @@ std::vector<double> stage_bytes(const model::Model& m) {
   }
   bytes[Forward::kOutput] = matrix_bytes(m.output, 1);
   return bytes;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 }  // namespace

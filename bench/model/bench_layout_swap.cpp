@@ -20,6 +20,7 @@
 #include <memory>
 #include <vector>
 
+#include "median.h"
 #include "model/forward.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
@@ -27,6 +28,7 @@
 #include "util/thread_pool.h"
 
 namespace model = warden::model;
+using warden::bench::median;
 
 namespace {
 
@@ -55,11 +57,6 @@ void place(Placed& p, uint8_t* to, const uint8_t* from) {
   std::memcpy(to, from, p.bytes);
   move_pointers(*p.model, from, p.bytes, to);
   p.at = to;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 }  // namespace

@@ -371,6 +371,7 @@ void pack_q8_0_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, 
   }
 }
 
+// pack_q8_0_panel's inverse for one row.
 void unpack_q8_0_row(const uint8_t* panel, int row, int64_t n, uint8_t* out) {
   auto* blocks = reinterpret_cast<block_q8_0*>(out);
   for (int64_t b = 0; b < n / kQK; b++, panel += kQ8_0PanelBlock) {
@@ -991,7 +992,7 @@ void pack_q6_k_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, 
   }
 }
 
-// pack_q6_k_panel's inverse for one row: each half sub-block's three
+// pack_q6_k_panel's inverse for one row: each 16-element sub-block's three
 // registers hold the codes of its steps 0-2 (dword `row`, a code a byte,
 // bits 0-5) and, in the bytes' top bits, bits 4-5, 2-3 and 0-1 of step 3's.
 void unpack_q6_k_row(const uint8_t* panel, int row, int64_t n, uint8_t* out) {
