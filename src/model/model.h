@@ -101,7 +101,7 @@ class Model {
   // Token `token`'s embedding, n_embd floats into `out`. Where the embedding
   // is the tied output matrix and that is packed, the row comes from the
   // packed copy where its type has an unpacking routine (TypeKernels::
-  // unpack: Q6_K, Q8_0, Q4_0), else from the file, and never through the file's
+  // unpack: Q6_K, Q8_0, Q4_0, F16, BF16), else from the file, and never through the file's
   // mapping: a fault there maps the whole page-cache folio around the row
   // (up to 2 MiB with ext4's large folios), so lookups would make the
   // embedding resident bit by bit beside its packed copy, and mapping a

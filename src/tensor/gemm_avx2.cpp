@@ -1489,6 +1489,11 @@ void pack_16bit_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n,
     }
 }
 
+// pack_16bit_panel's inverse for one row: value k of row `row` at 16 k + 2 row.
+void unpack_16bit_row(const uint8_t* panel, int row, int64_t n, uint8_t* out) {
+  for (int64_t k = 0; k < n; k++) std::memcpy(out + 2 * k, panel + 16 * k + 2 * row, 2);
+}
+
 // Independent accumulator chains per token: an FMA's latency is four of its
 // issue slots, so one token needs eight chains to keep both FMA units busy.
 template <int NT>
@@ -1791,8 +1796,10 @@ void add_avx2_gemm_kernels(KernelTable& table) {
   // (The avx512bf16 table then replaces BF16's with gemm_avx512bf16.cpp's.)
   set_packed<PackedF16>(table.by_type[size_t(gguf::TensorType::F16)]);
   table.by_type[size_t(gguf::TensorType::F16)].gemm_packed = gemm_packed_half<F16Values>;
+  table.by_type[size_t(gguf::TensorType::F16)].unpack = unpack_16bit_row;
   set_packed<PackedBF16>(table.by_type[size_t(gguf::TensorType::BF16)]);
   table.by_type[size_t(gguf::TensorType::BF16)].gemm_packed = gemm_packed_half<BF16Values>;
+  table.by_type[size_t(gguf::TensorType::BF16)].unpack = unpack_16bit_row;
 #endif
   set_packed<PackedQ8_0>(table.by_type[size_t(gguf::TensorType::Q8_0)]);
   set_packed<PackedQ4_0>(table.by_type[size_t(gguf::TensorType::Q4_0)]);
@@ -1805,7 +1812,7 @@ void add_avx2_gemm_kernels(KernelTable& table) {
       gemm_packed_expanding<PackedQ5_K, expand_q5_k_panel, steps_per_int16(31)>;
   set_packed<PackedQ6_K>(table.by_type[size_t(gguf::TensorType::Q6_K)]);
   // The usual types of a tied embedding (llama.cpp gives it Q6_K in most
-  // mixes, Q8_0 in Q8_0 files, Q4_0 in --pure Q4_0 ones).
+  // mixes, Q8_0 in Q8_0 files, Q4_0 in --pure Q4_0 ones; F16 and BF16 above).
   table.by_type[size_t(gguf::TensorType::Q6_K)].unpack = unpack_q6_k_row;
   table.by_type[size_t(gguf::TensorType::Q8_0)].unpack = unpack_q8_0_row;
   table.by_type[size_t(gguf::TensorType::Q4_0)].unpack = unpack_q4_0_row;

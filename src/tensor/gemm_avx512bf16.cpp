@@ -67,6 +67,12 @@ void pack_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, uint8
     }
 }
 
+// pack_panel's inverse for one row: values 2p and 2p + 1 of row `row` in the
+// word at 32 p + 4 row.
+void unpack_row(const uint8_t* panel, int row, int64_t n, uint8_t* out) {
+  for (int64_t k = 0; k < n; k++) std::memcpy(out + 2 * k, panel + 32 * (k / 2) + 4 * row + 2 * (k % 2), 2);
+}
+
 void pack_rows(const uint8_t* w, size_t w_row_bytes, int64_t rows, int64_t n, uint8_t* out) {
   for (int64_t r0 = 0; r0 < rows; r0 += kPanelRows, out += panel_bytes(n))
     pack_panel(w + size_t(r0) * w_row_bytes, w_row_bytes, int(std::min<int64_t>(kPanelRows, rows - r0)), n, out);
@@ -172,6 +178,7 @@ void add_avx512bf16_gemm_kernels(KernelTable& table) {
   k.panel_bytes = panel_bytes;
   k.pack = pack_rows;
   k.gemm_packed = gemm_packed;
+  k.unpack = unpack_row;
 }
 
 }  // namespace warden::tensor

@@ -491,11 +491,11 @@ TEST_P(PerArchitecture, RepackedWeightsGenerateWhatTheScalarKernelsGenerate) {
 
 // A token's embedding is its row of token_embd as the file has it, whether
 // Model::embed reads it back from the packed output matrix (a tied Q6_K,
-// Q8_0 or Q4_0 embedding: every row of a panel), from the file, or through
-// the mapping; an untied embedding is not repacked (only matrices the
+// Q8_0, Q4_0 or F16 embedding: every row of a panel), from the file, or
+// through the mapping; an untied embedding is not repacked (only matrices the
 // forward pass multiplies by are).
 TEST_P(PerArchitecture, EmbeddingsAreTheFilesRows) {
-  for (const char* type : {"q8_0", "q4_K_M", "q6_K", "q4_0", "f16"}) {
+  for (const char* type : {"q8_0", "q4_K_M", "q6_K", "q4_0", "f16", "bf16"}) {
     auto m = model::Model::load(tiny_model(GetParam(), type));
     const model::Matrix& e = m->token_embd;
     if (m->output.data != e.data) {

@@ -130,39 +130,44 @@ TEST(GemmKernels, MatchOneDotPerRowAndToken) {
 
 // Where a type has an unpacking routine, every row of a packed copy comes
 // back byte for byte as it was in the file, the last panel's padded one
-// too.
+// too (for the float types, rows of an odd length as well).
+void check_unpack(const KernelTable& set, TensorType t, int64_t n) {
+  const TypeKernels& k = *set.find(t);
+  ASSERT_TRUE(k.pack) << set.name << " " << gguf::type_name(t) << ": unpack without pack";
+  constexpr int64_t kRows = 13;
+  std::mt19937 rng(uint32_t(t) * 1000 + uint32_t(n));
+  const size_t row_bytes = gguf::row_bytes(t, n);
+  std::vector<uint8_t> rows(row_bytes * kRows);
+  for (int64_t r = 0; r < kRows; r++) {
+    std::vector<float> x = gaussian(n, rng, 0.02f * float(1 + r % 5));
+    if (r == 4) std::fill_n(x.begin(), std::min<int64_t>(256, n), 0.0f);  // an all-zero super-block
+    scalar_kernels().find(t)->quantize(x.data(), rows.data() + size_t(r) * row_bytes, n);
+  }
+  std::vector<uint8_t> packed(size_t((kRows + 7) / 8) * k.panel_bytes(n));
+  k.pack(rows.data(), row_bytes, kRows, n, packed.data());
+  std::vector<uint8_t> row(row_bytes);
+  for (int64_t r = 0; r < kRows; r++) {
+    k.unpack(packed.data() + size_t(r / 8) * k.panel_bytes(n), int(r % 8), n, row.data());
+    EXPECT_EQ(row, std::vector<uint8_t>(rows.begin() + int64_t(r * row_bytes), rows.begin() + int64_t((r + 1) * row_bytes)))
+        << set.name << " " << gguf::type_name(t) << " n " << n << " row " << r;
+  }
+}
+
 TEST(GemmKernels, PackedRowsUnpackToTheirOwnBytes) {
   int tested = 0;
   for (const KernelTable* set : runnable_sets()) {
     for (uint32_t id = 0; id < kMaxTypeId; id++) {
       const TensorType t = TensorType(id);
-      const TypeKernels& k = *set->find(t);
-      if (!k.unpack) continue;
-      ASSERT_TRUE(k.pack) << set->name << " " << gguf::type_name(t) << ": unpack without pack";
-      constexpr int64_t kRows = 13, kN = 768;
-      std::mt19937 rng(id);
-      const size_t row_bytes = gguf::row_bytes(t, kN);
-      std::vector<uint8_t> rows(row_bytes * kRows);
-      for (int64_t r = 0; r < kRows; r++) {
-        std::vector<float> x = gaussian(kN, rng, 0.02f * float(1 + r % 5));
-        if (r == 4) std::fill_n(x.begin(), 256, 0.0f);  // an all-zero super-block
-        scalar_kernels().find(t)->quantize(x.data(), rows.data() + size_t(r) * row_bytes, kN);
-      }
-      std::vector<uint8_t> packed(size_t((kRows + 7) / 8) * k.panel_bytes(kN));
-      k.pack(rows.data(), row_bytes, kRows, kN, packed.data());
-      std::vector<uint8_t> row(row_bytes);
-      for (int64_t r = 0; r < kRows; r++) {
-        k.unpack(packed.data() + size_t(r / 8) * k.panel_bytes(kN), int(r % 8), kN, row.data());
-        EXPECT_EQ(row, std::vector<uint8_t>(rows.begin() + int64_t(r * row_bytes), rows.begin() + int64_t((r + 1) * row_bytes)))
-            << set->name << " " << gguf::type_name(t) << " row " << r;
-      }
+      if (!set->find(t)->unpack) continue;
+      check_unpack(*set, t, 768);
+      if (gguf::type_info(t)->block_size == 1) check_unpack(*set, t, 37);
       tested++;
     }
   }
 #if defined(WARDEN_HAVE_AVX2_KERNELS)
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
-    EXPECT_GE(tested, 3) << "the AVX2 set unpacks Q6_K, Q8_0 and Q4_0";
+    EXPECT_GE(tested, 5) << "the AVX2 set unpacks Q6_K, Q8_0, Q4_0, F16 and BF16";
   }
 #endif
 }
