@@ -106,8 +106,8 @@ int main(int argc, char** argv) {
     const double read_s = median(passes), read_rate = read_bytes / read_s;
     if (r == 0) continue;
     fractions.push_back(read_s / step_s);
-    std::printf("round %d: %.3f ms a step; the read pass over %.1f MB %.3f ms (%.1f GB/s): decode at %.0f %% of it\n", r,
-                step_s * 1e3, read_bytes / 1e6, read_s * 1e3, read_rate / 1e9, 100 * read_s / step_s);
+    std::printf("round %d: %.3f ms a step; the read pass over %.1f MB %.3f ms (%.1f GB/s): decode at %.0f %% of it\n",
+                r, step_s * 1e3, read_bytes / 1e6, read_s * 1e3, read_rate / 1e9, 100 * read_s / step_s);
     std::printf("  %-12s %14s %14s %10s %8s %14s\n", "stage", "member 0 us", "member 1 us", "MB/token", "GB/s",
                 "of read rate");
     auto us = [&](double seconds) { return seconds / kTokens * 1e6; };
@@ -128,8 +128,10 @@ int main(int argc, char** argv) {
                     100 * stage_bytes / slowest / read_rate);
       std::printf("\n");
     };
-    for (int k = 0; k < Forward::kStages; k++)
-      if (bytes[size_t(k)] > 0) print_row(names[k], [&](const Forward::StageSeconds& t) { return t.stage[k]; }, bytes[size_t(k)]);
+    for (int k = 0; k < Forward::kStages; k++) {
+      if (bytes[size_t(k)] == 0) continue;  // a stage this architecture does not have
+      print_row(names[k], [&](const Forward::StageSeconds& t) { return t.stage[k]; }, bytes[size_t(k)]);
+    }
     print_row("barriers", [](const Forward::StageSeconds& t) { return t.barriers; }, 0);
     print_row("other", [](const Forward::StageSeconds& t) {
       double rest = t.steps - t.barriers;

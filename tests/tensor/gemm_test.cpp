@@ -129,8 +129,8 @@ TEST(GemmKernels, MatchOneDotPerRowAndToken) {
 }
 
 // Where a type has an unpacking routine, every row of a packed copy comes
-// back byte for byte as it was in the file, the last panel's padded one
-// too (for the float types, rows of an odd length as well).
+// back byte for byte as it was in the file, those of a last, part-filled
+// panel too (for the float types, rows of an odd length as well).
 void check_unpack(const KernelTable& set, TensorType t, int64_t n) {
   const TypeKernels& k = *set.find(t);
   ASSERT_TRUE(k.pack) << set.name << " " << gguf::type_name(t) << ": unpack without pack";
@@ -148,7 +148,8 @@ void check_unpack(const KernelTable& set, TensorType t, int64_t n) {
   std::vector<uint8_t> row(row_bytes);
   for (int64_t r = 0; r < kRows; r++) {
     k.unpack(packed.data() + size_t(r / 8) * k.panel_bytes(n), int(r % 8), n, row.data());
-    EXPECT_EQ(row, std::vector<uint8_t>(rows.begin() + int64_t(r * row_bytes), rows.begin() + int64_t((r + 1) * row_bytes)))
+    const auto first = rows.begin() + int64_t(size_t(r) * row_bytes);
+    EXPECT_EQ(row, std::vector<uint8_t>(first, first + int64_t(row_bytes)))
         << set.name << " " << gguf::type_name(t) << " n " << n << " row " << r;
   }
 }
