@@ -36,7 +36,7 @@
 namespace warden::model {
 namespace {
 
-constexpr int64_t kPanelRows = 8;  // rows per packed panel
+constexpr int64_t kPanelRows = Matrix::kPanelRows;
 
 // T rows of x (n floats each) converted to w's dot type into `out`, as
 // product_rows reads them.

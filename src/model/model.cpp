@@ -268,11 +268,11 @@ void pack_runs(uint8_t* region, const std::vector<Matrix*>& unique, const std::v
         // soon as it is packed, so the original and packed copies of a large
         // matrix (the token embedding) are never resident together.
         constexpr int64_t kChunkRows = 1024;
-        const int64_t end_row = std::min(w.rows, run.end * 8);
+        const int64_t end_row = std::min(w.rows, run.end * Matrix::kPanelRows);
         for (int64_t s = 0; s < w.slices; s++)
-          for (int64_t r0 = run.begin * 8; r0 < end_row; r0 += kChunkRows) {
+          for (int64_t r0 = run.begin * Matrix::kPanelRows; r0 < end_row; r0 += kChunkRows) {
             const int64_t rows = std::min(kChunkRows, end_row - r0);
-            const int64_t panel = s * (run.end - run.begin) + r0 / 8 - run.begin;
+            const int64_t panel = s * (run.end - run.begin) + r0 / Matrix::kPanelRows - run.begin;
             k.pack(w.row(r0, s), w.row_bytes, rows, w.cols, out + size_t(panel) * k.panel_bytes(w.cols));
             release_mapped_pages(w.row(r0, s), size_t(rows) * w.row_bytes);
           }
@@ -361,12 +361,12 @@ void Model::embed(int32_t token, float* out) const {
     tensor::dequantize_row(token_embd.type, token_embd.row(token), out, config_.n_embd);
     return;
   }
-  constexpr int64_t kPanelRows = 8;  // as Matrix::panels counts them
   thread_local std::vector<uint8_t> row;
   row.resize(token_embd.row_bytes);
   if (const tensor::UnpackFn unpack = tensor::active_kernels().find(output.type)->unpack) {
     int64_t run_end = 0;
-    unpack(output.packed_panel(token / kPanelRows, 0, run_end), int(token % kPanelRows), output.cols, row.data());
+    unpack(output.packed_panel(token / Matrix::kPanelRows, 0, run_end), int(token % Matrix::kPanelRows), output.cols,
+           row.data());
   } else {
     file_->read(token_embd.row(token), row.data(), row.size());
   }

@@ -42,7 +42,8 @@ struct Matrix {
   const uint8_t* row(int64_t r, int64_t slice = 0) const {
     return data + (size_t(slice) * size_t(rows) + size_t(r)) * row_bytes;
   }
-  int64_t panels() const { return (rows + 7) / 8; }
+  static constexpr int64_t kPanelRows = 8;  // rows per packed panel (tensor::PackFn)
+  int64_t panels() const { return (rows + kPanelRows - 1) / kPanelRows; }
   // Panel p of slice `slice` of the packed copy; `run_end` gets the first
   // panel past p's run (the panels from p up to it lie one after another).
   const uint8_t* packed_panel(int64_t p, int64_t slice, int64_t& run_end) const;
@@ -101,8 +102,8 @@ class Model {
   // Token `token`'s embedding, n_embd floats into `out`. Where the embedding
   // is the tied output matrix and that is packed, the row comes from the
   // packed copy where its type has an unpacking routine (TypeKernels::
-  // unpack: Q6_K, Q8_0, Q4_0, F16, BF16), else from the file, and never through the file's
-  // mapping: a fault there maps the whole page-cache folio around the row
+  // unpack: Q6_K, Q8_0, Q4_0, F16, BF16), else from the file, and never
+  // through the file's mapping: a fault there maps the whole folio around the row
   // (up to 2 MiB with ext4's large folios), so lookups would make the
   // embedding resident bit by bit beside its packed copy, and mapping a
   // folio and handing it back after each lookup cost 80-310 us a token
