@@ -291,7 +291,7 @@ inline void store_f16(uint8_t* p, uint16_t h) { std::memcpy(p, &h, sizeof h); }
 // 56-59 GB/s (2-core EPYC, AVX-512 VNNI kernels).
 
 // Q8_0: per block, 8 registers of interleaved int8 weights, then 8 f16 scales.
-constexpr size_t kQ8_0PanelBlock = 8 * 32 + 8 * 2;
+constexpr size_t kQ8_0Codes = 8 * 32, kQ8_0PanelBlock = kQ8_0Codes + 8 * 2;
 // Q4_0: per block, 4 registers whose low nibbles are codes of steps 0..3 and
 // high nibbles steps 4..7 (on the VNNI set the same bytes as qword steps:
 // store_four_bit_codes), then 8 f16 scales.
@@ -357,7 +357,7 @@ void pack_q8_0_panel(const uint8_t* w, size_t w_row_bytes, int rows, int64_t n, 
     __m256i steps[8];
     transpose_rows(rows, [&](int r) { return load32(block_of_row<block_q8_0>(w, w_row_bytes, r, b).qs); }, steps);
 #if defined(WARDEN_GEMM_VNNI)
-    // For q8_0_wide_kernel: qword steps (register m's qword r: row r's codes
+    // For Q8_0BlockSums: qword steps (register m's qword r: row r's codes
     // 8m..8m+7), each code plus 128 (0..255, vpdpbusd's unsigned operand).
     const __m256i plus_128 = _mm256_set1_epi8(char(0x80));
     for (int m = 0; m < 4; m++)
@@ -576,38 +576,104 @@ void q8_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const
   for (int t = 0; t < NT; t++) _mm256_storeu_ps(out[t], acc[t]);
 }
 #else
-// Q8_0 on the VNNI set (see broadcast8; layout at pack_q8_0_panel): the codes plus 128 go
-// into vpdpbusd as they are, one instruction per 64 bytes and token where
-// 256-bit steps spent two sign instructions and a vpdpbusd per 32, and
-// the offset comes back out with each activation block's sum. In cache
-// (BM_Gemm/Q8_0_packed, three alternating runs): 64 tokens 85-90 -> 119-126
-// G multiply-adds/s, one token level (59-61 -> 52-69).
-template <int NT>
-void q8_0_wide_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const float* const xd[NT],
-                      const int32_t* const xsum[NT], float out[NT][8]) {
-  constexpr int kChains = NT == 1 ? 2 : 1;  // one token: two chains of dependent vpdpbusd
-  __m256 acc[NT];
-  for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; b++, panel += kQ8_0PanelBlock) {
+// The VNNI set's kernel for the panels with one f16 scale per row and
+// 32-code block, at kScales of each kBlock bytes (Q8_0, Q4_0), the codes
+// stored plus kOffset (a power of two): two blocks a pass, their float
+// scaling in one 512-bit register per token. BlockSums::of gives each
+// token's pair lanes of a block (2r and 2r + 1: halves of row r's integer
+// sum, see broadcast8); lane 2r takes row r of the even block, 2r + 1 of
+// the odd one, so the sums need no narrowing per block and the scales, the
+// offsets and the float products take half the instructions; the even and
+// the odd blocks' sums meet at the end, in the same order for any number
+// of tokens (lookup decoding needs a pass of a few tokens to give exactly
+// the logits of single steps). Why: one token streams these panels from
+// memory, and their kernels spend the most instructions per byte of any
+// type (a scale per 32 codes), which limits how far ahead their loads run:
+// in cache, one token's Q4_0 119 -> 137 G multiply-adds/s
+// (BM_Gemm/Q4_0_packed/1/64); decode of qwen3-0.6b q8_0 2.2 % and q4_0
+// 0.5-1.4 % faster (docs/performance.md).
+template <int NT, size_t kBlock, size_t kScales, int kOffset, typename BlockSums>
+void block_pairs_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const float* const xd[NT],
+                        const int32_t* const xsum[NT], float out[NT][8]) {
+  constexpr int kOffsetShift = __builtin_ctz(kOffset);
+  static_assert(kOffset == 1 << kOffsetShift);
+  __m512 acc[NT];
+  for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2, panel += 2 * kBlock) {
+    const int8_t* qs_even[NT];
+    const int8_t* qs_odd[NT];
+    for (int t = 0; t < NT; t++) qs_even[t] = x[t][b].qs, qs_odd[t] = x[t][b + 1].qs;
+    __m512i even[NT], odd[NT];
+    BlockSums::template of<NT>(panel, qs_even, even);
+    BlockSums::template of<NT>(panel + kBlock, qs_odd, odd);
+    const __m128i d_even = _mm_loadu_si128(reinterpret_cast<const __m128i*>(panel + kScales));
+    const __m128i d_odd = _mm_loadu_si128(reinterpret_cast<const __m128i*>(panel + kBlock + kScales));
+    const __m512 wd =
+        _mm512_cvtph_ps(_mm256_set_m128i(_mm_unpackhi_epi16(d_even, d_odd), _mm_unpacklo_epi16(d_even, d_odd)));
+    for (int t = 0; t < NT; t++) {
+      const __m512i sums = _mm512_mask_blend_epi32(__mmask16(0xAAAA),
+                                                   _mm512_add_epi32(even[t], _mm512_srli_epi64(even[t], 32)),
+                                                   _mm512_add_epi32(odd[t], _mm512_slli_epi64(odd[t], 32)));
+      int64_t two_sums, two_scales;  // the two blocks' activation sums and scales, broadcast as a qword
+      std::memcpy(&two_sums, xsum[t] + b, sizeof two_sums);
+      std::memcpy(&two_scales, xd[t] + b, sizeof two_scales);
+      const __m512i offsets = _mm512_slli_epi32(_mm512_set1_epi64(two_sums), kOffsetShift);
+      const __m512 scale = _mm512_mul_ps(wd, _mm512_castsi512_ps(_mm512_set1_epi64(two_scales)));
+      acc[t] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(_mm512_sub_epi32(sums, offsets)), acc[t]);
+    }
+  }
+  // Each row's two lanes added (into the low half of its qword, which the
+  // narrowing keeps), then an odd count's last block alone.
+  __m256 total[NT];
+  for (int t = 0; t < NT; t++) {
+    const __m512 odd_lanes = _mm512_castsi512_ps(_mm512_srli_epi64(_mm512_castps_si512(acc[t]), 32));
+    total[t] = _mm256_castsi256_ps(_mm512_cvtepi64_epi32(_mm512_castps_si512(_mm512_add_ps(acc[t], odd_lanes))));
+  }
+  if (b < nb) {
+    const int8_t* qs[NT];
+    for (int t = 0; t < NT; t++) qs[t] = x[t][b].qs;
+    __m512i last[NT];
+    BlockSums::template of<NT>(panel, qs, last);
+    const __m256 wd = load_f16x8(panel + kScales);
+    for (int t = 0; t < NT; t++) {
+      const __m256i isum = _mm256_sub_epi32(add_lane_pairs(last[t]), _mm256_set1_epi32(kOffset * xsum[t][b]));
+      total[t] = _mm256_fmadd_ps(_mm256_mul_ps(wd, _mm256_broadcast_ss(xd[t] + b)), _mm256_cvtepi32_ps(isum), total[t]);
+    }
+  }
+  for (int t = 0; t < NT; t++) _mm256_storeu_ps(out[t], total[t]);
+}
+
+// Each token's pair lanes of a block for block_pairs_kernel. Q8_0 (layout
+// at pack_q8_0_panel): the codes plus 128 go into vpdpbusd as they are, one
+// instruction per 64 bytes and token where 256-bit steps spent two sign
+// instructions and a vpdpbusd per 32 (in cache, BM_Gemm/Q8_0_packed at 64
+// tokens: 85-90 -> 119-126 G multiply-adds/s); one token takes two chains of
+// dependent vpdpbusd.
+struct Q8_0BlockSums {
+  template <int NT>
+  static void of(const uint8_t* codes, const int8_t* const qs[NT], __m512i sums[NT]) {
+    constexpr int kChains = NT == 1 ? 2 : 1;
     __m512i chain[NT][kChains];
     for (auto& token : chain)
       for (auto& c : token) c = _mm512_setzero_si512();
     for (int m = 0; m < 4; m++) {
-      const __m512i w = _mm512_loadu_si512(panel + 64 * m);
+      const __m512i w = _mm512_loadu_si512(codes + 64 * m);
       for (int t = 0; t < NT; t++)
-        chain[t][m % kChains] = _mm512_dpbusd_epi32(chain[t][m % kChains], w, broadcast8(x[t][b].qs + 8 * m));
+        chain[t][m % kChains] = _mm512_dpbusd_epi32(chain[t][m % kChains], w, broadcast8(qs[t] + 8 * m));
     }
-    const __m256 wd = load_f16x8(panel + 256);
     for (int t = 0; t < NT; t++) {
-      __m512i sums = chain[t][0];
-      for (int c = 1; c < kChains; c++) sums = _mm512_add_epi32(sums, chain[t][c]);
-      const __m256i isum = _mm256_sub_epi32(add_lane_pairs(sums), _mm256_set1_epi32(128 * xsum[t][b]));
-      const __m256 scale = _mm256_mul_ps(wd, _mm256_broadcast_ss(xd[t] + b));
-      acc[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(isum), acc[t]);
+      sums[t] = chain[t][0];
+      for (int c = 1; c < kChains; c++) sums[t] = _mm512_add_epi32(sums[t], chain[t][c]);
     }
   }
-  for (int t = 0; t < NT; t++) _mm256_storeu_ps(out[t], acc[t]);
-}
+};
+struct Q4_0BlockSums {
+  template <int NT>
+  static void of(const uint8_t* codes, const int8_t* const qs[NT], __m512i sums[NT]) {
+    four_bit_code_sums<NT>(codes, qs, sums);
+  }
+};
 #endif
 
 // Eight steps of codes against NT tokens' activations at qs[t] (32 int8
@@ -1307,7 +1373,7 @@ struct Q8_0PanelKernel {
   static void run(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const float* const xd[NT],
                   const int32_t* const xsum[NT], float out[NT][8]) {
 #if defined(WARDEN_GEMM_VNNI)
-    q8_0_wide_kernel<NT>(panel, nb, x, xd, xsum, out);
+    block_pairs_kernel<NT, kQ8_0PanelBlock, kQ8_0Codes, kOffset, Q8_0BlockSums>(panel, nb, x, xd, xsum, out);
 #else
     q8_0_panel_kernel<NT>(panel, nb, x, xd, out);
 #endif
@@ -1318,7 +1384,11 @@ struct Q4_0PanelKernel {
   template <int NT>
   static void run(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const float* const xd[NT],
                   const int32_t* const xsum[NT], float out[NT][8]) {
+#if defined(WARDEN_GEMM_VNNI)
+    block_pairs_kernel<NT, kQ4_0PanelBlock, kQ4_0Codes, kOffset, Q4_0BlockSums>(panel, nb, x, xd, xsum, out);
+#else
     offset_panel_kernel<NT, false>(panel, nb, x, xd, xsum, out);
+#endif
   }
 };
 struct Q5_0PanelKernel {

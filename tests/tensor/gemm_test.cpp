@@ -115,6 +115,9 @@ TEST(GemmKernels, MatchOneDotPerRowAndToken) {
                              Case{16, 11, 256}, Case{9, 16, 256}, Case{17, 21, 512}, Case{40, 1, 512},
                              Case{29, 1, 768}})
         check_gemm(*set, t, c);
+      if (gguf::type_info(t)->block_size == 32)  // odd numbers of blocks (decode kernels that take two a pass)
+        for (const Case& c : {Case{11, 1, 96}, Case{16, 1, 288}, Case{9, 3, 160}, Case{8, 1, 32}})
+          check_gemm(*set, t, c);
       if (gguf::type_info(t)->block_size == 1)  // float types take rows of any length
         for (const Case& c : {Case{11, 3, 37}, Case{8, 1, 13}, Case{17, 7, 5}, Case{19, 9, 21}})
           check_gemm(*set, t, c);
