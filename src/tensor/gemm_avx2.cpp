@@ -30,6 +30,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "tensor/blocks.h"
@@ -1249,6 +1250,64 @@ inline void correction_pairs(const int8_t* terms, __m256i pairs[8]) {
   }
 }
 
+#if defined(WARDEN_GEMM_VNNI)
+// Sub-blocks j and j + 1's four steps of codes, j's in the low 256 bits of
+// each register and j + 1's in the high: Q6_K's unpacked from both at once
+// (its 96-byte sub-blocks lie one after the other), the others' side by side.
+template <typename L>
+inline void sub_block_pair_codes(const uint8_t* panel, int j, __m512i c[4]) {
+  if constexpr (std::is_same_v<L, Q6_KLayout>) {  // as Q6_KLayout::codes, in 512 bits
+    const uint8_t* sub = panel + kQ6_KCodes + j * kQ6_KSubBlockBytes;
+    auto both = [&](size_t offset) {
+      return _mm512_inserti64x4(_mm512_castsi256_si512(load32(sub + offset)), load32(sub + kQ6_KSubBlockBytes + offset),
+                                1);
+    };
+    const __m512i low6 = _mm512_set1_epi8(0x3F), a = both(0), b = both(32), d = both(64);
+    c[0] = _mm512_and_si512(a, low6);
+    c[1] = _mm512_and_si512(b, low6);
+    c[2] = _mm512_and_si512(d, low6);
+    const __m512i top = _mm512_or_si512(_mm512_andnot_si512(low6, a),
+                                        _mm512_or_si512(_mm512_srli_epi16(_mm512_andnot_si512(low6, b), 2),
+                                                        _mm512_srli_epi16(_mm512_andnot_si512(low6, d), 4)));
+    c[3] = _mm512_srli_epi16(top, 2);
+  } else {
+    __m256i low[4], high[4];
+    L::codes(panel, j, low);
+    L::codes(panel, j + 1, high);
+    for (int k = 0; k < 4; k++) c[k] = _mm512_inserti64x4(_mm512_castsi256_si512(low[k]), high[k], 1);
+  }
+}
+
+// Each token's integer sums (a lane per row) of super-block b's sixteen
+// sub-blocks times their scales, on the VNNI set: two sub-blocks a pass in
+// 512-bit registers, step k of each against its four activations (lanes
+// 0-7: sub-block j's, 8-15: j + 1's, both permuted out of one load), the
+// halves added at the end. The same exact integers as one sub-block a pass
+// in 256 bits, in half the instructions (Q6_K's decode kernel in cache,
+// BM_Gemm/Q6_K_packed/1/64: see docs/performance.md).
+template <int NT, typename L>
+inline void sub_block_pair_sums(const uint8_t* panel, const int8_t* scales, const block_q8_k* const x[NT], int64_t b,
+                                __m256i isum[NT]) {
+  __m512i steps[4];  // which activation dwords step k takes: k of sub-block j, k of j + 1
+  for (int k = 0; k < 4; k++) steps[k] = _mm512_setr_epi32(k, k, k, k, k, k, k, k, 4 + k, 4 + k, 4 + k, 4 + k, 4 + k, 4 + k, 4 + k, 4 + k);
+  __m512i wide[NT];
+  for (int t = 0; t < NT; t++) wide[t] = _mm512_setzero_si512();
+  for (int j = 0; j < 16; j += 2) {
+    __m512i c[4];
+    sub_block_pair_codes<L>(panel, j, c);
+    const __m512i scale = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + 8 * j)));
+    for (int t = 0; t < NT; t++) {
+      const __m512i xq = _mm512_castsi256_si512(load32(x[t][b].qs + 16 * j));
+      __m512i sum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c[0], _mm512_permutexvar_epi32(steps[0], xq));
+      for (int k = 1; k < 4; k++) sum = _mm512_dpbusd_epi32(sum, c[k], _mm512_permutexvar_epi32(steps[k], xq));
+      wide[t] = _mm512_add_epi32(wide[t], _mm512_mullo_epi32(sum, scale));
+    }
+  }
+  for (int t = 0; t < NT; t++)
+    isum[t] = _mm256_add_epi32(_mm512_castsi512_si256(wide[t]), _mm512_extracti64x4_epi64(wide[t], 1));
+}
+#endif
+
 // Codes as maddubs' unsigned operand: two steps' pairs (each at most
 // 2 * 63 * 128) fit int16.
 template <int NT, typename L>
@@ -1257,22 +1316,14 @@ void sub_block_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k*
   for (int64_t b = 0; b < nsb; b++, panel += L::kPanelBlock) {
     const typename L::Scales sc(panel);
     __m256i isum[NT];
+#if defined(WARDEN_GEMM_VNNI)
+    sub_block_pair_sums<NT, L>(panel, sc.scales(), x, b, isum);
+#else
     for (int t = 0; t < NT; t++) isum[t] = _mm256_setzero_si256();
     for (int j = 0; j < 16; j++) {  // sub-blocks of 16 elements = 4 steps, one scale
       __m256i c[4];
       L::codes(panel, j, c);
       const __m128i sc8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sc.scales() + 8 * j));
-#if defined(WARDEN_GEMM_VNNI)
-      const __m256i scale = _mm256_cvtepi8_epi32(sc8);
-      for (int t = 0; t < NT; t++) {
-        const int8_t* xq = x[t][b].qs + 16 * j;
-        __m256i sum = _mm256_dpbusd_epi32(_mm256_setzero_si256(), c[0], broadcast4(xq));
-        sum = _mm256_dpbusd_epi32(sum, c[1], broadcast4(xq + 4));
-        sum = _mm256_dpbusd_epi32(sum, c[2], broadcast4(xq + 8));
-        sum = _mm256_dpbusd_epi32(sum, c[3], broadcast4(xq + 12));
-        isum[t] = _mm256_add_epi32(isum[t], _mm256_mullo_epi32(sum, scale));
-      }
-#else
       const __m256i scale = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(sc8, sc8));
       for (int t = 0; t < NT; t++) {
         const int8_t* xq = x[t][b].qs + 16 * j;
@@ -1282,8 +1333,8 @@ void sub_block_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k*
                                              _mm256_maddubs_epi16(c[3], broadcast4(xq + 12)));
         isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(_mm256_madd_epi16(s01, scale), _mm256_madd_epi16(s23, scale)));
       }
-#endif
     }
+#endif
     __m256i pairs[8];
     correction_pairs(sc.corrections(), pairs);
     const __m256 wd = load_f16x8(panel + L::kD), wdmin = load_f16x8(panel + L::kDmin);
