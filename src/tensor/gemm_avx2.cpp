@@ -849,19 +849,74 @@ inline void finish_k4_super_block(const uint8_t* panel, const uint8_t mins[64], 
   }
 }
 
+#if defined(WARDEN_GEMM_VNNI)
+// Each token's integer sums (a lane per row) of a Q5_K super-block's eight
+// 32-element groups times their scales, on the VNNI set: two groups a pass
+// in 512-bit registers (group g's registers in the low 256 bits, g + 1's
+// in the high; the groups lie one after the other), each step's
+// activations permuted out of one load of both groups', as steps_times
+// does for one group in 256 bits. The same exact integers in about half
+// the instructions (BM_Gemm/Q5_K_packed/1/64: docs/performance.md).
+template <int NT>
+inline void five_bit_group_pair_sums(const uint8_t* groups, const uint8_t* scales, const block_q8_k* const x[NT],
+                                     int64_t b, __m256i isum[NT]) {
+  const __m512i low4 = _mm512_set1_epi8(0x0F), bit4 = _mm512_set1_epi8(0x10);
+  __m512i low_steps[4], high_steps[4];  // the activation dwords of step k (codes 4k..) and k + 4, of g then g + 1
+  for (int k = 0; k < 4; k++) {
+    low_steps[k] = _mm512_setr_epi32(k, k, k, k, k, k, k, k, 8 + k, 8 + k, 8 + k, 8 + k, 8 + k, 8 + k, 8 + k, 8 + k);
+    high_steps[k] = _mm512_add_epi32(low_steps[k], _mm512_set1_epi32(4));
+  }
+  __m512i wide[NT];
+  for (int t = 0; t < NT; t++) wide[t] = _mm512_setzero_si512();
+  for (int g = 0; g < 8; g += 2) {
+    const uint8_t* group = groups + g * kQ5_KGroupBytes;
+    auto both = [&](size_t offset) {
+      return _mm512_inserti64x4(_mm512_castsi256_si512(load32(group + offset)), load32(group + kQ5_KGroupBytes + offset),
+                                1);
+    };
+    __m512i xs[NT], sums[NT], high_sums[NT];
+    for (int t = 0; t < NT; t++) {
+      xs[t] = _mm512_loadu_si512(x[t][b].qs + 32 * g);
+      sums[t] = high_sums[t] = _mm512_setzero_si512();
+    }
+    const __m512i fifth = both(0);
+    for (int k = 0; k < 4; k++) {
+      const __m512i packed = both(32 + 32 * size_t(k));
+      // Bits k and k + 4 of `fifth` to bit 4; the 16-bit shifts' strays are masked off.
+      const __m512i low = _mm512_or_si512(_mm512_and_si512(packed, low4),
+                                          _mm512_and_si512(_mm512_slli_epi16(fifth, unsigned(4 - k)), bit4));
+      const __m512i high = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(packed, 4), low4),
+                                           _mm512_and_si512(_mm512_srli_epi16(fifth, unsigned(k)), bit4));
+      for (int t = 0; t < NT; t++) {
+        sums[t] = _mm512_dpbusd_epi32(sums[t], low, _mm512_permutexvar_epi32(low_steps[k], xs[t]));
+        high_sums[t] = _mm512_dpbusd_epi32(high_sums[t], high, _mm512_permutexvar_epi32(high_steps[k], xs[t]));
+      }
+    }
+    const __m512i scale = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + 8 * g)));
+    for (int t = 0; t < NT; t++)
+      wide[t] = _mm512_add_epi32(wide[t], _mm512_mullo_epi32(_mm512_add_epi32(sums[t], high_sums[t]), scale));
+  }
+  for (int t = 0; t < NT; t++)
+    isum[t] = _mm256_add_epi32(_mm512_castsi512_si256(wide[t]), _mm512_extracti64x4_epi64(wide[t], 1));
+}
+#endif
+
 // Q4_K and Q5_K: per 32-element group, the codes' sums times the group's
 // scale (four-bit sums as int16 lanes on AVX2, see steps_times; the VNNI
 // set's Q4_K is q4_k_wide_kernel).
 template <int NT, bool kFiveBit>
 void k4_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const x[NT], float out[NT][8]) {
   static_assert(kFiveBit || !kVnni);
-  constexpr size_t kGroups = kFiveBit ? kQ5_KGroups : kQ4_KCodes, kGroupBytes = kFiveBit ? kQ5_KGroupBytes : 128;
   constexpr size_t kBlock = kFiveBit ? kQ5_KPanelBlock : kQ4_KPanelBlock;
   float acc[NT][8] = {};
   for (int64_t b = 0; b < nsb; b++, panel += kBlock) {
     alignas(32) uint8_t scales[64], mins[64];
     unpack_q4_k_panel_scales(panel + kQ4_KScales, scales, mins);
     __m256i isum[NT];
+#if defined(WARDEN_GEMM_VNNI)
+    five_bit_group_pair_sums<NT>(panel + kQ5_KGroups, scales, x, b, isum);
+#else
+    constexpr size_t kGroups = kFiveBit ? kQ5_KGroups : kQ4_KCodes, kGroupBytes = kFiveBit ? kQ5_KGroupBytes : 128;
     for (int t = 0; t < NT; t++) isum[t] = _mm256_setzero_si256();
     for (int g = 0; g < 8; g++) {
       __m256i sums[NT];
@@ -875,12 +930,11 @@ void k4_panel_kernel(const uint8_t* panel, int64_t nsb, const block_q8_k* const 
         const __m256i scale = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales + 8 * g)));
         for (int t = 0; t < NT; t++) isum[t] = _mm256_add_epi32(isum[t], _mm256_mullo_epi32(sums[t], scale));
       }
-#if !defined(WARDEN_GEMM_VNNI)
       else {
         for (int t = 0; t < NT; t++) isum[t] = _mm256_add_epi32(isum[t], scaled_group_sum(sums[t], scales + 8 * g));
       }
-#endif
     }
+#endif
     finish_k4_super_block<NT>(panel, mins, x, b, isum, acc);
   }
   std::memcpy(out, acc, sizeof acc);
