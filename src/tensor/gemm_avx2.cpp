@@ -850,54 +850,101 @@ inline void finish_k4_super_block(const uint8_t* panel, const uint8_t mins[64], 
 }
 
 #if defined(WARDEN_GEMM_VNNI)
+// Each token's sums of two blocks of five-bit codes (store_five_bit_steps'
+// layout, the second `stride` bytes after the first) times its activations
+// xs[t] (the two blocks' 32 side by side), as steps_times does for one
+// block in 256 bits: lanes 0-7 the first block's rows, 8-15 the second's.
+// Each step's activations are permuted out of xs.
+template <int NT>
+inline void five_bit_pair_sums(const uint8_t* first, size_t stride, const __m512i xs[NT], __m512i sums[NT]) {
+  const __m512i low4 = _mm512_set1_epi8(0x0F), bit4 = _mm512_set1_epi8(0x10);
+  auto both = [&](size_t offset) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(load32(first + offset)), load32(first + stride + offset), 1);
+  };
+  __m512i high_sums[NT];
+  for (int t = 0; t < NT; t++) sums[t] = high_sums[t] = _mm512_setzero_si512();
+  const __m512i fifth = both(0);
+  for (int k = 0; k < 4; k++) {
+    const __m512i packed = both(32 + 32 * size_t(k));
+    // Bits k and k + 4 of `fifth` to bit 4; the 16-bit shifts' strays are masked off.
+    const __m512i low = _mm512_or_si512(_mm512_and_si512(packed, low4),
+                                        _mm512_and_si512(_mm512_slli_epi16(fifth, unsigned(4 - k)), bit4));
+    const __m512i high = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(packed, 4), low4),
+                                         _mm512_and_si512(_mm512_srli_epi16(fifth, unsigned(k)), bit4));
+    // The activation dwords of step k (codes 4k..4k + 3) and of step k + 4, of each block.
+    const __m512i low_step = _mm512_setr_epi32(k, k, k, k, k, k, k, k, 8 + k, 8 + k, 8 + k, 8 + k, 8 + k, 8 + k, 8 + k, 8 + k);
+    const __m512i high_step = _mm512_add_epi32(low_step, _mm512_set1_epi32(4));
+    for (int t = 0; t < NT; t++) {
+      sums[t] = _mm512_dpbusd_epi32(sums[t], low, _mm512_permutexvar_epi32(low_step, xs[t]));
+      high_sums[t] = _mm512_dpbusd_epi32(high_sums[t], high, _mm512_permutexvar_epi32(high_step, xs[t]));
+    }
+  }
+  for (int t = 0; t < NT; t++) sums[t] = _mm512_add_epi32(sums[t], high_sums[t]);
+}
+
 // Each token's integer sums (a lane per row) of a Q5_K super-block's eight
 // 32-element groups times their scales, on the VNNI set: two groups a pass
-// in 512-bit registers (group g's registers in the low 256 bits, g + 1's
-// in the high; the groups lie one after the other), each step's
-// activations permuted out of one load of both groups', as steps_times
-// does for one group in 256 bits. The same exact integers in about half
+// in 512-bit registers (the groups lie one after the other). The same
+// exact integers as steps_times group by group in 256 bits, in about half
 // the instructions (BM_Gemm/Q5_K_packed/1/64: docs/performance.md).
 template <int NT>
 inline void five_bit_group_pair_sums(const uint8_t* groups, const uint8_t* scales, const block_q8_k* const x[NT],
                                      int64_t b, __m256i isum[NT]) {
-  const __m512i low4 = _mm512_set1_epi8(0x0F), bit4 = _mm512_set1_epi8(0x10);
-  __m512i low_steps[4], high_steps[4];  // the activation dwords of step k (codes 4k..) and k + 4, of g then g + 1
-  for (int k = 0; k < 4; k++) {
-    low_steps[k] = _mm512_setr_epi32(k, k, k, k, k, k, k, k, 8 + k, 8 + k, 8 + k, 8 + k, 8 + k, 8 + k, 8 + k, 8 + k);
-    high_steps[k] = _mm512_add_epi32(low_steps[k], _mm512_set1_epi32(4));
-  }
   __m512i wide[NT];
   for (int t = 0; t < NT; t++) wide[t] = _mm512_setzero_si512();
   for (int g = 0; g < 8; g += 2) {
-    const uint8_t* group = groups + g * kQ5_KGroupBytes;
-    auto both = [&](size_t offset) {
-      return _mm512_inserti64x4(_mm512_castsi256_si512(load32(group + offset)), load32(group + kQ5_KGroupBytes + offset),
-                                1);
-    };
-    __m512i xs[NT], sums[NT], high_sums[NT];
-    for (int t = 0; t < NT; t++) {
-      xs[t] = _mm512_loadu_si512(x[t][b].qs + 32 * g);
-      sums[t] = high_sums[t] = _mm512_setzero_si512();
-    }
-    const __m512i fifth = both(0);
-    for (int k = 0; k < 4; k++) {
-      const __m512i packed = both(32 + 32 * size_t(k));
-      // Bits k and k + 4 of `fifth` to bit 4; the 16-bit shifts' strays are masked off.
-      const __m512i low = _mm512_or_si512(_mm512_and_si512(packed, low4),
-                                          _mm512_and_si512(_mm512_slli_epi16(fifth, unsigned(4 - k)), bit4));
-      const __m512i high = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(packed, 4), low4),
-                                           _mm512_and_si512(_mm512_srli_epi16(fifth, unsigned(k)), bit4));
-      for (int t = 0; t < NT; t++) {
-        sums[t] = _mm512_dpbusd_epi32(sums[t], low, _mm512_permutexvar_epi32(low_steps[k], xs[t]));
-        high_sums[t] = _mm512_dpbusd_epi32(high_sums[t], high, _mm512_permutexvar_epi32(high_steps[k], xs[t]));
-      }
-    }
+    __m512i xs[NT], sums[NT];
+    for (int t = 0; t < NT; t++) xs[t] = _mm512_loadu_si512(x[t][b].qs + 32 * g);
+    five_bit_pair_sums<NT>(groups + g * kQ5_KGroupBytes, kQ5_KGroupBytes, xs, sums);
     const __m512i scale = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + 8 * g)));
-    for (int t = 0; t < NT; t++)
-      wide[t] = _mm512_add_epi32(wide[t], _mm512_mullo_epi32(_mm512_add_epi32(sums[t], high_sums[t]), scale));
+    for (int t = 0; t < NT; t++) wide[t] = _mm512_add_epi32(wide[t], _mm512_mullo_epi32(sums[t], scale));
   }
   for (int t = 0; t < NT; t++)
     isum[t] = _mm256_add_epi32(_mm512_castsi512_si256(wide[t]), _mm512_extracti64x4_epi64(wide[t], 1));
+}
+
+// Q5_0 on the VNNI set: two blocks a pass in 512-bit registers (lanes 0-7
+// the even block's rows, 8-15 the odd one's), their offsets, scales and
+// float products in one register; the even and the odd blocks' float sums
+// meet at the end, in the same order for any number of tokens (as
+// block_pairs_kernel's). Q5_0 is what K-quant mixes fall back to for rows
+// whose length is not a multiple of 256 (qwen2.5-0.5b's 896).
+template <int NT>
+void q5_0_block_pairs_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const float* const xd[NT],
+                             const int32_t* const xsum[NT], float out[NT][8]) {
+  constexpr __mmask16 kOddHalf = 0xFF00;
+  __m512 acc[NT];
+  for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2, panel += 2 * kQ5_0PanelBlock) {
+    __m512i xs[NT], sums[NT];
+    for (int t = 0; t < NT; t++)
+      xs[t] = _mm512_inserti64x4(_mm512_castsi256_si512(load32(x[t][b].qs)), load32(x[t][b + 1].qs), 1);
+    five_bit_pair_sums<NT>(panel, kQ5_0PanelBlock, xs, sums);
+    const __m512 wd = _mm512_cvtph_ps(_mm256_set_m128i(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(panel + kQ5_0PanelBlock + kQ5_0Codes)),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(panel + kQ5_0Codes))));
+    for (int t = 0; t < NT; t++) {
+      const __m512i offsets = _mm512_slli_epi32(
+          _mm512_mask_blend_epi32(kOddHalf, _mm512_set1_epi32(xsum[t][b]), _mm512_set1_epi32(xsum[t][b + 1])), 4);
+      const __m512 scale = _mm512_mul_ps(
+          wd, _mm512_mask_blend_ps(kOddHalf, _mm512_set1_ps(xd[t][b]), _mm512_set1_ps(xd[t][b + 1])));
+      acc[t] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(_mm512_sub_epi32(sums[t], offsets)), acc[t]);
+    }
+  }
+  __m256 total[NT];
+  for (int t = 0; t < NT; t++)
+    total[t] = _mm256_add_ps(_mm512_castps512_ps256(acc[t]), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[t]), 1)));
+  if (b < nb) {  // an odd count: the last block alone
+    __m256i sums[NT];
+    block_code_sums<NT, true>(panel, x, b, sums);
+    const __m256 wd = load_f16x8(panel + kQ5_0Codes);
+    for (int t = 0; t < NT; t++) {
+      const __m256i isum = _mm256_sub_epi32(sums[t], _mm256_set1_epi32(16 * xsum[t][b]));
+      total[t] = _mm256_fmadd_ps(_mm256_mul_ps(wd, _mm256_broadcast_ss(xd[t] + b)), _mm256_cvtepi32_ps(isum), total[t]);
+    }
+  }
+  for (int t = 0; t < NT; t++) _mm256_storeu_ps(out[t], total[t]);
 }
 #endif
 
@@ -1501,7 +1548,11 @@ struct Q5_0PanelKernel {
   template <int NT>
   static void run(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const float* const xd[NT],
                   const int32_t* const xsum[NT], float out[NT][8]) {
+#if defined(WARDEN_GEMM_VNNI)
+    q5_0_block_pairs_kernel<NT>(panel, nb, x, xd, xsum, out);
+#else
     offset_panel_kernel<NT, true>(panel, nb, x, xd, xsum, out);
+#endif
   }
 };
 
