@@ -77,6 +77,20 @@ inline __m256i add_lane_pairs(__m512i v) {
   return _mm512_cvtepi64_epi32(_mm512_add_epi32(v, _mm512_srli_epi64(v, 32)));
 }
 
+// 32 bytes at `low` and 32 at `high` as the two halves of a register (two
+// blocks' registers side by side, for the kernels that take two a pass).
+inline __m512i two_halves(const void* low, const void* high) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(static_cast<const __m256i*>(low))),
+                            _mm256_loadu_si256(static_cast<const __m256i*>(high)), 1);
+}
+
+// A vpermd index taking dword `low` into lanes 0-7 and dword `high` into
+// lanes 8-15: one step's four activations of each of two blocks loaded side
+// by side.
+inline __m512i step_dwords(int low, int high) {
+  return _mm512_inserti64x4(_mm512_set1_epi32(low), _mm256_set1_epi32(high), 1);
+}
+
 // Two consecutive 256-bit steps (dword r: four codes of row r) as one
 // 512-bit register of qwords (qword r: the eight codes of row r).
 inline void store_qword_steps(__m256i first, __m256i second, uint8_t* out) {
@@ -858,22 +872,19 @@ inline void finish_k4_super_block(const uint8_t* panel, const uint8_t mins[64], 
 template <int NT>
 inline void five_bit_pair_sums(const uint8_t* first, size_t stride, const __m512i xs[NT], __m512i sums[NT]) {
   const __m512i low4 = _mm512_set1_epi8(0x0F), bit4 = _mm512_set1_epi8(0x10);
-  auto both = [&](size_t offset) {
-    return _mm512_inserti64x4(_mm512_castsi256_si512(load32(first + offset)), load32(first + stride + offset), 1);
-  };
   __m512i high_sums[NT];
   for (int t = 0; t < NT; t++) sums[t] = high_sums[t] = _mm512_setzero_si512();
-  const __m512i fifth = both(0);
+  const __m512i fifth = two_halves(first, first + stride);
   for (int k = 0; k < 4; k++) {
-    const __m512i packed = both(32 + 32 * size_t(k));
+    const uint8_t* nibbles = first + 32 + 32 * k;
+    const __m512i packed = two_halves(nibbles, nibbles + stride);
     // Bits k and k + 4 of `fifth` to bit 4; the 16-bit shifts' strays are masked off.
     const __m512i low = _mm512_or_si512(_mm512_and_si512(packed, low4),
                                         _mm512_and_si512(_mm512_slli_epi16(fifth, unsigned(4 - k)), bit4));
     const __m512i high = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(packed, 4), low4),
                                          _mm512_and_si512(_mm512_srli_epi16(fifth, unsigned(k)), bit4));
     // The activation dwords of step k (codes 4k..4k + 3) and of step k + 4, of each block.
-    const __m512i low_step = _mm512_setr_epi32(k, k, k, k, k, k, k, k, 8 + k, 8 + k, 8 + k, 8 + k, 8 + k, 8 + k, 8 + k, 8 + k);
-    const __m512i high_step = _mm512_add_epi32(low_step, _mm512_set1_epi32(4));
+    const __m512i low_step = step_dwords(k, 8 + k), high_step = step_dwords(4 + k, 12 + k);
     for (int t = 0; t < NT; t++) {
       sums[t] = _mm512_dpbusd_epi32(sums[t], low, _mm512_permutexvar_epi32(low_step, xs[t]));
       high_sums[t] = _mm512_dpbusd_epi32(high_sums[t], high, _mm512_permutexvar_epi32(high_step, xs[t]));
@@ -918,8 +929,7 @@ void q5_0_block_pairs_kernel(const uint8_t* panel, int64_t nb, const block_q8_0*
   int64_t b = 0;
   for (; b + 2 <= nb; b += 2, panel += 2 * kQ5_0PanelBlock) {
     __m512i xs[NT], sums[NT];
-    for (int t = 0; t < NT; t++)
-      xs[t] = _mm512_inserti64x4(_mm512_castsi256_si512(load32(x[t][b].qs)), load32(x[t][b + 1].qs), 1);
+    for (int t = 0; t < NT; t++) xs[t] = two_halves(x[t][b].qs, x[t][b + 1].qs);
     five_bit_pair_sums<NT>(panel, kQ5_0PanelBlock, xs, sums);
     const __m512 wd = _mm512_cvtph_ps(_mm256_set_m128i(
         _mm_loadu_si128(reinterpret_cast<const __m128i*>(panel + kQ5_0PanelBlock + kQ5_0Codes)),
@@ -932,9 +942,11 @@ void q5_0_block_pairs_kernel(const uint8_t* panel, int64_t nb, const block_q8_0*
       acc[t] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(_mm512_sub_epi32(sums[t], offsets)), acc[t]);
     }
   }
-  __m256 total[NT];
-  for (int t = 0; t < NT; t++)
-    total[t] = _mm256_add_ps(_mm512_castps512_ps256(acc[t]), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[t]), 1)));
+  __m256 total[NT];  // the two halves added
+  for (int t = 0; t < NT; t++) {
+    const __m256 odd_half = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[t]), 1));
+    total[t] = _mm256_add_ps(_mm512_castps512_ps256(acc[t]), odd_half);
+  }
   if (b < nb) {  // an odd count: the last block alone
     __m256i sums[NT];
     block_code_sums<NT, true>(panel, x, b, sums);
@@ -1359,10 +1371,7 @@ template <typename L>
 inline void sub_block_pair_codes(const uint8_t* panel, int j, __m512i c[4]) {
   if constexpr (std::is_same_v<L, Q6_KLayout>) {  // as Q6_KLayout::codes, in 512 bits
     const uint8_t* sub = panel + kQ6_KCodes + j * kQ6_KSubBlockBytes;
-    auto both = [&](size_t offset) {
-      return _mm512_inserti64x4(_mm512_castsi256_si512(load32(sub + offset)), load32(sub + kQ6_KSubBlockBytes + offset),
-                                1);
-    };
+    auto both = [&](size_t offset) { return two_halves(sub + offset, sub + kQ6_KSubBlockBytes + offset); };
     const __m512i low6 = _mm512_set1_epi8(0x3F), a = both(0), b = both(32), d = both(64);
     c[0] = _mm512_and_si512(a, low6);
     c[1] = _mm512_and_si512(b, low6);
@@ -1390,7 +1399,7 @@ template <int NT, typename L>
 inline void sub_block_pair_sums(const uint8_t* panel, const int8_t* scales, const block_q8_k* const x[NT], int64_t b,
                                 __m256i isum[NT]) {
   __m512i steps[4];  // which activation dwords step k takes: k of sub-block j, k of j + 1
-  for (int k = 0; k < 4; k++) steps[k] = _mm512_setr_epi32(k, k, k, k, k, k, k, k, 4 + k, 4 + k, 4 + k, 4 + k, 4 + k, 4 + k, 4 + k, 4 + k);
+  for (int k = 0; k < 4; k++) steps[k] = step_dwords(k, 4 + k);
   __m512i wide[NT];
   for (int t = 0; t < NT; t++) wide[t] = _mm512_setzero_si512();
   for (int j = 0; j < 16; j += 2) {
