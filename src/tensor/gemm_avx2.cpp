@@ -23,9 +23,11 @@
 // gemm_avx512vnni.cpp compiles this file a second time with
 // WARDEN_GEMM_VNNI, for CPUs with AVX512-VNNI (and VL, BW): there the int8 dot
 // of four byte pairs into a 32-bit lane is one instruction (vpdpbusd on
-// 256-bit registers) instead of three, and Q4_K, Q8_0 and the expanded
-// K-quant panels run in 512-bit registers over panels in an order of their
-// own (see broadcast8). Same exact integers.
+// 256-bit registers) instead of three, and Q4_K, Q8_0, Q4_0, the expanded
+// K-quant panels and (two blocks a pass) Q5_0, Q5_K, Q6_K, Q3_K and Q2_K
+// run in 512-bit registers, some over panels in an order of their own (see
+// broadcast8). Same exact integers; Q8_0, Q4_0 and Q5_0 add their blocks'
+// float products in another order (block_pairs_kernel).
 #include <immintrin.h>
 
 #include <algorithm>

@@ -1,8 +1,8 @@
 // The matrix kernels of gemm_avx2.cpp, compiled for CPUs that also have
 // AVX512-VNNI, -VL and -BW (Zen 4, Ice Lake and later): the same exact
 // integer sums, with vpdpbusd doing in one instruction what AVX2 needs three
-// for, and Q4_K, Q8_0 and the expanded K-quant panels in 512-bit registers
-// over panels of their own order. kernels_avx2.cpp builds the table (avx512vnni_kernels());
+// for, and most types in 512-bit registers, some over panels of their own
+// order (gemm_avx2.cpp's opening comment). kernels_avx2.cpp builds the table (avx512vnni_kernels());
 // select_kernels() checks the CPU first.
 //
 // This file is compiled with the AVX2 flags, and only the functions defined
