@@ -593,74 +593,6 @@ void q8_0_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const
   for (int t = 0; t < NT; t++) _mm256_storeu_ps(out[t], acc[t]);
 }
 #else
-// The VNNI set's kernel for the panels with one f16 scale per row and
-// 32-code block, at kScales of each kBlock bytes (Q8_0, Q4_0), the codes
-// stored plus kOffset (a power of two): two blocks a pass, their float
-// scaling in one 512-bit register per token. BlockSums::of gives each
-// token's pair lanes of a block (2r and 2r + 1: halves of row r's integer
-// sum, see broadcast8); lane 2r takes row r of the even block, 2r + 1 of
-// the odd one, so the sums need no narrowing per block and the scales, the
-// offsets and the float products take half the instructions; the even and
-// the odd blocks' sums meet at the end, in the same order for any number
-// of tokens (lookup decoding needs a pass of a few tokens to give exactly
-// the logits of single steps). Why: one token streams these panels from
-// memory, and their kernels spend the most instructions per byte of any
-// type (a scale per 32 codes), which limits how far ahead their loads run:
-// in cache, one token's Q4_0 119 -> 137 G multiply-adds/s
-// (BM_Gemm/Q4_0_packed/1/64); decode of qwen3-0.6b q8_0 2.2 % and q4_0
-// 0.5-1.4 % faster (docs/performance.md).
-template <int NT, size_t kBlock, size_t kScales, int kOffset, typename BlockSums>
-void block_pairs_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const float* const xd[NT],
-                        const int32_t* const xsum[NT], float out[NT][8]) {
-  constexpr int kOffsetShift = __builtin_ctz(kOffset);
-  static_assert(kOffset == 1 << kOffsetShift);
-  __m512 acc[NT];
-  for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
-  int64_t b = 0;
-  for (; b + 2 <= nb; b += 2, panel += 2 * kBlock) {
-    const int8_t* qs_even[NT];
-    const int8_t* qs_odd[NT];
-    for (int t = 0; t < NT; t++) qs_even[t] = x[t][b].qs, qs_odd[t] = x[t][b + 1].qs;
-    __m512i even[NT], odd[NT];
-    BlockSums::template of<NT>(panel, qs_even, even);
-    BlockSums::template of<NT>(panel + kBlock, qs_odd, odd);
-    const __m128i d_even = _mm_loadu_si128(reinterpret_cast<const __m128i*>(panel + kScales));
-    const __m128i d_odd = _mm_loadu_si128(reinterpret_cast<const __m128i*>(panel + kBlock + kScales));
-    const __m512 wd =
-        _mm512_cvtph_ps(_mm256_set_m128i(_mm_unpackhi_epi16(d_even, d_odd), _mm_unpacklo_epi16(d_even, d_odd)));
-    for (int t = 0; t < NT; t++) {
-      const __m512i sums = _mm512_mask_blend_epi32(__mmask16(0xAAAA),
-                                                   _mm512_add_epi32(even[t], _mm512_srli_epi64(even[t], 32)),
-                                                   _mm512_add_epi32(odd[t], _mm512_slli_epi64(odd[t], 32)));
-      int64_t two_sums, two_scales;  // the two blocks' activation sums and scales, broadcast as a qword
-      std::memcpy(&two_sums, xsum[t] + b, sizeof two_sums);
-      std::memcpy(&two_scales, xd[t] + b, sizeof two_scales);
-      const __m512i offsets = _mm512_slli_epi32(_mm512_set1_epi64(two_sums), kOffsetShift);
-      const __m512 scale = _mm512_mul_ps(wd, _mm512_castsi512_ps(_mm512_set1_epi64(two_scales)));
-      acc[t] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(_mm512_sub_epi32(sums, offsets)), acc[t]);
-    }
-  }
-  // Each row's two lanes added (into the low half of its qword, which the
-  // narrowing keeps), then an odd count's last block alone.
-  __m256 total[NT];
-  for (int t = 0; t < NT; t++) {
-    const __m512 odd_lanes = _mm512_castsi512_ps(_mm512_srli_epi64(_mm512_castps_si512(acc[t]), 32));
-    total[t] = _mm256_castsi256_ps(_mm512_cvtepi64_epi32(_mm512_castps_si512(_mm512_add_ps(acc[t], odd_lanes))));
-  }
-  if (b < nb) {
-    const int8_t* qs[NT];
-    for (int t = 0; t < NT; t++) qs[t] = x[t][b].qs;
-    __m512i last[NT];
-    BlockSums::template of<NT>(panel, qs, last);
-    const __m256 wd = load_f16x8(panel + kScales);
-    for (int t = 0; t < NT; t++) {
-      const __m256i isum = _mm256_sub_epi32(add_lane_pairs(last[t]), _mm256_set1_epi32(kOffset * xsum[t][b]));
-      total[t] = _mm256_fmadd_ps(_mm256_mul_ps(wd, _mm256_broadcast_ss(xd[t] + b)), _mm256_cvtepi32_ps(isum), total[t]);
-    }
-  }
-  for (int t = 0; t < NT; t++) _mm256_storeu_ps(out[t], total[t]);
-}
-
 // Each token's pair lanes of a block for block_pairs_kernel. Q8_0 (layout
 // at pack_q8_0_panel): the codes plus 128 go into vpdpbusd as they are, one
 // instruction per 64 bytes and token where 256-bit steps spent two sign
@@ -685,7 +617,7 @@ struct Q8_0BlockSums {
     }
   }
 };
-struct Q4_0BlockSums {
+struct FourBitBlockSums {
   template <int NT>
   static void of(const uint8_t* codes, const int8_t* const qs[NT], __m512i sums[NT]) {
     four_bit_code_sums<NT>(codes, qs, sums);
@@ -916,46 +848,141 @@ inline void five_bit_group_pair_sums(const uint8_t* groups, const uint8_t* scale
     isum[t] = _mm256_add_epi32(_mm512_castsi512_si256(wide[t]), _mm512_extracti64x4_epi64(wide[t], 1));
 }
 
-// Q5_0 on the VNNI set: two blocks a pass in 512-bit registers (lanes 0-7
-// the even block's rows, 8-15 the odd one's), their offsets, scales and
-// float products in one register; the even and the odd blocks' float sums
-// meet at the end, in the same order for any number of tokens (as
-// block_pairs_kernel's). Q5_0 is what K-quant mixes fall back to for rows
-// whose length is not a multiple of 256 (qwen2.5-0.5b's 896).
-template <int NT>
-void q5_0_block_pairs_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const float* const xd[NT],
-                             const int32_t* const xsum[NT], float out[NT][8]) {
-  constexpr __mmask16 kOddHalf = 0xFF00;
+// Where the kernels that take two 32-element blocks a pass keep them in a
+// 512-bit register. Interleaved (the qword kernels' pair lanes, see
+// broadcast8): lane 2r row r of the even block, 2r + 1 of the odd one.
+struct InterleavedBlocks {
+  // Eight f16 values of the even block (one per row) and eight of the odd one.
+  static __m512 f16(const uint8_t* even, const uint8_t* odd) {
+    const __m128i e = _mm_loadu_si128(reinterpret_cast<const __m128i*>(even));
+    const __m128i o = _mm_loadu_si128(reinterpret_cast<const __m128i*>(odd));
+    return _mm512_cvtph_ps(_mm256_set_m128i(_mm_unpackhi_epi16(e, o), _mm_unpacklo_epi16(e, o)));
+  }
+  // A 32-bit value per block (two[0] the even block's, two[1] the odd one's) in its lanes.
+  static __m512i per_block(const void* two) {
+    int64_t both;
+    std::memcpy(&both, two, sizeof both);
+    return _mm512_set1_epi64(both);
+  }
+  // Each row's two lanes added, in lane r.
+  static __m256 rows(__m512 v) {
+    const __m512 odd_lanes = _mm512_castsi512_ps(_mm512_srli_epi64(_mm512_castps_si512(v), 32));
+    return _mm256_castsi256_ps(_mm512_cvtepi64_epi32(_mm512_castps_si512(_mm512_add_ps(v, odd_lanes))));
+  }
+};
+// Halves (five_bit_pair_sums): lanes 0-7 the even block's rows, 8-15 the odd one's.
+struct HalvedBlocks {
+  static __m512 f16(const uint8_t* even, const uint8_t* odd) {
+    return _mm512_cvtph_ps(_mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(odd)),
+                                            _mm_loadu_si128(reinterpret_cast<const __m128i*>(even))));
+  }
+  // Each a broadcast from memory: the five-bit kernels' permutes keep the shuffle port busy.
+  static __m512i per_block(const int32_t* two) {
+    return _mm512_mask_blend_epi32(kOddHalf, _mm512_set1_epi32(two[0]), _mm512_set1_epi32(two[1]));
+  }
+  static __m512i per_block(const float* two) {
+    return _mm512_castps_si512(_mm512_mask_blend_ps(kOddHalf, _mm512_set1_ps(two[0]), _mm512_set1_ps(two[1])));
+  }
+  static constexpr __mmask16 kOddHalf = 0xFF00;  static __m256 rows(__m512 v) {
+    return _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+  }
+};
+
+// The integer sums of a block's codes times the activations, for
+// block_pairs_kernel: two blocks (`pair`, in Layout's lanes) or one
+// (`one`, lane r row r). Codes whose BlockSums gives pair lanes per block
+// (Q8_0, Q4_0, Q4_1) go interleaved, so that no block needs narrowing.
+template <typename BlockSums>
+struct QwordCodes {
+  using Layout = InterleavedBlocks;
+  template <int NT, size_t kBlock, typename XBlock>
+  static void pair(const uint8_t* panel, const XBlock* const x[NT], int64_t b, __m512i sums[NT]) {
+    const int8_t* qs_even[NT];
+    const int8_t* qs_odd[NT];
+    for (int t = 0; t < NT; t++) qs_even[t] = x[t][b].qs, qs_odd[t] = x[t][b + 1].qs;
+    __m512i even[NT], odd[NT];
+    BlockSums::template of<NT>(panel, qs_even, even);
+    BlockSums::template of<NT>(panel + kBlock, qs_odd, odd);
+    for (int t = 0; t < NT; t++)
+      sums[t] = _mm512_mask_blend_epi32(__mmask16(0xAAAA), _mm512_add_epi32(even[t], _mm512_srli_epi64(even[t], 32)),
+                                        _mm512_add_epi32(odd[t], _mm512_slli_epi64(odd[t], 32)));
+  }
+  template <int NT, typename XBlock>
+  static void one(const uint8_t* panel, const XBlock* const x[NT], int64_t b, __m256i sums[NT]) {
+    const int8_t* qs[NT];
+    for (int t = 0; t < NT; t++) qs[t] = x[t][b].qs;
+    __m512i wide[NT];
+    BlockSums::template of<NT>(panel, qs, wide);
+    for (int t = 0; t < NT; t++) sums[t] = add_lane_pairs(wide[t]);
+  }
+};
+// Five-bit codes (Q5_0, Q5_1; store_five_bit_steps' layout), in halves.
+struct FiveBitCodes {
+  using Layout = HalvedBlocks;
+  template <int NT, size_t kBlock, typename XBlock>
+  static void pair(const uint8_t* panel, const XBlock* const x[NT], int64_t b, __m512i sums[NT]) {
+    __m512i xs[NT];
+    for (int t = 0; t < NT; t++) xs[t] = two_halves(x[t][b].qs, x[t][b + 1].qs);
+    five_bit_pair_sums<NT>(panel, kBlock, xs, sums);
+  }
+  template <int NT, typename XBlock>
+  static void one(const uint8_t* panel, const XBlock* const x[NT], int64_t b, __m256i sums[NT]) {
+    block_code_sums<NT, true>(panel, x, b, sums);
+  }
+};
+
+// The VNNI set's kernel for the 32-element types (Q8_0, Q4_0, Q5_0, Q4_1,
+// Q5_1): per kBlock bytes the codes, then eight f16 scales d at kScales and,
+// for Q4_1 and Q5_1, eight f16 mins m after them. The codes are stored plus
+// kOffset (a power of two; Q8_0's plus 128 for vpdpbusd, Q4_0's and Q5_0's
+// offsets of their own), taken off with each activation block's integer sum
+// (Correction = int32_t, xc); or, with a min (Correction = float), value =
+// d code + m, and m times the activation block's scaled sum (xc) is added.
+// Two blocks a pass (Codes::pair, in Codes::Layout's lanes): the scales,
+// offsets, mins and float products take one 512-bit instruction for both.
+// The even and the odd blocks' float sums meet at the end, in the same
+// order for any number of tokens (lookup decoding needs a pass of a few
+// tokens to give exactly the logits of single steps); an odd count's last
+// block goes alone. Why: one token streams these panels from memory, and
+// these types spend the most instructions per byte of weights (a scale per
+// 32 codes), which limits how far ahead their loads run: in cache, one
+// token's Q4_0 119 -> 137, Q5_0 52-55 -> 73-89, Q4_1 106 -> TBD, Q5_1 64 ->
+// TBD G multiply-adds/s (BM_Gemm/*_packed/1/64); decode of qwen3-0.6b q8_0
+// 2.2 % and q4_0 0.5-1.4 % faster (docs/performance.md).
+template <int NT, size_t kBlock, size_t kScales, int kOffset, typename Codes, typename XBlock, typename Correction>
+[[gnu::always_inline]] inline void block_pairs_kernel(const uint8_t* panel, int64_t nb, const XBlock* const x[NT], const float* const xd[NT],
+                        const Correction* const xc[NT], float out[NT][8]) {
+  constexpr bool kWithMin = std::is_same_v<Correction, float>;
+  static_assert(kWithMin ? kOffset == 0 : std::is_same_v<Correction, int32_t>);
+  constexpr int kOffsetShift = kOffset == 0 ? 0 : __builtin_ctz(kOffset);
+  static_assert(kOffset == 0 || kOffset == 1 << kOffsetShift);
+  using Layout = typename Codes::Layout;
   __m512 acc[NT];
   for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
   int64_t b = 0;
-  for (; b + 2 <= nb; b += 2, panel += 2 * kQ5_0PanelBlock) {
-    __m512i xs[NT], sums[NT];
-    for (int t = 0; t < NT; t++) xs[t] = two_halves(x[t][b].qs, x[t][b + 1].qs);
-    five_bit_pair_sums<NT>(panel, kQ5_0PanelBlock, xs, sums);
-    const __m512 wd = _mm512_cvtph_ps(_mm256_set_m128i(
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(panel + kQ5_0PanelBlock + kQ5_0Codes)),
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(panel + kQ5_0Codes))));
+  for (; b + 2 <= nb; b += 2, panel += 2 * kBlock) {
+    __m512i sums[NT];
+    Codes::template pair<NT, kBlock>(panel, x, b, sums);
+    const __m512 wd = Layout::f16(panel + kScales, panel + kBlock + kScales);
+    [[maybe_unused]] __m512 wm;
+    if constexpr (kWithMin) wm = Layout::f16(panel + kScales + 16, panel + kBlock + kScales + 16);
     for (int t = 0; t < NT; t++) {
-      const __m512i offsets = _mm512_slli_epi32(
-          _mm512_mask_blend_epi32(kOddHalf, _mm512_set1_epi32(xsum[t][b]), _mm512_set1_epi32(xsum[t][b + 1])), 4);
-      const __m512 scale = _mm512_mul_ps(
-          wd, _mm512_mask_blend_ps(kOddHalf, _mm512_set1_ps(xd[t][b]), _mm512_set1_ps(xd[t][b + 1])));
-      acc[t] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(_mm512_sub_epi32(sums[t], offsets)), acc[t]);
+      if constexpr (kOffset != 0) sums[t] = _mm512_sub_epi32(sums[t], _mm512_slli_epi32(Layout::per_block(xc[t] + b), kOffsetShift));
+      const __m512 scale = _mm512_mul_ps(wd, _mm512_castsi512_ps(Layout::per_block(xd[t] + b)));
+      acc[t] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sums[t]), acc[t]);
+      if constexpr (kWithMin) acc[t] = _mm512_fmadd_ps(wm, _mm512_castsi512_ps(Layout::per_block(xc[t] + b)), acc[t]);
     }
   }
-  __m256 total[NT];  // the two halves added
-  for (int t = 0; t < NT; t++) {
-    const __m256 odd_half = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[t]), 1));
-    total[t] = _mm256_add_ps(_mm512_castps512_ps256(acc[t]), odd_half);
-  }
-  if (b < nb) {  // an odd count: the last block alone
+  __m256 total[NT];
+  for (int t = 0; t < NT; t++) total[t] = Layout::rows(acc[t]);
+  if (b < nb) {
     __m256i sums[NT];
-    block_code_sums<NT, true>(panel, x, b, sums);
-    const __m256 wd = load_f16x8(panel + kQ5_0Codes);
+    Codes::template one<NT>(panel, x, b, sums);
+    const __m256 wd = load_f16x8(panel + kScales);
     for (int t = 0; t < NT; t++) {
-      const __m256i isum = _mm256_sub_epi32(sums[t], _mm256_set1_epi32(16 * xsum[t][b]));
-      total[t] = _mm256_fmadd_ps(_mm256_mul_ps(wd, _mm256_broadcast_ss(xd[t] + b)), _mm256_cvtepi32_ps(isum), total[t]);
+      if constexpr (kOffset != 0) sums[t] = _mm256_sub_epi32(sums[t], _mm256_set1_epi32(kOffset * xc[t][b]));
+      total[t] = _mm256_fmadd_ps(_mm256_mul_ps(wd, _mm256_broadcast_ss(xd[t] + b)), _mm256_cvtepi32_ps(sums[t]), total[t]);
+      if constexpr (kWithMin) total[t] = _mm256_fmadd_ps(load_f16x8(panel + kScales + 16), _mm256_broadcast_ss(xc[t] + b), total[t]);
     }
   }
   for (int t = 0; t < NT; t++) _mm256_storeu_ps(out[t], total[t]);
@@ -1545,7 +1572,7 @@ struct Q8_0PanelKernel {
   static void run(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const float* const xd[NT],
                   const int32_t* const xsum[NT], float out[NT][8]) {
 #if defined(WARDEN_GEMM_VNNI)
-    block_pairs_kernel<NT, kQ8_0PanelBlock, kQ8_0Codes, kOffset, Q8_0BlockSums>(panel, nb, x, xd, xsum, out);
+    block_pairs_kernel<NT, kQ8_0PanelBlock, kQ8_0Codes, kOffset, QwordCodes<Q8_0BlockSums>>(panel, nb, x, xd, xsum, out);
 #else
     q8_0_panel_kernel<NT>(panel, nb, x, xd, out);
 #endif
@@ -1557,7 +1584,8 @@ struct Q4_0PanelKernel {
   static void run(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const float* const xd[NT],
                   const int32_t* const xsum[NT], float out[NT][8]) {
 #if defined(WARDEN_GEMM_VNNI)
-    block_pairs_kernel<NT, kQ4_0PanelBlock, kQ4_0Codes, kOffset, Q4_0BlockSums>(panel, nb, x, xd, xsum, out);
+    block_pairs_kernel<NT, kQ4_0PanelBlock, kQ4_0Codes, kOffset, QwordCodes<FourBitBlockSums>>(panel, nb, x, xd, xsum,
+                                                                                         out);
 #else
     offset_panel_kernel<NT, false>(panel, nb, x, xd, xsum, out);
 #endif
@@ -1569,7 +1597,7 @@ struct Q5_0PanelKernel {
   static void run(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const float* const xd[NT],
                   const int32_t* const xsum[NT], float out[NT][8]) {
 #if defined(WARDEN_GEMM_VNNI)
-    q5_0_block_pairs_kernel<NT>(panel, nb, x, xd, xsum, out);
+    block_pairs_kernel<NT, kQ5_0PanelBlock, kQ5_0Codes, kOffset, FiveBitCodes>(panel, nb, x, xd, xsum, out);
 #else
     offset_panel_kernel<NT, true>(panel, nb, x, xd, xsum, out);
 #endif
@@ -1663,7 +1691,14 @@ struct PackedWithMin {
         xd[k] = scales + (t + k) * nb;
         xsum[k] = sums + (t + k) * nb;
       }
+#if defined(WARDEN_GEMM_VNNI)
+      if constexpr (kFiveBit)
+        block_pairs_kernel<NT, kQ5_1PanelBlock, kQ5_1Codes, 0, FiveBitCodes>(panel, nb, xs, xd, xsum, out);
+      else
+        block_pairs_kernel<NT, kQ4_1PanelBlock, kQ4_1Codes, 0, QwordCodes<FourBitBlockSums>>(panel, nb, xs, xd, xsum, out);
+#else
       with_min_panel_kernel<NT, kFiveBit>(panel, nb, xs, xd, xsum, out);
+#endif
     }
     const uint8_t* x;
     size_t x_row_bytes;
