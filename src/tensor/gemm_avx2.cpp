@@ -23,11 +23,11 @@
 // gemm_avx512vnni.cpp compiles this file a second time with
 // WARDEN_GEMM_VNNI, for CPUs with AVX512-VNNI (and VL, BW): there the int8 dot
 // of four byte pairs into a 32-bit lane is one instruction (vpdpbusd on
-// 256-bit registers) instead of three, and Q4_K, Q8_0, Q4_0, the expanded
-// K-quant panels and (two blocks a pass) Q5_0, Q5_K, Q6_K, Q3_K and Q2_K
-// run in 512-bit registers, some over panels in an order of their own (see
-// broadcast8). Same exact integers; Q8_0, Q4_0 and Q5_0 add their blocks'
-// float products in another order (block_pairs_kernel).
+// 256-bit registers) instead of three, and Q4_K, the expanded K-quant
+// panels and (two blocks a pass) Q8_0, Q4_0, Q5_0, Q4_1, Q5_1, Q5_K, Q6_K,
+// Q3_K and Q2_K run in 512-bit registers, some over panels in an order of
+// their own (see broadcast8). Same exact integers; the 32-element types add
+// their blocks' float products in another order (block_pairs_kernel).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -717,18 +717,10 @@ inline void block_code_sums(const uint8_t* codes, const XBlock* const x[NT], int
     sums[t] = _mm256_setzero_si256();
     qs[t] = x[t][b].qs;
   }
-  if constexpr (kFiveBit) {
-    steps_times<NT, true>(codes, qs, sums);
-  } else {
-#if defined(WARDEN_GEMM_VNNI)
-    __m512i wide[NT];
-    four_bit_code_sums<NT>(codes, qs, wide);
-    for (int t = 0; t < NT; t++) sums[t] = add_lane_pairs(wide[t]);
-#else
-    steps_times<NT, false>(codes, qs, sums);
+  static_assert(kFiveBit || !kVnni, "the VNNI set's four-bit blocks go through block_pairs_kernel");
+  steps_times<NT, kFiveBit>(codes, qs, sums);
+  if constexpr (!kFiveBit)
     for (int t = 0; t < NT; t++) sums[t] = group_sum(sums[t]);
-#endif
-  }
 }
 
 // Q4_0 and Q5_0, whose codes carry an offset o (8, 16): sum((code - o) x) =
@@ -754,9 +746,10 @@ void offset_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_0* con
   for (int t = 0; t < NT; t++) _mm256_storeu_ps(out[t], acc[t]);
 }
 
-// Q4_1 and Q5_1 against Q8_1 activations: the sum over a block of
-// (d code + m) d_x q is d d_x sum(code q) + m s_x, where s_x = d_x sum(q)
-// comes with each activation block.
+// Q4_1 and Q5_1 against Q8_1 activations (the AVX2 set; the VNNI set's is
+// block_pairs_kernel): the sum over a block of (d code + m) d_x q is
+// d d_x sum(code q) + m s_x, where s_x = d_x sum(q) comes with each
+// activation block.
 template <int NT, bool kFiveBit>
 void with_min_panel_kernel(const uint8_t* panel, int64_t nb, const block_q8_1* const x[NT], const float* const xd[NT],
                            const float* const xs[NT], float out[NT][8]) {
@@ -889,23 +882,27 @@ struct HalvedBlocks {
 };
 
 // The integer sums of a block's codes times the activations, for
-// block_pairs_kernel: two blocks (`pair`, in Layout's lanes) or one
-// (`one`, lane r row r). Codes whose BlockSums gives pair lanes per block
-// (Q8_0, Q4_0, Q4_1) go interleaved, so that no block needs narrowing.
+// block_pairs_kernel: of two blocks (`pair`: two registers per token, which
+// `merge` joins into Layout's lanes) or of one (`one`: lane r row r). Codes
+// whose BlockSums gives pair lanes per block (Q8_0, Q4_0, Q4_1) go
+// interleaved, so that no block needs narrowing; they merge inside the
+// kernel's loop over the tokens, which measured up to 3 % faster in cache
+// for four tokens than merging them all first.
 template <typename BlockSums>
 struct QwordCodes {
   using Layout = InterleavedBlocks;
   template <int NT, size_t kBlock, typename XBlock>
-  static void pair(const uint8_t* panel, const XBlock* const x[NT], int64_t b, __m512i sums[NT]) {
+  static void pair(const uint8_t* panel, const XBlock* const x[NT], int64_t b, __m512i even[NT], __m512i odd[NT]) {
     const int8_t* qs_even[NT];
     const int8_t* qs_odd[NT];
     for (int t = 0; t < NT; t++) qs_even[t] = x[t][b].qs, qs_odd[t] = x[t][b + 1].qs;
-    __m512i even[NT], odd[NT];
     BlockSums::template of<NT>(panel, qs_even, even);
     BlockSums::template of<NT>(panel + kBlock, qs_odd, odd);
-    for (int t = 0; t < NT; t++)
-      sums[t] = _mm512_mask_blend_epi32(__mmask16(0xAAAA), _mm512_add_epi32(even[t], _mm512_srli_epi64(even[t], 32)),
-                                        _mm512_add_epi32(odd[t], _mm512_slli_epi64(odd[t], 32)));
+  }
+  // The two blocks' pair lanes (halves of each row's sum) as one register.
+  static __m512i merge(__m512i even, __m512i odd) {
+    return _mm512_mask_blend_epi32(__mmask16(0xAAAA), _mm512_add_epi32(even, _mm512_srli_epi64(even, 32)),
+                                   _mm512_add_epi32(odd, _mm512_slli_epi64(odd, 32)));
   }
   template <int NT, typename XBlock>
   static void one(const uint8_t* panel, const XBlock* const x[NT], int64_t b, __m256i sums[NT]) {
@@ -916,15 +913,17 @@ struct QwordCodes {
     for (int t = 0; t < NT; t++) sums[t] = add_lane_pairs(wide[t]);
   }
 };
-// Five-bit codes (Q5_0, Q5_1; store_five_bit_steps' layout), in halves.
+// Five-bit codes (Q5_0, Q5_1; store_five_bit_steps' layout), in halves,
+// which five_bit_pair_sums gives joined.
 struct FiveBitCodes {
   using Layout = HalvedBlocks;
   template <int NT, size_t kBlock, typename XBlock>
-  static void pair(const uint8_t* panel, const XBlock* const x[NT], int64_t b, __m512i sums[NT]) {
+  static void pair(const uint8_t* panel, const XBlock* const x[NT], int64_t b, __m512i sums[NT], __m512i[NT]) {
     __m512i xs[NT];
     for (int t = 0; t < NT; t++) xs[t] = two_halves(x[t][b].qs, x[t][b + 1].qs);
     five_bit_pair_sums<NT>(panel, kBlock, xs, sums);
   }
+  static __m512i merge(__m512i sums, __m512i) { return sums; }
   template <int NT, typename XBlock>
   static void one(const uint8_t* panel, const XBlock* const x[NT], int64_t b, __m256i sums[NT]) {
     block_code_sums<NT, true>(panel, x, b, sums);
@@ -946,9 +945,10 @@ struct FiveBitCodes {
 // block goes alone. Why: one token streams these panels from memory, and
 // these types spend the most instructions per byte of weights (a scale per
 // 32 codes), which limits how far ahead their loads run: in cache, one
-// token's Q4_0 119 -> 137, Q5_0 52-55 -> 73-89, Q4_1 106 -> TBD, Q5_1 64 ->
-// TBD G multiply-adds/s (BM_Gemm/*_packed/1/64); decode of qwen3-0.6b q8_0
-// 2.2 % and q4_0 0.5-1.4 % faster (docs/performance.md).
+// token's Q4_0 119 -> 137, Q5_0 52-55 -> 73-89, Q4_1 105-111 -> 120-136,
+// Q5_1 63-70 -> 78-90 G multiply-adds/s (BM_Gemm/*_packed/1/64); decode of
+// qwen3-0.6b q8_0 2.2 % and q4_0 0.5-1.4 % faster, prefill of Q4_1 and Q5_1
+// rows 5-12 % (docs/performance.md).
 template <int NT, size_t kBlock, size_t kScales, int kOffset, typename Codes, typename XBlock, typename Correction>
 [[gnu::always_inline]] inline void block_pairs_kernel(const uint8_t* panel, int64_t nb, const XBlock* const x[NT], const float* const xd[NT],
                         const Correction* const xc[NT], float out[NT][8]) {
@@ -961,12 +961,13 @@ template <int NT, size_t kBlock, size_t kScales, int kOffset, typename Codes, ty
   for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
   int64_t b = 0;
   for (; b + 2 <= nb; b += 2, panel += 2 * kBlock) {
-    __m512i sums[NT];
-    Codes::template pair<NT, kBlock>(panel, x, b, sums);
+    __m512i sums[NT], odd[NT];
+    Codes::template pair<NT, kBlock>(panel, x, b, sums, odd);
     const __m512 wd = Layout::f16(panel + kScales, panel + kBlock + kScales);
     [[maybe_unused]] __m512 wm;
     if constexpr (kWithMin) wm = Layout::f16(panel + kScales + 16, panel + kBlock + kScales + 16);
     for (int t = 0; t < NT; t++) {
+      sums[t] = Codes::merge(sums[t], odd[t]);
       if constexpr (kOffset != 0) sums[t] = _mm512_sub_epi32(sums[t], _mm512_slli_epi32(Layout::per_block(xc[t] + b), kOffsetShift));
       const __m512 scale = _mm512_mul_ps(wd, _mm512_castsi512_ps(Layout::per_block(xd[t] + b)));
       acc[t] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sums[t]), acc[t]);
