@@ -865,18 +865,20 @@ struct InterleavedBlocks {
 };
 // Halves (five_bit_pair_sums): lanes 0-7 the even block's rows, 8-15 the odd one's.
 struct HalvedBlocks {
+  static constexpr __mmask16 kOddHalf = 0xFF00;
   static __m512 f16(const uint8_t* even, const uint8_t* odd) {
     return _mm512_cvtph_ps(_mm256_set_m128i(_mm_loadu_si128(reinterpret_cast<const __m128i*>(odd)),
                                             _mm_loadu_si128(reinterpret_cast<const __m128i*>(even))));
   }
-  // Each a broadcast from memory: the five-bit kernels' permutes keep the shuffle port busy.
+  // Broadcasts from memory rather than a permute: the five-bit kernels'
+  // permutes keep the shuffle port busy (a permute here cost Q5_0 4 % in cache).
   static __m512i per_block(const int32_t* two) {
     return _mm512_mask_blend_epi32(kOddHalf, _mm512_set1_epi32(two[0]), _mm512_set1_epi32(two[1]));
   }
   static __m512i per_block(const float* two) {
     return _mm512_castps_si512(_mm512_mask_blend_ps(kOddHalf, _mm512_set1_ps(two[0]), _mm512_set1_ps(two[1])));
   }
-  static constexpr __mmask16 kOddHalf = 0xFF00;  static __m256 rows(__m512 v) {
+  static __m256 rows(__m512 v) {
     return _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
   }
 };
@@ -947,10 +949,10 @@ struct FiveBitCodes {
 // 32 codes), which limits how far ahead their loads run: in cache, one
 // token's Q4_0 119 -> 137, Q5_0 52-55 -> 73-89, Q4_1 105-111 -> 120-136,
 // Q5_1 63-70 -> 78-90 G multiply-adds/s (BM_Gemm/*_packed/1/64); decode of
-// qwen3-0.6b q8_0 2.2 % and q4_0 0.5-1.4 % faster, prefill of Q4_1 and Q5_1
-// rows 5-12 % (docs/performance.md).
+// qwen3-0.6b q8_0 2.2 % and q4_0 0.5-1.4 % faster, prefill of files of
+// Q4_1 and Q5_1 rows 8-14 % (docs/performance.md).
 template <int NT, size_t kBlock, size_t kScales, int kOffset, typename Codes, typename XBlock, typename Correction>
-[[gnu::always_inline]] inline void block_pairs_kernel(const uint8_t* panel, int64_t nb, const XBlock* const x[NT], const float* const xd[NT],
+void block_pairs_kernel(const uint8_t* panel, int64_t nb, const XBlock* const x[NT], const float* const xd[NT],
                         const Correction* const xc[NT], float out[NT][8]) {
   constexpr bool kWithMin = std::is_same_v<Correction, float>;
   static_assert(kWithMin ? kOffset == 0 : std::is_same_v<Correction, int32_t>);
@@ -968,10 +970,12 @@ template <int NT, size_t kBlock, size_t kScales, int kOffset, typename Codes, ty
     if constexpr (kWithMin) wm = Layout::f16(panel + kScales + 16, panel + kBlock + kScales + 16);
     for (int t = 0; t < NT; t++) {
       sums[t] = Codes::merge(sums[t], odd[t]);
-      if constexpr (kOffset != 0) sums[t] = _mm512_sub_epi32(sums[t], _mm512_slli_epi32(Layout::per_block(xc[t] + b), kOffsetShift));
+      if constexpr (kOffset != 0)
+        sums[t] = _mm512_sub_epi32(sums[t], _mm512_slli_epi32(Layout::per_block(xc[t] + b), kOffsetShift));
       const __m512 scale = _mm512_mul_ps(wd, _mm512_castsi512_ps(Layout::per_block(xd[t] + b)));
       acc[t] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sums[t]), acc[t]);
-      if constexpr (kWithMin) acc[t] = _mm512_fmadd_ps(wm, _mm512_castsi512_ps(Layout::per_block(xc[t] + b)), acc[t]);
+      if constexpr (kWithMin)
+        acc[t] = _mm512_fmadd_ps(wm, _mm512_castsi512_ps(Layout::per_block(xc[t] + b)), acc[t]);
     }
   }
   __m256 total[NT];
@@ -982,8 +986,10 @@ template <int NT, size_t kBlock, size_t kScales, int kOffset, typename Codes, ty
     const __m256 wd = load_f16x8(panel + kScales);
     for (int t = 0; t < NT; t++) {
       if constexpr (kOffset != 0) sums[t] = _mm256_sub_epi32(sums[t], _mm256_set1_epi32(kOffset * xc[t][b]));
-      total[t] = _mm256_fmadd_ps(_mm256_mul_ps(wd, _mm256_broadcast_ss(xd[t] + b)), _mm256_cvtepi32_ps(sums[t]), total[t]);
-      if constexpr (kWithMin) total[t] = _mm256_fmadd_ps(load_f16x8(panel + kScales + 16), _mm256_broadcast_ss(xc[t] + b), total[t]);
+      const __m256 scale = _mm256_mul_ps(wd, _mm256_broadcast_ss(xd[t] + b));
+      total[t] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums[t]), total[t]);
+      if constexpr (kWithMin)
+        total[t] = _mm256_fmadd_ps(load_f16x8(panel + kScales + 16), _mm256_broadcast_ss(xc[t] + b), total[t]);
     }
   }
   for (int t = 0; t < NT; t++) _mm256_storeu_ps(out[t], total[t]);
@@ -1573,7 +1579,8 @@ struct Q8_0PanelKernel {
   static void run(const uint8_t* panel, int64_t nb, const block_q8_0* const x[NT], const float* const xd[NT],
                   const int32_t* const xsum[NT], float out[NT][8]) {
 #if defined(WARDEN_GEMM_VNNI)
-    block_pairs_kernel<NT, kQ8_0PanelBlock, kQ8_0Codes, kOffset, QwordCodes<Q8_0BlockSums>>(panel, nb, x, xd, xsum, out);
+    block_pairs_kernel<NT, kQ8_0PanelBlock, kQ8_0Codes, kOffset, QwordCodes<Q8_0BlockSums>>(panel, nb, x, xd, xsum,
+                                                                                      out);
 #else
     q8_0_panel_kernel<NT>(panel, nb, x, xd, out);
 #endif
@@ -1696,7 +1703,8 @@ struct PackedWithMin {
       if constexpr (kFiveBit)
         block_pairs_kernel<NT, kQ5_1PanelBlock, kQ5_1Codes, 0, FiveBitCodes>(panel, nb, xs, xd, xsum, out);
       else
-        block_pairs_kernel<NT, kQ4_1PanelBlock, kQ4_1Codes, 0, QwordCodes<FourBitBlockSums>>(panel, nb, xs, xd, xsum, out);
+        block_pairs_kernel<NT, kQ4_1PanelBlock, kQ4_1Codes, 0, QwordCodes<FourBitBlockSums>>(panel, nb, xs, xd, xsum,
+                                                                                            out);
 #else
       with_min_panel_kernel<NT, kFiveBit>(panel, nb, xs, xd, xsum, out);
 #endif
