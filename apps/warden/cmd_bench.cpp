@@ -236,6 +236,12 @@ struct Roofline {
   }
   double tokens_per_s() const { return 1.0 / token_s(median_read_s()); }
   double gb_per_s() const { return double(bytes_per_token) / median_read_s() / 1e9; }
+  // What generation itself read per second, weights and KV cache (median
+  // over the runs): unlike the fraction, it does not move with the read
+  // passes, which on a VM swing from run to run.
+  double decode_gb_per_s(const std::vector<double>& tg_tokens_per_s) const {
+    return median(tg_tokens_per_s) * (double(bytes_per_token) + kv_bytes_per_token) / 1e9;
+  }
 };
 
 // One model file as loaded.
@@ -401,11 +407,12 @@ class Table {
     std::snprintf(note, sizeof note,
                   "roofline%s: a token reads %.1f MB of weights and %.1f MB of KV cache; %d threads read them in "
                   "%.2f ms (%.1f GB/s, median over the runs) = %.2f tokens/s; each %s run reached %.0f %% (median; "
-                  "%.0f-%.0f %%) of the roofline measured right after it",
+                  "%.0f-%.0f %%) of the roofline measured right after it, reading at %.1f GB/s (median)",
                   context.c_str(), double(roof.bytes_per_token) / 1e6, roof.kv_bytes_per_token / 1e6, r.threads,
                   1e3 / roof.tokens_per_s(), roof.gb_per_s(), roof.tokens_per_s(), label.c_str(),
                   100 * median(roof.fractions), 100 * *std::min_element(roof.fractions.begin(), roof.fractions.end()),
-                  100 * *std::max_element(roof.fractions.begin(), roof.fractions.end()));
+                  100 * *std::max_element(roof.fractions.begin(), roof.fractions.end()),
+                  roof.decode_gb_per_s(r.samples));
     std::string line = note;
     if (!roof.handoff_ns.empty() && median(roof.handoff_ns) > 0) {
       std::snprintf(note, sizeof note, "; a cache line passed between its threads in %.0f ns (median; %.0f-%.0f)",
@@ -452,6 +459,7 @@ nlohmann::json json_of(const Result& r, const ModelInfo& m, int reps) {
                      {"kv_bytes_per_token", roof.kv_bytes_per_token},
                      {"read_s", roof.read_s},
                      {"gb_per_s", roof.gb_per_s()},
+                     {"decode_gb_per_s", roof.decode_gb_per_s(r.samples)},
                      {"tokens_per_s", roof.tokens_per_s()},
                      {"tg_fraction", median(roof.fractions)},
                      {"tg_fraction_samples", roof.fractions},

@@ -124,6 +124,10 @@ TEST(WardenBench, JsonReportsSpeedRssAndTheRoofline) {
       EXPECT_EQ(ns.get<double>(), 0);
     }
   }
+  // What generation itself read per second: the runs' median tokens/s
+  // (of two, their mean) times a token's weights and cache.
+  const double mean_tg = (tg["samples"][0].get<double>() + tg["samples"][1].get<double>()) / 2;
+  EXPECT_NEAR(roof["decode_gb_per_s"].get<double>(), mean_tg * (weights + kv) / 1e9, 1e-9);
   for (size_t r = 0; r < 2; r++) {
     auto passes = roof["read_s"][r].get<std::vector<double>>();
     ASSERT_EQ(passes.size(), 3u);
@@ -234,7 +238,7 @@ TEST(WardenBench, TableEndsWithTheRooflineLine) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find(" tg4 |"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("roofline: a token reads"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("of the roofline measured right after it"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("of the roofline measured right after it, reading at "), std::string::npos) << r.out;
 }
 
 // A handoff between a team's two threads takes some time; a team of one has
