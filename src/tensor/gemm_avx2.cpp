@@ -947,8 +947,8 @@ struct FiveBitCodes {
 // block goes alone. Why: one token streams these panels from memory, and
 // these types spend the most instructions per byte of weights (a scale per
 // 32 codes), which limits how far ahead their loads run: in cache, one
-// token's Q4_0 119 -> 137, Q5_0 52-55 -> 73-89, Q4_1 105-111 -> 120-136,
-// Q5_1 63-70 -> 78-90 G multiply-adds/s (BM_Gemm/*_packed/1/64); decode of
+// token's Q4_0 119 -> 137, Q5_0 52-55 -> 73-89, Q4_1 101-110 -> 120-123,
+// Q5_1 66-70 -> 82-88 G multiply-adds/s (BM_Gemm/*_packed/1/64); decode of
 // qwen3-0.6b q8_0 2.2 % and q4_0 0.5-1.4 % faster, prefill of files of
 // Q4_1 and Q5_1 rows 8-14 % (docs/performance.md).
 template <int NT, size_t kBlock, size_t kScales, int kOffset, typename Codes, typename XBlock, typename Correction>
