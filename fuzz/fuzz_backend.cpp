@@ -1,0 +1,19 @@
+// Fuzzes the parser of an OpenAI-compatible backend's answer (the agent's
+// model may be any server on the network): any body either parses into a
+// turn or throws warden::Error naming what is wrong. ASan/UBSan catch the
+// rest.
+#include <cstdint>
+#include <string>
+
+#include "agent/backend.h"
+#include "util/error.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  try {
+    const warden::agent::AssistantTurn turn =
+        warden::agent::parse_chat_completion(std::string(reinterpret_cast<const char*>(data), size));
+    for (const auto& call : turn.tool_calls) (void)(call.name.size() + call.arguments.size() + call.id.size());
+  } catch (const warden::Error&) {
+  }
+  return 0;
+}
