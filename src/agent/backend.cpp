@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "util/error.h"
+#include "util/json_nesting.h"
 
 namespace warden::agent {
 namespace {
@@ -36,6 +37,9 @@ std::string arguments_text(const nlohmann::json& args) {
 }  // namespace
 
 AssistantTurn parse_chat_completion(const std::string& body) {
+  if (json_nests_deeper_than(body))
+    throw Error("backend response nests arrays and objects more than " + std::to_string(kMaxJsonNesting) +
+                " levels deep");
   nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
   if (j.is_discarded() || !j.is_object()) throw Error("backend response is not a JSON object");
   if (j.contains("error")) {

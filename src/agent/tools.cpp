@@ -6,6 +6,7 @@
 #include "broker/autorun.h"
 #include "broker/client.h"
 #include "util/error.h"
+#include "util/json_nesting.h"
 #include "util/log.h"
 
 namespace warden::agent {
@@ -262,10 +263,13 @@ void ToolRunner::apply_user_resolve(sandbox::Profile& profile, sandbox::RunOptio
 }
 
 ToolOutcome ToolRunner::execute(const ToolCall& call, const LabelSet& ctx) {
-  json args = json::parse(call.arguments, nullptr, false);
+  const bool too_deep = json_nests_deeper_than(call.arguments);
+  json args = too_deep ? json(json::value_t::discarded) : json::parse(call.arguments, nullptr, false);
   if (args.is_discarded() || !args.is_object()) {
-    gate_.record_event("tool.invalid", call.name + ": arguments are not a JSON object");
-    return {"error: the arguments of " + call.name + " are not a JSON object", only(broker::Source::tool, "agent")};
+    const std::string problem = too_deep ? "nest more than " + std::to_string(kMaxJsonNesting) + " levels deep"
+                                         : "are not a JSON object";
+    gate_.record_event("tool.invalid", call.name + ": arguments " + problem);
+    return {"error: the arguments of " + call.name + " " + problem, only(broker::Source::tool, "agent")};
   }
   try {
     if (call.name == "read_file") return read_file(args, ctx);

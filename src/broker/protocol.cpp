@@ -7,6 +7,7 @@
 #include <set>
 
 #include "util/error.h"
+#include "util/json_nesting.h"
 
 namespace warden::broker {
 namespace {
@@ -51,6 +52,8 @@ std::string dump_line(const nlohmann::json& j) {
 
 nlohmann::json parse_line(std::string_view line) {
   if (line.size() > kMaxLineBytes) throw Error("request line is longer than 4 MiB");
+  if (json_nests_deeper_than(line))
+    throw Error("request nests arrays and objects more than " + std::to_string(kMaxJsonNesting) + " levels deep");
   auto j = nlohmann::json::parse(line, nullptr, false);
   if (j.is_discarded()) throw Error("request is not valid JSON");
   if (!j.is_object()) throw Error("request must be a JSON object");

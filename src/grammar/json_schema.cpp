@@ -6,6 +6,7 @@
 #include <set>
 
 #include "util/error.h"
+#include "util/json_nesting.h"
 
 namespace warden::grammar {
 
@@ -675,6 +676,8 @@ Grammar grammar_from_json_schema(const ordered_json& schema, SchemaOptions optio
 }
 
 Grammar grammar_from_json_schema(std::string_view schema_text, SchemaOptions options) {
+  if (json_nests_deeper_than(schema_text))
+    throw Error("schema: nested more than " + std::to_string(kMaxJsonNesting) + " levels deep");
   ordered_json schema;
   try {
     schema = ordered_json::parse(schema_text.begin(), schema_text.end());

@@ -5,6 +5,7 @@
 #include <variant>
 
 #include "util/error.h"
+#include "util/json_nesting.h"
 
 namespace warden::grammar {
 
@@ -64,6 +65,7 @@ size_t json_value_end(std::string_view text, size_t start) {
 }
 
 std::optional<ordered_json> parse_json(std::string_view text) {
+  if (json_nests_deeper_than(text)) return std::nullopt;
   try {
     return ordered_json::parse(text.begin(), text.end());
   } catch (const nlohmann::json::exception&) {

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <limits>
 
+#include "util/json_nesting.h"
+
 namespace warden::server {
 
 using json = nlohmann::ordered_json;
@@ -21,6 +23,10 @@ json error_body(const ApiError& e) {
 }
 
 json parse_body(const std::string& body) {
+  if (json_nests_deeper_than(body))
+    throw bad_request("the request body nests arrays and objects more than " + std::to_string(kMaxJsonNesting) +
+                          " levels deep",
+                      "", "invalid_json");
   json j;
   try {
     j = json::parse(body);
@@ -191,8 +197,13 @@ json parse_messages(const json& body) {
         if (!fn.contains("name") || !fn["name"].is_string()) throw wrong_type(cat + ".function.name", "a string");
         // Templates index arguments as a mapping: give them the parsed object.
         if (fn.contains("arguments") && fn["arguments"].is_string()) {
+          const std::string text = fn["arguments"].get<std::string>();
+          if (json_nests_deeper_than(text))
+            throw bad_request(cat + ".function.arguments nests more than " + std::to_string(kMaxJsonNesting) +
+                                  " levels deep",
+                              cat + ".function.arguments", "invalid_value");
           try {
-            msg["tool_calls"][k]["function"]["arguments"] = json::parse(fn["arguments"].get<std::string>());
+            msg["tool_calls"][k]["function"]["arguments"] = json::parse(text);
           } catch (const json::exception&) {
             throw bad_request(cat + ".function.arguments is not valid JSON", cat + ".function.arguments",
                               "invalid_value");

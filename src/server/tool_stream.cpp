@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "util/json_nesting.h"
+
 namespace warden::server {
 
 namespace {
@@ -64,6 +66,7 @@ struct Cursor {
 };
 
 std::optional<json> parse_json(std::string_view text) {
+  if (json_nests_deeper_than(text)) return std::nullopt;
   try {
     return json::parse(text.begin(), text.end());
   } catch (const nlohmann::json::exception&) {

@@ -265,6 +265,22 @@ TEST(AgentBackend, ParsesToolCallsAndErrors) {
   EXPECT_THROW(parse_chat_completion(R"({"error":{"message":"overloaded"}})"), warden::Error);
 }
 
+// A backend's error or arguments nested 200000 levels deep used to overflow
+// the stack when dumped into the error message or the call's arguments.
+TEST(AgentBackend, RefusesResponsesNestedTooDeep) {
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  for (const std::string& body :
+       {R"({"error":)" + deep + "}",
+        R"({"choices":[{"message":{"tool_calls":[{"function":{"name":"f","arguments":{"a":)" + deep + "}}}]}}]}"}) {
+    try {
+      parse_chat_completion(body);
+      ADD_FAILURE() << "accepted";
+    } catch (const warden::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("more than 256 levels deep"), std::string::npos) << e.what();
+    }
+  }
+}
+
 class ScriptBackend : public ModelBackend {
  public:
   std::vector<AssistantTurn> turns;
@@ -314,6 +330,20 @@ TEST(AgentLoop, ConversationAndTaintPersistAcrossUserMessages) {
   EXPECT_EQ(last[0]["content"], "read the readme");
   EXPECT_EQ(last[3]["content"], "read it");
   EXPECT_EQ(last[4]["content"], "now list");
+}
+
+// A hostile model's arguments nested 200000 levels deep: refused before
+// any tool sees them, with the reason, and the run goes on.
+TEST(AgentLoop, ArgumentsNestedTooDeepAreRefused) {
+  Fixture f;
+  ScriptBackend model;
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  model.turns = {AssistantTurn{"", {ToolCall{"a", "read_file", R"({"path":)" + deep + "}"}}}};
+  Agent agent(model, f.runner, f.gate, AgentConfig{});
+  AgentResult r = agent.run("task");
+  EXPECT_EQ(r.answer, "finished");
+  EXPECT_TRUE(f.gate.requests.empty());
+  EXPECT_EQ(model.seen.back().back()["content"], "error: the arguments of read_file nest more than 256 levels deep");
 }
 
 TEST(AgentLoop, StopsAtTheStepLimit) {

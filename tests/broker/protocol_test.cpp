@@ -35,6 +35,9 @@ TEST(Protocol, RoundTrip) {
 TEST(Protocol, RejectsMalformedRequests) {
   EXPECT_EQ(parse_error("not json"), "request is not valid JSON");
   EXPECT_EQ(parse_error("[1]"), "request must be a JSON object");
+  EXPECT_EQ(parse_error(R"({"op":"request","capability":"exec","target":"x","detail":)" + std::string(100000, '[') +
+                        std::string(100000, ']') + "}"),
+            "request nests arrays and objects more than 256 levels deep");
   EXPECT_EQ(parse_error(R"({"op":"request","capability":"net"})"), "missing field 'target'");
   EXPECT_EQ(parse_error(R"({"op":"request","capability":"root","target":"x"})"), "unknown capability 'root'");
   EXPECT_EQ(parse_error(R"({"op":"request","capability":"net","target":"x","approved":true})"),

@@ -98,6 +98,17 @@ TEST(ToolCallParser, HermesMalformedCallsStayContent) {
   EXPECT_TRUE(badargs.calls.empty());
 }
 
+// Arguments nested 200000 levels deep (the parsed value's copies and dumps
+// recurse once per level) are not a call: they stay content.
+TEST(ToolCallParser, CallsNestedTooDeepStayContent) {
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  const std::string text = "<tool_call>{\"name\":\"f\",\"arguments\":{\"a\":" + deep + "}}</tool_call>";
+  ParsedToolCalls parsed = parse_tool_calls(ToolCallFormat::kHermes, text);
+  EXPECT_TRUE(parsed.tool_calls.empty());
+  EXPECT_EQ(parsed.content, text);
+  EXPECT_FALSE(parsed.errors.empty());
+}
+
 TEST(ToolCallParser, HermesUnclosedBlockAtEnd) {
   Streamed ok = parse_all_chunkings(ToolCallFormat::kHermes, "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1}}\n");
   ASSERT_EQ(ok.calls.size(), 1u);

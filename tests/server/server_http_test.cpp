@@ -527,5 +527,46 @@ TEST_F(ServeTest, MetricsArePrometheusText) {
   }
 }
 
+// Copying or dumping a parsed value recurses once per level: one request
+// nesting a message's content 200000 levels deep (400 KB, well inside the
+// default 4 MiB body limit, which this server keeps) used to overflow the
+// server's stack and end the process. Each is refused with a 400 naming the
+// nesting, and the deepest nesting allowed is still answered.
+TEST(ServeNesting, DeeplyNestedBodiesAre400) {
+  ServeProcess server({"-c", "256", "--parallel", "1", "-t", "1"});
+  ApiClient c(server.port());
+  auto nested = [](size_t levels) { return std::string(levels, '[') + std::string(levels, ']'); };
+  auto expect_nesting_error = [](const HttpReply& r, const std::string& param, const std::string& code) {
+    ASSERT_EQ(r.status, 400) << r.body.substr(0, 300);
+    const json error = r.json()["error"];
+    EXPECT_NE(error["message"].get<std::string>().find("more than 256 levels deep"), std::string::npos) << r.body;
+    EXPECT_EQ(error["param"], param.empty() ? json(nullptr) : json(param));
+    EXPECT_EQ(error["code"], code);
+  };
+  const std::string deep = nested(200000);
+  expect_nesting_error(c.post("/v1/chat/completions", R"({"messages":[{"role":"user","content":)" + deep + "}]}"), "",
+                       "invalid_json");
+  expect_nesting_error(
+      c.post("/v1/chat/completions", R"({"messages":[{"role":"user","content":"hi","x":)" + deep + "}]}"), "",
+      "invalid_json");
+  expect_nesting_error(c.post("/v1/chat/completions", R"({"messages":[],"tools":)" + deep + "}"), "", "invalid_json");
+  expect_nesting_error(c.post("/v1/completions", R"({"prompt":)" + deep + "}"), "", "invalid_json");
+  // Arguments given as a JSON string are parsed apart, and checked apart.
+  json call_turn = {{"messages", json::array({{{"role", "user"}, {"content", "hi"}},
+                                              {{"role", "assistant"},
+                                               {"content", nullptr},
+                                               {"tool_calls", json::array({{{"id", "c"},
+                                                                            {"type", "function"},
+                                                                            {"function", {{"name", "f"}, {"arguments", deep}}}}})}}})}};
+  expect_nesting_error(c.post("/v1/chat/completions", call_turn), "messages[1].tool_calls[0].function.arguments",
+                       "invalid_value");
+  // 256 levels in all, the body one of them (a field the server ignores; the
+  // chat template takes messages only up to 200 levels).
+  auto deepest = c.post("/v1/chat/completions",
+                        R"({"max_tokens":2,"messages":[{"role":"user","content":"hi"}],"x":)" + nested(255) + "}");
+  EXPECT_EQ(deepest.status, 200) << deepest.body;
+  EXPECT_TRUE(server.alive());
+}
+
 }  // namespace
 }  // namespace warden::test

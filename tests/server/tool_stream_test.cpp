@@ -92,6 +92,17 @@ TEST(ToolStream, BracesInsideStringsDoNotEndTheArguments) {
   }
 }
 
+// A call nested 200000 levels deep streams its text as any other, and at the
+// end the parser, which refuses such nesting, reports that it disagrees
+// (comparing the two parsed values used to recurse once per level).
+TEST(ToolStream, CallNestedTooDeepEndsAsAMismatch) {
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  Streamed s = stream(ToolCallFormat::kHermes, "<tool_call>{\"name\": \"f\", \"arguments\": {\"a\": " + deep + "}}</tool_call>", 4096);
+  ASSERT_EQ(s.names, (std::vector<std::string>{"f"}));
+  EXPECT_EQ(s.arguments[0], "{\"a\": " + deep + "}");
+  EXPECT_FALSE(s.final.mismatches.empty());
+}
+
 TEST(ToolStream, Llama3ParametersStream) {
   const std::string text = "{\"name\": \"f\", \"parameters\": {\"q\": \"a b\"}}; {\"name\": \"g\", \"parameters\": {}}";
   Streamed s = stream(ToolCallFormat::kLlama3, text, 4);

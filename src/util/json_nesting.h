@@ -1,0 +1,24 @@
+#pragma once
+// A bound on how deeply untrusted JSON text may nest its arrays and objects.
+// Why: nlohmann parses any depth without recursion, but copying, comparing
+// and dumping the parsed value, and the template values and grammars built
+// from it, recurse once per level: one HTTP request nesting a message's
+// content 200000 levels deep overflowed warden serve's stack and took the
+// server down. Every parser of JSON from outside (HTTP bodies, a backend's
+// responses, the broker's socket, the model's tool calls) checks the text
+// first and rejects it with one error.
+#include <cstddef>
+#include <string_view>
+
+namespace warden {
+
+// Deeper than any real request, schema or tool call; shallow enough that
+// every recursion over a parsed value stays far inside a thread's stack.
+constexpr size_t kMaxJsonNesting = 256;
+
+// Whether `text`, read as JSON, opens more than `limit` arrays and objects
+// inside one another (brackets inside strings do not count). Linear; text
+// that is not JSON is scanned all the same, and the parser then rejects it.
+bool json_nests_deeper_than(std::string_view text, size_t limit = kMaxJsonNesting);
+
+}  // namespace warden
