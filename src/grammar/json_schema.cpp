@@ -6,7 +6,7 @@
 #include <set>
 
 #include "util/error.h"
-#include "util/json_nesting.h"
+#include "util/ordered_json.h"
 
 namespace warden::grammar {
 
@@ -322,7 +322,7 @@ uint32_t SchemaCompiler::compile(const ordered_json& schema) {
   } catch (const nlohmann::json::exception& e) {
     document_ = saved_doc;
     ref_rules_ = std::move(saved_refs);
-    throw Error(std::string("schema: ") + e.what());
+    throw Error(std::string("schema ") + e.what());
   } catch (...) {
     document_ = saved_doc;
     ref_rules_ = std::move(saved_refs);
@@ -676,13 +676,11 @@ Grammar grammar_from_json_schema(const ordered_json& schema, SchemaOptions optio
 }
 
 Grammar grammar_from_json_schema(std::string_view schema_text, SchemaOptions options) {
-  if (json_nests_deeper_than(schema_text))
-    throw Error("schema: nested more than " + std::to_string(kMaxJsonNesting) + " levels deep");
   ordered_json schema;
   try {
-    schema = ordered_json::parse(schema_text.begin(), schema_text.end());
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(std::string("schema: not valid JSON: ") + e.what());
+    schema = parse_ordered_json(schema_text);
+  } catch (const Error& e) {
+    throw Error(std::string("schema ") + e.what());
   }
   return grammar_from_json_schema(schema, options);
 }

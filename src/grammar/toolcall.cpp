@@ -5,7 +5,7 @@
 #include <variant>
 
 #include "util/error.h"
-#include "util/json_nesting.h"
+#include "util/ordered_json.h"
 
 namespace warden::grammar {
 
@@ -65,10 +65,9 @@ size_t json_value_end(std::string_view text, size_t start) {
 }
 
 std::optional<ordered_json> parse_json(std::string_view text) {
-  if (json_nests_deeper_than(text)) return std::nullopt;
   try {
-    return ordered_json::parse(text.begin(), text.end());
-  } catch (const nlohmann::json::exception&) {
+    return parse_ordered_json(text);
+  } catch (const Error&) {
     return std::nullopt;
   }
 }

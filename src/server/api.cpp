@@ -3,7 +3,8 @@
 #include <cmath>
 #include <limits>
 
-#include "util/json_nesting.h"
+#include "util/error.h"
+#include "util/ordered_json.h"
 
 namespace warden::server {
 
@@ -23,15 +24,11 @@ json error_body(const ApiError& e) {
 }
 
 json parse_body(const std::string& body) {
-  if (json_nests_deeper_than(body))
-    throw bad_request("the request body nests arrays and objects more than " + std::to_string(kMaxJsonNesting) +
-                          " levels deep",
-                      "", "invalid_json");
   json j;
   try {
-    j = json::parse(body);
-  } catch (const json::exception& e) {  // syntax errors, and numbers too large for a double (out_of_range)
-    throw bad_request(std::string("the request body is not valid JSON: ") + e.what(), "", "invalid_json");
+    j = parse_ordered_json(body);
+  } catch (const Error& e) {  // syntax errors, numbers too large for a double, nesting
+    throw bad_request(std::string("the request body ") + e.what(), "", "invalid_json");
   }
   if (!j.is_object()) throw bad_request("the request body must be a JSON object", "", "invalid_json");
   return j;
@@ -197,16 +194,10 @@ json parse_messages(const json& body) {
         if (!fn.contains("name") || !fn["name"].is_string()) throw wrong_type(cat + ".function.name", "a string");
         // Templates index arguments as a mapping: give them the parsed object.
         if (fn.contains("arguments") && fn["arguments"].is_string()) {
-          const std::string text = fn["arguments"].get<std::string>();
-          if (json_nests_deeper_than(text))
-            throw bad_request(cat + ".function.arguments nests more than " + std::to_string(kMaxJsonNesting) +
-                                  " levels deep",
-                              cat + ".function.arguments", "invalid_value");
           try {
-            msg["tool_calls"][k]["function"]["arguments"] = json::parse(text);
-          } catch (const json::exception&) {
-            throw bad_request(cat + ".function.arguments is not valid JSON", cat + ".function.arguments",
-                              "invalid_value");
+            msg["tool_calls"][k]["function"]["arguments"] = parse_ordered_json(fn["arguments"].get<std::string>());
+          } catch (const Error& e) {
+            throw bad_request(cat + ".function.arguments " + e.what(), cat + ".function.arguments", "invalid_value");
           }
         }
       }
