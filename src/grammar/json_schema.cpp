@@ -322,7 +322,7 @@ uint32_t SchemaCompiler::compile(const ordered_json& schema) {
   } catch (const nlohmann::json::exception& e) {
     document_ = saved_doc;
     ref_rules_ = std::move(saved_refs);
-    throw Error(std::string("schema ") + e.what());
+    throw Error(std::string("schema: ") + e.what());
   } catch (...) {
     document_ = saved_doc;
     ref_rules_ = std::move(saved_refs);

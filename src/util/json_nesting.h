@@ -5,8 +5,9 @@
 // from it, recurse once per level: one HTTP request nesting a message's
 // content 200000 levels deep overflowed warden serve's stack and took the
 // server down. Every parser of JSON from outside (HTTP bodies, a backend's
-// responses, the broker's socket, the model's tool calls) checks the text
-// first and rejects it with one error.
+// responses, the broker's socket, the model's tool calls) rejects such text
+// with one error: here before parsing, or parse_ordered_json (ordered_json.h)
+// while it parses.
 #include <cstddef>
 #include <string_view>
 
