@@ -5,6 +5,7 @@
 #include <variant>
 
 #include "util/error.h"
+#include "util/json_nesting.h"
 #include "util/ordered_json.h"
 
 namespace warden::grammar {
@@ -44,22 +45,11 @@ size_t partial_marker_suffix(std::string_view text, std::string_view marker) {
 // End (one past) of the JSON object or array starting at text[start], by
 // bracket matching that respects strings; npos when it does not close.
 size_t json_value_end(std::string_view text, size_t start) {
-  int depth = 0;
-  bool in_string = false, escaped = false;
+  JsonBrackets brackets;
   for (size_t i = start; i < text.size(); ++i) {
-    char c = text[i];
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-      continue;
-    }
-    if (c == '"') in_string = true;
-    else if (c == '{' || c == '[') ++depth;
-    else if (c == '}' || c == ']') {
-      if (--depth == 0) return i + 1;
-      if (depth < 0) return std::string_view::npos;
-    }
+    if (brackets.step(text[i]) >= 0) continue;
+    if (brackets.depth == 0) return i + 1;
+    if (brackets.depth < 0) return std::string_view::npos;
   }
   return std::string_view::npos;
 }

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "grammar/toolcall.h"
+#include "util/json_nesting.h"
 
 namespace warden::server {
 
@@ -35,23 +36,9 @@ struct ToolCallFragment {
 // strings, one character at a time, so a value that is still being
 // generated can be scanned as it grows.
 struct JsonValueScanner {
-  int depth = 0;
-  bool in_string = false, escaped = false;
+  JsonBrackets brackets;
   // Takes the next character; true when it closes the value.
-  bool step(char c) {
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      ++depth;
-    } else if ((c == '}' || c == ']') && --depth == 0) {
-      return true;
-    }
-    return false;
-  }
+  bool step(char c) { return brackets.step(c) < 0 && brackets.depth == 0; }
 };
 
 class ToolCallStreamer {

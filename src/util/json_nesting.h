@@ -17,6 +17,27 @@ namespace warden {
 // every recursion over a parsed value stays far inside a thread's stack.
 constexpr size_t kMaxJsonNesting = 256;
 
+// JSON text read one character at a time: how many arrays and objects are
+// open, outside strings. step() returns +1 for a character that opens one,
+// -1 for one that closes one, 0 otherwise; `depth` goes below zero at a
+// closer that nothing opened.
+struct JsonBrackets {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  int step(char c) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+      return 0;
+    }
+    if (c == '"') in_string = true;
+    else if (c == '{' || c == '[') return ++depth, 1;
+    else if (c == '}' || c == ']') return --depth, -1;
+    return 0;
+  }
+};
+
 // Whether `text`, read as JSON, opens more than `limit` arrays and objects
 // inside one another (brackets inside strings do not count). Linear; text
 // that is not JSON is scanned all the same, and the parser then rejects it.
