@@ -31,9 +31,15 @@ struct JsonBrackets {
       else if (c == '"') in_string = false;
       return 0;
     }
+    if (c == '{' || c == '[') {
+      ++depth;
+      return 1;
+    }
+    if (c == '}' || c == ']') {
+      --depth;
+      return -1;
+    }
     if (c == '"') in_string = true;
-    else if (c == '{' || c == '[') return ++depth, 1;
-    else if (c == '}' || c == ']') return --depth, -1;
     return 0;
   }
 };
