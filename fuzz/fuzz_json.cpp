@@ -19,7 +19,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const warden::Error&) {
     parsed = false;
   }
-  if (warden::json_nests_deeper_than(text)) {
+  // nlohmann's lexer takes a NUL byte for the end of the input, so only the
+  // text before it is parsed (json_nests_deeper_than scans it all: stricter).
+  if (warden::json_nests_deeper_than(text.substr(0, text.find('\0')))) {
     if (parsed) std::abort();
     return 0;
   }
