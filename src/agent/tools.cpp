@@ -264,7 +264,7 @@ void ToolRunner::apply_user_resolve(sandbox::Profile& profile, sandbox::RunOptio
 
 ToolOutcome ToolRunner::execute(const ToolCall& call, const LabelSet& ctx) {
   const bool too_deep = json_nests_deeper_than(call.arguments);
-  json args = too_deep ? json(json::value_t::discarded) : json::parse(call.arguments, nullptr, false);
+  json args = too_deep ? json() : json::parse(call.arguments, nullptr, false);  // null: not an object
   if (args.is_discarded() || !args.is_object()) {
     const std::string problem = too_deep ? "nest more than " + std::to_string(kMaxJsonNesting) + " levels deep"
                                          : "are not a JSON object";
