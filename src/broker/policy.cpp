@@ -120,7 +120,7 @@ void parse_limits(const toml::table& t, const std::string& name, std::map<Capabi
     if (!lt) fail(name, value, "[limits] " + std::string(key.str()) + " must be a table { max = N, per_seconds = S }");
     RateLimit rl;
     for (auto& [k, v] : *lt) {
-      auto n = v.value<int64_t>();
+      auto n = v.is_integer() ? v.value<int64_t>() : std::nullopt;  // a float: value<> casts it, UB when huge
       if (k.str() != "max" && k.str() != "per_seconds")
         fail(name, v, "unknown key '" + std::string(k.str()) + "' in limit (expected max, per_seconds)");
       if (!n || *n < (k.str() == "max" ? 0 : 1) || *n > 1000000)
@@ -139,7 +139,7 @@ int parse_approval(const toml::table& t, const std::string& name) {
   for (auto& [k, v] : t) {
     if (k.str() != "timeout_seconds")
       fail(name, v, "unknown key '" + std::string(k.str()) + "' in [approval] (expected timeout_seconds)");
-    auto n = v.value<int64_t>();
+    auto n = v.is_integer() ? v.value<int64_t>() : std::nullopt;
     if (!n || *n < 1 || *n > 86400) fail(name, v, "timeout_seconds must be an integer between 1 and 86400");
     timeout = int(*n);
   }
