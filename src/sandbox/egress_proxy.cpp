@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sandbox/proxy_request.h"
+#include "sandbox/tls_hello.h"
 #include "util/error.h"
 
 namespace warden::sandbox {
@@ -57,11 +58,30 @@ bool wait_readable(int fd, int stop_fd, int timeout_ms) {
   return n > 0 && !p[1].revents && p[0].revents;
 }
 
+// Appends what the client sends next to `buf`; false (and `error`) when the
+// deadline passes, the stop pipe fires or the client closes.
+bool read_more(int fd, int stop_fd, Clock::time_point deadline, std::string& buf, std::string& error) {
+  int left = int(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
+  if (left <= 0 || !wait_readable(fd, stop_fd, left)) {
+    error = "timed out";
+    return false;
+  }
+  char chunk[4096];
+  ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+  if (n <= 0) {
+    error = "client closed the connection";
+    return false;
+  }
+  buf.append(chunk, size_t(n));
+  return true;
+}
+
+constexpr std::chrono::seconds kClientWait{30};
+
 // Reads the request head; `rest` receives bytes that came after it.
 bool read_head(int fd, int stop_fd, std::string& head, std::string& rest, std::string& error) {
   std::string buf;
-  const auto deadline = Clock::now() + std::chrono::seconds(30);
-  char chunk[4096];
+  const auto deadline = Clock::now() + kClientWait;
   while (true) {
     if (size_t len = request_head_length(buf)) {
       head = buf.substr(0, len);
@@ -72,18 +92,63 @@ bool read_head(int fd, int stop_fd, std::string& head, std::string& rest, std::s
       error = "request head too large";
       return false;
     }
-    int left = int(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
-    if (left <= 0 || !wait_readable(fd, stop_fd, left)) {
-      error = "no complete request head";
+    if (!read_more(fd, stop_fd, deadline, buf, error)) {
+      error = "no complete request head: " + error;
       return false;
     }
-    ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
-    if (n <= 0) {
-      error = "client closed before a complete request head";
-      return false;
-    }
-    buf.append(chunk, size_t(n));
   }
+}
+
+// Reads the tunnel's first bytes (after `buf`, what came with the CONNECT)
+// until they hold a whole ClientHello, and checks that it is for `host`: a
+// name must be its server_name, an IP literal may go without one.
+bool read_client_hello_for(int fd, int stop_fd, const std::string& host, std::string& buf, std::string& error) {
+  const auto deadline = Clock::now() + kClientWait;
+  while (true) {
+    ClientHelloScan scan = scan_client_hello(buf);
+    if (scan.status == ClientHelloScan::Status::invalid) {
+      error = scan.error;
+      return false;
+    }
+    if (scan.status == ClientHelloScan::Status::complete) {
+      const bool ip_literal = parse_ip_literal(host).has_value();
+      if (scan.server_name ? *scan.server_name == host : ip_literal) return true;
+      error = scan.server_name ? "TLS server name '" + *scan.server_name + "' is not the CONNECT host"
+                               : "TLS ClientHello without a server name";
+      return false;
+    }
+    if (!read_more(fd, stop_fd, deadline, buf, error)) {
+      error = "no complete TLS ClientHello: " + error;
+      return false;
+    }
+  }
+}
+
+// How many body bytes may follow a plain request's head: its Content-Length,
+// 0 without one. The proxy forwards exactly one request per connection, so it
+// must know where that request ends: a chunked body, or a length given twice
+// or unreadably, is refused.
+bool request_body_length(const ProxyRequest& r, uint64_t& length, std::string& why) {
+  length = 0;
+  bool seen = false;
+  for (const auto& [name, value] : r.headers) {
+    if (::strcasecmp(name.c_str(), "Transfer-Encoding") == 0) {
+      why = "Transfer-Encoding in a request is not supported; send Content-Length";
+      return false;
+    }
+    if (::strcasecmp(name.c_str(), "Content-Length") != 0) continue;
+    if (seen) {
+      why = "more than one Content-Length header";
+      return false;
+    }
+    seen = true;
+    if (value.empty() || value.size() > 15 || value.find_first_not_of("0123456789") != std::string::npos) {
+      why = "Content-Length '" + value + "' is not a number of bytes";
+      return false;
+    }
+    length = std::stoull(value);
+  }
+  return true;
 }
 
 int connect_with_timeout(const IpAddress& a, uint16_t port, int timeout_ms) {
@@ -123,8 +188,10 @@ int connect_with_timeout(const IpAddress& a, uint16_t port, int timeout_ms) {
 }
 
 // Copies bytes both ways until both directions are finished, the stop pipe
-// fires or nothing moves for `idle_ms`.
-void relay(int client, int upstream, int stop_fd, int idle_ms, ProxyLogEntry& entry) {
+// fires or nothing moves for `idle_ms`. The client may send at most
+// `up_budget` more bytes: one byte over it ends the connection (a plain
+// request's body is all that may follow its head).
+void relay(int client, int upstream, int stop_fd, int idle_ms, uint64_t up_budget, ProxyLogEntry& entry) {
   bool up_open = true, down_open = true;
   char buf[65536];
   while (up_open || down_open) {
@@ -140,8 +207,15 @@ void relay(int client, int upstream, int stop_fd, int idle_ms, ProxyLogEntry& en
         (i == 0 ? up_open : down_open) = false;
         continue;
       }
+      const bool over_budget = i == 0 && uint64_t(got) > up_budget;
+      if (over_budget) got = ssize_t(up_budget);
+      if (i == 0) up_budget -= uint64_t(got);
       if (!write_all(to, buf, size_t(got))) return;
       (i == 0 ? entry.bytes_up : entry.bytes_down) += uint64_t(got);
+      if (over_budget) {
+        entry.reason = "client sent more than one request; connection closed";
+        return;
+      }
     }
   }
 }
@@ -296,10 +370,18 @@ void EgressProxy::serve_connection(int client_fd) {
   entry.host = request->host;
   entry.port = request->port;
   std::string why;
-  if (!request->is_connect && !host_header_matches(*request, why)) {
-    entry.reason = why;
-    reply(client.fd, 403, "Forbidden", why);
-    return log(entry);
+  uint64_t body_length = 0;
+  if (!request->is_connect) {
+    bool ok = host_header_matches(*request, why) && request_body_length(*request, body_length, why);
+    if (ok && rest.size() > body_length) {
+      why = "bytes after the request body: one request per connection";
+      ok = false;
+    }
+    if (!ok) {
+      entry.reason = why;
+      reply(client.fd, 403, "Forbidden", why);
+      return log(entry);
+    }
   }
   EgressDecision decision = decide_egress(config_.rules, config_.resolver, request->host, request->port);
   if (!decision.allowed) {
@@ -317,22 +399,30 @@ void EgressProxy::serve_connection(int client_fd) {
     reply(client.fd, 502, "Bad Gateway", entry.reason);
     return log(entry);
   }
-  entry.allowed = true;
-  entry.reason = "allowed";
+  uint64_t up_budget = UINT64_MAX;
   if (request->is_connect) {
     const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
     if (!write_all(client.fd, ok, sizeof ok - 1)) return log(entry);
+    // Nothing reaches the destination before the tunnel shows it carries
+    // TLS to the name it was opened for.
+    if (!read_client_hello_for(client.fd, stop_fd, request->host, rest, why)) {
+      entry.reason = why;
+      return log(entry);
+    }
   } else {
     const std::string up = upstream_head(*request);
     if (!write_all(upstream.fd, up.data(), up.size())) return log(entry);
     entry.bytes_up += up.size();
+    up_budget = body_length - rest.size();
   }
+  entry.allowed = true;
+  entry.reason = "allowed";
   // Bytes that arrived after the head belong to this one destination.
   if (!rest.empty()) {
     if (!write_all(upstream.fd, rest.data(), rest.size())) return log(entry);
     entry.bytes_up += rest.size();
   }
-  relay(client.fd, upstream.fd, stop_fd, config_.idle_timeout_ms, entry);
+  relay(client.fd, upstream.fd, stop_fd, config_.idle_timeout_ms, up_budget, entry);
   log(entry);
 }
 

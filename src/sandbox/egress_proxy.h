@@ -2,9 +2,16 @@
 // warden's egress proxy: the only way out of a jail with network. It runs
 // outside the jail (threads of the warden process) on a unix socket that is
 // bound into the jail. One request per client connection: either a CONNECT
-// tunnel (the bytes that follow go to that destination only) or one plain
-// HTTP request with an absolute URI (forwarded with "Connection: close").
-// Names are resolved here, never in the jail; every request is logged.
+// tunnel that carries TLS to the name it names (its ClientHello's server name
+// is checked before any byte is relayed; the bytes that follow go to that
+// destination only) or one plain HTTP request with an absolute URI and a
+// matching Host (forwarded with "Connection: close", followed by exactly its
+// Content-Length bytes of body). Names are resolved here, never in the jail;
+// every request is logged.
+//
+// What it cannot see: inside TLS, a client may still ask the allowed server
+// for another site it also hosts (domain fronting); that is the allowed
+// server's to refuse.
 #include <condition_variable>
 #include <cstdint>
 #include <functional>

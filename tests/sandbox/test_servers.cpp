@@ -6,10 +6,14 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstring>
 #include <stdexcept>
+
+#include "common/test_env.h"
 
 namespace warden::sandbox::test {
 
@@ -64,10 +68,10 @@ void LoopbackServer::serve() {
     int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (c < 0) continue;
     connections_++;
-    if (mode_ == Mode::http) {
+    if (mode_ != Mode::count_only) {
       std::string head;
       char buf[4096];
-      while (head.find("\r\n\r\n") == std::string::npos && head.size() < 65536) {
+      while ((mode_ == Mode::record_all || head.find("\r\n\r\n") == std::string::npos) && head.size() < 65536) {
         pollfd q{c, POLLIN, 0};
         if (::poll(&q, 1, 5000) <= 0) break;
         ssize_t n = ::recv(c, buf, sizeof buf, 0);
@@ -78,11 +82,62 @@ void LoopbackServer::serve() {
         std::lock_guard lock(mutex_);
         requests_.push_back(head);
       }
-      std::string reply = "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " +
-                          std::to_string(body_.size()) + "\r\n\r\n" + body_;
-      [[maybe_unused]] ssize_t w = ::send(c, reply.data(), reply.size(), MSG_NOSIGNAL);
+      if (mode_ == Mode::http) {
+        std::string reply = "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " +
+                            std::to_string(body_.size()) + "\r\n\r\n" + body_;
+        [[maybe_unused]] ssize_t w = ::send(c, reply.data(), reply.size(), MSG_NOSIGNAL);
+      }
     }
     ::close(c);
+  }
+}
+
+TlsLoopbackServer::TlsLoopbackServer(const std::string& name, const std::string& body) {
+  const std::string dir = warden::test::make_temp_dir("tls");
+  auto made = warden::test::run({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                                 "-subj", "/CN=" + name, "-keyout", dir + "/key.pem", "-out", dir + "/cert.pem"});
+  if (made.exit_code != 0) throw std::runtime_error("openssl req: " + made.err);
+  warden::test::write_file(dir + "/server.py", R"(import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(16)
+print(s.getsockname()[1], flush=True)
+reply = ("HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(sys.argv[3]), sys.argv[3])).encode()
+while True:
+    c, _ = s.accept()
+    c.settimeout(10)
+    try:
+        t = ctx.wrap_socket(c, server_side=True)
+        t.recv(65536)
+        t.sendall(reply)
+        t.close()
+    except Exception:
+        c.close()
+)");
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    ::dup2(out[1], 1);
+    ::execl("/usr/bin/python3", "python3", (dir + "/server.py").c_str(), (dir + "/cert.pem").c_str(),
+            (dir + "/key.pem").c_str(), body.c_str(), nullptr);
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  std::string line;
+  char c;
+  while (line.find('\n') == std::string::npos && ::read(out[0], &c, 1) == 1) line += c;
+  ::close(out[0]);
+  port_ = std::atoi(line.c_str());
+  if (port_ <= 0) throw std::runtime_error("TLS test server did not start");
+}
+
+TlsLoopbackServer::~TlsLoopbackServer() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
   }
 }
 

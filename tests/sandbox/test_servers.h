@@ -11,10 +11,11 @@ namespace warden::sandbox::test {
 
 // Accepts on 127.0.0.1:<port> (or an abstract unix name); every connection is
 // counted; in HTTP mode the head is recorded and "HTTP/1.0 200 OK" with
-// `body` is sent back.
+// `body` is sent back; in record_all mode everything the client sends until
+// it closes is recorded, and nothing is sent back.
 class LoopbackServer {
  public:
-  enum class Mode { http, count_only };
+  enum class Mode { http, count_only, record_all };
   explicit LoopbackServer(std::string body = "hello from the test server\n", Mode mode = Mode::http);
   // An abstract unix socket listener ("\0name") that counts connections.
   static LoopbackServer* abstract_unix(const std::string& name);
@@ -35,6 +36,20 @@ class LoopbackServer {
   mutable std::mutex mutex_;
   std::vector<std::string> requests_;
   std::thread thread_;
+};
+
+// A TLS server on 127.0.0.1: python3's ssl module with a self-signed
+// certificate for `name` made by the openssl command. Every connection gets
+// one "HTTP/1.0 200 OK" carrying `body` after its first read.
+class TlsLoopbackServer {
+ public:
+  TlsLoopbackServer(const std::string& name, const std::string& body);
+  ~TlsLoopbackServer();  // kills the server
+  int port() const { return port_; }
+
+ private:
+  int pid_ = -1;
+  int port_ = 0;
 };
 
 // A UDP socket on 127.0.0.1 that counts datagrams (for DNS-style exfiltration).
