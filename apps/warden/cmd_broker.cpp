@@ -10,6 +10,7 @@
 
 #include "broker/audit.h"
 #include "broker/broker.h"
+#include "broker/pattern.h"  // resolve_path
 #include "broker/policy_file.h"
 #include "broker/server.h"
 #include "broker/tty_prompt.h"
@@ -29,6 +30,27 @@ struct BrokerOptions {
   int approval_timeout = 0;
 };
 
+// warden's own state at paths given on the command line (policy file, audit
+// database and its companions, socket folder): the broker protects them like
+// its default folders, and refuses to start with any inside the workspace,
+// where a jailed command could rewrite the policy, delete the log or
+// connect to the approval socket and answer its own request.
+void protect_state_paths(PolicyEnv& env, const BrokerOptions& o, const std::string& audit_path) {
+  std::vector<std::pair<std::string, std::string>> state;  // flag, path
+  if (!o.policy.empty()) state.emplace_back("--policy", o.policy);
+  if (!o.audit.empty())
+    for (const char* suffix : {"", "-wal", "-shm", ".head", ".lock"}) state.emplace_back("--audit", audit_path + suffix);
+  if (!o.socket_dir.empty()) state.emplace_back("--socket-dir", o.socket_dir);
+  for (const auto& [flag, path] : state) {
+    const std::string real = resolve_path(std::filesystem::absolute(path).string());
+    const std::string& ws = env.workspace;
+    if (ws == "/" || real == ws || real.rfind(ws + "/", 0) == 0)
+      throw warden::Error(flag + " " + path + " is inside the workspace " + env.workspace +
+                          ": commands run there could change it; put it outside the workspace");
+    env.protected_dirs.push_back(real);
+  }
+}
+
 int run_broker(const BrokerOptions& o) {
   std::string ws = o.workspace.empty() ? std::filesystem::current_path().string() : o.workspace;
   if (!std::filesystem::is_directory(ws)) throw warden::Error("workspace " + ws + " is not a directory");
@@ -38,9 +60,10 @@ int run_broker(const BrokerOptions& o) {
   const std::string policy_path =
       std::filesystem::absolute(o.policy.empty() ? default_policy_path() : o.policy).lexically_normal().string();
   PolicyFileState policy_file = read_policy_file(policy_path);
-  const PolicyEnv env = PolicyEnv::current(ws);
-  Policy policy = policy_file.exists ? Policy::parse(policy_file.text, policy_path, env) : Policy::defaults(env);
   std::string audit_path = o.audit.empty() ? default_audit_path() : o.audit;
+  PolicyEnv env = PolicyEnv::current(ws);
+  protect_state_paths(env, o, audit_path);
+  Policy policy = policy_file.exists ? Policy::parse(policy_file.text, policy_path, env) : Policy::defaults(env);
   VerifyReport rep = verify_audit(audit_path);
   if (!rep.ok)
     throw warden::Error("audit log " + audit_path + " fails verification (" + rep.problems.front() +

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 
 #include <filesystem>
 #include <set>
@@ -90,8 +91,11 @@ std::string jail_path_of(const Bind& b, const std::string& host_path) {
   return b.jail + host_path.substr(b.host == "/" ? 0 : b.host.size());
 }
 
-// Walks one bind: masks hard links to denied files and each .git's hooks and
-// config (git would run those hooks outside the jail later).
+// Walks one bind: masks hard links to denied files, each .git's hooks and
+// config (git would run those hooks outside the jail later), and every unix
+// socket: a read-only bind does not stop connect(), and a socket is a door to
+// a process outside (warden's own approval socket if the user put it here, a
+// database, an ssh-agent, a session bus).
 void mask_inside_bind(const Bind& b, const std::set<Inode>& denied_inodes, std::vector<Mask>& masks) {
   std::error_code ec;
   if (!fs::is_directory(fs::symlink_status(b.host, ec))) return;
@@ -104,7 +108,8 @@ void mask_inside_bind(const Bind& b, const std::set<Inode>& denied_inodes, std::
     const fs::path& p = it->path();
     struct stat st;
     if (::lstat(p.c_str(), &st) != 0) continue;
-    if (S_ISREG(st.st_mode) && st.st_nlink > 1 && denied_inodes.count({st.st_dev, st.st_ino})) {
+    if ((S_ISREG(st.st_mode) && st.st_nlink > 1 && denied_inodes.count({st.st_dev, st.st_ino})) ||
+        S_ISSOCK(st.st_mode)) {
       masks.push_back({jail_path_of(b, p.string()), false});
     } else if (S_ISDIR(st.st_mode) && p.filename() == ".git") {
       struct stat sub;
@@ -127,7 +132,7 @@ Bind checked_bind(const std::string& requested, const std::string& jail, bool wr
     if (path_within(host, d))
       throw Error("sandbox path '" + requested + "' is denied: it is inside " + d);
   for (const char* never : kNeverBound)
-    if (path_within(never, host))
+    if (path_within(never, host) || path_within(host, never))
       throw Error("sandbox path '" + requested + "' would expose the host's " + never);
   if (writable)
     for (const auto& d : denied)
@@ -194,6 +199,9 @@ std::vector<std::string> denied_paths() {
   add(paths::data_dir());
   add(paths::cache_dir());
   add(paths::runtime_dir());  // the broker's agent and approval sockets live here
+  // The whole per-user runtime folder: the session bus (systemd-run --user is
+  // a way out), gpg-agent, a rootless docker, the display server.
+  if (const char* xdg_runtime = std::getenv("XDG_RUNTIME_DIR"); xdg_runtime && *xdg_runtime) add(xdg_runtime);
   for (const char* p : kSystemDenied) add(p);
   return out;
 }

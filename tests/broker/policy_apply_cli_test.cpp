@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "broker/audit.h"
+#include "broker/client.h"
 #include "common/pty.h"
 #include "common/test_env.h"
 
@@ -224,6 +225,38 @@ TEST(PolicyApplyCli, WithoutABrokerThisTerminalApprovesTheDiff) {
   const std::string audit = s.audit_json();
   EXPECT_NE(audit.find("approved by human"), std::string::npos) << audit;
   EXPECT_NE(audit.find("\"capability\":\"policy.apply\""), std::string::npos) << audit;
+}
+
+}  // namespace
+
+namespace {
+
+// State given on the command line is protected like the default folders:
+// refused inside the workspace (a jailed command could rewrite it), and never
+// open to a tool outside it, whatever the policy allows.
+TEST(BrokerCli, StatePathsStayOutOfReach) {
+  Scene s;
+  for (const std::string& flag : {"--policy", "--audit", "--socket-dir"}) {
+    std::vector<std::string> args{"broker", "--workspace", s.ws, "--no-tty", flag, s.ws + "/sub/../state"};
+    auto r = run_warden(args);
+    EXPECT_EQ(r.exit_code, 1) << flag;
+    EXPECT_NE(r.err.find(flag + " " + s.ws + "/sub/../state is inside the workspace " + s.ws), std::string::npos)
+        << r.err;
+    EXPECT_FALSE(fs::exists(s.ws + "/state")) << flag;
+  }
+  // Outside the workspace, under a policy that lets tools read everything.
+  write_file(s.policy, "[[rule]]\ncapability = \"fs.read\"\npattern = \"/**\"\naction = \"allow\"\n");
+  Detached broker(s.broker_args());
+  ASSERT_TRUE(s.wait_for_socket()) << broker.err();
+  warden::broker::AgentClient agent(s.sock + "/agent.sock");
+  for (const std::string& path : {s.policy, s.audit, s.audit + ".head", s.sock + "/approve.sock", s.ws + "/notes"}) {
+    warden::broker::EffectRequest r;
+    r.capability = warden::broker::Capability::fs_read;
+    r.target = path;
+    r.context_labels = warden::broker::LabelSet::parse({"user"});
+    auto d = agent.request(r);
+    EXPECT_EQ(d.allowed(), path == s.ws + "/notes") << path << ": " << d.reason;
+  }
 }
 
 }  // namespace

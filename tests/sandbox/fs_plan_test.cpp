@@ -1,8 +1,13 @@
 #include "sandbox/fs_plan.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
 #include "common/test_env.h"
@@ -63,6 +68,36 @@ TEST(FsPlan, RefusesBindsThatExposeTooMuch) {
   p.workspace = "";
   p.readonly_binds = {"/usr"};
   EXPECT_THROW(plan_filesystem(p), Error);
+  // Nor anything inside the host's /proc, /sys or /dev, nor the per-user
+  // runtime folder (session bus, agents, warden's own sockets).
+  for (std::string bad : {std::string("/dev/shm"), std::string("/proc/sys"), std::string("/sys/kernel"),
+                          std::string(std::getenv("XDG_RUNTIME_DIR"))}) {
+    p.readonly_binds = {bad};
+    EXPECT_THROW(plan_filesystem(p), Error) << bad;
+  }
+}
+
+TEST(FsPlan, SocketsInsideBindsAreMasked) {
+  // A read-only bind does not stop connect(): a socket in a granted tree
+  // (an ssh-agent, a database, warden's approval socket) must not be there.
+  std::string ws = warden::test::make_temp_dir("ws");
+  fs::create_directories(ws + "/run");
+  for (const std::string& path : {ws + "/agent.sock", ws + "/run/approve.sock"}) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << path;
+    ::close(fd);
+  }
+  Profile p = named_profile("default");
+  p.workspace = ws;
+  FsPlan plan = plan_filesystem(p);
+  EXPECT_TRUE(has_mask(plan, "/workspace/agent.sock"));
+  EXPECT_TRUE(has_mask(plan, "/workspace/run/approve.sock"));
+  p.workspace = "";
+  p.readonly_binds = {ws};
+  EXPECT_TRUE(has_mask(plan_filesystem(p), ws + "/run/approve.sock"));
 }
 
 TEST(FsPlan, PathWithin) {

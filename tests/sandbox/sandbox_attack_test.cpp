@@ -1,7 +1,11 @@
 // Every attack from issue 3, each asserted to fail, and why.
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -328,6 +332,32 @@ for name in ["evil.test", "allowed.test"]:
   size_t refused = 0;
   for (const auto& e : r.proxy_log) refused += !e.allowed;
   EXPECT_EQ(refused, 3u);
+}
+
+TEST_F(JailAttack, UnixSocketsInTheWorkspaceAreMasked) {
+  // A listening socket in the workspace (a database's, an ssh-agent's, or
+  // warden's approval socket put there with --socket-dir): a read-only bind
+  // would not stop connect(), so the jail sees /dev/null in its place.
+  const std::string path = ws_ + "/approve.sock";
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(fd, 4), 0);
+  const std::string code = R"(
+import socket
+try:
+    a = socket.socket(socket.AF_UNIX); a.connect("approve.sock"); print("CONNECTED")
+except OSError as e: print("refused", e.errno)
+)";
+  for (const char* profile : {"default", "readonly"}) {
+    auto r = run(test_profile(profile, ws_), {"python3", "-c", code}, "");
+    EXPECT_NE(r.out.find("refused"), std::string::npos) << profile << r.out << r.err;
+  }
+  pollfd p{fd, POLLIN, 0};
+  EXPECT_EQ(::poll(&p, 1, 0), 0);  // nobody knocked
+  ::close(fd);
 }
 
 TEST_F(JailAttack, ForkBombIsBounded) {
