@@ -105,7 +105,11 @@ std::string resolve_path(std::string_view path) {
     }
     todo.insert(todo.begin(), parts.begin(), parts.end());
   };
-  push_front_components(normalize_path_lexically(path));
+  // ".." is taken after the links before it are followed, as the kernel
+  // does: "ws/cfg/../x" with ws/cfg -> ~/.config is ~/x, not ws/x. The
+  // lexical pass only checks that the path is absolute and has no NUL.
+  normalize_path_lexically(path);
+  push_front_components(path);
   std::string out;  // resolved so far; "" means "/"
   int links = 0;
   while (!todo.empty()) {

@@ -18,9 +18,10 @@ bool glob_match(std::string_view pattern, std::string_view text, bool path_mode)
 // or contains a NUL byte.
 std::string normalize_path_lexically(std::string_view path);
 
-// Lexical normalization plus resolution of every symlink on the path, the
-// way the kernel follows them (the file itself need not exist yet, and a
-// dangling link is followed to where a write through it would land). The
+// Resolution of every symlink on the path, the way the kernel follows them
+// ("." and ".." taken in order, a ".." after a link going up from the link's
+// target; the file itself need not exist yet, and a dangling link is
+// followed to where a write through it would land). The
 // broker does this itself rather than trusting the caller, so
 // "ws/link -> ~/.ssh" is judged as ~/.ssh and "ws/notes -> .envrc" as
 // ws/.envrc.

@@ -76,7 +76,12 @@ TEST(NormalizePath, FollowsDanglingSymlinksToWhereAWriteWouldLand) {
   EXPECT_EQ(wb::resolve_path(ws + "/notes"), ws + "/.envrc");
   EXPECT_EQ(wb::resolve_path(ws + "/d/x.txt"), ws + "/sub/deeper/x.txt");
   EXPECT_EQ(wb::resolve_path(ws + "/hook"), ws + "/.git/hooks/pre-commit");
-  EXPECT_EQ(wb::resolve_path(ws + "/d/../a"), ws + "/a");  // lexical first, as the agent's paths are
+  // ".." after a link goes up from where the link points, as in the kernel.
+  EXPECT_EQ(wb::resolve_path(ws + "/d/../a"), ws + "/sub/a");
+  fs::create_directories(ws + "/real/inner");
+  fs::create_symlink(ws + "/real/inner", ws + "/cfg");
+  EXPECT_EQ(wb::resolve_path(ws + "/cfg/../.envrc"), ws + "/real/.envrc");
+  EXPECT_EQ(wb::resolve_path(ws + "/./x/.././/y/"), ws + "/y");
   EXPECT_THROW(wb::resolve_path(ws + "/loop1"), warden::Error);
   // And the broker asks for such a write, with the reason.
   auto policy = wb::Policy::parse("[[rule]]\ncapability = \"fs.write\"\npattern = \"$WORKSPACE/**\"\naction = \"allow\"\n",
