@@ -138,7 +138,8 @@ int check(const PolicyOptions& o, const CheckOptions& c) {
     req.target = (std::filesystem::current_path() / req.target).string();
   req.network = c.network;
   if (c.network && cap != Capability::exec) throw warden::UsageError("--network applies only to exec");
-  req.context_labels = LabelSet::parse(c.context_labels);
+  // As the agent's requests do, the context holds at least the user's task.
+  req.context_labels = LabelSet::parse(c.context_labels.empty() ? std::vector<std::string>{"user"} : c.context_labels);
   req.argument_labels = LabelSet::parse(c.argument_labels);
   Assessment a = assess(p, req);
   auto limit = p.rate_limit(cap);
@@ -333,7 +334,7 @@ std::function<int()> setup_policy(CLI::App& app) {
       ->required();
   check_cmd->add_option("arg", copts->target, "Path, domain, recipient, command...");
   check_cmd->add_flag("--network", copts->network, "exec: the command would run with network");
-  check_cmd->add_option("--label", copts->context_labels, "Taint label in the context (web:DOMAIN, ...)");
+  check_cmd->add_option("--label", copts->context_labels, "Taint label in the context (web:DOMAIN, ...; default: user)");
   check_cmd->add_option("--arg-label", copts->argument_labels, "Taint label of the arguments");
 
   auto* apply_cmd = app.add_subcommand(

@@ -81,7 +81,11 @@ Assessment assess(const Policy& policy, const EffectRequest& req) {
       a.ask_reasons.push_back(l.describe() + " is in the context");
     for (auto& l : req.argument_labels.untrusted())
       a.ask_reasons.push_back("the arguments are derived from " + l.describe());
-    if (all.has_untrusted()) a.action = Action::ask;
+    // Fail closed: a request that says nothing of its context (the agent
+    // always labels at least the user's task) is treated as tainted.
+    if (req.context_labels.empty())
+      a.ask_reasons.push_back("the request carries no labels, so where its context came from is unknown");
+    if (all.has_untrusted() || req.context_labels.empty()) a.action = Action::ask;
   }
   return a;
 }

@@ -94,6 +94,17 @@ TEST(Taint, ArgumentsDerivedFromUntrustedDataEscalate) {
   EXPECT_EQ(a.ask_reasons[0], "the arguments are derived from content of workspace file /ws/.env");
 }
 
+TEST(Taint, AContextWithoutLabelsCountsAsUntrusted) {
+  // Fail closed: a client that says nothing of where its context came from
+  // is not taken as clean.
+  auto p = allow_all();
+  auto a = wb::assess(p, req(Capability::net, "example.com", {}));
+  EXPECT_EQ(a.action, Action::ask);
+  ASSERT_EQ(a.ask_reasons.size(), 1u);
+  EXPECT_EQ(a.ask_reasons[0], "the request carries no labels, so where its context came from is unknown");
+  EXPECT_EQ(wb::assess(p, req(Capability::fs_read, "/ws/a", {})).action, Action::allow);  // not a sink
+}
+
 TEST(Taint, NonSinksAreNotEscalated) {
   auto p = allow_all();
   std::vector<std::string> web = {"web:evil.com"};
