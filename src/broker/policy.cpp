@@ -207,10 +207,18 @@ std::string_view action_name(Action a) {
   return "?";
 }
 
+// $WORKSPACE and ~ are spliced into glob patterns, which have no escapes: a
+// '*' or '?' in either path would make every rule on it match more.
+static std::string without_wildcards(const std::string& path, const std::string& what) {
+  if (path.find_first_of("*?") != std::string::npos)
+    throw Error(what + " " + path + " contains '*' or '?', which policy patterns read as wildcards; use another folder");
+  return path;
+}
+
 PolicyEnv PolicyEnv::current(const std::string& workspace) {
   PolicyEnv env;
-  if (!workspace.empty()) env.workspace = resolve_dir(workspace);
-  env.home = resolve_dir(paths::home());
+  if (!workspace.empty()) env.workspace = without_wildcards(resolve_dir(workspace), "the workspace");
+  env.home = without_wildcards(resolve_dir(paths::home()), "the home folder");
   for (auto& d : {paths::config_dir(), paths::data_dir(), paths::runtime_dir()})
     env.protected_dirs.push_back(resolve_dir(d));
   return env;

@@ -24,6 +24,9 @@ TEST(Autorun, RecognisesGitEnvrcAndVscodeInsideTheWorkspace) {
   EXPECT_NE(wb::autorun_reason(ws + "/.envrc", ws).find("direnv"), std::string::npos);
   EXPECT_NE(wb::autorun_reason(ws + "/sub/.envrc", ws), "");
   EXPECT_NE(wb::autorun_reason(ws + "/.vscode/tasks.json", ws).find("VS Code"), std::string::npos);
+  // A case-insensitive filesystem opens .git for .GIT.
+  EXPECT_NE(wb::autorun_reason(ws + "/.GIT/hooks/pre-commit", ws), "");
+  EXPECT_NE(wb::autorun_reason(ws + "/sub/.EnvRC", ws), "");
 }
 
 TEST(Autorun, LeavesOrdinaryFilesAlone) {

@@ -151,6 +151,20 @@ action = "allow"
   EXPECT_EQ(decide(p, Capability::fs_read, "/home/u/.local/share/warden/audit.db.head"), Action::deny);
 }
 
+TEST(PolicyEnv, RefusesAWorkspaceWhoseNameIsAWildcard) {
+  // $WORKSPACE/** with a '*' in the path would reach its siblings.
+  const std::string root = warden::test::make_temp_dir("wild");
+  for (const std::string& name : {"/proj*", "/w?"}) {
+    std::filesystem::create_directories(root + name);
+    try {
+      wb::PolicyEnv::current(root + name);
+      ADD_FAILURE() << name;
+    } catch (const warden::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("contains '*' or '?'"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(Policy, ExecRulesAreSplitByNetwork) {
   auto p = wb::Policy::parse(R"(
 [[rule]]
