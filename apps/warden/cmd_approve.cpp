@@ -39,11 +39,15 @@ int run_approve(const ApproveOptions& o) {
     if (reply["pending"].empty()) std::printf("no pending requests\n");
     for (auto& j : reply["pending"]) {
       PendingApproval p = approval_from_json(j);
+      // Capped like the prompt's target; a non-ASCII one is spelled in ASCII
+      // too, so a look-alike letter shows here already.
+      const std::string& target = p.request.target;
       std::printf("%llu  %s %s\n", (unsigned long long)p.id, std::string(capability_name(p.request.capability)).c_str(),
-                  neutralize(p.request.target, false).c_str());
+                  neutralize_capped(target, 200, 80, false).text.c_str());
+      if (has_non_ascii(target)) std::printf("    in ASCII: %s\n", neutralize_capped(target, 200, 80, true).text.c_str());
     }
   } else if (o.verb == "show") {
-    std::fputs(render_effect(approval_from_json(reply["approval"])).c_str(), stdout);
+    std::fputs(render_show(approval_from_json(reply["approval"])).c_str(), stdout);
   } else {
     std::printf("request %llu %s\n", (unsigned long long)o.id, o.verb == "approve" ? "approved" : "denied");
   }

@@ -170,7 +170,15 @@ void Server::serve(int fd, Side side) {
       if (!sock.write_line(dump_line(reply))) break;
     }
   } catch (const std::exception& e) {
+    // The connection ends here (a line over the limit, a broken socket); the
+    // log says so, since whatever that side does next is not heard.
     sock.write_line(dump_line(error_reply(e.what())));
+    try {
+      broker_.record_event("broker.disconnect", std::string(side == Side::agent ? "agent" : "approver") +
+                                                    " connection closed: " + e.what(),
+                           "broker");
+    } catch (const std::exception&) {
+    }
   }
   ::close(fd);
 }

@@ -23,6 +23,14 @@ std::string lower_trimmed(const std::string& s) {
 
 }  // namespace
 
+// What the terminal prompt shows at most. The prompt must fit on a screen
+// with the real effect next to the question: model-made text (a 3000-line
+// diff, a 64 KiB target, hundreds of taint labels) must not push it away.
+constexpr size_t kTargetHead = 200;  // output bytes of a capped target: start...
+constexpr size_t kTargetTail = 80;   // ...and end (where a path names the file)
+constexpr size_t kReasonBytes = 300;
+constexpr size_t kMaxReasonLines = 8;
+
 // One labelled line; appended piece by piece (no temporaries to concatenate).
 static void add_line(std::string& out, std::string_view label, std::string_view value) {
   out.append(label);
@@ -30,31 +38,87 @@ static void add_line(std::string& out, std::string_view label, std::string_view 
   out.push_back('\n');
 }
 
-std::string render_effect(const PendingApproval& p) {
-  const auto& r = p.request;
+static std::string show_command(uint64_t id) { return "`warden approve show " + std::to_string(id) + "`"; }
+
+// "fs.write", "exec (with network)": the capability as the human reads it.
+static std::string capability_text(const EffectRequest& r) {
+  std::string s(capability_name(r.capability));
+  if (r.capability == Capability::exec) s += r.network ? " (with network)" : " (no network)";
+  return s;
+}
+
+// A reason, policy line or target: whole in the full view, capped otherwise.
+static CappedText shown(std::string_view text, DetailView view, size_t head, size_t tail, bool ascii_only) {
+  if (view == DetailView::full) return {ascii_only ? neutralize_ascii(text) : neutralize(text, false), 0};
+  return neutralize_capped(text, head, tail, ascii_only);
+}
+
+// The effect line, plus notes (lines the model cannot forge: model-made text
+// never starts a line) when the target is cut or is not plain ASCII, so a
+// Cyrillic "о" or an invisible character cannot pass for the ASCII name.
+static void add_effect_lines(std::string& out, const PendingApproval& p, DetailView view) {
+  const std::string& target = p.request.target;
+  CappedText t = shown(target, view, kTargetHead, kTargetTail, false);
+  add_line(out, "effect:  ", capability_text(p.request) + " " + t.text);
+  if (t.hidden_bytes)
+    add_line(out, "note:    ", "the target is " + std::to_string(target.size()) + " bytes long; " +
+                                   std::to_string(t.hidden_bytes) + " of them are not shown here; " +
+                                   show_command(p.id) + " prints it whole");
+  if (has_non_ascii(target))
+    add_line(out, "note:    ", "the target has non-ASCII characters; in ASCII it reads: " +
+                                   shown(target, view, kTargetHead, kTargetTail, true).text);
+}
+
+static void add_reason_lines(std::string& out, const PendingApproval& p, DetailView view) {
+  add_line(out, "policy:  ", shown(p.policy_reason, view, kReasonBytes, 0, false).text);
+  const size_t n = p.ask_reasons.size();
+  const size_t listed = view == DetailView::full ? n : std::min(n, kMaxReasonLines);
+  for (size_t k = 0; k < listed; ++k) add_line(out, "why:     ", shown(p.ask_reasons[k], view, kReasonBytes, 0, false).text);
+  if (listed < n)
+    add_line(out, "why:     ", "... " + std::to_string(n - listed) + " more reasons not shown; " + show_command(p.id) +
+                                   " lists them all");
+}
+
+std::string render_effect(const PendingApproval& p, DetailView view) {
   std::string out = "==== warden: approval needed (request " + std::to_string(p.id) + ") ====\n";
-  std::string effect(capability_name(r.capability));
-  if (r.capability == Capability::exec) effect += r.network ? " (with network)" : " (no network)";
-  effect += ' ';
-  effect += neutralize(r.target, false);
-  add_line(out, "effect:  ", effect);
-  add_line(out, "policy:  ", neutralize(p.policy_reason, false));
-  for (auto& why : p.ask_reasons) add_line(out, "why:     ", neutralize(why, false));
-  if (!r.detail.empty()) {
-    out += "exact effect (model-made text; control characters shown as \\xNN):\n";
-    out += quote_block(r.detail);
+  add_effect_lines(out, p, view);
+  add_reason_lines(out, p, view);
+  const std::string& detail = p.request.detail;
+  if (!detail.empty()) {
+    out += "exact effect (model-made text; control and invisible characters shown as \\xNN, \\uXXXX, \\UXXXXXXXX; "
+           "a backslash as \\\\):\n";
+    out += view == DetailView::full ? quote_block(detail)
+                                    : quote_excerpt(detail, ExcerptLimits{}, show_command(p.id) + " prints them all");
   }
+  return out;
+}
+
+// Always capped and in ASCII: the recap is short, and a look-alike letter in
+// it shows as an escape right where the human decides.
+std::string render_recap(const PendingApproval& p) {
+  const std::string& first_reason = p.ask_reasons.empty() ? p.policy_reason : p.ask_reasons.front();
+  std::string out = "==== request " + std::to_string(p.id) + " in short (warden's own summary, not model text) ====\n";
+  std::string effect = capability_text(p.request) + " " +
+                       neutralize_capped(p.request.target, kTargetHead, kTargetTail, true).text;
+  if (has_non_ascii(p.request.target)) effect += "   (non-ASCII characters escaped)";
+  add_line(out, "effect:  ", effect);
+  std::string why = neutralize_capped(first_reason, kReasonBytes, 0, false).text;
+  if (p.ask_reasons.size() > 1) why += "   (+" + std::to_string(p.ask_reasons.size() - 1) + " more reasons above)";
+  add_line(out, "why:     ", why);
   return out;
 }
 
 std::string render_prompt(const PendingApproval& p) {
   std::string out = "\n";
-  out += render_effect(p);
+  out += render_effect(p, DetailView::excerpt);
+  out += render_recap(p);
   out += "Approve request ";
   out += std::to_string(p.id);
   out += "? Type yes to approve; anything else denies: ";
   return out;
 }
+
+std::string render_show(const PendingApproval& p) { return render_effect(p, DetailView::full) + render_recap(p); }
 
 std::optional<bool> ask_on_terminal(int tty_fd, const PendingApproval& p, const std::function<bool()>& still_pending) {
   // Drop anything typed before the prompt, so no answer is pre-filled. The

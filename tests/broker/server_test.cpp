@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "broker/audit.h"
 #include "broker/client.h"
 #include "broker_fixture.h"
 #include "util/error.h"
@@ -64,6 +65,12 @@ TEST(Approvals, SecondProcessApprovesOneAndDeniesOne) {
   EXPECT_EQ(show.exit_code, 0) << show.err;
   EXPECT_NE(show.out.find("fs.write " + b.workspace + "/approved.txt"), std::string::npos) << show.out;
   EXPECT_NE(show.out.find("  | +hello"), std::string::npos) << show.out;
+  // It ends, as the terminal prompt does, with warden's recap of the effect.
+  const size_t recap = show.out.rfind("==== request " + std::to_string(id) + " in short");
+  ASSERT_NE(recap, std::string::npos) << show.out;
+  EXPECT_GT(recap, show.out.find("  | +hello")) << show.out;
+  EXPECT_NE(show.out.find("effect:  fs.write " + b.workspace + "/approved.txt\nwhy:     ", recap), std::string::npos)
+      << show.out;
   auto yes = warden::test::run_warden({"approve", "approve", std::to_string(id), "--socket", b.sockets.approve});
   EXPECT_EQ(yes.exit_code, 0) << yes.err;
   EXPECT_EQ(yes.out, "request " + std::to_string(id) + " approved\n");
@@ -176,6 +183,30 @@ TEST(Server, GarbageGetsAnErrorAndTheConnectionSurvives) {
   ASSERT_TRUE(s.read_line(reply));
   EXPECT_FALSE(nlohmann::json::parse(reply)["allowed"].get<bool>());
   close(fd);
+}
+
+TEST(Server, AConnectionEndedByAnOversizedLineIsAudited) {
+  // What that side sends afterwards is not heard: the log must say so.
+  LiveBroker b;
+  int fd = wb::connect_unix(b.sockets.agent);
+  // No newline: the broker gives up on the line past its limit. (Its send
+  // fails once the broker has closed; that is expected.)
+  const std::string junk(wb::kMaxLineBytes + 100000, 'x');
+  for (size_t done = 0; done < junk.size();) {
+    ssize_t w = ::send(fd, junk.data() + done, junk.size() - done, MSG_NOSIGNAL);
+    if (w <= 0) break;
+    done += size_t(w);
+  }
+  wb::LineSocket s(fd);
+  std::string reply;
+  while (s.read_line(reply)) {  // the error reply, if it arrives, then the close
+  }
+  close(fd);
+  bool audited = false;
+  for (int i = 0; i < 100 && !audited; ++i, usleep(20000))
+    for (const auto& r : wb::read_audit(b.root + "/audit.db"))
+      audited |= r.entry.capability == "broker.disconnect" && r.entry.arguments.find("agent connection closed") == 0;
+  EXPECT_TRUE(audited);
 }
 
 TEST(Server, SocketsArePrivate) {

@@ -58,13 +58,13 @@ wb::PendingApproval hostile_approval() {
 
 // Forks a child on a new pty that asks on its controlling terminal, after
 // `delay_ms`; its exit code is 10 for yes, 11 for no, 12 for no answer.
-pid_t fork_prompt(int& master, int delay_ms) {
+pid_t fork_prompt(int& master, int delay_ms, const wb::PendingApproval& approval = hostile_approval()) {
   pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
   if (pid == 0) {
     usleep(useconds_t(delay_ms) * 1000);
     int tty = open("/dev/tty", O_RDWR | O_NOCTTY);
     if (tty < 0) _exit(13);
-    auto answer = wb::ask_on_terminal(tty, hostile_approval(), [] { return true; });
+    auto answer = wb::ask_on_terminal(tty, approval, [] { return true; });
     _exit(!answer ? 12 : *answer ? 10 : 11);
   }
   return pid;
@@ -98,8 +98,11 @@ struct ChildGuard {
 };
 
 const std::string kQuestion = "anything else denies: ";
-// The genuine question follows the quoted detail's last line.
-const std::string kRealQuestion = "txt.exe\r\nApprove request 1? Type yes to approve; anything else denies: ";
+// The genuine question follows warden's recap of the real effect.
+const std::string kRealQuestion =
+    "effect:  exec (no network) sh -c \\x1b[8mhidden\r\n"
+    "why:     text from evil.example is in the context\r\n"
+    "Approve request 1? Type yes to approve; anything else denies: ";
 
 }  // namespace
 
@@ -121,6 +124,38 @@ TEST(TerminalPrompt, NeutralizesEscapesAndApprovesOnYes) {
   ASSERT_EQ(write(master, "yes\n", 4), 4);
   guard.pid = -1;
   EXPECT_EQ(wait_exit(pid), 10);
+}
+
+// A 3000-line diff cannot scroll the real target away: the terminal shows
+// an excerpt, and the last lines before the question are the recap.
+TEST(TerminalPrompt, LongDetailShowsAnExcerptAndEndsWithTheRealTarget) {
+  wb::PendingApproval p;
+  p.id = 1;
+  p.request.capability = wb::Capability::fs_write;
+  p.request.target = "/ws/.git/hooks/pre-commit";
+  p.policy_reason = "allow by rule default";
+  p.ask_reasons = {"git runs files under .git as code: writes there always need your approval"};
+  for (int i = 0; i < 2994; ++i) p.request.detail += "+echo " + std::to_string(i) + "\n";
+  p.request.detail += "--- a/notes.txt\n+++ b/notes.txt\n@@ -1 +1 @@\n-todo\n+done\n";
+  int master = -1;
+  pid_t pid = fork_prompt(master, 0, p);
+  ASSERT_GT(pid, 0);
+  ChildGuard guard{pid, master};
+  std::string seen;
+  ASSERT_TRUE(read_until(master, seen, "anything else denies: ")) << seen;
+  EXPECT_NE(seen.find("\r\n... 2949 lines not shown; `warden approve show 1` prints them all ...\r\n"),
+            std::string::npos)
+      << seen;
+  EXPECT_NE(seen.find("  | +done\r\n==== request 1 in short (warden's own summary, not model text) ====\r\n"
+                      "effect:  fs.write /ws/.git/hooks/pre-commit\r\n"
+                      "why:     git runs files under .git as code: writes there always need your approval\r\n"
+                      "Approve request 1? Type yes to approve; anything else denies: "),
+            std::string::npos)
+      << seen;
+  EXPECT_EQ(seen.find("+echo 100\r\n"), std::string::npos) << "the middle of the detail reached the terminal";
+  ASSERT_EQ(write(master, "no\n", 3), 3);
+  guard.pid = -1;
+  EXPECT_EQ(wait_exit(pid), 11);
 }
 
 TEST(TerminalPrompt, AnythingButYesDenies) {

