@@ -1,6 +1,7 @@
 #include "agent/agent.h"
 
 #include "agent/html_text.h"
+#include "broker/render.h"
 #include "util/error.h"
 
 namespace warden::agent {
@@ -20,52 +21,125 @@ Agent::Agent(ModelBackend& model, ToolRunner& tools, Gate& gate, AgentConfig con
 }
 
 namespace {
+// Cuts at most `n` bytes, backing off to a UTF-8 character boundary.
+std::string_view head(std::string_view s, size_t n) {
+  if (s.size() <= n) return s;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  return s.substr(0, n);
+}
+
+// Model-made text for the audit log (control characters removed).
 std::string short_text(const std::string& s, size_t n = 200) {
   std::string t = strip_control_chars(s);
-  return t.size() <= n ? t : t.substr(0, n) + "...";
+  return t.size() <= n ? t : std::string(head(t, n)) + "...";
 }
+
+// Model-made text for one progress line on the human's terminal: escapes,
+// C1 controls, bidi and zero-width characters, even newlines, are shown
+// visibly (broker::neutralize), so it cannot restyle the terminal or print a
+// line that passes for one of warden's own.
+std::string progress_text(const std::string& s, size_t n = 200) {
+  return broker::neutralize(head(s, n), /*keep_newlines=*/false) + (s.size() > n ? "..." : "");
+}
+
+size_t json_bytes(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace).size(); }
 }  // namespace
+
+void Agent::push(json message) {
+  conversation_bytes_ += json_bytes(message);
+  messages_.push_back(std::move(message));
+}
+
+void Agent::check_audit() const {
+  const std::string why = gate_.audit_failure();
+  if (!why.empty())
+    throw Error("the agent stopped: the audit log is unreachable (" + why + "), and nothing may go on unaudited");
+}
 
 AgentResult Agent::ask(const std::string& task) {
   AgentResult result;
-  json& messages = messages_;
-  broker::LabelSet& context = context_;
-  if (messages.empty() && !config_.system_prompt.empty()) messages.push_back({{"role", "system"}, {"content", config_.system_prompt}});
-  context.add(broker::Label{broker::Source::user, ""});
-  messages.push_back({{"role", "user"}, {"content", task}});
+  check_audit();
+  if (messages_.empty() && !config_.system_prompt.empty()) push({{"role", "system"}, {"content", config_.system_prompt}});
+  context_.add(broker::Label{broker::Source::user, ""});
+  push({{"role", "user"}, {"content", task}});
   const json tools = ToolRunner::schemas();
   gate_.record_event("agent.task", short_text(task, 2000));
 
   for (int step = 0; step < config_.max_steps; ++step) {
-    AssistantTurn turn = model_.complete(messages, tools);
+    check_audit();
+    // Every tool result stays in the conversation and is sent again on each
+    // step: a cap keeps a hostile model from growing it without end.
+    if (conversation_bytes_ > config_.max_conversation_bytes)
+      return stop(result, "stopped: the conversation has grown past " + std::to_string(config_.max_conversation_bytes) +
+                              " bytes; start a new one");
+    AssistantTurn turn = model_.complete(messages_, tools);
     ++result.steps;
     gate_.record_event("model.call", model_.describe() + ": " + std::to_string(turn.tool_calls.size()) +
                                          " tool call(s), text: " + short_text(turn.content));
+    check_audit();
     if (turn.tool_calls.empty()) {
-      messages.push_back({{"role", "assistant"}, {"content", turn.content}});
-      result.answer = strip_control_chars(turn.content);
+      push({{"role", "assistant"}, {"content", turn.content}});
+      result.answer = broker::neutralize(turn.content, /*keep_newlines=*/true);
       return result;
     }
-    json assistant{{"role", "assistant"}, {"content", turn.content}, {"tool_calls", json::array()}};
-    for (const auto& c : turn.tool_calls)
-      assistant["tool_calls"].push_back(
-          {{"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
-    messages.push_back(assistant);
-    for (const auto& call : turn.tool_calls) {
-      if (config_.on_progress) config_.on_progress("tool " + short_text(call.name, 40) + " " + short_text(call.arguments));
-      ToolOutcome out = tools_.execute(call, context);
-      ++result.tool_calls;
-      if (out.text.rfind("denied: ", 0) == 0) ++result.denied;
-      if (config_.on_progress) config_.on_progress("  -> " + short_text(out.text));
-      // The result is now in the context: its labels taint every later request.
-      context.merge(out.labels);
-      messages.push_back({{"role", "tool"}, {"tool_call_id", call.id}, {"content", out.text}});
-    }
+    run_tool_calls(turn, result);
   }
   result.step_limit = true;
-  result.answer = "stopped after " + std::to_string(config_.max_steps) + " steps without a final answer";
-  gate_.record_event("agent.stop", result.answer);
+  return stop(result, "stopped after " + std::to_string(config_.max_steps) + " steps without a final answer");
+}
+
+AgentResult& Agent::stop(AgentResult& result, const std::string& why) {
+  result.answer = why;
+  gate_.record_event("agent.stop", why);
   return result;
+}
+
+std::string Agent::refusal(const ToolCall& call, size_t index) const {
+  if (index >= config_.max_tool_calls_per_turn)
+    return "error: more than " + std::to_string(config_.max_tool_calls_per_turn) +
+           " tool calls in one turn; this one was not run";
+  if (call.name.size() > kMaxToolNameBytes)
+    return "error: a tool name longer than " + std::to_string(kMaxToolNameBytes) + " bytes is invalid; not run";
+  if (call.id.size() > kMaxToolNameBytes)
+    return "error: a tool call id longer than " + std::to_string(kMaxToolNameBytes) + " bytes is invalid; not run";
+  return "";
+}
+
+void Agent::run_tool_calls(const AssistantTurn& turn, AgentResult& result) {
+  // Calls refused here are echoed back with a short name and id, so neither
+  // can flood the conversation, the audit log or the terminal.
+  std::vector<ToolCall> calls = turn.tool_calls;
+  std::vector<std::string> refused(calls.size());
+  for (size_t i = 0; i < calls.size(); ++i) {
+    refused[i] = refusal(calls[i], i);
+    if (refused[i].empty()) continue;
+    calls[i].name = std::string(head(calls[i].name, kMaxToolNameBytes));
+    if (calls[i].id.size() > kMaxToolNameBytes) calls[i].id = "warden_call_" + std::to_string(i);
+    if (i < config_.max_tool_calls_per_turn) gate_.record_event("tool.invalid", calls[i].name + ": " + refused[i]);
+  }
+  if (calls.size() > config_.max_tool_calls_per_turn)
+    gate_.record_event("tool.invalid", std::to_string(calls.size()) + " tool calls in one turn; only the first " +
+                                           std::to_string(config_.max_tool_calls_per_turn) + " may run");
+  json assistant{{"role", "assistant"}, {"content", turn.content}, {"tool_calls", json::array()}};
+  for (const auto& c : calls)
+    assistant["tool_calls"].push_back(
+        {{"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+  push(std::move(assistant));
+  for (size_t i = 0; i < calls.size(); ++i) {
+    const ToolCall& call = calls[i];
+    ToolOutcome out{refused[i], {broker::Label{broker::Source::tool, "agent"}}};
+    if (refused[i].empty()) {
+      if (config_.on_progress) config_.on_progress("tool " + progress_text(call.name, 40) + " " + progress_text(call.arguments));
+      out = tools_.execute(call, context_);
+      ++result.tool_calls;
+      if (out.text.rfind("denied: ", 0) == 0) ++result.denied;
+      if (config_.on_progress) config_.on_progress("  -> " + progress_text(out.text));
+      check_audit();
+    }
+    // The result is now in the context: its labels taint every later request.
+    context_.merge(out.labels);
+    push({{"role", "tool"}, {"tool_call_id", call.id}, {"content", out.text}});
+  }
 }
 
 }  // namespace warden::agent

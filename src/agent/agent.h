@@ -13,13 +13,21 @@ namespace warden::agent {
 
 struct AgentConfig {
   int max_steps = 20;          // model calls at most
+  // A hostile model decides how much it asks for: caps on the tool calls
+  // run per model turn (the rest get an error result) and on the bytes of
+  // the conversation sent to the backend (over it, the task stops).
+  size_t max_tool_calls_per_turn = 16;
+  size_t max_conversation_bytes = 8u << 20;
   std::string system_prompt;   // empty: no system message (see default_system_prompt)
   // Called for each step, for progress on stderr (already sanitized text).
   std::function<void(const std::string&)> on_progress;
 };
 
+// Tool names and call ids longer than this are invalid: the call is not run.
+constexpr size_t kMaxToolNameBytes = 128;
+
 struct AgentResult {
-  std::string answer;   // the model's last message, control characters removed
+  std::string answer;   // the model's last message, neutralized for a terminal (broker::neutralize)
   int steps = 0;        // model calls made
   int tool_calls = 0;
   int denied = 0;       // tool calls the broker refused
@@ -31,7 +39,9 @@ std::string default_system_prompt(const std::string& workspace);
 class Agent {
  public:
   Agent(ModelBackend& model, ToolRunner& tools, Gate& gate, AgentConfig config);
-  // Runs one task to its end. Throws warden::Error when the backend fails.
+  // Runs one task to its end. Throws warden::Error when the backend fails,
+  // or when the audit log became unreachable (Gate::audit_failure): then
+  // every later call throws too, before the model is asked anything.
   AgentResult run(const std::string& task) { return ask(task); }
   // Adds one user message to the ongoing conversation and works on it until
   // the model answers without a tool call (or the step limit): the building
@@ -40,7 +50,15 @@ class Agent {
   AgentResult ask(const std::string& user_message);
 
  private:
+  void push(nlohmann::json message);  // appends to the conversation, counting its bytes
+  void check_audit() const;           // throws Error once the gate cannot audit
+  AgentResult& stop(AgentResult& result, const std::string& why);
+  // Why a call is refused before any tool sees it ("" when it may run).
+  std::string refusal(const ToolCall& call, size_t index) const;
+  void run_tool_calls(const AssistantTurn& turn, AgentResult& result);
+
   nlohmann::json messages_ = nlohmann::json::array();
+  size_t conversation_bytes_ = 0;
   broker::LabelSet context_;  // labels of everything the model has seen
   ModelBackend& model_;
   ToolRunner& tools_;

@@ -16,8 +16,17 @@ namespace {
 // Past this many entries the walk refuses rather than leave a tree unchecked.
 constexpr size_t kMaxWalkEntries = 500000;
 
-bool is_git_name(const std::string& name) { return name == ".git"; }
-bool is_autorun_name(const std::string& name) { return name == ".git" || name == ".envrc" || name == ".vscode"; }
+// ASCII case is ignored: a case-insensitive filesystem opens .git for .GIT.
+std::string lower_ascii(std::string s) {
+  for (char& c : s)
+    if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
+  return s;
+}
+bool is_git_name(const std::string& name) { return lower_ascii(name) == ".git"; }
+bool is_autorun_name(const std::string& name) {
+  const std::string n = lower_ascii(name);
+  return n == ".git" || n == ".envrc" || n == ".vscode";
+}
 
 bool lstat_identity(const fs::path& p, EntryIdentity& id) {
   struct stat st;
@@ -57,7 +66,7 @@ struct Walker {
       for (const char* inner : {"config", "commondir", "hooks"}) record(p / inner);
       return true;
     }
-    if (name == ".envrc" || name == ".vscode" || inside_vscode) record(p);
+    if ((is_autorun_name(name) && !is_git_name(name)) || inside_vscode) record(p);
     // A folder holding HEAD, objects/ and refs/ is a repository to git.
     if (include_git && name == "HEAD" && !is_real_dir(p) && is_real_dir(p.parent_path() / "objects") &&
         is_real_dir(p.parent_path() / "refs")) {
@@ -90,6 +99,8 @@ bool exists_no_follow(const fs::path& p) {
 PlantedSnapshot snapshot_autorun_entries(const std::string& workspace, bool include_git) {
   Walker w{fs::path(workspace), include_git, {}};
   std::error_code ec;
+  // No workspace, nothing planted (and no jail can start in it either).
+  if (!fs::is_directory(fs::symlink_status(w.root, ec))) return {};
   size_t seen = 0;
   fs::recursive_directory_iterator it(w.root, fs::directory_options::skip_permission_denied, ec), end;
   for (; !ec && it != end; it.increment(ec)) {
@@ -99,7 +110,7 @@ PlantedSnapshot snapshot_autorun_entries(const std::string& workspace, bool incl
     const fs::path& p = it->path();
     bool inside_vscode = false;
     for (const auto& part : p.lexically_relative(w.root).parent_path())
-      inside_vscode |= part == ".vscode";
+      inside_vscode |= lower_ascii(part.string()) == ".vscode";
     if (w.visit(p, inside_vscode)) it.disable_recursion_pending();
   }
   if (ec) throw Error("cannot walk the workspace " + workspace + ": " + ec.message());

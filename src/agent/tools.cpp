@@ -5,6 +5,8 @@
 #include "agent/html_text.h"
 #include "broker/autorun.h"
 #include "broker/client.h"
+#include "broker/protocol.h"
+#include "broker/render.h"
 #include "util/error.h"
 #include "util/json_nesting.h"
 #include "util/log.h"
@@ -29,30 +31,58 @@ BrokerGate::BrokerGate(const std::string& agent_socket)
 BrokerGate::~BrokerGate() = default;
 
 broker::Decision BrokerGate::request(const broker::EffectRequest& r) {
+  broker::Decision d;
+  d.outcome = broker::Outcome::denied;
+  if (!failure_.empty()) {
+    d.reason = "the audit log is unreachable (" + failure_ + "), so the effect is refused";
+    return d;
+  }
+  // A line over the broker's limit makes it drop the connection, and with it
+  // every later event: refused here instead, and audited.
+  if (const size_t bytes = broker::dump_line(broker::effect_request_to_json(r)).size(); bytes >= broker::kMaxLineBytes) {
+    d.reason = "the request (" + std::to_string(bytes) + " bytes) is too large for the broker, so the effect is refused";
+    record_event("agent.error", std::string(broker::capability_name(r.capability)) + " request refused: " + d.reason);
+    return d;
+  }
   try {
     return client_->client.request(r);
   } catch (const std::exception& e) {
-    broker::Decision d;
-    d.outcome = broker::Outcome::denied;
     d.reason = std::string("broker unavailable (") + e.what() + "), so the effect is refused";
+    // The broker refused this request alone, or dropped the connection:
+    // auditing the failure tells which, and marks the gate failed if lost.
+    record_event("agent.error", std::string("an effect request failed: ") + e.what());
     return d;
   }
 }
 
 void BrokerGate::report_result(int64_t audit_seq, const std::string& result) {
+  if (!failure_.empty()) return;
   try {
     client_->client.report_result(audit_seq, result);
   } catch (const std::exception& e) {
-    log::warn(std::string("agent: could not audit a result: ") + e.what());
+    fail("could not audit a result", e);
   }
 }
 
 void BrokerGate::record_event(const std::string& kind, const std::string& detail) {
+  if (!failure_.empty()) return;
   try {
-    client_->client.record_event(kind, detail);
+    client_->client.record_event(kind, cap_event_detail(detail));
   } catch (const std::exception& e) {
-    log::warn(std::string("agent: could not audit an event: ") + e.what());
+    fail("could not audit an event", e);
   }
+}
+
+void BrokerGate::fail(const std::string& what, const std::exception& e) {
+  failure_ = what + ": " + e.what();
+  log::warn("agent: " + failure_);
+}
+
+std::string cap_event_detail(std::string detail) {
+  if (detail.size() <= kMaxEventDetailBytes) return detail;
+  const size_t cut = detail.size() - kMaxEventDetailBytes;
+  detail.resize(kMaxEventDetailBytes);  // may split a UTF-8 character: the client's dump replaces it
+  return detail + "... (" + std::to_string(cut) + " bytes cut)";
 }
 
 // ---------------------------------------------------------------- helpers
@@ -145,6 +175,11 @@ ParsedUrl parse_url(const std::string& url) {
   for (char ch : host)
     if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '.'))
       throw Error("URL host '" + host + "' has characters a domain name cannot have");
+  // A numeric last label makes an address, not a name (1.1.1.1, 2130706433,
+  // 0x7f.1): refused, so the broker only ever judges domain names.
+  const size_t last_label = host.rfind('.') == std::string::npos ? 0 : host.rfind('.') + 1;
+  if (std::isdigit(static_cast<unsigned char>(host[last_label])))
+    throw Error("IP literal hosts are refused ('" + host + "'); use a domain name");
   u.host = host;
   u.path = auth_end == std::string::npos ? "/" : url.substr(auth_end);
   return u;
@@ -334,16 +369,43 @@ ToolOutcome ToolRunner::search_files(const json& args, const LabelSet& ctx) {
   return {cap(r.out, config_.max_command_output), only(broker::Source::workspace, p.host)};
 }
 
+// The jail scripts of write_content refuse, inside the jail too, a path with
+// a symbolic link in it ($2: the path relative to the workspace), so no link
+// can appear between the host's check (refuse_links) and the write.
+static const char* kRefuseLinksSh =
+    "set -f; p=/workspace; IFS=/; for c in $2; do p=\"$p/$c\"; "
+    "if [ -L \"$p\" ]; then echo \"$p is a symbolic link\" >&2; exit 3; fi; done; unset IFS; set +f; ";
+
+void ToolRunner::refuse_links(const Path& p) const {
+  // The broker judges the path with its links resolved on the host, but the
+  // write runs in the jail, where a link (e.g. to /proc/self/cwd/...) may
+  // resolve elsewhere: following none is the only way both see one file.
+  const fs::path ws(config_.workspace);
+  fs::path at = ws;
+  for (const auto& part : fs::path(p.host).lexically_relative(ws)) {
+    at /= part;
+    std::error_code ec;
+    const fs::file_status st = fs::symlink_status(at, ec);
+    if (ec || !fs::exists(st)) return;  // the rest does not exist yet: nothing to follow
+    if (fs::is_symlink(st))
+      throw Error("'" + at.lexically_relative(ws).string() + "' is a symbolic link; file tools do not follow links");
+  }
+}
+
 ToolOutcome ToolRunner::write_content(const Path& p, const std::string& content, const std::string& tool,
                                       const LabelSet& ctx) {
+  if (!p.jail.empty()) refuse_links(p);  // throws: execute() audits it as tool.error
   // The human approves the exact change: a unified diff computed inside a
-  // read-only jail (the agent does not open the file itself).
+  // read-only jail (the agent does not open the file itself). -a: content
+  // with a NUL is still shown line by line, never as "Binary files differ"
+  // (the broker's display makes control bytes visible).
   std::string detail;
+  const std::string rel = fs::path(p.host).lexically_relative(config_.workspace).string();
   if (!p.jail.empty()) {
     const std::string script =
+        std::string(kRefuseLinksSh) +
         "cat > /tmp/new || exit 2; if [ -e \"$1\" ]; then old=\"$1\"; else old=/dev/null; fi; "
-        "diff -u --label \"a/$2\" --label \"b/$2\" -- \"$old\" /tmp/new; [ $? -le 1 ]";
-    const std::string rel = fs::path(p.host).lexically_relative(config_.workspace).string();
+        "diff -a -u --label \"a/$2\" --label \"b/$2\" -- \"$old\" /tmp/new; [ $? -le 1 ]";
     auto d = sandboxed(file_profile(false), {"sh", "-c", script, "sh", p.jail, rel}, content);
     if (d.exit_code != 0) return {"error: " + tool + ": cannot compute the diff: " + describe_failure(d),
                                   only(broker::Source::tool, tool)};
@@ -357,7 +419,9 @@ ToolOutcome ToolRunner::write_content(const Path& p, const std::string& content,
     return {denied, only(broker::Source::tool, tool)};
   if (p.jail.empty()) return {kOutsideWorkspace, only(broker::Source::tool, tool)};
   auto r = sandboxed(file_profile(true),
-                     {"sh", "-c", "mkdir -p -- \"$(dirname -- \"$1\")\" && cat > \"$1\"", "sh", p.jail}, content);
+                     {"sh", "-c", std::string(kRefuseLinksSh) + "mkdir -p -- \"$(dirname -- \"$1\")\" && cat > \"$1\"",
+                      "sh", p.jail, rel},
+                     content);
   if (r.exit_code != 0) return {"error: " + tool + ": " + describe_failure(r), only(broker::Source::tool, tool)};
   gate_.report_result(seq, content);
   return {"wrote " + std::to_string(content.size()) + " bytes to " + p.host, only(broker::Source::tool, tool)};
@@ -372,6 +436,7 @@ ToolOutcome ToolRunner::edit_file(const json& args, const LabelSet& ctx) {
   const Path p = resolve_path(need_string(args, "path"));
   const std::string old_s = need_string(args, "old_string"), new_s = need_string(args, "new_string");
   if (old_s.empty()) throw Error("argument 'old_string' must not be empty");
+  if (!p.jail.empty()) refuse_links(p);  // before the read too: the link is refused, not read through
   int64_t seq = 0;
   std::string denied;
   if (!authorize(Capability::fs_read, p.host, "read " + p.host + " (to edit it)", ctx, false, seq, denied))
@@ -427,7 +492,9 @@ ToolOutcome ToolRunner::run_command(const json& args, const LabelSet& ctx) {
   if (write_git) {
     int64_t git_seq = 0;
     if (!authorize(Capability::fs_write, config_.workspace + "/.git",
-                   "run_command may write " + config_.workspace + "/.git for:\n$ " + command, ctx, false, git_seq,
+                   "run_command may write git metadata (" + config_.workspace +
+                       "/.git, and any repository it makes in the workspace) for:\n$ " + command,
+                   ctx, false, git_seq,
                    denied))
       return {denied, only(broker::Source::tool, "run_command")};
   }
@@ -440,13 +507,32 @@ ToolOutcome ToolRunner::run_command(const json& args, const LabelSet& ctx) {
   profile.allowed_domains = domains;
   sandbox::RunOptions options;
   if (network) apply_user_resolve(profile, options);
+  // Deeper down, and for repositories without a .git name, what the
+  // command planted is found afterwards and moved aside.
+  const PlantedSnapshot before = snapshot_autorun_entries(config_.workspace, !write_git);
   auto r = sandboxed(profile, {"sh", "-c", command}, "", options);
   std::string text = "exit " + std::to_string(r.exit_code);
   if (r.killed != sandbox::KillReason::none) text += " (killed: " + std::string(sandbox::kill_reason_name(r.killed)) + ")";
+  text += move_aside_planted_code(before, write_git);
   text += "\nstdout:\n" + cap(strip_control_chars(r.out), config_.max_command_output);
   text += "\nstderr:\n" + cap(strip_control_chars(r.err), config_.max_command_output);
   gate_.report_result(seq, r.out + r.err);
   return {text, only(broker::Source::tool, "run_command")};
+}
+
+std::string ToolRunner::move_aside_planted_code(const PlantedSnapshot& before, bool write_git) {
+  const std::vector<std::string> planted =
+      planted_since(before, snapshot_autorun_entries(config_.workspace, !write_git));
+  if (planted.empty()) return "";
+  const std::vector<std::string> moved = quarantine(config_.workspace, planted);
+  std::string list;
+  for (const auto& m : moved) list += "\n  " + m;
+  const std::string note =
+      "the command planted files that git, direnv or VS Code would run as code outside the sandbox; moved aside "
+      "(review them before renaming them back):" + list;
+  gate_.record_event("tool.quarantine", "run_command in " + config_.workspace + ": " + note);
+  log::warn("agent: " + broker::neutralize(note, /*keep_newlines=*/true));  // file names are the model's
+  return "\nwarden: " + note;
 }
 
 ToolOutcome ToolRunner::fetch_url(const json& args, const LabelSet& ctx) {

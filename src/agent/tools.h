@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "agent/backend.h"
+#include "agent/planted_code.h"
 #include "broker/request.h"
 #include "broker/taint.h"
 #include "sandbox/sandbox.h"
@@ -27,7 +28,19 @@ class Gate {
   virtual broker::Decision request(const broker::EffectRequest& r) = 0;
   virtual void report_result(int64_t audit_seq, const std::string& result) = 0;
   virtual void record_event(const std::string& kind, const std::string& detail) = 0;
+  // Why records can no longer reach the audit log (a result or event was
+  // refused, the broker connection was lost); empty while they can. Once
+  // non-empty, the agent stops: nothing may go on unaudited (I5).
+  virtual std::string audit_failure() const { return {}; }
 };
+
+// Event details sent to the broker are cut to this size (with a note), well
+// under its per-detail and per-line limits (broker/protocol.h) even when JSON
+// escaping grows every byte sixfold: an over-long line would make the broker
+// drop the connection and every later event.
+constexpr size_t kMaxEventDetailBytes = 64 * 1024;
+// Cuts `detail` to kMaxEventDetailBytes, ending in "... (N bytes cut)".
+std::string cap_event_detail(std::string detail);
 
 class BrokerClientHolder;
 
@@ -38,9 +51,13 @@ class BrokerGate : public Gate {
   broker::Decision request(const broker::EffectRequest& r) override;
   void report_result(int64_t audit_seq, const std::string& result) override;
   void record_event(const std::string& kind, const std::string& detail) override;
+  std::string audit_failure() const override { return failure_; }
 
  private:
+  void fail(const std::string& what, const std::exception& e);
+
   std::unique_ptr<BrokerClientHolder> client_;
+  std::string failure_;  // sticky: a lost connection does not come back
 };
 
 // Runs one command in the sandbox; replaceable in unit tests.
@@ -91,11 +108,17 @@ class ToolRunner {
   ToolOutcome write_file(const nlohmann::json& args, const broker::LabelSet& ctx);
   ToolOutcome edit_file(const nlohmann::json& args, const broker::LabelSet& ctx);
   ToolOutcome run_command(const nlohmann::json& args, const broker::LabelSet& ctx);
+  // After a command: moves aside the code it planted for later (planted_code.h)
+  // and returns the note for the model ("" when nothing was planted).
+  std::string move_aside_planted_code(const PlantedSnapshot& before, bool write_git);
   ToolOutcome fetch_url(const nlohmann::json& args, const broker::LabelSet& ctx);
 
   // Asks the broker; on denial fills `denied_text` ("denied: ...").
   bool authorize(broker::Capability cap, const std::string& target, const std::string& detail,
                  const broker::LabelSet& ctx, bool network, int64_t& audit_seq, std::string& denied_text);
+  // Throws Error when an existing component of `p` (the last included) is a
+  // symbolic link: file-writing tools never follow links.
+  void refuse_links(const Path& p) const;
   ToolOutcome write_content(const Path& p, const std::string& content, const std::string& tool,
                             const broker::LabelSet& ctx);
   sandbox::SandboxResult sandboxed(const sandbox::Profile& profile, const std::vector<std::string>& argv,

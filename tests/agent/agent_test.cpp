@@ -3,11 +3,19 @@
 // it runs in the sandbox, how results are labelled, and the loop's handling
 // of denials, bad arguments and the step limit.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
 
 #include "agent/agent.h"
 #include "agent/backend.h"
 #include "agent/html_text.h"
 #include "agent/tools.h"
+#include "broker/protocol.h"
+#include "common/test_env.h"
 #include "util/error.h"
 
 using namespace warden::agent;
@@ -33,7 +41,13 @@ class FakeGate : public Gate {
     return d;
   }
   void report_result(int64_t, const std::string&) override {}
-  void record_event(const std::string& kind, const std::string& detail) override { events.push_back(kind + " " + detail); }
+  void record_event(const std::string& kind, const std::string& detail) override {
+    events.push_back(kind + " " + detail);
+    if (fail_after_events && events.size() >= fail_after_events) failure = "connection lost";
+  }
+  std::string audit_failure() const override { return failure; }
+  size_t fail_after_events = 0;  // 0: never
+  std::string failure;
 };
 
 struct SandboxCall {
@@ -242,6 +256,28 @@ TEST(AgentUrl, ParsesAndRefusesTricks) {
   EXPECT_THROW(parse_url("gopher://a.com/"), warden::Error);
 }
 
+// docs/agent.md: IP-literal hosts are refused before the broker is asked,
+// in every spelling an address has (dotted, one number, hex, octal).
+TEST(AgentUrl, RefusesNumericHostsBeforeTheBrokerIsAsked) {
+  for (const char* url : {"http://1.1.1.1/", "http://2130706433:8080/", "http://0x7f000001/", "http://127.1/",
+                          "https://0177.0.0.1./x", "http://10.0.0.1:22/"}) {
+    try {
+      parse_url(url);
+      ADD_FAILURE() << url << " accepted";
+    } catch (const warden::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("IP literal"), std::string::npos) << url << ": " << e.what();
+    }
+  }
+  EXPECT_EQ(parse_url("http://1password.com/").host, "1password.com");
+  EXPECT_EQ(parse_url("http://a.b2/").host, "a.b2");
+  Fixture f;
+  EXPECT_NE(f.call("fetch_url", {{"url", "http://1.1.1.1/"}}).text.find("IP literal"), std::string::npos);
+  EXPECT_NE(f.call("run_command", {{"command", "curl x"}, {"allow_domains", {"8.8.8.8"}}}).text.find("IP literal"),
+            std::string::npos);
+  EXPECT_TRUE(f.gate.requests.empty());
+  EXPECT_TRUE(f.calls.empty());
+}
+
 TEST(AgentHtmlText, ExtractsReadableText) {
   EXPECT_EQ(html_to_text("<html><head><title>T</title><style>p{}</style></head><body><h1>A</h1><p>b&lt;c&#33;</p>"
                          "<!-- x --><p>d\x1b[31m</p></body></html>"),
@@ -346,6 +382,139 @@ TEST(AgentLoop, ArgumentsNestedTooDeepAreRefused) {
   EXPECT_EQ(model.seen.back().back()["content"], "error: the arguments of read_file nest more than 256 levels deep");
 }
 
+// A hostile model's turn with more calls than the cap: the first 16 run,
+// every other call still gets a result (the API needs one per id) saying it
+// was not run, and the excess is audited once.
+std::string call_id(int i) {  // piecewise: GCC 12 warns falsely (-Wrestrict) on "c" + string
+  std::string id = "c";
+  id += std::to_string(i);
+  return id;
+}
+
+TEST(AgentLoop, RunsAtMostTheCapOfToolCallsPerTurn) {
+  Fixture f;
+  ScriptBackend model;
+  AssistantTurn turn;
+  for (int i = 0; i < 20; ++i) turn.tool_calls.push_back(ToolCall{call_id(i), "list_dir", "{}"});
+  model.turns = {turn};
+  Agent agent(model, f.runner, f.gate, AgentConfig{});
+  AgentResult r = agent.run("task");
+  EXPECT_EQ(r.tool_calls, 16);
+  EXPECT_EQ(f.gate.requests.size(), 16u);
+  const json& last = model.seen.back();
+  ASSERT_GE(last.size(), 21u);
+  for (int i = 0; i < 20; ++i) {
+    const json& m = last[last.size() - 20 + i];
+    EXPECT_EQ(m["tool_call_id"], call_id(i));
+    EXPECT_EQ(m["content"].get<std::string>().find("more than 16 tool calls") != std::string::npos, i >= 16) << i;
+  }
+  size_t audited = 0;
+  for (const auto& e : f.gate.events) audited += e.find("20 tool calls in one turn") != std::string::npos;
+  EXPECT_EQ(audited, 1u);
+}
+
+// Over-long names and ids are invalid: not run, echoed back cut short, and
+// what reaches the audit log and the conversation stays small.
+TEST(AgentLoop, RefusesOverLongToolNamesAndIds) {
+  Fixture f;
+  ScriptBackend model;
+  const std::string huge(5u << 20, 'n');
+  model.turns = {AssistantTurn{"", {ToolCall{"a", huge, "{}"}, ToolCall{std::string(129, 'i'), "list_dir", "{}"},
+                                    ToolCall{"b", std::string(128, 'x'), "{}"}}}};
+  Agent agent(model, f.runner, f.gate, AgentConfig{});
+  AgentResult r = agent.run("task");
+  EXPECT_EQ(r.answer, "finished");
+  EXPECT_TRUE(f.gate.requests.empty());  // nothing ran
+  EXPECT_EQ(r.tool_calls, 1);            // the 128-byte name is valid (and unknown)
+  const json& last = model.seen.back();
+  EXPECT_LT(last.dump().size(), 4096u);
+  const json& calls = last[1]["tool_calls"];
+  ASSERT_EQ(calls.size(), 3u);
+  EXPECT_EQ(calls[0]["function"]["name"], std::string(128, 'n'));
+  EXPECT_EQ(calls[1]["id"], "warden_call_1");
+  EXPECT_NE(last[2]["content"].get<std::string>().find("tool name longer than 128 bytes"), std::string::npos);
+  EXPECT_EQ(last[3]["tool_call_id"], "warden_call_1");
+  EXPECT_NE(last[3]["content"].get<std::string>().find("tool call id longer than 128 bytes"), std::string::npos);
+  EXPECT_NE(last[4]["content"].get<std::string>().find("unknown tool"), std::string::npos);
+  for (const auto& e : f.gate.events) EXPECT_LT(e.size(), 1024u);
+}
+
+TEST(AgentLoop, StopsWhenTheConversationGrowsPastItsCap) {
+  Fixture f;
+  f.respond = [](const SandboxCall&) {
+    warden::sandbox::SandboxResult r;
+    r.exit_code = 0;
+    r.out = std::string(10000, 'x');
+    return r;
+  };
+  ScriptBackend model;
+  for (int i = 0; i < 5; ++i) model.turns.push_back(AssistantTurn{"", {ToolCall{"a", "read_file", R"({"path":"a"})"}}});
+  AgentConfig config;
+  config.max_conversation_bytes = 15000;
+  Agent agent(model, f.runner, f.gate, config);
+  AgentResult r = agent.run("task");
+  EXPECT_EQ(model.seen.size(), 2u);  // two reads fit; the third request would not
+  EXPECT_EQ(r.answer, "stopped: the conversation has grown past 15000 bytes; start a new one");
+  EXPECT_NE(f.gate.events.back().find("agent.stop stopped: the conversation"), std::string::npos);
+  // The conversation goes on being too large: the next message stops at once.
+  EXPECT_EQ(agent.ask("more").answer, r.answer);
+  EXPECT_EQ(model.seen.size(), 2u);
+}
+
+// Once the gate cannot audit, the agent stops before asking the model
+// anything more, and every later message fails the same way.
+TEST(AgentLoop, StopsWhenTheAuditLogIsLost) {
+  Fixture f;
+  f.gate.fail_after_events = 2;  // agent.task, then the first model.call
+  ScriptBackend model;
+  for (int i = 0; i < 5; ++i) model.turns.push_back(AssistantTurn{"", {ToolCall{"a", "list_dir", "{}"}}});
+  Agent agent(model, f.runner, f.gate, AgentConfig{});
+  try {
+    agent.run("task");
+    ADD_FAILURE() << "went on unaudited";
+  } catch (const warden::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("audit log is unreachable (connection lost)"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(model.seen.size(), 1u);
+  EXPECT_TRUE(f.gate.requests.empty());  // the first turn's call was not run either
+  EXPECT_THROW(agent.ask("again"), warden::Error);
+  EXPECT_EQ(model.seen.size(), 1u);
+}
+
+// What the agent prints for the human: C1 controls, bidi overrides,
+// zero-width characters and escapes are shown visibly, never passed through.
+TEST(AgentLoop, ProgressLinesAndTheAnswerAreNeutralized) {
+  Fixture f;
+  ScriptBackend model;
+  // ESC, CSI as a C1 control (U+009B), a right-to-left override, a
+  // zero-width space and a line that looks like warden's own.
+  const std::string nasty =
+      json::parse(R"("a\u001b[2J\u009b31m\u202eb\u200bc\nwarden: approved")").get<std::string>();
+  model.turns = {AssistantTurn{"", {ToolCall{"a", "list_dir", R"({"path":")" + nasty + R"("})"}}},
+                 AssistantTurn{nasty, {}}};
+  std::vector<std::string> progress;
+  AgentConfig config;
+  config.on_progress = [&](const std::string& line) { progress.push_back(line); };
+  Agent agent(model, f.runner, f.gate, config);
+  AgentResult r = agent.run("task");
+  auto clean = [](const std::string& s) {
+    for (size_t i = 0; i < s.size(); ++i) {
+      const unsigned char c = static_cast<unsigned char>(s[i]);
+      if (c == 0x1B || (c == 0xC2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) < 0xA0)) return false;
+      if (s.compare(i, 3, "\xE2\x80\xAE") == 0 || s.compare(i, 3, "\xE2\x80\x8B") == 0) return false;
+    }
+    return true;
+  };
+  EXPECT_TRUE(clean(r.answer)) << r.answer;
+  EXPECT_NE(r.answer.find("\nwarden: approved"), std::string::npos);  // the answer keeps its lines
+  ASSERT_EQ(progress.size(), 2u);
+  for (const auto& line : progress) {
+    EXPECT_TRUE(clean(line)) << line;
+    EXPECT_EQ(line.find('\n'), std::string::npos) << line;  // one progress entry, one line
+  }
+  EXPECT_NE(progress[0].find("\\u202e"), std::string::npos) << progress[0];
+}
+
 TEST(AgentLoop, StopsAtTheStepLimit) {
   Fixture f;
   ScriptBackend model;
@@ -356,6 +525,106 @@ TEST(AgentLoop, StopsAtTheStepLimit) {
   AgentResult r = agent.run("task");
   EXPECT_TRUE(r.step_limit);
   EXPECT_EQ(r.steps, 3);
+}
+
+// The audit connection: a stand-in broker on a unix socket that reads lines
+// with the broker's own LineSocket (an over-long line throws, and the broker
+// drops the connection) and answers ok.
+class LineServer {
+ public:
+  LineServer() {
+    path_ = warden::test::make_temp_dir("sock") + "/agent.sock";
+    listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path_.c_str());
+    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(listen_fd_, 1) != 0)
+      throw std::runtime_error("cannot listen on " + path_);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~LineServer() {
+    ::shutdown(listen_fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(listen_fd_);
+  }
+  const std::string& path() const { return path_; }
+  std::atomic<size_t> lines{0}, longest{0};
+  std::atomic<bool> close_now{false};
+  std::string last_detail;  // read after the client's round trip completed
+
+ private:
+  void serve() {
+    const int fd = ::accept(listen_fd_, nullptr, nullptr);
+    if (fd < 0) return;
+    warden::broker::LineSocket sock(fd);
+    std::string line;
+    try {
+      while (!close_now && sock.read_line(line)) {
+        ++lines;
+        longest = std::max(longest.load(), line.size());
+        last_detail = json::parse(line).value("detail", "");
+        if (!sock.write_line(R"({"ok":true,"decision":"denied","reason":"r","audit_seq":1})")) break;
+      }
+    } catch (const std::exception&) {
+    }
+    ::close(fd);
+  }
+  std::string path_;
+  int listen_fd_ = -1;
+  std::thread thread_;
+};
+
+TEST(AgentAudit, EventDetailsAreCutWellUnderTheBrokersLimits) {
+  EXPECT_EQ(cap_event_detail("short"), "short");
+  const std::string cut = cap_event_detail(std::string(kMaxEventDetailBytes + 10, 'x'));
+  EXPECT_EQ(cut, std::string(kMaxEventDetailBytes, 'x') + "... (10 bytes cut)");
+  // Even if every byte is escaped sixfold (\u0001), a line stays far under.
+  static_assert(kMaxEventDetailBytes * 6 < warden::broker::kMaxLineBytes / 2);
+  static_assert(kMaxEventDetailBytes < warden::broker::kMaxDetailBytes / 2);
+
+  LineServer server;
+  BrokerGate gate(server.path());
+  gate.record_event("tool.invalid", "unknown tool " + std::string(5u << 20, '\x01'));
+  EXPECT_TRUE(gate.audit_failure().empty()) << gate.audit_failure();
+  gate.record_event("model.call", "later event");
+  EXPECT_EQ(server.lines, 2u);
+  EXPECT_EQ(server.last_detail, "later event");
+  EXPECT_LT(server.longest, warden::broker::kMaxLineBytes / 4);
+}
+
+TEST(AgentAudit, ALostBrokerConnectionFailsTheGateAndDeniesEverything) {
+  LineServer server;
+  BrokerGate gate(server.path());
+  gate.record_event("agent.task", "one");
+  EXPECT_TRUE(gate.audit_failure().empty());
+  server.close_now = true;
+  gate.record_event("model.call", "closes the connection");  // answered, then the server hangs up
+  gate.record_event("model.call", "lost");
+  EXPECT_NE(gate.audit_failure().find("could not audit an event"), std::string::npos) << gate.audit_failure();
+  EffectRequest r;
+  r.capability = Capability::fs_read;
+  r.target = "/w/x";
+  Decision d = gate.request(r);
+  EXPECT_FALSE(d.allowed());
+  EXPECT_NE(d.reason.find("audit log is unreachable"), std::string::npos) << d.reason;
+}
+
+// A request whose line would pass the broker's limit is refused by the gate,
+// which keeps the connection (and the audit of what follows) alive.
+TEST(AgentAudit, AnOverLongRequestIsRefusedWithoutLosingTheConnection) {
+  LineServer server;
+  BrokerGate gate(server.path());
+  EffectRequest r;
+  r.capability = Capability::exec;
+  r.target = "true";
+  r.detail = "$ " + std::string(3u << 20, '\x01');
+  Decision d = gate.request(r);
+  EXPECT_FALSE(d.allowed());
+  EXPECT_NE(d.reason.find("too large for the broker"), std::string::npos) << d.reason;
+  EXPECT_TRUE(gate.audit_failure().empty()) << gate.audit_failure();
+  EXPECT_EQ(server.lines, 1u);  // only the agent.error event went out
+  gate.record_event("model.call", "still audited");
+  EXPECT_EQ(server.last_detail, "still audited");
 }
 
 }  // namespace
