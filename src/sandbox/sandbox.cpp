@@ -92,6 +92,8 @@ const char* const kEtcFiles[] = {"ld.so.cache", "ld.so.conf", "ld.so.conf.d", "l
                                  "debian_version", "protocols", "services", "nsswitch.conf", "magic",
                                  "python3", "perl", "xdg"};
 
+const char kEtcSslPrivate[] = "/etc/ssl/private";
+
 const char kPasswd[] =
     "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n"
     "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
@@ -133,6 +135,10 @@ std::vector<std::string> bwrap_arguments(const std::string& bwrap, const Profile
     std::string host = std::string("/etc/") + name;
     if (::access(host.c_str(), F_OK) == 0) add(a, {"--ro-bind", host, host});
   }
+  // TLS private keys live beside the CA certificates. The jail's user is the
+  // caller's uid, so when warden runs as root the jail would own them too.
+  if (::access(kEtcSslPrivate, F_OK) == 0)
+    add(a, {"--perms", "0000", "--tmpfs", kEtcSslPrivate, "--remount-ro", kEtcSslPrivate});
   add(a, {"--ro-bind-data", std::to_string(fds.passwd), "/etc/passwd", "--ro-bind-data", std::to_string(fds.group),
           "/etc/group", "--ro-bind-data", std::to_string(fds.hosts), "/etc/hosts"});
   for (const auto& b : plan.binds) add(a, {b.writable ? "--bind" : "--ro-bind", b.host, b.jail});

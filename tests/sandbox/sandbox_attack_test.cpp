@@ -334,6 +334,16 @@ for name in ["evil.test", "allowed.test"]:
   EXPECT_EQ(refused, 3u);
 }
 
+TEST_F(JailAttack, TlsPrivateKeysAreNotInTheJail) {
+  // /etc/ssl comes in for the CA certificates; its private/ folder must not.
+  if (::access("/etc/ssl/private", F_OK) != 0) GTEST_SKIP() << "no /etc/ssl/private on this machine";
+  // An empty, unreadable folder stands in its place (mode 0, not the host's 710).
+  auto r = sh(test_profile("default", ws_), "stat -c 'mode %a' /etc/ssl/private; ls -A /etc/ssl/private; "
+                                            "ls /etc/ssl/certs | grep -c . | sed 's/^/certs /'");
+  EXPECT_EQ(r.out.rfind("mode 0\n", 0), 0u) << r.out << r.err;
+  EXPECT_EQ(r.out.find("certs 0"), std::string::npos) << "the CA certificates are still there: " << r.out;
+}
+
 TEST_F(JailAttack, UnixSocketsInTheWorkspaceAreMasked) {
   // A listening socket in the workspace (a database's, an ssh-agent's, or
   // warden's approval socket put there with --socket-dir): a read-only bind
