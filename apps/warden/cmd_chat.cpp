@@ -26,9 +26,23 @@
 #include "util/log.h"
 #if WARDEN_HAVE_AGENT
 #include "agent_session.h"
+#include "broker/render.h"
 #endif
 
 namespace {
+
+// The model's text as the chat prints it. On a terminal, escape sequences
+// (which can rewrite the screen, set the window title or, with OSC 52, the
+// clipboard), other control characters and invisible code points are shown
+// as visible escapes; piped, the text is passed on as it is. The engine hands
+// over whole UTF-8 characters, so each piece can be rendered alone.
+std::string for_terminal(std::string_view text) {
+#if WARDEN_HAVE_AGENT
+  static const bool tty = isatty(STDOUT_FILENO);
+  if (tty) return warden::broker::neutralize(text, /*keep_newlines=*/true);
+#endif
+  return std::string(text);
+}
 
 using json = nlohmann::ordered_json;
 
@@ -149,7 +163,8 @@ int run_chat(const ChatArgs& a) {
     params.lookup = a.lookup;
     g_interrupted = false;
     auto result = engine::generate(engine, 0, prompt, params, [](std::string_view text) {
-      std::fwrite(text.data(), 1, text.size(), stdout);
+      const std::string shown = for_terminal(text);
+      std::fwrite(shown.data(), 1, shown.size(), stdout);
       std::fflush(stdout);
       return !g_interrupted.load();
     });
