@@ -35,6 +35,7 @@ bool lstat_identity(const fs::path& p, EntryIdentity& id) {
   id.ino = st.st_ino;
   if (!S_ISDIR(st.st_mode)) {
     id.mtime_ns = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    id.ctime_ns = int64_t(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
     id.size = int64_t(st.st_size);
   }
   return true;

@@ -23,8 +23,11 @@ namespace warden::agent {
 struct EntryIdentity {
   dev_t dev = 0;
   ino_t ino = 0;
-  int64_t mtime_ns = 0;  // files only: a folder's changes with every file git writes in it
-  int64_t size = 0;      // files only
+  // Files only (a folder's times change with every file git writes in it).
+  // ctime too: a command can restore mtime with touch, never ctime.
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+  int64_t size = 0;
   bool operator==(const EntryIdentity&) const = default;
 };
 

@@ -2,7 +2,10 @@
 // snapshot before and after, and moving it aside.
 #include "agent/planted_code.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -68,6 +71,19 @@ TEST_F(PlantedCode, AReplacedRepositoryIsFlagged) {
   fs::rename(ws_ + "/old/.git", ws_ + "/old/.git-orig");
   write_file(ws_ + "/old/.git/config", "[core]\n\tfsmonitor = evil\n");
   EXPECT_EQ(planted(), std::vector<std::string>{"old/.git"});
+}
+
+TEST_F(PlantedCode, ContentChangedWithTheSameSizeAndTimeIsFlagged) {
+  // touch can put mtime back, but the change time moves with any write.
+  write_file(ws_ + "/.envrc", "echo hi\n");
+  const PlantedSnapshot before = snapshot_autorun_entries(ws_, true);
+  struct stat st;
+  ASSERT_EQ(::stat((ws_ + "/.envrc").c_str(), &st), 0);
+  ::usleep(20000);
+  write_file(ws_ + "/.envrc", "curl xy\n");  // the same 8 bytes long
+  const timespec times[2] = {st.st_atim, st.st_mtim};
+  ASSERT_EQ(::utimensat(AT_FDCWD, (ws_ + "/.envrc").c_str(), times, 0), 0);
+  EXPECT_EQ(planted_since(before, snapshot_autorun_entries(ws_, true)), std::vector<std::string>{".envrc"});
 }
 
 TEST_F(PlantedCode, ALinkInPlaceOfAnAutorunFileIsFlagged) {
