@@ -41,6 +41,11 @@ bool lstat_identity(const fs::path& p, EntryIdentity& id) {
   return true;
 }
 
+bool exists_no_follow(const fs::path& p) {
+  struct stat st;
+  return ::lstat(p.c_str(), &st) == 0;
+}
+
 bool is_real_dir(const fs::path& p) {
   struct stat st;
   return ::lstat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
@@ -68,12 +73,14 @@ struct Walker {
       return true;
     }
     if ((is_autorun_name(name) && !is_git_name(name)) || inside_vscode) record(p);
-    // A folder holding HEAD, objects/ and refs/ is a repository to git.
-    if (include_git && name == "HEAD" && !is_real_dir(p) && is_real_dir(p.parent_path() / "objects") &&
-        is_real_dir(p.parent_path() / "refs")) {
+    // A folder holding HEAD with objects/ and refs/, or HEAD with a
+    // commondir file (naming the folder that holds them, as a worktree's
+    // does), is a repository to git.
+    const fs::path dir = p.parent_path();
+    if (include_git && name == "HEAD" && !is_real_dir(p) &&
+        ((is_real_dir(dir / "objects") && is_real_dir(dir / "refs")) || exists_no_follow(dir / "commondir"))) {
       record(p);
-      record(p.parent_path() / "config");
-      record(p.parent_path() / "commondir");
+      for (const char* inner : {"config", "config.worktree", "commondir"}) record(dir / inner);
     }
     return false;
   }
@@ -88,11 +95,6 @@ std::string planted_unit(const std::string& relative) {
     if (is_autorun_name(part.string())) return unit.string();
   }
   return relative;
-}
-
-bool exists_no_follow(const fs::path& p) {
-  struct stat st;
-  return ::lstat(p.c_str(), &st) == 0;
 }
 
 }  // namespace

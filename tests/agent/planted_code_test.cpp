@@ -65,6 +65,17 @@ TEST_F(PlantedCode, NewRepositoriesAndHooksAnywhereAreFlagged) {
                                                  "bare/config", "sub/.git", "a/b/.envrc"}));
 }
 
+TEST_F(PlantedCode, AWorktreeShapedFolderIsFlagged) {
+  // HEAD plus a commondir naming where objects/, refs/ and config are: git
+  // takes it for a repository although neither folder has all three.
+  write_file(ws_ + "/wt/HEAD", "ref: refs/heads/main\n");
+  write_file(ws_ + "/wt/commondir", "../common\n");
+  fs::create_directories(ws_ + "/common/objects");
+  fs::create_directories(ws_ + "/common/refs");
+  write_file(ws_ + "/common/config", "[core]\n\tfsmonitor = evil\n");
+  EXPECT_EQ(planted(), (std::vector<std::string>{"wt/HEAD", "wt/commondir"}));
+}
+
 TEST_F(PlantedCode, AReplacedRepositoryIsFlagged) {
   // The jail masks an existing repository's config and hooks, so a command
   // swaps the whole folder instead; or points it elsewhere with commondir.
