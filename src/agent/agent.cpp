@@ -135,6 +135,7 @@ void Agent::run_tool_calls(const AssistantTurn& turn, AgentResult& result) {
       if (out.text.rfind("denied: ", 0) == 0) ++result.denied;
       if (config_.on_progress) config_.on_progress("  -> " + progress_text(out.text));
       check_audit();
+      if (!tools_.fatal_error().empty()) throw Error("the agent stopped: " + tools_.fatal_error());
     }
     // The result is now in the context: its labels taint every later request.
     context_.merge(out.labels);

@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <set>
@@ -22,15 +24,15 @@ std::string lower_ascii(std::string s) {
     if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
   return s;
 }
-bool is_git_name(const std::string& name) { return lower_ascii(name) == ".git"; }
-bool is_autorun_name(const std::string& name) {
-  const std::string n = lower_ascii(name);
-  return n == ".git" || n == ".envrc" || n == ".vscode";
-}
-
+// The entry's identity; false when it does not exist. Any other failure
+// (a path too long, a folder the walk may not read) throws: an entry that
+// cannot be looked at is not taken as absent.
 bool lstat_identity(const fs::path& p, EntryIdentity& id) {
   struct stat st;
-  if (::lstat(p.c_str(), &st) != 0) return false;
+  if (::lstat(p.c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return false;
+    throw Error("cannot check " + p.string() + " for code planted for later: " + std::strerror(errno));
+  }
   id.dev = st.st_dev;
   id.ino = st.st_ino;
   if (!S_ISDIR(st.st_mode)) {
@@ -46,9 +48,25 @@ bool exists_no_follow(const fs::path& p) {
   return ::lstat(p.c_str(), &st) == 0;
 }
 
-bool is_real_dir(const fs::path& p) {
+// Followed, as git follows them: objects/ and refs/ may be links.
+bool is_dir_followed(const fs::path& p) {
   struct stat st;
-  return ::lstat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// Git takes a folder for a repository when it holds a HEAD file with
+// objects/ and refs/, or with a commondir file naming where those are (a
+// worktree's folder).
+bool is_repository_dir(const fs::path& dir) {
+  struct stat st;
+  if (::lstat((dir / "HEAD").c_str(), &st) != 0 || S_ISDIR(st.st_mode)) return false;
+  return (is_dir_followed(dir / "objects") && is_dir_followed(dir / "refs")) || exists_no_follow(dir / "commondir");
+}
+
+// What git reads as code or as a pointer to more of it, in a .git folder or
+// a repository-shaped one (submodules' folders under .git/modules included).
+bool is_git_control_file(const std::string& name) {
+  return name == "config" || name == "config.worktree" || name == "commondir" || name == "HEAD";
 }
 
 struct Walker {
@@ -61,38 +79,41 @@ struct Walker {
     if (lstat_identity(p, id)) snapshot[p.lexically_relative(root).string()] = id;
   }
 
-  // Returns whether the walk should not descend into `p`.
-  bool visit(const fs::path& p, bool inside_vscode) {
+  void visit(const fs::path& p) {
+    const fs::path relative = p.lexically_relative(root);
+    bool in_git = false, in_vscode = false, in_hooks = false;
+    fs::path prefix = root;
+    for (const auto& part : relative) {
+      const std::string name = lower_ascii(part.string());
+      // A hooks folder counts where git would run it: under a .git, or in a
+      // repository-shaped folder (a bare remote.git in the workspace).
+      if (part == "hooks" && (in_git || is_repository_dir(prefix))) in_hooks = true;
+      prefix /= part;
+      if (name == ".git") in_git = true;
+      if (name == ".vscode") in_vscode = true;
+    }
     const std::string name = p.filename().string();
-    if (is_git_name(name)) {
-      if (!include_git) return true;
-      record(p);
-      // What git reads as code or as a pointer to another git folder; the
-      // jail masks hooks and config of repositories that existed before.
-      for (const char* inner : {"config", "commondir", "hooks"}) record(p / inner);
-      return true;
-    }
-    if ((is_autorun_name(name) && !is_git_name(name)) || inside_vscode) record(p);
-    // A folder holding HEAD with objects/ and refs/, or HEAD with a
-    // commondir file (naming the folder that holds them, as a worktree's
-    // does), is a repository to git.
-    const fs::path dir = p.parent_path();
-    if (include_git && name == "HEAD" && !is_real_dir(p) &&
-        ((is_real_dir(dir / "objects") && is_real_dir(dir / "refs")) || exists_no_follow(dir / "commondir"))) {
-      record(p);
-      for (const char* inner : {"config", "config.worktree", "commondir"}) record(dir / inner);
-    }
-    return false;
+    const std::string lower = lower_ascii(name);
+    const bool git_entry = lower == ".git" || in_hooks || (in_git && is_git_control_file(name)) ||
+                           (is_git_control_file(name) && is_repository_dir(p.parent_path()));
+    if (git_entry ? include_git : (lower == ".envrc" || in_vscode)) record(p);
   }
 };
 
-// The path through the first .git/.envrc/.vscode component of `relative`, or
-// `relative` itself when it has none (a repository-shaped folder's file).
-std::string planted_unit(const std::string& relative) {
+// What to move aside for a changed entry: the .envrc or .vscode it is in; a
+// whole .git that is new or replaced, or else the one file changed in it
+// (a submodule's config, a hook); otherwise the file itself.
+std::string planted_unit(const std::string& relative, const PlantedSnapshot& before, const PlantedSnapshot& after) {
   fs::path unit;
   for (const auto& part : fs::path(relative)) {
     unit /= part;
-    if (is_autorun_name(part.string())) return unit.string();
+    const std::string name = lower_ascii(part.string());
+    if (name == ".envrc" || name == ".vscode") return unit.string();
+    if (name == ".git") {
+      auto was = before.find(unit.string()), is = after.find(unit.string());
+      const bool same_git = was != before.end() && is != after.end() && was->second == is->second;
+      return same_git ? relative : unit.string();
+    }
   }
   return relative;
 }
@@ -105,18 +126,16 @@ PlantedSnapshot snapshot_autorun_entries(const std::string& workspace, bool incl
   // No workspace, nothing planted (and no jail can start in it either).
   if (!fs::is_directory(fs::symlink_status(w.root, ec))) return {};
   size_t seen = 0;
-  fs::recursive_directory_iterator it(w.root, fs::directory_options::skip_permission_denied, ec), end;
+  // No skip_permission_denied: a folder the command made unreadable could
+  // still be entered by git later, so it stops the check (fail closed).
+  fs::recursive_directory_iterator it(w.root, fs::directory_options::none, ec), end;
   for (; !ec && it != end; it.increment(ec)) {
     if (++seen > kMaxWalkEntries)
       throw Error("the workspace has more than " + std::to_string(kMaxWalkEntries) +
                   " entries; warden cannot check it for code planted for later");
-    const fs::path& p = it->path();
-    bool inside_vscode = false;
-    for (const auto& part : p.lexically_relative(w.root).parent_path())
-      inside_vscode |= lower_ascii(part.string()) == ".vscode";
-    if (w.visit(p, inside_vscode)) it.disable_recursion_pending();
+    w.visit(it->path());
   }
-  if (ec) throw Error("cannot walk the workspace " + workspace + ": " + ec.message());
+  if (ec) throw Error("cannot check the workspace " + workspace + " for code planted for later: " + ec.message());
   return w.snapshot;
 }
 
@@ -124,7 +143,7 @@ std::vector<std::string> planted_since(const PlantedSnapshot& before, const Plan
   std::set<std::string> units;
   for (const auto& [path, id] : after) {
     auto old = before.find(path);
-    if (old == before.end() || !(old->second == id)) units.insert(planted_unit(path));
+    if (old == before.end() || !(old->second == id)) units.insert(planted_unit(path, before, after));
   }
   std::vector<std::string> ordered(units.begin(), units.end());
   auto depth = [](const std::string& p) { return std::count(p.begin(), p.end(), '/'); };
@@ -142,16 +161,22 @@ std::vector<std::string> planted_since(const PlantedSnapshot& before, const Plan
 
 std::vector<std::string> quarantine(const std::string& workspace, const std::vector<std::string>& paths) {
   std::vector<std::string> moved;
+  std::string failed;
   for (const auto& relative : paths) {
     const fs::path from = fs::path(workspace) / relative;
     if (!exists_no_follow(from)) continue;
     std::string to = relative + ".warden-quarantine";
     for (int n = 1; exists_no_follow(fs::path(workspace) / to); n++)
       to = relative + ".warden-quarantine." + std::to_string(n);
-    if (std::rename(from.c_str(), (fs::path(workspace) / to).c_str()) != 0)
-      throw Error("cannot move aside " + from.string() + ", which a command planted for programs to run later");
-    moved.push_back(relative + " -> " + to);
+    if (std::rename(from.c_str(), (fs::path(workspace) / to).c_str()) == 0)
+      moved.push_back(relative + " -> " + to);
+    else
+      failed += (failed.empty() ? "" : ", ") + relative + " (" + std::strerror(errno) + ")";
   }
+  // Every path is tried before giving up: what could be moved is moved.
+  if (!failed.empty())
+    throw Error("could not move aside what a command planted for programs to run later: " + failed +
+                (moved.empty() ? "" : "; moved: " + std::to_string(moved.size())));
   return moved;
 }
 

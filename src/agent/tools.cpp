@@ -298,6 +298,7 @@ void ToolRunner::apply_user_resolve(sandbox::Profile& profile, sandbox::RunOptio
 }
 
 ToolOutcome ToolRunner::execute(const ToolCall& call, const LabelSet& ctx) {
+  if (!fatal_.empty()) return {"error: " + fatal_, only(broker::Source::tool, "agent")};
   const bool too_deep = json_nests_deeper_than(call.arguments);
   json args = too_deep ? json() : json::parse(call.arguments, nullptr, false);  // null: not an object
   if (args.is_discarded() || !args.is_object()) {
@@ -521,10 +522,19 @@ ToolOutcome ToolRunner::run_command(const json& args, const LabelSet& ctx) {
 }
 
 std::string ToolRunner::move_aside_planted_code(const PlantedSnapshot& before, bool write_git) {
-  const std::vector<std::string> planted =
-      planted_since(before, snapshot_autorun_entries(config_.workspace, !write_git));
-  if (planted.empty()) return "";
-  const std::vector<std::string> moved = quarantine(config_.workspace, planted);
+  std::vector<std::string> moved;
+  try {
+    moved = quarantine(config_.workspace,
+                       planted_since(before, snapshot_autorun_entries(config_.workspace, !write_git)));
+  } catch (const std::exception& e) {
+    // Fail closed: what the command may have planted stays unknown, so the
+    // session ends here and the human is told to look.
+    fatal_ = std::string(e.what()) + "; check the workspace before running git, direnv or VS Code in it";
+    gate_.record_event("tool.quarantine", "run_command in " + config_.workspace + ": " + fatal_);
+    log::warn("agent: " + broker::neutralize(fatal_, /*keep_newlines=*/true));
+    return "\nwarden: " + fatal_;
+  }
+  if (moved.empty()) return "";
   std::string list;
   for (const auto& m : moved) list += "\n  " + m;
   const std::string note =

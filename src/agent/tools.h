@@ -95,6 +95,11 @@ class ToolRunner {
   // arguments, denials and failures become the outcome text.
   ToolOutcome execute(const ToolCall& call, const broker::LabelSet& context_labels);
 
+  // Set when the workspace could not be checked, after a command, for code
+  // planted for later (or what was found could not be moved aside): nothing
+  // may run after that, and the agent stops ("" while all is well).
+  const std::string& fatal_error() const { return fatal_; }
+
  private:
   struct Path {
     std::string host;  // lexically normalized absolute host path
@@ -111,6 +116,7 @@ class ToolRunner {
   // After a command: moves aside the code it planted for later (planted_code.h)
   // and returns the note for the model ("" when nothing was planted).
   std::string move_aside_planted_code(const PlantedSnapshot& before, bool write_git);
+  std::string fatal_;
   ToolOutcome fetch_url(const nlohmann::json& args, const broker::LabelSet& ctx);
 
   // Asks the broker; on denial fills `denied_text` ("denied: ...").

@@ -59,16 +59,22 @@ bool is_hidden_codepoint(uint32_t cp) {
   };
   static constexpr Range kHidden[] = {
       {0x0080, 0x009f},    // C1 controls (CSI, NEL...)
+      {0x00a0, 0x00a0},    // no-break space: a shell does not split words on it
       {0x00ad, 0x00ad},    // soft hyphen
       {0x034f, 0x034f},    // combining grapheme joiner
       {0x061c, 0x061c},    // Arabic letter mark
       {0x115f, 0x1160},    // Hangul choseong/jungseong fillers
+      {0x1680, 0x1680},    // Ogham space mark
       {0x17b4, 0x17b5},    // Khmer inherent vowels
       {0x180b, 0x180f},    // Mongolian variation selectors, vowel separator
+      {0x2000, 0x200a},    // en/em/thin/hair... spaces: look like ' ', are not
       {0x200b, 0x200f},    // zero-width space/joiners, LRM, RLM
       {0x2028, 0x202e},    // line/paragraph separators, bidi embeddings/overrides
+      {0x202f, 0x202f},    // narrow no-break space
+      {0x205f, 0x205f},    // medium mathematical space
       {0x2060, 0x206f},    // word joiner, invisible operators, isolates, deprecated formats
       {0x2800, 0x2800},    // Braille blank: looks like a space
+      {0x3000, 0x3000},    // ideographic space
       {0x3164, 0x3164},    // Hangul filler
       {0xe000, 0xf8ff},    // private use: the glyph is the font's choice
       {0xfdd0, 0xfdef},    // noncharacters

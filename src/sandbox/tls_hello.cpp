@@ -12,6 +12,9 @@ constexpr uint8_t kClientHelloMessage = 1;
 constexpr size_t kRecordHeader = 5;
 constexpr size_t kMaxRecordPayload = 16384 + 2048;  // RFC 8446 5.1 (plaintext), with room
 constexpr uint16_t kServerNameExtension = 0;
+// Encrypted Client Hello: the server name above is then only the outer,
+// public one, and the real one is encrypted; the proxy cannot check it.
+constexpr uint16_t kEncryptedClientHelloExtension = 0xfe0d;
 constexpr uint8_t kHostNameType = 0;
 
 // Reads big-endian fields from a byte range; every read is bounds-checked and
@@ -107,6 +110,7 @@ ClientHelloScan parse_hello_body(std::string_view body, size_t record_bytes) {
     uint16_t type = uint16_t(extensions.number(2));
     Reader ext = extensions.vector(2);
     if (!extensions.ok) return invalid("malformed extensions");
+    if (type == kEncryptedClientHelloExtension) return invalid("Encrypted Client Hello hides the server name");
     if (type != kServerNameExtension) continue;
     if (seen_server_name) return invalid("two server_name extensions");
     seen_server_name = true;

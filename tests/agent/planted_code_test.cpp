@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "common/test_env.h"
+#include "util/error.h"
 
 namespace fs = std::filesystem;
 using namespace warden::agent;
@@ -74,6 +75,63 @@ TEST_F(PlantedCode, AWorktreeShapedFolderIsFlagged) {
   fs::create_directories(ws_ + "/common/refs");
   write_file(ws_ + "/common/config", "[core]\n\tfsmonitor = evil\n");
   EXPECT_EQ(planted(), (std::vector<std::string>{"wt/HEAD", "wt/commondir"}));
+}
+
+TEST_F(PlantedCode, LinkedObjectsAndRefsStillMakeARepository) {
+  // git follows the links; so does the check.
+  fs::create_directories(ws_ + "/sub/o");
+  fs::create_directories(ws_ + "/sub/r/heads");
+  fs::create_directory_symlink("o", ws_ + "/sub/objects");
+  fs::create_directory_symlink("r", ws_ + "/sub/refs");
+  write_file(ws_ + "/sub/HEAD", "ref: refs/heads/main\n");
+  write_file(ws_ + "/sub/config", "[core]\n\tfsmonitor = evil\n");
+  EXPECT_EQ(planted(), (std::vector<std::string>{"sub/HEAD", "sub/config"}));
+}
+
+TEST_F(PlantedCode, ASubmodulesConfigOrAHookInAnExistingRepositoryIsMovedAsideAlone) {
+  // Inside an existing .git, only what changed goes: not the user's repository.
+  write_file(ws_ + "/old/.git/modules/lib/HEAD", "ref: refs/heads/main\n");
+  write_file(ws_ + "/old/.git/modules/lib/config", "[core]\n");
+  fs::create_directories(ws_ + "/old/.git/hooks");
+  before_ = snapshot_autorun_entries(ws_, true);
+  write_file(ws_ + "/old/.git/modules/lib/config", "[core]\n\tfsmonitor = evil\n");
+  write_file(ws_ + "/old/.git/modules/lib/hooks/post-checkout", "evil\n");
+  write_file(ws_ + "/old/.git/hooks/pre-commit", "evil\n");
+  // (lib's hooks folder is new: it goes as a whole.)
+  EXPECT_EQ(planted(), (std::vector<std::string>{"old/.git/hooks/pre-commit", "old/.git/modules/lib/config",
+                                                 "old/.git/modules/lib/hooks"}));
+}
+
+TEST_F(PlantedCode, AHookInABareRepositoryIsFlagged) {
+  make_repository_shape(ws_ + "/remote.git");
+  before_ = snapshot_autorun_entries(ws_, true);
+  write_file(ws_ + "/remote.git/hooks/pre-receive", "evil\n");
+  EXPECT_EQ(planted(), std::vector<std::string>{"remote.git/hooks"});
+}
+
+TEST_F(PlantedCode, AFolderTheWalkCannotReadStopsTheCheck) {
+  // git could still enter it later (mode 311): not taken as empty.
+  if (::geteuid() == 0) GTEST_SKIP() << "root reads every folder";
+  fs::create_directories(ws_ + "/x/y");
+  fs::permissions(ws_ + "/x", fs::perms::owner_write | fs::perms::owner_exec);
+  EXPECT_THROW(snapshot_autorun_entries(ws_, true), warden::Error);
+  fs::permissions(ws_ + "/x", fs::perms::owner_all);
+}
+
+TEST_F(PlantedCode, QuarantineTriesEveryPathBeforeFailing) {
+  // A hook whose name leaves no room for the suffix cannot be renamed (even
+  // by root): the error names it, after the other path was moved.
+  const std::string hook = "r/hooks/" + std::string(245, 'h');
+  write_file(ws_ + "/" + hook, "evil\n");
+  write_file(ws_ + "/b/.envrc", "y\n");
+  try {
+    quarantine(ws_, {hook, "b/.envrc", "no/such/.envrc"});
+    ADD_FAILURE() << "no error";
+  } catch (const warden::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(hook + " (File name too long)"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(fs::exists(ws_ + "/b/.envrc.warden-quarantine"));
+  EXPECT_FALSE(fs::exists(ws_ + "/b/.envrc"));
 }
 
 TEST_F(PlantedCode, AReplacedRepositoryIsFlagged) {

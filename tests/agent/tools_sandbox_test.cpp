@@ -136,3 +136,29 @@ TEST_F(FileToolsInBwrap, ADiffWithANulByteStillShowsEveryLine) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(FileToolsInBwrap, RunCommandMovesAsidePlantedCodeAndStopsWhenItCannot) {
+  // A repository below the root, with a config git would run: moved aside.
+  ToolOutcome out = call("run_command", {{"command", "git init -q lib && git -C lib config core.fsmonitor 'touch x'"}});
+  EXPECT_NE(out.text.find("lib/.git -> lib/.git.warden-quarantine"), std::string::npos) << out.text;
+  EXPECT_FALSE(fs::exists(ws_ + "/lib/.git"));
+  EXPECT_TRUE(fs::exists(ws_ + "/lib/.git.warden-quarantine/config"));
+  EXPECT_EQ(runner_->fatal_error(), "");
+  // A hook whose name leaves no room for the suffix cannot be moved aside:
+  // the runner refuses everything after it.
+  // (A bare repository the user keeps in the workspace.)
+  fs::create_directories(ws_ + "/r/objects");
+  fs::create_directories(ws_ + "/r/refs");
+  fs::create_directories(ws_ + "/r/hooks");
+  write_file(ws_ + "/r/HEAD", "ref: refs/heads/main\n");
+  out = call("run_command", {{"command", "touch r/hooks/" + std::string(245, 'h')}});
+  EXPECT_NE(out.text.find("could not move aside"), std::string::npos) << out.text;
+  EXPECT_NE(runner_->fatal_error(), "");
+  out = call("run_command", {{"command", "touch ran"}});
+  EXPECT_EQ(out.text.rfind("error: could not move aside", 0), 0u) << out.text;
+  EXPECT_FALSE(fs::exists(ws_ + "/ran"));
+}
+
+}  // namespace

@@ -107,6 +107,9 @@ TEST(Neutralize, InvisibleAndFillerCharactersAreEscaped) {
       {0x17b5, "\\u17b5"},      {0x1d173, "\\U0001d173"}, {0x1d17a, "\\U0001d17a"}, {0xfff9, "\\ufff9"},
       {0xfffb, "\\ufffb"},      {0x2060, "\\u2060"},     {0x2064, "\\u2064"},     {0x200b, "\\u200b"},
       {0xfeff, "\\ufeff"},      {0xe000, "\\ue000"},     {0x10fffd, "\\U0010fffd"}, {0xffff, "\\uffff"},
+      // Spaces other than ' ': a shell does not split words on them.
+      {0x00a0, "\\u00a0"},      {0x1680, "\\u1680"},     {0x2000, "\\u2000"},     {0x200a, "\\u200a"},
+      {0x202f, "\\u202f"},      {0x205f, "\\u205f"},     {0x3000, "\\u3000"},
   };
   for (const Case& c : cases)
     EXPECT_EQ(wb::neutralize("notes" + utf8(c.cp) + ".txt", false), std::string("notes") + c.shown + ".txt")

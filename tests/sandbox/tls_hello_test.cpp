@@ -67,6 +67,8 @@ TEST(TlsHello, RefusesWhatIsNotAWellFormedHello) {
       in_records(client_hello_message(server_name_extension({std::string("a.test\0", 7)}))),
       in_records(client_hello_message(server_name_extension({""}))),
       in_records(client_hello_message(be(0, 2) + with_length("", 2))),  // server_name without a list
+      // Encrypted Client Hello: the checked name would be only the outer one.
+      in_records(client_hello_message(server_name_extension({"a.test"}) + be(0xfe0d, 2) + with_length("ech", 2))),
       in_records('\x01' + with_length(good.substr(4, 10), 3)),  // a body cut short
   };
   for (const auto& c : cases) {
