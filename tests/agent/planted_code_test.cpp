@@ -118,6 +118,28 @@ TEST_F(PlantedCode, AFolderTheWalkCannotReadStopsTheCheck) {
   fs::permissions(ws_ + "/x", fs::perms::owner_all);
 }
 
+TEST_F(PlantedCode, APathTooLongToLookAtStopsTheCheck) {
+  // 25 folders of 200 characters: past PATH_MAX, made one level at a time.
+  int dir = ::open(ws_.c_str(), O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(dir, 0);
+  const std::string name(200, 'd');
+  for (int level = 0; level < 25; ++level) {
+    ASSERT_EQ(::mkdirat(dir, name.c_str(), 0700), 0);
+    int next = ::openat(dir, name.c_str(), O_DIRECTORY | O_CLOEXEC);
+    ::close(dir);
+    ASSERT_GE(next, 0);
+    dir = next;
+  }
+  int envrc = ::openat(dir, ".envrc", O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+  ASSERT_GE(envrc, 0);
+  ::close(envrc);
+  ::close(dir);
+  EXPECT_THROW(snapshot_autorun_entries(ws_, true), warden::Error);
+  // GNU rm walks by file descriptor; std::filesystem::remove_all would not
+  // get this deep.
+  EXPECT_EQ(warden::test::run({"/bin/rm", "-rf", ws_ + "/" + name}).exit_code, 0);
+}
+
 TEST_F(PlantedCode, QuarantineTriesEveryPathBeforeFailing) {
   // A hook whose name leaves no room for the suffix cannot be renamed (even
   // by root): the error names it, after the other path was moved.
