@@ -65,8 +65,10 @@ bool is_repository_dir(const fs::path& dir) {
 
 // What git reads as code or as a pointer to more of it, in a .git folder or
 // a repository-shaped one (submodules' folders under .git/modules included).
-bool is_git_control_file(const std::string& name) {
-  return name == "config" || name == "config.worktree" || name == "commondir" || name == "HEAD";
+// HEAD is not code: inside a .git it changes with every checkout; outside,
+// a new one is what makes a folder a new repository.
+bool is_git_config_file(const std::string& name) {
+  return name == "config" || name == "config.worktree" || name == "commondir";
 }
 
 struct Walker {
@@ -94,8 +96,10 @@ struct Walker {
     }
     const std::string name = p.filename().string();
     const std::string lower = lower_ascii(name);
-    const bool git_entry = lower == ".git" || in_hooks || (in_git && is_git_control_file(name)) ||
-                           (is_git_control_file(name) && is_repository_dir(p.parent_path()));
+    const bool git_entry =
+        lower == ".git" || in_hooks ||
+        (in_git ? is_git_config_file(name)
+                : (is_git_config_file(name) || name == "HEAD") && is_repository_dir(p.parent_path()));
     if (git_entry ? include_git : (lower == ".envrc" || in_vscode)) record(p);
   }
 };

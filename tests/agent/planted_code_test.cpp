@@ -51,6 +51,7 @@ TEST_F(PlantedCode, OrdinaryWorkIsNotFlagged) {
   write_file(ws_ + "/README.md", "changed\n");
   write_file(ws_ + "/old/.git/index", "git writes this on every status\n");
   write_file(ws_ + "/old/.git/objects/ab/cdef", "blob\n");
+  write_file(ws_ + "/old/.git/HEAD", "ref: refs/heads/feature\n");  // git checkout -b feature
   write_file(ws_ + "/notes/HEAD", "a file named HEAD alone is not a repository\n");
   EXPECT_EQ(planted(), std::vector<std::string>{});
 }
