@@ -32,20 +32,27 @@ struct EntryIdentity {
 };
 
 // Workspace-relative path -> identity of every entry that programs run as
-// code later: anything named .git (its config and commondir), .envrc, .vscode
-// (and all below it), and the HEAD and config of every folder shaped like a
-// git repository. `include_git` false leaves git's entries out (a command the
-// human allowed to write git metadata).
+// code later: anything named .git, and inside any .git every config,
+// config.worktree and commondir (submodules' too); every hooks folder of a
+// .git or of a repository-shaped folder, with all in it; the HEAD, config,
+// config.worktree and commondir of every repository-shaped folder outside a
+// .git; .envrc; .vscode and all below it. Names compare ignoring ASCII case
+// where git's would on a case-insensitive filesystem (.git, .envrc,
+// .vscode). `include_git` false leaves git's entries out (a command the
+// human allowed to write git metadata). Throws warden::Error when an entry
+// cannot be looked at (unreadable folder, path too long, too many entries).
 using PlantedSnapshot = std::map<std::string, EntryIdentity>;
 PlantedSnapshot snapshot_autorun_entries(const std::string& workspace, bool include_git);
 
 // What to move aside: for each entry new or changed since `before`, the
-// workspace-relative path of its .git/.envrc/.vscode component (or the file
-// itself for a repository-shaped folder's HEAD or config), outermost first.
+// workspace-relative path of its .envrc/.vscode component, of its .git when
+// that .git is new or replaced (else the changed file inside it), or the
+// entry itself; outermost first, nothing inside another.
 std::vector<std::string> planted_since(const PlantedSnapshot& before, const PlantedSnapshot& after);
 
 // Renames each path to PATH.warden-quarantine (or .warden-quarantine.N when
-// taken); returns "OLD -> NEW" lines, relative to the workspace.
+// taken); returns "OLD -> NEW" lines, relative to the workspace. Tries every
+// path, then throws warden::Error naming those it could not rename.
 std::vector<std::string> quarantine(const std::string& workspace, const std::vector<std::string>& paths);
 
 }  // namespace warden::agent
