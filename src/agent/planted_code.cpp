@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <set>
 
+#include "util/ascii.h"
 #include "util/error.h"
 
 namespace warden::agent {
@@ -18,12 +19,6 @@ namespace {
 // Past this many entries the walk refuses rather than leave a tree unchecked.
 constexpr size_t kMaxWalkEntries = 500000;
 
-// ASCII case is ignored: a case-insensitive filesystem opens .git for .GIT.
-std::string lower_ascii(std::string s) {
-  for (char& c : s)
-    if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
-  return s;
-}
 // The entry's identity; false when it does not exist. Any other failure
 // (a path too long, a folder the walk may not read) throws: an entry that
 // cannot be looked at is not taken as absent.
@@ -81,12 +76,14 @@ struct Walker {
     if (lstat_identity(p, id)) snapshot[p.lexically_relative(root).string()] = id;
   }
 
+  // Names compare ignoring ASCII case: a case-insensitive filesystem opens
+  // .git for .GIT.
   void visit(const fs::path& p) {
     const fs::path relative = p.lexically_relative(root);
     bool in_git = false, in_vscode = false, in_hooks = false;
     fs::path prefix = root;
     for (const auto& part : relative) {
-      const std::string name = lower_ascii(part.string());
+      const std::string name = ascii_lower(part.string());
       // A hooks folder counts where git would run it: under a .git, or in a
       // repository-shaped folder (a bare remote.git in the workspace).
       if (part == "hooks" && (in_git || is_repository_dir(prefix))) in_hooks = true;
@@ -95,7 +92,7 @@ struct Walker {
       if (name == ".vscode") in_vscode = true;
     }
     const std::string name = p.filename().string();
-    const std::string lower = lower_ascii(name);
+    const std::string lower = ascii_lower(name);
     const bool git_entry =
         lower == ".git" || in_hooks ||
         (in_git ? is_git_config_file(name)
@@ -111,7 +108,7 @@ std::string planted_unit(const std::string& relative, const PlantedSnapshot& bef
   fs::path unit;
   for (const auto& part : fs::path(relative)) {
     unit /= part;
-    const std::string name = lower_ascii(part.string());
+    const std::string name = ascii_lower(part.string());
     if (name == ".envrc" || name == ".vscode") return unit.string();
     if (name == ".git") {
       auto was = before.find(unit.string()), is = after.find(unit.string());

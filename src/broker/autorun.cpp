@@ -1,20 +1,8 @@
 #include "broker/autorun.h"
 
+#include "util/ascii.h"
+
 namespace warden::broker {
-namespace {
-
-// Case-insensitive filesystems (vfat, exfat, ext4 with casefold) open .git
-// for .GIT: the names compare ignoring ASCII case.
-bool same_name_ignoring_case(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; };
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
-}  // namespace
 
 std::string autorun_reason(std::string_view path, std::string_view workspace) {
   std::string_view rel = path;
@@ -30,8 +18,11 @@ std::string autorun_reason(std::string_view path, std::string_view workspace) {
     if (end == std::string_view::npos) end = rel.size();
     std::string_view component = rel.substr(i, end - i);
     bool last = end == rel.size();
+    // ASCII case is ignored: a case-insensitive filesystem (vfat, exfat,
+    // ext4 with casefold) opens .git for .GIT.
+    const std::string name = ascii_lower(component);
     for (const auto& a : kAutorunNames)
-      if (same_name_ignoring_case(component, a.name) && (a.directory || last)) return a.why;
+      if (name == a.name && (a.directory || last)) return a.why;
     i = end;
   }
   return "";

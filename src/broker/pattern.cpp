@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "util/ascii.h"
 #include "util/error.h"
 
 namespace warden::broker {
@@ -136,9 +137,7 @@ std::string resolve_path(std::string_view path) {
 }
 
 std::string normalize_domain(std::string_view domain) {
-  std::string out(domain);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
+  std::string out = ascii_lower(domain);
   if (!out.empty() && out.back() == '.') out.pop_back();
   return out;
 }

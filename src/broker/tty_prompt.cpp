@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "broker/render.h"
+#include "util/ascii.h"
 #include "util/fd_io.h"
 #include "util/log.h"
 
@@ -15,10 +16,7 @@ namespace {
 std::string lower_trimmed(const std::string& s) {
   size_t b = s.find_first_not_of(" \t\r");
   size_t e = s.find_last_not_of(" \t\r");
-  std::string out = b == std::string::npos ? "" : s.substr(b, e - b + 1);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = char(c - 'A' + 'a');
-  return out;
+  return b == std::string::npos ? "" : ascii_lower(std::string_view(s).substr(b, e - b + 1));
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "agent/tools.h"
 #include "broker/protocol.h"
 #include "common/test_env.h"
+#include "fake_gate.h"
 #include "util/error.h"
 
 using namespace warden::agent;
@@ -24,31 +25,9 @@ using warden::broker::Decision;
 using warden::broker::EffectRequest;
 using warden::broker::Outcome;
 using nlohmann::json;
+using warden::agent::fakes::FakeGate;
 
 namespace {
-
-class FakeGate : public Gate {
- public:
-  std::function<bool(const EffectRequest&)> allow = [](const EffectRequest&) { return true; };
-  std::vector<EffectRequest> requests;
-  std::vector<std::string> events;
-  Decision request(const EffectRequest& r) override {
-    requests.push_back(r);
-    Decision d;
-    d.outcome = allow(r) ? Outcome::allowed_by_policy : Outcome::denied;
-    d.reason = d.allowed() ? "ok" : "policy says no";
-    d.audit_seq = static_cast<int64_t>(requests.size());
-    return d;
-  }
-  void report_result(int64_t, const std::string&) override {}
-  void record_event(const std::string& kind, const std::string& detail) override {
-    events.push_back(kind + " " + detail);
-    if (fail_after_events && events.size() >= fail_after_events) failure = "connection lost";
-  }
-  std::string audit_failure() const override { return failure; }
-  size_t fail_after_events = 0;  // 0: never
-  std::string failure;
-};
 
 struct SandboxCall {
   warden::sandbox::Profile profile;

@@ -8,37 +8,20 @@
 
 #include "agent/tools.h"
 #include "common/test_env.h"
+#include "fake_gate.h"
 #include "util/error.h"
 
 namespace fs = std::filesystem;
 using namespace warden::agent;
 using warden::broker::Capability;
-using warden::broker::Decision;
 using warden::broker::EffectRequest;
-using warden::broker::Outcome;
 using warden::test::make_temp_dir;
 using warden::test::read_file;
 using warden::test::write_file;
 using nlohmann::json;
+using warden::agent::fakes::FakeGate;
 
 namespace {
-
-class AllowingGate : public Gate {
- public:
-  std::vector<EffectRequest> requests;
-  std::function<void(const EffectRequest&)> on_request = [](const EffectRequest&) {};
-  Decision request(const EffectRequest& r) override {
-    requests.push_back(r);
-    on_request(r);
-    Decision d;
-    d.outcome = Outcome::allowed_by_policy;
-    d.audit_seq = static_cast<int64_t>(requests.size());
-    return d;
-  }
-  void report_result(int64_t, const std::string&) override {}
-  std::vector<std::string> events;
-  void record_event(const std::string& kind, const std::string& detail) override { events.push_back(kind + " " + detail); }
-};
 
 class FileToolsInBwrap : public ::testing::Test {
  protected:
@@ -64,7 +47,7 @@ class FileToolsInBwrap : public ::testing::Test {
     return n;
   }
 
-  AllowingGate gate_;
+  FakeGate gate_;
   std::unique_ptr<ToolRunner> runner_;
   std::string ws_, outside_;
 };
@@ -104,10 +87,11 @@ TEST_F(FileToolsInBwrap, ALinkThatAppearsAfterTheCheckIsRefusedInTheJail) {
   write_file(ws_ + "/notes.txt", "old\n");
   // While the broker decides, notes.txt becomes a link to .envrc: the jail's
   // own check refuses the write.
-  gate_.on_request = [this](const EffectRequest& r) {
-    if (r.capability != Capability::fs_write) return;
+  gate_.allow = [this](const EffectRequest& r) {
+    if (r.capability != Capability::fs_write) return true;
     fs::remove(ws_ + "/notes.txt");
     fs::create_symlink(".envrc", ws_ + "/notes.txt");
+    return true;
   };
   ToolOutcome out = call("write_file", {{"path", "notes.txt"}, {"content", "echo pwned\n"}});
   EXPECT_NE(out.text.find("is a symbolic link"), std::string::npos) << out.text;
