@@ -13,6 +13,7 @@
 #include <map>
 #include <thread>
 
+#include "broker/client.h"
 #include "broker/server.h"
 #include "command.h"
 #include "util/error.h"
@@ -118,6 +119,29 @@ std::unique_ptr<agent::BrokerGate> try_connect(const std::string& socket) {
   }
 }
 
+bool same_path(const std::string& a, const std::string& b) {
+  std::error_code ec1, ec2;
+  return fs::weakly_canonical(a, ec1) == fs::weakly_canonical(b, ec2) && !ec1 && !ec2;
+}
+
+// A broker this session did not start must serve what the session was told:
+// its workspace, and the policy and audit log when they were named.
+// Otherwise the user would believe a policy in force that is not.
+void check_running_broker(agent::BrokerGate& gate, const AgentSessionOptions& o, const std::string& workspace,
+                          const std::string& socket) {
+  const broker::BrokerAbout about = gate.about();
+  const std::string fix = "; stop that broker, or give --socket-dir for one of this run's own";
+  if (!same_path(about.workspace, workspace))
+    throw Error("the broker at " + socket + " serves the workspace " + about.workspace + ", not " + workspace + fix);
+  if (!o.policy.empty() && !same_path(about.policy, o.policy))
+    throw Error("the broker at " + socket + " uses the policy " + about.policy + ", not --policy " + o.policy + fix);
+  if (!o.audit.empty() && !same_path(about.audit, o.audit))
+    throw Error("the broker at " + socket + " writes the audit log " + about.audit + ", not --audit " + o.audit + fix);
+  if (o.approval_timeout > 0 || o.no_tty)
+    log::warn("--approval-timeout and --no-tty set up a broker this run starts; the one at " + socket +
+              " keeps its own settings");
+}
+
 // Connects to the broker listening in the socket folder, starting one for
 // this session when none listens.
 std::unique_ptr<agent::BrokerGate> connect_broker(const AgentSessionOptions& o, const std::string& workspace,
@@ -125,6 +149,7 @@ std::unique_ptr<agent::BrokerGate> connect_broker(const AgentSessionOptions& o, 
   const broker::SocketPaths paths = o.socket_dir.empty() ? broker::SocketPaths::defaults()
                                                          : broker::SocketPaths::in(o.socket_dir);
   if (auto gate = try_connect(paths.agent)) {
+    check_running_broker(*gate, o, workspace, paths.agent);
     log::info(log_prefix + ": using the broker at " + paths.agent);
     return gate;
   }

@@ -15,7 +15,7 @@ using namespace warden::broker;
 
 struct ApproveOptions {
   std::string verb;
-  uint64_t id = 0;
+  std::string id;
   std::string socket;
   bool json = false;
 };
@@ -24,8 +24,10 @@ int run_approve(const ApproveOptions& o) {
   bool needs_id = o.verb == "show" || o.verb == "approve" || o.verb == "deny";
   if (o.verb != "list" && !needs_id)
     throw warden::UsageError("unknown action '" + o.verb + "' (expected list, show ID, approve ID, deny ID)");
-  if (needs_id && o.id == 0) throw warden::UsageError(o.verb + " needs a request ID (see warden approve list)");
-  if (!needs_id && o.id != 0) throw warden::UsageError("list takes no ID");
+  if (needs_id && o.id.empty()) throw warden::UsageError(o.verb + " needs a request ID (see warden approve list)");
+  if (needs_id && !is_approval_id(o.id))
+    throw warden::UsageError("'" + o.id + "' is not a request ID; IDs look like k7qm2-3 (see warden approve list)");
+  if (!needs_id && !o.id.empty()) throw warden::UsageError("list takes no ID");
 
   ApproverClient client(o.socket);
   nlohmann::json req = {{"op", o.verb}};
@@ -42,14 +44,14 @@ int run_approve(const ApproveOptions& o) {
       // Capped like the prompt's target; a non-ASCII one is spelled in ASCII
       // too, so a look-alike letter shows here already.
       const std::string& target = p.request.target;
-      std::printf("%llu  %s %s\n", (unsigned long long)p.id, std::string(capability_name(p.request.capability)).c_str(),
+      std::printf("%s  %s %s\n", p.id.c_str(), std::string(capability_name(p.request.capability)).c_str(),
                   neutralize_capped(target, 200, 80, false).text.c_str());
       if (has_non_ascii(target)) std::printf("    in ASCII: %s\n", neutralize_capped(target, 200, 80, true).text.c_str());
     }
   } else if (o.verb == "show") {
     std::fputs(render_show(approval_from_json(reply["approval"])).c_str(), stdout);
   } else {
-    std::printf("request %llu %s\n", (unsigned long long)o.id, o.verb == "approve" ? "approved" : "denied");
+    std::printf("request %s %s\n", o.id.c_str(), o.verb == "approve" ? "approved" : "denied");
   }
   return 0;
 }
@@ -57,7 +59,7 @@ int run_approve(const ApproveOptions& o) {
 std::function<int()> setup_approve(CLI::App& app) {
   auto o = std::make_shared<ApproveOptions>();
   app.add_option("action", o->verb, "list | show ID | approve ID | deny ID")->required();
-  app.add_option("id", o->id, "Request ID (from list)");
+  app.add_option("id", o->id, "Request ID, e.g. k7qm2-3 (from list)");
   app.add_option("--socket", o->socket, "Approval socket (default $XDG_RUNTIME_DIR/warden/approve.sock)");
   app.add_flag("--json", o->json, "Print the broker's reply as JSON");
   return [o]() -> int { return run_approve(*o); };

@@ -73,6 +73,8 @@ void BrokerGate::record_event(const std::string& kind, const std::string& detail
   }
 }
 
+broker::BrokerAbout BrokerGate::about() { return client_->client.about(); }
+
 void BrokerGate::fail(const std::string& what, const std::exception& e) {
   failure_ = what + ": " + e.what();
   log::warn("agent: " + failure_);

@@ -17,6 +17,10 @@
 #include "broker/taint.h"
 #include "sandbox/sandbox.h"
 
+namespace warden::broker {
+struct BrokerAbout;  // broker/client.h
+}
+
 namespace warden::agent {
 
 // The agent's view of the broker: ask, report, log. BrokerGate wraps the real
@@ -52,6 +56,8 @@ class BrokerGate : public Gate {
   void report_result(int64_t audit_seq, const std::string& result) override;
   void record_event(const std::string& kind, const std::string& detail) override;
   std::string audit_failure() const override { return failure_; }
+  // What the broker serves; throws warden::Error when it cannot say.
+  broker::BrokerAbout about();
 
  private:
   void fail(const std::string& what, const std::exception& e);

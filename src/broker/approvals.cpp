@@ -1,5 +1,12 @@
 #include "broker/approvals.h"
 
+#include <sys/random.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "util/error.h"
+
 namespace warden::broker {
 
 std::string_view outcome_text(Outcome o) {
@@ -11,32 +18,60 @@ std::string_view outcome_text(Outcome o) {
   return "?";
 }
 
-uint64_t ApprovalQueue::submit(PendingApproval p) {
+std::string random_broker_tag() {
+  static constexpr char kAlphabet[] = "23456789abcdefghjkmnpqrstuvwxyz";
+  static constexpr unsigned kLetters = sizeof kAlphabet - 1;
+  std::string tag;
+  while (tag.size() < 5) {
+    unsigned char byte;
+    ssize_t got = getrandom(&byte, 1, 0);
+    if (got < 0 && errno == EINTR) continue;
+    if (got != 1) throw Error(std::string("cannot draw the broker's random tag: ") + std::strerror(errno));
+    if (byte >= 256 / kLetters * kLetters) continue;  // keeps every letter equally likely
+    tag += kAlphabet[byte % kLetters];
+  }
+  return tag;
+}
+
+std::optional<uint64_t> ApprovalQueue::number_of(const std::string& id) const {
+  if (id.size() <= tag_.size() + 1 || id.size() > tag_.size() + 1 + 19) return std::nullopt;
+  if (id.compare(0, tag_.size(), tag_) != 0 || id[tag_.size()] != '-') return std::nullopt;
+  uint64_t n = 0;
+  for (size_t i = tag_.size() + 1; i < id.size(); ++i) {
+    if (id[i] < '0' || id[i] > '9') return std::nullopt;
+    n = n * 10 + uint64_t(id[i] - '0');
+  }
+  return n;
+}
+
+std::string ApprovalQueue::submit(PendingApproval p) {
   std::lock_guard lock(mutex_);
-  p.id = next_id_++;
-  uint64_t id = p.id;
+  const uint64_t n = next_id_++;
+  p.id = tag_ + "-" + std::to_string(n);
+  std::string id = p.id;
   std::optional<Resolution> resolution;
   if (closed_) resolution = Resolution{Resolution::denied, *closed_};
-  slots_[id] = Slot{std::move(p), resolution, false};
+  slots_[n] = Slot{std::move(p), resolution, false};
   changed_.notify_all();
   return id;
 }
 
-Resolution ApprovalQueue::wait(uint64_t id, std::chrono::milliseconds timeout) {
+Resolution ApprovalQueue::wait(const std::string& id, std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto it = slots_.find(id);
-  if (it == slots_.end()) return Resolution{Resolution::denied, "unknown approval"};
-  changed_.wait_until(lock, deadline, [&] { return slots_.at(id).resolution.has_value(); });
-  Resolution r = slots_.at(id).resolution.value_or(Resolution{Resolution::timed_out, ""});
-  slots_.erase(id);
+  auto n = number_of(id);
+  if (!n || !slots_.count(*n)) return Resolution{Resolution::denied, "unknown approval"};
+  changed_.wait_until(lock, deadline, [&] { return slots_.at(*n).resolution.has_value(); });
+  Resolution r = slots_.at(*n).resolution.value_or(Resolution{Resolution::timed_out, ""});
+  slots_.erase(*n);
   changed_.notify_all();  // a prompter waiting on this id stops
   return r;
 }
 
-bool ApprovalQueue::resolve(uint64_t id, bool approve, const std::string& channel) {
+bool ApprovalQueue::resolve(const std::string& id, bool approve, const std::string& channel) {
   std::lock_guard lock(mutex_);
-  auto it = slots_.find(id);
+  auto n = number_of(id);
+  auto it = n ? slots_.find(*n) : slots_.end();
   if (it == slots_.end() || it->second.resolution) return false;
   it->second.resolution = Resolution{approve ? Resolution::approved : Resolution::denied, channel};
   changed_.notify_all();
@@ -59,16 +94,18 @@ std::vector<PendingApproval> ApprovalQueue::list() const {
   return out;
 }
 
-std::optional<PendingApproval> ApprovalQueue::get(uint64_t id) const {
+std::optional<PendingApproval> ApprovalQueue::get(const std::string& id) const {
   std::lock_guard lock(mutex_);
-  auto it = slots_.find(id);
+  auto n = number_of(id);
+  auto it = n ? slots_.find(*n) : slots_.end();
   if (it == slots_.end() || it->second.resolution) return std::nullopt;
   return it->second.approval;
 }
 
-bool ApprovalQueue::is_pending(uint64_t id) const {
+bool ApprovalQueue::is_pending(const std::string& id) const {
   std::lock_guard lock(mutex_);
-  auto it = slots_.find(id);
+  auto n = number_of(id);
+  auto it = n ? slots_.find(*n) : slots_.end();
   return it != slots_.end() && !it->second.resolution;
 }
 

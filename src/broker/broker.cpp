@@ -128,7 +128,7 @@ Decision Broker::ask_human(const EffectRequest& req, const std::string& actor, c
   p.policy_reason = policy_reason;
   p.ask_reasons = ask_reasons;
   const auto timeout = approval_timeout();
-  uint64_t id = queue_.submit(std::move(p));
+  const std::string id = queue_.submit(std::move(p));
   Resolution r = queue_.wait(id, timeout);
   std::string why = policy_reason;
   for (auto& reason : ask_reasons) why += "; " + reason;

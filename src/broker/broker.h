@@ -80,6 +80,7 @@ class Broker {
 
   // The policy in force now (a snapshot: a later change does not alter it).
   std::shared_ptr<const Policy> policy() const;
+  const std::string& audit_path() const { return audit_.path(); }
   // Overrides the policy's [approval] timeout for as long as the broker runs.
   void set_approval_timeout(std::chrono::milliseconds t);
 

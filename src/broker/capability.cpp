@@ -27,6 +27,7 @@ std::optional<Capability> parse_capability(std::string_view name) {
 
 bool target_is_path(Capability c) { return c == Capability::fs_read || c == Capability::fs_write; }
 bool target_is_domain(Capability c) { return c == Capability::net; }
+bool target_is_address(Capability c) { return c == Capability::msg_send; }
 
 std::pair<Capability, std::string> parse_capability_spec(std::string_view spec) {
   std::string_view name = spec, target;

@@ -31,8 +31,11 @@ std::optional<Capability> parse_capability(std::string_view name);
 
 // Whether the target is a filesystem path (normalized before matching).
 bool target_is_path(Capability c);
-// Whether targets compare case-insensitively (domains).
+// Whether targets are domains (compared ignoring case, a final dot dropped).
 bool target_is_domain(Capability c);
+// Whether targets are mail addresses: compared ignoring ASCII case, the
+// local part too, so a deny rule on bob@example.com holds for BOB@Example.COM.
+bool target_is_address(Capability c);
 
 // Splits "net:example.com" / "msg.send:bob" into capability and target.
 // A bare name ("fs.read") gives an empty target. Throws warden::Error naming

@@ -62,6 +62,17 @@ void AgentClient::record_event(const std::string& kind, const std::string& detai
   throw_unless_ok(call({{"op", "event"}, {"kind", kind}, {"detail", detail}}));
 }
 
+BrokerAbout AgentClient::about() {
+  nlohmann::json reply = call({{"op", "about"}});
+  throw_unless_ok(reply);
+  auto field = [&](const char* name) {
+    auto it = reply.find(name);
+    if (it == reply.end() || !it->is_string()) throw Error(std::string("broker: 'about' reply lacks '") + name + "'");
+    return it->get<std::string>();
+  };
+  return BrokerAbout{field("workspace"), field("policy"), field("audit")};
+}
+
 ApproverClient::ApproverClient(const std::string& socket_path)
     : fd_(connect_unix(socket_path.empty() ? SocketPaths::defaults().approve : socket_path)), sock_(fd_) {}
 

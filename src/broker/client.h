@@ -14,6 +14,14 @@ namespace warden::broker {
 // Connects to a unix socket; throws warden::Error naming the path.
 int connect_unix(const std::string& path);
 
+// What a running broker serves: `warden run` checks it before using a
+// broker it did not start.
+struct BrokerAbout {
+  std::string workspace;  // resolved
+  std::string policy;     // its file, or "(built-in defaults)"
+  std::string audit;      // the audit database
+};
+
 class AgentClient {
  public:
   // Default: $XDG_RUNTIME_DIR/warden/agent.sock.
@@ -30,6 +38,7 @@ class AgentClient {
   void report_result(int64_t audit_seq, std::string_view result_bytes);
   // Audits a model call or other event.
   void record_event(const std::string& kind, const std::string& detail);
+  BrokerAbout about();
 
  private:
   nlohmann::json call(const nlohmann::json& req);

@@ -7,6 +7,7 @@
 #include <toml++/toml.h>
 
 #include "broker/pattern.h"
+#include "util/ascii.h"
 #include "util/error.h"
 #include "util/paths.h"
 
@@ -95,7 +96,9 @@ Rule parse_rule(const toml::table& t, const std::string& name, const PolicyEnv& 
     }
     if (!err.empty()) fail(name, *t.get("pattern"), err);
   } else {
-    r.pattern = target_is_domain(r.capability) ? normalize_domain(r.written_pattern) : r.written_pattern;
+    r.pattern = target_is_domain(r.capability)    ? normalize_domain(r.written_pattern)
+                : target_is_address(r.capability) ? ascii_lower(r.written_pattern)
+                                                  : r.written_pattern;
   }
 
   if (auto* net = t.get("network")) {
@@ -330,6 +333,7 @@ std::string normalize_target(Capability c, const std::string& target) {
     if (d.empty()) throw Error("empty domain");
     return d;
   }
+  if (target_is_address(c)) return ascii_lower(target);
   return target;
 }
 

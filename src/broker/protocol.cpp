@@ -145,11 +145,23 @@ Decision decision_from_json(const nlohmann::json& j) {
   return d;
 }
 
-uint64_t approval_id_from_json(const nlohmann::json& j) {
+std::string approval_id_from_json(const nlohmann::json& j) {
   auto it = j.find("id");
-  if (it == j.end() || !it->is_number_unsigned() || it->get<uint64_t>() == 0)
-    throw Error("field 'id' must be a positive integer");
-  return it->get<uint64_t>();
+  if (it == j.end() || !it->is_string()) throw Error("field 'id' must be a request id such as k7qm2-3");
+  const std::string& id = it->get_ref<const std::string&>();
+  if (!is_approval_id(id)) throw Error("field 'id' must be a request id such as k7qm2-3");
+  return id;
+}
+
+bool is_approval_id(std::string_view id) {
+  auto dash = id.find('-');
+  if (dash == 0 || dash == std::string_view::npos || dash + 1 == id.size() || id.size() > 64) return false;
+  for (size_t i = 0; i < id.size(); ++i) {
+    char c = id[i];
+    bool ok = i < dash ? (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') : (c >= '0' && c <= '9');
+    if (!ok && i != dash) return false;
+  }
+  return true;
 }
 
 bool LineSocket::read_line(std::string& line, const std::function<bool()>& keep_waiting) {

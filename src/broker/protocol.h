@@ -9,12 +9,13 @@
 //     -> {"ok":true,"allowed":false,"decision":"denied","reason":"...","audit_seq":7}
 //   {"op":"result","audit_seq":7,"digest":"<sha256 hex>"}   -> {"ok":true}
 //   {"op":"event","kind":"model.call","detail":"..."}       -> {"ok":true}
+//   {"op":"about"} -> {"ok":true,"workspace":"...","policy":"<file>","audit":"<db>"}
 //
 // Approval socket (approve.sock) — humans, through `warden approve`:
 //   {"op":"list"}            -> {"ok":true,"pending":[{...}, ...]}
-//   {"op":"show","id":3}     -> {"ok":true,"approval":{...}}
-//   {"op":"approve","id":3}  -> {"ok":true}
-//   {"op":"deny","id":3}     -> {"ok":true}
+//   {"op":"show","id":"k7qm2-3"}     -> {"ok":true,"approval":{...}}
+//   {"op":"approve","id":"k7qm2-3"}  -> {"ok":true}
+//   {"op":"deny","id":"k7qm2-3"}     -> {"ok":true}
 //   {"op":"policy.status"}   -> {"ok":true,"path":"...","sha256":"...","drift":null|{...}}
 //   {"op":"policy.apply","text":"<new policy.toml>","path":"<optional: the file meant>"}
 //     -> {"ok":true,"applied":true|false,"message":"...","old_sha256":"...",
@@ -54,8 +55,10 @@ PendingApproval approval_from_json(const nlohmann::json& j);
 nlohmann::json decision_to_json(const Decision& d);
 Decision decision_from_json(const nlohmann::json& j);
 
-// Reads the "id" field of an approval verb (a positive integer).
-uint64_t approval_id_from_json(const nlohmann::json& j);
+// Reads the "id" field of an approval verb: a request id, "<tag>-<n>" (the
+// broker's tag in lowercase letters and digits, a count in digits).
+std::string approval_id_from_json(const nlohmann::json& j);
+bool is_approval_id(std::string_view id);
 
 // Newline-delimited lines over a socket fd.
 class LineSocket {

@@ -20,6 +20,13 @@ namespace {
 
 nlohmann::json error_reply(const std::string& what) { return {{"ok", false}, {"error", what}}; }
 
+nlohmann::json no_pending_request(const std::string& id, const std::string& tag) {
+  if (id.rfind(tag + "-", 0) != 0)
+    return error_reply("request " + id + " is not from this broker (its requests are " + tag +
+                       "-N; see warden approve list)");
+  return error_reply("no pending request " + id + " (answered, timed out, or never made)");
+}
+
 bool peer_is_us(int fd) {
   ucred cred{};
   socklen_t len = sizeof cred;
@@ -206,9 +213,17 @@ nlohmann::json Server::handle_agent(const nlohmann::json& req) {
     broker_.record_event(kind, text, "agent");
     return {{"ok", true}};
   }
+  if (op == "about") {
+    auto policy = broker_.policy();
+    auto file = broker_.pinned_policy_file();
+    return {{"ok", true},
+            {"workspace", policy->env().workspace},
+            {"policy", file ? file->path : policy->source()},
+            {"audit", broker_.audit_path()}};
+  }
   if (op == "list" || op == "show" || op == "approve" || op == "deny" || op == "policy.apply" || op == "policy.status")
     return error_reply("approval and policy verbs are refused on the agent socket");
-  return error_reply("unknown op '" + op + "' (agent socket: request, result, event)");
+  return error_reply("unknown op '" + op + "' (agent socket: request, result, event, about)");
 }
 
 nlohmann::json Server::handle_approver(const nlohmann::json& req) {
@@ -219,15 +234,14 @@ nlohmann::json Server::handle_approver(const nlohmann::json& req) {
     return {{"ok", true}, {"pending", pending}};
   }
   if (op == "show") {
-    uint64_t id = approval_id_from_json(req);
+    const std::string id = approval_id_from_json(req);
     auto p = queue_.get(id);
-    if (!p) return error_reply("no pending request " + std::to_string(id));
+    if (!p) return no_pending_request(id, queue_.tag());
     return {{"ok", true}, {"approval", approval_to_json(*p)}};
   }
   if (op == "approve" || op == "deny") {
-    uint64_t id = approval_id_from_json(req);
-    if (!queue_.resolve(id, op == "approve", "warden approve"))
-      return error_reply("no pending request " + std::to_string(id));
+    const std::string id = approval_id_from_json(req);
+    if (!queue_.resolve(id, op == "approve", "warden approve")) return no_pending_request(id, queue_.tag());
     return {{"ok", true}};
   }
   if (op == "policy.status") return policy_status();

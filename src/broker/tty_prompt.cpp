@@ -36,7 +36,7 @@ static void add_line(std::string& out, std::string_view label, std::string_view 
   out.push_back('\n');
 }
 
-static std::string show_command(uint64_t id) { return "`warden approve show " + std::to_string(id) + "`"; }
+static std::string show_command(const std::string& id) { return "`warden approve show " + id + "`"; }
 
 // "fs.write", "exec (with network)": the capability as the human reads it.
 static std::string capability_text(const EffectRequest& r) {
@@ -78,7 +78,7 @@ static void add_reason_lines(std::string& out, const PendingApproval& p, DetailV
 }
 
 std::string render_effect(const PendingApproval& p, DetailView view) {
-  std::string out = "==== warden: approval needed (request " + std::to_string(p.id) + ") ====\n";
+  std::string out = "==== warden: approval needed (request " + p.id + ") ====\n";
   add_effect_lines(out, p, view);
   add_reason_lines(out, p, view);
   const std::string& detail = p.request.detail;
@@ -95,7 +95,7 @@ std::string render_effect(const PendingApproval& p, DetailView view) {
 // it shows as an escape right where the human decides.
 std::string render_recap(const PendingApproval& p) {
   const std::string& first_reason = p.ask_reasons.empty() ? p.policy_reason : p.ask_reasons.front();
-  std::string out = "==== request " + std::to_string(p.id) + " in short (warden's own summary, not model text) ====\n";
+  std::string out = "==== request " + p.id + " in short (warden's own summary, not model text) ====\n";
   std::string effect = capability_text(p.request) + " " +
                        neutralize_capped(p.request.target, kTargetHead, kTargetTail, true).text;
   if (has_non_ascii(p.request.target)) effect += "   (non-ASCII characters escaped)";
@@ -111,7 +111,7 @@ std::string render_prompt(const PendingApproval& p) {
   out += render_effect(p, DetailView::excerpt);
   out += render_recap(p);
   out += "Approve request ";
-  out += std::to_string(p.id);
+  out += p.id;
   out += "? Type yes to approve; anything else denies: ";
   return out;
 }
@@ -144,7 +144,7 @@ std::optional<bool> ask_on_terminal(int tty_fd, const PendingApproval& p, const 
     }
     if (line.size() > 1024) return false;  // nobody types this much to say yes
   }
-  write_all(tty_fd, "\n(request " + std::to_string(p.id) + " was answered elsewhere or timed out)\n");
+  write_all(tty_fd, "\n(request " + p.id + " was answered elsewhere or timed out)\n");
   return std::nullopt;
 }
 
@@ -169,7 +169,7 @@ void TerminalPrompter::loop() {
       warned = true;
       continue;
     }
-    uint64_t id = next->id;
+    const std::string id = next->id;
     auto answer = ask_on_terminal(fd, *next, [&] { return !stop_ && queue_.is_pending(id); });
     ::close(fd);
     if (answer) queue_.resolve(id, *answer, "terminal");

@@ -139,11 +139,11 @@ TEST(PolicyApplyCli, RunningBrokerAppliesAnApprovedDiffAndRefusesADeniedOne) {
   EXPECT_EQ(p["target"], s.policy);
   const std::string detail = p["detail"];
   EXPECT_NE(detail.find("-action = \"deny\"\n+action = \"allow\""), std::string::npos) << detail;
-  auto show = run_warden({"approve", "show", std::to_string(p["id"].get<uint64_t>()), "--socket", s.sock + "/approve.sock"});
+  auto show = run_warden({"approve", "show", p["id"].get<std::string>(), "--socket", s.sock + "/approve.sock"});
   EXPECT_NE(show.out.find("effect:  config.change " + s.policy), std::string::npos) << show.out;
   EXPECT_NE(show.out.find("  | +action = \"allow\""), std::string::npos) << show.out;
   EXPECT_EQ(read_file(s.policy), kDenyWiki) << "written before the approval";
-  ASSERT_EQ(run_warden({"approve", "approve", std::to_string(p["id"].get<uint64_t>()), "--socket", s.sock + "/approve.sock"})
+  ASSERT_EQ(run_warden({"approve", "approve", p["id"].get<std::string>(), "--socket", s.sock + "/approve.sock"})
                 .exit_code,
             0);
   auto r = apply.get();
@@ -158,7 +158,7 @@ TEST(PolicyApplyCli, RunningBrokerAppliesAnApprovedDiffAndRefusesADeniedOne) {
   p = s.wait_pending();
   ASSERT_FALSE(p.is_null());
   EXPECT_NE(p["detail"].get<std::string>().find("+pattern = \"evil.example\""), std::string::npos) << p.dump();
-  ASSERT_EQ(run_warden({"approve", "deny", std::to_string(p["id"].get<uint64_t>()), "--socket", s.sock + "/approve.sock"})
+  ASSERT_EQ(run_warden({"approve", "deny", p["id"].get<std::string>(), "--socket", s.sock + "/approve.sock"})
                 .exit_code,
             0);
   r = set.get();
@@ -236,7 +236,7 @@ namespace {
 // open to a tool outside it, whatever the policy allows.
 TEST(BrokerCli, StatePathsStayOutOfReach) {
   Scene s;
-  for (const std::string& flag : {"--policy", "--audit", "--socket-dir"}) {
+  for (std::string flag : {"--policy", "--audit", "--socket-dir"}) {
     std::vector<std::string> args{"broker", "--workspace", s.ws, "--no-tty", flag, s.ws + "/sub/../state"};
     auto r = run_warden(args);
     EXPECT_EQ(r.exit_code, 1) << flag;
@@ -257,6 +257,50 @@ TEST(BrokerCli, StatePathsStayOutOfReach) {
     auto d = agent.request(r);
     EXPECT_EQ(d.allowed(), path == s.ws + "/notes") << path << ": " << d.reason;
   }
+}
+
+// `warden run` uses a broker already listening only when it serves the
+// run's workspace, and the policy and audit log the run names; otherwise the
+// user would believe a policy in force that is not.
+TEST(BrokerCli, RunRefusesARunningBrokerThatServesSomethingElse) {
+  Scene s;
+  Detached broker(s.broker_args());
+  ASSERT_TRUE(s.wait_for_socket()) << broker.err();
+  const std::string other = s.root + "/other";
+  fs::create_directories(other);
+  write_file(other + "/policy.toml", kAllowWiki);
+  // Port 9 on loopback: nothing answers, so a run that gets past the broker
+  // stops at the model instead.
+  auto run = [&](const std::string& ws, std::vector<std::string> extra) {
+    std::vector<std::string> args{"run", "--workspace", ws, "--socket-dir", s.sock, "--backend", "http://127.0.0.1:9"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    args.push_back("list the files");
+    return run_warden(args);
+  };
+  const std::string fix = "; stop that broker, or give --socket-dir for one of this run's own\n";
+  auto r = run(other, {});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("the broker at " + s.sock + "/agent.sock serves the workspace " + s.ws + ", not " + other + fix),
+            std::string::npos)
+      << r.err;
+  r = run(s.ws, {"--policy", other + "/policy.toml"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("uses the policy " + s.policy + ", not --policy " + other + "/policy.toml" + fix),
+            std::string::npos)
+      << r.err;
+  r = run(s.ws, {"--audit", other + "/audit.db"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("writes the audit log " + s.audit + ", not --audit " + other + "/audit.db" + fix),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(s.audit_json().find("agent.start"), std::string::npos) << "a refused run reached the broker's log";
+  // The same workspace, policy (spelled through a symlink) and log: used.
+  fs::create_symlink(s.root + "/config", s.root + "/config-link");
+  r = run(s.ws, {"--policy", s.root + "/config-link/policy.toml", "--audit", s.audit});
+  EXPECT_EQ(r.err.find("stop that broker"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("error: backend http://127.0.0.1:9/"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("using the broker at " + s.sock + "/agent.sock"), std::string::npos) << r.err;
+  EXPECT_NE(s.audit_json().find("agent.start"), std::string::npos);
 }
 
 }  // namespace

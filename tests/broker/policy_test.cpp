@@ -154,7 +154,7 @@ action = "allow"
 TEST(PolicyEnv, RefusesAWorkspaceWhoseNameIsAWildcard) {
   // $WORKSPACE/** with a '*' in the path would reach its siblings.
   const std::string root = warden::test::make_temp_dir("wild");
-  for (const std::string& name : {"/proj*", "/w?"}) {
+  for (std::string name : {"/proj*", "/w?"}) {
     std::filesystem::create_directories(root + name);
     try {
       wb::PolicyEnv::current(root + name);
@@ -189,6 +189,21 @@ TEST(Policy, DomainsCompareCaseInsensitively) {
   auto p = wb::Policy::parse("[[rule]]\ncapability = \"net\"\npattern = \"Docs.Example.COM\"\naction = \"deny\"\n",
                              "policy.toml", test_env());
   EXPECT_EQ(decide(p, Capability::net, wb::normalize_target(Capability::net, "DOCS.example.com.")), Action::deny);
+}
+
+TEST(Policy, MailAddressesCompareCaseInsensitively) {
+  // A deny rule on recipients is a boundary whatever case the model writes.
+  auto p = wb::Policy::parse(
+      "[[rule]]\ncapability = \"msg.send\"\npattern = \"*@Rival.Example\"\naction = \"deny\"\n"
+      "[[rule]]\ncapability = \"msg.send\"\npattern = \"me@home.example\"\naction = \"allow\"\n",
+      "policy.toml", test_env());
+  auto decide_mail = [&](const std::string& to) {
+    return decide(p, Capability::msg_send, wb::normalize_target(Capability::msg_send, to));
+  };
+  EXPECT_EQ(decide_mail("Boss@RIVAL.example"), Action::deny);
+  EXPECT_EQ(decide_mail("boss@rival.example"), Action::deny);
+  EXPECT_EQ(decide_mail("ME@Home.Example"), Action::allow);
+  EXPECT_EQ(wb::normalize_target(Capability::msg_send, "Bob@Example.COM"), "bob@example.com");
 }
 
 TEST(Policy, LimitsAndApprovalTimeout) {

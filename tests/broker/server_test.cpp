@@ -30,16 +30,16 @@ wb::EffectRequest write_request(const LiveBroker& b, const std::string& name) {
 }
 
 // Waits (bounded) until `warden approve list` shows a request; returns its id.
-uint64_t wait_for_pending(const LiveBroker& b) {
+std::string wait_for_pending(const LiveBroker& b) {
   for (int i = 0; i < 200; ++i) {
     auto res = warden::test::run_warden({"approve", "list", "--json", "--socket", b.sockets.approve});
     if (res.exit_code != 0) ADD_FAILURE() << res.err;
     auto j = nlohmann::json::parse(res.out);
-    if (!j["pending"].empty()) return j["pending"][0]["id"].get<uint64_t>();
+    if (!j["pending"].empty()) return j["pending"][0]["id"].get<std::string>();
     usleep(50000);
   }
   ADD_FAILURE() << "no pending request appeared";
-  return 0;
+  return "";
 }
 
 std::string raw_call(const std::string& socket, const std::string& line) {
@@ -60,20 +60,20 @@ TEST(Approvals, SecondProcessApprovesOneAndDeniesOne) {
     wb::AgentClient agent(b.sockets.agent);
     return agent.request(write_request(b, "approved.txt"));
   });
-  uint64_t id = wait_for_pending(b);
-  auto show = warden::test::run_warden({"approve", "show", std::to_string(id), "--socket", b.sockets.approve});
+  std::string id = wait_for_pending(b);
+  auto show = warden::test::run_warden({"approve", "show", id, "--socket", b.sockets.approve});
   EXPECT_EQ(show.exit_code, 0) << show.err;
   EXPECT_NE(show.out.find("fs.write " + b.workspace + "/approved.txt"), std::string::npos) << show.out;
   EXPECT_NE(show.out.find("  | +hello"), std::string::npos) << show.out;
   // It ends, as the terminal prompt does, with warden's recap of the effect.
-  const size_t recap = show.out.rfind("==== request " + std::to_string(id) + " in short");
+  const size_t recap = show.out.rfind("==== request " + id + " in short");
   ASSERT_NE(recap, std::string::npos) << show.out;
   EXPECT_GT(recap, show.out.find("  | +hello")) << show.out;
   EXPECT_NE(show.out.find("effect:  fs.write " + b.workspace + "/approved.txt\nwhy:     ", recap), std::string::npos)
       << show.out;
-  auto yes = warden::test::run_warden({"approve", "approve", std::to_string(id), "--socket", b.sockets.approve});
+  auto yes = warden::test::run_warden({"approve", "approve", id, "--socket", b.sockets.approve});
   EXPECT_EQ(yes.exit_code, 0) << yes.err;
-  EXPECT_EQ(yes.out, "request " + std::to_string(id) + " approved\n");
+  EXPECT_EQ(yes.out, "request " + id + " approved\n");
   auto d1 = first.get();
   EXPECT_EQ(d1.outcome, wb::Outcome::approved_by_human);
   EXPECT_NE(d1.reason.find("approved on warden approve"), std::string::npos) << d1.reason;
@@ -87,7 +87,7 @@ TEST(Approvals, SecondProcessApprovesOneAndDeniesOne) {
     return agent.request(r);
   });
   id = wait_for_pending(b);
-  auto no = warden::test::run_warden({"approve", "deny", std::to_string(id), "--socket", b.sockets.approve});
+  auto no = warden::test::run_warden({"approve", "deny", id, "--socket", b.sockets.approve});
   EXPECT_EQ(no.exit_code, 0) << no.err;
   auto d2 = second.get();
   EXPECT_EQ(d2.outcome, wb::Outcome::denied);
@@ -101,9 +101,38 @@ TEST(Approvals, SecondProcessApprovesOneAndDeniesOne) {
   EXPECT_TRUE(wb::verify_audit(b.audit->path()).ok);
 
   // Answering something that is no longer pending fails cleanly.
-  auto late = warden::test::run_warden({"approve", "approve", std::to_string(id), "--socket", b.sockets.approve});
+  auto late = warden::test::run_warden({"approve", "approve", id, "--socket", b.sockets.approve});
   EXPECT_EQ(late.exit_code, 1);
-  EXPECT_EQ(late.err, "warden approve: error: no pending request " + std::to_string(id) + "\n");
+  EXPECT_EQ(late.err, "warden approve: error: no pending request " + id + " (answered, timed out, or never made)\n");
+}
+
+TEST(Approvals, IdsNameTheirBroker) {
+  // Two brokers, one after the other in real use: an id copied from the
+  // first one's list must not answer the second one's request.
+  LiveBroker first, second;
+  ASSERT_NE(first.queue.tag(), second.queue.tag());
+  EXPECT_EQ(first.queue.tag().size(), 5u);
+  auto pending = std::async(std::launch::async, [&] {
+    wb::AgentClient agent(second.sockets.agent);
+    return agent.request(write_request(second, "x.txt"));
+  });
+  const std::string id = wait_for_pending(second);
+  EXPECT_EQ(id, second.queue.tag() + "-1");
+  const std::string old_id = first.queue.tag() + "-1";
+  auto wrong = warden::test::run_warden({"approve", "approve", old_id, "--socket", second.sockets.approve});
+  EXPECT_EQ(wrong.exit_code, 1);
+  EXPECT_EQ(wrong.err, "warden approve: error: request " + old_id + " is not from this broker (its requests are " +
+                           second.queue.tag() + "-N; see warden approve list)\n");
+  // A bare count, as ids were once written, names no request at all.
+  auto bare = warden::test::run_warden({"approve", "approve", "1", "--socket", second.sockets.approve});
+  EXPECT_EQ(bare.exit_code, 2);
+  EXPECT_NE(bare.err.find("'1' is not a request ID; IDs look like k7qm2-3"), std::string::npos) << bare.err;
+  EXPECT_TRUE(second.queue.is_pending(id));
+  for (const std::string& near : {second.queue.tag() + "-2", second.queue.tag() + "-1x", second.queue.tag() + "1",
+                                  second.queue.tag(), std::string("-1")})
+    EXPECT_FALSE(second.queue.resolve(near, true, "test")) << near;
+  ASSERT_TRUE(second.queue.resolve(id, false, "test"));
+  EXPECT_FALSE(pending.get().allowed());
 }
 
 TEST(Approvals, NobodyAnsweringIsADenial) {
@@ -130,7 +159,7 @@ TEST(Approvals, AgentSocketCannotApprove) {
     wb::AgentClient agent(b.sockets.agent);
     return agent.request(write_request(b, "x.txt"));
   });
-  uint64_t id = wait_for_pending(b);
+  std::string id = wait_for_pending(b);
   for (const char* op : {"approve", "list", "show", "deny", "policy.apply", "policy.status"}) {
     auto reply = nlohmann::json::parse(
         raw_call(b.sockets.agent, nlohmann::json({{"op", op}, {"id", id}, {"text", ""}}).dump()));

@@ -47,7 +47,7 @@ const char* kHostileDetail =
 
 wb::PendingApproval hostile_approval() {
   wb::PendingApproval p;
-  p.id = 1;
+  p.id = "k7qm2-1";
   p.request.capability = wb::Capability::exec;
   p.request.target = "sh -c \x1b[8mhidden";
   p.request.detail = kHostileDetail;
@@ -102,7 +102,7 @@ const std::string kQuestion = "anything else denies: ";
 const std::string kRealQuestion =
     "effect:  exec (no network) sh -c \\x1b[8mhidden\r\n"
     "why:     text from evil.example is in the context\r\n"
-    "Approve request 1? Type yes to approve; anything else denies: ";
+    "Approve request k7qm2-1? Type yes to approve; anything else denies: ";
 
 }  // namespace
 
@@ -130,7 +130,7 @@ TEST(TerminalPrompt, NeutralizesEscapesAndApprovesOnYes) {
 // an excerpt, and the last lines before the question are the recap.
 TEST(TerminalPrompt, LongDetailShowsAnExcerptAndEndsWithTheRealTarget) {
   wb::PendingApproval p;
-  p.id = 1;
+  p.id = "k7qm2-1";
   p.request.capability = wb::Capability::fs_write;
   p.request.target = "/ws/.git/hooks/pre-commit";
   p.policy_reason = "allow by rule default";
@@ -143,13 +143,13 @@ TEST(TerminalPrompt, LongDetailShowsAnExcerptAndEndsWithTheRealTarget) {
   ChildGuard guard{pid, master};
   std::string seen;
   ASSERT_TRUE(read_until(master, seen, "anything else denies: ")) << seen;
-  EXPECT_NE(seen.find("\r\n... 2949 lines not shown; `warden approve show 1` prints them all ...\r\n"),
+  EXPECT_NE(seen.find("\r\n... 2949 lines not shown; `warden approve show k7qm2-1` prints them all ...\r\n"),
             std::string::npos)
       << seen;
-  EXPECT_NE(seen.find("  | +done\r\n==== request 1 in short (warden's own summary, not model text) ====\r\n"
+  EXPECT_NE(seen.find("  | +done\r\n==== request k7qm2-1 in short (warden's own summary, not model text) ====\r\n"
                       "effect:  fs.write /ws/.git/hooks/pre-commit\r\n"
                       "why:     git runs files under .git as code: writes there always need your approval\r\n"
-                      "Approve request 1? Type yes to approve; anything else denies: "),
+                      "Approve request k7qm2-1? Type yes to approve; anything else denies: "),
             std::string::npos)
       << seen;
   EXPECT_EQ(seen.find("+echo 100\r\n"), std::string::npos) << "the middle of the detail reached the terminal";
@@ -216,7 +216,7 @@ TEST(TerminalPrompt, BrokerDaemonApprovesAWriteAndDeniesAFetch) {
   write.target = ws + "/notes.txt";
   write.detail = "+new line\n";
   auto write_decision = std::async(std::launch::async, [&] { return agent->request(write); });
-  ASSERT_TRUE(read_until(master, seen, "Approve request 1? Type yes to approve; " + kQuestion)) << seen;
+  ASSERT_TRUE(read_until(master, seen, "-1? Type yes to approve; " + kQuestion)) << seen;
   ASSERT_EQ(::write(master, "yes\n", 4), 4);
   EXPECT_EQ(write_decision.get().outcome, wb::Outcome::approved_by_human);
 
@@ -226,7 +226,7 @@ TEST(TerminalPrompt, BrokerDaemonApprovesAWriteAndDeniesAFetch) {
   fetch.detail = "GET https://example.com/";
   fetch.context_labels = wb::LabelSet::parse({"user", "web:example.org"});
   auto fetch_decision = std::async(std::launch::async, [&] { return agent->request(fetch); });
-  ASSERT_TRUE(read_until(master, seen, "Approve request 2? Type yes to approve; " + kQuestion)) << seen;
+  ASSERT_TRUE(read_until(master, seen, "-2? Type yes to approve; " + kQuestion)) << seen;
   EXPECT_NE(seen.find("why:     text from example.org is in the context"), std::string::npos) << seen;
   ASSERT_EQ(::write(master, "no\n", 3), 3);
   auto fd = fetch_decision.get();

@@ -73,14 +73,14 @@ TEST(SecurityApprovals, SecondProcessApprovesWriteAndDeniesFetch) {
   ASSERT_FALSE(write.is_null()) << "no approval request appeared";
   EXPECT_EQ(write["capability"], "fs.write");
   EXPECT_NE(write["detail"].get<std::string>().find("+approved content"), std::string::npos) << write.dump();
-  const std::string write_id = std::to_string(write["id"].get<uint64_t>());
+  const std::string write_id = write["id"].get<std::string>();
   EXPECT_EQ(run_warden({"approve", "approve", write_id, "--socket", s.sock + "/approve.sock"}).exit_code, 0);
 
   json fetch = wait_pending(s.sock);
   ASSERT_FALSE(fetch.is_null()) << "no approval request for the fetch";
   EXPECT_EQ(fetch["capability"], "net");
   EXPECT_EQ(fetch["target"], "attacker.test");
-  const std::string fetch_id = std::to_string(fetch["id"].get<uint64_t>());
+  const std::string fetch_id = fetch["id"].get<std::string>();
   EXPECT_EQ(run_warden({"approve", "deny", fetch_id, "--socket", s.sock + "/approve.sock"}).exit_code, 0);
   agent.join();
 
