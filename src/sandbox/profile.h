@@ -14,6 +14,12 @@ struct Limits {
   uint64_t max_file_bytes = 256ull << 20;      // RLIMIT_FSIZE
   uint64_t max_open_files = 256;               // RLIMIT_NOFILE
   uint64_t tmpfs_bytes = 256ull << 20;         // size of the private /tmp and $HOME
+  // A writable workspace's filesystem may lose at most this much free space,
+  // and this many free inodes, while the command runs (checked every 100 ms;
+  // kill reason "disk"). Writes by other programs to the same filesystem
+  // count too: the check is on the disk, the thing it protects.
+  uint64_t max_disk_growth_bytes = 1ull << 30;
+  uint64_t max_new_inodes = 100000;
   double wall_seconds = 60;                    // whole process tree killed after this
   uint64_t max_output_bytes = 1ull << 20;      // per stream; exceeding it kills the jail
 };

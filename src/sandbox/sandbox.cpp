@@ -9,6 +9,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -276,6 +277,38 @@ class Collector {
   uint64_t cap_;
 };
 
+// Free space and free inodes of the filesystem holding a writable
+// workspace, against what they were when the command started.
+class DiskWatch {
+ public:
+  DiskWatch(const std::string& workspace, const Limits& limits)
+      : path_(workspace), max_bytes_(limits.max_disk_growth_bytes), max_inodes_(limits.max_new_inodes) {
+    if (!read(start_)) throw Error("sandbox: cannot read the free space of " + workspace + ": " + std::strerror(errno));
+  }
+  // True once more than the limits have been used since the start. A
+  // filesystem that can no longer be read counts as used up (fail closed).
+  bool used_up() const {
+    Free now;
+    if (!read(now)) return true;
+    return start_.bytes > now.bytes + max_bytes_ || start_.inodes > now.inodes + max_inodes_;
+  }
+
+ private:
+  struct Free {
+    uint64_t bytes = 0, inodes = 0;
+  };
+  bool read(Free& f) const {
+    struct statvfs s {};
+    if (::statvfs(path_.c_str(), &s) != 0) return false;
+    f.bytes = uint64_t(s.f_bavail) * s.f_frsize;
+    f.inodes = s.f_favail;
+    return true;
+  }
+  std::string path_;
+  uint64_t max_bytes_, max_inodes_;
+  Free start_;
+};
+
 }  // namespace
 
 const char* kill_reason_name(KillReason r) {
@@ -285,6 +318,7 @@ const char* kill_reason_name(KillReason r) {
     case KillReason::memory: return "memory";
     case KillReason::cpu: return "cpu";
     case KillReason::output_limit: return "output_limit";
+    case KillReason::disk: return "disk";
   }
   return "unknown";
 }
@@ -380,6 +414,8 @@ SandboxResult run(const Profile& profile, const std::vector<std::string>& argv, 
   for (const auto& s : env) cenv.push_back(const_cast<char*>(s.c_str()));
   cenv.push_back(nullptr);
   const ChildSetup child_limits = rlimits_for(limits, cgroup);
+  std::optional<DiskWatch> disk;
+  if (!profile.workspace.empty() && profile.workspace_writable) disk.emplace(profile.workspace, limits);
 
   const auto started = Clock::now();
   pid_t pid = ::fork();
@@ -413,7 +449,8 @@ SandboxResult run(const Profile& profile, const std::vector<std::string>& argv, 
     }
     pollfd p[4] = {{out.read.fd, POLLIN, 0}, {err.read.fd, POLLIN, 0}, {status.read.fd, POLLIN, 0},
                    {in.write.fd, POLLOUT, 0}};
-    if (::poll(p, 4, int(std::min<int64_t>(left, 1000))) < 0 && errno != EINTR) break;
+    if (::poll(p, 4, int(std::min<int64_t>(left, disk ? 100 : 1000))) < 0 && errno != EINTR) break;
+    if (disk && disk->used_up()) kill_jail(KillReason::disk);
     if (p[3].revents) {
       ssize_t w = ::write(in.write.fd, stdin_bytes.data() + written, stdin_bytes.size() - written);
       if (w > 0) written += size_t(w);

@@ -23,7 +23,7 @@ namespace warden::sandbox {
 inline constexpr const char* kBwrap = "/usr/bin/bwrap";
 inline constexpr int kJailProxyPort = 3128;  // the relay's port inside the jail
 
-enum class KillReason { none, timeout, memory, cpu, output_limit };
+enum class KillReason { none, timeout, memory, cpu, output_limit, disk };
 const char* kill_reason_name(KillReason r);
 
 struct SandboxResult {

@@ -428,6 +428,43 @@ TEST_F(JailAttack, GigabyteOfOutputIsCapped) {
   EXPECT_EQ(r.out.size(), size_t(1) << 20);
 }
 
+// Many files, each under the per-file cap, cannot fill the user's disk.
+TEST_F(JailAttack, FillingTheDiskIsStopped) {
+  auto bytes_in_ws = [&] {
+    uint64_t total = 0;
+    for (auto& e : fs::directory_iterator(ws_))
+      if (e.is_regular_file()) total += e.file_size();
+    return total;
+  };
+  Profile p = test_profile("default", ws_);
+  p.limits.max_disk_growth_bytes = 64ull << 20;
+  p.limits.wall_seconds = 30;
+  auto r = sh(p, "i=0; while :; do head -c 16777216 /dev/zero > f$i || exit 3; i=$((i+1)); done");
+  EXPECT_EQ(r.killed, KillReason::disk) << kill_reason_name(r.killed) << r.err;
+  EXPECT_LT(r.wall_seconds, 20);
+  const uint64_t written = bytes_in_ws();
+  EXPECT_GE(written, 32ull << 20);  // it did write: the limit, not an error, stopped it
+  EXPECT_LT(written, 1ull << 30) << "the check came too late";
+  for (auto& e : fs::directory_iterator(ws_)) fs::remove(e.path());
+
+  // Empty files use inodes, not blocks: they count too.
+  Profile q = test_profile("default", ws_);
+  q.limits.max_new_inodes = 2000;
+  q.limits.wall_seconds = 30;
+  auto files = sh(q, "i=0; while :; do : > n$i || exit 3; i=$((i+1)); done");
+  EXPECT_EQ(files.killed, KillReason::disk) << kill_reason_name(files.killed) << files.err;
+  const auto made = std::distance(fs::directory_iterator(ws_), fs::directory_iterator());
+  EXPECT_GE(made, 1000);
+  EXPECT_LT(made, 200000);
+  for (auto& e : fs::directory_iterator(ws_)) fs::remove(e.path());
+
+  // Within the default limits a command writes what it needs.
+  auto fine = sh(test_profile("default", ws_), "head -c 33554432 /dev/zero > big && ls -s big");
+  EXPECT_EQ(fine.killed, KillReason::none) << kill_reason_name(fine.killed);
+  EXPECT_EQ(fine.exit_code, 0) << fine.err;
+  EXPECT_EQ(bytes_in_ws(), 32ull << 20);
+}
+
 TEST_F(JailAttack, SetuidBinaryGainsNothing) {
   auto r = sh(test_profile("default", ws_),
               "ls -l /usr/bin/su /usr/bin/passwd; su -c 'id -u' root </dev/null; echo su=$?; "
