@@ -103,14 +103,15 @@ const char kHosts[] = "127.0.0.1 localhost\n::1 localhost\n";
 
 struct JailFds {
   int seccomp = -1, status = -1, passwd = -1, group = -1, hosts = -1;
+  int options = -1;  // bwrap's options, read through --args
 };
 
 void add(std::vector<std::string>& a, std::initializer_list<std::string> items) { a.insert(a.end(), items); }
 
-std::vector<std::string> bwrap_arguments(const std::string& bwrap, const Profile& p, const FsPlan& plan, const JailFds& fds,
-                                         const std::string& proxy_dir, const std::string& relay,
-                                         const std::vector<std::string>& argv) {
-  std::vector<std::string> a{bwrap};
+// bwrap's options: the jail's whole layout, host paths included.
+std::vector<std::string> bwrap_options(const Profile& p, const FsPlan& plan, const JailFds& fds,
+                                       const std::string& proxy_dir, const std::string& relay) {
+  std::vector<std::string> a;
   add(a, {"--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup",
           "--unshare-net", "--disable-userns", "--uid", "1000", "--gid", "1000", "--hostname", "warden-jail",
           "--die-with-parent", "--new-session", "--cap-drop", "ALL"});
@@ -152,11 +153,30 @@ std::vector<std::string> bwrap_arguments(const std::string& bwrap, const Profile
   }
   if (p.network) add(a, {"--ro-bind", relay, "/run/warden/netrelay", "--bind", proxy_dir + "/proxy.sock", "/run/warden/proxy.sock"});
   add(a, {"--remount-ro", "/", "--remount-ro", "/dev", "--chdir", p.workspace.empty() ? kJailHome : kJailWorkspace});
-  add(a, {"--seccomp", std::to_string(fds.seccomp), "--json-status-fd", std::to_string(fds.status), "--"});
+  add(a, {"--seccomp", std::to_string(fds.seccomp), "--json-status-fd", std::to_string(fds.status)});
+  return a;
+}
+
+// The options go through a descriptor (--args), not the command line: the
+// jail's pid 1 is a copy of bwrap, and its /proc/1/cmdline would otherwise
+// show every host path bound into the jail.
+std::vector<std::string> bwrap_command_line(const std::string& bwrap, const Profile& p, const JailFds& fds,
+                                            const std::vector<std::string>& argv) {
+  std::vector<std::string> a{bwrap, "--args", std::to_string(fds.options), "--"};
   if (p.network)
     add(a, {"/run/warden/netrelay", std::to_string(kJailProxyPort), "/run/warden/proxy.sock", "--"});
   a.insert(a.end(), argv.begin(), argv.end());
   return a;
+}
+
+std::string nul_separated(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& s : items) {
+    if (s.find('\0') != std::string::npos) throw Error("sandbox: a path contains a NUL byte");
+    out += s;
+    out += '\0';
+  }
+  return out;
 }
 
 std::vector<std::string> jail_environment(const Profile& p) {
@@ -227,7 +247,7 @@ ChildSetup rlimits_for(const Limits& l, const JailCgroup& cg) {
   // No descriptor of the warden process leaks into the jail except the ones
   // bwrap is told about.
   if (::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) != 0) die("warden sandbox: close_range failed\n");
-  for (int fd : {fds.seccomp, fds.status, fds.passwd, fds.group, fds.hosts})
+  for (int fd : {fds.seccomp, fds.status, fds.passwd, fds.group, fds.hosts, fds.options})
     if (::fcntl(fd, F_SETFD, 0) != 0) die("warden sandbox: fcntl failed\n");
   if (!cg.enter_self()) die("warden sandbox: cannot enter the jail's cgroup\n");
   for (size_t i = 0; i < limits.resources.size(); i++)
@@ -405,8 +425,10 @@ SandboxResult run(const Profile& profile, const std::vector<std::string>& argv, 
   Fd passwd(memfd_with("passwd", kPasswd)), group(memfd_with("group", kGroup)), hosts(memfd_with("hosts", kHosts));
   Pipe in, out, err, status;
   JailFds fds{seccomp.fd, status.write.fd, passwd.fd, group.fd, hosts.fd};
-  const std::vector<std::string> args =
-      bwrap_arguments(options.bwrap, profile, plan, fds, proxy_dir ? proxy_dir->path : "", relay, argv);
+  Fd bwrap_opts(memfd_with("bwrap-options",
+                           nul_separated(bwrap_options(profile, plan, fds, proxy_dir ? proxy_dir->path : "", relay))));
+  fds.options = bwrap_opts.fd;
+  const std::vector<std::string> args = bwrap_command_line(options.bwrap, profile, fds, argv);
   const std::vector<std::string> env = jail_environment(profile);
   std::vector<char*> cargs, cenv;
   for (const auto& s : args) cargs.push_back(const_cast<char*>(s.c_str()));

@@ -115,6 +115,22 @@ TEST_F(JailAttack, ProcShowsOnlyTheJail) {
   EXPECT_LT(std::stoi(count), 8) << r.out;
 }
 
+// The jail's pid 1 is a copy of bwrap: its command line must not list the
+// layout (host paths bound in, the masks, the descriptors).
+TEST_F(JailAttack, PidOneDoesNotShowTheLayout) {
+  Profile p = test_profile("default", ws_);
+  p.readonly_binds.push_back(warden::test::make_temp_dir("extra-ro"));
+  auto r = sh(p, "tr '\\0' ' ' < /proc/1/cmdline; echo; ls -l /proc/1/fd/ /proc/self/fd/ | tr '\\n' ' '");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string cmdline = r.out.substr(0, r.out.find('\n'));
+  EXPECT_EQ(cmdline.rfind("/usr/bin/bwrap --args ", 0), 0u) << cmdline;
+  for (const std::string& hidden : {ws_, p.readonly_binds[0], std::string("--bind"), std::string("--seccomp")})
+    EXPECT_EQ(cmdline.find(hidden), std::string::npos) << hidden << " in " << cmdline;
+  // The options' descriptor is read and closed by bwrap: only stdio is open
+  // in pid 1 (plus bwrap's eventfd) and in the command.
+  EXPECT_EQ(r.out.find("memfd"), std::string::npos) << r.out;
+}
+
 TEST_F(JailAttack, CapabilitiesDroppedAndNoNewPrivs) {
   auto r = sh(test_profile("default", ws_), "grep -E '^(CapEff|CapPrm|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status");
   EXPECT_NE(r.out.find("CapEff:\t0000000000000000"), std::string::npos) << r.out;
