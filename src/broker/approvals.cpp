@@ -33,12 +33,12 @@ std::string random_broker_tag() {
   return tag;
 }
 
-std::optional<uint64_t> ApprovalQueue::number_of(const std::string& id) const {
-  if (id.size() <= tag_.size() + 1 || id.size() > tag_.size() + 1 + 19) return std::nullopt;
-  if (id.compare(0, tag_.size(), tag_) != 0 || id[tag_.size()] != '-') return std::nullopt;
+uint64_t ApprovalQueue::count_of(const std::string& id) const {
+  if (id.size() <= tag_.size() + 1 || id.size() > tag_.size() + 1 + 19) return 0;
+  if (id.compare(0, tag_.size(), tag_) != 0 || id[tag_.size()] != '-') return 0;
   uint64_t n = 0;
   for (size_t i = tag_.size() + 1; i < id.size(); ++i) {
-    if (id[i] < '0' || id[i] > '9') return std::nullopt;
+    if (id[i] < '0' || id[i] > '9') return 0;
     n = n * 10 + uint64_t(id[i] - '0');
   }
   return n;
@@ -59,19 +59,18 @@ std::string ApprovalQueue::submit(PendingApproval p) {
 Resolution ApprovalQueue::wait(const std::string& id, std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto n = number_of(id);
-  if (!n || !slots_.count(*n)) return Resolution{Resolution::denied, "unknown approval"};
-  changed_.wait_until(lock, deadline, [&] { return slots_.at(*n).resolution.has_value(); });
-  Resolution r = slots_.at(*n).resolution.value_or(Resolution{Resolution::timed_out, ""});
-  slots_.erase(*n);
+  const uint64_t n = count_of(id);
+  if (!slots_.count(n)) return Resolution{Resolution::denied, "unknown approval"};
+  changed_.wait_until(lock, deadline, [&] { return slots_.at(n).resolution.has_value(); });
+  Resolution r = slots_.at(n).resolution.value_or(Resolution{Resolution::timed_out, ""});
+  slots_.erase(n);
   changed_.notify_all();  // a prompter waiting on this id stops
   return r;
 }
 
 bool ApprovalQueue::resolve(const std::string& id, bool approve, const std::string& channel) {
   std::lock_guard lock(mutex_);
-  auto n = number_of(id);
-  auto it = n ? slots_.find(*n) : slots_.end();
+  auto it = slots_.find(count_of(id));
   if (it == slots_.end() || it->second.resolution) return false;
   it->second.resolution = Resolution{approve ? Resolution::approved : Resolution::denied, channel};
   changed_.notify_all();
@@ -96,16 +95,14 @@ std::vector<PendingApproval> ApprovalQueue::list() const {
 
 std::optional<PendingApproval> ApprovalQueue::get(const std::string& id) const {
   std::lock_guard lock(mutex_);
-  auto n = number_of(id);
-  auto it = n ? slots_.find(*n) : slots_.end();
+  auto it = slots_.find(count_of(id));
   if (it == slots_.end() || it->second.resolution) return std::nullopt;
   return it->second.approval;
 }
 
 bool ApprovalQueue::is_pending(const std::string& id) const {
   std::lock_guard lock(mutex_);
-  auto n = number_of(id);
-  auto it = n ? slots_.find(*n) : slots_.end();
+  auto it = slots_.find(count_of(id));
   return it != slots_.end() && !it->second.resolution;
 }
 

@@ -62,8 +62,8 @@ class ApprovalQueue {
     std::optional<Resolution> resolution;
     bool prompted = false;
   };
-  // The count in an id of this broker; nullopt for any other id.
-  std::optional<uint64_t> number_of(const std::string& id) const;
+  // The count in an id of this broker; 0 (never a count) for any other id.
+  uint64_t count_of(const std::string& id) const;
 
   const std::string tag_;
   mutable std::mutex mutex_;
