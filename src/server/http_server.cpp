@@ -13,9 +13,11 @@
 
 #include "chat/jinja_error.h"
 #include "grammar/json_schema.h"
+#include "grammar/matcher.h"
 #include "grammar/toolcall.h"
 #include "sample/sampler.h"
 #include "server/api.h"
+#include "server/browser_guard.h"
 #include "server/grammar_vocab.h"
 #include "server/peer_socket.h"
 #include "server/prompt.h"
@@ -263,6 +265,18 @@ void Server::Impl::guarded(const httplib::Request& req, httplib::Response& res,
 void Server::Impl::install_routes() {
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     metrics.requests_total++;
+    if (!host_header_allowed(req.get_header_value("Host"), !options.api_key.empty())) {
+      reply_error(res, ApiError(403, "the Host header names neither this machine nor an IP address (a web page "
+                                     "after DNS rebinding?); use 127.0.0.1 or localhost, or set --api-key",
+                                "invalid_request_error", "", "forbidden_host"));
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (!origin_header_allowed(req.get_header_value("Origin"), req.has_header("Origin"))) {
+      reply_error(res, ApiError(403, "requests from web pages of other sites are refused (Origin " +
+                                         req.get_header_value("Origin").substr(0, 200) + ")",
+                                "invalid_request_error", "", "forbidden_origin"));
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (options.api_key.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
     const std::string expected = "Bearer " + options.api_key;
     if (same_secret(req.get_header_value("Authorization"), expected))
@@ -351,22 +365,26 @@ std::shared_ptr<Job> Server::Impl::submit(GenerationRequest g) {
 
 std::shared_ptr<const grammar::Grammar> Server::Impl::constraint_for(const ChatRequest& chat) {
   try {
+    std::shared_ptr<const grammar::Grammar> g;
     if (chat.tool_choice == ToolChoice::Required || chat.tool_choice == ToolChoice::Named) {
       grammar::ToolGrammarOptions o;
       o.parallel = chat.parallel_tool_calls;
       if (chat.tool_choice == ToolChoice::Named) o.only_tool = chat.tool_name;
-      return std::make_shared<const grammar::Grammar>(grammar::tool_call_grammar(prompts.tool_format(), chat.tools, o));
+      g = std::make_shared<const grammar::Grammar>(grammar::tool_call_grammar(prompts.tool_format(), chat.tools, o));
+    } else if (chat.response_format == ResponseFormat::JsonObject) {
+      g = std::make_shared<const grammar::Grammar>(grammar::grammar_any_json_object());
+    } else if (chat.response_format == ResponseFormat::JsonSchema) {
+      g = std::make_shared<const grammar::Grammar>(grammar::grammar_from_json_schema(chat.json_schema));
     }
-    if (chat.response_format == ResponseFormat::JsonObject)
-      return std::make_shared<const grammar::Grammar>(grammar::grammar_any_json_object());
-    if (chat.response_format == ResponseFormat::JsonSchema)
-      return std::make_shared<const grammar::Grammar>(grammar::grammar_from_json_schema(chat.json_schema));
+    // A grammar too ambiguous to start (an enum of thousands of values) is
+    // this request's error, found here rather than on the scheduler thread.
+    if (g) [[maybe_unused]] grammar::Matcher starts(g, vocab);
+    return g;
   } catch (const Error& e) {
     const bool tools = chat.tool_choice == ToolChoice::Required || chat.tool_choice == ToolChoice::Named;
     throw bad_request(std::string(tools ? "tools: " : "response_format: ") + e.what(),
                       tools ? "tools" : "response_format", "unsupported_schema");
   }
-  return nullptr;
 }
 
 // ------------------------------------------------------------------ chat

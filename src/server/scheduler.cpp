@@ -155,7 +155,14 @@ void Scheduler::admit_waiting() {
       queue_.pop_front();
       metrics_.queue_depth = int64_t(queue_.size());
     }
-    start(*slot, std::move(pending));
+    const std::shared_ptr<Job> job = pending.job;
+    try {
+      start(*slot, std::move(pending));
+    } catch (const std::exception& e) {  // this request's failure, not the server's
+      log::error(std::string("starting a request failed: ") + e.what());
+      if (slot->active) finish(*slot, Finish::Error, e.what());
+      else job->finish(JobResult{Finish::Error, 0, 0, 0, e.what()});
+    }
   }
 }
 
@@ -188,6 +195,10 @@ Scheduler::Slot* Scheduler::best_free_slot(const std::vector<int32_t>& prompt) {
 }
 
 void Scheduler::start(Slot& slot, Pending pending) {
+  // First what can fail on the request's own account (a grammar too
+  // ambiguous to start), before the slot changes.
+  std::unique_ptr<grammar::Matcher> matcher;
+  if (pending.request.grammar) matcher = std::make_unique<grammar::Matcher>(pending.request.grammar, vocab_);
   const auto& prompt = pending.request.prompt;
   size_t keep = 0;
   while (keep < slot.cached.size() && keep < prompt.size() && slot.cached[keep] == prompt[keep]) ++keep;
@@ -215,8 +226,7 @@ void Scheduler::start(Slot& slot, Pending pending) {
   slot.stops.emplace(slot.request.stop);
   slot.decoder.emplace(tok);
   slot.decoder->continue_after(slot.request.prompt);
-  slot.matcher.reset();
-  if (slot.request.grammar) slot.matcher = std::make_unique<grammar::Matcher>(slot.request.grammar, vocab_);
+  slot.matcher = std::move(matcher);
 }
 
 void Scheduler::drop_cancelled() {
