@@ -72,7 +72,7 @@ AgentResult Agent::ask(const std::string& task) {
     if (conversation_bytes_ > config_.max_conversation_bytes)
       return stop(result, "stopped: the conversation has grown past " + std::to_string(config_.max_conversation_bytes) +
                               " bytes; start a new one");
-    AssistantTurn turn = model_.complete(messages_, tools);
+    AssistantTurn turn = complete_audited(tools);
     ++result.steps;
     gate_.record_event("model.call", model_.describe() + ": " + std::to_string(turn.tool_calls.size()) +
                                          " tool call(s), text: " + short_text(turn.content));
@@ -86,6 +86,17 @@ AgentResult Agent::ask(const std::string& task) {
   }
   result.step_limit = true;
   return stop(result, "stopped after " + std::to_string(config_.max_steps) + " steps without a final answer");
+}
+
+// A model call that fails (backend down, a reply that is not a valid chat
+// completion) ends the task; the log says so before the error goes up.
+AssistantTurn Agent::complete_audited(const json& tools) {
+  try {
+    return model_.complete(messages_, tools);
+  } catch (const std::exception& e) {
+    gate_.record_event("model.error", model_.describe() + ": " + e.what());
+    throw;
+  }
 }
 
 AgentResult& Agent::stop(AgentResult& result, const std::string& why) {

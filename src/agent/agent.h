@@ -53,6 +53,7 @@ class Agent {
   void push(nlohmann::json message);  // appends to the conversation, counting its bytes
   void check_audit() const;           // throws Error once the gate cannot audit
   AgentResult& stop(AgentResult& result, const std::string& why);
+  AssistantTurn complete_audited(const nlohmann::json& tools);
   // Why a call is refused before any tool sees it ("" when it may run).
   std::string refusal(const ToolCall& call, size_t index) const;
   void run_tool_calls(const AssistantTurn& turn, AgentResult& result);

@@ -553,6 +553,28 @@ class LineServer {
   std::thread thread_;
 };
 
+// A reply that is not a valid chat completion (here: tool-call arguments
+// that are a number, as a hostile model's server might send) ends the task,
+// and the audit log says why before the error goes up.
+TEST(AgentAudit, AModelCallThatFailsIsAuditedBeforeTheTaskEnds) {
+  class MalformedBackend : public ModelBackend {
+   public:
+    AssistantTurn complete(const json&, const json&) override {
+      return parse_chat_completion(
+          R"({"choices":[{"message":{"role":"assistant","tool_calls":[{"id":"a","type":"function",)"
+          R"("function":{"name":"read_file","arguments":5}}]}}]})");
+    }
+    std::string describe() const override { return "malformed"; }
+  };
+  Fixture f;
+  MalformedBackend model;
+  Agent agent(model, f.runner, f.gate, AgentConfig{});
+  EXPECT_THROW(agent.run("task"), warden::Error);
+  ASSERT_FALSE(f.gate.events.empty());
+  EXPECT_EQ(f.gate.events.back().rfind("model.error malformed: ", 0), 0u) << f.gate.events.back();
+  EXPECT_TRUE(f.gate.requests.empty());
+}
+
 TEST(AgentAudit, EventDetailsAreCutWellUnderTheBrokersLimits) {
   EXPECT_EQ(cap_event_detail("short"), "short");
   const std::string cut = cap_event_detail(std::string(kMaxEventDetailBytes + 10, 'x'));
