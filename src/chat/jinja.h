@@ -4,6 +4,7 @@
 // autoescape off and the default (non-strict) Undefined. Rendering runs
 // under hard limits so a hostile template cannot hang, recurse without
 // bound or exhaust memory: exceeding one is a TemplateError.
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -17,8 +18,12 @@ namespace warden::chat {
 struct TemplateLimits {
   size_t max_output_bytes = 64u << 20;     // rendered text, and any single string
   size_t max_allocated_bytes = 1u << 30;   // strings/lists built during one render, in total
-  size_t max_collection_items = 1u << 20;  // elements of one list (range(), '*', '+')
-  uint64_t max_steps = 50'000'000;         // evaluation steps in one render
+  size_t max_collection_items = 1u << 20;  // elements of one list built while rendering (range(),
+                                           // '*', '+', split(), iterating a string or dict)
+  uint64_t max_steps = 50'000'000;         // evaluation steps in one render; work on long
+                                           // strings and collections costs a step per 64
+                                           // bytes or per item, so this bounds CPU time
+  std::chrono::milliseconds max_render_time{10'000};  // wall-clock time for one render (backstop)
   int max_call_depth = 64;                 // nested macro calls
   int max_nesting = 256;                   // syntax nesting depth
 };

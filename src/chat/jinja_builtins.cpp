@@ -367,26 +367,28 @@ Value get_path(Interpreter& in, Value v, const std::string& path, const Value* f
 }
 
 // For case-insensitive sort/unique/min/max: strings are lowered.
-Value sort_key(const Value& v, bool case_sensitive) {
-  if (!case_sensitive && v.is_string()) return Value::string(text::lower(v.as_string()));
+Value sort_key(Interpreter& in, const Value& v, bool case_sensitive) {
+  if (!case_sensitive && v.is_string()) {
+    in.tick_bytes(v.as_string().size());
+    return Value::string(text::lower(v.as_string()));
+  }
   return v;
 }
 
-std::vector<std::string> splitlines(const std::string& s) {
+// Python's str.splitlines(), one line at a time (callers bound what they keep).
+void for_each_line(const std::string& s, const std::function<void(std::string)>& fn) {
   std::u32string u = text::decode(s);
-  std::vector<std::string> lines;
   size_t start = 0;
   for (size_t i = 0; i < u.size(); ++i) {
     char32_t c = u[i];
     bool is_break = c == '\n' || c == '\r' || c == 0x0B || c == 0x0C || c == 0x1C || c == 0x1D || c == 0x1E ||
                     c == 0x85 || c == 0x2028 || c == 0x2029;
     if (!is_break) continue;
-    lines.push_back(text::encode(std::u32string_view(u).substr(start, i - start)));
+    fn(text::encode(std::u32string_view(u).substr(start, i - start)));
     if (c == '\r' && i + 1 < u.size() && u[i + 1] == '\n') ++i;
     start = i + 1;
   }
-  if (start < u.size()) lines.push_back(text::encode(std::u32string_view(u).substr(start)));
-  return lines;
+  if (start < u.size()) fn(text::encode(std::u32string_view(u).substr(start)));
 }
 
 std::string html_escape(const std::string& s) {
@@ -511,7 +513,9 @@ Value filter_length(Interpreter& in, const Value& v, CallArgs& args) {
   Params p(args, "length", {});
   switch (v.kind()) {
     case Value::Kind::Undefined: return Value::integer(0);
-    case Value::Kind::String: return Value::integer(static_cast<int64_t>(text::length(v.as_string())));
+    case Value::Kind::String:
+      in.tick_bytes(v.as_string().size());
+      return Value::integer(static_cast<int64_t>(text::length(v.as_string())));
     case Value::Kind::List: return Value::integer(static_cast<int64_t>(v.as_list().size()));
     case Value::Kind::Dict: return Value::integer(static_cast<int64_t>(v.as_dict().items.size()));
     default: throw TemplateError("object of type '" + v.type_name() + "' has no len()");
@@ -554,9 +558,10 @@ Value filter_items(Interpreter& in, const Value& v, CallArgs& args) {
   Params p(args, "items", {});
   if (v.is_undefined()) return in.make_list({});
   if (!v.is_dict()) throw TemplateError("Can only get item pairs from a mapping.");
+  in.reserve_list(v.as_dict().items.size());
   std::vector<Value> pairs;
   for (const auto& [k, item] : v.as_dict().items) pairs.push_back(Value::list({Value::string(k), item}, true));
-  return in.make_list(std::move(pairs));
+  return Value::list(std::move(pairs));
 }
 
 Value filter_trim(Interpreter& in, const Value& v, CallArgs& args) {
@@ -606,11 +611,11 @@ Value filter_unique(Interpreter& in, const Value& v, CallArgs& args) {
   bool by_attribute = p.has(1) && !p.get(1).is_none();
   std::vector<Value> seen, out;
   for (const Value& item : in.iterate(v)) {
-    Value key = sort_key(by_attribute ? get_path(in, item, in.str(p.get(1))) : item, case_sensitive);
+    Value key = sort_key(in, by_attribute ? get_path(in, item, in.str(p.get(1))) : item, case_sensitive);
     bool dup = false;
     for (const auto& s : seen) {
       in.tick();
-      if (equals(s, key)) { dup = true; break; }
+      if (in.equals(s, key)) { dup = true; break; }
     }
     if (!dup) {
       seen.push_back(key);
@@ -630,22 +635,19 @@ Value filter_indent(Interpreter& in, const Value& v, CallArgs& args) {
   bool first = p.get_bool(1, false);
   bool blank = p.get_bool(2, false);
   std::string s = in.str(v) + "\n";
-  std::vector<std::string> lines = splitlines(s);
   std::string rv;
-  if (blank) {
-    for (size_t i = 0; i < lines.size(); ++i) {
-      if (i) rv += "\n" + indention;
-      rv += lines[i];
-    }
-  } else {
-    rv = lines.empty() ? "" : lines[0];
-    for (size_t i = 1; i < lines.size(); ++i) {
+  bool first_line = true;
+  // Lines are appended as they are split; the size check runs on every
+  // line, as each can add `indention` (up to 4096 bytes) to the result.
+  for_each_line(s, [&](std::string line) {
+    if (!first_line) {
       rv += "\n";
-      if (!lines[i].empty()) rv += indention;
-      rv += lines[i];
-      if (rv.size() > in.limits().max_output_bytes) throw TemplateError("indent(): result exceeds the size limit");
+      if (blank || !line.empty()) rv += indention;
     }
-  }
+    first_line = false;
+    rv += line;
+    if (rv.size() > in.limits().max_output_bytes) throw TemplateError("indent(): result exceeds the size limit");
+  });
   if (first) rv = indention + rv;
   return in.make_string(std::move(rv));
 }
@@ -716,7 +718,7 @@ Value filter_sort(Interpreter& in, const Value& v, CallArgs& args) {
   std::vector<Value> items = in.iterate(v);
   std::vector<std::pair<Value, Value>> keyed;
   for (const Value& item : items)
-    keyed.emplace_back(sort_key(by_attribute ? get_path(in, item, in.str(p.get(2))) : item, case_sensitive), item);
+    keyed.emplace_back(sort_key(in, by_attribute ? get_path(in, item, in.str(p.get(2))) : item, case_sensitive), item);
   std::stable_sort(keyed.begin(), keyed.end(), [&](const auto& a, const auto& b) {
     in.tick();
     int c = in.compare(a.first, b.first, "<");
@@ -734,17 +736,18 @@ Value filter_dictsort(Interpreter& in, const Value& v, CallArgs& args) {
   std::string by = p.get_string(1, "key");
   if (by != "key" && by != "value") throw TemplateError("You can only sort by either 'key' or 'value'");
   bool reverse = p.get_bool(2, false);
+  in.reserve_list(v.as_dict().items.size());  // for `entries`, and the result below
   std::vector<std::pair<std::string, Value>> entries = v.as_dict().items;
   std::stable_sort(entries.begin(), entries.end(), [&](const auto& a, const auto& b) {
     in.tick();
-    Value ka = sort_key(by == "key" ? Value::string(a.first) : a.second, case_sensitive);
-    Value kb = sort_key(by == "key" ? Value::string(b.first) : b.second, case_sensitive);
+    Value ka = sort_key(in, by == "key" ? Value::string(a.first) : a.second, case_sensitive);
+    Value kb = sort_key(in, by == "key" ? Value::string(b.first) : b.second, case_sensitive);
     int c = in.compare(ka, kb, "<");
     return reverse ? c > 0 : c < 0;
   });
   std::vector<Value> out;
   for (auto& [k, item] : entries) out.push_back(Value::list({Value::string(k), item}, true));
-  return in.make_list(std::move(out));
+  return Value::list(std::move(out));
 }
 
 Value min_max(Interpreter& in, const Value& v, CallArgs& args, bool want_max) {
@@ -754,9 +757,9 @@ Value min_max(Interpreter& in, const Value& v, CallArgs& args, bool want_max) {
   std::vector<Value> items = in.iterate(v);
   if (items.empty()) return Value::undefined(std::string("No aggregated item, sequence was empty."));
   size_t best = 0;
-  Value best_key = sort_key(by_attribute ? get_path(in, items[0], in.str(p.get(1))) : items[0], case_sensitive);
+  Value best_key = sort_key(in, by_attribute ? get_path(in, items[0], in.str(p.get(1))) : items[0], case_sensitive);
   for (size_t i = 1; i < items.size(); ++i) {
-    Value key = sort_key(by_attribute ? get_path(in, items[i], in.str(p.get(1))) : items[i], case_sensitive);
+    Value key = sort_key(in, by_attribute ? get_path(in, items[i], in.str(p.get(1))) : items[i], case_sensitive);
     int c = in.compare(key, best_key, want_max ? ">" : "<");
     if (want_max ? c > 0 : c < 0) {
       best = i;
@@ -886,6 +889,8 @@ Value filter_batch(Interpreter& in, const Value& v, CallArgs& args) {
     if (static_cast<int64_t>(current.size()) == n) out.push_back(in.make_list(std::exchange(current, {})));
   }
   if (!current.empty()) {
+    // Padding makes n items however few came in: check n before filling.
+    if (fill) in.reserve_list(static_cast<size_t>(n) - current.size());
     while (fill && static_cast<int64_t>(current.size()) < n) current.push_back(p.get(1));
     out.push_back(in.make_list(std::move(current)));
   }
@@ -973,8 +978,8 @@ bool test_compare(Interpreter& in, const Value& v, CallArgs& args, const char* n
   Params p(args, name, {"other"});
   Value other = p.get(0);
   std::string o = op;
-  if (o == "==") return equals(v, other);
-  if (o == "!=") return !equals(v, other);
+  if (o == "==") return in.equals(v, other);
+  if (o == "!=") return !in.equals(v, other);
   int c = in.compare(v, other, op);
   return o == "<" ? c < 0 : o == "<=" ? c <= 0 : o == ">" ? c > 0 : c >= 0;
 }
@@ -993,13 +998,12 @@ bool same_object(const Value& a, const Value& b) {
   return false;
 }
 
-bool has_cased(const std::string& s, bool want_upper) {
+bool has_cased(Interpreter& in, const std::string& s, bool want_upper) {
+  in.tick_bytes(s.size());
   bool any_cased = false;
   for (char32_t c : text::decode(s)) {
-    std::u32string one(1, c);
-    std::string enc = text::encode(one);
-    bool is_upper = text::lower(enc) != enc;
-    bool is_lower = text::upper(enc) != enc;
+    bool is_upper = text::to_lower(c) != c;
+    bool is_lower = text::to_upper(c) != c;
     if (want_upper ? is_lower : is_upper) return false;
     if (is_upper || is_lower) any_cased = true;
   }
@@ -1043,8 +1047,14 @@ const std::unordered_map<std::string, TestFn>& tests() {
       if (!v.is_int() && !v.is_bool()) throw TemplateError("even test requires an integer");
       return v.as_int() % 2 == 0;
     });
-    t["lower"] = kind_test("lower", [](const Value& v) { return v.is_string() && has_cased(v.as_string(), false); });
-    t["upper"] = kind_test("upper", [](const Value& v) { return v.is_string() && has_cased(v.as_string(), true); });
+    t["lower"] = [](Interpreter& in, const Value& v, CallArgs& a) {
+      Params p(a, "lower", {});
+      return v.is_string() && has_cased(in, v.as_string(), false);
+    };
+    t["upper"] = [](Interpreter& in, const Value& v, CallArgs& a) {
+      Params p(a, "upper", {});
+      return v.is_string() && has_cased(in, v.as_string(), true);
+    };
     t["divisibleby"] = [](Interpreter&, const Value& v, CallArgs& a) {
       Params p(a, "divisibleby", {"num"});
       int64_t n = p.get_int(0, 1);
@@ -1097,6 +1107,8 @@ bool starts_or_ends(Interpreter& in, const std::string& s, const Value& affix, b
 Value string_method(Interpreter& in, const Value& self, const std::string& name, CallArgs& args) {
   const std::string& s = self.as_string();
   const size_t limit = in.limits().max_output_bytes;
+  // Every method but these two may scan the whole string: charge for that first.
+  if (name != "startswith" && name != "endswith") in.tick_bytes(s.size());
   if (name == "strip" || name == "lstrip" || name == "rstrip") {
     Params p(args, name, {"chars"});
     bool left = name != "rstrip", right = name != "lstrip";
@@ -1108,11 +1120,18 @@ Value string_method(Interpreter& in, const Value& self, const std::string& name,
     bool sep_given = p.has(0) && !p.get(0).is_none();
     std::string sep = sep_given ? require_string(p.get(0), name.c_str()) : "";
     int64_t maxsplit = p.get_int(1, -1);
+    // Split at most max_collection_items times: one part more than that
+    // means the whole split would be too long, and no more parts than
+    // that are ever held.
+    const int64_t most = static_cast<int64_t>(in.limits().max_collection_items);
+    if (maxsplit < 0 || maxsplit > most) maxsplit = most;
     auto parts = name == "split" ? text::split(s, sep_given, sep, maxsplit) : text::rsplit(s, sep_given, sep, maxsplit);
-    std::vector<Value> out;
-    for (auto& part : parts) out.push_back(Value::string(std::move(part)));
+    in.reserve_list(parts.size());
     in.charge(s.size());
-    return in.make_list(std::move(out));
+    std::vector<Value> out;
+    out.reserve(parts.size());
+    for (auto& part : parts) out.push_back(Value::string(std::move(part)));
+    return Value::list(std::move(out));
   }
   if (name == "startswith" || name == "endswith") {
     Params p(args, name, {"prefix"});
@@ -1162,22 +1181,31 @@ Value string_method(Interpreter& in, const Value& self, const std::string& name,
   }
   if (name == "splitlines") {
     Params p(args, name, {});
-    std::vector<Value> out;
-    for (auto& line : splitlines(s)) out.push_back(Value::string(std::move(line)));
+    size_t n = 0;
+    for_each_line(s, [&](std::string) { ++n; });  // count first: check before holding the lines
+    in.reserve_list(n);
     in.charge(s.size());
-    return in.make_list(std::move(out));
+    std::vector<Value> out;
+    out.reserve(n);
+    for_each_line(s, [&](std::string line) { out.push_back(Value::string(std::move(line))); });
+    return Value::list(std::move(out));
   }
   if (name == "isdigit" || name == "isalpha" || name == "isalnum" || name == "isspace" || name == "isupper" ||
       name == "islower") {
     Params p(args, name, {});
-    if (name == "isupper") return Value::boolean(has_cased(s, true));
-    if (name == "islower") return Value::boolean(has_cased(s, false));
+    if (name == "isupper") return Value::boolean(has_cased(in, s, true));
+    if (name == "islower") return Value::boolean(has_cased(in, s, false));
     if (s.empty()) return Value::boolean(false);
+    // Chosen once: comparing the name for every character made these ~20x slower.
+    enum { Space, Digit, Alpha, Alnum } kind = name == "isspace"   ? Space
+                                               : name == "isdigit" ? Digit
+                                               : name == "isalpha" ? Alpha
+                                                                   : Alnum;
     for (char32_t c : text::decode(s)) {
       bool ok;
-      if (name == "isspace") ok = text::is_space(c);
-      else if (name == "isdigit") ok = c >= '0' && c <= '9';
-      else if (name == "isalpha") ok = (c < 0x80 && std::isalpha(static_cast<int>(c))) || (c >= 0x80 && !text::is_space(c));
+      if (kind == Space) ok = text::is_space(c);
+      else if (kind == Digit) ok = c >= '0' && c <= '9';
+      else if (kind == Alpha) ok = (c < 0x80 && std::isalpha(static_cast<int>(c))) || (c >= 0x80 && !text::is_space(c));
       else ok = (c < 0x80 && std::isalnum(static_cast<int>(c))) || (c >= 0x80 && !text::is_space(c));
       if (!ok) return Value::boolean(false);
     }
@@ -1193,27 +1221,29 @@ const char* const kStringMethods[] = {"strip", "lstrip", "rstrip", "split", "rsp
 
 Value dict_method(Interpreter& in, const Value& self, const std::string& name, CallArgs& args) {
   const Dict& d = self.as_dict();
+  if (name == "items" || name == "keys" || name == "values") in.reserve_list(d.items.size());
   if (name == "items") {
     Params p(args, name, {});
     std::vector<Value> pairs;
     for (const auto& [k, v] : d.items) pairs.push_back(Value::list({Value::string(k), v}, true));
-    return in.make_list(std::move(pairs));
+    return Value::list(std::move(pairs));
   }
   if (name == "keys") {
     Params p(args, name, {});
     std::vector<Value> keys;
     for (const auto& [k, _] : d.items) keys.push_back(Value::string(k));
-    return in.make_list(std::move(keys));
+    return Value::list(std::move(keys));
   }
   if (name == "values") {
     Params p(args, name, {});
     std::vector<Value> values;
     for (const auto& [_, v] : d.items) values.push_back(v);
-    return in.make_list(std::move(values));
+    return Value::list(std::move(values));
   }
   // get
   Params p(args, name, {"key", "default"});
   Value key = p.get(0);
+  in.tick(d.items.size() / Interpreter::kKeysPerStep);
   if (key.is_string())
     if (const Value* v = d.find(key.as_string())) return *v;
   return p.get(1, Value::none());
@@ -1282,15 +1312,14 @@ Value binary_op(Interpreter& in, const std::string& op, const Value& a, const Va
   }
   if (op == "+") {
     if (a.is_string() && b.is_string()) {
-      if (a.as_string().size() + b.as_string().size() > limit) throw TemplateError("string exceeds the size limit");
-      return in.make_string(a.as_string() + b.as_string());
+      in.reserve_string(a.as_string().size() + b.as_string().size());
+      return Value::string(a.as_string() + b.as_string());
     }
     if (a.is_list() && b.is_list() && a.is_tuple() == b.is_tuple()) {
-      if (a.as_list().size() + b.as_list().size() > in.limits().max_collection_items)
-        throw TemplateError("list exceeds the size limit");
+      in.reserve_list(a.as_list().size() + b.as_list().size());
       std::vector<Value> items = a.as_list();
       items.insert(items.end(), b.as_list().begin(), b.as_list().end());
-      return in.make_list(std::move(items), a.is_tuple());
+      return Value::list(std::move(items), a.is_tuple());
     }
     if (a.is_string() || b.is_string())
       throw TemplateError("can only concatenate str (not \"" + (a.is_string() ? b : a).type_name() + "\") to str");
@@ -1303,17 +1332,20 @@ Value binary_op(Interpreter& in, const std::string& op, const Value& a, const Va
       if (seq.is_string()) {
         const std::string& s = seq.as_string();
         if (!s.empty() && static_cast<uint64_t>(n) > limit / s.size()) throw TemplateError("string exceeds the size limit");
+        in.reserve_string(s.size() * static_cast<size_t>(n));
         std::string out;
         out.reserve(s.size() * static_cast<size_t>(n));
         for (int64_t k = 0; k < n; ++k) out += s;
-        return in.make_string(std::move(out));
+        return Value::string(std::move(out));
       }
       const auto& items = seq.as_list();
       if (!items.empty() && static_cast<uint64_t>(n) > in.limits().max_collection_items / items.size())
         throw TemplateError("list exceeds the size limit");
+      in.reserve_list(items.size() * static_cast<size_t>(n));
       std::vector<Value> out;
+      out.reserve(items.size() * static_cast<size_t>(n));
       for (int64_t k = 0; k < n; ++k) out.insert(out.end(), items.begin(), items.end());
-      return in.make_list(std::move(out), seq.is_tuple());
+      return Value::list(std::move(out), seq.is_tuple());
     }
   }
   if (op == "%" && a.is_string()) return in.make_string(percent_format(in, a.as_string(), b));
@@ -1326,14 +1358,16 @@ bool contains(Interpreter& in, const Value& container, const Value& item) {
     case Value::Kind::String:
       if (!item.is_string())
         throw TemplateError("'in <string>' requires string as left operand, not " + item.type_name());
+      in.tick_bytes(container.as_string().size());
       return container.as_string().find(item.as_string()) != std::string::npos;
     case Value::Kind::List:
       for (const auto& v : container.as_list()) {
         in.tick();
-        if (equals(v, item)) return true;
+        if (in.equals(v, item)) return true;
       }
       return false;
     case Value::Kind::Dict:
+      in.tick(container.as_dict().items.size() / Interpreter::kKeysPerStep);
       return item.is_string() && container.as_dict().find(item.as_string()) != nullptr;
     default:
       throw TemplateError("argument of type '" + container.type_name() + "' is not iterable");
@@ -1365,10 +1399,11 @@ Value builtin_global(Interpreter& in, const std::string& name) {
       long double count = span <= 0 ? 0 : std::ceil(span / std::fabs(static_cast<long double>(step)));
       if (count > static_cast<long double>(interp->limits().max_collection_items))
         throw TemplateError("range() is too large (limit " + std::to_string(interp->limits().max_collection_items) + " items)");
+      interp->reserve_list(static_cast<size_t>(count));
       std::vector<Value> items;
       items.reserve(static_cast<size_t>(count));
       for (int64_t k = 0; k < static_cast<int64_t>(count); ++k) items.push_back(Value::integer(start + k * step));
-      return interp->make_list(std::move(items));
+      return Value::list(std::move(items));
     });
   }
   if (name == "namespace" || name == "dict") {
@@ -1384,6 +1419,7 @@ Value builtin_global(Interpreter& in, const std::string& name) {
           for (const Value& pair : interp->iterate(init)) {
             std::vector<Value> kv = interp->iterate(pair);
             if (kv.size() != 2 || !kv[0].is_string()) throw TemplateError("dict() needs (string key, value) pairs");
+            interp->tick(d.items.size() / Interpreter::kKeysPerStep);  // set() scans the keys
             d.set(kv[0].as_string(), kv[1]);
           }
         }

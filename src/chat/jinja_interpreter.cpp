@@ -1,5 +1,7 @@
 #include "chat/jinja_interpreter.h"
 
+#include <algorithm>
+
 #include "chat/jinja_parser.h"
 #include "chat/jinja_text.h"
 
@@ -28,7 +30,7 @@ const Value* Frame::lookup(const std::string& name) const {
 }
 
 Interpreter::Interpreter(const TemplateLimits& limits, const Dict& variables)
-    : limits_(limits), variables_(variables) {}
+    : limits_(limits), variables_(variables), deadline_(std::chrono::steady_clock::now() + limits.max_render_time) {}
 
 Interpreter::~Interpreter() {
   for (auto& ns : namespaces_) ns.namespace_dict().items.clear();
@@ -48,9 +50,20 @@ Value Interpreter::make_namespace(Dict d) {
   return ns;
 }
 
-void Interpreter::tick() {
-  if (++steps_ > limits_.max_steps)
+void Interpreter::tick(uint64_t steps) {
+  steps_ += steps;
+  if (steps_ > limits_.max_steps)
     throw LocatedError("template exceeded its evaluation step limit (" + std::to_string(limits_.max_steps) + ")");
+  // The step costs are estimates; the clock bounds whatever they miss
+  // (e.g. a pathological substring search). Checked every 256 steps.
+  if (steps_ >= next_clock_check_) {
+    next_clock_check_ = steps_ + 256;
+    if (std::chrono::steady_clock::now() >= deadline_) {
+      auto ms = limits_.max_render_time.count();
+      throw LocatedError("template exceeded its time limit (rendering took longer than " +
+                         (ms % 1000 == 0 ? std::to_string(ms / 1000) + " s" : std::to_string(ms) + " ms") + ")");
+    }
+  }
 }
 
 void Interpreter::charge(size_t bytes) {
@@ -60,25 +73,43 @@ void Interpreter::charge(size_t bytes) {
                        " bytes)");
 }
 
-Value Interpreter::make_string(std::string s) {
-  if (s.size() > limits_.max_output_bytes)
+void Interpreter::reserve_string(size_t bytes) {
+  if (bytes > limits_.max_output_bytes)
     throw TemplateError("string exceeds the template size limit (" + std::to_string(limits_.max_output_bytes) +
                         " bytes)");
-  charge(s.size());
+  charge(bytes);
+  tick_bytes(bytes);
+}
+
+void Interpreter::reserve_list(size_t items) {
+  if (items > limits_.max_collection_items)
+    throw TemplateError("list exceeds the template size limit (" + std::to_string(limits_.max_collection_items) +
+                        " items)");
+  charge(items * sizeof(Value));
+  tick(items);
+}
+
+Value Interpreter::make_string(std::string s) {
+  reserve_string(s.size());
   return Value::string(std::move(s));
 }
 
 Value Interpreter::make_list(std::vector<Value> items, bool tuple) {
-  if (items.size() > limits_.max_collection_items)
-    throw TemplateError("list exceeds the template size limit (" + std::to_string(limits_.max_collection_items) +
-                        " items)");
-  charge(items.size() * sizeof(Value));
+  reserve_list(items.size());
   return Value::list(std::move(items), tuple);
 }
 
+bool Interpreter::equals(const Value& a, const Value& b) {
+  return jinja::equals(a, b, [this](size_t bytes) { tick_bytes(bytes); });
+}
+
 std::string Interpreter::str(const Value& v) {
+  if (v.is_string()) tick_bytes(v.as_string().size());  // the copy
   std::string s = to_str(v, limits_.max_output_bytes);
-  if (!v.is_string()) charge(s.size());
+  if (!v.is_string()) {
+    charge(s.size());
+    tick_bytes(s.size());
+  }
   return s;
 }
 
@@ -87,26 +118,39 @@ void Interpreter::emit(std::string& out, const std::string& s) {
     throw LocatedError("template output exceeds the size limit (" + std::to_string(limits_.max_output_bytes) +
                        " bytes)");
   charge(s.size());
+  tick_bytes(s.size());
   out += s;
 }
 
+// Every path checks the item count and charges for the new values before
+// building them: a long string would otherwise become millions of values
+// before any limit looked at it.
 std::vector<Value> Interpreter::iterate(const Value& v) {
   switch (v.kind()) {
     case Value::Kind::Undefined: return {};
-    case Value::Kind::List: return v.as_list();
+    case Value::Kind::List:
+      tick(v.as_list().size());  // a copy of values already charged for
+      return v.as_list();
     case Value::Kind::Dict: {
+      reserve_list(v.as_dict().items.size());
       std::vector<Value> keys;
       keys.reserve(v.as_dict().items.size());
       for (const auto& [k, _] : v.as_dict().items) keys.push_back(Value::string(k));
       return keys;
     }
     case Value::Kind::String: {
+      const std::string& s = v.as_string();
+      tick_bytes(s.size());
+      size_t n = text::length(s);
+      reserve_list(n);
+      // Each character is also a string of its own (control block + std::string).
+      charge(n * (sizeof(std::string) + 32));
       std::vector<Value> chars;
-      for (char32_t c : text::decode(v.as_string())) {
+      chars.reserve(n);
+      for (char32_t c : text::decode(s)) {
         std::u32string one(1, c);
         chars.push_back(Value::string(text::encode(one)));
       }
-      charge(chars.size() * sizeof(Value));
       return chars;
     }
     default:
@@ -200,10 +244,12 @@ void Interpreter::assign(const Target& target, const Value& value, Frame& frame)
     if (!ns) {
       Value global = lookup(target.names[0], frame);
       if (!global.is_namespace()) throw TemplateError("cannot assign attribute on non-namespace object");
+      tick(global.namespace_dict().items.size() / kKeysPerStep);
       global.namespace_dict().set(target.attribute, value);
       return;
     }
     if (!ns->is_namespace()) throw TemplateError("cannot assign attribute on non-namespace object");
+    tick(ns->namespace_dict().items.size() / kKeysPerStep);
     ns->namespace_dict().set(target.attribute, value);
     return;
   }
@@ -223,23 +269,25 @@ void Interpreter::assign(const Target& target, const Value& value, Frame& frame)
 void Interpreter::exec_for(const Node& node, const FramePtr& frame, std::string& out) {
   if (node.recursive) throw TemplateError("recursive for loops are not supported");
   Value iterable = eval(*node.expr, *frame);
-  std::vector<Value> all = iterate(iterable);
+  // Lists are immutable: loop over this one in place rather than a copy.
+  if (!iterable.is_list()) iterable = Value::list(iterate(iterable));
   auto new_iteration_frame = [&frame] {
     auto f = std::make_shared<Frame>();
     f->parent = frame;
     return f;
   };
-  std::vector<Value> items;
+  const std::vector<Value>* chosen = &iterable.as_list();
+  std::vector<Value> filtered;
   if (node.condition) {
-    for (const auto& item : all) {
+    for (const auto& item : *chosen) {
       tick();
       FramePtr filter_frame = new_iteration_frame();
       assign(node.target, item, *filter_frame);
-      if (eval(*node.condition, *filter_frame).truthy()) items.push_back(item);
+      if (eval(*node.condition, *filter_frame).truthy()) filtered.push_back(item);
     }
-  } else {
-    items = std::move(all);
+    chosen = &filtered;
   }
+  const std::vector<Value>& items = *chosen;
   const size_t n = items.size();
   for (size_t i = 0; i < n; ++i) {
     tick();
@@ -448,9 +496,9 @@ Value Interpreter::eval_binary(const Expr& e, Frame& frame) {
   Value left = eval(*e.a, frame);
   Value right = eval(*e.b, frame);
   if (e.name == "~") {
-    std::string s = str(left);
-    s += str(right);
-    return make_string(std::move(s));
+    std::string l = str(left), r = str(right);
+    reserve_string(l.size() + r.size());
+    return Value::string(std::move(l) + r);
   }
   return binary_op(*this, e.name, left, right);
 }
@@ -467,6 +515,7 @@ int Interpreter::compare(const Value& a, const Value& b, const char* op) {
     return x < y ? -1 : (x > y ? 1 : 0);
   }
   if (a.is_string() && b.is_string()) {
+    tick_bytes(std::min(a.as_string().size(), b.as_string().size()));
     int c = a.as_string().compare(b.as_string());
     return c < 0 ? -1 : (c > 0 ? 1 : 0);
   }
@@ -557,6 +606,7 @@ Value Interpreter::eval_slice(const Expr& e, Frame& frame) {
     return make_list(take_slice(items, start, stop, step), obj.is_tuple());
   }
   if (obj.is_string()) {
+    tick_bytes(obj.as_string().size());
     std::u32string u = text::decode(obj.as_string());
     slice_indices(static_cast<int64_t>(u.size()), parts[0], parts[1], parts[2], start, stop, step);
     return make_string(text::encode(take_slice(u, start, stop, step)));
@@ -576,10 +626,12 @@ Value Interpreter::get_attr(const Value& obj, const std::string& name) {
     case Value::Kind::Dict: {
       Value method = bound_method(*this, obj, name);
       if (!method.is_undefined()) return method;
+      tick(obj.as_dict().items.size() / kKeysPerStep);
       if (const Value* v = obj.as_dict().find(name)) return *v;
       return Value::undefined("'dict object' has no attribute '" + name + "'");
     }
     case Value::Kind::Namespace:
+      tick(obj.namespace_dict().items.size() / kKeysPerStep);
       if (const Value* v = obj.namespace_dict().find(name)) return *v;
       return Value::undefined("'Namespace' object has no attribute '" + name + "'");
     case Value::Kind::String: {
@@ -599,6 +651,7 @@ Value Interpreter::get_item(const Value& obj, const Value& key) {
     case Value::Kind::Namespace: {
       if (key.is_string()) {
         const Dict& d = obj.is_dict() ? obj.as_dict() : obj.namespace_dict();
+        tick(d.items.size() / kKeysPerStep);
         if (const Value* v = d.find(key.as_string())) return *v;
         if (obj.is_dict()) {
           Value method = bound_method(*this, obj, key.as_string());
@@ -625,6 +678,7 @@ Value Interpreter::get_item(const Value& obj, const Value& key) {
         if (key.is_string()) return get_attr(obj, key.as_string());
         return Value::undefined("'str object' has no attribute " + to_repr(key, 256));
       }
+      tick_bytes(obj.as_string().size());
       std::u32string u = text::decode(obj.as_string());
       int64_t i = key.as_int();
       int64_t n = static_cast<int64_t>(u.size());

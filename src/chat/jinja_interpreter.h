@@ -2,6 +2,7 @@
 // Evaluates a parsed template. Internal to src/chat: JinjaTemplate is the
 // public face. Builtins (filters, tests, methods, globals) live in
 // jinja_builtins.cpp and use the helpers declared here.
+#include <chrono>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -32,10 +33,22 @@ class Interpreter {
 
   // ---- helpers for builtins ----
   const TemplateLimits& limits() const { return limits_; }
-  void tick();                      // one evaluation step
+  // Evaluation steps; also where the wall-clock limit is checked. Work that
+  // grows with the data is charged by size, so one step stays a bounded
+  // amount of CPU time: tick_bytes() for bytes scanned or copied, one step
+  // per item for values built or copied. Charge before doing the work.
+  static constexpr size_t kBytesPerStep = 64;
+  static constexpr size_t kKeysPerStep = 64;  // Dict lookups compare keys one by one
+  void tick(uint64_t steps = 1);
+  void tick_bytes(size_t bytes) { tick(bytes / kBytesPerStep); }
   void charge(size_t bytes);        // bytes allocated for a new value
+  // Check the size limits and charge memory and steps for a string of
+  // `bytes` / a list of `items` about to be built: call before allocating.
+  void reserve_string(size_t bytes);
+  void reserve_list(size_t items);
   Value make_string(std::string s); // charged string value
   Value make_list(std::vector<Value> items, bool tuple = false);
+  bool equals(const Value& a, const Value& b);  // Python ==, charged by the bytes compared
   std::string str(const Value& v);  // Python str(), size-limited
   std::vector<Value> iterate(const Value& v);
   Value get_attr(const Value& obj, const std::string& name);
@@ -77,6 +90,8 @@ class Interpreter {
   const TemplateLimits& limits_;
   const Dict& variables_;
   uint64_t steps_ = 0;
+  uint64_t next_clock_check_ = 0;  // reading the clock every step would be wasteful
+  std::chrono::steady_clock::time_point deadline_;
   size_t allocated_ = 0;
   int call_depth_ = 0;
   std::vector<Value> namespaces_;

@@ -60,6 +60,8 @@ locale_t utf8_locale() {
   return loc;
 }
 
+}  // namespace
+
 char32_t to_upper(char32_t c) {
   if (c < 0x80) return (c >= 'a' && c <= 'z') ? c - 32 : c;
   if (c >= kEscapedByteBase && c <= kEscapedByteBase + 0x7F) return c;
@@ -73,6 +75,8 @@ char32_t to_lower(char32_t c) {
   locale_t loc = utf8_locale();
   return loc ? static_cast<char32_t>(towlower_l(static_cast<wint_t>(c), loc)) : c;
 }
+
+namespace {
 
 bool is_cased_letter(char32_t c) { return to_upper(c) != c || to_lower(c) != c; }
 

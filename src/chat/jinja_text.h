@@ -15,6 +15,8 @@ std::string encode(std::u32string_view s);
 size_t length(std::string_view s);  // code points
 
 bool is_space(char32_t c);
+char32_t to_upper(char32_t c);  // simple (one code point) case mapping
+char32_t to_lower(char32_t c);
 std::string strip(std::string_view s, bool left, bool right);
 // Strips any of the code points in `chars`.
 std::string strip_chars(std::string_view s, std::string_view chars, bool left, bool right);

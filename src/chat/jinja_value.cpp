@@ -168,15 +168,18 @@ void check_walk_depth(int depth) {
   if (depth > kMaxWalkDepth) throw TemplateError("value nested too deeply (or contains itself)");
 }
 
-bool equals_at(const Value& a, const Value& b, int depth);
+using Touch = std::function<void(size_t bytes)>;
+
+bool equals_at(const Value& a, const Value& b, int depth, const Touch* touch);
 
 }  // namespace
 
-bool equals(const Value& a, const Value& b) { return equals_at(a, b, 0); }
+bool equals(const Value& a, const Value& b) { return equals_at(a, b, 0, nullptr); }
+bool equals(const Value& a, const Value& b, const Touch& touch) { return equals_at(a, b, 0, &touch); }
 
 namespace {
 
-bool equals_at(const Value& a, const Value& b, int depth) {
+bool equals_at(const Value& a, const Value& b, int depth, const Touch* touch) {
   check_walk_depth(depth);
   if (a.is_number() && b.is_number()) {
     if (a.is_float() || b.is_float()) return a.as_double() == b.as_double();
@@ -185,23 +188,32 @@ bool equals_at(const Value& a, const Value& b, int depth) {
   if (a.kind() != b.kind()) return false;
   switch (a.kind()) {
     case Value::Kind::Undefined: case Value::Kind::None: return true;
-    case Value::Kind::String: return a.as_string() == b.as_string();
+    case Value::Kind::String: {
+      const std::string& x = a.as_string();
+      const std::string& y = b.as_string();
+      if (x.size() != y.size()) return false;
+      if (touch) (*touch)(x.size());
+      return x == y;
+    }
     case Value::Kind::List: {
       if (a.is_tuple() != b.is_tuple()) return false;
       const auto& x = a.as_list();
       const auto& y = b.as_list();
       if (x.size() != y.size()) return false;
+      if (touch) (*touch)(x.size() * sizeof(Value));
       for (size_t i = 0; i < x.size(); ++i)
-        if (!equals_at(x[i], y[i], depth + 1)) return false;
+        if (!equals_at(x[i], y[i], depth + 1, touch)) return false;
       return true;
     }
     case Value::Kind::Dict: {
       const auto& x = a.as_dict().items;
       const auto& y = b.as_dict();
       if (x.size() != y.items.size()) return false;
+      // Each key is looked up linearly: n * n key comparisons.
+      if (touch) (*touch)(x.size() * x.size());
       for (const auto& [k, v] : x) {
         const Value* other = y.find(k);
-        if (!other || !equals_at(v, *other, depth + 1)) return false;
+        if (!other || !equals_at(v, *other, depth + 1, touch)) return false;
       }
       return true;
     }

@@ -108,6 +108,9 @@ class Value {
 
 // Python ==, with 1 == 1.0 == True.
 bool equals(const Value& a, const Value& b);
+// The same, telling `touch` how many bytes each part of the comparison is
+// about to scan (before scanning them), so the caller can charge for it.
+bool equals(const Value& a, const Value& b, const std::function<void(size_t bytes)>& touch);
 
 // str(value) as Jinja2 prints it ({{ x }}): undefined -> "", None -> "None",
 // lists/dicts in Python repr. Throws TemplateError past `limit` bytes.

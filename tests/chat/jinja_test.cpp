@@ -2,6 +2,9 @@
 // control, scoping, filters, tests, Python semantics, errors and limits.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdint>
+#include <limits>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -270,6 +273,70 @@ TEST(JinjaLimits, HostileTemplatesStopWithAnError) {
   std::string chain = "{{ 1";
   for (int i = 0; i < 2000; ++i) chain += " + 1";
   EXPECT_THROW(JinjaTemplate(chain + " }}"), TemplateSyntaxError);
+}
+
+// One step may not hide unbounded work: operations on long strings cost
+// steps by length. Each template runs 1000 operations on 60000-byte strings:
+// a few thousand steps if each cost one, ~940 each at one step per 64 bytes.
+TEST(JinjaLimits, StringWorkCostsStepsByLength) {
+  TemplateLimits limits;
+  limits.max_steps = 100000;
+  limits.max_output_bytes = 1 << 17;
+  const std::string prelude =
+      "{% set s = 'a' * 60000 %}{% set t = 'a' * 60000 %}{% for i in range(1000) %}{% set x = ";
+  for (const char* expr :
+       {"s.count('b')", "s.find('b')", "s.isalpha()", "s.isupper()", "s.replace('b', 'c')", "s.split('b')",
+        "s.splitlines()", "s.upper()", "s.strip()", "s == t", "s != t", "[s] == [t]", "s < t", "'b' in s",
+        "s is lower", "s ~ 'x'", "s + 'x'", "'%s' % s", "[s, t]|join", "s|length", "s|upper", "s|trim",
+        "s|replace('b', 'c')", "s|reverse", "s|wordcount", "s|indent", "s|tojson", "s[100]", "s[1:]"}) {
+    std::string err = error_of(prelude + expr + " %}{% endfor %}", {}, limits);
+    EXPECT_NE(err.find("step limit"), std::string::npos) << expr << ": " << err;
+  }
+}
+
+// The template from the security review: ~110 ms per count(), a million
+// times. It must stop with the step (or, on a very slow machine, time) error.
+TEST(JinjaLimits, CountLoopOverHugeStringStops) {
+  std::string err =
+      error_of("{% set s = 'a' * 60000000 %}{% for i in range(1000000) %}{{ s.count('b') }}{% endfor %}");
+  EXPECT_TRUE(err.find("step limit") != std::string::npos || err.find("time limit") != std::string::npos) << err;
+}
+
+TEST(JinjaLimits, RenderStopsAtTheTimeLimit) {
+  TemplateLimits limits;
+  limits.max_steps = std::numeric_limits<uint64_t>::max();
+  limits.max_render_time = std::chrono::milliseconds(0);
+  EXPECT_EQ(error_of("{% for i in range(10) %}{{ i }}{% endfor %}", {}, limits),
+            "template exceeded its time limit (rendering took longer than 0 s)");
+  // 10^10 iterations with no step budget: only the clock can stop it.
+  limits.max_render_time = std::chrono::milliseconds(100);
+  EXPECT_EQ(error_of("{% set r = range(100000) %}{% for i in r %}{% for j in r %}{% endfor %}{% endfor %}", {},
+                     limits),
+            "template exceeded its time limit (rendering took longer than 100 ms)");
+}
+
+// Collections are checked against the item limit, and charged, before they
+// are built: iterating a 60000-character string used to make 60000 values
+// first and only then find the memory limit exceeded.
+TEST(JinjaLimits, CollectionsAreCheckedBeforeTheyAreBuilt) {
+  TemplateLimits limits;
+  limits.max_output_bytes = 1 << 17;
+  limits.max_allocated_bytes = 1 << 22;
+  limits.max_collection_items = 1 << 12;
+  const std::string too_many = "list exceeds the template size limit (4096 items)";
+  ordered_json big_dict = ordered_json::object();
+  for (int i = 0; i < 5000; ++i) big_dict[std::string("k").append(std::to_string(i))] = i;
+  for (const char* source : {"{% for c in s %}{% break %}{% endfor %}", "{{ s|list|length }}",
+                             "{% set a, b = s %}", "{{ s|first }}", "{{ s.split('a')|length }}",
+                             "{{ ('\\n' * 60000).splitlines()|length }}", "{{ [1]|batch(1000000000, 0) }}",
+                             "{% for k in d %}{% break %}{% endfor %}", "{{ d.items()|length }}",
+                             "{{ d|dictsort|length }}", "{{ ([1] * 4000) + ([1] * 4000) }}"}) {
+    std::string err = error_of(std::string("{% set s = 'a' * 60000 %}") + source, {{"d", big_dict}}, limits);
+    EXPECT_NE(err.find(too_many), std::string::npos) << source << ": " << err;
+  }
+  // indent() checks the size as it goes, not after building every line.
+  EXPECT_NE(error_of("{{ ('\\n' * 60000)|indent(4096, blank=true) }}", {}, limits).find("indent(): result exceeds"),
+            std::string::npos);
 }
 
 TEST(JinjaLimits, DeepOrSelfContainingValuesStopWithAnError) {
