@@ -2,8 +2,10 @@
 
 #include <cmath>
 #include <limits>
+#include <string_view>
 
 #include "util/error.h"
+#include "util/json_nesting.h"
 #include "util/ordered_json.h"
 
 namespace warden::server {
@@ -23,7 +25,32 @@ json error_body(const ApiError& e) {
   return json{{"error", err}};
 }
 
+namespace {
+
+// An upper bound on the number of JSON values in `text`, read before parsing
+// so that a body with too many is refused before it is built: every value but
+// the first follows a '[', ',' or ':' outside strings. Linear, allocates
+// nothing; text that is not JSON is counted all the same (the parser rejects
+// it). Counting stops where the text nests deeper than the parser allows:
+// the parser stops there too, with its own error, having built no more
+// values than were counted.
+size_t json_values_at_most(std::string_view text) {
+  JsonBrackets brackets;  // tracks strings and escapes
+  size_t n = 1;
+  for (char c : text) {
+    if (!brackets.in_string && (c == '[' || c == ',' || c == ':')) n++;
+    if (brackets.step(c) > 0 && size_t(brackets.depth) > kMaxJsonNesting) break;
+  }
+  return n;
+}
+
+}  // namespace
+
 json parse_body(const std::string& body) {
+  if (json_values_at_most(body) > kMaxJsonValues)
+    throw bad_request("the request body holds more than " + std::to_string(kMaxJsonValues) +
+                          " JSON values, the limit per request",
+                      "", "too_many_json_values");
   json j;
   try {
     j = parse_ordered_json(body);
@@ -168,6 +195,9 @@ json parse_messages(const json& body) {
   if (!msgs->is_array()) throw wrong_type("messages", "an array");
   if (msgs->empty()) throw bad_request("'messages' must not be empty", "messages", "invalid_value");
   json out = json::array();
+  // Tool call arguments arrive as JSON text inside a string, which the body's
+  // count saw as one value: they get a budget of their own, for all together.
+  size_t argument_values = 0;
   for (size_t i = 0; i < msgs->size(); ++i) {
     const auto& m = (*msgs)[i];
     std::string at = "messages[" + std::to_string(i) + "]";
@@ -194,6 +224,11 @@ json parse_messages(const json& body) {
         if (!fn.contains("name") || !fn["name"].is_string()) throw wrong_type(cat + ".function.name", "a string");
         // Templates index arguments as a mapping: give them the parsed object.
         if (fn.contains("arguments") && fn["arguments"].is_string()) {
+          argument_values += json_values_at_most(fn["arguments"].get_ref<const std::string&>());
+          if (argument_values > kMaxJsonValues)
+            throw bad_request("the tool call arguments hold more than " + std::to_string(kMaxJsonValues) +
+                                  " JSON values in all, the limit per request",
+                              cat + ".function.arguments", "too_many_json_values");
           try {
             msg["tool_calls"][k]["function"]["arguments"] = parse_ordered_json(fn["arguments"].get<std::string>());
           } catch (const Error& e) {

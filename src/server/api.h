@@ -30,7 +30,22 @@ class ApiError : public std::runtime_error {
 ApiError bad_request(const std::string& message, const std::string& param = "", const std::string& code = "");
 nlohmann::ordered_json error_body(const ApiError& e);
 
-// Parses a request body; malformed JSON or a non-object is a 400.
+// The most JSON values (objects, arrays, strings, numbers, true/false/null)
+// one request body may hold. Why: a value costs far more memory than its
+// text. "{}," is 3 bytes of body but some 270 bytes once parsed, copied
+// (parse_messages, PromptBuilder::render) and made a template Value: a 4 MB
+// body of empty objects in an unknown message field raised warden serve's
+// peak RSS by 375 MB. With the cap, a request costs a few times its body
+// (strings are copied a few times: a 4 MB string, about 19 MB) plus at most
+// about 30 MB for its values, however the body is built. Tool call
+// arguments, JSON text inside a string, get a budget of kMaxJsonValues of
+// their own (parse_chat_request). Every field, known or not, counts the
+// same, so there is no separate rule for unknown message fields: they are
+// kept, since templates read some (reasoning_content, thinking, name, ...).
+constexpr size_t kMaxJsonValues = 100000;
+
+// Parses a request body; malformed JSON, a non-object or more than
+// kMaxJsonValues values is a 400.
 nlohmann::ordered_json parse_body(const std::string& body);
 
 // Fields shared by /v1/chat/completions and /v1/completions.

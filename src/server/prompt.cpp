@@ -42,6 +42,10 @@ std::string PromptBuilder::render(const nlohmann::ordered_json& messages, const 
                                   const nlohmann::ordered_json& extra_context) const {
   check_no_control_text(messages, "messages");
   if (!tools.is_null()) check_no_control_text(tools, "tools");
+  // chat_template_kwargs become template variables (date_string,
+  // builtin_tools, custom_tools, ...) that templates print into the prompt
+  // just like message text: the same check, on every string inside.
+  check_no_control_text(extra_context, "chat_template_kwargs");
   chat::ChatInputs in;
   in.messages = messages;
   in.tools = tools;

@@ -4,9 +4,9 @@
 // rendered prompt must never contain: a control token smuggled in through
 // message text. The rendered prompt is tokenized with special-token parsing
 // (the template's own markers must become control tokens), so any text that
-// spells a control token (<|im_end|>, <|im_start|>, ...) inside a message or
-// a tool definition is refused instead of silently turning into a turn
-// boundary.
+// spells a control token (<|im_end|>, <|im_start|>, ...) inside a message, a
+// tool definition or an extra template variable (chat_template_kwargs) is
+// refused instead of silently turning into a turn boundary.
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -29,7 +29,8 @@ class PromptBuilder {
 
   // Renders the conversation (tools: null or an OpenAI tools array).
   // Throws chat::TemplateError (the template's own raise_exception) and
-  // warden::Error for message text that spells a control token.
+  // warden::Error for text in messages, tools or extra_context that spells a
+  // control token.
   std::string render(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
                      const nlohmann::ordered_json& extra_context = nlohmann::ordered_json::object()) const;
   // Tokens of a rendered prompt (BOS added when the vocabulary wants it and

@@ -160,5 +160,88 @@ TEST(ServerApi, CompletionPrompt) {
   EXPECT_THROW(parse_completion_request(json::object()), ApiError);
 }
 
+// The security review's memory bomb: a message field the server does not
+// know, holding empty objects. Each costs 3 bytes of body but hundreds of
+// bytes once parsed, copied and turned into template values (a 4 MB body
+// took 375 MB more), so a body is refused before parsing when it holds more
+// than kMaxJsonValues values.
+std::string bomb(size_t objects) {
+  std::string items;
+  for (size_t i = 0; i < objects; i++) items += i ? ",{}" : "{}";
+  return R"({"messages":[{"role":"user","content":"hi","x":[)" + items + "]}]}";
+}
+
+ApiError body_error_of(const std::string& text) {
+  try {
+    parse_body(text);
+  } catch (const ApiError& e) {
+    return e;
+  }
+  return ApiError(0, "", "");
+}
+
+TEST(ServerApi, TooManyJsonValuesAre400BeforeParsing) {
+  auto e = body_error_of(bomb(kMaxJsonValues));
+  EXPECT_EQ(e.status, 400);
+  EXPECT_EQ(e.code, "too_many_json_values");
+  EXPECT_NE(std::string(e.what()).find("more than 100000 JSON values"), std::string::npos) << e.what();
+  e = body_error_of(bomb((4u << 20) / 3));  // the review's 4 MB body
+  EXPECT_EQ(e.code, "too_many_json_values");
+  // The count is an upper bound: the bomb has 6 values besides its objects
+  // (counted as 8: each '[' counts one more, for the element it may open).
+  auto r = parse_chat_request(parse_body(bomb(kMaxJsonValues - 8)));
+  EXPECT_EQ(r.messages[0]["x"].size(), kMaxJsonValues - 8);
+  EXPECT_EQ(body_error_of(bomb(kMaxJsonValues - 7)).code, "too_many_json_values");
+}
+
+// Text nesting too deep keeps its own error (util/json_nesting.h), from the
+// parser, unless it comes after too many values.
+TEST(ServerApi, TooDeepAndTooManyEachKeepTheirError) {
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  auto e = body_error_of(R"({"x":)" + deep + "}");
+  EXPECT_NE(std::string(e.what()).find("more than 256 levels deep"), std::string::npos) << e.what();
+  std::string many = bomb(kMaxJsonValues);
+  e = body_error_of(many.insert(many.size() - 4, "," + deep));
+  EXPECT_EQ(e.code, "too_many_json_values");
+}
+
+TEST(ServerApi, BracketsAndCommasInsideStringsAreNotValues) {
+  // 300000 brackets, commas and colons in text (with escaped quotes), one value.
+  std::string text(300000, ',');
+  for (size_t i = 0; i < text.size(); i += 3) text.replace(i, 3, "[:\"");
+  json body = chat();
+  body["messages"][0]["content"] = text;
+  EXPECT_EQ(parse_chat_request(parse_body(body.dump())).messages[0]["content"], text);
+}
+
+TEST(ServerApi, ToolCallArgumentsShareOneValueBudget) {
+  // Arguments are JSON text inside a string: one value to the body's count,
+  // parsed apart, so their values are counted apart, for all calls together.
+  auto call_with = [](size_t objects) {
+    std::string args = "[";
+    for (size_t i = 0; i < objects; i++) args += i ? ",{}" : "{}";
+    return json{{"id", "c"}, {"type", "function"}, {"function", {{"name", "f"}, {"arguments", args + "]"}}}};
+  };
+  json body = chat();
+  body["messages"].push_back({{"role", "assistant"}, {"content", nullptr}, {"tool_calls", json::array({call_with(60000)})}});
+  EXPECT_EQ(parse_chat_request(body).messages[1]["tool_calls"][0]["function"]["arguments"].size(), 60000u);
+  body["messages"][1]["tool_calls"].push_back(call_with(60000));
+  auto e = error_of(body);
+  EXPECT_EQ(e.status, 400);
+  EXPECT_EQ(e.param, "messages[1].tool_calls[1].function.arguments");
+  EXPECT_EQ(e.code, "too_many_json_values");
+}
+
+// Templates read message fields the API does not define (Qwen3 and DeepSeek
+// reasoning_content, gpt-oss thinking, name): they pass through.
+TEST(ServerApi, UnknownMessageFieldsAreKept) {
+  json body = chat();
+  body["messages"][0]["reasoning_content"] = "because";
+  body["messages"][0]["name"] = "ann";
+  auto r = parse_chat_request(body);
+  EXPECT_EQ(r.messages[0]["reasoning_content"], "because");
+  EXPECT_EQ(r.messages[0]["name"], "ann");
+}
+
 }  // namespace
 }  // namespace warden::server
