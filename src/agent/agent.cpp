@@ -1,6 +1,7 @@
 #include "agent/agent.h"
 
 #include "agent/html_text.h"
+#include "agent/turn_markers.h"
 #include "broker/render.h"
 #include "util/error.h"
 
@@ -150,7 +151,7 @@ void Agent::run_tool_calls(const AssistantTurn& turn, AgentResult& result) {
     }
     // The result is now in the context: its labels taint every later request.
     context_.merge(out.labels);
-    push({{"role", "tool"}, {"tool_call_id", call.id}, {"content", out.text}});
+    push({{"role", "tool"}, {"tool_call_id", call.id}, {"content", defang_turn_markers(out.text)}});
   }
 }
 
