@@ -1169,10 +1169,10 @@ Value string_method(Interpreter& in, const Value& self, const std::string& name,
     if (name == "count") {
       if (sub.empty()) return Value::integer(static_cast<int64_t>(text::length(s) + 1));
       int64_t n = 0;
-      for (size_t at = s.find(sub); at != std::string::npos; at = s.find(sub, at + sub.size())) ++n;
+      for (size_t at = text::find(s, sub); at != std::string::npos; at = text::find(s, sub, at + sub.size())) ++n;
       return Value::integer(n);
     }
-    size_t at = name == "rfind" ? s.rfind(sub) : s.find(sub);
+    size_t at = name == "rfind" ? text::rfind(s, sub) : text::find(s, sub);
     if (at == std::string::npos) {
       if (name == "index") throw TemplateError("substring not found");
       return Value::integer(-1);
@@ -1359,7 +1359,7 @@ bool contains(Interpreter& in, const Value& container, const Value& item) {
       if (!item.is_string())
         throw TemplateError("'in <string>' requires string as left operand, not " + item.type_name());
       in.tick_bytes(container.as_string().size());
-      return container.as_string().find(item.as_string()) != std::string::npos;
+      return text::find(container.as_string(), item.as_string()) != std::string::npos;
     case Value::Kind::List:
       for (const auto& v : container.as_list()) {
         in.tick();

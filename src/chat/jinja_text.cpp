@@ -1,7 +1,10 @@
 #include "chat/jinja_text.h"
 
 #include <locale.h>
+#include <string.h>
 #include <wctype.h>
+
+#include <algorithm>
 
 #include "chat/jinja_error.h"
 
@@ -176,13 +179,28 @@ std::string title(std::string_view s) {
   return encode(u);
 }
 
+size_t find(std::string_view s, std::string_view needle, size_t from) {
+  if (from > s.size()) return std::string_view::npos;
+  if (needle.empty()) return from;
+  const void* at = ::memmem(s.data() + from, s.size() - from, needle.data(), needle.size());
+  return at ? size_t(static_cast<const char*>(at) - s.data()) : std::string_view::npos;
+}
+
+size_t rfind(std::string_view s, std::string_view needle) {
+  if (needle.size() > s.size()) return std::string_view::npos;
+  // The first occurrence in the reversed text is the last one here.
+  std::string rs(s.rbegin(), s.rend()), rn(needle.rbegin(), needle.rend());
+  const size_t at = find(rs, rn);
+  return at == std::string_view::npos ? at : s.size() - at - needle.size();
+}
+
 std::vector<std::string> split(std::string_view s, bool sep_given, std::string_view sep, int64_t maxsplit) {
   std::vector<std::string> parts;
   if (sep_given) {
     if (sep.empty()) throw TemplateError("split(): empty separator");
     size_t start = 0;
     while (maxsplit < 0 || static_cast<int64_t>(parts.size()) < maxsplit) {
-      size_t at = s.find(sep, start);
+      size_t at = find(s, sep, start);
       if (at == std::string_view::npos) break;
       parts.emplace_back(s.substr(start, at - start));
       start = at + sep.size();
@@ -212,15 +230,11 @@ std::vector<std::string> rsplit(std::string_view s, bool sep_given, std::string_
   std::vector<std::string> reversed;
   if (sep_given) {
     if (sep.empty()) throw TemplateError("rsplit(): empty separator");
-    size_t end = s.size();
-    while (static_cast<int64_t>(reversed.size()) < maxsplit) {
-      if (end < sep.size()) break;
-      size_t at = s.rfind(sep, end - sep.size());
-      if (at == std::string_view::npos) break;
-      reversed.emplace_back(s.substr(at + sep.size(), end - at - sep.size()));
-      end = at;
-    }
-    reversed.emplace_back(s.substr(0, end));
+    // Splitting from the right is splitting the reversed text from the
+    // left (one linear search each), each part reversed back.
+    const std::string rs(s.rbegin(), s.rend()), rsep(sep.rbegin(), sep.rend());
+    reversed = split(rs, true, rsep, maxsplit);
+    for (auto& part : reversed) std::reverse(part.begin(), part.end());
   } else {
     std::u32string u = decode(s);
     size_t e = u.size();
@@ -262,7 +276,7 @@ std::string replace(std::string_view s, std::string_view from, std::string_view 
   size_t start = 0;
   int64_t done = 0;
   while (count < 0 || done < count) {
-    size_t at = s.find(from, start);
+    size_t at = find(s, from, start);
     if (at == std::string_view::npos) break;
     out.append(s.substr(start, at - start));
     out.append(to);

@@ -25,6 +25,12 @@ std::string lower(std::string_view s);
 std::string capitalize(std::string_view s);  // first upper, rest lower
 std::string title(std::string_view s);       // Python str.title
 
+// Substring search in time linear in the text (glibc's memmem): the
+// standard find compares the needle at each position, and a hostile
+// template's 60 MB text and 30 MB needle would take it hours. npos if absent.
+size_t find(std::string_view s, std::string_view needle, size_t from = 0);
+size_t rfind(std::string_view s, std::string_view needle);  // the last occurrence
+
 // str.split(): on runs of whitespace when sep is empty (sep_given false).
 std::vector<std::string> split(std::string_view s, bool sep_given, std::string_view sep, int64_t maxsplit);
 std::vector<std::string> rsplit(std::string_view s, bool sep_given, std::string_view sep, int64_t maxsplit);

@@ -296,6 +296,19 @@ TEST(JinjaLimits, StringWorkCostsStepsByLength) {
 
 // The template from the security review: ~110 ms per count(), a million
 // times. It must stop with the step (or, on a very slow machine, time) error.
+// A long needle in a long text: a search that compares the needle at every
+// position took 65 s here, past the render's time limit; a linear one does not.
+TEST(JinjaLimits, SubstringSearchIsLinear) {
+  const std::string setup = "{% set a = 'a' * 8000000 %}{% set b = 'a' * 400000 + 'b' %}";
+  EXPECT_EQ(render(setup + "{{ b in a }} {{ a.find(b) }} {{ a.rfind(b) }} {{ a.count(b) }} "
+                           "{{ a.split(b)|length }} {{ a.rsplit(b, 1)|length }} {{ a.replace(b, 'x')|length }}"),
+            "False -1 -1 0 1 1 8000000");
+  // The same searches still find what is there, from either end.
+  EXPECT_EQ(render("{% set t = 'xaabaaby' %}{{ t.find('aab') }} {{ t.rfind('aab') }} {{ t.count('aab') }} "
+                   "{{ t.split('aab') }} {{ 'aaa'.rsplit('aa', 1) }} {{ 'aaa'.split('aa', 1) }} {{ t.rfind('') }}"),
+            "1 4 2 ['x', '', 'y'] ['a', ''] ['', 'a'] 8");
+}
+
 TEST(JinjaLimits, CountLoopOverHugeStringStops) {
   std::string err =
       error_of("{% set s = 'a' * 60000000 %}{% for i in range(1000000) %}{{ s.count('b') }}{% endfor %}");
