@@ -474,6 +474,14 @@ TEST_F(JailAttack, FillingTheDiskIsStopped) {
   EXPECT_LT(made, 200000);
   for (auto& e : fs::directory_iterator(ws_)) fs::remove(e.path());
 
+  // fallocate() would reserve gigabytes between two looks of the check: it
+  // is "not supported" in the jail.
+  auto reserve = sh(test_profile("default", ws_), "fallocate -l 200M big; echo rc=$?");
+  EXPECT_NE(reserve.out.find("rc=1"), std::string::npos) << reserve.out << reserve.err;
+  EXPECT_NE(reserve.err.find("Operation not supported"), std::string::npos) << reserve.err;
+  EXPECT_EQ(bytes_in_ws(), 0u);
+  for (auto& e : fs::directory_iterator(ws_)) fs::remove(e.path());
+
   // Within the default limits a command writes what it needs.
   auto fine = sh(test_profile("default", ws_), "head -c 33554432 /dev/zero > big && ls -s big");
   EXPECT_EQ(fine.killed, KillReason::none) << kill_reason_name(fine.killed);
