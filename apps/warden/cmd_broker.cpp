@@ -35,11 +35,11 @@ struct BrokerOptions {
 // its default folders, and refuses to start with any inside the workspace,
 // where a jailed command could rewrite the policy, delete the log or
 // connect to the approval socket and answer its own request.
-void protect_state_paths(PolicyEnv& env, const BrokerOptions& o, const std::string& audit_path) {
+void protect_state_paths(PolicyEnv& env, const BrokerOptions& o) {
   std::vector<std::pair<std::string, std::string>> state;  // flag, path
   if (!o.policy.empty()) state.emplace_back("--policy", o.policy);
   if (!o.audit.empty())
-    for (const char* suffix : {"", "-wal", "-shm", ".head", ".lock"}) state.emplace_back("--audit", audit_path + suffix);
+    for (const char* suffix : {"", "-wal", "-shm", ".head", ".lock"}) state.emplace_back("--audit", o.audit + suffix);
   if (!o.socket_dir.empty()) state.emplace_back("--socket-dir", o.socket_dir);
   for (const auto& [flag, path] : state) {
     const std::string real = resolve_path(std::filesystem::absolute(path).string());
@@ -60,9 +60,11 @@ int run_broker(const BrokerOptions& o) {
   const std::string policy_path =
       std::filesystem::absolute(o.policy.empty() ? default_policy_path() : o.policy).lexically_normal().string();
   PolicyFileState policy_file = read_policy_file(policy_path);
-  std::string audit_path = o.audit.empty() ? default_audit_path() : o.audit;
+  // Absolute, as the policy's: `warden run` compares them from another folder.
+  const std::string audit_path =
+      std::filesystem::absolute(o.audit.empty() ? default_audit_path() : o.audit).lexically_normal().string();
   PolicyEnv env = PolicyEnv::current(ws);
-  protect_state_paths(env, o, audit_path);
+  protect_state_paths(env, o);
   Policy policy = policy_file.exists ? Policy::parse(policy_file.text, policy_path, env) : Policy::defaults(env);
   VerifyReport rep = verify_audit(audit_path);
   if (!rep.ok)

@@ -36,6 +36,7 @@ std::string random_broker_tag() {
 uint64_t ApprovalQueue::count_of(const std::string& id) const {
   if (id.size() <= tag_.size() + 1 || id.size() > tag_.size() + 1 + 19) return 0;
   if (id.compare(0, tag_.size(), tag_) != 0 || id[tag_.size()] != '-') return 0;
+  if (id[tag_.size() + 1] == '0') return 0;  // one spelling per request: no leading zeros
   uint64_t n = 0;
   for (size_t i = tag_.size() + 1; i < id.size(); ++i) {
     if (id[i] < '0' || id[i] > '9') return 0;

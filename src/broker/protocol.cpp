@@ -156,6 +156,7 @@ std::string approval_id_from_json(const nlohmann::json& j) {
 bool is_approval_id(std::string_view id) {
   auto dash = id.find('-');
   if (dash == 0 || dash == std::string_view::npos || dash + 1 == id.size() || id.size() > 64) return false;
+  if (id[dash + 1] == '0') return false;  // counts start at 1 and have no leading zeros
   for (size_t i = 0; i < id.size(); ++i) {
     char c = id[i];
     bool ok = i < dash ? (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') : (c >= '0' && c <= '9');

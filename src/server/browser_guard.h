@@ -17,7 +17,8 @@ bool host_header_allowed(std::string_view host, bool api_key_required);
 
 // Origin header: absent (not a browser, or a same-origin GET), or a page
 // served from this machine's loopback (http or https, localhost, 127.x.x.x
-// or [::1], any port). "null" and every other origin are refused.
+// or [::1], any port). "null" and every other origin are refused. (Checked
+// only when no API key is required: a page does not have the key.)
 bool origin_header_allowed(std::string_view origin, bool present);
 
 }  // namespace warden::server

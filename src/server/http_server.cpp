@@ -271,7 +271,9 @@ void Server::Impl::install_routes() {
                                 "invalid_request_error", "", "forbidden_host"));
       return httplib::Server::HandlerResponse::Handled;
     }
-    if (!origin_header_allowed(req.get_header_value("Origin"), req.has_header("Origin"))) {
+    // With an API key required, a page cannot call anyway (it lacks the key),
+    // and a web UI on its own origin behind a reverse proxy may.
+    if (options.api_key.empty() && !origin_header_allowed(req.get_header_value("Origin"), req.has_header("Origin"))) {
       reply_error(res, ApiError(403, "requests from web pages of other sites are refused (Origin " +
                                          req.get_header_value("Origin").substr(0, 200) + ")",
                                 "invalid_request_error", "", "forbidden_origin"));

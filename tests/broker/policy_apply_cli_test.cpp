@@ -303,4 +303,27 @@ TEST(BrokerCli, RunRefusesARunningBrokerThatServesSomethingElse) {
   EXPECT_NE(s.audit_json().find("agent.start"), std::string::npos);
 }
 
+// Paths given relative to where each command ran are compared as the
+// files they name: the broker reports its audit log as an absolute path.
+TEST(BrokerCli, RunComparesRelativeStatePathsAsTheFilesTheyName) {
+  Scene s;
+  const fs::path before = fs::current_path();
+  fs::current_path(s.root);
+  Detached broker({"broker", "--workspace", s.ws, "--policy", s.policy, "--audit", "audit.db", "--socket-dir", s.sock,
+                   "--no-tty"});
+  ASSERT_TRUE(s.wait_for_socket()) << broker.err();
+  fs::create_directories(s.root + "/sub");
+  fs::current_path(s.root + "/sub");
+  auto run = [&](const std::string& audit) {
+    return run_warden({"run", "--workspace", s.ws, "--socket-dir", s.sock, "--backend", "http://127.0.0.1:9",
+                       "--audit", audit, "list the files"});
+  };
+  auto same = run("../audit.db");
+  auto other = run("audit.db");
+  fs::current_path(before);
+  EXPECT_NE(same.err.find("using the broker at"), std::string::npos) << same.err;
+  EXPECT_NE(other.err.find("writes the audit log " + s.audit + ", not --audit audit.db"), std::string::npos)
+      << other.err;
+}
+
 }  // namespace

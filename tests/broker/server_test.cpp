@@ -127,8 +127,12 @@ TEST(Approvals, IdsNameTheirBroker) {
   auto bare = warden::test::run_warden({"approve", "approve", "1", "--socket", second.sockets.approve});
   EXPECT_EQ(bare.exit_code, 2);
   EXPECT_NE(bare.err.find("'1' is not a request ID; IDs look like k7qm2-3"), std::string::npos) << bare.err;
+  // One spelling per request: no leading zeros.
+  auto zeros = warden::test::run_warden({"approve", "deny", second.queue.tag() + "-01", "--socket", second.sockets.approve});
+  EXPECT_EQ(zeros.exit_code, 2) << zeros.err;
   EXPECT_TRUE(second.queue.is_pending(id));
-  for (const std::string& near : {second.queue.tag() + "-2", second.queue.tag() + "-1x", second.queue.tag() + "1",
+  for (const std::string& near : {second.queue.tag() + "-2", second.queue.tag() + "-1x", second.queue.tag() + "-01",
+                                  second.queue.tag() + "1",
                                   second.queue.tag(), std::string("-1")})
     EXPECT_FALSE(second.queue.resolve(near, true, "test")) << near;
   ASSERT_TRUE(second.queue.resolve(id, false, "test"));

@@ -85,6 +85,24 @@ TEST_F(BrowserGuardServe, ForeignHostOrOriginIsRefusedBeforeAnythingRuns) {
   EXPECT_EQ(status, 200) << body;
 }
 
+// With an API key required, a page cannot call (it lacks the key), and a web
+// UI behind a reverse proxy, on its own name and origin, may.
+TEST(BrowserGuardWithKey, NamesAndOriginsAreServedToWhoeverHoldsTheKey) {
+  ServeProcess server({"-c", "512", "--parallel", "1", "-t", "2", "--api-key", "k3y"});
+  httplib::Client cli("127.0.0.1", server.port());
+  cli.set_read_timeout(120, 0);
+  const std::string body = R"({"messages":[{"role":"user","content":"hi"}],"max_tokens":1})";
+  const httplib::Headers proxied{{"Host", "chat.example.com"}, {"Origin", "https://chat.example.com"}};
+  auto without_key = cli.Post("/v1/chat/completions", proxied, body, "application/json");
+  ASSERT_TRUE(without_key);
+  EXPECT_EQ(without_key->status, 401) << without_key->body;
+  httplib::Headers with_key = proxied;
+  with_key.emplace("Authorization", "Bearer k3y");
+  auto served = cli.Post("/v1/chat/completions", with_key, body, "application/json");
+  ASSERT_TRUE(served);
+  EXPECT_EQ(served->status, 200) << served->body;
+}
+
 TEST_F(BrowserGuardServe, AGrammarTooAmbiguousToStartFailsAloneAsABadRequest) {
   json values = json::array();
   for (int i = 0; i < 5000; ++i) values.push_back(i);
