@@ -65,7 +65,7 @@ uint64_t stat_field(const std::string& file, const std::string& key) {
 
 }  // namespace
 
-JailCgroup::JailCgroup(uint64_t memory_bytes, uint64_t max_processes) {
+JailCgroup::JailCgroup(uint64_t memory_bytes, uint64_t max_processes, bool with_memory) {
   const std::string name = unique_name();
   const std::string mem = std::to_string(memory_bytes), pids = std::to_string(max_processes);
   // v2: a child of our own cgroup, if the controllers are delegated to us.
@@ -76,7 +76,7 @@ JailCgroup::JailCgroup(uint64_t memory_bytes, uint64_t max_processes) {
     std::string dir = v2_parent + "/" + name;
     if (::mkdir(dir.c_str(), 0700) == 0) {
       dirs_.push_back(dir);
-      if (write_text(dir + "/memory.max", mem)) {
+      if (with_memory && write_text(dir + "/memory.max", mem)) {
         write_text(dir + "/memory.swap.max", "0");  // absent without swap accounting
         memory_dir_ = dir;
       }
@@ -88,7 +88,7 @@ JailCgroup::JailCgroup(uint64_t memory_bytes, uint64_t max_processes) {
   }
   // v1: separate memory and pids hierarchies.
   std::string mem_dir = "/sys/fs/cgroup/memory" + own_cgroup("memory") + "/" + name;
-  if (::mkdir(mem_dir.c_str(), 0700) == 0) {
+  if (with_memory && ::mkdir(mem_dir.c_str(), 0700) == 0) {
     dirs_.push_back(mem_dir);
     procs_files_.push_back(mem_dir + "/cgroup.procs");
     if (write_text(mem_dir + "/memory.limit_in_bytes", mem)) {

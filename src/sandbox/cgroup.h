@@ -14,8 +14,9 @@ namespace warden::sandbox {
 class JailCgroup {
  public:
   // Creates the cgroup(s) with these limits; has_memory()/has_pids() say
-  // which limits are really enforced.
-  JailCgroup(uint64_t memory_bytes, uint64_t max_processes);
+  // which limits are really enforced. with_memory = false leaves memory to
+  // the caller's other bound (tests of that bound).
+  JailCgroup(uint64_t memory_bytes, uint64_t max_processes, bool with_memory = true);
   ~JailCgroup();  // kills what is left inside, then removes the directories
   JailCgroup(const JailCgroup&) = delete;
   JailCgroup& operator=(const JailCgroup&) = delete;

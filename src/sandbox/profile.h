@@ -9,7 +9,7 @@ namespace warden::sandbox {
 
 struct Limits {
   uint64_t cpu_seconds = 30;                   // RLIMIT_CPU (kill reason "cpu")
-  uint64_t memory_bytes = 1ull << 30;          // cgroup memory limit, else RLIMIT_AS
+  uint64_t memory_bytes = 1ull << 30;          // cgroup memory limit, else memory_watch.h + RLIMIT_AS
   uint64_t max_processes = 64;                 // pids cgroup, else RLIMIT_NPROC
   uint64_t max_file_bytes = 256ull << 20;      // RLIMIT_FSIZE
   uint64_t max_open_files = 256;               // RLIMIT_NOFILE

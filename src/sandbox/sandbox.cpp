@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sandbox/cgroup.h"
+#include "sandbox/memory_watch.h"
 #include "sandbox/seccomp_filter.h"
 #include "util/error.h"
 
@@ -32,6 +33,9 @@ namespace fs = std::filesystem;
 namespace {
 
 using Clock = std::chrono::steady_clock;
+// How often the supervisor looks at the disk and, without a memory cgroup,
+// at the jail's memory.
+constexpr std::chrono::milliseconds kWatchInterval{100};
 
 struct Fd {
   int fd = -1;
@@ -416,12 +420,14 @@ SandboxResult run(const Profile& profile, const std::vector<std::string>& argv, 
     proxy->start(proxy_dir->path + "/proxy.sock");
   }
 
-  JailCgroup cgroup(limits.memory_bytes, limits.max_processes);
+  JailCgroup cgroup(limits.memory_bytes, limits.max_processes, options.memory_cgroup);
+  const bool watch_memory = !cgroup.has_memory();
+  if (watch_memory) check_memory_watch_available();
   if (!cgroup.has_pids() && ::getuid() == 0)
     throw Error("sandbox unavailable: cannot bound the number of processes (running as root, where RLIMIT_NPROC "
                 "does not apply, and no pids cgroup is writable)");
 
-  Fd seccomp(build_seccomp_fd({profile.network}));
+  Fd seccomp(build_seccomp_fd({profile.network, watch_memory}));
   Fd passwd(memfd_with("passwd", kPasswd)), group(memfd_with("group", kGroup)), hosts(memfd_with("hosts", kHosts));
   Pipe in, out, err, status;
   JailFds fds{seccomp.fd, status.write.fd, passwd.fd, group.fd, hosts.fd};
@@ -457,6 +463,7 @@ SandboxResult run(const Profile& profile, const std::vector<std::string>& argv, 
   if (stdin_bytes.empty()) in.write.reset();
   ::fcntl(in.write.fd, F_SETFL, O_NONBLOCK);
   char buf[65536];
+  auto next_look = started;
   auto kill_jail = [&](KillReason why) {
     result.killed = why;
     if (bstatus.child_pid) ::kill(*bstatus.child_pid, SIGKILL);  // the pid namespace dies with it
@@ -471,8 +478,18 @@ SandboxResult run(const Profile& profile, const std::vector<std::string>& argv, 
     }
     pollfd p[4] = {{out.read.fd, POLLIN, 0}, {err.read.fd, POLLIN, 0}, {status.read.fd, POLLIN, 0},
                    {in.write.fd, POLLOUT, 0}};
-    if (::poll(p, 4, int(std::min<int64_t>(left, disk ? 100 : 1000))) < 0 && errno != EINTR) break;
-    if (disk && disk->used_up()) kill_jail(KillReason::disk);
+    const bool watching = disk || watch_memory;
+    if (::poll(p, 4, int(std::min<int64_t>(left, watching ? kWatchInterval.count() : 1000))) < 0 && errno != EINTR)
+      break;
+    // The watches look once an interval, however often output wakes the loop.
+    if (watching && Clock::now() >= next_look) {
+      next_look = Clock::now() + kWatchInterval;
+      if (disk && disk->used_up()) kill_jail(KillReason::disk);
+      if (watch_memory && result.killed == KillReason::none) {
+        std::optional<uint64_t> held = process_tree_memory(pid);
+        if (!held || *held > limits.memory_bytes) kill_jail(KillReason::memory);
+      }
+    }
     if (p[3].revents) {
       ssize_t w = ::write(in.write.fd, stdin_bytes.data() + written, stdin_bytes.size() - written);
       if (w > 0) written += size_t(w);

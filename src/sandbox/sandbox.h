@@ -46,6 +46,10 @@ struct RunOptions {
   // The bubblewrap binary: the system one, never looked up in $PATH. Tests
   // point it elsewhere to check that a missing or failing bwrap refuses.
   std::string bwrap = kBwrap;
+  // false: no memory cgroup even where one could be made, so that tests can
+  // check the bound that replaces it (the supervisor's memory watch). Memory
+  // is bounded either way.
+  bool memory_cgroup = true;
 };
 
 SandboxResult run(const Profile& profile, const std::vector<std::string>& argv, const std::string& stdin_bytes,

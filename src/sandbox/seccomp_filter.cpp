@@ -88,6 +88,11 @@ Ctx build(const SeccompOptions& o) {
     check(seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
                            arg(1, SCMP_CMP_MASKED_EQ, 0xffffffffUL, request)),
           "ioctl");
+  if (o.refuse_unmapped_memory)
+    for (const char* name : {"memfd_create", "memfd_secret", "shmget"}) {
+      int nr = seccomp_syscall_resolve_name(name);
+      if (nr != __NR_SCMP_ERROR) check(seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(ENOSYS), nr, 0), name);
+    }
   deny_socket_families(ctx.get(), o, "socket");
   deny_socket_families(ctx.get(), o, "socketpair");
   return ctx;
@@ -115,9 +120,9 @@ std::string compile(const SeccompOptions& options) {
 std::string build_seccomp_bpf(const SeccompOptions& options) {
   // The program depends only on the options: compile each variant once.
   static std::mutex mutex;
-  static std::string cache[2];
+  static std::string cache[4];
   std::lock_guard lock(mutex);
-  std::string& slot = cache[options.allow_inet ? 1 : 0];
+  std::string& slot = cache[(options.allow_inet ? 1 : 0) + (options.refuse_unmapped_memory ? 2 : 0)];
   if (slot.empty()) slot = compile(options);
   return slot;
 }

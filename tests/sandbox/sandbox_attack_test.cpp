@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 
+#include "sandbox/cgroup.h"
 #include "sandbox/sandbox.h"
 #include "sandbox/sandbox_test_util.h"
 #include "sandbox/test_servers.h"
@@ -421,6 +422,53 @@ TEST_F(JailAttack, MemoryBombIsBounded) {
   // Killed by the cgroup (memory) or refused by the rlimit (MemoryError).
   EXPECT_TRUE(r.killed == KillReason::memory || r.err.find("MemoryError") != std::string::npos)
       << kill_reason_name(r.killed) << r.err;
+}
+
+// Where no memory cgroup can be made, RLIMIT_AS bounds each process, and
+// the supervisor's watch bounds them all together.
+TEST_F(JailAttack, MemorySpreadOverProcessesIsBoundedWithoutACgroup) {
+  RunOptions no_cgroup;
+  no_cgroup.memory_cgroup = false;
+  Profile p = test_profile("default", ws_);
+  p.limits.memory_bytes = 256ull << 20;
+  p.limits.wall_seconds = 30;
+  // Eight processes of 96 MiB: each under the per-process limit, 768 MiB in
+  // all. They make themselves non-dumpable, which must not hide them.
+  const std::string hold = R"(import ctypes, os, sys, time
+mib = int(sys.argv[1])
+for _ in range(int(sys.argv[2])):
+    if os.fork() == 0:
+        ctypes.CDLL(None).prctl(4, 0)  # PR_SET_DUMPABLE
+        block = b'\x01' * (mib << 20)
+        time.sleep(3)
+        os._exit(0)
+for _ in range(int(sys.argv[2])):
+    os.wait()
+print('ALL HELD')
+)";
+  auto spread = run(p, {"python3", "-c", hold, "96", "8"}, "", no_cgroup);
+  EXPECT_EQ(spread.killed, KillReason::memory) << kill_reason_name(spread.killed) << spread.err;
+  EXPECT_EQ(spread.out.find("ALL HELD"), std::string::npos);
+  EXPECT_LT(spread.wall_seconds, 3);
+
+  // Under the limit, with the same processes sharing their parent's pages:
+  // nothing is killed (shared pages count once, file pages not at all).
+  auto under = run(p, {"python3", "-c", hold, "16", "4"}, "", no_cgroup);
+  EXPECT_EQ(under.killed, KillReason::none) << kill_reason_name(under.killed) << under.err;
+  EXPECT_NE(under.out.find("ALL HELD"), std::string::npos) << under.err;
+
+  // Memory nobody maps would not be counted: it cannot be made.
+  const std::string unmapped = "python3 -c \"import os; os.memfd_create('x')\" 2>&1 | tail -1; ipcmk -M 1048576";
+  auto refused = sh(p, unmapped, no_cgroup);
+  EXPECT_NE(refused.out.find("Function not implemented"), std::string::npos) << refused.out;
+  EXPECT_NE(refused.err.find("Function not implemented"), std::string::npos) << refused.err;
+  EXPECT_EQ(refused.out.find("Shared memory id"), std::string::npos) << refused.out;
+  // Where a memory cgroup can be made, it counts both, and both are allowed.
+  if (JailCgroup(p.limits.memory_bytes, p.limits.max_processes).has_memory()) {
+    auto counted = sh(p, unmapped);
+    EXPECT_EQ(counted.out.find("Function not implemented"), std::string::npos) << counted.out;
+    EXPECT_NE(counted.out.find("Shared memory id"), std::string::npos) << counted.out << counted.err;
+  }
 }
 
 TEST_F(JailAttack, EndlessLoopIsKilled) {
