@@ -4,6 +4,7 @@
 // Prints "listening on http://HOST:PORT" on stdout once the socket is bound
 // (with --port 0 the kernel picks the port), then serves until SIGINT/SIGTERM.
 #include <csignal>
+#include <filesystem>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -14,10 +15,14 @@
 #include "command.h"
 #include "engine/engine.h"
 #include "gguf/gguf.h"
+#include "model/packed_cache.h"
+#include "sandbox/landlock.h"
+#include "sandbox/seccomp_filter.h"
 #include "server/http_server.h"
 #include "server/serve_args.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/paths.h"
 
 namespace {
 
@@ -55,15 +60,37 @@ int64_t training_context(const std::string& model_path) {
   return int64_t(file.get_uint(arch + ".context_length", 2048));
 }
 
+// The server reads hostile text (in chat templates, the tokenizer, HTTP and
+// JSON parsing), so it confines itself before it parses any: files first,
+// while this process has one thread (Landlock binds the threads started
+// after it), and the network once its socket listens (seccomp, all
+// threads). What stays open is what it reads to load the model and size
+// its threads, and the packed-weights cache.
+void confine_files(const std::string& model) {
+  using namespace warden;
+  const model::PackedCacheSettings cache = model::PackedCacheSettings::from_environment();
+  sandbox::FileAccess access;
+  access.read = {model, "/proc/self", "/proc/meminfo", "/sys/devices/system/cpu", "/sys/fs/cgroup",
+                 "/sys/kernel/mm/transparent_hugepage", "/etc/localtime"};
+  if (!cache.dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(cache.dir, ec);  // the rule needs the folder
+    access.read_write.push_back(cache.dir);
+  }
+  if (sandbox::restrict_files(access) == 0)
+    log::warn("this kernel has no Landlock: the engine server's file access is not confined");
+}
+
 int run_serve(ServeArgs& a) {
   using namespace warden;
   if (a.verbose) log::set_level(log::Level::debug);
+  if (!a.api_key_file.empty()) a.server.api_key = read_api_key_file(a.api_key_file);
+  confine_files(a.model);
   const int64_t n_ctx_train = training_context(a.model);
   const server::SlotContext slot_ctx = server::slot_context(a.n_ctx, n_ctx_train, a.parallel, a.parallel_given);
   if (slot_ctx.capped)
     log::warn("the slot context is capped at the model's training context of " + std::to_string(n_ctx_train) +
               " tokens (as llama-server does)");
-  if (!a.api_key_file.empty()) a.server.api_key = read_api_key_file(a.api_key_file);
   if (a.server.host != "127.0.0.1" && a.server.host != "localhost" && a.server.host != "::1")
     log::warn("listening on " + a.server.host + ": other machines may reach this server" +
               (a.server.api_key.empty() ? " and no --api-key is set" : ""));
@@ -88,6 +115,7 @@ int run_serve(ServeArgs& a) {
   a.server.chat_template = engine.model().file().get_string("tokenizer.chat_template", "");
   server::Server server(engine, a.server);
   const int port = server.bind();
+  sandbox::confine_listening_server();
   std::printf("listening on http://%s:%d\n", a.server.host.c_str(), port);
   std::fflush(stdout);
   log::info("serving '" + server.model_id() + "' with " + std::to_string(a.parallel) + " slots of " +

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 
@@ -62,7 +63,9 @@ void deny_socket_families(scmp_filter_ctx ctx, const SeccompOptions& o, const ch
   check(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), nr, 1, arg(0, SCMP_CMP_GE, kFamilyBound)), call);
 }
 
-Ctx build(const SeccompOptions& o) {
+// Rules every confined process gets: no debugging of other processes, no
+// mounts or namespaces, no kernel-wide state, no typing into the terminal.
+Ctx common_rules() {
   Ctx ctx(seccomp_init(SCMP_ACT_ALLOW));
   if (!ctx) throw Error("seccomp: libseccomp could not create a filter");
   // Syscalls of another architecture (int 0x80, x32) are killed: the rules
@@ -74,10 +77,6 @@ Ctx build(const SeccompOptions& o) {
     check(seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EPERM), nr, 0), name);
   }
   check(seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0), "clone3");
-  // One fallocate() reserves gigabytes at once, between two looks of the
-  // supervisor's disk check; "not supported" makes libc's posix_fallocate
-  // write the blocks itself, at a pace the check keeps up with.
-  check(seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EOPNOTSUPP), SCMP_SYS(fallocate), 0), "fallocate");
   for (unsigned long flag : kNamespaceFlags)
     check(seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
                            arg(0, SCMP_CMP_MASKED_EQ, flag, flag)),
@@ -88,11 +87,23 @@ Ctx build(const SeccompOptions& o) {
     check(seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
                            arg(1, SCMP_CMP_MASKED_EQ, 0xffffffffUL, request)),
           "ioctl");
-  if (o.refuse_unmapped_memory)
-    for (const char* name : {"memfd_create", "memfd_secret", "shmget"}) {
-      int nr = seccomp_syscall_resolve_name(name);
-      if (nr != __NR_SCMP_ERROR) check(seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(ENOSYS), nr, 0), name);
-    }
+  return ctx;
+}
+
+void deny_all(scmp_filter_ctx ctx, std::initializer_list<const char*> names, int error) {
+  for (const char* name : names) {
+    int nr = seccomp_syscall_resolve_name(name);
+    if (nr != __NR_SCMP_ERROR) check(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(error), nr, 0), name);
+  }
+}
+
+Ctx build(const SeccompOptions& o) {
+  Ctx ctx = common_rules();
+  // One fallocate() reserves gigabytes at once, between two looks of the
+  // supervisor's disk check; "not supported" makes libc's posix_fallocate
+  // write the blocks itself, at a pace the check keeps up with.
+  check(seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EOPNOTSUPP), SCMP_SYS(fallocate), 0), "fallocate");
+  if (o.refuse_unmapped_memory) deny_all(ctx.get(), {"memfd_create", "memfd_secret", "shmget"}, ENOSYS);
   deny_socket_families(ctx.get(), o, "socket");
   deny_socket_families(ctx.get(), o, "socketpair");
   return ctx;
@@ -125,6 +136,16 @@ std::string build_seccomp_bpf(const SeccompOptions& options) {
   std::string& slot = cache[(options.allow_inet ? 1 : 0) + (options.refuse_unmapped_memory ? 2 : 0)];
   if (slot.empty()) slot = compile(options);
   return slot;
+}
+
+void confine_listening_server() {
+  Ctx ctx = common_rules();
+  // The listening socket exists; accepting on it needs none of these.
+  deny_all(ctx.get(), {"socket", "connect", "bind", "listen", "execve", "execveat"}, EACCES);
+  // Every thread, those already running included.
+  check(seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_TSYNC, 1), "thread sync");
+  const int rc = seccomp_load(ctx.get());
+  if (rc < 0) throw Error("seccomp: cannot confine this process (libseccomp error " + std::to_string(-rc) + ")");
 }
 
 int build_seccomp_fd(const SeccompOptions& options) {

@@ -18,6 +18,12 @@ struct SeccompOptions {
 // caller owns it. Throws warden::Error when libseccomp cannot build it.
 int build_seccomp_fd(const SeccompOptions& options);
 
+// Confines the calling process, every thread of it, for good: a server
+// whose socket already listens (warden serve) may no longer create,
+// connect or bind sockets, start programs, debug other processes or use
+// the jail's other denied calls. Throws warden::Error when it cannot.
+void confine_listening_server();
+
 // The program itself, for inspection and tests.
 std::string build_seccomp_bpf(const SeccompOptions& options);
 

@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <set>
 #include <thread>
 
@@ -566,6 +568,35 @@ TEST(ServeNesting, DeeplyNestedBodiesAre400) {
                         R"({"max_tokens":2,"messages":[{"role":"user","content":"hi"}],"x":)" + nested(255) + "}");
   EXPECT_EQ(deepest.status, 200) << deepest.body;
   EXPECT_TRUE(server.alive());
+}
+
+std::string status_field(const std::string& status_file, const std::string& key) {
+  std::ifstream in(status_file);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(key + ":", 0) == 0) {
+      std::string value = line.substr(key.size() + 1);
+      value.erase(0, value.find_first_not_of(" \t"));
+      return value;
+    }
+  return "";
+}
+
+// The server parses hostile text, so it confines itself (cmd_serve.cpp):
+// every thread runs under its seccomp filter with no_new_privs, and it
+// still serves. What the filter and Landlock refuse is tested in
+// tests/sandbox/confine_test.cpp.
+TEST_F(ServeTest, EveryThreadOfTheServerIsConfined) {
+  expect_still_serving();
+  const std::string tasks = "/proc/" + std::to_string(server_->pid()) + "/task";
+  int threads = 0;
+  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+    const std::string status = task.path().string() + "/status";
+    EXPECT_EQ(status_field(status, "NoNewPrivs"), "1") << status;
+    EXPECT_EQ(status_field(status, "Seccomp"), "2") << status;  // filter mode
+    threads++;
+  }
+  EXPECT_GT(threads, 2);  // the HTTP workers and the engine's threads too
 }
 
 }  // namespace

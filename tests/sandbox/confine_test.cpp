@@ -1,0 +1,175 @@
+// Self-confinement of the engine server: Landlock (landlock.h) and the
+// server's seccomp filter (seccomp_filter.h), each applied in a forked child
+// that reports what it could still do.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <thread>
+
+#include "common/test_env.h"
+#include "sandbox/landlock.h"
+#include "sandbox/seccomp_filter.h"
+
+namespace warden::sandbox {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Runs `body` in a forked child; each line it writes to the given fd is
+// "name=value". Returns those, and the child's exit status as "exit".
+template <typename Body>
+std::map<std::string, std::string> in_child(Body body) {
+  int pipe_fds[2];
+  if (::pipe(pipe_fds) != 0) return {};
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(pipe_fds[0]);
+    int code = 0;
+    try {
+      body(pipe_fds[1]);
+    } catch (const std::exception& e) {
+      std::string line = std::string("error=") + e.what() + "\n";
+      [[maybe_unused]] ssize_t w = ::write(pipe_fds[1], line.data(), line.size());
+      code = 1;
+    }
+    _exit(code);
+  }
+  ::close(pipe_fds[1]);
+  std::string text;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(pipe_fds[0], buf, sizeof buf)) > 0) text.append(buf, size_t(n));
+  ::close(pipe_fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  std::map<std::string, std::string> out;
+  size_t start = 0;
+  for (size_t end; (end = text.find('\n', start)) != std::string::npos; start = end + 1) {
+    const std::string line = text.substr(start, end - start);
+    const size_t eq = line.find('=');
+    if (eq != std::string::npos) out[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  out["exit"] = std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+  return out;
+}
+
+void report(int fd, const std::string& name, int rc) {
+  const std::string line = name + "=" + (rc >= 0 ? std::string("ok") : std::string(std::strerror(errno))) + "\n";
+  [[maybe_unused]] ssize_t w = ::write(fd, line.data(), line.size());
+}
+
+int open_file(const std::string& path, int flags) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC, 0600);
+  if (fd >= 0) ::close(fd);
+  return fd;
+}
+
+TEST(Landlock, TheProcessOpensOnlyWhatItWasGiven) {
+  const std::string root = warden::test::make_temp_dir("landlock");
+  fs::create_directories(root + "/model");
+  fs::create_directories(root + "/cache");
+  std::ofstream(root + "/model/weights.gguf") << "weights";
+  std::ofstream(root + "/secret") << "secret";
+  auto seen = in_child([&](int out) {
+    const int abi = restrict_files({{root + "/model", root + "/missing"}, {root + "/cache"}});
+    report(out, "abi", abi > 0 ? 0 : -1);
+    if (abi == 0) return;
+    report(out, "read_given", open_file(root + "/model/weights.gguf", O_RDONLY));
+    report(out, "write_read_only", open_file(root + "/model/weights.gguf", O_WRONLY));
+    report(out, "read_other", open_file(root + "/secret", O_RDONLY));
+    report(out, "read_passwd", open_file("/etc/passwd", O_RDONLY));
+    report(out, "create_in_cache", open_file(root + "/cache/packed.bin", O_WRONLY | O_CREAT));
+    report(out, "remove_in_cache", ::unlink((root + "/cache/packed.bin").c_str()));
+    report(out, "create_elsewhere", open_file(root + "/new", O_WRONLY | O_CREAT));
+    char* const argv[] = {const_cast<char*>("/bin/true"), nullptr};
+    report(out, "exec", ::execv("/bin/true", argv));
+  });
+  if (seen["abi"] != "ok") GTEST_SKIP() << "this kernel has no Landlock";
+  EXPECT_EQ(seen["exit"], "0") << seen["error"];
+  EXPECT_EQ(seen["read_given"], "ok");
+  EXPECT_EQ(seen["create_in_cache"], "ok");
+  EXPECT_EQ(seen["remove_in_cache"], "ok");
+  for (const char* refused : {"write_read_only", "read_other", "read_passwd", "create_elsewhere", "exec"})
+    EXPECT_EQ(seen[refused], std::strerror(EACCES)) << refused;
+  EXPECT_FALSE(fs::exists(root + "/new"));
+}
+
+TEST(Landlock, RefusesOnceThreadsRun) {
+  auto seen = in_child([&](int out) {
+    std::thread sleeper([] { std::this_thread::sleep_for(std::chrono::milliseconds(300)); });
+    try {
+      restrict_files({{"/usr"}, {}});
+      report(out, "restricted", 0);
+    } catch (const std::exception& e) {
+      report(out, "restricted", -1);
+    }
+    sleeper.join();
+  });
+  EXPECT_NE(seen["restricted"], "ok");
+}
+
+TEST(ServerConfinement, AListeningServerKeepsAcceptingAndCanDoNothingElse) {
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener, 4), 0);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  std::thread client([&] {
+    int c = ::socket(AF_INET, SOCK_STREAM, 0);
+    ::connect(c, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    ::close(c);
+  });
+  auto seen = in_child([&](int out) {
+    // A thread started before the filter gets it too.
+    int from_thread = 0;
+    bool go = false;
+    std::thread earlier([&] {
+      while (!__atomic_load_n(&go, __ATOMIC_ACQUIRE)) std::this_thread::yield();
+      from_thread = ::socket(AF_INET, SOCK_STREAM, 0);
+      if (from_thread < 0) from_thread = -errno;
+    });
+    confine_listening_server();
+    __atomic_store_n(&go, true, __ATOMIC_RELEASE);
+    earlier.join();
+    errno = -from_thread;
+    report(out, "socket_from_earlier_thread", from_thread);
+    report(out, "accept", ::accept(listener, nullptr, nullptr));
+    report(out, "socket", ::socket(AF_UNIX, SOCK_STREAM, 0));
+    int pair[2];
+    report(out, "socketpair", ::socketpair(AF_UNIX, SOCK_STREAM, 0, pair));
+    report(out, "connect", ::connect(pair[0], reinterpret_cast<sockaddr*>(&addr), sizeof addr));
+    report(out, "ptrace", int(::ptrace(PTRACE_ATTACH, ::getppid(), nullptr, nullptr)));
+    char* const argv[] = {const_cast<char*>("/bin/true"), nullptr};
+    report(out, "exec", ::execv("/bin/true", argv));
+  });
+  client.join();
+  ::close(listener);
+  EXPECT_EQ(seen["exit"], "0") << seen["error"];
+  EXPECT_EQ(seen["accept"], "ok");
+  EXPECT_EQ(seen["socketpair"], "ok");
+  for (const char* refused : {"socket_from_earlier_thread", "socket", "connect", "exec"})
+    EXPECT_EQ(seen[refused], std::strerror(EACCES)) << refused;
+  EXPECT_EQ(seen["ptrace"], std::strerror(EPERM));
+}
+
+}  // namespace
+}  // namespace warden::sandbox
