@@ -91,5 +91,20 @@ TEST(ServeFlags, BadFlagsExitWithUsageErrors) {
   }
 }
 
+// The server confines itself before it binds (no /etc/hosts then), so a
+// name is looked up first; the address printed is the one given.
+TEST(ServeFlags, HostNamesAreLookedUpBeforeTheServerConfinesItself) {
+  ServeProcess by_name({"--host", "localhost", "-t", "1"});
+  EXPECT_EQ(ApiClient(by_name.port()).get("/health").status, 200);
+  by_name.stop();
+
+  auto unknown = run_warden({"serve", "-m", tiny_model(), "--host", "no-such-host.invalid", "--port", "0"});
+  EXPECT_EQ(unknown.exit_code, 1) << unknown.err;
+  EXPECT_NE(unknown.err.find("--host no-such-host.invalid: cannot resolve it"), std::string::npos) << unknown.err;
+  auto foreign = run_warden({"serve", "-m", tiny_model(), "--host", "192.0.2.1", "--port", "0"});
+  EXPECT_EQ(foreign.exit_code, 1) << foreign.err;
+  EXPECT_NE(foreign.err.find("--host 192.0.2.1: not an address of this machine"), std::string::npos) << foreign.err;
+}
+
 }  // namespace
 }  // namespace warden::test
