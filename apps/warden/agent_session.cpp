@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "broker/client.h"
+#include "broker/render.h"
 #include "broker/server.h"
 #include "command.h"
 #include "util/error.h"
@@ -23,9 +24,39 @@
 namespace warden::cli {
 namespace fs = std::filesystem;
 
-void ChildProcess::start(const std::vector<std::string>& args, bool capture_stdout) {
-  int fds[2] = {-1, -1};
-  if (capture_stdout && ::pipe2(fds, O_CLOEXEC) != 0) throw Error("cannot create a pipe");
+namespace {
+
+// Copies a child's stderr to ours one line at a time, each neutralized for
+// the terminal; a line longer than 4 KiB is passed on in pieces.
+void forward_neutralized(int from) {
+  std::string line;
+  char buf[4096];
+  auto flush = [&] {
+    const std::string shown = broker::neutralize(line, false) + "\n";
+    [[maybe_unused]] ssize_t w = ::write(2, shown.data(), shown.size());
+    line.clear();
+  };
+  ssize_t n;
+  while ((n = ::read(from, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
+    for (ssize_t i = 0; i < n; i++) {
+      if (buf[i] == '\n') {
+        flush();
+        continue;
+      }
+      line += buf[i];
+      if (line.size() >= sizeof buf) flush();
+    }
+  }
+  if (!line.empty()) flush();
+  ::close(from);
+}
+
+}  // namespace
+
+void ChildProcess::start(const std::vector<std::string>& args, bool capture_stdout, bool untrusted) {
+  int out[2] = {-1, -1}, err[2] = {-1, -1};
+  if (capture_stdout && ::pipe2(out, O_CLOEXEC) != 0) throw Error("cannot create a pipe");
+  if (untrusted && ::pipe2(err, O_CLOEXEC) != 0) throw Error("cannot create a pipe");
   const std::string self = fs::read_symlink("/proc/self/exe").string();
   std::vector<char*> argv;
   argv.push_back(const_cast<char*>(self.c_str()));
@@ -37,13 +68,21 @@ void ChildProcess::start(const std::vector<std::string>& args, bool capture_stdo
     // A broker or engine must not outlive the session, even if it is killed.
     ::prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (::getppid() == 1) _exit(1);
-    if (capture_stdout) ::dup2(fds[1], 1);
+    if (capture_stdout) ::dup2(out[1], 1);
+    if (untrusted) {
+      const int null = ::open("/dev/null", O_RDONLY);
+      if (null < 0 || ::dup2(null, 0) < 0 || ::dup2(err[1], 2) < 0) _exit(127);
+    }
     ::execv(self.c_str(), argv.data());
     _exit(127);
   }
   if (capture_stdout) {
-    ::close(fds[1]);
-    out_fd_ = fds[0];
+    ::close(out[1]);
+    out_fd_ = out[0];
+  }
+  if (untrusted) {
+    ::close(err[1]);
+    stderr_forwarder_ = std::thread(forward_neutralized, err[0]);
   }
 }
 
@@ -74,11 +113,14 @@ std::string ChildProcess::read_line(std::chrono::seconds timeout) {
 
 void ChildProcess::stop() {
   if (out_fd_ >= 0) ::close(out_fd_), out_fd_ = -1;
-  if (pid_ <= 0) return;
-  ::kill(pid_, SIGTERM);
-  int status = 0;
-  ::waitpid(pid_, &status, 0);
-  pid_ = -1;
+  if (pid_ > 0) {
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+  // The child's stderr has reached its end with the child.
+  if (stderr_forwarder_.joinable()) stderr_forwarder_.join();
 }
 
 std::vector<CLI::Option*> add_agent_session_options(CLI::App& app, AgentSessionOptions& o, bool with_model_file) {
@@ -184,7 +226,7 @@ std::string start_embedded_server(const std::string& model, const engine::Lookup
   if (lookup.on)
     args.insert(args.end(), {"--spec-type", "ngram-simple", "--draft-max", std::to_string(lookup.draft_max),
                              "--spec-ngram-size-n", std::to_string(lookup.ngram)});
-  child.start(args, true);
+  child.start(args, true, true);
   const std::string line = child.read_line(std::chrono::seconds(600));
   const std::string prefix = "listening on ";
   if (line.rfind(prefix, 0) != 0) throw Error("-m " + model + ": the engine server did not start");

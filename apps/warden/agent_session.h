@@ -11,6 +11,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "agent/agent.h"
@@ -51,8 +52,12 @@ class ChildProcess {
   ChildProcess& operator=(const ChildProcess&) = delete;
   ~ChildProcess() { stop(); }
   // Starts this executable with `args`; stdout goes to a pipe when
-  // capture_stdout (read it with read_line).
-  void start(const std::vector<std::string>& args, bool capture_stdout);
+  // capture_stdout (read it with read_line). An `untrusted` child (the
+  // engine server, which parses hostile text) gets /dev/null for stdin, and
+  // its stderr reaches the terminal only line by line through
+  // broker::neutralize: it can neither read what the user types nor write
+  // escape sequences over an approval prompt.
+  void start(const std::vector<std::string>& args, bool capture_stdout, bool untrusted = false);
   bool running();
   // One line of the child's stdout, waiting at most `timeout`.
   std::string read_line(std::chrono::seconds timeout);
@@ -61,6 +66,7 @@ class ChildProcess {
  private:
   pid_t pid_ = -1;
   int out_fd_ = -1;
+  std::thread stderr_forwarder_;
 };
 
 // Totals over every message of a session.

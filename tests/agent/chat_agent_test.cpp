@@ -177,6 +177,22 @@ TEST(AgentChat, TerminalApprovesOneRequestAndDeniesAnotherInsideTheChat) {
   EXPECT_EQ(run_warden({"audit", "verify", "--db", s.audit_db}).exit_code, 0);
 }
 
+// The engine child parses hostile text (tool results, web pages), so what it
+// writes reaches the terminal only neutralized: here a model file whose name
+// carries an escape sequence, which the engine logs as it starts.
+TEST(AgentChat, TheEngineChildWritesNoEscapesToTheTerminal) {
+  ChatScene s;
+  const std::string model = make_temp_dir("model") + "/tiny\x1b[2J\x1b]0;pwned\x07.gguf";
+  ASSERT_EQ(run_warden({"make-model", "--preset", "tiny-qwen3", "--type", "q8_0", "--seed", "7", model}).exit_code, 0);
+  const RunResult ran = run_warden({"run", "--max-steps", "1", "--workspace", s.ws, "--socket-dir", s.sock, "--audit",
+                                    s.audit_db, "--no-tty", "--approval-timeout", "5", "-m", model, "say hi"},
+                                   "");
+  EXPECT_EQ(ran.exit_code, 0) << ran.err;
+  EXPECT_NE(ran.err.find("serving 'tiny\\x1b[2J\\x1b]0;pwned\\x07.gguf'"), std::string::npos) << ran.err;
+  EXPECT_EQ(ran.err.find('\x1b'), std::string::npos);
+  EXPECT_EQ(ran.err.find('\x07'), std::string::npos);
+}
+
 // Lookup decoding for the embedded engine: `run -m` and `chat --agent -m`
 // hand --spec-type and its lengths to their `warden serve` child (which
 // says so on the shared stderr); with a --backend there is no engine of
