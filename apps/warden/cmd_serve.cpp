@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <csignal>
-#include <filesystem>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -17,10 +16,9 @@
 #include <thread>
 
 #include "command.h"
+#include "engine_confinement.h"
 #include "engine/engine.h"
 #include "gguf/gguf.h"
-#include "model/packed_cache.h"
-#include "sandbox/landlock.h"
 #include "sandbox/seccomp_filter.h"
 #include "server/http_server.h"
 #include "server/serve_args.h"
@@ -64,27 +62,6 @@ int64_t training_context(const std::string& model_path) {
   return int64_t(file.get_uint(arch + ".context_length", 2048));
 }
 
-// The server reads hostile text (in chat templates, the tokenizer, HTTP and
-// JSON parsing), so it confines itself before it parses any: files first,
-// while this process has one thread (Landlock binds the threads started
-// after it), and the network once its socket listens (seccomp, all
-// threads). What stays open is what it reads to load the model and size
-// its threads, and the packed-weights cache.
-void confine_files(const std::string& model) {
-  using namespace warden;
-  const model::PackedCacheSettings cache = model::PackedCacheSettings::from_environment();
-  sandbox::FileAccess access;
-  access.read = {model, "/proc/self", "/proc/meminfo", "/sys/devices/system/cpu", "/sys/fs/cgroup",
-                 "/sys/kernel/mm/transparent_hugepage", "/etc/localtime"};
-  if (!cache.dir.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(cache.dir, ec);  // the rule needs the folder
-    access.read_write.push_back(cache.dir);
-  }
-  if (sandbox::restrict_files(access) == 0)
-    log::warn("this kernel has no Landlock: the engine server's file access is not confined");
-}
-
 // The address to listen on, as a number: a name is looked up now, while
 // the files that resolve it (/etc/hosts, NSS modules) can still be read.
 // The first address of the name this machine can bind, as cpp-httplib
@@ -118,7 +95,7 @@ int run_serve(ServeArgs& a) {
   if (!a.api_key_file.empty()) a.server.api_key = read_api_key_file(a.api_key_file);
   const std::string shown_host = a.server.host.find(':') != std::string::npos ? "[" + a.server.host + "]" : a.server.host;
   a.server.host = numeric_listen_address(a.server.host);
-  confine_files(a.model);
+  cli::confine_engine_files(a.model);
   const int64_t n_ctx_train = training_context(a.model);
   const server::SlotContext slot_ctx = server::slot_context(a.n_ctx, n_ctx_train, a.parallel, a.parallel_given);
   if (slot_ctx.capped)
@@ -148,7 +125,7 @@ int run_serve(ServeArgs& a) {
   a.server.chat_template = engine.model().file().get_string("tokenizer.chat_template", "");
   server::Server server(engine, a.server);
   const int port = server.bind();
-  sandbox::confine_listening_server();
+  sandbox::confine_engine_process();
   std::printf("listening on http://%s:%d\n", shown_host.c_str(), port);
   std::fflush(stdout);
   log::info("serving '" + server.model_id() + "' with " + std::to_string(a.parallel) + " slots of " +

@@ -4,7 +4,7 @@
 // tokenizer read hostile text (web pages and files the agent passes on).
 // Should a parser bug ever give an attacker code in that process, it still
 // cannot open the user's files. The matching seccomp half (no network, no
-// programs) is confine_listening_server() in seccomp_filter.h.
+// programs) is confine_engine_process() in seccomp_filter.h.
 #include <string>
 #include <vector>
 

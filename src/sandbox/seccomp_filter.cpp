@@ -138,7 +138,7 @@ std::string build_seccomp_bpf(const SeccompOptions& options) {
   return slot;
 }
 
-void confine_listening_server() {
+void confine_engine_process() {
   Ctx ctx = common_rules();
   // The listening socket exists; accepting on it needs none of these.
   deny_all(ctx.get(), {"socket", "connect", "bind", "listen", "execve", "execveat"}, EACCES);

@@ -18,11 +18,12 @@ struct SeccompOptions {
 // caller owns it. Throws warden::Error when libseccomp cannot build it.
 int build_seccomp_fd(const SeccompOptions& options);
 
-// Confines the calling process, every thread of it, for good: a server
-// whose socket already listens (warden serve) may no longer create,
-// connect or bind sockets, start programs, debug other processes or use
-// the jail's other denied calls. Throws warden::Error when it cannot.
-void confine_listening_server();
+// Confines the calling process, every thread of it, for good: a process
+// that runs the engine on hostile text (warden serve, once its socket
+// listens; generate; chat) may no longer create, connect or bind sockets,
+// start programs, debug other processes or use the jail's other denied
+// calls. Throws warden::Error when it cannot.
+void confine_engine_process();
 
 // The program itself, for inspection and tests.
 std::string build_seccomp_bpf(const SeccompOptions& options);

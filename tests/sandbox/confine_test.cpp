@@ -147,7 +147,7 @@ TEST(ServerConfinement, AListeningServerKeepsAcceptingAndCanDoNothingElse) {
       from_thread = ::socket(AF_INET, SOCK_STREAM, 0);
       if (from_thread < 0) from_thread = -errno;
     });
-    confine_listening_server();
+    confine_engine_process();
     __atomic_store_n(&go, true, __ATOMIC_RELEASE);
     earlier.join();
     errno = -from_thread;

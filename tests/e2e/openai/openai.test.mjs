@@ -22,11 +22,16 @@ let dir, server, client;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'warden-openai-'));
+  // HOME and the XDG folders inside the test's own folder: the server keeps
+  // its packed-weights cache there, not in the real home.
+  const env = { ...process.env, HOME: join(dir, 'home'), XDG_CONFIG_HOME: join(dir, 'config'),
+                XDG_DATA_HOME: join(dir, 'data'), XDG_CACHE_HOME: join(dir, 'cache'),
+                XDG_STATE_HOME: join(dir, 'state'), XDG_RUNTIME_DIR: join(dir, 'run') };
   const model = join(dir, 'tiny.gguf');
-  execFileSync(warden, ['make-model', '--preset', 'tiny-qwen3', '--type', 'q8_0', '--seed', '3', model]);
+  execFileSync(warden, ['make-model', '--preset', 'tiny-qwen3', '--type', 'q8_0', '--seed', '3', model], { env });
   server = spawn(warden, ['serve', '-m', model, '--port', '0', '--parallel', '2', '-t', '2', '-c', '4096',
                           '--api-key', apiKey, '--alias', 'tiny'],
-                 { stdio: ['ignore', 'pipe', 'inherit'] });
+                 { stdio: ['ignore', 'pipe', 'inherit'], env });
   // The server prints "listening on http://127.0.0.1:PORT" once bound.
   const url = await new Promise((resolve, reject) => {
     let out = '';

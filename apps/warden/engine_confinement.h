@@ -1,0 +1,23 @@
+#pragma once
+// The engine reads untrusted input: the GGUF file itself (weights may come
+// from anywhere) and, under warden serve, hostile text in chat templates,
+// the tokenizer and HTTP/JSON parsing. Every command that runs it (serve,
+// generate, plain chat) confines its own process in two steps, so that a
+// bug in one of those parsers gives an attacker neither the user's files
+// nor the network nor other programs:
+//
+//   confine_engine_files(model);          // first, while single-threaded
+//   ... load the engine, bind a server socket ...
+//   sandbox::confine_engine_process();    // seccomp, every thread
+#include <string>
+
+namespace warden::cli {
+
+// Landlock: only the model file, the packed-weights cache (read and write)
+// and the /proc, /sys and /etc files the engine sizes its threads and
+// memory from remain readable. Call before the process starts a thread
+// (Landlock binds the calling thread and what it starts); throws
+// warden::Error otherwise. A kernel without Landlock gets a warning.
+void confine_engine_files(const std::string& model);
+
+}  // namespace warden::cli
