@@ -1,0 +1,99 @@
+// The commands that run the engine in their own process (generate, plain
+// chat) confine themselves once the model is loaded: every thread under the
+// seccomp filter with no_new_privs. What that filter and Landlock refuse is
+// in confine_test.cpp; serve has its own check in server_http_test.cpp.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/test_env.h"
+
+namespace {
+
+using warden::test::make_temp_dir;
+using warden::test::run_warden;
+using warden::test::warden_binary;
+
+std::string status_field(const std::string& file, const std::string& key) {
+  std::ifstream in(file);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(key + ":", 0) == 0) {
+      std::string value = line.substr(key.size() + 1);
+      value.erase(0, value.find_first_not_of(" \t"));
+      return value;
+    }
+  return "";
+}
+
+// Every thread of `pid`, once it has loaded its model: {threads, confined}.
+std::pair<int, int> threads_confined(pid_t pid) {
+  int threads = 0, confined = 0;
+  std::error_code ec;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    const std::string status = task.path().string() + "/status";
+    threads++;
+    if (status_field(status, "Seccomp") == "2" && status_field(status, "NoNewPrivs") == "1") confined++;
+  }
+  return {threads, confined};
+}
+
+// Starts warden with a pipe for stdin (left open: chat waits on it), waits
+// up to 60 s for its first thread to be confined, and reports every thread.
+std::pair<int, int> confined_while_running(const std::vector<std::string>& args) {
+  int in[2];
+  if (::pipe(in) != 0) return {0, 0};
+  const std::string binary = warden_binary();
+  std::vector<char*> argv{const_cast<char*>(binary.c_str())};
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(in[0], 0);
+    ::close(in[1]);
+    ::execv(binary.c_str(), argv.data());
+    _exit(127);
+  }
+  ::close(in[0]);
+  std::pair<int, int> seen{0, 0};
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (status_field("/proc/" + std::to_string(pid) + "/status", "Seccomp") == "2") {
+      seen = threads_confined(pid);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ::kill(pid, SIGKILL);
+  ::close(in[1]);
+  ::waitpid(pid, nullptr, 0);
+  return seen;
+}
+
+TEST(EngineCommands, GenerateAndChatRunConfined) {
+  const std::string model = make_temp_dir("model") + "/tiny.gguf";
+  ASSERT_EQ(run_warden({"make-model", "--preset", "tiny-qwen3", "--type", "q8_0", "--seed", "5", model}).exit_code, 0);
+
+  auto chat = confined_while_running({"chat", "-m", model, "-t", "2"});
+  EXPECT_GT(chat.first, 1);  // the engine's threads too
+  EXPECT_EQ(chat.second, chat.first);
+
+  auto generate = confined_while_running({"generate", "-m", model, "-t", "2", "-p", "x", "-n", "-1", "-c", "4096"});
+  EXPECT_GT(generate.first, 1);
+  EXPECT_EQ(generate.second, generate.first);
+
+  // And they still do their work.
+  auto done = run_warden({"generate", "-m", model, "-p", "x", "-n", "4", "--temp", "0"});
+  EXPECT_EQ(done.exit_code, 0) << done.err;
+  EXPECT_FALSE(done.out.empty());
+}
+
+}  // namespace
