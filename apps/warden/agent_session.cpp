@@ -51,6 +51,21 @@ void forward_neutralized(int from) {
   ::close(from);
 }
 
+// What an untrusted child may know of our environment: where its cache is,
+// the time zone and language, and warden's own settings. API keys and
+// tokens in the rest stay here.
+std::vector<std::string> environment_for_untrusted_child() {
+  std::vector<std::string> kept;
+  for (char** e = environ; *e; e++) {
+    const std::string var(*e);
+    const std::string name = var.substr(0, var.find('='));
+    if (name == "HOME" || name == "XDG_CACHE_HOME" || name == "TZ" || name == "LANG" || name.rfind("LC_", 0) == 0 ||
+        name.rfind("WARDEN_", 0) == 0)
+      kept.push_back(var);
+  }
+  return kept;
+}
+
 }  // namespace
 
 void ChildProcess::start(const std::vector<std::string>& args, bool capture_stdout, bool untrusted) {
@@ -62,6 +77,10 @@ void ChildProcess::start(const std::vector<std::string>& args, bool capture_stdo
   argv.push_back(const_cast<char*>(self.c_str()));
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  std::vector<std::string> env_text = untrusted ? environment_for_untrusted_child() : std::vector<std::string>{};
+  std::vector<char*> envp;
+  for (auto& v : env_text) envp.push_back(v.data());
+  envp.push_back(nullptr);
   pid_ = ::fork();
   if (pid_ < 0) throw Error("cannot fork");
   if (pid_ == 0) {
@@ -73,7 +92,7 @@ void ChildProcess::start(const std::vector<std::string>& args, bool capture_stdo
       const int null = ::open("/dev/null", O_RDONLY);
       if (null < 0 || ::dup2(null, 0) < 0 || ::dup2(err[1], 2) < 0) _exit(127);
     }
-    ::execv(self.c_str(), argv.data());
+    ::execve(self.c_str(), argv.data(), untrusted ? envp.data() : environ);
     _exit(127);
   }
   if (capture_stdout) {
@@ -114,9 +133,19 @@ std::string ChildProcess::read_line(std::chrono::seconds timeout) {
 void ChildProcess::stop() {
   if (out_fd_ >= 0) ::close(out_fd_), out_fd_ = -1;
   if (pid_ > 0) {
+    // SIGTERM, and SIGKILL after 5 s: an engine that ignores the first must
+    // not hold the session open.
     ::kill(pid_, SIGTERM);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     int status = 0;
-    ::waitpid(pid_, &status, 0);
+    while (::waitpid(pid_, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() >= deadline) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
     pid_ = -1;
   }
   // The child's stderr has reached its end with the child.

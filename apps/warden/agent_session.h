@@ -43,8 +43,8 @@ struct AgentSessionOptions {
 // (chat registers its own).
 std::vector<CLI::Option*> add_agent_session_options(CLI::App& app, AgentSessionOptions& o, bool with_model_file = true);
 
-// A child process (this executable) stopped with SIGTERM, then waited for,
-// when the session ends.
+// A child process (this executable) stopped with SIGTERM (SIGKILL 5 s
+// later), then waited for, when the session ends.
 class ChildProcess {
  public:
   ChildProcess() = default;
@@ -53,10 +53,12 @@ class ChildProcess {
   ~ChildProcess() { stop(); }
   // Starts this executable with `args`; stdout goes to a pipe when
   // capture_stdout (read it with read_line). An `untrusted` child (the
-  // engine server, which parses hostile text) gets /dev/null for stdin, and
-  // its stderr reaches the terminal only line by line through
-  // broker::neutralize: it can neither read what the user types nor write
-  // escape sequences over an approval prompt.
+  // engine server, which parses hostile text) gets /dev/null for stdin, a
+  // few environment variables (HOME, XDG_CACHE_HOME, TZ, LANG, LC_*,
+  // WARDEN_*), and its stderr reaches the terminal only line by line through
+  // broker::neutralize: it can neither read what the user types, nor the
+  // tokens in the environment, nor write escape sequences over an approval
+  // prompt.
   void start(const std::vector<std::string>& args, bool capture_stdout, bool untrusted = false);
   bool running();
   // One line of the child's stdout, waiting at most `timeout`.

@@ -142,6 +142,23 @@ void confine_engine_process() {
   Ctx ctx = common_rules();
   // The listening socket exists; accepting on it needs none of these.
   deny_all(ctx.get(), {"socket", "connect", "bind", "listen", "execve", "execveat"}, EACCES);
+  // TCP Fast Open connects without connect(): a listening socket shut down
+  // for reading is closed again, and sendto(MSG_FASTOPEN) would open it
+  // towards any address.
+  const struct {
+    const char* name;
+    unsigned flags_arg;
+  } sends[] = {{"sendto", 3}, {"sendmsg", 2}, {"sendmmsg", 3}};
+  for (const auto& send : sends)
+    check(seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EACCES), seccomp_syscall_resolve_name(send.name), 1,
+                           arg(send.flags_arg, SCMP_CMP_MASKED_EQ, MSG_FASTOPEN, MSG_FASTOPEN)),
+          send.name);
+  // No new processes, threads excepted: a child would outlive the session
+  // (PR_SET_PDEATHSIG is not inherited) with whatever this process holds.
+  deny_all(ctx.get(), {"fork", "vfork"}, EPERM);
+  check(seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+                         arg(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0)),
+        "clone");
   // Every thread, those already running included.
   check(seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_TSYNC, 1), "thread sync");
   const int rc = seccomp_load(ctx.get());

@@ -20,9 +20,10 @@ int build_seccomp_fd(const SeccompOptions& options);
 
 // Confines the calling process, every thread of it, for good: a process
 // that runs the engine on hostile text (warden serve, once its socket
-// listens; generate; chat) may no longer create, connect or bind sockets,
-// start programs, debug other processes or use the jail's other denied
-// calls. Throws warden::Error when it cannot.
+// listens; generate; chat) may no longer create, connect or bind sockets
+// (nor connect one with TCP Fast Open), start programs or processes (threads
+// only), debug other processes or use the jail's other denied calls. Throws
+// warden::Error when it cannot.
 void confine_engine_process();
 
 // The program itself, for inspection and tests.

@@ -6,6 +6,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -191,6 +194,66 @@ TEST(AgentChat, TheEngineChildWritesNoEscapesToTheTerminal) {
   EXPECT_NE(ran.err.find("serving 'tiny\\x1b[2J\\x1b]0;pwned\\x07.gguf'"), std::string::npos) << ran.err;
   EXPECT_EQ(ran.err.find('\x1b'), std::string::npos);
   EXPECT_EQ(ran.err.find('\x07'), std::string::npos);
+}
+
+// The pid of `parent`'s child whose command line has `word` as its first
+// argument, or -1.
+pid_t child_running(pid_t parent, const std::string& word) {
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const std::string stat = read_file(e.path().string() + "/stat");
+    const size_t close = stat.rfind(')');
+    if (close == std::string::npos || std::atoi(stat.c_str() + close + 4) != parent) continue;
+    const std::string cmdline = read_file(e.path().string() + "/cmdline");
+    const size_t first_arg = cmdline.find('\0');
+    if (first_arg != std::string::npos && cmdline.compare(first_arg + 1, word.size() + 1, word + '\0') == 0)
+      return pid_t(std::stoi(name));
+  }
+  return -1;
+}
+
+// The engine child knows neither the session's tokens nor its terminal.
+TEST(AgentChat, TheEngineChildGetsNoTokensAndNoTerminal) {
+  ChatScene s;
+  const std::string model = make_temp_dir("model") + "/tiny.gguf";
+  ASSERT_EQ(run_warden({"make-model", "--preset", "tiny-qwen3", "--type", "q8_0", "--seed", "7", model}).exit_code, 0);
+  ::setenv("OPENAI_API_KEY", "sk-must-stay-with-the-agent", 1);
+  int in[2];
+  ASSERT_EQ(::pipe(in), 0);
+  const std::string binary = warden_binary();
+  std::vector<std::string> args{binary, "chat", "--agent", "--workspace", s.ws, "--socket-dir", s.sock,
+                                "--audit", s.audit_db, "--no-tty", "-m", model};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t chat = ::fork();
+  if (chat == 0) {
+    ::dup2(in[0], 0);
+    ::close(in[1]);
+    ::execv(binary.c_str(), argv.data());
+    _exit(127);
+  }
+  ::close(in[0]);
+  ::unsetenv("OPENAI_API_KEY");
+  pid_t engine = -1;
+  std::string environment, input;
+  for (int i = 0; i < 3000 && environment.empty(); i++) {
+    if (engine < 0) engine = child_running(chat, "serve");
+    if (engine > 0) {
+      environment = read_file("/proc/" + std::to_string(engine) + "/environ");
+      input = std::filesystem::read_symlink("/proc/" + std::to_string(engine) + "/fd/0").string();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ::close(in[1]);  // end of input: the chat ends, and its engine with it
+  int status = 0;
+  ::waitpid(chat, &status, 0);
+  ASSERT_GT(engine, 0) << "no engine child seen";
+  EXPECT_EQ(environment.find("sk-must-stay-with-the-agent"), std::string::npos);
+  EXPECT_NE(environment.find("HOME="), std::string::npos);
+  EXPECT_EQ(input, "/dev/null");
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
 // Lookup decoding for the embedded engine: `run -m` and `chat --agent -m`

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -139,6 +140,13 @@ TEST(ServerConfinement, AListeningServerKeepsAcceptingAndCanDoNothingElse) {
     ::close(c);
   });
   auto seen = in_child([&](int out) {
+    // A second listening socket of the child's own, for TCP Fast Open.
+    int own = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in any{};
+    any.sin_family = AF_INET;
+    any.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (own < 0 || ::bind(own, reinterpret_cast<sockaddr*>(&any), sizeof any) != 0 || ::listen(own, 1) != 0)
+      throw std::runtime_error("no listening socket");
     // A thread started before the filter gets it too.
     int from_thread = 0;
     bool go = false;
@@ -160,15 +168,31 @@ TEST(ServerConfinement, AListeningServerKeepsAcceptingAndCanDoNothingElse) {
     report(out, "ptrace", int(::ptrace(PTRACE_ATTACH, ::getppid(), nullptr, nullptr)));
     char* const argv[] = {const_cast<char*>("/bin/true"), nullptr};
     report(out, "exec", ::execv("/bin/true", argv));
+    // Shut down for reading, a listening socket is closed again; Fast Open
+    // would then connect it to the test's listener.
+    ::shutdown(own, SHUT_RD);
+    report(out, "fast_open",
+           int(::sendto(own, "x", 1, MSG_FASTOPEN, reinterpret_cast<sockaddr*>(&addr), sizeof addr)));
+    pid_t child = ::fork();
+    if (child == 0) _exit(0);
+    report(out, "fork", child);
+    std::thread still([] {});
+    still.join();
+    report(out, "thread", 0);
   });
   client.join();
+  // Nothing but the test's own client reached the listener.
+  ::fcntl(listener, F_SETFL, O_NONBLOCK);
+  EXPECT_LT(::accept(listener, nullptr, nullptr), 0);
   ::close(listener);
   EXPECT_EQ(seen["exit"], "0") << seen["error"];
   EXPECT_EQ(seen["accept"], "ok");
   EXPECT_EQ(seen["socketpair"], "ok");
-  for (const char* refused : {"socket_from_earlier_thread", "socket", "connect", "exec"})
+  EXPECT_EQ(seen["thread"], "ok");
+  for (const char* refused : {"socket_from_earlier_thread", "socket", "connect", "exec", "fast_open"})
     EXPECT_EQ(seen[refused], std::strerror(EACCES)) << refused;
   EXPECT_EQ(seen["ptrace"], std::strerror(EPERM));
+  EXPECT_EQ(seen["fork"], std::strerror(EPERM));
 }
 
 }  // namespace
