@@ -102,6 +102,29 @@ void check_memory_watch_available() {
         "/proc/PID/task/TID/children or /proc/PID/smaps_rollup for the supervisor's own count)");
 }
 
+std::optional<uint64_t> available_memory() {
+  std::string text;
+  if (read_proc_file("/proc/meminfo", text) != Read::ok) return std::nullopt;
+  const long long kb = kb_field(text, "MemAvailable");
+  if (kb < 0) return std::nullopt;
+  return uint64_t(kb) * 1024;
+}
+
+MemoryWatch::MemoryWatch(uint64_t memory_limit, uint64_t jail_total)
+    : limit_(memory_limit), backstop_(jail_total + kMemoryBackstopSlack) {
+  check_memory_watch_available();
+  std::optional<uint64_t> available = available_memory();
+  if (!available) throw Error("sandbox unavailable: cannot read MemAvailable in /proc/meminfo");
+  available_at_start_ = *available;
+}
+
+bool MemoryWatch::over(pid_t root) const {
+  const std::optional<uint64_t> held = process_tree_memory(root);
+  const std::optional<uint64_t> available = available_memory();
+  if (!held || !available) return true;
+  return *held > limit_ || (*available < available_at_start_ && available_at_start_ - *available > backstop_);
+}
+
 std::optional<uint64_t> process_tree_memory(pid_t root) {
   uint64_t total = 0;
   std::vector<pid_t> pending{root};

@@ -8,10 +8,18 @@
 // What is counted: each process's proportional share (PSS) of anonymous and
 // shared-memory pages, and of swap, from /proc/PID/smaps_rollup. Pages shared
 // between processes (after fork) count once in all; page cache of files does
-// not count (the kernel can drop it). Memory no process maps (a memfd or a
-// SysV segment nobody maps) is invisible here, so the jail's seccomp filter
-// refuses memfd_create and shmget when this watch is the bound. The private
-// tmpfs mounts have their own sizes, and the workspace its disk check.
+// not count (the kernel can drop it). Memory no process maps is invisible
+// there, so in this mode the jail's seccomp filter refuses what makes it:
+// memfd_create, shmget, msgget, mq_open, vmsplice/splice/tee (pipes holding
+// pages nobody maps), larger pipes (F_SETPIPE_SZ) and larger socket buffers
+// (SO_SNDBUF, SO_RCVBUF). The private tmpfs mounts have their own sizes, and
+// the workspace its disk check. What is left, socket buffers of the default
+// size above all, is kernel memory no process count shows: as a backstop,
+// the jail is also killed once the machine's available memory (MemAvailable)
+// has dropped since the start by more than the jail may hold in all (its
+// limit, its tmpfs mounts) plus kMemoryBackstopSlack. Other programs'
+// allocations count towards that drop too, as other writers count towards
+// the disk check: a bound that holds beats one that can be walked around.
 #include <sys/types.h>
 
 #include <cstdint>
@@ -28,5 +36,25 @@ void check_memory_watch_available();
 // a living process's memory cannot be read; the caller counts that as over
 // the limit (fail closed).
 std::optional<uint64_t> process_tree_memory(pid_t root);
+
+// MemAvailable of /proc/meminfo in bytes; nullopt when unreadable.
+std::optional<uint64_t> available_memory();
+
+inline constexpr uint64_t kMemoryBackstopSlack = 512ull << 20;
+
+// Both checks for one jail, from the moment it is made.
+class MemoryWatch {
+ public:
+  // `jail_total`: what the jail may hold in all (memory limit and tmpfs
+  // sizes). Throws warden::Error where the watch cannot work.
+  MemoryWatch(uint64_t memory_limit, uint64_t jail_total);
+  // True once the processes below `root` hold more than the limit, or the
+  // machine lost more than jail_total + slack of available memory; also
+  // when either cannot be read (fail closed).
+  bool over(pid_t root) const;
+
+ private:
+  uint64_t limit_, backstop_, available_at_start_;
+};
 
 }  // namespace warden::sandbox

@@ -421,8 +421,9 @@ SandboxResult run(const Profile& profile, const std::vector<std::string>& argv, 
   }
 
   JailCgroup cgroup(limits.memory_bytes, limits.max_processes, options.memory_cgroup);
-  const bool watch_memory = !cgroup.has_memory();
-  if (watch_memory) check_memory_watch_available();
+  std::optional<MemoryWatch> memory_watch;
+  if (!cgroup.has_memory()) memory_watch.emplace(limits.memory_bytes, limits.memory_bytes + 2 * limits.tmpfs_bytes);
+  const bool watch_memory = memory_watch.has_value();
   if (!cgroup.has_pids() && ::getuid() == 0)
     throw Error("sandbox unavailable: cannot bound the number of processes (running as root, where RLIMIT_NPROC "
                 "does not apply, and no pids cgroup is writable)");
@@ -485,10 +486,8 @@ SandboxResult run(const Profile& profile, const std::vector<std::string>& argv, 
     if (watching && Clock::now() >= next_look) {
       next_look = Clock::now() + kWatchInterval;
       if (disk && disk->used_up()) kill_jail(KillReason::disk);
-      if (watch_memory && result.killed == KillReason::none) {
-        std::optional<uint64_t> held = process_tree_memory(pid);
-        if (!held || *held > limits.memory_bytes) kill_jail(KillReason::memory);
-      }
+      if (memory_watch && result.killed == KillReason::none && memory_watch->over(pid))
+        kill_jail(KillReason::memory);
     }
     if (p[3].revents) {
       ssize_t w = ::write(in.write.fd, stdin_bytes.data() + written, stdin_bytes.size() - written);

@@ -1,6 +1,7 @@
 #include "sandbox/seccomp_filter.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/sched.h>
 #include <seccomp.h>
 #include <sys/ioctl.h>
@@ -97,13 +98,28 @@ void deny_all(scmp_filter_ctx ctx, std::initializer_list<const char*> names, int
   }
 }
 
+// Memory that no process maps, which a count of the jail's processes would
+// miss (memory_watch.h): shared memory and message queues, pages handed to
+// pipes, and pipe and socket buffers past their default sizes.
+void refuse_unmapped_memory(scmp_filter_ctx ctx) {
+  deny_all(ctx, {"memfd_create", "memfd_secret", "shmget", "msgget", "mq_open", "vmsplice", "splice", "tee"}, ENOSYS);
+  check(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(fcntl), 1,
+                         arg(1, SCMP_CMP_MASKED_EQ, 0xffffffffUL, F_SETPIPE_SZ)),
+        "fcntl");
+  for (int option : {SO_SNDBUF, SO_RCVBUF, SO_SNDBUFFORCE, SO_RCVBUFFORCE})
+    check(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(setsockopt), 2,
+                           arg(1, SCMP_CMP_MASKED_EQ, 0xffffffffUL, SOL_SOCKET),
+                           arg(2, SCMP_CMP_MASKED_EQ, 0xffffffffUL, scmp_datum_t(option))),
+          "setsockopt");
+}
+
 Ctx build(const SeccompOptions& o) {
   Ctx ctx = common_rules();
   // One fallocate() reserves gigabytes at once, between two looks of the
   // supervisor's disk check; "not supported" makes libc's posix_fallocate
   // write the blocks itself, at a pace the check keeps up with.
   check(seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EOPNOTSUPP), SCMP_SYS(fallocate), 0), "fallocate");
-  if (o.refuse_unmapped_memory) deny_all(ctx.get(), {"memfd_create", "memfd_secret", "shmget"}, ENOSYS);
+  if (o.refuse_unmapped_memory) refuse_unmapped_memory(ctx.get());
   deny_socket_families(ctx.get(), o, "socket");
   deny_socket_families(ctx.get(), o, "socketpair");
   return ctx;

@@ -8,9 +8,10 @@ namespace warden::sandbox {
 
 struct SeccompOptions {
   bool allow_inet = false;  // AF_INET/AF_INET6 sockets (profiles with network)
-  // memfd_create and shmget fail with ENOSYS: memory that no process maps
-  // escapes the supervisor's memory watch, which stands in for a memory
-  // cgroup where none can be made (memory_watch.h).
+  // memfd_create, shmget, msgget, mq_open, vmsplice, splice and tee fail
+  // with ENOSYS, larger pipe and socket buffers with EPERM: memory that no
+  // process maps escapes the supervisor's memory watch, which stands in for
+  // a memory cgroup where none can be made (memory_watch.h).
   bool refuse_unmapped_memory = false;
 };
 

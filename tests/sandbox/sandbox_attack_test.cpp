@@ -5,12 +5,15 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <thread>
 
 #include "sandbox/cgroup.h"
+#include "sandbox/memory_watch.h"
 #include "sandbox/sandbox.h"
 #include "sandbox/sandbox_test_util.h"
 #include "sandbox/test_servers.h"
@@ -440,35 +443,104 @@ for _ in range(int(sys.argv[2])):
     if os.fork() == 0:
         ctypes.CDLL(None).prctl(4, 0)  # PR_SET_DUMPABLE
         block = b'\x01' * (mib << 20)
-        time.sleep(3)
+        time.sleep(float(sys.argv[3]))
         os._exit(0)
 for _ in range(int(sys.argv[2])):
     os.wait()
 print('ALL HELD')
 )";
-  auto spread = run(p, {"python3", "-c", hold, "96", "8"}, "", no_cgroup);
+  auto spread = run(p, {"python3", "-c", hold, "96", "8", "3"}, "", no_cgroup);
   EXPECT_EQ(spread.killed, KillReason::memory) << kill_reason_name(spread.killed) << spread.err;
   EXPECT_EQ(spread.out.find("ALL HELD"), std::string::npos);
   EXPECT_LT(spread.wall_seconds, 3);
 
   // Under the limit, with the same processes sharing their parent's pages:
   // nothing is killed (shared pages count once, file pages not at all).
-  auto under = run(p, {"python3", "-c", hold, "16", "4"}, "", no_cgroup);
+  auto under = run(p, {"python3", "-c", hold, "16", "4", "1"}, "", no_cgroup);
   EXPECT_EQ(under.killed, KillReason::none) << kill_reason_name(under.killed) << under.err;
   EXPECT_NE(under.out.find("ALL HELD"), std::string::npos) << under.err;
 
-  // Memory nobody maps would not be counted: it cannot be made.
-  const std::string unmapped = "python3 -c \"import os; os.memfd_create('x')\" 2>&1 | tail -1; ipcmk -M 1048576";
-  auto refused = sh(p, unmapped, no_cgroup);
-  EXPECT_NE(refused.out.find("Function not implemented"), std::string::npos) << refused.out;
-  EXPECT_NE(refused.err.find("Function not implemented"), std::string::npos) << refused.err;
+  // Memory nobody maps would not be counted: it cannot be made. Each line
+  // says what became of one attempt.
+  const std::string unmapped = R"(import fcntl, os, socket
+def attempt(name, call):
+    try:
+        call()
+        print(name, 'ok')
+    except OSError as e:
+        print(name, e.strerror)
+r, w = os.pipe()
+a, b = socket.socketpair()
+with open('/tmp/page', 'wb+') as f:
+    f.write(b'x' * 4096)
+    f.flush()
+    attempt('memfd', lambda: os.memfd_create('x'))
+    attempt('splice', lambda: os.splice(f.fileno(), w, 4096, offset_src=0))
+    attempt('pipe_size', lambda: fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 20))
+    attempt('socket_buffer', lambda: a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 22))
+)";
+  const std::string script = "python3 -c \"$0\"; ipcmk -M 1048576 2>&1; ipcmk -Q 2>&1";
+  auto refused = run(p, {"sh", "-c", script, unmapped}, "", no_cgroup);
+  for (const char* line : {"memfd Function not implemented", "splice Function not implemented",
+                           "pipe_size Operation not permitted", "socket_buffer Operation not permitted"})
+    EXPECT_NE(refused.out.find(line), std::string::npos) << line << "\n" << refused.out << refused.err;
   EXPECT_EQ(refused.out.find("Shared memory id"), std::string::npos) << refused.out;
-  // Where a memory cgroup can be made, it counts both, and both are allowed.
+  EXPECT_EQ(refused.out.find("Message queue id"), std::string::npos) << refused.out;
+  // Where a memory cgroup can be made, it counts all of them, and all are allowed.
   if (JailCgroup(p.limits.memory_bytes, p.limits.max_processes).has_memory()) {
-    auto counted = sh(p, unmapped);
-    EXPECT_EQ(counted.out.find("Function not implemented"), std::string::npos) << counted.out;
-    EXPECT_NE(counted.out.find("Shared memory id"), std::string::npos) << counted.out << counted.err;
+    auto counted = run(p, {"sh", "-c", script, unmapped}, "");
+    for (const char* line : {"memfd ok", "splice ok", "pipe_size ok", "socket_buffer ok", "Shared memory id",
+                             "Message queue id"})
+      EXPECT_NE(counted.out.find(line), std::string::npos) << line << "\n" << counted.out << counted.err;
   }
+}
+
+// Socket buffers of the default size are kernel memory no process count
+// shows: without a cgroup the machine's available memory is the backstop.
+TEST_F(JailAttack, SocketBuffersWithoutACgroupMeetTheBackstop) {
+  RunOptions no_cgroup;
+  no_cgroup.memory_cgroup = false;
+  Profile p = test_profile("default", ws_);
+  p.limits.memory_bytes = 128ull << 20;
+  p.limits.tmpfs_bytes = 16ull << 20;
+  p.limits.max_processes = 128;
+  p.limits.wall_seconds = 30;
+  // 96 processes, each filling both ends of 120 socket pairs: about 4.8 GB
+  // of buffers, where the backstop allows 128 + 2 * 16 + 512 MiB. The
+  // margin is for memory other programs free meanwhile, which the backstop
+  // cannot tell from the jail's.
+  const std::string fill = R"(import os, socket, time
+for _ in range(96):
+    if os.fork() == 0:
+        held = []
+        for _ in range(120):
+            pair = socket.socketpair()
+            for end in pair:
+                end.setblocking(False)
+                try:
+                    while True:
+                        end.send(b'x' * 65536)
+                except BlockingIOError:
+                    pass
+            held.append(pair)
+        time.sleep(20)
+        os._exit(0)
+for _ in range(96):
+    os.wait()
+print('ALL HELD')
+)";
+  // The backstop measures from the start: let memory freed by the tests
+  // before (buffers of a jail just killed) come back first.
+  for (int i = 0; i < 20; i++) {
+    const uint64_t before = available_memory().value_or(0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    const uint64_t after = available_memory().value_or(0);
+    if (after < before + (16ull << 20) && before < after + (16ull << 20)) break;
+  }
+  auto r = run(p, {"python3", "-c", fill}, "", no_cgroup);
+  EXPECT_EQ(r.killed, KillReason::memory) << kill_reason_name(r.killed) << r.out << r.err;
+  EXPECT_EQ(r.out.find("ALL HELD"), std::string::npos);
+  EXPECT_LT(r.wall_seconds, 15);
 }
 
 TEST_F(JailAttack, EndlessLoopIsKilled) {
