@@ -86,17 +86,17 @@ int run_command(const Command& c, int argc, char** argv) {
     std::fputs(app.help().c_str(), stdout);
     return 0;
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "warden %s: %s (see warden %s --help)\n", c.name.c_str(), e.what(),
+    std::fprintf(stderr, "warden %s: %s (see warden %s --help)\n", c.name.c_str(), log::printable(e.what()).c_str(),
                  c.name.c_str());
     return 2;
   }
   try {
     return body();
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "warden %s: %s\n", c.name.c_str(), e.what());
+    std::fprintf(stderr, "warden %s: %s\n", c.name.c_str(), log::printable(e.what()).c_str());
     return 2;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "warden %s: error: %s\n", c.name.c_str(), e.what());
+    std::fprintf(stderr, "warden %s: error: %s\n", c.name.c_str(), log::printable(e.what()).c_str());
     return 1;
   }
 }

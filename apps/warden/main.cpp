@@ -5,6 +5,7 @@
 #include <string>
 
 #include "command.h"
+#include "util/log.h"
 
 namespace {
 
@@ -32,6 +33,6 @@ int main(int argc, char** argv) {
   for (const auto& c : warden::cli::registry()) {
     if (c.name == name) return warden::cli::run_command(c, argc - 1, argv + 1);
   }
-  std::fprintf(stderr, "warden: unknown command '%s' (see warden --help)\n", name.c_str());
+  std::fprintf(stderr, "warden: unknown command '%s' (see warden --help)\n", warden::log::printable(name).c_str());
   return 2;
 }

@@ -1,5 +1,8 @@
 #pragma once
-// Logging goes to stderr only; stdout is reserved for results.
+// Logging goes to stderr only; stdout is reserved for results. Messages may
+// carry text from outside (a request's path, a file name), so what reaches
+// the terminal has its control characters shown, not obeyed.
+#include <string>
 #include <string_view>
 
 namespace warden::log {
@@ -9,6 +12,11 @@ enum class Level { debug = 0, info = 1, warn = 2, error = 3, quiet = 4 };
 void set_level(Level level);
 Level level();
 void write(Level level, std::string_view message);
+
+// `text` with C0 controls but tab and newline, DEL, C1 controls (U+0080 to
+// U+009F) and bytes that are not UTF-8 written as \xNN: no escape sequence
+// of a message reaches the terminal.
+std::string printable(std::string_view text);
 
 inline void debug(std::string_view m) { write(Level::debug, m); }
 inline void info(std::string_view m) { write(Level::info, m); }

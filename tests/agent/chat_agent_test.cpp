@@ -182,7 +182,10 @@ TEST(AgentChat, TerminalApprovesOneRequestAndDeniesAnotherInsideTheChat) {
 
 // The engine child parses hostile text (tool results, web pages), so what it
 // writes reaches the terminal only neutralized: here a model file whose name
-// carries an escape sequence, which the engine logs as it starts.
+// carries an escape sequence, which the engine logs as it starts. Its log
+// shows the controls (log::printable), and the session's forwarder then
+// shows the backslashes too: the forwarder is there for an engine that
+// writes raw bytes, which only one running an attacker's code would do.
 TEST(AgentChat, TheEngineChildWritesNoEscapesToTheTerminal) {
   ChatScene s;
   const std::string model = make_temp_dir("model") + "/tiny\x1b[2J\x1b]0;pwned\x07.gguf";
@@ -191,7 +194,7 @@ TEST(AgentChat, TheEngineChildWritesNoEscapesToTheTerminal) {
                                     s.audit_db, "--no-tty", "--approval-timeout", "5", "-m", model, "say hi"},
                                    "");
   EXPECT_EQ(ran.exit_code, 0) << ran.err;
-  EXPECT_NE(ran.err.find("serving 'tiny\\x1b[2J\\x1b]0;pwned\\x07.gguf'"), std::string::npos) << ran.err;
+  EXPECT_NE(ran.err.find("serving 'tiny\\\\x1b[2J\\\\x1b]0;pwned\\\\x07.gguf'"), std::string::npos) << ran.err;
   EXPECT_EQ(ran.err.find('\x1b'), std::string::npos);
   EXPECT_EQ(ran.err.find('\x07'), std::string::npos);
 }

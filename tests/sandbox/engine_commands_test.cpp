@@ -96,4 +96,15 @@ TEST(EngineCommands, GenerateAndChatRunConfined) {
   EXPECT_FALSE(done.out.empty());
 }
 
+// Error messages carry names from outside; the terminal gets their
+// controls shown, not obeyed.
+TEST(EngineCommands, ErrorsShowControlCharactersInNames) {
+  const std::string missing = make_temp_dir("model") + "/x\x1b[2J\x9b" "31m.gguf";
+  auto r = run_warden({"generate", "-m", missing, "-p", "x"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("x\\x1b[2J\\x9b31m.gguf"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find('\x1b'), std::string::npos);
+  EXPECT_EQ(r.err.find('\x9b'), std::string::npos);
+}
+
 }  // namespace
