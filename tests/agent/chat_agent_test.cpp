@@ -222,36 +222,22 @@ TEST(AgentChat, TheEngineChildGetsNoTokensAndNoTerminal) {
   const std::string model = make_temp_dir("model") + "/tiny.gguf";
   ASSERT_EQ(run_warden({"make-model", "--preset", "tiny-qwen3", "--type", "q8_0", "--seed", "7", model}).exit_code, 0);
   ::setenv("OPENAI_API_KEY", "sk-must-stay-with-the-agent", 1);
-  int in[2];
-  ASSERT_EQ(::pipe(in), 0);
-  const std::string binary = warden_binary();
-  std::vector<std::string> args{binary, "chat", "--agent", "--workspace", s.ws, "--socket-dir", s.sock,
-                                "--audit", s.audit_db, "--no-tty", "-m", model};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t chat = ::fork();
-  if (chat == 0) {
-    ::dup2(in[0], 0);
-    ::close(in[1]);
-    ::execv(binary.c_str(), argv.data());
-    _exit(127);
-  }
-  ::close(in[0]);
+  const WardenChild chat = start_warden({"chat", "--agent", "--workspace", s.ws, "--socket-dir", s.sock, "--audit",
+                                         s.audit_db, "--no-tty", "-m", model});
   ::unsetenv("OPENAI_API_KEY");
   pid_t engine = -1;
   std::string environment, input;
   for (int i = 0; i < 3000 && environment.empty(); i++) {
-    if (engine < 0) engine = child_running(chat, "serve");
+    if (engine < 0) engine = child_running(chat.pid, "serve");
     if (engine > 0) {
       environment = read_file("/proc/" + std::to_string(engine) + "/environ");
       input = std::filesystem::read_symlink("/proc/" + std::to_string(engine) + "/fd/0").string();
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  ::close(in[1]);  // end of input: the chat ends, and its engine with it
+  ::close(chat.stdin_fd);  // end of input: the chat ends, and its engine with it
   int status = 0;
-  ::waitpid(chat, &status, 0);
+  ::waitpid(chat.pid, &status, 0);
   ASSERT_GT(engine, 0) << "no engine child seen";
   EXPECT_EQ(environment.find("sk-must-stay-with-the-agent"), std::string::npos);
   EXPECT_NE(environment.find("HOME="), std::string::npos);

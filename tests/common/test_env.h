@@ -30,6 +30,19 @@ RunResult run(const std::vector<std::string>& argv, const std::string& input = "
 // Convenience: runs the warden binary with these arguments.
 RunResult run_warden(const std::vector<std::string>& args, const std::string& input = "");
 
+// The warden binary as a child whose stdin is a pipe the caller keeps
+// (closing stdin_fd ends the child's input); stdout and stderr are
+// inherited. Throws std::runtime_error when it cannot start.
+struct WardenChild {
+  int pid = -1;
+  int stdin_fd = -1;
+};
+WardenChild start_warden(const std::vector<std::string>& args);
+
+// One field of a /proc status file ("Seccomp" of /proc/PID/status), its
+// value without the leading blanks; "" when absent.
+std::string status_field(const std::string& status_file, const std::string& key);
+
 // Whether this is a sanitizer build (ASan or TSan, e.g. -DCMAKE_CXX_FLAGS=
 // -fsanitize=thread): their allocators and shadow memory change what malloc's
 // statistics and the RSS say, so tests that measure memory use skip that part.

@@ -20,19 +20,9 @@ namespace {
 
 using warden::test::make_temp_dir;
 using warden::test::run_warden;
-using warden::test::warden_binary;
-
-std::string status_field(const std::string& file, const std::string& key) {
-  std::ifstream in(file);
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(key + ":", 0) == 0) {
-      std::string value = line.substr(key.size() + 1);
-      value.erase(0, value.find_first_not_of(" \t"));
-      return value;
-    }
-  return "";
-}
+using warden::test::start_warden;
+using warden::test::status_field;
+using warden::test::WardenChild;
 
 // Every thread of `pid`, once it has loaded its model: {threads, confined}.
 std::pair<int, int> threads_confined(pid_t pid) {
@@ -49,32 +39,19 @@ std::pair<int, int> threads_confined(pid_t pid) {
 // Starts warden with a pipe for stdin (left open: chat waits on it), waits
 // up to 60 s for its first thread to be confined, and reports every thread.
 std::pair<int, int> confined_while_running(const std::vector<std::string>& args) {
-  int in[2];
-  if (::pipe(in) != 0) return {0, 0};
-  const std::string binary = warden_binary();
-  std::vector<char*> argv{const_cast<char*>(binary.c_str())};
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(in[0], 0);
-    ::close(in[1]);
-    ::execv(binary.c_str(), argv.data());
-    _exit(127);
-  }
-  ::close(in[0]);
+  const WardenChild child = start_warden(args);
   std::pair<int, int> seen{0, 0};
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (std::chrono::steady_clock::now() < deadline) {
-    if (status_field("/proc/" + std::to_string(pid) + "/status", "Seccomp") == "2") {
-      seen = threads_confined(pid);
+    if (status_field("/proc/" + std::to_string(child.pid) + "/status", "Seccomp") == "2") {
+      seen = threads_confined(child.pid);
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
-  ::kill(pid, SIGKILL);
-  ::close(in[1]);
-  ::waitpid(pid, nullptr, 0);
+  ::kill(child.pid, SIGKILL);
+  ::close(child.stdin_fd);
+  ::waitpid(child.pid, nullptr, 0);
   return seen;
 }
 

@@ -12,6 +12,7 @@
 #include <set>
 #include <thread>
 
+#include "common/test_env.h"
 #include "server/http_client.h"
 #include "server/serve_process.h"
 
@@ -568,18 +569,6 @@ TEST(ServeNesting, DeeplyNestedBodiesAre400) {
                         R"({"max_tokens":2,"messages":[{"role":"user","content":"hi"}],"x":)" + nested(255) + "}");
   EXPECT_EQ(deepest.status, 200) << deepest.body;
   EXPECT_TRUE(server.alive());
-}
-
-std::string status_field(const std::string& status_file, const std::string& key) {
-  std::ifstream in(status_file);
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(key + ":", 0) == 0) {
-      std::string value = line.substr(key.size() + 1);
-      value.erase(0, value.find_first_not_of(" \t"));
-      return value;
-    }
-  return "";
 }
 
 // The server parses hostile text, so it confines itself (cmd_serve.cpp):
