@@ -4,9 +4,11 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cctype>
 #include <filesystem>
 #include <fstream>
@@ -27,17 +29,29 @@ namespace fs = std::filesystem;
 namespace {
 
 // Copies a child's stderr to ours one line at a time, each neutralized for
-// the terminal; a line longer than 4 KiB is passed on in pieces.
-void forward_neutralized(int from) {
+// the terminal and marked as the engine's; a line longer than 4 KiB is
+// passed on in pieces. Ends at the end of the stream, or once `child_gone`
+// is set and nothing more is waiting: a descendant or a passed-on copy of
+// the pipe must not keep the session from ending.
+void forward_neutralized(int from, const std::atomic<bool>& child_gone) {
   std::string line;
   char buf[4096];
   auto flush = [&] {
-    const std::string shown = broker::neutralize(line, false) + "\n";
+    const std::string shown = "engine: " + broker::neutralize(line, false) + "\n";
     [[maybe_unused]] ssize_t w = ::write(2, shown.data(), shown.size());
     line.clear();
   };
-  ssize_t n;
-  while ((n = ::read(from, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)) {
+  while (true) {
+    pollfd p{from, POLLIN, 0};
+    const int ready = ::poll(&p, 1, 100);
+    if (ready < 0 && errno != EINTR) break;
+    if (ready <= 0) {
+      if (child_gone.load()) break;
+      continue;
+    }
+    const ssize_t n = ::read(from, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
     for (ssize_t i = 0; i < n; i++) {
       if (buf[i] == '\n') {
         flush();
@@ -92,6 +106,8 @@ void ChildProcess::start(const std::vector<std::string>& args, bool capture_stdo
       const int null = ::open("/dev/null", O_RDONLY);
       if (null < 0 || ::dup2(null, 0) < 0 || ::dup2(err[1], 2) < 0) _exit(127);
     }
+    // Nothing this process inherited or opened goes along but 0, 1 and 2.
+    if (::syscall(SYS_close_range, 3u, ~0u, 0u) != 0) _exit(127);
     ::execve(self.c_str(), argv.data(), untrusted ? envp.data() : environ);
     _exit(127);
   }
@@ -101,7 +117,8 @@ void ChildProcess::start(const std::vector<std::string>& args, bool capture_stdo
   }
   if (untrusted) {
     ::close(err[1]);
-    stderr_forwarder_ = std::thread(forward_neutralized, err[0]);
+    child_gone_ = false;
+    stderr_forwarder_ = std::thread(forward_neutralized, err[0], std::cref(child_gone_));
   }
 }
 
@@ -148,7 +165,7 @@ void ChildProcess::stop() {
     }
     pid_ = -1;
   }
-  // The child's stderr has reached its end with the child.
+  child_gone_ = true;
   if (stderr_forwarder_.joinable()) stderr_forwarder_.join();
 }
 

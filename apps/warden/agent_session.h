@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -56,9 +57,10 @@ class ChildProcess {
   // engine server, which parses hostile text) gets /dev/null for stdin, a
   // few environment variables (HOME, XDG_CACHE_HOME, TZ, LANG, LC_*,
   // WARDEN_*), and its stderr reaches the terminal only line by line through
-  // broker::neutralize: it can neither read what the user types, nor the
-  // tokens in the environment, nor write escape sequences over an approval
-  // prompt.
+  // broker::neutralize, each line marked "engine: ": it can neither read
+  // what the user types, nor the tokens in the environment, nor write escape
+  // sequences over an approval prompt or lines that pass for warden's own.
+  // No child inherits a descriptor beyond 0, 1 and 2.
   void start(const std::vector<std::string>& args, bool capture_stdout, bool untrusted = false);
   bool running();
   // One line of the child's stdout, waiting at most `timeout`.
@@ -69,6 +71,7 @@ class ChildProcess {
   pid_t pid_ = -1;
   int out_fd_ = -1;
   std::thread stderr_forwarder_;
+  std::atomic<bool> child_gone_{false};
 };
 
 // Totals over every message of a session.

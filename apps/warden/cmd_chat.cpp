@@ -22,7 +22,6 @@
 #include "command.h"
 #include "engine/engine.h"
 #include "engine_confinement.h"
-#include "sandbox/seccomp_filter.h"
 #include "server/prompt.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -110,14 +109,13 @@ int run_chat(const ChatArgs& a) {
     throw UsageError(a.agent_options_given.front() + " is an option of chat --agent");
   if (a.model.empty()) throw UsageError("-m FILE is required (or --agent with --backend URL)");
   sample::validate(a.sampling);
-  cli::confine_engine_files(a.model);
+  cli::confine_engine(a.model);
   engine::EngineOptions eo;
   eo.model_path = a.model;
   eo.n_ctx = a.n_ctx;
   eo.cache_types = a.cache_types;
   eo.threads = a.threads;
   engine::Engine engine(eo);
-  sandbox::confine_engine_process();
   server::PromptBuilder prompts(engine.model().file().get_string("tokenizer.chat_template", ""), engine.tokenizer());
   install_sigint_handler();
 

@@ -6,7 +6,6 @@
 #include "command.h"
 #include "engine/engine.h"
 #include "engine_confinement.h"
-#include "sandbox/seccomp_filter.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -43,14 +42,13 @@ int run_generate(const GenerateArgs& a) {
   using namespace warden;
   if (a.quiet) log::set_level(log::Level::warn);
   sample::validate(a.sampling);
-  cli::confine_engine_files(a.model);
+  cli::confine_engine(a.model);
   engine::EngineOptions options;
   options.model_path = a.model;
   options.n_ctx = a.n_ctx;
   options.cache_types = a.cache_types;
   options.threads = a.threads;
   engine::Engine engine(options);
-  sandbox::confine_engine_process();
 
   const auto& tok = engine.tokenizer();
   std::vector<int32_t> prompt = tok.encode(a.prompt, tok.add_bos(), /*parse_special=*/true);

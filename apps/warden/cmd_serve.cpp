@@ -3,10 +3,6 @@
 // An OpenAI-compatible HTTP API over a local GGUF model (see docs/server.md).
 // Prints "listening on http://HOST:PORT" on stdout once the socket is bound
 // (with --port 0 the kernel picks the port), then serves until SIGINT/SIGTERM.
-#include <netdb.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -19,7 +15,6 @@
 #include "engine_confinement.h"
 #include "engine/engine.h"
 #include "gguf/gguf.h"
-#include "sandbox/seccomp_filter.h"
 #include "server/http_server.h"
 #include "server/serve_args.h"
 #include "util/error.h"
@@ -62,46 +57,21 @@ int64_t training_context(const std::string& model_path) {
   return int64_t(file.get_uint(arch + ".context_length", 2048));
 }
 
-// The address to listen on, as a number: a name is looked up now, while
-// the files that resolve it (/etc/hosts, NSS modules) can still be read.
-// The first address of the name this machine can bind, as cpp-httplib
-// would pick it.
-std::string numeric_listen_address(const std::string& host) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  addrinfo* found = nullptr;
-  if (::getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0 || !found)
-    throw warden::Error("--host " + host + ": cannot resolve it");
-  std::string chosen;
-  for (addrinfo* ai = found; ai && chosen.empty(); ai = ai->ai_next) {
-    const int fd = ::socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) continue;
-    const bool bindable = ::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0;  // port 0: any
-    ::close(fd);
-    char number[NI_MAXHOST];
-    if (bindable && ::getnameinfo(ai->ai_addr, ai->ai_addrlen, number, sizeof number, nullptr, 0, NI_NUMERICHOST) == 0)
-      chosen = number;
-  }
-  ::freeaddrinfo(found);
-  if (chosen.empty()) throw warden::Error("--host " + host + ": not an address of this machine");
-  return chosen;
-}
-
 int run_serve(ServeArgs& a) {
   using namespace warden;
   if (a.verbose) log::set_level(log::Level::debug);
   if (!a.api_key_file.empty()) a.server.api_key = read_api_key_file(a.api_key_file);
   const std::string shown_host = a.server.host.find(':') != std::string::npos ? "[" + a.server.host + "]" : a.server.host;
-  a.server.host = numeric_listen_address(a.server.host);
-  cli::confine_engine_files(a.model);
+  // The socket first, while names can still be looked up; then confinement,
+  // before the first byte of the model file is parsed.
+  const server::ListeningSocket socket = server::listen_on(a.server.host, a.server.port);
+  cli::confine_engine(a.model);
   const int64_t n_ctx_train = training_context(a.model);
   const server::SlotContext slot_ctx = server::slot_context(a.n_ctx, n_ctx_train, a.parallel, a.parallel_given);
   if (slot_ctx.capped)
     log::warn("the slot context is capped at the model's training context of " + std::to_string(n_ctx_train) +
               " tokens (as llama-server does)");
-  if (a.server.host != "127.0.0.1" && a.server.host != "::1")
+  if (a.server.host != "127.0.0.1" && a.server.host != "localhost" && a.server.host != "::1")
     log::warn("listening on " + shown_host + ": other machines may reach this server" +
               (a.server.api_key.empty() ? " and no --api-key is set" : ""));
 
@@ -124,9 +94,7 @@ int run_serve(ServeArgs& a) {
   engine::Engine engine(eo);
   a.server.chat_template = engine.model().file().get_string("tokenizer.chat_template", "");
   server::Server server(engine, a.server);
-  const int port = server.bind();
-  sandbox::confine_engine_process();
-  std::printf("listening on http://%s:%d\n", shown_host.c_str(), port);
+  std::printf("listening on http://%s:%d\n", shown_host.c_str(), socket.port);
   std::fflush(stdout);
   log::info("serving '" + server.model_id() + "' with " + std::to_string(a.parallel) + " slots of " +
             std::to_string(engine.n_ctx()) + " tokens");
@@ -140,7 +108,7 @@ int run_serve(ServeArgs& a) {
     log::info("stopping on signal " + std::to_string(sig));
     server.stop();
   });
-  server.listen();
+  server.listen(socket);
   // listen() also returns if the server stopped on its own: wake the watcher.
   pthread_kill(watcher.native_handle(), SIGTERM);
   watcher.join();

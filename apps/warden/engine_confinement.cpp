@@ -4,11 +4,12 @@
 
 #include "model/packed_cache.h"
 #include "sandbox/landlock.h"
+#include "sandbox/seccomp_filter.h"
 #include "util/log.h"
 
 namespace warden::cli {
 
-void confine_engine_files(const std::string& model) {
+void confine_engine(const std::string& model) {
   const model::PackedCacheSettings cache = model::PackedCacheSettings::from_environment();
   sandbox::FileAccess access;
   access.read = {model, "/proc/self", "/proc/meminfo", "/sys/devices/system/cpu", "/sys/fs/cgroup",
@@ -20,6 +21,7 @@ void confine_engine_files(const std::string& model) {
   }
   if (sandbox::restrict_files(access) == 0)
     log::warn("this kernel has no Landlock: the engine's file access is not confined");
+  sandbox::confine_engine_process();
 }
 
 }  // namespace warden::cli

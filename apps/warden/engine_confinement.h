@@ -15,9 +15,11 @@ namespace warden::cli {
 
 // Landlock: only the model file, the packed-weights cache (read and write)
 // and the /proc, /sys and /etc files the engine sizes its threads and
-// memory from remain readable. Call before the process starts a thread
-// (Landlock binds the calling thread and what it starts); throws
-// warden::Error otherwise. A kernel without Landlock gets a warning.
-void confine_engine_files(const std::string& model);
+// memory from remain readable (a kernel without Landlock gets a warning).
+// Then sandbox::confine_engine_process(): no new sockets, connections,
+// programs or processes. Call first thing, while the process has one
+// thread (Landlock binds the calling thread and what it starts), once any
+// socket it will listen on exists. Throws warden::Error when it cannot.
+void confine_engine(const std::string& model);
 
 }  // namespace warden::cli

@@ -100,9 +100,11 @@ void deny_all(scmp_filter_ctx ctx, std::initializer_list<const char*> names, int
 
 // Memory that no process maps, which a count of the jail's processes would
 // miss (memory_watch.h): shared memory and message queues, pages handed to
-// pipes, and pipe and socket buffers past their default sizes.
+// pipes (sendfile into a pipe does what splice does), and pipe and socket
+// buffers past their default sizes.
 void refuse_unmapped_memory(scmp_filter_ctx ctx) {
-  deny_all(ctx, {"memfd_create", "memfd_secret", "shmget", "msgget", "mq_open", "vmsplice", "splice", "tee"}, ENOSYS);
+  deny_all(ctx, {"memfd_create", "memfd_secret", "shmget", "msgget", "mq_open", "vmsplice", "splice", "tee", "sendfile"},
+           ENOSYS);
   check(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(fcntl), 1,
                          arg(1, SCMP_CMP_MASKED_EQ, 0xffffffffUL, F_SETPIPE_SZ)),
         "fcntl");
@@ -156,8 +158,24 @@ std::string build_seccomp_bpf(const SeccompOptions& options) {
 
 void confine_engine_process() {
   Ctx ctx = common_rules();
-  // The listening socket exists; accepting on it needs none of these.
-  deny_all(ctx.get(), {"socket", "connect", "bind", "listen", "execve", "execveat"}, EACCES);
+  // A listening socket, if any, exists; accepting on it needs none of these.
+  // socketpair too: a datagram socket sends to any path.
+  deny_all(ctx.get(), {"socket", "socketpair", "connect", "bind", "listen", "execve", "execveat"}, EACCES);
+  // Other processes of the user stay out of reach: no watching the file
+  // system, no handles on processes, no limits or priorities set on them
+  // (0 means the caller itself).
+  deny_all(ctx.get(), {"fanotify_init", "inotify_init", "inotify_init1", "pidfd_open", "kcmp", "migrate_pages"},
+           EPERM);
+  const struct {
+    const char* name;
+    unsigned pid_arg;
+  } on_a_process[] = {{"prlimit64", 0},         {"setpriority", 1},  {"ioprio_set", 1},
+                      {"sched_setaffinity", 0}, {"sched_setparam", 0}, {"sched_setscheduler", 0},
+                      {"sched_setattr", 0},     {"move_pages", 0}};
+  for (const auto& call : on_a_process)
+    check(seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EPERM), seccomp_syscall_resolve_name(call.name), 1,
+                           arg(call.pid_arg, SCMP_CMP_NE, 0)),
+          call.name);
   // TCP Fast Open connects without connect(): a listening socket shut down
   // for reading is closed again, and sendto(MSG_FASTOPEN) would open it
   // towards any address.

@@ -2,8 +2,10 @@
 
 #include <arpa/inet.h>
 #include <httplib.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -170,31 +172,12 @@ ApiError client_closed() {
                   "client_closed_request");
 }
 
-// cpp-httplib 0.11 listens with a backlog of 5 (compiled into Debian's
-// library), so a burst of clients connecting at once overflows the accept
-// queue and some connections are reset. listen() on a socket that is already
-// listening only changes its backlog: find ours by its port and widen it.
-void widen_listen_backlog(int port) {
-  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
-    int fd = -1;
-    try {
-      fd = std::stoi(entry.path().filename().string());
-    } catch (const std::exception&) {
-      continue;
-    }
-    int accepting = 0;
-    socklen_t len = sizeof accepting;
-    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) != 0 || !accepting) continue;
-    sockaddr_storage addr{};
-    socklen_t alen = sizeof addr;
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) != 0) continue;
-    int bound = -1;
-    if (addr.ss_family == AF_INET) bound = ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
-    if (addr.ss_family == AF_INET6) bound = ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
-    if (bound == port && ::listen(fd, SOMAXCONN) != 0)
-      log::warn("could not widen the listen backlog; bursts of connections may be refused");
-  }
-}
+// cpp-httplib's server on a socket made beforehand: the server's socket
+// member is protected, and set only by its own bind functions otherwise.
+class AdoptingHttpServer : public httplib::Server {
+ public:
+  void adopt(int fd) { svr_sock_ = fd; }
+};
 
 }  // namespace
 
@@ -224,7 +207,7 @@ struct Server::Impl {
   PromptBuilder prompts;
   std::shared_ptr<const grammar::Vocabulary> vocab;
   std::unique_ptr<Scheduler> scheduler;
-  httplib::Server http;
+  AdoptingHttpServer http;
   int64_t created = unix_now();
 };
 
@@ -649,20 +632,44 @@ Server::Server(engine::Engine& engine, ServerOptions options)
 
 Server::~Server() { stop(); }
 
-int Server::bind() {
-  const auto& o = impl_->options;
-  int port = o.port;
-  if (port == 0) {
-    port = impl_->http.bind_to_any_port(o.host);
-    if (port < 0) throw Error("cannot listen on " + o.host + ": no free port");
-  } else if (!impl_->http.bind_to_port(o.host, port)) {
-    throw Error("cannot listen on " + o.host + ":" + std::to_string(port) + " (in use, or not a local address)");
+ListeningSocket listen_on(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  const std::string service = std::to_string(port);
+  if (::getaddrinfo(host.c_str(), service.c_str(), &hints, &found) != 0 || !found)
+    throw Error("cannot listen on " + host + ": cannot resolve it");
+  ListeningSocket s;
+  for (addrinfo* ai = found; ai && s.fd < 0; ai = ai->ai_next) {
+    const int fd = ::socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) continue;
+    const int yes = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    // cpp-httplib would listen with a backlog of 5 (compiled into Debian's
+    // library): a burst of clients would overflow it and be reset.
+    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd, SOMAXCONN) == 0) {
+      s.fd = fd;
+    } else {
+      ::close(fd);
+    }
   }
-  widen_listen_backlog(port);
-  return port;
+  ::freeaddrinfo(found);
+  if (s.fd < 0)
+    throw Error("cannot listen on " + host + ":" + std::to_string(port) + " (in use, or not a local address)");
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  ::getsockname(s.fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  s.port = ntohs(addr.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port
+                                            : reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+  return s;
 }
 
-void Server::listen() { impl_->http.listen_after_bind(); }
+void Server::listen(ListeningSocket socket) {
+  impl_->http.adopt(socket.fd);
+  impl_->http.listen_after_bind();
+}
 void Server::stop() {
   // Jobs first: HTTP workers blocked on a generation return at once, so the
   // HTTP server's worker pool can shut down.

@@ -17,7 +17,7 @@ namespace warden::server {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  int port = 8080;              // 0: any free port (see Server::bind)
+  int port = 8080;              // 0: any free port (see listen_on)
   std::string api_key;          // "" = no auth
   std::string alias;            // the model id clients name; "" = the file's base name
   size_t max_body = 4u << 20;   // request body limit in bytes
@@ -26,6 +26,16 @@ struct ServerOptions {
   std::string chat_template;    // the model's template source ("" = ChatML)
 };
 
+// A socket listening on `host` (a name or an address: the first of its
+// addresses this machine can bind) and `port` (0: any free port), made
+// before the server, which a process may want to confine itself in between
+// (warden serve does). Throws warden::Error when nothing can be bound.
+struct ListeningSocket {
+  int fd = -1;
+  int port = 0;  // the port bound, also when 0 was asked for
+};
+ListeningSocket listen_on(const std::string& host, int port);
+
 class Server {
  public:
   // The engine's n_seq is the number of slots. Throws warden::Error for a
@@ -33,11 +43,9 @@ class Server {
   Server(engine::Engine& engine, ServerOptions options);
   ~Server();
 
-  // Binds the listening socket; returns the port (useful with port 0).
-  // Throws warden::Error when the address cannot be bound.
-  int bind();
-  // Serves until stop() is called (from another thread or a signal watcher).
-  void listen();
+  // Serves on `socket` (and closes it in the end) until stop() is called
+  // (from another thread or a signal watcher).
+  void listen(ListeningSocket socket);
   void stop();
 
   const std::string& model_id() const;

@@ -13,9 +13,10 @@ void set_level(Level level);
 Level level();
 void write(Level level, std::string_view message);
 
-// `text` with C0 controls but tab and newline, DEL, C1 controls (U+0080 to
-// U+009F) and bytes that are not UTF-8 written as \xNN: no escape sequence
-// of a message reaches the terminal.
+// `text` as display::render shows it (one line: control characters,
+// backslashes, invalid UTF-8 and invisible code points as visible escapes):
+// no escape sequence, forged line or hidden character of a message reaches
+// the terminal.
 std::string printable(std::string_view text);
 
 inline void debug(std::string_view m) { write(Level::debug, m); }

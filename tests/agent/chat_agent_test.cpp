@@ -1,6 +1,7 @@
 // `warden chat --agent` end to end: the real binary, its broker child and the
 // sandbox, against the scripted OpenAI-compatible backend of the hostile-model
 // harness (tests/security/harness.h). Lines go in on stdin, as a user types them.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -216,22 +217,32 @@ pid_t child_running(pid_t parent, const std::string& word) {
   return -1;
 }
 
-// The engine child knows neither the session's tokens nor its terminal.
+// The engine child knows neither the session's tokens, nor its terminal, nor
+// the descriptors it inherited.
 TEST(AgentChat, TheEngineChildGetsNoTokensAndNoTerminal) {
   ChatScene s;
   const std::string model = make_temp_dir("model") + "/tiny.gguf";
   ASSERT_EQ(run_warden({"make-model", "--preset", "tiny-qwen3", "--type", "q8_0", "--seed", "7", model}).exit_code, 0);
   ::setenv("OPENAI_API_KEY", "sk-must-stay-with-the-agent", 1);
+  // A descriptor the session inherits (as from a careless shell script).
+  const std::string secret = make_temp_dir("secret") + "/token";
+  write_file(secret, "inherited secret");
+  const int inherited = ::open(secret.c_str(), O_RDONLY);
   const WardenChild chat = start_warden({"chat", "--agent", "--workspace", s.ws, "--socket-dir", s.sock, "--audit",
                                          s.audit_db, "--no-tty", "-m", model});
+  ::close(inherited);
   ::unsetenv("OPENAI_API_KEY");
   pid_t engine = -1;
   std::string environment, input;
+  std::vector<std::string> descriptors;
   for (int i = 0; i < 3000 && environment.empty(); i++) {
     if (engine < 0) engine = child_running(chat.pid, "serve");
     if (engine > 0) {
       environment = read_file("/proc/" + std::to_string(engine) + "/environ");
       input = std::filesystem::read_symlink("/proc/" + std::to_string(engine) + "/fd/0").string();
+      std::error_code ec;
+      for (const auto& fd : std::filesystem::directory_iterator("/proc/" + std::to_string(engine) + "/fd", ec))
+        descriptors.push_back(std::filesystem::read_symlink(fd.path(), ec).string());
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -242,6 +253,8 @@ TEST(AgentChat, TheEngineChildGetsNoTokensAndNoTerminal) {
   EXPECT_EQ(environment.find("sk-must-stay-with-the-agent"), std::string::npos);
   EXPECT_NE(environment.find("HOME="), std::string::npos);
   EXPECT_EQ(input, "/dev/null");
+  ASSERT_FALSE(descriptors.empty());
+  for (const auto& d : descriptors) EXPECT_EQ(d.find(secret), std::string::npos) << d;
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 

@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/ptrace.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -163,8 +165,8 @@ TEST(ServerConfinement, AListeningServerKeepsAcceptingAndCanDoNothingElse) {
     report(out, "accept", ::accept(listener, nullptr, nullptr));
     report(out, "socket", ::socket(AF_UNIX, SOCK_STREAM, 0));
     int pair[2];
-    report(out, "socketpair", ::socketpair(AF_UNIX, SOCK_STREAM, 0, pair));
-    report(out, "connect", ::connect(pair[0], reinterpret_cast<sockaddr*>(&addr), sizeof addr));
+    report(out, "socketpair", ::socketpair(AF_UNIX, SOCK_DGRAM, 0, pair));
+    report(out, "connect", ::connect(own, reinterpret_cast<sockaddr*>(&addr), sizeof addr));
     report(out, "ptrace", int(::ptrace(PTRACE_ATTACH, ::getppid(), nullptr, nullptr)));
     char* const argv[] = {const_cast<char*>("/bin/true"), nullptr};
     report(out, "exec", ::execv("/bin/true", argv));
@@ -176,6 +178,13 @@ TEST(ServerConfinement, AListeningServerKeepsAcceptingAndCanDoNothingElse) {
     pid_t child = ::fork();
     if (child == 0) _exit(0);
     report(out, "fork", child);
+    // Other processes: no limits, priorities or file-system watches.
+    rlimit cpu{1, 1};
+    report(out, "prlimit_other", ::prlimit(::getppid(), RLIMIT_CPU, &cpu, nullptr));
+    rlimit own_files{};
+    report(out, "prlimit_self", ::prlimit(0, RLIMIT_NOFILE, nullptr, &own_files));
+    report(out, "setpriority_other", ::setpriority(PRIO_PROCESS, ::getppid(), 10));
+    report(out, "inotify", ::inotify_init1(IN_CLOEXEC));
     std::thread still([] {});
     still.join();
     report(out, "thread", 0);
@@ -187,12 +196,14 @@ TEST(ServerConfinement, AListeningServerKeepsAcceptingAndCanDoNothingElse) {
   ::close(listener);
   EXPECT_EQ(seen["exit"], "0") << seen["error"];
   EXPECT_EQ(seen["accept"], "ok");
-  EXPECT_EQ(seen["socketpair"], "ok");
   EXPECT_EQ(seen["thread"], "ok");
-  for (const char* refused : {"socket_from_earlier_thread", "socket", "connect", "exec", "fast_open"})
+  for (const char* refused : {"socket_from_earlier_thread", "socket", "socketpair", "connect", "exec", "fast_open"})
     EXPECT_EQ(seen[refused], std::strerror(EACCES)) << refused;
   EXPECT_EQ(seen["ptrace"], std::strerror(EPERM));
   EXPECT_EQ(seen["fork"], std::strerror(EPERM));
+  EXPECT_EQ(seen["prlimit_self"], "ok");
+  for (const char* refused : {"prlimit_other", "setpriority_other", "inotify"})
+    EXPECT_EQ(seen[refused], std::strerror(EPERM)) << refused;
 }
 
 }  // namespace

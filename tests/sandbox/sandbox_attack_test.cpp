@@ -476,12 +476,14 @@ with open('/tmp/page', 'wb+') as f:
     f.flush()
     attempt('memfd', lambda: os.memfd_create('x'))
     attempt('splice', lambda: os.splice(f.fileno(), w, 4096, offset_src=0))
+    attempt('sendfile', lambda: os.sendfile(w, f.fileno(), 0, 4096))
     attempt('pipe_size', lambda: fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 1 << 20))
     attempt('socket_buffer', lambda: a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 22))
 )";
   const std::string script = "python3 -c \"$0\"; ipcmk -M 1048576 2>&1; ipcmk -Q 2>&1";
   auto refused = run(p, {"sh", "-c", script, unmapped}, "", no_cgroup);
   for (const char* line : {"memfd Function not implemented", "splice Function not implemented",
+                           "sendfile Function not implemented",
                            "pipe_size Operation not permitted", "socket_buffer Operation not permitted"})
     EXPECT_NE(refused.out.find(line), std::string::npos) << line << "\n" << refused.out << refused.err;
   EXPECT_EQ(refused.out.find("Shared memory id"), std::string::npos) << refused.out;
@@ -489,7 +491,7 @@ with open('/tmp/page', 'wb+') as f:
   // Where a memory cgroup can be made, it counts all of them, and all are allowed.
   if (JailCgroup(p.limits.memory_bytes, p.limits.max_processes).has_memory()) {
     auto counted = run(p, {"sh", "-c", script, unmapped}, "");
-    for (const char* line : {"memfd ok", "splice ok", "pipe_size ok", "socket_buffer ok", "Shared memory id",
+    for (const char* line : {"memfd ok", "splice ok", "sendfile ok", "pipe_size ok", "socket_buffer ok", "Shared memory id",
                              "Message queue id"})
       EXPECT_NE(counted.out.find(line), std::string::npos) << line << "\n" << counted.out << counted.err;
   }

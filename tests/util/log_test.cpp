@@ -1,4 +1,5 @@
-// What log messages show of the text they carry.
+// What log messages show of the text they carry: what broker::neutralize
+// shows (its own tests cover every escape), on one line.
 #include "util/log.h"
 
 #include <gtest/gtest.h>
@@ -7,17 +8,21 @@ namespace warden::log {
 namespace {
 
 TEST(LogPrintable, ControlsAreShownAndTextIsKept) {
-  EXPECT_EQ(printable("plain text, tab\tand\nnewline"), "plain text, tab\tand\nnewline");
-  EXPECT_EQ(printable("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82"), "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82");
+  EXPECT_EQ(printable("plain text, a tab\tand caf\xc3\xa9 \xf0\x9f\x99\x82"),
+            "plain text, a tab\tand caf\xc3\xa9 \xf0\x9f\x99\x82");
   EXPECT_EQ(printable("\x1b[2J\x1b]0;title\x07"), "\\x1b[2J\\x1b]0;title\\x07");
-  EXPECT_EQ(printable(std::string("a\0b\x7f", 4)), "a\\x00b\\x7f");
-  EXPECT_EQ(printable("\r"), "\\x0d");
-  // C1 controls (U+009B is CSI to many terminals), as UTF-8 and as bytes.
-  EXPECT_EQ(printable("\xc2\x9b" "31m"), "\\xc2\\x9b31m");
+  // A message is one line: a newline cannot forge a second one.
+  EXPECT_EQ(printable("name\nwarden: model verified"), "name\\nwarden: model verified");
+  EXPECT_EQ(printable(std::string("a\0b\x7f\r", 5)), "a\\x00b\\x7f\\r");
+  // A literal backslash cannot pass for an escape.
+  EXPECT_EQ(printable("C:\\x1b"), "C:\\\\x1b");
+  // C1 controls (U+009B is CSI to many terminals), as UTF-8 and as bytes;
+  // a bidi override.
+  EXPECT_EQ(printable("\xc2\x9b" "31m"), "\\u009b31m");
   EXPECT_EQ(printable("\x9b" "31m"), "\\x9b31m");
+  EXPECT_EQ(printable("abc\xe2\x80\xaetxt.exe"), "abc\\u202etxt.exe");
   // Not UTF-8: overlong forms, surrogates, a cut sequence.
   EXPECT_EQ(printable("\xc0\xaf"), "\\xc0\\xaf");
-  EXPECT_EQ(printable("\xed\xa0\x80"), "\\xed\\xa0\\x80");
   EXPECT_EQ(printable("ok\xe2\x82"), "ok\\xe2\\x82");
 }
 
