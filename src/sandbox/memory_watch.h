@@ -10,8 +10,8 @@
 // between processes (after fork) count once in all; page cache of files does
 // not count (the kernel can drop it). Memory no process maps is invisible
 // there, so in this mode the jail's seccomp filter refuses what makes it:
-// memfd_create, shmget, msgget, mq_open, vmsplice/splice/tee (pipes holding
-// pages nobody maps), larger pipes (F_SETPIPE_SZ) and larger socket buffers
+// memfd_create, shmget, msgget, mq_open, vmsplice/splice/tee/sendfile (pipes
+// holding pages nobody maps), larger pipes (F_SETPIPE_SZ) and larger socket buffers
 // (SO_SNDBUF, SO_RCVBUF). The private tmpfs mounts have their own sizes, and
 // the workspace its disk check. What is left, socket buffers of the default
 // size above all, is kernel memory no process count shows: as a backstop,
