@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -28,19 +29,34 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Copies a child's stderr to ours one line at a time, each neutralized for
-// the terminal and marked as the engine's; a line longer than 4 KiB is
-// passed on in pieces. Ends at the end of the stream, or once `child_gone`
-// is set and nothing more is waiting: a descendant or a passed-on copy of
-// the pipe must not keep the session from ending.
-void forward_neutralized(int from, const std::atomic<bool>& child_gone) {
+// Writes one line of the engine's stderr to ours: in printable ASCII (so
+// that bytes are columns), marked "engine: ", and on a terminal cut into
+// rows that fit its width, each marked again, so that no text of the
+// engine's can start a row of the terminal unmarked by wrapping there.
+void show_engine_line(std::string_view line) {
+  static constexpr std::string_view kMark = "engine: ";
+  const std::string text = broker::neutralize_ascii(line);
+  winsize ws{};
+  const size_t width = ::ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col > kMark.size() + 20 ? ws.ws_col : 0;
+  const size_t row = width ? width - kMark.size() : std::max<size_t>(text.size(), 1);
+  std::string shown;
+  for (size_t at = 0; at == 0 || at < text.size(); at += row) {
+    shown += kMark;
+    shown += text.substr(at, row);
+    shown += '\n';
+  }
+  [[maybe_unused]] ssize_t w = ::write(2, shown.data(), shown.size());
+}
+
+// Copies a child's stderr to ours one line at a time (show_engine_line); a
+// line longer than 4 KiB is passed on in pieces. Ends at the end of the
+// stream, or once `child_gone` is set and nothing more is waiting: a
+// descendant or a passed-on copy of the pipe must not keep the session from
+// ending.
+void forward_engine_stderr(int from, const std::atomic<bool>& child_gone) {
   std::string line;
+  bool just_cut = false;
   char buf[4096];
-  auto flush = [&] {
-    const std::string shown = "engine: " + broker::neutralize(line, false) + "\n";
-    [[maybe_unused]] ssize_t w = ::write(2, shown.data(), shown.size());
-    line.clear();
-  };
   while (true) {
     pollfd p{from, POLLIN, 0};
     const int ready = ::poll(&p, 1, 100);
@@ -54,14 +70,20 @@ void forward_neutralized(int from, const std::atomic<bool>& child_gone) {
     if (n <= 0) break;
     for (ssize_t i = 0; i < n; i++) {
       if (buf[i] == '\n') {
-        flush();
+        if (!line.empty() || !just_cut) show_engine_line(line);  // an empty line, not the end of a cut one
+        line.clear();
+        just_cut = false;
         continue;
       }
       line += buf[i];
-      if (line.size() >= sizeof buf) flush();
+      just_cut = line.size() == sizeof buf;
+      if (just_cut) {
+        show_engine_line(line);
+        line.clear();
+      }
     }
   }
-  if (!line.empty()) flush();
+  if (!line.empty()) show_engine_line(line);
   ::close(from);
 }
 
@@ -118,7 +140,7 @@ void ChildProcess::start(const std::vector<std::string>& args, bool capture_stdo
   if (untrusted) {
     ::close(err[1]);
     child_gone_ = false;
-    stderr_forwarder_ = std::thread(forward_neutralized, err[0], std::cref(child_gone_));
+    stderr_forwarder_ = std::thread(forward_engine_stderr, err[0], std::cref(child_gone_));
   }
 }
 

@@ -71,7 +71,7 @@ int run_serve(ServeArgs& a) {
   if (slot_ctx.capped)
     log::warn("the slot context is capped at the model's training context of " + std::to_string(n_ctx_train) +
               " tokens (as llama-server does)");
-  if (a.server.host != "127.0.0.1" && a.server.host != "localhost" && a.server.host != "::1")
+  if (!socket.loopback)
     log::warn("listening on " + shown_host + ": other machines may reach this server" +
               (a.server.api_key.empty() ? " and no --api-key is set" : ""));
 

@@ -6,12 +6,14 @@
 #include <seccomp.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <initializer_list>
 #include <memory>
 #include <mutex>
+#include <utility>
 
 #include "util/error.h"
 
@@ -176,6 +178,14 @@ void confine_engine_process() {
     check(seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EPERM), seccomp_syscall_resolve_name(call.name), 1,
                            arg(call.pid_arg, SCMP_CMP_NE, 0)),
           call.name);
+  // For these two, "who" 0 names the caller only with a process as "which"
+  // (PRIO_PROCESS, IOPRIO_WHO_PROCESS); with a group or a user it names all
+  // of the caller's.
+  const std::pair<const char*, int> process_only[] = {{"setpriority", PRIO_PROCESS}, {"ioprio_set", 1}};
+  for (const auto& [name, process] : process_only)
+    check(seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EPERM), seccomp_syscall_resolve_name(name), 1,
+                           arg(0, SCMP_CMP_NE, scmp_datum_t(process))),
+          name);
   // TCP Fast Open connects without connect(): a listening socket shut down
   // for reading is closed again, and sendto(MSG_FASTOPEN) would open it
   // towards any address.

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <random>
@@ -208,6 +209,9 @@ struct Server::Impl {
   std::shared_ptr<const grammar::Vocabulary> vocab;
   std::unique_ptr<Scheduler> scheduler;
   AdoptingHttpServer http;
+  std::mutex listening_mutex;
+  int listening_fd = -1;  // the adopted socket, until stop()
+  bool stopping = false;
   int64_t created = unix_now();
 };
 
@@ -632,48 +636,96 @@ Server::Server(engine::Engine& engine, ServerOptions options)
 
 Server::~Server() { stop(); }
 
-ListeningSocket listen_on(const std::string& host, int port) {
+namespace {
+
+bool is_loopback(const sockaddr_storage& a) {
+  if (a.ss_family == AF_INET)
+    return (ntohl(reinterpret_cast<const sockaddr_in&>(a).sin_addr.s_addr) >> 24) == 127;
+  if (a.ss_family != AF_INET6) return false;
+  const in6_addr& v6 = reinterpret_cast<const sockaddr_in6&>(a).sin6_addr;
+  return IN6_IS_ADDR_LOOPBACK(&v6) || (IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127);
+}
+
+// The first of `host`'s addresses this machine can bind (on any port), as
+// cpp-httplib chose it.
+sockaddr_storage bindable_address(const std::string& host, socklen_t& len) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE;
   addrinfo* found = nullptr;
-  const std::string service = std::to_string(port);
-  if (::getaddrinfo(host.c_str(), service.c_str(), &hints, &found) != 0 || !found)
+  if (::getaddrinfo(host.c_str(), nullptr, &hints, &found) != 0 || !found)
     throw Error("cannot listen on " + host + ": cannot resolve it");
-  ListeningSocket s;
-  for (addrinfo* ai = found; ai && s.fd < 0; ai = ai->ai_next) {
+  sockaddr_storage chosen{};
+  len = 0;
+  for (addrinfo* ai = found; ai && len == 0; ai = ai->ai_next) {
     const int fd = ::socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) continue;
-    const int yes = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    // cpp-httplib would listen with a backlog of 5 (compiled into Debian's
-    // library): a burst of clients would overflow it and be reset.
-    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && ::listen(fd, SOMAXCONN) == 0) {
-      s.fd = fd;
-    } else {
-      ::close(fd);
+    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+      std::memcpy(&chosen, ai->ai_addr, ai->ai_addrlen);
+      len = ai->ai_addrlen;
     }
+    ::close(fd);
   }
   ::freeaddrinfo(found);
-  if (s.fd < 0)
-    throw Error("cannot listen on " + host + ":" + std::to_string(port) + " (in use, or not a local address)");
-  sockaddr_storage addr{};
-  socklen_t len = sizeof addr;
-  ::getsockname(s.fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  s.port = ntohs(addr.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port
-                                            : reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+  return chosen;
+}
+
+}  // namespace
+
+ListeningSocket listen_on(const std::string& host, int port) {
+  const std::string where = "cannot listen on " + host + ":" + std::to_string(port);
+  socklen_t len = 0;
+  sockaddr_storage addr = bindable_address(host, len);
+  if (len == 0) throw Error(where + " (not a local address)");
+  // The port is bound on that address alone: a port in use there is an
+  // error, not a reason to listen on the name's next address.
+  if (addr.ss_family == AF_INET6) reinterpret_cast<sockaddr_in6&>(addr).sin6_port = htons(uint16_t(port));
+  else reinterpret_cast<sockaddr_in&>(addr).sin_port = htons(uint16_t(port));
+  ListeningSocket s;
+  s.fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s.fd < 0) throw Error(where + ": " + std::strerror(errno));
+  const int yes = 1, no = 0;
+  ::setsockopt(s.fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  if (addr.ss_family == AF_INET6) ::setsockopt(s.fd, IPPROTO_IPV6, IPV6_V6ONLY, &no, sizeof no);  // "::" takes IPv4 too
+  // cpp-httplib would listen with a backlog of 5 (compiled into Debian's
+  // library): a burst of clients would overflow it and be reset.
+  if (::bind(s.fd, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(s.fd, SOMAXCONN) != 0) {
+    ::close(s.fd);
+    throw Error(where + " (in use, or not a local address)");
+  }
+  socklen_t bound_len = sizeof addr;
+  ::getsockname(s.fd, reinterpret_cast<sockaddr*>(&addr), &bound_len);
+  s.port = ntohs(addr.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6&>(addr).sin6_port
+                                            : reinterpret_cast<sockaddr_in&>(addr).sin_port);
+  s.loopback = is_loopback(addr);
   return s;
 }
 
 void Server::listen(ListeningSocket socket) {
-  impl_->http.adopt(socket.fd);
+  {
+    std::lock_guard lock(impl_->listening_mutex);
+    if (impl_->stopping) {
+      ::close(socket.fd);
+      return;
+    }
+    impl_->listening_fd = socket.fd;
+    impl_->http.adopt(socket.fd);
+  }
   impl_->http.listen_after_bind();
 }
 void Server::stop() {
   // Jobs first: HTTP workers blocked on a generation return at once, so the
   // HTTP server's worker pool can shut down.
   impl_->scheduler->stop();
+  {
+    // A stop before cpp-httplib's accept loop has started is one it would
+    // ignore: shut the socket down, so that the loop ends at its first
+    // accept, and a listen() still to come does not start.
+    std::lock_guard lock(impl_->listening_mutex);
+    impl_->stopping = true;
+    if (impl_->listening_fd >= 0) ::shutdown(impl_->listening_fd, SHUT_RDWR);
+  }
   impl_->http.stop();
 }
 const std::string& Server::model_id() const { return impl_->model_id; }

@@ -27,12 +27,14 @@ struct ServerOptions {
 };
 
 // A socket listening on `host` (a name or an address: the first of its
-// addresses this machine can bind) and `port` (0: any free port), made
+// addresses this machine can bind; "::" takes IPv4 too) and `port` (0: any
+// free port; one in use on that address is an error), made
 // before the server, which a process may want to confine itself in between
 // (warden serve does). Throws warden::Error when nothing can be bound.
 struct ListeningSocket {
   int fd = -1;
-  int port = 0;  // the port bound, also when 0 was asked for
+  int port = 0;           // the port bound, also when 0 was asked for
+  bool loopback = false;  // bound to a loopback address only
 };
 ListeningSocket listen_on(const std::string& host, int port);
 

@@ -23,7 +23,12 @@ const char* prefix(Level l) {
 }
 }  // namespace
 
-std::string printable(std::string_view text) { return display::render(text, display::Style{}); }
+std::string printable(std::string_view text) {
+  // Lines after the first are indented: none can pass for a line of its own.
+  std::string shown = display::render(text, display::Style{true, false});
+  for (size_t at = shown.find('\n'); at != std::string::npos; at = shown.find('\n', at + 1)) shown.insert(at + 1, "    ");
+  return shown;
+}
 
 void set_level(Level level) { g_level = level; }
 Level level() { return g_level; }

@@ -13,10 +13,11 @@ void set_level(Level level);
 Level level();
 void write(Level level, std::string_view message);
 
-// `text` as display::render shows it (one line: control characters,
-// backslashes, invalid UTF-8 and invisible code points as visible escapes):
-// no escape sequence, forged line or hidden character of a message reaches
-// the terminal.
+// `text` as display::render shows it (control characters, backslashes,
+// invalid UTF-8 and invisible code points as visible escapes; a backslash
+// shows doubled), each line after the first indented by four spaces: no
+// escape sequence, hidden character or line that passes for warden's own
+// reaches the terminal.
 std::string printable(std::string_view text);
 
 inline void debug(std::string_view m) { write(Level::debug, m); }

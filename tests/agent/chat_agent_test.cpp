@@ -3,6 +3,7 @@
 // harness (tests/security/harness.h). Lines go in on stdin, as a user types them.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -198,6 +199,36 @@ TEST(AgentChat, TheEngineChildWritesNoEscapesToTheTerminal) {
   EXPECT_NE(ran.err.find("serving 'tiny\\\\x1b[2J\\\\x1b]0;pwned\\\\x07.gguf'"), std::string::npos) << ran.err;
   EXPECT_EQ(ran.err.find('\x1b'), std::string::npos);
   EXPECT_EQ(ran.err.find('\x07'), std::string::npos);
+}
+
+// On a terminal, a long engine line is cut into rows of its width, each
+// marked: no text of the engine's starts a row unmarked by wrapping there.
+TEST(AgentChat, LongEngineLinesAreCutToTheTerminalWidth) {
+  ChatScene s;
+  const std::string model = make_temp_dir("model") + "/" + std::string(200, 'x') + ".gguf";
+  ASSERT_EQ(run_warden({"make-model", "--preset", "tiny-qwen3", "--type", "q8_0", "--seed", "7", model}).exit_code, 0);
+  PtyChild run = spawn_on_pty({warden_binary(), "run", "--max-steps", "1", "--workspace", s.ws, "--socket-dir", s.sock,
+                               "--audit", s.audit_db, "--no-tty", "-m", model, "say hi"});
+  ASSERT_GT(run.pid, 0);
+  winsize ws{};
+  ws.ws_col = 80;
+  ws.ws_row = 24;
+  ::ioctl(run.master, TIOCSWINSZ, &ws);
+  std::string seen;
+  wait_for_exit(run, seen);
+  size_t rows_with_the_name = 0;
+  for (size_t start = 0; start < seen.size();) {
+    size_t end = seen.find('\n', start);
+    if (end == std::string::npos) end = seen.size();
+    std::string row = seen.substr(start, end - start);
+    if (!row.empty() && row.back() == '\r') row.pop_back();
+    start = end + 1;
+    if (row.find("xxxxxxxxxx") == std::string::npos) continue;
+    rows_with_the_name++;
+    EXPECT_EQ(row.rfind("engine: ", 0), 0u) << row;
+    EXPECT_LE(row.size(), 80u) << row;
+  }
+  EXPECT_GE(rows_with_the_name, 3u) << seen;
 }
 
 // The pid of `parent`'s child whose command line has `word` as its first

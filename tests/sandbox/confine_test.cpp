@@ -184,6 +184,11 @@ TEST(ServerConfinement, AListeningServerKeepsAcceptingAndCanDoNothingElse) {
     rlimit own_files{};
     report(out, "prlimit_self", ::prlimit(0, RLIMIT_NOFILE, nullptr, &own_files));
     report(out, "setpriority_other", ::setpriority(PRIO_PROCESS, ::getppid(), 10));
+    // "who" 0 names the caller only for a process, else its group or user:
+    // any other "which" is refused. (An unknown one, 7, which the kernel
+    // would answer with EINVAL, so that a regression renices nothing.)
+    report(out, "setpriority_self", ::setpriority(PRIO_PROCESS, 0, 1));
+    report(out, "setpriority_other_kind", ::setpriority(__priority_which_t(7), 0, 10));
     report(out, "inotify", ::inotify_init1(IN_CLOEXEC));
     std::thread still([] {});
     still.join();
@@ -202,7 +207,8 @@ TEST(ServerConfinement, AListeningServerKeepsAcceptingAndCanDoNothingElse) {
   EXPECT_EQ(seen["ptrace"], std::strerror(EPERM));
   EXPECT_EQ(seen["fork"], std::strerror(EPERM));
   EXPECT_EQ(seen["prlimit_self"], "ok");
-  for (const char* refused : {"prlimit_other", "setpriority_other", "inotify"})
+  EXPECT_EQ(seen["setpriority_self"], "ok");
+  for (const char* refused : {"prlimit_other", "setpriority_other", "setpriority_other_kind", "inotify"})
     EXPECT_EQ(seen[refused], std::strerror(EPERM)) << refused;
 }
 

@@ -1,6 +1,18 @@
-// llama-server's spellings for `warden serve`: -np N (which CLI11 2.1 cannot
-// declare) and -c as the total context divided over explicitly given slots.
+// `warden serve`'s flags: llama-server's spellings (-np N, which CLI11 2.1
+// cannot declare, and -c as the total context divided over explicitly given
+// slots), and where and how it listens.
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
 
 #include "common/test_env.h"
 #include "server/http_client.h"
@@ -104,8 +116,72 @@ TEST(ServeFlags, HostNamesAreLookedUpBeforeTheServerConfinesItself) {
       << unknown.err;
   auto foreign = run_warden({"serve", "-m", tiny_model(), "--host", "192.0.2.1", "--port", "0"});
   EXPECT_EQ(foreign.exit_code, 1) << foreign.err;
-  EXPECT_NE(foreign.err.find("cannot listen on 192.0.2.1:0 (in use, or not a local address)"), std::string::npos)
+  EXPECT_NE(foreign.err.find("cannot listen on 192.0.2.1:0 (not a local address)"), std::string::npos)
       << foreign.err;
+}
+
+// A port in use on the name's address is an error, not a reason to listen
+// on the name's next address (localhost has two on many machines).
+TEST(ServeFlags, APortInUseIsAnErrorOnEveryAddressOfTheName) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  ASSERT_EQ(::getaddrinfo("localhost", nullptr, &hints, &found), 0);
+  const int held = ::socket(found->ai_family, SOCK_STREAM, 0);
+  ASSERT_EQ(::bind(held, found->ai_addr, found->ai_addrlen), 0);  // port 0: any
+  ::freeaddrinfo(found);
+  ASSERT_EQ(::listen(held, 1), 0);
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(held, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const int port = ntohs(addr.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6&>(addr).sin6_port
+                                                    : reinterpret_cast<sockaddr_in&>(addr).sin_port);
+  auto r = run_warden({"serve", "-m", tiny_model(), "--host", "localhost", "--port", std::to_string(port)});
+  ::close(held);
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("(in use, or not a local address)"), std::string::npos) << r.err;
+}
+
+// The warning about other machines follows the address bound, not its
+// spelling: the stderr of a server started on `host` until it listens.
+std::string stderr_until_listening(const std::string& host) {
+  const std::string err_file = make_temp_dir("serve") + "/stderr";
+  int out[2];
+  if (::pipe(out) != 0) return "";
+  const std::string binary = warden_binary();
+  std::vector<std::string> args{binary, "serve", "-m", tiny_model(), "--port", "0", "-t", "1", "--host", host};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    const int err = ::open(err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ::dup2(out[1], 1);
+    ::dup2(err, 2);
+    ::execv(binary.c_str(), argv.data());
+    _exit(127);
+  }
+  ::close(out[1]);
+  char c;
+  std::string line;
+  while (::read(out[0], &c, 1) == 1 && c != '\n') line += c;
+  ::close(out[0]);
+  ::kill(pid, SIGTERM);
+  ::waitpid(pid, nullptr, 0);
+  return line.rfind("listening on", 0) == 0 ? read_file(err_file) : "did not listen: " + read_file(err_file);
+}
+
+TEST(ServeFlags, OnlyANonLoopbackAddressWarnsThatOtherMachinesMayReachIt) {
+  const std::string warning = "other machines may reach this server";
+  for (const char* host : {"localhost", "127.0.0.1"}) {
+    const std::string err = stderr_until_listening(host);
+    EXPECT_EQ(err.find("did not listen"), std::string::npos) << err;
+    EXPECT_EQ(err.find(warning), std::string::npos) << host << ": " << err;
+  }
+  const std::string any = stderr_until_listening("0.0.0.0");
+  EXPECT_NE(any.find(warning), std::string::npos) << any;
 }
 
 }  // namespace

@@ -7,13 +7,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <thread>
 
 #include "common/test_env.h"
+#include "engine/engine.h"
 #include "server/http_client.h"
+#include "server/http_server.h"
 #include "server/serve_process.h"
 
 namespace warden::test {
@@ -586,6 +589,32 @@ TEST_F(ServeTest, EveryThreadOfTheServerIsConfined) {
     threads++;
   }
   EXPECT_GT(threads, 2);  // the HTTP workers and the engine's threads too
+}
+
+// A stop that comes before the accept loop runs (SIGTERM while the model
+// loads: the signal waits, and the watcher stops the server as it starts)
+// still stops it; it used to be lost, and the server served on.
+TEST(ServeStop, AStopBeforeListeningIsNotLost) {
+  engine::EngineOptions eo;
+  eo.model_path = tiny_model();
+  eo.n_ctx = 256;
+  eo.threads = 1;
+  engine::Engine engine(eo);
+  server::ServerOptions options;
+  options.host = "127.0.0.1";
+  options.port = 0;
+  server::Server server(engine, options);
+  const server::ListeningSocket socket = server::listen_on("127.0.0.1", 0);
+  server.stop();
+  std::atomic<bool> returned{false};
+  std::thread serving([&] {
+    server.listen(socket);
+    returned = true;
+  });
+  for (int i = 0; i < 500 && !returned; i++) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_TRUE(returned) << "listen() went on after stop()";
+  if (!returned) ::shutdown(socket.fd, SHUT_RDWR);  // let the thread end, to report the failure
+  serving.join();
 }
 
 }  // namespace

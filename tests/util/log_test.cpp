@@ -11,8 +11,9 @@ TEST(LogPrintable, ControlsAreShownAndTextIsKept) {
   EXPECT_EQ(printable("plain text, a tab\tand caf\xc3\xa9 \xf0\x9f\x99\x82"),
             "plain text, a tab\tand caf\xc3\xa9 \xf0\x9f\x99\x82");
   EXPECT_EQ(printable("\x1b[2J\x1b]0;title\x07"), "\\x1b[2J\\x1b]0;title\\x07");
-  // A message is one line: a newline cannot forge a second one.
-  EXPECT_EQ(printable("name\nwarden: model verified"), "name\\nwarden: model verified");
+  // Lines after the first are indented: a newline cannot start a line that
+  // passes for warden's own.
+  EXPECT_EQ(printable("name\nwarden: model verified\n"), "name\n    warden: model verified\n    ");
   EXPECT_EQ(printable(std::string("a\0b\x7f\r", 5)), "a\\x00b\\x7f\\r");
   // A literal backslash cannot pass for an escape.
   EXPECT_EQ(printable("C:\\x1b"), "C:\\\\x1b");
