@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sandbox/fd.h"
 #include "sandbox/proxy_request.h"
 #include "sandbox/tls_hello.h"
 #include "util/error.h"
@@ -22,16 +23,6 @@ namespace warden::sandbox {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-struct Fd {
-  int fd = -1;
-  explicit Fd(int f = -1) : fd(f) {}
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-};
 
 bool write_all(int fd, const char* data, size_t n) {
   while (n > 0) {

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "sandbox/fd.h"
 #include "util/error.h"
 
 namespace warden::sandbox {
@@ -44,18 +45,6 @@ uint64_t handled_fs(int abi) {
   return all;
 }
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 int threads_of_this_process() {
   std::ifstream status("/proc/self/status");
   std::string line;
@@ -66,15 +55,15 @@ int threads_of_this_process() {
 
 void allow(int ruleset, const std::string& path, uint64_t rights, int abi) {
   Fd fd(::open(path.c_str(), O_PATH | O_CLOEXEC));
-  if (fd.get() < 0) {
+  if (fd.fd < 0) {
     if (errno == ENOENT) return;
     throw Error("landlock: cannot open " + path + ": " + std::strerror(errno));
   }
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) throw Error("landlock: cannot stat " + path + ": " + std::strerror(errno));
+  if (::fstat(fd.fd, &st) != 0) throw Error("landlock: cannot stat " + path + ": " + std::strerror(errno));
   // A rule on a file may carry only the rights that apply to files.
   if (!S_ISDIR(st.st_mode)) rights &= kExecute | kWriteFile | kReadFile | kTruncate;
-  PathBeneathAttr rule{rights & handled_fs(abi), fd.get()};
+  PathBeneathAttr rule{rights & handled_fs(abi), fd.fd};
   if (::syscall(SYS_landlock_add_rule, ruleset, kRulePathBeneath, &rule, 0) != 0)
     throw Error("landlock: cannot add a rule for " + path + ": " + std::strerror(errno));
 }
@@ -92,13 +81,13 @@ int restrict_files(const FileAccess& access) {
   RulesetAttr attr{handled_fs(int(abi)), 0, abi >= 6 ? kScopeAbstractUnixSocket | kScopeSignal : 0};
   const size_t attr_size = abi >= 6 ? sizeof(RulesetAttr) : abi >= 4 ? 2 * sizeof(uint64_t) : sizeof(uint64_t);
   Fd ruleset(int(::syscall(SYS_landlock_create_ruleset, &attr, attr_size, 0)));
-  if (ruleset.get() < 0) throw Error(std::string("landlock: cannot create a ruleset: ") + std::strerror(errno));
-  for (const auto& path : access.read) allow(ruleset.get(), path, kReadFile | kReadDir, int(abi));
+  if (ruleset.fd < 0) throw Error(std::string("landlock: cannot create a ruleset: ") + std::strerror(errno));
+  for (const auto& path : access.read) allow(ruleset.fd, path, kReadFile | kReadDir, int(abi));
   for (const auto& path : access.read_write)
-    allow(ruleset.get(), path, kReadFile | kReadDir | kWriteFile | kRemoveFile | kMakeReg | kTruncate, int(abi));
+    allow(ruleset.fd, path, kReadFile | kReadDir | kWriteFile | kRemoveFile | kMakeReg | kTruncate, int(abi));
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
     throw Error(std::string("landlock: cannot set no_new_privs: ") + std::strerror(errno));
-  if (::syscall(SYS_landlock_restrict_self, ruleset.get(), 0) != 0)
+  if (::syscall(SYS_landlock_restrict_self, ruleset.fd, 0) != 0)
     throw Error(std::string("landlock: cannot restrict this process: ") + std::strerror(errno));
   return int(abi);
 }

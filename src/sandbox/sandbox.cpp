@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sandbox/cgroup.h"
+#include "sandbox/fd.h"
 #include "sandbox/memory_watch.h"
 #include "sandbox/seccomp_filter.h"
 #include "util/error.h"
@@ -36,19 +37,6 @@ using Clock = std::chrono::steady_clock;
 // How often the supervisor looks at the disk and, without a memory cgroup,
 // at the jail's memory.
 constexpr std::chrono::milliseconds kWatchInterval{100};
-
-struct Fd {
-  int fd = -1;
-  Fd() = default;
-  explicit Fd(int f) : fd(f) {}
-  ~Fd() { reset(); }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  void reset(int f = -1) {
-    if (fd >= 0) ::close(fd);
-    fd = f;
-  }
-};
 
 struct Pipe {
   Fd read, write;
