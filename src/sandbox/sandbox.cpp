@@ -411,12 +411,11 @@ SandboxResult run(const Profile& profile, const std::vector<std::string>& argv, 
   JailCgroup cgroup(limits.memory_bytes, limits.max_processes, options.memory_cgroup);
   std::optional<MemoryWatch> memory_watch;
   if (!cgroup.has_memory()) memory_watch.emplace(limits.memory_bytes, limits.memory_bytes + 2 * limits.tmpfs_bytes);
-  const bool watch_memory = memory_watch.has_value();
   if (!cgroup.has_pids() && ::getuid() == 0)
     throw Error("sandbox unavailable: cannot bound the number of processes (running as root, where RLIMIT_NPROC "
                 "does not apply, and no pids cgroup is writable)");
 
-  Fd seccomp(build_seccomp_fd({profile.network, watch_memory}));
+  Fd seccomp(build_seccomp_fd({profile.network, memory_watch.has_value()}));
   Fd passwd(memfd_with("passwd", kPasswd)), group(memfd_with("group", kGroup)), hosts(memfd_with("hosts", kHosts));
   Pipe in, out, err, status;
   JailFds fds{seccomp.fd, status.write.fd, passwd.fd, group.fd, hosts.fd};
@@ -467,7 +466,7 @@ SandboxResult run(const Profile& profile, const std::vector<std::string>& argv, 
     }
     pollfd p[4] = {{out.read.fd, POLLIN, 0}, {err.read.fd, POLLIN, 0}, {status.read.fd, POLLIN, 0},
                    {in.write.fd, POLLOUT, 0}};
-    const bool watching = disk || watch_memory;
+    const bool watching = disk || memory_watch;
     if (::poll(p, 4, int(std::min<int64_t>(left, watching ? kWatchInterval.count() : 1000))) < 0 && errno != EINTR)
       break;
     // The watches look once an interval, however often output wakes the loop.

@@ -100,6 +100,11 @@ void deny_all(scmp_filter_ctx ctx, std::initializer_list<const char*> names, int
   }
 }
 
+// Fails `name` with `error` when one argument meets `when`.
+void deny_when(scmp_filter_ctx ctx, const char* name, int error, scmp_arg_cmp when) {
+  check(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(error), seccomp_syscall_resolve_name(name), 1, when), name);
+}
+
 // Memory that no process maps, which a count of the jail's processes would
 // miss (memory_watch.h): shared memory and message queues, pages handed to
 // pipes (sendfile into a pipe does what splice does), and pipe and socket
@@ -107,9 +112,7 @@ void deny_all(scmp_filter_ctx ctx, std::initializer_list<const char*> names, int
 void refuse_unmapped_memory(scmp_filter_ctx ctx) {
   deny_all(ctx, {"memfd_create", "memfd_secret", "shmget", "msgget", "mq_open", "vmsplice", "splice", "tee", "sendfile"},
            ENOSYS);
-  check(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(fcntl), 1,
-                         arg(1, SCMP_CMP_MASKED_EQ, 0xffffffffUL, F_SETPIPE_SZ)),
-        "fcntl");
+  deny_when(ctx, "fcntl", EPERM, arg(1, SCMP_CMP_MASKED_EQ, 0xffffffffUL, F_SETPIPE_SZ));
   for (int option : {SO_SNDBUF, SO_RCVBUF, SO_SNDBUFFORCE, SO_RCVBUFFORCE})
     check(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(setsockopt), 2,
                            arg(1, SCMP_CMP_MASKED_EQ, 0xffffffffUL, SOL_SOCKET),
@@ -164,45 +167,30 @@ void confine_engine_process() {
   // socketpair too: a datagram socket sends to any path.
   deny_all(ctx.get(), {"socket", "socketpair", "connect", "bind", "listen", "execve", "execveat"}, EACCES);
   // Other processes of the user stay out of reach: no watching the file
-  // system, no handles on processes, no limits or priorities set on them
-  // (0 means the caller itself).
+  // system, no handles on processes.
   deny_all(ctx.get(), {"fanotify_init", "inotify_init", "inotify_init1", "pidfd_open", "kcmp", "migrate_pages"},
            EPERM);
-  const struct {
-    const char* name;
-    unsigned pid_arg;
-  } on_a_process[] = {{"prlimit64", 0},         {"setpriority", 1},  {"ioprio_set", 1},
-                      {"sched_setaffinity", 0}, {"sched_setparam", 0}, {"sched_setscheduler", 0},
-                      {"sched_setattr", 0},     {"move_pages", 0}};
-  for (const auto& call : on_a_process)
-    check(seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EPERM), seccomp_syscall_resolve_name(call.name), 1,
-                           arg(call.pid_arg, SCMP_CMP_NE, 0)),
-          call.name);
-  // For these two, "who" 0 names the caller only with a process as "which"
+  // No limits, priorities, affinities or page placement set on any process
+  // but the caller, which a pid (or "who") of 0 names. For setpriority and
+  // ioprio_set, "who" 0 names the caller only with a process as "which"
   // (PRIO_PROCESS, IOPRIO_WHO_PROCESS); with a group or a user it names all
   // of the caller's.
-  const std::pair<const char*, int> process_only[] = {{"setpriority", PRIO_PROCESS}, {"ioprio_set", 1}};
-  for (const auto& [name, process] : process_only)
-    check(seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EPERM), seccomp_syscall_resolve_name(name), 1,
-                           arg(0, SCMP_CMP_NE, scmp_datum_t(process))),
-          name);
+  for (const char* name : {"prlimit64", "sched_setaffinity", "sched_setparam", "sched_setscheduler", "sched_setattr",
+                           "move_pages"})
+    deny_when(ctx.get(), name, EPERM, arg(0, SCMP_CMP_NE, 0));
+  for (const char* name : {"setpriority", "ioprio_set"}) deny_when(ctx.get(), name, EPERM, arg(1, SCMP_CMP_NE, 0));
+  deny_when(ctx.get(), "setpriority", EPERM, arg(0, SCMP_CMP_NE, PRIO_PROCESS));
+  deny_when(ctx.get(), "ioprio_set", EPERM, arg(0, SCMP_CMP_NE, 1));  // IOPRIO_WHO_PROCESS
   // TCP Fast Open connects without connect(): a listening socket shut down
   // for reading is closed again, and sendto(MSG_FASTOPEN) would open it
-  // towards any address.
-  const struct {
-    const char* name;
-    unsigned flags_arg;
-  } sends[] = {{"sendto", 3}, {"sendmsg", 2}, {"sendmmsg", 3}};
-  for (const auto& send : sends)
-    check(seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EACCES), seccomp_syscall_resolve_name(send.name), 1,
-                           arg(send.flags_arg, SCMP_CMP_MASKED_EQ, MSG_FASTOPEN, MSG_FASTOPEN)),
-          send.name);
+  // towards any address. (The flags are the 4th argument of sendto and
+  // sendmmsg, the 3rd of sendmsg.)
+  for (const auto& [name, flags] : {std::pair{"sendto", 3u}, std::pair{"sendmsg", 2u}, std::pair{"sendmmsg", 3u}})
+    deny_when(ctx.get(), name, EACCES, arg(flags, SCMP_CMP_MASKED_EQ, MSG_FASTOPEN, MSG_FASTOPEN));
   // No new processes, threads excepted: a child would outlive the session
   // (PR_SET_PDEATHSIG is not inherited) with whatever this process holds.
   deny_all(ctx.get(), {"fork", "vfork"}, EPERM);
-  check(seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
-                         arg(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0)),
-        "clone");
+  deny_when(ctx.get(), "clone", EPERM, arg(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));
   // Every thread, those already running included.
   check(seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_TSYNC, 1), "thread sync");
   const int rc = seccomp_load(ctx.get());
