@@ -6,19 +6,21 @@
 #include "sandbox/landlock.h"
 #include "sandbox/seccomp_filter.h"
 #include "util/log.h"
+#include "util/mapped_file.h"
 
 namespace warden::cli {
 
 void confine_engine(const std::string& model) {
-  const model::PackedCacheSettings cache = model::PackedCacheSettings::from_environment();
   sandbox::FileAccess access;
   access.read = {model, "/proc/self", "/proc/meminfo", "/sys/devices/system/cpu", "/sys/fs/cgroup",
                  "/sys/kernel/mm/transparent_hugepage", "/etc/localtime"};
-  if (!cache.dir.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(cache.dir, ec);  // the rule needs the folder
-    access.read_write.push_back(cache.dir);
-  }
+  // The cache folder of this model alone (packed_cache.h): other models'
+  // copies are neither readable nor writable from here on.
+  const model::PackedCacheSettings cache =
+      model::PackedCacheSettings::from_environment().for_model(identity_of_file(model));
+  std::error_code ec;
+  const uintmax_t model_bytes = std::filesystem::file_size(model, ec);
+  if (!ec && model::make_room(cache, size_t(model_bytes))) access.read_write.push_back(cache.dir);
   if (sandbox::restrict_files(access) == 0)
     log::warn("this kernel has no Landlock: the engine's file access is not confined");
   sandbox::confine_engine_process();

@@ -2,24 +2,21 @@
 // The engine reads untrusted input: the GGUF file itself (weights may come
 // from anywhere) and, under warden serve, hostile text in chat templates,
 // the tokenizer and HTTP/JSON parsing. Every command that runs it (serve,
-// generate, plain chat) confines its own process in two steps, so that a
-// bug in one of those parsers gives an attacker neither the user's files
-// nor the network nor other programs:
-//
-//   confine_engine_files(model);          // first, while single-threaded
-//   ... load the engine, bind a server socket ...
-//   sandbox::confine_engine_process();    // seccomp, every thread
+// generate, plain chat) confines its own process first, so that a bug in
+// one of those parsers gives an attacker neither the user's files nor the
+// network nor other programs.
 #include <string>
 
 namespace warden::cli {
 
-// Landlock: only the model file, the packed-weights cache (read and write)
-// and the /proc, /sys and /etc files the engine sizes its threads and
-// memory from remain readable (a kernel without Landlock gets a warning).
-// Then sandbox::confine_engine_process(): no new sockets, connections,
-// programs or processes. Call first thing, while the process has one
-// thread (Landlock binds the calling thread and what it starts), once any
-// socket it will listen on exists. Throws warden::Error when it cannot.
+// Landlock: only the model file, its own folder of the packed-weights cache
+// (read and write; made first, with room for a new copy) and the /proc,
+// /sys and /etc files the engine sizes its threads and memory from remain
+// readable (a kernel without Landlock gets a warning). Then
+// sandbox::confine_engine_process(): no new sockets, connections, programs
+// or processes. Call first thing, while the process has one thread
+// (Landlock binds the calling thread and what it starts), once any socket
+// it will listen on exists. Throws warden::Error when it cannot.
 void confine_engine(const std::string& model);
 
 }  // namespace warden::cli

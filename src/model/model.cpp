@@ -320,7 +320,7 @@ void Model::pack_weights(int decode_team) {
     run.offset = total;
     total += (run_bytes(run) + 63) / 64 * 64;
   }
-  const PackedCacheSettings cache = PackedCacheSettings::from_environment();
+  const PackedCacheSettings cache = PackedCacheSettings::from_environment().for_model(file_->identity());
   const std::string key = packed_cache_key(*file_, unique, runs);
   packed_ = PackedWeights::open_cached(cache, key, total);
   if (!packed_) {

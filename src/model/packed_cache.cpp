@@ -19,6 +19,7 @@
 #include "util/log.h"
 #include "util/mapped_file.h"
 #include "util/paths.h"
+#include "util/sha256.h"
 
 namespace warden::model {
 namespace {
@@ -51,37 +52,74 @@ Header header_for(const std::string& key, size_t bytes) {
 std::string path_of(const PackedCacheSettings& s, const std::string& key) { return s.dir + "/" + key + ".bin"; }
 std::string mib(size_t bytes) { return std::to_string(bytes >> 20) + " MiB"; }
 
-// Removes the least recently used copies (by modification time, which every
-// use renews) until all of them fit the limit; `keep` stays.
-void evict(const PackedCacheSettings& s, const std::string& keep) {
-  struct Copy {
-    std::filesystem::path path;
-    std::filesystem::file_time_type used;
-    uintmax_t bytes;
-  };
+// The copies in the cache: those in each model's folder, and any an older
+// version left in the root itself. Only regular files, and only folders
+// that are not links: a folder holds what the engine that wrote there put
+// in it.
+struct Copy {
+  std::filesystem::path path;
+  std::filesystem::file_time_type used;  // the modification time, which every use renews
+  uintmax_t bytes;
+};
+std::vector<Copy> copies_in(const std::filesystem::path& root) {
   std::vector<Copy> copies;
-  uintmax_t total = 0;
   std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(s.dir, ec)) {
-    if (entry.path().extension() != ".bin" || !entry.is_regular_file(ec)) continue;
+  auto add = [&](const std::filesystem::directory_entry& entry) {
+    if (entry.path().extension() != ".bin" || !std::filesystem::is_regular_file(entry.symlink_status(ec))) return;
     Copy c{entry.path(), entry.last_write_time(ec), entry.file_size(ec)};
-    if (ec) continue;
-    total += c.bytes;
-    if (c.path != keep) copies.push_back(c);
+    if (!ec) copies.push_back(c);
+  };
+  for (const auto& entry : std::filesystem::directory_iterator(root, ec)) {
+    if (std::filesystem::is_directory(entry.symlink_status(ec)))
+      for (const auto& inner : std::filesystem::directory_iterator(entry.path(), ec)) add(inner);
+    else
+      add(entry);
   }
-  std::sort(copies.begin(), copies.end(), [](const Copy& a, const Copy& b) { return a.used < b.used; });
-  for (const Copy& c : copies) {
+  return copies;
+}
+
+// Removes the least recently used copies until all of them fit the limit.
+// The copies under `keep` (one copy, or a model's folder) stay, counted as
+// at least `keep_bytes`. A confined engine can remove only its own model's
+// copies; the others stay until an engine about to confine itself makes
+// room (make_room).
+void evict(const PackedCacheSettings& s, const std::filesystem::path& keep, uintmax_t keep_bytes) {
+  std::vector<Copy> others;
+  uintmax_t kept = 0, total = 0;
+  for (Copy& c : copies_in(s.root)) {
+    if (c.path == keep || c.path.parent_path() == keep) {
+      kept += c.bytes;
+    } else {
+      total += c.bytes;
+      others.push_back(std::move(c));
+    }
+  }
+  total += std::max(kept, keep_bytes);
+  std::sort(others.begin(), others.end(), [](const Copy& a, const Copy& b) { return a.used < b.used; });
+  const std::filesystem::path root(s.root);
+  std::error_code ec;
+  for (const Copy& c : others) {
     if (total <= s.max_bytes) break;
-    if (std::filesystem::remove(c.path, ec)) total -= c.bytes;
+    if (!std::filesystem::remove(c.path, ec)) continue;
+    total -= c.bytes;
+    if (c.path.parent_path() != root) ::rmdir(c.path.parent_path().c_str());  // once empty
   }
 }
 
-// Why a new copy cannot go into the cache folder, or "" when it can.
-std::string refusal(const PackedCacheSettings& s, size_t file_bytes) {
+// Creates the model's folder (and the root), readable by the user alone;
+// returns why it cannot, or "".
+std::string make_folder(const PackedCacheSettings& s) {
   std::error_code ec;
   std::filesystem::create_directories(s.dir, ec);
   if (ec) return "cannot create " + s.dir + ": " + ec.message();
+  ::chmod(s.root.c_str(), 0700);
   ::chmod(s.dir.c_str(), 0700);
+  return "";
+}
+
+// Why a new copy cannot go into the model's folder, or "" when it can.
+std::string refusal(const PackedCacheSettings& s, size_t file_bytes) {
+  if (std::string why = make_folder(s); !why.empty()) return why;
   struct statvfs fs {};
   if (::statvfs(s.dir.c_str(), &fs) != 0) return "cannot stat " + s.dir + ": " + std::strerror(errno);
   if (uintmax_t(fs.f_bavail) * fs.f_frsize < file_bytes + kDiskReserve)
@@ -124,8 +162,8 @@ void reread_in_huge_folios(int fd, size_t bytes) {
 }
 
 // Where reading a copy again gave it no huge pages at all (transparent huge
-// pages off, or a file system that keeps small folios), a note in the cache
-// folder naming the kernel keeps later loads on this kernel from trying
+// pages off, or a file system that keeps small folios), a note in the
+// model's folder naming the kernel keeps later loads on this kernel from trying
 // again.
 std::string no_huge_folios_note(const PackedCacheSettings& s) { return s.dir + "/no-huge-folios"; }
 std::string kernel_release() {
@@ -156,9 +194,24 @@ PackedCacheSettings PackedCacheSettings::from_environment() {
   }
   PackedCacheSettings s;
   if (limit_mib == 0) return s;
-  s.dir = paths::cache_dir() + "/packed";
+  s.root = paths::cache_dir() + "/packed";
   s.max_bytes = limit_mib > (SIZE_MAX >> 20) ? SIZE_MAX : limit_mib << 20;
   return s;
+}
+
+PackedCacheSettings PackedCacheSettings::for_model(const std::string& model_identity) const {
+  PackedCacheSettings s = *this;
+  s.dir.clear();
+  if (!root.empty() && !model_identity.empty())
+    s.dir = root + "/" + sha256_hex("warden packed weights folder\n" + model_identity).substr(0, 32);
+  return s;
+}
+
+bool make_room(const PackedCacheSettings& s, size_t bytes) {
+  if (s.dir.empty() || !make_folder(s).empty()) return false;
+  // A copy over the limit will not be written: nothing to make room for.
+  if (PackedWeights::kHeaderBytes + bytes <= s.max_bytes) evict(s, s.dir, PackedWeights::kHeaderBytes + bytes);
+  return true;
 }
 
 std::unique_ptr<PackedWeights> PackedWeights::open_cached(const PackedCacheSettings& s, const std::string& key,
@@ -281,7 +334,7 @@ void PackedWeights::finish() {
   } else if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) != 0 && errno != EEXIST) {
     log::warn("not caching the packed weights: cannot name " + path + ": " + std::strerror(errno));
   } else {
-    evict(settings_, path);
+    evict(settings_, path, 0);
   }
   ::close(fd_);
   fd_ = -1;

@@ -16,6 +16,14 @@
 // and only then linked under its key, so a crash never leaves a partial copy
 // under a valid name. The copies are evicted least recently used first beyond
 // a size limit. The cache folder is one the sandbox never exposes.
+//
+// Each model file's copies live in a folder of their own, named after the
+// file's identity. The engine confines itself (cli::confine_engine) to that
+// one folder before it parses a byte of the model: should a hostile GGUF or
+// prompt take over the engine, it can rewrite only the copy of the model it
+// was given, not plant weights under another model's name for later loads.
+// Making room for a new copy means removing other models' copies, so the
+// engine does that before it confines itself (make_room).
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -26,12 +34,23 @@
 namespace warden::model {
 
 struct PackedCacheSettings {
-  std::string dir;       // empty: no cache
+  std::string root;      // every model's folder; empty: no cache
+  std::string dir;       // one model's folder (for_model); empty: no cache
   size_t max_bytes = 0;  // all copies together; a larger model is not cached
-  // <cache_dir>/packed, limited by WARDEN_PACKED_CACHE_MIB (default 8192; 0
-  // turns the cache off). Throws warden::Error on a malformed limit.
+  // The root <cache_dir>/packed, limited by WARDEN_PACKED_CACHE_MIB (default
+  // 8192; 0 turns the cache off). Throws warden::Error on a malformed limit.
   static PackedCacheSettings from_environment();
+  // The same, for the copies of the model file with this identity
+  // (MappedFile::identity; an empty one gets no cache).
+  PackedCacheSettings for_model(const std::string& model_identity) const;
 };
+
+// Before the engine confines itself to the model's folder: creates that
+// folder, and evicts other models' copies, least recently used first, until
+// a new copy of about `bytes` would fit the limit next to the rest. Returns
+// false (the load then says why, or packs in memory) when the folder cannot
+// be made.
+bool make_room(const PackedCacheSettings& s, size_t bytes);
 
 class PackedWeights {
  public:

@@ -13,6 +13,19 @@
 #include "util/error.h"
 
 namespace warden {
+namespace {
+
+std::string identity_of(const struct stat& st) {
+  return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
+         std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+}
+
+}  // namespace
+
+std::string identity_of_file(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? identity_of(st) : std::string();
+}
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -28,8 +41,7 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     throw Error(path + ": not a regular file");
   }
   size_ = size_t(st.st_size);
-  identity_ = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" +
-              std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+  identity_ = identity_of(st);
   if (size_ > 0) {
     void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {

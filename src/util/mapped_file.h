@@ -36,6 +36,10 @@ class MappedFile {
   int fd_ = -1;
 };
 
+// The identity a MappedFile of `path` would have now; empty when the file
+// cannot be found.
+std::string identity_of_file(const std::string& path);
+
 // Private anonymous memory for large read-mostly buffers (repacked weights),
 // mapped directly rather than taken from the heap so it goes back to the
 // system when freed, and marked for transparent huge pages: decode streams

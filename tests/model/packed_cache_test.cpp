@@ -43,13 +43,19 @@ class PackedCache : public ::testing::Test {
   }
   void TearDown() override { ::unsetenv("WARDEN_PACKED_CACHE_MIB"); }
 
-  std::string dir() const { return cache_home_ + "/warden/packed"; }
+  std::string root() const { return cache_home_ + "/warden/packed"; }
+  // Every copy's file, in every model's folder.
   std::vector<fs::path> copies() const {
     std::vector<fs::path> out;
     std::error_code ec;
-    for (const auto& e : fs::directory_iterator(dir(), ec)) out.push_back(e.path());
+    for (const auto& e : fs::recursive_directory_iterator(root(), ec))
+      if (e.path().extension() == ".bin") out.push_back(e.path());
     std::sort(out.begin(), out.end());
     return out;
+  }
+  // The settings of a model that is no file, for tests of the copies alone.
+  static model::PackedCacheSettings settings_of(const std::string& model_identity = "a model") {
+    return model::PackedCacheSettings::from_environment().for_model(model_identity);
   }
 
   std::string cache_home_, model_;
@@ -75,6 +81,8 @@ TEST_F(PackedCache, TheSecondLoadMapsTheFirstLoadsCopyAndComputesTheSame) {
   ASSERT_EQ(copies().size(), 1u);
   EXPECT_EQ(fs::file_size(copies()[0]), model::PackedWeights::kHeaderBytes + first->packed_bytes());
   EXPECT_EQ(fs::status(copies()[0]).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+  // In the folder of this model file, the one its engine may write.
+  EXPECT_EQ(copies()[0].parent_path(), fs::path(settings_of(identity_of_file(model_)).dir));
 
   auto second = model::Model::load(model_);
   EXPECT_TRUE(second->packed_from_cache());
@@ -129,7 +137,7 @@ TEST_F(PackedCache, ADamagedOrForeignCopyIsReplacedNotUsed) {
 }
 
 TEST_F(PackedCache, ACopyIsNamedOnlyOnceWhole) {
-  const model::PackedCacheSettings settings = model::PackedCacheSettings::from_environment();
+  const model::PackedCacheSettings settings = settings_of();
   {
     auto w = model::PackedWeights::create(settings, "0123abcd", 1 << 20);
     ASSERT_NE(w->data(), nullptr);
@@ -174,7 +182,7 @@ void read_back_in_small_folios(const fs::path& path, off_t from = 0) {
 // through a mapping that asked for them, reaches none either).
 TEST_F(PackedCache, ACopyInSmallFoliosIsReadAgainIntoHugePages) {
   constexpr size_t kBytes = size_t(16) << 20;
-  const model::PackedCacheSettings settings = model::PackedCacheSettings::from_environment();
+  const model::PackedCacheSettings settings = settings_of();
   {
     auto w = model::PackedWeights::create(settings, "f01105", kBytes);
     for (size_t i = 0; i < kBytes; i++) w->data()[i] = uint8_t(i * 7);
@@ -188,12 +196,12 @@ TEST_F(PackedCache, ACopyInSmallFoliosIsReadAgainIntoHugePages) {
   // A note from this kernel: left in small folios.
   struct utsname u {};
   ASSERT_EQ(::uname(&u), 0);
-  test::write_file(dir() + "/no-huge-folios", std::string(u.release) + "\n");
+  test::write_file(settings.dir + "/no-huge-folios", std::string(u.release) + "\n");
   read_back_in_small_folios(copy);
   EXPECT_LT(huge_mapped_bytes(model::PackedWeights::open_cached(settings, "f01105", kBytes)->data()), kBytes / 2);
 
   // A note from another kernel: read again.
-  test::write_file(dir() + "/no-huge-folios", "another kernel\n");
+  test::write_file(settings.dir + "/no-huge-folios", "another kernel\n");
   read_back_in_small_folios(copy);
   auto found = model::PackedWeights::open_cached(settings, "f01105", kBytes);
   ASSERT_NE(found, nullptr);
@@ -205,7 +213,7 @@ TEST_F(PackedCache, ACopyInSmallFoliosIsReadAgainIntoHugePages) {
 // past them are still found, and read again.
 TEST_F(PackedCache, SmallFoliosPastTheFirst64MiBAreReadAgainToo) {
   constexpr size_t kBytes = size_t(80) << 20;
-  const model::PackedCacheSettings settings = model::PackedCacheSettings::from_environment();
+  const model::PackedCacheSettings settings = settings_of();
   {
     auto w = model::PackedWeights::create(settings, "f01106", kBytes);
     std::memset(w->data(), 0x3C, kBytes);
@@ -220,37 +228,98 @@ TEST_F(PackedCache, SmallFoliosPastTheFirst64MiBAreReadAgainToo) {
   EXPECT_EQ(found->data()[kBytes - 1], 0x3C);
 }
 
-TEST_F(PackedCache, TheLeastRecentlyUsedCopiesGoBeyondTheLimit) {
-  // Room for two copies of 1 MiB of weights (and their headers), not three.
-  const size_t copy_mib = 1 + model::PackedWeights::kHeaderBytes / (1 << 20);
-  ::setenv("WARDEN_PACKED_CACHE_MIB", std::to_string(2 * copy_mib + 1).c_str(), 1);
-  const model::PackedCacheSettings settings = model::PackedCacheSettings::from_environment();
-  EXPECT_EQ(settings.max_bytes, (2 * copy_mib + 1) << 20);
-  auto write_copy = [&](const std::string& key) {
-    auto w = model::PackedWeights::create(settings, key, 1 << 20);
+// Copies of 1 MiB of weights, one per model, and their ages.
+class PackedCacheEviction : public PackedCache {
+ protected:
+  // Room for two such copies (and their headers), not three.
+  void SetUp() override {
+    PackedCache::SetUp();
+    ::setenv("WARDEN_PACKED_CACHE_MIB", std::to_string(2 * kCopyMiB + 1).c_str(), 1);
+  }
+  static constexpr size_t kCopyMiB = 1 + model::PackedWeights::kHeaderBytes / (1 << 20);
+
+  void write_copy(const std::string& model_identity) {
+    auto w = model::PackedWeights::create(settings_of(model_identity), "key", 1 << 20);
     std::memset(w->data(), 1, w->size());
     w->finish();
-  };
-  auto age = [&](const std::string& key, time_t when) {
+  }
+  static fs::path copy_of(const std::string& model_identity) { return settings_of(model_identity).dir + "/key.bin"; }
+  static void age(const fs::path& copy, time_t when) {
     struct timespec times[2] = {{when, 0}, {when, 0}};
-    ASSERT_EQ(::utimensat(AT_FDCWD, (dir() + "/" + key + ".bin").c_str(), times, 0), 0);
-  };
+    ASSERT_EQ(::utimensat(AT_FDCWD, copy.c_str(), times, AT_SYMLINK_NOFOLLOW), 0) << copy;
+  }
+};
+
+TEST_F(PackedCacheEviction, TheLeastRecentlyUsedCopiesGoBeyondTheLimit) {
+  EXPECT_EQ(settings_of().max_bytes, (2 * kCopyMiB + 1) << 20);
   write_copy("used");
-  age("used", 1000000000);
+  age(copy_of("used"), 1000000000);
   write_copy("newer");
-  age("newer", 1200000000);
+  age(copy_of("newer"), 1200000000);
+  // Each model's copies in a folder of their own.
+  EXPECT_NE(settings_of("used").dir, settings_of("newer").dir);
+  EXPECT_EQ(fs::path(settings_of("used").dir).parent_path(), fs::path(root()));
   // Reading "used" marks it as used now, so "newer" is the least recently
-  // used when a third copy needs room.
-  ASSERT_NE(model::PackedWeights::open_cached(settings, "used", 1 << 20), nullptr);
+  // used when a third copy needs room; its folder goes with it.
+  ASSERT_NE(model::PackedWeights::open_cached(settings_of("used"), "key", 1 << 20), nullptr);
   write_copy("newest");
-  const std::vector<fs::path> left = copies();
-  ASSERT_EQ(left.size(), 2u);
-  EXPECT_EQ(left[0].filename(), "newest.bin");
-  EXPECT_EQ(left[1].filename(), "used.bin");
+  std::vector<fs::path> left{copy_of("newest"), copy_of("used")};
+  std::sort(left.begin(), left.end());
+  EXPECT_EQ(copies(), left);
+  EXPECT_FALSE(fs::exists(settings_of("newer").dir));
   // A copy larger than the whole limit is not written at all.
-  auto big = model::PackedWeights::create(settings, "big", settings.max_bytes);
+  auto big = model::PackedWeights::create(settings_of("big"), "big", settings_of().max_bytes);
   big->finish();
   EXPECT_EQ(copies().size(), 2u);
+}
+
+// A copy an older version left in the root counts, and goes first when it
+// is the oldest. What a folder holds besides regular files is neither
+// counted nor followed: a link there to a file elsewhere leaves that file.
+TEST_F(PackedCacheEviction, OldCopiesInTheRootCountAndLinksAreNotFollowed) {
+  write_copy("a");
+  age(copy_of("a"), 1100000000);
+  const fs::path legacy = root() + "/legacy.bin";
+  test::write_file(legacy, std::string(1 << 20, 'x'));
+  age(legacy, 1000000000);
+  const std::string outside = test::make_temp_dir("outside") + "/big.bin";
+  test::write_file(outside, std::string(3 << 20, 'y'));
+  age(outside, 900000000);
+  fs::create_symlink(outside, settings_of("a").dir + "/link.bin");
+  const std::string elsewhere = test::make_temp_dir("elsewhere");
+  fs::create_directory_symlink(elsewhere, root() + "/linked-folder");
+  test::write_file(elsewhere + "/deep.bin", "z");
+  age(elsewhere + "/deep.bin", 800000000);
+
+  write_copy("b");  // a, b and the legacy copy fill the limit; the link's target would overfill it
+  EXPECT_TRUE(fs::exists(legacy));
+  write_copy("c");  // two must go: the legacy copy, the oldest, then a
+  EXPECT_FALSE(fs::exists(legacy));
+  EXPECT_FALSE(fs::exists(copy_of("a")));
+  EXPECT_TRUE(fs::exists(copy_of("b")));
+  EXPECT_EQ(fs::file_size(outside), size_t(3) << 20);
+  EXPECT_TRUE(fs::exists(elsewhere + "/deep.bin"));
+}
+
+// Before the engine confines itself to its model's folder it makes room
+// there: other models' copies go, least recently used first; its own stay.
+TEST_F(PackedCacheEviction, MakingRoomEvictsOtherModelsCopiesOnly) {
+  write_copy("other");
+  age(copy_of("other"), 1000000000);
+  write_copy("own");
+  age(copy_of("own"), 900000000);  // the oldest, but the model's own
+  // A larger copy of "own" may come (its layout changed): room for it.
+  EXPECT_TRUE(model::make_room(settings_of("own"), 4 << 20));
+  EXPECT_FALSE(fs::exists(copy_of("other")));
+  EXPECT_TRUE(fs::exists(copy_of("own")));
+  EXPECT_TRUE(model::make_room(settings_of("new"), 1 << 20));
+  EXPECT_TRUE(fs::is_directory(settings_of("new").dir));
+  EXPECT_EQ(fs::status(settings_of("new").dir).permissions() & fs::perms::all, fs::perms::owner_all);
+  EXPECT_TRUE(fs::exists(copy_of("own")));  // it and a new copy fit
+  // Nothing to make room for when the copy could not fit at all.
+  EXPECT_TRUE(model::make_room(settings_of("huge"), settings_of().max_bytes));
+  EXPECT_TRUE(fs::exists(copy_of("own")));
+  EXPECT_FALSE(model::make_room(settings_of(""), 1 << 20));  // not a file: no cache
 }
 
 TEST_F(PackedCache, AnUnusableFolderOnlyCostsTheCache) {

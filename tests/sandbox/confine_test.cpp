@@ -24,8 +24,11 @@
 #include <thread>
 
 #include "common/test_env.h"
+#include "engine_confinement.h"
+#include "model/packed_cache.h"
 #include "sandbox/landlock.h"
 #include "sandbox/seccomp_filter.h"
+#include "util/mapped_file.h"
 
 namespace warden::sandbox {
 namespace {
@@ -109,6 +112,43 @@ TEST(Landlock, TheProcessOpensOnlyWhatItWasGiven) {
   for (const char* refused : {"write_read_only", "read_other", "read_passwd", "create_elsewhere", "exec"})
     EXPECT_EQ(seen[refused], std::strerror(EACCES)) << refused;
   EXPECT_FALSE(fs::exists(root + "/new"));
+}
+
+// The engine's own confinement (cli::confine_engine): of the packed-weights
+// cache it may write only its own model's folder, so that an engine taken
+// over by a hostile model or prompt cannot plant weights for another model
+// the user loads later.
+TEST(EngineConfinement, TheEngineWritesOnlyItsOwnModelsCacheFolder) {
+  const std::string models = warden::test::make_temp_dir("models");
+  std::ofstream(models + "/a.gguf") << "weights of a";
+  std::ofstream(models + "/b.gguf") << "weights of b";
+  const auto cache = model::PackedCacheSettings::from_environment();  // this test's own XDG_CACHE_HOME
+  ASSERT_FALSE(cache.root.empty());
+  const std::string own = cache.for_model(identity_of_file(models + "/a.gguf")).dir;
+  const std::string other = cache.for_model(identity_of_file(models + "/b.gguf")).dir;
+  fs::create_directories(other);
+  std::ofstream(other + "/copy.bin") << "b's packed weights";
+  auto seen = in_child([&](int out) {
+    cli::confine_engine(models + "/a.gguf");
+    report(out, "landlock", open_file(models + "/b.gguf", O_RDONLY) < 0 ? 0 : -1);
+    report(out, "read_model", open_file(models + "/a.gguf", O_RDONLY));
+    report(out, "create_own", open_file(own + "/copy.bin", O_WRONLY | O_CREAT));
+    report(out, "remove_own", ::unlink((own + "/copy.bin").c_str()));
+    report(out, "read_other", open_file(other + "/copy.bin", O_RDONLY));
+    report(out, "write_other", open_file(other + "/copy.bin", O_WRONLY));
+    report(out, "create_other", open_file(other + "/new.bin", O_WRONLY | O_CREAT));
+    report(out, "remove_other", ::unlink((other + "/copy.bin").c_str()));
+    report(out, "create_root", open_file(cache.root + "/new.bin", O_WRONLY | O_CREAT));
+    report(out, "rename_other", ::rename(other.c_str(), (cache.root + "/moved").c_str()));
+  });
+  EXPECT_EQ(seen["exit"], "0") << seen["error"];
+  EXPECT_TRUE(fs::is_directory(own));  // made before the confinement, which could not have
+  if (seen["landlock"] != "ok") GTEST_SKIP() << "this kernel has no Landlock";
+  for (const char* allowed : {"read_model", "create_own", "remove_own"}) EXPECT_EQ(seen[allowed], "ok") << allowed;
+  for (const char* refused : {"read_other", "write_other", "create_other", "remove_other", "create_root", "rename_other"})
+    EXPECT_EQ(seen[refused], std::strerror(EACCES)) << refused;
+  EXPECT_TRUE(fs::exists(other + "/copy.bin"));
+  EXPECT_FALSE(fs::exists(cache.root + "/new.bin"));
 }
 
 TEST(Landlock, RefusesOnceThreadsRun) {

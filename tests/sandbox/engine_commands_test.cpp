@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -70,6 +71,15 @@ TEST(EngineCommands, GenerateAndChatRunConfined) {
   auto done = run_warden({"generate", "-m", model, "-p", "x", "-n", "4", "--temp", "0"});
   EXPECT_EQ(done.exit_code, 0) << done.err;
   EXPECT_FALSE(done.out.empty());
+  // Its packed weights went into the model's own folder of the cache, the
+  // one place there the confined engine may write.
+  std::vector<std::filesystem::path> copies;
+  std::error_code ec;
+  for (const auto& e :
+       std::filesystem::recursive_directory_iterator(std::string(std::getenv("XDG_CACHE_HOME")) + "/warden/packed", ec))
+    if (e.path().extension() == ".bin") copies.push_back(e.path());
+  ASSERT_EQ(copies.size(), 1u);
+  EXPECT_NE(copies[0].parent_path().filename(), "packed");
 }
 
 // Error messages carry names from outside; the terminal gets their
