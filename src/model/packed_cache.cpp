@@ -61,28 +61,38 @@ struct Copy {
   std::filesystem::file_time_type used;  // the modification time, which every use renews
   uintmax_t bytes;
 };
+// Calls `visit` with each entry of `folder`; an error (a folder another
+// process just removed) ends the walk instead of throwing.
+template <typename Visit>
+void for_each_entry(const std::filesystem::path& folder, Visit visit) {
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) visit(*it);
+}
 std::vector<Copy> copies_in(const std::filesystem::path& root) {
   std::vector<Copy> copies;
-  std::error_code ec;
   auto add = [&](const std::filesystem::directory_entry& entry) {
+    std::error_code ec;
     if (entry.path().extension() != ".bin" || !std::filesystem::is_regular_file(entry.symlink_status(ec))) return;
-    Copy c{entry.path(), entry.last_write_time(ec), entry.file_size(ec)};
-    if (!ec) copies.push_back(c);
+    const auto used = entry.last_write_time(ec);
+    if (ec) return;
+    const uintmax_t bytes = entry.file_size(ec);
+    if (!ec) copies.push_back({entry.path(), used, bytes});
   };
-  for (const auto& entry : std::filesystem::directory_iterator(root, ec)) {
+  for_each_entry(root, [&](const std::filesystem::directory_entry& entry) {
+    std::error_code ec;
     if (std::filesystem::is_directory(entry.symlink_status(ec)))
-      for (const auto& inner : std::filesystem::directory_iterator(entry.path(), ec)) add(inner);
+      for_each_entry(entry.path(), add);
     else
       add(entry);
-  }
+  });
   return copies;
 }
 
 // Removes the least recently used copies until all of them fit the limit.
 // The copies under `keep` (one copy, or a model's folder) stay, counted as
-// at least `keep_bytes`. A confined engine can remove only its own model's
-// copies; the others stay until an engine about to confine itself makes
-// room (make_room).
+// at least `keep_bytes`. A confined engine cannot even list the root, so
+// it evicts nothing; every engine makes room before it confines itself
+// (make_room).
 void evict(const PackedCacheSettings& s, const std::filesystem::path& keep, uintmax_t keep_bytes) {
   std::vector<Copy> others;
   uintmax_t kept = 0, total = 0;
