@@ -116,6 +116,7 @@ int run_chat(const ChatArgs& a) {
   eo.cache_types = a.cache_types;
   eo.threads = a.threads;
   engine::Engine engine(eo);
+  cli::confine_loaded_engine();
   server::PromptBuilder prompts(engine.model().file().get_string("tokenizer.chat_template", ""), engine.tokenizer());
   install_sigint_handler();
 

@@ -49,6 +49,7 @@ int run_generate(const GenerateArgs& a) {
   options.cache_types = a.cache_types;
   options.threads = a.threads;
   engine::Engine engine(options);
+  cli::confine_loaded_engine();
 
   const auto& tok = engine.tokenizer();
   std::vector<int32_t> prompt = tok.encode(a.prompt, tok.add_bos(), /*parse_special=*/true);

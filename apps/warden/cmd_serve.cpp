@@ -92,6 +92,7 @@ int run_serve(ServeArgs& a) {
   eo.threads = a.threads;
   eo.n_seq = a.parallel;
   engine::Engine engine(eo);
+  cli::confine_loaded_engine();
   a.server.chat_template = engine.model().file().get_string("tokenizer.chat_template", "");
   server::Server server(engine, a.server);
   std::printf("listening on http://%s:%d\n", shown_host.c_str(), socket.port);

@@ -26,4 +26,6 @@ void confine_engine(const std::string& model) {
   sandbox::confine_engine_process();
 }
 
+void confine_loaded_engine() { sandbox::forbid_file_changes(); }
+
 }  // namespace warden::cli

@@ -19,4 +19,10 @@ namespace warden::cli {
 // it will listen on exists. Throws warden::Error when it cannot.
 void confine_engine(const std::string& model);
 
+// The second step, once the engine is loaded (its packed weights written):
+// sandbox::forbid_file_changes(), so that the hostile text the engine reads
+// from now on (prompts, requests) could not change any file, the model's
+// cached copy included, even by taking the process over.
+void confine_loaded_engine();
+
 }  // namespace warden::cli

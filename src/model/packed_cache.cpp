@@ -346,6 +346,18 @@ void PackedWeights::finish() {
   } else {
     evict(settings_, path, 0);
   }
+  // From now on the weights are read through a mapping of a read-only
+  // descriptor, as a copy from the cache is: unlike the one they were
+  // packed in, no mprotect() can make it writable again, so code that takes
+  // the engine over later cannot change the copy on disk through it.
+  const int read_only = ::open(self.c_str(), O_RDONLY | O_CLOEXEC);
+  void* p = read_only < 0 ? MAP_FAILED : map_copy(read_only, size_, size_);
+  const int e = errno;
+  if (read_only >= 0) ::close(read_only);
+  if (p == MAP_FAILED) throw Error("cannot map the packed weights read-only: " + std::string(std::strerror(e)));
+  ::munmap(mapping_, mapping_size_);
+  mapping_ = data_ = static_cast<uint8_t*>(p);
+  mapping_size_ = size_;
   ::close(fd_);
   fd_ = -1;
 }

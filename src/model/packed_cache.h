@@ -75,8 +75,10 @@ class PackedWeights {
   uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   bool from_cache() const { return from_cache_; }
-  // Packing is done: the weights become read-only, and a new cache copy is
-  // made durable and named.
+  // Packing is done: the weights become read-only (a new cache copy through
+  // a read-only descriptor, so no mprotect can undo it), and a new cache
+  // copy is made durable and named. data() may move. Throws warden::Error
+  // when the copy cannot be mapped read-only.
   void finish();
 
  private:

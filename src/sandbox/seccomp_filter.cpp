@@ -197,6 +197,31 @@ void confine_engine_process() {
   if (rc < 0) throw Error("seccomp: cannot confine this process (libseccomp error " + std::to_string(-rc) + ")");
 }
 
+void forbid_file_changes() {
+  Ctx ctx(seccomp_init(SCMP_ACT_ALLOW));
+  if (!ctx) throw Error("seccomp: libseccomp could not create a filter");
+  check(seccomp_attr_set(ctx.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS), "bad arch");
+  // No opening for writing, creating or truncating (O_TMPFILE needs a write
+  // mode too). The flags are open's 2nd argument, openat's 3rd; openat2
+  // keeps them in a struct the filter cannot read, and libc does not use it.
+  for (const auto& [name, flags] : {std::pair{"open", 1u}, std::pair{"openat", 2u}})
+    for (unsigned long bit : {O_WRONLY, O_RDWR, O_CREAT, O_TRUNC})
+      deny_when(ctx.get(), name, EACCES, arg(flags, SCMP_CMP_MASKED_EQ, bit, bit));
+  deny_all(ctx.get(), {"openat2"}, ENOSYS);
+  // Nor changing a file through a name or a descriptor held from before;
+  // output goes on with write() to descriptors already open.
+  deny_all(ctx.get(),
+           {"creat", "truncate", "ftruncate", "fallocate", "pwrite64", "pwritev", "pwritev2", "copy_file_range",
+            "unlink", "unlinkat", "rename", "renameat", "renameat2", "link", "linkat", "symlink", "symlinkat",
+            "mkdir", "mkdirat", "rmdir", "mknod", "mknodat", "chmod", "fchmod", "fchmodat", "chown", "fchown",
+            "lchown", "fchownat", "utime", "utimes", "utimensat", "futimesat", "setxattr", "lsetxattr", "fsetxattr",
+            "removexattr", "lremovexattr", "fremovexattr"},
+           EACCES);
+  check(seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_TSYNC, 1), "thread sync");
+  const int rc = seccomp_load(ctx.get());
+  if (rc < 0) throw Error("seccomp: cannot forbid file changes (libseccomp error " + std::to_string(-rc) + ")");
+}
+
 int build_seccomp_fd(const SeccompOptions& options) {
   const std::string program = build_seccomp_bpf(options);
   int fd = ::memfd_create("warden-seccomp", MFD_CLOEXEC);

@@ -27,6 +27,13 @@ int build_seccomp_fd(const SeccompOptions& options);
 // warden::Error when it cannot.
 void confine_engine_process();
 
+// A further filter for the same process once it has loaded its model (and
+// written the packed copy of its weights): no thread of it creates, opens
+// for writing, truncates, renames, removes or changes the metadata of any
+// file again. Output goes on through the descriptors already open. Throws
+// warden::Error when it cannot.
+void forbid_file_changes();
+
 // The program itself, for inspection and tests.
 std::string build_seccomp_bpf(const SeccompOptions& options);
 

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -158,6 +159,19 @@ TEST_F(PackedCache, ACopyIsNamedOnlyOnceWhole) {
   EXPECT_EQ(found->data()[(1 << 20) - 1], 0x5A);
   // The same name for another size is not this copy.
   EXPECT_EQ(model::PackedWeights::open_cached(settings, "0123abcd", 2 << 20), nullptr);
+}
+
+// Once packed, a new copy is read through a read-only descriptor: the
+// engine (confined, and with no file changes allowed once loaded) could not
+// make its mapping writable again to change the copy on disk.
+TEST_F(PackedCache, AFinishedCopyCannotBeMadeWritableAgain) {
+  auto w = model::PackedWeights::create(settings_of(), "sealed", 1 << 20);
+  std::memset(w->data(), 0x11, w->size());
+  w->finish();
+  EXPECT_NE(::mprotect(w->data(), 4096, PROT_READ | PROT_WRITE), 0);
+  EXPECT_EQ(errno, EACCES);
+  EXPECT_EQ(w->data()[0], 0x11);
+  EXPECT_EQ(w->data()[(1 << 20) - 1], 0x11);
 }
 
 // The page cache's copy of `path` from byte `from` on in small folios: those

@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -149,6 +150,62 @@ TEST(EngineConfinement, TheEngineWritesOnlyItsOwnModelsCacheFolder) {
     EXPECT_EQ(seen[refused], std::strerror(EACCES)) << refused;
   EXPECT_TRUE(fs::exists(other + "/copy.bin"));
   EXPECT_FALSE(fs::exists(cache.root + "/new.bin"));
+}
+
+// Once the engine is loaded no thread of it changes a file again: not
+// through a name, nor through a descriptor held from before; reading, and
+// writing to descriptors already open, go on.
+TEST(EngineConfinement, ALoadedEngineChangesNoFile) {
+  const std::string dir = warden::test::make_temp_dir("files");
+  std::ofstream(dir + "/kept") << "kept";
+  fs::create_directories(dir + "/folder");
+  const fs::perms perms = fs::status(dir + "/kept").permissions();
+  auto seen = in_child([&](int out) {
+    const int held = ::open((dir + "/kept").c_str(), O_RDWR | O_CLOEXEC);
+    std::thread other_thread([&] {  // the filter reaches threads already running
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      report(out, "thread_create", open_file(dir + "/from-thread", O_WRONLY | O_CREAT));
+    });
+    forbid_file_changes();
+    other_thread.join();
+    const std::string f = dir + "/kept", n = dir + "/new";
+    report(out, "read", open_file(f, O_RDONLY));
+    report(out, "write_out", int(::write(out, "", 0)));
+    for (const auto& [name, flags] : {std::pair{"open_write", O_WRONLY}, {"open_rdwr", O_RDWR},
+                                       {"open_append", O_WRONLY | O_APPEND}, {"open_trunc", O_RDONLY | O_TRUNC},
+                                       {"create", O_WRONLY | O_CREAT}, {"create_read", O_RDONLY | O_CREAT},
+                                       {"tmpfile", O_TMPFILE | O_RDWR}})
+      report(out, name, open_file(name == std::string("tmpfile") ? dir : (flags & O_CREAT ? n : f), flags));
+    report(out, "proc_mem", open_file("/proc/self/mem", O_RDWR));
+    report(out, "creat", ::creat(n.c_str(), 0600));
+    report(out, "truncate", ::truncate(f.c_str(), 0));
+    report(out, "ftruncate", ::ftruncate(held, 0));
+    report(out, "pwrite", int(::pwrite(held, "x", 1, 0)));
+    errno = ::posix_fallocate(held, 0, 1 << 20);  // returns the error
+    report(out, "fallocate", errno == 0 ? 0 : -1);
+    report(out, "unlink", ::unlink(f.c_str()));
+    report(out, "rename", ::rename(f.c_str(), n.c_str()));
+    report(out, "link", ::link(f.c_str(), n.c_str()));
+    report(out, "symlink", ::symlink(f.c_str(), n.c_str()));
+    report(out, "mkdir", ::mkdir(n.c_str(), 0700));
+    report(out, "rmdir", ::rmdir((dir + "/folder").c_str()));
+    report(out, "chmod", ::chmod(f.c_str(), 0777));
+    report(out, "fchmod", ::fchmod(held, 0777));
+    report(out, "utimes", ::utimensat(AT_FDCWD, f.c_str(), nullptr, 0));
+    report(out, "setxattr", ::setxattr(f.c_str(), "user.x", "1", 1, 0));
+  });
+  EXPECT_EQ(seen["exit"], "0") << seen["error"];
+  EXPECT_EQ(seen["read"], "ok");
+  EXPECT_EQ(seen["write_out"], "ok");
+  for (const char* refused : {"thread_create", "open_write", "open_rdwr", "open_append", "open_trunc", "create",
+                              "create_read", "tmpfile", "proc_mem", "creat", "truncate", "ftruncate", "pwrite",
+                              "fallocate", "unlink", "rename", "link", "symlink", "mkdir", "rmdir", "chmod", "fchmod",
+                              "utimes", "setxattr"})
+    EXPECT_EQ(seen[refused], std::strerror(EACCES)) << refused;
+  std::ifstream kept(dir + "/kept");
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(kept), {}), "kept");
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 2);
+  EXPECT_EQ(fs::status(dir + "/kept").permissions(), perms);
 }
 
 TEST(Landlock, RefusesOnceThreadsRun) {

@@ -1,6 +1,6 @@
 // The commands that run the engine in their own process (generate, plain
-// chat) confine themselves once the model is loaded: every thread under the
-// seccomp filter with no_new_privs. What that filter and Landlock refuse is
+// chat) confine themselves: every thread under the seccomp filters with
+// no_new_privs. What that filter and Landlock refuse is
 // in confine_test.cpp; serve has its own check in server_http_test.cpp.
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -25,28 +25,32 @@ using warden::test::start_warden;
 using warden::test::status_field;
 using warden::test::WardenChild;
 
-// Every thread of `pid`, once it has loaded its model: {threads, confined}.
+// Every thread of `pid`: {threads, confined}, where a confined thread has
+// no_new_privs and both filters, confine_engine_process's and, once the
+// model is loaded, forbid_file_changes's.
 std::pair<int, int> threads_confined(pid_t pid) {
   int threads = 0, confined = 0;
   std::error_code ec;
   for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
     const std::string status = task.path().string() + "/status";
     threads++;
-    if (status_field(status, "Seccomp") == "2" && status_field(status, "NoNewPrivs") == "1") confined++;
+    if (status_field(status, "Seccomp") == "2" && status_field(status, "Seccomp_filters") == "2" &&
+        status_field(status, "NoNewPrivs") == "1")
+      confined++;
   }
   return {threads, confined};
 }
 
-// Starts warden with a pipe for stdin (left open: chat waits on it), waits
-// up to 60 s for the engine's threads to start (the process confines itself
-// before, while it has one), and reports every thread.
+// Starts warden with a pipe for stdin (left open: chat waits on it) and
+// waits up to 60 s for the engine's threads to start and every thread to
+// be confined; reports the last look.
 std::pair<int, int> confined_while_running(const std::vector<std::string>& args) {
   const WardenChild child = start_warden(args);
   std::pair<int, int> seen{0, 0};
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (std::chrono::steady_clock::now() < deadline) {
     seen = threads_confined(child.pid);
-    if (seen.first > 1) break;
+    if (seen.first > 1 && seen.second == seen.first) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   ::kill(child.pid, SIGKILL);

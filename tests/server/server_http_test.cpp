@@ -586,6 +586,8 @@ TEST_F(ServeTest, EveryThreadOfTheServerIsConfined) {
     const std::string status = task.path().string() + "/status";
     EXPECT_EQ(status_field(status, "NoNewPrivs"), "1") << status;
     EXPECT_EQ(status_field(status, "Seccomp"), "2") << status;  // filter mode
+    // confine_engine_process's filter, and forbid_file_changes's once loaded
+    EXPECT_EQ(status_field(status, "Seccomp_filters"), "2") << status;
     threads++;
   }
   EXPECT_GT(threads, 2);  // the HTTP workers and the engine's threads too
