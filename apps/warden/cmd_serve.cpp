@@ -153,6 +153,11 @@ WARDEN_COMMAND("serve", "OpenAI-compatible HTTP API over a local GGUF model", []
   app.add_option("--max-queue", a->server.max_queue, "Requests that may wait when all slots are busy")
       ->capture_default_str()
       ->check(CLI::Range(size_t(0), size_t(4096)));
+  app.add_option("--timeout", a->server.timeout_seconds,
+                 "Seconds a client may take to send a whole request, and that one read or write may wait "
+                 "(as llama-server's --timeout)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600));
   warden::cli::add_lookup_options(app, a->server.lookup);
   app.add_flag("-v,--verbose", a->verbose, "Log every forward pass (size, time) on stderr");
   // CLI11 2.1 cannot declare the two-letter short option -np: it keeps

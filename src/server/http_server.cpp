@@ -21,6 +21,7 @@
 #include "sample/sampler.h"
 #include "server/api.h"
 #include "server/browser_guard.h"
+#include "server/connection.h"
 #include "server/grammar_vocab.h"
 #include "server/peer_socket.h"
 #include "server/prompt.h"
@@ -175,9 +176,29 @@ ApiError client_closed() {
 
 // cpp-httplib's server on a socket made beforehand: the server's socket
 // member is protected, and set only by its own bind functions otherwise.
+// cpp-httplib's server on a socket made before it, serving each connection
+// with a deadline for every request to arrive (connection.h).
 class AdoptingHttpServer : public httplib::Server {
  public:
   void adopt(int fd) { svr_sock_ = fd; }
+  void set_timeout(int seconds) {
+    timeout_ = std::chrono::seconds(seconds);
+    set_read_timeout(seconds, 0);
+    set_write_timeout(seconds, 0);
+  }
+
+ private:
+  bool process_and_close_socket(socket_t sock) override {
+    ConnectionLimits limits;
+    limits.request = limits.io = timeout_;
+    limits.keep_alive = std::chrono::seconds(keep_alive_timeout_sec_);
+    limits.requests_per_connection = keep_alive_max_count_;
+    return serve_connection(sock, limits, svr_sock_, [this](httplib::Stream& stream, bool close, bool& closed) {
+      return process_request(stream, close, closed, nullptr);
+    });
+  }
+
+  std::chrono::milliseconds timeout_{30000};
 };
 
 }  // namespace
@@ -227,8 +248,7 @@ Server::Impl::Impl(engine::Engine& e, ServerOptions o)
   const size_t workers = size_t(scheduler->slots()) + options.max_queue + 16;
   http.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
   http.set_payload_max_length(options.max_body);
-  http.set_read_timeout(30, 0);
-  http.set_write_timeout(30, 0);
+  http.set_timeout(options.timeout_seconds);
   install_routes();
 }
 
@@ -239,6 +259,7 @@ void Server::Impl::reply_error(httplib::Response& res, const ApiError& e) {
 
 void Server::Impl::guarded(const httplib::Request& req, httplib::Response& res,
                            void (Impl::*handler)(const httplib::Request&, httplib::Response&)) {
+  request_arrived();
   try {
     (this->*handler)(req, res);
   } catch (const ApiError& e) {
@@ -295,6 +316,7 @@ void Server::Impl::install_routes() {
     reply_error(res, ApiError(500, "internal error", "server_error"));
   });
 
+  // A route runs once its request has arrived whole, body included.
   http.Post("/v1/chat/completions", [this](const httplib::Request& q, httplib::Response& s) {
     guarded(q, s, &Impl::handle_chat);
   });
@@ -304,10 +326,12 @@ void Server::Impl::install_routes() {
   http.Get("/v1/models", [this](const httplib::Request& q, httplib::Response& s) {
     guarded(q, s, &Impl::handle_models);
   });
-  http.Get("/health", [](const httplib::Request&, httplib::Response& res) {
+  http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    request_arrived();
     res.set_content("{\"status\":\"ok\"}", "application/json");
   });
   http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    request_arrived();
     res.set_content(metrics.prometheus_text(), "text/plain; version=0.0.4");
   });
 }

@@ -1,0 +1,133 @@
+// Slow clients (slowloris): every open connection holds one of the
+// server's worker threads, and a read timeout alone never ends a request
+// whose bytes trickle in. `warden serve --timeout N` gives each request N
+// seconds to arrive whole, from the connection's start or the previous
+// answer on it (src/server/connection.h).
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "server/serve_process.h"
+
+namespace warden::test {
+namespace {
+
+int connect_to(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(uint16_t(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
+  if (fd >= 0) ::close(fd);
+  return -1;
+}
+
+void send_all(int fd, const std::string& text) {
+  for (size_t sent = 0; sent < text.size();) {
+    const ssize_t n = ::send(fd, text.data() + sent, text.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) return;
+    sent += size_t(n);
+  }
+}
+
+// What arrives on `fd` until the server closes it or `wait` passes with
+// nothing more; `closed` tells which.
+std::string receive(int fd, std::chrono::seconds wait, bool* closed = nullptr) {
+  std::string got;
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, int(std::chrono::milliseconds(wait).count())) <= 0) break;
+    char buf[4096];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) {
+      if (closed) *closed = true;
+      return got;
+    }
+    got.append(buf, size_t(n));
+    if (!closed && got.find("\r\n\r\n") != std::string::npos && got.find("ok") != std::string::npos) break;
+  }
+  if (closed) *closed = false;
+  return got;
+}
+
+const std::string kHealth = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+
+TEST(SlowClients, TrickledRequestsAreCutOffAndOthersAreServed) {
+  // 17 worker threads (1 slot, no queue, 16 more): 40 trickling connections
+  // would hold every one of them for as long as they trickle.
+  ServeProcess server({"--parallel", "1", "--max-queue", "0", "-t", "1", "--timeout", "2"});
+  std::vector<int> slow;
+  for (int i = 0; i < 40; i++) {
+    const int fd = connect_to(server.port());
+    ASSERT_GE(fd, 0);
+    // Half of them trickle their headers in, half a body they announced.
+    send_all(fd, i % 2 ? std::string("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+                       : std::string("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                                     "application/json\r\nContent-Length: 4000\r\n\r\n{"));
+    slow.push_back(fd);
+  }
+  std::atomic<bool> trickling{true};
+  std::thread trickle([&] {
+    while (trickling) {
+      for (int fd : slow) ::send(fd, " ", 1, MSG_NOSIGNAL);  // well inside each read's 2 s
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+  });
+
+  // Another client is answered all the same.
+  const int fd = connect_to(server.port());
+  ASSERT_GE(fd, 0);
+  send_all(fd, kHealth);
+  const std::string answer = receive(fd, std::chrono::seconds(30));
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
+  ::close(fd);
+  // And every trickling connection was closed by the server.
+  int closed_by_server = 0;
+  for (int s : slow) {
+    bool closed = false;
+    receive(s, std::chrono::seconds(10), &closed);
+    closed_by_server += closed;
+  }
+  trickling = false;
+  trickle.join();
+  for (int s : slow) ::close(s);
+  EXPECT_EQ(closed_by_server, 40);
+  EXPECT_TRUE(server.alive());
+}
+
+// The limit is per request: a connection kept alive across several
+// requests, longer in all than the limit, is served throughout; a request
+// that arrives slowly but in time is too.
+TEST(SlowClients, TheLimitIsForEachRequestNotTheConnection) {
+  ServeProcess server({"--parallel", "1", "-t", "1", "--timeout", "2"});
+  const int fd = connect_to(server.port());
+  ASSERT_GE(fd, 0);
+  for (int i = 0; i < 3; i++) {
+    for (char c : kHealth) {  // 42 bytes over about 0.8 s
+      send_all(fd, std::string(1, c));
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    const std::string answer = receive(fd, std::chrono::seconds(30));
+    EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << "request " << i << ": " << answer;
+    std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  }
+  ::close(fd);
+}
+
+TEST(SlowClients, TheTimeoutMustBeASensibleNumberOfSeconds) {
+  EXPECT_THROW(ServeProcess({"--timeout", "0"}), std::runtime_error);
+  EXPECT_THROW(ServeProcess({"--timeout", "x"}), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace warden::test
