@@ -52,67 +52,76 @@ Header header_for(const std::string& key, size_t bytes) {
 std::string path_of(const PackedCacheSettings& s, const std::string& key) { return s.dir + "/" + key + ".bin"; }
 std::string mib(size_t bytes) { return std::to_string(bytes >> 20) + " MiB"; }
 
-// The copies in the cache: those in each model's folder, and any an older
-// version left in the root itself. Only regular files, and only folders
-// that are not links: a folder holds what the engine that wrote there put
-// in it.
+// The files of the cache: every regular file in each model's folder (its
+// copies, and the note below), and the copies an older version left in the
+// root itself. Not followed through links, and folders that are links are
+// not entered. A model's folder holds whatever the engine that wrote there
+// put in it, so each file counts with the disk blocks it takes (a sparse
+// file claiming a terabyte takes few), and a modification time in the
+// future counts as now.
 struct Copy {
   std::filesystem::path path;
-  std::filesystem::file_time_type used;  // the modification time, which every use renews
+  int64_t used_ns;  // the modification time, which every use renews
   uintmax_t bytes;
 };
-// Calls `visit` with each entry of `folder`; an error (a folder another
-// process just removed) ends the walk instead of throwing.
+int64_t nanoseconds(const timespec& t) { return int64_t(t.tv_sec) * 1000000000 + t.tv_nsec; }
+
+// Calls `visit` with the path of each entry of `folder`; an error (a folder
+// another process just removed) ends the walk instead of throwing.
 template <typename Visit>
 void for_each_entry(const std::filesystem::path& folder, Visit visit) {
   std::error_code ec;
-  for (std::filesystem::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec)) visit(*it);
+  for (std::filesystem::directory_iterator it(folder, ec), end; !ec && it != end; it.increment(ec))
+    visit(it->path());
 }
+
 std::vector<Copy> copies_in(const std::filesystem::path& root) {
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
   std::vector<Copy> copies;
-  auto add = [&](const std::filesystem::directory_entry& entry) {
-    std::error_code ec;
-    if (entry.path().extension() != ".bin" || !std::filesystem::is_regular_file(entry.symlink_status(ec))) return;
-    const auto used = entry.last_write_time(ec);
-    if (ec) return;
-    const uintmax_t bytes = entry.file_size(ec);
-    if (!ec) copies.push_back({entry.path(), used, bytes});
+  auto add = [&](const std::filesystem::path& path, const struct stat& st) {
+    copies.push_back({path, std::min(nanoseconds(st.st_mtim), nanoseconds(now)), uintmax_t(st.st_blocks) * 512});
   };
-  for_each_entry(root, [&](const std::filesystem::directory_entry& entry) {
-    std::error_code ec;
-    if (std::filesystem::is_directory(entry.symlink_status(ec)))
-      for_each_entry(entry.path(), add);
-    else
-      add(entry);
+  for_each_entry(root, [&](const std::filesystem::path& entry) {
+    struct stat st {};
+    if (::lstat(entry.c_str(), &st) != 0) return;
+    if (S_ISREG(st.st_mode) && entry.extension() == ".bin") add(entry, st);
+    if (!S_ISDIR(st.st_mode)) return;
+    for_each_entry(entry, [&](const std::filesystem::path& file) {
+      struct stat f {};
+      if (::lstat(file.c_str(), &f) == 0 && S_ISREG(f.st_mode)) add(file, f);
+    });
   });
   return copies;
 }
 
-// Removes the least recently used copies until all of them fit the limit.
-// The copies under `keep` (one copy, or a model's folder) stay, counted as
-// at least `keep_bytes`. A confined engine cannot even list the root, so
-// it evicts nothing; every engine makes room before it confines itself
-// (make_room).
+// Removes the least recently used files until all of them fit the limit.
+// What stays is `keep`: one copy, or of a model's folder the copy used
+// most recently (older ones of the same model, for another kernel set or
+// layout, go like any other), counted as at least `keep_bytes`. A confined
+// engine cannot even list the root, so it evicts nothing; every engine
+// makes room before it confines itself (make_room).
 void evict(const PackedCacheSettings& s, const std::filesystem::path& keep, uintmax_t keep_bytes) {
-  std::vector<Copy> others;
-  uintmax_t kept = 0, total = 0;
-  for (Copy& c : copies_in(s.root)) {
-    if (c.path == keep || c.path.parent_path() == keep) {
-      kept += c.bytes;
-    } else {
+  std::vector<Copy> copies = copies_in(s.root);
+  const Copy* kept = nullptr;
+  for (const Copy& c : copies)
+    if (c.path == keep || (c.path.parent_path() == keep && c.path.extension() == ".bin" &&
+                           (!kept || c.used_ns > kept->used_ns)))
+      kept = &c;
+  uintmax_t total = std::max<uintmax_t>(kept ? kept->bytes : 0, keep_bytes);
+  std::vector<const Copy*> others;
+  for (const Copy& c : copies)
+    if (&c != kept) {
       total += c.bytes;
-      others.push_back(std::move(c));
+      others.push_back(&c);
     }
-  }
-  total += std::max(kept, keep_bytes);
-  std::sort(others.begin(), others.end(), [](const Copy& a, const Copy& b) { return a.used < b.used; });
+  std::sort(others.begin(), others.end(), [](const Copy* a, const Copy* b) { return a->used_ns < b->used_ns; });
   const std::filesystem::path root(s.root);
-  std::error_code ec;
-  for (const Copy& c : others) {
+  for (const Copy* c : others) {
     if (total <= s.max_bytes) break;
-    if (!std::filesystem::remove(c.path, ec)) continue;
-    total -= c.bytes;
-    if (c.path.parent_path() != root) ::rmdir(c.path.parent_path().c_str());  // once empty
+    if (::unlink(c->path.c_str()) != 0) continue;
+    total -= c->bytes;
+    if (c->path.parent_path() != root) ::rmdir(c->path.parent_path().c_str());  // once empty
   }
 }
 
@@ -185,8 +194,15 @@ bool may_reread(const PackedCacheSettings& s) {
   std::string release;
   return !(std::getline(note, release) && release == kernel_release());
 }
+// Written afresh rather than truncated: the confined engine may not
+// truncate (seccomp_filter.h).
 void remember_no_huge_folios(const PackedCacheSettings& s) {
-  std::ofstream(no_huge_folios_note(s)) << kernel_release() << "\n";
+  const std::string note = no_huge_folios_note(s), text = kernel_release() + "\n";
+  ::unlink(note.c_str());
+  const int fd = ::open(note.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return;
+  [[maybe_unused]] const ssize_t written = ::write(fd, text.data(), text.size());
+  ::close(fd);
 }
 
 }  // namespace
@@ -339,27 +355,41 @@ void PackedWeights::finish() {
   ::mprotect(mapping_, mapping_size_, PROT_READ);
   const std::string path = path_of(settings_, key_);
   const std::string self = "/proc/self/fd/" + std::to_string(fd_);
+  bool named = false;
   if (::msync(mapping_, mapping_size_, MS_SYNC) != 0 || ::fdatasync(fd_) != 0) {
     log::warn("not caching the packed weights: cannot write them to " + settings_.dir + ": " + std::strerror(errno));
-  } else if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) != 0 && errno != EEXIST) {
-    log::warn("not caching the packed weights: cannot name " + path + ": " + std::strerror(errno));
-  } else {
+  } else if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) == 0) {
+    named = true;
     evict(settings_, path, 0);
+  } else if (errno != EEXIST) {  // EEXIST: another load named its copy first; this one stays unnamed
+    log::warn("not caching the packed weights: cannot name " + path + ": " + std::strerror(errno));
   }
-  // From now on the weights are read through a mapping of a read-only
-  // descriptor, as a copy from the cache is: unlike the one they were
-  // packed in, no mprotect() can make it writable again, so code that takes
-  // the engine over later cannot change the copy on disk through it.
-  const int read_only = ::open(self.c_str(), O_RDONLY | O_CLOEXEC);
-  void* p = read_only < 0 ? MAP_FAILED : map_copy(read_only, size_, size_);
-  const int e = errno;
+  if (named) seal(path);
+  ::close(fd_);
+  fd_ = -1;
+}
+
+// The named copy is read from now on through a mapping of a read-only
+// descriptor, as a copy from the cache is: unlike the one it was packed
+// in, no mprotect() can make that writable again, so code that takes the
+// engine over later cannot change the copy on disk through it. Where that
+// mapping cannot be made, the copy goes: this process could still change
+// it, and a later load would trust it.
+void PackedWeights::seal(const std::string& path) {
+  struct stat written {}, named {};
+  const int read_only = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  const bool same = read_only >= 0 && ::fstat(fd_, &written) == 0 && ::fstat(read_only, &named) == 0 &&
+                    written.st_dev == named.st_dev && written.st_ino == named.st_ino;
+  void* p = same ? map_copy(read_only, size_, size_) : MAP_FAILED;
   if (read_only >= 0) ::close(read_only);
-  if (p == MAP_FAILED) throw Error("cannot map the packed weights read-only: " + std::string(std::strerror(e)));
+  if (p == MAP_FAILED) {
+    log::warn("not caching the packed weights: cannot map " + path + " read-only");
+    ::unlink(path.c_str());
+    return;
+  }
   ::munmap(mapping_, mapping_size_);
   mapping_ = data_ = static_cast<uint8_t*>(p);
   mapping_size_ = size_;
-  ::close(fd_);
-  fd_ = -1;
 }
 
 PackedWeights::~PackedWeights() {

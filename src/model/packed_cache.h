@@ -75,14 +75,14 @@ class PackedWeights {
   uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   bool from_cache() const { return from_cache_; }
-  // Packing is done: the weights become read-only (a new cache copy through
-  // a read-only descriptor, so no mprotect can undo it), and a new cache
-  // copy is made durable and named. data() may move. Throws warden::Error
-  // when the copy cannot be mapped read-only.
+  // Packing is done: the weights become read-only, and a new cache copy is
+  // made durable, named and mapped again through a read-only descriptor
+  // (so no mprotect can make it writable again). data() may move.
   void finish();
 
  private:
   PackedWeights() = default;
+  void seal(const std::string& path);
 
   std::unique_ptr<AnonymousMemory> memory_;
   int fd_ = -1;  // the cache file, named or not yet

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <linux/sched.h>
 #include <seccomp.h>
 #include <sys/ioctl.h>
@@ -161,6 +162,40 @@ std::string build_seccomp_bpf(const SeccompOptions& options) {
   return slot;
 }
 
+namespace {
+
+// Calls newer than this libseccomp (2.5.4 on Debian 12) knows by name, in
+// the numbering every architecture has shared since 424.
+constexpr int kFchmodat2 = 452, kSetxattrat = 463, kRemovexattrat = 466, kFileSetattr = 469;
+
+// No changing a file's mode, owner, times, extended attributes or inode
+// flags (immutable, append-only, ...): Landlock does not cover those, and
+// the engine changes none of them on any file. utimensat without a path
+// (futimens) stays allowed when `futimens` is: marking a cached copy as
+// just used is part of loading it. Nor truncating by name or on open
+// (Landlock before ABI 3, as in Debian 12's kernel, does not cover that).
+void deny_metadata_changes(scmp_filter_ctx ctx, bool futimens) {
+  deny_all(ctx,
+           {"chmod", "fchmod", "fchmodat", "chown", "fchown", "lchown", "fchownat", "utime", "utimes", "futimesat",
+            "setxattr", "lsetxattr", "fsetxattr", "removexattr", "lremovexattr", "fremovexattr", "truncate",
+            "creat"},
+           EACCES);
+  for (int nr : {kFchmodat2, kSetxattrat, kRemovexattrat, kFileSetattr})
+    check(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), nr, 0), "a newer call");
+  if (futimens)
+    deny_when(ctx, "utimensat", EACCES, arg(1, SCMP_CMP_NE, 0));
+  else
+    deny_all(ctx, {"utimensat"}, EACCES);
+  for (unsigned long request : {(unsigned long)FS_IOC_SETFLAGS, (unsigned long)FS_IOC32_SETFLAGS,
+                                (unsigned long)FS_IOC_FSSETXATTR})
+    deny_when(ctx, "ioctl", EACCES, arg(1, SCMP_CMP_MASKED_EQ, 0xffffffffUL, request));
+  // open's flags are its 2nd argument, openat's its 3rd.
+  for (const auto& [name, flags] : {std::pair{"open", 1u}, std::pair{"openat", 2u}})
+    deny_when(ctx, name, EACCES, arg(flags, SCMP_CMP_MASKED_EQ, O_TRUNC, O_TRUNC));
+}
+
+}  // namespace
+
 void confine_engine_process() {
   Ctx ctx = common_rules();
   // A listening socket, if any, exists; accepting on it needs none of these.
@@ -191,6 +226,7 @@ void confine_engine_process() {
   // (PR_SET_PDEATHSIG is not inherited) with whatever this process holds.
   deny_all(ctx.get(), {"fork", "vfork"}, EPERM);
   deny_when(ctx.get(), "clone", EPERM, arg(0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));
+  deny_metadata_changes(ctx.get(), /*futimens=*/true);
   // Every thread, those already running included.
   check(seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_TSYNC, 1), "thread sync");
   const int rc = seccomp_load(ctx.get());
@@ -201,22 +237,21 @@ void forbid_file_changes() {
   Ctx ctx(seccomp_init(SCMP_ACT_ALLOW));
   if (!ctx) throw Error("seccomp: libseccomp could not create a filter");
   check(seccomp_attr_set(ctx.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS), "bad arch");
-  // No opening for writing, creating or truncating (O_TMPFILE needs a write
-  // mode too). The flags are open's 2nd argument, openat's 3rd; openat2
-  // keeps them in a struct the filter cannot read, and libc does not use it.
+  // No opening for writing or creating (O_TMPFILE needs a write mode too).
+  // The flags are open's 2nd argument, openat's 3rd; openat2 keeps them in
+  // a struct the filter cannot read, and libc does not use it.
   for (const auto& [name, flags] : {std::pair{"open", 1u}, std::pair{"openat", 2u}})
-    for (unsigned long bit : {O_WRONLY, O_RDWR, O_CREAT, O_TRUNC})
+    for (unsigned long bit : {O_WRONLY, O_RDWR, O_CREAT})
       deny_when(ctx.get(), name, EACCES, arg(flags, SCMP_CMP_MASKED_EQ, bit, bit));
   deny_all(ctx.get(), {"openat2"}, ENOSYS);
   // Nor changing a file through a name or a descriptor held from before;
   // output goes on with write() to descriptors already open.
   deny_all(ctx.get(),
-           {"creat", "truncate", "ftruncate", "fallocate", "pwrite64", "pwritev", "pwritev2", "copy_file_range",
-            "unlink", "unlinkat", "rename", "renameat", "renameat2", "link", "linkat", "symlink", "symlinkat",
-            "mkdir", "mkdirat", "rmdir", "mknod", "mknodat", "chmod", "fchmod", "fchmodat", "chown", "fchown",
-            "lchown", "fchownat", "utime", "utimes", "utimensat", "futimesat", "setxattr", "lsetxattr", "fsetxattr",
-            "removexattr", "lremovexattr", "fremovexattr"},
+           {"ftruncate", "fallocate", "pwrite64", "pwritev", "pwritev2", "copy_file_range", "unlink", "unlinkat",
+            "rename", "renameat", "renameat2", "link", "linkat", "symlink", "symlinkat", "mkdir", "mkdirat", "rmdir",
+            "mknod", "mknodat"},
            EACCES);
+  deny_metadata_changes(ctx.get(), /*futimens=*/false);
   check(seccomp_attr_set(ctx.get(), SCMP_FLTATR_CTL_TSYNC, 1), "thread sync");
   const int rc = seccomp_load(ctx.get());
   if (rc < 0) throw Error("seccomp: cannot forbid file changes (libseccomp error " + std::to_string(-rc) + ")");

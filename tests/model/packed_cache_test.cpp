@@ -252,12 +252,14 @@ class PackedCacheEviction : public PackedCache {
   }
   static constexpr size_t kCopyMiB = 1 + model::PackedWeights::kHeaderBytes / (1 << 20);
 
-  void write_copy(const std::string& model_identity) {
-    auto w = model::PackedWeights::create(settings_of(model_identity), "key", 1 << 20);
+  void write_copy(const std::string& model_identity, const std::string& key = "key") {
+    auto w = model::PackedWeights::create(settings_of(model_identity), key, 1 << 20);
     std::memset(w->data(), 1, w->size());
     w->finish();
   }
-  static fs::path copy_of(const std::string& model_identity) { return settings_of(model_identity).dir + "/key.bin"; }
+  static fs::path copy_of(const std::string& model_identity, const std::string& key = "key") {
+    return settings_of(model_identity).dir + "/" + key + ".bin";
+  }
   static void age(const fs::path& copy, time_t when) {
     struct timespec times[2] = {{when, 0}, {when, 0}};
     ASSERT_EQ(::utimensat(AT_FDCWD, copy.c_str(), times, AT_SYMLINK_NOFOLLOW), 0) << copy;
@@ -334,6 +336,38 @@ TEST_F(PackedCacheEviction, MakingRoomEvictsOtherModelsCopiesOnly) {
   EXPECT_TRUE(model::make_room(settings_of("huge"), settings_of().max_bytes));
   EXPECT_TRUE(fs::exists(copy_of("own")));
   EXPECT_FALSE(model::make_room(settings_of(""), 1 << 20));  // not a file: no cache
+}
+
+// Of the model's own copies only the one used last is kept for it; older
+// ones (packed for another kernel set or layout) go like any other.
+TEST_F(PackedCacheEviction, MakingRoomKeepsOnlyTheModelsLatestCopy) {
+  write_copy("own", "older");
+  age(copy_of("own", "older"), 900000000);
+  write_copy("own", "latest");
+  age(copy_of("own", "latest"), 1000000000);
+  EXPECT_TRUE(model::make_room(settings_of("own"), 3 << 20));  // both, and room for this: over the limit
+  EXPECT_FALSE(fs::exists(copy_of("own", "older")));
+  EXPECT_TRUE(fs::exists(copy_of("own", "latest")));
+}
+
+// What a model's folder holds was put there by an engine that may have
+// been taken over: a sparse file claiming a terabyte, from the future,
+// does not make the next load evict every other model's copy; it and any
+// other file there count, and go, like copies.
+TEST_F(PackedCacheEviction, AFolderCannotClaimTheWholeCache) {
+  write_copy("other");
+  age(copy_of("other"), 1000000000);
+  fs::create_directories(settings_of("hostile").dir);
+  const fs::path claim = settings_of("hostile").dir + "/claim.bin";
+  test::write_file(claim, "x");
+  fs::resize_file(claim, uintmax_t(1) << 40);
+  age(claim, 4102444800);  // 2100
+  const fs::path junk = settings_of("hostile").dir + "/junk";
+  test::write_file(junk, std::string(3 << 20, 'j'));
+  age(junk, 900000000);
+  EXPECT_TRUE(model::make_room(settings_of("new"), 1 << 20));
+  EXPECT_TRUE(fs::exists(copy_of("other")));
+  EXPECT_FALSE(fs::exists(junk));  // the oldest of all
 }
 
 TEST_F(PackedCache, AnUnusableFolderOnlyCostsTheCache) {

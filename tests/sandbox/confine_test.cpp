@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/ioctl.h>
+#include <linux/fs.h>
+#include <sys/syscall.h>
 #include <sys/inotify.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
@@ -141,13 +144,26 @@ TEST(EngineConfinement, TheEngineWritesOnlyItsOwnModelsCacheFolder) {
     report(out, "remove_other", ::unlink((other + "/copy.bin").c_str()));
     report(out, "create_root", open_file(cache.root + "/new.bin", O_WRONLY | O_CREAT));
     report(out, "rename_other", ::rename(other.c_str(), (cache.root + "/moved").c_str()));
+    // Landlock leaves metadata alone; the seccomp filter does not.
+    report(out, "chmod_other", ::chmod(other.c_str(), 0777));
+    report(out, "chmod_model", ::chmod((models + "/b.gguf").c_str(), 0666));
+    report(out, "utimes_other", ::utimensat(AT_FDCWD, (other + "/copy.bin").c_str(), nullptr, 0));
+    report(out, "truncate_model", ::truncate((models + "/a.gguf").c_str(), 0));
+    report(out, "open_trunc_model", open_file(models + "/a.gguf", O_RDONLY | O_TRUNC));
+    const int model_fd = ::open((models + "/a.gguf").c_str(), O_RDONLY | O_CLOEXEC);
+    report(out, "fchmod_model", ::fchmod(model_fd, 0666));
+    report(out, "futimens_model", ::futimens(model_fd, nullptr));  // as a cached copy is marked used
   });
   EXPECT_EQ(seen["exit"], "0") << seen["error"];
   EXPECT_TRUE(fs::is_directory(own));  // made before the confinement, which could not have
   if (seen["landlock"] != "ok") GTEST_SKIP() << "this kernel has no Landlock";
-  for (const char* allowed : {"read_model", "create_own", "remove_own"}) EXPECT_EQ(seen[allowed], "ok") << allowed;
-  for (const char* refused : {"read_other", "write_other", "create_other", "remove_other", "create_root", "rename_other"})
+  for (const char* allowed : {"read_model", "create_own", "remove_own", "futimens_model"})
+    EXPECT_EQ(seen[allowed], "ok") << allowed;
+  for (const char* refused : {"read_other", "write_other", "create_other", "remove_other", "create_root",
+                              "rename_other", "chmod_other", "chmod_model", "utimes_other", "truncate_model",
+                              "open_trunc_model", "fchmod_model"})
     EXPECT_EQ(seen[refused], std::strerror(EACCES)) << refused;
+  EXPECT_EQ(fs::file_size(models + "/a.gguf"), 12u);
   EXPECT_TRUE(fs::exists(other + "/copy.bin"));
   EXPECT_FALSE(fs::exists(cache.root + "/new.bin"));
 }
@@ -193,6 +209,13 @@ TEST(EngineConfinement, ALoadedEngineChangesNoFile) {
     report(out, "fchmod", ::fchmod(held, 0777));
     report(out, "utimes", ::utimensat(AT_FDCWD, f.c_str(), nullptr, 0));
     report(out, "setxattr", ::setxattr(f.c_str(), "user.x", "1", 1, 0));
+    // Calls newer than Debian 12's libseccomp knows by name: fchmodat2,
+    // setxattrat, removexattrat, file_setattr; and inode flags by ioctl.
+    for (const auto& [name, nr] : {std::pair{"fchmodat2", 452}, {"setxattrat", 463}, {"removexattrat", 466},
+                                   {"file_setattr", 469}})
+      report(out, name, int(::syscall(nr, AT_FDCWD, f.c_str(), 0, 0, 0, 0)));
+    int flags = 0;
+    report(out, "setflags", ::ioctl(held, FS_IOC_SETFLAGS, &flags));
   });
   EXPECT_EQ(seen["exit"], "0") << seen["error"];
   EXPECT_EQ(seen["read"], "ok");
@@ -200,7 +223,8 @@ TEST(EngineConfinement, ALoadedEngineChangesNoFile) {
   for (const char* refused : {"thread_create", "open_write", "open_rdwr", "open_append", "open_trunc", "create",
                               "create_read", "tmpfile", "proc_mem", "creat", "truncate", "ftruncate", "pwrite",
                               "fallocate", "unlink", "rename", "link", "symlink", "mkdir", "rmdir", "chmod", "fchmod",
-                              "utimes", "setxattr"})
+                              "utimes", "setxattr", "fchmodat2", "setxattrat", "removexattrat", "file_setattr",
+                              "setflags"})
     EXPECT_EQ(seen[refused], std::strerror(EACCES)) << refused;
   std::ifstream kept(dir + "/kept");
   EXPECT_EQ(std::string(std::istreambuf_iterator<char>(kept), {}), "kept");
