@@ -1,7 +1,9 @@
 #include "util/display.h"
 
+#include <cctype>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 
 namespace warden::display {
 namespace {
@@ -95,7 +97,28 @@ void render_ascii_byte(std::string& out, unsigned char c, const Style& style) {
   else out += char(c);
 }
 
+// Whether a byte of this encoded character would be a C1 control to an
+// 8-bit terminal.
+bool has_c1_byte(std::string_view encoded) {
+  for (char c : encoded)
+    if (static_cast<unsigned char>(c) >= 0x80 && static_cast<unsigned char>(c) <= 0x9f) return true;
+  return false;
+}
+
 }  // namespace
+
+bool locale_is_utf8() {
+  const char* value = nullptr;
+  for (const char* name : {"LC_ALL", "LC_CTYPE", "LANG"})
+    if (const char* v = std::getenv(name); v && *v) {
+      value = v;
+      break;
+    }
+  if (!value) return false;
+  std::string lower;
+  for (const char* p = value; *p; ++p) lower += char(std::tolower(static_cast<unsigned char>(*p)));
+  return lower.find("utf-8") != std::string::npos || lower.find("utf8") != std::string::npos;
+}
 
 size_t render_unit(std::string_view text, size_t i, const Style& style, std::string& out) {
   unsigned char c = static_cast<unsigned char>(text[i]);
@@ -109,7 +132,8 @@ size_t render_unit(std::string_view text, size_t i, const Style& style, std::str
     append_hex_byte(out, c);
     return 1;
   }
-  if (style.ascii_only || is_hidden_codepoint(cp)) append_codepoint_escape(out, cp);
+  if (style.ascii_only || is_hidden_codepoint(cp) || (style.eight_bit_terminal && has_c1_byte(text.substr(i, len))))
+    append_codepoint_escape(out, cp);
   else out.append(text.substr(i, len));
   return len;
 }

@@ -10,11 +10,20 @@
 
 namespace warden::display {
 
+// Whether the locale (LC_ALL, else LC_CTYPE, else LANG) names UTF-8, which
+// is all warden knows of what the terminal takes.
+bool locale_is_utf8();
+
 struct Style {
   // keep_newlines: "\n" stays a newline; ascii_only: every non-ASCII code
   // point is escaped too, and a tab shows as "\t".
   bool keep_newlines = false;
   bool ascii_only = false;
+  // Every character whose UTF-8 bytes include one of 0x80-0x9f is escaped
+  // too: a terminal in an 8-bit mode reads those bytes as C1 controls
+  // (0x9b as CSI, which ESC [ also is), and many characters carry one (the
+  // second byte of "Û" is 0x9b). On wherever the locale names no UTF-8.
+  bool eight_bit_terminal = !locale_is_utf8();
 };
 
 // Appends the display form of the character (or invalid byte) at text[i];

@@ -26,6 +26,28 @@ TEST(Neutralize, C1BidiAndInvalidUtf8) {
   EXPECT_EQ(wb::neutralize("caf\xc3\xa9 \xe2\x9c\x93", false), "caf\xc3\xa9 \xe2\x9c\x93");  // real UTF-8 kept
 }
 
+// A terminal in an 8-bit mode reads the bytes 0x80-0x9f as C1 controls,
+// and they come inside many UTF-8 characters: where the locale names no
+// UTF-8, every such character is escaped (the others stay, mojibake but
+// harmless there). The test processes run in C.UTF-8 (test_main.cpp).
+TEST(Neutralize, AnEightBitTerminalGetsNoC1Bytes) {
+  const std::string text = "\xc3\x9b caf\xc3\xa9 \xe4\xb8\x80 \xf0\x9f\x98\x80";  // Û café 一 😀
+  auto shown_with = [&](const char* lc_all, const char* lang) {
+    lc_all ? ::setenv("LC_ALL", lc_all, 1) : ::unsetenv("LC_ALL");
+    lang ? ::setenv("LANG", lang, 1) : ::unsetenv("LANG");
+    return wb::neutralize(text, false);
+  };
+  const std::string escaped = "\\u00db caf\xc3\xa9 \\u4e00 \\U0001f600";
+  EXPECT_EQ(shown_with("C", "en_US.UTF-8"), escaped);  // LC_ALL decides
+  EXPECT_EQ(shown_with(nullptr, nullptr), escaped);     // no locale: the C locale
+  EXPECT_EQ(shown_with(nullptr, "de_DE.ISO-8859-1"), escaped);
+  EXPECT_EQ(shown_with(nullptr, "en_US.utf8"), text);
+  EXPECT_EQ(shown_with("C.UTF-8", nullptr), text);
+  for (unsigned char c : shown_with("POSIX", nullptr)) EXPECT_FALSE(c >= 0x80 && c <= 0x9f) << int(c);
+  ::setenv("LC_ALL", "C.UTF-8", 1);
+  ::unsetenv("LANG");
+}
+
 TEST(Neutralize, OutputHasNoControlBytes) {
   std::string all;
   for (int i = 0; i < 256; ++i) all += char(i);

@@ -1,6 +1,7 @@
 // gtest main for every warden test binary: before any test runs, HOME and the
 // XDG folders point into a fresh per-process temporary directory, so no test
-// can touch the real home directory or real credentials.
+// can touch the real home directory or real credentials, and the locale is
+// C.UTF-8.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -23,6 +24,9 @@ int main(int argc, char** argv) {
     fs::permissions(path, fs::perms::owner_all, fs::perm_options::replace);
     setenv(d[0], path.c_str(), 1);
   }
+  // One locale everywhere, since what warden shows depends on whether it
+  // names UTF-8 (util/display.h); the tests of other terminals set their own.
+  setenv("LC_ALL", "C.UTF-8", 1);
   ::testing::InitGoogleTest(&argc, argv);
   int rc = RUN_ALL_TESTS();
   std::error_code ec;
