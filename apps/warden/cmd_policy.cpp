@@ -56,6 +56,15 @@ std::string rule_line(const Rule& r) {
   return s;
 }
 
+// A deny rule for exec compares its pattern with the command line as text:
+// the same program by its full path, or through `sh -c`, does not match,
+// so such a rule is no boundary, and `policy show` says so beside it.
+std::string exec_deny_warning(const Rule& r) {
+  if (r.capability != Capability::exec || r.action != Action::deny || r.written_pattern == "*") return "";
+  return "exec patterns match the command line as text: this rule does not stop the same program run another "
+         "way (by its full path, through sh -c, ...); deny exec as a whole, or ask, to be sure";
+}
+
 // What a running broker has in force, when one answers and it differs from
 // the file shown: edits of the file take effect only through `policy apply`.
 std::string in_force_note(const PolicyOptions& o) {
@@ -94,7 +103,8 @@ int show(const PolicyOptions& o) {
                             {"action", std::string(action_name(r.action))},
                             {"network", r.network},
                             {"origin", r.origin},
-                            {"note", r.note}});
+                            {"note", r.note},
+                            {"warning", exec_deny_warning(r)}});
     j["limits"] = nlohmann::json::object();
     for (auto& [c, l] : p.limits())
       j["limits"][std::string(capability_name(c))] = {{"max", l.max}, {"per_seconds", l.per_seconds}};
@@ -106,7 +116,11 @@ int show(const PolicyOptions& o) {
   if (!note.empty()) std::printf("%s\n", note.c_str());
   std::printf("rules (first match wins; nothing matched -> deny):\n");
   int n = 1;
-  for (auto& r : p.rules()) std::printf("  %2d. %s\n", n++, rule_line(r).c_str());
+  for (auto& r : p.rules()) {
+    std::printf("  %2d. %s\n", n++, rule_line(r).c_str());
+    if (const std::string warning = exec_deny_warning(r); !warning.empty())
+      std::printf("      warning: %s\n", warning.c_str());
+  }
   std::printf("rate limits:%s\n", p.limits().empty() ? " none" : "");
   for (auto& [c, l] : p.limits())
     std::printf("  %s: at most %d per %d s\n", std::string(capability_name(c)).c_str(), l.max, l.per_seconds);

@@ -1,6 +1,8 @@
 // The warden policy / audit / approve subcommands, run as the real binary.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <filesystem>
 
 #include "broker/audit.h"
@@ -42,6 +44,32 @@ TEST(PolicyCli, UsesThePolicyFileAndShowsItsRules) {
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.out.find("allow  net  *.wikipedia.org  <- " + policy + ":1"), std::string::npos) << r.out;
   std::filesystem::remove(policy);
+}
+
+// A deny rule on a command names a command line, not a program: `policy
+// show` says so beside it (and only there).
+TEST(PolicyCli, ShowWarnsThatExecDenyPatternsAreNoBoundary) {
+  std::string ws = workspace();
+  std::string policy = warden::test::make_temp_dir("p") + "/policy.toml";
+  warden::test::write_file(policy,
+                           "[[rule]]\ncapability = \"exec\"\npattern = \"rm *\"\naction = \"deny\"\n"
+                           "[[rule]]\ncapability = \"exec\"\npattern = \"ls *\"\naction = \"allow\"\n"
+                           "[[rule]]\ncapability = \"exec\"\naction = \"deny\"\nnetwork = true\n");
+  auto r = run_warden({"policy", "show", "--workspace", ws, "--policy", policy});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const size_t rule = r.out.find("deny  exec (no network)  rm *  <- " + policy + ":1\n");
+  ASSERT_NE(rule, std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("      warning: exec patterns match the command line as text", rule), r.out.find('\n', rule) + 1)
+      << r.out;
+  size_t warnings = 0;
+  for (size_t at = 0; (at = r.out.find("warning:", at)) != std::string::npos; at++) warnings++;
+  EXPECT_EQ(warnings, 1u) << r.out;  // not for the allow rule, nor for exec denied whole
+  r = run_warden({"policy", "show", "--workspace", ws, "--policy", policy, "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto rules = nlohmann::json::parse(r.out)["rules"];
+  size_t warned = 0;
+  for (const auto& j : rules) warned += !j["warning"].get<std::string>().empty();
+  EXPECT_EQ(warned, 1u);
 }
 
 TEST(PolicyCli, MalformedPolicyFailsClosedNamingFileAndLine) {
