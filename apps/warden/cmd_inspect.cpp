@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "command.h"
+#include "engine_confinement.h"
 #include "gguf/gguf.h"
 
 namespace {
@@ -49,7 +50,10 @@ std::string shape(const std::vector<int64_t>& dims) {
   return s;
 }
 
+// A GGUF file just downloaded is what this command is for, so it reads the
+// file confined, as the engine does (engine_confinement.h).
 int inspect(const std::string& path, bool as_json) {
+  warden::cli::confine_model_reader(path);
   warden::gguf::File f(path);
   if (as_json) {
     nlohmann::json out;

@@ -28,4 +28,11 @@ void confine_engine(const std::string& model) {
 
 void confine_loaded_engine() { sandbox::forbid_file_changes(); }
 
+void confine_model_reader(const std::string& model) {
+  if (sandbox::restrict_files({{model, "/etc/localtime"}, {}}) == 0)
+    log::warn("this kernel has no Landlock: the file access of this command is not confined");
+  sandbox::confine_engine_process();
+  sandbox::forbid_file_changes();
+}
+
 }  // namespace warden::cli

@@ -19,6 +19,10 @@ namespace warden::cli {
 // it will listen on exists. Throws warden::Error when it cannot.
 void confine_engine(const std::string& model);
 
+// For a command that only reads a model file and prints (inspect): Landlock
+// leaves it that file alone, and both filters apply at once.
+void confine_model_reader(const std::string& model);
+
 // The second step, once the engine is loaded (its packed weights written):
 // sandbox::forbid_file_changes(), so that the hostile text the engine reads
 // from now on (prompts, requests) could not change any file, the model's

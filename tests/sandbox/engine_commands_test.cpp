@@ -3,7 +3,9 @@
 // no_new_privs. What that filter and Landlock refuse is
 // in confine_test.cpp; serve has its own check in server_http_test.cpp.
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -84,6 +86,29 @@ TEST(EngineCommands, GenerateAndChatRunConfined) {
     if (e.path().extension() == ".bin") copies.push_back(e.path());
   ASSERT_EQ(copies.size(), 1u);
   EXPECT_NE(copies[0].parent_path().filename(), "packed");
+}
+
+// inspect is for a GGUF file just downloaded: it confines itself before it
+// opens the file. A FIFO in the file's place holds it in open() while the
+// test looks, and is no model (an error, exit 1).
+TEST(EngineCommands, InspectReadsTheFileConfined) {
+  const std::string fifo = make_temp_dir("fifo") + "/model.gguf";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const WardenChild child = start_warden({"inspect", fifo});
+  const std::string status = "/proc/" + std::to_string(child.pid) + "/status";
+  std::string filters;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline && (filters = status_field(status, "Seccomp_filters")) != "2")
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  EXPECT_EQ(filters, "2");
+  EXPECT_EQ(status_field(status, "NoNewPrivs"), "1");
+  const int writer = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);  // lets its open() return
+  ASSERT_GE(writer, 0);
+  ::close(writer);
+  ::close(child.stdin_fd);
+  int wait_status = 0;
+  ::waitpid(child.pid, &wait_status, 0);
+  EXPECT_TRUE(WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 1) << wait_status;
 }
 
 // Error messages carry names from outside; the terminal gets their
