@@ -1,6 +1,7 @@
 #include "gguf/gguf.h"
 
 #include <sys/mman.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -500,10 +501,36 @@ void Writer::add_tensor(std::string name, std::vector<int64_t> dims, TensorType 
 
 void Writer::write(const std::string& path) const {
   const std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw Error(tmp + ": cannot create: " + std::strerror(errno));
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0) throw Error(tmp + ": cannot create: " + std::strerror(errno));
   try {
-    Output out(f, tmp);
+    write_to(fd, tmp);
+  } catch (...) {
+    ::close(fd);
+    std::remove(tmp.c_str());
+    throw;
+  }
+  if (::close(fd) != 0) {
+    const int e = errno;
+    std::remove(tmp.c_str());
+    throw Error(tmp + ": close failed: " + std::strerror(e));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    std::remove(tmp.c_str());
+    throw Error(path + ": cannot move the written file into place: " + std::strerror(e));
+  }
+}
+
+void Writer::write_to(int fd, const std::string& name) const {
+  const int own = ::dup(fd);
+  FILE* f = own < 0 ? nullptr : ::fdopen(own, "wb");
+  if (!f) {
+    if (own >= 0) ::close(own);
+    throw Error(name + ": cannot write: " + std::strerror(errno));
+  }
+  try {
+    Output out(f, name);
     out.put<uint32_t>(kMagic);
     out.put<uint32_t>(3);
     out.put<uint64_t>(tensors_.size());
@@ -527,21 +554,12 @@ void Writer::write(const std::string& path) const {
       out.bytes(t.data.data(), t.data.size());
       out.pad_to(alignment_);
     }
-    if (std::fflush(f) != 0 || ::fsync(fileno(f)) != 0) throw Error(tmp + ": write failed: " + std::strerror(errno));
+    if (std::fflush(f) != 0 || ::fsync(fileno(f)) != 0) throw Error(name + ": write failed: " + std::strerror(errno));
   } catch (...) {
     std::fclose(f);
-    std::remove(tmp.c_str());
     throw;
   }
-  if (std::fclose(f) != 0) {
-    std::remove(tmp.c_str());
-    throw Error(tmp + ": close failed: " + std::strerror(errno));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    std::remove(tmp.c_str());
-    throw Error(path + ": cannot move the written file into place: " + std::strerror(e));
-  }
+  if (std::fclose(f) != 0) throw Error(name + ": close failed: " + std::strerror(errno));
 }
 
 }  // namespace warden::gguf

@@ -161,6 +161,9 @@ class Writer {
   void add_tensor(std::string name, std::vector<int64_t> dims, TensorType type,
                   std::vector<uint8_t> data);
   void write(const std::string& path) const;
+  // The same file written to `fd` (from its current offset) and synced;
+  // `name` is what errors call it. Nothing is renamed or removed.
+  void write_to(int fd, const std::string& name) const;
 
  private:
   struct PendingTensor {

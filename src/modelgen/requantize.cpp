@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <functional>
 
 #include "gguf/gguf.h"
 #include "modelgen/progress.h"
@@ -53,9 +54,10 @@ std::vector<uint8_t> convert_tensor(const gguf::File& f, const gguf::TensorInfo&
       &progress);
 }
 
-}  // namespace
-
-QuantizeResult quantize_file(const std::string& in, const std::string& out, const Scheme& scheme, int threads) {
+// Converts `in`, then hands the converted file to `write` (as "writing" on
+// the progress line) and says what was done.
+QuantizeResult convert_file(const std::string& in, const Scheme& scheme, int threads,
+                            const std::function<void(const gguf::Writer&, Progress&)>& write) {
   const gguf::File f(in);
   std::vector<std::string> names;
   uint64_t total_elements = 0;
@@ -102,10 +104,26 @@ QuantizeResult quantize_file(const std::string& in, const std::string& out, cons
     writer.add_tensor(info.name, info.dims, choice.type, std::move(data));
     result.tensors++;
   }
-  progress.set_detail("writing " + out);
-  writer.write(out);
+  write(writer, progress);
   progress.finish();
   return result;
+}
+
+}  // namespace
+
+QuantizeResult quantize_file(const std::string& in, const std::string& out, const Scheme& scheme, int threads) {
+  return convert_file(in, scheme, threads, [&](const gguf::Writer& writer, Progress& progress) {
+    progress.set_detail("writing " + out);
+    writer.write(out);
+  });
+}
+
+QuantizeResult quantize_to(const std::string& in, int out_fd, const std::string& out_name, const Scheme& scheme,
+                           int threads) {
+  return convert_file(in, scheme, threads, [&](const gguf::Writer& writer, Progress& progress) {
+    progress.set_detail("writing " + out_name);
+    writer.write_to(out_fd, out_name);
+  });
 }
 
 }  // namespace warden::modelgen

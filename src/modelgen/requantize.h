@@ -21,4 +21,10 @@ struct QuantizeResult {
 // output is written atomically, so a failure leaves no file at `out`.
 QuantizeResult quantize_file(const std::string& in, const std::string& out, const Scheme& scheme, int threads);
 
+// The same, written to `out_fd` instead (and synced); `out_name` is what
+// errors and the progress line call it. For a caller that names the file
+// itself (warden quantize converts in a confined child).
+QuantizeResult quantize_to(const std::string& in, int out_fd, const std::string& out_name, const Scheme& scheme,
+                           int threads);
+
 }  // namespace warden::modelgen

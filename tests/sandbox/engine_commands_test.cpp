@@ -111,6 +111,35 @@ TEST(EngineCommands, InspectReadsTheFileConfined) {
   EXPECT_TRUE(WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 1) << wait_status;
 }
 
+// quantize converts in a child process confined as inspect is, which
+// writes to a descriptor its parent opened; the parent alone names the
+// result. A FIFO as the input holds the child in open() while the test
+// looks; it is no model, so nothing is left at OUT or beside it.
+TEST(EngineCommands, QuantizeConvertsInAConfinedChild) {
+  const std::string dir = make_temp_dir("quantize");
+  const std::string fifo = dir + "/in.gguf";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const WardenChild parent = start_warden({"quantize", fifo, dir + "/out.gguf", "q8_0"});
+  const std::string children = "/proc/" + std::to_string(parent.pid) + "/task/" + std::to_string(parent.pid) + "/children";
+  std::string child, filters;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream(children) >> child;
+    if (!child.empty() && (filters = status_field("/proc/" + child + "/status", "Seccomp_filters")) == "2") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_EQ(filters, "2") << "child " << child;
+  EXPECT_EQ(status_field("/proc/" + std::to_string(parent.pid) + "/status", "Seccomp_filters"), "0");
+  const int writer = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(writer, 0);
+  ::close(writer);
+  ::close(parent.stdin_fd);
+  int wait_status = 0;
+  ::waitpid(parent.pid, &wait_status, 0);
+  EXPECT_TRUE(WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 1) << wait_status;
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), std::filesystem::directory_iterator()), 1);
+}
+
 // Error messages carry names from outside; the terminal gets their
 // controls shown, not obeyed.
 TEST(EngineCommands, ErrorsShowControlCharactersInNames) {
