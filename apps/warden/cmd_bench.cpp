@@ -17,7 +17,9 @@
 // with two threads): a run is compared with the memory of its own moment.
 // After each run also the time a cache line takes between its threads,
 // which tells where the VM's vCPUs sit (one CCD or two, model/roofline.h).
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
@@ -33,6 +35,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "engine_confinement.h"
 #include "model/forward.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
@@ -266,7 +269,13 @@ struct Result {
 // Peak RSS per model: the kernel's high-water mark (VmHWM), reset before
 // each load ("5" to clear_refs, Linux 4.0+). Where the reset is refused it
 // is the process's peak so far, as getrusage's, the fallback without /proc.
-void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+// (Written without truncating, which the confined process may not.)
+void reset_peak_rss() {
+  const int fd = ::open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  [[maybe_unused]] const ssize_t written = ::write(fd, "5", 1);
+  ::close(fd);
+}
 
 double peak_rss_mib() {
   std::ifstream status("/proc/self/status");
@@ -563,6 +572,8 @@ void run_combination(const model::Model& m, const Plan& plan, size_t model_index
 
 int run_bench(const BenchArgs& a) {
   const Plan plan = plan_of(a);
+  // The files may come from anywhere: confined as the engine of serve is.
+  cli::confine_engine(plan.models, {"/proc/self/clear_refs"});
   std::optional<Table> table;
   if (plan.output == "md") table.emplace(plan);
   std::vector<ModelInfo> models;

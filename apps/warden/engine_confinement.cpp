@@ -10,17 +10,23 @@
 
 namespace warden::cli {
 
-void confine_engine(const std::string& model) {
+void confine_engine(const std::string& model) { confine_engine(std::vector<std::string>{model}, {}); }
+
+void confine_engine(const std::vector<std::string>& models, const std::vector<std::string>& writable_files) {
   sandbox::FileAccess access;
-  access.read = {model, "/proc/self", "/proc/meminfo", "/sys/devices/system/cpu", "/sys/fs/cgroup",
+  access.read = {"/proc/self", "/proc/meminfo", "/sys/devices/system/cpu", "/sys/fs/cgroup",
                  "/sys/kernel/mm/transparent_hugepage", "/etc/localtime"};
-  // The cache folder of this model alone (packed_cache.h): other models'
-  // copies are neither readable nor writable from here on.
-  const model::PackedCacheSettings cache =
-      model::PackedCacheSettings::from_environment().for_model(identity_of_file(model));
-  std::error_code ec;
-  const uintmax_t model_bytes = std::filesystem::file_size(model, ec);
-  if (!ec && model::make_room(cache, size_t(model_bytes))) access.read_write.push_back(cache.dir);
+  access.read_write = writable_files;
+  const model::PackedCacheSettings cache = model::PackedCacheSettings::from_environment();
+  for (const std::string& model : models) {
+    access.read.push_back(model);
+    // The cache folder of this model alone (packed_cache.h): other models'
+    // copies are neither readable nor writable from here on.
+    const model::PackedCacheSettings own = cache.for_model(identity_of_file(model));
+    std::error_code ec;
+    const uintmax_t model_bytes = std::filesystem::file_size(model, ec);
+    if (!ec && model::make_room(own, size_t(model_bytes))) access.read_write.push_back(own.dir);
+  }
   if (sandbox::restrict_files(access) == 0)
     log::warn("this kernel has no Landlock: the engine's file access is not confined");
   sandbox::confine_engine_process();

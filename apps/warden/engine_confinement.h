@@ -6,6 +6,7 @@
 // one of those parsers gives an attacker neither the user's files nor the
 // network nor other programs.
 #include <string>
+#include <vector>
 
 namespace warden::cli {
 
@@ -18,6 +19,10 @@ namespace warden::cli {
 // (Landlock binds the calling thread and what it starts), once any socket
 // it will listen on exists. Throws warden::Error when it cannot.
 void confine_engine(const std::string& model);
+// The same for several models at once (warden bench loads them one after
+// another), with `writable_files` besides, which the process may also
+// write (bench resets its peak RSS through /proc/self/clear_refs).
+void confine_engine(const std::vector<std::string>& models, const std::vector<std::string>& writable_files);
 
 // For a command that only reads a model file and prints (inspect): Landlock
 // leaves it that file alone, and both filters apply at once.

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 #include <string>
 #include <vector>
@@ -234,13 +235,19 @@ TEST(AgentChat, LongEngineLinesAreCutToTheTerminalWidth) {
 // The pid of `parent`'s child whose command line has `word` as its first
 // argument, or -1.
 pid_t child_running(pid_t parent, const std::string& word) {
-  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+  // Any process may end while this looks: what cannot be read is skipped.
+  auto contents = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
     const std::string name = e.path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    const std::string stat = read_file(e.path().string() + "/stat");
+    const std::string stat = contents(e.path().string() + "/stat");
     const size_t close = stat.rfind(')');
     if (close == std::string::npos || std::atoi(stat.c_str() + close + 4) != parent) continue;
-    const std::string cmdline = read_file(e.path().string() + "/cmdline");
+    const std::string cmdline = contents(e.path().string() + "/cmdline");
     const size_t first_arg = cmdline.find('\0');
     if (first_arg != std::string::npos && cmdline.compare(first_arg + 1, word.size() + 1, word + '\0') == 0)
       return pid_t(std::stoi(name));
@@ -270,8 +277,8 @@ TEST(AgentChat, TheEngineChildGetsNoTokensAndNoTerminal) {
     if (engine < 0) engine = child_running(chat.pid, "serve");
     if (engine > 0) {
       environment = read_file("/proc/" + std::to_string(engine) + "/environ");
-      input = std::filesystem::read_symlink("/proc/" + std::to_string(engine) + "/fd/0").string();
       std::error_code ec;
+      input = std::filesystem::read_symlink("/proc/" + std::to_string(engine) + "/fd/0", ec).string();
       for (const auto& fd : std::filesystem::directory_iterator("/proc/" + std::to_string(engine) + "/fd", ec))
         descriptors.push_back(std::filesystem::read_symlink(fd.path(), ec).string());
     }

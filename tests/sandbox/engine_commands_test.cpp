@@ -140,6 +140,27 @@ TEST(EngineCommands, QuantizeConvertsInAConfinedChild) {
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), std::filesystem::directory_iterator()), 1);
 }
 
+// bench loads its files as serve's engine does, confined first (the filter
+// of the load; no second one, since it loads one model after another).
+TEST(EngineCommands, BenchLoadsConfined) {
+  const std::string fifo = make_temp_dir("bench") + "/model.gguf";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const WardenChild child = start_warden({"bench", "-m", fifo, "-p", "8", "-n", "0", "-r", "1"});
+  const std::string status = "/proc/" + std::to_string(child.pid) + "/status";
+  std::string filters;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline && (filters = status_field(status, "Seccomp_filters")) != "1")
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  EXPECT_EQ(filters, "1");
+  const int writer = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(writer, 0);
+  ::close(writer);
+  ::close(child.stdin_fd);
+  int wait_status = 0;
+  ::waitpid(child.pid, &wait_status, 0);
+  EXPECT_TRUE(WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 1) << wait_status;
+}
+
 // Error messages carry names from outside; the terminal gets their
 // controls shown, not obeyed.
 TEST(EngineCommands, ErrorsShowControlCharactersInNames) {
