@@ -12,7 +12,8 @@ namespace warden::sandbox {
 
 struct FileAccess {
   std::vector<std::string> read;        // files, or folders with everything beneath
-  std::vector<std::string> read_write;  // folders whose files may also be created, written and removed
+  std::vector<std::string> read_write;  // files that may also be written; folders whose files may also be
+                                        // created, written and removed
 };
 
 // From now on this process, and the threads and children it starts, opens
