@@ -7,23 +7,28 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 namespace warden::server {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+constexpr std::chrono::milliseconds kLook{100};  // how often a wait looks whether the server stops
 
-// Whether `socket` becomes ready for `events` within `wait` (a signal's
-// interruption waits on for what is left).
-bool ready(int socket, short events, std::chrono::milliseconds wait) {
-  const Clock::time_point until = Clock::now() + wait;
-  for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
+// Waits, a tenth of a second at a time so that a stopping server is
+// noticed, until `socket` is ready for `events`; false when `until` comes
+// first, the server stops (`listening` is no socket) or poll fails.
+bool ready(int socket, short events, Clock::time_point until, const std::atomic<int>& listening) {
+  while (listening.load() >= 0) {
+    const Clock::time_point now = Clock::now();
+    if (now >= until) return false;
+    const auto step = std::min(kLook, std::chrono::ceil<std::chrono::milliseconds>(until - now));
     pollfd p{socket, events, 0};
-    const int n = ::poll(&p, 1, int(std::max<int64_t>(0, left.count())));
+    const int n = ::poll(&p, 1, int(step.count()));
     if (n > 0) return true;
-    if (n == 0 || errno != EINTR) return false;
+    if (n < 0 && errno != EINTR) return false;
   }
+  return false;
 }
 
 // A numeric address and port, as cpp-httplib reports them in a Request.
@@ -40,30 +45,39 @@ void address_of(int socket, bool peer, std::string& ip, int& port) {
   port = std::atoi(service);
 }
 
-// A socket stream whose reads end at the request's deadline as well as at
-// the timeout of each read.
+// The connection's socket as cpp-httplib reads and writes it: reads come
+// from a buffer (its request parser reads a byte at a time) and end at the
+// request's deadline as well as at each read's timeout.
 class DeadlineStream final : public httplib::Stream {
  public:
-  DeadlineStream(int socket, std::chrono::milliseconds io, Clock::time_point deadline)
-      : socket_(socket), io_(io), deadline_(deadline) {}
+  DeadlineStream(int socket, std::chrono::milliseconds io, const std::atomic<int>& listening)
+      : socket_(socket), io_(io), listening_(listening) {}
 
+  void set_deadline(Clock::time_point deadline) { deadline_ = deadline; }
   void lift_deadline() { deadline_ = Clock::time_point::max(); }
+  bool past_deadline() const { return Clock::now() >= deadline_; }
+  bool has_buffered() const { return begin_ < end_; }
 
   bool is_readable() const override {
-    const Clock::time_point now = Clock::now();
-    if (now >= deadline_) return false;
-    const auto to_deadline = deadline_ == Clock::time_point::max()
-                                 ? io_
-                                 : std::chrono::ceil<std::chrono::milliseconds>(deadline_ - now);
-    return ready(socket_, POLLIN, std::min(io_, to_deadline));
+    if (has_buffered()) return true;
+    const Clock::time_point by_timeout = Clock::now() + io_;
+    return ready(socket_, POLLIN, std::min(by_timeout, deadline_), listening_);
   }
-  bool is_writable() const override { return ready(socket_, POLLOUT, io_); }
+  bool is_writable() const override { return ready(socket_, POLLOUT, Clock::now() + io_, listening_); }
   ssize_t read(char* ptr, size_t size) override {
-    if (!is_readable()) return -1;
-    ssize_t n;
-    do n = ::recv(socket_, ptr, size, 0);
-    while (n < 0 && errno == EINTR);
-    return n;
+    if (!has_buffered()) {
+      if (!is_readable()) return -1;
+      ssize_t n;
+      do n = ::recv(socket_, buffer_, sizeof buffer_, 0);
+      while (n < 0 && errno == EINTR);
+      if (n <= 0) return n;
+      begin_ = 0;
+      end_ = size_t(n);
+    }
+    const size_t n = std::min(size, end_ - begin_);
+    std::memcpy(ptr, buffer_ + begin_, n);
+    begin_ += n;
+    return ssize_t(n);
   }
   ssize_t write(const char* ptr, size_t size) override {
     if (!is_writable()) return -1;
@@ -79,50 +93,64 @@ class DeadlineStream final : public httplib::Stream {
  private:
   int socket_;
   std::chrono::milliseconds io_;
-  Clock::time_point deadline_;
+  const std::atomic<int>& listening_;
+  Clock::time_point deadline_ = Clock::time_point::max();
+  char buffer_[4096];
+  size_t begin_ = 0, end_ = 0;
 };
 
-// The stream of the request the calling thread is handling.
+// The connection the calling thread is serving, and whether it is to end
+// after the answer being made.
 thread_local DeadlineStream* current = nullptr;
+thread_local bool closing = false;
 
-// Waits, a tenth of a second at a time so that a stopping server is
-// noticed, until the next request starts to arrive; false when the
-// connection stays idle past `idle` or `deadline`, or the server stops.
-bool next_request_comes(int socket, std::chrono::milliseconds idle, Clock::time_point deadline,
-                        const std::atomic<int>& listening) {
-  const Clock::time_point until = std::min(Clock::now() + idle, deadline);
-  while (listening.load() >= 0) {
-    const Clock::time_point now = Clock::now();
-    if (now >= until) return false;
-    const auto step = std::min(std::chrono::milliseconds(100),
-                               std::chrono::ceil<std::chrono::milliseconds>(until - now));
-    if (ready(socket, POLLIN, step)) return true;
+// Ends the connection without discarding the answer just sent: closing a
+// socket with unread bytes in it resets the connection, and a client may
+// then lose the answer. So the sending side is shut first, and what the
+// client still sends is read and dropped for a moment, until it closes too.
+void close_gently(int socket, const std::atomic<int>& listening) {
+  ::shutdown(socket, SHUT_WR);
+  const Clock::time_point until = Clock::now() + std::chrono::seconds(1);
+  char sink[4096];
+  for (size_t dropped = 0; dropped < (size_t(256) << 10) && ready(socket, POLLIN, until, listening);) {
+    const ssize_t n = ::recv(socket, sink, sizeof sink, MSG_DONTWAIT);
+    if (n <= 0 && !(n < 0 && errno == EINTR)) break;
+    if (n > 0) dropped += size_t(n);
   }
-  return false;
+  ::close(socket);
 }
 
 }  // namespace
 
 bool serve_connection(int socket, const ConnectionLimits& limits, const std::atomic<int>& listening,
                       const ProcessRequest& process) {
+  DeadlineStream stream(socket, limits.io, listening);
   bool handled = false;
   for (size_t left = limits.requests_per_connection; left > 0; left--) {
     const Clock::time_point deadline = Clock::now() + limits.request;
-    if (!next_request_comes(socket, limits.keep_alive, deadline, listening)) break;
-    DeadlineStream stream(socket, limits.io, deadline);
+    stream.set_deadline(deadline);
+    // The next request starts to arrive, idle no longer than keep-alive allows.
+    if (!stream.has_buffered() &&
+        !ready(socket, POLLIN, std::min(Clock::now() + limits.keep_alive, deadline), listening))
+      break;
     bool connection_closed = false;
     current = &stream;
+    closing = false;
     handled = process(stream, left == 1, connection_closed);
     current = nullptr;
-    if (!handled || connection_closed) break;
+    // After a refusal the rest of its request may still be unread, and
+    // must not be taken for the next request (close_after_answer).
+    if (!handled || connection_closed || closing || stream.past_deadline()) break;
   }
-  ::shutdown(socket, SHUT_RDWR);
-  ::close(socket);
+  closing = false;
+  close_gently(socket, listening);
   return handled;
 }
 
 void request_arrived() {
   if (current) current->lift_deadline();
 }
+
+void close_after_answer() { closing = true; }
 
 }  // namespace warden::server

@@ -8,7 +8,13 @@
 // good. Here a request must have arrived whole (head and body) within the
 // limit, counted from the connection's start or the previous answer on it;
 // past that the connection is closed. The answer itself has no deadline (a
-// streamed one may take minutes); each write still has its timeout.
+// streamed one may take minutes); each write still has its timeout. Every
+// wait also ends within a tenth of a second of the server stopping.
+//
+// What this does not stop: a client that keeps opening connections and
+// sends each request slowly, but within the limit, still keeps workers
+// busy for that long each; reading requests outside the worker threads
+// would (docs/server.md, "--timeout").
 #include <httplib.h>
 
 #include <atomic>
@@ -36,5 +42,10 @@ bool serve_connection(int socket, const ConnectionLimits& limits, const std::ato
 // Called by every route handler, on the thread serving the connection:
 // the request has arrived whole, and the deadline no longer applies to it.
 void request_arrived();
+
+// Called while answering a request whose body may not have been read (a
+// refusal before routing, an error): the connection ends after this answer,
+// so that the rest of that request is never read as a request of its own.
+void close_after_answer();
 
 }  // namespace warden::server

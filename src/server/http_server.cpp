@@ -273,6 +273,16 @@ void Server::Impl::guarded(const httplib::Request& req, httplib::Response& res,
 void Server::Impl::install_routes() {
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     metrics.requests_total++;
+    // cpp-httplib 0.11 holds --max-body only against a Content-Length: a
+    // chunked body, or one read until the client closes, could be any size.
+    // OpenAI clients always send the length.
+    if (req.has_header("Transfer-Encoding") ||
+        (!req.has_header("Content-Length") &&
+         (req.method == "POST" || req.method == "PUT" || req.method == "PATCH" || req.method == "DELETE"))) {
+      reply_error(res, ApiError(411, "a request body needs a Content-Length (chunked bodies are not taken)",
+                                "invalid_request_error", "", "length_required"));
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (!host_header_allowed(req.get_header_value("Host"), !options.api_key.empty())) {
       reply_error(res, ApiError(403, "the Host header names neither this machine nor an IP address (a web page "
                                      "after DNS rebinding?); use 127.0.0.1 or localhost, or set --api-key",
@@ -294,6 +304,13 @@ void Server::Impl::install_routes() {
     reply_error(res, ApiError(401, "invalid or missing API key (send 'Authorization: Bearer KEY')",
                               "authentication_error", "", "invalid_api_key"));
     return httplib::Server::HandlerResponse::Handled;
+  });
+  // Runs for every answer: after an error or a refusal the connection ends,
+  // since the rest of that request may be unread (connection.h).
+  http.set_post_routing_handler([](const httplib::Request&, httplib::Response& res) {
+    if (res.status < 400) return;
+    res.set_header("Connection", "close");
+    close_after_answer();
   });
   // Runs for every answer with status >= 400, including those httplib makes
   // itself (no route: 404, body over the limit: 413); fills in an OpenAI

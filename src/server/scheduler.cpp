@@ -86,7 +86,10 @@ std::shared_ptr<Job> Scheduler::submit(GenerationRequest request) {
   {
     std::lock_guard lock(mutex_);
     if (stopping_) throw QueueFull("the server is shutting down");
-    if (queue_.size() >= options_.max_queue)
+    // Requests in the queue that free slots are about to take do not wait:
+    // with --max-queue 0 an idle server still takes a request.
+    const size_t free_slots = size_t(std::max<int64_t>(0, int64_t(slots_.size()) - metrics_.slots_busy.load()));
+    if (queue_.size() >= options_.max_queue + free_slots)
       throw QueueFull("all " + std::to_string(slots_.size()) + " slots are busy and " +
                       std::to_string(queue_.size()) + " requests are waiting; try again later");
     queue_.push_back(Pending{std::move(request), job});

@@ -71,6 +71,14 @@ nlohmann::json model_meta(const ServeProcess& server) {
   return r.json()["data"][0]["meta"];
 }
 
+// --max-queue counts requests that wait for a slot: with none allowed to
+// wait, an idle server still takes one (it used to answer 503 to all).
+TEST(ServeFlags, AnIdleServerWithNoQueueStillAnswers) {
+  ServeProcess server({"--parallel", "1", "--max-queue", "0", "-t", "1"});
+  auto r = ApiClient(server.port()).post("/v1/completions", nlohmann::json{{"prompt", "hi"}, {"max_tokens", 2}});
+  EXPECT_EQ(r.status, 200) << r.body;
+}
+
 TEST(ServeFlags, ServeTakesNpAndDividesTheContext) {
   ServeProcess np({"-np", "3", "-c", "3000", "-t", "1"});
   auto meta = model_meta(np);

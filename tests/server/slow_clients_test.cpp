@@ -124,6 +124,38 @@ TEST(SlowClients, TheLimitIsForEachRequestNotTheConnection) {
   ::close(fd);
 }
 
+// A request refused before its body is read (here: from a web page of
+// another site) ends its connection: the body, which holds a request of
+// its own, is never taken for the next request on it.
+TEST(SlowClients, TheBodyOfARefusedRequestIsNeverARequest) {
+  ServeProcess server({"--parallel", "1", "-t", "1"});
+  const std::string inner_body = R"({"prompt":"hi","max_tokens":2})";
+  const std::string inner = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                            "Content-Length: " + std::to_string(inner_body.size()) + "\r\n\r\n" + inner_body;
+  const int fd = connect_to(server.port());
+  ASSERT_GE(fd, 0);
+  send_all(fd, "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: https://evil.example\r\n"
+               "Content-Type: text/plain\r\nContent-Length: " + std::to_string(inner.size()) + "\r\n\r\n" + inner);
+  bool closed = false;
+  const std::string answers = receive(fd, std::chrono::seconds(30), &closed);
+  ::close(fd);
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(answers.rfind("HTTP/1.1 403", 0), 0u) << answers;
+  EXPECT_EQ(answers.find("HTTP/1.1", 1), std::string::npos) << answers;  // one answer only
+  EXPECT_EQ(answers.find("text_completion"), std::string::npos) << answers;
+
+  // A body without a length (chunked, or until the client closes) could be
+  // any size: refused.
+  const int chunked = connect_to(server.port());
+  ASSERT_GE(chunked, 0);
+  send_all(chunked, "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "5\r\nhello\r\n");
+  const std::string refused = receive(chunked, std::chrono::seconds(30), &closed);
+  ::close(chunked);
+  EXPECT_EQ(refused.rfind("HTTP/1.1 411", 0), 0u) << refused;
+  EXPECT_TRUE(closed);
+}
+
 TEST(SlowClients, TheTimeoutMustBeASensibleNumberOfSeconds) {
   EXPECT_THROW(ServeProcess({"--timeout", "0"}), std::runtime_error);
   EXPECT_THROW(ServeProcess({"--timeout", "x"}), std::runtime_error);
