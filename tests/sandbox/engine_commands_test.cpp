@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -88,6 +89,32 @@ TEST(EngineCommands, GenerateAndChatRunConfined) {
   EXPECT_NE(copies[0].parent_path().filename(), "packed");
 }
 
+// How many seccomp filters the process whose status file `status_path()`
+// names (none yet: "") has, once it has `want` or 60 s have passed.
+std::string seccomp_filters(const std::function<std::string()>& status_path, const std::string& want) {
+  std::string filters;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    const std::string path = status_path();
+    if (!path.empty() && (filters = status_field(path, "Seccomp_filters")) == want) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return filters;
+}
+
+// Opens `fifo` for writing and closes it, which lets the command blocked in
+// opening it go on (and find no model); returns the command's exit code.
+int release_and_wait(const std::string& fifo, const WardenChild& command) {
+  const int writer = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+  if (writer >= 0) ::close(writer);
+  ::close(command.stdin_fd);
+  int wait_status = 0;
+  ::waitpid(command.pid, &wait_status, 0);
+  return WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 128 + WTERMSIG(wait_status);
+}
+
+std::string status_of(pid_t pid) { return "/proc/" + std::to_string(pid) + "/status"; }
+
 // inspect is for a GGUF file just downloaded: it confines itself before it
 // opens the file. A FIFO in the file's place holds it in open() while the
 // test looks, and is no model (an error, exit 1).
@@ -95,20 +122,9 @@ TEST(EngineCommands, InspectReadsTheFileConfined) {
   const std::string fifo = make_temp_dir("fifo") + "/model.gguf";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   const WardenChild child = start_warden({"inspect", fifo});
-  const std::string status = "/proc/" + std::to_string(child.pid) + "/status";
-  std::string filters;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline && (filters = status_field(status, "Seccomp_filters")) != "2")
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  EXPECT_EQ(filters, "2");
-  EXPECT_EQ(status_field(status, "NoNewPrivs"), "1");
-  const int writer = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);  // lets its open() return
-  ASSERT_GE(writer, 0);
-  ::close(writer);
-  ::close(child.stdin_fd);
-  int wait_status = 0;
-  ::waitpid(child.pid, &wait_status, 0);
-  EXPECT_TRUE(WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 1) << wait_status;
+  EXPECT_EQ(seccomp_filters([&] { return status_of(child.pid); }, "2"), "2");
+  EXPECT_EQ(status_field(status_of(child.pid), "NoNewPrivs"), "1");
+  EXPECT_EQ(release_and_wait(fifo, child), 1);
 }
 
 // quantize converts in a child process confined as inspect is, which
@@ -121,22 +137,14 @@ TEST(EngineCommands, QuantizeConvertsInAConfinedChild) {
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   const WardenChild parent = start_warden({"quantize", fifo, dir + "/out.gguf", "q8_0"});
   const std::string children = "/proc/" + std::to_string(parent.pid) + "/task/" + std::to_string(parent.pid) + "/children";
-  std::string child, filters;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline) {
+  auto child_status = [&] {
+    std::string child;
     std::ifstream(children) >> child;
-    if (!child.empty() && (filters = status_field("/proc/" + child + "/status", "Seccomp_filters")) == "2") break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  EXPECT_EQ(filters, "2") << "child " << child;
-  EXPECT_EQ(status_field("/proc/" + std::to_string(parent.pid) + "/status", "Seccomp_filters"), "0");
-  const int writer = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
-  ASSERT_GE(writer, 0);
-  ::close(writer);
-  ::close(parent.stdin_fd);
-  int wait_status = 0;
-  ::waitpid(parent.pid, &wait_status, 0);
-  EXPECT_TRUE(WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 1) << wait_status;
+    return child.empty() ? child : "/proc/" + child + "/status";
+  };
+  EXPECT_EQ(seccomp_filters(child_status, "2"), "2");
+  EXPECT_EQ(status_field(status_of(parent.pid), "Seccomp_filters"), "0");
+  EXPECT_EQ(release_and_wait(fifo, parent), 1);
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), std::filesystem::directory_iterator()), 1);
 }
 
@@ -146,19 +154,8 @@ TEST(EngineCommands, BenchLoadsConfined) {
   const std::string fifo = make_temp_dir("bench") + "/model.gguf";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   const WardenChild child = start_warden({"bench", "-m", fifo, "-p", "8", "-n", "0", "-r", "1"});
-  const std::string status = "/proc/" + std::to_string(child.pid) + "/status";
-  std::string filters;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline && (filters = status_field(status, "Seccomp_filters")) != "1")
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  EXPECT_EQ(filters, "1");
-  const int writer = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
-  ASSERT_GE(writer, 0);
-  ::close(writer);
-  ::close(child.stdin_fd);
-  int wait_status = 0;
-  ::waitpid(child.pid, &wait_status, 0);
-  EXPECT_TRUE(WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 1) << wait_status;
+  EXPECT_EQ(seccomp_filters([&] { return status_of(child.pid); }, "1"), "1");
+  EXPECT_EQ(release_and_wait(fifo, child), 1);
 }
 
 // Error messages carry names from outside; the terminal gets their
