@@ -23,8 +23,9 @@ int build_seccomp_fd(const SeccompOptions& options);
 // that runs the engine on hostile text (warden serve, once its socket
 // listens; generate; chat) may no longer create, connect or bind sockets
 // (nor connect one with TCP Fast Open), start programs or processes (threads
-// only), debug other processes or use the jail's other denied calls. Throws
-// warden::Error when it cannot.
+// only), debug other processes, change any file's mode, owner, times (but
+// through futimens), extended attributes or inode flags, truncate files, or
+// use the jail's other denied calls. Throws warden::Error when it cannot.
 void confine_engine_process();
 
 // A further filter for the same process once it has loaded its model (and
