@@ -1,11 +1,17 @@
 // warden quantize IN OUT TYPE: rewrite a GGUF file's weights in another type.
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "command.h"
 #include "engine_confinement.h"
@@ -15,49 +21,107 @@
 
 namespace {
 
+using warden::Error;
+
 struct QuantizeArgs {
   std::string in, out, type;
   int threads = 2;
 };
 
-// The conversion, in the child: it reads IN confined as `warden inspect`
-// does and writes to the descriptor it was given; its errors end it as any
-// command's do (one line, exit 1).
-int convert(const QuantizeArgs& a, const warden::modelgen::Scheme& scheme, int out_fd, const std::string& tmp) {
+// A new file beside OUT, with a name no other file has (so that two
+// conversions to one OUT, or an IN named like the temporary, never share
+// it), readable as a file made with fopen would be.
+int create_beside(const std::string& out, std::string& name) {
+  name = out + ".tmp.XXXXXX";
+  const int fd = ::mkostemp(name.data(), O_CLOEXEC);
+  if (fd < 0) throw Error(out + ": cannot create a file beside it: " + std::strerror(errno));
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  ::fchmod(fd, 0666 & ~mask);
+  return fd;
+}
+
+// The conversion, in the child: it dies with its parent, reads IN confined
+// as `warden inspect` does, writes to the descriptor it was given, and
+// sends its summary line up the pipe; its errors end it as any command's
+// do (one line, exit 1).
+int convert(const QuantizeArgs& a, const warden::modelgen::Scheme& scheme, int out_fd, const std::string& tmp,
+            int summary_fd, pid_t parent) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) return 1;  // the parent is gone already
   warden::cli::confine_model_reader(a.in);
   const auto r = warden::modelgen::quantize_to(a.in, out_fd, tmp, scheme, a.threads);
-  std::printf("%s: %zu tensors (%zu converted, %zu fell back to another type), %.1f MiB -> %.1f MiB\n",
-              a.out.c_str(), r.tensors, r.converted, r.fallbacks, double(r.bytes_in) / (1024.0 * 1024.0),
-              double(r.bytes_out) / (1024.0 * 1024.0));
+  char line[512];
+  const int n = std::snprintf(line, sizeof line, "%zu tensors (%zu converted, %zu fell back to another type), %.1f MiB -> %.1f MiB\n",
+                              r.tensors, r.converted, r.fallbacks, double(r.bytes_in) / (1024.0 * 1024.0),
+                              double(r.bytes_out) / (1024.0 * 1024.0));
+  [[maybe_unused]] const ssize_t written = ::write(summary_fd, line, size_t(std::max(0, n)));
   return 0;
+}
+
+// Waits for the child; a SIGINT, SIGTERM or SIGHUP meanwhile (blocked in
+// this process since before the fork) kills it first. Returns the child's
+// wait status, and the signal that came (0: none).
+int wait_for(pid_t child, const sigset_t& stop_signals, int& stopped_by) {
+  stopped_by = 0;
+  for (;;) {
+    int status = 0;
+    const pid_t done = ::waitpid(child, &status, WNOHANG);
+    if (done == child) return status;
+    if (done < 0 && errno != EINTR) return status;
+    const timespec tick{0, 100 * 1000 * 1000};
+    if (const int sig = ::sigtimedwait(&stop_signals, nullptr, &tick); sig > 0 && !stopped_by) {
+      stopped_by = sig;
+      ::kill(child, SIGKILL);
+    }
+  }
 }
 
 // IN may be a file just downloaded, so a child process parses and converts
 // it, confined to reading that file; this process, which parses nothing,
-// opens the output beside OUT first and names it OUT only once the child
+// creates the output beside OUT first and names it OUT only once the child
 // succeeded (nothing half-written at OUT, and the child has no way to the
 // folder OUT is in).
 int quantize(const QuantizeArgs& a) {
-  using warden::Error;
   const auto scheme = warden::modelgen::parse_scheme(a.type);  // UsageError before reading anything
-  const std::string tmp = a.out + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (fd < 0) throw Error(tmp + ": cannot create: " + std::strerror(errno));
-  std::fflush(nullptr);
-  const pid_t child = ::fork();
-  if (child < 0) {
-    const int e = errno;
+  std::string tmp;
+  const int fd = create_beside(a.out, tmp);
+  int summary[2];
+  if (::pipe2(summary, O_CLOEXEC) != 0) {
     ::close(fd);
     ::unlink(tmp.c_str());
-    throw Error(std::string("cannot start the conversion: ") + std::strerror(e));
+    throw Error(std::string("cannot start the conversion: ") + std::strerror(errno));
   }
-  if (child == 0) return convert(a, scheme, fd, tmp);
+  sigset_t stop_signals, previous;
+  sigemptyset(&stop_signals);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&stop_signals, sig);
+  ::sigprocmask(SIG_BLOCK, &stop_signals, &previous);
+  std::fflush(nullptr);
+  const pid_t parent = ::getpid();
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::sigprocmask(SIG_SETMASK, &previous, nullptr);
+    ::close(summary[0]);
+    return convert(a, scheme, fd, tmp, summary[1], parent);
+  }
+  const int fork_error = errno;
   ::close(fd);
-  int status = 0;
-  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  ::close(summary[1]);
+  int stopped_by = 0;
+  const int status = child < 0 ? 0 : wait_for(child, stop_signals, stopped_by);
+  std::string line(512, '\0');
+  const ssize_t got = child < 0 ? 0 : ::read(summary[0], line.data(), line.size());
+  line.resize(size_t(std::max<ssize_t>(0, got)));
+  ::close(summary[0]);
+  const bool converted = child > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 && !stopped_by;
+  if (!converted) ::unlink(tmp.c_str());
+  ::sigprocmask(SIG_SETMASK, &previous, nullptr);
+  if (child < 0) throw Error(std::string("cannot start the conversion: ") + std::strerror(fork_error));
+  if (stopped_by) {
+    ::signal(stopped_by, SIG_DFL);
+    ::raise(stopped_by);  // ended as the signal would have ended it
   }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    ::unlink(tmp.c_str());
+  if (!converted) {
     if (WIFSIGNALED(status)) throw Error("the conversion ended by signal " + std::to_string(WTERMSIG(status)));
     return WEXITSTATUS(status);  // the child said why
   }
@@ -66,6 +130,7 @@ int quantize(const QuantizeArgs& a) {
     ::unlink(tmp.c_str());
     throw Error(a.out + ": cannot move the written file into place: " + std::strerror(e));
   }
+  std::printf("%s: %s", a.out.c_str(), line.c_str());
   return 0;
 }
 

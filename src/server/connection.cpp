@@ -7,7 +7,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
+#include <exception>
 
 namespace warden::server {
 namespace {
@@ -50,11 +52,18 @@ void address_of(int socket, bool peer, std::string& ip, int& port) {
 // request's deadline as well as at each read's timeout.
 class DeadlineStream final : public httplib::Stream {
  public:
-  DeadlineStream(int socket, std::chrono::milliseconds io, const std::atomic<int>& listening)
-      : socket_(socket), io_(io), listening_(listening) {}
+  DeadlineStream(int socket, std::chrono::milliseconds io, size_t request_bytes, const std::atomic<int>& listening)
+      : socket_(socket), io_(io), request_bytes_(request_bytes), listening_(listening) {}
 
-  void set_deadline(Clock::time_point deadline) { deadline_ = deadline; }
-  void lift_deadline() { deadline_ = Clock::time_point::max(); }
+  // A new request: it must arrive by `deadline`, in at most request_bytes.
+  void set_deadline(Clock::time_point deadline) {
+    deadline_ = deadline;
+    bytes_left_ = request_bytes_;
+  }
+  void lift_deadline() {
+    deadline_ = Clock::time_point::max();
+    bytes_left_ = SIZE_MAX;
+  }
   bool past_deadline() const { return Clock::now() >= deadline_; }
   bool has_buffered() const { return begin_ < end_; }
 
@@ -74,9 +83,11 @@ class DeadlineStream final : public httplib::Stream {
       begin_ = 0;
       end_ = size_t(n);
     }
-    const size_t n = std::min(size, end_ - begin_);
+    const size_t n = std::min({size, end_ - begin_, bytes_left_});
+    if (n == 0) return -1;  // the request is larger than any it may be
     std::memcpy(ptr, buffer_ + begin_, n);
     begin_ += n;
+    if (bytes_left_ != SIZE_MAX) bytes_left_ -= n;
     return ssize_t(n);
   }
   ssize_t write(const char* ptr, size_t size) override {
@@ -93,8 +104,10 @@ class DeadlineStream final : public httplib::Stream {
  private:
   int socket_;
   std::chrono::milliseconds io_;
+  size_t request_bytes_;
   const std::atomic<int>& listening_;
   Clock::time_point deadline_ = Clock::time_point::max();
+  size_t bytes_left_ = SIZE_MAX;
   char buffer_[4096];
   size_t begin_ = 0, end_ = 0;
 };
@@ -124,7 +137,7 @@ void close_gently(int socket, const std::atomic<int>& listening) {
 
 bool serve_connection(int socket, const ConnectionLimits& limits, const std::atomic<int>& listening,
                       const ProcessRequest& process) {
-  DeadlineStream stream(socket, limits.io, listening);
+  DeadlineStream stream(socket, limits.io, limits.request_bytes, listening);
   bool handled = false;
   for (size_t left = limits.requests_per_connection; left > 0; left--) {
     const Clock::time_point deadline = Clock::now() + limits.request;
@@ -136,7 +149,11 @@ bool serve_connection(int socket, const ConnectionLimits& limits, const std::ato
     bool connection_closed = false;
     current = &stream;
     closing = false;
-    handled = process(stream, left == 1, connection_closed);
+    try {
+      handled = process(stream, left == 1, connection_closed);
+    } catch (const std::exception&) {
+      handled = false;
+    }
     current = nullptr;
     // After a refusal the rest of its request may still be unread, and
     // must not be taken for the next request (close_after_answer).

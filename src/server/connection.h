@@ -25,6 +25,7 @@ namespace warden::server {
 
 struct ConnectionLimits {
   std::chrono::milliseconds request{30000};     // for a request to arrive whole
+  size_t request_bytes = size_t(4) << 20;       // head and body of one request (cpp-httplib bounds neither a header line nor their number)
   std::chrono::milliseconds io{30000};          // for one read or write
   std::chrono::milliseconds keep_alive{5000};   // idle between two requests
   size_t requests_per_connection = 100;
@@ -35,7 +36,9 @@ using ProcessRequest = std::function<bool(httplib::Stream& stream, bool close_co
 
 // Serves the connection on `socket` until it ends, the limits close it or
 // `listening` stops being a socket (the server stops); then shuts it down
-// and closes it. Returns whether the last request was handled.
+// and closes it. An exception while handling a request (memory running
+// out) ends that connection, not the server. Returns whether the last
+// request was handled.
 bool serve_connection(int socket, const ConnectionLimits& limits, const std::atomic<int>& listening,
                       const ProcessRequest& process);
 

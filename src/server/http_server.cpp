@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <random>
 
 #include "chat/jinja_error.h"
@@ -191,6 +192,9 @@ class AdoptingHttpServer : public httplib::Server {
   bool process_and_close_socket(socket_t sock) override {
     ConnectionLimits limits;
     limits.request = limits.io = timeout_;
+    // The body's limit, and room for a head (cpp-httplib bounds neither a
+    // header line nor the number of headers).
+    limits.request_bytes = payload_max_length_ + (size_t(64) << 10);
     limits.keep_alive = std::chrono::seconds(keep_alive_timeout_sec_);
     limits.requests_per_connection = keep_alive_max_count_;
     return serve_connection(sock, limits, svr_sock_, [this](httplib::Stream& stream, bool close, bool& closed) {
@@ -270,17 +274,37 @@ void Server::Impl::guarded(const httplib::Request& req, httplib::Response& res,
   }
 }
 
+namespace {
+
+// Request bodies cpp-httplib 0.11 would mishandle, refused before it reads
+// them (the refusal then ends the connection, connection.h):
+//  - it holds --max-body only against a Content-Length: a chunked body
+//    could be any size (OpenAI clients always send the length);
+//  - it inflates gzip, deflate and br bodies after that check;
+//  - it reads no body for other methods than POST, PUT, PATCH and DELETE,
+//    so the bytes of one would be read as the next request.
+std::optional<ApiError> body_refusal(const httplib::Request& req) {
+  const bool takes_body = req.method == "POST" || req.method == "PUT" || req.method == "PATCH" || req.method == "DELETE";
+  if (req.has_header("Transfer-Encoding") ||
+      (!req.has_header("Content-Length") && req.method != "DELETE" && takes_body))
+    return ApiError(411, "a request body needs a Content-Length (chunked bodies are not taken)", "invalid_request_error",
+                    "", "length_required");
+  if (const std::string encoding = req.get_header_value("Content-Encoding"); !encoding.empty() && encoding != "identity")
+    return ApiError(415, "compressed request bodies are not taken (Content-Encoding " + encoding.substr(0, 40) + ")",
+                    "invalid_request_error", "", "unsupported_encoding");
+  if (!takes_body && req.has_header("Content-Length") && req.get_header_value("Content-Length") != "0")
+    return ApiError(400, "a " + req.method.substr(0, 16) + " request has no body", "invalid_request_error", "",
+                    "unexpected_body");
+  return std::nullopt;
+}
+
+}  // namespace
+
 void Server::Impl::install_routes() {
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     metrics.requests_total++;
-    // cpp-httplib 0.11 holds --max-body only against a Content-Length: a
-    // chunked body, or one read until the client closes, could be any size.
-    // OpenAI clients always send the length.
-    if (req.has_header("Transfer-Encoding") ||
-        (!req.has_header("Content-Length") &&
-         (req.method == "POST" || req.method == "PUT" || req.method == "PATCH" || req.method == "DELETE"))) {
-      reply_error(res, ApiError(411, "a request body needs a Content-Length (chunked bodies are not taken)",
-                                "invalid_request_error", "", "length_required"));
+    if (auto refusal = body_refusal(req)) {
+      reply_error(res, *refusal);
       return httplib::Server::HandlerResponse::Handled;
     }
     if (!host_header_allowed(req.get_header_value("Host"), !options.api_key.empty())) {

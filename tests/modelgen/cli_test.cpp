@@ -35,6 +35,15 @@ TEST(Cli, MakeModelAndQuantizeWork) {
   gguf::File f(dir + "/m-q8.gguf");
   EXPECT_EQ(f.find_tensor("blk.0.attn_q.weight")->type, gguf::TensorType::Q8_0);
   EXPECT_EQ(f.get_uint("warden.modelgen.seed", 0), 5u);
+  EXPECT_EQ(q.out.rfind(dir + "/m-q8.gguf: ", 0), 0u) << q.out;  // said once the file is in place
+
+  // The file it writes first has a name of its own: an input named like
+  // "OUT.tmp" is read, not overwritten, and only OUT is added beside it.
+  std::filesystem::copy_file(dir + "/m.gguf", dir + "/n.gguf.tmp");
+  q = run_warden({"quantize", dir + "/n.gguf.tmp", dir + "/n.gguf", "q8_0"});
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  EXPECT_EQ(std::filesystem::file_size(dir + "/n.gguf.tmp"), std::filesystem::file_size(dir + "/m.gguf"));
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), std::filesystem::directory_iterator()), 4);
 }
 
 TEST(Cli, MakeModelBadArgumentsExitTwo) {

@@ -12,10 +12,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/test_env.h"
 #include "server/serve_process.h"
 
 namespace warden::test {
@@ -154,6 +156,48 @@ TEST(SlowClients, TheBodyOfARefusedRequestIsNeverARequest) {
   ::close(chunked);
   EXPECT_EQ(refused.rfind("HTTP/1.1 411", 0), 0u) << refused;
   EXPECT_TRUE(closed);
+
+  // cpp-httplib reads no body for a GET (the bytes would be the next
+  // request), and inflates compressed bodies past --max-body: both refused.
+  for (const auto& [head, status] :
+       {std::pair{"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: " + std::to_string(inner.size()) +
+                      "\r\n\r\n" + inner,
+                  std::string("HTTP/1.1 400")},
+        std::pair{std::string("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Encoding: gzip\r\n"
+                              "Content-Length: 4\r\n\r\nabcd"),
+                  std::string("HTTP/1.1 415")}}) {
+    const int c = connect_to(server.port());
+    ASSERT_GE(c, 0);
+    send_all(c, head);
+    const std::string answer = receive(c, std::chrono::seconds(30), &closed);
+    ::close(c);
+    EXPECT_EQ(answer.rfind(status, 0), 0u) << answer;
+    EXPECT_EQ(answer.find("HTTP/1.1", 1), std::string::npos) << answer;
+    EXPECT_TRUE(closed);
+  }
+}
+
+// cpp-httplib bounds neither a header line nor the number of headers: a
+// request may take no more than the body's limit and 64 KiB in all, so a
+// 50 MB header line costs the server no 50 MB.
+TEST(SlowClients, ARequestHeadIsBoundedInSize) {
+  ServeProcess server({"--parallel", "1", "-t", "1", "--max-body", "1024"});
+  // The high-water mark: the line, read whole, would be freed again at once.
+  const std::string status = "/proc/" + std::to_string(server.pid()) + "/status";
+  const long peak_before = std::atol(status_field(status, "VmHWM").c_str());
+  const int fd = connect_to(server.port());
+  ASSERT_GE(fd, 0);
+  send_all(fd, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Long: " + std::string(size_t(50) << 20, 'a'));
+  bool closed = false;
+  receive(fd, std::chrono::seconds(30), &closed);
+  ::close(fd);
+  EXPECT_TRUE(closed);
+  EXPECT_LT(std::atol(status_field(status, "VmHWM").c_str()) - peak_before, 25 * 1024);
+  const int again = connect_to(server.port());
+  ASSERT_GE(again, 0);
+  send_all(again, kHealth);
+  EXPECT_EQ(receive(again, std::chrono::seconds(30)).rfind("HTTP/1.1 200", 0), 0u);
+  ::close(again);
 }
 
 TEST(SlowClients, TheTimeoutMustBeASensibleNumberOfSeconds) {
