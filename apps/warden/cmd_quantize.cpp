@@ -60,15 +60,18 @@ int convert(const QuantizeArgs& a, const warden::modelgen::Scheme& scheme, int o
 }
 
 // Waits for the child; a SIGINT, SIGTERM or SIGHUP meanwhile (blocked in
-// this process since before the fork) kills it first. Returns the child's
-// wait status, and the signal that came (0: none).
-int wait_for(pid_t child, const sigset_t& stop_signals, int& stopped_by) {
+// this process since before the fork) kills it first. Returns whether it
+// exited 0, its wait status (-1: lost), and the signal that came (0: none).
+bool wait_for(pid_t child, const sigset_t& stop_signals, int& status, int& stopped_by) {
   stopped_by = 0;
   for (;;) {
-    int status = 0;
+    status = 0;
     const pid_t done = ::waitpid(child, &status, WNOHANG);
-    if (done == child) return status;
-    if (done < 0 && errno != EINTR) return status;
+    if (done == child) return WIFEXITED(status) && WEXITSTATUS(status) == 0 && !stopped_by;
+    if (done < 0 && errno != EINTR) {  // its status is lost: nothing says it finished
+      status = -1;
+      return false;
+    }
     const timespec tick{0, 100 * 1000 * 1000};
     if (const int sig = ::sigtimedwait(&stop_signals, nullptr, &tick); sig > 0 && !stopped_by) {
       stopped_by = sig;
@@ -97,6 +100,7 @@ int quantize(const QuantizeArgs& a) {
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&stop_signals, sig);
   ::sigprocmask(SIG_BLOCK, &stop_signals, &previous);
   std::fflush(nullptr);
+  ::signal(SIGCHLD, SIG_DFL);  // an ignored SIGCHLD (inherited) would reap the child before waitpid
   const pid_t parent = ::getpid();
   const pid_t child = ::fork();
   if (child == 0) {
@@ -107,13 +111,12 @@ int quantize(const QuantizeArgs& a) {
   const int fork_error = errno;
   ::close(fd);
   ::close(summary[1]);
-  int stopped_by = 0;
-  const int status = child < 0 ? 0 : wait_for(child, stop_signals, stopped_by);
+  int status = 0, stopped_by = 0;
+  const bool converted = child > 0 && wait_for(child, stop_signals, status, stopped_by);
   std::string line(512, '\0');
   const ssize_t got = child < 0 ? 0 : ::read(summary[0], line.data(), line.size());
   line.resize(size_t(std::max<ssize_t>(0, got)));
   ::close(summary[0]);
-  const bool converted = child > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 && !stopped_by;
   if (!converted) ::unlink(tmp.c_str());
   ::sigprocmask(SIG_SETMASK, &previous, nullptr);
   if (child < 0) throw Error(std::string("cannot start the conversion: ") + std::strerror(fork_error));
@@ -122,6 +125,7 @@ int quantize(const QuantizeArgs& a) {
     ::raise(stopped_by);  // ended as the signal would have ended it
   }
   if (!converted) {
+    if (status == -1) throw Error("lost track of the conversion (" + std::string(std::strerror(ECHILD)) + ")");
     if (WIFSIGNALED(status)) throw Error("the conversion ended by signal " + std::to_string(WTERMSIG(status)));
     return WEXITSTATUS(status);  // the child said why
   }
