@@ -52,10 +52,12 @@ int convert(const QuantizeArgs& a, const warden::modelgen::Scheme& scheme, int o
   warden::cli::confine_model_reader(a.in);
   const auto r = warden::modelgen::quantize_to(a.in, out_fd, tmp, scheme, a.threads);
   char line[512];
-  const int n = std::snprintf(line, sizeof line, "%zu tensors (%zu converted, %zu fell back to another type), %.1f MiB -> %.1f MiB\n",
+  const int n = std::snprintf(line, sizeof line,
+                              "%zu tensors (%zu converted, %zu fell back to another type), %.1f MiB -> %.1f MiB\n",
                               r.tensors, r.converted, r.fallbacks, double(r.bytes_in) / (1024.0 * 1024.0),
                               double(r.bytes_out) / (1024.0 * 1024.0));
-  [[maybe_unused]] const ssize_t written = ::write(summary_fd, line, size_t(std::max(0, n)));
+  const size_t length = std::min(size_t(std::max(0, n)), sizeof line - 1);  // snprintf counts what did not fit too
+  [[maybe_unused]] const ssize_t written = ::write(summary_fd, line, length);
   return 0;
 }
 

@@ -54,10 +54,10 @@ std::vector<uint8_t> convert_tensor(const gguf::File& f, const gguf::TensorInfo&
       &progress);
 }
 
-// Converts `in`, then hands the converted file to `write` (as "writing" on
-// the progress line) and says what was done.
-QuantizeResult convert_file(const std::string& in, const Scheme& scheme, int threads,
-                            const std::function<void(const gguf::Writer&, Progress&)>& write) {
+// Converts `in`, then hands the converted file to `write` ("writing
+// OUT_NAME" on the progress line) and says what was done.
+QuantizeResult convert_file(const std::string& in, const Scheme& scheme, int threads, const std::string& out_name,
+                            const std::function<void(const gguf::Writer&)>& write) {
   const gguf::File f(in);
   std::vector<std::string> names;
   uint64_t total_elements = 0;
@@ -104,7 +104,8 @@ QuantizeResult convert_file(const std::string& in, const Scheme& scheme, int thr
     writer.add_tensor(info.name, info.dims, choice.type, std::move(data));
     result.tensors++;
   }
-  write(writer, progress);
+  progress.set_detail("writing " + out_name);
+  write(writer);
   progress.finish();
   return result;
 }
@@ -112,18 +113,13 @@ QuantizeResult convert_file(const std::string& in, const Scheme& scheme, int thr
 }  // namespace
 
 QuantizeResult quantize_file(const std::string& in, const std::string& out, const Scheme& scheme, int threads) {
-  return convert_file(in, scheme, threads, [&](const gguf::Writer& writer, Progress& progress) {
-    progress.set_detail("writing " + out);
-    writer.write(out);
-  });
+  return convert_file(in, scheme, threads, out, [&](const gguf::Writer& writer) { writer.write(out); });
 }
 
 QuantizeResult quantize_to(const std::string& in, int out_fd, const std::string& out_name, const Scheme& scheme,
                            int threads) {
-  return convert_file(in, scheme, threads, [&](const gguf::Writer& writer, Progress& progress) {
-    progress.set_detail("writing " + out_name);
-    writer.write_to(out_fd, out_name);
-  });
+  return convert_file(in, scheme, threads, out_name,
+                      [&](const gguf::Writer& writer) { writer.write_to(out_fd, out_name); });
 }
 
 }  // namespace warden::modelgen

@@ -25,7 +25,9 @@ namespace warden::server {
 
 struct ConnectionLimits {
   std::chrono::milliseconds request{30000};     // for a request to arrive whole
-  size_t request_bytes = size_t(4) << 20;       // head and body of one request (cpp-httplib bounds neither a header line nor their number)
+  // Head and body of one request together: cpp-httplib bounds neither a
+  // header line nor the number of headers.
+  size_t request_bytes = size_t(4) << 20;
   std::chrono::milliseconds io{30000};          // for one read or write
   std::chrono::milliseconds keep_alive{5000};   // idle between two requests
   size_t requests_per_connection = 100;

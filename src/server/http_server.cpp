@@ -284,9 +284,9 @@ namespace {
 //  - it reads no body for other methods than POST, PUT, PATCH and DELETE,
 //    so the bytes of one would be read as the next request.
 std::optional<ApiError> body_refusal(const httplib::Request& req) {
-  const bool takes_body = req.method == "POST" || req.method == "PUT" || req.method == "PATCH" || req.method == "DELETE";
-  if (req.has_header("Transfer-Encoding") ||
-      (!req.has_header("Content-Length") && req.method != "DELETE" && takes_body))
+  const bool needs_length = req.method == "POST" || req.method == "PUT" || req.method == "PATCH";
+  const bool takes_body = needs_length || req.method == "DELETE";  // a DELETE may also come without one
+  if (req.has_header("Transfer-Encoding") || (needs_length && !req.has_header("Content-Length")))
     return ApiError(411, "a request body needs a Content-Length (chunked bodies are not taken)", "invalid_request_error",
                     "", "length_required");
   if (const std::string encoding = req.get_header_value("Content-Encoding"); !encoding.empty() && encoding != "identity")
