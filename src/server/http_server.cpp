@@ -175,35 +175,28 @@ ApiError client_closed() {
                   "client_closed_request");
 }
 
-// cpp-httplib's server on a socket made beforehand: the server's socket
-// member is protected, and set only by its own bind functions otherwise.
-// cpp-httplib's server on a socket made before it, serving each connection
-// with a deadline for every request to arrive (connection.h).
-class AdoptingHttpServer : public httplib::Server {
+// cpp-httplib's routing and answers, for requests the gate has read whole
+// (connection.h): its own accept loop and connection handling go unused.
+class RoutingHttpServer : public httplib::Server {
  public:
-  void adopt(int fd) { svr_sock_ = fd; }
-  void set_timeout(int seconds) {
-    timeout_ = std::chrono::seconds(seconds);
-    set_read_timeout(seconds, 0);
-    set_write_timeout(seconds, 0);
+  // cpp-httplib ends a streamed answer once its socket member is no socket
+  // ("shutting down"); it holds the gate's listening socket's number while
+  // serving, and is never used as a socket.
+  void serving(int listening_fd) { svr_sock_ = listening_fd; }
+  void stopping() { svr_sock_ = INVALID_SOCKET; }
+  bool answer(httplib::Stream& stream, bool close_connection, bool& connection_closed) {
+    return process_request(stream, close_connection, connection_closed, nullptr);
   }
-
- private:
-  bool process_and_close_socket(socket_t sock) override {
-    ConnectionLimits limits;
-    limits.request = limits.io = timeout_;
-    // The body's limit, and room for a head (cpp-httplib bounds neither a
-    // header line nor the number of headers).
-    limits.request_bytes = payload_max_length_ + (size_t(64) << 10);
-    limits.keep_alive = std::chrono::seconds(keep_alive_timeout_sec_);
-    limits.requests_per_connection = keep_alive_max_count_;
-    return serve_connection(sock, limits, svr_sock_, [this](httplib::Stream& stream, bool close, bool& closed) {
-      return process_request(stream, close, closed, nullptr);
-    });
-  }
-
-  std::chrono::milliseconds timeout_{30000};
 };
+
+// The whole answer of a request the gate refuses before any worker sees it.
+std::string gate_refusal(int status, const std::string& message, const std::string& code) {
+  const std::string body = error_body(ApiError(status, message, "invalid_request_error", "", code)).dump();
+  const char* reason = status == 408 ? "Request Timeout" : status == 431 ? "Request Header Fields Too Large" : "Error";
+  return "HTTP/1.1 " + std::to_string(status) + " " + reason +
+         "\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + body;
+}
 
 }  // namespace
 
@@ -233,10 +226,8 @@ struct Server::Impl {
   PromptBuilder prompts;
   std::shared_ptr<const grammar::Vocabulary> vocab;
   std::unique_ptr<Scheduler> scheduler;
-  AdoptingHttpServer http;
-  std::mutex listening_mutex;
-  int listening_fd = -1;  // the adopted socket, until stop()
-  bool stopping = false;
+  RoutingHttpServer http;
+  std::unique_ptr<ConnectionGate> gate;
   int64_t created = unix_now();
 };
 
@@ -250,9 +241,15 @@ Server::Impl::Impl(engine::Engine& e, ServerOptions o)
   // Every streaming client holds a worker thread for its whole answer, so
   // the pool must cover all slots and the whole queue, plus probes.
   const size_t workers = size_t(scheduler->slots()) + options.max_queue + 16;
-  http.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
   http.set_payload_max_length(options.max_body);
-  http.set_timeout(options.timeout_seconds);
+  ConnectionLimits limits;
+  limits.request = limits.io = std::chrono::seconds(options.timeout_seconds);
+  limits.max_body = options.max_body;
+  limits.max_buffered = std::max(limits.max_buffered, 4 * (limits.max_head + limits.max_body));
+  gate = std::make_unique<ConnectionGate>(
+      limits, workers,
+      [this](httplib::Stream& stream, bool close, bool& closed) { return http.answer(stream, close, closed); },
+      gate_refusal);
   install_routes();
 }
 
@@ -263,7 +260,6 @@ void Server::Impl::reply_error(httplib::Response& res, const ApiError& e) {
 
 void Server::Impl::guarded(const httplib::Request& req, httplib::Response& res,
                            void (Impl::*handler)(const httplib::Request&, httplib::Response&)) {
-  request_arrived();
   try {
     (this->*handler)(req, res);
   } catch (const ApiError& e) {
@@ -289,6 +285,15 @@ std::optional<ApiError> body_refusal(const httplib::Request& req) {
   if (req.has_header("Transfer-Encoding") || (needs_length && !req.has_header("Content-Length")))
     return ApiError(411, "a request body needs a Content-Length (chunked bodies are not taken)", "invalid_request_error",
                     "", "length_required");
+  // Only digits, and one value however often it is given: cpp-httplib
+  // would read "12abc" as 12, and the first of two lengths.
+  for (size_t i = 0; i < req.get_header_value_count("Content-Length"); i++) {
+    const std::string length = req.get_header_value("Content-Length", i);
+    if (length.empty() || length.size() > 18 || length.find_first_not_of("0123456789") != std::string::npos ||
+        length != req.get_header_value("Content-Length"))
+      return ApiError(400, "Content-Length is not one decimal number", "invalid_request_error", "",
+                      "invalid_content_length");
+  }
   if (const std::string encoding = req.get_header_value("Content-Encoding"); !encoding.empty() && encoding != "identity")
     return ApiError(415, "compressed request bodies are not taken (Content-Encoding " + encoding.substr(0, 40) + ")",
                     "invalid_request_error", "", "unsupported_encoding");
@@ -367,12 +372,10 @@ void Server::Impl::install_routes() {
   http.Get("/v1/models", [this](const httplib::Request& q, httplib::Response& s) {
     guarded(q, s, &Impl::handle_models);
   });
-  http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
-    request_arrived();
+  http.Get("/health", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("{\"status\":\"ok\"}", "application/json");
   });
   http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    request_arrived();
     res.set_content(metrics.prometheus_text(), "text/plain; version=0.0.4");
   });
 }
@@ -768,30 +771,15 @@ ListeningSocket listen_on(const std::string& host, int port) {
 }
 
 void Server::listen(ListeningSocket socket) {
-  {
-    std::lock_guard lock(impl_->listening_mutex);
-    if (impl_->stopping) {
-      ::close(socket.fd);
-      return;
-    }
-    impl_->listening_fd = socket.fd;
-    impl_->http.adopt(socket.fd);
-  }
-  impl_->http.listen_after_bind();
+  impl_->http.serving(socket.fd);
+  impl_->gate->run(socket.fd);
 }
 void Server::stop() {
-  // Jobs first: HTTP workers blocked on a generation return at once, so the
-  // HTTP server's worker pool can shut down.
+  // Jobs first: workers waiting on a generation return at once, so that
+  // the gate's workers can end.
   impl_->scheduler->stop();
-  {
-    // A stop before cpp-httplib's accept loop has started is one it would
-    // ignore: shut the socket down, so that the loop ends at its first
-    // accept, and a listen() still to come does not start.
-    std::lock_guard lock(impl_->listening_mutex);
-    impl_->stopping = true;
-    if (impl_->listening_fd >= 0) ::shutdown(impl_->listening_fd, SHUT_RDWR);
-  }
-  impl_->http.stop();
+  impl_->http.stopping();
+  impl_->gate->stop();
 }
 const std::string& Server::model_id() const { return impl_->model_id; }
 Metrics& Server::metrics() { return impl_->metrics; }

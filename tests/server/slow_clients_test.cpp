@@ -1,17 +1,19 @@
-// Slow clients (slowloris): every open connection holds one of the
-// server's worker threads, and a read timeout alone never ends a request
-// whose bytes trickle in. `warden serve --timeout N` gives each request N
-// seconds to arrive whole, from the connection's start or the previous
-// answer on it (src/server/connection.h).
+// Slow clients (slowloris). `warden serve` reads every request whole on one
+// thread before a worker answers it, and `--timeout N` gives each request N
+// seconds to arrive, from the connection's start or the previous answer on
+// it (src/server/connection.h): a slow client costs a socket, never a
+// worker, and no client is kept waiting by others' slowness.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <cstdlib>
 #include <string>
 #include <thread>
@@ -59,6 +61,26 @@ std::string receive(int fd, std::chrono::seconds wait, bool* closed = nullptr) {
     if (!closed && got.find("\r\n\r\n") != std::string::npos && got.find("ok") != std::string::npos) break;
   }
   if (closed) *closed = false;
+  return got;
+}
+
+// What arrives on `fd` until `marker` has come `count` times, the server
+// closes it, or 30 s pass with nothing more.
+std::string receive_until(int fd, const std::string& marker, int count = 1) {
+  std::string got;
+  auto seen = [&] {
+    int n = 0;
+    for (size_t at = got.find(marker); at != std::string::npos; at = got.find(marker, at + 1)) n++;
+    return n;
+  };
+  while (seen() < count) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 30000) <= 0) break;
+    char buf[4096];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    got.append(buf, size_t(n));
+  }
   return got;
 }
 
@@ -198,6 +220,145 @@ TEST(SlowClients, ARequestHeadIsBoundedInSize) {
   send_all(again, kHealth);
   EXPECT_EQ(receive(again, std::chrono::seconds(30)).rfind("HTTP/1.1 200", 0), 0u);
   ::close(again);
+}
+
+// Whether `fd` has nothing to read and is still open, this moment.
+bool quiet(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) == 0;
+}
+
+// Slow requests, each in time, hold no worker: with 17 workers and 60 such
+// requests under way, another client is answered while all 60 are still
+// arriving, and each of them is answered once it is whole.
+TEST(SlowClients, RequestsStillArrivingHoldNoWorker) {
+  ServeProcess server({"--parallel", "1", "--max-queue", "0", "-t", "1", "--timeout", "60"});
+  std::vector<int> slow;
+  for (int i = 0; i < 60; i++) {
+    const int fd = connect_to(server.port());
+    ASSERT_GE(fd, 0);
+    send_all(fd, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n");  // the blank line still to come
+    slow.push_back(fd);
+  }
+  const int fd = connect_to(server.port());
+  ASSERT_GE(fd, 0);
+  send_all(fd, kHealth);
+  const std::string answer = receive(fd, std::chrono::seconds(30));
+  ::close(fd);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
+  int still_arriving = 0;
+  for (int s : slow) still_arriving += quiet(s);
+  EXPECT_EQ(still_arriving, 60);
+  int answered = 0;
+  for (int s : slow) {
+    send_all(s, "\r\n");
+    answered += receive(s, std::chrono::seconds(30)).rfind("HTTP/1.1 200", 0) == 0;
+    ::close(s);
+  }
+  EXPECT_EQ(answered, 60);
+}
+
+// Connections are bounded (here by a file limit of 300): once they are all
+// open, each new one closes the one that has waited longest for its
+// request, so a client that opens many and sends nothing cannot lock others
+// out.
+TEST(SlowClients, ANewConnectionMakesRoomByClosingTheLongestWaiting) {
+  rlimit files{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &files), 0);
+  rlimit low = files;
+  low.rlim_cur = 300;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  std::optional<ServeProcess> server;
+  try {
+    server.emplace(std::vector<std::string>{"--parallel", "1", "-t", "1", "--timeout", "60"});
+  } catch (...) {
+    ::setrlimit(RLIMIT_NOFILE, &files);
+    throw;
+  }
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &files), 0);
+  std::vector<int> idle;
+  for (int i = 0; i < 250; i++) {
+    const int fd = connect_to(server->port());
+    ASSERT_GE(fd, 0);
+    send_all(fd, "GET /health HTTP/1.1\r\n");
+    idle.push_back(fd);
+  }
+  const int fd = connect_to(server->port());
+  ASSERT_GE(fd, 0);
+  send_all(fd, kHealth);
+  const std::string answer = receive(fd, std::chrono::seconds(30));
+  ::close(fd);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
+  bool first_closed = false;
+  receive(idle.front(), std::chrono::seconds(30), &first_closed);
+  EXPECT_TRUE(first_closed);
+  EXPECT_TRUE(quiet(idle.back()));
+  for (int s : idle) ::close(s);
+}
+
+// A request that does not arrive whole in time is answered 408, then closed.
+TEST(SlowClients, ARequestPastItsTimeIsToldSo) {
+  ServeProcess server({"--parallel", "1", "-t", "1", "--timeout", "1"});
+  const int fd = connect_to(server.port());
+  ASSERT_GE(fd, 0);
+  send_all(fd, "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\n{");
+  bool closed = false;
+  const std::string answer = receive(fd, std::chrono::seconds(30), &closed);
+  ::close(fd);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 408", 0), 0u) << answer;
+  EXPECT_NE(answer.find("request_timeout"), std::string::npos) << answer;
+  EXPECT_TRUE(closed);
+}
+
+// "Expect: 100-continue" (curl sends it with large bodies) is answered
+// before the body comes, and only once.
+TEST(SlowClients, ExpectContinueIsAnsweredBeforeTheBody) {
+  ServeProcess server({"--parallel", "1", "-t", "1"});
+  const std::string body = R"({"prompt":"hi","max_tokens":2})";
+  const int fd = connect_to(server.port());
+  ASSERT_GE(fd, 0);
+  send_all(fd, "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+               "Expect: 100-continue\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n");
+  EXPECT_EQ(receive_until(fd, "\r\n\r\n"), "HTTP/1.1 100 Continue\r\n\r\n");
+  send_all(fd, body);
+  const std::string answer = receive_until(fd, "text_completion");
+  ::close(fd);
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
+  EXPECT_EQ(answer.find("100 Continue"), std::string::npos) << answer;
+}
+
+// Requests sent back to back on one connection are answered in order.
+TEST(SlowClients, RequestsSentTogetherAreAnsweredInOrder) {
+  ServeProcess server({"--parallel", "1", "-t", "1"});
+  const int fd = connect_to(server.port());
+  ASSERT_GE(fd, 0);
+  send_all(fd, kHealth + "GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" + kHealth);
+  const std::string answers = receive_until(fd, "\"status\":\"ok\"", 2);
+  ::close(fd);
+  const size_t first = answers.find("\"status\":\"ok\""), models = answers.find("\"object\":\"list\""),
+               last = answers.rfind("\"status\":\"ok\"");
+  ASSERT_NE(first, std::string::npos) << answers;
+  ASSERT_NE(models, std::string::npos) << answers;
+  EXPECT_LT(first, models);
+  EXPECT_LT(models, last);
+}
+
+// A Content-Length that is not one decimal number is refused: cpp-httplib
+// would take "12abc" as 12, and the first of two lengths.
+TEST(SlowClients, AContentLengthMustBeOneNumber) {
+  ServeProcess server({"--parallel", "1", "-t", "1"});
+  for (const std::string& lengths : {std::string("Content-Length: 2x\r\n"),
+                                     std::string("Content-Length: 2\r\nContent-Length: 3\r\n")}) {
+    const int fd = connect_to(server.port());
+    ASSERT_GE(fd, 0);
+    send_all(fd, "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n" + lengths + "\r\n{}");
+    bool closed = false;
+    const std::string answer = receive(fd, std::chrono::seconds(30), &closed);
+    ::close(fd);
+    EXPECT_EQ(answer.rfind("HTTP/1.1 400", 0), 0u) << lengths << answer;
+    EXPECT_NE(answer.find("invalid_content_length"), std::string::npos) << answer;
+    EXPECT_TRUE(closed);
+  }
 }
 
 TEST(SlowClients, TheTimeoutMustBeASensibleNumberOfSeconds) {
