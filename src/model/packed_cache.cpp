@@ -316,7 +316,11 @@ std::unique_ptr<PackedWeights> PackedWeights::create(const PackedCacheSettings& 
   }
   if (std::string why = refusal(s, file_bytes); !why.empty()) return in_memory(why);
   // Unnamed until finish() links it: a crash before leaves nothing behind.
-  const int fd = ::open(s.dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  // Read-only by its mode (this descriptor still writes): no process of the
+  // user's, such as another engine taken over by its GGUF, can open it for
+  // writing or cut it short under the engines that map it (a cut mapping
+  // faults), and none may change a mode (the engine's seccomp filter).
+  const int fd = ::open(s.dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0400);
   if (fd < 0) return in_memory("cannot create a file in " + s.dir + ": " + std::strerror(errno));
   // Blocks reserved up front: a full disk later would otherwise kill the
   // process with SIGBUS while it packs into the mapping.
