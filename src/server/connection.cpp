@@ -60,17 +60,41 @@ void address_of(int socket, bool peer, std::string& ip, int& port) {
 // Sends what fits now, without waiting: for the gate's own short answers.
 void send_now(int socket, std::string_view text) { (void)::send(socket, text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT); }
 
+// Sends from the front of `pending` what the socket takes now; false when
+// the connection failed.
+bool send_pending(int socket, std::string& pending) {
+  while (!pending.empty()) {
+    const ssize_t n = ::send(socket, pending.data(), pending.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      pending.erase(0, size_t(n));
+    } else if (n == 0 || errno != EINTR) {
+      return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    }
+  }
+  return true;
+}
+
+// How much of an answer a worker may leave for the gate to send, when its
+// client reads more slowly than the answer is made: a streamed answer of a
+// few thousand tokens (about 190 bytes each) fits.
+constexpr size_t kHeldAnswer = size_t(2) << 20;
+
 // One whole request as a worker's cpp-httplib reads it: its reads end where
-// the request does, and never touch the socket; writes go to the socket.
+// the request does, and never touch the socket. Writes go to the socket,
+// and what it does not take at once to `unsent`, which the gate sends
+// after the answer: a client that reads slowly holds no worker either.
+// Past kHeldAnswer a write waits for the client, but all the waits of one
+// answer together no longer than the io limit.
 class RequestStream final : public httplib::Stream {
  public:
-  RequestStream(int socket, std::string_view request, std::chrono::milliseconds io, const std::atomic<bool>& stopping)
-      : socket_(socket), request_(request), io_(io), stopping_(stopping) {}
+  RequestStream(int socket, std::string_view request, std::string& unsent, std::chrono::milliseconds io,
+                const std::atomic<bool>& stopping)
+      : socket_(socket), request_(request), unsent_(unsent), io_(io), stopping_(stopping) {}
 
   size_t consumed() const { return offset_; }
 
   bool is_readable() const override { return offset_ < request_.size(); }
-  bool is_writable() const override { return ready(socket_, POLLOUT, Clock::now() + io_, stopping_); }
+  bool is_writable() const override { return unsent_.size() < kHeldAnswer || wait_until_writable(); }
   ssize_t read(char* ptr, size_t size) override {
     const size_t n = std::min(size, request_.size() - offset_);
     std::memcpy(ptr, request_.data() + offset_, n);
@@ -82,23 +106,37 @@ class RequestStream final : public httplib::Stream {
     // the body read already: the gate sent the one that was needed.
     if (!wrote_ && std::string_view(ptr, size) == kContinue) return ssize_t(size);
     wrote_ = true;
-    for (;;) {
+    if (!send_pending(socket_, unsent_)) return -1;
+    size_t sent = 0;
+    if (unsent_.empty() && size > 0) {
       const ssize_t n = ::send(socket_, ptr, size, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n >= 0) return n;
-      if (errno == EINTR) continue;
-      if ((errno != EAGAIN && errno != EWOULDBLOCK) || !is_writable()) return -1;
+      if (n >= 0) sent = size_t(n);
+      else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return -1;
     }
+    unsent_.append(ptr + sent, size - sent);
+    while (unsent_.size() > kHeldAnswer)
+      if (!wait_until_writable() || !send_pending(socket_, unsent_)) return -1;
+    return ssize_t(size);
   }
   void get_remote_ip_and_port(std::string& ip, int& port) const override { address_of(socket_, true, ip, port); }
   void get_local_ip_and_port(std::string& ip, int& port) const override { address_of(socket_, false, ip, port); }
   socket_t socket() const override { return socket_; }
 
  private:
+  bool wait_until_writable() const {
+    const Clock::time_point start = Clock::now();
+    const bool writable = stalled_ < io_ && ready(socket_, POLLOUT, start + (io_ - stalled_), stopping_);
+    stalled_ += Clock::now() - start;
+    return writable;
+  }
+
   int socket_;
   std::string_view request_;
+  std::string& unsent_;
   size_t offset_ = 0;
   bool wrote_ = false;
   std::chrono::milliseconds io_;
+  mutable Clock::duration stalled_{};
   const std::atomic<bool>& stopping_;
 };
 
@@ -114,16 +152,21 @@ void close_after_answer() { closing = true; }
 struct Connection {
   int fd = -1;
   std::string bytes;             // received, not yet answered
-  Clock::time_point since;       // the connection's start, or its last answer
+  std::string unsent;            // the last answer's bytes the socket has not taken yet
+  Clock::time_point since;       // the connection's start or its last answer; sending: the last progress
   size_t requests_left = 0;
   size_t searched = 0;           // how far the head's end was looked for
   RequestExtent extent;          // of the request at the front, once its head is in
   bool continue_sent = false;
   bool keep = false;             // a worker's verdict: serve the next request
+  bool polled = false;           // the gate has looked whether it sent anything
   // Ending gently (see end_gently).
   bool draining = false;
   size_t drained = 0;
 };
+
+// What a connection the gate holds is doing.
+enum class Stage { draining, idle, arriving, sending, whole };
 
 struct ConnectionGate::Impl {
   ConnectionLimits limits;
@@ -138,8 +181,9 @@ struct ConnectionGate::Impl {
 
   // The gate thread's own.
   std::vector<std::unique_ptr<Connection>> waiting;
+  size_t open = 0;       // connections open, with a worker or not
   size_t answering = 0;  // connections a worker has
-  size_t buffered = 0;   // bytes held by all connections
+  size_t held = 0;       // bytes the connections in `waiting` hold
   Clock::time_point accept_paused_until;
   std::unique_ptr<httplib::ThreadPool> pool;
 
@@ -157,16 +201,24 @@ struct ConnectionGate::Impl {
   void accept_new(int listening_fd);
   void read_request(Connection& c);
   void look_for_head(Connection& c);
-  bool due_for_answer(const Connection& c) const { return !c.draining && c.extent.complete(c.bytes.size()); }
+  void send_unsent(Connection& c);
+  void after_answer(Connection& c);
   void refuse(Connection& c, int status, const std::string& message, const std::string& code);
   void end_gently(Connection& c);
   void drain(Connection& c);
   void close_now(Connection& c);
   void expire(Connection& c, Clock::time_point now);
   Clock::time_point next_deadline(const Connection& c) const;
-  bool evict_longest_waiting();
+  bool make_room_for_a_connection(Clock::time_point now);
+  bool make_room_for_bytes();
   void dispatch_and_sweep();
-  size_t open_connections() const { return waiting.size() + answering; }
+
+  static Stage stage(const Connection& c) {
+    if (c.draining) return Stage::draining;
+    if (!c.unsent.empty()) return Stage::sending;
+    if (c.extent.complete(c.bytes.size())) return Stage::whole;
+    return c.bytes.empty() ? Stage::idle : Stage::arriving;
+  }
 };
 
 ConnectionGate::ConnectionGate(ConnectionLimits limits, size_t workers, ProcessRequest process, Refusal refusal)
@@ -202,7 +254,7 @@ void ConnectionGate::run(int listening_fd) {
 }
 
 void ConnectionGate::Impl::answer(Connection* c) {
-  RequestStream stream(c->fd, std::string_view(c->bytes).substr(0, c->extent.bytes), limits.io, stopping);
+  RequestStream stream(c->fd, std::string_view(c->bytes).substr(0, c->extent.bytes), c->unsent, limits.io, stopping);
   closing = false;
   bool handled = false, connection_closed = false;
   try {
@@ -233,7 +285,11 @@ void ConnectionGate::Impl::serve(int listening_fd) {
     Clock::time_point until = now + std::chrono::seconds(1);
     polled.assign({{wake_fd, POLLIN, 0}, {now >= accept_paused_until ? listening_fd : -1, POLLIN, 0}});
     for (const auto& c : waiting) {
-      polled.push_back({c->fd, short(due_for_answer(*c) ? POLLOUT : POLLIN), 0});
+      // A whole request waits for a worker (the wake) and for its socket
+      // to take an answer.
+      const Stage at = stage(*c);
+      polled.push_back({c->fd, short(at == Stage::sending || at == Stage::whole ? POLLOUT : POLLIN), 0});
+      if (at == Stage::whole && answering >= workers) polled.back().fd = -1;
       until = std::min(until, next_deadline(*c));
     }
     if (accept_paused_until > now) until = std::min(until, accept_paused_until);
@@ -245,8 +301,15 @@ void ConnectionGate::Impl::serve(int listening_fd) {
     }
     for (size_t i = 0; i + 2 < polled.size(); i++) {
       Connection& c = *waiting[i];
-      if (!polled[i + 2].revents || due_for_answer(c)) continue;  // a due one goes in dispatch_and_sweep
-      c.draining ? drain(c) : read_request(c);
+      c.polled = true;
+      if (!polled[i + 2].revents) continue;
+      switch (stage(c)) {
+        case Stage::draining: drain(c); break;
+        case Stage::sending: send_unsent(c); break;
+        case Stage::whole: break;  // for dispatch_and_sweep
+        case Stage::idle:
+        case Stage::arriving: read_request(c); break;
+      }
     }
     if (polled[1].revents) accept_new(listening_fd);
   }
@@ -268,40 +331,44 @@ void ConnectionGate::Impl::take_back_answered() {
   for (Connection* raw : answered) {
     std::unique_ptr<Connection> c(raw);
     answering--;
-    buffered -= c->extent.bytes;
     c->bytes.erase(0, c->extent.bytes);
+    held += c->bytes.size() + c->unsent.size();
     c->extent = RequestExtent{};
     c->searched = 0;
     c->continue_sent = false;
     c->since = Clock::now();
-    if (!c->keep) {
-      end_gently(*c);
-    } else {
-      look_for_head(*c);  // a request may have come in behind the last one
-    }
+    if (c->unsent.empty()) after_answer(*c);
     waiting.push_back(std::move(c));
   }
+}
+
+// The answer is out: the next request, or the end.
+void ConnectionGate::Impl::after_answer(Connection& c) {
+  if (!c.keep) return end_gently(c);
+  look_for_head(c);  // a request may have come in behind the last one
 }
 
 void ConnectionGate::Impl::accept_new(int listening_fd) {
   for (int accepted = 0; accepted < 64; accepted++) {
     const int fd = ::accept4(listening_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    const Clock::time_point now = Clock::now();
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       // Out of descriptors: make room, or look again in a moment rather
       // than at once (the socket stays readable).
-      if ((errno == EMFILE || errno == ENFILE) && !evict_longest_waiting())
-        accept_paused_until = Clock::now() + std::chrono::milliseconds(50);
+      if ((errno == EMFILE || errno == ENFILE) && !make_room_for_a_connection(now))
+        accept_paused_until = now + std::chrono::milliseconds(50);
       return;
     }
-    if (open_connections() >= limits.max_connections && !evict_longest_waiting()) {
+    if (open >= limits.max_connections && !make_room_for_a_connection(now)) {
       ::close(fd);  // every connection has a worker: nothing to make room with
       continue;
     }
     auto c = std::make_unique<Connection>();
     c->fd = fd;
-    c->since = Clock::now();
+    c->since = now;
     c->requests_left = limits.requests_per_connection;
+    open++;
     waiting.push_back(std::move(c));
   }
 }
@@ -316,28 +383,33 @@ void ConnectionGate::Impl::read_request(Connection& c) {
   }
   if (n == 0) return close_now(c);  // before its request was whole (one that was is not read from)
   c.bytes.append(chunk, size_t(n));
-  buffered += size_t(n);
+  held += size_t(n);
   look_for_head(c);
 }
 
 void ConnectionGate::Impl::look_for_head(Connection& c) {
+  const std::string too_large = "the request's line and headers are over " + std::to_string(limits.max_head >> 10) + " KiB";
   if (!c.extent.head_complete) {
     c.searched = find_head_end(c.bytes, c.searched);
     if (c.searched != std::string::npos) {
-      if (c.bytes.size() > limits.max_head)
-        refuse(c, 431, "the request's line and headers are over " + std::to_string(limits.max_head >> 10) + " KiB",
-               "request_header_fields_too_large");
+      if (c.bytes.size() > limits.max_head) refuse(c, 431, too_large, "request_header_fields_too_large");
       return;
     }
     c.extent = measure_request(c.bytes, limits.max_body);
-    if (c.extent.head_bytes > limits.max_head)
-      return refuse(c, 431, "the request's line and headers are over " + std::to_string(limits.max_head >> 10) + " KiB",
-                    "request_header_fields_too_large");
+    if (c.extent.head_bytes > limits.max_head) return refuse(c, 431, too_large, "request_header_fields_too_large");
   }
   if (c.extent.expects_continue && !c.continue_sent && !c.extent.complete(c.bytes.size())) {
     send_now(c.fd, kContinue);
     c.continue_sent = true;
   }
+}
+
+void ConnectionGate::Impl::send_unsent(Connection& c) {
+  const size_t before = c.unsent.size();
+  if (!send_pending(c.fd, c.unsent)) return close_now(c);
+  held -= before - c.unsent.size();
+  if (c.unsent.size() < before) c.since = Clock::now();  // the deadline counts from the last progress
+  if (c.unsent.empty()) after_answer(c);
 }
 
 void ConnectionGate::Impl::refuse(Connection& c, int status, const std::string& message, const std::string& code) {
@@ -352,8 +424,9 @@ void ConnectionGate::Impl::refuse(Connection& c, int status, const std::string& 
 // until it closes too.
 void ConnectionGate::Impl::end_gently(Connection& c) {
   ::shutdown(c.fd, SHUT_WR);
-  buffered -= c.bytes.size();
+  held -= c.bytes.size() + c.unsent.size();
   std::string().swap(c.bytes);
+  std::string().swap(c.unsent);
   c.extent = RequestExtent{};
   c.draining = true;
   c.since = Clock::now();
@@ -371,60 +444,100 @@ void ConnectionGate::Impl::close_now(Connection& c) {
   if (c.fd < 0) return;
   ::close(c.fd);
   c.fd = -1;
-  buffered -= c.bytes.size();
+  open--;
+  held -= c.bytes.size() + c.unsent.size();
   std::string().swap(c.bytes);
+  std::string().swap(c.unsent);
 }
 
 Clock::time_point ConnectionGate::Impl::next_deadline(const Connection& c) const {
-  if (c.draining) return c.since + std::chrono::seconds(1);
-  if (due_for_answer(c)) return c.since + limits.request;
-  // Idle before a request begins no longer than keep-alive allows.
-  return c.since + (c.bytes.empty() ? std::min(limits.keep_alive, limits.request) : limits.request);
+  switch (stage(c)) {
+    case Stage::draining: return c.since + std::chrono::seconds(1);
+    case Stage::sending: return c.since + limits.io;
+    case Stage::idle: return c.since + std::min(limits.keep_alive, limits.request);  // before a request begins
+    case Stage::arriving:
+    case Stage::whole: break;
+  }
+  return c.since + limits.request;
 }
 
 void ConnectionGate::Impl::expire(Connection& c, Clock::time_point now) {
   if (c.fd < 0 || now < next_deadline(c)) return;
-  // Quietly when no request has begun, or one is whole but its client
-  // takes no answer.
-  if (c.draining || c.bytes.empty() || due_for_answer(c)) return close_now(c);
-  refuse(c, 408,
-         "the request did not arrive whole within " + std::to_string(limits.request.count() / 1000) +
-             " s (warden serve --timeout)",
-         "request_timeout");
+  const std::string seconds = std::to_string(limits.request.count() / 1000) + " s (warden serve --timeout)";
+  switch (stage(c)) {
+    case Stage::arriving:
+      return refuse(c, 408, "the request did not arrive whole within " + seconds, "request_timeout");
+    case Stage::whole:
+      // Whole, but every worker stayed busy (or its client takes no answer).
+      return refuse(c, 503, "the server was too busy to take the request within " + seconds, "server_busy");
+    default:
+      return close_now(c);  // no request begun, a client that takes no answer, or a gentle end done
+  }
 }
 
-// Closes the connection that has waited longest for its request (one being
-// closed gently first); false when every connection is with a worker.
-bool ConnectionGate::Impl::evict_longest_waiting() {
-  auto longest = waiting.end();
-  for (auto it = waiting.begin(); it != waiting.end(); ++it) {
-    if ((*it)->fd < 0) continue;
-    if (longest == waiting.end() || (*it)->draining > (*longest)->draining ||
-        ((*it)->draining == (*longest)->draining && (*it)->since < (*longest)->since))
-      longest = it;
+// When all connections are open, a new one closes one that waits: one
+// being ended first, then the one whose request comes slowest (bytes a
+// second, a byte counted for free), then one taking its answer (the
+// oldest), then a whole request waiting for a worker (the oldest). Only
+// connections the gate has looked at since they were opened count, so that
+// one just opened is not taken for one that sends nothing. False when
+// every connection has a worker.
+bool ConnectionGate::Impl::make_room_for_a_connection(Clock::time_point now) {
+  auto cost = [now](const Connection& c) {
+    const Stage at = stage(c);
+    const double waited = std::chrono::duration<double>(now - c.since).count();
+    if (at == Stage::idle || at == Stage::arriving)
+      return std::pair{int(Stage::arriving), double(c.bytes.size() + 1) / std::max(waited, 1e-3)};
+    return std::pair{int(at), -waited};
+  };
+  Connection* chosen = nullptr;
+  for (bool only_polled : {true, false}) {
+    for (const auto& c : waiting)
+      if (c->fd >= 0 && (c->polled || !only_polled) && (!chosen || cost(*c) < cost(*chosen))) chosen = c.get();
+    if (chosen) break;
   }
-  if (longest == waiting.end()) return false;
-  close_now(**longest);
+  if (!chosen) return false;
+  close_now(*chosen);
   return true;
 }
 
-// Hands each whole request whose socket can take an answer to a worker,
-// ends connections past their deadline, keeps the held bytes within
-// their limit, and drops closed connections.
+// When the connections that wait hold too many bytes: the one holding the
+// most goes, one whose request is still arriving or whose answer is going
+// out before a whole request waiting for a worker. False when none holds any.
+bool ConnectionGate::Impl::make_room_for_bytes() {
+  auto weight = [](const Connection& c) {
+    return std::pair{stage(c) != Stage::whole, c.bytes.size() + c.unsent.size()};
+  };
+  Connection* chosen = nullptr;
+  for (const auto& c : waiting)
+    if (c->fd >= 0 && !c->draining && (!chosen || weight(*chosen) < weight(*c))) chosen = c.get();
+  if (!chosen || weight(*chosen).second == 0) return false;
+  if (stage(*chosen) == Stage::sending) {
+    close_now(*chosen);  // mid-answer: no room for a refusal
+  } else {
+    refuse(*chosen, 503, "the server holds too many requests' bytes to take this one now", "server_busy");
+  }
+  return true;
+}
+
+// Hands whole requests whose socket can take an answer to free workers,
+// ends connections past their deadline, keeps the bytes held within their
+// limit, and drops closed connections.
 void ConnectionGate::Impl::dispatch_and_sweep() {
   const Clock::time_point now = Clock::now();
-  while (buffered > limits.max_buffered && evict_longest_waiting()) {
+  while (held > limits.max_buffered && make_room_for_bytes()) {
   }
   std::vector<std::unique_ptr<Connection>> still_waiting;
   still_waiting.reserve(waiting.size());
   for (auto& c : waiting) {
     expire(*c, now);
     if (c->fd < 0) continue;
-    if (due_for_answer(*c)) {
+    if (stage(*c) == Stage::whole && answering < workers) {
       pollfd p{c->fd, POLLOUT, 0};
       if (::poll(&p, 1, 0) == 1 && (p.revents & POLLOUT)) {
         c->requests_left--;
         answering++;
+        held -= c->bytes.size();
         Connection* raw = c.release();
         pool->enqueue([this, raw] { answer(raw); });
         continue;

@@ -244,8 +244,12 @@ Server::Impl::Impl(engine::Engine& e, ServerOptions o)
   http.set_payload_max_length(options.max_body);
   ConnectionLimits limits;
   limits.request = limits.io = std::chrono::seconds(options.timeout_seconds);
+  limits.keep_alive = std::min(limits.keep_alive, limits.request);
   limits.max_body = options.max_body;
-  limits.max_buffered = std::max(limits.max_buffered, 4 * (limits.max_head + limits.max_body));
+  limits.max_buffered = std::max(limits.max_buffered, 16 * (limits.max_head + limits.max_body));
+  // What cpp-httplib's answers say in their Keep-Alive header.
+  http.set_keep_alive_timeout(std::chrono::duration_cast<std::chrono::seconds>(limits.keep_alive).count());
+  http.set_keep_alive_max_count(limits.requests_per_connection);
   gate = std::make_unique<ConnectionGate>(
       limits, workers,
       [this](httplib::Stream& stream, bool close, bool& closed) { return http.answer(stream, close, closed); },

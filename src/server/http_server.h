@@ -23,8 +23,8 @@ struct ServerOptions {
   size_t max_body = 4u << 20;   // request body limit in bytes
   size_t max_queue = 64;        // waiting requests when every slot is busy
   // Seconds a client may take to send a whole request (from its connection,
-  // or the previous answer on it; connection.h), and that one write of an
-  // answer may wait.
+  // or the previous answer on it; connection.h), and that an answer may
+  // wait in all for its client to take more of it.
   int timeout_seconds = 30;
   engine::LookupParams lookup;  // lookup decoding (--spec-type ngram-simple)
   std::string chat_template;    // the model's template source ("" = ChatML)
