@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <cstdlib>
 #include <string>
@@ -26,8 +27,10 @@
 namespace warden::test {
 namespace {
 
-int connect_to(int port) {
+// A connection to the server, with `options` set on its socket first.
+int connect_to(int port, const std::function<void(int)>& options = nullptr) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0 && options) options(fd);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(uint16_t(port));
@@ -87,6 +90,16 @@ std::string receive_until(int fd, const std::string& marker, int count = 1) {
 
 const std::string kHealth = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 
+// What another client gets for GET /health (it waits up to 30 s).
+std::string health_for_another_client(int port) {
+  const int fd = connect_to(port);
+  if (fd < 0) return "";
+  send_all(fd, kHealth);
+  const std::string answer = receive(fd, std::chrono::seconds(30));
+  ::close(fd);
+  return answer;
+}
+
 TEST(SlowClients, TrickledRequestsAreCutOffAndOthersAreServed) {
   // 17 worker threads (1 slot, no queue, 16 more): 40 trickling connections
   // would hold every one of them for as long as they trickle.
@@ -110,12 +123,8 @@ TEST(SlowClients, TrickledRequestsAreCutOffAndOthersAreServed) {
   });
 
   // Another client is answered all the same.
-  const int fd = connect_to(server.port());
-  ASSERT_GE(fd, 0);
-  send_all(fd, kHealth);
-  const std::string answer = receive(fd, std::chrono::seconds(30));
+  const std::string answer = health_for_another_client(server.port());
   EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
-  ::close(fd);
   // And every trickling connection was closed by the server.
   int closed_by_server = 0;
   for (int s : slow) {
@@ -218,11 +227,7 @@ TEST(SlowClients, ARequestHeadIsBoundedInSize) {
   ::close(fd);
   EXPECT_TRUE(closed);
   EXPECT_LT(std::atol(status_field(status, "VmHWM").c_str()) - peak_before, 25 * 1024);
-  const int again = connect_to(server.port());
-  ASSERT_GE(again, 0);
-  send_all(again, kHealth);
-  EXPECT_EQ(receive(again, std::chrono::seconds(30)).rfind("HTTP/1.1 200", 0), 0u);
-  ::close(again);
+  EXPECT_EQ(health_for_another_client(server.port()).rfind("HTTP/1.1 200", 0), 0u);
 }
 
 // Whether `fd` has nothing to read and is still open, this moment.
@@ -243,11 +248,7 @@ TEST(SlowClients, RequestsStillArrivingHoldNoWorker) {
     send_all(fd, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n");  // the blank line still to come
     slow.push_back(fd);
   }
-  const int fd = connect_to(server.port());
-  ASSERT_GE(fd, 0);
-  send_all(fd, kHealth);
-  const std::string answer = receive(fd, std::chrono::seconds(30));
-  ::close(fd);
+  const std::string answer = health_for_another_client(server.port());
   EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
   int still_arriving = 0;
   for (int s : slow) still_arriving += quiet(s);
@@ -286,11 +287,7 @@ TEST(SlowClients, ANewConnectionMakesRoomByClosingTheLongestWaiting) {
     send_all(fd, "GET /health HTTP/1.1\r\n");
     idle.push_back(fd);
   }
-  const int fd = connect_to(server->port());
-  ASSERT_GE(fd, 0);
-  send_all(fd, kHealth);
-  const std::string answer = receive(fd, std::chrono::seconds(30));
-  ::close(fd);
+  const std::string answer = health_for_another_client(server->port());
   EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
   // The ones closed are the oldest: each sent as much as the others, over
   // a longer time.
@@ -318,16 +315,12 @@ TEST(SlowClients, AnswersNobodyReadsHoldNoWorker) {
                               "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
   std::vector<int> deaf;
   for (int tries = 0; deaf.size() < 17 && tries < 2000; tries++) {  // 17 workers
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int fd = connect_to(server.port(), [](int socket) {
+      const int mss = 536, small = 4096;
+      ::setsockopt(socket, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof mss);
+      ::setsockopt(socket, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    });
     ASSERT_GE(fd, 0);
-    const int mss = 536, small = 4096;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof mss);
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(uint16_t(server.port()));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
     send_all(fd, request);
     // One slot: a client that finds it busy gets 503 and tries again.
     char head[12];
@@ -342,11 +335,7 @@ TEST(SlowClients, AnswersNobodyReadsHoldNoWorker) {
     }
   }
   ASSERT_EQ(deaf.size(), 17u);
-  const int fd = connect_to(server.port());
-  ASSERT_GE(fd, 0);
-  send_all(fd, kHealth);
-  const std::string answer = receive(fd, std::chrono::seconds(30));
-  ::close(fd);
+  const std::string answer = health_for_another_client(server.port());
   EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
   // And each answer, once read, is whole.
   int whole = 0;
