@@ -173,6 +173,7 @@ struct ConnectionGate::Impl {
   size_t workers;
   ProcessRequest process;
   Refusal refusal;
+  Metrics* metrics = nullptr;
   std::atomic<bool> stopping{false};
   int wake_fd = -1;
 
@@ -221,8 +222,10 @@ struct ConnectionGate::Impl {
   }
 };
 
-ConnectionGate::ConnectionGate(ConnectionLimits limits, size_t workers, ProcessRequest process, Refusal refusal)
+ConnectionGate::ConnectionGate(ConnectionLimits limits, size_t workers, ProcessRequest process, Refusal refusal,
+                               Metrics& metrics)
     : impl_(std::make_unique<Impl>()) {
+  impl_->metrics = &metrics;
   impl_->limits = limits;
   impl_->workers = std::max<size_t>(workers, 1);
   impl_->process = std::move(process);
@@ -362,6 +365,7 @@ void ConnectionGate::Impl::accept_new(int listening_fd) {
     }
     if (open >= limits.max_connections && !make_room_for_a_connection(now)) {
       ::close(fd);  // every connection has a worker: nothing to make room with
+      metrics->connections_closed_for_room_total++;
       continue;
     }
     auto c = std::make_unique<Connection>();
@@ -369,6 +373,7 @@ void ConnectionGate::Impl::accept_new(int listening_fd) {
     c->since = now;
     c->requests_left = limits.requests_per_connection;
     open++;
+    metrics->connections_open = int64_t(open);
     waiting.push_back(std::move(c));
   }
 }
@@ -413,6 +418,7 @@ void ConnectionGate::Impl::send_unsent(Connection& c) {
 }
 
 void ConnectionGate::Impl::refuse(Connection& c, int status, const std::string& message, const std::string& code) {
+  metrics->gate_refusals_total++;
   send_now(c.fd, refusal(status, message, code));
   end_gently(c);
 }
@@ -445,6 +451,7 @@ void ConnectionGate::Impl::close_now(Connection& c) {
   ::close(c.fd);
   c.fd = -1;
   open--;
+  metrics->connections_open = int64_t(open);
   held -= c.bytes.size() + c.unsent.size();
   std::string().swap(c.bytes);
   std::string().swap(c.unsent);
@@ -498,6 +505,7 @@ bool ConnectionGate::Impl::make_room_for_a_connection(Clock::time_point now) {
   }
   if (!chosen) return false;
   close_now(*chosen);
+  metrics->connections_closed_for_room_total++;
   return true;
 }
 

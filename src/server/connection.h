@@ -30,6 +30,8 @@
 #include <memory>
 #include <string>
 
+#include "server/metrics.h"
+
 namespace warden::server {
 
 struct ConnectionLimits {
@@ -58,8 +60,9 @@ using Refusal = std::function<std::string(int status, const std::string& message
 
 class ConnectionGate {
  public:
-  // `workers` threads answer requests.
-  ConnectionGate(ConnectionLimits limits, size_t workers, ProcessRequest process, Refusal refusal);
+  // `workers` threads answer requests; `metrics` counts connections and
+  // the gate's own refusals.
+  ConnectionGate(ConnectionLimits limits, size_t workers, ProcessRequest process, Refusal refusal, Metrics& metrics);
   ~ConnectionGate();
 
   // Accepts on `listening_fd` and serves until stop(); then closes every

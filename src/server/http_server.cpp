@@ -253,7 +253,7 @@ Server::Impl::Impl(engine::Engine& e, ServerOptions o)
   gate = std::make_unique<ConnectionGate>(
       limits, workers,
       [this](httplib::Stream& stream, bool close, bool& closed) { return http.answer(stream, close, closed); },
-      gate_refusal);
+      gate_refusal, metrics);
   install_routes();
 }
 

@@ -73,6 +73,13 @@ std::string Metrics::prometheus_text() {
   add_metric(out, "warden_slots_busy", "gauge", "Slots generating or prefilling.", double(slots_busy));
   add_metric(out, "warden_slots_total", "gauge", "Slots (parallel sequences).", double(slots_total));
   add_metric(out, "warden_queue_depth", "gauge", "Requests waiting for a free slot.", double(queue_depth));
+  add_metric(out, "warden_connections_open", "gauge", "HTTP connections open.", double(connections_open));
+  add_metric(out, "warden_gate_refusals_total", "counter",
+             "Requests refused before any worker saw them: too slow (408), head too large (431), no worker or "
+             "room (503).",
+             double(gate_refusals_total));
+  add_metric(out, "warden_connections_closed_for_room_total", "counter",
+             "Connections closed, or turned away, to keep the number open within the limit.", double(connections_closed_for_room_total));
   return out;
 }
 

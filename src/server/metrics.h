@@ -29,6 +29,10 @@ class Metrics {
   std::atomic<int64_t> slots_busy{0};
   std::atomic<int64_t> slots_total{0};
   std::atomic<int64_t> queue_depth{0};
+  // The connection gate's (connection.h).
+  std::atomic<int64_t> connections_open{0};
+  std::atomic<uint64_t> gate_refusals_total{0};  // answered by the gate itself: 408, 431, 503
+  std::atomic<uint64_t> connections_closed_for_room_total{0};
 
   // Records tokens generated now, for the recent tokens/s gauge.
   void note_generated(uint64_t tokens);

@@ -90,6 +90,18 @@ std::string receive_until(int fd, const std::string& marker, int count = 1) {
 
 const std::string kHealth = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 
+// A counter or gauge from GET /metrics; -1 when it is not there.
+double metric(int port, const std::string& name) {
+  const int fd = connect_to(port);
+  if (fd < 0) return -1;
+  send_all(fd, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+  const std::string text = receive_until(fd, name + " ");
+  const std::string more = receive(fd, std::chrono::seconds(1));
+  ::close(fd);
+  const size_t at = (text + more).find("\n" + name + " ");
+  return at == std::string::npos ? -1 : std::atof((text + more).c_str() + at + name.size() + 2);
+}
+
 // What another client gets for GET /health (it waits up to 30 s).
 std::string health_for_another_client(int port) {
   const int fd = connect_to(port);
@@ -300,6 +312,11 @@ TEST(SlowClients, ANewConnectionMakesRoomByClosingTheLongestWaiting) {
   }
   EXPECT_GT(closed, 0u);
   EXPECT_LT(closed, idle.size());
+  // /metrics counts them (and one more should its own connection have
+  // needed room).
+  const double counted = metric(server->port(), "warden_connections_closed_for_room_total");
+  EXPECT_GE(counted, double(closed));
+  EXPECT_LE(counted, double(closed) + 1);
   for (int s : idle) ::close(s);
 }
 
@@ -358,6 +375,7 @@ TEST(SlowClients, ARequestPastItsTimeIsToldSo) {
   EXPECT_EQ(answer.rfind("HTTP/1.1 408", 0), 0u) << answer;
   EXPECT_NE(answer.find("request_timeout"), std::string::npos) << answer;
   EXPECT_TRUE(closed);
+  EXPECT_EQ(metric(server.port(), "warden_gate_refusals_total"), 1);
 }
 
 // "Expect: 100-continue" (curl sends it with large bodies) is answered
