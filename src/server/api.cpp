@@ -16,9 +16,24 @@ ApiError bad_request(const std::string& message, const std::string& param, const
   return ApiError(400, message, "invalid_request_error", param, code);
 }
 
+namespace {
+
+// An error's message may quote the request (a model's name, a role): cut to
+// 1 KiB at a character's start, so that no answer grows with its request.
+std::string bounded_message(std::string message) {
+  constexpr size_t kMaxBytes = 1024;
+  if (message.size() <= kMaxBytes) return message;
+  size_t cut = kMaxBytes;
+  while (cut > 0 && (static_cast<unsigned char>(message[cut]) & 0xC0) == 0x80) cut--;
+  message.resize(cut);
+  return message + "...";
+}
+
+}  // namespace
+
 json error_body(const ApiError& e) {
   json err = json::object();
-  err["message"] = e.what();
+  err["message"] = bounded_message(e.what());
   err["type"] = e.type;
   err["param"] = e.param.empty() ? json(nullptr) : json(e.param);
   err["code"] = e.code.empty() ? json(nullptr) : json(e.code);

@@ -24,24 +24,7 @@ namespace warden::server {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr std::chrono::milliseconds kLook{100};  // how often a worker's wait looks whether the server stops
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-
-// Waits, a tenth of a second at a time so that a stopping server is
-// noticed, until `socket` is ready for `events`; false when `until` comes
-// first, the server stops or poll fails.
-bool ready(int socket, short events, Clock::time_point until, const std::atomic<bool>& stopping) {
-  while (!stopping.load()) {
-    const Clock::time_point now = Clock::now();
-    if (now >= until) return false;
-    const auto step = std::min(kLook, std::chrono::ceil<std::chrono::milliseconds>(until - now));
-    pollfd p{socket, events, 0};
-    const int n = ::poll(&p, 1, int(step.count()));
-    if (n > 0) return true;
-    if (n < 0 && errno != EINTR) return false;
-  }
-  return false;
-}
 
 // A numeric address and port, as cpp-httplib reports them in a Request.
 void address_of(int socket, bool peer, std::string& ip, int& port) {
@@ -74,27 +57,21 @@ bool send_pending(int socket, std::string& pending) {
   return true;
 }
 
-// How much of an answer a worker may leave for the gate to send, when its
-// client reads more slowly than the answer is made: a streamed answer of a
-// few thousand tokens (about 190 bytes each) fits.
-constexpr size_t kHeldAnswer = size_t(2) << 20;
-
 // One whole request as a worker's cpp-httplib reads it: its reads end where
 // the request does, and never touch the socket. Writes go to the socket,
 // and what it does not take at once to `unsent`, which the gate sends
-// after the answer: a client that reads slowly holds no worker either.
-// Past kHeldAnswer a write waits for the client, but all the waits of one
-// answer together no longer than the io limit.
+// after the answer: a worker never waits for its client, so a client that
+// reads slowly, or not at all, holds no worker either. What waits is
+// counted in the gate's byte budget once the answer is made.
 class RequestStream final : public httplib::Stream {
  public:
-  RequestStream(int socket, std::string_view request, std::string& unsent, std::chrono::milliseconds io,
-                const std::atomic<bool>& stopping)
-      : socket_(socket), request_(request), unsent_(unsent), io_(io), stopping_(stopping) {}
+  RequestStream(int socket, std::string_view request, std::string& unsent)
+      : socket_(socket), request_(request), unsent_(unsent) {}
 
   size_t consumed() const { return offset_; }
 
   bool is_readable() const override { return offset_ < request_.size(); }
-  bool is_writable() const override { return unsent_.size() < kHeldAnswer || wait_until_writable(); }
+  bool is_writable() const override { return true; }  // what the socket does not take waits in `unsent`
   ssize_t read(char* ptr, size_t size) override {
     const size_t n = std::min(size, request_.size() - offset_);
     std::memcpy(ptr, request_.data() + offset_, n);
@@ -114,8 +91,6 @@ class RequestStream final : public httplib::Stream {
       else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return -1;
     }
     unsent_.append(ptr + sent, size - sent);
-    while (unsent_.size() > kHeldAnswer)
-      if (!wait_until_writable() || !send_pending(socket_, unsent_)) return -1;
     return ssize_t(size);
   }
   void get_remote_ip_and_port(std::string& ip, int& port) const override { address_of(socket_, true, ip, port); }
@@ -123,21 +98,11 @@ class RequestStream final : public httplib::Stream {
   socket_t socket() const override { return socket_; }
 
  private:
-  bool wait_until_writable() const {
-    const Clock::time_point start = Clock::now();
-    const bool writable = stalled_ < io_ && ready(socket_, POLLOUT, start + (io_ - stalled_), stopping_);
-    stalled_ += Clock::now() - start;
-    return writable;
-  }
-
   int socket_;
   std::string_view request_;
   std::string& unsent_;
   size_t offset_ = 0;
   bool wrote_ = false;
-  std::chrono::milliseconds io_;
-  mutable Clock::duration stalled_{};
-  const std::atomic<bool>& stopping_;
 };
 
 // Whether the connection a worker answers on is to end after this answer.
@@ -154,6 +119,7 @@ struct Connection {
   std::string bytes;             // received, not yet answered
   std::string unsent;            // the last answer's bytes the socket has not taken yet
   Clock::time_point since;       // the connection's start or its last answer; sending: the last progress
+  Clock::time_point heard;       // when the client last sent anything (or was answered)
   size_t requests_left = 0;
   size_t searched = 0;           // how far the head's end was looked for
   RequestExtent extent;          // of the request at the front, once its head is in
@@ -257,7 +223,7 @@ void ConnectionGate::run(int listening_fd) {
 }
 
 void ConnectionGate::Impl::answer(Connection* c) {
-  RequestStream stream(c->fd, std::string_view(c->bytes).substr(0, c->extent.bytes), c->unsent, limits.io, stopping);
+  RequestStream stream(c->fd, std::string_view(c->bytes).substr(0, c->extent.bytes), c->unsent);
   closing = false;
   bool handled = false, connection_closed = false;
   try {
@@ -339,7 +305,7 @@ void ConnectionGate::Impl::take_back_answered() {
     c->extent = RequestExtent{};
     c->searched = 0;
     c->continue_sent = false;
-    c->since = Clock::now();
+    c->since = c->heard = Clock::now();
     if (c->unsent.empty()) after_answer(*c);
     waiting.push_back(std::move(c));
   }
@@ -370,7 +336,7 @@ void ConnectionGate::Impl::accept_new(int listening_fd) {
     }
     auto c = std::make_unique<Connection>();
     c->fd = fd;
-    c->since = now;
+    c->since = c->heard = now;
     c->requests_left = limits.requests_per_connection;
     open++;
     metrics->connections_open = int64_t(open);
@@ -389,6 +355,7 @@ void ConnectionGate::Impl::read_request(Connection& c) {
   if (n == 0) return close_now(c);  // before its request was whole (one that was is not read from)
   c.bytes.append(chunk, size_t(n));
   held += size_t(n);
+  c.heard = Clock::now();
   look_for_head(c);
 }
 
@@ -411,8 +378,9 @@ void ConnectionGate::Impl::look_for_head(Connection& c) {
 
 void ConnectionGate::Impl::send_unsent(Connection& c) {
   const size_t before = c.unsent.size();
-  if (!send_pending(c.fd, c.unsent)) return close_now(c);
-  held -= before - c.unsent.size();
+  const bool alive = send_pending(c.fd, c.unsent);
+  held -= before - c.unsent.size();  // also what went out before a failure
+  if (!alive) return close_now(c);
   if (c.unsent.size() < before) c.since = Clock::now();  // the deadline counts from the last progress
   if (c.unsent.empty()) after_answer(c);
 }
@@ -483,8 +451,8 @@ void ConnectionGate::Impl::expire(Connection& c, Clock::time_point now) {
 }
 
 // When all connections are open, a new one closes one that waits: one
-// being ended first, then the one whose request comes slowest (bytes a
-// second, a byte counted for free), then one taking its answer (the
+// being ended first, then the one whose client has been silent longest
+// (its request still to come or arriving), then one taking its answer (the
 // oldest), then a whole request waiting for a worker (the oldest). Only
 // connections the gate has looked at since they were opened count, so that
 // one just opened is not taken for one that sends nothing. False when
@@ -492,10 +460,8 @@ void ConnectionGate::Impl::expire(Connection& c, Clock::time_point now) {
 bool ConnectionGate::Impl::make_room_for_a_connection(Clock::time_point now) {
   auto cost = [now](const Connection& c) {
     const Stage at = stage(c);
-    const double waited = std::chrono::duration<double>(now - c.since).count();
-    if (at == Stage::idle || at == Stage::arriving)
-      return std::pair{int(Stage::arriving), double(c.bytes.size() + 1) / std::max(waited, 1e-3)};
-    return std::pair{int(at), -waited};
+    if (at == Stage::idle || at == Stage::arriving) return std::pair{int(Stage::arriving), c.heard - now};
+    return std::pair{int(at), c.since - now};
   };
   Connection* chosen = nullptr;
   for (bool only_polled : {true, false}) {
@@ -518,8 +484,8 @@ bool ConnectionGate::Impl::make_room_for_bytes() {
   };
   Connection* chosen = nullptr;
   for (const auto& c : waiting)
-    if (c->fd >= 0 && !c->draining && (!chosen || weight(*chosen) < weight(*c))) chosen = c.get();
-  if (!chosen || weight(*chosen).second == 0) return false;
+    if (c->fd >= 0 && weight(*c).second > 0 && (!chosen || weight(*chosen) < weight(*c))) chosen = c.get();
+  if (!chosen) return false;
   if (stage(*chosen) == Stage::sending) {
     close_now(*chosen);  // mid-answer: no room for a refusal
   } else {

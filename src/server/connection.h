@@ -8,9 +8,9 @@
 // Here one thread, the gate, accepts connections and reads every request
 // whole (head and body, request_extent.h) before a worker ever sees it,
 // and hands it on only when a worker is free; a worker only answers, and
-// what of its answer the client does not take at once (up to 2 MiB) the
-// gate sends as the client reads. So slow clients, at either end, cost a
-// socket and their bytes, never a worker.
+// never waits for its client: what of its answer the client does not take
+// at once the gate sends as the client reads. So slow clients, at either
+// end, cost a socket and their bytes, never a worker.
 //
 // A request must arrive, and find a worker, within the limit counted from
 // the connection's start or the previous answer on it (408, 503). The gate
@@ -19,9 +19,7 @@
 // make_room_for_a_connection and make_room_for_bytes in connection.cpp).
 //
 // The answer itself has no deadline (a streamed one may take minutes); the
-// waits for a client to take more of one answer come to at most the io
-// limit, and every wait ends within a tenth of a second of the server
-// stopping.
+// rest of one that the gate sends must make progress within the io limit.
 #include <httplib.h>
 
 #include <chrono>
@@ -36,16 +34,16 @@ namespace warden::server {
 
 struct ConnectionLimits {
   std::chrono::milliseconds request{30000};  // for a request to arrive whole, and find a worker
-  // A worker's waits for its client to take more of one answer, in all;
-  // and the gate's wait for any progress with the rest of it.
+  // For a client to take any more of the rest of an answer the gate sends.
   std::chrono::milliseconds io{30000};
   std::chrono::milliseconds keep_alive{5000};  // idle between two requests
   size_t max_head = size_t(64) << 10;          // a request's line and headers
   size_t max_body = size_t(4) << 20;           // larger bodies are refused unread
   size_t requests_per_connection = 100;
   size_t max_connections = 1000;  // open at once (fewer if the file limit is lower)
-  // Bytes the connections that wait for their request or answer may hold
-  // in all (a request a worker answers is not counted).
+  // Bytes the connections the gate holds may hold in all: requests, and
+  // answers their clients have not taken yet (not counted: a request with
+  // a worker, and the answer it is making).
   size_t max_buffered = size_t(256) << 20;
 };
 

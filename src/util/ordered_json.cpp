@@ -1,6 +1,7 @@
 #include "util/ordered_json.h"
 
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -12,6 +13,25 @@ namespace warden {
 namespace {
 
 using json = nlohmann::ordered_json;
+
+// nlohmann's parse errors end with the text last read ("last read: '...'"),
+// which may be the whole input and any bytes: cut to `max_bytes`, each byte
+// that is not printable ASCII written as \xNN, so that an error message
+// neither grows with the input nor carries invalid UTF-8 (which the
+// message's own JSON answer could not hold).
+std::string printable_start(std::string_view text, size_t max_bytes) {
+  std::string out;
+  for (unsigned char c : text.substr(0, max_bytes)) {
+    if (c >= 0x20 && c < 0x7f) {
+      out += char(c);
+    } else {
+      static const char* const kHex = "0123456789ABCDEF";
+      out += {'\\', 'x', kHex[c >> 4], kHex[c & 15]};
+    }
+  }
+  if (text.size() > max_bytes) out += "...";
+  return out;
+}
 
 // nlohmann's SAX events, building the value as its DOM parser does but with
 // each object's keys also in a hash map, so a member is appended (or, for a
@@ -40,7 +60,7 @@ class OrderedBuilder {
   bool end_object() { return close(); }
   bool end_array() { return close(); }
   bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) {
-    error_ = std::string("is not valid JSON: ") + e.what();
+    error_ = "is not valid JSON: " + printable_start(e.what(), 300);
     return false;
   }
 

@@ -153,6 +153,19 @@ TEST(ServerApi, ErrorBodyShape) {
   EXPECT_TRUE(bare["error"]["code"].is_null());
 }
 
+// A message that quotes the request (here a model name of a megabyte, in
+// two-byte characters) is cut to 1 KiB at a character's start: no answer
+// grows with its request, and the cut leaves valid UTF-8.
+TEST(ServerApi, AnErrorMessageIsBounded) {
+  std::string name;
+  for (int i = 0; i < (1 << 19); i++) name += "\xc3\xa9";  // é
+  const auto body = error_body(ApiError(404, "the model '" + name + "' does not exist", "not_found_error"));
+  const std::string message = body["error"]["message"];
+  EXPECT_LE(message.size(), 1024u + 3);
+  EXPECT_EQ(message.substr(message.size() - 3), "...");
+  EXPECT_NO_THROW(body.dump());
+}
+
 TEST(ServerApi, CompletionPrompt) {
   EXPECT_EQ(parse_completion_request(json{{"prompt", "abc"}}).prompt, "abc");
   EXPECT_EQ(parse_completion_request(json{{"prompt", json::array({"abc"})}}).prompt, "abc");

@@ -53,5 +53,20 @@ TEST(OrderedJson, OneErrorNamingWhatIsWrong) {
     EXPECT_EQ(error_of(deep), "nests arrays and objects more than 256 levels deep");
 }
 
+// The error names what the parser read last, which may be the whole input
+// and any bytes: the message stays short and printable ASCII (an answer
+// that echoed a 1.5 MB string escaped to 3 MB, and one with a byte that is
+// no UTF-8 could not be written as JSON at all).
+TEST(OrderedJson, AnErrorNeverEchoesTheWholeInput) {
+  const std::string unterminated = R"({"prompt":")" + std::string(1 << 20, '\\') + "\xff";
+  const std::string message = error_of(unterminated);
+  EXPECT_EQ(message.rfind("is not valid JSON: ", 0), 0u) << message.substr(0, 200);
+  EXPECT_LT(message.size(), 2000u);
+  for (char c : message) EXPECT_TRUE(c >= 0x20 && c < 0x7f) << int(c);
+  const std::string bad_byte = error_of("{\"a\":\"\xff\"}");
+  EXPECT_NE(bad_byte.find("\\xFF"), std::string::npos) << bad_byte;
+  EXPECT_NO_THROW(ordered_json(bad_byte).dump());
+}
+
 }  // namespace
 }  // namespace warden
