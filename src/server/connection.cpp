@@ -285,7 +285,7 @@ void ConnectionGate::Impl::serve(int listening_fd) {
   ::close(listening_fd);
   for (auto& c : waiting) close_now(*c);
   waiting.clear();
-  pool->shutdown();  // each worker ends its answer: the scheduler has stopped, writes end with `stopping`
+  pool->shutdown();  // each worker ends its answer at once: the scheduler has stopped, and no write waits
   take_back_answered();
   for (auto& c : waiting) close_now(*c);
   waiting.clear();
