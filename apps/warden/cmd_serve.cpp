@@ -154,7 +154,7 @@ WARDEN_COMMAND("serve", "OpenAI-compatible HTTP API over a local GGUF model", []
       ->capture_default_str()
       ->check(CLI::Range(size_t(0), size_t(4096)));
   app.add_option("--timeout", a->server.timeout_seconds,
-                 "Seconds a client may take to send a whole request, and that one read or write may wait "
+                 "Seconds a client may take to send a whole request, and to take any more of an answer "
                  "(as llama-server's --timeout)")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
