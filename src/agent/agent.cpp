@@ -3,6 +3,7 @@
 #include "agent/html_text.h"
 #include "agent/turn_markers.h"
 #include "broker/render.h"
+#include "util/display.h"
 #include "util/error.h"
 
 namespace warden::agent {
@@ -22,17 +23,12 @@ Agent::Agent(ModelBackend& model, ToolRunner& tools, Gate& gate, AgentConfig con
 }
 
 namespace {
-// Cuts at most `n` bytes, backing off to a UTF-8 character boundary.
-std::string_view head(std::string_view s, size_t n) {
-  if (s.size() <= n) return s;
-  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-  return s.substr(0, n);
-}
+using display::utf8_prefix;
 
 // Model-made text for the audit log (control characters removed).
 std::string short_text(const std::string& s, size_t n = 200) {
   std::string t = strip_control_chars(s);
-  return t.size() <= n ? t : std::string(head(t, n)) + "...";
+  return t.size() <= n ? t : std::string(utf8_prefix(t, n)) + "...";
 }
 
 // Model-made text for one progress line on the human's terminal: escapes,
@@ -40,7 +36,7 @@ std::string short_text(const std::string& s, size_t n = 200) {
 // visibly (broker::neutralize), so it cannot restyle the terminal or print a
 // line that passes for one of warden's own.
 std::string progress_text(const std::string& s, size_t n = 200) {
-  return broker::neutralize(head(s, n), /*keep_newlines=*/false) + (s.size() > n ? "..." : "");
+  return broker::neutralize(utf8_prefix(s, n), /*keep_newlines=*/false) + (s.size() > n ? "..." : "");
 }
 
 size_t json_bytes(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace).size(); }
@@ -125,7 +121,7 @@ void Agent::run_tool_calls(const AssistantTurn& turn, AgentResult& result) {
   for (size_t i = 0; i < calls.size(); ++i) {
     refused[i] = refusal(calls[i], i);
     if (refused[i].empty()) continue;
-    calls[i].name = std::string(head(calls[i].name, kMaxToolNameBytes));
+    calls[i].name = std::string(utf8_prefix(calls[i].name, kMaxToolNameBytes));
     if (calls[i].id.size() > kMaxToolNameBytes) calls[i].id = "warden_call_" + std::to_string(i);
     if (i < config_.max_tool_calls_per_turn) gate_.record_event("tool.invalid", calls[i].name + ": " + refused[i]);
   }

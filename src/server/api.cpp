@@ -4,6 +4,7 @@
 #include <limits>
 #include <string_view>
 
+#include "util/display.h"
 #include "util/error.h"
 #include "util/json_nesting.h"
 #include "util/ordered_json.h"
@@ -16,24 +17,15 @@ ApiError bad_request(const std::string& message, const std::string& param, const
   return ApiError(400, message, "invalid_request_error", param, code);
 }
 
-namespace {
-
-// An error's message may quote the request (a model's name, a role): cut to
-// 1 KiB at a character's start, so that no answer grows with its request.
-std::string bounded_message(std::string message) {
-  constexpr size_t kMaxBytes = 1024;
-  if (message.size() <= kMaxBytes) return message;
-  size_t cut = kMaxBytes;
-  while (cut > 0 && (static_cast<unsigned char>(message[cut]) & 0xC0) == 0x80) cut--;
-  message.resize(cut);
-  return message + "...";
-}
-
-}  // namespace
-
 json error_body(const ApiError& e) {
+  // The message may quote the request (a model's name, a role): cut to
+  // 1 KiB at a character's start, so that no answer grows with its request.
+  constexpr size_t kMaxMessageBytes = 1024;
+  const std::string_view message = e.what();
   json err = json::object();
-  err["message"] = bounded_message(e.what());
+  err["message"] = message.size() <= kMaxMessageBytes
+                       ? std::string(message)
+                       : std::string(display::utf8_prefix(message, kMaxMessageBytes)) + "...";
   err["type"] = e.type;
   err["param"] = e.param.empty() ? json(nullptr) : json(e.param);
   err["code"] = e.code.empty() ? json(nullptr) : json(e.code);

@@ -26,6 +26,7 @@
 #include "server/grammar_vocab.h"
 #include "server/peer_socket.h"
 #include "server/prompt.h"
+#include "server/request_extent.h"
 #include "server/scheduler.h"
 #include "server/tool_stream.h"
 #include "util/error.h"
@@ -289,12 +290,11 @@ std::optional<ApiError> body_refusal(const httplib::Request& req) {
   if (req.has_header("Transfer-Encoding") || (needs_length && !req.has_header("Content-Length")))
     return ApiError(411, "a request body needs a Content-Length (chunked bodies are not taken)", "invalid_request_error",
                     "", "length_required");
-  // Only digits, and one value however often it is given: cpp-httplib
-  // would read "12abc" as 12, and the first of two lengths.
+  // One number however often it is given, as the gate reads it
+  // (request_extent.h): cpp-httplib would take the first of two lengths.
   for (size_t i = 0; i < req.get_header_value_count("Content-Length"); i++) {
     const std::string length = req.get_header_value("Content-Length", i);
-    if (length.empty() || length.size() > 18 || length.find_first_not_of("0123456789") != std::string::npos ||
-        length != req.get_header_value("Content-Length"))
+    if (!content_length_value(length) || length != req.get_header_value("Content-Length"))
       return ApiError(400, "Content-Length is not one decimal number", "invalid_request_error", "",
                       "invalid_content_length");
   }

@@ -14,17 +14,6 @@ std::string_view trimmed(std::string_view s) {
   return s;
 }
 
-// A Content-Length value: decimal digits only, at most 18 of them.
-std::optional<uint64_t> length_value(std::string_view s) {
-  if (s.empty() || s.size() > 18) return std::nullopt;
-  uint64_t n = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return std::nullopt;
-    n = n * 10 + uint64_t(c - '0');
-  }
-  return n;
-}
-
 // What the head says of the body to come.
 struct BodyHeaders {
   std::optional<uint64_t> length;
@@ -40,7 +29,7 @@ void read_header(std::string_view line, BodyHeaders& body) {
   const std::string name = ascii_lower(line.substr(0, colon));
   const std::string_view value = trimmed(line.substr(colon + 1));
   if (name == "content-length") {
-    const std::optional<uint64_t> n = length_value(value);
+    const std::optional<uint64_t> n = content_length_value(value);
     if (!n || (body.length && *body.length != *n)) body.length_malformed = true;
     else body.length = n;
   } else if (name == "transfer-encoding") {
@@ -51,6 +40,16 @@ void read_header(std::string_view line, BodyHeaders& body) {
 }
 
 }  // namespace
+
+std::optional<uint64_t> content_length_value(std::string_view value) {
+  if (value.empty() || value.size() > 18) return std::nullopt;
+  uint64_t n = 0;
+  for (char c : value) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + uint64_t(c - '0');
+  }
+  return n;
+}
 
 RequestExtent measure_request(std::string_view bytes, size_t max_body) {
   RequestExtent extent;

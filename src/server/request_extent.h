@@ -9,6 +9,8 @@
 // readings differ the connection is closed (connection.cpp), so a request
 // can never be cut in two differently by them.
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <string_view>
 
 namespace warden::server {
@@ -26,6 +28,10 @@ struct RequestExtent {
 // whose length is missing, malformed or chunked, counts as no body at all:
 // the request is handed on at its head, to be refused there (413, 411, 400).
 RequestExtent measure_request(std::string_view bytes, size_t max_body);
+
+// A Content-Length value as warden takes one: decimal digits only, at most
+// 18 of them (cpp-httplib itself would read "12abc" as 12).
+std::optional<uint64_t> content_length_value(std::string_view value);
 
 // Whether `bytes` hold a whole head, found without parsing: a line that is
 // only CRLF follows some line end. `from` says where the bytes before were

@@ -32,4 +32,8 @@ size_t render_unit(std::string_view text, size_t i, const Style& style, std::str
 
 std::string render(std::string_view text, const Style& style);
 
+// The longest start of `text` of at most `max_bytes` that cuts no UTF-8
+// character in two.
+std::string_view utf8_prefix(std::string_view text, size_t max_bytes);
+
 }  // namespace warden::display

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "util/display.h"
 #include "util/error.h"
 #include "util/json_nesting.h"
 
@@ -15,22 +16,14 @@ namespace {
 using json = nlohmann::ordered_json;
 
 // nlohmann's parse errors end with the text last read ("last read: '...'"),
-// which may be the whole input and any bytes: cut to `max_bytes`, each byte
-// that is not printable ASCII written as \xNN, so that an error message
-// neither grows with the input nor carries invalid UTF-8 (which the
-// message's own JSON answer could not hold).
+// which may be the whole input and any bytes: cut to `max_bytes`, and shown
+// in ASCII escapes (display.h), so that an error message neither grows
+// with the input nor carries invalid UTF-8 (which the message's own JSON
+// answer could not hold).
 std::string printable_start(std::string_view text, size_t max_bytes) {
-  std::string out;
-  for (unsigned char c : text.substr(0, max_bytes)) {
-    if (c >= 0x20 && c < 0x7f) {
-      out += char(c);
-    } else {
-      static const char* const kHex = "0123456789ABCDEF";
-      out += {'\\', 'x', kHex[c >> 4], kHex[c & 15]};
-    }
-  }
-  if (text.size() > max_bytes) out += "...";
-  return out;
+  display::Style ascii;
+  ascii.ascii_only = true;
+  return display::render(text.substr(0, max_bytes), ascii) + (text.size() > max_bytes ? "..." : "");
 }
 
 // nlohmann's SAX events, building the value as its DOM parser does but with

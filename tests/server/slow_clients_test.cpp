@@ -102,6 +102,19 @@ double metric(int port, const std::string& name) {
   return at == std::string::npos ? -1 : std::atof((text + more).c_str() + at + name.size() + 2);
 }
 
+// `count` connections, the i-th having sent `start(i)`; fewer when one
+// cannot connect.
+std::vector<int> connections_that_began(int port, int count, const std::function<std::string(int)>& start) {
+  std::vector<int> fds;
+  for (int i = 0; i < count; i++) {
+    const int fd = connect_to(port);
+    if (fd < 0) break;
+    send_all(fd, start(i));
+    fds.push_back(fd);
+  }
+  return fds;
+}
+
 // What another client gets for GET /health (it waits up to 30 s).
 std::string health_for_another_client(int port) {
   const int fd = connect_to(port);
@@ -116,16 +129,13 @@ TEST(SlowClients, TrickledRequestsAreCutOffAndOthersAreServed) {
   // 17 worker threads (1 slot, no queue, 16 more): 40 trickling connections
   // would hold every one of them for as long as they trickle.
   ServeProcess server({"--parallel", "1", "--max-queue", "0", "-t", "1", "--timeout", "2"});
-  std::vector<int> slow;
-  for (int i = 0; i < 40; i++) {
-    const int fd = connect_to(server.port());
-    ASSERT_GE(fd, 0);
-    // Half of them trickle their headers in, half a body they announced.
-    send_all(fd, i % 2 ? std::string("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
-                       : std::string("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
-                                     "application/json\r\nContent-Length: 4000\r\n\r\n{"));
-    slow.push_back(fd);
-  }
+  // Half of them trickle their headers in, half a body they announced.
+  const std::vector<int> slow = connections_that_began(server.port(), 40, [](int i) {
+    return i % 2 ? std::string("GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+                 : std::string("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                               "application/json\r\nContent-Length: 4000\r\n\r\n{");
+  });
+  ASSERT_EQ(slow.size(), 40u);
   std::atomic<bool> trickling{true};
   std::thread trickle([&] {
     while (trickling) {
@@ -253,13 +263,10 @@ bool quiet(int fd) {
 // arriving, and each of them is answered once it is whole.
 TEST(SlowClients, RequestsStillArrivingHoldNoWorker) {
   ServeProcess server({"--parallel", "1", "--max-queue", "0", "-t", "1", "--timeout", "60"});
-  std::vector<int> slow;
-  for (int i = 0; i < 60; i++) {
-    const int fd = connect_to(server.port());
-    ASSERT_GE(fd, 0);
-    send_all(fd, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n");  // the blank line still to come
-    slow.push_back(fd);
-  }
+  const std::vector<int> slow = connections_that_began(server.port(), 60, [](int) {
+    return "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n";  // the blank line still to come
+  });
+  ASSERT_EQ(slow.size(), 60u);
   const std::string answer = health_for_another_client(server.port());
   EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
   int still_arriving = 0;
@@ -292,13 +299,8 @@ TEST(SlowClients, ANewConnectionMakesRoomByClosingTheLongestSilent) {
     throw;
   }
   ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &files), 0);
-  std::vector<int> idle;
-  for (int i = 0; i < 250; i++) {
-    const int fd = connect_to(server->port());
-    ASSERT_GE(fd, 0);
-    send_all(fd, "GET /health HTTP/1.1\r\n");
-    idle.push_back(fd);
-  }
+  std::vector<int> idle = connections_that_began(server->port(), 250, [](int) { return "GET /health HTTP/1.1\r\n"; });
+  ASSERT_EQ(idle.size(), 250u);
   // They go quiet; then a client that sends its request a moment after it
   // connects is answered all the same, while more connections open.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
