@@ -193,7 +193,10 @@ class RoutingHttpServer : public httplib::Server {
 // The whole answer of a request the gate refuses before any worker sees it.
 std::string gate_refusal(int status, const std::string& message, const std::string& code) {
   const std::string body = error_body(ApiError(status, message, "invalid_request_error", "", code)).dump();
-  const char* reason = status == 408 ? "Request Timeout" : status == 431 ? "Request Header Fields Too Large" : "Error";
+  const char* reason = status == 408   ? "Request Timeout"
+                       : status == 431 ? "Request Header Fields Too Large"
+                       : status == 503 ? "Service Unavailable"
+                                       : "Error";
   return "HTTP/1.1 " + std::to_string(status) + " " + reason +
          "\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " +
          std::to_string(body.size()) + "\r\n\r\n" + body;
