@@ -5,7 +5,10 @@
 // (with --port 0 the kernel picks the port), then serves until SIGINT/SIGTERM.
 #include <csignal>
 #include <cstdio>
+#include <algorithm>
+#include <chrono>
 #include <fstream>
+#include <future>
 #include <memory>
 #include <pthread.h>
 #include <sstream>
@@ -22,6 +25,10 @@
 #include "util/paths.h"
 
 namespace {
+
+// The longest a stop waits for requests still being prepared (less with a
+// shorter --timeout).
+constexpr int kStopGraceSeconds = 5;
 
 struct ServeArgs {
   std::string model;
@@ -103,14 +110,26 @@ int run_serve(ServeArgs& a) {
     log::info("lookup decoding: up to " + std::to_string(a.server.lookup.draft_max) + " drafted tokens after " +
               std::to_string(a.server.lookup.ngram) + " matching ones");
 
-  std::thread watcher([&] {
+  std::promise<void> listening_ended;
+  std::thread watcher([&, ended = listening_ended.get_future()] {
     int sig = 0;
     sigwait(&stop_signals, &sig);
+    if (ended.wait_for(std::chrono::seconds(0)) == std::future_status::ready) return;
     log::info("stopping on signal " + std::to_string(sig));
     server.stop();
+    // A generation ends at once, but a worker still preparing a request
+    // (tokenizing a 4 MiB word, rendering a template) notices no stop. The
+    // loaded engine writes no file, so leaving that work undone loses nothing.
+    const int grace = std::min(a.server.timeout_seconds, kStopGraceSeconds);
+    if (ended.wait_for(std::chrono::seconds(grace)) == std::future_status::timeout) {
+      log::warn("requests were still being prepared " + std::to_string(grace) +
+                " s after the stop; not waiting for them");
+      std::_Exit(0);
+    }
   });
   server.listen(socket);
   // listen() also returns if the server stopped on its own: wake the watcher.
+  listening_ended.set_value();
   pthread_kill(watcher.native_handle(), SIGTERM);
   watcher.join();
   return 0;

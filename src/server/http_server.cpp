@@ -220,7 +220,8 @@ struct Server::Impl {
   void handle_models(const httplib::Request& req, httplib::Response& res);
 
   std::shared_ptr<const grammar::Grammar> constraint_for(const ChatRequest& chat);
-  std::shared_ptr<Job> submit(GenerationRequest g);
+  // `prompt_param` names the request field the prompt came from, for errors.
+  std::shared_ptr<Job> submit(GenerationRequest g, const char* prompt_param);
   GenerationRequest generation(const CommonParams& common, std::vector<int32_t> prompt);
 
   engine::Engine& engine;
@@ -414,12 +415,12 @@ GenerationRequest Server::Impl::generation(const CommonParams& common, std::vect
   return g;
 }
 
-std::shared_ptr<Job> Server::Impl::submit(GenerationRequest g) {
-  if (g.prompt.empty()) throw bad_request("the prompt is empty", "messages", "invalid_value");
+std::shared_ptr<Job> Server::Impl::submit(GenerationRequest g, const char* prompt_param) {
+  if (g.prompt.empty()) throw bad_request("the prompt is empty", prompt_param, "invalid_value");
   if (int64_t(g.prompt.size()) >= engine.n_ctx())
     throw bad_request("the prompt has " + std::to_string(g.prompt.size()) + " tokens; this model's context holds " +
                           std::to_string(engine.n_ctx()) + " tokens for prompt and completion together",
-                      "messages", "context_length_exceeded");
+                      prompt_param, "context_length_exceeded");
   try {
     return scheduler->submit(std::move(g));
   } catch (const QueueFull& e) {
@@ -576,7 +577,7 @@ void Server::Impl::handle_chat(const httplib::Request& req, httplib::Response& r
   }
   GenerationRequest g = generation(chat.common, prompts.tokenize_rendered(rendered));
   g.grammar = constraint_for(chat);
-  auto job = submit(std::move(g));
+  auto job = submit(std::move(g), "messages");
 
   const std::string id = random_id("chatcmpl-");
   const int64_t now = unix_now();
@@ -649,7 +650,7 @@ void Server::Impl::handle_chat(const httplib::Request& req, httplib::Response& r
 void Server::Impl::handle_completion(const httplib::Request& req, httplib::Response& res) {
   CompletionRequest comp = parse_completion_request(parse_body(req.body));
   check_model(comp.common.model);
-  auto job = submit(generation(comp.common, prompts.tokenize_plain(comp.prompt)));
+  auto job = submit(generation(comp.common, prompts.tokenize_plain(comp.prompt)), "prompt");
   const std::string id = random_id("cmpl-");
   const int64_t now = unix_now();
   auto body_for = [id, now, this](const std::string& text, const json& finish_reason) {

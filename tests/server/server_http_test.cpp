@@ -377,6 +377,9 @@ TEST_F(ServeTest, PromptLongerThanContextIs400) {
   for (int i = 0; i < 3000; ++i) text += "word ";
   expect_error(client().post("/v1/chat/completions", chat_body(text)), 400, "invalid_request_error", "messages",
                "context_length_exceeded");
+  // A completion's error names the field its prompt came from.
+  expect_error(client().post("/v1/completions", json{{"prompt", text}}), 400, "invalid_request_error", "prompt",
+               "context_length_exceeded");
   expect_still_serving();
 }
 

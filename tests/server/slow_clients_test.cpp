@@ -440,6 +440,25 @@ TEST(SlowClients, AContentLengthMustBeOneNumber) {
   }
 }
 
+// A stop waits at most --timeout (5 s at most) for work a worker is still
+// doing before a generation starts: tokenizing a 4 MiB word takes about a
+// second of CPU, and 20 of them on this machine's two cores ten.
+TEST(SlowClients, AStopWaitsForRequestsStillBeingPreparedAtMostTheirTimeout) {
+  ServeProcess server({"--parallel", "1", "-t", "1", "--timeout", "1"});
+  const std::string body = R"({"max_tokens":1,"prompt":")" + std::string((4 << 20) - 100, 'x') + R"("})";
+  const std::vector<int> fds = connections_that_began(server.port(), 20, [&](int) {
+    return "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+           "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  });
+  ASSERT_EQ(fds.size(), 20u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // for the gate to hand them out
+  const auto asked = std::chrono::steady_clock::now();
+  EXPECT_EQ(server.stop(), 0);
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - asked).count();
+  EXPECT_LT(took, 4.0) << "the stop waited for every request";
+  for (int fd : fds) ::close(fd);
+}
+
 TEST(SlowClients, TheTimeoutMustBeASensibleNumberOfSeconds) {
   EXPECT_THROW(ServeProcess({"--timeout", "0"}), std::runtime_error);
   EXPECT_THROW(ServeProcess({"--timeout", "x"}), std::runtime_error);
