@@ -40,6 +40,8 @@ void validate(const SamplerParams& p) {
     throw Error(param_error("repeat_penalty", "must be a finite number > 0", p.repeat_penalty));
   if (p.repeat_last_n < -1)
     throw Error(param_error("repeat_last_n", "must be -1 (whole history), 0 (off) or positive", p.repeat_last_n));
+  for (const auto& [token, bias] : p.logit_bias)
+    if (!std::isfinite(bias)) throw Error(param_error("logit_bias", "must be finite numbers", bias));
   if (!std::isfinite(p.presence_penalty))
     throw Error(param_error("presence_penalty", "must be a finite number", p.presence_penalty));
   if (!std::isfinite(p.frequency_penalty))
@@ -49,6 +51,10 @@ void validate(const SamplerParams& p) {
 Sampler::Sampler(SamplerParams params, int n_vocab) : params_(params), n_vocab_(n_vocab), rng_(params.seed) {
   validate(params_);
   if (n_vocab <= 0) throw Error("sampler: vocabulary size must be positive (got " + std::to_string(n_vocab) + ")");
+  for (const auto& [token, bias] : params_.logit_bias)
+    if (token < 0 || token >= n_vocab)
+      throw Error("sampler: logit bias for token id " + std::to_string(token) + ", outside the vocabulary [0, " +
+                  std::to_string(n_vocab) + ")");
   candidates_.reserve(static_cast<size_t>(n_vocab));
 }
 
@@ -280,6 +286,7 @@ int32_t Sampler::draw_with_temperature() {
 
 int32_t Sampler::sample(std::span<float> logits, const std::vector<uint8_t>* allowed_mask) {
   check_sizes(logits, allowed_mask);
+  for (const auto& [token, bias] : params_.logit_bias) logits[size_t(token)] += bias;
   apply_penalties(logits);
   check_finite_or_minus_inf(logits);  // after penalties, which could overflow
   if (params_.temperature <= 0.0f) return greedy_choice(logits, allowed_mask);

@@ -3,8 +3,10 @@
 //
 // The chain and its semantics follow llama.cpp's default sampler chain:
 //
-//   mask -> penalties -> top_k -> top_p -> min_p -> temperature -> draw
+//   mask -> logit bias -> penalties -> top_k -> top_p -> min_p -> temperature -> draw
 //
+// * logit bias: each (id, bias) pair adds bias to that token's logit (as
+//   OpenAI's logit_bias and llama.cpp's --logit-bias do).
 // * mask: ids with allowed_mask[id] == 0 (constrained decoding) are never
 //   chosen; ids whose logit is -inf are treated the same way.
 // * penalties over the last repeat_last_n accepted tokens (-1: all of them,
@@ -34,6 +36,7 @@
 #include <random>
 #include <span>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace warden::sample {
@@ -51,6 +54,7 @@ struct SamplerParams {
   float presence_penalty = 0.0f;
   float frequency_penalty = 0.0f;
   uint64_t seed = random_seed();
+  std::vector<std::pair<int32_t, float>> logit_bias;  // (token id, added to its logit)
 };
 
 // Throws warden::Error naming the first parameter that is out of range.
@@ -61,8 +65,9 @@ class Sampler {
   // Throws warden::Error for bad parameters or n_vocab <= 0.
   Sampler(SamplerParams params, int n_vocab);
 
-  // Picks the next token. `logits` must hold n_vocab values; the penalties
-  // are applied to it in place (as llama.cpp does), nothing else is changed.
+  // Picks the next token. `logits` must hold n_vocab values; the logit bias
+  // and the penalties are applied to it in place (as llama.cpp does),
+  // nothing else is changed.
   // `allowed_mask`, when given, must hold n_vocab entries (1 = allowed).
   // Throws warden::Error on a size mismatch, on a NaN or +inf logit, or when
   // no token is left to choose from.

@@ -135,6 +135,36 @@ std::vector<std::string> stop_strings(const json& obj) {
   return out;
 }
 
+// logit_bias: {"TOKEN_ID": BIAS, ...}, each bias in [-100, 100] as OpenAI
+// takes it (-100 bans the token, 100 all but forces it).
+std::vector<std::pair<int32_t, float>> logit_bias(const json& body) {
+  const json* v = field(body, "logit_bias");
+  if (!v) return {};
+  if (!v->is_object()) throw wrong_type("logit_bias", "an object mapping token ids to numbers");
+  std::vector<std::pair<int32_t, float>> out;
+  for (const auto& [key, bias] : v->items()) {
+    const std::string at = "logit_bias." + std::string(display::utf8_prefix(key, 64));
+    const bool digits = !key.empty() && key.size() <= 9 && key.find_first_not_of("0123456789") == std::string::npos;
+    if (!digits) throw bad_request("'logit_bias' keys must be token ids", "logit_bias", "invalid_value");
+    if (!bias.is_number() || !std::isfinite(bias.get<double>()) || std::fabs(bias.get<double>()) > 100)
+      throw bad_request("'" + at + "' must be a number between -100 and 100", "logit_bias", "out_of_range");
+    out.emplace_back(int32_t(std::stol(key)), float(bias.get<double>()));
+  }
+  return out;
+}
+
+// A field OpenAI defines whose effect is not built here is refused when it
+// asks for that effect (true, text, a number other than `neutral`), rather
+// than ignored.
+void refuse_unsupported(const json& body, const char* name, int64_t neutral = 0) {
+  const json* v = field(body, name);
+  if (!v) return;
+  const bool asks_nothing = (v->is_boolean() && !v->get<bool>()) ||
+                            (v->is_string() && v->get_ref<const std::string&>().empty()) ||
+                            (v->is_number_integer() && v->get<int64_t>() == neutral);
+  if (!asks_nothing) throw bad_request("'" + std::string(name) + "' is not supported", name, "unsupported_value");
+}
+
 CommonParams parse_common(const json& body) {
   CommonParams p;
   if (const json* m = field(body, "model")) {
@@ -167,6 +197,7 @@ CommonParams parse_common(const json& body) {
   s.repeat_penalty = float(number_in(body, "repeat_penalty", 0.0, 10.0).value_or(1.0));
   // OpenAI penalizes what was generated so far: the whole history window.
   s.repeat_last_n = -1;
+  s.logit_bias = logit_bias(body);
   if (const json* seed = field(body, "seed")) {
     if (!seed->is_number_integer()) throw wrong_type("seed", "an integer");
     s.seed = seed->is_number_unsigned() ? seed->get<uint64_t>() : uint64_t(seed->get<int64_t>());
@@ -236,10 +267,11 @@ json parse_messages(const json& body) {
             throw bad_request("the tool call arguments hold more than " + std::to_string(kMaxJsonValues) +
                                   " JSON values in all, the limit per request",
                               cat + ".function.arguments", "too_many_json_values");
+          // Arguments that are not JSON (a model's call cut short, or badly
+          // formed: OpenAI warns they may be) stay the text they are.
           try {
             msg["tool_calls"][k]["function"]["arguments"] = parse_ordered_json(fn["arguments"].get<std::string>());
-          } catch (const Error& e) {
-            throw bad_request(cat + ".function.arguments " + e.what(), cat + ".function.arguments", "invalid_value");
+          } catch (const Error&) {
           }
         }
       }
@@ -331,7 +363,9 @@ ChatRequest parse_chat_request(const json& body) {
   r.messages = parse_messages(body);
   r.tools = parse_tools(body);
   parse_tool_choice(body, r);
-  r.parallel_tool_calls = boolean(body, "parallel_tool_calls").value_or(false);
+  r.parallel_tool_calls = boolean(body, "parallel_tool_calls").value_or(true);
+  refuse_unsupported(body, "logprobs");
+  refuse_unsupported(body, "top_logprobs");
   parse_response_format(body, r);
   if (r.response_format != ResponseFormat::Text &&
       (r.tool_choice == ToolChoice::Required || r.tool_choice == ToolChoice::Named))
@@ -347,18 +381,31 @@ ChatRequest parse_chat_request(const json& body) {
 CompletionRequest parse_completion_request(const json& body) {
   CompletionRequest r;
   r.common = parse_common(body);
+  if (r.common.max_tokens < 0) r.common.max_tokens = kDefaultCompletionTokens;
+  r.echo = boolean(body, "echo").value_or(false);
+  refuse_unsupported(body, "logprobs");
+  refuse_unsupported(body, "suffix");
+  refuse_unsupported(body, "best_of", 1);
   const json* prompt = field(body, "prompt");
   if (!prompt) throw bad_request("'prompt' is required", "prompt", "missing_field");
-  if (prompt->is_string()) {
-    r.prompt = prompt->get<std::string>();
-  } else if (prompt->is_array() && prompt->size() == 1 && (*prompt)[0].is_string()) {
-    r.prompt = (*prompt)[0].get<std::string>();
-  } else if (prompt->is_array()) {
+  // One prompt, as OpenAI takes it: text, token ids, or a list of one of those.
+  const json& one = prompt->is_array() && prompt->size() == 1 && !(*prompt)[0].is_number() ? (*prompt)[0] : *prompt;
+  if (one.is_string()) {
+    r.prompt = one.get<std::string>();
+    if (r.prompt.empty()) throw bad_request("'prompt' must not be empty", "prompt", "invalid_value");
+  } else if (one.is_array() && !one.empty() && one[0].is_number_integer()) {
+    for (const auto& id : one) {
+      if (!id.is_number_integer()) throw wrong_type("prompt", "text or an array of token ids");
+      r.prompt_tokens.push_back(id.is_number_unsigned() && id.get<uint64_t>() > uint64_t(INT64_MAX) ? INT64_MAX
+                                                                                                    : id.get<int64_t>());
+    }
+  } else if (prompt->is_array() && prompt->size() > 1) {
     throw bad_request("only one prompt per request is supported", "prompt", "unsupported_value");
+  } else if (one.is_array() && one.empty()) {
+    throw bad_request("'prompt' must not be empty", "prompt", "invalid_value");
   } else {
-    throw wrong_type("prompt", "a string");
+    throw wrong_type("prompt", "text or an array of token ids");
   }
-  if (r.prompt.empty()) throw bad_request("'prompt' must not be empty", "prompt", "invalid_value");
   return r;
 }
 

@@ -22,7 +22,7 @@ class ApiError : public std::runtime_error {
       : std::runtime_error(message), status(status), type(std::move(type)), param(std::move(param)),
         code(std::move(code)) {}
   int status;
-  std::string type;   // invalid_request_error, authentication_error, not_found_error, server_error, ...
+  std::string type;   // invalid_request_error (OpenAI uses it for 401 and 404 too), server_error, ...
   std::string param;  // the offending field ("" = null)
   std::string code;   // machine-readable code ("" = null)
 };
@@ -55,7 +55,7 @@ struct CommonParams {
   bool include_usage = false;  // stream_options.include_usage
   int64_t max_tokens = -1;     // -1: until the end or a full context
   std::vector<std::string> stop;
-  sample::SamplerParams sampling;
+  sample::SamplerParams sampling;  // logit_bias ids not yet checked against the vocabulary
   bool ignore_eos = false;  // llama.cpp extension, for benchmarks
 };
 
@@ -68,7 +68,7 @@ struct ChatRequest {
   nlohmann::ordered_json tools = nullptr;  // null or an array of function tools
   ToolChoice tool_choice = ToolChoice::Auto;
   std::string tool_name;                   // ToolChoice::Named
-  bool parallel_tool_calls = false;
+  bool parallel_tool_calls = true;  // OpenAI's default
   ResponseFormat response_format = ResponseFormat::Text;
   nlohmann::ordered_json json_schema;      // ResponseFormat::JsonSchema
   nlohmann::ordered_json template_kwargs = nlohmann::ordered_json::object();  // chat_template_kwargs
@@ -76,8 +76,14 @@ struct ChatRequest {
 
 struct CompletionRequest {
   CommonParams common;
-  std::string prompt;
+  std::string prompt;                  // text, or
+  std::vector<int64_t> prompt_tokens;  // token ids (unchecked against the vocabulary)
+  bool echo = false;                   // the answer starts with the prompt's text
 };
+
+// /v1/completions generates at most this many tokens unless max_tokens says
+// otherwise (OpenAI's default for it, and vLLM's).
+constexpr int64_t kDefaultCompletionTokens = 16;
 
 // Throw ApiError (400) naming the first field that is missing, of the wrong
 // type or out of range.

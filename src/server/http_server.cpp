@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <utility>
 
 #include "chat/jinja_error.h"
 #include "grammar/json_schema.h"
@@ -115,6 +116,22 @@ void add_usage(json& body, const JobResult& r, bool lookup) {
 }
 
 std::string sse(const json& j) { return "data: " + j.dump() + "\n\n"; }
+
+// The end of a stream: the finish_reason chunk `last`, with the usage and
+// timings; or, with stream_options.include_usage (as OpenAI sends it), the
+// timings there and the usage in one more chunk with no choices, every
+// chunk before it having carried "usage": null.
+std::string stream_end(json last, const JobResult& r, bool lookup, bool include_usage) {
+  if (!include_usage) {
+    add_usage(last, r, lookup);
+    return sse(last);
+  }
+  json usage = last;
+  usage["choices"] = json::array();
+  usage["usage"] = usage_json(r);
+  last["timings"] = timings_json(r, lookup);
+  return sse(last) + sse(usage);
+}
 
 // How often a handler waiting on a generation looks at its client's socket.
 constexpr std::chrono::milliseconds kClientCheckInterval{50};
@@ -218,6 +235,8 @@ struct Server::Impl {
   void handle_chat(const httplib::Request& req, httplib::Response& res);
   void handle_completion(const httplib::Request& req, httplib::Response& res);
   void handle_models(const httplib::Request& req, httplib::Response& res);
+  void handle_model(const httplib::Request& req, httplib::Response& res);
+  json model_object() const;
 
   std::shared_ptr<const grammar::Grammar> constraint_for(const ChatRequest& chat);
   // `prompt_param` names the request field the prompt came from, for errors.
@@ -339,7 +358,7 @@ void Server::Impl::install_routes() {
     if (same_secret(req.get_header_value("Authorization"), expected))
       return httplib::Server::HandlerResponse::Unhandled;
     reply_error(res, ApiError(401, "invalid or missing API key (send 'Authorization: Bearer KEY')",
-                              "authentication_error", "", "invalid_api_key"));
+                              "invalid_request_error", "", "invalid_api_key"));
     return httplib::Server::HandlerResponse::Handled;
   });
   // Runs for every answer: after an error or a refusal the connection ends,
@@ -356,7 +375,7 @@ void Server::Impl::install_routes() {
     metrics.request_errors_total++;
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Handled;
     if (res.status == 404)
-      reply_error(res, ApiError(404, "no route " + req.method + " " + req.path, "not_found_error", "",
+      reply_error(res, ApiError(404, "no route " + req.method + " " + req.path, "invalid_request_error", "",
                                 "unknown_route"));
     else if (res.status == 413)
       reply_error(res, ApiError(413, "the request body is larger than " + std::to_string(options.max_body) +
@@ -370,16 +389,22 @@ void Server::Impl::install_routes() {
     reply_error(res, ApiError(500, "internal error", "server_error"));
   });
 
-  // A route runs once its request has arrived whole, body included.
-  http.Post("/v1/chat/completions", [this](const httplib::Request& q, httplib::Response& s) {
-    guarded(q, s, &Impl::handle_chat);
-  });
-  http.Post("/v1/completions", [this](const httplib::Request& q, httplib::Response& s) {
-    guarded(q, s, &Impl::handle_completion);
-  });
-  http.Get("/v1/models", [this](const httplib::Request& q, httplib::Response& s) {
-    guarded(q, s, &Impl::handle_models);
-  });
+  // A route runs once its request has arrived whole, body included. Each
+  // API route also answers without its /v1 (as llama-server's do).
+  for (const std::string prefix : {"/v1", ""}) {
+    http.Post(prefix + "/chat/completions", [this](const httplib::Request& q, httplib::Response& s) {
+      guarded(q, s, &Impl::handle_chat);
+    });
+    http.Post(prefix + "/completions", [this](const httplib::Request& q, httplib::Response& s) {
+      guarded(q, s, &Impl::handle_completion);
+    });
+    http.Get(prefix + "/models", [this](const httplib::Request& q, httplib::Response& s) {
+      guarded(q, s, &Impl::handle_models);
+    });
+    http.Get(prefix + "/models/(.+)", [this](const httplib::Request& q, httplib::Response& s) {
+      guarded(q, s, &Impl::handle_model);
+    });
+  }
   http.Get("/health", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("{\"status\":\"ok\"}", "application/json");
   });
@@ -391,24 +416,37 @@ void Server::Impl::install_routes() {
 void Server::Impl::check_model(const std::string& requested) {
   if (requested.empty() || requested == model_id) return;
   throw ApiError(404, "the model '" + requested + "' does not exist; this server serves '" + model_id + "'",
-                 "not_found_error", "model", "model_not_found");
+                 "invalid_request_error", "model", "model_not_found");
+}
+
+json Server::Impl::model_object() const {
+  return {{"id", model_id},
+          {"object", "model"},
+          {"created", created},
+          {"owned_by", "warden"},
+          {"meta", {{"n_ctx", engine.n_ctx()}, {"n_vocab", engine.tokenizer().size()}, {"slots", scheduler->slots()}}}};
 }
 
 void Server::Impl::handle_models(const httplib::Request&, httplib::Response& res) {
-  json model = {{"id", model_id},
-                {"object", "model"},
-                {"created", created},
-                {"owned_by", "warden"},
-                {"meta",
-                 {{"n_ctx", engine.n_ctx()}, {"n_vocab", engine.tokenizer().size()}, {"slots", scheduler->slots()}}}};
-  json body = {{"object", "list"}, {"data", json::array({model})}};
+  json body = {{"object", "list"}, {"data", json::array({model_object()})}};
   res.set_content(body.dump(), "application/json");
+}
+
+// GET /v1/models/{id}: the model, if that is its name.
+void Server::Impl::handle_model(const httplib::Request& req, httplib::Response& res) {
+  check_model(req.matches[1]);  // never empty: the route's pattern is (.+)
+  res.set_content(model_object().dump(), "application/json");
 }
 
 GenerationRequest Server::Impl::generation(const CommonParams& common, std::vector<int32_t> prompt) {
   GenerationRequest g;
   g.prompt = std::move(prompt);
   g.sampling = common.sampling;
+  for (const auto& [token, bias] : g.sampling.logit_bias)
+    if (size_t(token) >= engine.tokenizer().size())
+      throw bad_request("'logit_bias' names token id " + std::to_string(token) + "; this model's vocabulary has " +
+                            std::to_string(engine.tokenizer().size()) + " tokens",
+                        "logit_bias", "out_of_range");
   g.max_tokens = common.max_tokens;
   g.stop = common.stop;
   g.ignore_eos = common.ignore_eos;
@@ -473,6 +511,38 @@ class ChatOutput {
   std::optional<grammar::ToolCallParser> parser_;
 };
 
+// Streamed calls the parser disagrees with: expected when generation was
+// cut short in the middle of a call, a bug otherwise.
+void log_mismatches(const ToolCallStreamer::Final& f, Finish finish) {
+  for (const auto& m : f.mismatches) {
+    if (finish == Finish::Length || finish == Finish::Cancelled) log::debug(m + " (generation was cut short)");
+    else log::error(m);
+  }
+}
+
+// A forced call's whole answer, read as a stream of it is (ToolCallStreamer),
+// so that both agree: a call cut short keeps its name and the arguments
+// generated so far, and output that never became a call is content.
+struct ForcedAnswer {
+  std::string content;
+  std::vector<grammar::ToolCall> calls;
+};
+ForcedAnswer forced_answer(const std::string& text, grammar::ToolCallFormat format, Finish finish) {
+  ToolCallStreamer streamer(format);
+  std::vector<ToolCallFragment> fragments = streamer.feed(text);
+  ToolCallStreamer::Final f = streamer.finish();
+  log_mismatches(f, finish);
+  fragments.insert(fragments.end(), f.fragments.begin(), f.fragments.end());
+  ForcedAnswer a;
+  for (const auto& fragment : fragments) {
+    if (fragment.index >= a.calls.size()) a.calls.resize(fragment.index + 1);
+    if (fragment.opens) a.calls[fragment.index].name = fragment.name;
+    a.calls[fragment.index].arguments += fragment.arguments;
+  }
+  if (a.calls.empty() && f.content.find_first_not_of(" \n\t\r") != std::string::npos) a.content = f.content;
+  return a;
+}
+
 struct ChatStream {
   std::shared_ptr<Job> job;
   ChatOutput output;
@@ -480,7 +550,8 @@ struct ChatStream {
   std::string model;
   int64_t created;
   bool include_usage;
-  bool lookup;  // lookup decoding on: timings show the drafts
+  bool lookup;          // lookup decoding on: timings show the drafts
+  bool parallel_calls;  // parallel_tool_calls: more than one call may be sent
   size_t tool_calls_sent = 0;
   bool role_sent = false;
   bool finished = false;
@@ -490,8 +561,10 @@ struct ChatStream {
 
   json chunk(json delta, const json& finish_reason) const {
     json choice = {{"index", 0}, {"delta", std::move(delta)}, {"logprobs", nullptr}, {"finish_reason", finish_reason}};
-    return {{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model},
-            {"choices", json::array({choice})}};
+    json c = {{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model},
+              {"choices", json::array({choice})}};
+    if (include_usage) c["usage"] = nullptr;
+    return c;
   }
   // The next generated text, as deltas.
   void add_text(std::string& out, const std::string& text) {
@@ -519,10 +592,7 @@ struct ChatStream {
   // as content, as the non-streamed answer gives it.
   void finish_forced(std::string& out, const JobResult& r) {
     ToolCallStreamer::Final f = forced->finish();
-    for (const auto& m : f.mismatches) {
-      if (r.finish == Finish::Length || r.finish == Finish::Cancelled) log::debug(m + " (generation was cut short)");
-      else log::error(m);
-    }
+    log_mismatches(f, r.finish);
     add_fragments(out, f.fragments);
     if (tool_calls_sent == 0 && f.content.find_first_not_of(" \n\t\r") != std::string::npos)
       out += sse(chunk({{"content", f.content}}, nullptr));
@@ -530,28 +600,20 @@ struct ChatStream {
   void add_delta(std::string& out, const grammar::ToolCallDelta& d) {
     if (!d.content.empty()) out += sse(chunk({{"content", d.content}}, nullptr));
     for (const auto& call : d.tool_calls) {
+      if (!parallel_calls && tool_calls_sent > 0) break;
       out += sse(chunk({{"tool_calls", json::array({tool_call_json(call, tool_calls_sent, true)})}}, nullptr));
       tool_calls_sent++;
     }
   }
-  // The job is done: flush the parser, then the finish_reason chunk (with
-  // usage), the optional usage-only chunk, and [DONE].
+  // The job is done: flush the parser, then the stream's end, and [DONE].
   void finish(std::string& out) {
     JobResult r = job->result();
     if (forced) finish_forced(out, r);
     else add_delta(out, output.finish());
-    if (r.finish == Finish::Error) {
+    if (r.finish == Finish::Error)
       out += sse(error_body(ApiError(500, r.error, "server_error")));
-    } else {
-      json last = chunk(json::object(), finish_name(r.finish, tool_calls_sent > 0));
-      add_usage(last, r, lookup);
-      out += sse(last);
-      if (include_usage) {
-        json u = {{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model},
-                  {"choices", json::array()}, {"usage", usage_json(r)}};
-        out += sse(u);
-      }
-    }
+    else
+      out += stream_end(chunk(json::object(), finish_name(r.finish, tool_calls_sent > 0)), r, lookup, include_usage);
     out += "data: [DONE]\n\n";
     finished = true;
   }
@@ -572,6 +634,8 @@ void Server::Impl::handle_chat(const httplib::Request& req, httplib::Response& r
   } catch (const chat::TemplateError& e) {
     throw bad_request(std::string("the model's chat template refused the conversation: ") + e.what(), "messages",
                       "template_error");
+  } catch (const ControlTextError& e) {
+    throw bad_request(e.what(), e.where, "invalid_value");
   } catch (const Error& e) {
     throw bad_request(e.what(), "messages", "invalid_value");
   }
@@ -584,7 +648,7 @@ void Server::Impl::handle_chat(const httplib::Request& req, httplib::Response& r
   if (chat.common.stream) {
     auto stream = std::make_shared<ChatStream>(
         ChatStream{job, ChatOutput(use_tools, prompts.tool_format()), id, model_id, now, chat.common.include_usage,
-                   options.lookup.enabled()});
+                   options.lookup.enabled(), chat.parallel_tool_calls});
     if (forced_tool_call) stream->forced.emplace(prompts.tool_format());
     auto watch = std::make_shared<ClientWatch>(req);
     res.set_header("Cache-Control", "no-cache");
@@ -614,23 +678,29 @@ void Server::Impl::handle_chat(const httplib::Request& req, httplib::Response& r
     return;
   }
 
-  ChatOutput output(use_tools, prompts.tool_format());
+  ChatOutput output(use_tools && !forced_tool_call, prompts.tool_format());
   ClientWatch watch(req);
-  std::string content;
+  std::string text, content;
   std::vector<grammar::ToolCall> calls;
   for (;;) {
     Job::Chunk c = next_or_cancel(*job, watch);
-    auto d = output.feed(c.text);
-    content += d.content;
-    calls.insert(calls.end(), d.tool_calls.begin(), d.tool_calls.end());
+    text += c.text;
     if (c.done) break;
   }
-  auto d = output.finish();
-  content += d.content;
-  calls.insert(calls.end(), d.tool_calls.begin(), d.tool_calls.end());
   JobResult r = job->result();
   if (r.finish == Finish::Error) throw ApiError(500, r.error, "server_error");
   if (r.finish == Finish::Cancelled) throw client_closed();
+  if (forced_tool_call) {
+    ForcedAnswer a = forced_answer(text, prompts.tool_format(), r.finish);
+    content = std::move(a.content);
+    calls = std::move(a.calls);
+  } else {
+    for (const auto& d : {output.feed(text), output.finish()}) {
+      content += d.content;
+      calls.insert(calls.end(), d.tool_calls.begin(), d.tool_calls.end());
+    }
+  }
+  if (!chat.parallel_tool_calls && calls.size() > 1) calls.resize(1);
 
   json message = {{"role", "assistant"}, {"content", calls.empty() || !content.empty() ? json(content) : json(nullptr)}};
   if (!calls.empty()) {
@@ -650,33 +720,50 @@ void Server::Impl::handle_chat(const httplib::Request& req, httplib::Response& r
 void Server::Impl::handle_completion(const httplib::Request& req, httplib::Response& res) {
   CompletionRequest comp = parse_completion_request(parse_body(req.body));
   check_model(comp.common.model);
-  auto job = submit(generation(comp.common, prompts.tokenize_plain(comp.prompt)), "prompt");
+  std::vector<int32_t> prompt;
+  if (comp.prompt_tokens.empty()) {
+    prompt = prompts.tokenize_plain(comp.prompt);
+  } else {
+    for (int64_t token : comp.prompt_tokens) {
+      if (token < 0 || uint64_t(token) >= engine.tokenizer().size())
+        throw bad_request("the prompt's token id " + std::to_string(token) + " is not in this model's vocabulary of " +
+                              std::to_string(engine.tokenizer().size()) + " tokens",
+                          "prompt", "out_of_range");
+      prompt.push_back(int32_t(token));
+    }
+  }
+  // echo: the answer's text starts with the prompt's.
+  std::string echoed;
+  if (comp.echo) echoed = comp.prompt_tokens.empty() ? comp.prompt : engine.tokenizer().decode(prompt, false);
+  auto job = submit(generation(comp.common, std::move(prompt)), "prompt");
   const std::string id = random_id("cmpl-");
   const int64_t now = unix_now();
-  auto body_for = [id, now, this](const std::string& text, const json& finish_reason) {
+  const bool include_usage = comp.common.include_usage;
+  auto body_for = [id, now, include_usage, this](const std::string& text, const json& finish_reason) {
     json choice = {{"text", text}, {"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_reason}};
-    return json{{"id", id}, {"object", "text_completion"}, {"created", now}, {"model", model_id},
-                {"choices", json::array({choice})}};
+    json body = {{"id", id}, {"object", "text_completion"}, {"created", now}, {"model", model_id},
+                 {"choices", json::array({choice})}};
+    if (include_usage) body["usage"] = nullptr;
+    return body;
   };
   if (comp.common.stream) {
     auto watch = std::make_shared<ClientWatch>(req);
     res.set_header("Cache-Control", "no-cache");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [job, body_for, watch, lookup = options.lookup.enabled()](size_t, httplib::DataSink& sink) {
+        [job, body_for, watch, echoed, include_usage, lookup = options.lookup.enabled()](
+            size_t, httplib::DataSink& sink) mutable {
+          std::string out;
+          if (!echoed.empty()) out += sse(body_for(std::exchange(echoed, ""), nullptr));
           Job::Chunk c = next_or_cancel(*job, *watch);
           if (job->cancelled()) return false;  // the client left
-          std::string out;
           if (!c.text.empty()) out += sse(body_for(c.text, nullptr));
           if (c.done) {
             JobResult r = job->result();
-            if (r.finish == Finish::Error) {
+            if (r.finish == Finish::Error)
               out += sse(error_body(ApiError(500, r.error, "server_error")));
-            } else {
-              json last = body_for("", finish_name(r.finish, false));
-              add_usage(last, r, lookup);
-              out += sse(last);
-            }
+            else
+              out += stream_end(body_for("", finish_name(r.finish, false)), r, lookup, include_usage);
             out += "data: [DONE]\n\n";
           }
           if (out.empty()) return true;
@@ -691,7 +778,7 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
     return;
   }
   ClientWatch watch(req);
-  std::string text;
+  std::string text = echoed;
   for (;;) {
     Job::Chunk c = next_or_cancel(*job, watch);
     text += c.text;

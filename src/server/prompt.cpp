@@ -5,12 +5,41 @@
 
 namespace warden::server {
 
+namespace {
+
+// Whether the template fails on an assistant turn with tool calls and
+// content null, as OpenAI sends it, but takes one with content "" (Qwen3's
+// does '</think>' in message.content). llama-server tells the same way.
+bool needs_text_content(const chat::ChatTemplate& t) {
+  using json = nlohmann::ordered_json;
+  chat::ChatInputs in;
+  in.tools = json::parse(R"([{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}])");
+  in.messages = json::parse(R"([{"role":"user","content":"x"},{"role":"assistant","content":null,
+      "tool_calls":[{"id":"call_1","type":"function","function":{"name":"f","arguments":{}}}]},
+      {"role":"tool","tool_call_id":"call_1","content":"y"}])");
+  try {
+    t.render(in);
+    return false;
+  } catch (const chat::TemplateError&) {
+  }
+  in.messages[1]["content"] = "";
+  try {
+    t.render(in);
+    return true;
+  } catch (const chat::TemplateError&) {
+    return false;
+  }
+}
+
+}  // namespace
+
 PromptBuilder::PromptBuilder(const std::string& template_source, const tokenizer::Tokenizer& tok) : tok_(tok) {
   if (template_source.empty()) {
     log::warn("the model has no chat template (tokenizer.chat_template); using ChatML");
   } else {
     template_ = std::make_unique<chat::ChatTemplate>(template_source);
     tool_format_ = grammar::detect_tool_call_format(template_source);
+    template_needs_text_content_ = needs_text_content(*template_);
   }
   if (tok.bos() >= 0) bos_text_ = tok.text(tok.bos());
   if (tok.eos() >= 0) eos_text_ = tok.text(tok.eos());
@@ -26,8 +55,7 @@ void PromptBuilder::check_no_control_text(const nlohmann::ordered_json& value, c
     const auto& s = value.get_ref<const std::string&>();
     for (const auto& control : control_texts_)
       if (s.find(control) != std::string::npos)
-        throw Error(where + " contains the control token text '" + control +
-                    "', which is not accepted in message text");
+        throw ControlTextError(where, control);
   } else if (value.is_array()) {
     for (size_t i = 0; i < value.size(); ++i) check_no_control_text(value[i], where + "[" + std::to_string(i) + "]");
   } else if (value.is_object()) {
@@ -53,6 +81,9 @@ std::string PromptBuilder::render(const nlohmann::ordered_json& messages, const 
   in.bos_token = bos_text_;
   in.eos_token = eos_text_;
   in.extra_context = extra_context;
+  if (template_needs_text_content_)
+    for (auto& m : in.messages)
+      if (m.contains("content") && m["content"].is_null()) m["content"] = "";
   return template_ ? template_->render(in) : chat::render_chatml(in);
 }
 

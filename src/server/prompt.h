@@ -18,8 +18,19 @@
 #include "chat/chat_template.h"
 #include "grammar/toolcall.h"
 #include "tokenizer/tokenizer.h"
+#include "util/error.h"
 
 namespace warden::server {
+
+// Text that spells a control token, at `where`: the request field's path
+// (messages[1].content, tools[0].function.description, ...).
+class ControlTextError : public Error {
+ public:
+  ControlTextError(const std::string& where, const std::string& control)
+      : Error(where + " contains the control token text '" + control + "', which is not accepted in message text"),
+        where(where) {}
+  std::string where;
+};
 
 class PromptBuilder {
  public:
@@ -29,8 +40,8 @@ class PromptBuilder {
 
   // Renders the conversation (tools: null or an OpenAI tools array).
   // Throws chat::TemplateError (the template's own raise_exception) and
-  // warden::Error for text in messages, tools or extra_context that spells a
-  // control token.
+  // ControlTextError for text in messages, tools or extra_context that
+  // spells a control token.
   std::string render(const nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools,
                      const nlohmann::ordered_json& extra_context = nlohmann::ordered_json::object()) const;
   // Tokens of a rendered prompt (BOS added when the vocabulary wants it and
@@ -39,8 +50,8 @@ class PromptBuilder {
   // Tokens of raw completion text: specials never parsed.
   std::vector<int32_t> tokenize_plain(const std::string& text) const;
 
-  // Throws warden::Error naming `where` if any string inside `value` holds
-  // the text of a control token.
+  // Throws ControlTextError naming `where` if any string inside `value`
+  // holds the text of a control token.
   void check_no_control_text(const nlohmann::ordered_json& value, const std::string& where) const;
 
   grammar::ToolCallFormat tool_format() const { return tool_format_; }
@@ -50,6 +61,7 @@ class PromptBuilder {
   const tokenizer::Tokenizer& tok_;
   std::unique_ptr<chat::ChatTemplate> template_;  // null: ChatML
   grammar::ToolCallFormat tool_format_ = grammar::ToolCallFormat::kHermes;
+  bool template_needs_text_content_ = false;  // null message content is given as ""
   std::string bos_text_, eos_text_;
   std::vector<std::string> control_texts_;
 };

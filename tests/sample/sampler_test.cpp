@@ -305,6 +305,35 @@ TEST(Sampler, GreedyIgnoresTheOtherFiltersButNotTheMaskOrPenalties) {
   EXPECT_EQ(sampler.sample(copy, &mask), 3);
 }
 
+// Logit bias comes before the penalties, and -inf from a bias bans a token.
+TEST(Sampler, LogitBiasIsAddedBeforeThePenalties) {
+  const std::vector<float> logits = {0.5f, 3.0f, -1.0f, 2.0f, 2.9f};
+  SamplerParams params;
+  params.temperature = 0.0f;
+  params.logit_bias = {{2, 4.5f}, {1, -0.5f}};  // 2: 3.5, now the argmax; 1: 2.5
+  Sampler sampler(params, 5);
+  std::vector<float> copy = logits;
+  EXPECT_EQ(sampler.sample(copy), 2);
+  EXPECT_FLOAT_EQ(copy[2], 3.5f);  // applied in place, as the penalties are
+  params.repeat_penalty = 2.0f;
+  Sampler penalized(params, 5);
+  penalized.accept(2);  // (-1 + 4.5) / 2 = 1.75: the bias first, then the penalty
+  copy = logits;
+  EXPECT_EQ(penalized.sample(copy), 4);
+  EXPECT_FLOAT_EQ(copy[2], 1.75f);
+  params.repeat_penalty = 1.0f;
+  params.logit_bias = {{0, 100.0f}};
+  params.temperature = 1.0f;
+  Sampler forced(params, 5);
+  for (int i = 0; i < 20; ++i) {
+    copy = logits;
+    EXPECT_EQ(forced.sample(copy), 0);
+  }
+  EXPECT_THROW(Sampler(SamplerParams{.logit_bias = {{5, 1.0f}}}, 5), Error);   // outside the vocabulary
+  EXPECT_THROW(Sampler(SamplerParams{.logit_bias = {{-1, 1.0f}}}, 5), Error);
+  EXPECT_THROW(Sampler(SamplerParams{.logit_bias = {{1, std::numeric_limits<float>::quiet_NaN()}}}, 5), Error);
+}
+
 // ---------------------------------------------------------------- mask
 
 TEST(Sampler, MaskedTokensAreNeverDrawn) {

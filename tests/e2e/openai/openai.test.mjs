@@ -215,6 +215,38 @@ test('json_schema response validates', async () => {
   }
 });
 
+// An agent loop: the assistant's turn goes back as the client got it
+// (content null beside tool_calls), with the tool's answer after it.
+test('a tool call and its result go back to the model', async () => {
+  const history = [...messages];
+  const r = await client.chat.completions.create({
+    model: 'tiny', messages: history, seed: 1, tools: [weatherTool], tool_choice: 'required',
+    parallel_tool_calls: false,
+  });
+  const message = r.choices[0].message;
+  assert.equal(message.content, null);
+  assert.equal(message.tool_calls.length, 1);
+  history.push(message);
+  history.push({ role: 'tool', tool_call_id: message.tool_calls[0].id, content: 'Sunny, 21 degrees' });
+  const next = await client.chat.completions.create({ model: 'tiny', messages: history, tools: [weatherTool],
+                                                      max_tokens: 8 });
+  assert.equal(next.object, 'chat.completion');
+  assert.ok(next.usage.prompt_tokens > r.usage.prompt_tokens);
+  assert.equal((await client.models.retrieve('tiny')).id, 'tiny');
+});
+
+// With stream_options.include_usage, the usage arrives once, in the last chunk.
+test('a streamed answer reports its usage once', async () => {
+  const stream = await client.chat.completions.create({
+    model: 'tiny', messages, max_tokens: 6, stream: true, stream_options: { include_usage: true },
+  });
+  const usages = [];
+  for await (const chunk of stream) if (chunk.usage) usages.push(chunk);
+  assert.equal(usages.length, 1);
+  assert.deepEqual(usages[0].choices, []);
+  assert.ok(usages[0].usage.completion_tokens <= 6);
+});
+
 test('errors come back as OpenAI errors', async () => {
   await assert.rejects(
     client.chat.completions.create({ model: 'no-such-model', messages }),
