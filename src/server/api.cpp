@@ -364,8 +364,9 @@ ChatRequest parse_chat_request(const json& body) {
   r.tools = parse_tools(body);
   parse_tool_choice(body, r);
   r.parallel_tool_calls = boolean(body, "parallel_tool_calls").value_or(true);
-  refuse_unsupported(body, "logprobs");
-  refuse_unsupported(body, "top_logprobs");
+  const auto top = integer_in(body, "top_logprobs", 0, kMaxTopLogprobs);
+  if (boolean(body, "logprobs").value_or(false)) r.common.top_logprobs = int(top.value_or(0));
+  else if (top) throw bad_request("'top_logprobs' needs 'logprobs': true", "top_logprobs", "invalid_value");
   parse_response_format(body, r);
   if (r.response_format != ResponseFormat::Text &&
       (r.tool_choice == ToolChoice::Required || r.tool_choice == ToolChoice::Named))
@@ -383,7 +384,7 @@ CompletionRequest parse_completion_request(const json& body) {
   r.common = parse_common(body);
   if (r.common.max_tokens < 0) r.common.max_tokens = kDefaultCompletionTokens;
   r.echo = boolean(body, "echo").value_or(false);
-  refuse_unsupported(body, "logprobs");
+  if (auto n = integer_in(body, "logprobs", 0, kMaxTopLogprobs)) r.common.top_logprobs = int(*n);
   refuse_unsupported(body, "suffix");
   refuse_unsupported(body, "best_of", 1);
   const json* prompt = field(body, "prompt");

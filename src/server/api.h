@@ -48,6 +48,9 @@ constexpr size_t kMaxJsonValues = 100000;
 // kMaxJsonValues values is a 400.
 nlohmann::ordered_json parse_body(const std::string& body);
 
+// The most alternatives a token's logprobs may list (OpenAI's bound).
+constexpr int kMaxTopLogprobs = 20;
+
 // Fields shared by /v1/chat/completions and /v1/completions.
 struct CommonParams {
   std::string model;  // "" when the client did not name one
@@ -57,6 +60,10 @@ struct CommonParams {
   std::vector<std::string> stop;
   sample::SamplerParams sampling;  // logit_bias ids not yet checked against the vocabulary
   bool ignore_eos = false;  // llama.cpp extension, for benchmarks
+  // -1: no logprobs; else each generated token's, with this many of the
+  // most likely tokens beside it (chat: logprobs + top_logprobs;
+  // completions: logprobs N).
+  int top_logprobs = -1;
 };
 
 enum class ToolChoice { Auto, None, Required, Named };

@@ -30,6 +30,7 @@
 #include "server/request_extent.h"
 #include "server/scheduler.h"
 #include "server/tool_stream.h"
+#include "util/display.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -116,6 +117,46 @@ void add_usage(json& body, const JobResult& r, bool lookup) {
 }
 
 std::string sse(const json& j) { return "data: " + j.dump() + "\n\n"; }
+
+// A token as OpenAI's logprobs show it: its text (a piece holding part of a
+// character shows U+FFFD there, as JSON text must be UTF-8) and its bytes.
+json token_json(int32_t token, float logprob, const tokenizer::Tokenizer& tok) {
+  const std::string piece = tok.token_to_piece(token, false);
+  json bytes = json::array();
+  for (unsigned char b : piece) bytes.push_back(int(b));
+  return {{"token", display::utf8_or_replacement(piece)}, {"logprob", logprob}, {"bytes", std::move(bytes)}};
+}
+
+// A chat choice's logprobs: {"content": [{token, logprob, bytes, top_logprobs}]}.
+json chat_logprobs(const std::vector<TokenLogprob>& entries, const tokenizer::Tokenizer& tok) {
+  json content = json::array();
+  for (const auto& e : entries) {
+    json j = token_json(e.token, e.logprob, tok);
+    j["top_logprobs"] = json::array();
+    for (const auto& [token, logprob] : e.top) j["top_logprobs"].push_back(token_json(token, logprob, tok));
+    content.push_back(std::move(j));
+  }
+  return {{"content", std::move(content)}, {"refusal", nullptr}};
+}
+
+// A completion choice's logprobs, the legacy form: parallel lists, each
+// token's text_offset counted from `offset`, which moves past the tokens.
+json completion_logprobs(const std::vector<TokenLogprob>& entries, const tokenizer::Tokenizer& tok, size_t& offset) {
+  json tokens = json::array(), logprobs = json::array(), top = json::array(), offsets = json::array();
+  for (const auto& e : entries) {
+    const std::string piece = tok.token_to_piece(e.token, false);
+    tokens.push_back(display::utf8_or_replacement(piece));
+    logprobs.push_back(e.logprob);
+    json alternatives = json::object();
+    for (const auto& [token, logprob] : e.top)
+      alternatives[display::utf8_or_replacement(tok.token_to_piece(token, false))] = logprob;
+    top.push_back(std::move(alternatives));
+    offsets.push_back(offset);
+    offset += piece.size();
+  }
+  return {{"tokens", std::move(tokens)}, {"token_logprobs", std::move(logprobs)}, {"top_logprobs", std::move(top)},
+          {"text_offset", std::move(offsets)}};
+}
 
 // The end of a stream: the finish_reason chunk `last`, with the usage and
 // timings; or, with stream_options.include_usage (as OpenAI sends it), the
@@ -442,6 +483,7 @@ GenerationRequest Server::Impl::generation(const CommonParams& common, std::vect
   GenerationRequest g;
   g.prompt = std::move(prompt);
   g.sampling = common.sampling;
+  g.top_logprobs = common.top_logprobs;
   for (const auto& [token, bias] : g.sampling.logit_bias)
     if (size_t(token) >= engine.tokenizer().size())
       throw bad_request("'logit_bias' names token id " + std::to_string(token) + "; this model's vocabulary has " +
@@ -552,6 +594,8 @@ struct ChatStream {
   bool include_usage;
   bool lookup;          // lookup decoding on: timings show the drafts
   bool parallel_calls;  // parallel_tool_calls: more than one call may be sent
+  const tokenizer::Tokenizer& tok;
+  std::vector<TokenLogprob> logprobs;  // asked for and not yet sent: go with the next chunk
   size_t tool_calls_sent = 0;
   bool role_sent = false;
   bool finished = false;
@@ -559,8 +603,9 @@ struct ChatStream {
   // their arguments as generated; see tool_stream.h.
   std::optional<ToolCallStreamer> forced = std::nullopt;
 
-  json chunk(json delta, const json& finish_reason) const {
+  json chunk(json delta, const json& finish_reason) {
     json choice = {{"index", 0}, {"delta", std::move(delta)}, {"logprobs", nullptr}, {"finish_reason", finish_reason}};
+    if (!logprobs.empty()) choice["logprobs"] = chat_logprobs(std::exchange(logprobs, {}), tok);
     json c = {{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model},
               {"choices", json::array({choice})}};
     if (include_usage) c["usage"] = nullptr;
@@ -648,7 +693,7 @@ void Server::Impl::handle_chat(const httplib::Request& req, httplib::Response& r
   if (chat.common.stream) {
     auto stream = std::make_shared<ChatStream>(
         ChatStream{job, ChatOutput(use_tools, prompts.tool_format()), id, model_id, now, chat.common.include_usage,
-                   options.lookup.enabled(), chat.parallel_tool_calls});
+                   options.lookup.enabled(), chat.parallel_tool_calls, engine.tokenizer(), {}});
     if (forced_tool_call) stream->forced.emplace(prompts.tool_format());
     auto watch = std::make_shared<ClientWatch>(req);
     res.set_header("Cache-Control", "no-cache");
@@ -662,6 +707,7 @@ void Server::Impl::handle_chat(const httplib::Request& req, httplib::Response& r
           }
           Job::Chunk c = next_or_cancel(*stream->job, *watch);
           if (stream->job->cancelled()) return false;  // the client left
+          stream->logprobs.insert(stream->logprobs.end(), c.logprobs.begin(), c.logprobs.end());
           stream->add_text(out, c.text);
           if (c.done) stream->finish(out);
           // Text the tool-call parser holds back yields nothing to send yet;
@@ -682,9 +728,11 @@ void Server::Impl::handle_chat(const httplib::Request& req, httplib::Response& r
   ClientWatch watch(req);
   std::string text, content;
   std::vector<grammar::ToolCall> calls;
+  std::vector<TokenLogprob> logprobs;
   for (;;) {
     Job::Chunk c = next_or_cancel(*job, watch);
     text += c.text;
+    logprobs.insert(logprobs.end(), c.logprobs.begin(), c.logprobs.end());
     if (c.done) break;
   }
   JobResult r = job->result();
@@ -709,6 +757,7 @@ void Server::Impl::handle_chat(const httplib::Request& req, httplib::Response& r
   }
   json choice = {{"index", 0}, {"message", message}, {"logprobs", nullptr},
                  {"finish_reason", finish_name(r.finish, !calls.empty())}};
+  if (chat.common.top_logprobs >= 0) choice["logprobs"] = chat_logprobs(logprobs, engine.tokenizer());
   json body = {{"id", id}, {"object", "chat.completion"}, {"created", now}, {"model", model_id},
                {"choices", json::array({choice})}};
   add_usage(body, r, options.lookup.enabled());
@@ -733,14 +782,23 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
     }
   }
   // echo: the answer's text starts with the prompt's.
+  if (comp.echo && comp.common.top_logprobs >= 0)
+    throw bad_request("'logprobs' with 'echo' (the prompt's own logprobs) is not supported", "logprobs",
+                      "unsupported_value");
   std::string echoed;
   if (comp.echo) echoed = comp.prompt_tokens.empty() ? comp.prompt : engine.tokenizer().decode(prompt, false);
   auto job = submit(generation(comp.common, std::move(prompt)), "prompt");
   const std::string id = random_id("cmpl-");
   const int64_t now = unix_now();
   const bool include_usage = comp.common.include_usage;
-  auto body_for = [id, now, include_usage, this](const std::string& text, const json& finish_reason) {
+  const bool with_logprobs = comp.common.top_logprobs >= 0;
+  // text_offset counts from the start of the answer's text, echo included.
+  auto offset = std::make_shared<size_t>(echoed.size());
+  auto body_for = [id, now, include_usage, with_logprobs, offset, this](
+                      const std::string& text, const json& finish_reason, const std::vector<TokenLogprob>& logprobs) {
     json choice = {{"text", text}, {"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_reason}};
+    if (with_logprobs && !logprobs.empty())
+      choice["logprobs"] = completion_logprobs(logprobs, engine.tokenizer(), *offset);
     json body = {{"id", id}, {"object", "text_completion"}, {"created", now}, {"model", model_id},
                  {"choices", json::array({choice})}};
     if (include_usage) body["usage"] = nullptr;
@@ -754,16 +812,16 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
         [job, body_for, watch, echoed, include_usage, lookup = options.lookup.enabled()](
             size_t, httplib::DataSink& sink) mutable {
           std::string out;
-          if (!echoed.empty()) out += sse(body_for(std::exchange(echoed, ""), nullptr));
+          if (!echoed.empty()) out += sse(body_for(std::exchange(echoed, ""), nullptr, {}));
           Job::Chunk c = next_or_cancel(*job, *watch);
           if (job->cancelled()) return false;  // the client left
-          if (!c.text.empty()) out += sse(body_for(c.text, nullptr));
+          if (!c.text.empty() || !c.logprobs.empty()) out += sse(body_for(c.text, nullptr, c.logprobs));
           if (c.done) {
             JobResult r = job->result();
             if (r.finish == Finish::Error)
               out += sse(error_body(ApiError(500, r.error, "server_error")));
             else
-              out += stream_end(body_for("", finish_name(r.finish, false)), r, lookup, include_usage);
+              out += stream_end(body_for("", finish_name(r.finish, false), {}), r, lookup, include_usage);
             out += "data: [DONE]\n\n";
           }
           if (out.empty()) return true;
@@ -779,15 +837,17 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
   }
   ClientWatch watch(req);
   std::string text = echoed;
+  std::vector<TokenLogprob> logprobs;
   for (;;) {
     Job::Chunk c = next_or_cancel(*job, watch);
     text += c.text;
+    logprobs.insert(logprobs.end(), c.logprobs.begin(), c.logprobs.end());
     if (c.done) break;
   }
   JobResult r = job->result();
   if (r.finish == Finish::Error) throw ApiError(500, r.error, "server_error");
   if (r.finish == Finish::Cancelled) throw client_closed();
-  json body = body_for(text, finish_name(r.finish, false));
+  json body = body_for(text, finish_name(r.finish, false), logprobs);
   add_usage(body, r, options.lookup.enabled());
   res.set_content(body.dump(), "application/json");
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <limits>
 
 #include "util/error.h"
@@ -11,22 +12,29 @@ namespace warden::server {
 
 // ---------------------------------------------------------------- Job
 
+Job::Chunk Job::take_locked() {
+  Chunk chunk;
+  chunk.text.swap(pending_);
+  chunk.logprobs.swap(pending_logprobs_);
+  chunk.done = done_;
+  return chunk;
+}
+
 Job::Chunk Job::next() {
   std::unique_lock lock(mutex_);
   ready_.wait(lock, [&] { return !pending_.empty() || done_; });
-  Chunk chunk;
-  chunk.text.swap(pending_);
-  chunk.done = done_;
-  return chunk;
+  return take_locked();
 }
 
 Job::Chunk Job::next_for(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
   ready_.wait_for(lock, timeout, [&] { return !pending_.empty() || done_; });
-  Chunk chunk;
-  chunk.text.swap(pending_);
-  chunk.done = done_;
-  return chunk;
+  return take_locked();
+}
+
+void Job::push_logprob(TokenLogprob logprob) {
+  std::lock_guard lock(mutex_);
+  pending_logprobs_.push_back(std::move(logprob));
 }
 
 JobResult Job::result() const {
@@ -363,12 +371,24 @@ void Scheduler::sample_and_emit(Slot& slot, float* logits, int64_t pos) {
     metrics_.grammar_mask_ns_total += uint64_t(ns);
     allowed = &mask_bytes_;
   }
+  std::optional<TokenLogprob> logprob;
+  float log_normalizer = 0;
+  std::vector<float> raw;  // the sampled token's logit, before sampling changed it
+  if (slot.request.top_logprobs >= 0) {
+    logprob = logprobs_before_sampling(logits, slot.request.top_logprobs, log_normalizer);
+    raw.assign(logits, logits + n_vocab);
+  }
   if (slot.request.ignore_eos && !slot.matcher)
     for (int32_t id : end_ids_) logits[id] = -std::numeric_limits<float>::infinity();
   int32_t token = slot.sampler->sample(std::span<float>(logits, n_vocab), allowed);
   slot.sampler->accept(token);
   slot.result.completion_tokens++;
   if (tok.is_end_of_generation(token)) return finish(slot, Finish::Stop);
+  if (logprob) {
+    logprob->token = token;
+    logprob->logprob = raw[size_t(token)] - log_normalizer;
+    slot.job->push_logprob(std::move(*logprob));
+  }
   if (slot.matcher && !slot.matcher->accept_token(token))
     throw Error("the grammar refused token " + std::to_string(token) + " that its own mask allowed");
 
@@ -382,6 +402,29 @@ void Scheduler::sample_and_emit(Slot& slot, float* logits, int64_t pos) {
     return finish(slot, Finish::Length);
   if (pos >= engine_.n_ctx()) return finish(slot, Finish::Length);
   slot.next_token = token;
+}
+
+TokenLogprob Scheduler::logprobs_before_sampling(const float* logits, int top, float& log_normalizer) const {
+  const size_t n_vocab = engine_.tokenizer().size();
+  float max = -std::numeric_limits<float>::infinity();
+  for (size_t i = 0; i < n_vocab; ++i) max = std::max(max, logits[i]);
+  double sum = 0;
+  for (size_t i = 0; i < n_vocab; ++i) sum += std::exp(double(logits[i] - max));
+  log_normalizer = max + float(std::log(sum));
+  // The `top` largest logits, most likely first (ties: the lower id), kept
+  // in a small sorted list as the vocabulary goes by.
+  TokenLogprob entry;
+  auto before = [](const std::pair<int32_t, float>& a, const std::pair<int32_t, float>& b) {
+    return a.second > b.second || (a.second == b.second && a.first < b.first);
+  };
+  for (size_t i = 0; i < n_vocab && top > 0; ++i) {
+    const std::pair<int32_t, float> candidate{int32_t(i), logits[i]};
+    if (entry.top.size() == size_t(top) && !before(candidate, entry.top.back())) continue;
+    entry.top.insert(std::upper_bound(entry.top.begin(), entry.top.end(), candidate, before), candidate);
+    if (entry.top.size() > size_t(top)) entry.top.pop_back();
+  }
+  for (auto& [token, value] : entry.top) value -= log_normalizer;
+  return entry;
 }
 
 void Scheduler::finish(Slot& slot, Finish how, const std::string& error) {

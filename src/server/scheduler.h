@@ -23,6 +23,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "engine/engine.h"
@@ -36,8 +37,20 @@
 
 namespace warden::server {
 
+// A generated token's log-probability under the model, from a log-softmax
+// over its raw logits (before bias, penalties, grammar and temperature, as
+// llama-server reports them), with the most likely tokens beside it.
+struct TokenLogprob {
+  int32_t token = -1;
+  float logprob = 0;
+  std::vector<std::pair<int32_t, float>> top;  // (token, logprob), most likely first
+};
+
 struct GenerationRequest {
   std::vector<int32_t> prompt;
+  // -1: no logprobs; else each generated token's, with this many
+  // alternatives.
+  int top_logprobs = -1;
   sample::SamplerParams sampling;
   int64_t max_tokens = -1;  // -1: until end of generation or a full context
   std::vector<std::string> stop;
@@ -66,6 +79,7 @@ class Job {
  public:
   struct Chunk {
     std::string text;
+    std::vector<TokenLogprob> logprobs;  // of the tokens generated since the last chunk (when asked for)
     bool done = false;
   };
   // Blocks until there is new text or the job is done.
@@ -81,12 +95,17 @@ class Job {
 
   // Producer side (scheduler thread).
   void push_text(const std::string& text);
+  // Goes out with the next text, or at the end.
+  void push_logprob(TokenLogprob logprob);
   void finish(const JobResult& result);
 
  private:
+  Chunk take_locked();
+
   mutable std::mutex mutex_;
   std::condition_variable ready_;
   std::string pending_;
+  std::vector<TokenLogprob> pending_logprobs_;
   bool done_ = false;
   JobResult result_;
   std::atomic<bool> cancelled_{false};
@@ -165,6 +184,9 @@ class Scheduler {
   void sample_rows(Slot& slot, const float* logits, size_t rows);
   // `pos`: the position the sampled token takes in the sequence.
   void sample_and_emit(Slot& slot, float* logits, int64_t pos);
+  // Before sampling changes `logits`: the log-softmax's normalizer and the
+  // most likely tokens; after it, the sampled token's entry.
+  TokenLogprob logprobs_before_sampling(const float* logits, int top, float& log_normalizer) const;
   void finish(Slot& slot, Finish how, const std::string& error = "");
   void fail_all_active(const std::string& error);
 

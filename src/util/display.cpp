@@ -145,6 +145,19 @@ std::string render(std::string_view text, const Style& style) {
   return out;
 }
 
+std::string utf8_or_replacement(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size();) {
+    uint32_t cp;
+    const size_t len = decode_utf8(text, i, cp);
+    if (len == 0) out += "\xEF\xBF\xBD";
+    else out.append(text.substr(i, len));
+    i += len == 0 ? 1 : len;
+  }
+  return out;
+}
+
 std::string_view utf8_prefix(std::string_view text, size_t max_bytes) {
   if (text.size() <= max_bytes) return text;
   size_t n = max_bytes;

@@ -32,6 +32,10 @@ size_t render_unit(std::string_view text, size_t i, const Style& style, std::str
 
 std::string render(std::string_view text, const Style& style);
 
+// `text` with each byte that is not part of valid UTF-8 replaced by U+FFFD
+// (a token's piece may hold part of a character; JSON text may not).
+std::string utf8_or_replacement(std::string_view text);
+
 // The longest start of `text` of at most `max_bytes` that cuts no UTF-8
 // character in two.
 std::string_view utf8_prefix(std::string_view text, size_t max_bytes);

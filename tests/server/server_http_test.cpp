@@ -15,9 +15,11 @@
 
 #include "common/test_env.h"
 #include "engine/engine.h"
+#include "gguf/gguf.h"
 #include "server/http_client.h"
 #include "server/http_server.h"
 #include "server/serve_process.h"
+#include "tokenizer/tokenizer.h"
 
 namespace warden::test {
 namespace {
@@ -582,22 +584,90 @@ TEST_F(ServeTest, TokenPromptsEchoAndLogitBias) {
 // Fields OpenAI defines whose effect is not built are refused when they ask
 // for it, not ignored; their off values pass.
 TEST_F(ServeTest, UnsupportedFieldsAreRefusedNotIgnored) {
-  for (const auto& [field, value] : std::vector<std::pair<std::string, json>>{{"logprobs", true}, {"top_logprobs", 3}}) {
-    json body = chat_body("hi", 2);
-    body[field] = value;
-    expect_error(client().post("/v1/chat/completions", body), 400, "invalid_request_error", field, "unsupported_value");
-  }
-  for (const auto& [field, value] :
-       std::vector<std::pair<std::string, json>>{{"logprobs", 2}, {"suffix", "end"}, {"best_of", 2}}) {
+  for (const auto& [field, value] : std::vector<std::pair<std::string, json>>{{"suffix", "end"}, {"best_of", 2}}) {
     json body = {{"prompt", "hi"}, {"max_tokens", 2}, {field, value}};
     expect_error(client().post("/v1/completions", body), 400, "invalid_request_error", field, "unsupported_value");
   }
-  json off = chat_body("hi", 2);
-  off["logprobs"] = false;
-  EXPECT_EQ(client().post("/v1/chat/completions", off).status, 200);
+  expect_error(client().post("/v1/completions", json{{"prompt", "hi"}, {"logprobs", 1}, {"echo", true}}), 400,
+               "invalid_request_error", "logprobs", "unsupported_value");  // the prompt's own logprobs
   EXPECT_EQ(client().post("/v1/completions", json{{"prompt", "hi"}, {"max_tokens", 2}, {"best_of", 1}, {"suffix", ""}})
                 .status,
             200);
+  json body = chat_body("hi", 2);
+  body["top_logprobs"] = 2;
+  expect_error(client().post("/v1/chat/completions", body), 400, "invalid_request_error", "top_logprobs");
+  body["logprobs"] = true;
+  body["top_logprobs"] = 21;
+  expect_error(client().post("/v1/chat/completions", body), 400, "invalid_request_error", "top_logprobs",
+               "out_of_range");
+}
+
+// logprobs: each generated token's log-probability under the model, from
+// its raw logits. Greedy decoding picks the most likely token, whose logprob
+// is the first alternative's; the tokens' bytes make up the text; a streamed
+// answer lists the same tokens; and logit_bias changes what is picked, not
+// what the model thought of it.
+TEST_F(ServeTest, LogprobsAreTheModelsOwn) {
+  json body = chat_body("Tell me a story", 6);
+  body["temperature"] = 0;
+  body["logprobs"] = true;
+  body["top_logprobs"] = 5;
+  auto r = client().post("/v1/chat/completions", body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json reply = r.json();
+  const json& content = reply["choices"][0]["logprobs"]["content"];
+  ASSERT_EQ(content.size(), reply["usage"]["completion_tokens"].get<size_t>()) << r.body;
+  std::string bytes;
+  for (const auto& e : content) {
+    ASSERT_EQ(e["top_logprobs"].size(), 5u) << e;
+    EXPECT_EQ(e["token"], e["top_logprobs"][0]["token"]) << e;
+    EXPECT_EQ(e["logprob"], e["top_logprobs"][0]["logprob"]) << e;
+    for (size_t k = 1; k < 5; ++k) EXPECT_GE(e["top_logprobs"][k - 1]["logprob"], e["top_logprobs"][k]["logprob"]);
+    EXPECT_LT(e["logprob"].get<double>(), 0.0);
+    for (int b : e["bytes"]) bytes += char(b);
+  }
+  EXPECT_EQ(bytes, reply["choices"][0]["message"]["content"].get<std::string>());
+
+  body["stream"] = true;
+  auto streamed = client().post_streaming("/v1/chat/completions", body, [](const std::string&) { return true; });
+  ASSERT_EQ(streamed.status, 200) << streamed.body;
+  json listed = json::array();
+  for (const auto& e : sse_events(streamed.body)) {
+    if (e == "[DONE]") continue;
+    const json chunk = json::parse(e);
+    if (chunk["choices"].empty() || chunk["choices"][0]["logprobs"].is_null()) continue;
+    for (const auto& entry : chunk["choices"][0]["logprobs"]["content"]) listed.push_back(entry);
+  }
+  EXPECT_EQ(listed, content);
+
+  // +100 on the second most likely first token: it is picked, with the
+  // logprob the model gave it.
+  const json second = content[0]["top_logprobs"][1];
+  std::string second_bytes;
+  for (int b : second["bytes"]) second_bytes += char(b);
+  const auto tok = tokenizer::Tokenizer::from_gguf(gguf::File(tiny_model()));
+  int32_t second_id = -1;
+  for (size_t id = 0; id < tok.size() && second_id < 0; ++id)
+    if (tok.token_to_piece(int32_t(id), false) == second_bytes) second_id = int32_t(id);
+  ASSERT_GE(second_id, 0) << second;
+  body["stream"] = false;
+  body["max_tokens"] = 1;
+  body["logit_bias"] = {{std::to_string(second_id), 100}};
+  auto biased = client().post("/v1/chat/completions", body);
+  ASSERT_EQ(biased.status, 200) << biased.body;
+  const json picked = biased.json()["choices"][0]["logprobs"]["content"][0];
+  EXPECT_EQ(picked["token"], second["token"]);
+  EXPECT_EQ(picked["logprob"], second["logprob"]);
+
+  auto completion = client().post("/v1/completions", json{{"prompt", "hi"}, {"max_tokens", 1}, {"temperature", 0},
+                                                            {"logprobs", 3}});
+  ASSERT_EQ(completion.status, 200) << completion.body;
+  const json legacy = completion.json()["choices"][0]["logprobs"];
+  ASSERT_EQ(legacy["tokens"].size(), 1u) << legacy;
+  EXPECT_EQ(legacy["tokens"][0], completion.json()["choices"][0]["text"]);
+  EXPECT_EQ(legacy["text_offset"][0], 0);
+  EXPECT_EQ(legacy["top_logprobs"][0].size(), 3u) << legacy;
+  EXPECT_EQ(legacy["top_logprobs"][0][legacy["tokens"][0].get<std::string>()], legacy["token_logprobs"][0]);
 }
 
 // A streamed completion with include_usage ends as a chat stream does.

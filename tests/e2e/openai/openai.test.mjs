@@ -247,6 +247,20 @@ test('a streamed answer reports its usage once', async () => {
   assert.ok(usages[0].usage.completion_tokens <= 6);
 });
 
+test('logprobs come back in the form the client types', async () => {
+  const r = await client.chat.completions.create({
+    model: 'tiny', messages, max_tokens: 4, temperature: 0, logprobs: true, top_logprobs: 2,
+  });
+  const content = r.choices[0].logprobs.content;
+  assert.equal(content.length, r.usage.completion_tokens);
+  assert.equal(content.map((e) => Buffer.from(e.bytes).toString('latin1')).join(''),
+               Buffer.from(r.choices[0].message.content, 'utf8').toString('latin1'));
+  for (const e of content) {
+    assert.equal(e.top_logprobs.length, 2);
+    assert.ok(e.logprob <= 0);
+  }
+});
+
 test('errors come back as OpenAI errors', async () => {
   await assert.rejects(
     client.chat.completions.create({ model: 'no-such-model', messages }),
