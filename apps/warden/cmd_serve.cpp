@@ -178,6 +178,13 @@ WARDEN_COMMAND("serve", "OpenAI-compatible HTTP API over a local GGUF model", []
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
   warden::cli::add_lookup_options(app, a->server.lookup);
+  app.add_option_function<std::string>(
+         "--reasoning-format",
+         [a](const std::string& format) { a->server.split_reasoning = format == "auto" || format == "deepseek"; },
+         "auto (or deepseek): a <think> block that starts a chat answer goes out as reasoning_content; "
+         "none: it stays in content (as llama-server's flag)")
+      ->default_str("auto")
+      ->check(CLI::IsMember({"auto", "deepseek", "none"}));
   app.add_flag("-v,--verbose", a->verbose, "Log every forward pass (size, time) on stderr");
   // CLI11 2.1 cannot declare the two-letter short option -np: it keeps
   // unrecognised arguments aside and serve_args.h reads them (and refuses

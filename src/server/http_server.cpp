@@ -27,6 +27,7 @@
 #include "server/grammar_vocab.h"
 #include "server/peer_socket.h"
 #include "server/prompt.h"
+#include "server/reasoning.h"
 #include "server/request_extent.h"
 #include "server/scheduler.h"
 #include "server/tool_stream.h"
@@ -536,20 +537,55 @@ std::shared_ptr<const grammar::Grammar> Server::Impl::constraint_for(const ChatR
 
 namespace {
 
-// Turns generated text into OpenAI chat deltas: plain content, or content and
-// tool calls when tools are in play.
+// What a piece of generated text adds to a chat answer.
+struct ChatDelta {
+  std::string reasoning;         // reasoning_content (split off by a ReasoningSplitter)
+  grammar::ToolCallDelta answer;  // content, and tool calls when tools are in play
+};
+
+// Turns generated text into OpenAI chat deltas: the model's reasoning apart
+// when it writes one, then plain content, or content and tool calls.
 class ChatOutput {
  public:
-  ChatOutput(bool parse_tools, grammar::ToolCallFormat format) {
+  ChatOutput(bool parse_tools, grammar::ToolCallFormat format, std::optional<ReasoningSplitter> reasoning)
+      : reasoning_(std::move(reasoning)) {
     if (parse_tools) parser_.emplace(format);
   }
-  grammar::ToolCallDelta feed(const std::string& text) {
-    if (!parser_) return grammar::ToolCallDelta{text, {}};
-    return parser_->feed(text);
+  ChatDelta feed(const std::string& text) {
+    ChatDelta d;
+    if (!reasoning_) return answer(text, d);
+    ReasoningSplitter::Parts parts = reasoning_->feed(text);
+    d.reasoning = std::move(parts.reasoning);
+    return answer(parts.content, d);
   }
-  grammar::ToolCallDelta finish() { return parser_ ? parser_->finish() : grammar::ToolCallDelta{}; }
+  ChatDelta finish() {
+    ChatDelta d;
+    if (reasoning_) {
+      ReasoningSplitter::Parts parts = reasoning_->finish();
+      d.reasoning = std::move(parts.reasoning);
+      answer(parts.content, d);
+    }
+    if (parser_) {
+      grammar::ToolCallDelta last = parser_->finish();
+      d.answer.content += last.content;
+      d.answer.tool_calls.insert(d.answer.tool_calls.end(), last.tool_calls.begin(), last.tool_calls.end());
+    }
+    return d;
+  }
 
  private:
+  ChatDelta& answer(const std::string& text, ChatDelta& d) {
+    if (!parser_) {
+      d.answer.content += text;
+      return d;
+    }
+    grammar::ToolCallDelta a = parser_->feed(text);
+    d.answer.content += a.content;
+    d.answer.tool_calls.insert(d.answer.tool_calls.end(), a.tool_calls.begin(), a.tool_calls.end());
+    return d;
+  }
+
+  std::optional<ReasoningSplitter> reasoning_;
   std::optional<grammar::ToolCallParser> parser_;
 };
 
@@ -642,7 +678,9 @@ struct ChatStream {
     if (tool_calls_sent == 0 && f.content.find_first_not_of(" \n\t\r") != std::string::npos)
       out += sse(chunk({{"content", f.content}}, nullptr));
   }
-  void add_delta(std::string& out, const grammar::ToolCallDelta& d) {
+  void add_delta(std::string& out, const ChatDelta& delta) {
+    if (!delta.reasoning.empty()) out += sse(chunk({{"reasoning_content", delta.reasoning}}, nullptr));
+    const grammar::ToolCallDelta& d = delta.answer;
     if (!d.content.empty()) out += sse(chunk({{"content", d.content}}, nullptr));
     for (const auto& call : d.tool_calls) {
       if (!parallel_calls && tool_calls_sent > 0) break;
@@ -686,13 +724,17 @@ void Server::Impl::handle_chat(const httplib::Request& req, httplib::Response& r
   }
   GenerationRequest g = generation(chat.common, prompts.tokenize_rendered(rendered));
   g.grammar = constraint_for(chat);
+  // Reasoning is split off free output only: a grammar allows none.
+  std::optional<ReasoningSplitter> reasoning;
+  if (options.split_reasoning && !g.grammar) reasoning.emplace(prompt_opens_reasoning(rendered));
   auto job = submit(std::move(g), "messages");
 
   const std::string id = random_id("chatcmpl-");
   const int64_t now = unix_now();
   if (chat.common.stream) {
     auto stream = std::make_shared<ChatStream>(
-        ChatStream{job, ChatOutput(use_tools, prompts.tool_format()), id, model_id, now, chat.common.include_usage,
+        ChatStream{job, ChatOutput(use_tools, prompts.tool_format(), reasoning), id, model_id, now,
+                   chat.common.include_usage,
                    options.lookup.enabled(), chat.parallel_tool_calls, engine.tokenizer(), {}});
     if (forced_tool_call) stream->forced.emplace(prompts.tool_format());
     auto watch = std::make_shared<ClientWatch>(req);
@@ -724,9 +766,9 @@ void Server::Impl::handle_chat(const httplib::Request& req, httplib::Response& r
     return;
   }
 
-  ChatOutput output(use_tools && !forced_tool_call, prompts.tool_format());
+  ChatOutput output(use_tools && !forced_tool_call, prompts.tool_format(), reasoning);
   ClientWatch watch(req);
-  std::string text, content;
+  std::string text, reasoning_text, content;
   std::vector<grammar::ToolCall> calls;
   std::vector<TokenLogprob> logprobs;
   for (;;) {
@@ -743,14 +785,16 @@ void Server::Impl::handle_chat(const httplib::Request& req, httplib::Response& r
     content = std::move(a.content);
     calls = std::move(a.calls);
   } else {
-    for (const auto& d : {output.feed(text), output.finish()}) {
-      content += d.content;
-      calls.insert(calls.end(), d.tool_calls.begin(), d.tool_calls.end());
+    for (const ChatDelta& d : {output.feed(text), output.finish()}) {
+      reasoning_text += d.reasoning;
+      content += d.answer.content;
+      calls.insert(calls.end(), d.answer.tool_calls.begin(), d.answer.tool_calls.end());
     }
   }
   if (!chat.parallel_tool_calls && calls.size() > 1) calls.resize(1);
 
   json message = {{"role", "assistant"}, {"content", calls.empty() || !content.empty() ? json(content) : json(nullptr)}};
+  if (!reasoning_text.empty()) message["reasoning_content"] = reasoning_text;
   if (!calls.empty()) {
     message["tool_calls"] = json::array();
     for (size_t i = 0; i < calls.size(); ++i) message["tool_calls"].push_back(tool_call_json(calls[i], i, false));

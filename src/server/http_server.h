@@ -28,6 +28,9 @@ struct ServerOptions {
   int timeout_seconds = 30;
   engine::LookupParams lookup;  // lookup decoding (--spec-type ngram-simple)
   std::string chat_template;    // the model's template source ("" = ChatML)
+  // --reasoning-format auto: a <think> block at the start of a chat answer
+  // goes out as reasoning_content (reasoning.h); none: it stays content.
+  bool split_reasoning = true;
 };
 
 // A socket listening on `host` (a name or an address: the first of its

@@ -670,6 +670,45 @@ TEST_F(ServeTest, LogprobsAreTheModelsOwn) {
   EXPECT_EQ(legacy["top_logprobs"][0][legacy["tokens"][0].get<std::string>()], legacy["token_logprobs"][0]);
 }
 
+// A <think> block that starts a chat answer goes out as reasoning_content
+// (as llama-server sends Qwen3's). The random model writes one when
+// logit_bias makes every token <think>: the first opens the block, the rest
+// are its text.
+TEST_F(ServeTest, AThinkBlockIsReasoningContent) {
+  const auto tok = tokenizer::Tokenizer::from_gguf(gguf::File(tiny_model()));
+  const int32_t think = tok.find("<think>");
+  ASSERT_GE(think, 0);
+  json body = chat_body("think first", 3);
+  body["logit_bias"] = {{std::to_string(think), 100}};
+  auto r = client().post("/v1/chat/completions", body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json message = r.json()["choices"][0]["message"];
+  EXPECT_EQ(message["reasoning_content"], "<think><think>") << message;
+  EXPECT_EQ(message["content"], "") << message;
+  body["stream"] = true;
+  auto streamed = client().post_streaming("/v1/chat/completions", body, [](const std::string&) { return true; });
+  ASSERT_EQ(streamed.status, 200) << streamed.body;
+  std::string reasoning, content;
+  for (const auto& e : sse_events(streamed.body)) {
+    if (e == "[DONE]") continue;
+    const json chunk = json::parse(e);
+    if (chunk["choices"].empty()) continue;
+    const json& delta = chunk["choices"][0]["delta"];
+    reasoning += delta.value("reasoning_content", "");
+    content += delta.value("content", "");
+  }
+  EXPECT_EQ(reasoning, "<think><think>");
+  EXPECT_EQ(content, "");
+
+  // --reasoning-format none: the block stays content.
+  ServeProcess plain({"-c", "1024", "--parallel", "1", "-t", "1", "--alias", "tiny", "--reasoning-format", "none"});
+  body["stream"] = false;
+  auto kept = ApiClient(plain.port()).post("/v1/chat/completions", body);
+  ASSERT_EQ(kept.status, 200) << kept.body;
+  EXPECT_EQ(kept.json()["choices"][0]["message"]["content"], "<think><think><think>") << kept.body;
+  EXPECT_FALSE(kept.json()["choices"][0]["message"].contains("reasoning_content"));
+}
+
 // A streamed completion with include_usage ends as a chat stream does.
 TEST_F(ServeTest, AStreamedCompletionSendsItsUsageOnce) {
   json body = {{"prompt", "Once upon a time"}, {"max_tokens", 4}, {"stream", true},
