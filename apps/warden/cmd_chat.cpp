@@ -88,8 +88,11 @@ bool read_line(std::string& line) {
     }
     g_interrupted = false;
     if (std::getline(std::cin, line)) return true;
-    if (g_interrupted && !std::cin.eof()) {
+    // Ctrl-C at the prompt: the read was interrupted (which the stream
+    // reports as an end of input, so the flag decides), the line is dropped.
+    if (g_interrupted) {
       std::cin.clear();
+      std::clearerr(stdin);
       std::fputs("\n", stdout);
       continue;
     }

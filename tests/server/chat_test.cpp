@@ -9,6 +9,7 @@
 
 #include <chrono>
 
+#include "common/pty.h"
 #include "common/test_env.h"
 #include "server/serve_process.h"
 
@@ -31,7 +32,7 @@ TEST(WardenChat, MissingModelIsAUserError) {
 }
 
 // Reads from fd until `needle` appears in `seen` or the deadline passes.
-bool read_until(int fd, std::string& seen, const std::string& needle, int seconds) {
+bool read_pipe_until(int fd, std::string& seen, const std::string& needle, int seconds) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
   while (seen.find(needle) == std::string::npos) {
     if (std::chrono::steady_clock::now() > deadline) return false;
@@ -67,12 +68,12 @@ TEST(WardenChat, CtrlCStopsTheAnswerNotTheProgram) {
   std::string seen;
   say("tell me everything\n");
   // Some of the answer is out: generation is running. Interrupt it.
-  ASSERT_TRUE(read_until(out[0], seen, " ", 60)) << seen;
+  ASSERT_TRUE(read_pipe_until(out[0], seen, " ", 60)) << seen;
   kill(pid, SIGINT);
-  ASSERT_TRUE(read_until(out[0], seen, "[stopped]\n", 60)) << seen;
+  ASSERT_TRUE(read_pipe_until(out[0], seen, "[stopped]\n", 60)) << seen;
   // Still alive and taking commands.
   say("/reset\n");
-  ASSERT_TRUE(read_until(out[0], seen, "(conversation cleared)", 30)) << seen;
+  ASSERT_TRUE(read_pipe_until(out[0], seen, "(conversation cleared)", 30)) << seen;
   say("/exit\n");
   close(in[1]);
   int status = 0;
@@ -80,6 +81,26 @@ TEST(WardenChat, CtrlCStopsTheAnswerNotTheProgram) {
   close(out[0]);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+// Ctrl-C at the prompt, on a terminal, drops the line being typed, not the
+// chat: the interrupted read used to look like the end of input.
+TEST(WardenChat, CtrlCAtThePromptDropsTheLine) {
+  PtyChild chat = spawn_on_pty({warden_binary(), "chat", "-m", tiny_model(), "-t", "1", "-n", "4"});
+  ASSERT_GE(chat.pid, 0);
+  std::string seen;
+  ASSERT_TRUE(read_until(chat.master, seen, "> ")) << seen;
+  const size_t typed = seen.size();
+  ASSERT_EQ(write(chat.master, "abc", 3), 3);
+  ASSERT_TRUE(read_until(chat.master, seen, "abc", typed)) << seen;
+  ASSERT_EQ(write(chat.master, "\x03", 1), 1);  // the terminal sends SIGINT
+  ASSERT_TRUE(read_until(chat.master, seen, "> ", typed)) << seen;
+  const size_t after = seen.size();
+  ASSERT_EQ(write(chat.master, "/reset\n", 7), 7);
+  EXPECT_TRUE(read_until(chat.master, seen, "(conversation cleared)", after)) << seen;
+  ASSERT_EQ(write(chat.master, "/exit\n", 6), 6);
+  const int status = wait_for_exit(chat, seen);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << seen;
 }
 
 }  // namespace
