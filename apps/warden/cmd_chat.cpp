@@ -14,6 +14,7 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <string>
 #include <unistd.h>
@@ -237,10 +238,13 @@ std::function<int()> setup_chat(CLI::App& app) {
   app.add_option("-m,--model-file", a->model, "GGUF model file");
   std::vector<CLI::Option*> engine_options = warden::cli::add_cache_type_options(app, a->cache_types);
   engine_options.insert(engine_options.end(), {
-      app.add_option("-c,--ctx-size", a->n_ctx, "Context length (0 = the model's)")->capture_default_str(),
+      app.add_option("-c,--ctx-size", a->n_ctx, "Context length (0 = the model's)")
+          ->capture_default_str()
+          ->check(CLI::NonNegativeNumber),
       warden::cli::add_threads_option(app, a->threads),
       app.add_option("-n,--n-predict", a->max_tokens, "Most tokens per answer (-1 = until the end)")
-          ->capture_default_str(),
+          ->capture_default_str()
+          ->check(CLI::Range(int64_t(-1), std::numeric_limits<int64_t>::max())),
       app.add_option("--system", a->system, "System prompt"),
       app.add_option("--temp", a->sampling.temperature, "Temperature; 0 = greedy")->capture_default_str(),
       app.add_option("--top-k", a->sampling.top_k, "Top-k sampling (0 = off)")->capture_default_str(),
@@ -248,7 +252,7 @@ std::function<int()> setup_chat(CLI::App& app) {
       app.add_option("--min-p", a->sampling.min_p, "Min-p sampling (0 = off)")->capture_default_str(),
       app.add_option("--repeat-penalty", a->sampling.repeat_penalty, "Repetition penalty (1 = off)")
           ->capture_default_str(),
-      app.add_option("--seed", a->sampling.seed, "Random seed (default: random)")});
+      warden::cli::add_seed_option(app, a->sampling.seed)});
   warden::cli::add_lookup_options(app, a->lookup);  // both modes: in --agent, for the embedded engine
   std::vector<CLI::Option*> agent_options;
 #if WARDEN_HAVE_AGENT

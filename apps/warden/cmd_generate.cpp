@@ -1,6 +1,7 @@
 // warden generate -m FILE -p TEXT [-n N] [-c CTX] [--temp T] ...: runs the
 // model on a prompt and prints only the generated text on stdout.
 #include <cstdio>
+#include <limits>
 #include <memory>
 
 #include "command.h"
@@ -35,7 +36,7 @@ void add_sampling_options(CLI::App& app, warden::sample::SamplerParams& s) {
       ->capture_default_str();
   app.add_option("--presence-penalty", s.presence_penalty, "Presence penalty")->capture_default_str();
   app.add_option("--frequency-penalty", s.frequency_penalty, "Frequency penalty")->capture_default_str();
-  app.add_option("--seed", s.seed, "Random seed (default: random)");
+  warden::cli::add_seed_option(app, s.seed);
 }
 
 int run_generate(const GenerateArgs& a) {
@@ -88,8 +89,11 @@ WARDEN_COMMAND("generate", "Generate text from a prompt with a local GGUF model"
   app.add_option("-m,--model", a->model, "GGUF model file")->required();
   app.add_option("-p,--prompt", a->prompt, "Prompt text")->required();
   app.add_option("-n,--n-predict", a->n_predict, "Tokens to generate (-1 = until end or context full)")
-      ->capture_default_str();
-  app.add_option("-c,--ctx-size", a->n_ctx, "Context length (0 = the model's)")->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(-1), std::numeric_limits<int64_t>::max()));
+  app.add_option("-c,--ctx-size", a->n_ctx, "Context length (0 = the model's)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   warden::cli::add_cache_type_options(app, a->cache_types);
   warden::cli::add_threads_option(app, a->threads);
   app.add_option("--stop", a->stop, "Stop when this text is generated (repeatable)");

@@ -1,9 +1,11 @@
 #include "command.h"
 
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <exception>
 
+#include "sample/sampler.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -54,7 +56,27 @@ CLI::Option* add_threads_option(CLI::App& app, int& threads) {
   return app
       .add_option("-t,--threads", threads,
                   "Threads (0 = one per physical core this process may use, within its cgroup CPU limit)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(0, 4096));  // bench's bound too: more than any machine this runs on
+}
+
+CLI::Option* add_seed_option(CLI::App& app, uint64_t& seed) {
+  return app
+      .add_option_function<std::string>(
+          "--seed",
+          [&seed](const std::string& text) {
+            if (text == "-1") {
+              seed = sample::random_seed();
+              return;
+            }
+            uint64_t value = 0;
+            const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+            if (text.empty() || ec != std::errc() || end != text.data() + text.size())
+              throw CLI::ValidationError("--seed", "'" + text + "' is not a seed: a number from 0, or -1 for a random one");
+            seed = value;
+          },
+          "Random seed (-1 or none: a random one)")
+      ->type_name("INT");
 }
 
 std::vector<CLI::Option*> add_lookup_options(CLI::App& app, engine::LookupParams& lookup) {

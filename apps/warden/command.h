@@ -5,6 +5,7 @@
 // A command body throws warden::Error for user errors (exit 1) and
 // warden::UsageError or CLI11 parse errors for bad usage (exit 2).
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -36,6 +37,10 @@ std::vector<CLI::Option*> add_cache_type_options(CLI::App& app, model::KvCacheTy
 // -t / --threads, as llama.cpp's: 0 (the default) is one per physical core
 // this process may run on, within its cgroup CPU limit.
 CLI::Option* add_threads_option(CLI::App& app, int& threads);
+
+// --seed as llama.cpp's: a number, or -1 (as without the flag) for a
+// random one.
+CLI::Option* add_seed_option(CLI::App& app, uint64_t& seed);
 
 // Lookup decoding, with llama.cpp's flags: --spec-type none|ngram-simple,
 // --draft-max N (also --spec-draft-n-max), --spec-ngram-size-n N. Returns

@@ -88,6 +88,10 @@ GenerateResult generate(Engine& engine, int seq, const std::vector<int32_t>& pro
   std::vector<float> logits = engine.prefill(seq, prompt);
   auto t1 = clock::now();
   result.prompt_seconds = std::chrono::duration<double>(t1 - t0).count();
+  if (params.max_tokens == 0) {  // the prompt evaluated, nothing generated (llama.cpp's -n 0)
+    result.finish = FinishReason::Length;
+    return result;
+  }
 
   auto emit = [&](const std::string& text) {
     if (text.empty()) return true;

@@ -4,8 +4,10 @@
 #include <chrono>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 
 #include "util/cpu_topology.h"
+#include "util/error.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -81,10 +83,19 @@ ThreadPool::ThreadPool(int threads, int team_size) {
   team_size_ = std::clamp(team_size > 0 ? team_size : usable, 1, threads);
   shares_ = std::make_unique<Share[]>(size_t(threads));
   team_loops_ = std::make_unique<TeamLoop[]>(size_t(threads));
-  for (int i = 1; i < threads; i++) workers_.emplace_back([this, i] { worker_loop(i); });
+  try {
+    for (int i = 1; i < threads; i++) workers_.emplace_back([this, i] { worker_loop(i); });
+  } catch (const std::system_error& e) {
+    // The workers already started wait on this pool's state: they must end
+    // before it goes (the destructor does not run for a failed constructor).
+    stop_workers();
+    throw Error("cannot start " + std::to_string(threads) + " threads (" + e.what() + "); ask for fewer with -t");
+  }
 }
 
-ThreadPool::~ThreadPool() {
+ThreadPool::~ThreadPool() { stop_workers(); }
+
+void ThreadPool::stop_workers() {
   {
     std::lock_guard lock(mutex_);
     stopping_.store(true);

@@ -88,6 +88,8 @@ class ThreadPool {
   static int default_threads();
 
  private:
+  void stop_workers();  // ends and joins the worker threads
+
   // How long a waiting thread polls before it sleeps (shorter when the
   // threads outnumber the CPUs).
   std::chrono::microseconds spin_time_;

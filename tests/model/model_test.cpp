@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -61,6 +62,31 @@ TEST(Stories260K, ContextOverflowIsAClearError) {
                              "-n", "10", "-c", "3", "--temp", "0"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("context"), std::string::npos) << r.err;
+}
+
+// llama.cpp's meanings: -n 0 evaluates the prompt and generates nothing;
+// --seed -1 is a random seed; numbers no run can use are usage errors.
+TEST(Generate, NumbersMeanWhatLlamaCppsDo) {
+  const std::string model = test::shared_path("models/stories260K.gguf");
+  auto r = test::run_warden({"generate", "-m", model, "-p", "Once", "-n", "0", "--temp", "0"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("generated: 0 tokens"), std::string::npos) << r.err;
+  std::set<std::string> texts;
+  for (int i = 0; i < 3; i++) {
+    r = test::run_warden({"generate", "-m", model, "-p", "Once", "-n", "30", "--temp", "1.5", "--seed", "-1"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    texts.insert(r.out);
+  }
+  EXPECT_GT(texts.size(), 1u) << "--seed -1 gave the same text three times";
+  for (const std::vector<std::string>& bad :
+       {std::vector<std::string>{"-n", "-5"}, {"-c", "-1"}, {"-t", "-2"}, {"-t", "100000"}, {"--seed", "x"},
+        {"--seed", "-2"}}) {
+    std::vector<std::string> args{"generate", "-m", model, "-p", "Once"};
+    args.insert(args.end(), bad.begin(), bad.end());
+    r = test::run_warden(args);
+    EXPECT_EQ(r.exit_code, 2) << bad[0] << " " << bad[1] << ": " << r.err;
+  }
 }
 
 TEST(Generate, BadArgumentsAndFiles) {

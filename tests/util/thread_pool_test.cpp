@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 #include <sched.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -12,6 +15,7 @@
 #include <vector>
 
 #include "util/cpu_topology.h"
+#include "util/error.h"
 
 namespace warden {
 namespace {
@@ -278,6 +282,31 @@ TEST(ThreadPool, DefaultThreadsFollowTheCpuAffinity) {
   const int restricted = ThreadPool::default_threads();
   ASSERT_EQ(sched_setaffinity(0, sizeof all, &all), 0);
   EXPECT_EQ(restricted, 1);
+}
+
+// More threads than the process may start: an error naming the count, not
+// a hang (the started workers waited on a pool being torn down). Run in a
+// child whose address space cannot hold 200 thread stacks; the parent gives
+// it 30 s.
+TEST(ThreadPool, ThreadsThatCannotStartAreAnError) {
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    alarm(30);
+    const rlimit limit{size_t(256) << 20, size_t(256) << 20};
+    setrlimit(RLIMIT_AS, &limit);
+    try {
+      ThreadPool pool(200);
+      _exit(2);  // started after all
+    } catch (const Error& e) {
+      _exit(std::string(e.what()).find("cannot start 200 threads") != std::string::npos ? 0 : 3);
+    }
+    _exit(4);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << "the child hung or crashed: status " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 }  // namespace
