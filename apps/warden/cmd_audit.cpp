@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 
 #include "broker/audit.h"
 #include "broker/render.h"
@@ -19,7 +20,15 @@ struct AuditOptions {
   bool json = false;
 };
 
-std::string db_path(const AuditOptions& o) { return o.db.empty() ? default_audit_path() : o.db; }
+// The log to read. A missing one is an error, not an empty log that
+// "verifies": a mistyped --db, or a log deleted with its head anchor, must
+// not look like an intact one. (The broker, not this command, starts logs.)
+std::string db_path(const AuditOptions& o) {
+  const std::string path = o.db.empty() ? default_audit_path() : o.db;
+  if (!std::filesystem::exists(path))
+    throw warden::Error("no audit log at " + path + (o.db.empty() ? " (nothing has been recorded yet)" : ""));
+  return path;
+}
 
 // --since takes an ISO time prefix (2026-11-25, 2026-11-25T20:00) or an age
 // (90s, 10m, 2h, 7d); both become an ISO prefix compared with record times.

@@ -43,6 +43,9 @@ void add_common(CLI::App* sub, PolicyOptions& o) {
 Policy load_policy(const PolicyOptions& o) {
   std::string ws = o.workspace.empty() ? std::filesystem::current_path().string() : o.workspace;
   if (!std::filesystem::is_directory(ws)) throw warden::Error("workspace " + ws + " is not a directory");
+  if (!o.policy_path.empty() && !std::filesystem::exists(o.policy_path))
+    throw warden::Error("--policy " + o.policy_path +
+                        ": no such file (the built-in defaults apply only without --policy)");
   return Policy::load(o.policy_path.empty() ? default_policy_path() : o.policy_path, PolicyEnv::current(ws));
 }
 
@@ -181,8 +184,7 @@ int check(const PolicyOptions& o, const CheckOptions& c) {
 struct ChangeOptions {
   std::string file;         // apply: the new policy
   std::string capability;   // set: CAP (or CAP:PATTERN)
-  std::string pattern;      // set
-  std::string action;       // set: allow | ask | deny
+  std::vector<std::string> pattern_action;  // set: [PATTERN] ACTION (allow | ask | deny)
   bool network = false;     // set: exec with network
   std::string note;         // set
   std::string socket_dir;
@@ -226,15 +228,18 @@ std::string toml_string(const std::string& s, const char* what) {
 // first table of the file so comments at its top stay there.
 std::string text_with_rule_first(const std::string& current, const ChangeOptions& c) {
   auto [cap, spec_pattern] = parse_capability_spec(c.capability);
-  if (!spec_pattern.empty() && !c.pattern.empty())
+  // CLI11 fills positionals in order, so PATTERN and ACTION come as one list.
+  const std::string given_pattern = c.pattern_action.size() == 2 ? c.pattern_action[0] : "";
+  const std::string action = c.pattern_action.back();
+  if (!spec_pattern.empty() && !given_pattern.empty())
     throw warden::UsageError("give the pattern either as " + c.capability + " or as PATTERN, not both");
-  std::string pattern = spec_pattern.empty() ? c.pattern : spec_pattern;
-  if (c.action != "allow" && c.action != "ask" && c.action != "deny")
-    throw warden::UsageError("action must be allow, ask or deny, not '" + c.action + "'");
+  std::string pattern = spec_pattern.empty() ? given_pattern : spec_pattern;
+  if (action != "allow" && action != "ask" && action != "deny")
+    throw warden::UsageError("action must be allow, ask or deny, not '" + action + "'");
   if (c.network && cap != Capability::exec) throw warden::UsageError("--network applies only to exec");
   std::string rule = "[[rule]]\ncapability = " + toml_string(std::string(capability_name(cap)), "capability") + "\n";
   if (!pattern.empty()) rule += "pattern = " + toml_string(pattern, "the pattern") + "\n";
-  rule += "action = \"" + c.action + "\"\n";
+  rule += "action = \"" + action + "\"\n";
   if (c.network) rule += "network = true\n";
   rule += "note = " + toml_string(c.note.empty() ? "added with warden policy set" : c.note, "the note") + "\n\n";
   size_t at = 0;
@@ -362,8 +367,12 @@ std::function<int()> setup_policy(CLI::App& app) {
   set_cmd->add_option("--policy", opts->policy_path, "Policy file to change (default $XDG_CONFIG_HOME/warden/policy.toml)");
   set_cmd->add_option("--workspace", opts->workspace, "Workspace folder for $WORKSPACE (default: the current folder)");
   set_cmd->add_option("capability", chopts->capability, "fs.read fs.write exec net ... (or net:DOMAIN)")->required();
-  set_cmd->add_option("pattern", chopts->pattern, "Path, domain or glob the rule matches (optional with CAP:PATTERN)");
-  set_cmd->add_option("action", chopts->action, "allow | ask | deny")->required();
+  set_cmd
+      ->add_option("pattern_action", chopts->pattern_action,
+                    "[PATTERN] ACTION: the path, domain or glob the rule matches (none with CAP:PATTERN), then "
+                    "allow | ask | deny")
+      ->expected(1, 2)
+      ->required();
   set_cmd->add_flag("--network", chopts->network, "exec: the rule is for commands with network");
   set_cmd->add_option("--note", chopts->note, "Note shown by policy check");
   add_change_options(set_cmd, *chopts);

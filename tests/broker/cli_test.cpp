@@ -85,6 +85,23 @@ TEST(PolicyCli, MalformedPolicyFailsClosedNamingFileAndLine) {
   EXPECT_EQ(r.err, "warden broker: error: " + policy + ":4: pattern must be a non-empty string\n");
 }
 
+// A --policy that names no file is an error, not the built-in defaults: a
+// mistyped path to a stricter policy would otherwise go unnoticed.
+TEST(PolicyCli, ANamedPolicyFileMustExist) {
+  std::string ws = workspace();
+  const std::string missing = warden::test::make_temp_dir("p") + "/tpyo.toml";
+  const std::string expected = "--policy " + missing + ": no such file (the built-in defaults apply only without --policy)";
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"policy", "show"}, {"policy", "check", "net", "x.com"}, {"broker", "--no-tty"}}) {
+    std::vector<std::string> all = args;
+    all.insert(all.end(), {"--workspace", ws, "--policy", missing});
+    auto r = run_warden(all);
+    EXPECT_EQ(r.exit_code, 1) << args[0] << ": " << r.err;
+    EXPECT_NE(r.err.find(expected), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(run_warden({"policy", "show", "--workspace", ws}).exit_code, 0);  // the default path may be missing
+}
+
 TEST(PolicyCli, BadUsage) {
   auto r = run_warden({"policy", "check", "teleport", "x"});
   EXPECT_EQ(r.exit_code, 1);
@@ -129,6 +146,17 @@ TEST(AuditCli, ShowVerifyExportAndTamper) {
   r = run_warden({"broker", "--workspace", ws, "--audit", db, "--no-tty"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("fails verification"), std::string::npos) << r.err;
+}
+
+// No log at the path is an error, never an intact empty log.
+TEST(AuditCli, AMissingLogIsAnError) {
+  const std::string db = warden::test::make_temp_dir("a") + "/nowhere.db";
+  for (const char* sub : {"verify", "show", "export"}) {
+    auto r = run_warden({"audit", sub, "--db", db});
+    EXPECT_EQ(r.exit_code, 1) << sub;
+    EXPECT_EQ(r.out, "") << sub;
+    EXPECT_NE(r.err.find("no audit log at " + db), std::string::npos) << r.err;
+  }
 }
 
 TEST(ApproveCli, UsageAndNoBroker) {

@@ -118,8 +118,16 @@ TEST(PolicyApplyCli, ABadFileIsRefusedWithOneErrorAndNothingChanges) {
   r = run_warden({"policy", "apply", s.root + "/missing.toml", "--policy", s.policy, "--socket-dir", s.sock});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err, "warden policy: error: " + s.root + "/missing.toml: no such file\n");
-  r = run_warden({"policy", "set", "net", "x.org", "sometimes", "--policy", s.policy, "--socket-dir", s.sock});
-  EXPECT_EQ(r.exit_code, 2);
+  for (const std::vector<std::string>& rule : {std::vector<std::string>{"net", "x.org", "sometimes"},
+                                               {"net:x.org", "x.org", "allow"},  // the pattern twice
+                                               {"net", "x.org", "allow", "extra"},
+                                               {"net:x.org"}}) {
+    std::vector<std::string> args{"policy", "set"};
+    args.insert(args.end(), rule.begin(), rule.end());
+    args.insert(args.end(), {"--policy", s.policy, "--socket-dir", s.sock});
+    r = run_warden(args);
+    EXPECT_EQ(r.exit_code, 2) << rule[0] << ": " << r.err;
+  }
   EXPECT_EQ(read_file(s.policy), kDenyWiki);
 }
 
@@ -153,7 +161,8 @@ TEST(PolicyApplyCli, RunningBrokerAppliesAnApprovedDiffAndRefusesADeniedOne) {
 
   // `policy set` puts a rule first; denied, it changes nothing.
   auto set = std::async(std::launch::async, [&] {
-    return run_warden({"policy", "set", "net", "evil.example", "allow", "--policy", s.policy, "--socket-dir", s.sock});
+    // CAP:PATTERN ACTION, the short form (the long one is net evil.example allow)
+    return run_warden({"policy", "set", "net:evil.example", "allow", "--policy", s.policy, "--socket-dir", s.sock});
   });
   p = s.wait_pending();
   ASSERT_FALSE(p.is_null());

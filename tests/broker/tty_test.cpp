@@ -195,8 +195,7 @@ TEST(TerminalPrompt, BrokerDaemonApprovesAWriteAndDeniesAFetch) {
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     execl(warden::test::warden_binary().c_str(), "warden", "broker", "--workspace", ws.c_str(), "--socket-dir",
-          sock.c_str(), "--audit", audit.c_str(), "--policy", (root + "/none.toml").c_str(),
-          "--approval-timeout", "60", (char*)nullptr);
+          sock.c_str(), "--audit", audit.c_str(), "--approval-timeout", "60", (char*)nullptr);  // default policy
     _exit(127);
   }
   ChildGuard guard{pid, master};
