@@ -195,11 +195,14 @@ std::vector<CLI::Option*> add_agent_session_options(CLI::App& app, AgentSessionO
   std::vector<CLI::Option*> added;
   added.push_back(
       app.add_option("--workspace", o.workspace, "Project folder the tools work in (default: the current folder)"));
+  CLI::Option* backend =
+      app.add_option("--backend", o.backend_url, "OpenAI-compatible server, e.g. http://127.0.0.1:8080");
   if (with_model_file) {
     added.push_back(app.add_option("-m,--model-file", o.model_file, "GGUF model for the embedded engine"));
-    for (auto* option : add_lookup_options(app, o.lookup)) added.push_back(option);
+    // A backend decodes as it was started: its lookup flags are a usage error.
+    for (auto* option : add_lookup_options(app, o.lookup)) added.push_back(option->excludes(backend));
   }
-  added.push_back(app.add_option("--backend", o.backend_url, "OpenAI-compatible server, e.g. http://127.0.0.1:8080"));
+  added.push_back(backend);
   added.push_back(app.add_option("--model", o.model_name, "Model name sent to the backend"));
   added.push_back(app.add_option("--api-key-file", o.api_key_file, "File whose first line is the backend's API key"));
   added.push_back(app.add_option("--max-steps", o.max_steps, "Most model calls per task (per message in chat)")

@@ -36,6 +36,7 @@
 
 #include "command.h"
 #include "engine_confinement.h"
+#include "gguf/gguf.h"
 #include "model/forward.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
@@ -59,6 +60,7 @@ struct BenchArgs {
   int reps = 5;
   std::string output = "md";  // -o: md (the table), json, jsonl or csv
   bool json = false;          // --json: -o json
+  bool output_given = false;  // -o was on the command line
 };
 
 constexpr size_t kMaxListValues = 1000;  // a typo such as 1-100000 is refused, not run for days
@@ -155,6 +157,7 @@ Plan plan_of(const BenchArgs& a) {
   Plan plan;
   plan.models = a.models;
   plan.reps = a.reps;
+  if (a.json && a.output_given && a.output != "json") throw UsageError("--json is -o json; -o says " + a.output);
   plan.output = a.json ? "json" : a.output;
   for (int64_t t : expand_counts(a.threads, "-t")) {
     if (t > 4096) throw UsageError("-t: " + std::to_string(t) + " threads is more than any machine this runs on");
@@ -574,6 +577,9 @@ int run_bench(const BenchArgs& a) {
   const Plan plan = plan_of(a);
   // The files may come from anywhere: confined as the engine of serve is.
   cli::confine_engine(plan.models, {"/proc/self/clear_refs"});
+  // Every file opens and reads as GGUF before any is measured: a bad one
+  // last would otherwise end a table, or a JSON array, half printed.
+  for (const std::string& path : plan.models) (void)gguf::File(path);
   std::optional<Table> table;
   if (plan.output == "md") table.emplace(plan);
   std::vector<ModelInfo> models;
@@ -631,13 +637,16 @@ WARDEN_COMMAND("bench", "Measure prompt and generation speed of GGUF models (lik
               "Threads (0 = one per physical core this process may use, within its cgroup CPU limit)");
   list_option("--cache-type-k", a->cache_k, "KV cache key types: f16 (default) or q8_0, half the memory (also -ctk)");
   list_option("--cache-type-v", a->cache_v, "KV cache value types: f16 (default) or q8_0 (also -ctv)");
-  app.add_option("-o,--output", a->output,
+  auto* output = app.add_option("-o,--output", a->output,
                  "Output format: md (a table), json (an array with one object per test), jsonl (one per line) or "
                  "csv, as llama-bench's")
       ->check(CLI::IsMember({"md", "json", "jsonl", "csv"}))
       ->capture_default_str();
   app.add_flag("--json", a->json, "The same as -o json");
-  return [a] { return run_bench(*a); };
+  return [=] {
+    a->output_given = output->count() > 0;
+    return run_bench(*a);
+  };
 });
 
 }  // namespace

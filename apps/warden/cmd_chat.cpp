@@ -253,11 +253,14 @@ std::function<int()> setup_chat(CLI::App& app) {
       app.add_option("--repeat-penalty", a->sampling.repeat_penalty, "Repetition penalty (1 = off)")
           ->capture_default_str(),
       warden::cli::add_seed_option(app, a->sampling.seed)});
-  warden::cli::add_lookup_options(app, a->lookup);  // both modes: in --agent, for the embedded engine
+  // Both modes: in --agent, for the embedded engine.
+  [[maybe_unused]] const std::vector<CLI::Option*> lookup_options = warden::cli::add_lookup_options(app, a->lookup);
   std::vector<CLI::Option*> agent_options;
 #if WARDEN_HAVE_AGENT
   app.add_flag("--agent", a->agent, "Agent mode: tools through the broker and sandbox, as `warden run`");
   agent_options = warden::cli::add_agent_session_options(app, a->session, false);
+  // A backend decodes as it was started: its lookup flags are a usage error.
+  for (auto* option : lookup_options) option->excludes(app.get_option("--backend"));
 #endif
   return [a, engine_options, agent_options] {
     // Which options were given decides nothing by itself, but a mode given

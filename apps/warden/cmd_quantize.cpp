@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <string>
 
 #include "command.h"
@@ -89,6 +90,8 @@ bool wait_for(pid_t child, const sigset_t& stop_signals, int& status, int& stopp
 // folder OUT is in).
 int quantize(const QuantizeArgs& a) {
   const auto scheme = warden::modelgen::parse_scheme(a.type);  // UsageError before reading anything
+  // A folder at OUT would only be found by the last step, after the work.
+  if (std::filesystem::is_directory(a.out)) throw Error(a.out + " is a folder; name the file to write");
   std::string tmp;
   const int fd = create_beside(a.out, tmp);
   int summary[2];

@@ -1,7 +1,9 @@
 // warden sandbox run: runs one command in a bubblewrap jail (src/sandbox).
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <iterator>
 #include <memory>
@@ -72,7 +74,7 @@ int run_sandboxed(const RunArgs& a) {
 WARDEN_COMMAND("sandbox", "Run a command in a bubblewrap jail (sandbox run ... -- CMD ARGS)", [](CLI::App& app) {
   auto args = std::make_shared<RunArgs>();
   app.require_subcommand(1);
-  CLI::App* run_cmd = app.add_subcommand("run", "Run one command in a jail and report its result");
+  CLI::App* run_cmd = app.add_subcommand("run", "Run one command in a jail and report its result (exit: the command's status, 1 if a limit killed it)");
   run_cmd->add_option("--profile", args->profile, "Profile: default, readonly or network")->capture_default_str();
   run_cmd->add_option("--workspace", args->workspace, "Directory bound at /workspace (rw, ro for 'readonly')");
   // One value per occurrence, so that "--allow-domain a -- cmd -x" ends the
@@ -81,7 +83,13 @@ WARDEN_COMMAND("sandbox", "Run a command in a bubblewrap jail (sandbox run ... -
       ->allow_extra_args(false);
   run_cmd->add_option("--ro", args->readonly_paths, "Extra host path bound read-only at the same path; repeatable")
       ->allow_extra_args(false);
-  run_cmd->add_option("--timeout", args->timeout, "Wall-clock limit in seconds (default 60)");
+  run_cmd->add_option("--timeout", args->timeout, "Wall-clock limit in seconds (default 60)")
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            const double seconds = std::strtod(text.c_str(), nullptr);
+            return std::isfinite(seconds) && seconds > 0 ? "" : "must be a positive number of seconds";
+          },
+          "SECONDS > 0"));
   run_cmd->add_option("--proxy-log", args->proxy_log, "Append the proxy's JSON log lines to this file");
   run_cmd->add_flag("--stdin", args->stdin_input, "Pass warden's stdin to the command");
   run_cmd->add_flag("--json", args->json, "Print the result as one JSON object");

@@ -500,11 +500,12 @@ void Writer::add_tensor(std::string name, std::vector<int64_t> dims, TensorType 
 }
 
 void Writer::write(const std::string& path) const {
+  // Errors name the file the user asked for, not the temporary beside it.
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (fd < 0) throw Error(tmp + ": cannot create: " + std::strerror(errno));
+  if (fd < 0) throw Error(path + ": cannot create: " + std::strerror(errno));
   try {
-    write_to(fd, tmp);
+    write_to(fd, path);
   } catch (...) {
     ::close(fd);
     std::remove(tmp.c_str());
@@ -513,7 +514,7 @@ void Writer::write(const std::string& path) const {
   if (::close(fd) != 0) {
     const int e = errno;
     std::remove(tmp.c_str());
-    throw Error(tmp + ": close failed: " + std::strerror(e));
+    throw Error(path + ": close failed: " + std::strerror(e));
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     int e = errno;

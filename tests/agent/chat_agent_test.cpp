@@ -321,15 +321,19 @@ TEST(AgentChat, LookupDecodingGoesToTheEmbeddedEngine) {
   EXPECT_EQ(chatted.exit_code, 0) << chatted.err;
   EXPECT_NE(chatted.err.find("lookup decoding: up to 2 drafted tokens"), std::string::npos) << chatted.err;
 
-  for (const char* command : {"run", "chat"}) {
-    std::vector<std::string> args{command};
-    if (std::string(command) == "chat") args.push_back("--agent");
-    args.insert(args.end(), {"--workspace", s.ws, "--backend", "http://127.0.0.1:1", "--spec-type", "ngram-simple"});
-    if (std::string(command) == "run") args.push_back("task");
-    const RunResult refused = run_warden(args, "");
-    EXPECT_EQ(refused.exit_code, 2) << command << ": " << refused.err;
-    EXPECT_NE(refused.err.find("--spec-type is for the embedded engine"), std::string::npos) << refused.err;
-  }
+  // A backend decodes as it was started: each lookup flag with it is a
+  // usage error, before anything starts.
+  for (const char* command : {"run", "chat"})
+    for (const auto& [flag, value] : std::vector<std::pair<std::string, std::string>>{
+             {"--spec-type", "ngram-simple"}, {"--draft-max", "5"}, {"--spec-ngram-size-n", "2"}}) {
+      std::vector<std::string> args{command};
+      if (std::string(command) == "chat") args.push_back("--agent");
+      args.insert(args.end(), {"--workspace", s.ws, "--backend", "http://127.0.0.1:1", flag, value});
+      if (std::string(command) == "run") args.push_back("task");
+      const RunResult refused = run_warden(args, "");
+      EXPECT_EQ(refused.exit_code, 2) << command << " " << flag << ": " << refused.err;
+      EXPECT_NE(refused.err.find("excludes"), std::string::npos) << refused.err;
+    }
 }
 
 }  // namespace

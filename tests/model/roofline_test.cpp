@@ -213,6 +213,13 @@ TEST(WardenBench, JsonLinesAndCsvCarryTheSameRecords) {
   EXPECT_EQ(pp.substr(pp.size() - 3), ",,,") << pp;
   EXPECT_NE(tg.back(), ',') << tg;
   EXPECT_EQ(test::run_warden({"bench", "-m", path, "-o", "xml"}).exit_code, 2);
+  EXPECT_EQ(test::run_warden({"bench", "-m", path, "--json", "-o", "csv"}).exit_code, 2);  // two formats
+  // A bad file among several is found before any is measured: no half output.
+  auto bad = test::run_warden({"bench", "-m", path + "," + test::temp_root() + "/missing.gguf", "-p", "4", "-n", "2",
+                               "-r", "1", "-o", "json"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_EQ(bad.out, "");
+  EXPECT_NE(bad.err.find("missing.gguf"), std::string::npos) << bad.err;
 }
 
 TEST(WardenBench, TableNamesWhatEachNoteIsAbout) {

@@ -55,6 +55,10 @@ TEST(Cli, MakeModelBadArgumentsExitTwo) {
                         "--layers");
   expect_one_line_error(run_warden({"make-model", "--preset", "tiny-qwen3"}), 2, "out");
   EXPECT_FALSE(std::filesystem::exists(dir + "/x.gguf"));
+  // The error names the file asked for, not the temporary beside it.
+  const test::RunResult r = run_warden({"make-model", "--preset", "tiny-llama", dir + "/no/such/x.gguf"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find(dir + "/no/such/x.gguf: cannot create"), std::string::npos) << r.err;
 }
 
 TEST(Cli, QuantizeBadArgumentsExitTwoAndBadFilesExitOne) {
@@ -65,6 +69,9 @@ TEST(Cli, QuantizeBadArgumentsExitTwoAndBadFilesExitOne) {
   test::write_file(dir + "/junk.gguf", "this is not a gguf file at all, just text\n");
   expect_one_line_error(run_warden({"quantize", dir + "/junk.gguf", dir + "/out.gguf", "q8_0"}), 1, "junk.gguf");
   EXPECT_FALSE(std::filesystem::exists(dir + "/out.gguf"));
+  // A folder at OUT is found before the conversion, not by its last step.
+  expect_one_line_error(run_warden({"quantize", test::shared_path("models/stories260K.gguf"), dir, "q8_0"}), 1,
+                        dir + " is a folder");
 }
 
 }  // namespace
