@@ -141,9 +141,22 @@ struct CheckOptions {
   std::vector<std::string> argument_labels;
 };
 
+// A value from the command line that the broker's parsers refuse (a
+// capability, a target, a label) is bad usage: exit 2, not 1.
+template <typename Parse>
+auto usage_value(Parse&& parse) {
+  try {
+    return parse();
+  } catch (const warden::UsageError&) {
+    throw;
+  } catch (const warden::Error& e) {
+    throw warden::UsageError(e.what());
+  }
+}
+
 int check(const PolicyOptions& o, const CheckOptions& c) {
   Policy p = load_policy(o);
-  auto [cap, spec_target] = parse_capability_spec(c.capability);
+  auto [cap, spec_target] = usage_value([&] { return parse_capability_spec(c.capability); });
   if (!spec_target.empty() && !c.target.empty())
     throw warden::UsageError("give the target either as " + c.capability + " or as ARG, not both");
   EffectRequest req;
@@ -153,11 +166,14 @@ int check(const PolicyOptions& o, const CheckOptions& c) {
   // (the agent's requests must be absolute).
   if (target_is_path(cap) && !req.target.empty() && req.target[0] != '/')
     req.target = (std::filesystem::current_path() / req.target).string();
+  usage_value([&] { return normalize_target(cap, req.target); });
   req.network = c.network;
   if (c.network && cap != Capability::exec) throw warden::UsageError("--network applies only to exec");
   // As the agent's requests do, the context holds at least the user's task.
-  req.context_labels = LabelSet::parse(c.context_labels.empty() ? std::vector<std::string>{"user"} : c.context_labels);
-  req.argument_labels = LabelSet::parse(c.argument_labels);
+  req.context_labels = usage_value([&] {
+    return LabelSet::parse(c.context_labels.empty() ? std::vector<std::string>{"user"} : c.context_labels);
+  });
+  req.argument_labels = usage_value([&] { return LabelSet::parse(c.argument_labels); });
   Assessment a = assess(p, req);
   auto limit = p.rate_limit(cap);
   if (o.json) {
@@ -227,7 +243,7 @@ std::string toml_string(const std::string& s, const char* what) {
 // The current text with one rule put first (first match wins), before the
 // first table of the file so comments at its top stay there.
 std::string text_with_rule_first(const std::string& current, const ChangeOptions& c) {
-  auto [cap, spec_pattern] = parse_capability_spec(c.capability);
+  auto [cap, spec_pattern] = usage_value([&] { return parse_capability_spec(c.capability); });
   // CLI11 fills positionals in order, so PATTERN and ACTION come as one list.
   const std::string given_pattern = c.pattern_action.size() == 2 ? c.pattern_action[0] : "";
   const std::string action = c.pattern_action.back();

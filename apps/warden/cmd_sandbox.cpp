@@ -39,7 +39,13 @@ std::string read_stdin() {
 }
 
 int run_sandboxed(const RunArgs& a) {
-  Profile p = named_profile(a.profile);
+  Profile p = [&] {
+    try {
+      return named_profile(a.profile);
+    } catch (const warden::Error& e) {
+      throw warden::UsageError(e.what());  // a --profile value: bad usage
+    }
+  }();
   p.workspace = a.workspace;
 #if defined(WARDEN_HAVE_AGENT)
   // As for the agent's run_command: code other programs run later (.git

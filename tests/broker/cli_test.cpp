@@ -103,9 +103,13 @@ TEST(PolicyCli, ANamedPolicyFileMustExist) {
 }
 
 TEST(PolicyCli, BadUsage) {
+  // Values the command line got wrong are bad usage (2), like a missing one.
   auto r = run_warden({"policy", "check", "teleport", "x"});
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("unknown capability 'teleport'"), std::string::npos) << r.err;
+  EXPECT_EQ(run_warden({"policy", "check", "net"}).exit_code, 2);  // no target
+  EXPECT_EQ(run_warden({"policy", "check", "net", "x.com", "--label", "bogus"}).exit_code, 2);
+  EXPECT_EQ(run_warden({"policy", "set", "teleport", "x", "allow"}).exit_code, 2);
   r = run_warden({"policy", "check", "net:a.com", "b.com"});
   EXPECT_EQ(r.exit_code, 2);
 }
