@@ -64,10 +64,14 @@ bool same_secret(const std::string& a, const std::string& b) {
   return diff == 0;
 }
 
-const char* finish_name(Finish f, bool has_tool_calls) {
+// `tool_calls_finish`: the answer holds tool calls the model chose to make.
+// A call forced by name ends "stop", as OpenAI's do (measured by vLLM,
+// github.com/vllm-project/vllm/pull/25054); with "required" or "auto",
+// "tool_calls".
+const char* finish_name(Finish f, bool tool_calls_finish) {
   switch (f) {
     case Finish::Length: return "length";
-    case Finish::Stop: return has_tool_calls ? "tool_calls" : "stop";
+    case Finish::Stop: return tool_calls_finish ? "tool_calls" : "stop";
     default: return "stop";
   }
 }
@@ -630,6 +634,7 @@ struct ChatStream {
   bool include_usage;
   bool lookup;          // lookup decoding on: timings show the drafts
   bool parallel_calls;  // parallel_tool_calls: more than one call may be sent
+  bool named_call;      // tool_choice names the function (finish_name)
   const tokenizer::Tokenizer& tok;
   std::vector<TokenLogprob> logprobs;  // asked for and not yet sent: go with the next chunk
   size_t tool_calls_sent = 0;
@@ -696,7 +701,8 @@ struct ChatStream {
     if (r.finish == Finish::Error)
       out += sse(error_body(ApiError(500, r.error, "server_error")));
     else
-      out += stream_end(chunk(json::object(), finish_name(r.finish, tool_calls_sent > 0)), r, lookup, include_usage);
+      out += stream_end(chunk(json::object(), finish_name(r.finish, tool_calls_sent > 0 && !named_call)), r, lookup,
+                        include_usage);
     out += "data: [DONE]\n\n";
     finished = true;
   }
@@ -735,7 +741,8 @@ void Server::Impl::handle_chat(const httplib::Request& req, httplib::Response& r
     auto stream = std::make_shared<ChatStream>(
         ChatStream{job, ChatOutput(use_tools, prompts.tool_format(), reasoning), id, model_id, now,
                    chat.common.include_usage,
-                   options.lookup.enabled(), chat.parallel_tool_calls, engine.tokenizer(), {}});
+                   options.lookup.enabled(), chat.parallel_tool_calls, chat.tool_choice == ToolChoice::Named,
+                   engine.tokenizer(), {}});
     if (forced_tool_call) stream->forced.emplace(prompts.tool_format());
     auto watch = std::make_shared<ClientWatch>(req);
     res.set_header("Cache-Control", "no-cache");
@@ -800,7 +807,7 @@ void Server::Impl::handle_chat(const httplib::Request& req, httplib::Response& r
     for (size_t i = 0; i < calls.size(); ++i) message["tool_calls"].push_back(tool_call_json(calls[i], i, false));
   }
   json choice = {{"index", 0}, {"message", message}, {"logprobs", nullptr},
-                 {"finish_reason", finish_name(r.finish, !calls.empty())}};
+                 {"finish_reason", finish_name(r.finish, !calls.empty() && chat.tool_choice != ToolChoice::Named)}};
   if (chat.common.top_logprobs >= 0) choice["logprobs"] = chat_logprobs(logprobs, engine.tokenizer());
   json body = {{"id", id}, {"object", "chat.completion"}, {"created", now}, {"model", model_id},
                {"choices", json::array({choice})}};
