@@ -23,9 +23,11 @@ json error_body(const ApiError& e) {
   constexpr size_t kMaxMessageBytes = 1024;
   const std::string_view message = e.what();
   json err = json::object();
-  err["message"] = message.size() <= kMaxMessageBytes
-                       ? std::string(message)
-                       : std::string(display::utf8_prefix(message, kMaxMessageBytes)) + "...";
+  // Valid UTF-8 whatever it quotes (a percent-decoded path, a file name):
+  // JSON text must be.
+  err["message"] = display::utf8_or_replacement(
+      message.size() <= kMaxMessageBytes ? message
+                                         : std::string(display::utf8_prefix(message, kMaxMessageBytes)) + "...");
   err["type"] = e.type;
   err["param"] = e.param.empty() ? json(nullptr) : json(e.param);
   err["code"] = e.code.empty() ? json(nullptr) : json(e.code);
@@ -249,8 +251,9 @@ json parse_messages(const json& body) {
     json msg = m;
     msg["role"] = r == "developer" ? "system" : r;
     msg["content"] = normalize_content(m.contains("content") ? m["content"] : json(nullptr), at + ".content");
-    if (msg["content"].is_null() && !(r == "assistant" && m.contains("tool_calls")))
-      throw bad_request(at + ".content is required", at + ".content", "missing_field");
+    const bool has_calls = m.contains("tool_calls") && m["tool_calls"].is_array() && !m["tool_calls"].empty();
+    if (msg["content"].is_null() && !(r == "assistant" && has_calls))
+      throw bad_request(at + ".content is required (null only beside tool_calls)", at + ".content", "missing_field");
     if (auto calls = m.find("tool_calls"); calls != m.end() && !calls->is_null()) {
       if (!calls->is_array()) throw wrong_type(at + ".tool_calls", "an array");
       for (size_t k = 0; k < calls->size(); ++k) {

@@ -144,20 +144,34 @@ json chat_logprobs(const std::vector<TokenLogprob>& entries, const tokenizer::To
   return {{"content", std::move(content)}, {"refusal", nullptr}};
 }
 
+// A token's text in the legacy completions form, where texts are keys: a
+// piece that is not valid UTF-8 (part of a character) is written
+// "bytes:\xNN..." as OpenAI writes it, so no two tokens share a key.
+std::string legacy_token_text(int32_t token, const tokenizer::Tokenizer& tok) {
+  const std::string piece = tok.token_to_piece(token, false);
+  if (display::utf8_or_replacement(piece) == piece) return piece;
+  std::string text = "bytes:";
+  char hex[5];
+  for (unsigned char b : piece) {
+    std::snprintf(hex, sizeof hex, "\\x%02x", b);
+    text += hex;
+  }
+  return text;
+}
+
 // A completion choice's logprobs, the legacy form: parallel lists, each
-// token's text_offset counted from `offset`, which moves past the tokens.
+// token's text_offset the character in the answer's text where it starts,
+// counted from `offset`, which moves past the tokens.
 json completion_logprobs(const std::vector<TokenLogprob>& entries, const tokenizer::Tokenizer& tok, size_t& offset) {
   json tokens = json::array(), logprobs = json::array(), top = json::array(), offsets = json::array();
   for (const auto& e : entries) {
-    const std::string piece = tok.token_to_piece(e.token, false);
-    tokens.push_back(display::utf8_or_replacement(piece));
+    tokens.push_back(legacy_token_text(e.token, tok));
     logprobs.push_back(e.logprob);
     json alternatives = json::object();
-    for (const auto& [token, logprob] : e.top)
-      alternatives[display::utf8_or_replacement(tok.token_to_piece(token, false))] = logprob;
+    for (const auto& [token, logprob] : e.top) alternatives.emplace(legacy_token_text(token, tok), logprob);
     top.push_back(std::move(alternatives));
     offsets.push_back(offset);
-    offset += piece.size();
+    offset += e.text_chars;
   }
   return {{"tokens", std::move(tokens)}, {"token_logprobs", std::move(logprobs)}, {"top_logprobs", std::move(top)},
           {"text_offset", std::move(offsets)}};
@@ -303,8 +317,9 @@ struct Server::Impl {
 
 Server::Impl::Impl(engine::Engine& e, ServerOptions o)
     : engine(e), options(std::move(o)), prompts(options.chat_template, e.tokenizer()) {
-  model_id = options.alias.empty() ? std::filesystem::path(engine.model().file().path()).filename().string()
-                                   : options.alias;
+  // Every answer quotes it, and JSON text must be UTF-8 (a file name need not be).
+  model_id = display::utf8_or_replacement(
+      options.alias.empty() ? std::filesystem::path(engine.model().file().path()).filename().string() : options.alias);
   vocab = grammar_vocabulary(engine.tokenizer());
   scheduler =
       std::make_unique<Scheduler>(engine, vocab, metrics, SchedulerOptions{options.max_queue, options.lookup});
@@ -730,6 +745,8 @@ void Server::Impl::handle_chat(const httplib::Request& req, httplib::Response& r
   }
   GenerationRequest g = generation(chat.common, prompts.tokenize_rendered(rendered));
   g.grammar = constraint_for(chat);
+  // A stop string would cut a forced call's JSON short: the grammar ends it.
+  if (forced_tool_call) g.stop.clear();
   // Reasoning is split off free output only: a grammar allows none.
   std::optional<ReasoningSplitter> reasoning;
   if (options.split_reasoning && !g.grammar) reasoning.emplace(prompt_opens_reasoning(rendered));
@@ -837,14 +854,16 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
     throw bad_request("'logprobs' with 'echo' (the prompt's own logprobs) is not supported", "logprobs",
                       "unsupported_value");
   std::string echoed;
-  if (comp.echo) echoed = comp.prompt_tokens.empty() ? comp.prompt : engine.tokenizer().decode(prompt, false);
+  if (comp.echo)
+    echoed = comp.prompt_tokens.empty() ? comp.prompt
+                                        : display::utf8_or_replacement(engine.tokenizer().decode(prompt, false));
   auto job = submit(generation(comp.common, std::move(prompt)), "prompt");
   const std::string id = random_id("cmpl-");
   const int64_t now = unix_now();
   const bool include_usage = comp.common.include_usage;
   const bool with_logprobs = comp.common.top_logprobs >= 0;
   // text_offset counts from the start of the answer's text, echo included.
-  auto offset = std::make_shared<size_t>(echoed.size());
+  auto offset = std::make_shared<size_t>(display::utf8_length(echoed));
   auto body_for = [id, now, include_usage, with_logprobs, offset, this](
                       const std::string& text, const json& finish_reason, const std::vector<TokenLogprob>& logprobs) {
     json choice = {{"text", text}, {"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_reason}};

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include "util/display.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -61,6 +62,7 @@ void Job::finish(const JobResult& result) {
 }
 
 // ---------------------------------------------------------------- Scheduler
+
 
 Scheduler::Scheduler(engine::Engine& engine, std::shared_ptr<const grammar::Vocabulary> vocab, Metrics& metrics,
                      SchedulerOptions options)
@@ -384,15 +386,19 @@ void Scheduler::sample_and_emit(Slot& slot, float* logits, int64_t pos) {
   slot.sampler->accept(token);
   slot.result.completion_tokens++;
   if (tok.is_end_of_generation(token)) return finish(slot, Finish::Stop);
-  if (logprob) {
-    logprob->token = token;
-    logprob->logprob = raw[size_t(token)] - log_normalizer;
-    slot.job->push_logprob(std::move(*logprob));
-  }
   if (slot.matcher && !slot.matcher->accept_token(token))
     throw Error("the grammar refused token " + std::to_string(token) + " that its own mask allowed");
 
-  auto r = slot.stops->feed(slot.decoder->push(token));
+  const std::string text = slot.decoder->push(token);
+  auto r = slot.stops->feed(text);
+  // The token that completes a stop string is not part of the answer, nor
+  // are its logprobs (as llama-server trims them).
+  if (logprob && !r.stopped) {
+    logprob->token = token;
+    logprob->logprob = raw[size_t(token)] - log_normalizer;
+    logprob->text_chars = display::utf8_length(text);
+    slot.job->push_logprob(std::move(*logprob));
+  }
   slot.job->push_text(r.emit);
   if (r.stopped) return finish(slot, Finish::Stop);
   // A constrained value that is complete and cannot grow only allows an end

@@ -44,6 +44,9 @@ struct TokenLogprob {
   int32_t token = -1;
   float logprob = 0;
   std::vector<std::pair<int32_t, float>> top;  // (token, logprob), most likely first
+  // Characters this token added to the answer's text (0 while it holds part
+  // of a character; the token that completes it counts it).
+  size_t text_chars = 0;
 };
 
 struct GenerationRequest {

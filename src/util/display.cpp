@@ -145,6 +145,12 @@ std::string render(std::string_view text, const Style& style) {
   return out;
 }
 
+size_t utf8_length(std::string_view text) {
+  size_t n = 0;
+  for (char c : text) n += (static_cast<unsigned char>(c) & 0xc0) != 0x80;
+  return n;
+}
+
 std::string utf8_or_replacement(std::string_view text) {
   std::string out;
   out.reserve(text.size());

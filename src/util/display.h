@@ -32,6 +32,9 @@ size_t render_unit(std::string_view text, size_t i, const Style& style, std::str
 
 std::string render(std::string_view text, const Style& style);
 
+// How many characters UTF-8 text holds: its bytes that do not continue one.
+size_t utf8_length(std::string_view text);
+
 // `text` with each byte that is not part of valid UTF-8 replaced by U+FFFD
 // (a token's piece may hold part of a character; JSON text may not).
 std::string utf8_or_replacement(std::string_view text);

@@ -710,6 +710,111 @@ TEST_F(ServeTest, AThinkBlockIsReasoningContent) {
   EXPECT_FALSE(kept.json()["choices"][0]["message"].contains("reasoning_content"));
 }
 
+// Logprobs at the edges (review): an echoed token-id prompt that is part of
+// a character; alternatives that share a text (byte tokens) each keep their
+// own entry; the token that completes a stop string is left out with its
+// text; a forced call ignores stop strings (they would cut its JSON short).
+TEST_F(ServeTest, LogprobsAtTheEdges) {
+  const auto tok = tokenizer::Tokenizer::from_gguf(gguf::File(tiny_model()));
+  int32_t byte_token = -1;  // a token whose piece is one byte of a longer character
+  for (size_t id = 0; id < tok.size() && byte_token < 0; ++id) {
+    const std::string piece = tok.token_to_piece(int32_t(id), false);
+    if (piece.size() == 1 && (uint8_t(piece[0]) & 0xC0) == 0x80) byte_token = int32_t(id);
+  }
+  ASSERT_GE(byte_token, 0);
+  for (bool stream : {false, true}) {
+    auto echoed = client().post("/v1/completions", json{{"prompt", json::array({byte_token})}, {"max_tokens", 1},
+                                                        {"echo", true}, {"stream", stream}});
+    ASSERT_EQ(echoed.status, 200) << echoed.body;
+    EXPECT_NE(echoed.body.find("\xEF\xBF\xBD"), std::string::npos) << echoed.body;  // U+FFFD
+  }
+
+  auto r = client().post("/v1/completions",
+                         json{{"prompt", "hello world"}, {"max_tokens", 8}, {"temperature", 0}, {"logprobs", 20}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json legacy = r.json()["choices"][0]["logprobs"];
+  for (size_t i = 0; i < legacy["tokens"].size(); ++i) {
+    EXPECT_EQ(legacy["top_logprobs"][i].size(), 20u) << legacy["top_logprobs"][i];
+    EXPECT_EQ(legacy["top_logprobs"][i][legacy["tokens"][i].get<std::string>()], legacy["token_logprobs"][i]);
+  }
+
+  json body = chat_body("Tell me a story", 8);  // seeded: the same tokens again
+  body["logprobs"] = true;
+  auto plain = client().post("/v1/chat/completions", body);
+  ASSERT_EQ(plain.status, 200) << plain.body;
+  const json entries = plain.json()["choices"][0]["logprobs"]["content"];
+  const std::string content = plain.json()["choices"][0]["message"]["content"];
+  // A stop string that is the whole text of one token, found nowhere before it.
+  std::string before, stop;
+  for (const auto& e : entries) {
+    std::string piece;
+    for (int b : e["bytes"]) piece += char(b);
+    if (before.size() > 0 && piece.size() > 1 && e["token"] == piece && (before + piece).find(piece) == before.size()) {
+      stop = piece;
+      break;
+    }
+    before += piece;
+  }
+  ASSERT_FALSE(stop.empty()) << plain.body;
+  body["stop"] = stop;
+  auto stopped = client().post("/v1/chat/completions", body);
+  ASSERT_EQ(stopped.status, 200) << stopped.body;
+  std::string listed;
+  const json stopped_reply = stopped.json();
+  for (const auto& e : stopped_reply["choices"][0]["logprobs"]["content"])
+    for (int b : e["bytes"]) listed += char(b);
+  EXPECT_EQ(stopped.json()["choices"][0]["message"]["content"], before);
+  EXPECT_EQ(listed, before) << "the stopping token's logprobs are listed: " << stopped.body;
+
+  const json tool = json::parse(R"({"type": "function", "function": {"name": "f", "parameters": {"type": "object",
+      "properties": {"city": {"enum": ["Paris", "Oslo"]}}, "required": ["city"]}}})");
+  json forced = chat_body("weather?", 200);
+  forced["tools"] = json::array({tool});
+  forced["tool_choice"] = "required";
+  forced["parallel_tool_calls"] = false;
+  forced["stop"] = json::array({"city", "Paris", "Oslo"});
+  auto call = client().post("/v1/chat/completions", forced);
+  ASSERT_EQ(call.status, 200) << call.body;
+  const json choice = call.json()["choices"][0];
+  ASSERT_EQ(choice["message"]["tool_calls"].size(), 1u) << call.body;
+  EXPECT_TRUE(json::parse(choice["message"]["tool_calls"][0]["function"]["arguments"].get<std::string>()).contains("city"));
+}
+
+// text_offset is where each token's text starts in the answer, in
+// characters: after a BOS-only prompt a SentencePiece model's first piece
+// loses its leading space (" Once" shows as "Once"), and the next token
+// starts at 4, not 5.
+TEST(ServeLogprobs, TextOffsetsPointIntoTheText) {
+  ServeProcess server({"-c", "256", "--parallel", "1", "-t", "1"}, test::shared_path("models/stories260K.gguf"));
+  auto r = ApiClient(server.port()).post("/v1/completions", json{{"prompt", json::array({1})}, {"max_tokens", 6},
+                                                                 {"temperature", 0}, {"logprobs", 1}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  const std::string text = r.json()["choices"][0]["text"];
+  const json legacy = r.json()["choices"][0]["logprobs"];
+  ASSERT_EQ(text.rfind("Once", 0), 0u) << text;
+  EXPECT_EQ(legacy["tokens"][0], " Once");
+  EXPECT_EQ(legacy["text_offset"][0], 0);
+  for (size_t i = 1; i < legacy["tokens"].size(); ++i) {  // ASCII text: characters are bytes
+    const std::string token = legacy["tokens"][i];
+    EXPECT_EQ(text.substr(legacy["text_offset"][i].get<size_t>(), token.size()), token) << i << ": " << r.body;
+  }
+}
+
+// Text that is not UTF-8 in what an error quotes (a percent-decoded path)
+// is shown with U+FFFD: the answer stays JSON.
+TEST_F(ServeTest, ErrorsQuotingInvalidUtf8AreJson) {
+  for (const char* path : {"/v1/models/%ff", "/nothing%ff"}) {
+    auto r = client().get(path);
+    EXPECT_EQ(r.status, 404) << path << ": " << r.body;
+    EXPECT_NO_THROW((void)r.json()) << r.body;
+  }
+  // content null is only for an assistant turn with tool calls.
+  json body = chat_body("hi", 2);
+  body["messages"].push_back({{"role", "assistant"}, {"content", nullptr}, {"tool_calls", json::array()}});
+  expect_error(client().post("/v1/chat/completions", body), 400, "invalid_request_error", "messages[1].content",
+               "missing_field");
+}
+
 // A streamed completion with include_usage ends as a chat stream does.
 TEST_F(ServeTest, AStreamedCompletionSendsItsUsageOnce) {
   json body = {{"prompt", "Once upon a time"}, {"max_tokens", 4}, {"stream", true},
