@@ -330,8 +330,6 @@ std::string resolve_workspace(const std::string& given) {
 AgentSession::AgentSession(const AgentSessionOptions& o, std::string log_prefix)
     : log_prefix_(std::move(log_prefix)), max_steps_(o.max_steps) {
   if (o.model_file.empty() == o.backend_url.empty()) throw UsageError("give exactly one of -m FILE or --backend URL");
-  if (o.lookup.on && o.model_file.empty())
-    throw UsageError("--spec-type is for the embedded engine (-m FILE); a --backend decodes as it is set up to");
   // Every option is checked before a broker or engine child is started.
   if (!o.model_file.empty() && !fs::is_regular_file(o.model_file)) throw Error("-m " + o.model_file + ": no such file");
   workspace_ = resolve_workspace(o.workspace);

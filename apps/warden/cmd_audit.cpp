@@ -23,7 +23,7 @@ struct AuditOptions {
 // The log to read. A missing one is an error, not an empty log that
 // "verifies": a mistyped --db, or a log deleted with its head anchor, must
 // not look like an intact one. (The broker, not this command, starts logs.)
-std::string db_path(const AuditOptions& o) {
+std::string existing_db_path(const AuditOptions& o) {
   const std::string path = o.db.empty() ? default_audit_path() : o.db;
   if (!std::filesystem::exists(path))
     throw warden::Error("no audit log at " + path + (o.db.empty() ? " (nothing has been recorded yet)" : ""));
@@ -70,7 +70,7 @@ std::string dump(const nlohmann::json& j, int indent) {
 }
 
 int show(const AuditOptions& o) {
-  auto records = read_audit(db_path(o), since_to_iso(o.since));
+  auto records = read_audit(existing_db_path(o), since_to_iso(o.since));
   if (o.json) {
     for (auto& r : records) std::printf("%s\n", dump(record_json(r), -1).c_str());
     return 0;
@@ -87,7 +87,7 @@ int show(const AuditOptions& o) {
 }
 
 int export_json(const AuditOptions& o) {
-  auto records = read_audit(db_path(o), since_to_iso(o.since));
+  auto records = read_audit(existing_db_path(o), since_to_iso(o.since));
   nlohmann::json arr = nlohmann::json::array();
   for (auto& r : records) arr.push_back(record_json(r));
   std::printf("%s\n", dump(arr, 2).c_str());
@@ -95,7 +95,7 @@ int export_json(const AuditOptions& o) {
 }
 
 int verify(const AuditOptions& o) {
-  std::string path = db_path(o);
+  std::string path = existing_db_path(o);
   VerifyReport rep = verify_audit(path);
   if (o.json) {
     nlohmann::json j = {{"ok", rep.ok},

@@ -65,11 +65,7 @@ int run_broker(const BrokerOptions& o) {
       std::filesystem::absolute(o.audit.empty() ? default_audit_path() : o.audit).lexically_normal().string();
   PolicyEnv env = PolicyEnv::current(ws);
   protect_state_paths(env, o);
-  // The built-in defaults stand in for a missing file only at the default
-  // path: a --policy that names no file is a mistake (a typo would run the
-  // agent under the defaults instead of the stricter policy meant).
-  if (!o.policy.empty() && !policy_file.exists)
-    throw warden::Error("--policy " + policy_path + ": no such file (the built-in defaults apply only without --policy)");
+  if (!o.policy.empty()) require_named_policy(policy_file);
   Policy policy = policy_file.exists ? Policy::parse(policy_file.text, policy_path, env) : Policy::defaults(env);
   VerifyReport rep = verify_audit(audit_path);
   if (!rep.ok)

@@ -43,9 +43,7 @@ void add_common(CLI::App* sub, PolicyOptions& o) {
 Policy load_policy(const PolicyOptions& o) {
   std::string ws = o.workspace.empty() ? std::filesystem::current_path().string() : o.workspace;
   if (!std::filesystem::is_directory(ws)) throw warden::Error("workspace " + ws + " is not a directory");
-  if (!o.policy_path.empty() && !std::filesystem::exists(o.policy_path))
-    throw warden::Error("--policy " + o.policy_path +
-                        ": no such file (the built-in defaults apply only without --policy)");
+  if (!o.policy_path.empty()) require_named_policy(read_policy_file(o.policy_path));
   return Policy::load(o.policy_path.empty() ? default_policy_path() : o.policy_path, PolicyEnv::current(ws));
 }
 
@@ -166,7 +164,7 @@ int check(const PolicyOptions& o, const CheckOptions& c) {
   // (the agent's requests must be absolute).
   if (target_is_path(cap) && !req.target.empty() && req.target[0] != '/')
     req.target = (std::filesystem::current_path() / req.target).string();
-  usage_value([&] { return normalize_target(cap, req.target); });
+  usage_value([&] { return normalize_target(cap, req.target); });  // only to check it: assess() normalizes too
   req.network = c.network;
   if (c.network && cap != Capability::exec) throw warden::UsageError("--network applies only to exec");
   // As the agent's requests do, the context holds at least the user's task.

@@ -93,9 +93,12 @@ WARDEN_COMMAND("sandbox", "Run a command in a bubblewrap jail (sandbox run ... -
       ->check(CLI::Validator(
           [](std::string& text) -> std::string {
             const double seconds = std::strtod(text.c_str(), nullptr);
-            return std::isfinite(seconds) && seconds > 0 ? "" : "must be a positive number of seconds";
+            // A week at most: far longer limits overflow the supervisor's clock arithmetic.
+            return std::isfinite(seconds) && seconds > 0 && seconds <= 604800
+                       ? ""
+                       : "must be a number of seconds above 0, at most 604800 (a week)";
           },
-          "SECONDS > 0"));
+          "0 < SECONDS <= 604800"));
   run_cmd->add_option("--proxy-log", args->proxy_log, "Append the proxy's JSON log lines to this file");
   run_cmd->add_flag("--stdin", args->stdin_input, "Pass warden's stdin to the command");
   run_cmd->add_flag("--json", args->json, "Print the result as one JSON object");

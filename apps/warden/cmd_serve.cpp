@@ -116,12 +116,13 @@ int run_serve(ServeArgs& a) {
     sigwait(&stop_signals, &sig);
     if (ended.wait_for(std::chrono::seconds(0)) == std::future_status::ready) return;
     log::info("stopping on signal " + std::to_string(sig));
-    server.stop();
     // A generation ends at once, but a worker still preparing a request
     // (tokenizing a 4 MiB word, rendering a template) notices no stop. The
     // loaded engine writes no file, so leaving that work undone loses nothing.
     const int grace = std::min(a.server.timeout_seconds, kStopGraceSeconds);
-    if (ended.wait_for(std::chrono::seconds(grace)) == std::future_status::timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(grace);
+    server.stop();  // waits for the forward pass under way
+    if (ended.wait_until(deadline) == std::future_status::timeout) {
       log::warn("requests were still being prepared " + std::to_string(grace) +
                 " s after the stop; not waiting for them");
       std::_Exit(0);

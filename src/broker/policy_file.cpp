@@ -93,6 +93,11 @@ std::string range(size_t start, size_t count) {
 
 }  // namespace
 
+void require_named_policy(const PolicyFileState& named) {
+  if (!named.exists)
+    throw Error("--policy " + named.path + ": no such file (the built-in defaults apply only without --policy)");
+}
+
 void check_policy_size(const std::string& text, const std::string& name) {
   if (text.size() > kMaxPolicyBytes)
     throw Error(name + ": the policy is larger than " + std::to_string(kMaxPolicyBytes / 1024) + " KiB");

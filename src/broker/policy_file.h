@@ -28,6 +28,12 @@ struct PolicyFileState {
 // warden::Error naming the file when it cannot be read or is too big.
 PolicyFileState read_policy_file(const std::string& path);
 
+// The built-in defaults stand in for a missing file only at the default
+// path: a policy file named on the command line (--policy) must exist, or a
+// typo would run the agent under the defaults instead of the policy meant.
+// Throws warden::Error naming it.
+void require_named_policy(const PolicyFileState& named);
+
 // Checks the size and line limits above; throws warden::Error naming `name`.
 void check_policy_size(const std::string& text, const std::string& name);
 

@@ -11,9 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <mutex>
 #include <optional>
-#include <random>
 #include <utility>
 
 #include "chat/jinja_error.h"
@@ -21,8 +19,10 @@
 #include "grammar/matcher.h"
 #include "grammar/toolcall.h"
 #include "sample/sampler.h"
+#include "server/answer_json.h"
 #include "server/api.h"
 #include "server/browser_guard.h"
+#include "server/chat_answer.h"
 #include "server/connection.h"
 #include "server/grammar_vocab.h"
 #include "server/peer_socket.h"
@@ -46,151 +46,11 @@ int64_t unix_now() {
       .count();
 }
 
-// Random ids for responses and tool calls ("chatcmpl-...", "call_...").
-std::string random_id(const std::string& prefix) {
-  static std::mutex mutex;
-  static std::mt19937_64 rng(sample::random_seed());
-  static const char* digits = "0123456789abcdefghijklmnopqrstuvwxyz";
-  std::lock_guard lock(mutex);
-  std::string id = prefix;
-  for (int i = 0; i < 24; ++i) id += digits[rng() % 36];
-  return id;
-}
-
 // Comparison whose time does not depend on where the strings differ.
 bool same_secret(const std::string& a, const std::string& b) {
   unsigned char diff = a.size() == b.size() ? 0 : 1;
   for (size_t i = 0; i < a.size(); ++i) diff |= uint8_t(a[i]) ^ uint8_t(i < b.size() ? b[i] : 0);
   return diff == 0;
-}
-
-// `tool_calls_finish`: the answer holds tool calls the model chose to make.
-// A call forced by name ends "stop", as OpenAI's do (measured by vLLM,
-// github.com/vllm-project/vllm/pull/25054); with "required" or "auto",
-// "tool_calls".
-const char* finish_name(Finish f, bool tool_calls_finish) {
-  switch (f) {
-    case Finish::Length: return "length";
-    case Finish::Stop: return tool_calls_finish ? "tool_calls" : "stop";
-    default: return "stop";
-  }
-}
-
-json tool_call_json(const grammar::ToolCall& call, size_t index, bool with_index) {
-  json j = json::object();
-  if (with_index) j["index"] = index;
-  j["id"] = call.id.empty() ? random_id("call_") : call.id;
-  j["type"] = "function";
-  j["function"] = {{"name", call.name}, {"arguments", call.arguments}};
-  return j;
-}
-
-json usage_json(const JobResult& r) {
-  return {{"prompt_tokens", r.prompt_tokens},
-          {"completion_tokens", r.completion_tokens},
-          {"total_tokens", r.prompt_tokens + r.completion_tokens},
-          {"prompt_tokens_details", {{"cached_tokens", r.cached_prompt_tokens}}}};
-}
-
-// llama-server's `timings` beside the usage: the prompt tokens evaluated
-// (cache_n came from the slot's cache), the tokens generated, their times
-// and rates, and lookup decoding's drafts where it is on.
-json timings_json(const JobResult& r, bool lookup) {
-  auto per_second = [](int64_t n, double ms) { return ms > 0 ? 1e3 * double(n) / ms : 0.0; };
-  auto per_token = [](int64_t n, double ms) { return n > 0 ? ms / double(n) : 0.0; };
-  const int64_t prompt_n = r.prompt_tokens - r.cached_prompt_tokens;
-  json t = {{"cache_n", r.cached_prompt_tokens},
-            {"prompt_n", prompt_n},
-            {"prompt_ms", r.prompt_ms},
-            {"prompt_per_token_ms", per_token(prompt_n, r.prompt_ms)},
-            {"prompt_per_second", per_second(prompt_n, r.prompt_ms)},
-            {"predicted_n", r.completion_tokens},
-            {"predicted_ms", r.predicted_ms},
-            {"predicted_per_token_ms", per_token(r.completion_tokens, r.predicted_ms)},
-            {"predicted_per_second", per_second(r.completion_tokens, r.predicted_ms)}};
-  if (lookup) {
-    t["draft_n"] = r.draft_tokens;
-    t["draft_n_accepted"] = r.draft_accepted;
-  }
-  return t;
-}
-
-// The usage (OpenAI's) and timings (llama-server's) of a finished answer.
-void add_usage(json& body, const JobResult& r, bool lookup) {
-  body["usage"] = usage_json(r);
-  body["timings"] = timings_json(r, lookup);
-}
-
-std::string sse(const json& j) { return "data: " + j.dump() + "\n\n"; }
-
-// A token as OpenAI's logprobs show it: its text (a piece holding part of a
-// character shows U+FFFD there, as JSON text must be UTF-8) and its bytes.
-json token_json(int32_t token, float logprob, const tokenizer::Tokenizer& tok) {
-  const std::string piece = tok.token_to_piece(token, false);
-  json bytes = json::array();
-  for (unsigned char b : piece) bytes.push_back(int(b));
-  return {{"token", display::utf8_or_replacement(piece)}, {"logprob", logprob}, {"bytes", std::move(bytes)}};
-}
-
-// A chat choice's logprobs: {"content": [{token, logprob, bytes, top_logprobs}]}.
-json chat_logprobs(const std::vector<TokenLogprob>& entries, const tokenizer::Tokenizer& tok) {
-  json content = json::array();
-  for (const auto& e : entries) {
-    json j = token_json(e.token, e.logprob, tok);
-    j["top_logprobs"] = json::array();
-    for (const auto& [token, logprob] : e.top) j["top_logprobs"].push_back(token_json(token, logprob, tok));
-    content.push_back(std::move(j));
-  }
-  return {{"content", std::move(content)}, {"refusal", nullptr}};
-}
-
-// A token's text in the legacy completions form, where texts are keys: a
-// piece that is not valid UTF-8 (part of a character) is written
-// "bytes:\xNN..." as OpenAI writes it, so no two tokens share a key.
-std::string legacy_token_text(int32_t token, const tokenizer::Tokenizer& tok) {
-  const std::string piece = tok.token_to_piece(token, false);
-  if (display::utf8_or_replacement(piece) == piece) return piece;
-  std::string text = "bytes:";
-  char hex[5];
-  for (unsigned char b : piece) {
-    std::snprintf(hex, sizeof hex, "\\x%02x", b);
-    text += hex;
-  }
-  return text;
-}
-
-// A completion choice's logprobs, the legacy form: parallel lists, each
-// token's text_offset the character in the answer's text where it starts,
-// counted from `offset`, which moves past the tokens.
-json completion_logprobs(const std::vector<TokenLogprob>& entries, const tokenizer::Tokenizer& tok, size_t& offset) {
-  json tokens = json::array(), logprobs = json::array(), top = json::array(), offsets = json::array();
-  for (const auto& e : entries) {
-    tokens.push_back(legacy_token_text(e.token, tok));
-    logprobs.push_back(e.logprob);
-    json alternatives = json::object();
-    for (const auto& [token, logprob] : e.top) alternatives.emplace(legacy_token_text(token, tok), logprob);
-    top.push_back(std::move(alternatives));
-    offsets.push_back(offset);
-    offset += e.text_chars;
-  }
-  return {{"tokens", std::move(tokens)}, {"token_logprobs", std::move(logprobs)}, {"top_logprobs", std::move(top)},
-          {"text_offset", std::move(offsets)}};
-}
-
-// The end of a stream: the finish_reason chunk `last`, with the usage and
-// timings; or, with stream_options.include_usage (as OpenAI sends it), the
-// timings there and the usage in one more chunk with no choices, every
-// chunk before it having carried "usage": null.
-std::string stream_end(json last, const JobResult& r, bool lookup, bool include_usage) {
-  if (!include_usage) {
-    add_usage(last, r, lookup);
-    return sse(last);
-  }
-  json usage = last;
-  usage["choices"] = json::array();
-  usage["usage"] = usage_json(r);
-  last["timings"] = timings_json(r, lookup);
-  return sse(last) + sse(usage);
 }
 
 // How often a handler waiting on a generation looks at its client's socket.
@@ -242,7 +102,7 @@ Job::Chunk next_or_cancel(Job& job, ClientWatch& watch) {
       log::debug("client disconnected: cancelling its generation");
       job.cancel();
     }
-    if (!c.text.empty() || c.done) return c;
+    if (!c.text.empty() || !c.logprobs.empty() || c.done) return c;
   }
 }
 
@@ -556,90 +416,6 @@ std::shared_ptr<const grammar::Grammar> Server::Impl::constraint_for(const ChatR
 
 namespace {
 
-// What a piece of generated text adds to a chat answer.
-struct ChatDelta {
-  std::string reasoning;         // reasoning_content (split off by a ReasoningSplitter)
-  grammar::ToolCallDelta answer;  // content, and tool calls when tools are in play
-};
-
-// Turns generated text into OpenAI chat deltas: the model's reasoning apart
-// when it writes one, then plain content, or content and tool calls.
-class ChatOutput {
- public:
-  ChatOutput(bool parse_tools, grammar::ToolCallFormat format, std::optional<ReasoningSplitter> reasoning)
-      : reasoning_(std::move(reasoning)) {
-    if (parse_tools) parser_.emplace(format);
-  }
-  ChatDelta feed(const std::string& text) {
-    ChatDelta d;
-    if (!reasoning_) return answer(text, d);
-    ReasoningSplitter::Parts parts = reasoning_->feed(text);
-    d.reasoning = std::move(parts.reasoning);
-    return answer(parts.content, d);
-  }
-  ChatDelta finish() {
-    ChatDelta d;
-    if (reasoning_) {
-      ReasoningSplitter::Parts parts = reasoning_->finish();
-      d.reasoning = std::move(parts.reasoning);
-      answer(parts.content, d);
-    }
-    if (parser_) {
-      grammar::ToolCallDelta last = parser_->finish();
-      d.answer.content += last.content;
-      d.answer.tool_calls.insert(d.answer.tool_calls.end(), last.tool_calls.begin(), last.tool_calls.end());
-    }
-    return d;
-  }
-
- private:
-  ChatDelta& answer(const std::string& text, ChatDelta& d) {
-    if (!parser_) {
-      d.answer.content += text;
-      return d;
-    }
-    grammar::ToolCallDelta a = parser_->feed(text);
-    d.answer.content += a.content;
-    d.answer.tool_calls.insert(d.answer.tool_calls.end(), a.tool_calls.begin(), a.tool_calls.end());
-    return d;
-  }
-
-  std::optional<ReasoningSplitter> reasoning_;
-  std::optional<grammar::ToolCallParser> parser_;
-};
-
-// Streamed calls the parser disagrees with: expected when generation was
-// cut short in the middle of a call, a bug otherwise.
-void log_mismatches(const ToolCallStreamer::Final& f, Finish finish) {
-  for (const auto& m : f.mismatches) {
-    if (finish == Finish::Length || finish == Finish::Cancelled) log::debug(m + " (generation was cut short)");
-    else log::error(m);
-  }
-}
-
-// A forced call's whole answer, read as a stream of it is (ToolCallStreamer),
-// so that both agree: a call cut short keeps its name and the arguments
-// generated so far, and output that never became a call is content.
-struct ForcedAnswer {
-  std::string content;
-  std::vector<grammar::ToolCall> calls;
-};
-ForcedAnswer forced_answer(const std::string& text, grammar::ToolCallFormat format, Finish finish) {
-  ToolCallStreamer streamer(format);
-  std::vector<ToolCallFragment> fragments = streamer.feed(text);
-  ToolCallStreamer::Final f = streamer.finish();
-  log_mismatches(f, finish);
-  fragments.insert(fragments.end(), f.fragments.begin(), f.fragments.end());
-  ForcedAnswer a;
-  for (const auto& fragment : fragments) {
-    if (fragment.index >= a.calls.size()) a.calls.resize(fragment.index + 1);
-    if (fragment.opens) a.calls[fragment.index].name = fragment.name;
-    a.calls[fragment.index].arguments += fragment.arguments;
-  }
-  if (a.calls.empty() && f.content.find_first_not_of(" \n\t\r") != std::string::npos) a.content = f.content;
-  return a;
-}
-
 struct ChatStream {
   std::shared_ptr<Job> job;
   ChatOutput output;
@@ -651,7 +427,7 @@ struct ChatStream {
   bool parallel_calls;  // parallel_tool_calls: more than one call may be sent
   bool named_call;      // tool_choice names the function (finish_name)
   const tokenizer::Tokenizer& tok;
-  std::vector<TokenLogprob> logprobs;  // asked for and not yet sent: go with the next chunk
+  std::vector<TokenLogprob> logprobs = {};  // asked for and not yet sent: go with the next chunk
   size_t tool_calls_sent = 0;
   bool role_sent = false;
   bool finished = false;
@@ -659,6 +435,7 @@ struct ChatStream {
   // their arguments as generated; see tool_stream.h.
   std::optional<ToolCallStreamer> forced = std::nullopt;
 
+  // A chunk carrying `delta`, and the logprobs not yet sent (taken).
   json chunk(json delta, const json& finish_reason) {
     json choice = {{"index", 0}, {"delta", std::move(delta)}, {"logprobs", nullptr}, {"finish_reason", finish_reason}};
     if (!logprobs.empty()) choice["logprobs"] = chat_logprobs(std::exchange(logprobs, {}), tok);
@@ -695,7 +472,7 @@ struct ChatStream {
     ToolCallStreamer::Final f = forced->finish();
     log_mismatches(f, r.finish);
     add_fragments(out, f.fragments);
-    if (tool_calls_sent == 0 && f.content.find_first_not_of(" \n\t\r") != std::string::npos)
+    if (tool_calls_sent == 0 && has_text(f.content))
       out += sse(chunk({{"content", f.content}}, nullptr));
   }
   void add_delta(std::string& out, const ChatDelta& delta) {
@@ -756,10 +533,16 @@ void Server::Impl::handle_chat(const httplib::Request& req, httplib::Response& r
   const int64_t now = unix_now();
   if (chat.common.stream) {
     auto stream = std::make_shared<ChatStream>(
-        ChatStream{job, ChatOutput(use_tools, prompts.tool_format(), reasoning), id, model_id, now,
-                   chat.common.include_usage,
-                   options.lookup.enabled(), chat.parallel_tool_calls, chat.tool_choice == ToolChoice::Named,
-                   engine.tokenizer(), {}});
+        ChatStream{.job = job,
+                   .output = ChatOutput(use_tools, prompts.tool_format(), reasoning),
+                   .id = id,
+                   .model = model_id,
+                   .created = now,
+                   .include_usage = chat.common.include_usage,
+                   .lookup = options.lookup.enabled(),
+                   .parallel_calls = chat.parallel_tool_calls,
+                   .named_call = chat.tool_choice == ToolChoice::Named,
+                   .tok = engine.tokenizer()});
     if (forced_tool_call) stream->forced.emplace(prompts.tool_format());
     auto watch = std::make_shared<ClientWatch>(req);
     res.set_header("Cache-Control", "no-cache");
@@ -862,8 +645,9 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
   const int64_t now = unix_now();
   const bool include_usage = comp.common.include_usage;
   const bool with_logprobs = comp.common.top_logprobs >= 0;
-  // text_offset counts from the start of the answer's text, echo included.
-  auto offset = std::make_shared<size_t>(display::utf8_length(echoed));
+  // text_offset counts from the start of the answer's text (logprobs come
+  // without echo).
+  auto offset = std::make_shared<size_t>(0);
   auto body_for = [id, now, include_usage, with_logprobs, offset, this](
                       const std::string& text, const json& finish_reason, const std::vector<TokenLogprob>& logprobs) {
     json choice = {{"text", text}, {"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_reason}};

@@ -16,6 +16,11 @@ size_t leading_space(std::string_view s) {
   return i;
 }
 
+std::string_view without_trailing_space(std::string_view s) {
+  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
 // The length of the longest end of `s` that `tag` starts with.
 size_t partial_tag_at_end(std::string_view s, std::string_view tag) {
   for (size_t n = std::min(s.size(), tag.size() - 1); n > 0; --n)
@@ -52,9 +57,7 @@ void ReasoningSplitter::step(Parts& out) {
         if (!reasoning_begun_) held_.erase(0, leading_space(held_));
         const size_t close = held_.find(kClose);
         if (close != std::string::npos) {
-          std::string_view reasoning = std::string_view(held_).substr(0, close);
-          while (!reasoning.empty() && is_space(reasoning.back())) reasoning.remove_suffix(1);
-          out.reasoning.append(reasoning);
+          out.reasoning.append(without_trailing_space(std::string_view(held_).substr(0, close)));
           held_.erase(0, close + kClose.size());
           state_ = State::kAfterReasoning;
           break;
@@ -87,12 +90,7 @@ ReasoningSplitter::Parts ReasoningSplitter::finish() {
   Parts out;
   switch (state_) {
     case State::kStart: out.content = held_; break;  // whitespace, or a start of "<think>" that never came
-    case State::kReasoning: {
-      std::string_view rest = held_;
-      while (!rest.empty() && is_space(rest.back())) rest.remove_suffix(1);
-      out.reasoning = rest;
-      break;
-    }
+    case State::kReasoning: out.reasoning = without_trailing_space(held_); break;
     case State::kAfterReasoning:
     case State::kContent: break;
   }
@@ -102,8 +100,7 @@ ReasoningSplitter::Parts ReasoningSplitter::finish() {
 }
 
 bool prompt_opens_reasoning(std::string_view rendered_prompt) {
-  std::string_view p = rendered_prompt;
-  while (!p.empty() && is_space(p.back())) p.remove_suffix(1);
+  const std::string_view p = without_trailing_space(rendered_prompt);
   return p.size() >= kOpen.size() && p.substr(p.size() - kOpen.size()) == kOpen;
 }
 

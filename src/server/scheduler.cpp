@@ -13,7 +13,9 @@ namespace warden::server {
 
 // ---------------------------------------------------------------- Job
 
-Job::Chunk Job::take_locked() {
+Job::Chunk Job::next_for(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  ready_.wait_for(lock, timeout, [&] { return !pending_.empty() || !pending_logprobs_.empty() || done_; });
   Chunk chunk;
   chunk.text.swap(pending_);
   chunk.logprobs.swap(pending_logprobs_);
@@ -21,33 +23,18 @@ Job::Chunk Job::take_locked() {
   return chunk;
 }
 
-Job::Chunk Job::next() {
-  std::unique_lock lock(mutex_);
-  ready_.wait(lock, [&] { return !pending_.empty() || done_; });
-  return take_locked();
-}
-
-Job::Chunk Job::next_for(std::chrono::milliseconds timeout) {
-  std::unique_lock lock(mutex_);
-  ready_.wait_for(lock, timeout, [&] { return !pending_.empty() || done_; });
-  return take_locked();
-}
-
-void Job::push_logprob(TokenLogprob logprob) {
-  std::lock_guard lock(mutex_);
-  pending_logprobs_.push_back(std::move(logprob));
-}
-
 JobResult Job::result() const {
   std::lock_guard lock(mutex_);
   return result_;
 }
 
-void Job::push_text(const std::string& text) {
-  if (text.empty()) return;
+void Job::push(const std::string& text, std::vector<TokenLogprob> logprobs) {
+  if (text.empty() && logprobs.empty()) return;
   {
     std::lock_guard lock(mutex_);
     pending_ += text;
+    pending_logprobs_.insert(pending_logprobs_.end(), std::make_move_iterator(logprobs.begin()),
+                             std::make_move_iterator(logprobs.end()));
   }
   ready_.notify_all();
 }
@@ -238,6 +225,8 @@ void Scheduler::start(Slot& slot, Pending pending) {
   for (int32_t t : slot.request.prompt) slot.sampler->accept(t);
   slot.stops.emplace(slot.request.stop);
   slot.decoder.emplace(tok);
+  slot.held_logprobs.clear();
+  slot.emitted_bytes = slot.released_logprob_bytes = 0;
   slot.decoder->continue_after(slot.request.prompt);
   slot.matcher = std::move(matcher);
 }
@@ -331,7 +320,7 @@ void Scheduler::sample_rows(Slot& slot, const float* logits, size_t rows) {
   for (size_t i = 0; i < rows; ++i) {
     std::copy(logits + i * n_vocab, logits + (i + 1) * n_vocab, row.begin());
     try {
-      sample_and_emit(slot, row.data(), first_pos + int64_t(i));
+      sample_and_emit(slot, row.data(), logits + i * n_vocab, first_pos + int64_t(i));
     } catch (const std::exception& e) {
       log::error(std::string("sampling failed: ") + e.what());
       finish(slot, Finish::Error, e.what());
@@ -351,7 +340,7 @@ void Scheduler::sample_rows(Slot& slot, const float* logits, size_t rows) {
   slot.drafts.clear();
 }
 
-void Scheduler::sample_and_emit(Slot& slot, float* logits, int64_t pos) {
+void Scheduler::sample_and_emit(Slot& slot, float* logits, const float* raw, int64_t pos) {
   const auto& tok = engine_.tokenizer();
   const size_t n_vocab = tok.size();
   const std::vector<uint8_t>* allowed = nullptr;
@@ -373,13 +362,6 @@ void Scheduler::sample_and_emit(Slot& slot, float* logits, int64_t pos) {
     metrics_.grammar_mask_ns_total += uint64_t(ns);
     allowed = &mask_bytes_;
   }
-  std::optional<TokenLogprob> logprob;
-  float log_normalizer = 0;
-  std::vector<float> raw;  // the sampled token's logit, before sampling changed it
-  if (slot.request.top_logprobs >= 0) {
-    logprob = logprobs_before_sampling(logits, slot.request.top_logprobs, log_normalizer);
-    raw.assign(logits, logits + n_vocab);
-  }
   if (slot.request.ignore_eos && !slot.matcher)
     for (int32_t id : end_ids_) logits[id] = -std::numeric_limits<float>::infinity();
   int32_t token = slot.sampler->sample(std::span<float>(logits, n_vocab), allowed);
@@ -390,17 +372,19 @@ void Scheduler::sample_and_emit(Slot& slot, float* logits, int64_t pos) {
     throw Error("the grammar refused token " + std::to_string(token) + " that its own mask allowed");
 
   const std::string text = slot.decoder->push(token);
-  auto r = slot.stops->feed(text);
-  // The token that completes a stop string is not part of the answer, nor
-  // are its logprobs (as llama-server trims them).
-  if (logprob && !r.stopped) {
-    logprob->token = token;
-    logprob->logprob = raw[size_t(token)] - log_normalizer;
-    logprob->text_chars = display::utf8_length(text);
-    slot.job->push_logprob(std::move(*logprob));
+  if (slot.request.top_logprobs >= 0) {
+    TokenLogprob entry = token_logprobs(raw, token, slot.request.top_logprobs);
+    entry.text_chars = display::utf8_length(text);
+    slot.held_logprobs.emplace_back(std::move(entry), text.size());
   }
-  slot.job->push_text(r.emit);
-  if (r.stopped) return finish(slot, Finish::Stop);
+  auto r = slot.stops->feed(text);
+  emit(slot, r.emit, false);
+  if (r.stopped) {
+    // The tokens of the stop string, held until now, are not part of the
+    // answer, nor are their logprobs (as llama-server trims them).
+    slot.held_logprobs.clear();
+    return finish(slot, Finish::Stop);
+  }
   // A constrained value that is complete and cannot grow only allows an end
   // token next: stop now instead of spending a forward pass on it.
   if (slot.matcher && slot.matcher->is_complete() && !slot.matcher->can_continue()) return finish(slot, Finish::Stop);
@@ -410,26 +394,40 @@ void Scheduler::sample_and_emit(Slot& slot, float* logits, int64_t pos) {
   slot.next_token = token;
 }
 
-TokenLogprob Scheduler::logprobs_before_sampling(const float* logits, int top, float& log_normalizer) const {
+void Scheduler::emit(Slot& slot, const std::string& text, bool all) {
+  slot.emitted_bytes += text.size();
+  std::vector<TokenLogprob> released;
+  while (!slot.held_logprobs.empty() &&
+         (all || slot.released_logprob_bytes + slot.held_logprobs.front().second <= slot.emitted_bytes)) {
+    slot.released_logprob_bytes += slot.held_logprobs.front().second;
+    released.push_back(std::move(slot.held_logprobs.front().first));
+    slot.held_logprobs.pop_front();
+  }
+  slot.job->push(text, std::move(released));
+}
+
+TokenLogprob Scheduler::token_logprobs(const float* raw, int32_t token, int top) const {
   const size_t n_vocab = engine_.tokenizer().size();
   float max = -std::numeric_limits<float>::infinity();
-  for (size_t i = 0; i < n_vocab; ++i) max = std::max(max, logits[i]);
+  for (size_t i = 0; i < n_vocab; ++i) max = std::max(max, raw[i]);
   double sum = 0;
-  for (size_t i = 0; i < n_vocab; ++i) sum += std::exp(double(logits[i] - max));
-  log_normalizer = max + float(std::log(sum));
+  for (size_t i = 0; i < n_vocab; ++i) sum += std::exp(double(raw[i] - max));
+  const float log_normalizer = max + float(std::log(sum));
+  TokenLogprob entry;
+  entry.token = token;
+  entry.logprob = raw[token] - log_normalizer;
   // The `top` largest logits, most likely first (ties: the lower id), kept
   // in a small sorted list as the vocabulary goes by.
-  TokenLogprob entry;
   auto before = [](const std::pair<int32_t, float>& a, const std::pair<int32_t, float>& b) {
     return a.second > b.second || (a.second == b.second && a.first < b.first);
   };
   for (size_t i = 0; i < n_vocab && top > 0; ++i) {
-    const std::pair<int32_t, float> candidate{int32_t(i), logits[i]};
+    const std::pair<int32_t, float> candidate{int32_t(i), raw[i]};
     if (entry.top.size() == size_t(top) && !before(candidate, entry.top.back())) continue;
     entry.top.insert(std::upper_bound(entry.top.begin(), entry.top.end(), candidate, before), candidate);
     if (entry.top.size() > size_t(top)) entry.top.pop_back();
   }
-  for (auto& [token, value] : entry.top) value -= log_normalizer;
+  for (auto& [id, value] : entry.top) value -= log_normalizer;
   return entry;
 }
 
@@ -439,7 +437,7 @@ void Scheduler::finish(Slot& slot, Finish how, const std::string& error) {
     auto r = slot.stops->feed(slot.decoder->flush());
     std::string tail = r.emit;
     if (!r.stopped) tail += slot.stops->flush();
-    slot.job->push_text(tail);
+    emit(slot, tail, !r.stopped);
   }
   slot.result.finish = how;
   if (slot.decoding) {

@@ -85,10 +85,9 @@ class Job {
     std::vector<TokenLogprob> logprobs;  // of the tokens generated since the last chunk (when asked for)
     bool done = false;
   };
-  // Blocks until there is new text or the job is done.
-  Chunk next();
-  // Like next(), but returns after `timeout` even when nothing happened (an
-  // empty chunk, not done), so the caller can look at its client meanwhile.
+  // Waits up to `timeout` for new text or logprobs or the end; returns an
+  // empty chunk, not done, when nothing came, so the caller can look at its
+  // client meanwhile.
   Chunk next_for(std::chrono::milliseconds timeout);
   // The outcome; valid once next() returned done.
   JobResult result() const;
@@ -97,14 +96,10 @@ class Job {
   bool cancelled() const { return cancelled_; }
 
   // Producer side (scheduler thread).
-  void push_text(const std::string& text);
-  // Goes out with the next text, or at the end.
-  void push_logprob(TokenLogprob logprob);
+  void push(const std::string& text, std::vector<TokenLogprob> logprobs = {});
   void finish(const JobResult& result);
 
  private:
-  Chunk take_locked();
-
   mutable std::mutex mutex_;
   std::condition_variable ready_;
   std::string pending_;
@@ -168,6 +163,11 @@ class Scheduler {
     std::optional<sample::Sampler> sampler;
     std::optional<sample::StopMatcher> stops;
     std::optional<tokenizer::StreamDecoder> decoder;
+    // Logprobs of tokens whose text the stop matcher still holds, with the
+    // bytes the decoder gave for each: they go out as that text does, and
+    // those of a stop string's tokens never do.
+    std::deque<std::pair<TokenLogprob, size_t>> held_logprobs;
+    size_t emitted_bytes = 0, released_logprob_bytes = 0;
     std::unique_ptr<grammar::Matcher> matcher;
     std::chrono::steady_clock::time_point started, prompt_done_at;
   };
@@ -186,10 +186,15 @@ class Scheduler {
   // the rejected drafts from the cache.
   void sample_rows(Slot& slot, const float* logits, size_t rows);
   // `pos`: the position the sampled token takes in the sequence.
-  void sample_and_emit(Slot& slot, float* logits, int64_t pos);
-  // Before sampling changes `logits`: the log-softmax's normalizer and the
-  // most likely tokens; after it, the sampled token's entry.
-  TokenLogprob logprobs_before_sampling(const float* logits, int top, float& log_normalizer) const;
+  // `logits`: a copy of the row, which sampling changes; `raw`: the row as
+  // the model gave it, for logprobs.
+  void sample_and_emit(Slot& slot, float* logits, const float* raw, int64_t pos);
+  // The sampled token's logprob and the `top` most likely tokens' from a
+  // row of raw logits.
+  TokenLogprob token_logprobs(const float* raw, int32_t token, int top) const;
+  // Sends `text` (what the stop matcher let out) with the held logprobs it
+  // covers; `all`: every held one (nothing more is held back).
+  void emit(Slot& slot, const std::string& text, bool all);
   void finish(Slot& slot, Finish how, const std::string& error = "");
   void fail_all_active(const std::string& error);
 

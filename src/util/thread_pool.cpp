@@ -83,6 +83,7 @@ ThreadPool::ThreadPool(int threads, int team_size) {
   team_size_ = std::clamp(team_size > 0 ? team_size : usable, 1, threads);
   shares_ = std::make_unique<Share[]>(size_t(threads));
   team_loops_ = std::make_unique<TeamLoop[]>(size_t(threads));
+  workers_.reserve(size_t(threads - 1));  // so that only starting a thread can fail below
   try {
     for (int i = 1; i < threads; i++) workers_.emplace_back([this, i] { worker_loop(i); });
   } catch (const std::system_error& e) {

@@ -744,27 +744,61 @@ TEST_F(ServeTest, LogprobsAtTheEdges) {
   ASSERT_EQ(plain.status, 200) << plain.body;
   const json entries = plain.json()["choices"][0]["logprobs"]["content"];
   const std::string content = plain.json()["choices"][0]["message"]["content"];
-  // A stop string that is the whole text of one token, found nowhere before it.
-  std::string before, stop;
+  // Stop strings that are the whole text of one token, and of two tokens in
+  // a row, found nowhere before them: the answer and its logprobs end where
+  // the stop string begins.
+  std::vector<std::string> pieces;
   for (const auto& e : entries) {
     std::string piece;
     for (int b : e["bytes"]) piece += char(b);
-    if (before.size() > 0 && piece.size() > 1 && e["token"] == piece && (before + piece).find(piece) == before.size()) {
-      stop = piece;
-      break;
-    }
-    before += piece;
+    pieces.push_back(piece);
   }
-  ASSERT_FALSE(stop.empty()) << plain.body;
-  body["stop"] = stop;
-  auto stopped = client().post("/v1/chat/completions", body);
-  ASSERT_EQ(stopped.status, 200) << stopped.body;
-  std::string listed;
-  const json stopped_reply = stopped.json();
-  for (const auto& e : stopped_reply["choices"][0]["logprobs"]["content"])
-    for (int b : e["bytes"]) listed += char(b);
-  EXPECT_EQ(stopped.json()["choices"][0]["message"]["content"], before);
-  EXPECT_EQ(listed, before) << "the stopping token's logprobs are listed: " << stopped.body;
+  auto join = [&](size_t from, size_t to) {
+    std::string text;
+    for (size_t j = from; j < to; ++j) text += pieces[j];
+    return text;
+  };
+  for (size_t span : {1, 2}) {
+    std::string before, stop;
+    for (size_t k = 1; k + span <= pieces.size() && stop.empty(); ++k) {
+      const std::string head = join(0, k), candidate = join(k, k + span);
+      if (candidate.size() > 1 && (head + candidate).find(candidate) == head.size()) {
+        stop = candidate;
+        before = head;
+      }
+    }
+    ASSERT_FALSE(stop.empty()) << span << ": " << plain.body;
+    body["stop"] = stop;
+    auto stopped = client().post("/v1/chat/completions", body);
+    ASSERT_EQ(stopped.status, 200) << stopped.body;
+    std::string listed;
+    const json stopped_reply = stopped.json();
+    for (const auto& e : stopped_reply["choices"][0]["logprobs"]["content"])
+      for (int b : e["bytes"]) listed += char(b);
+    EXPECT_EQ(stopped_reply["choices"][0]["message"]["content"], before) << span;
+    EXPECT_EQ(listed, before) << "the stop string's tokens are listed: " << stopped.body;
+  }
+  body.erase("stop");
+
+  // Text the stop matcher holds back until the end still comes with every
+  // token's logprobs.
+  const int32_t a = tok.find("a");
+  ASSERT_GE(a, 0);
+  json held = {{"prompt", "x"}, {"max_tokens", 40}, {"logprobs", 0}, {"stop", std::string(200, 'a')},
+               {"logit_bias", {{std::to_string(a), 100}}}};
+  for (bool stream : {false, true}) {
+    held["stream"] = stream;
+    auto r = client().post("/v1/completions", held);
+    ASSERT_EQ(r.status, 200) << r.body;
+    size_t tokens = 0;
+    for (const auto& e : stream ? sse_events(r.body) : std::vector<std::string>{r.body}) {
+      if (e == "[DONE]") continue;
+      const json j = json::parse(e);
+      if (!j["choices"].empty() && j["choices"][0]["logprobs"].is_object())
+        tokens += j["choices"][0]["logprobs"]["tokens"].size();
+    }
+    EXPECT_EQ(tokens, 40u) << (stream ? "streamed" : "whole");
+  }
 
   const json tool = json::parse(R"({"type": "function", "function": {"name": "f", "parameters": {"type": "object",
       "properties": {"city": {"enum": ["Paris", "Oslo"]}}, "required": ["city"]}}})");
@@ -808,7 +842,10 @@ TEST_F(ServeTest, ErrorsQuotingInvalidUtf8AreJson) {
     EXPECT_EQ(r.status, 404) << path << ": " << r.body;
     EXPECT_NO_THROW((void)r.json()) << r.body;
   }
-  // content null is only for an assistant turn with tool calls.
+}
+
+// content null is only for an assistant turn with tool calls.
+TEST_F(ServeTest, ContentNullOnlyBesideToolCalls) {
   json body = chat_body("hi", 2);
   body["messages"].push_back({{"role", "assistant"}, {"content", nullptr}, {"tool_calls", json::array()}});
   expect_error(client().post("/v1/chat/completions", body), 400, "invalid_request_error", "messages[1].content",

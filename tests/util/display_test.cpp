@@ -16,6 +16,13 @@ TEST(Utf8, InvalidBytesBecomeReplacementCharacters) {
   EXPECT_EQ(utf8_or_replacement(""), "");
 }
 
+TEST(Utf8, LengthCountsCharacters) {
+  EXPECT_EQ(utf8_length(""), 0u);
+  EXPECT_EQ(utf8_length("abc"), 3u);
+  EXPECT_EQ(utf8_length("é✓😀"), 3u);
+  EXPECT_EQ(utf8_length("\xe2\x9c"), 1u);  // a character cut short counts where it starts
+}
+
 TEST(Utf8, APrefixNeverCutsACharacter) {
   EXPECT_EQ(utf8_prefix("ab✓", 3), "ab");
   EXPECT_EQ(utf8_prefix("ab✓", 5), "ab✓");
