@@ -145,11 +145,10 @@ std::vector<std::pair<int32_t, float>> logit_bias(const json& body) {
   if (!v->is_object()) throw wrong_type("logit_bias", "an object mapping token ids to numbers");
   std::vector<std::pair<int32_t, float>> out;
   for (const auto& [key, bias] : v->items()) {
-    const std::string at = "logit_bias." + std::string(display::utf8_prefix(key, 64));
     const bool digits = !key.empty() && key.size() <= 9 && key.find_first_not_of("0123456789") == std::string::npos;
     if (!digits) throw bad_request("'logit_bias' keys must be token ids", "logit_bias", "invalid_value");
     if (!bias.is_number() || !std::isfinite(bias.get<double>()) || std::fabs(bias.get<double>()) > 100)
-      throw bad_request("'" + at + "' must be a number between -100 and 100", "logit_bias", "out_of_range");
+      throw bad_request("'logit_bias." + key + "' must be a number between -100 and 100", "logit_bias", "out_of_range");
     out.emplace_back(int32_t(std::stol(key)), float(bias.get<double>()));
   }
   return out;
@@ -397,7 +396,7 @@ CompletionRequest parse_completion_request(const json& body) {
   if (one.is_string()) {
     r.prompt = one.get<std::string>();
     if (r.prompt.empty()) throw bad_request("'prompt' must not be empty", "prompt", "invalid_value");
-  } else if (one.is_array() && !one.empty() && one[0].is_number_integer()) {
+  } else if (one.is_array() && !one.empty() && one[0].is_number()) {
     for (const auto& id : one) {
       if (!id.is_number_integer()) throw wrong_type("prompt", "text or an array of token ids");
       r.prompt_tokens.push_back(id.is_number_unsigned() && id.get<uint64_t>() > uint64_t(INT64_MAX) ? INT64_MAX

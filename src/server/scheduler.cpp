@@ -50,7 +50,6 @@ void Job::finish(const JobResult& result) {
 
 // ---------------------------------------------------------------- Scheduler
 
-
 Scheduler::Scheduler(engine::Engine& engine, std::shared_ptr<const grammar::Vocabulary> vocab, Metrics& metrics,
                      SchedulerOptions options)
     : engine_(engine), vocab_(std::move(vocab)), metrics_(metrics), options_(options) {
