@@ -396,11 +396,19 @@ void Scheduler::sample_and_emit(Slot& slot, float* logits, const float* raw, int
 void Scheduler::emit(Slot& slot, const std::string& text, bool all) {
   slot.emitted_bytes += text.size();
   std::vector<TokenLogprob> released;
-  while (!slot.held_logprobs.empty() &&
-         (all || slot.released_logprob_bytes + slot.held_logprobs.front().second <= slot.emitted_bytes)) {
-    slot.released_logprob_bytes += slot.held_logprobs.front().second;
-    released.push_back(std::move(slot.held_logprobs.front().first));
-    slot.held_logprobs.pop_front();
+  auto& held = slot.held_logprobs;
+  while (!held.empty()) {
+    // A token that only starts a character has no text of its own: it goes
+    // out with the token whose text completes the character.
+    size_t last = 0;
+    while (last + 1 < held.size() && held[last].second == 0) ++last;
+    const bool let_out = slot.released_logprob_bytes + held[last].second <= slot.emitted_bytes;
+    if (!all && (held[last].second == 0 || !let_out)) break;
+    for (size_t i = 0; i <= last; ++i) {
+      slot.released_logprob_bytes += held.front().second;
+      released.push_back(std::move(held.front().first));
+      held.pop_front();
+    }
   }
   slot.job->push(text, std::move(released));
 }
