@@ -17,6 +17,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "chat/jinja_error.h"
@@ -119,7 +120,14 @@ int run_chat(const ChatArgs& a) {
   eo.n_ctx = a.n_ctx;
   eo.cache_types = a.cache_types;
   eo.threads = a.threads;
+  // Ctrl-C must reach this thread, the one reading the prompt (its read
+  // returns on it): the engine's threads, started now, keep it blocked.
+  sigset_t sigint;
+  sigemptyset(&sigint);
+  sigaddset(&sigint, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigint, nullptr);
   engine::Engine engine(eo);
+  pthread_sigmask(SIG_UNBLOCK, &sigint, nullptr);
   cli::confine_loaded_engine();
   server::PromptBuilder prompts(engine.model().file().get_string("tokenizer.chat_template", ""), engine.tokenizer());
   install_sigint_handler();
