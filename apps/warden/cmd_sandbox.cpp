@@ -80,7 +80,8 @@ int run_sandboxed(const RunArgs& a) {
 WARDEN_COMMAND("sandbox", "Run a command in a bubblewrap jail (sandbox run ... -- CMD ARGS)", [](CLI::App& app) {
   auto args = std::make_shared<RunArgs>();
   app.require_subcommand(1);
-  CLI::App* run_cmd = app.add_subcommand("run", "Run one command in a jail and report its result (exit: the command's status, 1 if a limit killed it)");
+  CLI::App* run_cmd = app.add_subcommand(
+      "run", "Run one command in a jail and report its result (exit: the command's status, 1 if a limit killed it)");
   run_cmd->add_option("--profile", args->profile, "Profile: default, readonly or network")->capture_default_str();
   run_cmd->add_option("--workspace", args->workspace, "Directory bound at /workspace (rw, ro for 'readonly')");
   // One value per occurrence, so that "--allow-domain a -- cmd -x" ends the

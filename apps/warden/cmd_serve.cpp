@@ -3,14 +3,15 @@
 // An OpenAI-compatible HTTP API over a local GGUF model (see docs/server.md).
 // Prints "listening on http://HOST:PORT" on stdout once the socket is bound
 // (with --port 0 the kernel picks the port), then serves until SIGINT/SIGTERM.
-#include <csignal>
-#include <cstdio>
+#include <pthread.h>
+
 #include <algorithm>
 #include <chrono>
+#include <csignal>
+#include <cstdio>
 #include <fstream>
 #include <future>
 #include <memory>
-#include <pthread.h>
 #include <sstream>
 #include <thread>
 

@@ -72,7 +72,8 @@ CLI::Option* add_seed_option(CLI::App& app, uint64_t& seed) {
             uint64_t value = 0;
             const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
             if (text.empty() || ec != std::errc() || end != text.data() + text.size())
-              throw CLI::ValidationError("--seed", "'" + text + "' is not a seed: a number from 0, or -1 for a random one");
+              throw CLI::ValidationError("--seed",
+                                         "'" + text + "' is not a seed: a number from 0, or -1 for a random one");
             seed = value;
           },
           "Random seed (-1 or none: a random one)")

@@ -387,6 +387,9 @@ CompletionRequest parse_completion_request(const json& body) {
   if (r.common.max_tokens < 0) r.common.max_tokens = kDefaultCompletionTokens;
   r.echo = boolean(body, "echo").value_or(false);
   if (auto n = integer_in(body, "logprobs", 0, kMaxTopLogprobs)) r.common.top_logprobs = int(*n);
+  if (r.echo && r.common.top_logprobs >= 0)
+    throw bad_request("'logprobs' with 'echo' (the prompt's own logprobs) is not supported", "logprobs",
+                      "unsupported_value");
   refuse_unsupported(body, "suffix");
   refuse_unsupported(body, "best_of", 1);
   const json* prompt = field(body, "prompt");
@@ -399,8 +402,8 @@ CompletionRequest parse_completion_request(const json& body) {
   } else if (one.is_array() && !one.empty() && one[0].is_number()) {
     for (const auto& id : one) {
       if (!id.is_number_integer()) throw wrong_type("prompt", "text or an array of token ids");
-      r.prompt_tokens.push_back(id.is_number_unsigned() && id.get<uint64_t>() > uint64_t(INT64_MAX) ? INT64_MAX
-                                                                                                    : id.get<int64_t>());
+      const bool huge = id.is_number_unsigned() && id.get<uint64_t>() > uint64_t(INT64_MAX);
+      r.prompt_tokens.push_back(huge ? INT64_MAX : id.get<int64_t>());  // out of every vocabulary either way
     }
   } else if (prompt->is_array() && prompt->size() > 1) {
     throw bad_request("only one prompt per request is supported", "prompt", "unsupported_value");

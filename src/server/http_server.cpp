@@ -633,9 +633,6 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
     }
   }
   // echo: the answer's text starts with the prompt's.
-  if (comp.echo && comp.common.top_logprobs >= 0)
-    throw bad_request("'logprobs' with 'echo' (the prompt's own logprobs) is not supported", "logprobs",
-                      "unsupported_value");
   std::string echoed;
   if (comp.echo)
     echoed = comp.prompt_tokens.empty() ? comp.prompt
@@ -644,14 +641,13 @@ void Server::Impl::handle_completion(const httplib::Request& req, httplib::Respo
   const std::string id = random_id("cmpl-");
   const int64_t now = unix_now();
   const bool include_usage = comp.common.include_usage;
-  const bool with_logprobs = comp.common.top_logprobs >= 0;
   // text_offset counts from the start of the answer's text (logprobs come
   // without echo).
   auto offset = std::make_shared<size_t>(0);
-  auto body_for = [id, now, include_usage, with_logprobs, offset, this](
-                      const std::string& text, const json& finish_reason, const std::vector<TokenLogprob>& logprobs) {
+  auto body_for = [id, now, include_usage, offset, this](const std::string& text, const json& finish_reason,
+                                                         const std::vector<TokenLogprob>& logprobs) {
     json choice = {{"text", text}, {"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_reason}};
-    if (with_logprobs && !logprobs.empty())
+    if (!logprobs.empty())  // only when asked for
       choice["logprobs"] = completion_logprobs(logprobs, engine.tokenizer(), *offset);
     json body = {{"id", id}, {"object", "text_completion"}, {"created", now}, {"model", model_id},
                  {"choices", json::array({choice})}};

@@ -90,7 +90,8 @@ TEST(PolicyCli, MalformedPolicyFailsClosedNamingFileAndLine) {
 TEST(PolicyCli, ANamedPolicyFileMustExist) {
   std::string ws = workspace();
   const std::string missing = warden::test::make_temp_dir("p") + "/tpyo.toml";
-  const std::string expected = "--policy " + missing + ": no such file (the built-in defaults apply only without --policy)";
+  const std::string expected =
+      "--policy " + missing + ": no such file (the built-in defaults apply only without --policy)";
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{"policy", "show"}, {"policy", "check", "net", "x.com"}, {"broker", "--no-tty"}}) {
     std::vector<std::string> all = args;

@@ -838,7 +838,8 @@ TEST_F(ServeTest, LogprobsAtTheEdges) {
   ASSERT_EQ(call.status, 200) << call.body;
   const json choice = call.json()["choices"][0];
   ASSERT_EQ(choice["message"]["tool_calls"].size(), 1u) << call.body;
-  EXPECT_TRUE(json::parse(choice["message"]["tool_calls"][0]["function"]["arguments"].get<std::string>()).contains("city"));
+  const std::string arguments = choice["message"]["tool_calls"][0]["function"]["arguments"];
+  EXPECT_TRUE(json::parse(arguments).contains("city")) << arguments;
 }
 
 // text_offset is where each token's text starts in the answer, in
