@@ -201,6 +201,8 @@ std::vector<CLI::Option*> add_agent_session_options(CLI::App& app, AgentSessionO
     added.push_back(app.add_option("-m,--model-file", o.model_file, "GGUF model for the embedded engine"));
     // A backend decodes as it was started: its lookup flags are a usage error.
     for (auto* option : add_lookup_options(app, o.lookup)) added.push_back(option->excludes(backend));
+    o.sampling_flags = add_sampling_options(app, o.sampling);
+    for (auto* option : o.sampling_flags.options) added.push_back(option->excludes(backend));
   }
   added.push_back(backend);
   added.push_back(app.add_option("--model", o.model_name, "Model name sent to the backend"));
@@ -292,8 +294,12 @@ std::string read_api_key(const std::string& file) {
 }
 
 // Starts `warden serve` for a GGUF file on a loopback port and returns its URL.
-std::string start_embedded_server(const std::string& model, const engine::LookupParams& lookup, ChildProcess& child) {
+std::string start_embedded_server(const AgentSessionOptions& o, ChildProcess& child) {
+  const std::string& model = o.model_file;
+  const engine::LookupParams& lookup = o.lookup;
   std::vector<std::string> args{"serve", "-m", model, "--host", "127.0.0.1", "--port", "0"};
+  const std::vector<std::string> sampling = o.sampling_flags.given_args();
+  args.insert(args.end(), sampling.begin(), sampling.end());
   if (lookup.on)
     args.insert(args.end(), {"--spec-type", "ngram-simple", "--draft-max", std::to_string(lookup.draft_max),
                              "--spec-ngram-size-n", std::to_string(lookup.ngram)});
@@ -344,7 +350,7 @@ AgentSession::AgentSession(const AgentSessionOptions& o, std::string log_prefix)
 
   gate_ = connect_broker(o, workspace_, log_prefix_, broker_child_);
   backend_config.base_url =
-      o.model_file.empty() ? o.backend_url : start_embedded_server(o.model_file, o.lookup, engine_child_);
+      o.model_file.empty() ? o.backend_url : start_embedded_server(o, engine_child_);
   backend_ = std::make_unique<agent::OpenAIBackend>(backend_config);
   tools_ = std::make_unique<agent::ToolRunner>(tool_config_, *gate_);
   agent_ = std::make_unique<agent::Agent>(*backend_, *tools_, *gate_, agent_config());

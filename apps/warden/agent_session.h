@@ -18,6 +18,7 @@
 #include "agent/agent.h"
 #include "agent/backend.h"
 #include "agent/tools.h"
+#include "command.h"
 #include "engine/lookup.h"
 
 namespace warden::cli {
@@ -36,12 +37,16 @@ struct AgentSessionOptions {
   bool no_tty = false;
   std::vector<std::string> resolve;
   engine::LookupParams lookup;  // the embedded engine's lookup decoding (-m only)
+  // The embedded engine's sampling flags (-m only; a backend samples as it
+  // was started), passed on to its `warden serve` as given.
+  sample::SamplerParams sampling;
+  SamplingFlags sampling_flags;
 };
 
 // Adds the options above to `app` (the same flags for run and chat --agent)
 // and returns them, so a command can tell which were given. `-m,--model-file`
-// and the lookup decoding flags are left out when with_model_file is false
-// (chat registers its own).
+// and the lookup decoding and sampling flags are left out when
+// with_model_file is false (chat registers its own).
 std::vector<CLI::Option*> add_agent_session_options(CLI::App& app, AgentSessionOptions& o, bool with_model_file = true);
 
 // A child process (this executable) stopped with SIGTERM (SIGKILL 5 s

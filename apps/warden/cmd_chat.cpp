@@ -23,6 +23,7 @@
 #include "chat/jinja_error.h"
 #include "command.h"
 #include "engine/engine.h"
+#include "engine/model_sampling.h"
 #include "engine_confinement.h"
 #include "server/prompt.h"
 #include "util/error.h"
@@ -69,6 +70,7 @@ struct ChatArgs {
   // Given on the command line: options only one of the two modes takes.
   std::vector<std::string> engine_options_given;
   std::vector<std::string> agent_options_given;
+  std::set<std::string> sampling_given;  // flags the model file's recommendation must not change
 };
 
 void install_sigint_handler() {
@@ -129,6 +131,8 @@ int run_chat(const ChatArgs& a) {
   engine::Engine engine(eo);
   pthread_sigmask(SIG_UNBLOCK, &sigint, nullptr);
   cli::confine_loaded_engine();
+  sample::SamplerParams sampling = a.sampling;
+  cli::log_model_sampling(engine::apply_model_sampling(engine.model().file(), sampling, a.sampling_given));
   server::PromptBuilder prompts(engine.model().file().get_string("tokenizer.chat_template", ""), engine.tokenizer());
   install_sigint_handler();
 
@@ -173,7 +177,7 @@ int run_chat(const ChatArgs& a) {
       continue;
     }
     engine::GenerateParams params;
-    params.sampling = a.sampling;
+    params.sampling = sampling;
     params.max_tokens = a.max_tokens;
     params.lookup = a.lookup;
     g_interrupted = false;
@@ -253,24 +257,23 @@ std::function<int()> setup_chat(CLI::App& app) {
       app.add_option("-n,--n-predict", a->max_tokens, "Most tokens per answer (-1 = until the end)")
           ->capture_default_str()
           ->check(CLI::Range(int64_t(-1), std::numeric_limits<int64_t>::max())),
-      app.add_option("--system", a->system, "System prompt"),
-      app.add_option("--temp", a->sampling.temperature, "Temperature; 0 = greedy")->capture_default_str(),
-      app.add_option("--top-k", a->sampling.top_k, "Top-k sampling (0 = off)")->capture_default_str(),
-      app.add_option("--top-p", a->sampling.top_p, "Top-p sampling (1 = off)")->capture_default_str(),
-      app.add_option("--min-p", a->sampling.min_p, "Min-p sampling (0 = off)")->capture_default_str(),
-      app.add_option("--repeat-penalty", a->sampling.repeat_penalty, "Repetition penalty (1 = off)")
-          ->capture_default_str(),
-      warden::cli::add_seed_option(app, a->sampling.seed)});
+      app.add_option("--system", a->system, "System prompt")});
   // Both modes: in --agent, for the embedded engine.
+  const warden::cli::SamplingFlags sampling = warden::cli::add_sampling_options(app, a->sampling);
   [[maybe_unused]] const std::vector<CLI::Option*> lookup_options = warden::cli::add_lookup_options(app, a->lookup);
   std::vector<CLI::Option*> agent_options;
 #if WARDEN_HAVE_AGENT
   app.add_flag("--agent", a->agent, "Agent mode: tools through the broker and sandbox, as `warden run`");
   agent_options = warden::cli::add_agent_session_options(app, a->session, false);
-  // A backend decodes as it was started: its lookup flags are a usage error.
+  // A backend decodes as it was started: its lookup and sampling flags are a usage error.
   for (auto* option : lookup_options) option->excludes(app.get_option("--backend"));
+  for (auto* option : sampling.options) option->excludes(app.get_option("--backend"));
 #endif
-  return [a, engine_options, agent_options] {
+  return [a, engine_options, agent_options, sampling] {
+    a->sampling_given = sampling.given();
+#if WARDEN_HAVE_AGENT
+    a->session.sampling_flags = sampling;
+#endif
     // Which options were given decides nothing by itself, but a mode given
     // the other mode's option says so instead of ignoring it.
     for (auto* o : engine_options)

@@ -6,6 +6,7 @@
 
 #include "command.h"
 #include "engine/engine.h"
+#include "engine/model_sampling.h"
 #include "engine_confinement.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -23,21 +24,8 @@ struct GenerateArgs {
   std::vector<std::string> stop;
   warden::sample::SamplerParams sampling;
   warden::engine::LookupParams lookup;
-  bool seed_given = false;
+  std::set<std::string> sampling_given;  // flags the model file's recommendation must not change
 };
-
-void add_sampling_options(CLI::App& app, warden::sample::SamplerParams& s) {
-  app.add_option("--temp", s.temperature, "Temperature; 0 = greedy")->capture_default_str();
-  app.add_option("--top-k", s.top_k, "Top-k sampling (0 = off)")->capture_default_str();
-  app.add_option("--top-p", s.top_p, "Top-p (nucleus) sampling (1 = off)")->capture_default_str();
-  app.add_option("--min-p", s.min_p, "Min-p sampling (0 = off)")->capture_default_str();
-  app.add_option("--repeat-penalty", s.repeat_penalty, "Repetition penalty (1 = off)")->capture_default_str();
-  app.add_option("--repeat-last-n", s.repeat_last_n, "Tokens considered for penalties (-1 = all)")
-      ->capture_default_str();
-  app.add_option("--presence-penalty", s.presence_penalty, "Presence penalty")->capture_default_str();
-  app.add_option("--frequency-penalty", s.frequency_penalty, "Frequency penalty")->capture_default_str();
-  warden::cli::add_seed_option(app, s.seed);
-}
 
 int run_generate(const GenerateArgs& a) {
   using namespace warden;
@@ -51,13 +39,15 @@ int run_generate(const GenerateArgs& a) {
   options.threads = a.threads;
   engine::Engine engine(options);
   cli::confine_loaded_engine();
+  sample::SamplerParams sampling = a.sampling;
+  cli::log_model_sampling(engine::apply_model_sampling(engine.model().file(), sampling, a.sampling_given));
 
   const auto& tok = engine.tokenizer();
   std::vector<int32_t> prompt = tok.encode(a.prompt, tok.add_bos(), /*parse_special=*/true);
   if (prompt.empty()) throw Error("the prompt is empty and the model adds no BOS token; give -p TEXT");
 
   engine::GenerateParams params;
-  params.sampling = a.sampling;
+  params.sampling = sampling;
   params.max_tokens = a.n_predict;
   params.stop = a.stop;
   params.lookup = a.lookup;
@@ -98,9 +88,12 @@ WARDEN_COMMAND("generate", "Generate text from a prompt with a local GGUF model"
   warden::cli::add_threads_option(app, a->threads);
   app.add_option("--stop", a->stop, "Stop when this text is generated (repeatable)");
   app.add_flag("-q,--quiet", a->quiet, "Only warnings and errors on stderr");
-  add_sampling_options(app, a->sampling);
+  const warden::cli::SamplingFlags sampling = warden::cli::add_sampling_options(app, a->sampling);
   warden::cli::add_lookup_options(app, a->lookup);
-  return [a] { return run_generate(*a); };
+  return [=] {  // a and sampling (no comma: this is inside a macro's argument)
+    a->sampling_given = sampling.given();
+    return run_generate(*a);
+  };
 });
 
 }  // namespace

@@ -12,12 +12,14 @@
 #include <fstream>
 #include <future>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include "command.h"
 #include "engine_confinement.h"
 #include "engine/engine.h"
+#include "engine/model_sampling.h"
 #include "gguf/gguf.h"
 #include "server/http_server.h"
 #include "server/serve_args.h"
@@ -41,6 +43,7 @@ struct ServeArgs {
   std::string api_key_file;
   bool verbose = false;
   warden::server::ServerOptions server;
+  std::set<std::string> sampling_given;  // flags the model file's recommendation must not change
 };
 
 std::string read_api_key_file(const std::string& path) {
@@ -65,9 +68,21 @@ int64_t training_context(const std::string& model_path) {
   return int64_t(file.get_uint(arch + ".context_length", 2048));
 }
 
+void log_sampling_defaults(const warden::server::SamplingDefaults& d) {
+  const warden::sample::SamplerParams& p = d.params;
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "a request that sets none samples with temperature %g, top_k %d, top_p %g, min_p %g, "
+                "repeat_penalty %g%s",
+                double(p.temperature), p.top_k, double(p.top_p), double(p.min_p), double(p.repeat_penalty),
+                d.fixed_seed ? (", seed " + std::to_string(p.seed)).c_str() : "");
+  warden::log::info(line);
+}
+
 int run_serve(ServeArgs& a) {
   using namespace warden;
   if (a.verbose) log::set_level(log::Level::debug);
+  sample::validate(a.server.sampling.params);
   if (!a.api_key_file.empty()) a.server.api_key = read_api_key_file(a.api_key_file);
   const std::string shown_host = a.server.host.find(':') != std::string::npos ? "[" + a.server.host + "]" : a.server.host;
   // The socket first, while names can still be looked up; then confinement,
@@ -101,6 +116,9 @@ int run_serve(ServeArgs& a) {
   eo.n_seq = a.parallel;
   engine::Engine engine(eo);
   cli::confine_loaded_engine();
+  cli::log_model_sampling(engine::apply_model_sampling(engine.model().file(), a.server.sampling.params,
+                                                       a.sampling_given));
+  log_sampling_defaults(a.server.sampling);
   a.server.chat_template = engine.model().file().get_string("tokenizer.chat_template", "");
   server::Server server(engine, a.server);
   std::printf("listening on http://%s:%d\n", shown_host.c_str(), socket.port);
@@ -138,8 +156,11 @@ int run_serve(ServeArgs& a) {
 }
 
 // Runs after parsing: takes -np from what CLI11 left aside, then serves.
-std::function<int()> serve_body(std::shared_ptr<ServeArgs> a, CLI::Option* parallel, CLI::App& app) {
-  return [a, parallel, &app] {
+std::function<int()> serve_body(std::shared_ptr<ServeArgs> a, CLI::Option* parallel,
+                                const warden::cli::SamplingFlags& sampling, CLI::App& app) {
+  return [a, parallel, sampling, &app] {
+    a->sampling_given = sampling.given();
+    a->server.sampling.fixed_seed = a->sampling_given.count("seed") > 0;
     std::optional<int> np = warden::server::parallel_from_llama_flags(app.remaining());
     if (np && parallel->count() > 0) throw warden::UsageError("give the slot count once: -np or --parallel");
     if (np) a->parallel = *np;
@@ -180,6 +201,8 @@ WARDEN_COMMAND("serve", "OpenAI-compatible HTTP API over a local GGUF model", []
       ->capture_default_str()
       ->check(CLI::Range(1, 3600));
   warden::cli::add_lookup_options(app, a->server.lookup);
+  // Defaults for requests that do not set them, as llama-server's flags.
+  const warden::cli::SamplingFlags sampling = warden::cli::add_sampling_options(app, a->server.sampling.params);
   app.add_option_function<std::string>(
          "--reasoning-format",
          [a](const std::string& format) { a->server.split_reasoning = format == "auto" || format == "deepseek"; },
@@ -192,7 +215,7 @@ WARDEN_COMMAND("serve", "OpenAI-compatible HTTP API over a local GGUF model", []
   // unrecognised arguments aside and serve_args.h reads them (and refuses
   // anything that is not -np, as CLI11 would have).
   app.allow_extras();
-  return serve_body(a, parallel, app);
+  return serve_body(a, parallel, sampling, app);
 });
 
 }  // namespace

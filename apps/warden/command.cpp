@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <map>
 
 #include "sample/sampler.h"
 #include "util/error.h"
@@ -78,6 +79,45 @@ CLI::Option* add_seed_option(CLI::App& app, uint64_t& seed) {
           },
           "Random seed (-1 or none: a random one)")
       ->type_name("INT");
+}
+
+SamplingFlags add_sampling_options(CLI::App& app, sample::SamplerParams& s) {
+  return {{
+      app.add_option("--temp", s.temperature, "Temperature; 0 = greedy")->capture_default_str(),
+      app.add_option("--top-k", s.top_k, "Top-k sampling (0 = off)")->capture_default_str(),
+      app.add_option("--top-p", s.top_p, "Top-p (nucleus) sampling (1 = off)")->capture_default_str(),
+      app.add_option("--min-p", s.min_p, "Min-p sampling (0 = off)")->capture_default_str(),
+      app.add_option("--repeat-penalty", s.repeat_penalty, "Repetition penalty (1 = off)")->capture_default_str(),
+      app.add_option("--repeat-last-n", s.repeat_last_n, "Tokens considered for penalties (-1 = all)")
+          ->capture_default_str(),
+      app.add_option("--presence-penalty", s.presence_penalty, "Presence penalty")->capture_default_str(),
+      app.add_option("--frequency-penalty", s.frequency_penalty, "Frequency penalty")->capture_default_str(),
+      add_seed_option(app, s.seed),
+  }};
+}
+
+std::vector<std::string> SamplingFlags::given_args() const {
+  std::vector<std::string> args;
+  for (const CLI::Option* o : options)
+    if (o->count() > 0) args.insert(args.end(), {o->get_name(), o->results().back()});
+  return args;
+}
+
+void log_model_sampling(const std::string& taken) {
+  if (!taken.empty()) log::info("sampling as the model file recommends: " + taken);
+}
+
+std::set<std::string> SamplingFlags::given() const {
+  static const std::map<std::string, std::string> kName{
+      {"--temp", "temp"},       {"--top-k", "top_k"},
+      {"--top-p", "top_p"},     {"--min-p", "min_p"},
+      {"--repeat-penalty", "penalty_repeat"}, {"--repeat-last-n", "penalty_last_n"},
+      {"--presence-penalty", "presence_penalty"}, {"--frequency-penalty", "frequency_penalty"},
+      {"--seed", "seed"}};
+  std::set<std::string> names;
+  for (const CLI::Option* o : options)
+    if (o->count() > 0) names.insert(kName.at(o->get_name()));
+  return names;
 }
 
 std::vector<CLI::Option*> add_lookup_options(CLI::App& app, engine::LookupParams& lookup) {

@@ -7,11 +7,13 @@
 #include <CLI/CLI.hpp>
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "engine/lookup.h"
 #include "model/kv_cache.h"
+#include "sample/sampler.h"
 
 namespace warden::cli {
 
@@ -41,6 +43,23 @@ CLI::Option* add_threads_option(CLI::App& app, int& threads);
 // --seed as llama.cpp's: a number, or -1 (as without the flag) for a
 // random one.
 CLI::Option* add_seed_option(CLI::App& app, uint64_t& seed);
+
+// The sampling flags, with llama.cpp's names: --temp, --top-k, --top-p,
+// --min-p, --repeat-penalty, --repeat-last-n, --presence-penalty,
+// --frequency-penalty, --seed.
+struct SamplingFlags {
+  std::vector<CLI::Option*> options;
+  // Which were given, by the names engine::apply_model_sampling reads
+  // ("temp", "top_k", ..., and "seed"): what a model file's recommendation
+  // must leave alone. Valid once the command line is parsed.
+  std::set<std::string> given() const;
+  // Those given, as they were given ({"--temp", "0.6", ...}): for a child
+  // `warden serve` that must sample as this command was told.
+  std::vector<std::string> given_args() const;
+};
+SamplingFlags add_sampling_options(CLI::App& app, sample::SamplerParams& s);
+// One info line naming what engine::apply_model_sampling took ("" = none).
+void log_model_sampling(const std::string& taken);
 
 // Lookup decoding, with llama.cpp's flags: --spec-type none|ngram-simple,
 // --draft-max N (also --spec-draft-n-max), --spec-ngram-size-n N. Returns

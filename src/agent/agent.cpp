@@ -1,5 +1,7 @@
 #include "agent/agent.h"
 
+#include <algorithm>
+
 #include "agent/html_text.h"
 #include "agent/turn_markers.h"
 #include "broker/render.h"
@@ -40,6 +42,37 @@ std::string progress_text(const std::string& s, size_t n = 200) {
 }
 
 size_t json_bytes(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace).size(); }
+
+// Arguments of an old tool call up to this size stay when make_room
+// shortens the conversation (a path, a command); longer ones (a file's new
+// content) go.
+constexpr size_t kKeptArgumentBytes = 1024;
+
+std::string removed_note(size_t bytes) {
+  return "[warden: " + std::to_string(bytes) +
+         " bytes were removed here to fit the model's context; run the tool again if you need them]";
+}
+
+// Shortens one message in place; false when there was nothing to shorten.
+bool shorten(json& message) {
+  if (message["role"] == "tool") {
+    const size_t n = message["content"].get_ref<const std::string&>().size();
+    const std::string note = removed_note(n);
+    if (n <= note.size()) return false;
+    message["content"] = note;
+    return true;
+  }
+  bool changed = false;
+  if (message.contains("tool_calls"))
+    for (json& call : message["tool_calls"]) {
+      json& arguments = call["function"]["arguments"];
+      const size_t n = arguments.get_ref<const std::string&>().size();
+      if (n <= kKeptArgumentBytes) continue;
+      arguments = json{{"removed", removed_note(n)}}.dump();
+      changed = true;
+    }
+  return changed;
+}
 }  // namespace
 
 void Agent::push(json message) {
@@ -75,8 +108,14 @@ AgentResult Agent::ask(const std::string& task) {
                                          " tool call(s), text: " + short_text(turn.content));
     check_audit();
     if (turn.tool_calls.empty()) {
+      if (turn.finish_reason == "length" && room_after_cut(turn)) continue;
       push({{"role", "assistant"}, {"content", turn.content}});
       result.answer = broker::neutralize(turn.content, /*keep_newlines=*/true);
+      if (turn.finish_reason == "length") {
+        result.cut_off = true;
+        gate_.record_event("agent.cut_off", "the model's answer ended at its token limit");
+        result.answer += "\n[warden: the answer was cut off at the model's token limit]";
+      }
       return result;
     }
     run_tool_calls(turn, result);
@@ -86,14 +125,59 @@ AgentResult Agent::ask(const std::string& task) {
 }
 
 // A model call that fails (backend down, a reply that is not a valid chat
-// completion) ends the task; the log says so before the error goes up.
+// completion) ends the task; the log says so before the error goes up. A
+// conversation the model's context cannot hold is first shortened, down to
+// 60 % of the context where the backend gave the counts (the rest is room
+// for the answer), else to half its bytes; it ends the task only when
+// nothing is left to shorten.
 AssistantTurn Agent::complete_audited(const json& tools) {
-  try {
-    return model_.complete(messages_, tools);
-  } catch (const std::exception& e) {
-    gate_.record_event("model.error", model_.describe() + ": " + e.what());
-    throw;
+  for (;;) {
+    try {
+      return model_.complete(messages_, tools);
+    } catch (const ContextOverflow& e) {
+      const double fraction = e.prompt_tokens > 0 && e.context_tokens > 0
+                                  ? 0.6 * double(e.context_tokens) / double(e.prompt_tokens)
+                                  : 0.5;
+      if (make_room(std::min(fraction, 0.9), "the conversation does not fit the model's context")) continue;
+      gate_.record_event("model.error", model_.describe() + ": " + e.what());
+      throw Error(std::string(e.what()) +
+                  ", even with every earlier tool result removed; start a new conversation (/reset in chat), or "
+                  "give the server a larger context (-c)");
+    } catch (const std::exception& e) {
+      gate_.record_event("model.error", model_.describe() + ": " + e.what());
+      throw;
+    }
   }
+}
+
+// An answer cut at the token limit while the prompt took most of the
+// context (llama-server, vLLM and warden serve let an answer run to the
+// context's end): the prompt left it no room, so make some and ask again.
+// An answer that was long on its own is kept, cut.
+bool Agent::room_after_cut(const AssistantTurn& turn) {
+  if (turn.prompt_tokens <= 0 || turn.completion_tokens < 0 || turn.prompt_tokens < 3 * turn.completion_tokens)
+    return false;
+  const double context = double(turn.prompt_tokens + turn.completion_tokens);
+  return make_room(0.6 * context / double(turn.prompt_tokens), "the model's answer was cut off at its context's end");
+}
+
+bool Agent::make_room(double fraction, const std::string& why) {
+  const size_t before = conversation_bytes_;
+  const auto target = size_t(double(before) * fraction);
+  size_t shortened = 0;
+  for (; first_unshortened_ < messages_.size() && conversation_bytes_ > target; ++first_unshortened_) {
+    json& message = messages_[first_unshortened_];
+    const size_t old_bytes = json_bytes(message);
+    if (!shorten(message)) continue;
+    ++shortened;
+    conversation_bytes_ = conversation_bytes_ - old_bytes + json_bytes(message);
+  }
+  if (shortened == 0) return false;
+  const std::string what = why + ": " + std::to_string(shortened) + " earlier message(s) shortened, " +
+                           std::to_string(before - conversation_bytes_) + " bytes removed";
+  gate_.record_event("context.shorten", what);
+  if (config_.on_progress) config_.on_progress(what);
+  return true;
 }
 
 AgentResult& Agent::stop(AgentResult& result, const std::string& why) {

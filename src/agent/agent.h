@@ -32,6 +32,7 @@ struct AgentResult {
   int tool_calls = 0;
   int denied = 0;       // tool calls the broker refused
   bool step_limit = false;
+  bool cut_off = false;  // the last answer ended at the model's token limit
 };
 
 std::string default_system_prompt(const std::string& workspace);
@@ -54,12 +55,19 @@ class Agent {
   void check_audit() const;           // throws Error once the gate cannot audit
   AgentResult& stop(AgentResult& result, const std::string& why);
   AssistantTurn complete_audited(const nlohmann::json& tools);
+  // Makes room in a conversation the model's context cannot hold: the
+  // oldest tool results, and long arguments of old tool calls, are replaced
+  // by a short note until the conversation is at most `fraction` of its
+  // bytes. Returns false when nothing was left to replace.
+  bool make_room(double fraction, const std::string& why);
+  bool room_after_cut(const AssistantTurn& turn);
   // Why a call is refused before any tool sees it ("" when it may run).
   std::string refusal(const ToolCall& call, size_t index) const;
   void run_tool_calls(const AssistantTurn& turn, AgentResult& result);
 
   nlohmann::json messages_ = nlohmann::json::array();
   size_t conversation_bytes_ = 0;
+  size_t first_unshortened_ = 0;  // make_room has shortened what it could before this message
   broker::LabelSet context_;  // labels of everything the model has seen
   ModelBackend& model_;
   ToolRunner& tools_;

@@ -27,6 +27,63 @@ size_t on_body(char* data, size_t size, size_t n, void* user) {
   return bytes;
 }
 
+// The number right after `marker` in `text`, or -1.
+long long number_after(const std::string& text, const std::string& marker) {
+  const size_t at = text.find(marker);
+  if (at == std::string::npos) return -1;
+  long long n = -1;
+  for (size_t i = at + marker.size(); i < text.size() && text[i] >= '0' && text[i] <= '9' && n < (1LL << 40); ++i)
+    n = (n < 0 ? 0 : n * 10) + (text[i] - '0');
+  return n;
+}
+
+long long count_field(const nlohmann::json& error, const char* name) {
+  const auto it = error.find(name);
+  return it != error.end() && it->is_number_integer() && it->get<long long>() >= 0 ? it->get<long long>() : -1;
+}
+
+nlohmann::json parse_bounded(const std::string& body) {
+  if (json_nests_deeper_than(body))
+    throw Error("backend response nests arrays and objects more than " + std::to_string(kMaxJsonNesting) +
+                " levels deep");
+  return nlohmann::json::parse(body, nullptr, false);
+}
+
+// The error object of an error answer: {"error": {...}}, or vLLM's older
+// top-level {"object": "error", "message": ...}; null otherwise.
+const nlohmann::json* error_object(const nlohmann::json& j) {
+  if (!j.is_object()) return nullptr;
+  const auto error = j.find("error");
+  if (error != j.end()) return error->is_object() ? &*error : nullptr;
+  const auto object = j.find("object");
+  return object != j.end() && *object == "error" ? &j : nullptr;
+}
+
+void throw_if_overflow(const nlohmann::json& j, const std::string& where) {
+  const nlohmann::json* error = error_object(j);
+  if (!error) return;
+  const auto& e = *error;
+  const auto text = [&](const char* name) {
+    return e.contains(name) && e[name].is_string() ? e[name].get<std::string>() : std::string();
+  };
+  const std::string message = text("message");
+  if (text("code") != "context_length_exceeded" && text("type") != "exceed_context_size_error" &&
+      message.find("maximum context length") == std::string::npos)
+    return;
+  // llama-server and warden serve give the counts as fields; OpenAI and
+  // vLLM only in the message ("maximum context length is 4096 tokens.
+  // However, you requested 5000 tokens (4900 in the messages, ...").
+  long long prompt = count_field(e, "n_prompt_tokens");
+  long long context = count_field(e, "n_ctx");
+  if (context < 0) context = number_after(message, "maximum context length is ");
+  if (prompt < 0) prompt = number_after(message, "(");
+  if (prompt < 0) prompt = number_after(message, "resulted in ");
+  std::string counts;
+  if (prompt >= 0 && context >= 0)
+    counts = " (" + std::to_string(prompt) + " tokens; the context holds " + std::to_string(context) + ")";
+  throw ContextOverflow(where + ": the conversation does not fit the model's context" + counts, prompt, context);
+}
+
 std::string arguments_text(const nlohmann::json& args) {
   if (args.is_string()) return args.get<std::string>();
   if (args.is_object()) return args.dump();  // some servers send an object
@@ -36,12 +93,14 @@ std::string arguments_text(const nlohmann::json& args) {
 
 }  // namespace
 
+void throw_if_context_overflow(const std::string& body, const std::string& where) {
+  throw_if_overflow(parse_bounded(body), where);
+}
+
 AssistantTurn parse_chat_completion(const std::string& body) {
-  if (json_nests_deeper_than(body))
-    throw Error("backend response nests arrays and objects more than " + std::to_string(kMaxJsonNesting) +
-                " levels deep");
-  nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+  nlohmann::json j = parse_bounded(body);
   if (j.is_discarded() || !j.is_object()) throw Error("backend response is not a JSON object");
+  throw_if_overflow(j, "backend");
   if (j.contains("error")) {
     const auto& e = j["error"];
     std::string msg = e.is_object() && e.contains("message") && e["message"].is_string() ? e["message"].get<std::string>()
@@ -55,6 +114,12 @@ AssistantTurn parse_chat_completion(const std::string& body) {
     throw Error("backend response choice has no message");
   const auto& msg = choice["message"];
   AssistantTurn turn;
+  if (choice.contains("finish_reason") && choice["finish_reason"].is_string())
+    turn.finish_reason = choice["finish_reason"].get<std::string>();
+  if (j.contains("usage") && j["usage"].is_object()) {
+    turn.prompt_tokens = count_field(j["usage"], "prompt_tokens");
+    turn.completion_tokens = count_field(j["usage"], "completion_tokens");
+  }
   if (msg.contains("content") && msg["content"].is_string()) turn.content = msg["content"].get<std::string>();
   if (msg.contains("tool_calls") && msg["tool_calls"].is_array()) {
     int index = 0;
@@ -126,6 +191,7 @@ AssistantTurn OpenAIBackend::complete(const nlohmann::json& messages, const nloh
   long status = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
   if (status != 200) {
+    throw_if_context_overflow(buf.body, "backend " + url);
     std::string snippet = buf.body.substr(0, 300);
     throw Error("backend " + url + ": HTTP " + std::to_string(status) + (snippet.empty() ? "" : ": " + snippet));
   }

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "util/error.h"
+
 namespace warden::agent {
 
 struct ToolCall {
@@ -22,13 +24,29 @@ struct ToolCall {
 struct AssistantTurn {
   std::string content;
   std::vector<ToolCall> tool_calls;
+  std::string finish_reason;  // as the backend said ("stop", "length", "tool_calls", ...; "" if it did not)
+  long long prompt_tokens = -1;      // from "usage"; -1 where the backend gave none
+  long long completion_tokens = -1;
+};
+
+// The backend refused the conversation because it does not fit the model's
+// context: OpenAI's and warden serve's code "context_length_exceeded",
+// llama-server's type "exceed_context_size_error", vLLM's "maximum context
+// length" message. The token counts are -1 where the answer did not give them.
+class ContextOverflow : public Error {
+ public:
+  ContextOverflow(const std::string& what, long long prompt_tokens, long long context_tokens)
+      : Error(what), prompt_tokens(prompt_tokens), context_tokens(context_tokens) {}
+  long long prompt_tokens;
+  long long context_tokens;
 };
 
 class ModelBackend {
  public:
   virtual ~ModelBackend() = default;
   // Throws warden::Error when the backend cannot be reached or answers
-  // something that is not a chat completion.
+  // something that is not a chat completion, ContextOverflow when it says
+  // the conversation is too long for the model.
   virtual AssistantTurn complete(const nlohmann::json& messages, const nlohmann::json& tools) = 0;
   virtual std::string describe() const = 0;  // for the audit log
 };
@@ -53,7 +71,12 @@ class OpenAIBackend : public ModelBackend {
 };
 
 // Parses one /v1/chat/completions response body. Throws warden::Error naming
-// what is missing. Exposed for tests.
+// what is missing, ContextOverflow for a context-length error. Exposed for
+// tests.
 AssistantTurn parse_chat_completion(const std::string& body);
+
+// Throws ContextOverflow if an error body says the conversation does not fit
+// the model's context; returns otherwise. Exposed for tests.
+void throw_if_context_overflow(const std::string& body, const std::string& where);
 
 }  // namespace warden::agent

@@ -31,6 +31,7 @@ json error_body(const ApiError& e) {
   err["type"] = e.type;
   err["param"] = e.param.empty() ? json(nullptr) : json(e.param);
   err["code"] = e.code.empty() ? json(nullptr) : json(e.code);
+  for (const auto& [name, value] : e.extra.items()) err[name] = value;
   return json{{"error", err}};
 }
 
@@ -166,7 +167,7 @@ void refuse_unsupported(const json& body, const char* name, int64_t neutral = 0)
   if (!asks_nothing) throw bad_request("'" + std::string(name) + "' is not supported", name, "unsupported_value");
 }
 
-CommonParams parse_common(const json& body) {
+CommonParams parse_common(const json& body, const SamplingDefaults& defaults) {
   CommonParams p;
   if (const json* m = field(body, "model")) {
     if (!m->is_string()) throw wrong_type("model", "a string");
@@ -175,6 +176,8 @@ CommonParams parse_common(const json& body) {
   p.stream = boolean(body, "stream").value_or(false);
   if (const json* so = field(body, "stream_options")) {
     if (!so->is_object()) throw wrong_type("stream_options", "an object");
+    if (!p.stream)  // as OpenAI and vLLM answer it
+      throw bad_request("'stream_options' is only allowed when 'stream' is true", "stream_options", "invalid_value");
     p.include_usage = boolean(*so, "include_usage").value_or(false);
   }
   if (auto n = integer_in(body, "n", 1, 1000000); n && *n != 1)
@@ -187,21 +190,20 @@ CommonParams parse_common(const json& body) {
   p.ignore_eos = boolean(body, "ignore_eos").value_or(false);
 
   auto& s = p.sampling;
-  // OpenAI's defaults (temperature 1, top_p 1, no penalties), with no top-k
-  // or min-p filtering unless the client asks for it (llama.cpp extensions).
-  s.temperature = float(number_in(body, "temperature", 0.0, 2.0).value_or(1.0));
-  s.top_p = float(number_in(body, "top_p", 0.0, 1.0).value_or(1.0));
-  s.top_k = int(integer_in(body, "top_k", 0, 1 << 30).value_or(0));
-  s.min_p = float(number_in(body, "min_p", 0.0, 1.0).value_or(0.0));
-  s.presence_penalty = float(number_in(body, "presence_penalty", -2.0, 2.0).value_or(0.0));
-  s.frequency_penalty = float(number_in(body, "frequency_penalty", -2.0, 2.0).value_or(0.0));
-  s.repeat_penalty = float(number_in(body, "repeat_penalty", 0.0, 10.0).value_or(1.0));
-  // OpenAI penalizes what was generated so far: the whole history window.
-  s.repeat_last_n = -1;
+  s = defaults.params;
+  s.temperature = float(number_in(body, "temperature", 0.0, 2.0).value_or(s.temperature));
+  s.top_p = float(number_in(body, "top_p", 0.0, 1.0).value_or(s.top_p));
+  s.top_k = int(integer_in(body, "top_k", 0, 1 << 30).value_or(s.top_k));
+  s.min_p = float(number_in(body, "min_p", 0.0, 1.0).value_or(s.min_p));
+  s.presence_penalty = float(number_in(body, "presence_penalty", -2.0, 2.0).value_or(s.presence_penalty));
+  s.frequency_penalty = float(number_in(body, "frequency_penalty", -2.0, 2.0).value_or(s.frequency_penalty));
+  s.repeat_penalty = float(number_in(body, "repeat_penalty", 0.0, 10.0).value_or(s.repeat_penalty));
   s.logit_bias = logit_bias(body);
   if (const json* seed = field(body, "seed")) {
     if (!seed->is_number_integer()) throw wrong_type("seed", "an integer");
     s.seed = seed->is_number_unsigned() ? seed->get<uint64_t>() : uint64_t(seed->get<int64_t>());
+  } else if (!defaults.fixed_seed) {
+    s.seed = sample::random_seed();
   }
   return p;
 }
@@ -359,9 +361,9 @@ void parse_response_format(const json& body, ChatRequest& r) {
 
 }  // namespace
 
-ChatRequest parse_chat_request(const json& body) {
+ChatRequest parse_chat_request(const json& body, const SamplingDefaults& defaults) {
   ChatRequest r;
-  r.common = parse_common(body);
+  r.common = parse_common(body, defaults);
   r.messages = parse_messages(body);
   r.tools = parse_tools(body);
   parse_tool_choice(body, r);
@@ -381,9 +383,9 @@ ChatRequest parse_chat_request(const json& body) {
   return r;
 }
 
-CompletionRequest parse_completion_request(const json& body) {
+CompletionRequest parse_completion_request(const json& body, const SamplingDefaults& defaults) {
   CompletionRequest r;
-  r.common = parse_common(body);
+  r.common = parse_common(body, defaults);
   if (r.common.max_tokens < 0) r.common.max_tokens = kDefaultCompletionTokens;
   r.echo = boolean(body, "echo").value_or(false);
   if (auto n = integer_in(body, "logprobs", 0, kMaxTopLogprobs)) r.common.top_logprobs = int(*n);

@@ -25,6 +25,9 @@ class ApiError : public std::runtime_error {
   std::string type;   // invalid_request_error (OpenAI uses it for 401 and 404 too), server_error, ...
   std::string param;  // the offending field ("" = null)
   std::string code;   // machine-readable code ("" = null)
+  // More fields of the error object, e.g. llama-server's n_prompt_tokens
+  // and n_ctx beside context_length_exceeded, which agents read to trim.
+  nlohmann::ordered_json extra = nlohmann::ordered_json::object();
 };
 
 ApiError bad_request(const std::string& message, const std::string& param = "", const std::string& code = "");
@@ -92,9 +95,22 @@ struct CompletionRequest {
 // otherwise (OpenAI's default for it, and vLLM's).
 constexpr int64_t kDefaultCompletionTokens = 16;
 
+// What a request's sampling fields default to: llama-server's defaults
+// (sample::SamplerParams), or what `warden serve`'s flags and the model
+// file set. OpenAI's presence and frequency penalties count the whole
+// answer (repeat_last_n -1) unless --repeat-last-n says otherwise.
+struct SamplingDefaults {
+  sample::SamplerParams params = [] {
+    sample::SamplerParams p;
+    p.repeat_last_n = -1;
+    return p;
+  }();
+  bool fixed_seed = false;  // --seed given: a request without a seed uses params.seed, else a random one
+};
+
 // Throw ApiError (400) naming the first field that is missing, of the wrong
 // type or out of range.
-ChatRequest parse_chat_request(const nlohmann::ordered_json& body);
-CompletionRequest parse_completion_request(const nlohmann::ordered_json& body);
+ChatRequest parse_chat_request(const nlohmann::ordered_json& body, const SamplingDefaults& defaults = {});
+CompletionRequest parse_completion_request(const nlohmann::ordered_json& body, const SamplingDefaults& defaults = {});
 
 }  // namespace warden::server

@@ -377,10 +377,14 @@ GenerationRequest Server::Impl::generation(const CommonParams& common, std::vect
 
 std::shared_ptr<Job> Server::Impl::submit(GenerationRequest g, const char* prompt_param) {
   if (g.prompt.empty()) throw bad_request("the prompt is empty", prompt_param, "invalid_value");
-  if (int64_t(g.prompt.size()) >= engine.n_ctx())
-    throw bad_request("the prompt has " + std::to_string(g.prompt.size()) + " tokens; this model's context holds " +
-                          std::to_string(engine.n_ctx()) + " tokens for prompt and completion together",
-                      prompt_param, "context_length_exceeded");
+  if (int64_t(g.prompt.size()) >= engine.n_ctx()) {
+    ApiError e = bad_request("the prompt has " + std::to_string(g.prompt.size()) +
+                                 " tokens; this model's context holds " + std::to_string(engine.n_ctx()) +
+                                 " tokens for prompt and completion together",
+                             prompt_param, "context_length_exceeded");
+    e.extra = {{"n_prompt_tokens", g.prompt.size()}, {"n_ctx", engine.n_ctx()}};  // as llama-server gives them
+    throw e;
+  }
   try {
     return scheduler->submit(std::move(g));
   } catch (const QueueFull& e) {
@@ -503,7 +507,7 @@ struct ChatStream {
 }  // namespace
 
 void Server::Impl::handle_chat(const httplib::Request& req, httplib::Response& res) {
-  ChatRequest chat = parse_chat_request(parse_body(req.body));
+  ChatRequest chat = parse_chat_request(parse_body(req.body), options.sampling);
   check_model(chat.common.model);
   const bool use_tools = !chat.tools.is_null() && chat.tool_choice != ToolChoice::None;
   const bool forced_tool_call =
@@ -618,7 +622,7 @@ void Server::Impl::handle_chat(const httplib::Request& req, httplib::Response& r
 // ------------------------------------------------------------------ completions
 
 void Server::Impl::handle_completion(const httplib::Request& req, httplib::Response& res) {
-  CompletionRequest comp = parse_completion_request(parse_body(req.body));
+  CompletionRequest comp = parse_completion_request(parse_body(req.body), options.sampling);
   check_model(comp.common.model);
   std::vector<int32_t> prompt;
   if (comp.prompt_tokens.empty()) {

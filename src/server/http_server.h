@@ -11,6 +11,7 @@
 #include <string>
 
 #include "engine/engine.h"
+#include "server/api.h"
 #include "server/metrics.h"
 
 namespace warden::server {
@@ -31,6 +32,7 @@ struct ServerOptions {
   // --reasoning-format auto: a <think> block at the start of a chat answer
   // goes out as reasoning_content (reasoning.h); none: it stays content.
   bool split_reasoning = true;
+  SamplingDefaults sampling;    // what a request's sampling fields default to
 };
 
 // A socket listening on `host` (a name or an address: the first of its

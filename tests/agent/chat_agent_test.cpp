@@ -296,17 +296,19 @@ TEST(AgentChat, TheEngineChildGetsNoTokensAndNoTerminal) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
-// Lookup decoding for the embedded engine: `run -m` and `chat --agent -m`
-// hand --spec-type and its lengths to their `warden serve` child (which
-// says so on the shared stderr); with a --backend there is no engine of
-// ours to hand them to, and saying so beats ignoring them.
-TEST(AgentChat, LookupDecodingGoesToTheEmbeddedEngine) {
+// Lookup decoding and sampling for the embedded engine: `run -m` and `chat
+// --agent -m` hand --spec-type and its lengths, and the sampling flags, to
+// their `warden serve` child (which says so on the shared stderr); with a
+// --backend there is no engine of ours to hand them to, and saying so beats
+// ignoring them.
+TEST(AgentChat, LookupDecodingAndSamplingGoToTheEmbeddedEngine) {
   ChatScene s;
   const std::string model = make_temp_dir("model") + "/tiny.gguf";
   ASSERT_EQ(run_warden({"make-model", "--preset", "tiny-qwen3", "--type", "q8_0", "--seed", "7", model}).exit_code, 0);
   const std::vector<std::string> common{"--workspace", s.ws, "--socket-dir", s.sock, "--audit", s.audit_db,
                                         "--no-tty", "--approval-timeout", "5", "-m", model,
-                                        "--spec-type", "ngram-simple", "--draft-max", "2"};
+                                        "--spec-type", "ngram-simple", "--draft-max", "2", "--temp", "0.25",
+                                        "--seed", "11"};
   std::vector<std::string> run{"run", "--max-steps", "1"};
   run.insert(run.end(), common.begin(), common.end());
   run.push_back("say hi");
@@ -314,18 +316,23 @@ TEST(AgentChat, LookupDecodingGoesToTheEmbeddedEngine) {
   EXPECT_EQ(ran.exit_code, 0) << ran.err;
   EXPECT_NE(ran.err.find("lookup decoding: up to 2 drafted tokens after 3 matching ones"), std::string::npos)
       << ran.err;
+  const std::string sampling = "a request that sets none samples with temperature 0.25, top_k 40";
+  EXPECT_NE(ran.err.find(sampling), std::string::npos) << ran.err;
+  EXPECT_NE(ran.err.find("seed 11"), std::string::npos) << ran.err;
 
   std::vector<std::string> chat{"chat", "--agent", "--max-steps", "1"};
   chat.insert(chat.end(), common.begin(), common.end());
   const RunResult chatted = run_warden(chat, "hello\n");
   EXPECT_EQ(chatted.exit_code, 0) << chatted.err;
   EXPECT_NE(chatted.err.find("lookup decoding: up to 2 drafted tokens"), std::string::npos) << chatted.err;
+  EXPECT_NE(chatted.err.find(sampling), std::string::npos) << chatted.err;
 
   // A backend decodes as it was started: each lookup flag with it is a
   // usage error, before anything starts.
   for (const char* command : {"run", "chat"})
     for (const auto& [flag, value] : std::vector<std::pair<std::string, std::string>>{
-             {"--spec-type", "ngram-simple"}, {"--draft-max", "5"}, {"--spec-ngram-size-n", "2"}}) {
+             {"--spec-type", "ngram-simple"}, {"--draft-max", "5"}, {"--spec-ngram-size-n", "2"},
+             {"--temp", "0.5"}, {"--top-k", "3"}, {"--seed", "4"}}) {
       std::vector<std::string> args{command};
       if (std::string(command) == "chat") args.push_back("--agent");
       args.insert(args.end(), {"--workspace", s.ws, "--backend", "http://127.0.0.1:1", flag, value});

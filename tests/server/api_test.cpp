@@ -39,6 +39,35 @@ TEST(ServerApi, ParsesAValidRequest) {
   EXPECT_EQ(r.response_format, ResponseFormat::Text);
 }
 
+// What the request leaves out comes from the server's defaults (its flags
+// and the model file); without flags, llama-server's. A seed comes from the
+// request, else from --seed, else a fresh random one per request.
+TEST(ServerApi, SamplingTheRequestLeavesOutIsTheServers) {
+  const auto plain = parse_chat_request(chat()).common.sampling;
+  EXPECT_FLOAT_EQ(plain.temperature, 0.8f);
+  EXPECT_EQ(plain.top_k, 40);
+  EXPECT_FLOAT_EQ(plain.top_p, 0.95f);
+  EXPECT_FLOAT_EQ(plain.min_p, 0.05f);
+  EXPECT_EQ(plain.repeat_last_n, -1);  // OpenAI's penalties count the whole answer
+  EXPECT_NE(plain.seed, parse_chat_request(chat()).common.sampling.seed);
+
+  SamplingDefaults d;
+  d.params.temperature = 0.3f;
+  d.params.top_k = 20;
+  d.params.min_p = 0.0f;
+  d.params.repeat_penalty = 1.1f;
+  d.params.seed = 99;
+  d.fixed_seed = true;
+  const auto mixed = parse_chat_request(chat({{"top_k", 5}, {"repeat_penalty", 1.0}}), d).common.sampling;
+  EXPECT_FLOAT_EQ(mixed.temperature, 0.3f);
+  EXPECT_EQ(mixed.top_k, 5);
+  EXPECT_FLOAT_EQ(mixed.min_p, 0.0f);
+  EXPECT_FLOAT_EQ(mixed.repeat_penalty, 1.0f);
+  EXPECT_EQ(mixed.seed, 99u);
+  EXPECT_EQ(parse_chat_request(chat({{"seed", 3}}), d).common.sampling.seed, 3u);
+  EXPECT_EQ(parse_completion_request(json{{"prompt", "x"}}, d).common.sampling.temperature, 0.3f);
+}
+
 TEST(ServerApi, MaxCompletionTokensWins) {
   auto r = parse_chat_request(chat({{"max_tokens", 5}, {"max_completion_tokens", 9}}));
   EXPECT_EQ(r.common.max_tokens, 9);
@@ -87,6 +116,7 @@ TEST(ServerApi, WrongTypesNameTheField) {
       {{{"tool_choice", 3}}, "tool_choice"},
       {{{"response_format", {{"type", "xml"}}}}, "response_format"},
       {{{"frequency_penalty", 9}}, "frequency_penalty"},
+      {{{"stream_options", {{"include_usage", true}}}}, "stream_options"},  // without stream: true, as OpenAI
   };
   for (const auto& c : cases) {
     auto e = error_of(chat(c.extra));

@@ -192,5 +192,35 @@ TEST(ServeFlags, OnlyANonLoopbackAddressWarnsThatOtherMachinesMayReachIt) {
   EXPECT_NE(any.find(warning), std::string::npos) << any;
 }
 
+// The sampling flags set what a request that names no sampling field gets,
+// as llama-server's do; a request's own fields win. (The random-weight
+// model's texts of 24 tokens differ between seeds at any temperature above
+// 0 with overwhelming likelihood.)
+TEST(ServeFlags, SamplingFlagsAreWhatARequestDefaultsTo) {
+  auto text = [](ApiClient& api, nlohmann::json fields) {
+    fields["prompt"] = "the sampling";
+    fields["max_tokens"] = 24;
+    const HttpReply r = api.post("/v1/completions", fields);
+    EXPECT_EQ(r.status, 200) << r.body;
+    return r.status == 200 ? r.json()["choices"][0]["text"].get<std::string>() : std::string();
+  };
+  {
+    ServeProcess greedy({"--temp", "0", "-np", "1"});
+    ApiClient api(greedy.port());
+    EXPECT_EQ(text(api, {{"seed", 1}}), text(api, {{"seed", 2}}));
+    EXPECT_NE(text(api, {{"seed", 1}, {"temperature", 1.5}}), text(api, {{"seed", 2}, {"temperature", 1.5}}));
+  }
+  {
+    ServeProcess seeded({"--seed", "5", "-np", "1"});
+    ApiClient api(seeded.port());
+    const std::string first = text(api, {});
+    EXPECT_EQ(first, text(api, {}));
+    EXPECT_NE(first, text(api, {{"seed", 6}}));
+  }
+  ServeProcess plain({"-np", "1"});
+  ApiClient api(plain.port());
+  EXPECT_NE(text(api, {}), text(api, {}));  // no --seed: each request a random one
+}
+
 }  // namespace
 }  // namespace warden::test

@@ -282,6 +282,7 @@ TEST_F(ServeTest, StreamedForcedToolCallArrivesInPieces) {
     json body = chat_body("pick numbers", 300);
     body["tools"] = json::array({tool});
     body["tool_choice"] = choice;
+    body["parallel_tool_calls"] = false;  // one call, whatever the random weights sample
     body["stream"] = true;
     auto r = client().post_streaming("/v1/chat/completions", body, [](const std::string&) { return true; });
     ASSERT_EQ(r.status, 200) << r.body;

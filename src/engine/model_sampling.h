@@ -1,0 +1,24 @@
+#pragma once
+// The sampling a model file recommends: its general.sampling.* keys, which
+// converters write from the model's generation_config.json and llama.cpp
+// reads since its pull request 17120. The order is llama.cpp's: what the
+// user set, then what the file recommends, then warden's defaults.
+#include <set>
+#include <string>
+
+#include "gguf/gguf.h"
+#include "sample/sampler.h"
+
+namespace warden::engine {
+
+// The keys read, by their name after "general.sampling.": temp, top_k,
+// top_p, min_p, penalty_last_n, penalty_repeat.
+//
+// Sets each field of `params` that the file recommends and `user_set` does
+// not name. A value of the wrong type or out of range is skipped with a
+// warning: a file's recommendation never stops a run. Returns what was
+// taken ("temp 0.6, top_k 20"), "" for nothing.
+std::string apply_model_sampling(const gguf::File& file, sample::SamplerParams& params,
+                                 const std::set<std::string>& user_set);
+
+}  // namespace warden::engine
