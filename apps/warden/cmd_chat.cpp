@@ -110,6 +110,25 @@ json history_with_system(const std::string& system) {
   return h;
 }
 
+// Tokenizes `conversation` into `prompt`, first dropping its oldest
+// exchanges (a user message and the answer to it; the system prompt and the
+// new message stay) while the prompt would leave the answer less than a
+// quarter of the context, or less than -n tokens where that is smaller.
+// Returns how many messages were dropped. The prompt may still not fit when
+// nothing is left to drop: the caller says so.
+size_t fit_to_context(json& conversation, const warden::server::PromptBuilder& prompts, int64_t n_ctx,
+                      int64_t max_tokens, std::vector<int32_t>& prompt) {
+  const int64_t room = max_tokens > 0 ? std::min(max_tokens, n_ctx / 4) : n_ctx / 4;
+  const size_t first = !conversation.empty() && conversation[0]["role"] == "system" ? 1 : 0;
+  size_t dropped = 0;
+  for (;;) {
+    prompt = prompts.tokenize_rendered(prompts.render(conversation, nullptr));
+    if (int64_t(prompt.size()) + room <= n_ctx || conversation.size() < first + 3) return dropped;
+    conversation.erase(conversation.begin() + long(first), conversation.begin() + long(first) + 2);
+    dropped += 2;
+  }
+}
+
 int run_chat(const ChatArgs& a) {
   using namespace warden;
   if (!a.agent_options_given.empty())
@@ -162,8 +181,9 @@ int run_chat(const ChatArgs& a) {
     json attempt = history;
     attempt.push_back({{"role", "user"}, {"content", line}});
     std::vector<int32_t> prompt;
+    size_t dropped = 0;
     try {
-      prompt = prompts.tokenize_rendered(prompts.render(attempt, nullptr));
+      dropped = fit_to_context(attempt, prompts, engine.n_ctx(), a.max_tokens, prompt);
     } catch (const chat::TemplateError& e) {
       log::error(std::string("the chat template refused the conversation: ") + e.what());
       continue;
@@ -172,10 +192,13 @@ int run_chat(const ChatArgs& a) {
       continue;
     }
     if (int64_t(prompt.size()) >= engine.n_ctx()) {
-      log::error("the conversation (" + std::to_string(prompt.size()) + " tokens) no longer fits the context of " +
-                 std::to_string(engine.n_ctx()) + "; use /reset");
+      log::error("this message (" + std::to_string(prompt.size()) + " tokens with the system prompt) does not fit "
+                 "the context of " + std::to_string(engine.n_ctx()) + " tokens; give a larger -c");
       continue;
     }
+    if (dropped > 0)
+      std::printf("(the oldest %zu messages were dropped to fit the context of %lld tokens)\n", dropped,
+                  (long long)engine.n_ctx());
     engine::GenerateParams params;
     params.sampling = sampling;
     params.max_tokens = a.max_tokens;

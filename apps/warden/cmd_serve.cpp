@@ -70,12 +70,13 @@ int64_t training_context(const std::string& model_path) {
 
 void log_sampling_defaults(const warden::server::SamplingDefaults& d) {
   const warden::sample::SamplerParams& p = d.params;
-  char line[256];
+  char line[320];
   std::snprintf(line, sizeof line,
                 "a request that sets none samples with temperature %g, top_k %d, top_p %g, min_p %g, "
-                "repeat_penalty %g%s",
+                "repeat_penalty %g, repeat_last_n %d, presence_penalty %g, frequency_penalty %g, seed %s",
                 double(p.temperature), p.top_k, double(p.top_p), double(p.min_p), double(p.repeat_penalty),
-                d.fixed_seed ? (", seed " + std::to_string(p.seed)).c_str() : "");
+                p.repeat_last_n, double(p.presence_penalty), double(p.frequency_penalty),
+                d.fixed_seed ? std::to_string(p.seed).c_str() : "random");
   warden::log::info(line);
 }
 

@@ -64,7 +64,7 @@ CLI::Option* add_threads_option(CLI::App& app, int& threads) {
 CLI::Option* add_seed_option(CLI::App& app, uint64_t& seed) {
   return app
       .add_option_function<std::string>(
-          "--seed",
+          "-s,--seed",
           [&seed](const std::string& text) {
             if (text == "-1") {
               seed = sample::random_seed();
@@ -82,24 +82,34 @@ CLI::Option* add_seed_option(CLI::App& app, uint64_t& seed) {
 }
 
 SamplingFlags add_sampling_options(CLI::App& app, sample::SamplerParams& s) {
-  return {{
-      app.add_option("--temp", s.temperature, "Temperature; 0 = greedy")->capture_default_str(),
-      app.add_option("--top-k", s.top_k, "Top-k sampling (0 = off)")->capture_default_str(),
-      app.add_option("--top-p", s.top_p, "Top-p (nucleus) sampling (1 = off)")->capture_default_str(),
-      app.add_option("--min-p", s.min_p, "Min-p sampling (0 = off)")->capture_default_str(),
-      app.add_option("--repeat-penalty", s.repeat_penalty, "Repetition penalty (1 = off)")->capture_default_str(),
-      app.add_option("--repeat-last-n", s.repeat_last_n, "Tokens considered for penalties (-1 = all)")
-          ->capture_default_str(),
-      app.add_option("--presence-penalty", s.presence_penalty, "Presence penalty")->capture_default_str(),
-      app.add_option("--frequency-penalty", s.frequency_penalty, "Frequency penalty")->capture_default_str(),
+  SamplingFlags flags{{
+      app.add_option("--temp,--temperature", s.temperature, "Temperature; 0 or less = greedy"),
+      app.add_option("--top-k", s.top_k, "Top-k sampling (0 or less = off)"),
+      app.add_option("--top-p", s.top_p, "Top-p (nucleus) sampling (1 = off)"),
+      app.add_option("--min-p", s.min_p, "Min-p sampling (0 = off)"),
+      app.add_option("--repeat-penalty", s.repeat_penalty, "Repetition penalty (1 = off)"),
+      app.add_option("--repeat-last-n", s.repeat_last_n, "Tokens considered for penalties (-1 = all, 0 = off)"),
+      app.add_option("--presence-penalty", s.presence_penalty, "Presence penalty"),
+      app.add_option("--frequency-penalty", s.frequency_penalty, "Frequency penalty"),
       add_seed_option(app, s.seed),
   }};
+  // As llama.cpp's flags: the last of a flag given twice wins.
+  for (CLI::Option* o : flags.options) o->capture_default_str()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  return flags;
 }
+
+namespace {
+// --seed -1 asks for a random seed, as no --seed does: a server then draws
+// one for each request, and a child server must be told nothing.
+bool given_as_fixed(const CLI::Option* o) {
+  return o->count() > 0 && !(o->get_name() == "--seed" && o->results().back() == "-1");
+}
+}  // namespace
 
 std::vector<std::string> SamplingFlags::given_args() const {
   std::vector<std::string> args;
   for (const CLI::Option* o : options)
-    if (o->count() > 0) args.insert(args.end(), {o->get_name(), o->results().back()});
+    if (given_as_fixed(o)) args.insert(args.end(), {o->get_name(), o->results().back()});
   return args;
 }
 
@@ -116,7 +126,7 @@ std::set<std::string> SamplingFlags::given() const {
       {"--seed", "seed"}};
   std::set<std::string> names;
   for (const CLI::Option* o : options)
-    if (o->count() > 0) names.insert(kName.at(o->get_name()));
+    if (given_as_fixed(o)) names.insert(kName.at(o->get_name()));
   return names;
 }
 

@@ -92,7 +92,12 @@ void Sampler::apply_penalties(std::span<float> logits) const {
       logit *= params_.repeat_penalty;
     else
       logit /= params_.repeat_penalty;
+    // A penalty near 0 (or a negative frequency penalty) could make the
+    // logit +inf, which sample() refuses as a broken model: the largest
+    // float is as sure a choice.
+    logit = std::min(logit, std::numeric_limits<float>::max());
     logit -= static_cast<float>(count) * params_.frequency_penalty + params_.presence_penalty;
+    logit = std::min(logit, std::numeric_limits<float>::max());
   }
 }
 

@@ -198,13 +198,17 @@ CommonParams parse_common(const json& body, const SamplingDefaults& defaults) {
   s.presence_penalty = float(number_in(body, "presence_penalty", -2.0, 2.0).value_or(s.presence_penalty));
   s.frequency_penalty = float(number_in(body, "frequency_penalty", -2.0, 2.0).value_or(s.frequency_penalty));
   s.repeat_penalty = float(number_in(body, "repeat_penalty", 0.0, 10.0).value_or(s.repeat_penalty));
+  if (!(s.repeat_penalty > 0.0f))
+    throw bad_request("'repeat_penalty' must be above 0 (1 = off)", "repeat_penalty", "invalid_value");
+  s.repeat_last_n = int(integer_in(body, "repeat_last_n", -1, 1 << 30).value_or(s.repeat_last_n));
   s.logit_bias = logit_bias(body);
-  if (const json* seed = field(body, "seed")) {
-    if (!seed->is_number_integer()) throw wrong_type("seed", "an integer");
-    s.seed = seed->is_number_unsigned() ? seed->get<uint64_t>() : uint64_t(seed->get<int64_t>());
-  } else if (!defaults.fixed_seed) {
-    s.seed = sample::random_seed();
-  }
+  const json* seed = field(body, "seed");
+  if (seed && !seed->is_number_integer()) throw wrong_type("seed", "an integer");
+  // -1 is a random seed, as llama-server reads it; so is none, unless
+  // `warden serve --seed N` fixed one.
+  const bool random = seed ? !seed->is_number_unsigned() && seed->get<int64_t>() == -1 : !defaults.fixed_seed;
+  if (random) s.seed = sample::random_seed();
+  else if (seed) s.seed = seed->is_number_unsigned() ? seed->get<uint64_t>() : uint64_t(seed->get<int64_t>());
   return p;
 }
 

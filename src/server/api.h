@@ -96,16 +96,12 @@ struct CompletionRequest {
 constexpr int64_t kDefaultCompletionTokens = 16;
 
 // What a request's sampling fields default to: llama-server's defaults
-// (sample::SamplerParams), or what `warden serve`'s flags and the model
-// file set. OpenAI's presence and frequency penalties count the whole
-// answer (repeat_last_n -1) unless --repeat-last-n says otherwise.
+// (sample::SamplerParams: every penalty over the last 64 tokens, prompt
+// included, as llama-server counts them), or what `warden serve`'s flags
+// and the model file set.
 struct SamplingDefaults {
-  sample::SamplerParams params = [] {
-    sample::SamplerParams p;
-    p.repeat_last_n = -1;
-    return p;
-  }();
-  bool fixed_seed = false;  // --seed given: a request without a seed uses params.seed, else a random one
+  sample::SamplerParams params;
+  bool fixed_seed = false;  // --seed N given: a request without a seed uses params.seed, else a random one
 };
 
 // Throw ApiError (400) naming the first field that is missing, of the wrong

@@ -63,11 +63,11 @@ TEST(ModelSampling, TheFilesRecommendationIsTakenWhereTheUserSetNothing) {
   EXPECT_EQ(given.top_k, 7);
 }
 
-TEST(ModelSampling, AValueOfTheWrongTypeOrOutOfRangeIsSkipped) {
+TEST(ModelSampling, AValueThatIsNoNumberOrOutOfRangeIsSkipped) {
   const gguf::File file(stories_with({{"general.sampling.temp", f32(std::nanf(""))},
                                       {"general.sampling.top_k", f32(20.5f)},
-                                      {"general.sampling.top_p", f32(1.5f)},
-                                      {"general.sampling.min_p", Value::string("0.1")},
+                                      {"general.sampling.top_p", f32(-0.5f)},
+                                      {"general.sampling.min_p", Value::string("0.1x")},
                                       {"general.sampling.penalty_last_n", i32(-2)},
                                       {"general.sampling.penalty_repeat", f32(0.0f)}}));
   const sample::SamplerParams before;
@@ -79,6 +79,24 @@ TEST(ModelSampling, AValueOfTheWrongTypeOrOutOfRangeIsSkipped) {
   EXPECT_EQ(p.min_p, before.min_p);
   EXPECT_EQ(p.repeat_last_n, before.repeat_last_n);
   EXPECT_EQ(p.repeat_penalty, before.repeat_penalty);
+}
+
+// As llama.cpp reads them (each value as text): an integer stored as a
+// float, a number in a string; and the flags' ranges (top_k 0 or less is
+// off, temp 0 or less greedy).
+TEST(ModelSampling, NumbersAreReadWhateverTheirTypeAsLlamaCppReadsThem) {
+  const gguf::File file(stories_with({{"general.sampling.top_k", f32(20.0f)},
+                                      {"general.sampling.temp", Value::string("0.6")},
+                                      {"general.sampling.min_p", Value{ValueType::FLOAT64, 0.125}},
+                                      {"general.sampling.penalty_last_n", Value{ValueType::INT64, int64_t(-1)}}}));
+  sample::SamplerParams p;
+  EXPECT_EQ(engine::apply_model_sampling(file, p, {}), "top_k 20, temp 0.6, min_p 0.125, penalty_last_n -1");
+  EXPECT_EQ(p.top_k, 20);
+  EXPECT_FLOAT_EQ(p.temperature, 0.6f);
+  EXPECT_FLOAT_EQ(p.min_p, 0.125f);
+  EXPECT_EQ(p.repeat_last_n, -1);
+  const gguf::File off(stories_with({{"general.sampling.top_k", i32(-5)}, {"general.sampling.temp", f32(-1.0f)}}));
+  EXPECT_EQ(engine::apply_model_sampling(off, p, {}), "top_k -5, temp -1");
 }
 
 std::vector<std::string> generate(const std::string& model, const std::string& seed,
@@ -96,15 +114,41 @@ std::vector<std::string> generate(const std::string& model, const std::string& s
 // default temperature, so the seeds differ there.
 TEST(ModelSampling, GenerateSamplesAsTheFileRecommendsUnlessAFlagSaysOtherwise) {
   const std::string original = test::shared_path("models/stories260K.gguf");
-  const std::string greedy = stories_with({{"general.sampling.temp", f32(0.0f)}});
+  const std::string greedy = stories_with({{"general.sampling.temp", f32(0.0f)}, {"general.sampling.mirostat", i32(2)}});
   EXPECT_NE(generate(original, "1")[0], generate(original, "2")[0]);
   const auto one = generate(greedy, "1");
   EXPECT_EQ(one[0], generate(greedy, "2")[0]);
   EXPECT_EQ(one[0], generate(original, "3", {"--temp", "0"})[0]);
   EXPECT_NE(one[1].find("sampling as the model file recommends: temp 0"), std::string::npos) << one[1];
+  EXPECT_NE(one[1].find("general.sampling.mirostat is not used: warden's sampler has no such setting"),
+            std::string::npos)
+      << one[1];
   const auto hot = generate(greedy, "1", {"--temp", "1"});
   EXPECT_EQ(hot[1].find("sampling as the model file recommends"), std::string::npos) << hot[1];
   EXPECT_NE(hot[0], generate(greedy, "2", {"--temp", "1"})[0]);
+}
+
+// Each sampling flag keeps the file's recommendation of its own setting
+// out, and only that one (the flag's name and the key's are matched in
+// apps/warden/command.cpp).
+TEST(ModelSampling, EachFlagOverridesItsOwnKey) {
+  const std::string file = stories_with({{"general.sampling.temp", f32(0.5f)},
+                                         {"general.sampling.top_k", i32(20)},
+                                         {"general.sampling.top_p", f32(0.5f)},
+                                         {"general.sampling.min_p", f32(0.25f)},
+                                         {"general.sampling.penalty_last_n", i32(32)},
+                                         {"general.sampling.penalty_repeat", f32(1.5f)}});
+  const std::string all = "temp 0.5, top_k 20, top_p 0.5, min_p 0.25, penalty_last_n 32, penalty_repeat 1.5";
+  EXPECT_NE(generate(file, "1")[1].find("recommends: " + all), std::string::npos);
+  const std::vector<std::pair<std::string, std::string>> flags{
+      {"--temp", "temp 0.5, "},   {"--top-k", "top_k 20, "},           {"--top-p", "top_p 0.5, "},
+      {"--min-p", "min_p 0.25, "}, {"--repeat-last-n", "penalty_last_n 32, "}, {"--repeat-penalty", ", penalty_repeat 1.5"}};
+  for (const auto& [flag, part] : flags) {
+    std::string expected = all;
+    expected.erase(expected.find(part), part.size());
+    const auto err = generate(file, "1", {flag, "1"})[1];
+    EXPECT_NE(err.find("recommends: " + expected + "\n"), std::string::npos) << flag << ": " << err;
+  }
 }
 
 }  // namespace

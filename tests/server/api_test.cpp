@@ -48,8 +48,9 @@ TEST(ServerApi, SamplingTheRequestLeavesOutIsTheServers) {
   EXPECT_EQ(plain.top_k, 40);
   EXPECT_FLOAT_EQ(plain.top_p, 0.95f);
   EXPECT_FLOAT_EQ(plain.min_p, 0.05f);
-  EXPECT_EQ(plain.repeat_last_n, -1);  // OpenAI's penalties count the whole answer
+  EXPECT_EQ(plain.repeat_last_n, 64);  // llama-server's window, prompt included
   EXPECT_NE(plain.seed, parse_chat_request(chat()).common.sampling.seed);
+  EXPECT_EQ(parse_chat_request(chat({{"repeat_last_n", -1}})).common.sampling.repeat_last_n, -1);
 
   SamplingDefaults d;
   d.params.temperature = 0.3f;
@@ -65,6 +66,11 @@ TEST(ServerApi, SamplingTheRequestLeavesOutIsTheServers) {
   EXPECT_FLOAT_EQ(mixed.repeat_penalty, 1.0f);
   EXPECT_EQ(mixed.seed, 99u);
   EXPECT_EQ(parse_chat_request(chat({{"seed", 3}}), d).common.sampling.seed, 3u);
+  // "seed": -1 is a random one, as llama-server reads it, even under --seed.
+  const uint64_t a = parse_chat_request(chat({{"seed", -1}}), d).common.sampling.seed;
+  const uint64_t b = parse_chat_request(chat({{"seed", -1}}), d).common.sampling.seed;
+  EXPECT_NE(a, b);
+  EXPECT_NE(a, 99u);
   EXPECT_EQ(parse_completion_request(json{{"prompt", "x"}}, d).common.sampling.temperature, 0.3f);
 }
 
@@ -117,6 +123,8 @@ TEST(ServerApi, WrongTypesNameTheField) {
       {{{"response_format", {{"type", "xml"}}}}, "response_format"},
       {{{"frequency_penalty", 9}}, "frequency_penalty"},
       {{{"stream_options", {{"include_usage", true}}}}, "stream_options"},  // without stream: true, as OpenAI
+      {{{"repeat_penalty", 0}}, "repeat_penalty"},
+      {{{"repeat_last_n", -2}}, "repeat_last_n"},
   };
   for (const auto& c : cases) {
     auto e = error_of(chat(c.extra));

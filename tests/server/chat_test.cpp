@@ -25,6 +25,35 @@ TEST(WardenChat, CommandsAndTurns) {
   EXPECT_NE(r.out.find("commands: /reset, /system TEXT, /exit"), std::string::npos);
 }
 
+// A conversation that outgrows the context drops its oldest exchanges (and
+// says so) instead of refusing every later message; a message that does
+// not fit even alone is refused, and the chat goes on. (On the random-weight
+// model a 30-word line is about 125 tokens; the context is 512.)
+TEST(WardenChat, ALongConversationDropsItsOldestExchanges) {
+  std::string line;
+  for (int i = 0; i < 30; ++i) line += "word" + std::to_string(i % 10) + " ";
+  std::string long_line;
+  for (int i = 0; i < 200; ++i) long_line += "word" + std::to_string(i % 10) + " ";
+  std::string input;
+  for (int i = 0; i < 6; ++i) input += line + "\n";
+  input += long_line + "\n" + line + "\n";
+  auto r = run_warden({"chat", "-m", tiny_model(), "-c", "512", "-n", "4", "--seed", "1", "-t", "1",
+                       "--system", "be brief"},
+                      input);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("(the oldest 2 messages were dropped to fit the context of 512 tokens)"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.err.find("this message ("), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("does not fit the context of 512 tokens; give a larger -c"), std::string::npos) << r.err;
+  // The refused message dropped nothing: no note of more than one exchange.
+  EXPECT_EQ(r.out.find("(the oldest 4 messages"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("(the oldest 6 messages"), std::string::npos) << r.out;
+  // Every message but the one too long was answered: seven answers' lines.
+  size_t answers = 0;
+  for (size_t at = 0; (at = r.out.find('\n', at)) != std::string::npos; ++at) ++answers;
+  EXPECT_GE(answers, 7u) << r.out;
+}
+
 TEST(WardenChat, MissingModelIsAUserError) {
   auto r = run_warden({"chat", "-m", make_temp_dir() + "/none.gguf"}, "");
   EXPECT_EQ(r.exit_code, 1);

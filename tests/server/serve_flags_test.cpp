@@ -217,9 +217,12 @@ TEST(ServeFlags, SamplingFlagsAreWhatARequestDefaultsTo) {
     EXPECT_EQ(first, text(api, {}));
     EXPECT_NE(first, text(api, {{"seed", 6}}));
   }
-  ServeProcess plain({"-np", "1"});
-  ApiClient api(plain.port());
-  EXPECT_NE(text(api, {}), text(api, {}));  // no --seed: each request a random one
+  for (const char* random : {"", "-1"}) {  // no --seed, or --seed -1: each request a random one
+    ServeProcess plain(*random ? std::vector<std::string>{"--seed", random, "-np", "1"}
+                               : std::vector<std::string>{"-np", "1"});
+    ApiClient api(plain.port());
+    EXPECT_NE(text(api, {}), text(api, {})) << random;
+  }
 }
 
 }  // namespace
