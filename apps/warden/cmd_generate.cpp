@@ -1,5 +1,5 @@
-// warden generate -m FILE -p TEXT [-n N] [-c CTX] [--temp T] ...: runs the
-// model on a prompt and prints only the generated text on stdout.
+// warden generate -m FILE (-p TEXT | -f FILE) [-n N] [-c CTX] [--temp T] ...:
+// runs the model on a prompt and prints only the generated text on stdout.
 #include <cstdio>
 #include <limits>
 #include <memory>
@@ -16,6 +16,8 @@ namespace {
 struct GenerateArgs {
   std::string model;
   std::string prompt;
+  std::string prompt_file;  // -f: the prompt is this file's text
+  bool escape = true;       // \n, \t, ... in the prompt are read as llama.cpp reads them
   int64_t n_predict = -1;
   int64_t n_ctx = 0;
   warden::model::KvCacheTypes cache_types;
@@ -27,9 +29,22 @@ struct GenerateArgs {
   std::set<std::string> sampling_given;  // flags the model file's recommendation must not change
 };
 
+// The prompt as llama.cpp takes it: -p's text or -f's file (less one
+// final newline), its escapes read unless --no-escape. Read before the
+// engine confines itself to the model's folder.
+std::string prompt_of(const GenerateArgs& a) {
+  std::string prompt = a.prompt;
+  if (!a.prompt_file.empty()) {
+    prompt = warden::cli::read_text_file(a.prompt_file, "-f");
+    if (!prompt.empty() && prompt.back() == '\n') prompt.pop_back();
+  }
+  return a.escape ? warden::cli::process_escapes(prompt) : prompt;
+}
+
 int run_generate(const GenerateArgs& a) {
   using namespace warden;
   if (a.quiet) log::set_level(log::Level::warn);
+  const std::string prompt_text = prompt_of(a);
   sample::validate(a.sampling);
   cli::confine_engine(a.model);
   engine::EngineOptions options;
@@ -43,7 +58,7 @@ int run_generate(const GenerateArgs& a) {
   cli::log_model_sampling(engine::apply_model_sampling(engine.model().file(), sampling, a.sampling_given));
 
   const auto& tok = engine.tokenizer();
-  std::vector<int32_t> prompt = tok.encode(a.prompt, tok.add_bos(), /*parse_special=*/true);
+  std::vector<int32_t> prompt = tok.encode(prompt_text, tok.add_bos(), /*parse_special=*/true);
   if (prompt.empty()) throw Error("the prompt is empty and the model adds no BOS token; give -p TEXT");
 
   engine::GenerateParams params;
@@ -77,7 +92,12 @@ int run_generate(const GenerateArgs& a) {
 WARDEN_COMMAND("generate", "Generate text from a prompt with a local GGUF model", [](CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
   app.add_option("-m,--model", a->model, "GGUF model file")->required();
-  app.add_option("-p,--prompt", a->prompt, "Prompt text")->required();
+  auto* prompt = app.add_option("-p,--prompt", a->prompt, "Prompt text");
+  auto* file = app.add_option("-f,--file", a->prompt_file, "A file whose text is the prompt (less one final newline)")
+                   ->excludes(prompt);
+  app.add_flag("-e,--escape,!--no-escape", a->escape,
+               "Read \\n, \\r, \\t, \\', \\\", \\\\ and \\xHH in the prompt as the characters they stand for "
+               "(default, as llama.cpp; --no-escape: as written)");
   app.add_option("-n,--n-predict", a->n_predict, "Tokens to generate (-1 = until end or context full)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t(-1), std::numeric_limits<int64_t>::max()));
@@ -90,7 +110,8 @@ WARDEN_COMMAND("generate", "Generate text from a prompt with a local GGUF model"
   app.add_flag("-q,--quiet", a->quiet, "Only warnings and errors on stderr");
   const warden::cli::SamplingFlags sampling = warden::cli::add_sampling_options(app, a->sampling);
   warden::cli::add_lookup_options(app, a->lookup);
-  return [=] {  // a and sampling (no comma: this is inside a macro's argument)
+  return [=] {  // a, sampling, prompt, file (no comma: this is inside a macro's argument)
+    if (prompt->count() + file->count() == 0) throw warden::UsageError("give the prompt: -p TEXT or -f FILE");
     a->sampling_given = sampling.given();
     return run_generate(*a);
   };

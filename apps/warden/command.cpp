@@ -4,7 +4,9 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <fstream>
 #include <map>
+#include <sstream>
 
 #include "sample/sampler.h"
 #include "util/error.h"
@@ -111,6 +113,39 @@ std::vector<std::string> SamplingFlags::given_args() const {
   for (const CLI::Option* o : options)
     if (given_as_fixed(o)) args.insert(args.end(), {o->get_name(), o->results().back()});
   return args;
+}
+
+std::string read_text_file(const std::string& path, const std::string& flag) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  if (!in || !(text << in.rdbuf()) || in.bad()) throw Error(flag + " " + path + ": cannot read the file");
+  return text.str();
+}
+
+std::string process_escapes(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  const auto hex = [](char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+  };
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\\' || i + 1 == text.size()) {
+      out += text[i];
+      continue;
+    }
+    const char next = text[i + 1];
+    static constexpr std::string_view kFrom = "nrt'\"\\", kTo = "\n\r\t'\"\\";
+    if (const size_t at = kFrom.find(next); at != std::string_view::npos) {
+      out += kTo[at];
+      ++i;
+    } else if (next == 'x' && i + 3 < text.size() && hex(text[i + 2]) >= 0 && hex(text[i + 3]) >= 0) {
+      out += char(hex(text[i + 2]) * 16 + hex(text[i + 3]));
+      i += 3;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
 }
 
 void log_model_sampling(const std::string& taken) {

@@ -61,6 +61,14 @@ SamplingFlags add_sampling_options(CLI::App& app, sample::SamplerParams& s);
 // One info line naming what engine::apply_model_sampling took ("" = none).
 void log_model_sampling(const std::string& taken);
 
+// The text of a file named by `flag` (an Error naming both when it cannot
+// be read).
+std::string read_text_file(const std::string& path, const std::string& flag);
+
+// Escapes read as llama.cpp's -e reads them: \n \r \t \' \" \\ and \xHH (two
+// hex digits); any other backslash stays as it is.
+std::string process_escapes(std::string_view text);
+
 // Lookup decoding, with llama.cpp's flags: --spec-type none|ngram-simple,
 // --draft-max N (also --spec-draft-n-max), --spec-ngram-size-n N. Returns
 // the three options.

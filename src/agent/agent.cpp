@@ -1,6 +1,8 @@
 #include "agent/agent.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <functional>
 
 #include "agent/html_text.h"
 #include "agent/turn_markers.h"
@@ -47,18 +49,30 @@ size_t json_bytes(const json& j) { return j.dump(-1, ' ', false, json::error_han
 // shortens the conversation (a path, a command); longer ones (a file's new
 // content) go.
 constexpr size_t kKeptArgumentBytes = 1024;
+// A result the model has not seen yet keeps at least this much of its start.
+constexpr size_t kKeptResultBytes = 512;
 
 std::string removed_note(size_t bytes) {
-  return "[warden: " + std::to_string(bytes) +
-         " bytes were removed here to fit the model's context; run the tool again if you need them]";
+  return "[warden: this result (" + std::to_string(bytes) + " bytes) was removed to fit the model's context]";
 }
 
-// Shortens one message in place; false when there was nothing to shorten.
+// A note make_room appends to a result it cut; it starts a line.
+constexpr std::string_view kCutNoteStart = "\n[warden: the rest of this output (";
+std::string cut_note(size_t bytes) {
+  return std::string(kCutNoteStart) + std::to_string(bytes) +
+         " bytes) did not fit the model's context; ask for a smaller part]";
+}
+
+// Replaces a result the model has answered to, or its call's long
+// arguments, by a note; false when there was nothing to shorten. Denials
+// and errors stay: a model that no longer saw them would ask again, and
+// the human with it.
 bool shorten(json& message) {
   if (message["role"] == "tool") {
-    const size_t n = message["content"].get_ref<const std::string&>().size();
-    const std::string note = removed_note(n);
-    if (n <= note.size()) return false;
+    const std::string& text = message["content"].get_ref<const std::string&>();
+    if (text.rfind("denied: ", 0) == 0 || text.rfind("error: ", 0) == 0) return false;
+    const std::string note = removed_note(text.size());
+    if (text.size() <= note.size()) return false;
     message["content"] = note;
     return true;
   }
@@ -72,6 +86,23 @@ bool shorten(json& message) {
       changed = true;
     }
   return changed;
+}
+
+// Cuts a result the model has not seen yet by about `excess` bytes, keeping
+// its start and saying how much went; false when it is as short as it may
+// get.
+bool cut(json& message, size_t excess) {
+  std::string text = message["content"].get<std::string>();
+  size_t cut_before = 0;  // bytes an earlier cut took
+  if (const size_t at = text.rfind(kCutNoteStart); at != std::string::npos) {
+    cut_before = std::strtoull(text.c_str() + at + kCutNoteStart.size(), nullptr, 10);
+    text.resize(at);
+  }
+  if (text.size() <= kKeptResultBytes) return false;
+  const size_t keep = std::max(kKeptResultBytes, text.size() > excess ? text.size() - excess : 0);
+  const std::string_view kept = display::utf8_prefix(text, keep);
+  message["content"] = std::string(kept) + cut_note(cut_before + text.size() - kept.size());
+  return true;
 }
 }  // namespace
 
@@ -108,7 +139,7 @@ AgentResult Agent::ask(const std::string& task) {
                                          " tool call(s), text: " + short_text(turn.content));
     check_audit();
     if (turn.tool_calls.empty()) {
-      if (turn.finish_reason == "length" && room_after_cut(turn)) continue;
+      if (turn.finish_reason == "length" && room_after_cut(turn, tools)) continue;
       push({{"role", "assistant"}, {"content", turn.content}});
       result.answer = broker::neutralize(turn.content, /*keep_newlines=*/true);
       if (turn.finish_reason == "length") {
@@ -135,14 +166,16 @@ AssistantTurn Agent::complete_audited(const json& tools) {
     try {
       return model_.complete(messages_, tools);
     } catch (const ContextOverflow& e) {
-      const double fraction = e.prompt_tokens > 0 && e.context_tokens > 0
-                                  ? 0.6 * double(e.context_tokens) / double(e.prompt_tokens)
-                                  : 0.5;
-      if (make_room(std::min(fraction, 0.9), "the conversation does not fit the model's context")) continue;
-      gate_.record_event("model.error", model_.describe() + ": " + e.what());
-      throw Error(std::string(e.what()) +
-                  ", even with every earlier tool result removed; start a new conversation (/reset in chat), or "
-                  "give the server a larger context (-c)");
+      const bool counted = e.prompt_tokens > 0 && e.context_tokens > 0;
+      if (counted) known_context_ = e.context_tokens;
+      // A prompt that fits, refused all the same: the server keeps more
+      // room for the answer than is left. Shortening would not help.
+      if (counted && e.prompt_tokens < e.context_tokens) fail_model_call(e, ", as the answer's room it reserves does not fit beside it");
+      const double fraction = counted ? 0.6 * double(e.context_tokens) / double(e.prompt_tokens) : 0.5;
+      if (make_room(std::min(fraction, 0.9), json_bytes(tools), "the conversation does not fit the model's context"))
+        continue;
+      fail_model_call(e, ", even with every earlier tool result removed; start a new conversation (/reset in chat), or "
+                         "give the server a larger context (-c)");
     } catch (const std::exception& e) {
       gate_.record_event("model.error", model_.describe() + ": " + e.what());
       throw;
@@ -150,30 +183,50 @@ AssistantTurn Agent::complete_audited(const json& tools) {
   }
 }
 
-// An answer cut at the token limit while the prompt took most of the
-// context (llama-server, vLLM and warden serve let an answer run to the
-// context's end): the prompt left it no room, so make some and ask again.
-// An answer that was long on its own is kept, cut.
-bool Agent::room_after_cut(const AssistantTurn& turn) {
-  if (turn.prompt_tokens <= 0 || turn.completion_tokens < 0 || turn.prompt_tokens < 3 * turn.completion_tokens)
-    return false;
-  const double context = double(turn.prompt_tokens + turn.completion_tokens);
-  return make_room(0.6 * context / double(turn.prompt_tokens), "the model's answer was cut off at its context's end");
+void Agent::fail_model_call(const std::exception& e, const std::string& why) {
+  gate_.record_event("model.error", model_.describe() + ": " + e.what());
+  throw Error(e.what() + why);
 }
 
-bool Agent::make_room(double fraction, const std::string& why) {
+// An answer cut at the context's end (llama-server, vLLM and warden serve
+// let an answer run that far) while the prompt took most of the context:
+// the prompt left it no room, so make some and ask again. Where the
+// context's size is not known (a backend that caps answers, as OpenAI's and
+// ollama's may, cuts them before), or the answer was long on its own, it is
+// kept, cut.
+bool Agent::room_after_cut(const AssistantTurn& turn, const json& tools) {
+  if (turn.prompt_tokens <= 0 || turn.completion_tokens < 0) return false;
+  const long long context = known_context_ > 0 ? known_context_ : model_.context_size();
+  const long long used = turn.prompt_tokens + turn.completion_tokens;
+  if (context <= 0 || used + 1 < context || 2 * turn.prompt_tokens < context) return false;
+  return make_room(0.6 * double(context) / double(turn.prompt_tokens), json_bytes(tools),
+                   "the model's answer was cut off at its context's end");
+}
+
+bool Agent::make_room(double fraction, size_t tools_bytes, const std::string& why) {
+  // The tool schemas go with every request but cannot be shortened: the
+  // conversation must make up the whole cut.
   const size_t before = conversation_bytes_;
-  const auto target = size_t(double(before) * fraction);
+  const auto whole_target = size_t(double(before + tools_bytes) * fraction);
+  const size_t target = whole_target > tools_bytes ? whole_target - tools_bytes : 0;
+  // What the model has answered to ends at its last turn; after it come the
+  // results of that turn's calls, which it has not seen yet.
+  size_t seen_end = messages_.size();
+  while (seen_end > 0 && messages_[seen_end - 1]["role"] != "assistant") --seen_end;
+  seen_end = seen_end > 0 ? seen_end - 1 : 0;
   size_t shortened = 0;
-  for (; first_unshortened_ < messages_.size() && conversation_bytes_ > target; ++first_unshortened_) {
-    json& message = messages_[first_unshortened_];
+  const auto replace = [&](json& message, const std::function<bool(json&)>& change) {
     const size_t old_bytes = json_bytes(message);
-    if (!shorten(message)) continue;
+    if (!change(message)) return;
     ++shortened;
     conversation_bytes_ = conversation_bytes_ - old_bytes + json_bytes(message);
-  }
+  };
+  for (; first_unshortened_ < seen_end && conversation_bytes_ > target; ++first_unshortened_)
+    replace(messages_[first_unshortened_], shorten);
+  for (size_t i = seen_end; i < messages_.size() && conversation_bytes_ > target; ++i)
+    if (messages_[i]["role"] == "tool") replace(messages_[i], [&](json& m) { return cut(m, conversation_bytes_ - target); });
   if (shortened == 0) return false;
-  const std::string what = why + ": " + std::to_string(shortened) + " earlier message(s) shortened, " +
+  const std::string what = why + ": " + std::to_string(shortened) + " message(s) shortened, " +
                            std::to_string(before - conversation_bytes_) + " bytes removed";
   gate_.record_event("context.shorten", what);
   if (config_.on_progress) config_.on_progress(what);

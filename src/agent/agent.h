@@ -55,12 +55,15 @@ class Agent {
   void check_audit() const;           // throws Error once the gate cannot audit
   AgentResult& stop(AgentResult& result, const std::string& why);
   AssistantTurn complete_audited(const nlohmann::json& tools);
-  // Makes room in a conversation the model's context cannot hold: the
-  // oldest tool results, and long arguments of old tool calls, are replaced
-  // by a short note until the conversation is at most `fraction` of its
-  // bytes. Returns false when nothing was left to replace.
-  bool make_room(double fraction, const std::string& why);
-  bool room_after_cut(const AssistantTurn& turn);
+  // Makes room in a conversation the model's context cannot hold, until
+  // it and the tool schemas are at most `fraction` of their bytes: the
+  // results and long call arguments the model has answered to, oldest
+  // first, are replaced by a short note (denials and errors stay); then
+  // the results it has not seen yet are cut, keeping their start. Returns
+  // false when nothing was left to shorten.
+  bool make_room(double fraction, size_t tools_bytes, const std::string& why);
+  bool room_after_cut(const AssistantTurn& turn, const nlohmann::json& tools);
+  [[noreturn]] void fail_model_call(const std::exception& e, const std::string& why);
   // Why a call is refused before any tool sees it ("" when it may run).
   std::string refusal(const ToolCall& call, size_t index) const;
   void run_tool_calls(const AssistantTurn& turn, AgentResult& result);
@@ -68,6 +71,7 @@ class Agent {
   nlohmann::json messages_ = nlohmann::json::array();
   size_t conversation_bytes_ = 0;
   size_t first_unshortened_ = 0;  // make_room has shortened what it could before this message
+  long long known_context_ = -1;  // the context's tokens, once a backend's error gave them
   broker::LabelSet context_;  // labels of everything the model has seen
   ModelBackend& model_;
   ToolRunner& tools_;

@@ -2,6 +2,8 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
+#include <initializer_list>
 #include <memory>
 
 #include "util/error.h"
@@ -27,19 +29,31 @@ size_t on_body(char* data, size_t size, size_t n, void* user) {
   return bytes;
 }
 
+// Token counts are taken up to this: far beyond any context, and small
+// enough that sums and products of two counts stay exact in a long long.
+constexpr long long kMaxCount = 1LL << 40;
+
 // The number right after `marker` in `text`, or -1.
 long long number_after(const std::string& text, const std::string& marker) {
   const size_t at = text.find(marker);
   if (at == std::string::npos) return -1;
   long long n = -1;
-  for (size_t i = at + marker.size(); i < text.size() && text[i] >= '0' && text[i] <= '9' && n < (1LL << 40); ++i)
+  for (size_t i = at + marker.size(); i < text.size() && text[i] >= '0' && text[i] <= '9' && n < kMaxCount; ++i)
     n = (n < 0 ? 0 : n * 10) + (text[i] - '0');
-  return n;
+  return std::min(n, kMaxCount);
+}
+
+// The first of `markers` that a number follows in `text`, or -1.
+long long number_after_any(const std::string& text, std::initializer_list<const char*> markers) {
+  for (const char* marker : markers)
+    if (const long long n = number_after(text, marker); n >= 0) return n;
+  return -1;
 }
 
 long long count_field(const nlohmann::json& error, const char* name) {
   const auto it = error.find(name);
-  return it != error.end() && it->is_number_integer() && it->get<long long>() >= 0 ? it->get<long long>() : -1;
+  if (it == error.end() || !it->is_number_integer() || it->get<long long>() < 0) return -1;
+  return std::min(it->get<long long>(), kMaxCount);
 }
 
 nlohmann::json parse_bounded(const std::string& body) {
@@ -68,16 +82,20 @@ void throw_if_overflow(const nlohmann::json& j, const std::string& where) {
   };
   const std::string message = text("message");
   if (text("code") != "context_length_exceeded" && text("type") != "exceed_context_size_error" &&
-      message.find("maximum context length") == std::string::npos)
+      message.find("maximum context length") == std::string::npos &&
+      message.find("maximum model length") == std::string::npos)
     return;
   // llama-server and warden serve give the counts as fields; OpenAI and
-  // vLLM only in the message ("maximum context length is 4096 tokens.
-  // However, you requested 5000 tokens (4900 in the messages, ...").
+  // vLLM only in the message, worded as their versions word it ("maximum
+  // context length is 4096 tokens. However, you requested 5000 tokens (4900
+  // in the messages, ...)", "... your request has 5000 input tokens", "...
+  // your prompt contains at least 5000 input tokens", "The decoder prompt
+  // (length 5000) is longer than the maximum model length of 4096").
   long long prompt = count_field(e, "n_prompt_tokens");
   long long context = count_field(e, "n_ctx");
-  if (context < 0) context = number_after(message, "maximum context length is ");
-  if (prompt < 0) prompt = number_after(message, "(");
-  if (prompt < 0) prompt = number_after(message, "resulted in ");
+  if (context < 0) context = number_after_any(message, {"maximum context length is ", "maximum model length of "});
+  if (prompt < 0)
+    prompt = number_after_any(message, {"tokens (", "resulted in ", "request has ", "contains at least ", "(length "});
   std::string counts;
   if (prompt >= 0 && context >= 0)
     counts = " (" + std::to_string(prompt) + " tokens; the context holds " + std::to_string(context) + ")";
@@ -157,15 +175,9 @@ std::string OpenAIBackend::describe() const {
   return endpoint() + (config_.model.empty() ? "" : " model " + config_.model);
 }
 
-AssistantTurn OpenAIBackend::complete(const nlohmann::json& messages, const nlohmann::json& tools) {
-  nlohmann::json req{{"messages", messages}, {"stream", false}};
-  if (!config_.model.empty()) req["model"] = config_.model;
-  if (!tools.empty()) {
-    req["tools"] = tools;
-    req["tool_choice"] = "auto";
-  }
-  const std::string payload = req.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-
+// One request to the backend: a POST of `payload`, or a GET when it is
+// null. Returns the body of a 200 answer; throws ContextOverflow or Error.
+std::string OpenAIBackend::fetch(const std::string& url, const std::string* payload) const {
   std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
   if (!curl) throw Error("backend: cannot initialize libcurl");
   curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
@@ -173,12 +185,13 @@ AssistantTurn OpenAIBackend::complete(const nlohmann::json& messages, const nloh
   std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)> header_guard(headers, curl_slist_free_all);
   ResponseBuffer buf;
   buf.limit = config_.max_response_bytes;
-  const std::string url = endpoint();
   CURL* c = curl.get();
   curl_easy_setopt(c, CURLOPT_URL, url.c_str());
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload.c_str());
-  curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(payload.size()));
+  if (payload) {
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload->c_str());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(payload->size()));
+  }
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &buf);
   curl_easy_setopt(c, CURLOPT_TIMEOUT, config_.timeout_seconds);
@@ -191,11 +204,54 @@ AssistantTurn OpenAIBackend::complete(const nlohmann::json& messages, const nloh
   long status = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
   if (status != 200) {
-    throw_if_context_overflow(buf.body, "backend " + url);
+    try {
+      throw_if_context_overflow(buf.body, "backend " + url);
+    } catch (const ContextOverflow&) {
+      throw;
+    } catch (const Error&) {  // an error body that is no JSON we read: the status says enough
+    }
     std::string snippet = buf.body.substr(0, 300);
     throw Error("backend " + url + ": HTTP " + std::to_string(status) + (snippet.empty() ? "" : ": " + snippet));
   }
-  return parse_chat_completion(buf.body);
+  return std::move(buf.body);
+}
+
+AssistantTurn OpenAIBackend::complete(const nlohmann::json& messages, const nlohmann::json& tools) {
+  nlohmann::json req{{"messages", messages}, {"stream", false}};
+  if (!config_.model.empty()) req["model"] = config_.model;
+  if (!tools.empty()) {
+    req["tools"] = tools;
+    req["tool_choice"] = "auto";
+  }
+  const std::string payload = req.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return parse_chat_completion(fetch(endpoint(), &payload));
+}
+
+long long OpenAIBackend::context_size() {
+  if (!context_size_) {
+    context_size_ = -1;
+    try {
+      const std::string chat = endpoint();
+      context_size_ = parse_context_size(fetch(chat.substr(0, chat.size() - std::string("/chat/completions").size()) +
+                                                   "/models",
+                                               nullptr));
+    } catch (const Error&) {  // a server without the route, or that answers something else: not known
+    }
+  }
+  return *context_size_;
+}
+
+long long parse_context_size(const std::string& body) {
+  const nlohmann::json j = parse_bounded(body);
+  if (!j.is_object() || !j.contains("data") || !j["data"].is_array() || j["data"].empty() || !j["data"][0].is_object())
+    return -1;
+  const nlohmann::json& model = j["data"][0];
+  if (model.contains("meta") && model["meta"].is_object()) {
+    const long long n = count_field(model["meta"], "n_ctx");
+    if (n > 0) return n;
+  }
+  const long long n = count_field(model, "max_model_len");
+  return n > 0 ? n : -1;
 }
 
 }  // namespace warden::agent

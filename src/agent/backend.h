@@ -8,6 +8,7 @@
 //
 // Everything a backend returns is untrusted: the agent validates it.
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,11 @@ class ModelBackend {
   // the conversation is too long for the model.
   virtual AssistantTurn complete(const nlohmann::json& messages, const nlohmann::json& tools) = 0;
   virtual std::string describe() const = 0;  // for the audit log
+  // Tokens of context one conversation may take, where the backend says
+  // (warden serve's /v1/models meta.n_ctx, vLLM's max_model_len); -1 where
+  // it does not. Untrusted like the rest: the agent only uses it to decide
+  // whether to shorten the conversation.
+  virtual long long context_size() { return -1; }
 };
 
 struct OpenAIBackendConfig {
@@ -64,16 +70,23 @@ class OpenAIBackend : public ModelBackend {
   explicit OpenAIBackend(OpenAIBackendConfig config);
   AssistantTurn complete(const nlohmann::json& messages, const nlohmann::json& tools) override;
   std::string describe() const override;
+  long long context_size() override;  // asked once, from GET /v1/models
 
  private:
   std::string endpoint() const;
+  std::string fetch(const std::string& url, const std::string* payload) const;
   OpenAIBackendConfig config_;
+  std::optional<long long> context_size_;
 };
 
 // Parses one /v1/chat/completions response body. Throws warden::Error naming
 // what is missing, ContextOverflow for a context-length error. Exposed for
 // tests.
 AssistantTurn parse_chat_completion(const std::string& body);
+
+// The context size a /v1/models answer gives (see context_size), or -1.
+// Exposed for tests.
+long long parse_context_size(const std::string& body);
 
 // Throws ContextOverflow if an error body says the conversation does not fit
 // the model's context; returns otherwise. Exposed for tests.

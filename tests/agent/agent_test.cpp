@@ -490,6 +490,17 @@ TEST(AgentBackend, EveryServersContextErrorIsAContextOverflow) {
        R"(2100 tokens (2000 in the messages, 100 in the completion). Please reduce the length of the messages or )"
        R"(completion.","type":"BadRequestError","param":null,"code":400})",
        2000, 2048},
+      {"vllm, later wording",
+       R"({"error":{"message":"This model's maximum context length is 4096 tokens. However, your request has 5000 )"
+       R"(input tokens. Please reduce the length of the input messages.","type":"BadRequestError","code":400}})",
+       5000, 4096},
+      {"vllm, decoder prompt",
+       R"({"object":"error","message":"The decoder prompt (length 5000) is longer than the maximum model length )"
+       R"(of 4096. Make sure that `max_model_len` is no smaller than the number of text tokens.","code":400})",
+       5000, 4096},
+      {"huge counts",
+       R"({"error":{"type":"exceed_context_size_error","n_prompt_tokens":9000000000000000000,"n_ctx":8192}})",
+       1LL << 40, 8192},
       {"no counts", R"({"error":{"message":"too long","code":"context_length_exceeded"}})", -1, -1},
   };
   for (const Case& c : cases) {
@@ -507,6 +518,14 @@ TEST(AgentBackend, EveryServersContextErrorIsAContextOverflow) {
   for (const char* other : {R"({"error":{"message":"model not found","code":"model_not_found"}})",
                             R"({"error":"context_length_exceeded"})", "not json", R"({"choices":[]})"})
     EXPECT_NO_THROW(throw_if_context_overflow(other, "backend")) << other;
+}
+
+TEST(AgentBackend, TheContextSizeIsReadFromTheModelsList) {
+  EXPECT_EQ(parse_context_size(R"({"object":"list","data":[{"id":"m","meta":{"n_ctx":4096,"slots":4}}]})"), 4096);
+  EXPECT_EQ(parse_context_size(R"({"data":[{"id":"m","max_model_len":32768}]})"), 32768);
+  for (const char* none : {R"({"data":[{"id":"m","meta":{"n_ctx_train":4096}}]})", R"({"data":[]})",
+                           R"({"data":[{"max_model_len":-5}]})", R"({"data":[{"max_model_len":"4096"}]})", "[]"})
+    EXPECT_EQ(parse_context_size(none), -1) << none;
 }
 
 TEST(AgentBackend, FinishReasonAndUsageAreRead) {
@@ -542,7 +561,8 @@ class ContextLimitedBackend : public ScriptBackend {
   }
 };
 
-const std::string kRemoved = "bytes were removed here to fit the model's context";
+const std::string kRemoved = "was removed to fit the model's context]";
+const std::string kCut = "did not fit the model's context; ask for a smaller part]";
 
 // A long task outgrows the model's context: the oldest tool results (and
 // long arguments of old calls) make room, oldest first, the newest stay
@@ -568,11 +588,10 @@ TEST(AgentLoop, AConversationTooLongForTheContextLosesItsOldestResultsFirst) {
     EXPECT_EQ(r.steps, 9);
     EXPECT_FALSE(model.refused.empty());
     ASSERT_EQ(model.seen.size(), 9u);
-    for (const json& sent : model.seen) EXPECT_LE(sent.dump().size(), model.limit);
     const json& last = model.seen.back();
     EXPECT_EQ(last[0]["content"], "read them all");  // the task itself stays
     EXPECT_EQ(last.back()["content"], std::string(10000, 'r'));  // the newest result is whole
-    EXPECT_NE(last[2]["content"].get<std::string>().find("[warden: 10000 " + kRemoved), std::string::npos);
+    EXPECT_EQ(last[2]["content"], "[warden: this result (10000 bytes) " + kRemoved);
     EXPECT_NE(last[1]["tool_calls"][0]["function"]["arguments"].get<std::string>().find(kRemoved), std::string::npos);
     EXPECT_EQ(last[1]["tool_calls"][0]["function"]["name"], "read_file");
     // Shortened messages come first: no whole result before a shortened one.
@@ -589,7 +608,7 @@ TEST(AgentLoop, AConversationTooLongForTheContextLosesItsOldestResultsFirst) {
     EXPECT_EQ(audited, model.refused.size());
     ASSERT_FALSE(progress.empty());
     EXPECT_NE(std::find_if(progress.begin(), progress.end(),
-                           [](const std::string& l) { return l.find("earlier message(s) shortened") != std::string::npos; }),
+                           [](const std::string& l) { return l.find("message(s) shortened") != std::string::npos; }),
               progress.end());
   }
 }
@@ -627,6 +646,7 @@ TEST(AgentLoop, AConversationThatCannotFitEndsTheTaskWithAClearError) {
 TEST(AgentLoop, AnAnswerCutByAFullContextIsAskedAgainWithRoom) {
   class CutOnceBackend : public ScriptBackend {
    public:
+    long long context_size() override { return 9050; }
     AssistantTurn complete(const json& messages, const json& tools) override {
       AssistantTurn t = ScriptBackend::complete(messages, tools);
       if (messages.dump().size() > 30000) {  // the prompt took 9000 of 9050 tokens
@@ -652,25 +672,98 @@ TEST(AgentLoop, AnAnswerCutByAFullContextIsAskedAgainWithRoom) {
   EXPECT_LE(model.seen.back().dump().size(), 30000u);
   EXPECT_NE(model.seen.back()[2]["content"].get<std::string>().find(kRemoved), std::string::npos);
 
-  class LongAnswerBackend : public ScriptBackend {
+  // Kept, cut: an answer long on its own, and one cut before the context's
+  // end (a backend that caps answers, as OpenAI's and ollama's may), or by
+  // a backend that does not say how large its context is.
+  struct Case {
+    long long prompt, completion, context;
+  };
+  for (const Case c : {Case{100, 4000, 4100}, Case{10000, 512, 32768}, Case{9000, 50, -1}}) {
+    class CutBackend : public ScriptBackend {
+     public:
+      Case c;
+      long long context_size() override { return c.context; }
+      AssistantTurn complete(const json& messages, const json& tools) override {
+        AssistantTurn t = ScriptBackend::complete(messages, tools);
+        t.finish_reason = "length";
+        t.prompt_tokens = c.prompt;
+        t.completion_tokens = c.completion;
+        return t;
+      }
+    };
+    Fixture g;
+    CutBackend cut_by;
+    cut_by.c = c;
+    cut_by.turns = {turn("on and on")};
+    Agent kept(cut_by, g.runner, g.gate, AgentConfig{});
+    const AgentResult r2 = kept.run("task");
+    EXPECT_TRUE(r2.cut_off);
+    EXPECT_EQ(cut_by.seen.size(), 1u) << c.prompt;
+    EXPECT_EQ(r2.answer, "on and on\n[warden: the answer was cut off at the model's token limit]");
+    EXPECT_EQ(g.gate.events.back(), "agent.cut_off the model's answer ended at its token limit");
+  }
+}
+
+// A result too long for the context on its own, which the model has not
+// seen yet, is cut to what fits, keeping its start and saying how much
+// went; it is not replaced by a note that would have the model run the
+// tool again. Denials and errors the model answered to stay whole.
+TEST(AgentLoop, ANewResultTooLongForTheContextIsCutAndDenialsStay) {
+  Fixture f;
+  f.respond = [](const SandboxCall& c) {
+    warden::sandbox::SandboxResult r;
+    r.exit_code = 0;
+    r.out = c.argv.back() == "/workspace/big" ? "START" + std::string(60000, 'b') : std::string(3000, 's');
+    return r;
+  };
+  f.gate.allow = [](const EffectRequest& r) { return r.capability != Capability::net; };
+  ContextLimitedBackend model;
+  model.limit = 20000;
+  model.turns = {turn("", {ToolCall{"a", "fetch_url", R"({"url":"http://x.org/"})"}}),
+                 turn("", {ToolCall{"b", "read_file", R"({"path":"small"})"}}),
+                 turn("", {ToolCall{"c", "read_file", R"({"path":"big"})"}}), turn("read it")};
+  Agent agent(model, f.runner, f.gate, AgentConfig{});
+  EXPECT_EQ(agent.run("task").answer, "read it");
+  ASSERT_EQ(model.seen.size(), 4u);
+  const json& last = model.seen.back();
+  EXPECT_LE(last.dump().size(), model.limit);
+  EXPECT_EQ(last[2]["content"].get<std::string>().rfind("denied: ", 0), 0u) << last[2];
+  const std::string big = last.back()["content"];
+  EXPECT_EQ(big.rfind("START", 0), 0u);
+  EXPECT_NE(big.find(kCut), std::string::npos) << big.substr(big.size() - 200);
+  EXPECT_GT(big.size(), 1000u);
+  EXPECT_EQ(f.calls.size(), 2u);  // the denied fetch never ran; each file was read once
+}
+
+// A refusal whose counts say the prompt fits (the server reserves more room
+// for the answer than is left) ends the task at once: shortening would not
+// help, and wiping the conversation to find out would lose it.
+TEST(AgentLoop, AnOverflowWhosePromptFitsEndsTheTaskWithoutShortening) {
+  class ReservingBackend : public ScriptBackend {
    public:
     AssistantTurn complete(const json& messages, const json& tools) override {
-      AssistantTurn t = ScriptBackend::complete(messages, tools);
-      t.finish_reason = "length";
-      t.prompt_tokens = 100;
-      t.completion_tokens = 4000;
-      return t;
+      if (messages.size() > 2)
+        throw_if_context_overflow(
+            R"({"object":"error","message":"This model's maximum context length is 8192 tokens. However, you )"
+            R"(requested 16892 tokens (508 in the messages, 16384 in the completion).","type":"BadRequestError"})",
+            "backend");
+      return ScriptBackend::complete(messages, tools);
     }
   };
-  Fixture g;
-  LongAnswerBackend rambler;
-  rambler.turns = {turn("on and on")};
-  Agent agent2(rambler, g.runner, g.gate, AgentConfig{});
-  const AgentResult cut = agent2.run("task");
-  EXPECT_TRUE(cut.cut_off);
-  EXPECT_EQ(rambler.seen.size(), 1u);
-  EXPECT_EQ(cut.answer, "on and on\n[warden: the answer was cut off at the model's token limit]");
-  EXPECT_EQ(g.gate.events.back(), "agent.cut_off the model's answer ended at its token limit");
+  Fixture f;
+  f.answer_with(std::string(5000, 'r'));
+  ReservingBackend model;
+  model.turns = {turn("", {ToolCall{"a", "read_file", R"({"path":"a"})"}})};
+  Agent agent(model, f.runner, f.gate, AgentConfig{});
+  try {
+    agent.run("task");
+    ADD_FAILURE() << "no error";
+  } catch (const warden::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("(508 tokens; the context holds 8192), as the answer's room it reserves"),
+              std::string::npos)
+        << e.what();
+  }
+  for (const auto& e : f.gate.events) EXPECT_EQ(e.find("context.shorten"), std::string::npos) << e;
 }
 
 // Once the gate cannot audit, the agent stops before asking the model

@@ -61,6 +61,7 @@ TEST(AgentBackendServe, AnAnswerCutAtTheContextsEndSaysSoWithItsCounts) {
 TEST(AgentBackendServe, TheAgentReportsAnAnswerCutAtTheContextsEnd) {
   warden::test::ServeProcess serve({"-c", "2560", "--temp", "0"});
   OpenAIBackend backend = backend_for(serve);
+  EXPECT_EQ(backend.context_size(), 2560);  // from /v1/models, which the agent asks to tell a cut answer
   fakes::FakeGate gate;
   ToolConfig tools;
   tools.workspace = "/w";
@@ -87,6 +88,56 @@ TEST(AgentBackendServe, ATaskLongerThanTheContextEndsWithWhatToDo) {
     EXPECT_NE(std::string(e.what()).find("does not fit the model's context ("), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("give the server a larger context (-c)"), std::string::npos) << e.what();
   }
+}
+
+// The model is scripted, but every conversation goes to the real server
+// first, which refuses it if it does not fit: the agent's shortening meets
+// the server's own token counts. Six reads of about 600 tokens each do not
+// fit beside the tool schemas' 2100 in 4096; the task still ends with the
+// model's answer, each file read once, and the log says what was shortened.
+TEST(AgentBackendServe, AToolLoopLongerThanTheContextGoesOnAgainstTheRealServer) {
+  class CheckedScript : public ModelBackend {
+   public:
+    OpenAIBackend& real;
+    std::vector<AssistantTurn> turns;
+    size_t next = 0;
+    explicit CheckedScript(OpenAIBackend& r) : real(r) {}
+    AssistantTurn complete(const json& messages, const json& tools) override {
+      real.complete(messages, tools);  // throws ContextOverflow when the server refuses it
+      return next < turns.size() ? turns[next++] : AssistantTurn{};
+    }
+    std::string describe() const override { return "checked script"; }
+  };
+  warden::test::ServeProcess serve({"-c", "4096", "--temp", "0", "-np", "1"});
+  OpenAIBackend real = backend_for(serve);
+  CheckedScript model(real);
+  for (int i = 0; i < 6; ++i) {
+    AssistantTurn read;
+    read.tool_calls = {ToolCall{"c" + std::to_string(i), "read_file", R"({"path":"notes.txt"})"}};
+    model.turns.push_back(read);
+  }
+  AssistantTurn done;
+  done.content = "done";
+  model.turns.push_back(done);
+
+  fakes::FakeGate gate;
+  ToolConfig tools;
+  tools.workspace = "/w";
+  int reads = 0;
+  tools.run_sandbox = [&reads](auto&&...) {
+    ++reads;
+    warden::sandbox::SandboxResult r;
+    r.exit_code = 0;
+    r.out = words(150);
+    return r;
+  };
+  ToolRunner runner(tools, gate);
+  Agent agent(model, runner, gate, AgentConfig{});
+  EXPECT_EQ(agent.run("read notes.txt six times").answer, "done");
+  EXPECT_EQ(reads, 6);
+  size_t shortened = 0;
+  for (const auto& e : gate.events) shortened += e.rfind("context.shorten ", 0) == 0;
+  EXPECT_GE(shortened, 1u);
 }
 
 }  // namespace
