@@ -104,6 +104,25 @@ bool cut(json& message, size_t excess) {
   message["content"] = std::string(kept) + cut_note(cut_before + text.size() - kept.size());
   return true;
 }
+// Answers that hold a tool call its backend could not read (bad JSON, a
+// call cut short) may be nudged this many times in a row.
+constexpr int kMaxNudges = 2;
+
+// The tool-call markup of a known chat format in `text` (Qwen and Hermes,
+// Llama 3.1, Mistral, DeepSeek, functionary), or a JSON object naming a
+// function and its arguments, as Llama 3.2 writes calls; "" for none. The
+// backend parses calls out of the text: markup left in it is a call it
+// could not read.
+std::string tool_call_markup(const std::string& text) {
+  for (const char* marker : {"<tool_call>", "<|python_tag|>", "[TOOL_CALLS]", "<｜tool▁calls▁begin｜>",
+                             "<｜tool▁call▁begin｜>", "<function="})
+    if (text.find(marker) != std::string::npos) return marker;
+  const size_t start = text.find_first_not_of(" \t\r\n");
+  if (start != std::string::npos && text[start] == '{' && text.find("\"name\"") != std::string::npos &&
+      (text.find("\"arguments\"") != std::string::npos || text.find("\"parameters\"") != std::string::npos))
+    return "a JSON tool call";
+  return "";
+}
 }  // namespace
 
 void Agent::push(json message) {
@@ -126,6 +145,7 @@ AgentResult Agent::ask(const std::string& task) {
   const json tools = ToolRunner::schemas();
   gate_.record_event("agent.task", short_text(task, 2000));
 
+  int nudges = 0;  // answers in a row that held unreadable tool-call markup
   for (int step = 0; step < config_.max_steps; ++step) {
     check_audit();
     // Every tool result stays in the conversation and is sent again on each
@@ -140,6 +160,22 @@ AgentResult Agent::ask(const std::string& task) {
     check_audit();
     if (turn.tool_calls.empty()) {
       if (turn.finish_reason == "length" && room_after_cut(turn, tools)) continue;
+      if (const std::string marker = tool_call_markup(turn.content); !marker.empty() && nudges < kMaxNudges) {
+        // Small models often write a call the backend cannot read; told so,
+        // they mostly write it again correctly. Twice at most in a row: an
+        // answer that only talks about such markup still ends the task.
+        // The markup goes back broken, as in tool results: a backend may
+        // refuse a conversation that spells its control tokens.
+        ++nudges;
+        push({{"role", "assistant"}, {"content", defang_turn_markers(turn.content)}});
+        gate_.record_event("tool.unreadable", "the answer has " + marker + " but no tool call the backend could read");
+        push({{"role", "user"},
+              {"content", "[warden] Your last message has " + marker +
+                              " in it, but no tool call the server could read, so no tool ran. To use a tool, "
+                              "call it again with valid JSON arguments; if you are done, answer without tool-call "
+                              "markup."}});
+        continue;
+      }
       push({{"role", "assistant"}, {"content", turn.content}});
       result.answer = broker::neutralize(turn.content, /*keep_newlines=*/true);
       if (turn.finish_reason == "length") {
@@ -149,6 +185,7 @@ AgentResult Agent::ask(const std::string& task) {
       }
       return result;
     }
+    nudges = 0;
     run_tool_calls(turn, result);
   }
   result.step_limit = true;

@@ -766,6 +766,46 @@ TEST(AgentLoop, AnOverflowWhosePromptFitsEndsTheTaskWithoutShortening) {
   for (const auto& e : f.gate.events) EXPECT_EQ(e.find("context.shorten"), std::string::npos) << e;
 }
 
+// An answer holding tool-call markup the backend could not read (a small
+// model's broken JSON) is sent back with a note, and the model's next,
+// well-formed call runs; prose is an answer; a model that keeps writing
+// such markup is nudged twice, then its answer stands.
+TEST(AgentLoop, AToolCallTheBackendCouldNotReadIsPointedOut) {
+  Fixture f;
+  ScriptBackend model;
+  const std::string broken = "<tool_call>\n{\"name\": \"read_file\", \"arguments\": {\"path\": }\n</tool_call>";
+  model.turns = {turn(broken), turn("", {ToolCall{"a", "read_file", R"({"path":"README"})"}}), turn("read it")};
+  Agent agent(model, f.runner, f.gate, AgentConfig{});
+  EXPECT_EQ(agent.run("task").answer, "read it");
+  ASSERT_EQ(model.seen.size(), 3u);
+  const json& nudged = model.seen[1];
+  EXPECT_EQ(nudged[1]["role"], "assistant");
+  EXPECT_EQ(nudged[1]["content"].get<std::string>().find("<tool_call>"), std::string::npos);  // sent back broken
+  EXPECT_EQ(nudged[2]["role"], "user");
+  EXPECT_EQ(nudged[2]["content"].get<std::string>().rfind("[warden] Your last message has <tool_call> in it", 0), 0u);
+  EXPECT_EQ(f.calls.size(), 1u);
+  EXPECT_NE(std::find(f.gate.events.begin(), f.gate.events.end(),
+                      "tool.unreadable the answer has <tool_call> but no tool call the backend could read"),
+            f.gate.events.end());
+
+  for (const std::string prose : {"Tool calls are written as JSON.", "{braces} are fine", "done"}) {
+    Fixture g;
+    ScriptBackend plain;
+    plain.turns = {turn(prose)};
+    Agent a(plain, g.runner, g.gate, AgentConfig{});
+    EXPECT_EQ(a.run("task").answer, prose);
+    EXPECT_EQ(plain.seen.size(), 1u) << prose;
+  }
+
+  Fixture h;
+  ScriptBackend stubborn;
+  const std::string json_call = R"({"name": "read_file", "parameters": {"path": "README"})";  // Llama 3.2's style, cut
+  stubborn.turns = {turn(json_call), turn(json_call), turn(json_call), turn("never asked")};
+  Agent a(stubborn, h.runner, h.gate, AgentConfig{});
+  EXPECT_EQ(a.run("task").answer, json_call);
+  EXPECT_EQ(stubborn.seen.size(), 3u);
+}
+
 // Once the gate cannot audit, the agent stops before asking the model
 // anything more, and every later message fails the same way.
 TEST(AgentLoop, StopsWhenTheAuditLogIsLost) {
