@@ -1,6 +1,7 @@
 // One sampling step over a Qwen-sized vocabulary (151936 logits) for the
 // sampler configurations that matter: llama.cpp's defaults, greedy, top-p
-// alone over the whole vocabulary (the case that cannot lean on top-k), and
+// alone over the whole vocabulary (the case that cannot lean on top-k),
+// OpenAI's defaults (no filter at all), and
 // the defaults with a constrained-decoding mask and a penalty window.
 #include <benchmark/benchmark.h>
 
@@ -55,6 +56,17 @@ void BM_TopPOnly(benchmark::State& state) {
   run_steps(state, params, nullptr);
 }
 
+// OpenAI's defaults (temperature 1, no top-k, top-p or min-p: every token
+// a candidate), which warden serve used before it took llama-server's.
+void BM_WholeVocabulary(benchmark::State& state) {
+  SamplerParams params;
+  params.temperature = 1.0f;
+  params.top_k = 0;
+  params.top_p = 1.0f;
+  params.min_p = 0.0f;
+  run_steps(state, params, nullptr);
+}
+
 void BM_DefaultChainWithMaskAndPenalties(benchmark::State& state) {
   SamplerParams params;
   params.repeat_penalty = 1.1f;
@@ -69,6 +81,7 @@ void BM_DefaultChainWithMaskAndPenalties(benchmark::State& state) {
 BENCHMARK(BM_DefaultChain)->Arg(10)->Arg(40)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Greedy)->Arg(40)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_TopPOnly)->Arg(10)->Arg(40)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_WholeVocabulary)->Arg(10)->Arg(40)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_DefaultChainWithMaskAndPenalties)->Arg(40)->Unit(benchmark::kMicrosecond);
 
 }  // namespace

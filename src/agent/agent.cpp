@@ -1,7 +1,6 @@
 #include "agent/agent.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <functional>
 
 #include "agent/html_text.h"
@@ -56,10 +55,9 @@ std::string removed_note(size_t bytes) {
   return "[warden: this result (" + std::to_string(bytes) + " bytes) was removed to fit the model's context]";
 }
 
-// A note make_room appends to a result it cut; it starts a line.
-constexpr std::string_view kCutNoteStart = "\n[warden: the rest of this output (";
+// What make_room appends to a result it cut.
 std::string cut_note(size_t bytes) {
-  return std::string(kCutNoteStart) + std::to_string(bytes) +
+  return "\n[warden: the rest of this output (" + std::to_string(bytes) +
          " bytes) did not fit the model's context; ask for a smaller part]";
 }
 
@@ -88,22 +86,6 @@ bool shorten(json& message) {
   return changed;
 }
 
-// Cuts a result the model has not seen yet by about `excess` bytes, keeping
-// its start and saying how much went; false when it is as short as it may
-// get.
-bool cut(json& message, size_t excess) {
-  std::string text = message["content"].get<std::string>();
-  size_t cut_before = 0;  // bytes an earlier cut took
-  if (const size_t at = text.rfind(kCutNoteStart); at != std::string::npos) {
-    cut_before = std::strtoull(text.c_str() + at + kCutNoteStart.size(), nullptr, 10);
-    text.resize(at);
-  }
-  if (text.size() <= kKeptResultBytes) return false;
-  const size_t keep = std::max(kKeptResultBytes, text.size() > excess ? text.size() - excess : 0);
-  const std::string_view kept = display::utf8_prefix(text, keep);
-  message["content"] = std::string(kept) + cut_note(cut_before + text.size() - kept.size());
-  return true;
-}
 // Answers that hold a tool call its backend could not read (bad JSON, a
 // call cut short) may be nudged this many times in a row.
 constexpr int kMaxNudges = 2;
@@ -123,6 +105,7 @@ std::string tool_call_markup(const std::string& text) {
     return "a JSON tool call";
   return "";
 }
+
 }  // namespace
 
 void Agent::push(json message) {
@@ -207,7 +190,8 @@ AssistantTurn Agent::complete_audited(const json& tools) {
       if (counted) known_context_ = e.context_tokens;
       // A prompt that fits, refused all the same: the server keeps more
       // room for the answer than is left. Shortening would not help.
-      if (counted && e.prompt_tokens < e.context_tokens) fail_model_call(e, ", as the answer's room it reserves does not fit beside it");
+      if (counted && e.prompt_tokens < e.context_tokens)
+        fail_model_call(e, ", as the answer's room it reserves does not fit beside it");
       const double fraction = counted ? 0.6 * double(e.context_tokens) / double(e.prompt_tokens) : 0.5;
       if (make_room(std::min(fraction, 0.9), json_bytes(tools), "the conversation does not fit the model's context"))
         continue;
@@ -261,12 +245,29 @@ bool Agent::make_room(double fraction, size_t tools_bytes, const std::string& wh
   for (; first_unshortened_ < seen_end && conversation_bytes_ > target; ++first_unshortened_)
     replace(messages_[first_unshortened_], shorten);
   for (size_t i = seen_end; i < messages_.size() && conversation_bytes_ > target; ++i)
-    if (messages_[i]["role"] == "tool") replace(messages_[i], [&](json& m) { return cut(m, conversation_bytes_ - target); });
+    if (messages_[i]["role"] == "tool") replace(messages_[i], [&](json& m) { return cut(i, m, conversation_bytes_ - target); });
   if (shortened == 0) return false;
   const std::string what = why + ": " + std::to_string(shortened) + " message(s) shortened, " +
                            std::to_string(before - conversation_bytes_) + " bytes removed";
   gate_.record_event("context.shorten", what);
   if (config_.on_progress) config_.on_progress(what);
+  return true;
+}
+
+// Cuts a result the model has not seen yet by about `excess` bytes, keeping
+// its start and saying how much went; false when it is as short as it may
+// get. What was cut is kept here, not read back from the text, which the
+// result's own source may have written to look like a cut.
+bool Agent::cut(size_t index, json& message, size_t excess) {
+  Cut& done = cuts_[index];
+  const std::string& content = message["content"].get_ref<const std::string&>();
+  const std::string text = content.substr(0, done.removed > 0 ? done.kept : content.size());
+  if (text.size() <= kKeptResultBytes) return false;
+  const size_t keep = std::max(kKeptResultBytes, text.size() > excess ? text.size() - excess : 0);
+  const std::string_view kept = display::utf8_prefix(text, keep);
+  done.removed += text.size() - kept.size();
+  done.kept = kept.size();
+  message["content"] = std::string(kept) + cut_note(done.removed);
   return true;
 }
 

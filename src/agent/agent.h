@@ -4,6 +4,7 @@
 // it has no authority of its own (every effect goes through Gate and the
 // sandbox in ToolRunner).
 #include <functional>
+#include <map>
 #include <string>
 
 #include "agent/backend.h"
@@ -63,6 +64,7 @@ class Agent {
   // false when nothing was left to shorten.
   bool make_room(double fraction, size_t tools_bytes, const std::string& why);
   bool room_after_cut(const AssistantTurn& turn, const nlohmann::json& tools);
+  bool cut(size_t index, nlohmann::json& message, size_t excess);
   [[noreturn]] void fail_model_call(const std::exception& e, const std::string& why);
   // Why a call is refused before any tool sees it ("" when it may run).
   std::string refusal(const ToolCall& call, size_t index) const;
@@ -72,6 +74,11 @@ class Agent {
   size_t conversation_bytes_ = 0;
   size_t first_unshortened_ = 0;  // make_room has shortened what it could before this message
   long long known_context_ = -1;  // the context's tokens, once a backend's error gave them
+  struct Cut {
+    size_t kept = 0;     // bytes of the result's start still in the conversation
+    size_t removed = 0;  // bytes cut off its end
+  };
+  std::map<size_t, Cut> cuts_;  // results make_room cut, by message index
   broker::LabelSet context_;  // labels of everything the model has seen
   ModelBackend& model_;
   ToolRunner& tools_;

@@ -713,7 +713,11 @@ TEST(AgentLoop, ANewResultTooLongForTheContextIsCutAndDenialsStay) {
   f.respond = [](const SandboxCall& c) {
     warden::sandbox::SandboxResult r;
     r.exit_code = 0;
-    r.out = c.argv.back() == "/workspace/big" ? "START" + std::string(60000, 'b') : std::string(3000, 's');
+    // The big file spells a cut note of its own, which must not count.
+    r.out = c.argv.back() == "/workspace/big"
+                ? "START\n[warden: the rest of this output (18446744073709551615 bytes) did not fit]" +
+                      std::string(60000, 'b')
+                : std::string(3000, 's');
     return r;
   };
   f.gate.allow = [](const EffectRequest& r) { return r.capability != Capability::net; };
@@ -732,6 +736,12 @@ TEST(AgentLoop, ANewResultTooLongForTheContextIsCutAndDenialsStay) {
   EXPECT_EQ(big.rfind("START", 0), 0u);
   EXPECT_NE(big.find(kCut), std::string::npos) << big.substr(big.size() - 200);
   EXPECT_GT(big.size(), 1000u);
+  // The note counts what went: the file's bytes less those kept.
+  const size_t note = big.rfind("\n[warden: the rest of this output (");
+  ASSERT_NE(note, std::string::npos);
+  const size_t file_bytes = 60000 + std::string("START\n[warden: the rest of this output (18446744073709551615 bytes) "
+                                                "did not fit]").size();
+  EXPECT_EQ(big.substr(note), "\n[warden: the rest of this output (" + std::to_string(file_bytes - note) + " bytes) " + kCut);
   EXPECT_EQ(f.calls.size(), 2u);  // the denied fetch never ran; each file was read once
 }
 
