@@ -116,10 +116,16 @@ std::vector<std::string> SamplingFlags::given_args() const {
 }
 
 std::string read_text_file(const std::string& path, const std::string& flag) {
+  constexpr size_t kMaxBytes = size_t(256) << 20;  // far beyond any context; /dev/zero must not fill memory
   std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  if (!in || !(text << in.rdbuf()) || in.bad()) throw Error(flag + " " + path + ": cannot read the file");
-  return text.str();
+  std::string text;
+  char buffer[1 << 16];
+  while (in && (in.read(buffer, sizeof buffer) || in.gcount() > 0)) {
+    text.append(buffer, size_t(in.gcount()));
+    if (text.size() > kMaxBytes) throw Error(flag + " " + path + ": the file is larger than 256 MiB");
+  }
+  if (in.bad() || (!in.eof() && in.fail())) throw Error(flag + " " + path + ": cannot read the file");
+  return text;
 }
 
 std::string process_escapes(std::string_view text) {

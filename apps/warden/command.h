@@ -62,11 +62,12 @@ SamplingFlags add_sampling_options(CLI::App& app, sample::SamplerParams& s);
 void log_model_sampling(const std::string& taken);
 
 // The text of a file named by `flag` (an Error naming both when it cannot
-// be read).
+// be read, or holds more than 256 MiB).
 std::string read_text_file(const std::string& path, const std::string& flag);
 
-// Escapes read as llama.cpp's -e reads them: \n \r \t \' \" \\ and \xHH (two
-// hex digits); any other backslash stays as it is.
+// Escapes read as llama.cpp's -e reads them: \n \r \t \' \" \\ and \xHH
+// (exactly two hex digits, where llama.cpp's strtol also takes a sign or a
+// space); any other backslash stays as it is.
 std::string process_escapes(std::string_view text);
 
 // Lookup decoding, with llama.cpp's flags: --spec-type none|ngram-simple,

@@ -62,13 +62,10 @@ std::string cut_note(size_t bytes) {
 }
 
 // Replaces a result the model has answered to, or its call's long
-// arguments, by a note; false when there was nothing to shorten. Denials
-// and errors stay: a model that no longer saw them would ask again, and
-// the human with it.
+// arguments, by a note; false when there was nothing to shorten.
 bool shorten(json& message) {
   if (message["role"] == "tool") {
     const std::string& text = message["content"].get_ref<const std::string&>();
-    if (text.rfind("denied: ", 0) == 0 || text.rfind("error: ", 0) == 0) return false;
     const std::string note = removed_note(text.size());
     if (text.size() <= note.size()) return false;
     message["content"] = note;
@@ -99,10 +96,16 @@ std::string tool_call_markup(const std::string& text) {
   for (const char* marker : {"<tool_call>", "<|python_tag|>", "[TOOL_CALLS]", "<｜tool▁calls▁begin｜>",
                              "<｜tool▁call▁begin｜>", "<function="})
     if (text.find(marker) != std::string::npos) return marker;
+  // JSON that names one of warden's tools: other JSON is an answer.
   const size_t start = text.find_first_not_of(" \t\r\n");
-  if (start != std::string::npos && text[start] == '{' && text.find("\"name\"") != std::string::npos &&
-      (text.find("\"arguments\"") != std::string::npos || text.find("\"parameters\"") != std::string::npos))
-    return "a JSON tool call";
+  if (start == std::string::npos || text[start] != '{' ||
+      (text.find("\"arguments\"") == std::string::npos && text.find("\"parameters\"") == std::string::npos))
+    return "";
+  for (const auto& tool : ToolRunner::schemas()) {
+    std::string quoted(1, '"');
+    quoted.append(tool["function"]["name"].get<std::string>()).push_back('"');
+    if (text.find(quoted) != std::string::npos) return "a JSON tool call";
+  }
   return "";
 }
 
@@ -142,8 +145,10 @@ AgentResult Agent::ask(const std::string& task) {
                                          " tool call(s), text: " + short_text(turn.content));
     check_audit();
     if (turn.tool_calls.empty()) {
-      if (turn.finish_reason == "length" && room_after_cut(turn, tools)) continue;
-      if (const std::string marker = tool_call_markup(turn.content); !marker.empty() && nudges < kMaxNudges) {
+      if (turn.finish_reason == "length" && step + 1 < config_.max_steps && room_after_cut(turn, tools)) continue;
+      const bool last_step = step + 1 == config_.max_steps;  // an answer then is the answer, as it is
+      if (const std::string marker = tool_call_markup(turn.content);
+          !marker.empty() && nudges < kMaxNudges && !last_step) {
         // Small models often write a call the backend cannot read; told so,
         // they mostly write it again correctly. Twice at most in a row: an
         // answer that only talks about such markup still ends the task.
@@ -153,7 +158,7 @@ AgentResult Agent::ask(const std::string& task) {
         push({{"role", "assistant"}, {"content", defang_turn_markers(turn.content)}});
         gate_.record_event("tool.unreadable", "the answer has " + marker + " but no tool call the backend could read");
         push({{"role", "user"},
-              {"content", "[warden] Your last message has " + marker +
+              {"content", "[warden] Your last message has " + defang_turn_markers(marker) +
                               " in it, but no tool call the server could read, so no tool ran. To use a tool, "
                               "call it again with valid JSON arguments; if you are done, answer without tool-call "
                               "markup."}});
@@ -243,7 +248,7 @@ bool Agent::make_room(double fraction, size_t tools_bytes, const std::string& wh
     conversation_bytes_ = conversation_bytes_ - old_bytes + json_bytes(message);
   };
   for (; first_unshortened_ < seen_end && conversation_bytes_ > target; ++first_unshortened_)
-    replace(messages_[first_unshortened_], shorten);
+    if (!failures_.count(first_unshortened_)) replace(messages_[first_unshortened_], shorten);
   for (size_t i = seen_end; i < messages_.size() && conversation_bytes_ > target; ++i)
     if (messages_[i]["role"] == "tool") replace(messages_[i], [&](json& m) { return cut(i, m, conversation_bytes_ - target); });
   if (shortened == 0) return false;
@@ -265,9 +270,11 @@ bool Agent::cut(size_t index, json& message, size_t excess) {
   if (text.size() <= kKeptResultBytes) return false;
   const size_t keep = std::max(kKeptResultBytes, text.size() > excess ? text.size() - excess : 0);
   const std::string_view kept = display::utf8_prefix(text, keep);
+  const std::string note = cut_note(done.removed + text.size() - kept.size());
+  if (kept.size() + note.size() >= content.size()) return false;  // no shorter with the note
   done.removed += text.size() - kept.size();
   done.kept = kept.size();
-  message["content"] = std::string(kept) + cut_note(done.removed);
+  message["content"] = std::string(kept) + note;
   return true;
 }
 
@@ -310,18 +317,21 @@ void Agent::run_tool_calls(const AssistantTurn& turn, AgentResult& result) {
   push(std::move(assistant));
   for (size_t i = 0; i < calls.size(); ++i) {
     const ToolCall& call = calls[i];
-    ToolOutcome out{refused[i], {broker::Label{broker::Source::tool, "agent"}}};
+    ToolOutcome out{refused[i], {broker::Label{broker::Source::tool, "agent"}}, true};
     if (refused[i].empty()) {
       if (config_.on_progress) config_.on_progress("tool " + progress_text(call.name, 40) + " " + progress_text(call.arguments));
       out = tools_.execute(call, context_);
       ++result.tool_calls;
-      if (out.text.rfind("denied: ", 0) == 0) ++result.denied;
+      if (out.failed && out.text.rfind("denied: ", 0) == 0) ++result.denied;
       if (config_.on_progress) config_.on_progress("  -> " + progress_text(out.text));
       check_audit();
       if (!tools_.fatal_error().empty()) throw Error("the agent stopped: " + tools_.fatal_error());
     }
     // The result is now in the context: its labels taint every later request.
     context_.merge(out.labels);
+    // Denials and errors stay through make_room: a model that no longer saw
+    // them would ask again, and the human with it.
+    if (out.failed) failures_.insert(messages_.size());
     push({{"role", "tool"}, {"tool_call_id", call.id}, {"content", defang_turn_markers(out.text)}});
   }
 }

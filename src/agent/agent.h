@@ -5,6 +5,7 @@
 // sandbox in ToolRunner).
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 
 #include "agent/backend.h"
@@ -79,6 +80,7 @@ class Agent {
     size_t removed = 0;  // bytes cut off its end
   };
   std::map<size_t, Cut> cuts_;  // results make_room cut, by message index
+  std::set<size_t> failures_;   // results that are denials or errors, which make_room keeps
   broker::LabelSet context_;  // labels of everything the model has seen
   ModelBackend& model_;
   ToolRunner& tools_;

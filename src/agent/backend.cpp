@@ -95,7 +95,7 @@ void throw_if_overflow(const nlohmann::json& j, const std::string& where) {
   long long context = count_field(e, "n_ctx");
   if (context < 0) context = number_after_any(message, {"maximum context length is ", "maximum model length of "});
   if (prompt < 0)
-    prompt = number_after_any(message, {"tokens (", "resulted in ", "request has ", "contains at least ", "(length "});
+    prompt = number_after_any(message, {"resulted in ", "request has ", "contains at least ", "(length ", "tokens ("});
   std::string counts;
   if (prompt >= 0 && context >= 0)
     counts = " (" + std::to_string(prompt) + " tokens; the context holds " + std::to_string(context) + ")";

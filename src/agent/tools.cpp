@@ -119,6 +119,9 @@ LabelSet only(broker::Source s, const std::string& origin) {
   return l;
 }
 
+// A denial or an error: warden's own words, not the tool's output.
+ToolOutcome failure(std::string text, LabelSet labels) { return {std::move(text), std::move(labels), true}; }
+
 // Caps text for the model, marking the cut.
 std::string cap(std::string text, size_t limit) {
   if (text.size() <= limit) return text;
@@ -300,14 +303,14 @@ void ToolRunner::apply_user_resolve(sandbox::Profile& profile, sandbox::RunOptio
 }
 
 ToolOutcome ToolRunner::execute(const ToolCall& call, const LabelSet& ctx) {
-  if (!fatal_.empty()) return {"error: " + fatal_, only(broker::Source::tool, "agent")};
+  if (!fatal_.empty()) return failure("error: " + fatal_, only(broker::Source::tool, "agent"));
   const bool too_deep = json_nests_deeper_than(call.arguments);
   json args = too_deep ? json() : json::parse(call.arguments, nullptr, false);  // null: not an object
   if (args.is_discarded() || !args.is_object()) {
     const std::string problem = too_deep ? "nest more than " + std::to_string(kMaxJsonNesting) + " levels deep"
                                          : "are not a JSON object";
     gate_.record_event("tool.invalid", call.name + ": arguments " + problem);
-    return {"error: the arguments of " + call.name + " " + problem, only(broker::Source::tool, "agent")};
+    return failure("error: the arguments of " + call.name + " " + problem, only(broker::Source::tool, "agent"));
   }
   try {
     if (call.name == "read_file") return read_file(args, ctx);
@@ -318,12 +321,12 @@ ToolOutcome ToolRunner::execute(const ToolCall& call, const LabelSet& ctx) {
     if (call.name == "run_command") return run_command(args, ctx);
     if (call.name == "fetch_url") return fetch_url(args, ctx);
     gate_.record_event("tool.invalid", "unknown tool " + call.name);
-    return {"error: unknown tool '" + call.name + "'", only(broker::Source::tool, "agent")};
+    return failure("error: unknown tool '" + call.name + "'", only(broker::Source::tool, "agent"));
   } catch (const std::exception& e) {
     // Bad arguments or a sandbox that cannot start: the model is told, the
     // attempt is audited, nothing ran unprotected.
     gate_.record_event("tool.error", call.name + ": " + e.what());
-    return {"error: " + call.name + ": " + e.what(), only(broker::Source::tool, call.name)};
+    return failure("error: " + call.name + ": " + e.what(), only(broker::Source::tool, call.name));
   }
 }
 
@@ -334,11 +337,11 @@ ToolOutcome ToolRunner::read_file(const json& args, const LabelSet& ctx) {
   int64_t seq = 0;
   std::string denied;
   if (!authorize(Capability::fs_read, p.host, "read " + p.host, ctx, false, seq, denied))
-    return {denied, only(broker::Source::tool, "read_file")};
-  if (p.jail.empty()) return {kOutsideWorkspace, only(broker::Source::tool, "read_file")};
+    return failure(denied, only(broker::Source::tool, "read_file"));
+  if (p.jail.empty()) return failure(kOutsideWorkspace, only(broker::Source::tool, "read_file"));
   auto r = sandboxed(file_profile(false),
                      {"head", "-c", std::to_string(config_.max_read_bytes + 1), "--", p.jail}, "");
-  if (r.exit_code != 0) return {"error: read_file: " + describe_failure(r), only(broker::Source::tool, "read_file")};
+  if (r.exit_code != 0) return failure("error: read_file: " + describe_failure(r), only(broker::Source::tool, "read_file"));
   gate_.report_result(seq, r.out);
   return {cap(r.out, config_.max_read_bytes), only(broker::Source::workspace, p.host)};
 }
@@ -348,10 +351,10 @@ ToolOutcome ToolRunner::list_dir(const json& args, const LabelSet& ctx) {
   int64_t seq = 0;
   std::string denied;
   if (!authorize(Capability::fs_read, p.host, "list " + p.host, ctx, false, seq, denied))
-    return {denied, only(broker::Source::tool, "list_dir")};
-  if (p.jail.empty()) return {kOutsideWorkspace, only(broker::Source::tool, "list_dir")};
+    return failure(denied, only(broker::Source::tool, "list_dir"));
+  if (p.jail.empty()) return failure(kOutsideWorkspace, only(broker::Source::tool, "list_dir"));
   auto r = sandboxed(file_profile(false), {"ls", "-la", "--", p.jail}, "");
-  if (r.exit_code != 0) return {"error: list_dir: " + describe_failure(r), only(broker::Source::tool, "list_dir")};
+  if (r.exit_code != 0) return failure("error: list_dir: " + describe_failure(r), only(broker::Source::tool, "list_dir"));
   gate_.report_result(seq, r.out);
   return {cap(r.out, config_.max_command_output), only(broker::Source::workspace, p.host)};
 }
@@ -362,12 +365,12 @@ ToolOutcome ToolRunner::search_files(const json& args, const LabelSet& ctx) {
   int64_t seq = 0;
   std::string denied;
   if (!authorize(Capability::fs_read, p.host, "search /" + pattern + "/ under " + p.host, ctx, false, seq, denied))
-    return {denied, only(broker::Source::tool, "search_files")};
-  if (p.jail.empty()) return {kOutsideWorkspace, only(broker::Source::tool, "search_files")};
+    return failure(denied, only(broker::Source::tool, "search_files"));
+  if (p.jail.empty()) return failure(kOutsideWorkspace, only(broker::Source::tool, "search_files"));
   auto r = sandboxed(file_profile(false),
                      {"grep", "-rnE", "--binary-files=without-match", "-e", pattern, "--", p.jail}, "");
   if (r.exit_code == 1) return {"no matches", only(broker::Source::workspace, p.host)};
-  if (r.exit_code != 0) return {"error: search_files: " + describe_failure(r), only(broker::Source::tool, "search_files")};
+  if (r.exit_code != 0) return failure("error: search_files: " + describe_failure(r), only(broker::Source::tool, "search_files"));
   gate_.report_result(seq, r.out);
   return {cap(r.out, config_.max_command_output), only(broker::Source::workspace, p.host)};
 }
@@ -410,8 +413,8 @@ ToolOutcome ToolRunner::write_content(const Path& p, const std::string& content,
         "cat > /tmp/new || exit 2; if [ -e \"$1\" ]; then old=\"$1\"; else old=/dev/null; fi; "
         "diff -a -u --label \"a/$2\" --label \"b/$2\" -- \"$old\" /tmp/new; [ $? -le 1 ]";
     auto d = sandboxed(file_profile(false), {"sh", "-c", script, "sh", p.jail, rel}, content);
-    if (d.exit_code != 0) return {"error: " + tool + ": cannot compute the diff: " + describe_failure(d),
-                                  only(broker::Source::tool, tool)};
+    if (d.exit_code != 0) return failure("error: " + tool + ": cannot compute the diff: " + describe_failure(d),
+                                  only(broker::Source::tool, tool));
     detail = d.out.empty() ? "(no change)" : d.out;
   } else {
     detail = "write " + std::to_string(content.size()) + " bytes to " + p.host + ":\n" + content;
@@ -419,13 +422,13 @@ ToolOutcome ToolRunner::write_content(const Path& p, const std::string& content,
   int64_t seq = 0;
   std::string denied;
   if (!authorize(Capability::fs_write, p.host, detail, ctx, false, seq, denied))
-    return {denied, only(broker::Source::tool, tool)};
-  if (p.jail.empty()) return {kOutsideWorkspace, only(broker::Source::tool, tool)};
+    return failure(denied, only(broker::Source::tool, tool));
+  if (p.jail.empty()) return failure(kOutsideWorkspace, only(broker::Source::tool, tool));
   auto r = sandboxed(file_profile(true),
                      {"sh", "-c", std::string(kRefuseLinksSh) + "mkdir -p -- \"$(dirname -- \"$1\")\" && cat > \"$1\"",
                       "sh", p.jail, rel},
                      content);
-  if (r.exit_code != 0) return {"error: " + tool + ": " + describe_failure(r), only(broker::Source::tool, tool)};
+  if (r.exit_code != 0) return failure("error: " + tool + ": " + describe_failure(r), only(broker::Source::tool, tool));
   gate_.report_result(seq, content);
   return {"wrote " + std::to_string(content.size()) + " bytes to " + p.host, only(broker::Source::tool, tool)};
 }
@@ -443,15 +446,15 @@ ToolOutcome ToolRunner::edit_file(const json& args, const LabelSet& ctx) {
   int64_t seq = 0;
   std::string denied;
   if (!authorize(Capability::fs_read, p.host, "read " + p.host + " (to edit it)", ctx, false, seq, denied))
-    return {denied, only(broker::Source::tool, "edit_file")};
-  if (p.jail.empty()) return {kOutsideWorkspace, only(broker::Source::tool, "edit_file")};
+    return failure(denied, only(broker::Source::tool, "edit_file"));
+  if (p.jail.empty()) return failure(kOutsideWorkspace, only(broker::Source::tool, "edit_file"));
   auto r = sandboxed(file_profile(false), {"head", "-c", std::to_string(config_.max_read_bytes + 1), "--", p.jail}, "");
-  if (r.exit_code != 0) return {"error: edit_file: " + describe_failure(r), only(broker::Source::tool, "edit_file")};
+  if (r.exit_code != 0) return failure("error: edit_file: " + describe_failure(r), only(broker::Source::tool, "edit_file"));
   if (r.out.size() > config_.max_read_bytes) throw Error("file is larger than " + std::to_string(config_.max_read_bytes) + " bytes");
   const size_t at = r.out.find(old_s);
-  if (at == std::string::npos) return {"error: edit_file: old_string not found in " + p.host, only(broker::Source::tool, "edit_file")};
+  if (at == std::string::npos) return failure("error: edit_file: old_string not found in " + p.host, only(broker::Source::tool, "edit_file"));
   if (r.out.find(old_s, at + 1) != std::string::npos)
-    return {"error: edit_file: old_string occurs more than once in " + p.host, only(broker::Source::tool, "edit_file")};
+    return failure("error: edit_file: old_string occurs more than once in " + p.host, only(broker::Source::tool, "edit_file"));
   std::string updated = r.out;
   updated.replace(at, old_s.size(), new_s);
   LabelSet with_file = ctx;
@@ -483,12 +486,12 @@ ToolOutcome ToolRunner::run_command(const json& args, const LabelSet& ctx) {
   int64_t seq = 0;
   std::string denied;
   if (!authorize(Capability::exec, command, detail, ctx, network, seq, denied))
-    return {denied, only(broker::Source::tool, "run_command")};
+    return failure(denied, only(broker::Source::tool, "run_command"));
   for (const auto& d : domains) {
     int64_t net_seq = 0;
     if (!authorize(Capability::net, d, "run_command may connect to " + d + " for:\n$ " + command, ctx, true, net_seq,
                    denied))
-      return {denied, only(broker::Source::tool, "run_command")};
+      return failure(denied, only(broker::Source::tool, "run_command"));
   }
   // Code that runs later outside the jail (git hooks and config, .envrc...)
   // stays read-only unless the human approved a .git write for this command.
@@ -499,7 +502,7 @@ ToolOutcome ToolRunner::run_command(const json& args, const LabelSet& ctx) {
                        "/.git, and any repository it makes in the workspace) for:\n$ " + command,
                    ctx, false, git_seq,
                    denied))
-      return {denied, only(broker::Source::tool, "run_command")};
+      return failure(denied, only(broker::Source::tool, "run_command"));
   }
   sandbox::Profile profile = sandbox::named_profile(network ? "network" : "default");
   profile.workspace = config_.workspace;
@@ -554,7 +557,7 @@ ToolOutcome ToolRunner::fetch_url(const json& args, const LabelSet& ctx) {
   int64_t seq = 0;
   std::string denied;
   if (!authorize(Capability::net, u.host, "GET " + url, ctx, false, seq, denied))
-    return {denied, only(broker::Source::tool, "fetch_url")};
+    return failure(denied, only(broker::Source::tool, "fetch_url"));
 
   sandbox::Profile profile = sandbox::named_profile("network");
   profile.workspace.clear();  // a fetch needs no files
@@ -568,7 +571,7 @@ ToolOutcome ToolRunner::fetch_url(const json& args, const LabelSet& ctx) {
                      {"curl", "-sS", "--max-time", "20", "--max-filesize", std::to_string(2u << 20), "--proto",
                       "=http,https", "--", url},
                      "", options);
-  if (r.exit_code != 0) return {"error: fetch_url: " + describe_failure(r), only(broker::Source::web, u.host)};
+  if (r.exit_code != 0) return failure("error: fetch_url: " + describe_failure(r), only(broker::Source::web, u.host));
   gate_.report_result(seq, r.out);
   std::string text = looks_like_html("", r.out) ? html_to_text(r.out) : strip_control_chars(r.out);
   return {cap(text, config_.max_fetch_text), only(broker::Source::web, u.host)};

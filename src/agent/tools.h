@@ -87,6 +87,7 @@ struct ToolConfig {
 struct ToolOutcome {
   std::string text;          // what the model is told
   broker::LabelSet labels;   // where that text came from
+  bool failed = false;       // a denial ("denied: ...") or an error ("error: ..."), not the tool's output
 };
 
 class ToolRunner {

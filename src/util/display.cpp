@@ -166,8 +166,11 @@ std::string utf8_or_replacement(std::string_view text) {
 
 std::string_view utf8_prefix(std::string_view text, size_t max_bytes) {
   if (text.size() <= max_bytes) return text;
+  // Back to the start of the character cut at the end; a character has at
+  // most three continuation bytes, so text that is not UTF-8 (a run of
+  // them) loses at most three bytes, not everything.
   size_t n = max_bytes;
-  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xc0) == 0x80) --n;
+  while (n > 0 && n + 3 > max_bytes && (static_cast<unsigned char>(text[n]) & 0xc0) == 0x80) --n;
   return text.substr(0, n);
 }
 

@@ -498,6 +498,11 @@ TEST(AgentBackend, EveryServersContextErrorIsAContextOverflow) {
        R"({"object":"error","message":"The decoder prompt (length 5000) is longer than the maximum model length )"
        R"(of 4096. Make sure that `max_model_len` is no smaller than the number of text tokens.","code":400})",
        5000, 4096},
+      {"openai, with functions",
+       R"({"error":{"message":"This model's maximum context length is 16385 tokens. However, your messages )"
+       R"(resulted in 16900 tokens (16000 in the messages, 900 in the functions). Please reduce the length.",)"
+       R"("code":"context_length_exceeded"}})",
+       16900, 16385},
       {"huge counts",
        R"({"error":{"type":"exceed_context_size_error","n_prompt_tokens":9000000000000000000,"n_ctx":8192}})",
        1LL << 40, 8192},
@@ -717,10 +722,11 @@ TEST(AgentLoop, ANewResultTooLongForTheContextIsCutAndDenialsStay) {
     r.out = c.argv.back() == "/workspace/big"
                 ? "START\n[warden: the rest of this output (18446744073709551615 bytes) did not fit]" +
                       std::string(60000, 'b')
-                : std::string(3000, 's');
+                : "error: this is a file's text, not an error of warden's\n" + std::string(3000, 's');
     return r;
   };
   f.gate.allow = [](const EffectRequest& r) { return r.capability != Capability::net; };
+  f.gate.denial = "nobody approved within 2 s; any network access asks, and text from nowhere is in the context";
   ContextLimitedBackend model;
   model.limit = 20000;
   model.turns = {turn("", {ToolCall{"a", "fetch_url", R"({"url":"http://x.org/"})"}}),
@@ -731,7 +737,8 @@ TEST(AgentLoop, ANewResultTooLongForTheContextIsCutAndDenialsStay) {
   ASSERT_EQ(model.seen.size(), 4u);
   const json& last = model.seen.back();
   EXPECT_LE(last.dump().size(), model.limit);
-  EXPECT_EQ(last[2]["content"].get<std::string>().rfind("denied: ", 0), 0u) << last[2];
+  EXPECT_EQ(last[2]["content"], "denied: " + f.gate.denial);  // longer than a note, kept all the same
+  EXPECT_EQ(last[4]["content"], "[warden: this result (3055 bytes) " + kRemoved);  // "error: " in a file is text
   const std::string big = last.back()["content"];
   EXPECT_EQ(big.rfind("START", 0), 0u);
   EXPECT_NE(big.find(kCut), std::string::npos) << big.substr(big.size() - 200);
@@ -792,13 +799,14 @@ TEST(AgentLoop, AToolCallTheBackendCouldNotReadIsPointedOut) {
   EXPECT_EQ(nudged[1]["role"], "assistant");
   EXPECT_EQ(nudged[1]["content"].get<std::string>().find("<tool_call>"), std::string::npos);  // sent back broken
   EXPECT_EQ(nudged[2]["role"], "user");
-  EXPECT_EQ(nudged[2]["content"].get<std::string>().rfind("[warden] Your last message has <tool_call> in it", 0), 0u);
+  EXPECT_EQ(nudged[2]["content"].get<std::string>().rfind("[warden] Your last message has <\u200btool_call> in it", 0), 0u);
   EXPECT_EQ(f.calls.size(), 1u);
   EXPECT_NE(std::find(f.gate.events.begin(), f.gate.events.end(),
                       "tool.unreadable the answer has <tool_call> but no tool call the backend could read"),
             f.gate.events.end());
 
-  for (const std::string prose : {"Tool calls are written as JSON.", "{braces} are fine", "done"}) {
+  for (const std::string prose : {"Tool calls are written as JSON.", "{braces} are fine", "done",
+                                   R"({"name": "get_weather", "parameters": {"type": "object"}})"}) {
     Fixture g;
     ScriptBackend plain;
     plain.turns = {turn(prose)};
@@ -814,6 +822,16 @@ TEST(AgentLoop, AToolCallTheBackendCouldNotReadIsPointedOut) {
   Agent a(stubborn, h.runner, h.gate, AgentConfig{});
   EXPECT_EQ(a.run("task").answer, json_call);
   EXPECT_EQ(stubborn.seen.size(), 3u);
+
+  // At the last step an answer is the answer, as it is.
+  Fixture last;
+  ScriptBackend once;
+  once.turns = {turn(broken)};
+  AgentConfig one_step;
+  one_step.max_steps = 1;
+  Agent at_last(once, last.runner, last.gate, one_step);
+  EXPECT_NE(at_last.run("task").answer.find("\"read_file\""), std::string::npos);
+  EXPECT_EQ(once.seen.size(), 1u);
 }
 
 // Once the gate cannot audit, the agent stops before asking the model

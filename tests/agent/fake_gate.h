@@ -18,13 +18,14 @@ using warden::broker::Outcome;
 class FakeGate : public Gate {
  public:
   std::function<bool(const EffectRequest&)> allow = [](const EffectRequest&) { return true; };
+  std::string denial = "policy says no";  // the reason a denial gives
   std::vector<EffectRequest> requests;
   std::vector<std::string> events;
   Decision request(const EffectRequest& r) override {
     requests.push_back(r);
     Decision d;
     d.outcome = allow(r) ? Outcome::allowed_by_policy : Outcome::denied;
-    d.reason = d.allowed() ? "ok" : "policy says no";
+    d.reason = d.allowed() ? "ok" : denial;
     d.audit_seq = static_cast<int64_t>(requests.size());
     return d;
   }

@@ -32,7 +32,18 @@ TEST(GeneratePrompt, AFileAndEscapesAreReadAsLlamaCppReadsThem) {
   const RunResult as_written = generate({"-p", "Once upon a time,\\nthere was", "--no-escape"});
   ASSERT_EQ(as_written.exit_code, 0) << as_written.err;
   EXPECT_NE(as_written.out, escaped.out);
-  EXPECT_EQ(generate({"-p", "\\x4fnce upon a time"}).out, generate({"-p", "Once upon a time"}).out);
+  const RunResult hex = generate({"-p", "\\x4fnce upon a time"});
+  const RunResult plain = generate({"-p", "Once upon a time"});
+  ASSERT_EQ(hex.exit_code, 0) << hex.err;
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  EXPECT_FALSE(plain.out.empty());
+  EXPECT_EQ(hex.out, plain.out);
+  // A backslash that starts no escape stays, as does one at the end.
+  for (const char* odd : {"a \\q b", "ends with \\", "\\x4", "\\x"}) EXPECT_EQ(generate({"-p", odd}).exit_code, 0) << odd;
+  // An empty file is an empty prompt (this model adds a BOS token).
+  const RunResult empty = generate({"-f", written("")});
+  EXPECT_EQ(empty.exit_code, 0) << empty.err;
+  EXPECT_FALSE(empty.out.empty());
 }
 
 TEST(GeneratePrompt, OnePromptMustBeGiven) {

@@ -27,6 +27,9 @@ TEST(Utf8, APrefixNeverCutsACharacter) {
   EXPECT_EQ(utf8_prefix("ab✓", 3), "ab");
   EXPECT_EQ(utf8_prefix("ab✓", 5), "ab✓");
   EXPECT_EQ(utf8_prefix("ab", 1), "a");
+  EXPECT_EQ(utf8_prefix("a\U0001F600b", 4), "a");  // a four-byte character cut after its third byte
+  // Bytes that are no UTF-8 (a run of continuation bytes) lose at most three.
+  EXPECT_EQ(utf8_prefix(std::string(100, '\x80'), 50).size(), 47u);
 }
 
 }  // namespace
