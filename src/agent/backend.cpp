@@ -165,11 +165,13 @@ OpenAIBackend::OpenAIBackend(OpenAIBackendConfig config) : config_(std::move(con
   curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-std::string OpenAIBackend::endpoint() const {
+std::string OpenAIBackend::api_url(const std::string& route) const {
   const std::string& b = config_.base_url;
-  if (b.size() >= 3 && b.compare(b.size() - 3, 3, "/v1") == 0) return b + "/chat/completions";
-  return b + "/v1/chat/completions";
+  if (b.size() >= 3 && b.compare(b.size() - 3, 3, "/v1") == 0) return b + route;
+  return b + "/v1" + route;
 }
+
+std::string OpenAIBackend::endpoint() const { return api_url("/chat/completions"); }
 
 std::string OpenAIBackend::describe() const {
   return endpoint() + (config_.model.empty() ? "" : " model " + config_.model);
@@ -177,7 +179,7 @@ std::string OpenAIBackend::describe() const {
 
 // One request to the backend: a POST of `payload`, or a GET when it is
 // null. Returns the body of a 200 answer; throws ContextOverflow or Error.
-std::string OpenAIBackend::fetch(const std::string& url, const std::string* payload) const {
+std::string OpenAIBackend::fetch(const std::string& url, const std::string* payload, long timeout_seconds) const {
   std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
   if (!curl) throw Error("backend: cannot initialize libcurl");
   curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
@@ -194,7 +196,7 @@ std::string OpenAIBackend::fetch(const std::string& url, const std::string* payl
   }
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &buf);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT, config_.timeout_seconds);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_seconds);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
@@ -224,17 +226,16 @@ AssistantTurn OpenAIBackend::complete(const nlohmann::json& messages, const nloh
     req["tool_choice"] = "auto";
   }
   const std::string payload = req.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  return parse_chat_completion(fetch(endpoint(), &payload));
+  return parse_chat_completion(fetch(endpoint(), &payload, config_.timeout_seconds));
 }
 
 long long OpenAIBackend::context_size() {
   if (!context_size_) {
     context_size_ = -1;
     try {
-      const std::string chat = endpoint();
-      context_size_ = parse_context_size(fetch(chat.substr(0, chat.size() - std::string("/chat/completions").size()) +
-                                                   "/models",
-                                               nullptr));
+      // A question on the side: a server that does not answer it soon is
+      // one whose context is not known.
+      context_size_ = parse_context_size(fetch(api_url("/models"), nullptr, std::min(config_.timeout_seconds, 10L)));
     } catch (const Error&) {  // a server without the route, or that answers something else: not known
     }
   }

@@ -33,7 +33,7 @@ struct AssistantTurn {
 // The backend refused the conversation because it does not fit the model's
 // context: OpenAI's and warden serve's code "context_length_exceeded",
 // llama-server's type "exceed_context_size_error", vLLM's "maximum context
-// length" message. The token counts are -1 where the answer did not give them.
+// length" and "maximum model length" messages. The token counts are -1 where the answer did not give them.
 class ContextOverflow : public Error {
  public:
   ContextOverflow(const std::string& what, long long prompt_tokens, long long context_tokens)
@@ -73,8 +73,9 @@ class OpenAIBackend : public ModelBackend {
   long long context_size() override;  // asked once, from GET /v1/models
 
  private:
+  std::string api_url(const std::string& route) const;  // route: "/chat/completions", "/models"
   std::string endpoint() const;
-  std::string fetch(const std::string& url, const std::string* payload) const;
+  std::string fetch(const std::string& url, const std::string* payload, long timeout_seconds) const;
   OpenAIBackendConfig config_;
   std::optional<long long> context_size_;
 };
