@@ -295,18 +295,16 @@ std::string read_api_key(const std::string& file) {
 
 // Starts `warden serve` for a GGUF file on a loopback port and returns its URL.
 std::string start_embedded_server(const AgentSessionOptions& o, ChildProcess& child) {
-  const std::string& model = o.model_file;
-  const engine::LookupParams& lookup = o.lookup;
-  std::vector<std::string> args{"serve", "-m", model, "--host", "127.0.0.1", "--port", "0"};
+  std::vector<std::string> args{"serve", "-m", o.model_file, "--host", "127.0.0.1", "--port", "0"};
   const std::vector<std::string> sampling = o.sampling_flags.given_args();
   args.insert(args.end(), sampling.begin(), sampling.end());
-  if (lookup.on)
-    args.insert(args.end(), {"--spec-type", "ngram-simple", "--draft-max", std::to_string(lookup.draft_max),
-                             "--spec-ngram-size-n", std::to_string(lookup.ngram)});
+  if (o.lookup.on)
+    args.insert(args.end(), {"--spec-type", "ngram-simple", "--draft-max", std::to_string(o.lookup.draft_max),
+                             "--spec-ngram-size-n", std::to_string(o.lookup.ngram)});
   child.start(args, true, true);
   const std::string line = child.read_line(std::chrono::seconds(600));
   const std::string prefix = "listening on ";
-  if (line.rfind(prefix, 0) != 0) throw Error("-m " + model + ": the engine server did not start");
+  if (line.rfind(prefix, 0) != 0) throw Error("-m " + o.model_file + ": the engine server did not start");
   return line.substr(prefix.size());
 }
 

@@ -38,7 +38,8 @@ struct AgentSessionOptions {
   std::vector<std::string> resolve;
   engine::LookupParams lookup;  // the embedded engine's lookup decoding (-m only)
   // The embedded engine's sampling flags (-m only; a backend samples as it
-  // was started), passed on to its `warden serve` as given.
+  // was started), passed on to its `warden serve` as given; `sampling` only
+  // holds what CLI11 parsed.
   sample::SamplerParams sampling;
   SamplingFlags sampling_flags;
 };

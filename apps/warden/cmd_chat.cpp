@@ -10,6 +10,7 @@
 // to the agent loop of `warden run` (same setup, agent_session.h); tool calls
 // go through the broker, which prompts on this terminal or waits for `warden
 // approve`. The conversation and its taint labels last until /reset.
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -23,7 +24,6 @@
 #include "chat/jinja_error.h"
 #include "command.h"
 #include "engine/engine.h"
-#include "engine/model_sampling.h"
 #include "engine_confinement.h"
 #include "server/prompt.h"
 #include "util/error.h"
@@ -151,7 +151,7 @@ int run_chat(const ChatArgs& a) {
   pthread_sigmask(SIG_UNBLOCK, &sigint, nullptr);
   cli::confine_loaded_engine();
   sample::SamplerParams sampling = a.sampling;
-  cli::log_model_sampling(engine::apply_model_sampling(engine.model().file(), sampling, a.sampling_given));
+  cli::take_model_sampling(engine.model().file(), sampling, a.sampling_given);
   server::PromptBuilder prompts(engine.model().file().get_string("tokenizer.chat_template", ""), engine.tokenizer());
   install_sigint_handler();
 

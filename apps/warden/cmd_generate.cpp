@@ -6,7 +6,6 @@
 
 #include "command.h"
 #include "engine/engine.h"
-#include "engine/model_sampling.h"
 #include "engine_confinement.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -55,11 +54,11 @@ int run_generate(const GenerateArgs& a) {
   engine::Engine engine(options);
   cli::confine_loaded_engine();
   sample::SamplerParams sampling = a.sampling;
-  cli::log_model_sampling(engine::apply_model_sampling(engine.model().file(), sampling, a.sampling_given));
+  cli::take_model_sampling(engine.model().file(), sampling, a.sampling_given);
 
   const auto& tok = engine.tokenizer();
   std::vector<int32_t> prompt = tok.encode(prompt_text, tok.add_bos(), /*parse_special=*/true);
-  if (prompt.empty()) throw Error("the prompt is empty and the model adds no BOS token; give -p TEXT");
+  if (prompt.empty()) throw Error("the prompt is empty and the model adds no BOS token; give -p TEXT or -f FILE");
 
   engine::GenerateParams params;
   params.sampling = sampling;
@@ -89,6 +88,17 @@ int run_generate(const GenerateArgs& a) {
   return 0;
 }
 
+// Runs after parsing: the options given decide the prompt and what the
+// model file's sampling may set.
+std::function<int()> generate_body(std::shared_ptr<GenerateArgs> a, const warden::cli::SamplingFlags& sampling,
+                                   CLI::Option* prompt, CLI::Option* file) {
+  return [a, sampling, prompt, file] {
+    if (prompt->count() + file->count() == 0) throw warden::UsageError("give the prompt: -p TEXT or -f FILE");
+    a->sampling_given = sampling.given();
+    return run_generate(*a);
+  };
+}
+
 WARDEN_COMMAND("generate", "Generate text from a prompt with a local GGUF model", [](CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
   app.add_option("-m,--model", a->model, "GGUF model file")->required();
@@ -110,11 +120,7 @@ WARDEN_COMMAND("generate", "Generate text from a prompt with a local GGUF model"
   app.add_flag("-q,--quiet", a->quiet, "Only warnings and errors on stderr");
   const warden::cli::SamplingFlags sampling = warden::cli::add_sampling_options(app, a->sampling);
   warden::cli::add_lookup_options(app, a->lookup);
-  return [=] {  // a, sampling, prompt, file (no comma: this is inside a macro's argument)
-    if (prompt->count() + file->count() == 0) throw warden::UsageError("give the prompt: -p TEXT or -f FILE");
-    a->sampling_given = sampling.given();
-    return run_generate(*a);
-  };
+  return generate_body(a, sampling, prompt, file);
 });
 
 }  // namespace

@@ -19,7 +19,6 @@
 #include "command.h"
 #include "engine_confinement.h"
 #include "engine/engine.h"
-#include "engine/model_sampling.h"
 #include "gguf/gguf.h"
 #include "server/http_server.h"
 #include "server/serve_args.h"
@@ -117,8 +116,7 @@ int run_serve(ServeArgs& a) {
   eo.n_seq = a.parallel;
   engine::Engine engine(eo);
   cli::confine_loaded_engine();
-  cli::log_model_sampling(engine::apply_model_sampling(engine.model().file(), a.server.sampling.params,
-                                                       a.sampling_given));
+  cli::take_model_sampling(engine.model().file(), a.server.sampling.params, a.sampling_given);
   log_sampling_defaults(a.server.sampling);
   a.server.chat_template = engine.model().file().get_string("tokenizer.chat_template", "");
   server::Server server(engine, a.server);
@@ -203,7 +201,7 @@ WARDEN_COMMAND("serve", "OpenAI-compatible HTTP API over a local GGUF model", []
       ->check(CLI::Range(1, 3600));
   warden::cli::add_lookup_options(app, a->server.lookup);
   // Defaults for requests that do not set them, as llama-server's flags.
-  const warden::cli::SamplingFlags sampling = warden::cli::add_sampling_options(app, a->server.sampling.params);
+  const warden::cli::SamplingFlags sampling = warden::cli::add_sampling_options(app, a->server.sampling.params, /*for_requests=*/true);
   app.add_option_function<std::string>(
          "--reasoning-format",
          [a](const std::string& format) { a->server.split_reasoning = format == "auto" || format == "deepseek"; },

@@ -6,8 +6,8 @@
 #include <exception>
 #include <fstream>
 #include <map>
-#include <sstream>
 
+#include "engine/model_sampling.h"
 #include "sample/sampler.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -63,6 +63,10 @@ CLI::Option* add_threads_option(CLI::App& app, int& threads) {
       ->check(CLI::Range(0, 4096));  // bench's bound too: more than any machine this runs on
 }
 
+namespace {
+
+// --seed as llama.cpp's: a number, or -1 (as without the flag) for a
+// random one.
 CLI::Option* add_seed_option(CLI::App& app, uint64_t& seed) {
   return app
       .add_option_function<std::string>(
@@ -83,30 +87,43 @@ CLI::Option* add_seed_option(CLI::App& app, uint64_t& seed) {
       ->type_name("INT");
 }
 
-SamplingFlags add_sampling_options(CLI::App& app, sample::SamplerParams& s) {
-  SamplingFlags flags{{
-      app.add_option("--temp,--temperature", s.temperature, "Temperature; 0 or less = greedy"),
-      app.add_option("--top-k", s.top_k, "Top-k sampling (0 or less = off)"),
-      app.add_option("--top-p", s.top_p, "Top-p (nucleus) sampling (1 = off)"),
-      app.add_option("--min-p", s.min_p, "Min-p sampling (0 = off)"),
-      app.add_option("--repeat-penalty", s.repeat_penalty, "Repetition penalty (1 = off)"),
-      app.add_option("--repeat-last-n", s.repeat_last_n, "Tokens considered for penalties (-1 = all, 0 = off)"),
-      app.add_option("--presence-penalty", s.presence_penalty, "Presence penalty"),
-      app.add_option("--frequency-penalty", s.frequency_penalty, "Frequency penalty"),
-      add_seed_option(app, s.seed),
-  }};
-  // As llama.cpp's flags: the last of a flag given twice wins.
-  for (CLI::Option* o : flags.options) o->capture_default_str()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  return flags;
-}
-
-namespace {
 // --seed -1 asks for a random seed, as no --seed does: a server then draws
 // one for each request, and a child server must be told nothing.
 bool given_as_fixed(const CLI::Option* o) {
   return o->count() > 0 && !(o->get_name() == "--seed" && o->results().back() == "-1");
 }
+
 }  // namespace
+
+SamplingFlags add_sampling_options(CLI::App& app, sample::SamplerParams& s, bool for_requests) {
+  const std::string which = for_requests ? " for requests that set none" : "";
+  const auto from_file = [&](const std::string& what, const char* fallback) {
+    return what + which + "; default: the model file's, else " + fallback;
+  };
+  SamplingFlags flags;
+  const auto add = [&](CLI::Option* option, const char* key) {
+    // As llama.cpp's flags: the last of a flag given twice wins.
+    option->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+    flags.options.push_back(option);
+    flags.keys.push_back(key);
+  };
+  add(app.add_option("--temp,--temperature", s.temperature, from_file("Temperature (0 or less: greedy)", "0.8")),
+      "temp");
+  add(app.add_option("--top-k", s.top_k, from_file("Top-k sampling (0 or less: off)", "40")), "top_k");
+  add(app.add_option("--top-p", s.top_p, from_file("Top-p (nucleus) sampling (1: off)", "0.95")), "top_p");
+  add(app.add_option("--min-p", s.min_p, from_file("Min-p sampling (0: off)", "0.05")), "min_p");
+  add(app.add_option("--repeat-penalty", s.repeat_penalty, from_file("Repetition penalty (1: off)", "1")),
+      "penalty_repeat");
+  add(app.add_option("--repeat-last-n", s.repeat_last_n,
+                     from_file("Tokens the penalties count (-1: all, 0: none)", "64")),
+      "penalty_last_n");
+  add(app.add_option("--presence-penalty", s.presence_penalty, "Presence penalty" + which + "; default 0"),
+      "presence_penalty");
+  add(app.add_option("--frequency-penalty", s.frequency_penalty, "Frequency penalty" + which + "; default 0"),
+      "frequency_penalty");
+  add(add_seed_option(app, s.seed), "seed");
+  return flags;
+}
 
 std::vector<std::string> SamplingFlags::given_args() const {
   std::vector<std::string> args;
@@ -154,20 +171,15 @@ std::string process_escapes(std::string_view text) {
   return out;
 }
 
-void log_model_sampling(const std::string& taken) {
+void take_model_sampling(const gguf::File& file, sample::SamplerParams& params, const std::set<std::string>& given) {
+  const std::string taken = engine::apply_model_sampling(file, params, given);
   if (!taken.empty()) log::info("sampling as the model file recommends: " + taken);
 }
 
 std::set<std::string> SamplingFlags::given() const {
-  static const std::map<std::string, std::string> kName{
-      {"--temp", "temp"},       {"--top-k", "top_k"},
-      {"--top-p", "top_p"},     {"--min-p", "min_p"},
-      {"--repeat-penalty", "penalty_repeat"}, {"--repeat-last-n", "penalty_last_n"},
-      {"--presence-penalty", "presence_penalty"}, {"--frequency-penalty", "frequency_penalty"},
-      {"--seed", "seed"}};
   std::set<std::string> names;
-  for (const CLI::Option* o : options)
-    if (given_as_fixed(o)) names.insert(kName.at(o->get_name()));
+  for (size_t i = 0; i < options.size(); ++i)
+    if (given_as_fixed(options[i])) names.insert(keys[i]);
   return names;
 }
 

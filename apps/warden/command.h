@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/lookup.h"
+#include "gguf/gguf.h"
 #include "model/kv_cache.h"
 #include "sample/sampler.h"
 
@@ -40,15 +41,14 @@ std::vector<CLI::Option*> add_cache_type_options(CLI::App& app, model::KvCacheTy
 // this process may run on, within its cgroup CPU limit.
 CLI::Option* add_threads_option(CLI::App& app, int& threads);
 
-// --seed as llama.cpp's: a number, or -1 (as without the flag) for a
-// random one.
-CLI::Option* add_seed_option(CLI::App& app, uint64_t& seed);
-
 // The sampling flags, with llama.cpp's names: --temp, --top-k, --top-p,
 // --min-p, --repeat-penalty, --repeat-last-n, --presence-penalty,
-// --frequency-penalty, --seed.
+// --frequency-penalty, -s/--seed (a number, or -1 for a random one). With
+// for_requests (serve), the help says they are what a request that sets
+// none gets.
 struct SamplingFlags {
   std::vector<CLI::Option*> options;
+  std::vector<const char*> keys;  // each option's name in engine::apply_model_sampling ("temp", ...)
   // Which were given, by the names engine::apply_model_sampling reads
   // ("temp", "top_k", ..., and "seed"): what a model file's recommendation
   // must leave alone. Valid once the command line is parsed.
@@ -57,9 +57,10 @@ struct SamplingFlags {
   // `warden serve` that must sample as this command was told.
   std::vector<std::string> given_args() const;
 };
-SamplingFlags add_sampling_options(CLI::App& app, sample::SamplerParams& s);
-// One info line naming what engine::apply_model_sampling took ("" = none).
-void log_model_sampling(const std::string& taken);
+SamplingFlags add_sampling_options(CLI::App& app, sample::SamplerParams& s, bool for_requests = false);
+// Takes what the model file recommends for the settings not `given`
+// (engine::apply_model_sampling), and logs what it took.
+void take_model_sampling(const gguf::File& file, sample::SamplerParams& params, const std::set<std::string>& given);
 
 // The text of a file named by `flag` (an Error naming both when it cannot
 // be read, or holds more than 256 MiB).

@@ -1,7 +1,6 @@
 #include "agent/agent.h"
 
 #include <algorithm>
-#include <functional>
 
 #include "agent/html_text.h"
 #include "agent/turn_markers.h"
@@ -51,8 +50,14 @@ constexpr size_t kKeptArgumentBytes = 1024;
 // A result the model has not seen yet keeps at least this much of its start.
 constexpr size_t kKeptResultBytes = 512;
 
-std::string removed_note(size_t bytes) {
-  return "[warden: this result (" + std::to_string(bytes) + " bytes) was removed to fit the model's context]";
+// A shortened conversation leaves the prompt this share of the context,
+// the rest being room for the answer.
+constexpr double kPromptShareAfterShortening = 0.6;
+
+// What replaces `what` ("this result", "these arguments") of `bytes` bytes.
+std::string removed_note(const char* what, size_t bytes) {
+  return "[warden: " + std::string(what) + " (" + std::to_string(bytes) +
+         " bytes) was removed to fit the model's context]";
 }
 
 // What make_room appends to a result it cut.
@@ -61,12 +66,13 @@ std::string cut_note(size_t bytes) {
          " bytes) did not fit the model's context; ask for a smaller part]";
 }
 
-// Replaces a result the model has answered to, or its call's long
-// arguments, by a note; false when there was nothing to shorten.
-bool shorten(json& message) {
+// Replaces a result the model has answered to (of `original_bytes` before
+// any cut), or its call's long arguments, by a note; false when there was
+// nothing to shorten.
+bool shorten(json& message, size_t original_bytes) {
   if (message["role"] == "tool") {
     const std::string& text = message["content"].get_ref<const std::string&>();
-    const std::string note = removed_note(text.size());
+    const std::string note = removed_note("this result", original_bytes);
     if (text.size() <= note.size()) return false;
     message["content"] = note;
     return true;
@@ -77,7 +83,7 @@ bool shorten(json& message) {
       json& arguments = call["function"]["arguments"];
       const size_t n = arguments.get_ref<const std::string&>().size();
       if (n <= kKeptArgumentBytes) continue;
-      arguments = json{{"removed", removed_note(n)}}.dump();
+      arguments = json{{"removed", removed_note("these arguments", n)}}.dump();
       changed = true;
     }
   return changed;
@@ -92,7 +98,7 @@ constexpr int kMaxNudges = 2;
 // function and its arguments, as Llama 3.2 writes calls; "" for none. The
 // backend parses calls out of the text: markup left in it is a call it
 // could not read.
-std::string tool_call_markup(const std::string& text) {
+std::string tool_call_markup(const std::string& text, const json& tools) {
   for (const char* marker : {"<tool_call>", "<|python_tag|>", "[TOOL_CALLS]", "<｜tool▁calls▁begin｜>",
                              "<｜tool▁call▁begin｜>", "<function="})
     if (text.find(marker) != std::string::npos) return marker;
@@ -101,7 +107,7 @@ std::string tool_call_markup(const std::string& text) {
   if (start == std::string::npos || text[start] != '{' ||
       (text.find("\"arguments\"") == std::string::npos && text.find("\"parameters\"") == std::string::npos))
     return "";
-  for (const auto& tool : ToolRunner::schemas()) {
+  for (const auto& tool : tools) {
     std::string quoted(1, '"');
     quoted.append(tool["function"]["name"].get<std::string>()).push_back('"');
     if (text.find(quoted) != std::string::npos) return "a JSON tool call";
@@ -145,9 +151,9 @@ AgentResult Agent::ask(const std::string& task) {
                                          " tool call(s), text: " + short_text(turn.content));
     check_audit();
     if (turn.tool_calls.empty()) {
-      if (turn.finish_reason == "length" && step + 1 < config_.max_steps && room_after_cut(turn, tools)) continue;
       const bool last_step = step + 1 == config_.max_steps;  // an answer then is the answer, as it is
-      if (const std::string marker = tool_call_markup(turn.content);
+      if (turn.finish_reason == "length" && !last_step && room_after_cut(turn, tools)) continue;
+      if (const std::string marker = tool_call_markup(turn.content, tools);
           !marker.empty() && nudges < kMaxNudges && !last_step) {
         // Small models often write a call the backend cannot read; told so,
         // they mostly write it again correctly. Twice at most in a row: an
@@ -184,8 +190,8 @@ AgentResult Agent::ask(const std::string& task) {
 // completion) ends the task; the log says so before the error goes up. A
 // conversation the model's context cannot hold is first shortened, down to
 // 60 % of the context where the backend gave the counts (the rest is room
-// for the answer), else to half its bytes; it ends the task only when
-// nothing is left to shorten.
+// for the answer), else to half its bytes; it ends the task when nothing
+// more can be shortened, or at once when the counts say the prompt fits.
 AssistantTurn Agent::complete_audited(const json& tools) {
   for (;;) {
     try {
@@ -197,11 +203,12 @@ AssistantTurn Agent::complete_audited(const json& tools) {
       // room for the answer than is left. Shortening would not help.
       if (counted && e.prompt_tokens < e.context_tokens)
         fail_model_call(e, ", as the answer's room it reserves does not fit beside it");
-      const double fraction = counted ? 0.6 * double(e.context_tokens) / double(e.prompt_tokens) : 0.5;
-      if (make_room(std::min(fraction, 0.9), json_bytes(tools), "the conversation does not fit the model's context"))
-        continue;
-      fail_model_call(e, ", even with every earlier tool result removed; start a new conversation (/reset in chat), or "
-                         "give the server a larger context (-c)");
+      // Here the prompt is at least the context: the fraction is at most 0.6.
+      const double fraction =
+          counted ? kPromptShareAfterShortening * double(e.context_tokens) / double(e.prompt_tokens) : 0.5;
+      if (make_room(fraction, json_bytes(tools), "the conversation does not fit the model's context")) continue;
+      fail_model_call(e, ", and nothing more can be shortened; start a new conversation (/reset in chat), or give "
+                         "the server a larger context (-c)");
     } catch (const std::exception& e) {
       gate_.record_event("model.error", model_.describe() + ": " + e.what());
       throw;
@@ -216,7 +223,8 @@ void Agent::fail_model_call(const std::exception& e, const std::string& why) {
 
 // An answer cut at the context's end (llama-server, vLLM and warden serve
 // let an answer run that far) while the prompt took most of the context:
-// the prompt left it no room, so make some and ask again. Where the
+// the prompt left it no room, so make some and ask again (where it took
+// more than the share a shortened prompt is left). Where the
 // context's size is not known (a backend that caps answers, as OpenAI's and
 // ollama's may, cuts them before), or the answer was long on its own, it is
 // kept, cut.
@@ -224,8 +232,9 @@ bool Agent::room_after_cut(const AssistantTurn& turn, const json& tools) {
   if (turn.prompt_tokens <= 0 || turn.completion_tokens < 0) return false;
   const long long context = known_context_ > 0 ? known_context_ : model_.context_size();
   const long long used = turn.prompt_tokens + turn.completion_tokens;
-  if (context <= 0 || used + 1 < context || 2 * turn.prompt_tokens < context) return false;
-  return make_room(0.6 * double(context) / double(turn.prompt_tokens), json_bytes(tools),
+  if (context <= 0 || used + 1 < context || double(turn.prompt_tokens) <= kPromptShareAfterShortening * double(context))
+    return false;
+  return make_room(kPromptShareAfterShortening * double(context) / double(turn.prompt_tokens), json_bytes(tools),
                    "the model's answer was cut off at its context's end");
 }
 
@@ -241,16 +250,27 @@ bool Agent::make_room(double fraction, size_t tools_bytes, const std::string& wh
   while (seen_end > 0 && messages_[seen_end - 1]["role"] != "assistant") --seen_end;
   seen_end = seen_end > 0 ? seen_end - 1 : 0;
   size_t shortened = 0;
-  const auto replace = [&](json& message, const std::function<bool(json&)>& change) {
+  const auto replace = [&](json& message, auto change) {
     const size_t old_bytes = json_bytes(message);
     if (!change(message)) return;
     ++shortened;
     conversation_bytes_ = conversation_bytes_ - old_bytes + json_bytes(message);
   };
-  for (; first_unshortened_ < seen_end && conversation_bytes_ > target; ++first_unshortened_)
-    if (!failures_.count(first_unshortened_)) replace(messages_[first_unshortened_], shorten);
+  // Denials and errors stay in both phases: a model that no longer saw them
+  // would ask again, and the human with it.
+  for (; first_unshortened_ < seen_end && conversation_bytes_ > target; ++first_unshortened_) {
+    const size_t i = first_unshortened_;
+    if (failures_.count(i)) continue;
+    const auto was_cut = cuts_.find(i);
+    const json& content = messages_[i]["content"];
+    const size_t original = was_cut != cuts_.end()    ? was_cut->second.kept + was_cut->second.removed
+                            : content.is_string() ? content.get_ref<const std::string&>().size()
+                                                  : 0;
+    replace(messages_[i], [original](json& m) { return shorten(m, original); });
+  }
   for (size_t i = seen_end; i < messages_.size() && conversation_bytes_ > target; ++i)
-    if (messages_[i]["role"] == "tool") replace(messages_[i], [&](json& m) { return cut(i, m, conversation_bytes_ - target); });
+    if (messages_[i]["role"] == "tool" && !failures_.count(i))
+      replace(messages_[i], [&](json& m) { return cut(i, m, conversation_bytes_ - target); });
   if (shortened == 0) return false;
   const std::string what = why + ": " + std::to_string(shortened) + " message(s) shortened, " +
                            std::to_string(before - conversation_bytes_) + " bytes removed";
@@ -329,9 +349,7 @@ void Agent::run_tool_calls(const AssistantTurn& turn, AgentResult& result) {
     }
     // The result is now in the context: its labels taint every later request.
     context_.merge(out.labels);
-    // Denials and errors stay through make_room: a model that no longer saw
-    // them would ask again, and the human with it.
-    if (out.failed) failures_.insert(messages_.size());
+    if (out.failed) failures_.insert(messages_.size());  // make_room keeps these
     push({{"role", "tool"}, {"tool_call_id", call.id}, {"content", defang_turn_markers(out.text)}});
   }
 }

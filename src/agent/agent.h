@@ -60,8 +60,8 @@ class Agent {
   // Makes room in a conversation the model's context cannot hold, until
   // it and the tool schemas are at most `fraction` of their bytes: the
   // results and long call arguments the model has answered to, oldest
-  // first, are replaced by a short note (denials and errors stay); then
-  // the results it has not seen yet are cut, keeping their start. Returns
+  // first, are replaced by a short note; then the results it has not seen
+  // yet are cut, keeping their start. Denials and errors stay. Returns
   // false when nothing was left to shorten.
   bool make_room(double fraction, size_t tools_bytes, const std::string& why);
   bool room_after_cut(const AssistantTurn& turn, const nlohmann::json& tools);

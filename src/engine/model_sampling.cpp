@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <functional>
 #include <limits>
+#include <string_view>
 
 #include "util/error.h"
 #include "util/log.h"

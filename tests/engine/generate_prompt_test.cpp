@@ -39,7 +39,11 @@ TEST(GeneratePrompt, AFileAndEscapesAreReadAsLlamaCppReadsThem) {
   EXPECT_FALSE(plain.out.empty());
   EXPECT_EQ(hex.out, plain.out);
   // A backslash that starts no escape stays, as does one at the end.
-  for (const char* odd : {"a \\q b", "ends with \\", "\\x4", "\\x"}) EXPECT_EQ(generate({"-p", odd}).exit_code, 0) << odd;
+  for (const char* odd : {"a \\q b", "ends with \\", "\\x4", "\\x"}) {
+    const RunResult read = generate({"-p", odd});
+    EXPECT_EQ(read.exit_code, 0) << odd << ": " << read.err;
+    EXPECT_EQ(read.out, generate({"-p", odd, "--no-escape"}).out) << odd;
+  }
   // An empty file is an empty prompt (this model adds a BOS token).
   const RunResult empty = generate({"-f", written("")});
   EXPECT_EQ(empty.exit_code, 0) << empty.err;

@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <limits>
 
 #include "common/test_env.h"
 #include "gguf/gguf.h"
@@ -123,6 +122,9 @@ TEST(ModelSampling, GenerateSamplesAsTheFileRecommendsUnlessAFlagSaysOtherwise) 
   EXPECT_NE(one[1].find("general.sampling.mirostat is not used: warden's sampler has no such setting"),
             std::string::npos)
       << one[1];
+  // llama.cpp's spellings: -s, --temperature; the last of a flag given twice wins.
+  EXPECT_EQ(generate(original, "4", {"--temp", "5", "--temperature", "0"})[0],
+            generate(original, "5", {"-s", "6", "--temp", "0"})[0]);
   const auto hot = generate(greedy, "1", {"--temp", "1"});
   EXPECT_EQ(hot[1].find("sampling as the model file recommends"), std::string::npos) << hot[1];
   EXPECT_NE(hot[0], generate(greedy, "2", {"--temp", "1"})[0]);

@@ -306,6 +306,26 @@ TEST(Sampler, GreedyIgnoresTheOtherFiltersButNotTheMaskOrPenalties) {
 }
 
 // Logit bias comes before the penalties, and -inf from a bias bans a token.
+// A penalty near 0 (a model file may recommend one) divides a positive
+// logit past the largest float: it stays the largest float, a sure choice,
+// not +inf, which the sampler refuses as a broken model.
+TEST(Sampler, APenaltyNearZeroCannotMakeALogitInfinite) {
+  SamplerParams params;
+  params.temperature = 0.0f;
+  params.repeat_penalty = 1e-45f;
+  Sampler sampler(params, 3);
+  sampler.accept(0);
+  std::vector<float> logits = {2.0f, 5.0f, 1.0f};
+  EXPECT_EQ(sampler.sample(logits), 0);
+  EXPECT_EQ(logits[0], std::numeric_limits<float>::max());
+  params.frequency_penalty = -1e38f;  // a negative frequency penalty the same way
+  params.repeat_penalty = 1.0f;
+  Sampler pulled(params, 3);
+  for (int i = 0; i < 10; ++i) pulled.accept(2);
+  logits = {2.0f, 5.0f, 1.0f};
+  EXPECT_EQ(pulled.sample(logits), 2);
+}
+
 TEST(Sampler, LogitBiasIsAddedBeforeThePenalties) {
   const std::vector<float> logits = {0.5f, 3.0f, -1.0f, 2.0f, 2.9f};
   SamplerParams params;

@@ -45,13 +45,16 @@ TEST(WardenChat, ALongConversationDropsItsOldestExchanges) {
       << r.out;
   EXPECT_NE(r.err.find("this message ("), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("does not fit the context of 512 tokens; give a larger -c"), std::string::npos) << r.err;
-  // The refused message dropped nothing: no note of more than one exchange.
+  // The refused message changed nothing: the history it would have dropped
+  // is still there for the next message, which drops one exchange again.
   EXPECT_EQ(r.out.find("(the oldest 4 messages"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("(the oldest 6 messages"), std::string::npos) << r.out;
-  // Every message but the one too long was answered: seven answers' lines.
+  // Every message but the one too long was answered: seven answers, each
+  // on its own line (the notes are lines that start with "(").
   size_t answers = 0;
-  for (size_t at = 0; (at = r.out.find('\n', at)) != std::string::npos; ++at) ++answers;
-  EXPECT_GE(answers, 7u) << r.out;
+  for (size_t start = 0, end; (end = r.out.find('\n', start)) != std::string::npos; start = end + 1)
+    answers += r.out[start] != '(';
+  EXPECT_EQ(answers, 7u) << r.out;
 }
 
 TEST(WardenChat, MissingModelIsAUserError) {
