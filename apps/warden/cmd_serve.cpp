@@ -201,7 +201,8 @@ WARDEN_COMMAND("serve", "OpenAI-compatible HTTP API over a local GGUF model", []
       ->check(CLI::Range(1, 3600));
   warden::cli::add_lookup_options(app, a->server.lookup);
   // Defaults for requests that do not set them, as llama-server's flags.
-  const warden::cli::SamplingFlags sampling = warden::cli::add_sampling_options(app, a->server.sampling.params, /*for_requests=*/true);
+  const warden::cli::SamplingFlags sampling =
+      warden::cli::add_sampling_options(app, a->server.sampling.params, /*for_requests=*/true);
   app.add_option_function<std::string>(
          "--reasoning-format",
          [a](const std::string& format) { a->server.split_reasoning = format == "auto" || format == "deepseek"; },

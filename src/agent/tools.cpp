@@ -341,7 +341,8 @@ ToolOutcome ToolRunner::read_file(const json& args, const LabelSet& ctx) {
   if (p.jail.empty()) return failure(kOutsideWorkspace, only(broker::Source::tool, "read_file"));
   auto r = sandboxed(file_profile(false),
                      {"head", "-c", std::to_string(config_.max_read_bytes + 1), "--", p.jail}, "");
-  if (r.exit_code != 0) return failure("error: read_file: " + describe_failure(r), only(broker::Source::tool, "read_file"));
+  if (r.exit_code != 0)
+    return failure("error: read_file: " + describe_failure(r), only(broker::Source::tool, "read_file"));
   gate_.report_result(seq, r.out);
   return {cap(r.out, config_.max_read_bytes), only(broker::Source::workspace, p.host)};
 }
@@ -354,7 +355,8 @@ ToolOutcome ToolRunner::list_dir(const json& args, const LabelSet& ctx) {
     return failure(denied, only(broker::Source::tool, "list_dir"));
   if (p.jail.empty()) return failure(kOutsideWorkspace, only(broker::Source::tool, "list_dir"));
   auto r = sandboxed(file_profile(false), {"ls", "-la", "--", p.jail}, "");
-  if (r.exit_code != 0) return failure("error: list_dir: " + describe_failure(r), only(broker::Source::tool, "list_dir"));
+  if (r.exit_code != 0)
+    return failure("error: list_dir: " + describe_failure(r), only(broker::Source::tool, "list_dir"));
   gate_.report_result(seq, r.out);
   return {cap(r.out, config_.max_command_output), only(broker::Source::workspace, p.host)};
 }
@@ -370,7 +372,8 @@ ToolOutcome ToolRunner::search_files(const json& args, const LabelSet& ctx) {
   auto r = sandboxed(file_profile(false),
                      {"grep", "-rnE", "--binary-files=without-match", "-e", pattern, "--", p.jail}, "");
   if (r.exit_code == 1) return {"no matches", only(broker::Source::workspace, p.host)};
-  if (r.exit_code != 0) return failure("error: search_files: " + describe_failure(r), only(broker::Source::tool, "search_files"));
+  if (r.exit_code != 0)
+    return failure("error: search_files: " + describe_failure(r), only(broker::Source::tool, "search_files"));
   gate_.report_result(seq, r.out);
   return {cap(r.out, config_.max_command_output), only(broker::Source::workspace, p.host)};
 }
@@ -449,12 +452,15 @@ ToolOutcome ToolRunner::edit_file(const json& args, const LabelSet& ctx) {
     return failure(denied, only(broker::Source::tool, "edit_file"));
   if (p.jail.empty()) return failure(kOutsideWorkspace, only(broker::Source::tool, "edit_file"));
   auto r = sandboxed(file_profile(false), {"head", "-c", std::to_string(config_.max_read_bytes + 1), "--", p.jail}, "");
-  if (r.exit_code != 0) return failure("error: edit_file: " + describe_failure(r), only(broker::Source::tool, "edit_file"));
+  if (r.exit_code != 0)
+    return failure("error: edit_file: " + describe_failure(r), only(broker::Source::tool, "edit_file"));
   if (r.out.size() > config_.max_read_bytes) throw Error("file is larger than " + std::to_string(config_.max_read_bytes) + " bytes");
   const size_t at = r.out.find(old_s);
-  if (at == std::string::npos) return failure("error: edit_file: old_string not found in " + p.host, only(broker::Source::tool, "edit_file"));
+  if (at == std::string::npos)
+    return failure("error: edit_file: old_string not found in " + p.host, only(broker::Source::tool, "edit_file"));
   if (r.out.find(old_s, at + 1) != std::string::npos)
-    return failure("error: edit_file: old_string occurs more than once in " + p.host, only(broker::Source::tool, "edit_file"));
+    return failure("error: edit_file: old_string occurs more than once in " + p.host,
+                   only(broker::Source::tool, "edit_file"));
   std::string updated = r.out;
   updated.replace(at, old_s.size(), new_s);
   LabelSet with_file = ctx;

@@ -540,7 +540,8 @@ TEST(AgentBackend, FinishReasonAndUsageAreRead) {
   EXPECT_EQ(t.finish_reason, "length");
   EXPECT_EQ(t.prompt_tokens, 120);
   EXPECT_EQ(t.completion_tokens, 8);
-  const AssistantTurn bare = parse_chat_completion(R"({"choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":-3}})");
+  const AssistantTurn bare =
+      parse_chat_completion(R"({"choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":-3}})");
   EXPECT_EQ(bare.finish_reason, "");
   EXPECT_EQ(bare.prompt_tokens, -1);
   EXPECT_EQ(bare.completion_tokens, -1);
@@ -581,8 +582,9 @@ TEST(AgentLoop, AConversationTooLongForTheContextLosesItsOldestResultsFirst) {
     model.limit = 40000;
     model.give_counts = counts;
     for (int i = 0; i < 8; ++i)
-      model.turns.push_back(turn("", {ToolCall{std::to_string(i), "read_file",
-                                               json{{"path", std::to_string(i)}, {"note", std::string(3000, 'a')}}.dump()}}));
+      model.turns.push_back(
+          turn("", {ToolCall{std::to_string(i), "read_file",
+                             json{{"path", std::to_string(i)}, {"note", std::string(3000, 'a')}}.dump()}}));
     model.turns.push_back(turn("all read"));
     std::vector<std::string> progress;
     AgentConfig config;
@@ -750,7 +752,8 @@ TEST(AgentLoop, ANewResultTooLongForTheContextIsCutAndDenialsStay) {
   ASSERT_NE(note, std::string::npos);
   const size_t file_bytes = 60000 + std::string("START\n[warden: the rest of this output (18446744073709551615 bytes) "
                                                 "did not fit]").size();
-  EXPECT_EQ(big.substr(note), "\n[warden: the rest of this output (" + std::to_string(file_bytes - note) + " bytes) " + kCut);
+  EXPECT_EQ(big.substr(note),
+            "\n[warden: the rest of this output (" + std::to_string(file_bytes - note) + " bytes) " + kCut);
   EXPECT_EQ(f.calls.size(), 2u);  // the denied fetch never ran; each file was read once
 }
 
@@ -801,7 +804,8 @@ TEST(AgentLoop, AToolCallTheBackendCouldNotReadIsPointedOut) {
   EXPECT_EQ(nudged[1]["role"], "assistant");
   EXPECT_EQ(nudged[1]["content"].get<std::string>().find("<tool_call>"), std::string::npos);  // sent back broken
   EXPECT_EQ(nudged[2]["role"], "user");
-  EXPECT_EQ(nudged[2]["content"].get<std::string>().rfind("[warden] Your last message has <\u200btool_call> in it", 0), 0u);
+  EXPECT_EQ(nudged[2]["content"].get<std::string>().rfind("[warden] Your last message has <\u200btool_call> in it", 0),
+            0u);
   EXPECT_EQ(f.calls.size(), 1u);
   EXPECT_NE(std::find(f.gate.events.begin(), f.gate.events.end(),
                       "tool.unreadable the answer has <tool_call> but no tool call the backend could read"),

@@ -46,7 +46,8 @@ TEST(AgentBackendServe, AConversationLongerThanTheContextIsAContextOverflowWithI
 // more: the last token sampled is never evaluated), which is what the
 // agent's retry after a cut answer relies on.
 TEST(AgentBackendServe, AnAnswerCutAtTheContextsEndSaysSoWithItsCounts) {
-  warden::test::ServeProcess serve({"-c", std::to_string(kContext), "--temp", "0"});  // greedy: the same answer each run
+  warden::test::ServeProcess serve(
+      {"-c", std::to_string(kContext), "--temp", "0"});  // greedy: the same answer each run
   OpenAIBackend backend = backend_for(serve);
   const AssistantTurn turn = backend.complete(json::array({{{"role", "user"}, {"content", words(50)}}}), json::array());
   EXPECT_EQ(turn.finish_reason, "length");

@@ -100,7 +100,8 @@ TEST(ModelSampling, NumbersAreReadWhateverTheirTypeAsLlamaCppReadsThem) {
 
 std::vector<std::string> generate(const std::string& model, const std::string& seed,
                                   const std::vector<std::string>& more = {}) {
-  std::vector<std::string> args{"generate", "-m", model, "-p", "Once upon a time", "-n", "40", "-t", "1", "--seed", seed};
+  std::vector<std::string> args{"generate", "-m", model,    "-p", "Once upon a time", "-n", "40",
+                                "-t",       "1",  "--seed", seed};
   args.insert(args.end(), more.begin(), more.end());
   const auto r = test::run_warden(args);
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -113,7 +114,8 @@ std::vector<std::string> generate(const std::string& model, const std::string& s
 // default temperature, so the seeds differ there.
 TEST(ModelSampling, GenerateSamplesAsTheFileRecommendsUnlessAFlagSaysOtherwise) {
   const std::string original = test::shared_path("models/stories260K.gguf");
-  const std::string greedy = stories_with({{"general.sampling.temp", f32(0.0f)}, {"general.sampling.mirostat", i32(2)}});
+  const std::string greedy =
+      stories_with({{"general.sampling.temp", f32(0.0f)}, {"general.sampling.mirostat", i32(2)}});
   EXPECT_NE(generate(original, "1")[0], generate(original, "2")[0]);
   const auto one = generate(greedy, "1");
   EXPECT_EQ(one[0], generate(greedy, "2")[0]);
@@ -142,9 +144,12 @@ TEST(ModelSampling, EachFlagOverridesItsOwnKey) {
                                          {"general.sampling.penalty_repeat", f32(1.5f)}});
   const std::string all = "temp 0.5, top_k 20, top_p 0.5, min_p 0.25, penalty_last_n 32, penalty_repeat 1.5";
   EXPECT_NE(generate(file, "1")[1].find("recommends: " + all), std::string::npos);
-  const std::vector<std::pair<std::string, std::string>> flags{
-      {"--temp", "temp 0.5, "},   {"--top-k", "top_k 20, "},           {"--top-p", "top_p 0.5, "},
-      {"--min-p", "min_p 0.25, "}, {"--repeat-last-n", "penalty_last_n 32, "}, {"--repeat-penalty", ", penalty_repeat 1.5"}};
+  const std::vector<std::pair<std::string, std::string>> flags{{"--temp", "temp 0.5, "},
+                                                               {"--top-k", "top_k 20, "},
+                                                               {"--top-p", "top_p 0.5, "},
+                                                               {"--min-p", "min_p 0.25, "},
+                                                               {"--repeat-last-n", "penalty_last_n 32, "},
+                                                               {"--repeat-penalty", ", penalty_repeat 1.5"}};
   for (const auto& [flag, part] : flags) {
     std::string expected = all;
     expected.erase(expected.find(part), part.size());
