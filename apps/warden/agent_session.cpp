@@ -9,10 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <thread>
 
@@ -284,10 +284,8 @@ std::unique_ptr<agent::BrokerGate> connect_broker(const AgentSessionOptions& o, 
 }
 
 std::string read_api_key(const std::string& file) {
-  std::ifstream in(file);
-  if (!in) throw Error("--api-key-file " + file + ": cannot read it");
-  std::string key;
-  std::getline(in, key);
+  std::string key = read_text_file(file, "--api-key-file");
+  key.resize(std::min(key.size(), key.find('\n')));  // the first line
   while (!key.empty() && (key.back() == '\r' || key.back() == ' ')) key.pop_back();
   if (key.empty()) throw Error("--api-key-file " + file + ": the first line is empty");
   return key;

@@ -9,11 +9,9 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
-#include <fstream>
 #include <future>
 #include <memory>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "command.h"
@@ -46,11 +44,7 @@ struct ServeArgs {
 };
 
 std::string read_api_key_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw warden::Error("--api-key-file " + path + ": cannot read the file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string key = ss.str();
+  std::string key = warden::cli::read_text_file(path, "--api-key-file");
   while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' ' || key.back() == '\t'))
     key.pop_back();
   if (key.empty()) throw warden::Error("--api-key-file " + path + ": the file is empty");
