@@ -12,6 +12,7 @@
 // approve`. The conversation and its taint labels last until /reset.
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -19,6 +20,7 @@
 #include <memory>
 #include <string>
 #include <pthread.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include "chat/jinja_error.h"
@@ -82,25 +84,54 @@ void install_sigint_handler() {
 }
 
 // Reads one line; false on end of input. A Ctrl-C at the prompt discards the
-// line being typed and asks again.
+// line being typed and asks again. SIGINT stays blocked here but while ppoll
+// waits, which unblocks it atomically: one that came between the prompt and
+// the wait is taken by ppoll, not lost before a read that would then wait
+// forever for a line the terminal already threw away.
 bool read_line(std::string& line) {
+  static std::string pending;  // read past the last line returned (piped input)
+  sigset_t sigint, previous;
+  sigemptyset(&sigint);
+  sigaddset(&sigint, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigint, &previous);
+  struct RestoreMask {
+    sigset_t mask;
+    ~RestoreMask() { pthread_sigmask(SIG_SETMASK, &mask, nullptr); }
+  } restore{previous};
+  sigset_t waiting = previous;
+  sigdelset(&waiting, SIGINT);
+  const bool tty = isatty(STDIN_FILENO);
+  bool prompt = tty;
   for (;;) {
-    const bool tty = isatty(STDIN_FILENO);
-    if (tty) {
-      std::fputs("> ", stdout);
-      std::fflush(stdout);
+    if (const size_t end = pending.find('\n'); end != std::string::npos) {
+      line = pending.substr(0, end);
+      pending.erase(0, end + 1);
+      return true;
     }
+    if (prompt) std::fputs("> ", stdout);
+    prompt = false;
+    std::fflush(stdout);  // what was written comes out before the wait, as a read of std::cin flushed it
     g_interrupted = false;
-    if (std::getline(std::cin, line)) return true;
-    // Ctrl-C at the prompt: the read was interrupted (which the stream
-    // reports as an end of input, so the flag decides), the line is dropped.
-    if (g_interrupted) {
-      std::cin.clear();
-      std::clearerr(stdin);
-      std::fputs("\n", stdout);
+    pollfd input{STDIN_FILENO, POLLIN, 0};
+    if (ppoll(&input, 1, nullptr, &waiting) < 0) {
+      if (errno != EINTR) return false;
+      if (g_interrupted) {  // Ctrl-C: the line is dropped
+        pending.clear();
+        std::fputs("\n", stdout);
+        prompt = tty;
+      }
       continue;
     }
-    return false;
+    char buffer[4096];
+    const ssize_t n = read(STDIN_FILENO, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {  // end of input: a last line without its newline still counts
+      if (pending.empty()) return false;
+      line = std::move(pending);
+      pending.clear();
+      return true;
+    }
+    pending.append(buffer, size_t(n));
   }
 }
 
