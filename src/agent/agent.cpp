@@ -133,6 +133,7 @@ AgentResult Agent::ask(const std::string& task) {
   check_audit();
   if (messages_.empty() && !config_.system_prompt.empty()) push({{"role", "system"}, {"content", config_.system_prompt}});
   context_.add(broker::Label{broker::Source::user, ""});
+  task_start_ = messages_.size();
   push({{"role", "user"}, {"content", task}});
   const json tools = ToolRunner::schemas();
   gate_.record_event("agent.task", short_text(task, 2000));
@@ -244,11 +245,7 @@ bool Agent::make_room(double fraction, size_t tools_bytes, const std::string& wh
   const size_t before = conversation_bytes_;
   const auto whole_target = size_t(double(before + tools_bytes) * fraction);
   const size_t target = whole_target > tools_bytes ? whole_target - tools_bytes : 0;
-  // What the model has answered to ends at its last turn; after it come the
-  // results of that turn's calls, which it has not seen yet.
-  size_t seen_end = messages_.size();
-  while (seen_end > 0 && messages_[seen_end - 1]["role"] != "assistant") --seen_end;
-  seen_end = seen_end > 0 ? seen_end - 1 : 0;
+  size_t seen = seen_end();
   size_t shortened = 0;
   const auto replace = [&](json& message, auto change) {
     const size_t old_bytes = json_bytes(message);
@@ -258,7 +255,7 @@ bool Agent::make_room(double fraction, size_t tools_bytes, const std::string& wh
   };
   // Denials and errors stay in both phases: a model that no longer saw them
   // would ask again, and the human with it.
-  for (; first_unshortened_ < seen_end && conversation_bytes_ > target; ++first_unshortened_) {
+  for (; first_unshortened_ < seen && conversation_bytes_ > target; ++first_unshortened_) {
     const size_t i = first_unshortened_;
     if (failures_.count(i)) continue;
     const auto was_cut = cuts_.find(i);
@@ -268,15 +265,55 @@ bool Agent::make_room(double fraction, size_t tools_bytes, const std::string& wh
                                                   : 0;
     replace(messages_[i], [original](json& m) { return shorten(m, original); });
   }
-  for (size_t i = seen_end; i < messages_.size() && conversation_bytes_ > target; ++i)
+  // An earlier exchange goes whole before a result of this task is cut: the
+  // task needs its results more than the talk before it.
+  size_t dropped = 0;
+  while (conversation_bytes_ > target)
+    if (const size_t n = drop_oldest_exchange(); n > 0)
+      dropped += n;
+    else
+      break;
+  seen = seen_end();
+  for (size_t i = seen; i < messages_.size() && conversation_bytes_ > target; ++i)
     if (messages_[i]["role"] == "tool" && !failures_.count(i))
       replace(messages_[i], [&](json& m) { return cut(i, m, conversation_bytes_ - target); });
-  if (shortened == 0) return false;
-  const std::string what = why + ": " + std::to_string(shortened) + " message(s) shortened, " +
-                           std::to_string(before - conversation_bytes_) + " bytes removed";
+  if (shortened == 0 && dropped == 0) return false;
+  std::string what = why + ": " + std::to_string(shortened) + " message(s) shortened, ";
+  if (dropped > 0) what.append(std::to_string(dropped)).append(" earlier message(s) dropped, ");
+  what.append(std::to_string(before - conversation_bytes_)).append(" bytes removed");
   gate_.record_event("context.shorten", what);
   if (config_.on_progress) config_.on_progress(what);
   return true;
+}
+
+// What the model has answered to ends at its last turn; after it come the
+// results of that turn's calls, which it has not seen yet.
+size_t Agent::seen_end() const {
+  size_t end = messages_.size();
+  while (end > 0 && messages_[end - 1]["role"] != "assistant") --end;
+  return end > 0 ? end - 1 : 0;
+}
+
+size_t Agent::drop_oldest_exchange() {
+  const size_t begin = !messages_.empty() && messages_[0]["role"] == "system" ? 1 : 0;
+  if (begin >= task_start_) return 0;
+  size_t end = begin + 1;
+  while (end < task_start_ && messages_[end]["role"] != "user") ++end;
+  const size_t n = end - begin;
+  for (size_t i = begin; i < end; ++i) conversation_bytes_ -= json_bytes(messages_[i]);
+  messages_.erase(messages_.begin() + long(begin), messages_.begin() + long(end));
+  // The indices kept about messages after the exchange move down with them.
+  std::map<size_t, Cut> cuts;
+  for (const auto& [i, c] : cuts_)
+    if (i >= end) cuts[i - n] = c;
+  cuts_.swap(cuts);
+  std::set<size_t> failures;
+  for (const size_t i : failures_)
+    if (i >= end) failures.insert(i - n);
+  failures_.swap(failures);
+  first_unshortened_ = first_unshortened_ >= end ? first_unshortened_ - n : std::min(first_unshortened_, begin);
+  task_start_ -= n;
+  return n;
 }
 
 // Cuts a result the model has not seen yet by about `excess` bytes, keeping

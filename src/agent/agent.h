@@ -61,9 +61,14 @@ class Agent {
   // it and the tool schemas are at most `fraction` of their bytes: the
   // results and long call arguments the model has answered to, oldest
   // first, are replaced by a short note; then the results it has not seen
-  // yet are cut, keeping their start. Denials and errors stay. Returns
-  // false when nothing was left to shorten.
+  // yet are cut, keeping their start. Between the two, whole exchanges
+  // before the current task go, oldest first (an interactive chat). Denials
+  // and errors stay. Returns false when nothing was left to shorten.
   bool make_room(double fraction, size_t tools_bytes, const std::string& why);
+  // Removes the oldest exchange before the current task (a user message and
+  // all that answered it); returns the messages removed, 0 when none is left.
+  size_t drop_oldest_exchange();
+  size_t seen_end() const;  // where the messages the model has not seen yet start
   bool room_after_cut(const AssistantTurn& turn, const nlohmann::json& tools);
   bool cut(size_t index, nlohmann::json& message, size_t excess);
   [[noreturn]] void fail_model_call(const std::exception& e, const std::string& why);
@@ -74,6 +79,7 @@ class Agent {
   nlohmann::json messages_ = nlohmann::json::array();
   size_t conversation_bytes_ = 0;
   size_t first_unshortened_ = 0;  // make_room has shortened what it could before this message
+  size_t task_start_ = 0;         // the current task's user message
   long long known_context_ = -1;  // the context's tokens, once a backend's error gave them
   struct Cut {
     size_t kept = 0;     // bytes of the result's start still in the conversation

@@ -757,6 +757,66 @@ TEST(AgentLoop, ANewResultTooLongForTheContextIsCutAndDenialsStay) {
   EXPECT_EQ(f.calls.size(), 2u);  // the denied fetch never ran; each file was read once
 }
 
+// An interactive agent chat outgrows the context with the user's and the
+// model's own words: whole exchanges before the current task go, oldest
+// first, the system prompt and the task stay, the conversation still starts
+// with a user message, and what the broker marked (a denial of this task,
+// a cut result) keeps its place as the messages before it go.
+TEST(AgentLoop, AnAgentChatLongerThanTheContextDropsItsOldestExchanges) {
+  Fixture f;
+  f.respond = [](const SandboxCall& c) {
+    warden::sandbox::SandboxResult r;
+    r.exit_code = 0;
+    r.out = c.argv.back() == "/workspace/big" ? std::string(30000, 'b') : "small";
+    return r;
+  };
+  f.gate.allow = [](const EffectRequest& r) { return r.capability != Capability::net; };
+  f.gate.denial = "nobody approved; any network access asks, and this denial is long enough to be shortened";
+  // "WORD i" and `pad` bytes after it (built by append: GCC 12 warns
+  // wrongly of an overlap on a chain of string additions).
+  const auto numbered = [](const char* word, int i, size_t pad) {
+    std::string s(word);
+    s.append(" ").append(std::to_string(i)).append(" ").append(pad, word[0]);
+    return s;
+  };
+  ContextLimitedBackend model;
+  model.limit = 24000;
+  for (int i = 0; i < 6; ++i) {
+    model.turns.push_back(turn("", {ToolCall{std::to_string(i), "read_file", R"({"path":"small"})"}}));
+    model.turns.push_back(turn(numbered("answer", i, 3000)));
+  }
+  model.turns.push_back(turn("", {ToolCall{"n", "fetch_url", R"({"url":"http://x.org/"})"}}));
+  model.turns.push_back(turn("", {ToolCall{"b", "read_file", R"({"path":"big"})"}}));
+  model.turns.push_back(turn("read"));
+  std::vector<std::string> progress;
+  AgentConfig config;
+  config.system_prompt = "the system prompt";
+  config.on_progress = [&](const std::string& line) { progress.push_back(line); };
+  Agent agent(model, f.runner, f.gate, config);
+  for (int i = 0; i < 6; ++i)
+    EXPECT_EQ(agent.ask(numbered("question", i, 3000)).answer, numbered("answer", i, 3000));
+  EXPECT_EQ(agent.ask("the last task").answer, "read");
+  for (const json& conversation : model.seen) EXPECT_LE(conversation.dump().size(), model.limit);
+  const json& last = model.seen.back();
+  EXPECT_EQ(last[0]["content"], "the system prompt");
+  EXPECT_EQ(last[1]["role"], "user");
+  EXPECT_EQ(last[1]["content"], "the last task");  // every earlier exchange had to go
+  EXPECT_EQ(last[3]["content"], "denied: " + f.gate.denial);
+  const std::string big = last.back()["content"];
+  EXPECT_NE(big.find("\n[warden: the rest of this output ("), std::string::npos);
+  EXPECT_NE(big.find(kCut), std::string::npos);
+  // Earlier rounds dropped some exchanges and kept later ones whole.
+  bool kept_some = false;
+  for (const json& conversation : model.seen)
+    kept_some = kept_some || (conversation[1]["content"].get<std::string>().rfind("question ", 0) == 0 &&
+                              conversation[1]["content"].get<std::string>().rfind("question 0", 0) != 0);
+  EXPECT_TRUE(kept_some);
+  EXPECT_NE(
+      std::find_if(progress.begin(), progress.end(),
+                   [](const std::string& l) { return l.find("earlier message(s) dropped") != std::string::npos; }),
+      progress.end());
+}
+
 // A refusal whose counts say the prompt fits (the server reserves more room
 // for the answer than is left) ends the task at once: shortening would not
 // help, and wiping the conversation to find out would lose it.
