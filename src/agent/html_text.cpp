@@ -40,7 +40,7 @@ bool is_block(const std::string& t) {
 }
 
 void append_utf8(std::string& out, unsigned long cp) {
-  if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return;
+  if ((cp < 0x20 && cp != '\n' && cp != '\t') || cp == 0x7F || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return;
   if (cp < 0x80) {
     out += static_cast<char>(cp);
   } else if (cp < 0x800) {
@@ -131,7 +131,9 @@ std::string strip_control_chars(std::string_view text) {
 }
 
 bool looks_like_html(std::string_view content_type, std::string_view body) {
-  if (content_type.find("html") != std::string_view::npos) return true;
+  // A type the server named is believed: a Python file served as text/plain
+  // may well hold "<div>" in a string.
+  if (!content_type.empty()) return content_type.find("html") != std::string_view::npos;
   size_t i = 0;
   while (i < body.size() && std::isspace(static_cast<unsigned char>(body[i]))) ++i;
   if (starts_with_ci(body, i, "<!doctype html") || starts_with_ci(body, i, "<html")) return true;
@@ -144,8 +146,15 @@ bool looks_like_html(std::string_view content_type, std::string_view body) {
   return false;
 }
 
+// Inside <pre>, whitespace is the text's own (code's indentation): it is
+// kept as these stand-ins, which collapse_whitespace leaves alone, and put
+// back after it. The input's own control characters are dropped first, so
+// the stand-ins can only be ours.
+constexpr char kPreSpace = '\x01', kPreTab = '\x02', kPreNewline = '\x03';
+
 std::string html_to_text(std::string_view s) {
   std::string text;
+  int pre_depth = 0;
   size_t i = 0;
   while (i < s.size()) {
     if (s[i] == '<') {
@@ -163,6 +172,7 @@ std::string html_to_text(std::string_view s) {
         i = close_gt == std::string_view::npos ? s.size() : close_gt + 1;
         continue;
       }
+      if (name == "pre") pre_depth = s[i + 1] == '/' ? std::max(0, pre_depth - 1) : pre_depth + 1;
       if (is_block(name)) text += '\n';
       i = gt + 1;
       continue;
@@ -174,9 +184,16 @@ std::string html_to_text(std::string_view s) {
         continue;
       }
     }
-    text += s[i++];
+    const char c = s[i++];
+    if ((static_cast<unsigned char>(c) < 0x20 && c != '\n' && c != '\t') || c == 0x7F) continue;
+    if (pre_depth > 0 && (c == ' ' || c == '\t' || c == '\n'))
+      text += c == ' ' ? kPreSpace : c == '\t' ? kPreTab : kPreNewline;
+    else
+      text += c;
   }
-  return collapse_whitespace(strip_control_chars(text));
+  std::string out = collapse_whitespace(text);
+  for (char& c : out) c = c == kPreSpace ? ' ' : c == kPreTab ? '\t' : c == kPreNewline ? '\n' : c;
+  return out;
 }
 
 }  // namespace warden::agent

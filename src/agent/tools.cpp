@@ -7,6 +7,7 @@
 #include "broker/client.h"
 #include "broker/protocol.h"
 #include "broker/render.h"
+#include "util/display.h"
 #include "util/error.h"
 #include "util/json_nesting.h"
 #include "util/log.h"
@@ -39,8 +40,10 @@ broker::Decision BrokerGate::request(const broker::EffectRequest& r) {
   }
   // A line over the broker's limit makes it drop the connection, and with it
   // every later event: refused here instead, and audited.
-  if (const size_t bytes = broker::dump_line(broker::effect_request_to_json(r)).size(); bytes >= broker::kMaxLineBytes) {
-    d.reason = "the request (" + std::to_string(bytes) + " bytes) is too large for the broker, so the effect is refused";
+  if (const size_t bytes = broker::dump_line(broker::effect_request_to_json(r)).size();
+      bytes >= broker::kMaxLineBytes) {
+    d.reason =
+        "the request (" + std::to_string(bytes) + " bytes) is too large for the broker, so the effect is refused";
     record_event("agent.error", std::string(broker::capability_name(r.capability)) + " request refused: " + d.reason);
     return d;
   }
@@ -113,6 +116,31 @@ std::string opt_string(const json& args, const char* key, const std::string& fal
   return args[key].get<std::string>();
 }
 
+// An optional whole number in [min, max]. Small models often send numbers
+// as strings ("10"): those are read too.
+long long opt_count(const json& args, const char* key, long long fallback, long long min, long long max) {
+  if (!args.contains(key) || args[key].is_null()) return fallback;
+  const json& v = args[key];
+  long long n = 0;
+  if (v.is_number_unsigned() && v.get<unsigned long long>() > (unsigned long long)max) n = max + 1;
+  else if (v.is_number_integer()) n = v.get<long long>();
+  else if (const std::string* t = v.is_string() ? &v.get_ref<const std::string&>() : nullptr;
+           t && !t->empty() && t->size() <= 18 && t->find_first_not_of("0123456789") == std::string::npos)
+    n = std::stoll(*t);
+  else
+    throw Error(std::string("argument '") + key + "' must be a whole number");
+  if (n < min || n > max)
+    throw Error(std::string("argument '") + key + "' must be from " + std::to_string(min) + " to " +
+                std::to_string(max));
+  return n;
+}
+
+bool opt_flag(const json& args, const char* key) {
+  if (!args.contains(key) || args[key].is_null()) return false;
+  if (!args[key].is_boolean()) throw Error(std::string("argument '") + key + "' must be true or false");
+  return args[key].get<bool>();
+}
+
 LabelSet only(broker::Source s, const std::string& origin) {
   LabelSet l;
   l.add(broker::Label{s, origin});
@@ -129,6 +157,19 @@ std::string cap(std::string text, size_t limit) {
   return text + "\n[... truncated at " + std::to_string(limit) + " bytes]";
 }
 
+// A stream the sandbox kept the first `head` and last bytes of
+// (Limits::keep_output_ends), with the gap marked.
+std::string with_gap(const std::string& text, uint64_t dropped, size_t head) {
+  if (dropped == 0 || text.size() < head) return text;
+  std::string out = text.substr(0, head);
+  out.append("\n[... ").append(std::to_string(dropped)).append(" bytes omitted ...]\n").append(text, head);
+  return out;
+}
+
+// Whether a jail's output is whole: a jail killed (for its output, time or
+// memory) may have printed only part of it, whatever its exit status says.
+bool whole(const sandbox::SandboxResult& r) { return r.killed == sandbox::KillReason::none && !r.out_truncated; }
+
 bool under(const fs::path& p, const fs::path& root) {
   auto r = root.begin(), q = p.begin();
   for (; r != root.end(); ++r, ++q)
@@ -140,7 +181,8 @@ std::string describe_failure(const sandbox::SandboxResult& r) {
   std::string s = "exit " + std::to_string(r.exit_code);
   if (r.killed != sandbox::KillReason::none) s += std::string(", killed: ") + sandbox::kill_reason_name(r.killed);
   std::string err = strip_control_chars(r.err);
-  if (!err.empty()) s.append("\n").append(cap(err, 4096));  // piecewise: GCC 12 warns falsely (-Wrestrict) on "\n" + string
+  if (!err.empty())
+    s.append("\n").append(cap(err, 4096));  // piecewise: GCC 12 warns falsely (-Wrestrict) on "\n" + string
   return s;
 }
 
@@ -157,7 +199,8 @@ ParsedUrl parse_url(const std::string& url) {
   if (u.scheme != "http" && u.scheme != "https") throw Error("only http and https URLs can be fetched");
   const size_t auth_start = colon + 3;
   const size_t auth_end = url.find_first_of("/?#", auth_start);
-  std::string authority = url.substr(auth_start, auth_end == std::string::npos ? std::string::npos : auth_end - auth_start);
+  std::string authority =
+      url.substr(auth_start, auth_end == std::string::npos ? std::string::npos : auth_end - auth_start);
   // user@host hides the real destination from a quick look: refuse it.
   if (authority.find('@') != std::string::npos) throw Error("URLs with user info (user@host) are refused");
   if (authority.empty()) throw Error("URL has no host");
@@ -200,35 +243,57 @@ ToolRunner::ToolRunner(ToolConfig config, Gate& gate) : config_(std::move(config
 }
 
 json ToolRunner::schemas() {
+  const auto number = [](const char* description) {
+    return json{{"type", "integer"}, {"minimum", 1}, {"description", description}};
+  };
+  const auto flag = [](const char* description) { return json{{"type", "boolean"}, {"description", description}}; };
   return json::array({
-      tool_schema("read_file", "Read a text file in the workspace.",
-                  {{"path", str_prop("File path relative to the workspace")}}, {"path"}),
+      tool_schema("read_file",
+                  "Read a text file in the workspace. A long file is shown in parts: the result says which lines "
+                  "it holds and where to read on.",
+                  {{"path", str_prop("File path relative to the workspace")},
+                   {"start_line", number("First line to show (default 1)")},
+                   {"max_lines", number("Lines to show at most (default: as many as fit)")}},
+                  {"path"}),
       tool_schema("list_dir", "List a directory in the workspace.",
                   {{"path", str_prop("Directory relative to the workspace (default: .)")}}, {}),
-      tool_schema("search_files", "Search files under a workspace directory with an extended regular expression.",
-                  {{"pattern", str_prop("Extended regular expression (grep -E)")},
-                   {"path", str_prop("Directory relative to the workspace (default: .)")}},
+      tool_schema("search_files",
+                  "Search the text files under a workspace directory (or one file) for a Perl-compatible regular "
+                  "expression (grep -P: \\d, \\s, \\b, (?i) work). Prints path:line:text; long lines are cut.",
+                  {{"pattern", str_prop("Regular expression (PCRE)")},
+                   {"path", str_prop("Directory or file relative to the workspace (default: .)")},
+                   {"ignore_case", flag("Match letters in either case (default false)")},
+                   {"include", str_prop("Only files whose name matches this glob, e.g. *.py")}},
                   {"pattern"}),
-      tool_schema("write_file", "Create or replace a file in the workspace (a human may have to approve the diff).",
-                  {{"path", str_prop("File path relative to the workspace")}, {"content", str_prop("Full new content")}},
-                  {"path", "content"}),
-      tool_schema("edit_file", "Replace one exact occurrence of a string in a workspace file.",
+      tool_schema(
+          "write_file", "Create or replace a file in the workspace (a human may have to approve the diff).",
+          {{"path", str_prop("File path relative to the workspace")}, {"content", str_prop("Full new content")}},
+          {"path", "content"}),
+      tool_schema("edit_file",
+                  "Replace an exact string in a workspace file: it must occur exactly once, unless replace_all is "
+                  "true.",
                   {{"path", str_prop("File path relative to the workspace")},
-                   {"old_string", str_prop("Exact text to replace; must occur exactly once")},
-                   {"new_string", str_prop("Replacement text")}},
+                   {"old_string", str_prop("Exact text to replace, with its indentation")},
+                   {"new_string", str_prop("Replacement text")},
+                   {"replace_all", flag("Replace every occurrence (default false)")}},
                   {"path", "old_string", "new_string"}),
-      tool_schema("run_command",
-                  "Run a shell command in a sandbox with the workspace as current directory. No network unless "
-                  "allow_domains is given and approved.",
-                  {{"command", str_prop("Shell command (sh -c)")},
-                   {"allow_domains",
-                    {{"type", "array"}, {"items", {{"type", "string"}}}, {"description", "Domains the command may reach"}}},
-                   {"write_git",
-                    {{"type", "boolean"},
-                     {"description", "The command writes the workspace's .git (git init, commit, checkout); a human "
-                                     "must approve. Without it .git, .envrc and .vscode are read-only."}}}},
-                  {"command"}),
-      tool_schema("fetch_url", "Fetch a web page (http/https) and return its readable text.",
+      tool_schema(
+          "run_command",
+          "Run a shell command in a sandbox with the workspace as current directory. No network unless "
+          "allow_domains is given and approved. Long output keeps its start and its end.",
+          {{"command", str_prop("Shell command (sh -c)")},
+           {"allow_domains",
+            {{"type", "array"}, {"items", {{"type", "string"}}}, {"description", "Domains the command may reach"}}},
+           {"write_git",
+            {{"type", "boolean"},
+             {"description",
+              "The command writes the workspace's .git (git init, commit, checkout); a human "
+              "must approve. Without it .git, .envrc and .vscode are read-only."}}},
+           {"timeout", number("Seconds the command may run (default 60, at most 600)")}},
+          {"command"}),
+      tool_schema("fetch_url",
+                  "Fetch a web page (http/https) and return its readable text (HTML is turned into text, other "
+                  "types are returned as they are). Redirects are reported, not followed.",
                   {{"url", str_prop("Absolute http:// or https:// URL")}}, {"url"}),
   });
 }
@@ -237,18 +302,19 @@ ToolRunner::Path ToolRunner::resolve_path(const std::string& given) const {
   if (given.empty()) throw Error("path is empty");
   if (given.find('\0') != std::string::npos) throw Error("path contains a NUL byte");
   fs::path p;
+  const fs::path ws(config_.workspace);
   if (given == "~" || given.rfind("~/", 0) == 0) p = fs::path(config_.home) / given.substr(given.size() > 1 ? 2 : 1);
   else if (given.front() == '/') p = given;
-  else p = fs::path(config_.workspace) / given;
+  else p = ws / given;
   p = p.lexically_normal();
+  // Tools print paths as the jail shows them (/workspace/...): one given
+  // back means the workspace.
+  if (const fs::path jail_ws(sandbox::kJailWorkspace); !under(p, ws) && under(p, jail_ws))
+    p = (ws / p.lexically_relative(jail_ws)).lexically_normal();
   std::string host = p.string();
   while (host.size() > 1 && host.back() == '/') host.pop_back();
   Path out{host, ""};
-  const fs::path ws(config_.workspace);
-  if (under(fs::path(host), ws)) {
-    const std::string rel = fs::path(host).lexically_relative(ws).string();
-    out.jail = rel == "." ? std::string(sandbox::kJailWorkspace) : std::string(sandbox::kJailWorkspace) + "/" + rel;
-  }
+  if (under(fs::path(host), ws)) out.jail = fs::path(host).lexically_relative(ws).string();
   return out;
 }
 
@@ -302,6 +368,29 @@ void ToolRunner::apply_user_resolve(sandbox::Profile& profile, sandbox::RunOptio
   };
 }
 
+namespace {
+
+// Throws Error naming an argument the tool does not take: one ignored
+// silently (replace_all: true to a tool without it) would do what the model
+// did not ask for. Unknown tools are left to execute().
+void check_argument_names(const std::string& tool, const json& args) {
+  static const json kSchemas = ToolRunner::schemas();
+  for (const json& schema : kSchemas) {
+    const json& function = schema["function"];
+    if (function["name"] != tool) continue;
+    const json& properties = function["parameters"]["properties"];
+    for (const auto& [name, value] : args.items()) {
+      if (properties.contains(name)) continue;
+      std::string known;
+      for (const auto& [known_name, _] : properties.items()) known.append(known.empty() ? "" : ", ").append(known_name);
+      throw Error("unknown argument '" + std::string(display::utf8_prefix(name, 64)) + "'; " + tool + " takes " +
+                  known);
+    }
+  }
+}
+
+}  // namespace
+
 ToolOutcome ToolRunner::execute(const ToolCall& call, const LabelSet& ctx) {
   if (!fatal_.empty()) return failure("error: " + fatal_, only(broker::Source::tool, "agent"));
   const bool too_deep = json_nests_deeper_than(call.arguments);
@@ -313,6 +402,7 @@ ToolOutcome ToolRunner::execute(const ToolCall& call, const LabelSet& ctx) {
     return failure("error: the arguments of " + call.name + " " + problem, only(broker::Source::tool, "agent"));
   }
   try {
+    check_argument_names(call.name, args);
     if (call.name == "read_file") return read_file(args, ctx);
     if (call.name == "list_dir") return list_dir(args, ctx);
     if (call.name == "search_files") return search_files(args, ctx);
@@ -330,52 +420,138 @@ ToolOutcome ToolRunner::execute(const ToolCall& call, const LabelSet& ctx) {
   }
 }
 
-static const char* kOutsideWorkspace = "error: tools only reach the workspace; this path is outside it";
+// A path outside the workspace: the tools never reach it, whatever the
+// policy says (the broker was asked all the same, for the audit log).
+ToolOutcome outside_workspace(const std::string& host, const std::string& tool) {
+  return failure("denied: " + host + " is outside the workspace; tools reach only files in it (give paths relative "
+                 "to it)", only(broker::Source::tool, tool));
+}
+
+// read_file in the jail: first "LINES BYTES" (awk counts a last line
+// without a newline too), then the lines asked for, at most $4 bytes.
+constexpr const char* kReadFileSh =
+    "if [ ! -e \"$1\" ]; then echo \"$1 does not exist\" >&2; exit 2; fi; "
+    "if [ -d \"$1\" ]; then echo \"$1 is a directory; list it with list_dir\" >&2; exit 2; fi; "
+    "if [ ! -f \"$1\" ]; then echo \"$1 is not a regular file\" >&2; exit 2; fi; "
+    "if [ ! -r \"$1\" ]; then echo \"$1 cannot be read (permission denied)\" >&2; exit 2; fi; "
+    "echo \"$(awk 'END { print NR }' < \"$1\") $(wc -c < \"$1\")\"; "
+    "tail -n \"+$2\" -- \"$1\" | head -n \"$3\" | head -c \"$4\"";
+
+// Whether text is a binary file's: a NUL in its first 8 KiB, as grep and
+// git decide.
+bool looks_binary(std::string_view text) { return text.substr(0, 8192).find('\0') != std::string_view::npos; }
 
 ToolOutcome ToolRunner::read_file(const json& args, const LabelSet& ctx) {
   const Path p = resolve_path(need_string(args, "path"));
+  const long long start = opt_count(args, "start_line", 1, 1, 1ll << 40);
+  const long long max_lines = opt_count(args, "max_lines", 1ll << 40, 1, 1ll << 40);
   int64_t seq = 0;
   std::string denied;
-  if (!authorize(Capability::fs_read, p.host, "read " + p.host, ctx, false, seq, denied))
-    return failure(denied, only(broker::Source::tool, "read_file"));
-  if (p.jail.empty()) return failure(kOutsideWorkspace, only(broker::Source::tool, "read_file"));
+  const bool allowed = authorize(Capability::fs_read, p.host, "read " + p.host, ctx, false, seq, denied);
+  if (p.jail.empty()) return outside_workspace(p.host, "read_file");
+  if (!allowed) return failure(denied, only(broker::Source::tool, "read_file"));
   auto r = sandboxed(file_profile(false),
-                     {"head", "-c", std::to_string(config_.max_read_bytes + 1), "--", p.jail}, "");
-  if (r.exit_code != 0)
+                     {"sh", "-c", kReadFileSh, "sh", p.jail, std::to_string(start), std::to_string(max_lines),
+                      std::to_string(config_.max_read_bytes + 1)},
+                     "");
+  long long total_lines = 0, total_bytes = 0;
+  const size_t header_end = r.out.find('\n');
+  if (r.exit_code != 0 || !whole(r) || header_end == std::string::npos ||
+      std::sscanf(r.out.c_str(), "%lld %lld", &total_lines, &total_bytes) != 2)
     return failure("error: read_file: " + describe_failure(r), only(broker::Source::tool, "read_file"));
   gate_.report_result(seq, r.out);
-  return {cap(r.out, config_.max_read_bytes), only(broker::Source::workspace, p.host)};
+  const LabelSet labels = only(broker::Source::workspace, p.host);
+  std::string text = r.out.substr(header_end + 1);
+  if (total_bytes == 0) return {"(the file is empty)", labels};
+  if (looks_binary(text))
+    return {"(a binary file of " + std::to_string(total_bytes) +
+                " bytes, not shown; run_command with od, xxd or file can look into it)",
+            labels};
+  if (text.empty())
+    return failure("error: read_file: start_line " + std::to_string(start) + " is past the end of the file (" +
+                       std::to_string(total_lines) + " lines)",
+                   only(broker::Source::tool, "read_file"));
+  // Over the cap, the result ends with the last whole line that fits, so
+  // that reading on from the next one misses nothing; a single line longer
+  // than the cap shows its start.
+  bool cut = false, long_line = false;
+  if (text.size() > config_.max_read_bytes) {
+    const size_t newline = text.rfind('\n', config_.max_read_bytes - 1);
+    long_line = newline == std::string::npos;
+    text.resize(long_line ? display::utf8_prefix(text, config_.max_read_bytes).size() : newline + 1);
+    cut = true;
+  }
+  const long long shown = std::count(text.begin(), text.end(), '\n') + (text.back() == '\n' ? 0 : 1);
+  const long long end = start + shown - 1;
+  if (!cut && start == 1 && end >= total_lines) return {text, labels};
+  std::string note = long_line ? "\n[warden: line " + std::to_string(start) + " is longer than the " +
+                                     std::to_string(config_.max_read_bytes) +
+                                     " bytes a result holds; only its start is shown (run_command with cut or fold "
+                                     "shows the rest)"
+                               : "\n[warden: lines " + std::to_string(start) + "-" + std::to_string(end) + " of " +
+                                     std::to_string(total_lines) + " shown";
+  if (end < total_lines) note.append("; read on with start_line=").append(std::to_string(end + 1));
+  return {text + note + "]", labels};
 }
 
 ToolOutcome ToolRunner::list_dir(const json& args, const LabelSet& ctx) {
   const Path p = resolve_path(opt_string(args, "path", "."));
   int64_t seq = 0;
   std::string denied;
-  if (!authorize(Capability::fs_read, p.host, "list " + p.host, ctx, false, seq, denied))
-    return failure(denied, only(broker::Source::tool, "list_dir"));
-  if (p.jail.empty()) return failure(kOutsideWorkspace, only(broker::Source::tool, "list_dir"));
+  const bool allowed = authorize(Capability::fs_read, p.host, "list " + p.host, ctx, false, seq, denied);
+  if (p.jail.empty()) return outside_workspace(p.host, "list_dir");
+  if (!allowed) return failure(denied, only(broker::Source::tool, "list_dir"));
   auto r = sandboxed(file_profile(false), {"ls", "-la", "--", p.jail}, "");
-  if (r.exit_code != 0)
+  if (r.exit_code != 0 || !whole(r))
     return failure("error: list_dir: " + describe_failure(r), only(broker::Source::tool, "list_dir"));
   gate_.report_result(seq, r.out);
   return {cap(r.out, config_.max_command_output), only(broker::Source::workspace, p.host)};
 }
 
+// search_files in the jail: grep's matches with each line cut at 500 bytes
+// (a minified file's one line would fill the result), then capped at $1
+// bytes; grep's own status is the script's. -s: a file that cannot be read
+// is skipped, not the whole search lost (grep still says 2).
+constexpr const char* kSearchSh =
+    "cap=$1; shift; { grep \"$@\"; echo $? > /tmp/grep-status; } | cut -b 1-500 | head -c \"$cap\"; "
+    "exit \"$(cat /tmp/grep-status)\"";
+
 ToolOutcome ToolRunner::search_files(const json& args, const LabelSet& ctx) {
   const std::string pattern = need_string(args, "pattern");
   const Path p = resolve_path(opt_string(args, "path", "."));
+  const bool ignore_case = opt_flag(args, "ignore_case");
+  const std::string include = opt_string(args, "include", "");
   int64_t seq = 0;
   std::string denied;
-  if (!authorize(Capability::fs_read, p.host, "search /" + pattern + "/ under " + p.host, ctx, false, seq, denied))
-    return failure(denied, only(broker::Source::tool, "search_files"));
-  if (p.jail.empty()) return failure(kOutsideWorkspace, only(broker::Source::tool, "search_files"));
-  auto r = sandboxed(file_profile(false),
-                     {"grep", "-rnE", "--binary-files=without-match", "-e", pattern, "--", p.jail}, "");
-  if (r.exit_code == 1) return {"no matches", only(broker::Source::workspace, p.host)};
-  if (r.exit_code != 0)
+  const bool allowed =
+      authorize(Capability::fs_read, p.host, "search /" + pattern + "/ under " + p.host, ctx, false, seq, denied);
+  if (p.jail.empty()) return outside_workspace(p.host, "search_files");
+  if (!allowed) return failure(denied, only(broker::Source::tool, "search_files"));
+  std::vector<std::string> argv = {"sh", "-c", kSearchSh, "sh", std::to_string(config_.max_command_output + 1),
+                                   "-rnIsP", "--color=never"};
+  if (ignore_case) argv.push_back("-i");
+  if (!include.empty()) argv.push_back("--include=" + include);
+  argv.insert(argv.end(), {"-e", pattern, "--"});
+  // In the workspace itself grep names files relative to it, as the model
+  // gives them back; -H: a single file's matches are named too.
+  if (p.jail != ".") argv.insert(argv.end() - 1, "-H"), argv.push_back(p.jail);
+  auto r = sandboxed(file_profile(false), argv, "");
+  const LabelSet labels = only(broker::Source::workspace, p.host);
+  if (r.exit_code == 1 && whole(r)) return {"no matches", labels};
+  // 2 with matches: some file could not be read (-s hides which).
+  const bool some_unreadable = r.exit_code == 2 && !r.out.empty();
+  if ((r.exit_code != 0 && !some_unreadable && r.exit_code != 141) || !whole(r))
     return failure("error: search_files: " + describe_failure(r), only(broker::Source::tool, "search_files"));
   gate_.report_result(seq, r.out);
-  return {cap(r.out, config_.max_command_output), only(broker::Source::workspace, p.host)};
+  std::string text = r.out;
+  if (text.size() > config_.max_command_output) {
+    text.resize(text.rfind('\n', config_.max_command_output - 1) + 1);
+    text.append("[warden: more matches than fit in ")
+        .append(std::to_string(config_.max_command_output))
+        .append(" bytes; narrow the pattern or the path, or give include]");
+  }
+  if (some_unreadable) text.append("[warden: some files could not be read and were skipped]");
+  return {text, labels};
 }
 
 // The jail scripts of write_content refuse, inside the jail too, a path with
@@ -401,8 +577,12 @@ void ToolRunner::refuse_links(const Path& p) const {
   }
 }
 
+// The diff a human approves is at most this large: the broker takes a
+// request of 4 MiB at most, and a diff can double the bytes of a file.
+constexpr uint64_t kMaxDiffBytes = 2u << 20;
+
 ToolOutcome ToolRunner::write_content(const Path& p, const std::string& content, const std::string& tool,
-                                      const LabelSet& ctx) {
+                                      const LabelSet& ctx, const std::string& done) {
   if (!p.jail.empty()) refuse_links(p);  // throws: execute() audits it as tool.error
   // The human approves the exact change: a unified diff computed inside a
   // read-only jail (the agent does not open the file itself). -a: content
@@ -413,59 +593,126 @@ ToolOutcome ToolRunner::write_content(const Path& p, const std::string& content,
   if (!p.jail.empty()) {
     const std::string script =
         std::string(kRefuseLinksSh) +
+        "if [ -d \"$1\" ]; then echo \"$1 is a directory\" >&2; exit 2; fi; "
         "cat > /tmp/new || exit 2; if [ -e \"$1\" ]; then old=\"$1\"; else old=/dev/null; fi; "
         "diff -a -u --label \"a/$2\" --label \"b/$2\" -- \"$old\" /tmp/new; [ $? -le 1 ]";
-    auto d = sandboxed(file_profile(false), {"sh", "-c", script, "sh", p.jail, rel}, content);
-    if (d.exit_code != 0) return failure("error: " + tool + ": cannot compute the diff: " + describe_failure(d),
-                                  only(broker::Source::tool, tool));
+    sandbox::Profile profile = file_profile(false);
+    profile.limits.max_output_bytes = kMaxDiffBytes;
+    auto d = sandboxed(profile, {"sh", "-c", script, "sh", p.jail, rel}, content);
+    // A diff cut short would show the human a part of the change: never.
+    if (d.killed == sandbox::KillReason::output_limit || d.out_truncated)
+      return failure("error: " + tool + ": the change is too large to show for approval (its diff is over " +
+                         std::to_string(kMaxDiffBytes >> 20) + " MiB); write it in smaller files",
+                     only(broker::Source::tool, tool));
+    if (d.exit_code != 0 || !whole(d))
+      return failure("error: " + tool + ": " + describe_failure(d), only(broker::Source::tool, tool));
     detail = d.out.empty() ? "(no change)" : d.out;
   } else {
     detail = "write " + std::to_string(content.size()) + " bytes to " + p.host + ":\n" + content;
   }
   int64_t seq = 0;
   std::string denied;
-  if (!authorize(Capability::fs_write, p.host, detail, ctx, false, seq, denied))
-    return failure(denied, only(broker::Source::tool, tool));
-  if (p.jail.empty()) return failure(kOutsideWorkspace, only(broker::Source::tool, tool));
+  const bool allowed = authorize(Capability::fs_write, p.host, detail, ctx, false, seq, denied);
+  if (p.jail.empty()) return outside_workspace(p.host, tool);
+  if (!allowed) return failure(denied, only(broker::Source::tool, tool));
+  // A write the broker did not flag as code for later may still make one:
+  // the last of HEAD, config, objects/ and refs/ written into a folder makes
+  // it a repository whose config git runs. Such entries are moved aside
+  // after the write, as after a command.
+  const bool flagged = !broker::autorun_reason(p.host, config_.workspace).empty();
+  const PlantedSnapshot before = flagged ? PlantedSnapshot{} : snapshot_autorun_entries(config_.workspace, true);
   auto r = sandboxed(file_profile(true),
                      {"sh", "-c", std::string(kRefuseLinksSh) + "mkdir -p -- \"$(dirname -- \"$1\")\" && cat > \"$1\"",
                       "sh", p.jail, rel},
                      content);
-  if (r.exit_code != 0) return failure("error: " + tool + ": " + describe_failure(r), only(broker::Source::tool, tool));
+  const std::string planted = flagged ? "" : move_aside_planted_code(before, /*write_git=*/false);
+  if (r.exit_code != 0 || !whole(r))
+    return failure("error: " + tool + ": " + describe_failure(r) + planted, only(broker::Source::tool, tool));
   gate_.report_result(seq, content);
-  return {"wrote " + std::to_string(content.size()) + " bytes to " + p.host, only(broker::Source::tool, tool)};
+  return {done + planted, only(broker::Source::tool, tool)};
 }
 
 ToolOutcome ToolRunner::write_file(const json& args, const LabelSet& ctx) {
   const Path p = resolve_path(need_string(args, "path"));
-  return write_content(p, need_string(args, "content"), "write_file", ctx);
+  const std::string content = need_string(args, "content");
+  return write_content(p, content, "write_file", ctx,
+                       "wrote " + std::to_string(content.size()) + " bytes to " + p.host);
 }
+
+namespace {
+
+// Where `needle` occurs in `text`, without overlaps.
+std::vector<size_t> occurrences(const std::string& text, const std::string& needle) {
+  std::vector<size_t> at;
+  for (size_t i = text.find(needle); i != std::string::npos; i = text.find(needle, i + needle.size())) at.push_back(i);
+  return at;
+}
+
+// "\n" as "\r\n", for a file with Windows line ends.
+std::string with_crlf(const std::string& text) {
+  std::string out;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\n' && (i == 0 || text[i - 1] != '\r')) out.push_back('\r');
+    out.push_back(text[i]);
+  }
+  return out;
+}
+
+}  // namespace
 
 ToolOutcome ToolRunner::edit_file(const json& args, const LabelSet& ctx) {
   const Path p = resolve_path(need_string(args, "path"));
-  const std::string old_s = need_string(args, "old_string"), new_s = need_string(args, "new_string");
+  std::string old_s = need_string(args, "old_string"), new_s = need_string(args, "new_string");
+  const bool replace_all = opt_flag(args, "replace_all");
   if (old_s.empty()) throw Error("argument 'old_string' must not be empty");
   if (!p.jail.empty()) refuse_links(p);  // before the read too: the link is refused, not read through
   int64_t seq = 0;
   std::string denied;
-  if (!authorize(Capability::fs_read, p.host, "read " + p.host + " (to edit it)", ctx, false, seq, denied))
-    return failure(denied, only(broker::Source::tool, "edit_file"));
-  if (p.jail.empty()) return failure(kOutsideWorkspace, only(broker::Source::tool, "edit_file"));
-  auto r = sandboxed(file_profile(false), {"head", "-c", std::to_string(config_.max_read_bytes + 1), "--", p.jail}, "");
-  if (r.exit_code != 0)
+  const bool allowed =
+      authorize(Capability::fs_read, p.host, "read " + p.host + " (to edit it)", ctx, false, seq, denied);
+  if (p.jail.empty()) return outside_workspace(p.host, "edit_file");
+  if (!allowed) return failure(denied, only(broker::Source::tool, "edit_file"));
+  sandbox::Profile profile = file_profile(false);
+  profile.limits.max_output_bytes = config_.max_edit_bytes + 1;
+  auto r = sandboxed(profile, {"head", "-c", std::to_string(config_.max_edit_bytes + 1), "--", p.jail}, "");
+  if (r.exit_code != 0 || !whole(r))
     return failure("error: edit_file: " + describe_failure(r), only(broker::Source::tool, "edit_file"));
-  if (r.out.size() > config_.max_read_bytes) throw Error("file is larger than " + std::to_string(config_.max_read_bytes) + " bytes");
-  const size_t at = r.out.find(old_s);
-  if (at == std::string::npos)
-    return failure("error: edit_file: old_string not found in " + p.host, only(broker::Source::tool, "edit_file"));
-  if (r.out.find(old_s, at + 1) != std::string::npos)
-    return failure("error: edit_file: old_string occurs more than once in " + p.host,
+  if (r.out.size() > config_.max_edit_bytes)
+    throw Error("the file is larger than " + std::to_string(config_.max_edit_bytes) +
+                " bytes; run_command (sed, a script) can change it");
+  std::vector<size_t> at = occurrences(r.out, old_s);
+  // Models write "\n" where a file from Windows has "\r\n": the same edit.
+  if (at.empty() && r.out.find("\r\n") != std::string::npos && old_s.find('\n') != std::string::npos) {
+    old_s = with_crlf(old_s);
+    new_s = with_crlf(new_s);
+    at = occurrences(r.out, old_s);
+  }
+  if (at.empty())
+    return failure("error: edit_file: old_string was not found in " + p.host +
+                       "; it must match the file exactly, with its indentation (tabs or spaces) and line ends: "
+                       "read_file the part again and copy it",
                    only(broker::Source::tool, "edit_file"));
-  std::string updated = r.out;
-  updated.replace(at, old_s.size(), new_s);
+  if (at.size() > 1 && !replace_all) {
+    std::string lines;
+    for (size_t k = 0; k < at.size() && k < 10; ++k)
+      lines.append(k ? ", " : "")
+          .append(std::to_string(1 + std::count(r.out.begin(), r.out.begin() + long(at[k]), '\n')));
+    if (at.size() > 10) lines.append(", ...");
+    return failure("error: edit_file: old_string occurs " + std::to_string(at.size()) + " times in " + p.host +
+                       " (at lines " + lines + "); give more of the text around it to pick one, or replace_all: true",
+                   only(broker::Source::tool, "edit_file"));
+  }
+  std::string updated;
+  size_t from = 0;
+  for (const size_t i : at) {
+    updated.append(r.out, from, i - from).append(new_s);
+    from = i + old_s.size();
+  }
+  updated.append(r.out, from);
   LabelSet with_file = ctx;
   with_file.add(broker::Label{broker::Source::workspace, p.host});
-  return write_content(p, updated, "edit_file", with_file);
+  return write_content(p, updated, "edit_file", with_file,
+                       "replaced " + std::to_string(at.size()) + " occurrence(s) in " + p.host);
 }
 
 ToolOutcome ToolRunner::run_command(const json& args, const LabelSet& ctx) {
@@ -483,6 +730,7 @@ ToolOutcome ToolRunner::run_command(const json& args, const LabelSet& ctx) {
     if (!args["write_git"].is_boolean()) throw Error("argument 'write_git' must be true or false");
     write_git = args["write_git"].get<bool>();
   }
+  const double seconds = double(opt_count(args, "timeout", (long long)config_.command_wall_seconds, 1, 600));
   const bool network = !domains.empty();
   std::string detail = "$ " + command;
   if (network) {
@@ -515,7 +763,12 @@ ToolOutcome ToolRunner::run_command(const json& args, const LabelSet& ctx) {
   for (const auto& entry : broker::kAutorunNames)
     if (!(write_git && std::string_view(entry.name) == ".git"))
       profile.readonly_in_workspace.push_back({entry.name, entry.directory});
-  profile.limits.wall_seconds = config_.command_wall_seconds;
+  profile.limits.wall_seconds = seconds;
+  profile.limits.cpu_seconds = std::max<uint64_t>(profile.limits.cpu_seconds, uint64_t(seconds));
+  // A build's errors and a test run's summary come last: the command runs
+  // to its end, and its output keeps its start and its end.
+  profile.limits.max_output_bytes = config_.max_command_output;
+  profile.limits.keep_output_ends = true;
   profile.allowed_domains = domains;
   sandbox::RunOptions options;
   if (network) apply_user_resolve(profile, options);
@@ -524,10 +777,12 @@ ToolOutcome ToolRunner::run_command(const json& args, const LabelSet& ctx) {
   const PlantedSnapshot before = snapshot_autorun_entries(config_.workspace, !write_git);
   auto r = sandboxed(profile, {"sh", "-c", command}, "", options);
   std::string text = "exit " + std::to_string(r.exit_code);
-  if (r.killed != sandbox::KillReason::none) text += " (killed: " + std::string(sandbox::kill_reason_name(r.killed)) + ")";
+  if (r.killed != sandbox::KillReason::none)
+    text += " (killed: " + std::string(sandbox::kill_reason_name(r.killed)) + ")";
   text += move_aside_planted_code(before, write_git);
-  text += "\nstdout:\n" + cap(strip_control_chars(r.out), config_.max_command_output);
-  text += "\nstderr:\n" + cap(strip_control_chars(r.err), config_.max_command_output);
+  const size_t head = config_.max_command_output / 2;
+  text.append("\nstdout:\n").append(strip_control_chars(with_gap(r.out, r.out_dropped, head)));
+  text.append("\nstderr:\n").append(strip_control_chars(with_gap(r.err, r.err_dropped, head)));
   gate_.report_result(seq, r.out + r.err);
   return {text, only(broker::Source::tool, "run_command")};
 }
@@ -557,6 +812,15 @@ std::string ToolRunner::move_aside_planted_code(const PlantedSnapshot& before, b
   return "\nwarden: " + note;
 }
 
+// What curl says after the body, on stderr: status, where a redirect
+// points, and the content type (last: it may hold spaces).
+constexpr const char* kFetchMeta = "%{stderr}\nwarden-fetch\t%{http_code}\t%{redirect_url}\t%{content_type}\n";
+// fetch_url in the jail: the body, at most $1 bytes (a larger page is cut,
+// not refused); curl's own status is the script's.
+constexpr const char* kFetchSh =
+    "cap=$1; shift; { curl \"$@\"; echo $? > /tmp/curl-status; } | head -c \"$cap\"; exit \"$(cat /tmp/curl-status)\"";
+constexpr int kCurlWriteError = 23;  // head took all it wanted
+
 ToolOutcome ToolRunner::fetch_url(const json& args, const LabelSet& ctx) {
   const std::string url = need_string(args, "url");
   const ParsedUrl u = parse_url(url);
@@ -573,14 +837,47 @@ ToolOutcome ToolRunner::fetch_url(const json& args, const LabelSet& ctx) {
   sandbox::RunOptions options;
   options.allowed_ports = {u.port};  // the port is part of the URL the broker authorized
   apply_user_resolve(profile, options);
+  constexpr size_t kMaxBody = 2u << 20;
+  // --globoff: "{a,b}" and "[1-100]" in a URL are its characters, not many
+  // URLs (one approved GET must be one request).
   auto r = sandboxed(profile,
-                     {"curl", "-sS", "--max-time", "20", "--max-filesize", std::to_string(2u << 20), "--proto",
-                      "=http,https", "--", url},
+                     {"sh", "-c", kFetchSh, "sh", std::to_string(kMaxBody), "-sS", "--globoff", "--max-time", "20",
+                      "--proto", "=http,https", "-w", kFetchMeta, "--", url},
                      "", options);
-  if (r.exit_code != 0) return failure("error: fetch_url: " + describe_failure(r), only(broker::Source::web, u.host));
+  // The last line on stderr is ours; what is before it is curl's message.
+  std::string meta = r.err;
+  while (!meta.empty() && meta.back() == '\n') meta.pop_back();
+  const size_t meta_at = meta.rfind("\nwarden-fetch\t");
+  std::vector<std::string> fields;  // status, redirect, content type
+  if (meta_at != std::string::npos)
+    for (size_t i = meta_at + 14;; ) {
+      const size_t tab = std::min(meta.find('\t', i), meta.size());
+      fields.push_back(meta.substr(i, tab - i));
+      if (tab == meta.size()) break;
+      i = tab + 1;
+    }
+  const bool cut = r.exit_code == kCurlWriteError && r.out.size() == kMaxBody;
+  if ((r.exit_code != 0 && !cut) || !whole(r) || fields.size() != 3) {
+    if (meta_at != std::string::npos) r.err.resize(meta_at);
+    return failure("error: fetch_url: " + describe_failure(r), only(broker::Source::web, u.host));
+  }
   gate_.report_result(seq, r.out);
-  std::string text = looks_like_html("", r.out) ? html_to_text(r.out) : strip_control_chars(r.out);
-  return {cap(text, config_.max_fetch_text), only(broker::Source::web, u.host)};
+  const std::string& status = fields[0];
+  const std::string& redirect = fields[1];
+  const std::string& content_type = fields[2];
+  const LabelSet labels = only(broker::Source::web, u.host);
+  if (!redirect.empty())
+    return {"HTTP " + status + ": the page has moved to " + strip_control_chars(redirect) +
+                "; fetch_url that address to follow it (it is checked like any other)",
+            labels};
+  std::string text = looks_like_html(content_type, r.out) ? html_to_text(r.out) : strip_control_chars(r.out);
+  text = cap(text, config_.max_fetch_text);
+  if (cut)
+    text.append("\n[warden: the page is larger than ")
+        .append(std::to_string(kMaxBody >> 20))
+        .append(" MiB; its start is shown]");
+  if (status.empty() || status[0] != '2') text = "HTTP " + status + "; the server sent:\n" + text;
+  return {text, labels};
 }
 
 }  // namespace warden::agent

@@ -78,6 +78,7 @@ struct ToolConfig {
   // private addresses.
   std::map<std::string, std::string> resolve;
   size_t max_read_bytes = 256 * 1024;
+  size_t max_edit_bytes = 8 << 20;  // edit_file reads the whole file
   size_t max_fetch_text = 64 * 1024;
   size_t max_command_output = 64 * 1024;
   double command_wall_seconds = 60;
@@ -110,7 +111,7 @@ class ToolRunner {
  private:
   struct Path {
     std::string host;  // lexically normalized absolute host path
-    std::string jail;  // path inside the jail; empty when outside the workspace
+    std::string jail;  // relative to the jail's working directory, the workspace ("." for it); empty: outside
   };
   Path resolve_path(const std::string& given) const;
 
@@ -132,8 +133,10 @@ class ToolRunner {
   // Throws Error when an existing component of `p` (the last included) is a
   // symbolic link: file-writing tools never follow links.
   void refuse_links(const Path& p) const;
+  // Writes `content` after the human or the policy allowed its diff;
+  // `done` is the model's answer on success.
   ToolOutcome write_content(const Path& p, const std::string& content, const std::string& tool,
-                            const broker::LabelSet& ctx);
+                            const broker::LabelSet& ctx, const std::string& done);
   sandbox::SandboxResult sandboxed(const sandbox::Profile& profile, const std::vector<std::string>& argv,
                                    const std::string& input, const sandbox::RunOptions& options = {});
   sandbox::Profile file_profile(bool writable) const;

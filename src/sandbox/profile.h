@@ -21,7 +21,12 @@ struct Limits {
   uint64_t max_disk_growth_bytes = 1ull << 30;
   uint64_t max_new_inodes = 100000;
   double wall_seconds = 60;                    // whole process tree killed after this
-  uint64_t max_output_bytes = 1ull << 20;      // per stream; exceeding it kills the jail
+  uint64_t max_output_bytes = 1ull << 20;      // per stream; exceeding it kills the jail,
+  // unless this is set: then the command runs on, and each stream keeps its
+  // first half and its last half of max_output_bytes (the middle is
+  // dropped and counted in SandboxResult), as a build's errors and a test
+  // run's summary come at the end.
+  bool keep_output_ends = false;
 };
 
 // One top-level entry of the workspace (a single path component).

@@ -273,20 +273,47 @@ struct BwrapStatus {
 
 class Collector {
  public:
-  explicit Collector(uint64_t cap) : cap_(cap) {}
-  // Appends; false once the stream went past the cap.
-  bool add(std::string& sink, bool& truncated, const char* data, size_t n) {
-    if (sink.size() + n > cap_) {
-      sink.append(data, cap_ - sink.size());
-      truncated = true;
+  explicit Collector(const Limits& limits) : cap_(limits.max_output_bytes), keep_ends_(limits.keep_output_ends) {}
+  struct Stream {
+    std::string& sink;
+    bool& truncated;
+    uint64_t& dropped;
+    std::string tail;  // keep_ends: the newest bytes after the first half (up to twice the half, trimmed)
+  };
+  // Appends; false once the stream went past the cap and the jail must go.
+  bool add(Stream& s, const char* data, size_t n) {
+    if (s.sink.size() + n <= (keep_ends_ ? cap_ / 2 : cap_) && s.tail.empty()) {
+      s.sink.append(data, n);
+      return true;
+    }
+    if (!keep_ends_) {
+      s.truncated = true;
+      s.sink.append(data, cap_ - s.sink.size());
       return false;
     }
-    sink.append(data, n);
+    const size_t head_room = cap_ / 2 - std::min<size_t>(s.sink.size(), cap_ / 2);
+    s.sink.append(data, std::min(n, head_room));
+    s.tail.append(data + std::min(n, head_room), n - std::min(n, head_room));
+    const size_t tail_cap = cap_ - cap_ / 2;
+    if (s.tail.size() > 2 * tail_cap) trim(s, tail_cap);
     return true;
+  }
+  // Joins a kept-ends stream's halves once it is closed.
+  void finish(Stream& s) {
+    trim(s, cap_ - cap_ / 2);
+    s.sink += s.tail;
+    s.tail.clear();
   }
 
  private:
+  static void trim(Stream& s, size_t keep) {
+    if (s.tail.size() <= keep) return;
+    s.truncated = true;
+    s.dropped += s.tail.size() - keep;
+    s.tail.erase(0, s.tail.size() - keep);
+  }
   uint64_t cap_;
+  bool keep_ends_;
 };
 
 // Free space and free inodes of the filesystem holding a writable
@@ -445,7 +472,9 @@ SandboxResult run(const Profile& profile, const std::vector<std::string>& argv, 
   // Feed stdin, collect output and status until every stream is closed, the
   // deadline passes or the output cap is hit.
   const auto deadline = started + std::chrono::milliseconds(int64_t(limits.wall_seconds * 1000));
-  Collector collect(limits.max_output_bytes);
+  Collector collect(limits);
+  Collector::Stream streams[2] = {{result.out, result.out_truncated, result.out_dropped, {}},
+                                  {result.err, result.err_truncated, result.err_dropped, {}}};
   BwrapStatus bstatus;
   size_t written = 0;
   if (stdin_bytes.empty()) in.write.reset();
@@ -493,12 +522,12 @@ SandboxResult run(const Profile& profile, const std::vector<std::string>& argv, 
       if (i == 2) {
         bstatus.buffer.append(buf, size_t(got));
         bstatus.parse();
-      } else if (!collect.add(i == 0 ? result.out : result.err, i == 0 ? result.out_truncated : result.err_truncated,
-                              buf, size_t(got))) {
+      } else if (!collect.add(streams[i], buf, size_t(got))) {
         kill_jail(KillReason::output_limit);
       }
     }
   }
+  for (auto& stream : streams) collect.finish(stream);
   in.write.reset();
   out.read.reset();
   err.read.reset();

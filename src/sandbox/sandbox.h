@@ -31,6 +31,9 @@ struct SandboxResult {
   KillReason killed = KillReason::none;
   std::string out, err;           // captured stdout/stderr, each at most limits.max_output_bytes
   bool out_truncated = false, err_truncated = false;
+  // With limits.keep_output_ends: bytes dropped from the middle of each
+  // stream, which were after its first max_output_bytes / 2 bytes.
+  uint64_t out_dropped = 0, err_dropped = 0;
   double wall_seconds = 0;
   std::vector<ProxyLogEntry> proxy_log;  // every request the proxy saw
   std::string to_json() const;

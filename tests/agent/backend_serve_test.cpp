@@ -57,12 +57,12 @@ TEST(AgentBackendServe, AnAnswerCutAtTheContextsEndSaysSoWithItsCounts) {
 }
 
 // With no tool result to shorten, the agent returns an answer cut at the
-// context's end as it is, and says so. (The tools' schemas take some 2100
+// context's end as it is, and says so. (The tools' schemas take some 2750
 // of this model's tokens; the task 170 more.)
 TEST(AgentBackendServe, TheAgentReportsAnAnswerCutAtTheContextsEnd) {
-  warden::test::ServeProcess serve({"-c", "2560", "--temp", "0"});
+  warden::test::ServeProcess serve({"-c", "3072", "--temp", "0"});
   OpenAIBackend backend = backend_for(serve);
-  EXPECT_EQ(backend.context_size(), 2560);  // from /v1/models, which the agent asks to tell a cut answer
+  EXPECT_EQ(backend.context_size(), 3072);  // from /v1/models, which the agent asks to tell a cut answer
   fakes::FakeGate gate;
   ToolConfig tools;
   tools.workspace = "/w";
@@ -94,7 +94,7 @@ TEST(AgentBackendServe, ATaskLongerThanTheContextEndsWithWhatToDo) {
 // The model is scripted, but every conversation goes to the real server
 // first, which refuses it if it does not fit: the agent's shortening meets
 // the server's own token counts. Six reads of about 600 tokens each do not
-// fit beside the tool schemas' 2100 in 4096; the task still ends with the
+// fit beside the tool schemas' 2750 in 4096; the task still ends with the
 // model's answer, each file read once, and the log says what was shortened.
 TEST(AgentBackendServe, AToolLoopLongerThanTheContextGoesOnAgainstTheRealServer) {
   class CheckedScript : public ModelBackend {
@@ -129,7 +129,7 @@ TEST(AgentBackendServe, AToolLoopLongerThanTheContextGoesOnAgainstTheRealServer)
     ++reads;
     warden::sandbox::SandboxResult r;
     r.exit_code = 0;
-    r.out = words(150);
+    r.out = "1 999\n" + words(150);  // read_file's jail script says the file's lines and bytes first
     return r;
   };
   ToolRunner runner(tools, gate);

@@ -566,6 +566,29 @@ TEST_F(JailAttack, GigabyteOfOutputIsCapped) {
   EXPECT_EQ(r.out.size(), size_t(1) << 20);
 }
 
+// With keep_output_ends a command that prints too much runs to its end, and
+// each stream keeps its first and last halves, counting what went between.
+TEST_F(JailAttack, KeepingTheOutputsEndsLetsALongOutputRunToItsEnd) {
+  Profile p = named_profile("default");
+  p.workspace = ws_;
+  p.limits.max_output_bytes = 64 << 10;
+  p.limits.keep_output_ends = true;
+  auto r = sh(p, "seq 1 200000; seq 1 3 >&2; echo done > finished");
+  EXPECT_EQ(r.killed, KillReason::none);
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_TRUE(fs::exists(ws_ + "/finished"));
+  std::string all;
+  for (int i = 1; i <= 200000; ++i) all.append(std::to_string(i)).push_back('\n');
+  ASSERT_EQ(r.out.size(), size_t(64) << 10);
+  EXPECT_TRUE(r.out_truncated);
+  EXPECT_EQ(r.out_dropped, all.size() - r.out.size());
+  EXPECT_EQ(r.out.substr(0, 32 << 10), all.substr(0, 32 << 10));
+  EXPECT_EQ(r.out.substr(32 << 10), all.substr(all.size() - (32 << 10)));
+  EXPECT_EQ(r.err, "1\n2\n3\n");  // under the cap: whole, not marked
+  EXPECT_FALSE(r.err_truncated);
+  EXPECT_EQ(r.err_dropped, 0u);
+}
+
 // Many files, each under the per-file cap, cannot fill the user's disk.
 TEST_F(JailAttack, FillingTheDiskIsStopped) {
   auto bytes_in_ws = [&] {
