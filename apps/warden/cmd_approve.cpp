@@ -34,7 +34,8 @@ int run_approve(const ApproveOptions& o) {
   if (needs_id) req["id"] = o.id;
   nlohmann::json reply = client.call(req);
   if (o.json) {
-    std::printf("%s\n", reply.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    // ASCII only: a request holds model-made text (bidi, C1 controls).
+    std::printf("%s\n", reply.dump(2, ' ', true, nlohmann::json::error_handler_t::replace).c_str());
     return 0;
   }
   if (o.verb == "list") {

@@ -65,8 +65,10 @@ nlohmann::json record_json(const AuditRecord& r) {
           {"hash", r.hash}};
 }
 
+// ASCII only: records hold model-made text, whose bidi and C1 control
+// characters must not reach a terminal as they are.
 std::string dump(const nlohmann::json& j, int indent) {
-  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+  return j.dump(indent, ' ', true, nlohmann::json::error_handler_t::replace);
 }
 
 int show(const AuditOptions& o) {

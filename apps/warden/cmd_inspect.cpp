@@ -38,7 +38,7 @@ std::string summarise(const Value& v) {
     return s + "]";
   }
   if (v.type == ValueType::STRING) {
-    std::string s = to_json(v).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    std::string s = to_json(v).dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
     return s.size() > 120 ? s.substr(0, 117) + "...\"" : s;
   }
   return to_json(v).dump();
@@ -66,7 +66,7 @@ int inspect(const std::string& path, bool as_json) {
     for (const auto& t : f.tensors())
       out["tensors"].push_back({{"name", t.name}, {"type", warden::gguf::type_name(t.type)},
                                 {"dims", t.dims}, {"offset", t.offset}, {"bytes", t.size}});
-    std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    std::cout << out.dump(2, ' ', true, nlohmann::json::error_handler_t::replace) << "\n";
     return 0;
   }
   std::printf("file: %s\nGGUF version %u, alignment %llu, %zu metadata keys, %zu tensors\n\n", path.c_str(),

@@ -109,7 +109,7 @@ int show(const PolicyOptions& o) {
     j["limits"] = nlohmann::json::object();
     for (auto& [c, l] : p.limits())
       j["limits"][std::string(capability_name(c))] = {{"max", l.max}, {"per_seconds", l.per_seconds}};
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", j.dump(2, ' ', true, nlohmann::json::error_handler_t::replace).c_str());
     return 0;
   }
   std::printf("policy: %s\nworkspace: %s\napproval timeout: %d s\n", p.source().c_str(),
@@ -181,7 +181,7 @@ int check(const PolicyOptions& o, const CheckOptions& c) {
                         {"policy", a.policy.explain()},
                         {"why", a.ask_reasons}};
     if (limit) j["rate_limit"] = {{"max", limit->max}, {"per_seconds", limit->per_seconds}};
-    std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    std::printf("%s\n", j.dump(2, ' ', true, nlohmann::json::error_handler_t::replace).c_str());
     return 0;
   }
   std::printf("decision: %s\n", std::string(action_name(a.action)).c_str());

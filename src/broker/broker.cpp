@@ -30,6 +30,27 @@ std::string always_ask_reason(Capability c, const std::string& target, bool netw
   }
 }
 
+// A deny rule of the user's on file paths in the workspace holds for the
+// file tools, but a command's jail holds the whole workspace: under such a
+// rule every command asks, and says why ("" when there is none). The
+// built-in denials (warden's own folders, secrets) the jail masks itself.
+std::string workspace_deny_reason(const Policy& policy) {
+  const std::string& ws = policy.env().workspace;
+  for (const Rule& r : policy.rules()) {
+    if ((r.capability != Capability::fs_read && r.capability != Capability::fs_write) || r.action != Action::deny ||
+        r.origin == "default" || r.origin == "protected")
+      continue;
+    // The pattern's fixed start: inside the workspace, or a glob from the
+    // first character (it may match there too).
+    const std::string fixed = r.pattern.substr(0, r.pattern.find_first_of("*?["));
+    const std::string fixed_dir = fixed.rfind('/') > 0 ? fixed.substr(0, fixed.rfind('/')) : "/";
+    if (inside(fixed, ws) || inside(ws, fixed_dir))
+      return "the policy denies " + std::string(capability_name(r.capability)) + " " + r.written_pattern + " (" +
+             r.origin + "), which a command cannot be held to: its jail holds the whole workspace";
+  }
+  return "";
+}
+
 std::string arguments_json(const EffectRequest& req, const std::string& target) {
   nlohmann::json j = {{"target", target},
                       {"detail", req.detail},
@@ -67,6 +88,11 @@ Assessment assess(const Policy& policy, const EffectRequest& req) {
     a.ask_reasons.push_back(why);
     a.action = Action::ask;
   }
+  if (req.capability == Capability::exec)
+    if (auto why = workspace_deny_reason(policy); !why.empty()) {
+      a.ask_reasons.push_back(why);
+      a.action = Action::ask;
+    }
   // Code planted for later (git hooks, .envrc...) asks even inside the workspace.
   if (req.capability == Capability::fs_write) {
     if (auto why = autorun_reason(a.target, ws); !why.empty()) {

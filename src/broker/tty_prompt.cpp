@@ -5,6 +5,10 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
+#include <vector>
+
 #include "broker/render.h"
 #include "util/ascii.h"
 #include "util/fd_io.h"
@@ -71,10 +75,66 @@ static void add_reason_lines(std::string& out, const PendingApproval& p, DetailV
   add_line(out, "policy:  ", shown(p.policy_reason, view, kReasonBytes, 0, false).text);
   const size_t n = p.ask_reasons.size();
   const size_t listed = view == DetailView::full ? n : std::min(n, kMaxReasonLines);
-  for (size_t k = 0; k < listed; ++k) add_line(out, "why:     ", shown(p.ask_reasons[k], view, kReasonBytes, 0, false).text);
+  for (size_t k = 0; k < listed; ++k)
+    add_line(out, "why:     ", shown(p.ask_reasons[k], view, kReasonBytes, 0, false).text);
   if (listed < n)
     add_line(out, "why:     ", "... " + std::to_string(n - listed) + " more reasons not shown; " + show_command(p.id) +
                                    " lists them all");
+}
+
+constexpr size_t kMaxLookAlikeWords = 5;
+
+// Whether a code point is a letter of a script whose letters pass for Latin
+// ones (Greek, Cyrillic: "і" in "gіthub.com") or a fullwidth Latin letter.
+static bool look_alike_script(uint32_t cp) { return (cp >= 0x370 && cp <= 0x4FF) || (cp >= 0xFF01 && cp <= 0xFF5E); }
+
+// Words of `text` (runs of letters, digits, '.', '-', '_') that mix ASCII
+// letters with such letters: distinct, at most kMaxLookAlikeWords. Russian
+// or Greek text has no ASCII letters inside its words; a spoofed name has.
+static std::vector<std::string> look_alike_words(std::string_view text) {
+  std::vector<std::string> words;
+  const auto in_word = [](unsigned char c) { return c >= 0x80 || std::isalnum(c) || c == '.' || c == '-' || c == '_'; };
+  for (size_t i = 0; i < text.size() && words.size() < kMaxLookAlikeWords;) {
+    if (!in_word(static_cast<unsigned char>(text[i]))) {
+      ++i;
+      continue;
+    }
+    size_t end = i;
+    bool ascii_letter = false, look_alike = false;
+    while (end < text.size() && in_word(static_cast<unsigned char>(text[end]))) {
+      const auto b = [&](size_t k) { return end + k < text.size() ? uint32_t(uint8_t(text[end + k])) : 0u; };
+      if (b(0) < 0x80) {
+        ascii_letter = ascii_letter || std::isalpha(int(b(0)));
+        ++end;
+      } else if (b(0) >= 0xC2 && b(0) <= 0xDF) {  // two bytes: Greek and Cyrillic
+        look_alike = look_alike || look_alike_script(((b(0) & 0x1F) << 6) | (b(1) & 0x3F));
+        end += 2;
+      } else if (b(0) >= 0xE0 && b(0) <= 0xEF) {  // three bytes: fullwidth forms
+        look_alike = look_alike || look_alike_script(((b(0) & 0x0F) << 12) | ((b(1) & 0x3F) << 6) | (b(2) & 0x3F));
+        end += 3;
+      } else {
+        ++end;
+      }
+    }
+    end = std::min(end, text.size());
+    std::string word(text.substr(i, end - i));
+    if (ascii_letter && look_alike && std::find(words.begin(), words.end(), word) == words.end())
+      words.push_back(std::move(word));
+    i = end;
+  }
+  return words;
+}
+
+// A note (warden's own line) naming the words of the detail that mix
+// Latin letters with look-alikes, each as it reads in ASCII.
+static void add_look_alike_note(std::string& out, std::string_view detail) {
+  const std::vector<std::string> words = look_alike_words(detail);
+  if (words.empty()) return;
+  std::string list;
+  for (const std::string& w : words)
+    list.append(list.empty() ? "" : ", ").append(neutralize_capped(w, 120, 0, true).text);
+  add_line(out, "note:    ", "the exact effect mixes Latin letters with look-alike Greek, Cyrillic or fullwidth ones "
+                             "in: " + list);
 }
 
 std::string render_effect(const PendingApproval& p, DetailView view) {
@@ -82,6 +142,7 @@ std::string render_effect(const PendingApproval& p, DetailView view) {
   add_effect_lines(out, p, view);
   add_reason_lines(out, p, view);
   const std::string& detail = p.request.detail;
+  add_look_alike_note(out, detail);
   if (!detail.empty()) {
     out += "exact effect (model-made text; control and invisible characters shown as \\xNN, \\uXXXX, \\UXXXXXXXX; "
            "a backslash as \\\\):\n";

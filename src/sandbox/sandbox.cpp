@@ -552,6 +552,9 @@ SandboxResult run(const Profile& profile, const std::vector<std::string>& argv, 
   } else {
     result.exit_code = 128 + WTERMSIG(wstatus);
   }
+  // A jail killed just as its command exited may report that command's 0:
+  // a killed run never reads as a success (its output may be cut short).
+  if (result.killed != KillReason::none && result.exit_code == 0) result.exit_code = 128 + SIGKILL;
   if (result.killed == KillReason::none) {
     // The kernel sends SIGXCPU only for RLIMIT_CPU (a command signalling
     // itself can fake this, which gains it nothing).

@@ -64,6 +64,33 @@ TEST(Autorun, WritesThereAskEvenWhenThePolicyAllowsWorkspaceWrites) {
   EXPECT_EQ(wb::assess(deny, r).action, wb::Action::deny);
 }
 
+// A deny rule on paths inside the workspace binds the file tools; a
+// command's jail holds the whole workspace, so under such a rule every
+// command asks, saying why. Warden's own denials (secrets, its folders),
+// which the jail masks, and rules outside the workspace change nothing.
+TEST(Autorun, CommandsAskWhereThePolicyDeniesPathsInTheWorkspace) {
+  const std::string ws = std::filesystem::canonical(warden::test::make_temp_dir("ws")).string();
+  wb::EffectRequest r;
+  r.capability = wb::Capability::exec;
+  r.target = "cat locked/private.txt";
+  r.context_labels = wb::LabelSet::parse({"user"});
+  const auto policy = [&](const std::string& pattern) {
+    return wb::Policy::parse("[[rule]]\ncapability = \"fs.read\"\npattern = \"" + pattern + "\"\naction = \"deny\"\n",
+                             "policy.toml", wb::PolicyEnv::current(ws));
+  };
+  for (const char* pattern : {"$WORKSPACE/locked/**", "$WORKSPACE/**/secret*", "$WORKSPACE/../**", "/**"}) {
+    const wb::Assessment a = wb::assess(policy(pattern), r);
+    EXPECT_EQ(a.action, wb::Action::ask) << pattern;
+    ASSERT_FALSE(a.ask_reasons.empty()) << pattern;
+    EXPECT_NE(a.ask_reasons.back().find("which a command cannot be held to: its jail holds the whole workspace"),
+              std::string::npos);
+    EXPECT_NE(a.ask_reasons.back().find("(policy.toml:1)"), std::string::npos) << a.ask_reasons.back();
+  }
+  EXPECT_EQ(wb::assess(policy("/opt/elsewhere/**"), r).action, wb::Action::allow);
+  EXPECT_EQ(wb::assess(wb::Policy::parse("", "policy.toml", wb::PolicyEnv::current(ws)), r).action,
+            wb::Action::allow);
+}
+
 }  // namespace
 
 namespace {

@@ -566,6 +566,19 @@ TEST_F(JailAttack, GigabyteOfOutputIsCapped) {
   EXPECT_EQ(r.out.size(), size_t(1) << 20);
 }
 
+// A command that prints just over the cap and exits at once races its
+// kill: whichever wins, the run never reads as a success (a tool that
+// checked only the status would take the cut output for the whole).
+TEST_F(JailAttack, AKilledRunNeverReportsSuccess) {
+  Profile p = named_profile("readonly");
+  p.limits.max_output_bytes = 1 << 20;
+  for (int i = 0; i < 8; ++i) {
+    auto r = sh(p, "head -c $((1048576 + 4000)) /dev/zero");
+    EXPECT_EQ(r.killed, KillReason::output_limit);
+    EXPECT_NE(r.exit_code, 0) << "run " << i;
+  }
+}
+
 // With keep_output_ends a command that prints too much runs to its end, and
 // each stream keeps its first and last halves, counting what went between.
 TEST_F(JailAttack, KeepingTheOutputsEndsLetsALongOutputRunToItsEnd) {
