@@ -367,7 +367,9 @@ agent::AgentConfig AgentSession::agent_config() const {
   config.max_steps = max_steps_;
   config.system_prompt = agent::default_system_prompt(workspace_);
   const std::string prefix = log_prefix_;
-  config.on_progress = [prefix](const std::string& line) { log::info(prefix + ": " + line); };
+  // Progress lines come neutralized (agent.cpp's progress_text): printed as
+  // they are, or each escape would show its backslash doubled.
+  config.on_progress = [prefix](const std::string& line) { log::write_shown(log::Level::info, prefix + ": " + line); };
   return config;
 }
 

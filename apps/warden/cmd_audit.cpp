@@ -37,14 +37,22 @@ std::string since_to_iso(const std::string& since) {
   char unit = since.back();
   bool relative = since.size() >= 2 && std::string("smhd").find(unit) != std::string::npos &&
                   since.find_first_not_of("0123456789") == since.size() - 1;
+  const std::string usage = "--since '" + since + "': expected an ISO time (2026-11-25T20:00) or an age (10m, 2h, 7d)";
   if (!relative) {
-    bool iso = since.size() >= 4 && since.find_first_not_of("0123456789-T:.Z") == std::string::npos;
-    if (!iso) throw warden::UsageError("--since '" + since + "': expected an ISO time (2026-11-25T20:00) or an age (10m, 2h, 7d)");
+    // The record times are compared as text: the date must be one.
+    std::tm tm{};
+    const char* end = strptime(since.c_str(), "%Y-%m-%d", &tm);
+    const bool iso = end && since.find_first_not_of("0123456789-T:.Z") == std::string::npos &&
+                     (*end == '\0' || *end == 'T') && tm.tm_mon >= 0 && tm.tm_mon < 12 && tm.tm_mday >= 1;
+    if (!iso) throw warden::UsageError(usage);
     return since;
   }
-  long long n = std::stoll(since.substr(0, since.size() - 1));
-  long long mult = unit == 's' ? 1 : unit == 'm' ? 60 : unit == 'h' ? 3600 : 86400;
-  std::time_t t = std::time(nullptr) - std::time_t(n * mult);
+  // An age longer than the time since 1970 means every record.
+  const long long mult = unit == 's' ? 1 : unit == 'm' ? 60 : unit == 'h' ? 3600 : 86400;
+  const std::string digits = since.substr(0, since.size() - 1);
+  const long long now = std::time(nullptr);
+  if (digits.size() > 15 || std::stoll(digits) > now / mult) return "0000";
+  std::time_t t = std::time_t(now - std::stoll(digits) * mult);
   std::tm tm{};
   gmtime_r(&t, &tm);
   char buf[64];

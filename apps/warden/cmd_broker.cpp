@@ -52,8 +52,7 @@ void protect_state_paths(PolicyEnv& env, const BrokerOptions& o) {
 }
 
 int run_broker(const BrokerOptions& o) {
-  std::string ws = o.workspace.empty() ? std::filesystem::current_path().string() : o.workspace;
-  if (!std::filesystem::is_directory(ws)) throw warden::Error("workspace " + ws + " is not a directory");
+  const std::string ws = warden::cli::workspace_folder(o.workspace);
   // Fail closed: a bad policy or a tampered log stops the broker here. The
   // exact bytes parsed are pinned: later edits of the file take effect only
   // through `warden policy apply` (with a human's approval of the diff).

@@ -306,7 +306,7 @@ std::function<int()> setup_chat(CLI::App& app) {
   engine_options.insert(engine_options.end(), {
       app.add_option("-c,--ctx-size", a->n_ctx, "Context length (0 = the model's)")
           ->capture_default_str()
-          ->check(CLI::NonNegativeNumber),
+          ->check(CLI::Range(int64_t(0), std::numeric_limits<int64_t>::max())),
       warden::cli::add_threads_option(app, a->threads),
       app.add_option("-n,--n-predict", a->max_tokens, "Most tokens per answer (-1 = until the end)")
           ->capture_default_str()

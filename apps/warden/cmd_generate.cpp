@@ -113,7 +113,7 @@ WARDEN_COMMAND("generate", "Generate text from a prompt with a local GGUF model"
       ->check(CLI::Range(int64_t(-1), std::numeric_limits<int64_t>::max()));
   app.add_option("-c,--ctx-size", a->n_ctx, "Context length (0 = the model's)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(int64_t(0), std::numeric_limits<int64_t>::max()));
   warden::cli::add_cache_type_options(app, a->cache_types);
   warden::cli::add_threads_option(app, a->threads);
   app.add_option("--stop", a->stop, "Stop when this text is generated (repeatable)");

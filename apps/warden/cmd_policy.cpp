@@ -41,8 +41,7 @@ void add_common(CLI::App* sub, PolicyOptions& o) {
 }
 
 Policy load_policy(const PolicyOptions& o) {
-  std::string ws = o.workspace.empty() ? std::filesystem::current_path().string() : o.workspace;
-  if (!std::filesystem::is_directory(ws)) throw warden::Error("workspace " + ws + " is not a directory");
+  const std::string ws = warden::cli::workspace_folder(o.workspace);
   if (!o.policy_path.empty()) require_named_policy(read_policy_file(o.policy_path));
   return Policy::load(o.policy_path.empty() ? default_policy_path() : o.policy_path, PolicyEnv::current(ws));
 }
@@ -212,12 +211,6 @@ std::string policy_path_of(const PolicyOptions& o) {
       .string();
 }
 
-std::string workspace_of(const PolicyOptions& o) {
-  std::string ws = o.workspace.empty() ? std::filesystem::current_path().string() : o.workspace;
-  if (!std::filesystem::is_directory(ws)) throw warden::Error("workspace " + ws + " is not a directory");
-  return ws;
-}
-
 // A TOML basic string. Policies are ASCII (policy.h); anything else is
 // refused here with a clear error rather than written and refused later.
 std::string toml_string(const std::string& s, const char* what) {
@@ -292,7 +285,7 @@ int apply_in_process(const std::string& text, const PolicyOptions& o, const Chan
   ::close(tty);
   const std::string path = policy_path_of(o);
   PolicyFileState current = read_policy_file(path);
-  const PolicyEnv env = PolicyEnv::current(workspace_of(o));
+  const PolicyEnv env = PolicyEnv::current(warden::cli::workspace_folder(o.workspace));
   // The policy in force is the file; one that no longer parses is replaced
   // by the defaults for deciding (the diff still starts from its text).
   Policy in_force = Policy::defaults(env);
@@ -322,7 +315,7 @@ int apply_in_process(const std::string& text, const PolicyOptions& o, const Chan
 // then hands it to the running broker, or to the in-process one.
 int apply_text(const std::string& text, const std::string& name, const PolicyOptions& o, const ChangeOptions& c) {
   check_policy_size(text, name);
-  Policy::parse(text, name, PolicyEnv::current(workspace_of(o)));
+  Policy::parse(text, name, PolicyEnv::current(warden::cli::workspace_folder(o.workspace)));
   const SocketPaths paths = c.socket_dir.empty() ? SocketPaths::defaults() : SocketPaths::in(c.socket_dir);
   int probe = -1;
   try {

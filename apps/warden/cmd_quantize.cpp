@@ -19,6 +19,7 @@
 #include "modelgen/quant_scheme.h"
 #include "modelgen/requantize.h"
 #include "util/error.h"
+#include "util/output_file.h"
 
 namespace {
 
@@ -29,29 +30,16 @@ struct QuantizeArgs {
   int threads = 2;
 };
 
-// A new file beside OUT, with a name no other file has (so that two
-// conversions to one OUT, or an IN named like the temporary, never share
-// it), readable as a file made with fopen would be.
-int create_beside(const std::string& out, std::string& name) {
-  name = out + ".tmp.XXXXXX";
-  const int fd = ::mkostemp(name.data(), O_CLOEXEC);
-  if (fd < 0) throw Error(out + ": cannot create a file beside it: " + std::strerror(errno));
-  const mode_t mask = ::umask(0);
-  ::umask(mask);
-  ::fchmod(fd, 0666 & ~mask);
-  return fd;
-}
-
 // The conversion, in the child: it dies with its parent, reads IN confined
 // as `warden inspect` does, writes to the descriptor it was given, and
 // sends its summary line up the pipe; its errors end it as any command's
 // do (one line, exit 1).
-int convert(const QuantizeArgs& a, const warden::modelgen::Scheme& scheme, int out_fd, const std::string& tmp,
-            int summary_fd, pid_t parent) {
+int convert(const QuantizeArgs& a, const warden::modelgen::Scheme& scheme, int out_fd, int summary_fd,
+            pid_t parent) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != parent) return 1;  // the parent is gone already
   warden::cli::confine_model_reader(a.in);
-  const auto r = warden::modelgen::quantize_to(a.in, out_fd, tmp, scheme, a.threads);
+  const auto r = warden::modelgen::quantize_to(a.in, out_fd, a.out, scheme, a.threads);  // errors name OUT
   char line[512];
   const int n = std::snprintf(line, sizeof line,
                               "%zu tensors (%zu converted, %zu fell back to another type), %.1f MiB -> %.1f MiB\n",
@@ -90,10 +78,14 @@ bool wait_for(pid_t child, const sigset_t& stop_signals, int& status, int& stopp
 // folder OUT is in).
 int quantize(const QuantizeArgs& a) {
   const auto scheme = warden::modelgen::parse_scheme(a.type);  // UsageError before reading anything
-  // A folder at OUT would only be found by the last step, after the work.
-  if (std::filesystem::is_directory(a.out)) throw Error(a.out + " is a folder; name the file to write");
+  // What is wrong with OUT would only be found by the last step, after the work.
+  warden::output_file::check_target(a.out);
+  std::error_code same_error;
+  if (std::filesystem::equivalent(a.in, a.out, same_error))
+    throw Error(a.out + " is the input file; write to another name (the input is still read while the output is "
+                "written)");
   std::string tmp;
-  const int fd = create_beside(a.out, tmp);
+  const int fd = warden::output_file::create_beside(a.out, tmp);
   int summary[2];
   if (::pipe2(summary, O_CLOEXEC) != 0) {
     ::close(fd);
@@ -111,7 +103,7 @@ int quantize(const QuantizeArgs& a) {
   if (child == 0) {
     ::sigprocmask(SIG_SETMASK, &previous, nullptr);
     ::close(summary[0]);
-    return convert(a, scheme, fd, tmp, summary[1], parent);
+    return convert(a, scheme, fd, summary[1], parent);
   }
   const int fork_error = errno;
   ::close(fd);

@@ -1,9 +1,14 @@
 #include "command.h"
 
+#include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <filesystem>
+#include <limits>
 #include <fstream>
 #include <map>
 
@@ -102,25 +107,46 @@ SamplingFlags add_sampling_options(CLI::App& app, sample::SamplerParams& s, bool
   };
   SamplingFlags flags;
   const auto add = [&](CLI::Option* option, const char* key) {
-    // As llama.cpp's flags: the last of a flag given twice wins.
-    option->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
     flags.options.push_back(option);
     flags.keys.push_back(key);
   };
-  add(app.add_option("--temp,--temperature", s.temperature, from_file("Temperature (0 or less: greedy)", "0.8")),
+  // What sample::validate accepts, checked at parsing: a bad value is a
+  // usage error (exit 2) that names its flag.
+  const auto number = [](const std::string& what, float min, float max) {
+    return CLI::Validator(
+        [=](std::string& text) -> std::string {
+          char* end = nullptr;
+          const float v = std::strtof(text.c_str(), &end);
+          if (text.empty() || *end != '\0' || !std::isfinite(v) || v < min || v > max) return "must be " + what;
+          return "";
+        },
+        what);
+  };
+  const float max = std::numeric_limits<float>::max();
+  add(app.add_option("--temp,--temperature", s.temperature, from_file("Temperature (0 or less: greedy)", "0.8"))
+          ->check(number("a finite number", -max, max)),
       "temp");
   add(app.add_option("--top-k", s.top_k, from_file("Top-k sampling (0 or less: off)", "40")), "top_k");
-  add(app.add_option("--top-p", s.top_p, from_file("Top-p (nucleus) sampling (1: off)", "0.95")), "top_p");
-  add(app.add_option("--min-p", s.min_p, from_file("Min-p sampling (0: off)", "0.05")), "min_p");
-  add(app.add_option("--repeat-penalty", s.repeat_penalty, from_file("Repetition penalty (1: off)", "1")),
+  add(app.add_option("--top-p", s.top_p, from_file("Top-p (nucleus) sampling (1: off)", "0.95"))
+          ->check(number("a finite number >= 0", 0, max)),
+      "top_p");
+  add(app.add_option("--min-p", s.min_p, from_file("Min-p sampling (0: off)", "0.05"))
+          ->check(number("a finite number <= 1", -max, 1)),
+      "min_p");
+  add(app.add_option("--repeat-penalty", s.repeat_penalty, from_file("Repetition penalty (1: off)", "1"))
+          ->check(number("a finite number > 0", std::numeric_limits<float>::min(), max)),
       "penalty_repeat");
   add(app.add_option("--repeat-last-n", s.repeat_last_n,
-                     from_file("Tokens the penalties count (-1: all, 0: none)", "64")),
+                     from_file("Tokens the penalties count (-1: all, 0: none)", "64"))
+          ->check(CLI::Range(-1, std::numeric_limits<int>::max())),
       "penalty_last_n");
-  add(app.add_option("--presence-penalty", s.presence_penalty, "Presence penalty" + which + "; default 0"),
+  add(app.add_option("--presence-penalty", s.presence_penalty, "Presence penalty" + which + "; default 0")
+          ->check(number("a finite number", -max, max)),
       "presence_penalty");
-  add(app.add_option("--frequency-penalty", s.frequency_penalty, "Frequency penalty" + which + "; default 0"),
+  add(app.add_option("--frequency-penalty", s.frequency_penalty, "Frequency penalty" + which + "; default 0")
+          ->check(number("a finite number", -max, max)),
       "frequency_penalty");
+
   add(add_seed_option(app, s.seed), "seed");
   return flags;
 }
@@ -203,11 +229,22 @@ std::vector<CLI::Option*> add_lookup_options(CLI::App& app, engine::LookupParams
   return {type, draft_max, ngram};
 }
 
+std::string workspace_folder(const std::string& given) {
+  namespace fs = std::filesystem;
+  const std::string ws = given.empty() ? fs::current_path().string() : fs::absolute(given).lexically_normal().string();
+  std::error_code ec;
+  if (!fs::is_directory(ws, ec)) throw UsageError("--workspace " + ws + " is not a folder");
+  return ws.size() > 1 && ws.back() == '/' ? ws.substr(0, ws.size() - 1) : ws;
+}
+
 int run_command(const Command& c, int argc, char** argv) {
   CLI::App app{c.summary, "warden " + c.name};
   std::vector<char*> args = with_long_names(argc, argv);
   app.set_help_flag("-h,--help", "Print this help and exit");
   std::function<int()> body;
+  // As llama.cpp's: the last of a flag given twice wins (lists still keep
+  // every value).
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   try {
     body = c.setup(app);
     app.parse(int(args.size()), args.data());
@@ -220,7 +257,14 @@ int run_command(const Command& c, int argc, char** argv) {
     return 2;
   }
   try {
-    return body();
+    const int status = body();
+    // Output that could not be written (a full disk, /dev/full) fails the
+    // command: a cut file must not pass for the whole.
+    errno = 0;
+    if (std::fflush(stdout) != 0 || std::ferror(stdout))
+      throw Error(std::string("cannot write to the standard output") +
+                  (errno ? std::string(": ") + std::strerror(errno) : ""));
+    return status;
   } catch (const UsageError& e) {
     std::fprintf(stderr, "warden %s: %s\n", c.name.c_str(), log::printable(e.what()).c_str());
     return 2;

@@ -62,6 +62,11 @@ SamplingFlags add_sampling_options(CLI::App& app, sample::SamplerParams& s, bool
 // (engine::apply_model_sampling), and logs what it took.
 void take_model_sampling(const gguf::File& file, sample::SamplerParams& params, const std::set<std::string>& given);
 
+// The folder --workspace names (the current folder when empty) as an
+// absolute path; a relative one is read from the current folder. Throws
+// UsageError naming the flag when it is no folder.
+std::string workspace_folder(const std::string& given);
+
 // The text of a file named by `flag` (an Error naming both when it cannot
 // be read, or holds more than 256 MiB).
 std::string read_text_file(const std::string& path, const std::string& flag);

@@ -15,7 +15,15 @@ void print_usage(FILE* out) {
   std::sort(commands.begin(), commands.end(),
             [](const auto& a, const auto& b) { return a.name < b.name; });
   for (const auto& c : commands) std::fprintf(out, "  %-14s %s\n", c.name.c_str(), c.summary.c_str());
-  std::fputs("\nRun 'warden COMMAND --help' for a command's options.\n", out);
+  std::fputs(
+      "\nRun 'warden COMMAND --help' (or 'warden help COMMAND') for a command's options; 'warden --version'\n"
+      "prints the version.\n",
+      out);
+}
+
+int unexpected(const char* arg) {
+  std::fprintf(stderr, "warden: unexpected argument '%s' (see warden --help)\n", warden::log::printable(arg).c_str());
+  return 2;
 }
 
 }  // namespace
@@ -26,7 +34,21 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::string name = argv[1];
+  if (name == "--version" || name == "version") {
+    if (argc > 2) return unexpected(argv[2]);
+    std::printf("warden %s\n", WARDEN_VERSION);
+    return 0;
+  }
   if (name == "-h" || name == "--help" || name == "help") {
+    // `warden help COMMAND` is `warden COMMAND --help`.
+    if (argc == 3 && name == "help")
+      for (const auto& c : warden::cli::registry())
+        if (c.name == argv[2]) {
+          char help_flag[] = "--help";
+          char* args[] = {argv[2], help_flag, nullptr};
+          return warden::cli::run_command(c, 2, args);
+        }
+    if (argc > 2) return unexpected(argv[2]);
     print_usage(stdout);
     return 0;
   }

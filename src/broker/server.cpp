@@ -283,7 +283,7 @@ nlohmann::json Server::policy_apply(const nlohmann::json& req) {
     if (comparable_path(path->get<std::string>()) != comparable_path(pinned->path))
       return error_reply("the running broker's policy is " + pinned->path + ", not " + path->get<std::string>());
   }
-  PolicyChange c = broker_.change_policy(text->get<std::string>(), "warden policy apply");
+  PolicyChange c = broker_.change_policy(text->get<std::string>(), "warden policy apply or set");
   return {{"ok", true},           {"applied", c.applied},       {"message", c.message},
           {"path", pinned->path}, {"old_sha256", c.old_sha256}, {"new_sha256", c.new_sha256},
           {"diff", c.diff},       {"audit_seq", c.audit_seq}};

@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "util/error.h"
+#include "util/output_file.h"
 
 namespace warden::gguf {
 namespace {
@@ -501,9 +502,10 @@ void Writer::add_tensor(std::string name, std::vector<int64_t> dims, TensorType 
 
 void Writer::write(const std::string& path) const {
   // Errors name the file the user asked for, not the temporary beside it.
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (fd < 0) throw Error(path + ": cannot create: " + std::strerror(errno));
+  output_file::check_target(path);
+  std::string tmp;
+  const int fd = output_file::create_beside(path, tmp);
+  const output_file::RemovedOnSignal removed(tmp);
   try {
     write_to(fd, path);
   } catch (...) {

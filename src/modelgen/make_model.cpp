@@ -7,6 +7,7 @@
 #include "modelgen/progress.h"
 #include "modelgen/vocab.h"
 #include "modelgen/weights.h"
+#include "util/output_file.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -37,6 +38,7 @@ MakeModelResult make_model(const MakeModelOptions& o) {
     throw UsageError("--layers must be between 1 and " + std::to_string(kMaxLayers));
   if (o.threads < 1) throw UsageError("--threads must be at least 1");
   if (o.out.empty()) throw UsageError("no output file given");
+  output_file::check_target(o.out);  // before the work, not after it
 
   const ModelPlan plan = build_plan(preset, scheme, o.layers, o.peaked);
   check_fits_in_memory(plan, o.out);

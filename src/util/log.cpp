@@ -35,9 +35,13 @@ Level level() { return g_level; }
 
 void write(Level l, std::string_view message) {
   if (l < g_level.load()) return;
-  const std::string shown = printable(message);
+  write_shown(l, printable(message));
+}
+
+void write_shown(Level l, std::string_view shown) {
+  if (l < g_level.load()) return;
   std::lock_guard lock(g_mutex);
-  std::fprintf(stderr, "warden: %s%s\n", prefix(l), shown.c_str());
+  std::fprintf(stderr, "warden: %s%.*s\n", prefix(l), int(shown.size()), shown.data());
 }
 
 }  // namespace warden::log

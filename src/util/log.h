@@ -12,6 +12,9 @@ enum class Level { debug = 0, info = 1, warn = 2, error = 3, quiet = 4 };
 void set_level(Level level);
 Level level();
 void write(Level level, std::string_view message);
+// For a line already made displayable (broker::neutralize, on one line):
+// printed as it is, since printable() would double its escapes' backslashes.
+void write_shown(Level level, std::string_view shown);
 
 // `text` as display::render shows it (control characters, backslashes,
 // invalid UTF-8 and invisible code points as visible escapes; a backslash

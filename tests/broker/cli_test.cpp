@@ -43,6 +43,15 @@ TEST(PolicyCli, UsesThePolicyFileAndShowsItsRules) {
   r = run_warden({"policy", "show", "--workspace", ws});
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.out.find("allow  net  *.wikipedia.org  <- " + policy + ":1"), std::string::npos) << r.out;
+  // A relative --workspace is read from the current folder; a missing one
+  // is a usage error naming the flag.
+  r = warden::test::run({"/bin/sh", "-c", "cd \"$1\" && exec \"$0\" policy show --workspace .",
+                         warden::test::warden_binary(), ws});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("workspace: " + ws + "\n"), std::string::npos) << r.out;
+  r = run_warden({"policy", "show", "--workspace", ws + "/none"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--workspace " + ws + "/none is not a folder"), std::string::npos) << r.err;
   std::filesystem::remove(policy);
 }
 
@@ -134,6 +143,14 @@ TEST(AuditCli, ShowVerifyExportAndTamper) {
   EXPECT_EQ(r.out, "");
   r = run_warden({"audit", "show", "--db", db, "--since", "yesterday"});
   EXPECT_EQ(r.exit_code, 2);
+  r = run_warden({"audit", "show", "--db", db, "--since", "2026-13-45"});  // no such month
+  EXPECT_EQ(r.exit_code, 2);
+  // An age longer than the time since 1970 (or than a number holds) is all.
+  for (const char* age : {"999999999999999d", "99999999999999999999d"}) {
+    r = run_warden({"audit", "show", "--db", db, "--json", "--since", age});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 2) << age;
+  }
   r = run_warden({"audit", "export", "--json", "--db", db});
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.out.find("\"prev_hash\""), std::string::npos);

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <tuple>
+#include <vector>
 
 #include "common/test_env.h"
 
@@ -60,6 +62,35 @@ TEST(GeneratePrompt, OnePromptMustBeGiven) {
   const RunResult unreadable = generate({"-f", missing});
   EXPECT_EQ(unreadable.exit_code, 1) << unreadable.err;
   EXPECT_NE(unreadable.err.find("-f " + missing + ": cannot read the file"), std::string::npos) << unreadable.err;
+}
+
+// A bad sampling value is a usage error naming its flag, before the model
+// is read; a flag given twice takes its last value, as llama.cpp's do.
+TEST(GeneratePrompt, BadSamplingFlagsAreUsageErrorsAndTheLastOfTwoWins) {
+  for (const auto& [flag, value, says] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"--top-p", "-1", "--top-p: must be a finite number >= 0"},
+           {"--min-p", "nan", "--min-p: must be a finite number <= 1"},
+           {"--temp", "inf", "--temp: must be a finite number"},
+           {"--repeat-penalty", "0", "--repeat-penalty: must be a finite number > 0"},
+           {"--repeat-last-n", "-5", "--repeat-last-n: Value -5 not in range -1 to"},
+           {"-c", "-1", "--ctx-size: Value -1 not in range 0 to 9223372036854775807"}}) {
+    const RunResult r = generate({"-p", "x", flag, value});
+    EXPECT_EQ(r.exit_code, 2) << flag << " " << r.err;
+    EXPECT_NE(r.err.find(says), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(generate({"-p", "Once", "-n", "2", "-n", "30"}).out, generate({"-p", "Once"}).out);
+  EXPECT_EQ(generate({"-p", "Once", "-n", "2", "-n", "30"}).exit_code, 0);
+}
+
+// The top level: --version, `help COMMAND`, and a stray argument.
+TEST(GeneratePrompt, TheTopLevelTakesVersionAndHelpForACommand) {
+  const RunResult version = run_warden({"--version"});
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_EQ(version.out.rfind("warden ", 0), 0u) << version.out;
+  EXPECT_EQ(run_warden({"help", "generate"}).out, run_warden({"generate", "--help"}).out);
+  const RunResult stray = run_warden({"--help", "extra"});
+  EXPECT_EQ(stray.exit_code, 2);
+  EXPECT_NE(stray.err.find("unexpected argument 'extra'"), std::string::npos) << stray.err;
 }
 
 }  // namespace

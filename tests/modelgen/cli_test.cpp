@@ -2,6 +2,8 @@
 // codes, one-line errors, results on stdout.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 
 #include "common/test_env.h"
@@ -72,6 +74,52 @@ TEST(Cli, QuantizeBadArgumentsExitTwoAndBadFilesExitOne) {
   // A folder at OUT is found before the conversion, not by its last step.
   expect_one_line_error(run_warden({"quantize", test::shared_path("models/stories260K.gguf"), dir, "q8_0"}), 1,
                         dir + " is a folder");
+}
+
+// OUT is written only when it is missing or a regular file: a device or a
+// FIFO there would be replaced by the rename, the input itself lost, and a
+// file named like the temporary beside OUT (or a link there) is never
+// touched. Each is found before the work.
+TEST(Cli, WhatIsAtOutIsNeverLostToAWrite) {
+  const std::string dir = test::make_temp_dir("cli");
+  const std::string model = test::shared_path("models/stories260K.gguf");
+  ASSERT_EQ(::mkfifo((dir + "/fifo").c_str(), 0600), 0);
+  for (const std::string& out : {dir + "/fifo", std::string("/dev/null")}) {
+    expect_one_line_error(run_warden({"quantize", model, out, "q8_0"}), 1, out + " is not a regular file");
+    expect_one_line_error(run_warden({"make-model", "--preset", "tiny-llama", out}), 1, out + " is not a regular file");
+  }
+  EXPECT_TRUE(std::filesystem::is_fifo(dir + "/fifo"));
+  EXPECT_TRUE(std::filesystem::is_character_file("/dev/null"));
+  expect_one_line_error(run_warden({"make-model", "--preset", "tiny-llama", dir}), 1, dir + " is a folder");
+  expect_one_line_error(run_warden({"quantize", model, "", "q8_0"}), 1, "the output file name is empty");
+
+  std::filesystem::copy_file(model, dir + "/in.gguf");
+  expect_one_line_error(run_warden({"quantize", dir + "/in.gguf", dir + "/in.gguf", "q8_0"}), 1,
+                        dir + "/in.gguf is the input file");
+  EXPECT_EQ(std::filesystem::file_size(dir + "/in.gguf"), std::filesystem::file_size(model));
+
+  test::write_file(dir + "/m.gguf.tmp", "precious\n");
+  test::write_file(dir + "/target.txt", "also precious\n");
+  std::filesystem::create_symlink(dir + "/target.txt", dir + "/n.gguf.tmp");
+  ASSERT_EQ(run_warden({"make-model", "--preset", "tiny-llama", dir + "/m.gguf"}).exit_code, 0);
+  ASSERT_EQ(run_warden({"make-model", "--preset", "tiny-llama", dir + "/n.gguf"}).exit_code, 0);
+  EXPECT_EQ(test::read_file(dir + "/m.gguf.tmp"), "precious\n");
+  EXPECT_EQ(test::read_file(dir + "/target.txt"), "also precious\n");
+  EXPECT_TRUE(std::filesystem::is_regular_file(std::filesystem::symlink_status(dir + "/n.gguf")));
+}
+
+// Output that cannot be written fails the command (exit 1, one line): a
+// JSON file cut short must not pass for a whole one.
+TEST(Cli, OutputThatCannotBeWrittenIsAnError) {
+  const std::string model = test::shared_path("models/stories260K.gguf");
+  const test::RunResult full =
+      test::run({"/bin/sh", "-c", "exec \"$0\" inspect --json \"$1\" > /dev/full", test::warden_binary(), model});
+  EXPECT_EQ(full.exit_code, 1) << full.err;
+  EXPECT_EQ(full.err.rfind("warden inspect: error: cannot write to the standard output", 0), 0u) << full.err;
+  EXPECT_EQ(count_lines(full.err), 1) << full.err;
+  EXPECT_EQ(test::run({"/bin/sh", "-c", "exec \"$0\" inspect --json \"$1\" > /dev/null", test::warden_binary(), model})
+                .exit_code,
+            0);
 }
 
 }  // namespace
