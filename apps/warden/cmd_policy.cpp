@@ -159,6 +159,8 @@ int check(const PolicyOptions& o, const CheckOptions& c) {
   EffectRequest req;
   req.capability = cap;
   req.target = spec_target.empty() ? c.target : spec_target;
+  if (req.target.empty() && target_is_path(cap))
+    throw warden::UsageError("give the path to check: warden policy check " + c.capability + " PATH");
   // On the command line a relative path means one under the current folder
   // (the agent's requests must be absolute).
   if (target_is_path(cap) && !req.target.empty() && req.target[0] != '/')

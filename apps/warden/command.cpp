@@ -161,13 +161,15 @@ std::vector<std::string> SamplingFlags::given_args() const {
 std::string read_text_file(const std::string& path, const std::string& flag) {
   constexpr size_t kMaxBytes = size_t(256) << 20;  // far beyond any context; /dev/zero must not fill memory
   std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(flag + " " + path + ": cannot read the file: " + std::strerror(errno));
   std::string text;
   char buffer[1 << 16];
   while (in && (in.read(buffer, sizeof buffer) || in.gcount() > 0)) {
     text.append(buffer, size_t(in.gcount()));
     if (text.size() > kMaxBytes) throw Error(flag + " " + path + ": the file is larger than 256 MiB");
   }
-  if (in.bad() || (!in.eof() && in.fail())) throw Error(flag + " " + path + ": cannot read the file");
+  if (in.bad() || (!in.eof() && in.fail()))
+    throw Error(flag + " " + path + ": cannot read the file" + (errno ? std::string(": ") + std::strerror(errno) : ""));
   return text;
 }
 
