@@ -60,10 +60,11 @@ std::string removed_note(const char* what, size_t bytes) {
          " bytes) was removed to fit the model's context]";
 }
 
-// What make_room appends to a result it cut.
-std::string cut_note(size_t bytes) {
-  return "\n[warden: the rest of this output (" + std::to_string(bytes) +
-         " bytes) did not fit the model's context; ask for a smaller part]";
+// What make_room appends to a result it cut where its line `line` starts
+// (or within it): a file read in parts can be read on from there.
+std::string cut_note(size_t bytes, size_t line) {
+  return "\n[warden: the rest of this output, from its line " + std::to_string(line) + " on (" +
+         std::to_string(bytes) + " bytes), did not fit the model's context; ask for a smaller part]";
 }
 
 // Replaces a result the model has answered to (of `original_bytes` before
@@ -131,7 +132,8 @@ void Agent::check_audit() const {
 AgentResult Agent::ask(const std::string& task) {
   AgentResult result;
   check_audit();
-  if (messages_.empty() && !config_.system_prompt.empty()) push({{"role", "system"}, {"content", config_.system_prompt}});
+  if (messages_.empty() && !config_.system_prompt.empty())
+    push({{"role", "system"}, {"content", config_.system_prompt}});
   context_.add(broker::Label{broker::Source::user, ""});
   task_start_ = messages_.size();
   push({{"role", "user"}, {"content", task}});
@@ -326,8 +328,12 @@ bool Agent::cut(size_t index, json& message, size_t excess) {
   const std::string text = content.substr(0, done.removed > 0 ? done.kept : content.size());
   if (text.size() <= kKeptResultBytes) return false;
   const size_t keep = std::max(kKeptResultBytes, text.size() > excess ? text.size() - excess : 0);
-  const std::string_view kept = display::utf8_prefix(text, keep);
-  const std::string note = cut_note(done.removed + text.size() - kept.size());
+  std::string_view kept = display::utf8_prefix(text, keep);
+  // At the end of a line where one ends in what is kept.
+  if (const size_t newline = kept.rfind('\n'); newline != std::string_view::npos && newline + 1 >= kKeptResultBytes)
+    kept = kept.substr(0, newline + 1);
+  const std::string note =
+      cut_note(done.removed + text.size() - kept.size(), size_t(std::count(kept.begin(), kept.end(), '\n')) + 1);
   if (kept.size() + note.size() >= content.size()) return false;  // no shorter with the note
   done.removed += text.size() - kept.size();
   done.kept = kept.size();
@@ -376,7 +382,8 @@ void Agent::run_tool_calls(const AssistantTurn& turn, AgentResult& result) {
     const ToolCall& call = calls[i];
     ToolOutcome out{refused[i], {broker::Label{broker::Source::tool, "agent"}}, true};
     if (refused[i].empty()) {
-      if (config_.on_progress) config_.on_progress("tool " + progress_text(call.name, 40) + " " + progress_text(call.arguments));
+      if (config_.on_progress)
+        config_.on_progress("tool " + progress_text(call.name, 40) + " " + progress_text(call.arguments));
       out = tools_.execute(call, context_);
       ++result.tool_calls;
       if (out.failed && out.text.rfind("denied: ", 0) == 0) ++result.denied;

@@ -174,6 +174,7 @@ std::string html_to_text(std::string_view s) {
       }
       if (name == "pre") pre_depth = s[i + 1] == '/' ? std::max(0, pre_depth - 1) : pre_depth + 1;
       if (is_block(name)) text += '\n';
+      if ((name == "td" || name == "th") && s[i + 1] != '/') text += ' ';  // a table's cells stay apart
       i = gt + 1;
       continue;
     }

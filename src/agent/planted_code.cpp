@@ -1,12 +1,14 @@
 #include "agent/planted_code.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "util/ascii.h"
@@ -43,19 +45,44 @@ bool exists_no_follow(const fs::path& p) {
   return ::lstat(p.c_str(), &st) == 0;
 }
 
-// Followed, as git follows them: objects/ and refs/ may be links.
-bool is_dir_followed(const fs::path& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 // Git takes a folder for a repository when it holds a HEAD file with
-// objects/ and refs/, or with a commondir file naming where those are (a
-// worktree's folder).
+// objects and refs it may enter (access X_OK, links followed: an
+// executable file passes too, as it does for git), or with a commondir
+// file naming where those are (a worktree's folder).
 bool is_repository_dir(const fs::path& dir) {
   struct stat st;
   if (::lstat((dir / "HEAD").c_str(), &st) != 0 || S_ISDIR(st.st_mode)) return false;
-  return (is_dir_followed(dir / "objects") && is_dir_followed(dir / "refs")) || exists_no_follow(dir / "commondir");
+  return (::access((dir / "objects").c_str(), X_OK) == 0 && ::access((dir / "refs").c_str(), X_OK) == 0) ||
+         exists_no_follow(dir / "commondir");
+}
+
+// core.hooksPath in a git config file ("" when it sets none): the last
+// value in a [core] section, unquoted. Enough of git's format for the key
+// husky and others write; include.path is not followed.
+std::string hooks_path_in(const fs::path& config) {
+  std::ifstream in(config);
+  std::string line, section, value;
+  for (size_t lines = 0; std::getline(in, line) && lines < 100000; ++lines) {
+    const size_t start = line.find_first_not_of(" \t");
+    if (start == std::string::npos || line[start] == '#' || line[start] == ';') continue;
+    if (line[start] == '[') {
+      const size_t end = line.find_first_of(" \t\"]", start + 1);
+      section = ascii_lower(line.substr(start + 1, end == std::string::npos ? std::string::npos : end - start - 1));
+      continue;
+    }
+    const size_t eq = line.find('=', start);
+    std::string key = line.substr(start, eq == std::string::npos ? std::string::npos : eq - start);
+    key.erase(key.find_last_not_of(" \t") + 1);
+    if (section != "core" || ascii_lower(key) != "hookspath" || eq == std::string::npos) continue;
+    std::string v = line.substr(eq + 1);
+    v.erase(0, v.find_first_not_of(" \t"));
+    if (!v.empty() && v.front() == '"') v = v.substr(1, v.find('"', 1) == std::string::npos ? std::string::npos
+                                                                                           : v.find('"', 1) - 1);
+    else v = v.substr(0, v.find_first_of("#;"));
+    v.erase(v.find_last_not_of(" \t\r") + 1);
+    value = v;
+  }
+  return value;
 }
 
 // What git reads as code or as a pointer to more of it, in a .git folder or
@@ -119,6 +146,36 @@ std::string planted_unit(const std::string& relative, const PlantedSnapshot& bef
   return relative;
 }
 
+// core.hooksPath moves a repository's hooks anywhere (husky's .husky): the
+// folder a recorded config names, where it lies in the workspace, counts
+// as a hooks folder. A relative one is the worktree's (the folder of the
+// .git) or, for a repository-shaped folder, that folder's.
+void record_hooks_paths(Walker& w) {
+  const PlantedSnapshot configs = w.snapshot;
+  for (const auto& [relative, id] : configs) {
+    const fs::path config = w.root / relative;
+    if (config.filename() != "config") continue;
+    const std::string hooks = hooks_path_in(config);
+    if (hooks.empty()) continue;
+    const fs::path repository = config.parent_path();
+    const fs::path base = ascii_lower(repository.filename().string()) == ".git" ? repository.parent_path() : repository;
+    const fs::path folder = (fs::path(hooks).is_absolute() ? fs::path(hooks) : base / hooks).lexically_normal();
+    const fs::path inside = folder.lexically_relative(w.root);
+    if (inside.empty() || *inside.begin() == "..") continue;
+    std::error_code ec;
+    if (!fs::is_directory(folder, ec)) {
+      w.record(folder);  // a file or link there is planted too, once it appears
+      continue;
+    }
+    w.record(folder);
+    size_t seen = 0;
+    fs::recursive_directory_iterator it(folder, fs::directory_options::none, ec), end;
+    for (; !ec && it != end && ++seen <= kMaxWalkEntries; it.increment(ec)) w.record(it->path());
+    if (ec) throw Error("cannot check " + folder.string() + " (core.hooksPath) for code planted for later: " +
+                        ec.message());
+  }
+}
+
 }  // namespace
 
 PlantedSnapshot snapshot_autorun_entries(const std::string& workspace, bool include_git) {
@@ -137,6 +194,7 @@ PlantedSnapshot snapshot_autorun_entries(const std::string& workspace, bool incl
     w.visit(it->path());
   }
   if (ec) throw Error("cannot check the workspace " + workspace + " for code planted for later: " + ec.message());
+  if (include_git) record_hooks_paths(w);
   return w.snapshot;
 }
 

@@ -1,5 +1,6 @@
 #include "agent/tools.h"
 
+#include <cmath>
 #include <filesystem>
 
 #include "agent/html_text.h"
@@ -110,10 +111,13 @@ std::string need_string(const json& args, const char* key) {
   return args[key].get<std::string>();
 }
 
+// An optional string; null and "" (as small models send for "none") are
+// the fallback.
 std::string opt_string(const json& args, const char* key, const std::string& fallback) {
   if (!args.contains(key) || args[key].is_null()) return fallback;
   if (!args[key].is_string()) throw Error(std::string("argument '") + key + "' must be a string");
-  return args[key].get<std::string>();
+  const std::string& value = args[key].get_ref<const std::string&>();
+  return value.empty() ? fallback : value;
 }
 
 // An optional whole number in [min, max]. Small models often send numbers
@@ -124,6 +128,8 @@ long long opt_count(const json& args, const char* key, long long fallback, long 
   long long n = 0;
   if (v.is_number_unsigned() && v.get<unsigned long long>() > (unsigned long long)max) n = max + 1;
   else if (v.is_number_integer()) n = v.get<long long>();
+  else if (v.is_number_float() && std::abs(v.get<double>()) < 1e15 && v.get<double>() == std::floor(v.get<double>()))
+    n = static_cast<long long>(v.get<double>());
   else if (const std::string* t = v.is_string() ? &v.get_ref<const std::string&>() : nullptr;
            t && !t->empty() && t->size() <= 18 && t->find_first_not_of("0123456789") == std::string::npos)
     n = std::stoll(*t);
@@ -135,10 +141,14 @@ long long opt_count(const json& args, const char* key, long long fallback, long 
   return n;
 }
 
+// An optional true or false; "true" and "false" as strings too (Llama 3.x
+// often sends every argument as a string).
 bool opt_flag(const json& args, const char* key) {
   if (!args.contains(key) || args[key].is_null()) return false;
-  if (!args[key].is_boolean()) throw Error(std::string("argument '") + key + "' must be true or false");
-  return args[key].get<bool>();
+  const json& v = args[key];
+  if (v.is_boolean()) return v.get<bool>();
+  if (v == "true" || v == "false") return v == "true";
+  throw Error(std::string("argument '") + key + "' must be true or false");
 }
 
 LabelSet only(broker::Source s, const std::string& origin) {
@@ -450,6 +460,7 @@ ToolOutcome ToolRunner::read_file(const json& args, const LabelSet& ctx) {
   const bool allowed = authorize(Capability::fs_read, p.host, "read " + p.host, ctx, false, seq, denied);
   if (p.jail.empty()) return outside_workspace(p.host, "read_file");
   if (!allowed) return failure(denied, only(broker::Source::tool, "read_file"));
+  check_read_links(p);  // throws: execute() audits it as tool.error
   auto r = sandboxed(file_profile(false),
                      {"sh", "-c", kReadFileSh, "sh", p.jail, std::to_string(start), std::to_string(max_lines),
                       std::to_string(config_.max_read_bytes + 1)},
@@ -501,6 +512,7 @@ ToolOutcome ToolRunner::list_dir(const json& args, const LabelSet& ctx) {
   const bool allowed = authorize(Capability::fs_read, p.host, "list " + p.host, ctx, false, seq, denied);
   if (p.jail.empty()) return outside_workspace(p.host, "list_dir");
   if (!allowed) return failure(denied, only(broker::Source::tool, "list_dir"));
+  check_read_links(p);
   auto r = sandboxed(file_profile(false), {"ls", "-la", "--", p.jail}, "");
   if (r.exit_code != 0 || !whole(r))
     return failure("error: list_dir: " + describe_failure(r), only(broker::Source::tool, "list_dir"));
@@ -508,49 +520,80 @@ ToolOutcome ToolRunner::list_dir(const json& args, const LabelSet& ctx) {
   return {cap(r.out, config_.max_command_output), only(broker::Source::workspace, p.host)};
 }
 
-// search_files in the jail: grep's matches with each line cut at 500 bytes
-// (a minified file's one line would fill the result), then capped at $1
-// bytes; grep's own status is the script's. -s: a file that cannot be read
-// is skipped, not the whole search lost (grep still says 2).
+// search_files in the jail: $2 (the file or folder; "" for the
+// workspace) must exist, then grep's matches, each line cut at 500 bytes
+// (a minified file's one line would fill the result), capped at $1 bytes;
+// grep's own status is the script's. -s: a file that cannot be read is
+// skipped, not the whole search lost (grep still says 2).
 constexpr const char* kSearchSh =
-    "cap=$1; shift; { grep \"$@\"; echo $? > /tmp/grep-status; } | cut -b 1-500 | head -c \"$cap\"; "
+    "cap=$1; path=$2; shift 2; "
+    "if [ -n \"$path\" ] && [ ! -e \"$path\" ]; then echo \"$path does not exist\" >&2; exit 3; fi; "
+    "{ grep \"$@\" ${path:+\"$path\"}; echo $? > /tmp/grep-status; } | cut -b 1-500 | head -c \"$cap\"; "
     "exit \"$(cat /tmp/grep-status)\"";
+
+// grep --include globs from what models write: braces expanded
+// ("*.{py,js}"), a leading "**/" dropped. A glob with a folder in it
+// cannot be one (--include matches file names): an error says so.
+std::vector<std::string> include_globs(const std::string& glob) {
+  std::string name = glob;
+  while (name.rfind("**/", 0) == 0) name.erase(0, 3);
+  if (name.find('/') != std::string::npos)
+    throw Error("argument 'include' matches file names only (e.g. *.py); give the folder as 'path'");
+  const size_t open = name.find('{'), close = name.find('}', open == std::string::npos ? 0 : open);
+  if (open == std::string::npos || close == std::string::npos) return {name};
+  std::vector<std::string> out;
+  const std::string head = name.substr(0, open), tail = name.substr(close + 1);
+  const std::string choices = name.substr(open + 1, close - open - 1);
+  for (size_t from = 0;;) {
+    const size_t comma = std::min(choices.find(',', from), choices.size());
+    for (std::string& rest : include_globs(tail)) out.push_back(head + choices.substr(from, comma - from) + rest);
+    if (comma == choices.size() || out.size() > 64) break;
+    from = comma + 1;
+  }
+  return out;
+}
 
 ToolOutcome ToolRunner::search_files(const json& args, const LabelSet& ctx) {
   const std::string pattern = need_string(args, "pattern");
   const Path p = resolve_path(opt_string(args, "path", "."));
   const bool ignore_case = opt_flag(args, "ignore_case");
   const std::string include = opt_string(args, "include", "");
+  const std::vector<std::string> globs = include.empty() ? std::vector<std::string>{} : include_globs(include);
   int64_t seq = 0;
   std::string denied;
   const bool allowed =
       authorize(Capability::fs_read, p.host, "search /" + pattern + "/ under " + p.host, ctx, false, seq, denied);
   if (p.jail.empty()) return outside_workspace(p.host, "search_files");
   if (!allowed) return failure(denied, only(broker::Source::tool, "search_files"));
-  std::vector<std::string> argv = {"sh", "-c", kSearchSh, "sh", std::to_string(config_.max_command_output + 1),
-                                   "-rnIsP", "--color=never"};
-  if (ignore_case) argv.push_back("-i");
-  if (!include.empty()) argv.push_back("--include=" + include);
-  argv.insert(argv.end(), {"-e", pattern, "--"});
+  check_read_links(p);  // grep -r follows the link it is given, not those it finds
   // In the workspace itself grep names files relative to it, as the model
-  // gives them back; -H: a single file's matches are named too.
-  if (p.jail != ".") argv.insert(argv.end() - 1, "-H"), argv.push_back(p.jail);
+  // gives them back; -H: a single file's matches are named too. The
+  // entries the jail masks (git's, direnv's, VS Code's) are left out, not
+  // reported as unreadable.
+  // (--include first: grep keeps a file no glob names only when the first
+  // of them is an --exclude.)
+  std::vector<std::string> argv = {"sh", "-c", kSearchSh, "sh", std::to_string(config_.max_command_output + 1),
+                                   p.jail == "." ? "" : p.jail, "-rnIsPH", "--color=never"};
+  if (ignore_case) argv.push_back("-i");
+  for (const std::string& glob : globs) argv.push_back("--include=" + glob);
+  argv.insert(argv.end(), {"--exclude-dir=.git", "--exclude-dir=.vscode", "--exclude=.envrc", "-e", pattern, "--"});
   auto r = sandboxed(file_profile(false), argv, "");
   const LabelSet labels = only(broker::Source::workspace, p.host);
-  if (r.exit_code == 1 && whole(r)) return {"no matches", labels};
-  // 2 with matches: some file could not be read (-s hides which).
-  const bool some_unreadable = r.exit_code == 2 && !r.out.empty();
-  if ((r.exit_code != 0 && !some_unreadable && r.exit_code != 141) || !whole(r))
+  // 2: some file could not be read (-s hides which), with or without
+  // matches; 141: the cap was reached.
+  const bool some_unreadable = r.exit_code == 2 && r.err.empty();
+  if ((r.exit_code != 0 && r.exit_code != 1 && !some_unreadable && r.exit_code != 141) || !whole(r))
     return failure("error: search_files: " + describe_failure(r), only(broker::Source::tool, "search_files"));
   gate_.report_result(seq, r.out);
-  std::string text = r.out;
+  std::string text = r.out.empty() ? "no matches" : r.out;
   if (text.size() > config_.max_command_output) {
     text.resize(text.rfind('\n', config_.max_command_output - 1) + 1);
     text.append("[warden: more matches than fit in ")
         .append(std::to_string(config_.max_command_output))
         .append(" bytes; narrow the pattern or the path, or give include]");
   }
-  if (some_unreadable) text.append("[warden: some files could not be read and were skipped]");
+  if (some_unreadable)
+    text.append(r.out.empty() ? " " : "").append("[warden: some files could not be read and were skipped]");
   return {text, labels};
 }
 
@@ -580,6 +623,41 @@ void ToolRunner::refuse_links(const Path& p) const {
 // The diff a human approves is at most this large: the broker takes a
 // request of 4 MiB at most, and a diff can double the bytes of a file.
 constexpr uint64_t kMaxDiffBytes = 2u << 20;
+
+void ToolRunner::check_read_links(const Path& p) const {
+  // The broker judges the path with its links resolved on the host, the
+  // read runs in the jail: both resolve a relative link that stays in the
+  // workspace alike, but an absolute one (to /proc/self/cwd/..., or to the
+  // host path of a denied file) only the host reads as written.
+  const fs::path ws(config_.workspace);
+  std::vector<fs::path> rest;
+  for (const auto& part : fs::path(p.host).lexically_relative(ws)) rest.push_back(part);
+  std::reverse(rest.begin(), rest.end());
+  fs::path at = ws;
+  for (int links = 0; !rest.empty();) {
+    const fs::path next = at / rest.back();
+    rest.pop_back();
+    std::error_code ec;
+    if (!fs::is_symlink(fs::symlink_status(next, ec))) {
+      at = next.lexically_normal();
+      continue;
+    }
+    const fs::path shown = next.lexically_relative(ws);
+    const fs::path target = fs::read_symlink(next, ec);
+    if (ec || target.is_absolute() || ++links > 40)
+      throw Error("'" + shown.string() + "' is a symbolic link to an absolute path; file tools follow only links "
+                  "that stay in the workspace");
+    const fs::path resolved = (at / target).lexically_normal();
+    if (!under(resolved, ws))
+      throw Error("'" + shown.string() + "' is a symbolic link out of the workspace; file tools follow only links "
+                  "that stay in it");
+    // Go on from the workspace with the link's target in its place.
+    std::vector<fs::path> parts;
+    for (const auto& part : resolved.lexically_relative(ws)) parts.push_back(part);
+    rest.insert(rest.end(), parts.rbegin(), parts.rend());
+    at = ws;
+  }
+}
 
 ToolOutcome ToolRunner::write_content(const Path& p, const std::string& content, const std::string& tool,
                                       const LabelSet& ctx, const std::string& done) {
@@ -615,17 +693,18 @@ ToolOutcome ToolRunner::write_content(const Path& p, const std::string& content,
   const bool allowed = authorize(Capability::fs_write, p.host, detail, ctx, false, seq, denied);
   if (p.jail.empty()) return outside_workspace(p.host, tool);
   if (!allowed) return failure(denied, only(broker::Source::tool, tool));
-  // A write the broker did not flag as code for later may still make one:
-  // the last of HEAD, config, objects/ and refs/ written into a folder makes
-  // it a repository whose config git runs. Such entries are moved aside
-  // after the write, as after a command.
+  // A write may make code for later without naming it: the last of HEAD,
+  // config, objects/ and refs/ written into a folder (or made by the
+  // write's mkdir -p) makes it a repository whose config git runs. What a
+  // write plants is moved aside after it, as after a command; only the
+  // path the broker flagged as such, which a human approved, stays.
   const bool flagged = !broker::autorun_reason(p.host, config_.workspace).empty();
-  const PlantedSnapshot before = flagged ? PlantedSnapshot{} : snapshot_autorun_entries(config_.workspace, true);
+  const PlantedSnapshot before = snapshot_autorun_entries(config_.workspace, true);
   auto r = sandboxed(file_profile(true),
                      {"sh", "-c", std::string(kRefuseLinksSh) + "mkdir -p -- \"$(dirname -- \"$1\")\" && cat > \"$1\"",
                       "sh", p.jail, rel},
                      content);
-  const std::string planted = flagged ? "" : move_aside_planted_code(before, /*write_git=*/false);
+  const std::string planted = move_aside_planted_code(before, /*write_git=*/false, flagged ? rel : "");
   if (r.exit_code != 0 || !whole(r))
     return failure("error: " + tool + ": " + describe_failure(r) + planted, only(broker::Source::tool, tool));
   gate_.report_result(seq, content);
@@ -687,6 +766,9 @@ ToolOutcome ToolRunner::edit_file(const json& args, const LabelSet& ctx) {
     new_s = with_crlf(new_s);
     at = occurrences(r.out, old_s);
   }
+  if (old_s == new_s)
+    return failure("error: edit_file: old_string and new_string are the same; nothing would change",
+                   only(broker::Source::tool, "edit_file"));
   if (at.empty())
     return failure("error: edit_file: old_string was not found in " + p.host +
                        "; it must match the file exactly, with its indentation (tabs or spaces) and line ends: "
@@ -725,11 +807,7 @@ ToolOutcome ToolRunner::run_command(const json& args, const LabelSet& ctx) {
       domains.push_back(parse_url("http://" + d.get<std::string>()).host);
     }
   }
-  bool write_git = false;
-  if (args.contains("write_git") && !args["write_git"].is_null()) {
-    if (!args["write_git"].is_boolean()) throw Error("argument 'write_git' must be true or false");
-    write_git = args["write_git"].get<bool>();
-  }
+  const bool write_git = opt_flag(args, "write_git");
   const double seconds = double(opt_count(args, "timeout", (long long)config_.command_wall_seconds, 1, 600));
   const bool network = !domains.empty();
   std::string detail = "$ " + command;
@@ -777,7 +855,11 @@ ToolOutcome ToolRunner::run_command(const json& args, const LabelSet& ctx) {
   const PlantedSnapshot before = snapshot_autorun_entries(config_.workspace, !write_git);
   auto r = sandboxed(profile, {"sh", "-c", command}, "", options);
   std::string text = "exit " + std::to_string(r.exit_code);
-  if (r.killed != sandbox::KillReason::none)
+  if (r.killed == sandbox::KillReason::timeout)
+    text.append(" (killed: timeout after ")
+        .append(std::to_string(int(seconds)))
+        .append(" s; a longer run needs timeout: SECONDS, at most 600)");
+  else if (r.killed != sandbox::KillReason::none)
     text += " (killed: " + std::string(sandbox::kill_reason_name(r.killed)) + ")";
   text += move_aside_planted_code(before, write_git);
   const size_t head = config_.max_command_output / 2;
@@ -787,11 +869,20 @@ ToolOutcome ToolRunner::run_command(const json& args, const LabelSet& ctx) {
   return {text, only(broker::Source::tool, "run_command")};
 }
 
-std::string ToolRunner::move_aside_planted_code(const PlantedSnapshot& before, bool write_git) {
+std::string ToolRunner::move_aside_planted_code(const PlantedSnapshot& before, bool write_git,
+                                               const std::string& approved) {
   std::vector<std::string> moved;
   try {
-    moved = quarantine(config_.workspace,
-                       planted_since(before, snapshot_autorun_entries(config_.workspace, !write_git)));
+    std::vector<std::string> planted = planted_since(before, snapshot_autorun_entries(config_.workspace, !write_git));
+    // The approved path itself, or the folder it is in (a new .git for an
+    // approved .git/config), stays.
+    if (!approved.empty())
+      planted.erase(std::remove_if(planted.begin(), planted.end(),
+                                   [&](const std::string& path) {
+                                     return path == approved || approved.rfind(path + "/", 0) == 0;
+                                   }),
+                    planted.end());
+    moved = quarantine(config_.workspace, planted);
   } catch (const std::exception& e) {
     // Fail closed: what the command may have planted stays unknown, so the
     // session ends here and the human is told to look.
@@ -810,6 +901,29 @@ std::string ToolRunner::move_aside_planted_code(const PlantedSnapshot& before, b
   gate_.record_event("tool.quarantine", "run_command in " + config_.workspace + ": " + note);
   log::warn("agent: " + broker::neutralize(note, /*keep_newlines=*/true));  // file names are the model's
   return "\nwarden: " + note;
+}
+
+// Whether a content type names ISO-8859-1 (or its superset windows-1252,
+// whose extra letters are shown as their Latin-1 neighbours' code points).
+bool names_latin1(std::string content_type) {
+  for (char& c : content_type) c = char(std::tolower(static_cast<unsigned char>(c)));
+  for (const char* name : {"charset=iso-8859-1", "charset=latin1", "charset=windows-1252", "charset=\"iso-8859-1\""})
+    if (content_type.find(name) != std::string::npos) return true;
+  return false;
+}
+
+std::string latin1_to_utf8(const std::string& bytes) {
+  std::string out;
+  out.reserve(bytes.size() + bytes.size() / 8);
+  for (const unsigned char c : bytes) {
+    if (c < 0x80) {
+      out.push_back(char(c));
+    } else {
+      out.push_back(char(0xC0 | (c >> 6)));
+      out.push_back(char(0x80 | (c & 0x3F)));
+    }
+  }
+  return out;
 }
 
 // What curl says after the body, on stderr: status, where a redirect
@@ -870,12 +984,32 @@ ToolOutcome ToolRunner::fetch_url(const json& args, const LabelSet& ctx) {
     return {"HTTP " + status + ": the page has moved to " + strip_control_chars(redirect) +
                 "; fetch_url that address to follow it (it is checked like any other)",
             labels};
-  std::string text = looks_like_html(content_type, r.out) ? html_to_text(r.out) : strip_control_chars(r.out);
-  text = cap(text, config_.max_fetch_text);
-  if (cut)
+  std::string text;
+  if (looks_binary(r.out)) {
+    text = "(binary content of type " +
+           (content_type.empty() ? std::string("unknown") : strip_control_chars(content_type)) + ", " +
+           std::to_string(r.out.size()) + (cut ? "+" : "") + " bytes, not shown)";
+  } else {
+    const std::string body = names_latin1(content_type) ? latin1_to_utf8(r.out) : r.out;
+    text = looks_like_html(content_type, body) ? html_to_text(body) : strip_control_chars(body);
+  }
+  if (text.size() > config_.max_fetch_text) {
+    const size_t bytes = text.size();
+    const size_t newline = text.rfind('\n', config_.max_fetch_text - 1);
+    text.resize(newline == std::string::npos ? display::utf8_prefix(text, config_.max_fetch_text).size() : newline + 1);
+    const std::string shown = std::to_string(text.size());
+    text.append(text.back() == '\n' ? "" : "\n")
+        .append("[warden: the page's text is ")
+        .append(std::to_string(bytes))
+        .append(cut ? "+" : "")
+        .append(" bytes; its first ")
+        .append(shown)
+        .append(" are shown]");
+  } else if (cut) {
     text.append("\n[warden: the page is larger than ")
         .append(std::to_string(kMaxBody >> 20))
         .append(" MiB; its start is shown]");
+  }
   if (status.empty() || status[0] != '2') text = "HTTP " + status + "; the server sent:\n" + text;
   return {text, labels};
 }

@@ -77,7 +77,7 @@ struct ToolConfig {
   // for a local service or the tests' loopback sinks); such hosts may be
   // private addresses.
   std::map<std::string, std::string> resolve;
-  size_t max_read_bytes = 256 * 1024;
+  size_t max_read_bytes = 128 * 1024;  // about 32K tokens: a part of a file fits a common context
   size_t max_edit_bytes = 8 << 20;  // edit_file reads the whole file
   size_t max_fetch_text = 64 * 1024;
   size_t max_command_output = 64 * 1024;
@@ -121,15 +121,21 @@ class ToolRunner {
   ToolOutcome write_file(const nlohmann::json& args, const broker::LabelSet& ctx);
   ToolOutcome edit_file(const nlohmann::json& args, const broker::LabelSet& ctx);
   ToolOutcome run_command(const nlohmann::json& args, const broker::LabelSet& ctx);
-  // After a command: moves aside the code it planted for later (planted_code.h)
-  // and returns the note for the model ("" when nothing was planted).
-  std::string move_aside_planted_code(const PlantedSnapshot& before, bool write_git);
+  // After a command or a write: moves aside the code it planted for later
+  // (planted_code.h), but `approved` (a workspace-relative path a human
+  // approved as such) and the folders it is in, and returns the note for
+  // the model ("" when nothing was planted).
+  std::string move_aside_planted_code(const PlantedSnapshot& before, bool write_git, const std::string& approved = "");
   std::string fatal_;
   ToolOutcome fetch_url(const nlohmann::json& args, const broker::LabelSet& ctx);
 
   // Asks the broker; on denial fills `denied_text` ("denied: ...").
   bool authorize(broker::Capability cap, const std::string& target, const std::string& detail,
                  const broker::LabelSet& ctx, bool network, int64_t& audit_seq, std::string& denied_text);
+  // Throws Error when a component of `p` is a symbolic link that is
+  // absolute or leads out of the workspace: the reading tools follow only
+  // links the host and the jail resolve alike.
+  void check_read_links(const Path& p) const;
   // Throws Error when an existing component of `p` (the last included) is a
   // symbolic link: file-writing tools never follow links.
   void refuse_links(const Path& p) const;

@@ -30,23 +30,26 @@ std::string always_ask_reason(Capability c, const std::string& target, bool netw
   }
 }
 
-// A deny rule of the user's on file paths in the workspace holds for the
-// file tools, but a command's jail holds the whole workspace: under such a
-// rule every command asks, and says why ("" when there is none). The
-// built-in denials (warden's own folders, secrets) the jail masks itself.
-std::string workspace_deny_reason(const Policy& policy) {
+// A rule of the user's that denies or asks for file paths in the workspace
+// holds for the file tools, but a command's jail holds the whole
+// workspace: under such a rule every command asks, and says why ("" when
+// there is none). The built-in rules (warden's own folders and secrets,
+// which the jail masks; workspace writes ask) are not such rules.
+std::string workspace_rule_reason(const Policy& policy) {
   const std::string& ws = policy.env().workspace;
   for (const Rule& r : policy.rules()) {
-    if ((r.capability != Capability::fs_read && r.capability != Capability::fs_write) || r.action != Action::deny ||
+    if ((r.capability != Capability::fs_read && r.capability != Capability::fs_write) || r.action == Action::allow ||
         r.origin == "default" || r.origin == "protected")
       continue;
-    // The pattern's fixed start: inside the workspace, or a glob from the
-    // first character (it may match there too).
+    // The pattern's fixed start (up to its first wildcard) inside the
+    // workspace, or a folder the workspace is in ("**": the root).
     const std::string fixed = r.pattern.substr(0, r.pattern.find_first_of("*?["));
-    const std::string fixed_dir = fixed.rfind('/') > 0 ? fixed.substr(0, fixed.rfind('/')) : "/";
+    const size_t slash = fixed.rfind('/');
+    const std::string fixed_dir = slash == std::string::npos || slash == 0 ? "/" : fixed.substr(0, slash);
     if (inside(fixed, ws) || inside(ws, fixed_dir))
-      return "the policy denies " + std::string(capability_name(r.capability)) + " " + r.written_pattern + " (" +
-             r.origin + "), which a command cannot be held to: its jail holds the whole workspace";
+      return "the policy " + std::string(r.action == Action::deny ? "denies " : "asks before ") +
+             std::string(capability_name(r.capability)) + " " + r.written_pattern + " (" + r.origin +
+             "), which a command cannot be held to: its jail holds the whole workspace";
   }
   return "";
 }
@@ -89,7 +92,7 @@ Assessment assess(const Policy& policy, const EffectRequest& req) {
     a.action = Action::ask;
   }
   if (req.capability == Capability::exec)
-    if (auto why = workspace_deny_reason(policy); !why.empty()) {
+    if (auto why = workspace_rule_reason(policy); !why.empty()) {
       a.ask_reasons.push_back(why);
       a.action = Action::ask;
     }

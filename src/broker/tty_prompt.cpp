@@ -84,17 +84,22 @@ static void add_reason_lines(std::string& out, const PendingApproval& p, DetailV
 
 constexpr size_t kMaxLookAlikeWords = 5;
 
-// Whether a code point is a letter of a script whose letters pass for Latin
-// ones (Greek, Cyrillic: "і" in "gіthub.com") or a fullwidth Latin letter.
-static bool look_alike_script(uint32_t cp) { return (cp >= 0x370 && cp <= 0x4FF) || (cp >= 0xFF01 && cp <= 0xFF5E); }
+// Whether a code point is a letter that passes for a Latin one: IPA ("ɡ"),
+// Greek, Cyrillic and its supplement ("і" in "gіthub.com", "ԁ"), Armenian
+// ("ս"), Cherokee, Latin small capitals and fullwidth Latin.
+static bool look_alike_script(uint32_t cp) {
+  return (cp >= 0x250 && cp <= 0x2AF) || (cp >= 0x370 && cp <= 0x58F) || (cp >= 0x13A0 && cp <= 0x13FF) ||
+         (cp >= 0x1D00 && cp <= 0x1D2B) || (cp >= 0xFF01 && cp <= 0xFF5E);
+}
 
 // Words of `text` (runs of letters, digits, '.', '-', '_') that mix ASCII
-// letters with such letters: distinct, at most kMaxLookAlikeWords. Russian
-// or Greek text has no ASCII letters inside its words; a spoofed name has.
+// letters with such letters: distinct, at most kMaxLookAlikeWords * 64.
+// Russian or Greek text has no ASCII letters inside its words; a spoofed
+// name has.
 static std::vector<std::string> look_alike_words(std::string_view text) {
   std::vector<std::string> words;
   const auto in_word = [](unsigned char c) { return c >= 0x80 || std::isalnum(c) || c == '.' || c == '-' || c == '_'; };
-  for (size_t i = 0; i < text.size() && words.size() < kMaxLookAlikeWords;) {
+  for (size_t i = 0; i < text.size() && words.size() < kMaxLookAlikeWords * 64;) {
     if (!in_word(static_cast<unsigned char>(text[i]))) {
       ++i;
       continue;
@@ -126,15 +131,21 @@ static std::vector<std::string> look_alike_words(std::string_view text) {
 }
 
 // A note (warden's own line) naming the words of the detail that mix
-// Latin letters with look-alikes, each as it reads in ASCII.
+// Latin letters with look-alikes, each as it reads in ASCII: names with a
+// dot first (domains, files), which decoy words cannot push out, then how
+// many more there are.
 static void add_look_alike_note(std::string& out, std::string_view detail) {
-  const std::vector<std::string> words = look_alike_words(detail);
+  std::vector<std::string> words = look_alike_words(detail);
   if (words.empty()) return;
+  std::stable_partition(words.begin(), words.end(),
+                        [](const std::string& w) { return w.find('.') != std::string::npos; });
   std::string list;
-  for (const std::string& w : words)
-    list.append(list.empty() ? "" : ", ").append(neutralize_capped(w, 120, 0, true).text);
-  add_line(out, "note:    ", "the exact effect mixes Latin letters with look-alike Greek, Cyrillic or fullwidth ones "
-                             "in: " + list);
+  for (size_t k = 0; k < words.size() && k < kMaxLookAlikeWords; ++k)
+    list.append(list.empty() ? "" : ", ").append(neutralize_capped(words[k], 120, 0, true).text);
+  if (words.size() > kMaxLookAlikeWords)
+    list.append(" and ").append(std::to_string(words.size() - kMaxLookAlikeWords)).append(" more");
+  add_line(out, "note:    ", "the exact effect mixes Latin letters with look-alike ones (Greek, Cyrillic, ...) in: " +
+                                 list);
 }
 
 std::string render_effect(const PendingApproval& p, DetailView view) {

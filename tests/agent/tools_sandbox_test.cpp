@@ -196,6 +196,22 @@ TEST_F(FileToolsInBwrap, SearchFilesSpeaksPcreAndNamesFilesAsTheToolsTakeThem) {
   EXPECT_NE(call("search_files", {{"pattern", "("}}).text.find("error: search_files: exit 2"), std::string::npos);
   EXPECT_NE(call("search_files", {{"pattern", "x"}, {"ignore_case", "yes"}}).text.find("must be true or false"),
             std::string::npos);
+  EXPECT_EQ(call("search_files", {{"pattern", "TARGET"}, {"ignore_case", "true"}, {"path", "src"}, {"include", "*.md"}})
+                .text,
+            "src/notes.md:1:TARGET 7\n");  // "true" as models send it
+  // Globs as models write them: braces, "**/"; a folder in one is refused.
+  write_file(ws_ + "/web/app.js", "const target = 1;\n");
+  EXPECT_EQ(call("search_files", {{"pattern", "target ="}, {"include", "**/*.{py,js}"}}).text,
+            "web/app.js:1:const target = 1;\n");
+  EXPECT_NE(call("search_files", {{"pattern", "x"}, {"include", "src/*.py"}}).text.find("matches file names only"),
+            std::string::npos);
+  EXPECT_NE(call("search_files", {{"pattern", "x"}, {"path", "nowhere"}}).text.find("nowhere does not exist"),
+            std::string::npos);
+  // In a repository, the entries the jail masks (.git's config and hooks)
+  // are left out: a search that finds nothing says so.
+  ASSERT_EQ(call("run_command", {{"command", "git init -q ."}, {"write_git", true}}).text.rfind("exit 0", 0), 0u);
+  EXPECT_EQ(call("search_files", {{"pattern", "zzzqqq"}}).text, "no matches");
+  EXPECT_EQ(call("search_files", {{"pattern", "42"}}).text, "src/app.py:2:    return 42\n");
 }
 
 TEST_F(FileToolsInBwrap, EditFileTakesWindowsLineEndsAndSaysWhereARepeatedStringIs) {
@@ -212,6 +228,8 @@ TEST_F(FileToolsInBwrap, EditFileTakesWindowsLineEndsAndSaysWhereARepeatedString
           .text,
       "replaced 2 occurrence(s) in " + ws_ + "/rep.txt");
   EXPECT_EQ(read_file(ws_ + "/rep.txt"), "z\ny\nz\n");
+  EXPECT_EQ(call("edit_file", {{"path", "rep.txt"}, {"old_string", "y"}, {"new_string", "y"}}).text,
+            "error: edit_file: old_string and new_string are the same; nothing would change");
   EXPECT_NE(call("edit_file", {{"path", "rep.txt"}, {"old_string", "  y"}, {"new_string", "w"}})
                 .text.find("with its indentation (tabs or spaces) and line ends"),
             std::string::npos);
@@ -256,6 +274,40 @@ TEST_F(FileToolsInBwrap, AFolderMadeARepositoryByFileWritesIsMovedAside) {
   EXPECT_EQ(runner_->fatal_error(), "");
 }
 
+// An approved write to a path flagged as code for later (here .envrc)
+// stays, but what its mkdir -p completed beside it does not: the human saw
+// a one-line .envrc, not a repository.
+TEST_F(FileToolsInBwrap, AnApprovedWriteKeepsOnlyItsOwnPath) {
+  call("write_file", {{"path", "evil/config"}, {"content", "[core]\n\tpager = touch /tmp/pwned\n"}});
+  call("write_file", {{"path", "evil/HEAD"}, {"content", "ref: refs/heads/main\n"}});
+  call("write_file", {{"path", "evil/objects/info/x"}, {"content", ""}});
+  const ToolOutcome out = call("write_file", {{"path", "evil/refs/.envrc"}, {"content", "# nothing\n"}});
+  EXPECT_NE(out.text.find("moved aside"), std::string::npos) << out.text;
+  EXPECT_FALSE(fs::exists(ws_ + "/evil/config"));
+  EXPECT_TRUE(fs::exists(ws_ + "/evil/refs/.envrc"));
+}
+
+// The reading tools follow a link only where the host and the jail read it
+// alike: relative, inside the workspace. An absolute one (through
+// /proc/self/cwd, which the broker resolves against warden's own folder)
+// or one out of the workspace is refused.
+TEST_F(FileToolsInBwrap, ReadingToolsFollowOnlyLinksThatStayInTheWorkspace) {
+  write_file(ws_ + "/docs/README.md", "the real readme\n");
+  fs::create_symlink("docs/README.md", ws_ + "/README.md");
+  fs::create_directory_symlink("docs", ws_ + "/doc");
+  fs::create_symlink("/proc/self/cwd/locked/private.txt", ws_ + "/notes.txt");
+  fs::create_symlink("../" + fs::path(outside_).filename().string() + "/x", ws_ + "/up.txt");
+  EXPECT_EQ(call("read_file", {{"path", "README.md"}}).text, "the real readme\n");
+  EXPECT_EQ(call("read_file", {{"path", "doc/README.md"}}).text, "the real readme\n");
+  EXPECT_EQ(call("search_files", {{"pattern", "real"}, {"path", "doc"}}).text, "doc/README.md:1:the real readme\n");
+  EXPECT_NE(call("read_file", {{"path", "notes.txt"}}).text.find("'notes.txt' is a symbolic link to an absolute path"),
+            std::string::npos);
+  EXPECT_NE(call("search_files", {{"pattern", "x"}, {"path", "notes.txt"}}).text.find("symbolic link"),
+            std::string::npos);
+  EXPECT_NE(call("read_file", {{"path", "up.txt"}}).text.find("is a symbolic link out of the workspace"),
+            std::string::npos);
+}
+
 TEST_F(FileToolsInBwrap, RunCommandKeepsTheEndsOfALongOutputAndRunsToItsEnd) {
   const ToolOutcome out = call("run_command", {{"command", "seq 1 200000; echo SUMMARY >&2; touch finished"}});
   EXPECT_EQ(out.text.rfind("exit 0\nstdout:\n1\n2\n3\n", 0), 0u) << out.text.substr(0, 100);
@@ -263,9 +315,10 @@ TEST_F(FileToolsInBwrap, RunCommandKeepsTheEndsOfALongOutputAndRunsToItsEnd) {
   EXPECT_NE(out.text.find("199999\n200000\n\nstderr:\nSUMMARY\n"), std::string::npos);
   EXPECT_LT(out.text.size(), 70000u);
   EXPECT_TRUE(fs::exists(ws_ + "/finished"));
-  EXPECT_EQ(call("run_command", {{"command", "sleep 5; echo late"}, {"timeout", 1}}).text.rfind(
-                "exit 137 (killed: timeout)", 0),
-            0u);
+  EXPECT_EQ(
+      call("run_command", {{"command", "sleep 5; echo late"}, {"timeout", 1}})
+          .text.rfind("exit 137 (killed: timeout after 1 s; a longer run needs timeout: SECONDS, at most 600)", 0),
+      0u);
   EXPECT_NE(call("run_command", {{"command", "true"}, {"timeout", 601}}).text.find("'timeout' must be from 1 to 600"),
             std::string::npos);
 }
@@ -289,6 +342,15 @@ TEST(FetchInBwrap, PagesAreReadByTheirTypeAndStatusAndOneGetIsOneRequest) {
     r.status = 404;
     r.set_content("<p>no such page</p>", "text/html");
   });
+  server.Get("/bin", [](const httplib::Request&, httplib::Response& r) {
+    r.set_content(std::string("\x7f" "ELF\0\0", 6), "application/octet-stream");
+  });
+  server.Get("/latin1", [](const httplib::Request&, httplib::Response& r) {
+    r.set_content("caf\xe9", "text/plain; charset=ISO-8859-1");
+  });
+  server.Get("/table", [](const httplib::Request&, httplib::Response& r) {
+    r.set_content("<table><tr><td>key</td><td>value</td></tr></table>", "text/html");
+  });
   server.Get("/big", [](const httplib::Request&, httplib::Response& r) {
     r.set_content(std::string(3u << 20, 'b'), "text/plain");
   });
@@ -311,9 +373,13 @@ TEST(FetchInBwrap, PagesAreReadByTheirTypeAndStatusAndOneGetIsOneRequest) {
   EXPECT_EQ(fetch("/moved"), "HTTP 302: the page has moved to " + base +
                                  "/raw.py; fetch_url that address to follow it (it is checked like any other)");
   EXPECT_EQ(fetch("/missing"), "HTTP 404; the server sent:\nno such page");
+  EXPECT_EQ(fetch("/bin"), "(binary content of type application/octet-stream, 6 bytes, not shown)");
+  EXPECT_EQ(fetch("/latin1"), "caf\xc3\xa9");
+  EXPECT_EQ(fetch("/table"), "key value");
   const std::string big = fetch("/big");
   EXPECT_EQ(big.rfind(std::string(1000, 'b'), 0), 0u);
-  EXPECT_NE(big.find("[warden: the page is larger than 2 MiB; its start is shown]"), std::string::npos);
+  EXPECT_NE(big.find("[warden: the page's text is 2097152+ bytes; its first 65536 are shown]"), std::string::npos)
+      << big.substr(big.size() - 200);
   // Curl's URL globbing is off: one approved GET is one request.
   requests = 0;
   fetch("/{a,b,c}/[1-9]");

@@ -43,8 +43,9 @@ TEST(Autorun, LeavesOrdinaryFilesAlone) {
 
 TEST(Autorun, WritesThereAskEvenWhenThePolicyAllowsWorkspaceWrites) {
   std::string ws = std::filesystem::canonical(warden::test::make_temp_dir("ws")).string();
-  auto policy = wb::Policy::parse("[[rule]]\ncapability = \"fs.write\"\npattern = \"$WORKSPACE/**\"\naction = \"allow\"\n",
-                                  "policy.toml", wb::PolicyEnv::current(ws));
+  auto policy =
+      wb::Policy::parse("[[rule]]\ncapability = \"fs.write\"\npattern = \"$WORKSPACE/**\"\naction = \"allow\"\n",
+                        "policy.toml", wb::PolicyEnv::current(ws));
   wb::EffectRequest r;
   r.capability = wb::Capability::fs_write;
   r.context_labels = wb::LabelSet::parse({"user"});
@@ -58,8 +59,9 @@ TEST(Autorun, WritesThereAskEvenWhenThePolicyAllowsWorkspaceWrites) {
     EXPECT_NE(a.ask_reasons.back().find("writes there always need your approval"), std::string::npos);
   }
   // Deny stays deny.
-  auto deny = wb::Policy::parse("[[rule]]\ncapability = \"fs.write\"\npattern = \"$WORKSPACE/.git/**\"\naction = \"deny\"\n",
-                                "policy.toml", wb::PolicyEnv::current(ws));
+  auto deny =
+      wb::Policy::parse("[[rule]]\ncapability = \"fs.write\"\npattern = \"$WORKSPACE/.git/**\"\naction = \"deny\"\n",
+                        "policy.toml", wb::PolicyEnv::current(ws));
   r.target = ws + "/.git/config";
   EXPECT_EQ(wb::assess(deny, r).action, wb::Action::deny);
 }
@@ -78,7 +80,7 @@ TEST(Autorun, CommandsAskWhereThePolicyDeniesPathsInTheWorkspace) {
     return wb::Policy::parse("[[rule]]\ncapability = \"fs.read\"\npattern = \"" + pattern + "\"\naction = \"deny\"\n",
                              "policy.toml", wb::PolicyEnv::current(ws));
   };
-  for (const char* pattern : {"$WORKSPACE/locked/**", "$WORKSPACE/**/secret*", "$WORKSPACE/../**", "/**"}) {
+  for (const char* pattern : {"$WORKSPACE/locked/**", "$WORKSPACE/**/secret*", "$WORKSPACE/../**", "/**", "**"}) {
     const wb::Assessment a = wb::assess(policy(pattern), r);
     EXPECT_EQ(a.action, wb::Action::ask) << pattern;
     ASSERT_FALSE(a.ask_reasons.empty()) << pattern;
@@ -87,6 +89,15 @@ TEST(Autorun, CommandsAskWhereThePolicyDeniesPathsInTheWorkspace) {
     EXPECT_NE(a.ask_reasons.back().find("(policy.toml:1)"), std::string::npos) << a.ask_reasons.back();
   }
   EXPECT_EQ(wb::assess(policy("/opt/elsewhere/**"), r).action, wb::Action::allow);
+  // A rule that asks for a path binds commands the same way.
+  const wb::Assessment asks = wb::assess(
+      wb::Policy::parse("[[rule]]\ncapability = \"fs.read\"\npattern = \"$WORKSPACE/secret.txt\"\naction = \"ask\"\n",
+                        "policy.toml", wb::PolicyEnv::current(ws)),
+      r);
+  EXPECT_EQ(asks.action, wb::Action::ask);
+  ASSERT_FALSE(asks.ask_reasons.empty());
+  EXPECT_NE(asks.ask_reasons.back().find("the policy asks before fs.read $WORKSPACE/secret.txt"), std::string::npos)
+      << asks.ask_reasons.back();
   EXPECT_EQ(wb::assess(wb::Policy::parse("", "policy.toml", wb::PolicyEnv::current(ws)), r).action,
             wb::Action::allow);
 }
@@ -114,8 +125,9 @@ TEST(NormalizePath, FollowsDanglingSymlinksToWhereAWriteWouldLand) {
   EXPECT_EQ(wb::resolve_path(ws + "/./x/.././/y/"), ws + "/y");
   EXPECT_THROW(wb::resolve_path(ws + "/loop1"), warden::Error);
   // And the broker asks for such a write, with the reason.
-  auto policy = wb::Policy::parse("[[rule]]\ncapability = \"fs.write\"\npattern = \"$WORKSPACE/**\"\naction = \"allow\"\n",
-                                  "policy.toml", wb::PolicyEnv::current(ws));
+  auto policy =
+      wb::Policy::parse("[[rule]]\ncapability = \"fs.write\"\npattern = \"$WORKSPACE/**\"\naction = \"allow\"\n",
+                        "policy.toml", wb::PolicyEnv::current(ws));
   wb::EffectRequest r;
   r.capability = wb::Capability::fs_write;
   r.target = ws + "/notes";

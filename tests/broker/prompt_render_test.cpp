@@ -116,10 +116,18 @@ TEST(PromptRender, LookAlikeLettersInTheDetailAreNamed) {
       "e \xce\xb1\xce\xb2 \xef\xbd\x90"
       "ay.com g\xd1\x96thub.com\n";
   const std::string prompt = wb::render_prompt(p);
-  EXPECT_NE(prompt.find("note:    the exact effect mixes Latin letters with look-alike Greek, Cyrillic or fullwidth "
-                        "ones in: g\\u0456thub.com, \\uff50ay.com\n"),
+  EXPECT_NE(prompt.find("note:    the exact effect mixes Latin letters with look-alike ones (Greek, Cyrillic, ...) "
+                        "in: g\\u0456thub.com, \\uff50ay.com\n"),
             std::string::npos)
       << prompt;
+  // Decoy words cannot push a domain out of the note; IPA and Armenian
+  // look-alikes count too.
+  p.request.detail = "+c\xd0\xbelor t\xd0\xb0""ble r\xd0\xb5""d gr\xd0\xb5""en blu\xd0\xb5 \xd0\xb0nd m\xd0\xbere\n"
+                     "+curl https://\xc9\xa1ithub.com https://gith\xd5\xbd""b.com\n";
+  const std::string decoyed = wb::render_prompt(p);
+  EXPECT_NE(decoyed.find("in: \\u0261ithub.com, gith\\u057db.com, c\\u043elor, t\\u0430ble, r\\u0435d and 4 more\n"),
+            std::string::npos)
+      << decoyed;
   p.request.detail = "+# \xd0\xbf\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82 Gr\xc3\xb6\xc3\x9f" "e \xce\xb1\xce\xb2\n";
   EXPECT_EQ(wb::render_prompt(p).find("look-alike"), std::string::npos);
 }
