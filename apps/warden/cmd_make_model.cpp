@@ -23,7 +23,16 @@ WARDEN_COMMAND("make-model", "Write a GGUF model with random weights in a real m
       ->capture_default_str();
   app.add_option("--layers", options->layers, "Number of layers (default: the preset's)")
       ->check(CLI::Range(int64_t(1), int64_t(1024)));
-  app.add_option("--seed", options->seed, "Random seed")->capture_default_str();
+  app.add_option("--seed", options->seed, "Random seed")
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            // Digits only: CLI11 would wrap -1 to 2^64-1 without a word.
+            return !text.empty() && text.size() <= 19 && text.find_first_not_of("0123456789") == std::string::npos
+                       ? ""
+                       : "must be a whole number from 0 to 9999999999999999999";
+          },
+          "SEED"));
   app.add_flag("--peaked", options->peaked, "Peaked output distribution (greedy decoding robust to quantization)");
   app.add_option("-t,--threads", options->threads, "Threads for quantization")
       ->capture_default_str()

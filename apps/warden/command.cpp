@@ -239,6 +239,19 @@ std::string workspace_folder(const std::string& given) {
   return ws.size() > 1 && ws.back() == '/' ? ws.substr(0, ws.size() - 1) : ws;
 }
 
+// A command made of subcommands (audit, policy, ...) given a word that
+// names none: CLI11 would only say that a subcommand is required.
+void check_subcommand(CLI::App& app, const std::vector<char*>& args) {
+  const std::vector<CLI::App*> subcommands = app.get_subcommands([](CLI::App*) { return true; });
+  if (subcommands.empty() || args.size() < 2 || args[1] == nullptr || args[1][0] == '-') return;
+  std::string names;
+  for (const CLI::App* sub : subcommands) {
+    if (sub->get_name() == args[1]) return;
+    names.append(names.empty() ? "" : ", ").append(sub->get_name());
+  }
+  throw CLI::ValidationError("unknown subcommand '" + std::string(args[1]) + "'; it takes " + names);
+}
+
 int run_command(const Command& c, int argc, char** argv) {
   CLI::App app{c.summary, "warden " + c.name};
   std::vector<char*> args = with_long_names(argc, argv);
@@ -249,6 +262,7 @@ int run_command(const Command& c, int argc, char** argv) {
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   try {
     body = c.setup(app);
+    check_subcommand(app, args);
     app.parse(int(args.size()), args.data());
   } catch (const CLI::CallForHelp&) {
     std::fputs(app.help().c_str(), stdout);

@@ -122,6 +122,12 @@ TEST(PolicyCli, BadUsage) {
   EXPECT_EQ(run_warden({"policy", "set", "teleport", "x", "allow"}).exit_code, 2);
   r = run_warden({"policy", "check", "net:a.com", "b.com"});
   EXPECT_EQ(r.exit_code, 2);
+  r = run_warden({"policy", "check", "fs.read"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("give the path to check: warden policy check fs.read PATH"), std::string::npos) << r.err;
+  r = run_warden({"audit", "bogus"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("unknown subcommand 'bogus'; it takes show, verify, export"), std::string::npos) << r.err;
 }
 
 TEST(AuditCli, ShowVerifyExportAndTamper) {

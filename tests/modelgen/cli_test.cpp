@@ -56,6 +56,8 @@ TEST(Cli, MakeModelBadArgumentsExitTwo) {
   expect_one_line_error(run_warden({"make-model", "--preset", "tiny-qwen3", "--layers", "0", dir + "/x.gguf"}), 2,
                         "--layers");
   expect_one_line_error(run_warden({"make-model", "--preset", "tiny-qwen3"}), 2, "out");
+  expect_one_line_error(run_warden({"make-model", "--preset", "tiny-qwen3", "--seed", "-1", dir + "/x.gguf"}), 2,
+                        "--seed: must be a whole number");
   EXPECT_FALSE(std::filesystem::exists(dir + "/x.gguf"));
   // The error names the file asked for, not the temporary beside it.
   const test::RunResult r = run_warden({"make-model", "--preset", "tiny-llama", dir + "/no/such/x.gguf"});
