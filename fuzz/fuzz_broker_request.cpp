@@ -1,6 +1,6 @@
-// Fuzzes the broker's agent-protocol parsing and the decision pipeline on
-// whatever parses: a request line must either be rejected with warden::Error
-// or assessed without crashing.
+// Fuzzes the broker's agent-protocol parsing, the decision pipeline and the
+// approval prompt on whatever parses: a request line must either be rejected
+// with warden::Error or assessed and shown without crashing.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -8,6 +8,7 @@
 #include "broker/broker.h"
 #include "broker/protocol.h"
 #include "broker/render.h"
+#include "broker/tty_prompt.h"
 #include "util/error.h"
 
 using namespace warden::broker;
@@ -28,6 +29,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // Only lexical paths: resolving symlinks would touch the fuzzing host.
     if (!target_is_path(r.capability)) (void)assess(policy, r);
     (void)neutralize(r.detail, true);
+    PendingApproval pending;
+    pending.id = "fuzz-1";
+    pending.request = r;
+    pending.policy_reason = "ask by rule default";
+    pending.ask_reasons = {r.detail.substr(0, 300)};
+    (void)render_prompt(pending);
+    (void)render_show(pending);
   } catch (const warden::Error&) {
   }
   return 0;
