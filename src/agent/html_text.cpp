@@ -194,7 +194,10 @@ std::string html_to_text(std::string_view s) {
   }
   std::string out = collapse_whitespace(text);
   for (char& c : out) c = c == kPreSpace ? ' ' : c == kPreTab ? '\t' : c == kPreNewline ? '\n' : c;
-  return out;
+  // A <pre> may start or end with a newline of its own: none at the ends.
+  const size_t start = out.find_first_not_of('\n');
+  if (start == std::string::npos) return "";
+  return out.substr(start, out.find_last_not_of('\n') - start + 1);
 }
 
 }  // namespace warden::agent

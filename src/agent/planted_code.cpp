@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <cstdio>
 #include <filesystem>
@@ -58,17 +59,20 @@ bool is_repository_dir(const fs::path& dir) {
 
 // core.hooksPath in a git config file ("" when it sets none): the last
 // value in a [core] section, unquoted. Enough of git's format for the key
-// husky and others write; include.path is not followed.
+// husky and others write (a key on the header's line too); include.path
+// is not followed.
 std::string hooks_path_in(const fs::path& config) {
   std::ifstream in(config);
   std::string line, section, value;
   for (size_t lines = 0; std::getline(in, line) && lines < 100000; ++lines) {
-    const size_t start = line.find_first_not_of(" \t");
+    size_t start = line.find_first_not_of(" \t");
     if (start == std::string::npos || line[start] == '#' || line[start] == ';') continue;
     if (line[start] == '[') {
+      const size_t close = line.find(']', start);
       const size_t end = line.find_first_of(" \t\"]", start + 1);
       section = ascii_lower(line.substr(start + 1, end == std::string::npos ? std::string::npos : end - start - 1));
-      continue;
+      start = close == std::string::npos ? std::string::npos : line.find_first_not_of(" \t", close + 1);
+      if (start == std::string::npos || line[start] == '#' || line[start] == ';') continue;
     }
     const size_t eq = line.find('=', start);
     std::string key = line.substr(start, eq == std::string::npos ? std::string::npos : eq - start);
@@ -76,13 +80,35 @@ std::string hooks_path_in(const fs::path& config) {
     if (section != "core" || ascii_lower(key) != "hookspath" || eq == std::string::npos) continue;
     std::string v = line.substr(eq + 1);
     v.erase(0, v.find_first_not_of(" \t"));
-    if (!v.empty() && v.front() == '"') v = v.substr(1, v.find('"', 1) == std::string::npos ? std::string::npos
-                                                                                           : v.find('"', 1) - 1);
-    else v = v.substr(0, v.find_first_of("#;"));
+    if (!v.empty() && v.front() == '"')
+      v = v.substr(1, v.find('"', 1) == std::string::npos ? std::string::npos : v.find('"', 1) - 1);
+    else
+      v = v.substr(0, v.find_first_of("#;"));
     v.erase(v.find_last_not_of(" \t\r") + 1);
     value = v;
   }
   return value;
+}
+
+// The config file of the repository whose .git is at `dot_git`: inside it,
+// or, for a worktree's .git file ("gitdir: ..."), in the common folder its
+// commondir names.
+fs::path config_of(const fs::path& dot_git) {
+  std::error_code ec;
+  if (fs::is_directory(fs::symlink_status(dot_git, ec))) return dot_git / "config";
+  std::ifstream in(dot_git);
+  std::string line;
+  if (!std::getline(in, line) || line.rfind("gitdir:", 0) != 0) return {};
+  line.erase(0, line.find_first_not_of(" \t", 7));
+  line.erase(line.find_last_not_of(" \t\r") + 1);
+  fs::path gitdir = fs::path(line).is_absolute() ? fs::path(line) : dot_git.parent_path() / line;
+  std::ifstream common(gitdir / "commondir");
+  std::string relative;
+  if (std::getline(common, relative) && !relative.empty()) {
+    relative.erase(relative.find_last_not_of(" \t\r") + 1);
+    gitdir = fs::path(relative).is_absolute() ? fs::path(relative) : gitdir / relative;
+  }
+  return gitdir / "config";
 }
 
 // What git reads as code or as a pointer to more of it, in a .git folder or
@@ -147,38 +173,51 @@ std::string planted_unit(const std::string& relative, const PlantedSnapshot& bef
 }
 
 // core.hooksPath moves a repository's hooks anywhere (husky's .husky): the
-// folder a recorded config names, where it lies in the workspace, counts
-// as a hooks folder. A relative one is the worktree's (the folder of the
-// .git) or, for a repository-shaped folder, that folder's.
-void record_hooks_paths(Walker& w) {
-  const PlantedSnapshot configs = w.snapshot;
-  for (const auto& [relative, id] : configs) {
-    const fs::path config = w.root / relative;
-    if (config.filename() != "config") continue;
-    const std::string hooks = hooks_path_in(config);
+// folder it names, where that lies in the workspace, counts as a hooks
+// folder. Each repository's own config is read (a worktree's through its
+// .git file), else the user's global ones; a relative path is the
+// worktree's (the folder of the .git) or, for a repository-shaped folder,
+// that folder's, and "~/" is the user's home.
+void record_hooks_paths(Walker& w, const std::string& home) {
+  std::string global;
+  if (!home.empty()) {
+    const char* xdg = std::getenv("XDG_CONFIG_HOME");
+    for (const fs::path& config : {fs::path(home) / ".gitconfig",
+                                   (xdg && *xdg ? fs::path(xdg) : fs::path(home) / ".config") / "git" / "config"})
+      if (const std::string h = hooks_path_in(config); !h.empty()) global = h;
+  }
+  std::vector<std::pair<fs::path, fs::path>> repositories;  // base folder, config file
+  for (const auto& [relative, id] : PlantedSnapshot(w.snapshot)) {
+    const fs::path entry = w.root / relative;
+    if (ascii_lower(entry.filename().string()) == ".git")
+      repositories.emplace_back(entry.parent_path(), config_of(entry));
+    else if (entry.filename() == "config" && ascii_lower(entry.parent_path().filename().string()) != ".git")
+      repositories.emplace_back(entry.parent_path(), entry);
+  }
+  for (const auto& [base, config] : repositories) {
+    std::string hooks = config.empty() ? "" : hooks_path_in(config);
+    if (hooks.empty()) hooks = global;
     if (hooks.empty()) continue;
-    const fs::path repository = config.parent_path();
-    const fs::path base = ascii_lower(repository.filename().string()) == ".git" ? repository.parent_path() : repository;
-    const fs::path folder = (fs::path(hooks).is_absolute() ? fs::path(hooks) : base / hooks).lexically_normal();
+    fs::path folder = hooks.rfind("~/", 0) == 0 && !home.empty() ? fs::path(home) / hooks.substr(2)
+                      : fs::path(hooks).is_absolute()             ? fs::path(hooks)
+                                                                  : base / hooks;
+    folder = folder.lexically_normal();
     const fs::path inside = folder.lexically_relative(w.root);
     if (inside.empty() || *inside.begin() == "..") continue;
+    w.record(folder);  // a file or link there is planted too, once it appears
     std::error_code ec;
-    if (!fs::is_directory(folder, ec)) {
-      w.record(folder);  // a file or link there is planted too, once it appears
-      continue;
-    }
-    w.record(folder);
+    if (!fs::is_directory(fs::symlink_status(folder, ec))) continue;
     size_t seen = 0;
     fs::recursive_directory_iterator it(folder, fs::directory_options::none, ec), end;
     for (; !ec && it != end && ++seen <= kMaxWalkEntries; it.increment(ec)) w.record(it->path());
-    if (ec) throw Error("cannot check " + folder.string() + " (core.hooksPath) for code planted for later: " +
-                        ec.message());
+    if (ec)
+      throw Error("cannot check " + folder.string() + " (core.hooksPath) for code planted for later: " + ec.message());
   }
 }
 
 }  // namespace
 
-PlantedSnapshot snapshot_autorun_entries(const std::string& workspace, bool include_git) {
+PlantedSnapshot snapshot_autorun_entries(const std::string& workspace, bool include_git, const std::string& home) {
   Walker w{fs::path(workspace), include_git, {}};
   std::error_code ec;
   // No workspace, nothing planted (and no jail can start in it either).
@@ -194,7 +233,7 @@ PlantedSnapshot snapshot_autorun_entries(const std::string& workspace, bool incl
     w.visit(it->path());
   }
   if (ec) throw Error("cannot check the workspace " + workspace + " for code planted for later: " + ec.message());
-  if (include_git) record_hooks_paths(w);
+  if (include_git) record_hooks_paths(w, home);
   return w.snapshot;
 }
 

@@ -42,7 +42,9 @@ struct EntryIdentity {
 // human allowed to write git metadata). Throws warden::Error when an entry
 // cannot be looked at (unreadable folder, path too long, too many entries).
 using PlantedSnapshot = std::map<std::string, EntryIdentity>;
-PlantedSnapshot snapshot_autorun_entries(const std::string& workspace, bool include_git);
+// `home`: the user's home, for git's global configs (a core.hooksPath set
+// there applies to every repository) and "~/" in a hooks path.
+PlantedSnapshot snapshot_autorun_entries(const std::string& workspace, bool include_git, const std::string& home = "");
 
 // What to move aside: for each entry new or changed since `before`, the
 // workspace-relative path of its .envrc/.vscode component, of its .git when

@@ -628,34 +628,38 @@ void ToolRunner::check_read_links(const Path& p) const {
   // The broker judges the path with its links resolved on the host, the
   // read runs in the jail: both resolve a relative link that stays in the
   // workspace alike, but an absolute one (to /proc/self/cwd/..., or to the
-  // host path of a denied file) only the host reads as written.
+  // host path of a denied file) only the host reads as written. Resolved
+  // as the kernel does, one component at a time, a link before the ".."
+  // after it: `a/../x` with `a` a link is not `x`.
   const fs::path ws(config_.workspace);
-  std::vector<fs::path> rest;
+  std::vector<fs::path> rest;  // what is left to walk, last component first
   for (const auto& part : fs::path(p.host).lexically_relative(ws)) rest.push_back(part);
   std::reverse(rest.begin(), rest.end());
-  fs::path at = ws;
+  fs::path at = ws;  // walked so far: no link in it, inside the workspace
   for (int links = 0; !rest.empty();) {
-    const fs::path next = at / rest.back();
+    const fs::path part = rest.back();
     rest.pop_back();
-    std::error_code ec;
-    if (!fs::is_symlink(fs::symlink_status(next, ec))) {
-      at = next.lexically_normal();
+    if (part.empty() || part == ".") continue;
+    if (part == "..") {
+      at = at.parent_path();
+      if (!under(at, ws))
+        throw Error("'" + p.host + "' leads out of the workspace through a symbolic link; file tools follow only links "
+                    "that stay in it");
       continue;
     }
-    const fs::path shown = next.lexically_relative(ws);
+    const fs::path next = at / part;
+    std::error_code ec;
+    if (!fs::is_symlink(fs::symlink_status(next, ec))) {
+      at = next;
+      continue;
+    }
+    const std::string shown = next.lexically_relative(ws).string();
     const fs::path target = fs::read_symlink(next, ec);
     if (ec || target.is_absolute() || ++links > 40)
-      throw Error("'" + shown.string() + "' is a symbolic link to an absolute path; file tools follow only links "
-                  "that stay in the workspace");
-    const fs::path resolved = (at / target).lexically_normal();
-    if (!under(resolved, ws))
-      throw Error("'" + shown.string() + "' is a symbolic link out of the workspace; file tools follow only links "
-                  "that stay in it");
-    // Go on from the workspace with the link's target in its place.
-    std::vector<fs::path> parts;
-    for (const auto& part : resolved.lexically_relative(ws)) parts.push_back(part);
+      throw Error("'" + shown + "' is a symbolic link to an absolute path; file tools follow only links that stay in "
+                  "the workspace");
+    std::vector<fs::path> parts(target.begin(), target.end());
     rest.insert(rest.end(), parts.rbegin(), parts.rend());
-    at = ws;
   }
 }
 
@@ -699,7 +703,7 @@ ToolOutcome ToolRunner::write_content(const Path& p, const std::string& content,
   // write plants is moved aside after it, as after a command; only the
   // path the broker flagged as such, which a human approved, stays.
   const bool flagged = !broker::autorun_reason(p.host, config_.workspace).empty();
-  const PlantedSnapshot before = snapshot_autorun_entries(config_.workspace, true);
+  const PlantedSnapshot before = snapshot_autorun_entries(config_.workspace, true, config_.home);
   auto r = sandboxed(file_profile(true),
                      {"sh", "-c", std::string(kRefuseLinksSh) + "mkdir -p -- \"$(dirname -- \"$1\")\" && cat > \"$1\"",
                       "sh", p.jail, rel},
@@ -852,7 +856,7 @@ ToolOutcome ToolRunner::run_command(const json& args, const LabelSet& ctx) {
   if (network) apply_user_resolve(profile, options);
   // Deeper down, and for repositories without a .git name, what the
   // command planted is found afterwards and moved aside.
-  const PlantedSnapshot before = snapshot_autorun_entries(config_.workspace, !write_git);
+  const PlantedSnapshot before = snapshot_autorun_entries(config_.workspace, !write_git, config_.home);
   auto r = sandboxed(profile, {"sh", "-c", command}, "", options);
   std::string text = "exit " + std::to_string(r.exit_code);
   if (r.killed == sandbox::KillReason::timeout)
@@ -873,7 +877,8 @@ std::string ToolRunner::move_aside_planted_code(const PlantedSnapshot& before, b
                                                const std::string& approved) {
   std::vector<std::string> moved;
   try {
-    std::vector<std::string> planted = planted_since(before, snapshot_autorun_entries(config_.workspace, !write_git));
+    std::vector<std::string> planted =
+        planted_since(before, snapshot_autorun_entries(config_.workspace, !write_git, config_.home));
     // The approved path itself, or the folder it is in (a new .git for an
     // approved .git/config), stays.
     if (!approved.empty())

