@@ -430,11 +430,18 @@ ToolOutcome ToolRunner::execute(const ToolCall& call, const LabelSet& ctx) {
   }
 }
 
-// A path outside the workspace: the tools never reach it, whatever the
-// policy says (the broker was asked all the same, for the audit log).
-ToolOutcome outside_workspace(const std::string& host, const std::string& tool) {
-  return failure("denied: " + host + " is outside the workspace; tools reach only files in it (give paths relative "
-                 "to it)", only(broker::Source::tool, tool));
+std::optional<ToolOutcome> ToolRunner::file_refusal(Capability cap, const Path& p, const std::string& detail,
+                                                    const LabelSet& ctx, const std::string& tool, int64_t& seq) {
+  std::string denied;
+  const bool allowed = authorize(cap, p.host, detail, ctx, false, seq, denied);
+  // Outside the workspace the tools never reach, whatever the policy says
+  // (the broker was asked all the same, for the audit log).
+  if (p.jail.empty())
+    return failure("denied: " + p.host + " is outside the workspace; tools reach only files in it (give paths "
+                   "relative to it)",
+                   only(broker::Source::tool, tool));
+  if (!allowed) return failure(denied, only(broker::Source::tool, tool));
+  return std::nullopt;
 }
 
 // read_file in the jail: first "LINES BYTES" (awk counts a last line
@@ -449,17 +456,14 @@ constexpr const char* kReadFileSh =
 
 // Whether text is a binary file's: a NUL in its first 8 KiB, as grep and
 // git decide.
-bool looks_binary(std::string_view text) { return text.substr(0, 8192).find('\0') != std::string_view::npos; }
+static bool looks_binary(std::string_view text) { return text.substr(0, 8192).find('\0') != std::string_view::npos; }
 
 ToolOutcome ToolRunner::read_file(const json& args, const LabelSet& ctx) {
   const Path p = resolve_path(need_string(args, "path"));
   const long long start = opt_count(args, "start_line", 1, 1, 1ll << 40);
   const long long max_lines = opt_count(args, "max_lines", 1ll << 40, 1, 1ll << 40);
   int64_t seq = 0;
-  std::string denied;
-  const bool allowed = authorize(Capability::fs_read, p.host, "read " + p.host, ctx, false, seq, denied);
-  if (p.jail.empty()) return outside_workspace(p.host, "read_file");
-  if (!allowed) return failure(denied, only(broker::Source::tool, "read_file"));
+  if (auto refused = file_refusal(Capability::fs_read, p, "read " + p.host, ctx, "read_file", seq)) return *refused;
   check_read_links(p);  // throws: execute() audits it as tool.error
   auto r = sandboxed(file_profile(false),
                      {"sh", "-c", kReadFileSh, "sh", p.jail, std::to_string(start), std::to_string(max_lines),
@@ -508,10 +512,7 @@ ToolOutcome ToolRunner::read_file(const json& args, const LabelSet& ctx) {
 ToolOutcome ToolRunner::list_dir(const json& args, const LabelSet& ctx) {
   const Path p = resolve_path(opt_string(args, "path", "."));
   int64_t seq = 0;
-  std::string denied;
-  const bool allowed = authorize(Capability::fs_read, p.host, "list " + p.host, ctx, false, seq, denied);
-  if (p.jail.empty()) return outside_workspace(p.host, "list_dir");
-  if (!allowed) return failure(denied, only(broker::Source::tool, "list_dir"));
+  if (auto refused = file_refusal(Capability::fs_read, p, "list " + p.host, ctx, "list_dir", seq)) return *refused;
   check_read_links(p);
   auto r = sandboxed(file_profile(false), {"ls", "-la", "--", p.jail}, "");
   if (r.exit_code != 0 || !whole(r))
@@ -534,7 +535,7 @@ constexpr const char* kSearchSh =
 // grep --include globs from what models write: braces expanded
 // ("*.{py,js}"), a leading "**/" dropped. A glob with a folder in it
 // cannot be one (--include matches file names): an error says so.
-std::vector<std::string> include_globs(const std::string& glob) {
+static std::vector<std::string> include_globs(const std::string& glob) {
   std::string name = glob;
   while (name.rfind("**/", 0) == 0) name.erase(0, 3);
   if (name.find('/') != std::string::npos)
@@ -544,9 +545,10 @@ std::vector<std::string> include_globs(const std::string& glob) {
   std::vector<std::string> out;
   const std::string head = name.substr(0, open), tail = name.substr(close + 1);
   const std::string choices = name.substr(open + 1, close - open - 1);
+  const std::vector<std::string> rests = include_globs(tail);
   for (size_t from = 0;;) {
     const size_t comma = std::min(choices.find(',', from), choices.size());
-    for (std::string& rest : include_globs(tail)) out.push_back(head + choices.substr(from, comma - from) + rest);
+    for (const std::string& rest : rests) out.push_back(head + choices.substr(from, comma - from) + rest);
     if (comma == choices.size() || out.size() > 64) break;
     from = comma + 1;
   }
@@ -560,11 +562,9 @@ ToolOutcome ToolRunner::search_files(const json& args, const LabelSet& ctx) {
   const std::string include = opt_string(args, "include", "");
   const std::vector<std::string> globs = include.empty() ? std::vector<std::string>{} : include_globs(include);
   int64_t seq = 0;
-  std::string denied;
-  const bool allowed =
-      authorize(Capability::fs_read, p.host, "search /" + pattern + "/ under " + p.host, ctx, false, seq, denied);
-  if (p.jail.empty()) return outside_workspace(p.host, "search_files");
-  if (!allowed) return failure(denied, only(broker::Source::tool, "search_files"));
+  if (auto refused =
+          file_refusal(Capability::fs_read, p, "search /" + pattern + "/ under " + p.host, ctx, "search_files", seq))
+    return *refused;
   check_read_links(p);  // grep -r follows the link it is given, not those it finds
   // In the workspace itself grep names files relative to it, as the model
   // gives them back; -H: a single file's matches are named too. The
@@ -693,10 +693,7 @@ ToolOutcome ToolRunner::write_content(const Path& p, const std::string& content,
     detail = "write " + std::to_string(content.size()) + " bytes to " + p.host + ":\n" + content;
   }
   int64_t seq = 0;
-  std::string denied;
-  const bool allowed = authorize(Capability::fs_write, p.host, detail, ctx, false, seq, denied);
-  if (p.jail.empty()) return outside_workspace(p.host, tool);
-  if (!allowed) return failure(denied, only(broker::Source::tool, tool));
+  if (auto refused = file_refusal(Capability::fs_write, p, detail, ctx, tool, seq)) return *refused;
   // A write may make code for later without naming it: the last of HEAD,
   // config, objects/ and refs/ written into a folder (or made by the
   // write's mkdir -p) makes it a repository whose config git runs. What a
@@ -750,11 +747,8 @@ ToolOutcome ToolRunner::edit_file(const json& args, const LabelSet& ctx) {
   if (old_s.empty()) throw Error("argument 'old_string' must not be empty");
   if (!p.jail.empty()) refuse_links(p);  // before the read too: the link is refused, not read through
   int64_t seq = 0;
-  std::string denied;
-  const bool allowed =
-      authorize(Capability::fs_read, p.host, "read " + p.host + " (to edit it)", ctx, false, seq, denied);
-  if (p.jail.empty()) return outside_workspace(p.host, "edit_file");
-  if (!allowed) return failure(denied, only(broker::Source::tool, "edit_file"));
+  if (auto refused = file_refusal(Capability::fs_read, p, "read " + p.host + " (to edit it)", ctx, "edit_file", seq))
+    return *refused;
   sandbox::Profile profile = file_profile(false);
   profile.limits.max_output_bytes = config_.max_edit_bytes + 1;
   auto r = sandboxed(profile, {"head", "-c", std::to_string(config_.max_edit_bytes + 1), "--", p.jail}, "");
@@ -910,14 +904,14 @@ std::string ToolRunner::move_aside_planted_code(const PlantedSnapshot& before, b
 
 // Whether a content type names ISO-8859-1 (or its superset windows-1252,
 // whose extra letters are shown as their Latin-1 neighbours' code points).
-bool names_latin1(std::string content_type) {
+static bool names_latin1(std::string content_type) {
   for (char& c : content_type) c = char(std::tolower(static_cast<unsigned char>(c)));
   for (const char* name : {"charset=iso-8859-1", "charset=latin1", "charset=windows-1252", "charset=\"iso-8859-1\""})
     if (content_type.find(name) != std::string::npos) return true;
   return false;
 }
 
-std::string latin1_to_utf8(const std::string& bytes) {
+static std::string latin1_to_utf8(const std::string& bytes) {
   std::string out;
   out.reserve(bytes.size() + bytes.size() / 8);
   for (const unsigned char c : bytes) {
@@ -933,6 +927,7 @@ std::string latin1_to_utf8(const std::string& bytes) {
 
 // What curl says after the body, on stderr: status, where a redirect
 // points, and the content type (last: it may hold spaces).
+constexpr std::string_view kFetchMetaTag = "\nwarden-fetch\t";
 constexpr const char* kFetchMeta = "%{stderr}\nwarden-fetch\t%{http_code}\t%{redirect_url}\t%{content_type}\n";
 // fetch_url in the jail: the body, at most $1 bytes (a larger page is cut,
 // not refused); curl's own status is the script's.
@@ -966,10 +961,10 @@ ToolOutcome ToolRunner::fetch_url(const json& args, const LabelSet& ctx) {
   // The last line on stderr is ours; what is before it is curl's message.
   std::string meta = r.err;
   while (!meta.empty() && meta.back() == '\n') meta.pop_back();
-  const size_t meta_at = meta.rfind("\nwarden-fetch\t");
+  const size_t meta_at = meta.rfind(kFetchMetaTag);
   std::vector<std::string> fields;  // status, redirect, content type
   if (meta_at != std::string::npos)
-    for (size_t i = meta_at + 14;; ) {
+    for (size_t i = meta_at + kFetchMetaTag.size();;) {
       const size_t tab = std::min(meta.find('\t', i), meta.size());
       fields.push_back(meta.substr(i, tab - i));
       if (tab == meta.size()) break;

@@ -6,6 +6,7 @@
 // or a network connection: file tools run coreutils inside bwrap too.
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -129,6 +130,11 @@ class ToolRunner {
   std::string fatal_;
   ToolOutcome fetch_url(const nlohmann::json& args, const broker::LabelSet& ctx);
 
+  // Asks the broker about a file tool's path: the refusal the model gets
+  // (outside the workspace, or the broker's denial), or nothing when the
+  // tool may go on.
+  std::optional<ToolOutcome> file_refusal(broker::Capability cap, const Path& p, const std::string& detail,
+                                          const broker::LabelSet& ctx, const std::string& tool, int64_t& seq);
   // Asks the broker; on denial fills `denied_text` ("denied: ...").
   bool authorize(broker::Capability cap, const std::string& target, const std::string& detail,
                  const broker::LabelSet& ctx, bool network, int64_t& audit_seq, std::string& denied_text);
