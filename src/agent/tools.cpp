@@ -812,6 +812,11 @@ ToolOutcome ToolRunner::run_command(const json& args, const LabelSet& ctx) {
   if (network) {
     detail += "\nwith network to:";
     for (const auto& d : domains) detail += " " + d;
+    // What the command line cannot show: scripts an earlier command (no
+    // network, no approval) may have written for this one to run.
+    const std::string changed =
+        describe_changed_files(changed_since(config_.workspace, session_start_ns_), command);
+    if (!changed.empty()) detail += "\n" + changed;
   }
   int64_t seq = 0;
   std::string denied;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "agent/backend.h"
+#include "agent/changed_files.h"
 #include "agent/planted_code.h"
 #include "broker/request.h"
 #include "broker/taint.h"
@@ -156,6 +157,10 @@ class ToolRunner {
   void apply_user_resolve(sandbox::Profile& profile, sandbox::RunOptions& options) const;
 
   ToolConfig config_;
+  // When the session began, on the clock of files' change times, less a
+  // second's margin: a networked command's prompt lists the workspace
+  // files changed since.
+  int64_t session_start_ns_ = change_clock_now_ns() - 1000000000;
   Gate& gate_;
 };
 
