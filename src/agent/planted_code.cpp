@@ -49,13 +49,15 @@ bool exists_no_follow(const fs::path& p) {
 
 // Git takes a folder for a repository when it holds a HEAD file with
 // objects and refs it may enter (access X_OK, links followed: an
-// executable file passes too, as it does for git), or with a commondir
-// file naming where those are (a worktree's folder).
+// executable file passes too), or with a commondir file naming where those
+// are (a worktree's folder). Any objects and refs entry counts here, a
+// link that leads nowhere included: git follows a link from where it runs
+// (`objects -> /proc/self/cwd/o` leads elsewhere for warden than for git
+// in that folder), and a link may lead somewhere later.
 bool is_repository_dir(const fs::path& dir) {
   struct stat st;
   if (::lstat((dir / "HEAD").c_str(), &st) != 0 || S_ISDIR(st.st_mode)) return false;
-  return (::access((dir / "objects").c_str(), X_OK) == 0 && ::access((dir / "refs").c_str(), X_OK) == 0) ||
-         exists_no_follow(dir / "commondir");
+  return (exists_no_follow(dir / "objects") && exists_no_follow(dir / "refs")) || exists_no_follow(dir / "commondir");
 }
 
 // The config files of the repository whose .git is at `dot_git`: inside

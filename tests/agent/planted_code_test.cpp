@@ -89,17 +89,22 @@ TEST_F(PlantedCode, LinkedObjectsAndRefsStillMakeARepository) {
   EXPECT_EQ(planted(), (std::vector<std::string>{"sub/HEAD", "sub/config"}));
 }
 
-// git takes objects and refs it may enter, as access(X_OK) says: two
-// executable files make a repository as well as two folders.
-TEST_F(PlantedCode, ExecutableFilesAsObjectsAndRefsStillMakeARepository) {
+// git takes objects and refs it may enter, as access(X_OK) says, following
+// links from where it runs: links through /proc/self/cwd lead elsewhere for
+// warden, and a link may lead somewhere later. Any entries count, so two
+// plain files make a repository too.
+TEST_F(PlantedCode, ObjectsAndRefsOfAnyKindMakeARepository) {
+  fs::create_directories(ws_ + "/sub/.o");
+  fs::create_directories(ws_ + "/sub/.r");
+  fs::create_symlink("/proc/self/cwd/.o", ws_ + "/sub/objects");
+  fs::create_symlink("/proc/self/cwd/.r", ws_ + "/sub/refs");
+  write_file(ws_ + "/sub/HEAD", "ref: refs/heads/main\n");
+  write_file(ws_ + "/sub/config", "[core]\n\tpager = evil\n");
+  fs::create_symlink("../node_modules/x", ws_ + "/objects");  // leads nowhere yet
+  write_file(ws_ + "/refs", "");
   write_file(ws_ + "/HEAD", "ref: refs/heads/main\n");
   write_file(ws_ + "/config", "[core]\n\tpager = evil\n");
-  write_file(ws_ + "/objects", "");
-  write_file(ws_ + "/refs", "");
-  EXPECT_EQ(planted(), std::vector<std::string>{});  // not executable: not a repository
-  fs::permissions(ws_ + "/objects", fs::perms::owner_exec, fs::perm_options::add);
-  fs::permissions(ws_ + "/refs", fs::perms::owner_exec, fs::perm_options::add);
-  EXPECT_EQ(planted(), (std::vector<std::string>{"HEAD", "config"}));
+  EXPECT_EQ(planted(), (std::vector<std::string>{"HEAD", "config", "sub/HEAD", "sub/config"}));
 }
 
 // core.hooksPath (husky's .husky) makes a folder in the workspace the
