@@ -91,6 +91,10 @@ bool is_git_config_file(const std::string& name) {
   return name == "config" || name == "config.worktree" || name == "commondir";
 }
 
+// Files programs read as code or as where to send data, at any depth:
+// direnv's .envrc, git-lfs's .lfsconfig (its lfs.url receives every push).
+bool is_autorun_file(const std::string& lower_name) { return lower_name == ".envrc" || lower_name == ".lfsconfig"; }
+
 struct Walker {
   fs::path root;
   bool include_git;
@@ -122,7 +126,7 @@ struct Walker {
         lower == ".git" || in_hooks ||
         (in_git ? is_git_config_file(name)
                 : (is_git_config_file(name) || name == "HEAD") && is_repository_dir(p.parent_path()));
-    if (git_entry ? include_git : (lower == ".envrc" || in_vscode)) record(p);
+    if (git_entry ? include_git : (is_autorun_file(lower) || in_vscode)) record(p);
   }
 };
 
@@ -134,7 +138,7 @@ std::string planted_unit(const std::string& relative, const PlantedSnapshot& bef
   for (const auto& part : fs::path(relative)) {
     unit /= part;
     const std::string name = ascii_lower(part.string());
-    if (name == ".envrc" || name == ".vscode") return unit.string();
+    if (is_autorun_file(name) || name == ".vscode") return unit.string();
     if (name == ".git") {
       auto was = before.find(unit.string()), is = after.find(unit.string());
       const bool same_git = was != before.end() && is != after.end() && was->second == is->second;
@@ -161,26 +165,28 @@ void watch(Walker& w, const fs::path& p) {
   if (within(w.root, normal)) w.record(normal);
 }
 
+// An entry where it lies in the workspace and, for a folder, what is in it
+// (all below it, or the entries directly in it).
+void watch_tree(Walker& w, const fs::path& top, bool recursive) {
+  if (!within(w.root, top)) return;
+  w.record(top);
+  std::error_code ec;
+  if (!fs::is_directory(fs::symlink_status(top, ec))) return;
+  size_t seen = 0;
+  fs::recursive_directory_iterator it(top, fs::directory_options::none, ec), end;
+  for (; !ec && it != end && ++seen <= kMaxWalkEntries; it.increment(ec)) {
+    w.record(it->path());
+    if (!recursive) it.disable_recursion_pending();
+  }
+  if (ec) throw Error("cannot check " + top.string() + " for code planted for later: " + ec.message());
+}
+
 // A hooks folder named by core.hooksPath and all in it. Husky 9's
 // `.husky/_` holds stubs that run the scripts beside the folder
 // (`.husky/pre-commit`): those are watched too.
 void watch_hooks_folder(Walker& w, const fs::path& folder) {
-  if (!within(w.root, folder)) return;
-  const auto watch_tree = [&](const fs::path& top, bool recursive) {
-    w.record(top);
-    std::error_code ec;
-    if (!fs::is_directory(fs::symlink_status(top, ec))) return;
-    size_t seen = 0;
-    fs::recursive_directory_iterator it(top, fs::directory_options::none, ec), end;
-    for (; !ec && it != end && ++seen <= kMaxWalkEntries; it.increment(ec)) {
-      w.record(it->path());
-      if (!recursive) it.disable_recursion_pending();
-    }
-    if (ec)
-      throw Error("cannot check " + top.string() + " (core.hooksPath) for code planted for later: " + ec.message());
-  };
-  watch_tree(folder, true);
-  if (folder.filename() == "_" && within(w.root, folder.parent_path())) watch_tree(folder.parent_path(), false);
+  watch_tree(w, folder, true);
+  if (folder.filename() == "_") watch_tree(w, folder.parent_path(), false);
 }
 
 // What the configs git reads for a repository make it run, where that lies
@@ -200,6 +206,40 @@ void watch_what_configs_run(Walker& w, const GitRunConfig& configs, const fs::pa
     for (const std::string& word : path_words(command))
       if (resolvable(word)) watch(w, expand_home(word, base, home));
 }
+
+// direnv runs more than an .envrc: the files it sources (source_env,
+// source_env_if_exists, dotenv and the like name them; `dotenv` alone
+// loads .env, `use nix` shell.nix or default.nix, `use flake` flake.nix),
+// and PATH_add puts a folder's programs before the system's. What a
+// workspace .envrc names is watched: folders whole on a line that sets a
+// PATH, else the entry named.
+void watch_what_envrcs_load(Walker& w, const std::string& home) {
+  for (const auto& [relative, id] : PlantedSnapshot(w.snapshot)) {
+    const fs::path envrc = w.root / relative;
+    if (ascii_lower(envrc.filename().string()) != ".envrc") continue;
+    std::ifstream in(envrc);
+    std::string line;
+    for (size_t lines = 0; std::getline(in, line) && lines < 100000; ++lines) {
+      std::vector<std::string> words = path_words(line);
+      const auto mentions = [&](std::string_view what) { return line.find(what) != std::string::npos; };
+      if (mentions("dotenv")) words.push_back(".env");
+      if (mentions("nix") || mentions("flake"))
+        words.insert(words.end(), {"shell.nix", "default.nix", "flake.nix", "flake.lock"});
+      for (const std::string& word : words) {
+        const fs::path named = expand_home(word, envrc.parent_path(), home).lexically_normal();
+        mentions("PATH") ? watch_tree(w, named, true) : watch(w, named);
+      }
+    }
+  }
+}
+
+// Hook managers installed as a repository's git hooks run what a file at
+// the top of its worktree says, on every commit: pre-commit, lefthook,
+// overcommit. Those files are watched in every repository.
+constexpr const char* kHookManagerFiles[] = {
+    ".pre-commit-config.yaml", "lefthook.yml",        "lefthook.yaml",        ".lefthook.yml",   ".lefthook.yaml",
+    "lefthook-local.yml",      "lefthook-local.yaml", ".lefthook-local.yml", ".lefthook-local.yaml", ".overcommit.yml",
+};
 
 // The system's and the user's config files, which apply to every
 // repository (and GIT_CONFIG_SYSTEM / GIT_CONFIG_GLOBAL, where set, since
@@ -245,6 +285,7 @@ void record_what_git_runs(Walker& w, const std::string& home) {
     GitRunConfig configs = shared;
     for (const fs::path& config : own) read_git_config(config, home, configs);
     watch_what_configs_run(w, configs, base, home);
+    for (const char* name : kHookManagerFiles) watch(w, base / name);
   }
 }
 
@@ -267,6 +308,7 @@ PlantedSnapshot snapshot_autorun_entries(const std::string& workspace, bool incl
   }
   if (ec) throw Error("cannot check the workspace " + workspace + " for code planted for later: " + ec.message());
   if (include_git) record_what_git_runs(w, home);
+  watch_what_envrcs_load(w, home);
   return w.snapshot;
 }
 

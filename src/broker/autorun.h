@@ -3,7 +3,7 @@
 // opening them: git's hooks and config (a hook runs on commit or checkout,
 // core.fsmonitor on every `git status`), direnv's .envrc (runs when you cd
 // in), VS Code's .vscode (tasks with runOn: folderOpen, settings naming
-// programs it starts). A write there is code planted for later, so it always
+// programs it starts), git-lfs's .lfsconfig (where a push uploads to). A write there is code planted for later, so it always
 // asks the human, even where the policy allows workspace writes, and
 // run_command's jail gets these paths read-only unless such a write was
 // approved for that command.
@@ -28,6 +28,8 @@ inline constexpr AutorunName kAutorunNames[] = {
                    "on every git status)"},
     {".envrc", false, "direnv runs .envrc as shell code when you enter its folder"},
     {".vscode", true, "VS Code runs tasks from .vscode (runOn: folderOpen) and starts programs its settings name"},
+    {".lfsconfig", false, "git-lfs reads .lfsconfig on every push and pull: it names the server your files are "
+                          "uploaded to"},
 };
 
 // Why a write to `path` plants code for later, or "" when it does not. Only

@@ -178,7 +178,7 @@ TEST(AgentTools, RunCommandKeepsAutorunFilesReadOnlyUnlessAGitWriteIsApproved) {
   Fixture f;
   f.call("run_command", {{"command", "make"}});
   ASSERT_EQ(f.calls.size(), 1u);
-  EXPECT_EQ(protected_names(f.calls.back().profile), (std::vector<std::string>{".git", ".envrc", ".vscode"}));
+  EXPECT_EQ(protected_names(f.calls.back().profile), (std::vector<std::string>{".git", ".envrc", ".vscode", ".lfsconfig"}));
   EXPECT_EQ(f.gate.requests.size(), 1u);  // only the exec request
 
   // write_git asks for fs.write WORKSPACE/.git; approved, .git is writable.
@@ -188,7 +188,7 @@ TEST(AgentTools, RunCommandKeepsAutorunFilesReadOnlyUnlessAGitWriteIsApproved) {
   EXPECT_EQ(f.gate.requests[2].target, "/w/proj/.git");
   EXPECT_NE(f.gate.requests[2].detail.find("$ git commit -qam wip"), std::string::npos);
   ASSERT_EQ(f.calls.size(), 2u);
-  EXPECT_EQ(protected_names(f.calls.back().profile), (std::vector<std::string>{".envrc", ".vscode"}));
+  EXPECT_EQ(protected_names(f.calls.back().profile), (std::vector<std::string>{".envrc", ".vscode", ".lfsconfig"}));
 
   // Denied: nothing runs.
   f.gate.allow = [](const EffectRequest& r) { return r.capability != Capability::fs_write; };

