@@ -342,12 +342,13 @@ sandbox::SandboxResult ToolRunner::sandboxed(const sandbox::Profile& profile, co
 }
 
 bool ToolRunner::authorize(Capability cap, const std::string& target, const std::string& detail, const LabelSet& ctx,
-                           bool network, int64_t& audit_seq, std::string& denied_text) {
+                           bool network, int64_t& audit_seq, std::string& denied_text, bool whole_tree) {
   broker::EffectRequest r;
   r.capability = cap;
   r.target = target;
   r.detail = detail;
   r.network = network;
+  r.whole_tree = whole_tree;
   r.context_labels = ctx;
   // The model wrote the arguments after seeing everything in its context, so
   // they may carry any of it: they get the context's labels.
@@ -431,9 +432,10 @@ ToolOutcome ToolRunner::execute(const ToolCall& call, const LabelSet& ctx) {
 }
 
 std::optional<ToolOutcome> ToolRunner::file_refusal(Capability cap, const Path& p, const std::string& detail,
-                                                    const LabelSet& ctx, const std::string& tool, int64_t& seq) {
+                                                    const LabelSet& ctx, const std::string& tool, int64_t& seq,
+                                                    bool whole_tree) {
   std::string denied;
-  const bool allowed = authorize(cap, p.host, detail, ctx, false, seq, denied);
+  const bool allowed = authorize(cap, p.host, detail, ctx, false, seq, denied, whole_tree);
   // Outside the workspace the tools never reach, whatever the policy says
   // (the broker was asked all the same, for the audit log).
   if (p.jail.empty())
@@ -563,7 +565,8 @@ ToolOutcome ToolRunner::search_files(const json& args, const LabelSet& ctx) {
   const std::vector<std::string> globs = include.empty() ? std::vector<std::string>{} : include_globs(include);
   int64_t seq = 0;
   if (auto refused =
-          file_refusal(Capability::fs_read, p, "search /" + pattern + "/ under " + p.host, ctx, "search_files", seq))
+          file_refusal(Capability::fs_read, p, "search /" + pattern + "/ under " + p.host, ctx, "search_files", seq,
+                       /*whole_tree=*/true))
     return *refused;
   check_read_links(p);  // grep -r follows the link it is given, not those it finds
   // In the workspace itself grep names files relative to it, as the model

@@ -133,12 +133,14 @@ class ToolRunner {
 
   // Asks the broker about a file tool's path: the refusal the model gets
   // (outside the workspace, or the broker's denial), or nothing when the
-  // tool may go on.
+  // tool may go on. `whole_tree`: the tool reads all below the path.
   std::optional<ToolOutcome> file_refusal(broker::Capability cap, const Path& p, const std::string& detail,
-                                          const broker::LabelSet& ctx, const std::string& tool, int64_t& seq);
+                                          const broker::LabelSet& ctx, const std::string& tool, int64_t& seq,
+                                          bool whole_tree = false);
   // Asks the broker; on denial fills `denied_text` ("denied: ...").
   bool authorize(broker::Capability cap, const std::string& target, const std::string& detail,
-                 const broker::LabelSet& ctx, bool network, int64_t& audit_seq, std::string& denied_text);
+                 const broker::LabelSet& ctx, bool network, int64_t& audit_seq, std::string& denied_text,
+                 bool whole_tree = false);
   // Throws Error when a component of `p` is a symbolic link that is
   // absolute or leads out of the workspace: the reading tools follow only
   // links the host and the jail resolve alike.

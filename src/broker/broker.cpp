@@ -30,26 +30,28 @@ std::string always_ask_reason(Capability c, const std::string& target, bool netw
   }
 }
 
-// A rule of the user's that denies or asks for file paths in the workspace
-// holds for the file tools, but a command's jail holds the whole
-// workspace: under such a rule every command asks, and says why ("" when
-// there is none). The built-in rules (warden's own folders and secrets,
-// which the jail masks; workspace writes ask) are not such rules.
-std::string workspace_rule_reason(const Policy& policy) {
-  const std::string& ws = policy.env().workspace;
+// A rule of the user's that denies or asks for file paths below `folder`
+// holds for the file tools, one path at a time, but not for an effect on
+// the whole folder: a command (its jail holds the whole workspace) or a
+// search (it reads all below the folder). Under such a rule these ask, and
+// say why ("" when there is none). `reads_only`: rules on fs.read alone.
+// The built-in rules (warden's own folders and secrets, which the jail
+// masks; workspace writes ask) are not such rules.
+std::string rule_below_reason(const Policy& policy, const std::string& folder, bool reads_only,
+                              std::string_view held_to) {
   for (const Rule& r : policy.rules()) {
-    if ((r.capability != Capability::fs_read && r.capability != Capability::fs_write) || r.action == Action::allow ||
-        r.origin == "default" || r.origin == "protected")
-      continue;
+    const bool file_rule =
+        r.capability == Capability::fs_read || (!reads_only && r.capability == Capability::fs_write);
+    if (!file_rule || r.action == Action::allow || r.origin == "default" || r.origin == "protected") continue;
     // The pattern's fixed start (up to its first wildcard) inside the
-    // workspace, or a folder the workspace is in ("**": the root).
+    // folder, or a folder the folder is in ("**": the root).
     const std::string fixed = r.pattern.substr(0, r.pattern.find_first_of("*?["));
     const size_t slash = fixed.rfind('/');
     const std::string fixed_dir = slash == std::string::npos || slash == 0 ? "/" : fixed.substr(0, slash);
-    if (inside(fixed, ws) || inside(ws, fixed_dir))
+    if (inside(fixed, folder) || inside(folder, fixed_dir))
       return "the policy " + std::string(r.action == Action::deny ? "denies " : "asks before ") +
              std::string(capability_name(r.capability)) + " " + r.written_pattern + " (" + r.origin +
-             "), which a command cannot be held to: its jail holds the whole workspace";
+             "), which " + std::string(held_to);
   }
   return "";
 }
@@ -60,6 +62,7 @@ std::string arguments_json(const EffectRequest& req, const std::string& target) 
                       {"context_labels", req.context_labels.to_strings()},
                       {"argument_labels", req.argument_labels.to_strings()}};
   if (req.capability == Capability::exec) j["network"] = req.network;
+  if (req.whole_tree) j["whole_tree"] = true;
   if (target != req.target) j["requested_target"] = req.target;
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
@@ -91,11 +94,16 @@ Assessment assess(const Policy& policy, const EffectRequest& req) {
     a.ask_reasons.push_back(why);
     a.action = Action::ask;
   }
+  std::string below;
   if (req.capability == Capability::exec)
-    if (auto why = workspace_rule_reason(policy); !why.empty()) {
-      a.ask_reasons.push_back(why);
-      a.action = Action::ask;
-    }
+    below = rule_below_reason(policy, ws, false, "a command cannot be held to: its jail holds the whole workspace");
+  if (req.capability == Capability::fs_read && req.whole_tree)
+    below = rule_below_reason(policy, a.target, true,
+                              "a search of " + a.target + " cannot be held to: it reads all below it");
+  if (!below.empty()) {
+    a.ask_reasons.push_back(below);
+    a.action = Action::ask;
+  }
   // Code planted for later (git hooks, .envrc...) asks even inside the workspace.
   if (req.capability == Capability::fs_write) {
     if (auto why = autorun_reason(a.target, ws); !why.empty()) {

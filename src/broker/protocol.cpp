@@ -61,7 +61,8 @@ nlohmann::json parse_line(std::string_view line) {
 }
 
 EffectRequest effect_request_from_json(const nlohmann::json& j) {
-  check_keys(j, {"op", "capability", "target", "network", "detail", "context_labels", "argument_labels"}, "request");
+  check_keys(j, {"op", "capability", "target", "network", "whole_tree", "detail", "context_labels", "argument_labels"},
+             "request");
   EffectRequest r;
   std::string cap = get_string(j, "capability", true, 64);
   auto parsed = parse_capability(cap);
@@ -73,6 +74,11 @@ EffectRequest effect_request_from_json(const nlohmann::json& j) {
     if (!it->is_boolean()) throw Error("field 'network' must be true or false");
     r.network = it->get<bool>();
     if (r.network && r.capability != Capability::exec) throw Error("field 'network' applies only to exec");
+  }
+  if (auto it = j.find("whole_tree"); it != j.end()) {
+    if (!it->is_boolean()) throw Error("field 'whole_tree' must be true or false");
+    r.whole_tree = it->get<bool>();
+    if (r.whole_tree && r.capability != Capability::fs_read) throw Error("field 'whole_tree' applies only to fs.read");
   }
   r.context_labels = get_labels(j, "context_labels");
   r.argument_labels = get_labels(j, "argument_labels");
@@ -87,6 +93,7 @@ nlohmann::json effect_request_to_json(const EffectRequest& r) {
                       {"context_labels", r.context_labels.to_strings()},
                       {"argument_labels", r.argument_labels.to_strings()}};
   if (r.capability == Capability::exec) j["network"] = r.network;
+  if (r.whole_tree) j["whole_tree"] = true;
   return j;
 }
 

@@ -12,6 +12,7 @@ struct EffectRequest {
   Capability capability = Capability::fs_read;
   std::string target;      // path, domain, recipient, command, ...
   bool network = false;    // exec only: the command runs with network
+  bool whole_tree = false;  // fs.read only: everything below target is read (a search)
   std::string detail;      // the exact effect for the human: diff, full text, URL, transaction
   LabelSet context_labels;   // labels of everything in the model's context
   LabelSet argument_labels;  // labels of the data the arguments were derived from

@@ -178,7 +178,8 @@ TEST(AgentTools, RunCommandKeepsAutorunFilesReadOnlyUnlessAGitWriteIsApproved) {
   Fixture f;
   f.call("run_command", {{"command", "make"}});
   ASSERT_EQ(f.calls.size(), 1u);
-  EXPECT_EQ(protected_names(f.calls.back().profile), (std::vector<std::string>{".git", ".envrc", ".vscode", ".lfsconfig"}));
+  EXPECT_EQ(protected_names(f.calls.back().profile),
+            (std::vector<std::string>{".git", ".envrc", ".vscode", ".lfsconfig"}));
   EXPECT_EQ(f.gate.requests.size(), 1u);  // only the exec request
 
   // write_git asks for fs.write WORKSPACE/.git; approved, .git is writable.

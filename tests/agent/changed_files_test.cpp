@@ -52,8 +52,9 @@ TEST(ChangedFiles, FilesChangedSinceTheStartAreListedNewestFirst) {
 
   const std::string prompt = describe_changed_files(changed, "sh src/build.sh && curl -T notes.txt x", 2);
   EXPECT_NE(prompt.find("changed since this session began (3)"), std::string::npos) << prompt;
-  EXPECT_NE(prompt.find("\n  notes.txt (named in the command)\n  src/build.sh (named in the command)\n  ... and 1 more"),
-            std::string::npos)
+  EXPECT_NE(
+      prompt.find("\n  notes.txt (named in the command)\n  src/build.sh (named in the command)\n  ... and 1 more"),
+      std::string::npos)
       << prompt;
   EXPECT_EQ(describe_changed_files(changed_since(ws, change_clock_now_ns() + 1000000000), "x"), "");
   // A workspace larger than the walk may look at says so.

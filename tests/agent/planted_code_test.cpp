@@ -204,7 +204,8 @@ TEST_F(PlantedCode, HuskysScriptsBesideItsHooksPathAreWatched) {
 // More that runs later: what an .envrc sources or puts on the PATH, git-lfs's
 // .lfsconfig (where a push uploads to), a hook manager's file.
 TEST_F(PlantedCode, WhatDirenvGitLfsAndHookManagersReadIsWatched) {
-  write_file(ws_ + "/app/.envrc", "source_env_if_exists .envrc.local\ndotenv\nuse flake\nPATH_add bin\nexport X=data\n");
+  write_file(ws_ + "/app/.envrc",
+             "source_env_if_exists .envrc.local\ndotenv\nuse flake\nPATH_add bin\nexport X=data\n");
   write_file(ws_ + "/app/bin/tool", "ok\n");
   write_file(ws_ + "/app/data/x", "ok\n");
   write_file(ws_ + "/old/.pre-commit-config.yaml", "repos: []\n");

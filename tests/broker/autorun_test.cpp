@@ -102,6 +102,34 @@ TEST(Autorun, CommandsAskWhereThePolicyDeniesPathsInTheWorkspace) {
             wb::Action::allow);
 }
 
+// A search reads all below its folder: a rule on a path below binds it as
+// it binds a command; a search beside the rule, or one read, does not ask.
+TEST(Autorun, ASearchAsksWhereThePolicyDeniesPathsBelowIt) {
+  const std::string ws = std::filesystem::canonical(warden::test::make_temp_dir("ws")).string();
+  const wb::Policy policy = wb::Policy::parse(
+      "[[rule]]\ncapability = \"fs.read\"\npattern = \"$WORKSPACE/locked/**\"\naction = \"deny\"\n"
+      "[[rule]]\ncapability = \"fs.write\"\npattern = \"$WORKSPACE/src/gen/**\"\naction = \"deny\"\n",
+      "policy.toml", wb::PolicyEnv::current(ws));
+  wb::EffectRequest search;
+  search.capability = wb::Capability::fs_read;
+  search.whole_tree = true;
+  search.context_labels = wb::LabelSet::parse({"user"});
+  search.target = ws;
+  const wb::Assessment a = wb::assess(policy, search);
+  EXPECT_EQ(a.action, wb::Action::ask);
+  ASSERT_FALSE(a.ask_reasons.empty());
+  EXPECT_EQ(a.ask_reasons.back(), "the policy denies fs.read $WORKSPACE/locked/** (policy.toml:1), which a search of " +
+                                       ws + " cannot be held to: it reads all below it");
+  search.target = ws + "/src";  // beside the read rule; the write rule does not bind reads
+  EXPECT_EQ(wb::assess(policy, search).action, wb::Action::allow);
+  search.target = ws + "/locked";
+  EXPECT_EQ(wb::assess(policy, search).action, wb::Action::deny);
+  wb::EffectRequest one_file = search;
+  one_file.whole_tree = false;
+  one_file.target = ws + "/README.md";
+  EXPECT_EQ(wb::assess(policy, one_file).action, wb::Action::allow);
+}
+
 }  // namespace
 
 namespace {

@@ -30,6 +30,12 @@ TEST(Protocol, RoundTrip) {
   EXPECT_TRUE(back.network);
   EXPECT_EQ(back.detail, r.detail);
   EXPECT_EQ(back.context_labels.to_strings(), r.context_labels.to_strings());
+  EXPECT_FALSE(back.whole_tree);
+  wb::EffectRequest search;
+  search.target = "/w";
+  search.whole_tree = true;
+  EXPECT_TRUE(
+      wb::effect_request_from_json(wb::parse_line(wb::dump_line(wb::effect_request_to_json(search)))).whole_tree);
 }
 
 TEST(Protocol, RejectsMalformedRequests) {
@@ -44,6 +50,10 @@ TEST(Protocol, RejectsMalformedRequests) {
             "unknown field 'approved' in request");
   EXPECT_EQ(parse_error(R"({"op":"request","capability":"net","target":"x","network":true})"),
             "field 'network' applies only to exec");
+  EXPECT_EQ(parse_error(R"({"op":"request","capability":"exec","target":"x","whole_tree":true})"),
+            "field 'whole_tree' applies only to fs.read");
+  EXPECT_EQ(parse_error(R"({"op":"request","capability":"fs.read","target":"x","whole_tree":1})"),
+            "field 'whole_tree' must be true or false");
   EXPECT_EQ(parse_error(R"({"op":"request","capability":"net","target":"x","context_labels":["trusted"]})"),
             "unknown taint label 'trusted' (expected user, workspace:PATH, web:DOMAIN, message:SENDER or tool:NAME)");
   EXPECT_EQ(parse_error(R"({"op":"request","capability":"net","target":7})"), "field 'target' must be a string");
