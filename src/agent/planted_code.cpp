@@ -122,11 +122,17 @@ struct Walker {
     }
     const std::string name = p.filename().string();
     const std::string lower = ascii_lower(name);
+    // A .git's own commondir and config.worktree point git at more config
+    // (no git command a human approves writes them there): watched even
+    // where the human let a command write git metadata, whose jail masks
+    // only hooks and config.
+    const bool pointer = in_git && ascii_lower(p.parent_path().filename().string()) == ".git" &&
+                         (name == "commondir" || name == "config.worktree");
     const bool git_entry =
         lower == ".git" || in_hooks ||
         (in_git ? is_git_config_file(name)
                 : (is_git_config_file(name) || name == "HEAD") && is_repository_dir(p.parent_path()));
-    if (git_entry ? include_git : (is_autorun_file(lower) || in_vscode)) record(p);
+    if (git_entry ? include_git || pointer : (is_autorun_file(lower) || in_vscode)) record(p);
   }
 };
 
@@ -141,6 +147,7 @@ std::string planted_unit(const std::string& relative, const PlantedSnapshot& bef
     if (is_autorun_file(name) || name == ".vscode") return unit.string();
     if (name == ".git") {
       auto was = before.find(unit.string()), is = after.find(unit.string());
+      if (was == before.end() && is == after.end()) return relative;  // .git itself not watched: the file alone
       const bool same_git = was != before.end() && is != after.end() && was->second == is->second;
       return same_git ? relative : unit.string();
     }

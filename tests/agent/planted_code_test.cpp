@@ -338,6 +338,19 @@ TEST_F(PlantedCode, GitEntriesAreLeftOutWhenTheHumanAllowedGitWrites) {
   EXPECT_EQ(planted_since(before, snapshot_autorun_entries(ws_, false)), std::vector<std::string>{"sub/.envrc"});
 }
 
+// What no approved git command writes, and what points git at other config,
+// stays watched: a .git's commondir and config.worktree (the file alone
+// goes, not the repository), but not a new worktree's under .git/worktrees.
+TEST_F(PlantedCode, AGitWriteStillCannotPointTheRepositoryAtOtherConfig) {
+  const PlantedSnapshot before = snapshot_autorun_entries(ws_, false);
+  write_file(ws_ + "/old/.git/commondir", "../../evil\n");
+  write_file(ws_ + "/old/.git/config.worktree", "[core]\n\tfsmonitor = evil\n");
+  write_file(ws_ + "/old/.git/worktrees/tree/commondir", "../..\n");
+  write_file(ws_ + "/old/.git/objects/ab/cdef", "a commit\n");
+  EXPECT_EQ(planted_since(before, snapshot_autorun_entries(ws_, false)),
+            (std::vector<std::string>{"old/.git/commondir", "old/.git/config.worktree"}));
+}
+
 TEST_F(PlantedCode, QuarantineRenamesAndKeepsEverything) {
   write_file(ws_ + "/sub/.git/config", "[core]\n\tfsmonitor = evil\n");
   write_file(ws_ + "/.envrc.warden-quarantine", "an earlier one\n");

@@ -130,6 +130,36 @@ TEST(Autorun, ASearchAsksWhereThePolicyDeniesPathsBelowIt) {
   EXPECT_EQ(wb::assess(policy, one_file).action, wb::Action::allow);
 }
 
+// A hard link is the denied file under an allowed name: where the policy
+// has such rules in the workspace, reading or writing a file with more than
+// one name asks.
+TEST(Autorun, AFileWithMoreThanOneNameAsksWhereThePolicyHasPathRules) {
+  namespace fs = std::filesystem;
+  const std::string ws = fs::canonical(warden::test::make_temp_dir("ws")).string();
+  warden::test::write_file(ws + "/locked/private.txt", "PRIVATE\n");
+  fs::create_hard_link(ws + "/locked/private.txt", ws + "/notes.txt");
+  warden::test::write_file(ws + "/plain.txt", "x\n");
+  const auto policy = [&](const std::string& rules) {
+    return wb::Policy::parse(rules, "policy.toml", wb::PolicyEnv::current(ws));
+  };
+  const wb::Policy denies =
+      policy("[[rule]]\ncapability = \"fs.read\"\npattern = \"$WORKSPACE/locked/**\"\naction = \"deny\"\n");
+  wb::EffectRequest r;
+  r.capability = wb::Capability::fs_read;
+  r.context_labels = wb::LabelSet::parse({"user"});
+  r.target = ws + "/notes.txt";
+  const wb::Assessment a = wb::assess(denies, r);
+  EXPECT_EQ(a.action, wb::Action::ask);
+  ASSERT_FALSE(a.ask_reasons.empty());
+  EXPECT_NE(a.ask_reasons.back().find("cannot be checked against " + ws + "/notes.txt: it has 2 names (hard links)"),
+            std::string::npos)
+      << a.ask_reasons.back();
+  r.target = ws + "/plain.txt";
+  EXPECT_EQ(wb::assess(denies, r).action, wb::Action::allow);
+  r.target = ws + "/notes.txt";  // no path rules: nothing for another name to get past
+  EXPECT_EQ(wb::assess(policy(""), r).action, wb::Action::allow);
+}
+
 }  // namespace
 
 namespace {
