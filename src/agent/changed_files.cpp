@@ -14,8 +14,7 @@ namespace fs = std::filesystem;
 namespace {
 
 bool is_name_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
-         c == '-';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
 }
 
 // Whether the command line names the file: its workspace path, or its
@@ -78,8 +77,7 @@ std::string describe_changed_files(const ChangedFiles& changed, std::string_view
   if (changed.files.empty() && !changed.walk_cut) return "";
   std::vector<const ChangedFiles::File*> named, others;
   for (const auto& f : changed.files) (named_in(command, f.path) ? named : others).push_back(&f);
-  std::string out = "files in the workspace changed since this session began (" +
-                    std::to_string(changed.files.size()) +
+  std::string out = "files in the workspace changed since this session began (" + std::to_string(changed.files.size()) +
                     "), which the command may run; read them before you approve:";
   size_t shown = 0;
   for (const auto* group : {&named, &others})

@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <fstream>
+#include <set>
 
 namespace warden::agent {
 namespace fs = std::filesystem;
@@ -108,10 +109,14 @@ bool read_value(ConfigText& in, std::string& value) {
     if (c == '\\') {
       c = in.next();
       if (c == '\n') continue;  // a continuation line
-      if (c == 't') c = '\t';
-      else if (c == 'b') c = '\b';
-      else if (c == 'n') c = '\n';
-      else if (c != '\\' && c != '"') return false;
+      switch (c) {
+        case 't': c = '\t'; break;
+        case 'b': c = '\b'; break;
+        case 'n': c = '\n'; break;
+        case '\\':
+        case '"': break;
+        default: return false;  // git knows no other escape
+      }
       value.push_back(char(c));
       continue;
     }
@@ -216,30 +221,20 @@ void read_git_config(const fs::path& file, const std::string& home, GitRunConfig
 }
 
 bool runs_as_command(const GitConfigEntry& e) {
-  struct Key {
-    const char* section;
-    const char* name;  // "*": every name
-  };
   // The keys git (and the tools it starts on its own) run as commands or
-  // programs; a subsection (a driver's, a tool's, a remote's name) may be
-  // anything.
-  static constexpr Key kCommandKeys[] = {
-      {"core", "fsmonitor"},       {"core", "pager"},          {"core", "editor"},
-      {"core", "sshcommand"},      {"core", "askpass"},        {"core", "gitproxy"},
-      {"sequence", "editor"},      {"interactive", "difffilter"}, {"pager", "*"},
-      {"diff", "external"},        {"diff", "command"},        {"diff", "textconv"},
-      {"difftool", "cmd"},         {"difftool", "path"},       {"mergetool", "cmd"},
-      {"mergetool", "path"},       {"merge", "driver"},        {"filter", "clean"},
-      {"filter", "smudge"},        {"filter", "process"},      {"credential", "helper"},
-      {"gpg", "program"},          {"uploadpack", "packobjectshook"}, {"remote", "receivepack"},
-      {"remote", "uploadpack"},    {"trailer", "command"},     {"trailer", "cmd"},
-      {"browser", "cmd"},          {"browser", "path"},        {"man", "cmd"},
-      {"man", "path"},             {"guitool", "cmd"},         {"sendemail", "sendmailcmd"},
-      {"sendemail", "smtpserver"}, {"sendemail", "tocmd"},     {"sendemail", "cccmd"},
-      {"imap", "tunnel"},
-  };
-  for (const Key& k : kCommandKeys)
-    if (e.section == k.section && (e.name == k.name || std::string_view(k.name) == "*")) return true;
+  // programs, as section.name: a subsection (a driver's, a tool's, a
+  // remote's name) may be anything.
+  // clang-format off
+  static const std::set<std::string> kCommandKeys = {
+      "core.fsmonitor", "core.pager", "core.editor", "core.sshcommand", "core.askpass", "core.gitproxy",
+      "sequence.editor", "interactive.difffilter", "diff.external", "diff.command", "diff.textconv",
+      "difftool.cmd", "difftool.path", "mergetool.cmd", "mergetool.path", "merge.driver",
+      "filter.clean", "filter.smudge", "filter.process", "credential.helper", "gpg.program",
+      "uploadpack.packobjectshook", "remote.receivepack", "remote.uploadpack", "trailer.command", "trailer.cmd",
+      "browser.cmd", "browser.path", "man.cmd", "man.path", "guitool.cmd", "imap.tunnel",
+      "sendemail.sendmailcmd", "sendemail.smtpserver", "sendemail.tocmd", "sendemail.cccmd"};
+  // clang-format on
+  if (e.section == "pager" || kCommandKeys.count(e.section + "." + e.name)) return true;
   // An alias, or a submodule's update, that starts with '!' is a shell command.
   return (e.section == "alias" || (e.section == "submodule" && e.name == "update")) && e.value.rfind('!', 0) == 0;
 }
@@ -264,9 +259,12 @@ std::vector<std::string> path_words(std::string_view command) {
   for (size_t i = 0; i < command.size(); ++i) {
     const char c = command[i];
     if (quote) {
-      if (c == quote) quote = 0;
-      else if (c == '\\' && quote == '"' && i + 1 < command.size()) word.push_back(command[++i]);
-      else word.push_back(c);
+      if (c == quote)
+        quote = 0;
+      else if (c == '\\' && quote == '"' && i + 1 < command.size())
+        word.push_back(command[++i]);
+      else
+        word.push_back(c);
     } else if (c == '\'' || c == '"') {
       quote = c;
       in_word = true;

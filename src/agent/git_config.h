@@ -19,12 +19,12 @@
 namespace warden::agent {
 
 struct GitConfigEntry {
-  std::string section;     // lowercased ("core", "filter", "includeif")
-  std::string subsection;  // as written; "[a.B]" gives "b", as git reads that old form
+  std::string section;          // lowercased ("core", "filter", "includeif")
+  std::string subsection;       // as written; "[a.B]" gives "b", as git reads that old form
   bool has_subsection = false;  // [c ""] has one, the empty string
-  std::string name;        // lowercased ("hookspath")
-  std::string value;       // unquoted, escapes read
-  bool has_value = false;  // false for a bare "name" line (a boolean true)
+  std::string name;             // lowercased ("hookspath")
+  std::string value;            // unquoted, escapes read
+  bool has_value = false;       // false for a bare "name" line (a boolean true)
 };
 
 // The entries of a config file's text, in order.

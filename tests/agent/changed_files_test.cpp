@@ -3,8 +3,8 @@
 // out, the ones the command line names first.
 #include "agent/changed_files.h"
 
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
