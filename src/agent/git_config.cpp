@@ -1,5 +1,6 @@
 #include "agent/git_config.h"
 
+#include <algorithm>
 #include <cctype>
 #include <fstream>
 #include <set>
@@ -12,7 +13,7 @@ namespace {
 constexpr int kMaxIncludeDepth = 10;
 // A config larger than this is read only this far (git has no limit; no
 // real config comes near it).
-constexpr std::streamsize kMaxConfigBytes = 4 << 20;
+constexpr size_t kMaxConfigBytes = 4 << 20;
 
 bool is_key_char(int c) { return std::isalnum(c) || c == '-'; }
 
@@ -144,14 +145,6 @@ bool read_entry(ConfigText& in, int first, GitConfigEntry& entry) {
   return read_value(in, entry.value);
 }
 
-std::string read_capped(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  std::string text(size_t(kMaxConfigBytes), '\0');
-  in.read(text.data(), kMaxConfigBytes);
-  text.resize(size_t(in.gcount()));
-  return text;
-}
-
 fs::path include_target(const std::string& value, const fs::path& including, const std::string& home) {
   if (value.rfind("~/", 0) == 0 && !home.empty()) return fs::path(home) / value.substr(2);
   const fs::path p(value);
@@ -161,7 +154,7 @@ fs::path include_target(const std::string& value, const fs::path& including, con
 void read_config_file(const fs::path& file, const std::string& home, GitRunConfig& out, int depth) {
   const fs::path normal = fs::absolute(file).lexically_normal();
   out.files.push_back(normal);
-  for (const GitConfigEntry& e : parse_git_config(read_capped(normal))) {
+  for (const GitConfigEntry& e : parse_git_config(read_regular_file(normal, kMaxConfigBytes))) {
     if (!e.has_value) continue;
     if (e.section == "core" && e.name == "hookspath") out.hooks_paths.push_back(e.value);
     const bool include = (e.section == "include" && !e.has_subsection) || e.section == "includeif";
@@ -172,6 +165,19 @@ void read_config_file(const fs::path& file, const std::string& home, GitRunConfi
 }
 
 }  // namespace
+
+std::string read_regular_file(const fs::path& file, size_t max_bytes) {
+  std::error_code ec;
+  if (!fs::is_regular_file(fs::status(file, ec))) return "";
+  std::ifstream in(file, std::ios::binary);
+  std::string text;
+  char chunk[16384];
+  while (in && text.size() < max_bytes) {
+    in.read(chunk, std::streamsize(std::min(sizeof chunk, max_bytes - text.size())));
+    text.append(chunk, size_t(in.gcount()));
+  }
+  return text;
+}
 
 std::vector<GitConfigEntry> parse_git_config(std::string_view text) {
   std::vector<GitConfigEntry> entries;

@@ -27,6 +27,11 @@ struct GitConfigEntry {
   bool has_value = false;       // false for a bare "name" line (a boolean true)
 };
 
+// A regular file's first `max_bytes` bytes ("" for anything else: a FIFO
+// planted where a config is looked for would block the reader forever, a
+// device would never end).
+std::string read_regular_file(const std::filesystem::path& file, size_t max_bytes);
+
 // The entries of a config file's text, in order.
 std::vector<GitConfigEntry> parse_git_config(std::string_view text);
 

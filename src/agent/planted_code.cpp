@@ -9,7 +9,7 @@
 #include <cstring>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
+#include <sstream>
 #include <set>
 
 #include "agent/git_config.h"
@@ -67,14 +67,14 @@ bool is_repository_dir(const fs::path& dir) {
 std::vector<fs::path> configs_of(const fs::path& dot_git) {
   std::error_code ec;
   if (fs::is_directory(fs::symlink_status(dot_git, ec))) return {dot_git / "config", dot_git / "config.worktree"};
-  std::ifstream in(dot_git);
+  std::istringstream in(read_regular_file(dot_git, 64 * 1024));
   std::string line;
   if (!std::getline(in, line) || line.rfind("gitdir:", 0) != 0) return {};
   line.erase(0, line.find_first_not_of(" \t", 7));
   line.erase(line.find_last_not_of(" \t\r") + 1);
   const fs::path gitdir = fs::path(line).is_absolute() ? fs::path(line) : dot_git.parent_path() / line;
   fs::path common = gitdir;
-  std::ifstream commondir(gitdir / "commondir");
+  std::istringstream commondir(read_regular_file(gitdir / "commondir", 64 * 1024));
   std::string relative;
   if (std::getline(commondir, relative) && !relative.empty()) {
     relative.erase(relative.find_last_not_of(" \t\r") + 1);
@@ -224,7 +224,7 @@ void watch_what_envrcs_load(Walker& w, const std::string& home) {
   for (const auto& [relative, id] : PlantedSnapshot(w.snapshot)) {
     const fs::path envrc = w.root / relative;
     if (ascii_lower(envrc.filename().string()) != ".envrc") continue;
-    std::ifstream in(envrc);
+    std::istringstream in(read_regular_file(envrc, 4 << 20));
     std::string line;
     for (size_t lines = 0; std::getline(in, line) && lines < 100000; ++lines) {
       std::vector<std::string> words = path_words(line);

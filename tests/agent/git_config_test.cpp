@@ -4,6 +4,7 @@
 #include "agent/git_config.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 
@@ -123,4 +124,21 @@ TEST(GitConfig, CommandKeysAndTheWordsThatMayNameFiles) {
   EXPECT_EQ(path_words("!sh tools/a.sh; python3 'b c.py' --config=cfg.yml | tee out.txt"),
             (std::vector<std::string>{"tools/a.sh", "b c.py", "cfg.yml", "out.txt"}));
   EXPECT_EQ(path_words("GIT_X=1 bin/run \"$HOME\" x\\ y"), (std::vector<std::string>{"bin/run", "x y"}));
+}
+
+// Only regular files are read: a FIFO planted where a config is looked for
+// would block the reader forever.
+TEST(GitConfig, OnlyRegularFilesAreReadAndOnlySoFar) {
+  const std::string dir = fs::canonical(make_temp_dir("fifo")).string();
+  ASSERT_EQ(::mkfifo((dir + "/fifo").c_str(), 0600), 0);
+  EXPECT_EQ(read_regular_file(dir + "/fifo", 100), "");
+  EXPECT_EQ(read_regular_file("/dev/zero", 100), "");
+  EXPECT_EQ(read_regular_file(dir + "/missing", 100), "");
+  write_file(dir + "/big", std::string(40000, 'x') + "tail");
+  EXPECT_EQ(read_regular_file(dir + "/big", 40002), std::string(40000, 'x') + "ta");
+  EXPECT_EQ(read_regular_file(dir + "/big", 1 << 20).size(), 40004u);
+  write_file(dir + "/config", "[include]\n\tpath = fifo\n");
+  GitRunConfig run;
+  read_git_config(dir + "/config", "", run);
+  EXPECT_EQ(run.files.size(), 2u);
 }

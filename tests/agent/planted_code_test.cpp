@@ -371,3 +371,15 @@ TEST_F(PlantedCode, QuarantineRenamesAndKeepsEverything) {
 }
 
 }  // namespace
+
+// FIFOs where the check reads (a .git file, an .envrc, an included
+// config) are not read: the check ends.
+TEST_F(PlantedCode, FifosWhereTheCheckReadsDoNotStopIt) {
+  write_file(ws_ + "/old/.git/config", "[include]\n\tpath = ../shared.cfg\n");
+  before_ = snapshot_autorun_entries(ws_, true);
+  ASSERT_EQ(::mkfifo((ws_ + "/old/shared.cfg").c_str(), 0600), 0);
+  fs::create_directories(ws_ + "/w");
+  ASSERT_EQ(::mkfifo((ws_ + "/w/.git").c_str(), 0600), 0);
+  ASSERT_EQ(::mkfifo((ws_ + "/.envrc").c_str(), 0600), 0);
+  EXPECT_EQ(planted(), (std::vector<std::string>{".envrc", "old/shared.cfg", "w/.git"}));
+}
