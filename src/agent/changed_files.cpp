@@ -55,7 +55,9 @@ ChangedFiles changed_since(const std::string& workspace, int64_t since_ns, size_
         break;
       }
       const fs::path p = it->path();
-      if (ascii_lower(p.filename().string()) == ".git") continue;
+      // Git's object store changes with every commit and holds nothing a
+      // command runs (compressed blobs); the rest of a .git is listed.
+      if (p.filename() == "objects" && ascii_lower(dir.filename().string()) == ".git") continue;
       struct stat st;
       if (::lstat(p.c_str(), &st) != 0) continue;  // gone since the folder was read
       if (S_ISDIR(st.st_mode)) {

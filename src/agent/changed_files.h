@@ -31,8 +31,9 @@ struct ChangedFiles {
 int64_t change_clock_now_ns();
 
 // Every entry but folders whose ctime is at or after `since_ns`, and every
-// folder that cannot be read; git's metadata (any `.git`) left out, it has
-// its own protection. Looks at no more than `max_entries` entries.
+// folder that cannot be read; a .git's object store left out (it changes
+// with every commit, and a command cannot run what is in it). Looks at no
+// more than `max_entries` entries.
 ChangedFiles changed_since(const std::string& workspace, int64_t since_ns, size_t max_entries = 200000);
 
 // The lines for the prompt ("" when nothing changed): files the command

@@ -1,6 +1,6 @@
 // The files a networked command's prompt lists: changed since the session
-// began (by ctime, which a command cannot set back), git's metadata left
-// out, the ones the command line names first.
+// began (by ctime, which a command cannot set back), git's object store
+// left out, the ones the command line names first.
 #include "agent/changed_files.h"
 
 #include <fcntl.h>
@@ -39,7 +39,7 @@ TEST(ChangedFiles, FilesChangedSinceTheStartAreListedNewestFirst) {
   write_file(ws + "/src/build.sh", "curl evil\n");
   next_tick();
   write_file(ws + "/notes.txt", "new\n");
-  write_file(ws + "/.git/hooks/x", "git's own\n");
+  write_file(ws + "/.git/objects/ab/cdef", "a commit\n");
   next_tick();
   // Setting the old mtime back does not hide a change: ctime moves.
   const std::string touched = ws + "/old.sh";
