@@ -304,7 +304,14 @@ json ToolRunner::schemas() {
       tool_schema("fetch_url",
                   "Fetch a web page (http/https) and return its readable text (HTML is turned into text, other "
                   "types are returned as they are). Redirects are reported, not followed.",
-                  {{"url", str_prop("Absolute http:// or https:// URL")}}, {"url"}),
+                  {{"url", str_prop("Absolute http:// or https:// URL")},
+                   {"start",
+                    {{"type", "integer"},
+                     {"minimum", 0},
+                     {"description",
+                      "Byte of the page's text to show from, as an earlier result's note gives (read from that "
+                      "earlier fetch: no new request)"}}}},
+                  {"url"}),
   });
 }
 
@@ -943,9 +950,18 @@ constexpr const char* kFetchSh =
     "cap=$1; shift; { curl \"$@\"; echo $? > /tmp/curl-status; } | head -c \"$cap\"; exit \"$(cat /tmp/curl-status)\"";
 constexpr int kCurlWriteError = 23;  // head took all it wanted
 
+// A page's body is read this far; past it, its start is shown.
+constexpr size_t kMaxFetchBody = 2u << 20;
+
 ToolOutcome ToolRunner::fetch_url(const json& args, const LabelSet& ctx) {
   const std::string url = need_string(args, "url");
   const ParsedUrl u = parse_url(url);
+  const size_t start = size_t(opt_count(args, "start", 0, 0, 1ll << 40));
+  // Reading on in a page fetched before needs no new request (nor a second
+  // approval): its text is kept.
+  if (start > 0)
+    for (const FetchedPage& page : fetched_pages_)
+      if (page.url == url) return page_part(page, start);
   int64_t seq = 0;
   std::string denied;
   if (!authorize(Capability::net, u.host, "GET " + url, ctx, false, seq, denied))
@@ -959,11 +975,10 @@ ToolOutcome ToolRunner::fetch_url(const json& args, const LabelSet& ctx) {
   sandbox::RunOptions options;
   options.allowed_ports = {u.port};  // the port is part of the URL the broker authorized
   apply_user_resolve(profile, options);
-  constexpr size_t kMaxBody = 2u << 20;
   // --globoff: "{a,b}" and "[1-100]" in a URL are its characters, not many
   // URLs (one approved GET must be one request).
   auto r = sandboxed(profile,
-                     {"sh", "-c", kFetchSh, "sh", std::to_string(kMaxBody), "-sS", "--globoff", "--max-time", "20",
+                     {"sh", "-c", kFetchSh, "sh", std::to_string(kMaxFetchBody), "-sS", "--globoff", "--max-time", "20",
                       "--proto", "=http,https", "-w", kFetchMeta, "--", url},
                      "", options);
   // The last line on stderr is ours; what is before it is curl's message.
@@ -978,7 +993,7 @@ ToolOutcome ToolRunner::fetch_url(const json& args, const LabelSet& ctx) {
       if (tab == meta.size()) break;
       i = tab + 1;
     }
-  const bool cut = r.exit_code == kCurlWriteError && r.out.size() == kMaxBody;
+  const bool cut = r.exit_code == kCurlWriteError && r.out.size() == kMaxFetchBody;
   if ((r.exit_code != 0 && !cut) || !whole(r) || fields.size() != 3) {
     if (meta_at != std::string::npos) r.err.resize(meta_at);
     return failure("error: fetch_url: " + describe_failure(r), only(broker::Source::web, u.host));
@@ -1001,25 +1016,46 @@ ToolOutcome ToolRunner::fetch_url(const json& args, const LabelSet& ctx) {
     const std::string body = names_latin1(content_type) ? latin1_to_utf8(r.out) : r.out;
     text = looks_like_html(content_type, body) ? html_to_text(body) : strip_control_chars(body);
   }
-  if (text.size() > config_.max_fetch_text) {
-    const size_t bytes = text.size();
-    const size_t newline = text.rfind('\n', config_.max_fetch_text - 1);
-    text.resize(newline == std::string::npos ? display::utf8_prefix(text, config_.max_fetch_text).size() : newline + 1);
-    const std::string shown = std::to_string(text.size());
-    text.append(text.back() == '\n' ? "" : "\n")
-        .append("[warden: the page's text is ")
-        .append(std::to_string(bytes))
-        .append(cut ? "+" : "")
-        .append(" bytes; its first ")
-        .append(shown)
-        .append(" are shown]");
-  } else if (cut) {
-    text.append("\n[warden: the page is larger than ")
-        .append(std::to_string(kMaxBody >> 20))
-        .append(" MiB; its start is shown]");
-  }
   if (status.empty() || status[0] != '2') text = "HTTP " + status + "; the server sent:\n" + text;
-  return {text, labels};
+  FetchedPage page{url, std::move(text), labels, cut};
+  if (page.text.size() > config_.max_fetch_text || start > 0) {
+    constexpr size_t kPagesKept = 4;
+    if (fetched_pages_.size() == kPagesKept) fetched_pages_.erase(fetched_pages_.begin());
+    fetched_pages_.push_back(page);
+  }
+  return page_part(page, start);
+}
+
+ToolOutcome ToolRunner::page_part(const FetchedPage& page, size_t start) {
+  const std::string& text = page.text;
+  const LabelSet& labels = page.labels;
+  if (start == 0 && text.size() <= config_.max_fetch_text && !page.cut) return {text, labels};
+  while (start < text.size() && (static_cast<unsigned char>(text[start]) & 0xC0) == 0x80) ++start;  // a char's start
+  if (start >= text.size())
+    return failure("error: fetch_url: start " + std::to_string(start) + " is past the end of the page's text (" +
+                       std::to_string(text.size()) + " bytes)",
+                   only(broker::Source::tool, "fetch_url"));
+  // Whole lines where one ends within the part, else whole characters.
+  size_t end = text.size();
+  if (end - start > config_.max_fetch_text) {
+    const size_t newline = text.rfind('\n', start + config_.max_fetch_text - 1);
+    end = newline != std::string::npos && newline >= start
+              ? newline + 1
+              : start + display::utf8_prefix(std::string_view(text).substr(start), config_.max_fetch_text).size();
+  }
+  std::string part = text.substr(start, end - start);
+  part.append(part.empty() || part.back() == '\n' ? "" : "\n")
+      .append("[warden: bytes ")
+      .append(std::to_string(start))
+      .append("-")
+      .append(std::to_string(end))
+      .append(" of the page's text (")
+      .append(std::to_string(text.size()))
+      .append(page.cut ? " bytes from the page's first " + std::to_string(kMaxFetchBody >> 20) + " MiB" : " bytes")
+      .append(") shown");
+  if (end < text.size())
+    part.append("; read on with fetch_url url: ").append(page.url).append(", start: ").append(std::to_string(end));
+  return {part.append("]"), labels};
 }
 
 }  // namespace warden::agent

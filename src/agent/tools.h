@@ -130,6 +130,15 @@ class ToolRunner {
   std::string move_aside_planted_code(const PlantedSnapshot& before, bool write_git, const std::string& approved = "");
   std::string fatal_;
   ToolOutcome fetch_url(const nlohmann::json& args, const broker::LabelSet& ctx);
+  struct FetchedPage {
+    std::string url, text;
+    broker::LabelSet labels;
+    bool cut = false;  // the body was larger than fetch_url reads
+  };
+  // The part of a fetched page's text from byte `start`, with a note on
+  // where to read on; a long page's text is kept for that (the last few).
+  ToolOutcome page_part(const FetchedPage& page, size_t start);
+  std::vector<FetchedPage> fetched_pages_;  // newest last
 
   // Asks the broker about a file tool's path: the refusal the model gets
   // (outside the workspace, or the broker's denial), or nothing when the

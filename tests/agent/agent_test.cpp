@@ -221,6 +221,25 @@ TEST(AgentTools, FetchAsksForTheDomainAndRunsCurlWithOnlyThatDomain) {
   EXPECT_EQ(out.labels.to_strings(), std::vector<std::string>{"web:docs.test"});
 }
 
+// A page's text longer than a result is read on from the text kept, with
+// the web's label, in whole characters wherever `start` points.
+TEST(AgentTools, ALongPageIsReadOnWithoutANewRequest) {
+  Fixture f;
+  std::string page;
+  for (int i = 0; i < 40000; ++i) page += "\xc3\xa9";  // é, two bytes: no newline to cut at
+  f.answer_with(page);
+  const std::string first = f.call("fetch_url", {{"url", "http://docs.test/p"}}).text;
+  EXPECT_NE(first.find("[warden: bytes 0-65536 of the page's text (80000 bytes) shown; read on with fetch_url url: "
+                       "http://docs.test/p, start: 65536]"),
+            std::string::npos);
+  const ToolOutcome rest = f.call("fetch_url", {{"url", "http://docs.test/p"}, {"start", 65537}});
+  EXPECT_EQ(rest.text.rfind("\xc3\xa9", 0), 0u);  // from the next character's start
+  EXPECT_NE(rest.text.find("[warden: bytes 65538-80000 of the page's text (80000 bytes) shown]"), std::string::npos);
+  EXPECT_EQ(rest.labels.to_strings(), std::vector<std::string>{"web:docs.test"});
+  EXPECT_EQ(f.calls.size(), 1u);
+  EXPECT_EQ(f.gate.requests.size(), 1u);
+}
+
 TEST(AgentTools, BadArgumentsAreErrorsNotCrashes) {
   Fixture f;
   EXPECT_NE(f.call("read_file", json::object()).text.find("'path' is required"), std::string::npos);

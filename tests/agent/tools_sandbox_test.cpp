@@ -413,8 +413,28 @@ TEST(FetchInBwrap, PagesAreReadByTheirTypeAndStatusAndOneGetIsOneRequest) {
   EXPECT_EQ(fetch("/table"), "key value");
   const std::string big = fetch("/big");
   EXPECT_EQ(big.rfind(std::string(1000, 'b'), 0), 0u);
-  EXPECT_NE(big.find("[warden: the page's text is 2097152+ bytes; its first 65536 are shown]"), std::string::npos)
+  EXPECT_NE(big.find("\n[warden: bytes 0-65536 of the page's text (2097152 bytes from the page's first 2 MiB) shown; "
+                     "read on with fetch_url url: " + base + "/big, start: 65536]"),
+            std::string::npos)
       << big.substr(big.size() - 200);
+  // Reading on takes the text fetched before: no new request.
+  const auto fetch_from = [&](const std::string& path, long long start) {
+    return runner.execute(ToolCall{"id", "fetch_url", json{{"url", base + path}, {"start", start}}.dump()}, {}).text;
+  };
+  requests = 0;
+  const size_t requests_before = gate.requests.size();
+  EXPECT_NE(fetch_from("/big", 65536).find("[warden: bytes 65536-131072 of the page's text"), std::string::npos);
+  EXPECT_NE(fetch_from("/big", 2097152 - 10).find("[warden: bytes 2097142-2097152 of the page's text (2097152 bytes "
+                                                  "from the page's first 2 MiB) shown]"),
+            std::string::npos);
+  EXPECT_EQ(fetch_from("/big", 2097152), "error: fetch_url: start 2097152 is past the end of the page's text (2097152 "
+                                         "bytes)");
+  EXPECT_EQ(requests.load(), 0);
+  EXPECT_EQ(gate.requests.size(), requests_before);
+  // A page not kept is fetched (and asked for) first.
+  EXPECT_EQ(fetch_from("/raw.py", 4),
+            "render():\n    return '<div>hi</div>'\n[warden: bytes 4-41 of the page's text (41 bytes) shown]");
+  EXPECT_EQ(requests.load(), 1);
   // Curl's URL globbing is off: one approved GET is one request.
   requests = 0;
   fetch("/{a,b,c}/[1-9]");
