@@ -100,9 +100,24 @@ struct Walker {
   bool include_git;
   PlantedSnapshot snapshot;
 
+  // An entry and, for a link, where it leads in the workspace: what is read
+  // through a watched link (`.git/hooks/pre-commit -> ../../scripts/hook`,
+  // `.gitconfig -> config/shared.gitconfig`) is watched too.
   void record(const fs::path& p) {
     EntryIdentity id;
-    if (lstat_identity(p, id)) snapshot[p.lexically_relative(root).string()] = id;
+    if (!lstat_identity(p, id)) return;
+    snapshot[p.lexically_relative(root).string()] = id;
+    if (const fs::path target = link_target(p); !target.empty() && lstat_identity(target, id))
+      snapshot[target.lexically_relative(root).string()] = id;
+  }
+
+  // Where a link leads, when that is in the workspace ("" otherwise).
+  fs::path link_target(const fs::path& p) const {
+    std::error_code ec;
+    if (!fs::is_symlink(fs::symlink_status(p, ec))) return {};
+    const fs::path target = fs::weakly_canonical(p, ec);
+    const fs::path inside = ec ? fs::path() : target.lexically_relative(root);
+    return inside.empty() || inside == "." || *inside.begin() == ".." ? fs::path() : target;
   }
 
   // Names compare ignoring ASCII case: a case-insensitive filesystem opens
@@ -172,20 +187,27 @@ void watch(Walker& w, const fs::path& p) {
   if (within(w.root, normal)) w.record(normal);
 }
 
-// An entry where it lies in the workspace and, for a folder, what is in it
-// (all below it, or the entries directly in it).
-void watch_tree(Walker& w, const fs::path& top, bool recursive) {
+// An entry where it lies in the workspace and, for a folder (or a link to
+// one), what is in it: all below it, or the entries directly in it. Links
+// in it are followed where they lead in the workspace, to a bounded depth.
+void watch_tree(Walker& w, const fs::path& top, bool recursive, int link_depth = 0) {
   if (!within(w.root, top)) return;
   w.record(top);
+  fs::path folder = top;
+  if (const fs::path target = w.link_target(top); !target.empty()) {
+    if (link_depth >= 8) return;
+    folder = target;
+  }
   std::error_code ec;
-  if (!fs::is_directory(fs::symlink_status(top, ec))) return;
+  if (!fs::is_directory(fs::symlink_status(folder, ec))) return;
   size_t seen = 0;
-  fs::recursive_directory_iterator it(top, fs::directory_options::none, ec), end;
+  fs::recursive_directory_iterator it(folder, fs::directory_options::none, ec), end;
   for (; !ec && it != end && ++seen <= kMaxWalkEntries; it.increment(ec)) {
     w.record(it->path());
+    if (!w.link_target(it->path()).empty()) watch_tree(w, it->path(), recursive, link_depth + 1);
     if (!recursive) it.disable_recursion_pending();
   }
-  if (ec) throw Error("cannot check " + top.string() + " for code planted for later: " + ec.message());
+  if (ec) throw Error("cannot check " + folder.string() + " for code planted for later: " + ec.message());
 }
 
 // A hooks folder named by core.hooksPath and all in it. Husky 9's

