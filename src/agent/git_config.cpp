@@ -164,6 +164,25 @@ void read_config_file(const fs::path& file, const std::string& home, GitRunConfi
   }
 }
 
+// A word with a '/' or a '.' in it (not dots alone): `build` in `npm run
+// build` is an argument, `clean.py` and `tools/x` name files.
+bool looks_like_a_file(const std::string& word) {
+  return word.find_first_of("/.") != std::string::npos && word.find_first_not_of('.') != std::string::npos;
+}
+
+// Variables and substitutions that name the folder a command runs in (the
+// top of the worktree for git, an .envrc's folder for direnv) or the
+// repository's .git, written as the relative paths they stand for.
+std::string with_known_folders(std::string_view command) {
+  static constexpr std::pair<std::string_view, std::string_view> kKnown[] = {
+      {"$(pwd)", "."}, {"`pwd`", "."}, {"${PWD}", "."}, {"$PWD", "."}, {"${GIT_DIR}", ".git"}, {"$GIT_DIR", ".git"}};
+  std::string text(command);
+  for (const auto& [name, path] : kKnown)
+    for (size_t at = text.find(name); at != std::string::npos; at = text.find(name, at + path.size()))
+      text.replace(at, name.size(), path);
+  return text;
+}
+
 }  // namespace
 
 std::string read_regular_file(const fs::path& file, size_t max_bytes) {
@@ -245,37 +264,75 @@ bool runs_as_command(const GitConfigEntry& e) {
   return (e.section == "alias" || (e.section == "submodule" && e.name == "update")) && e.value.rfind('!', 0) == 0;
 }
 
+std::vector<std::string> command_pieces(std::string_view command) {
+  const std::string text = with_known_folders(command);
+  std::vector<std::string> pieces;
+  std::string piece;
+  for (size_t i = 0; i <= text.size(); ++i) {
+    const char c = i < text.size() ? text[i] : ' ';
+    if (!std::isspace(static_cast<unsigned char>(c)) &&
+        std::string_view(";&|()<>`'\":=${}\\").find(c) == std::string_view::npos) {
+      piece.push_back(c);
+      continue;
+    }
+    if (!piece.empty() && piece[0] != '-' && piece[0] != '%') pieces.push_back(piece);
+    piece.clear();
+  }
+  return pieces;
+}
+
 std::vector<std::string> path_words(std::string_view command) {
   if (!command.empty() && command.front() == '!') command.remove_prefix(1);
+  const std::string text = with_known_folders(command);
   std::vector<std::string> words;
-  std::string word;
-  bool in_word = false, program = true;
+  const auto add = [&](const std::string& w) {
+    if (!w.empty() && std::find(words.begin(), words.end(), w) == words.end()) words.push_back(w);
+  };
+  // First the words as a shell splits them: quotes keep a word whole; a
+  // word counts when it looks like a file (a program without a '/' comes
+  // from PATH, and a plain word is an argument); `-m a.b` runs Python's
+  // a/b.py or a/b/__main__.py; after `cd DIR`, a relative word may be
+  // DIR's too.
+  std::string word, cd_dir;
+  bool in_word = false, program = true, module_next = false, cd_next = false;
   char quote = 0;
   const auto finish = [&] {
     if (!in_word) return;
     std::string w = word;
     if (const size_t eq = w.find('='); eq != std::string::npos) w.erase(0, eq + 1);
     const bool option_or_variable = w.empty() || w[0] == '-' || w[0] == '$' || w[0] == '%';
-    if (!option_or_variable && (!program || w.find('/') != std::string::npos)) words.push_back(w);
+    if (module_next && !option_or_variable) {
+      std::string path = w;
+      std::replace(path.begin(), path.end(), '.', '/');
+      add(path + ".py");
+      add(path + "/__main__.py");
+    } else if (cd_next && !option_or_variable) {
+      cd_dir = w;
+    } else if (!option_or_variable && looks_like_a_file(w)) {
+      add(w);
+      if (!cd_dir.empty() && w[0] != '/' && w[0] != '~') add(cd_dir + "/" + w);
+    }
+    module_next = w == "-m";
+    cd_next = program && w == "cd";
     // A NAME=VALUE before the program is an assignment; the program follows.
     if (word.find('=') == std::string::npos) program = false;
     word.clear();
     in_word = false;
   };
-  for (size_t i = 0; i < command.size(); ++i) {
-    const char c = command[i];
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
     if (quote) {
       if (c == quote)
         quote = 0;
-      else if (c == '\\' && quote == '"' && i + 1 < command.size())
-        word.push_back(command[++i]);
+      else if (c == '\\' && quote == '"' && i + 1 < text.size())
+        word.push_back(text[++i]);
       else
         word.push_back(c);
     } else if (c == '\'' || c == '"') {
       quote = c;
       in_word = true;
-    } else if (c == '\\' && i + 1 < command.size()) {
-      word.push_back(command[++i]);
+    } else if (c == '\\' && i + 1 < text.size()) {
+      word.push_back(text[++i]);
       in_word = true;
     } else if (std::isspace(static_cast<unsigned char>(c))) {
       finish();
@@ -289,6 +346,10 @@ std::vector<std::string> path_words(std::string_view command) {
     }
   }
   finish();
+  // Then every piece of the text that looks like a file: what a quote kept
+  // whole is looked into too (`sh -c 'tools/x.sh "$0"'`, `"$(./env.sh)"`).
+  for (const std::string& piece : command_pieces(text))
+    if (looks_like_a_file(piece)) add(piece);
   return words;
 }
 

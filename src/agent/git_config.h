@@ -54,10 +54,17 @@ void read_git_config(const std::filesystem::path& file, const std::string& home,
 // an alias starting with '!', ...).
 bool runs_as_command(const GitConfigEntry& entry);
 
-// The words of a command that may name a file: what a shell would split it
-// into, without options, variables or git's %-placeholders; the first word
-// (the program) only when it has a '/' (else it comes from PATH), and for a
-// word NAME=VALUE, the VALUE.
+// The words of a command that may name a file: those with a '/' or a '.'
+// in them, as a shell would split it and in the pieces of each word
+// between quotes and punctuation (`"$(./env.sh)"`, `PATH=a/bin:$PATH`),
+// without options, variables or git's %-placeholders; `$PWD` and `$(pwd)`
+// as ".", `$GIT_DIR` as ".git"; `python -m a.b` as a/b.py and
+// a/b/__main__.py; after `cd DIR`, each relative word from DIR too.
 std::vector<std::string> path_words(std::string_view command);
+
+// Every piece of a command between whitespace, quotes, shell punctuation,
+// ':' and '=' (`PATH="$PWD/bin:$PATH"` gives PATH, ./bin, PATH), without
+// options and git's %-placeholders, `$PWD` read as path_words reads it.
+std::vector<std::string> command_pieces(std::string_view command);
 
 }  // namespace warden::agent

@@ -236,12 +236,43 @@ void watch_what_configs_run(Walker& w, const GitRunConfig& configs, const fs::pa
       if (resolvable(word)) watch(w, expand_home(word, base, home));
 }
 
+// Whether a program of this name is on the user's PATH (outside the
+// workspace): one of that name in a folder put before it shadows it.
+bool shadows_a_command(const fs::path& root, const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path && *path ? path : "/usr/local/bin:/usr/bin:/bin";
+  dirs += ":/usr/local/sbin:/usr/sbin:/sbin";
+  for (size_t from = 0; from <= dirs.size();) {
+    const size_t colon = std::min(dirs.find(':', from), dirs.size());
+    const fs::path dir = dirs.substr(from, colon - from);
+    from = colon + 1;
+    if (dir.is_absolute() && !within(root, dir) && dir != root && ::access((dir / name).c_str(), X_OK) == 0)
+      return true;
+  }
+  return false;
+}
+
+// A folder an .envrc puts on the PATH: it, and each program in it named
+// like one on the user's PATH (`bin/ls`, `node_modules/.bin/git`), which
+// the user's shell would run instead. Its other programs run only when
+// named, like the project's own scripts (npm's node_modules/.bin changes
+// with every install).
+void watch_path_folder(Walker& w, const fs::path& folder) {
+  if (!within(w.root, folder)) return;
+  w.record(folder);
+  const fs::path target = w.link_target(folder);
+  std::error_code ec;
+  fs::directory_iterator it(target.empty() ? folder : target, ec), end;
+  for (size_t seen = 0; !ec && it != end && ++seen <= kMaxWalkEntries; it.increment(ec))
+    if (shadows_a_command(w.root, it->path().filename().string())) w.record(it->path());
+}
+
 // direnv runs more than an .envrc: the files it sources (source_env,
 // source_env_if_exists, dotenv and the like name them; `dotenv` alone
 // loads .env, `use nix` shell.nix or default.nix, `use flake` flake.nix),
-// and PATH_add puts a folder's programs before the system's. What a
-// workspace .envrc names is watched: folders whole on a line that sets a
-// PATH, else the entry named.
+// and what it puts on the PATH (PATH_add DIR, an `export PATH=...`,
+// `layout node`'s node_modules/.bin). Those an .envrc in the workspace
+// names are watched.
 void watch_what_envrcs_load(Walker& w, const std::string& home) {
   for (const auto& [relative, id] : PlantedSnapshot(w.snapshot)) {
     const fs::path envrc = w.root / relative;
@@ -249,15 +280,21 @@ void watch_what_envrcs_load(Walker& w, const std::string& home) {
     std::istringstream in(read_regular_file(envrc, 4 << 20));
     std::string line;
     for (size_t lines = 0; std::getline(in, line) && lines < 100000; ++lines) {
-      std::vector<std::string> words = path_words(line);
       const auto mentions = [&](std::string_view what) { return line.find(what) != std::string::npos; };
-      if (mentions("dotenv")) words.push_back(".env");
+      std::vector<std::string> files = path_words(line), folders;
+      if (mentions("dotenv")) files.push_back(".env");
       if (mentions("nix") || mentions("flake"))
-        words.insert(words.end(), {"shell.nix", "default.nix", "flake.nix", "flake.lock"});
-      for (const std::string& word : words) {
-        const fs::path named = expand_home(word, envrc.parent_path(), home).lexically_normal();
-        mentions("PATH") ? watch_tree(w, named, true) : watch(w, named);
+        files.insert(files.end(), {"shell.nix", "default.nix", "flake.nix", "flake.lock"});
+      if (mentions("PATH")) {
+        const std::vector<std::string> pieces = command_pieces(line);
+        if (!pieces.empty()) folders.assign(pieces.begin() + 1, pieces.end());  // past PATH_add, export...
       }
+      if (mentions("layout node") || mentions("layout_node")) folders.push_back("node_modules/.bin");
+      const auto named = [&](const std::string& word) {
+        return expand_home(word, envrc.parent_path(), home).lexically_normal();
+      };
+      for (const std::string& file : files) watch(w, named(file));
+      for (const std::string& folder : folders) watch_path_folder(w, named(folder));
     }
   }
 }

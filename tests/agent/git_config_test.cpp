@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "common/test_env.h"
@@ -122,8 +123,23 @@ TEST(GitConfig, CommandKeysAndTheWordsThatMayNameFiles) {
   EXPECT_EQ(path_words("less -R"), std::vector<std::string>{});
   EXPECT_EQ(path_words("./scripts/clean.sh --in=%f"), std::vector<std::string>{"./scripts/clean.sh"});
   EXPECT_EQ(path_words("!sh tools/a.sh; python3 'b c.py' --config=cfg.yml | tee out.txt"),
-            (std::vector<std::string>{"tools/a.sh", "b c.py", "cfg.yml", "out.txt"}));
-  EXPECT_EQ(path_words("GIT_X=1 bin/run \"$HOME\" x\\ y"), (std::vector<std::string>{"bin/run", "x y"}));
+            (std::vector<std::string>{"tools/a.sh", "b c.py", "cfg.yml", "out.txt", "c.py"}));
+  // What runs a file without naming it as a word of its own.
+  const auto has = [](const std::string& command, const std::string& path) {
+    const auto words = path_words(command);
+    return std::find(words.begin(), words.end(), path) != words.end();
+  };
+  EXPECT_TRUE(has("python3 -m tools.nbstrip", "tools/nbstrip.py"));
+  EXPECT_TRUE(has("python3 -m tools.nbstrip", "tools/nbstrip/__main__.py"));
+  EXPECT_TRUE(has("sh -c 'tools/hexconv.sh \"$0\"'", "tools/hexconv.sh"));
+  EXPECT_TRUE(has("!cd tools && ./lint.sh", "tools/./lint.sh"));
+  EXPECT_TRUE(has("$(pwd)/x", "./x"));
+  EXPECT_TRUE(has("${PWD}/x --fix", "./x"));
+  EXPECT_TRUE(has("\"$GIT_DIR\"/../x", ".git/../x"));
+  EXPECT_TRUE(has("eval \"$(./scripts/env.sh)\"", "./scripts/env.sh"));
+  EXPECT_TRUE(has("export PATH=\"$PWD/tools/bin:$PATH\"", "./tools/bin"));
+  EXPECT_FALSE(has("npm run build", "build"));  // a plain word is no file's name here
+  EXPECT_EQ(path_words("GIT_X=1 bin/run \"$HOME\" x\\ y.sh"), (std::vector<std::string>{"bin/run", "x y.sh", "y.sh"}));
 }
 
 // Only regular files are read: a FIFO planted where a config is looked for

