@@ -147,16 +147,23 @@ Bind checked_bind(const std::string& requested, const std::string& jail, bool wr
 void protect_workspace_entries(const Profile& profile, const std::string& workspace_host, FsPlan& plan) {
   for (const auto& entry : profile.readonly_in_workspace) {
     const std::string& name = entry.name;
-    if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||
-        name.find('\0') != std::string::npos)
-      throw Error("protected workspace entry '" + name + "' must be one path component");
+    bool well_formed = !name.empty() && name.find('\0') == std::string::npos && name[0] != '/';
+    for (const auto& part : fs::path(name)) well_formed = well_formed && part != "." && part != ".." && part != "";
+    if (!well_formed) throw Error("protected workspace entry '" + name + "' must be a path relative to the workspace");
     const std::string host = workspace_host + "/" + name;
     const std::string jail = std::string(kJailWorkspace) + "/" + name;
+    // A link (the entry, or a folder on the way to it) would make the
+    // read-only bind land somewhere else.
+    std::string prefix = workspace_host;
+    for (const auto& part : fs::path(name)) {
+      prefix.append("/").append(part.string());
+      struct stat link;
+      if (::lstat(prefix.c_str(), &link) == 0 && S_ISLNK(link.st_mode))
+        throw Error("workspace entry '" + name + "' is reached through a symbolic link; it cannot be kept read-only, "
+                    "so nothing runs");
+    }
     struct stat st;
     if (::lstat(host.c_str(), &st) == 0) {
-      // A link would make the read-only bind land somewhere else.
-      if (S_ISLNK(st.st_mode))
-        throw Error("workspace entry '" + name + "' is a symbolic link; it cannot be kept read-only, so nothing runs");
       plan.binds.push_back({host, jail, false});
     } else if (errno == ENOENT) {
       plan.masks.push_back({jail, entry.directory});

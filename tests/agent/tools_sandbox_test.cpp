@@ -469,3 +469,22 @@ TEST_F(FileToolsInBwrap, RunCommandMovesAsidePlantedCodeAndStopsWhenItCannot) {
   EXPECT_FALSE(fs::exists(ws_ + "/ran"));
 }
 }  // namespace
+
+// A nested repository's .git is as read-only to a command as the
+// workspace's own (its index and objects are the repository's content:
+// a .lfsconfig staged there sends the next push elsewhere), unless the
+// human approved a git write.
+TEST_F(FileToolsInBwrap, ANestedRepositorysGitIsReadOnlyWithoutAnApprovedGitWrite) {
+  write_file(ws_ + "/lib/.git/HEAD", "ref: refs/heads/main\n");
+  write_file(ws_ + "/lib/.git/index", "before\n");
+  fs::create_directories(ws_ + "/lib/.git/objects");
+  fs::create_directories(ws_ + "/lib/.git/refs");
+  const ToolOutcome refused = call("run_command", {{"command", "echo planted > lib/.git/index"}});
+  EXPECT_EQ(refused.text.rfind("exit 0", 0), std::string::npos) << refused.text;
+  EXPECT_NE(refused.text.find("Read-only file system"), std::string::npos) << refused.text;
+  EXPECT_EQ(read_file(ws_ + "/lib/.git/index"), "before\n");
+  EXPECT_EQ(call("run_command", {{"command", "echo ok > lib/file && cat lib/file"}}).text.rfind("exit 0", 0), 0u);
+  const ToolOutcome approved = call("run_command", {{"command", "echo staged > lib/.git/index"}, {"write_git", true}});
+  EXPECT_EQ(approved.text.rfind("exit 0", 0), 0u) << approved.text;
+  EXPECT_EQ(read_file(ws_ + "/lib/.git/index"), "staged\n");
+}
