@@ -104,11 +104,12 @@ Assessment assess(const Policy& policy, const EffectRequest& req) {
                               "a search of " + a.target + " cannot be held to: it reads all below it");
   // A hard link is the same file under another name, which the rules may
   // name where this one they do not (a command made `notes.txt` a link to
-  // a denied file in an earlier session).
+  // a denied file in an earlier session): any path rule of the user's, in
+  // the workspace or not, may be that name's.
   struct stat st;
   const bool file_tool = req.capability == Capability::fs_read || req.capability == Capability::fs_write;
   if (below.empty() && file_tool && ::lstat(a.target.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink > 1)
-    below = rule_below_reason(policy, ws, req.capability == Capability::fs_read,
+    below = rule_below_reason(policy, "/", req.capability == Capability::fs_read,
                               "cannot be checked against " + a.target + ": it has " + std::to_string(st.st_nlink) +
                                   " names (hard links), and a rule may name another");
   if (!below.empty()) {

@@ -158,6 +158,11 @@ TEST(Autorun, AFileWithMoreThanOneNameAsksWhereThePolicyHasPathRules) {
   EXPECT_EQ(wb::assess(denies, r).action, wb::Action::allow);
   r.target = ws + "/notes.txt";  // no path rules: nothing for another name to get past
   EXPECT_EQ(wb::assess(policy(""), r).action, wb::Action::allow);
+  // A rule on a folder outside the workspace may name the other name too.
+  EXPECT_EQ(
+      wb::assess(policy("[[rule]]\ncapability = \"fs.read\"\npattern = \"/srv/secrets/**\"\naction = \"deny\"\n"), r)
+          .action,
+      wb::Action::ask);
 }
 
 }  // namespace
@@ -167,8 +172,8 @@ namespace {
 TEST(NormalizePath, FollowsDanglingSymlinksToWhereAWriteWouldLand) {
   namespace fs = std::filesystem;
   std::string ws = fs::canonical(warden::test::make_temp_dir("ws")).string();
-  fs::create_symlink(".envrc", ws + "/notes");          // dangling, relative
-  fs::create_symlink("sub/deeper", ws + "/d");          // dangling folder in the middle of a path
+  fs::create_symlink(".envrc", ws + "/notes");                      // dangling, relative
+  fs::create_symlink("sub/deeper", ws + "/d");                      // dangling folder in the middle of a path
   fs::create_symlink(ws + "/.git/hooks/pre-commit", ws + "/hook");  // dangling, absolute
   fs::create_symlink("loop2", ws + "/loop1");
   fs::create_symlink("loop1", ws + "/loop2");
