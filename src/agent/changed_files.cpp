@@ -6,6 +6,7 @@
 #include <ctime>
 #include <filesystem>
 #include <limits>
+#include <set>
 
 #include "util/ascii.h"
 
@@ -28,6 +29,22 @@ bool named_in(std::string_view command, const std::string& path) {
       return true;
   }
   return false;
+}
+
+// Files a command runs without naming them: programs (any execute bit),
+// scripts, and the files build tools and test runners read as code.
+bool runs_as_code(const ChangedFiles::File& f) {
+  if (f.executable || f.unreadable_folder) return true;
+  static const std::set<std::string> kBuildFiles = {
+      "Makefile",         "makefile",        "GNUmakefile", "CMakeLists.txt", "meson.build",
+      "package.json",     "setup.py",        "setup.cfg",   "pyproject.toml", "tox.ini",
+      "noxfile.py",       "conftest.py",     "Cargo.toml",  "build.rs",       "build.gradle",
+      "build.gradle.kts", "settings.gradle", "pom.xml",     "Dockerfile",     "Rakefile",
+      "Gemfile",          "BUILD",           "BUILD.bazel", "WORKSPACE"};
+  static const std::set<std::string> kScriptExtensions = {".sh", ".bash", ".zsh", ".py",  ".js",  ".mjs", ".cjs",
+                                                          ".ts", ".pl",   ".rb",  ".php", ".lua", ".mk",  ".cmake"};
+  const fs::path p(f.path);
+  return kBuildFiles.count(p.filename().string()) || kScriptExtensions.count(p.extension().string());
 }
 
 }  // namespace
@@ -65,7 +82,7 @@ ChangedFiles changed_since(const std::string& workspace, int64_t since_ns, size_
         continue;
       }
       const int64_t ctime_ns = int64_t(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
-      if (ctime_ns >= since_ns) out.files.push_back({relative(p), ctime_ns, false});
+      if (ctime_ns >= since_ns) out.files.push_back({relative(p), ctime_ns, false, (st.st_mode & 0111) != 0});
     }
     // What a folder the walk cannot read holds is unknown: it is named.
     if (ec) out.files.push_back({relative(dir), std::numeric_limits<int64_t>::max(), true});
@@ -77,14 +94,22 @@ ChangedFiles changed_since(const std::string& workspace, int64_t since_ns, size_
 
 std::string describe_changed_files(const ChangedFiles& changed, std::string_view command, size_t max_shown) {
   if (changed.files.empty() && !changed.walk_cut) return "";
-  std::vector<const ChangedFiles::File*> named, others;
-  for (const auto& f : changed.files) (named_in(command, f.path) ? named : others).push_back(&f);
+  // Those the command names, then those that run as code, then the rest:
+  // touching many other files cannot push a script out of the list.
+  std::vector<const ChangedFiles::File*> named, code, others;
+  for (const auto& f : changed.files)
+    (named_in(command, f.path) ? named : runs_as_code(f) ? code : others).push_back(&f);
   std::string out = "files in the workspace changed since this session began (" + std::to_string(changed.files.size()) +
-                    "), which the command may run; read them before you approve:";
+                    ", " + std::to_string(named.size() + code.size()) +
+                    " of them named in the command, programs, scripts or build files), which the command may run; "
+                    "read them before you approve:";
   size_t shown = 0;
-  for (const auto* group : {&named, &others})
+  for (const auto* group : {&named, &code, &others})
     for (const ChangedFiles::File* f : *group) {
-      if (shown == max_shown) break;
+      // Every named file and every one that runs, up to a bound; the rest
+      // as room is left.
+      const size_t limit = group == &others ? max_shown : 4 * max_shown;
+      if (shown >= limit) break;
       ++shown;
       out += "\n  " + f->path;
       if (f->unreadable_folder) out += "/ (a folder warden cannot read)";

