@@ -156,7 +156,9 @@ void read_config_file(const fs::path& file, const std::string& home, GitRunConfi
   out.files.push_back(normal);
   for (const GitConfigEntry& e : parse_git_config(read_regular_file(normal, kMaxConfigBytes))) {
     if (!e.has_value) continue;
-    if (e.section == "core" && e.name == "hookspath") out.hooks_paths.push_back(e.value);
+    // init.templateDir's hooks are copied into every repository git init makes.
+    if ((e.section == "core" && e.name == "hookspath") || (e.section == "init" && e.name == "templatedir"))
+      out.hooks_paths.push_back(e.value);
     const bool include = (e.section == "include" && !e.has_subsection) || e.section == "includeif";
     if (include && e.name == "path" && !e.value.empty() && depth < kMaxIncludeDepth)
       read_config_file(include_target(e.value, normal, home), home, out, depth + 1);
@@ -257,7 +259,8 @@ bool runs_as_command(const GitConfigEntry& e) {
       "filter.clean", "filter.smudge", "filter.process", "credential.helper", "gpg.program",
       "uploadpack.packobjectshook", "remote.receivepack", "remote.uploadpack", "trailer.command", "trailer.cmd",
       "browser.cmd", "browser.path", "man.cmd", "man.path", "guitool.cmd", "imap.tunnel",
-      "sendemail.sendmailcmd", "sendemail.smtpserver", "sendemail.tocmd", "sendemail.cccmd"};
+      "sendemail.sendmailcmd", "sendemail.smtpserver", "sendemail.tocmd", "sendemail.cccmd",
+      "gpg.defaultkeycommand", "core.alternaterefscommand", "lfs.path", "lfs.clean", "lfs.smudge"};
   // clang-format on
   if (e.section == "pager" || kCommandKeys.count(e.section + "." + e.name)) return true;
   // An alias, or a submodule's update, that starts with '!' is a shell command.

@@ -41,7 +41,7 @@ std::vector<GitConfigEntry> parse_git_config(std::string_view text);
 // runs later).
 struct GitRunConfig {
   std::vector<std::filesystem::path> files;  // every config file read, includes too (absolute, normalized)
-  std::vector<std::string> hooks_paths;      // every core.hooksPath value, as written
+  std::vector<std::string> hooks_paths;      // every core.hooksPath and init.templateDir value, as written
   std::vector<std::string> commands;         // every value git runs as a command or a program's path
 };
 

@@ -300,12 +300,18 @@ void watch_what_envrcs_load(Walker& w, const std::string& home) {
 }
 
 // Hook managers installed as a repository's git hooks run what a file at
-// the top of its worktree says, on every commit: pre-commit, lefthook,
-// overcommit. Those files are watched in every repository.
-constexpr const char* kHookManagerFiles[] = {
-    ".pre-commit-config.yaml", "lefthook.yml",        "lefthook.yaml",        ".lefthook.yml",   ".lefthook.yaml",
-    "lefthook-local.yml",      "lefthook-local.yaml", ".lefthook-local.yml", ".lefthook-local.yaml", ".overcommit.yml",
-};
+// the top of its worktree says, on every commit: pre-commit, overcommit,
+// lefthook (its configs in any of its formats, `.config/` too, and the
+// scripts in its script folders). Those are watched in every repository.
+std::vector<fs::path> hook_manager_files() {
+  std::vector<fs::path> files = {".pre-commit-config.yaml", ".overcommit.yml", ".lefthook", ".lefthook-local"};
+  for (const char* folder : {"", ".config/"})
+    for (const char* dot : {"", "."})
+      for (const char* name : {"lefthook", "lefthook-local"})
+        for (const char* type : {".yml", ".yaml", ".json", ".jsonc", ".toml"})
+          files.push_back(std::string(folder) + dot + name + type);
+  return files;
+}
 
 // A hook or a hook manager's file runs what its lines name (`entry:
 // scripts/check.sh`, `./tools/lint`), relative to the top of the worktree,
@@ -376,8 +382,9 @@ void record_what_git_runs(Walker& w, const std::string& home) {
       for (size_t seen = 0; !ec && it != end && ++seen <= 1000; it.increment(ec))
         if (it->path().extension() != ".sample") watch_what_a_script_names(w, it->path(), base, home);
     }
-    for (const char* name : kHookManagerFiles) {
-      watch(w, base / name);
+    static const std::vector<fs::path> kHookManagerFiles = hook_manager_files();
+    for (const fs::path& name : kHookManagerFiles) {
+      watch_tree(w, base / name, true);
       watch_what_a_script_names(w, base / name, base, home);
     }
   }

@@ -116,6 +116,8 @@ TEST(GitConfig, CommandKeysAndTheWordsThatMayNameFiles) {
   EXPECT_TRUE(runs_as_command(entry("[diff \"pdf\"]\ntextconv = x\n")));
   EXPECT_TRUE(runs_as_command(entry("[pager]\nlog = x\n")));
   EXPECT_TRUE(runs_as_command(entry("[alias]\nup = !./up.sh\n")));
+  EXPECT_TRUE(runs_as_command(entry("[gpg \"ssh\"]\ndefaultKeyCommand = x\n")));
+  EXPECT_TRUE(runs_as_command(entry("[lfs \"customtransfer.x\"]\npath = x\n")));
   EXPECT_FALSE(runs_as_command(entry("[alias]\nst = status\n")));
   EXPECT_FALSE(runs_as_command(entry("[user]\nname = x\n")));
   EXPECT_FALSE(runs_as_command(entry("[core]\nhooksPath = x\n")));

