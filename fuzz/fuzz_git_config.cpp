@@ -30,5 +30,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   for (const std::string& w : warden::agent::path_words(input))
     if (w.empty()) std::abort();
+  for (const std::string& p : warden::agent::command_pieces(input))
+    if (p.empty() || p[0] == '-' || p[0] == '%') std::abort();
   return 0;
 }
