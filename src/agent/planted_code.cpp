@@ -453,6 +453,26 @@ std::vector<std::string> planted_since(const PlantedSnapshot& before, const Plan
   return out;
 }
 
+std::vector<std::string> nested_repository_entries(const PlantedSnapshot& snapshot, const std::string& workspace) {
+  std::set<std::string> repositories;
+  for (const auto& [relative, id] : snapshot) {
+    const fs::path path(relative);
+    bool in_git = false;
+    for (const auto& part : path.parent_path()) in_git = in_git || ascii_lower(part.string()) == ".git";
+    if (in_git) continue;
+    // A .git below the top (the top's own is protected by name); HEAD
+    // outside a .git is recorded only in a repository-shaped folder, which
+    // is protected unless it is the workspace itself.
+    fs::path entry;
+    if (ascii_lower(path.filename().string()) == ".git" && !path.parent_path().empty()) entry = path;
+    if (path.filename() == "HEAD") entry = path.parent_path();
+    if (entry.empty()) continue;
+    std::error_code ec;
+    if (!fs::is_symlink(fs::symlink_status(fs::path(workspace) / entry, ec))) repositories.insert(entry.string());
+  }
+  return {repositories.begin(), repositories.end()};
+}
+
 std::vector<std::string> quarantine(const std::string& workspace, const std::vector<std::string>& paths) {
   std::vector<std::string> moved;
   std::string failed;

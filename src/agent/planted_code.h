@@ -52,6 +52,13 @@ PlantedSnapshot snapshot_autorun_entries(const std::string& workspace, bool incl
 // entry itself; outermost first, nothing inside another.
 std::vector<std::string> planted_since(const PlantedSnapshot& before, const PlantedSnapshot& after);
 
+// The workspace-relative paths of the repositories in a snapshot below the
+// workspace's top: every `.git` (a folder, or a worktree's file) and every
+// repository-shaped folder outside a .git (a bare clone, the separate git
+// folder a `.git` file names). Links are left out: the jail binds no path
+// through one.
+std::vector<std::string> nested_repository_entries(const PlantedSnapshot& snapshot, const std::string& workspace);
+
 // Renames each path to PATH.warden-quarantine (or .warden-quarantine.N when
 // taken); returns "OLD -> NEW" lines, relative to the workspace. Tries every
 // path, then throws warden::Error naming those it could not rename.

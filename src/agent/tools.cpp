@@ -867,16 +867,12 @@ ToolOutcome ToolRunner::run_command(const json& args, const LabelSet& ctx) {
   // Deeper down, and for repositories without a .git name, what the
   // command planted is found afterwards and moved aside.
   const PlantedSnapshot before = snapshot_autorun_entries(config_.workspace, !write_git, config_.home);
-  // Nested repositories' .git too: their index, objects and refs are what
-  // git and git-lfs read as the repository's content (a .lfsconfig staged
+  // Nested repositories too: their index, objects and refs are what git
+  // and git-lfs read as the repository's content (a .lfsconfig staged
   // there sends the next push elsewhere). (Without write_git only: with it
   // the snapshot holds no git entries.)
-  for (const auto& [relative, id] : before) {
-    std::error_code ec;
-    if (relative.find('/') != std::string::npos && ascii_lower(fs::path(relative).filename().string()) == ".git" &&
-        !fs::is_symlink(fs::symlink_status(config_.workspace + "/" + relative, ec)))
-      profile.readonly_in_workspace.push_back({relative, true});
-  }
+  for (const std::string& repository : nested_repository_entries(before, config_.workspace))
+    profile.readonly_in_workspace.push_back({repository, true});
   auto r = sandboxed(profile, {"sh", "-c", command}, "", options);
   std::string text = "exit " + std::to_string(r.exit_code);
   if (r.killed == sandbox::KillReason::timeout)

@@ -457,11 +457,11 @@ TEST_F(FileToolsInBwrap, RunCommandMovesAsidePlantedCodeAndStopsWhenItCannot) {
   EXPECT_EQ(runner_->fatal_error(), "");
   // A hook whose name leaves no room for the suffix cannot be moved aside:
   // the runner refuses everything after it.
-  // (A bare repository the user keeps in the workspace.)
-  fs::create_directories(ws_ + "/r/objects");
-  fs::create_directories(ws_ + "/r/refs");
+  // (A repository the user keeps in the workspace, its hooks in a folder
+  // of its worktree.)
+  write_file(ws_ + "/r/.git/HEAD", "ref: refs/heads/main\n");
+  write_file(ws_ + "/r/.git/config", "[core]\n\thooksPath = hooks\n");
   fs::create_directories(ws_ + "/r/hooks");
-  write_file(ws_ + "/r/HEAD", "ref: refs/heads/main\n");
   out = call("run_command", {{"command", "touch r/hooks/" + std::string(245, 'h')}});
   EXPECT_NE(out.text.find("could not move aside"), std::string::npos) << out.text;
   EXPECT_NE(runner_->fatal_error(), "");
@@ -488,4 +488,16 @@ TEST_F(FileToolsInBwrap, ANestedRepositorysGitIsReadOnlyWithoutAnApprovedGitWrit
   const ToolOutcome approved = call("run_command", {{"command", "echo staged > lib/.git/index"}, {"write_git", true}});
   EXPECT_EQ(approved.text.rfind("exit 0", 0), 0u) << approved.text;
   EXPECT_EQ(read_file(ws_ + "/lib/.git/index"), "staged\n");
+  // A clone whose .git is a file naming a separate git folder, and a bare
+  // repository: the folders git takes for repositories are read-only too.
+  write_file(ws_ + "/vendor/app/.git", "gitdir: ../../.gitdirs/app\n");
+  write_file(ws_ + "/.gitdirs/app/HEAD", "ref: refs/heads/main\n");
+  write_file(ws_ + "/.gitdirs/app/index", "before\n");
+  fs::create_directories(ws_ + "/.gitdirs/app/objects");
+  fs::create_directories(ws_ + "/.gitdirs/app/refs");
+  const ToolOutcome separate = call("run_command", {{"command", "echo planted > .gitdirs/app/index"}});
+  EXPECT_NE(separate.text.find("Read-only file system"), std::string::npos) << separate.text;
+  EXPECT_EQ(read_file(ws_ + "/.gitdirs/app/index"), "before\n");
+  const ToolOutcome repointed = call("run_command", {{"command", "echo 'gitdir: elsewhere' > vendor/app/.git"}});
+  EXPECT_NE(repointed.text.find("Read-only file system"), std::string::npos) << repointed.text;
 }
