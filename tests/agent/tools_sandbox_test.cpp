@@ -351,8 +351,8 @@ TEST_F(FileToolsInBwrap, ANetworkedCommandsPromptListsTheFilesChangedThisSession
   call("run_command", {{"command", "sh build.sh"}, {"allow_domains", {"example.org"}}});
   const std::string detail = gate_.requests.back().detail;
   EXPECT_NE(detail.find("$ sh build.sh\nwith network to: example.org\nfiles in the workspace changed since this "
-                        "session began (1, 1 of them named in the command, programs, scripts or build files), "
-                        "which the command may run; read them before you approve:\n"
+                        "session began (1: 1 named in the command or read by a program it names, 0 build files, "
+                        "0 programs or scripts), which the command may run; read them before you approve:\n"
                         "  build.sh (named in the command)"),
             std::string::npos)
       << detail;
