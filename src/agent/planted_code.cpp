@@ -250,45 +250,60 @@ void watch_what_configs_run(Walker& w, const GitRunConfig& configs, const fs::pa
       if (resolvable(word)) watch(w, expand_home(word, base, home));
 }
 
-// Whether a program of this name is on the user's PATH (outside the
-// workspace): one of that name in a folder put before it shadows it.
-bool shadows_a_command(const fs::path& root, const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::string dirs = path && *path ? path : "/usr/local/bin:/usr/bin:/bin";
-  dirs += ":/usr/local/sbin:/usr/sbin:/sbin";
-  for (size_t from = 0; from <= dirs.size();) {
-    const size_t colon = std::min(dirs.find(':', from), dirs.size());
-    const fs::path dir = dirs.substr(from, colon - from);
-    from = colon + 1;
-    if (dir.is_absolute() && !within(root, dir) && dir != root && ::access((dir / name).c_str(), X_OK) == 0)
-      return true;
-  }
+// Whether the system has a program of this name (the distribution's
+// folders: git, ls, ssh, sudo...): one of that name in a folder put before
+// them on the PATH runs instead. Tools installed elsewhere (npm's global
+// eslint in /usr/local/bin) are left out: a project's own copy of such a
+// tool is what its node_modules/.bin is for.
+bool shadows_a_system_command(const std::string& name) {
+  for (const char* dir : {"/usr/bin", "/bin", "/usr/sbin", "/sbin"})
+    if (::access((fs::path(dir) / name).c_str(), X_OK) == 0) return true;
   return false;
 }
 
 // A folder an .envrc puts on the PATH: it, and each program in it named
-// like one on the user's PATH (`bin/ls`, `node_modules/.bin/git`), which
-// the user's shell would run instead. Its other programs run only when
-// named, like the project's own scripts (npm's node_modules/.bin changes
-// with every install).
+// like a system command (`bin/ls`, `node_modules/.bin/git`), which the
+// user's shell would run instead. Its other programs run only when named,
+// like the project's own scripts (npm changes node_modules/.bin with every
+// install); so do a Python virtual environment's own python and pip,
+// which are there to stand in for the system's.
 void watch_path_folder(Walker& w, const fs::path& folder) {
   if (!within(w.root, folder)) return;
   w.record(folder);
   const fs::path target = w.link_target(folder);
+  const fs::path real = target.empty() ? folder : target;
+  const bool virtual_env = exists_no_follow(real.parent_path() / "pyvenv.cfg");
   std::error_code ec;
-  fs::directory_iterator it(target.empty() ? folder : target, ec), end;
+  fs::directory_iterator it(real, ec), end;
   for (; !ec && it != end; it.increment(ec)) {
     w.count_entry();
-    if (shadows_a_command(w.root, it->path().filename().string())) w.record(it->path());
+    const std::string name = it->path().filename().string();
+    const bool venvs_own = virtual_env && (name.rfind("python", 0) == 0 || name.rfind("pip", 0) == 0);
+    if (!venvs_own && shadows_a_system_command(name)) w.record(it->path());
   }
+}
+
+// The folders direnv's `layout` functions put on the PATH: each
+// `.direnv/*/bin` (python, ruby, go...), `.venv/bin` (poetry, pipenv, uv)
+// and node_modules/.bin (node).
+std::vector<std::string> layout_folders(const fs::path& envrc_dir) {
+  std::vector<std::string> folders = {".venv/bin", "node_modules/.bin"};
+  std::error_code ec;
+  fs::directory_iterator it(envrc_dir / ".direnv", ec), end;
+  for (size_t seen = 0; !ec && it != end && ++seen <= 100; it.increment(ec)) {
+    const std::string layout = ".direnv/" + it->path().filename().string();
+    folders.push_back(layout + "/bin");
+    folders.push_back(layout + "/go/bin");
+  }
+  return folders;
 }
 
 // direnv runs more than an .envrc: the files it sources (source_env,
 // source_env_if_exists, dotenv and the like name them; `dotenv` alone
 // loads .env, `use nix` shell.nix or default.nix, `use flake` flake.nix),
-// and what it puts on the PATH (PATH_add DIR, an `export PATH=...`,
-// `layout node`'s node_modules/.bin). Those an .envrc in the workspace
-// names are watched.
+// and what it puts on the PATH (PATH_add DIR, an `export PATH=...`, a
+// `layout`'s folder, a sourced virtual environment's `activate`). Those an
+// .envrc in the workspace names are watched.
 void watch_what_envrcs_load(Walker& w, const std::string& home) {
   for (const auto& [relative, id] : PlantedSnapshot(w.snapshot)) {
     const fs::path envrc = w.root / relative;
@@ -305,7 +320,13 @@ void watch_what_envrcs_load(Walker& w, const std::string& home) {
         const std::vector<std::string> pieces = command_pieces(line);
         if (!pieces.empty()) folders.assign(pieces.begin() + 1, pieces.end());  // past PATH_add, export...
       }
-      if (mentions("layout node") || mentions("layout_node")) folders.push_back("node_modules/.bin");
+      if (mentions("layout")) {
+        const std::vector<std::string> layouts = layout_folders(envrc.parent_path());
+        folders.insert(folders.end(), layouts.begin(), layouts.end());
+      }
+      // `source .venv/bin/activate` puts the activate script's folder first.
+      for (const std::string& file : files)
+        if (fs::path(file).filename() == "activate") folders.push_back(fs::path(file).parent_path().string());
       const auto named = [&](const std::string& word) {
         return expand_home(word, envrc.parent_path(), home).lexically_normal();
       };

