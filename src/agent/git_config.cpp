@@ -177,7 +177,13 @@ bool looks_like_a_file(const std::string& word) {
 // repository's .git, written as the relative paths they stand for.
 std::string with_known_folders(std::string_view command) {
   static constexpr std::pair<std::string_view, std::string_view> kKnown[] = {
-      {"$(pwd)", "."}, {"`pwd`", "."}, {"${PWD}", "."}, {"$PWD", "."}, {"${GIT_DIR}", ".git"}, {"$GIT_DIR", ".git"}};
+      {"$(git rev-parse --show-toplevel)", "."},
+      {"$(pwd)", "."},
+      {"`pwd`", "."},
+      {"${PWD}", "."},
+      {"$PWD", "."},
+      {"${GIT_DIR}", ".git"},
+      {"$GIT_DIR", ".git"}};
   std::string text(command);
   for (const auto& [name, path] : kKnown)
     for (size_t at = text.find(name); at != std::string::npos; at = text.find(name, at + path.size()))
@@ -303,6 +309,9 @@ std::vector<std::string> path_words(std::string_view command) {
     if (!in_word) return;
     std::string w = word;
     if (const size_t eq = w.find('='); eq != std::string::npos) w.erase(0, eq + 1);
+    // "$ROOT/scripts/x.sh": the variable most likely names the top of the
+    // worktree (`ROOT=$(git rev-parse --show-toplevel)`), so the rest counts.
+    if (w.size() > 1 && w[0] == '$' && w.find('/') != std::string::npos) w.erase(0, w.find('/') + 1);
     const bool option_or_variable = w.empty() || w[0] == '-' || w[0] == '$' || w[0] == '%';
     if (module_next && !option_or_variable) {
       std::string path = w;

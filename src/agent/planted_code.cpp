@@ -5,12 +5,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <cstdio>
 #include <filesystem>
-#include <sstream>
+#include <map>
 #include <set>
+#include <sstream>
 
 #include "agent/git_config.h"
 #include "util/ascii.h"
@@ -113,7 +114,8 @@ struct Walker {
   // False when the folder was walked before (or is no folder).
   bool first_walk(const fs::path& folder) {
     struct stat st;
-    return ::stat(folder.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && folders_walked.insert({st.st_dev, st.st_ino}).second;
+    return ::stat(folder.c_str(), &st) == 0 && S_ISDIR(st.st_mode) &&
+           folders_walked.insert({st.st_dev, st.st_ino}).second;
   }
 
   // An entry and, for a link, where it leads in the workspace: what is read
@@ -298,6 +300,40 @@ std::vector<std::string> layout_folders(const fs::path& envrc_dir) {
   return folders;
 }
 
+bool is_variable_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+// The line with `$NAME` and `${NAME}` of the variables set before it
+// replaced by their values.
+std::string with_variables(std::string line, const std::map<std::string, std::string>& variables) {
+  for (size_t at = line.find('$'); at != std::string::npos && at + 1 < line.size(); at = line.find('$', at + 1)) {
+    const bool braced = line[at + 1] == '{';
+    size_t end = at + 1 + braced;
+    while (end < line.size() && is_variable_char(line[end])) ++end;
+    const auto it = variables.find(line.substr(at + 1 + braced, end - at - 1 - braced));
+    if (it == variables.end() || (braced && (end == line.size() || line[end] != '}'))) continue;
+    if (line.size() + it->second.size() > 64 * 1024) break;  // bounded: `A=$A$A` on every line doubles
+    line.replace(at, end + braced - at, it->second);
+    at += it->second.size() - 1;
+  }
+  return line;
+}
+
+// `NAME=VALUE` or `export NAME=VALUE` (quotes taken off the value).
+void remember_assignment(const std::string& line, std::map<std::string, std::string>& variables) {
+  size_t start = line.find_first_not_of(" \t");
+  if (start != std::string::npos && line.compare(start, 7, "export ") == 0)
+    start = line.find_first_not_of(" \t", start + 7);
+  if (start == std::string::npos) return;
+  size_t eq = start;
+  while (eq < line.size() && is_variable_char(line[eq])) ++eq;
+  if (eq == start || eq == line.size() || line[eq] != '=') return;
+  std::string value = line.substr(eq + 1);
+  value.erase(std::remove(value.begin(), value.end(), '"'), value.end());
+  value.erase(std::remove(value.begin(), value.end(), '\''), value.end());
+  value.erase(value.find_last_not_of(" \t\r") + 1);
+  if (value.size() <= 4096) variables[line.substr(start, eq - start)] = value;
+}
+
 // direnv runs more than an .envrc: the files it sources (source_env,
 // source_env_if_exists, dotenv and the like name them; `dotenv` alone
 // loads .env, `use nix` shell.nix or default.nix, `use flake` flake.nix),
@@ -309,8 +345,11 @@ void watch_what_envrcs_load(Walker& w, const std::string& home) {
     const fs::path envrc = w.root / relative;
     if (ascii_lower(envrc.filename().string()) != ".envrc") continue;
     std::istringstream in(read_regular_file(envrc, 4 << 20));
+    std::map<std::string, std::string> variables;  // set by earlier lines: `export GOBIN="$PWD/bin"`
     std::string line;
     for (size_t lines = 0; std::getline(in, line) && lines < 100000; ++lines) {
+      line = with_variables(line, variables);
+      remember_assignment(line, variables);
       const auto mentions = [&](std::string_view what) { return line.find(what) != std::string::npos; };
       std::vector<std::string> files = path_words(line), folders;
       if (mentions("dotenv")) files.push_back(".env");
@@ -352,15 +391,27 @@ std::vector<fs::path> hook_manager_files() {
 
 // A hook or a hook manager's file runs what its lines name (`entry:
 // scripts/check.sh`, `./tools/lint`), relative to the top of the worktree,
-// and `make` runs the Makefile: those files in the workspace are watched.
-void watch_what_a_script_names(Walker& w, const fs::path& script, const fs::path& base, const std::string& home) {
+// and `make` runs the Makefile: those files in the workspace are watched,
+// and what they name in turn, three levels down (a hook's script calls
+// another; a Makefile includes mk/rules.mk and runs ./scripts/lint.sh).
+void watch_what_a_script_names(Walker& w, const fs::path& script, const fs::path& base, const std::string& home,
+                               int depth = 0) {
   std::istringstream in(read_regular_file(script, 1 << 20));
+  std::vector<fs::path> named;
   std::string line;
   for (size_t lines = 0; std::getline(in, line) && lines < 100000; ++lines) {
-    for (const std::string& word : path_words(line)) watch(w, expand_home(word, base, home));
+    for (const std::string& word : path_words(line)) named.push_back(expand_home(word, base, home).lexically_normal());
     const std::vector<std::string> pieces = command_pieces(line);
     if (std::find(pieces.begin(), pieces.end(), "make") != pieces.end())
-      for (const char* makefile : {"GNUmakefile", "makefile", "Makefile"}) watch(w, base / makefile);
+      for (const char* makefile : {"GNUmakefile", "makefile", "Makefile"}) named.push_back(base / makefile);
+  }
+  for (const fs::path& file : named) {
+    if (!within(w.root, file)) continue;
+    const bool new_to_watch = !w.snapshot.count(file.lexically_relative(w.root).string());
+    w.record(file);
+    std::error_code ec;
+    if (new_to_watch && depth < 3 && fs::is_regular_file(fs::status(file, ec)))
+      watch_what_a_script_names(w, file, base, home, depth + 1);
   }
 }
 

