@@ -207,7 +207,8 @@ void watch(Walker& w, const fs::path& p) {
 
 // An entry where it lies in the workspace and, for a folder (or a link to
 // one), what is in it: all below it, or the entries directly in it. Links
-// in it are followed where they lead in the workspace, to a bounded depth.
+// in it are followed where they lead in the workspace; each folder is
+// walked once (links may loop), within the walker's budget.
 void watch_tree(Walker& w, const fs::path& top, bool recursive) {
   if (!within(w.root, top)) return;
   w.record(top);
