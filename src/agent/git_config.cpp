@@ -5,6 +5,8 @@
 #include <fstream>
 #include <set>
 
+#include "util/error.h"
+
 namespace warden::agent {
 namespace fs = std::filesystem;
 namespace {
@@ -151,17 +153,20 @@ fs::path include_target(const std::string& value, const fs::path& including, con
   return p.is_absolute() ? p : including.parent_path() / p;
 }
 
-void read_config_file(const fs::path& file, const std::string& home, GitRunConfig& out, int depth) {
+void read_config_file(const fs::path& file, const std::string& home, GitRunConfig& out, ReadBudget& budget,
+                      int depth) {
   const fs::path normal = fs::absolute(file).lexically_normal();
-  out.files.push_back(normal);
-  for (const GitConfigEntry& e : parse_git_config(read_regular_file(normal, kMaxConfigBytes))) {
+  if (!out.files.insert(normal).second) return;  // read already: includes may fan out or loop
+  const std::string text = read_regular_file(normal, kMaxConfigBytes);
+  budget.spend(text.size());
+  for (const GitConfigEntry& e : parse_git_config(text)) {
     if (!e.has_value) continue;
     // init.templateDir's hooks are copied into every repository git init makes.
     if ((e.section == "core" && e.name == "hookspath") || (e.section == "init" && e.name == "templatedir"))
       out.hooks_paths.push_back(e.value);
     const bool include = (e.section == "include" && !e.has_subsection) || e.section == "includeif";
     if (include && e.name == "path" && !e.value.empty() && depth < kMaxIncludeDepth)
-      read_config_file(include_target(e.value, normal, home), home, out, depth + 1);
+      read_config_file(include_target(e.value, normal, home), home, out, budget, depth + 1);
     if (runs_as_command(e)) out.commands.push_back(e.value);
   }
 }
@@ -249,8 +254,15 @@ std::vector<GitConfigEntry> parse_git_config(std::string_view text) {
   }
 }
 
-void read_git_config(const fs::path& file, const std::string& home, GitRunConfig& out) {
-  read_config_file(file, home, out, 0);
+void ReadBudget::spend(size_t bytes) {
+  if (bytes > bytes_left)
+    throw Error("the workspace's configs, hooks and .envrc files hold more text than warden reads to check them (" +
+                std::to_string(kCheckReadBytes >> 20) + " MiB)");
+  bytes_left -= bytes;
+}
+
+void read_git_config(const fs::path& file, const std::string& home, GitRunConfig& out, ReadBudget& budget) {
+  read_config_file(file, home, out, budget, 0);
 }
 
 bool runs_as_command(const GitConfigEntry& e) {
@@ -294,8 +306,9 @@ std::vector<std::string> path_words(std::string_view command) {
   if (!command.empty() && command.front() == '!') command.remove_prefix(1);
   const std::string text = with_known_folders(command);
   std::vector<std::string> words;
+  std::set<std::string> seen;
   const auto add = [&](const std::string& w) {
-    if (!w.empty() && std::find(words.begin(), words.end(), w) == words.end()) words.push_back(w);
+    if (!w.empty() && seen.insert(w).second) words.push_back(w);
   };
   // First the words as a shell splits them: quotes keep a word whole; a
   // word counts when it looks like a file (a program without a '/' comes

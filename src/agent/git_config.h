@@ -12,6 +12,7 @@
 // only that line and reads on (git would refuse the whole file; reading
 // more than git does only watches more).
 #include <filesystem>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,19 +36,32 @@ std::string read_regular_file(const std::filesystem::path& file, size_t max_byte
 // The entries of a config file's text, in order.
 std::vector<GitConfigEntry> parse_git_config(std::string_view text);
 
+// How much more text one check may read and parse (bytes of the files it
+// reads, and of lines after their variables are expanded): a workspace
+// made to need more (includes fanning out, huge or repeated files) stops
+// the check, which fails closed, instead of running on for good.
+inline constexpr size_t kCheckReadBytes = size_t(64) << 20;
+struct ReadBudget {
+  size_t bytes_left = kCheckReadBytes;
+  // Throws warden::Error when the budget is spent.
+  void spend(size_t bytes);
+};
+
 // What the config files that apply to a repository make git run, collected
 // over each file and every file it includes (include.path, and
 // includeIf.<condition>.path whatever the condition: it may hold when git
 // runs later).
 struct GitRunConfig {
-  std::vector<std::filesystem::path> files;  // every config file read, includes too (absolute, normalized)
+  std::set<std::filesystem::path> files;     // every config file read, includes too (absolute, normalized)
   std::vector<std::string> hooks_paths;      // every core.hooksPath and init.templateDir value, as written
   std::vector<std::string> commands;         // every value git runs as a command or a program's path
 };
 
 // Reads `file` (when it exists) and what it includes, to git's depth of 10,
-// into `out`. `home` expands "~/" in an include's path ("" leaves it alone).
-void read_git_config(const std::filesystem::path& file, const std::string& home, GitRunConfig& out);
+// into `out`, each file once. `home` expands "~/" in an include's path (""
+// leaves it alone). What it reads is spent from `budget`.
+void read_git_config(const std::filesystem::path& file, const std::string& home, GitRunConfig& out,
+                     ReadBudget& budget);
 
 // Whether git runs this entry's value as a command or a program's path
 // (core.fsmonitor, core.pager, filter.<driver>.clean, diff.<driver>.textconv,

@@ -27,11 +27,17 @@ constexpr size_t kMaxWalkEntries = 500000;
 // The entry's identity; false when it does not exist. Any other failure
 // (a path too long, a folder the walk may not read) throws: an entry that
 // cannot be looked at is not taken as absent.
+// A path for a message: a very long one (made to be) is cut.
+std::string shown(const fs::path& p) {
+  const std::string s = p.string();
+  return s.size() <= 300 ? s : s.substr(0, 300) + "... (" + std::to_string(s.size()) + " bytes)";
+}
+
 bool lstat_identity(const fs::path& p, EntryIdentity& id) {
   struct stat st;
   if (::lstat(p.c_str(), &st) != 0) {
     if (errno == ENOENT || errno == ENOTDIR) return false;
-    throw Error("cannot check " + p.string() + " for code planted for later: " + std::strerror(errno));
+    throw Error("cannot check " + shown(p) + " for code planted for later: " + std::strerror(errno));
   }
   id.dev = st.st_dev;
   id.ino = st.st_ino;
@@ -61,21 +67,36 @@ bool is_repository_dir(const fs::path& dir) {
   return (exists_no_follow(dir / "objects") && exists_no_follow(dir / "refs")) || exists_no_follow(dir / "commondir");
 }
 
+// A folder listing's error, where the folder exists: what is in it is
+// unknown, so the check stops (fail closed).
+void check_listed(const std::error_code& ec, const fs::path& folder) {
+  if (ec && ec != std::errc::no_such_file_or_directory && ec != std::errc::not_a_directory)
+    throw Error("cannot check " + shown(folder) + " for code planted for later: " + ec.message());
+}
+
+// A regular file's text, spent from the check's budget.
+std::string read_for_check(const fs::path& file, size_t max_bytes, ReadBudget& budget) {
+  std::string text = read_regular_file(file, max_bytes);
+  budget.spend(text.size());
+  return text;
+}
+
 // The config files of the repository whose .git is at `dot_git`: inside
 // it, or, for a worktree's .git file ("gitdir: ..."), in the common folder
 // its commondir names (the worktree's own config.worktree beside its
 // gitdir). Empty when a .git file names nothing.
-std::vector<fs::path> configs_of(const fs::path& dot_git) {
+std::vector<fs::path> configs_of(const fs::path& dot_git, ReadBudget& budget) {
   std::error_code ec;
-  if (fs::is_directory(fs::symlink_status(dot_git, ec))) return {dot_git / "config", dot_git / "config.worktree"};
-  std::istringstream in(read_regular_file(dot_git, 64 * 1024));
+  // (A link to a folder is followed, as git follows it.)
+  if (fs::is_directory(fs::status(dot_git, ec))) return {dot_git / "config", dot_git / "config.worktree"};
+  std::istringstream in(read_for_check(dot_git, 64 * 1024, budget));
   std::string line;
   if (!std::getline(in, line) || line.rfind("gitdir:", 0) != 0) return {};
   line.erase(0, line.find_first_not_of(" \t", 7));
   line.erase(line.find_last_not_of(" \t\r") + 1);
   const fs::path gitdir = fs::path(line).is_absolute() ? fs::path(line) : dot_git.parent_path() / line;
   fs::path common = gitdir;
-  std::istringstream commondir(read_regular_file(gitdir / "commondir", 64 * 1024));
+  std::istringstream commondir(read_for_check(gitdir / "commondir", 64 * 1024, budget));
   std::string relative;
   if (std::getline(commondir, relative) && !relative.empty()) {
     relative.erase(relative.find_last_not_of(" \t\r") + 1);
@@ -105,6 +126,7 @@ struct Walker {
   // how many more entries may be looked at there.
   std::set<std::pair<dev_t, ino_t>> folders_walked;
   size_t entries_left = kMaxWalkEntries;
+  ReadBudget budget;  // what the files read there may hold
 
   void count_entry() {
     if (entries_left-- == 0)
@@ -209,8 +231,9 @@ void watch(Walker& w, const fs::path& p) {
 // one), what is in it: all below it, or the entries directly in it. Links
 // in it are followed where they lead in the workspace; each folder is
 // walked once (links may loop), within the walker's budget.
-void watch_tree(Walker& w, const fs::path& top, bool recursive) {
+void watch_tree(Walker& w, const fs::path& top, bool recursive, int link_depth = 0) {
   if (!within(w.root, top)) return;
+  if (link_depth > 40) throw Error("cannot check " + shown(top) + " for code planted for later: links lead too deep");
   w.record(top);
   const fs::path target = w.link_target(top);
   const fs::path folder = target.empty() ? top : target;
@@ -220,11 +243,11 @@ void watch_tree(Walker& w, const fs::path& top, bool recursive) {
   for (; !ec && it != end; it.increment(ec)) {
     w.count_entry();
     w.record(it->path());
-    if (!w.link_target(it->path()).empty()) watch_tree(w, it->path(), recursive);
+    if (!w.link_target(it->path()).empty()) watch_tree(w, it->path(), recursive, link_depth + 1);
     std::error_code kind;
     if (!recursive || (it->is_directory(kind) && !w.first_walk(it->path()))) it.disable_recursion_pending();
   }
-  if (ec) throw Error("cannot check " + folder.string() + " for code planted for later: " + ec.message());
+  if (ec) throw Error("cannot check " + shown(folder) + " for code planted for later: " + ec.message());
 }
 
 // A hooks folder named by core.hooksPath and all in it. Husky 9's
@@ -284,6 +307,7 @@ void watch_path_folder(Walker& w, const fs::path& folder) {
     const bool venvs_own = virtual_env && (name.rfind("python", 0) == 0 || name.rfind("pip", 0) == 0);
     if (!venvs_own && shadows_a_system_command(name)) w.record(it->path());
   }
+  check_listed(ec, real);
 }
 
 // The folders direnv's `layout` functions put on the PATH: each
@@ -298,6 +322,7 @@ std::vector<std::string> layout_folders(const fs::path& envrc_dir) {
     folders.push_back(layout + "/bin");
     folders.push_back(layout + "/go/bin");
   }
+  check_listed(ec, envrc_dir / ".direnv");
   return folders;
 }
 
@@ -345,11 +370,12 @@ void watch_what_envrcs_load(Walker& w, const std::string& home) {
   for (const auto& [relative, id] : PlantedSnapshot(w.snapshot)) {
     const fs::path envrc = w.root / relative;
     if (ascii_lower(envrc.filename().string()) != ".envrc") continue;
-    std::istringstream in(read_regular_file(envrc, 4 << 20));
+    std::istringstream in(read_for_check(envrc, 4 << 20, w.budget));
     std::map<std::string, std::string> variables;  // set by earlier lines: `export GOBIN="$PWD/bin"`
     std::string line;
     for (size_t lines = 0; std::getline(in, line) && lines < 100000; ++lines) {
       line = with_variables(line, variables);
+      w.budget.spend(line.size());  // expanded lines are parsed too: `A=$A$A` grows them
       remember_assignment(line, variables);
       const auto mentions = [&](std::string_view what) { return line.find(what) != std::string::npos; };
       std::vector<std::string> files = path_words(line), folders;
@@ -397,7 +423,7 @@ std::vector<fs::path> hook_manager_files() {
 // another; a Makefile includes mk/rules.mk and runs ./scripts/lint.sh).
 void watch_what_a_script_names(Walker& w, const fs::path& script, const fs::path& base, const std::string& home,
                                int depth = 0) {
-  std::istringstream in(read_regular_file(script, 1 << 20));
+  std::istringstream in(read_for_check(script, 1 << 20, w.budget));
   std::vector<fs::path> named;
   std::string line;
   for (size_t lines = 0; std::getline(in, line) && lines < 100000; ++lines) {
@@ -419,7 +445,7 @@ void watch_what_a_script_names(Walker& w, const fs::path& script, const fs::path
 // The system's and the user's config files, which apply to every
 // repository (and GIT_CONFIG_SYSTEM / GIT_CONFIG_GLOBAL, where set, since
 // the user's git may run with them).
-GitRunConfig shared_configs(const std::string& home) {
+GitRunConfig shared_configs(const std::string& home, ReadBudget& budget) {
   std::vector<fs::path> files = {"/etc/gitconfig"};
   for (const char* variable : {"GIT_CONFIG_SYSTEM", "GIT_CONFIG_GLOBAL"})
     if (const char* v = std::getenv(variable); v && *v) files.emplace_back(v);
@@ -429,7 +455,7 @@ GitRunConfig shared_configs(const std::string& home) {
     files.push_back((xdg && *xdg ? fs::path(xdg) : fs::path(home) / ".config") / "git" / "config");
   }
   GitRunConfig shared;
-  for (const fs::path& file : files) read_git_config(file, home, shared);
+  for (const fs::path& file : files) read_git_config(file, home, shared, budget);
   return shared;
 }
 
@@ -444,21 +470,21 @@ fs::path enclosing_dot_git(const fs::path& root) {
 }
 
 void record_what_git_runs(Walker& w, const std::string& home) {
-  const GitRunConfig shared = shared_configs(home);
+  const GitRunConfig shared = shared_configs(home, w.budget);
   watch_what_configs_run(w, shared, {}, home);
   std::vector<std::pair<fs::path, std::vector<fs::path>>> repositories;  // base folder, its own configs
   if (const fs::path outer = enclosing_dot_git(w.root); !outer.empty())
-    repositories.emplace_back(outer.parent_path(), configs_of(outer));
+    repositories.emplace_back(outer.parent_path(), configs_of(outer, w.budget));
   for (const auto& [relative, id] : PlantedSnapshot(w.snapshot)) {
     const fs::path entry = w.root / relative;
     if (ascii_lower(entry.filename().string()) == ".git")
-      repositories.emplace_back(entry.parent_path(), configs_of(entry));
+      repositories.emplace_back(entry.parent_path(), configs_of(entry, w.budget));
     else if (entry.filename() == "config" && ascii_lower(entry.parent_path().filename().string()) != ".git")
       repositories.emplace_back(entry.parent_path(), std::vector<fs::path>{entry});
   }
   for (const auto& [base, own] : repositories) {
     GitRunConfig configs = shared;
-    for (const fs::path& config : own) read_git_config(config, home, configs);
+    for (const fs::path& config : own) read_git_config(config, home, configs, w.budget);
     watch_what_configs_run(w, configs, base, home);
     // What the hooks and hook managers run: files their lines name.
     std::vector<fs::path> hooks_dirs;
@@ -472,6 +498,7 @@ void record_what_git_runs(Walker& w, const std::string& home) {
         w.count_entry();
         if (it->path().extension() != ".sample") watch_what_a_script_names(w, it->path(), base, home);
       }
+      check_listed(ec, dir);
     }
     static const std::vector<fs::path> kHookManagerFiles = hook_manager_files();
     for (const fs::path& name : kHookManagerFiles) {

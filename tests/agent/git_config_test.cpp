@@ -8,8 +8,10 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <set>
 
 #include "common/test_env.h"
+#include "util/error.h"
 
 namespace fs = std::filesystem;
 using namespace warden::agent;
@@ -97,16 +99,32 @@ TEST(GitConfig, IncludesAreFollowedWhateverTheirCondition) {
   write_file(dir + "/shared.cfg", "[core]\n\thooksPath = .githooks\n[include]\n\tpath = missing.cfg\n");
   write_file(home + "/cond.cfg", "[core]\n\tfsmonitor = tools/monitor\n[include]\n\tpath = cond.cfg\n");
   GitRunConfig run;
-  read_git_config(dir + "/repo/config", home, run);
-  const std::vector<fs::path> want_first = {dir + "/repo/config", dir + "/shared.cfg", dir + "/missing.cfg",
-                                            home + "/cond.cfg"};
-  ASSERT_GE(run.files.size(), want_first.size());
-  EXPECT_EQ(std::vector<fs::path>(run.files.begin(), run.files.begin() + 4), want_first);
-  // cond.cfg includes itself: git's depth limit of 10 ends it.
-  EXPECT_EQ(run.files.size(), 3u + 10u);
+  ReadBudget budget;
+  read_git_config(dir + "/repo/config", home, run, budget);
+  // Each file once: cond.cfg includes itself.
+  EXPECT_EQ(run.files, (std::set<fs::path>{dir + "/repo/config", dir + "/shared.cfg", dir + "/missing.cfg",
+                                           home + "/cond.cfg"}));
   EXPECT_EQ(run.hooks_paths, std::vector<std::string>{".githooks"});
-  EXPECT_EQ(run.commands.front(), "tools/monitor");
-  EXPECT_EQ(run.commands.back(), "./scripts/clean.sh %f");
+  EXPECT_EQ(run.commands, (std::vector<std::string>{"tools/monitor", "./scripts/clean.sh %f"}));
+}
+
+// Includes that fan out (a file including another eight times, ten deep)
+// are read once each; text past the check's budget stops it.
+TEST(GitConfig, ReadingIsBounded) {
+  const std::string dir = fs::canonical(make_temp_dir("fan")).string();
+  std::string fan_out;
+  for (int i = 0; i < 8; ++i) fan_out += "[include]\n\tpath = config\n";
+  write_file(dir + "/config", fan_out);
+  GitRunConfig run;
+  ReadBudget budget;
+  read_git_config(dir + "/config", "", run, budget);
+  EXPECT_EQ(run.files.size(), 1u);
+  EXPECT_EQ(budget.bytes_left, kCheckReadBytes - fan_out.size());
+  write_file(dir + "/big", "[core]\n\tpager = " + std::string(1 << 20, 'x') + "\n");
+  ReadBudget small;
+  small.bytes_left = 1000;
+  GitRunConfig other;
+  EXPECT_THROW(read_git_config(dir + "/big", "", other, small), warden::Error);
 }
 
 TEST(GitConfig, CommandKeysAndTheWordsThatMayNameFiles) {
@@ -157,6 +175,7 @@ TEST(GitConfig, OnlyRegularFilesAreReadAndOnlySoFar) {
   EXPECT_EQ(read_regular_file(dir + "/big", 1 << 20).size(), 40004u);
   write_file(dir + "/config", "[include]\n\tpath = fifo\n");
   GitRunConfig run;
-  read_git_config(dir + "/config", "", run);
+  ReadBudget budget;
+  read_git_config(dir + "/config", "", run, budget);
   EXPECT_EQ(run.files.size(), 2u);
 }

@@ -496,3 +496,33 @@ TEST_F(PlantedCode, FifosWhereTheCheckReadsDoNotStopIt) {
   ASSERT_EQ(::mkfifo((ws_ + "/.envrc").c_str(), 0600), 0);
   EXPECT_EQ(planted(), (std::vector<std::string>{".envrc", "old/shared.cfg", "w/.git"}));
 }
+
+// What a command can make the check read is bounded: an .envrc whose
+// variables double on every line stops the check (which fails closed:
+// the agent stops) instead of running on for good; a long line is read
+// in time linear in its words.
+TEST_F(PlantedCode, TextMadeToBeExpensiveStopsTheCheck) {
+  std::string doubling = "A=x/0\n";
+  for (int i = 0; i < 20000; ++i) doubling += "A=\"$A $A\"\n";
+  write_file(ws_ + "/d/.envrc", doubling);
+  try {
+    snapshot_autorun_entries(ws_, true);
+    ADD_FAILURE() << "the check read on";
+  } catch (const warden::Error& e) {
+    EXPECT_LT(std::string(e.what()).size(), 1000u) << e.what();  // the message cuts a path made that long
+  }
+  // The same without a word to look at: the budget for text ends it.
+  doubling = "A=1\n";
+  for (int i = 0; i < 20000; ++i) doubling += "A=\"$A $A\"\n";
+  write_file(ws_ + "/d/.envrc", doubling);
+  try {
+    snapshot_autorun_entries(ws_, true);
+    ADD_FAILURE() << "the check read on";
+  } catch (const warden::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("more text than warden reads to check them"), std::string::npos) << e.what();
+  }
+  std::string words;
+  for (int i = 0; i < 300000; ++i) words += "a/" + std::to_string(i) + " ";
+  write_file(ws_ + "/d/.envrc", words + "\n");
+  EXPECT_NO_THROW(snapshot_autorun_entries(ws_, true));
+}
