@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <ctime>
 #include <filesystem>
 #include <limits>
@@ -86,7 +87,7 @@ bool is_build_file(const ChangedFiles::File& f) {
 bool is_program_or_script(const ChangedFiles::File& f) {
   static const std::set<std::string> kScriptExtensions = {".sh",  ".bash", ".zsh", ".py", ".js",  ".mjs",
                                                           ".cjs", ".ts",   ".pl",  ".rb", ".php", ".lua"};
-  return f.executable || f.unreadable_folder || kScriptExtensions.count(fs::path(f.path).extension().string());
+  return f.executable || f.unreadable || kScriptExtensions.count(fs::path(f.path).extension().string());
 }
 
 }  // namespace
@@ -118,7 +119,12 @@ ChangedFiles changed_since(const std::string& workspace, int64_t since_ns, size_
       // command runs (compressed blobs); the rest of a .git is listed.
       if (p.filename() == "objects" && ascii_lower(dir.filename().string()) == ".git") continue;
       struct stat st;
-      if (::lstat(p.c_str(), &st) != 0) continue;  // gone since the folder was read
+      if (::lstat(p.c_str(), &st) != 0) {
+        // Gone since the folder was read; else (a path too long, say) what
+        // it is cannot be told, so it is named.
+        if (errno != ENOENT) out.files.push_back({relative(p), std::numeric_limits<int64_t>::max(), true});
+        continue;
+      }
       if (S_ISDIR(st.st_mode)) {
         folders.push_back(p);
         continue;
@@ -159,7 +165,7 @@ std::string describe_changed_files(const ChangedFiles& changed, std::string_view
       if (shown >= limit) break;
       ++shown;
       out += "\n  " + f->path;
-      if (f->unreadable_folder) out += "/ (a folder warden cannot read)";
+      if (f->unreadable) out += " (warden cannot look at it)";
       if (group == &named)
         out += named_in(command, f->path) ? " (named in the command)" : " (read by a program the command names)";
     }

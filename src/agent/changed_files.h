@@ -20,7 +20,7 @@ struct ChangedFiles {
   struct File {
     std::string path;  // relative to the workspace
     int64_t ctime_ns = 0;
-    bool unreadable_folder = false;  // a folder the walk could not enter: what is in it is unknown
+    bool unreadable = false;  // a folder the walk could not enter, an entry it could not look at
     bool executable = false;         // any execute bit
   };
   std::vector<File> files;  // newest first

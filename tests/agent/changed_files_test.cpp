@@ -73,7 +73,7 @@ TEST(ChangedFiles, AFolderTheWalkCannotReadIsNamed) {
   ::chmod((ws + "/hidden").c_str(), 0755);
   ASSERT_FALSE(changed.files.empty());
   EXPECT_EQ(changed.files[0].path, "hidden");
-  EXPECT_TRUE(changed.files[0].unreadable_folder);
+  EXPECT_TRUE(changed.files[0].unreadable);
 }
 
 // Many other files touched after a build file cannot push it out of the
