@@ -373,7 +373,7 @@ std::vector<std::string> path_words(std::string_view command) {
   finish();
   // Then every piece of the text that looks like a file: what a quote kept
   // whole is looked into too (`sh -c 'tools/x.sh "$0"'`, `"$(./env.sh)"`).
-  for (const std::string& piece : command_pieces(text))
+  for (const std::string& piece : command_pieces(command))
     if (looks_like_a_file(piece)) add(piece);
   return words;
 }

@@ -24,15 +24,15 @@ namespace {
 // Past this many entries the walk refuses rather than leave a tree unchecked.
 constexpr size_t kMaxWalkEntries = 500000;
 
-// The entry's identity; false when it does not exist. Any other failure
-// (a path too long, a folder the walk may not read) throws: an entry that
-// cannot be looked at is not taken as absent.
 // A path for a message: a very long one (made to be) is cut.
 std::string shown(const fs::path& p) {
   const std::string s = p.string();
   return s.size() <= 300 ? s : s.substr(0, 300) + "... (" + std::to_string(s.size()) + " bytes)";
 }
 
+// The entry's identity; false when it does not exist. Any other failure
+// (a path too long, a folder the walk may not read) throws: an entry that
+// cannot be looked at is not taken as absent.
 bool lstat_identity(const fs::path& p, EntryIdentity& id) {
   struct stat st;
   if (::lstat(p.c_str(), &st) != 0) {
@@ -117,6 +117,12 @@ bool is_git_config_file(const std::string& name) {
 // direnv's .envrc, git-lfs's .lfsconfig (its lfs.url receives every push).
 bool is_autorun_file(const std::string& lower_name) { return lower_name == ".envrc" || lower_name == ".lfsconfig"; }
 
+// Whether `p` lies below `root` (lexically; both normalized).
+bool within(const fs::path& root, const fs::path& p) {
+  const fs::path inside = p.lexically_relative(root);
+  return !inside.empty() && inside != "." && *inside.begin() != "..";
+}
+
 struct Walker {
   fs::path root;
   bool include_git;
@@ -156,8 +162,12 @@ struct Walker {
     std::error_code ec;
     if (!fs::is_symlink(fs::symlink_status(p, ec))) return {};
     const fs::path target = fs::weakly_canonical(p, ec);
-    const fs::path inside = ec ? fs::path() : target.lexically_relative(root);
-    return inside.empty() || inside == "." || *inside.begin() == ".." ? fs::path() : target;
+    return !ec && within(root, target) ? target : fs::path();
+  }
+  // The entry itself, or where it leads when it is a link into the workspace.
+  fs::path resolved(const fs::path& p) const {
+    const fs::path target = link_target(p);
+    return target.empty() ? p : target;
   }
 
   // Names compare ignoring ASCII case: a case-insensitive filesystem opens
@@ -210,11 +220,6 @@ std::string planted_unit(const std::string& relative, const PlantedSnapshot& bef
   return relative;
 }
 
-bool within(const fs::path& root, const fs::path& p) {
-  const fs::path inside = p.lexically_relative(root);
-  return !inside.empty() && inside != "." && *inside.begin() != "..";
-}
-
 fs::path expand_home(const std::string& path, const fs::path& base, const std::string& home) {
   if (path.rfind("~/", 0) == 0 && !home.empty()) return fs::path(home) / path.substr(2);
   return fs::path(path).is_absolute() ? fs::path(path) : base / path;
@@ -235,8 +240,7 @@ void watch_tree(Walker& w, const fs::path& top, bool recursive, int link_depth =
   if (!within(w.root, top)) return;
   if (link_depth > 40) throw Error("cannot check " + shown(top) + " for code planted for later: links lead too deep");
   w.record(top);
-  const fs::path target = w.link_target(top);
-  const fs::path folder = target.empty() ? top : target;
+  const fs::path folder = w.resolved(top);
   if (!w.first_walk(folder)) return;
   std::error_code ec;
   fs::recursive_directory_iterator it(folder, fs::directory_options::none, ec), end;
@@ -296,8 +300,7 @@ bool shadows_a_system_command(const std::string& name) {
 void watch_path_folder(Walker& w, const fs::path& folder) {
   if (!within(w.root, folder)) return;
   w.record(folder);
-  const fs::path target = w.link_target(folder);
-  const fs::path real = target.empty() ? folder : target;
+  const fs::path real = w.resolved(folder);
   const bool virtual_env = exists_no_follow(real.parent_path() / "pyvenv.cfg");
   std::error_code ec;
   fs::directory_iterator it(real, ec), end;

@@ -8,7 +8,6 @@
 #include "broker/client.h"
 #include "broker/protocol.h"
 #include "broker/render.h"
-#include "util/ascii.h"
 #include "util/display.h"
 #include "util/error.h"
 #include "util/json_nesting.h"
