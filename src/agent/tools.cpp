@@ -965,9 +965,16 @@ ToolOutcome ToolRunner::fetch_url(const json& args, const LabelSet& ctx) {
   const size_t start = size_t(opt_count(args, "start", 0, 0, 1ll << 40));
   // Reading on in a page fetched before needs no new request (nor a second
   // approval): its text is kept.
+  // Each such read is audited as its own event, naming the fetch it reads
+  // from, so the log shows every part of a page the model was shown.
   if (start > 0)
     for (const FetchedPage& page : fetched_pages_)
-      if (page.url == url) return page_part(page, start);
+      if (page.url == url) {
+        gate_.record_event("tool.fetch_kept", "fetch_url " + url + " from byte " +
+                                                  std::to_string(start) + " of the text fetched under audit record " +
+                                                  std::to_string(page.audit_seq));
+        return page_part(page, start);
+      }
   int64_t seq = 0;
   std::string denied;
   if (!authorize(Capability::net, u.host, "GET " + url, ctx, false, seq, denied))
@@ -1023,7 +1030,7 @@ ToolOutcome ToolRunner::fetch_url(const json& args, const LabelSet& ctx) {
     text = looks_like_html(content_type, body) ? html_to_text(body) : strip_control_chars(body);
   }
   if (status.empty() || status[0] != '2') text = "HTTP " + status + "; the server sent:\n" + text;
-  FetchedPage page{url, std::move(text), labels, cut};
+  FetchedPage page{url, std::move(text), labels, cut, seq};
   if (page.text.size() > config_.max_fetch_text || start > 0) {
     constexpr size_t kPagesKept = 4;
     if (fetched_pages_.size() == kPagesKept) fetched_pages_.erase(fetched_pages_.begin());

@@ -133,7 +133,8 @@ class ToolRunner {
   struct FetchedPage {
     std::string url, text;
     broker::LabelSet labels;
-    bool cut = false;  // the body was larger than fetch_url reads
+    bool cut = false;     // the body was larger than fetch_url reads
+    int64_t audit_seq = 0;  // the broker's record of the request that fetched it
   };
   // The part of a fetched page's text from byte `start`, with a note on
   // where to read on; a long page's text is kept for that (the last few).

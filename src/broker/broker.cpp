@@ -1,6 +1,10 @@
 #include "broker/broker.h"
 
+#include <dirent.h>
 #include <sys/stat.h>
+
+#include <algorithm>
+#include <memory>
 
 #include <nlohmann/json.hpp>
 
@@ -58,6 +62,38 @@ std::string rule_below_reason(const Policy& policy, const std::string& folder, b
   return "";
 }
 
+// A listing shows the names in a folder. A rule of the user's that denies
+// or asks for reading what its wildcards match (`$WORKSPACE/**/*.pem`,
+// `$HOME/mail/*`) keeps those names from view too, so a listing that would
+// show one asks. The part of a rule before its first wildcard is no secret
+// (`locked` of `$WORKSPACE/locked/**`), and without wildcard rules the
+// folder is not read at all. A folder too large to check asks.
+std::string listed_name_reason(const Policy& policy, const std::string& folder) {
+  const auto hides_names = [](const Rule& r) {
+    return r.capability == Capability::fs_read && r.action != Action::allow && r.origin != "default" &&
+           r.origin != "protected" && r.pattern.find_first_of("*?[") != std::string::npos;
+  };
+  if (std::none_of(policy.rules().begin(), policy.rules().end(), hides_names)) return "";
+  const std::unique_ptr<DIR, int (*)(DIR*)> dir(::opendir(folder.c_str()), ::closedir);
+  if (!dir) return "";  // not a folder: nothing is listed
+  constexpr int kMaxEntriesChecked = 100000;
+  int entries = 0;
+  while (const dirent* e = ::readdir(dir.get())) {
+    const std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    if (++entries > kMaxEntriesChecked)
+      return "a listing of " + folder + " would show more than " + std::to_string(kMaxEntriesChecked) +
+             " names, too many to check against the policy's rules on names";
+    const std::string path = folder == "/" ? "/" + name : folder + "/" + name;
+    const PolicyDecision d = policy.evaluate(PolicyQuery{Capability::fs_read, path, false});
+    if (d.rule && hides_names(*d.rule) && path.size() > d.rule->pattern.find_first_of("*?["))
+      return "a listing of " + folder + " would show " + path + ", which the policy " +
+             (d.action == Action::deny ? "denies" : "asks before") + " reading (fs.read " + d.rule->written_pattern +
+             ", " + d.rule->origin + ")";
+  }
+  return "";
+}
+
 std::string arguments_json(const EffectRequest& req, const std::string& target) {
   nlohmann::json j = {{"target", target},
                       {"detail", req.detail},
@@ -102,6 +138,7 @@ Assessment assess(const Policy& policy, const EffectRequest& req) {
   if (req.capability == Capability::fs_read && req.whole_tree)
     below = rule_below_reason(policy, a.target, true,
                               "a search of " + a.target + " cannot be held to: it reads all below it");
+  if (req.capability == Capability::fs_read && !req.whole_tree) below = listed_name_reason(policy, a.target);
   // A hard link is the same file under another name, which the rules may
   // name where this one they do not (a command made `notes.txt` a link to
   // a denied file in an earlier session): any path rule of the user's, in

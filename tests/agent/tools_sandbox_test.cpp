@@ -9,6 +9,7 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <thread>
@@ -432,6 +433,13 @@ TEST(FetchInBwrap, PagesAreReadByTheirTypeAndStatusAndOneGetIsOneRequest) {
                                          "bytes)");
   EXPECT_EQ(requests.load(), 0);
   EXPECT_EQ(gate.requests.size(), requests_before);
+  // Each read of the kept text is audited, naming the fetch it came from.
+  const std::string kept_event = "tool.fetch_kept fetch_url " + base + "/big from byte 65536 of the text fetched "
+                                 "under audit record " + std::to_string(requests_before);
+  EXPECT_EQ(std::count(gate.events.begin(), gate.events.end(), kept_event), 1);
+  EXPECT_EQ(std::count_if(gate.events.begin(), gate.events.end(),
+                          [](const std::string& e) { return e.rfind("tool.fetch_kept ", 0) == 0; }),
+            3);
   // A page not kept is fetched (and asked for) first.
   EXPECT_EQ(fetch_from("/raw.py", 4),
             "render():\n    return '<div>hi</div>'\n[warden: bytes 4-41 of the page's text (41 bytes) shown]");

@@ -130,6 +130,45 @@ TEST(Autorun, ASearchAsksWhereThePolicyDeniesPathsBelowIt) {
   EXPECT_EQ(wb::assess(policy, one_file).action, wb::Action::allow);
 }
 
+// A listing shows names: where a rule's wildcards keep names from view, a
+// listing that would show one asks; the names a rule spells out, and
+// folders holding none that match, do not.
+TEST(Autorun, AListingAsksWhereItWouldShowANameARuleHides) {
+  namespace fs = std::filesystem;
+  const std::string ws = fs::canonical(warden::test::make_temp_dir("ws")).string();
+  warden::test::write_file(ws + "/keys/server.pem", "KEY\n");
+  warden::test::write_file(ws + "/locked/plan.txt", "PLAN\n");
+  warden::test::write_file(ws + "/mail/to-lawyer.eml", "MAIL\n");
+  warden::test::write_file(ws + "/src/main.c", "int main;\n");
+  const wb::Policy policy = wb::Policy::parse(
+      "[[rule]]\ncapability = \"fs.read\"\npattern = \"$WORKSPACE/**/*.pem\"\naction = \"deny\"\n"
+      "[[rule]]\ncapability = \"fs.read\"\npattern = \"$WORKSPACE/locked/**\"\naction = \"deny\"\n"
+      "[[rule]]\ncapability = \"fs.read\"\npattern = \"$WORKSPACE/mail/*\"\naction = \"ask\"\n",
+      "policy.toml", wb::PolicyEnv::current(ws));
+  wb::EffectRequest list;
+  list.capability = wb::Capability::fs_read;
+  list.context_labels = wb::LabelSet::parse({"user"});
+  const auto action = [&](const std::string& folder) {
+    list.target = folder;
+    return wb::assess(policy, list).action;
+  };
+  EXPECT_EQ(action(ws), wb::Action::allow);  // shows keys, locked, mail: the rules spell those out
+  EXPECT_EQ(action(ws + "/src"), wb::Action::allow);
+  EXPECT_EQ(action(ws + "/locked"), wb::Action::deny);
+  EXPECT_EQ(action(ws + "/mail"), wb::Action::ask);
+  list.target = ws + "/keys";
+  const wb::Assessment keys = wb::assess(policy, list);
+  EXPECT_EQ(keys.action, wb::Action::ask);
+  ASSERT_FALSE(keys.ask_reasons.empty());
+  EXPECT_EQ(keys.ask_reasons.back(), "a listing of " + ws + "/keys would show " + ws +
+                                         "/keys/server.pem, which the policy denies reading (fs.read "
+                                         "$WORKSPACE/**/*.pem, policy.toml:1)");
+  warden::test::write_file(ws + "/src/leaked.pem", "KEY\n");
+  EXPECT_EQ(action(ws + "/src"), wb::Action::ask);
+  EXPECT_EQ(wb::assess(wb::Policy::parse("", "policy.toml", wb::PolicyEnv::current(ws)), list).action,
+            wb::Action::allow);
+}
+
 // A hard link is the denied file under an allowed name: where the policy
 // has such rules in the workspace, reading or writing a file with more than
 // one name asks.
