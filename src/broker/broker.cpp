@@ -87,9 +87,9 @@ std::string listed_name_reason(const Policy& policy, const std::string& folder) 
     const std::string path = folder == "/" ? "/" + name : folder + "/" + name;
     const PolicyDecision d = policy.evaluate(PolicyQuery{Capability::fs_read, path, false});
     if (d.rule && hides_names(*d.rule) && path.size() > d.rule->pattern.find_first_of("*?["))
-      return "a listing of " + folder + " would show " + path + ", which the policy " +
+      return "a listing of " + folder + " would show the name of a file the policy " +
              (d.action == Action::deny ? "denies" : "asks before") + " reading (fs.read " + d.rule->written_pattern +
-             ", " + d.rule->origin + ")";
+             ", " + d.rule->origin + ")";  // not which: the reason reaches the model too
   }
   return "";
 }
