@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "agent/git_config.h"
+#include "agent/package_scripts.h"
 #include "util/ascii.h"
 #include "util/error.h"
 
@@ -133,6 +134,9 @@ struct Walker {
   std::set<std::pair<dev_t, ino_t>> folders_walked;
   size_t entries_left = kMaxWalkEntries;
   ReadBudget budget;  // what the files read there may hold
+  // package.json files that hooks' package managers read, and what of them
+  // is run (see package_scripts.h).
+  std::map<fs::path, ScriptsRun> manifests;
 
   void count_entry() {
     if (entries_left-- == 0)
@@ -419,22 +423,53 @@ std::vector<fs::path> hook_manager_files() {
   return files;
 }
 
+// A line that runs a package manager (`npm test`, `cd web && yarn lint`,
+// `npx lint-staged`) runs what the package.json of the folder it runs in
+// says: the base folder's, or one the line names (`--prefix web`).
+void ask_of_manifests(Walker& w, const std::string& line, const fs::path& base) {
+  const ScriptsRun run = scripts_a_line_runs(line);
+  if (!run.runs_a_package_tool) return;
+  w.manifests[base / "package.json"].merge(run);
+  for (const std::string& piece : command_pieces(line)) {
+    const fs::path folder = (base / piece).lexically_normal();
+    std::error_code ec;
+    if (within(w.root, folder) && fs::is_directory(fs::status(folder, ec)))
+      w.manifests[folder / "package.json"].merge(run);
+  }
+}
+
+// The files a line names, and the Makefile where it runs `make`.
+void add_what_a_line_names(const std::string& line, const fs::path& base, const std::string& home,
+                           std::vector<fs::path>& named) {
+  for (const std::string& word : path_words(line)) named.push_back(expand_home(word, base, home).lexically_normal());
+  const std::vector<std::string> pieces = command_pieces(line);
+  if (std::find(pieces.begin(), pieces.end(), "make") != pieces.end())
+    for (const char* makefile : {"GNUmakefile", "makefile", "Makefile"}) named.push_back(base / makefile);
+}
+
+void watch_named_files(Walker& w, const std::vector<fs::path>& named, const fs::path& base, const std::string& home,
+                       int depth);
+
 // A hook or a hook manager's file runs what its lines name (`entry:
 // scripts/check.sh`, `./tools/lint`), relative to the top of the worktree,
-// and `make` runs the Makefile: those files in the workspace are watched,
-// and what they name in turn, three levels down (a hook's script calls
-// another; a Makefile includes mk/rules.mk and runs ./scripts/lint.sh).
+// `make` runs the Makefile and a package manager the package.json's
+// scripts: those files in the workspace are watched, and what they name in
+// turn, three levels down (a hook's script calls another; a Makefile
+// includes mk/rules.mk and runs ./scripts/lint.sh).
 void watch_what_a_script_names(Walker& w, const fs::path& script, const fs::path& base, const std::string& home,
                                int depth = 0) {
   std::istringstream in(read_for_check(script, 1 << 20, w.budget));
   std::vector<fs::path> named;
   std::string line;
   for (size_t lines = 0; std::getline(in, line) && lines < 100000; ++lines) {
-    for (const std::string& word : path_words(line)) named.push_back(expand_home(word, base, home).lexically_normal());
-    const std::vector<std::string> pieces = command_pieces(line);
-    if (std::find(pieces.begin(), pieces.end(), "make") != pieces.end())
-      for (const char* makefile : {"GNUmakefile", "makefile", "Makefile"}) named.push_back(base / makefile);
+    add_what_a_line_names(line, base, home, named);
+    ask_of_manifests(w, line, base);
   }
+  watch_named_files(w, named, base, home, depth);
+}
+
+void watch_named_files(Walker& w, const std::vector<fs::path>& named, const fs::path& base, const std::string& home,
+                       int depth) {
   for (const fs::path& file : named) {
     if (!within(w.root, file)) continue;
     const bool new_to_watch = !w.snapshot.count(file.lexically_relative(w.root).string());
@@ -443,6 +478,64 @@ void watch_what_a_script_names(Walker& w, const fs::path& script, const fs::path
     if (new_to_watch && depth < 3 && fs::is_regular_file(fs::status(file, ec)))
       watch_what_a_script_names(w, file, base, home, depth + 1);
   }
+}
+
+// Past this size a package.json is watched whole, by its identity.
+constexpr off_t kMaxManifestBytes = 4 << 20;
+
+// The package.json files that hooks' package managers read: the part that
+// runs (package_scripts.h), the files beside them their tools read, and
+// what the commands found there name. A manifest asked more of later (a
+// script's `cd web && npm test`) is read again. The parts are set last,
+// over the record of the whole file that a line naming package.json made;
+// one that cannot be read (too large, no permission) stays whole.
+void watch_manifests(Walker& w, const std::string& home) {
+  std::map<fs::path, ScriptsRun> done;
+  std::map<fs::path, std::string> parts;
+  std::set<fs::path> whole;
+  for (bool more = true; more;) {
+    more = false;
+    for (const auto& [manifest, asked] : std::map<fs::path, ScriptsRun>(w.manifests)) {
+      if (!within(w.root, manifest)) continue;
+      const auto was = done.find(manifest);
+      if (was != done.end() && was->second == asked) continue;
+      more = true;
+      const fs::path folder = manifest.parent_path();
+      std::error_code ec;
+      if (was == done.end())
+        for (const std::string& name : package_tool_files()) {
+          watch(w, folder / name);
+          if (fs::is_regular_file(fs::status(folder / name, ec)))
+            watch_what_a_script_names(w, folder / name, folder, home, 1);
+        }
+      done[manifest] = asked;
+      struct stat st;
+      if (::stat(manifest.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        parts[manifest] = what_a_manifest_runs("{}", asked).watched;  // as if empty: none to run yet
+        continue;
+      }
+      if (st.st_size > kMaxManifestBytes || ::access(manifest.c_str(), R_OK) != 0) {
+        whole.insert(manifest);
+        continue;
+      }
+      const ManifestRuns runs = what_a_manifest_runs(read_for_check(manifest, kMaxManifestBytes, w.budget), asked);
+      parts[manifest] = runs.watched;
+      std::vector<fs::path> named;
+      for (const std::string& command : runs.commands) {
+        w.budget.spend(command.size());
+        add_what_a_line_names(command, folder, home, named);
+        ask_of_manifests(w, command, folder);
+      }
+      watch_named_files(w, named, folder, home, 1);
+    }
+  }
+  for (const fs::path& manifest : whole) w.record(manifest);
+  for (const auto& [manifest, part] : parts)
+    if (!whole.count(manifest)) {
+      EntryIdentity id;
+      id.watched_text = part;
+      w.snapshot[manifest.lexically_relative(w.root).string()] = id;
+    }
 }
 
 // The system's and the user's config files, which apply to every
@@ -531,7 +624,10 @@ PlantedSnapshot snapshot_autorun_entries(const std::string& workspace, bool incl
     w.visit(it->path());
   }
   if (ec) throw Error("cannot check the workspace " + workspace + " for code planted for later: " + ec.message());
-  if (include_git) record_what_git_runs(w, home);
+  if (include_git) {
+    record_what_git_runs(w, home);
+    watch_manifests(w, home);
+  }
   watch_what_envrcs_load(w, home);
   return w.snapshot;
 }

