@@ -197,8 +197,11 @@ struct Walker {
     // only hooks and config.
     const bool pointer = in_git && ascii_lower(p.parent_path().filename().string()) == ".git" &&
                          (name == "commondir" || name == "config.worktree");
+    // .gitmodules names where `git submodule update` fetches from: a URL
+    // there can carry workspace data out, and git submodule add (write_git)
+    // is what writes it.
     const bool git_entry =
-        lower == ".git" || in_hooks ||
+        lower == ".git" || lower == ".gitmodules" || in_hooks ||
         (in_git ? is_git_config_file(name)
                 : (is_git_config_file(name) || name == "HEAD") && is_repository_dir(p.parent_path()));
     if (git_entry ? include_git || pointer : (is_autorun_file(lower) || in_vscode)) record(p);

