@@ -39,9 +39,12 @@ struct EntryIdentity {
 // config.worktree and commondir (submodules' too); every hooks folder of a
 // .git or of a repository-shaped folder, with all in it; the HEAD, config,
 // config.worktree and commondir of every repository-shaped folder outside a
-// .git; .envrc; .vscode and all below it. Names compare ignoring ASCII case
-// where git's would on a case-insensitive filesystem (.git, .envrc,
-// .vscode). `include_git` false leaves git's entries out (a command the
+// .git; .gitmodules; .envrc; .vscode and all below it; and what git's
+// configs, hooks, hook managers and .envrc files run (with include_git, the
+// part of a package.json a hook's package manager runs: package_scripts.h).
+// Names compare ignoring ASCII case where git's would on a case-insensitive
+// filesystem (.git, .envrc, .vscode). `include_git` false leaves git's
+// entries out (a command the
 // human allowed to write git metadata). Throws warden::Error when an entry
 // cannot be looked at (unreadable folder, path too long, too many entries).
 using PlantedSnapshot = std::map<std::string, EntryIdentity>;
