@@ -206,7 +206,7 @@ ManifestRuns what_a_manifest_runs(const std::string& text, const ScriptsRun& ask
   const json scripts = manifest.value("scripts", json());
   if (!scripts.is_object()) {
     if (!scripts.is_null()) watched["scripts"] = scripts;
-    out.watched = watched.dump();
+    out.watched = watched.empty() ? "" : watched.dump();
     return out;
   }
   std::deque<std::string> queue(run.names.begin(), run.names.end());
@@ -237,7 +237,7 @@ ManifestRuns what_a_manifest_runs(const std::string& text, const ScriptsRun& ask
   // A file whose scripts run nothing asked for reads as one without them
   // (or as none at all: `npm init` in a repository whose hooks run npm).
   if (!chosen.empty()) watched["scripts"] = chosen;
-  out.watched = watched.dump();
+  out.watched = watched.empty() ? "" : watched.dump();
   return out;
 }
 

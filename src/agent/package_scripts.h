@@ -35,8 +35,9 @@ ScriptsRun scripts_a_line_runs(std::string_view line);
 // What in a package.json's text runs, given what is asked of it: the
 // scripts named (and the scripts those run, followed in the file), and
 // every hook runner's settings. `watched` is that part, written out
-// canonically: it changes exactly when what runs changes. Text that is no
-// JSON object is watched whole. `commands` are the command lines found
+// canonically ("" when nothing runs, as for no file at all): it changes
+// exactly when what runs changes. Text that is no JSON object is watched
+// whole. `commands` are the command lines found
 // (the scripts' and lint-staged's), for what they name.
 struct ManifestRuns {
   std::string watched;

@@ -127,6 +127,7 @@ bool within(const fs::path& root, const fs::path& p) {
 struct Walker {
   fs::path root;
   bool include_git;
+  std::string home;  // the user's, for "~/" in a config's include
   PlantedSnapshot snapshot;
   // Beyond the walk of the workspace: the folders walked again for what
   // configs, hooks and .envrc files name (each once: links may loop), and
@@ -204,7 +205,34 @@ struct Walker {
         lower == ".git" || lower == ".gitmodules" || in_hooks ||
         (in_git ? is_git_config_file(name)
                 : (is_git_config_file(name) || name == "HEAD") && is_repository_dir(p.parent_path()));
-    if (git_entry ? include_git || pointer : (is_autorun_file(lower) || in_vscode)) record(p);
+    if (git_entry ? include_git || pointer : (is_autorun_file(lower) || in_vscode))
+      record(p);
+    else if (git_entry && in_hooks)
+      record_hook_git_would_not_write(p);
+    else if (git_entry && (name == "config" || name == "config.worktree"))
+      record_what_a_config_runs(p);
+  }
+
+  // Where a command may write git metadata (write_git), git writes hooks
+  // only as the *.sample copies of a new repository's template, and
+  // config without the keys that make it run anything: a hook file that is
+  // no sample, and what a config (with what it includes) makes git run,
+  // are still watched. A submodule's repository under .git/modules and a
+  // nested clone are writable there, unlike the top's masked hooks and
+  // config.
+  void record_hook_git_would_not_write(const fs::path& p) {
+    struct stat st;
+    if (::lstat(p.c_str(), &st) == 0 && !S_ISDIR(st.st_mode) && p.extension() != ".sample") record(p);
+  }
+  void record_what_a_config_runs(const fs::path& p) {
+    GitRunConfig runs;
+    read_git_config(p, home, runs, budget);
+    EntryIdentity id;
+    for (const std::string& hooks : runs.hooks_paths) id.watched_text.append("hooks ").append(hooks) += '\n';
+    for (const std::string& command : runs.commands) id.watched_text.append("runs ").append(command) += '\n';
+    for (const fs::path& file : runs.files)
+      if (file != p.lexically_normal()) id.watched_text.append("includes ").append(file.string()) += '\n';
+    snapshot[p.lexically_relative(root).string()] = id;
   }
 };
 
@@ -513,10 +541,7 @@ void watch_manifests(Walker& w, const std::string& home) {
         }
       done[manifest] = asked;
       struct stat st;
-      if (::stat(manifest.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
-        parts[manifest] = what_a_manifest_runs("{}", asked).watched;  // as if empty: none to run yet
-        continue;
-      }
+      if (::stat(manifest.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;  // nothing to run yet
       if (st.st_size > kMaxManifestBytes || ::access(manifest.c_str(), R_OK) != 0) {
         whole.insert(manifest);
         continue;
@@ -613,6 +638,7 @@ PlantedSnapshot snapshot_autorun_entries(const std::string& workspace, bool incl
   Walker w;
   w.root = fs::path(workspace);
   w.include_git = include_git;
+  w.home = home;
   std::error_code ec;
   // No workspace, nothing planted (and no jail can start in it either).
   if (!fs::is_directory(fs::symlink_status(w.root, ec))) return {};
@@ -637,9 +663,13 @@ PlantedSnapshot snapshot_autorun_entries(const std::string& workspace, bool incl
 
 std::vector<std::string> planted_since(const PlantedSnapshot& before, const PlantedSnapshot& after) {
   std::set<std::string> units;
+  // An entry watched by part of its text that runs nothing (a config
+  // without such keys, a package.json without such scripts) is as good as
+  // none: git init and npm init plant nothing.
+  const EntryIdentity none;
   for (const auto& [path, id] : after) {
     auto old = before.find(path);
-    if (old == before.end() || !(old->second == id)) units.insert(planted_unit(path, before, after));
+    if (!((old == before.end() ? none : old->second) == id)) units.insert(planted_unit(path, before, after));
   }
   std::vector<std::string> ordered(units.begin(), units.end());
   auto depth = [](const std::string& p) { return std::count(p.begin(), p.end(), '/'); };

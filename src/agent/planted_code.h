@@ -52,7 +52,8 @@ using PlantedSnapshot = std::map<std::string, EntryIdentity>;
 // there applies to every repository) and "~/" in a hooks path.
 PlantedSnapshot snapshot_autorun_entries(const std::string& workspace, bool include_git, const std::string& home = "");
 
-// What to move aside: for each entry new or changed since `before`, the
+// What to move aside: for each entry new or changed since `before` (one
+// watched by part of its text only where that part runs something), the
 // workspace-relative path of its .envrc/.vscode component, of its .git when
 // that .git is new or replaced (else the changed file inside it), or the
 // entry itself; outermost first, nothing inside another.

