@@ -1,6 +1,7 @@
 #include "agent/package_scripts.h"
 
 #include <algorithm>
+#include <cstring>
 #include <deque>
 #include <nlohmann/json.hpp>
 
@@ -33,9 +34,13 @@ std::vector<std::vector<std::string>> commands_of(std::string_view line) {
   return commands;
 }
 
+// A program's name as a command line gives it: without its folder, and
+// without a version corepack or npx takes (`npm@10`, `pnpm@9.1.0`).
 std::string program_name(const std::string& word) {
   const size_t slash = word.rfind('/');
-  return slash == std::string::npos ? word : word.substr(slash + 1);
+  std::string name = slash == std::string::npos ? word : word.substr(slash + 1);
+  if (const size_t at = name.find('@'); at != std::string::npos && at > 0) name.resize(at);
+  return name;
 }
 
 bool is_one_of(const std::string& word, std::initializer_list<std::string_view> set) {
@@ -61,9 +66,11 @@ std::vector<std::string> plain_words(const std::vector<std::string>& words, size
   return out;
 }
 
-// What install-like commands run: the package's lifecycle scripts.
+// What install-like commands run: the package's lifecycle scripts, and
+// its dependencies' (and what node-gyp builds).
 void add_lifecycle(ScriptsRun& run) {
   for (const char* name : {"install", "prepare", "prepublish", "dependencies"}) run.names.insert(name);
+  run.installs = true;
 }
 
 const std::initializer_list<std::string_view> kRunCommands = {"run", "run-script", "rum", "urn"};
@@ -77,7 +84,10 @@ const std::initializer_list<std::string_view> kNoScriptCommands = {
     "search", "root", "bin", "prefix", "cache", "explain", "fund", "doctor", "get", "set"};
 
 void add_npm_command(const std::vector<std::string>& words, ScriptsRun& run) {
-  if (words.empty()) return;  // bare npm prints its help
+  if (words.empty()) {  // a hook manager's `entry: npm` with its arguments on another line
+    run.all_scripts = true;
+    return;
+  }
   const std::string& sub = words[0];
   if (is_one_of(sub, kRunCommands)) {
     run.names.insert(words.begin() + 1, words.end());
@@ -97,8 +107,11 @@ void add_npm_command(const std::vector<std::string>& words, ScriptsRun& run) {
 // yarn, pnpm and bun run a script by its name alone (`yarn lint`); every
 // plain word is taken for one (a word that names no script is harmless).
 void add_yarn_like_command(const std::vector<std::string>& words, ScriptsRun& run) {
-  if (words.empty() || is_one_of(words[0], kInstallCommands)) {
-    add_lifecycle(run);  // bare `yarn` installs
+  if (words.empty()) {  // bare `yarn` installs; or a hook manager's `entry: yarn` with its arguments elsewhere
+    add_lifecycle(run);
+    run.all_scripts = true;
+  } else if (is_one_of(words[0], kInstallCommands)) {
+    add_lifecycle(run);
   } else if (!is_one_of(words[0], kNoScriptCommands)) {
     run.names.insert(words.begin() + (is_one_of(words[0], kRunCommands) ? 1 : 0), words.end());
   }
@@ -115,15 +128,29 @@ void add_run_all_command(const std::vector<std::string>& words, ScriptsRun& run)
 // Hook runners that read their settings from package.json or files of
 // their own beside it.
 bool names_a_hook_runner(const std::string& word) {
-  for (const char* runner : {"husky", "lint-staged", "nano-staged", "yorkie", "ghooks", "simple-git-hooks"})
+  for (const char* runner : {"husky", "lint-staged", "nano-staged", "yorkie", "ghooks", "simple-git-hooks", "wireit"})
     if (word.find(runner) != std::string::npos) return true;
   return false;
 }
 
-// package.json's members that hook runners read (ghooks's are in "config").
-const std::initializer_list<const char*> kHookRunnerMembers = {
-    "husky",    "lint-staged", "nano-staged", "pre-commit", "precommit",        "pre-push",
-    "prepush",  "gitHooks",    "ghooks",      "config",     "simple-git-hooks", "packageManager"};
+// package.json's members that run nothing: what describes or publishes
+// the package, and the dependency maps where no install runs.
+const std::initializer_list<std::string_view> kInertMembers = {
+    "name",   "version", "description", "keywords",      "author", "contributors", "maintainers", "license",
+    "licenses", "homepage", "repository", "bugs",        "funding", "files",       "private",     "publishConfig",
+    "engines", "os",      "cpu",         "libc",          "readme", "readmeFilename"};
+const std::initializer_list<std::string_view> kDependencyMembers = {
+    "dependencies", "devDependencies", "peerDependencies", "peerDependenciesMeta", "optionalDependencies",
+    "bundleDependencies", "bundledDependencies", "overrides", "resolutions"};
+
+// A dependency that is a folder of the workspace (`file:tools/x`,
+// `link:../lib`, `./x`): its own scripts run on install.
+std::string local_package(const std::string& spec) {
+  for (const char* prefix : {"file:", "link:", "portal:"})
+    if (spec.rfind(prefix, 0) == 0) return spec.substr(std::string_view(prefix).size());
+  if (spec.rfind("./", 0) == 0 || spec.rfind("../", 0) == 0 || spec.rfind("/", 0) == 0) return spec;
+  return "";
+}
 
 // Every string in a member, as a command line.
 void collect_strings(const json& j, std::vector<std::string>& out) {
@@ -159,6 +186,8 @@ bool nests_at_most(std::string_view text, int limit) {
 void ScriptsRun::merge(const ScriptsRun& other) {
   runs_a_package_tool = runs_a_package_tool || other.runs_a_package_tool;
   all_scripts = all_scripts || other.all_scripts;
+  installs = installs || other.installs;
+  lint_staged = lint_staged || other.lint_staged;
   names.insert(other.names.begin(), other.names.end());
 }
 
@@ -168,7 +197,17 @@ ScriptsRun scripts_a_line_runs(std::string_view line) {
     for (size_t i = 0; i < words.size(); ++i) {
       const std::string program = program_name(words[i]);
       if (names_a_hook_runner(words[i])) run.runs_a_package_tool = true;
+      if (words[i].find("lint-staged") != std::string::npos || words[i].find("nano-staged") != std::string::npos)
+        run.lint_staged = true;
+      // concurrently's and wireit's `npm:lint`: the script lint.
+      for (const char* manager : {"npm:", "yarn:", "pnpm:", "bun:"})
+        if (words[i].rfind(manager, 0) == 0 && words[i].size() > std::strlen(manager)) {
+          run.runs_a_package_tool = true;
+          run.names.insert(words[i].substr(std::strlen(manager)));
+        }
       if (is_one_of(program, {"npx", "pnpx", "bunx", "node", "nodejs", "corepack"})) run.runs_a_package_tool = true;
+      if (is_one_of(program, {"node", "nodejs"}) && i + 2 < words.size() && words[i + 1] == "--run")
+        run.names.insert(words[i + 2]);  // node --run lint
       const bool npm = program == "npm", yarn_like = is_one_of(program, {"yarn", "yarnpkg", "pnpm", "bun"}),
                  run_all = is_one_of(program, {"npm-run-all", "npm-run-all2", "run-s", "run-p"});
       if (!npm && !yarn_like && !run_all) continue;
@@ -177,7 +216,9 @@ ScriptsRun scripts_a_line_runs(std::string_view line) {
       if (npm) add_npm_command(rest, run);
       if (yarn_like) add_yarn_like_command(rest, run);
       if (run_all) add_run_all_command(rest, run);
-      break;  // the rest of this command is that program's arguments
+      // The rest of this command is that program's arguments, but for one
+      // that runs another command (`npm exec -c "npm run lint"`).
+      if (run_all || rest.empty() || !is_one_of(rest[0], {"exec", "x", "dlx"})) break;
     }
   }
   // Each script runs with its pre- and post- script.
@@ -194,13 +235,20 @@ ManifestRuns what_a_manifest_runs(const std::string& text, const ScriptsRun& ask
     return out;
   }
   json watched = json::object();
-  for (const char* member : kHookRunnerMembers)
-    if (const auto it = manifest.find(member); it != manifest.end()) {
-      watched[member] = *it;
-      collect_strings(*it, out.commands);
-    }
-  // The scripts asked for, what the hook runners' commands run, and in
-  // turn what those scripts run, followed through the file.
+  for (const auto& [member, value] : manifest.items()) {
+    if (member == "scripts" || is_one_of(member, kInertMembers)) continue;
+    const bool dependencies = is_one_of(member, kDependencyMembers);
+    if (dependencies && !asked.installs) continue;
+    watched[member] = value;
+    collect_strings(value, out.commands);
+    if (dependencies && value.is_object())
+      for (const auto& [package, spec] : value.items())
+        if (spec.is_string() && !local_package(spec.get<std::string>()).empty())
+          out.local_packages.push_back(local_package(spec.get<std::string>()));
+  }
+  // The scripts asked for, what the other members' commands run (husky 4's
+  // hooks, lint-staged's commands), and in turn what those scripts run,
+  // followed through the file.
   ScriptsRun run = asked;
   for (const std::string& command : out.commands) run.merge(scripts_a_line_runs(command));
   const json scripts = manifest.value("scripts", json());
@@ -214,7 +262,6 @@ ManifestRuns what_a_manifest_runs(const std::string& text, const ScriptsRun& ask
   json chosen = json::object();
   for (bool all = run.all_scripts; !queue.empty() || all;) {
     if (all) {  // one script not known here: all of them count
-      queue.clear();
       chosen = scripts;
       for (const auto& [name, value] : scripts.items()) collect_strings(value, out.commands);
       break;
@@ -241,17 +288,35 @@ ManifestRuns what_a_manifest_runs(const std::string& text, const ScriptsRun& ask
   return out;
 }
 
-const std::vector<std::string>& package_tool_files() {
+// lint-staged's and nano-staged's config files.
+const std::vector<std::string>& lint_staged_configs() {
   static const std::vector<std::string> files = [] {
-    std::vector<std::string> f = {".npmrc", ".yarnrc", ".yarnrc.yml", ".pnpmfile.cjs", "bunfig.toml",
-                                  ".huskyrc", ".lintstagedrc", ".nano-staged"};
-    for (const char* type : {".json", ".yaml", ".yml", ".js", ".cjs", ".mjs", ".ts"})
-      for (const char* name : {".huskyrc", "husky.config", ".lintstagedrc", "lint-staged.config", ".nano-staged",
-                               "nano-staged", ".simple-git-hooks", "simple-git-hooks"})
+    std::vector<std::string> f = {".lintstagedrc", ".nano-staged"};
+    for (const char* type : {".json", ".yaml", ".yml", ".js", ".cjs", ".mjs", ".ts", ".mts", ".cts"})
+      for (const char* name : {".lintstagedrc", "lint-staged.config", ".nano-staged", "nano-staged"})
         f.push_back(std::string(name) + type);
     return f;
   }();
   return files;
+}
+
+const std::vector<std::string>& package_tool_files() {
+  static const std::vector<std::string> files = [] {
+    std::vector<std::string> f = {".npmrc",       ".yarnrc",      ".yarnrc.yml",     ".pnp.cjs", ".pnp.loader.mjs",
+                                  ".pnpmfile.cjs", "pnpm-workspace.yaml", "bunfig.toml", "binding.gyp", ".huskyrc"};
+    for (const char* type : {".json", ".yaml", ".yml", ".js", ".cjs", ".mjs", ".ts"})
+      for (const char* name : {".huskyrc", "husky.config", ".simple-git-hooks", "simple-git-hooks"})
+        f.push_back(std::string(name) + type);
+    const std::vector<std::string>& lint_staged = lint_staged_configs();
+    f.insert(f.end(), lint_staged.begin(), lint_staged.end());
+    return f;
+  }();
+  return files;
+}
+
+bool is_lint_staged_config(const std::string& name) {
+  const std::vector<std::string>& configs = lint_staged_configs();
+  return std::find(configs.begin(), configs.end(), name) != configs.end();
 }
 
 }  // namespace warden::agent

@@ -136,8 +136,11 @@ struct Walker {
   size_t entries_left = kMaxWalkEntries;
   ReadBudget budget;  // what the files read there may hold
   // package.json files that hooks' package managers read, and what of them
-  // is run (see package_scripts.h).
+  // is run (see package_scripts.h); the lint-staged configs and manifests
+  // anywhere in the workspace, which lint-staged reads where a hook runs it.
   std::map<fs::path, ScriptsRun> manifests;
+  std::vector<fs::path> lint_staged_files;
+  bool lint_staged = false;  // a hook runs lint-staged or nano-staged
 
   void count_entry() {
     if (entries_left-- == 0)
@@ -192,6 +195,7 @@ struct Walker {
     }
     const std::string name = p.filename().string();
     const std::string lower = ascii_lower(name);
+    if (!in_git && (name == "package.json" || is_lint_staged_config(name))) lint_staged_files.push_back(p);
     // A .git's own commondir and config.worktree point git at more config
     // (no git command a human approves writes them there): watched even
     // where the human let a command write git metadata, whose jail masks
@@ -454,26 +458,37 @@ std::vector<fs::path> hook_manager_files() {
   return files;
 }
 
+// Whether `p` is `root` or lies below it.
+bool at_or_within(const fs::path& root, const fs::path& p) { return p == root || within(root, p); }
+
 // A line that runs a package manager (`npm test`, `cd web && yarn lint`,
 // `npx lint-staged`) runs what the package.json of the folder it runs in
-// says: the base folder's, or one the line names (`--prefix web`). Where
+// says: one of `folders` (the base folder, and those a script's earlier
+// lines went to), or one the line names (`--prefix web`, `-Cweb`). Where
 // that folder has none, npm looks up for the nearest folder with a
 // package.json or node_modules: those folders' manifests count too.
-void ask_of_manifests(Walker& w, const std::string& line, const fs::path& base) {
+void ask_of_manifests(Walker& w, const std::string& line, const std::vector<fs::path>& folders) {
   const ScriptsRun run = scripts_a_line_runs(line);
   if (!run.runs_a_package_tool) return;
   const auto ask_from = [&](fs::path folder) {
-    for (; within(w.root, folder) || folder == w.root; folder = folder.parent_path()) {
+    for (; at_or_within(w.root, folder); folder = folder.parent_path()) {
       w.manifests[folder / "package.json"].merge(run);
       if (exists_no_follow(folder / "package.json") || exists_no_follow(folder / "node_modules")) break;
     }
   };
-  ask_from(base);
-  for (const std::string& piece : command_pieces(line)) {
-    const fs::path folder = (base / piece).lexically_normal();
-    std::error_code ec;
-    if (within(w.root, folder) && fs::is_directory(fs::status(folder, ec))) ask_from(folder);
+  std::vector<std::string> named = command_pieces(line);
+  std::istringstream words(line);
+  for (std::string word; words >> word;)  // `-Cweb`: an option with its folder
+    if (word.size() > 2 && word.rfind("-C", 0) == 0) named.push_back(word.substr(2));
+  for (const fs::path& base : folders) {
+    ask_from(base);
+    for (const std::string& piece : named) {
+      const fs::path folder = (base / piece).lexically_normal();
+      std::error_code ec;
+      if (at_or_within(w.root, folder) && fs::is_directory(fs::status(folder, ec))) ask_from(folder);
+    }
   }
+  w.lint_staged = w.lint_staged || run.lint_staged;
 }
 
 // The files a line names, and the Makefile where it runs `make`.
@@ -488,8 +503,20 @@ void add_what_a_line_names(const std::string& line, const fs::path& base, const 
 void watch_named_files(Walker& w, const std::vector<fs::path>& named, const fs::path& base, const std::string& home,
                        int depth);
 
+// A script's own folder, as its lines write it (`. "$(dirname "$0")/_/husky.sh"`).
+std::string with_script_folder(std::string line, const fs::path& script) {
+  static constexpr std::string_view kForms[] = {"$(dirname \"$0\")", "$(dirname -- \"$0\")", "$(dirname $0)",
+                                                "`dirname \"$0\"`", "`dirname $0`", "${0%/*}"};
+  const std::string folder = script.parent_path().string();
+  for (const std::string_view form : kForms)
+    for (size_t at = line.find(form); at != std::string::npos; at = line.find(form, at + folder.size()))
+      line.replace(at, form.size(), folder);
+  return line;
+}
+
 // A hook or a hook manager's file runs what its lines name (`entry:
-// scripts/check.sh`, `./tools/lint`), relative to the top of the worktree,
+// scripts/check.sh`, `./tools/lint`), relative to the top of the worktree
+// (or to where an earlier line went: `cd web`, lefthook's `root: web/`),
 // `make` runs the Makefile and a package manager the package.json's
 // scripts: those files in the workspace are watched, and what they name in
 // turn, three levels down (a hook's script calls another; a Makefile
@@ -497,11 +524,16 @@ void watch_named_files(Walker& w, const std::vector<fs::path>& named, const fs::
 void watch_what_a_script_names(Walker& w, const fs::path& script, const fs::path& base, const std::string& home,
                                int depth = 0) {
   std::istringstream in(read_for_check(script, 1 << 20, w.budget));
-  std::vector<fs::path> named;
+  std::vector<fs::path> named, folders = {base};
   std::string line;
   for (size_t lines = 0; std::getline(in, line) && lines < 100000; ++lines) {
+    line = with_script_folder(line, script);
     add_what_a_line_names(line, base, home, named);
-    ask_of_manifests(w, line, base);
+    const std::vector<std::string> pieces = command_pieces(line);
+    if (pieces.size() > 1 && (pieces[0] == "cd" || pieces[0] == "pushd" || pieces[0] == "root") &&
+        folders.size() < 100)
+      folders.push_back((base / pieces[1]).lexically_normal());
+    ask_of_manifests(w, line, folders);
   }
   watch_named_files(w, named, base, home, depth);
 }
@@ -521,18 +553,43 @@ void watch_named_files(Walker& w, const std::vector<fs::path>& named, const fs::
 // Past this size a package.json is watched whole, by its identity.
 constexpr off_t kMaxManifestBytes = 4 << 20;
 
+// Where a hook runs lint-staged or nano-staged: they read their configs
+// from every folder of the repository (a `.lintstagedrc.json` in src/ for
+// the files there; a `lint-staged.config.js` runs as it loads) and from
+// every package.json's "lint-staged".
+void watch_lint_staged_configs(Walker& w, const std::string& home) {
+  ScriptsRun reads_settings;
+  reads_settings.runs_a_package_tool = true;
+  for (const fs::path& file : w.lint_staged_files) {
+    if (file.filename() == "package.json") {
+      w.manifests[file].merge(reads_settings);
+    } else {
+      watch(w, file);
+      watch_what_a_script_names(w, file, file.parent_path(), home, 1);
+    }
+  }
+}
+
 // The package.json files that hooks' package managers read: the part that
 // runs (package_scripts.h), the files beside them their tools read, and
-// what the commands found there name. A manifest asked more of later (a
+// what the strings found there name. A manifest asked more of later (a
 // script's `cd web && npm test`) is read again. The parts are set last,
 // over the record of the whole file that a line naming package.json made;
-// one that cannot be read (too large, no permission) stays whole.
+// one that cannot be read (too large, no permission) stays whole. A
+// manifest that is a link counts as changed when the link does: where it
+// leads depends on who follows it (`/proc/self/cwd/x` is the workspace's
+// x for warden, the package folder's for npm).
 void watch_manifests(Walker& w, const std::string& home) {
   std::map<fs::path, ScriptsRun> done;
-  std::map<fs::path, std::string> parts;
+  std::map<fs::path, EntryIdentity> parts;
   std::set<fs::path> whole;
+  bool lint_staged_watched = false;
   for (bool more = true; more;) {
     more = false;
+    if (w.lint_staged && !lint_staged_watched) {
+      watch_lint_staged_configs(w, home);
+      lint_staged_watched = true;
+    }
     for (const auto& [manifest, asked] : std::map<fs::path, ScriptsRun>(w.manifests)) {
       if (!within(w.root, manifest)) continue;
       const auto was = done.find(manifest);
@@ -554,23 +611,27 @@ void watch_manifests(Walker& w, const std::string& home) {
         continue;
       }
       const ManifestRuns runs = what_a_manifest_runs(read_for_check(manifest, kMaxManifestBytes, w.budget), asked);
-      parts[manifest] = runs.watched;
+      EntryIdentity& part = parts[manifest];
+      if (fs::is_symlink(fs::symlink_status(manifest, ec))) lstat_identity(manifest, part);
+      part.watched_text = runs.watched;
       std::vector<fs::path> named;
       for (const std::string& command : runs.commands) {
         w.budget.spend(command.size());
         add_what_a_line_names(command, folder, home, named);
-        ask_of_manifests(w, command, folder);
+        ask_of_manifests(w, command, {folder});
       }
       watch_named_files(w, named, folder, home, 1);
+      // An install runs the scripts of the dependencies that are folders
+      // here (`file:tools/x`).
+      static const ScriptsRun kInstall = scripts_a_line_runs("npm install");
+      for (const std::string& local : runs.local_packages)
+        if (const fs::path dependency = (folder / local).lexically_normal(); within(w.root, dependency))
+          w.manifests[dependency / "package.json"].merge(kInstall);
     }
   }
   for (const fs::path& manifest : whole) w.record(manifest);
   for (const auto& [manifest, part] : parts)
-    if (!whole.count(manifest)) {
-      EntryIdentity id;
-      id.watched_text = part;
-      w.snapshot[manifest.lexically_relative(w.root).string()] = id;
-    }
+    if (!whole.count(manifest)) w.snapshot[manifest.lexically_relative(w.root).string()] = part;
 }
 
 // The system's and the user's config files, which apply to every

@@ -27,7 +27,7 @@ TEST(PackageScripts, TheScriptsALineRunsAreFoundAsPackageManagersTakeThem) {
   EXPECT_EQ(scripts_a_line_runs("run-s lint test").names, with_pre_and_post({"lint", "test"}));
   // Quoted commands are read as words: more names than run, none missed.
   const std::set<std::string> quoted = scripts_a_line_runs("concurrently 'npm run a' \"yarn b\"").names;
-  for (const std::string name : with_pre_and_post({"a", "b"})) EXPECT_EQ(quoted.count(name), 1u) << name;
+  for (const std::string& name : with_pre_and_post({"a", "b"})) EXPECT_EQ(quoted.count(name), 1u) << name;
   EXPECT_EQ(scripts_a_line_runs("npm run \"lint\"").names, with_pre_and_post({"lint"}));
   EXPECT_EQ(scripts_a_line_runs("npm ci").names, with_pre_and_post({"install", "prepare", "prepublish", "dependencies"}));
   EXPECT_EQ(scripts_a_line_runs("yarn").names, with_pre_and_post({"install", "prepare", "prepublish", "dependencies"}));
@@ -46,6 +46,21 @@ TEST(PackageScripts, TheScriptsALineRunsAreFoundAsPackageManagersTakeThem) {
   for (const char* line : {"make lint", "echo npmrc", "git diff --cached", "# run the tests"})
     EXPECT_FALSE(scripts_a_line_runs(line).runs_a_package_tool) << line;
   EXPECT_TRUE(scripts_a_line_runs("npm exec eslint .").names.empty());
+  // Other ways to name a script: concurrently's npm:NAME, node --run, a
+  // versioned package manager, one run by exec.
+  EXPECT_EQ(scripts_a_line_runs("concurrently npm:lint yarn:unit").names, with_pre_and_post({"lint", "unit"}));
+  EXPECT_EQ(scripts_a_line_runs("node --run lint").names, with_pre_and_post({"lint"}));
+  EXPECT_EQ(scripts_a_line_runs("npx -y npm@10 test").names, with_pre_and_post({"test"}));
+  EXPECT_EQ(scripts_a_line_runs("corepack pnpm@9.1.0 lint").names, with_pre_and_post({"lint"}));
+  EXPECT_EQ(scripts_a_line_runs("npm exec -c \"npm run lint\"").names, with_pre_and_post({"lint"}));
+  EXPECT_EQ(scripts_a_line_runs("pnpm exec npm run lint").names, with_pre_and_post({"lint"}));
+  // A package manager with no command: a hook manager's `entry: npm`, its
+  // arguments on another line.
+  EXPECT_TRUE(scripts_a_line_runs("    entry: npm").all_scripts);
+  EXPECT_TRUE(scripts_a_line_runs("npm ci").installs);
+  EXPECT_FALSE(scripts_a_line_runs("npm test").installs);
+  EXPECT_TRUE(scripts_a_line_runs("npx --no -- lint-staged").lint_staged);
+  EXPECT_FALSE(scripts_a_line_runs("npm test").lint_staged);
 }
 
 TEST(PackageScripts, OnlyWhatRunsIsWatched) {
@@ -87,6 +102,29 @@ TEST(PackageScripts, OnlyWhatRunsIsWatched) {
   EXPECT_EQ(what_a_manifest_runs(deep, hook).watched, deep);
   const std::string shallow = R"({"husky":")" + std::string(1000, '[') + R"("})";
   EXPECT_EQ(what_a_manifest_runs(shallow, hook).watched, shallow);
+}
+
+// What the tools a script starts read from the file counts (jest's
+// globalSetup, "type"); what describes the package does not, nor do the
+// dependencies unless a hook installs them.
+TEST(PackageScripts, MembersThatRunAreWatchedAndInertOnesAreNot) {
+  const ScriptsRun test = scripts_a_line_runs("npm test");
+  const std::string manifest = R"({"name":"a","version":"1.0.0","scripts":{"test":"jest"},"jest":{},)"
+                               R"("dependencies":{"x":"1","tool":"file:tools/x"}})";
+  const std::string watched = what_a_manifest_runs(manifest, test).watched;
+  EXPECT_EQ(watched, R"({"jest":{},"scripts":{"test":"jest"}})");
+  EXPECT_EQ(what_a_manifest_runs(R"({"name":"b","version":"2.0.0","license":"MIT","scripts":{"test":"jest"},)"
+                                 R"("jest":{},"dependencies":{"x":"2"}})",
+                                 test)
+                .watched,
+            watched);
+  EXPECT_NE(what_a_manifest_runs(R"({"scripts":{"test":"jest"},"jest":{"globalSetup":"./x.js"}})", test).watched,
+            watched);
+  EXPECT_NE(what_a_manifest_runs(R"({"scripts":{"test":"jest"},"jest":{},"type":"module"})", test).watched, watched);
+  const ScriptsRun install = scripts_a_line_runs("npm ci");
+  const ManifestRuns installed = what_a_manifest_runs(manifest, install);
+  EXPECT_EQ(installed.watched, R"({"dependencies":{"tool":"file:tools/x","x":"1"},"jest":{}})");
+  EXPECT_EQ(installed.local_packages, std::vector<std::string>{"tools/x"});
 }
 
 TEST(PackageScripts, HookRunnersSettingsAndWhatTheyRunAreWatched) {

