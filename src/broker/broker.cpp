@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <memory>
@@ -85,11 +86,23 @@ std::string listed_name_reason(const Policy& policy, const std::string& folder) 
       return "a listing of " + folder + " would show more than " + std::to_string(kMaxEntriesChecked) +
              " names, too many to check against the policy's rules on names";
     const std::string path = folder == "/" ? "/" + name : folder + "/" + name;
-    const PolicyDecision d = policy.evaluate(PolicyQuery{Capability::fs_read, path, false});
-    if (d.rule && hides_names(*d.rule) && path.size() > d.rule->pattern.find_first_of("*?["))
-      return "a listing of " + folder + " would show the name of a file the policy " +
-             (d.action == Action::deny ? "denies" : "asks before") + " reading (fs.read " + d.rule->written_pattern +
-             ", " + d.rule->origin + ")";  // not which: the reason reaches the model too
+    // `ls -la` shows where a link leads, too.
+    std::vector<std::string> shown = {path};
+    if (e->d_type == DT_LNK || e->d_type == DT_UNKNOWN) {
+      char target[4096];
+      const ssize_t n = ::readlink(path.c_str(), target, sizeof target);
+      if (n > 0 && size_t(n) < sizeof target) {
+        const std::string to(target, size_t(n));
+        shown.push_back(normalize_path_lexically(to[0] == '/' ? to : folder + "/" + to));
+      }
+    }
+    for (const std::string& name_shown : shown) {
+      const PolicyDecision d = policy.evaluate(PolicyQuery{Capability::fs_read, name_shown, false});
+      if (d.rule && hides_names(*d.rule) && name_shown.size() > d.rule->pattern.find_first_of("*?["))
+        return "a listing of " + folder + " would show the name of a file the policy " +
+               (d.action == Action::deny ? "denies" : "asks before") + " reading (fs.read " +
+               d.rule->written_pattern + ", " + d.rule->origin + ")";  // not which: the reason reaches the model too
+    }
   }
   return "";
 }

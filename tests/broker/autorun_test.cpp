@@ -163,6 +163,11 @@ TEST(Autorun, AListingAsksWhereItWouldShowANameARuleHides) {
   EXPECT_EQ(keys.ask_reasons.back(), "a listing of " + ws +
                                          "/keys would show the name of a file the policy denies reading (fs.read "
                                          "$WORKSPACE/**/*.pem, policy.toml:1)");
+  // `ls -la` shows where a link leads: a link to a hidden name is one.
+  fs::create_symlink("../mail/to-lawyer.eml", ws + "/src/current");
+  EXPECT_EQ(action(ws + "/src"), wb::Action::ask);
+  fs::remove(ws + "/src/current");
+  EXPECT_EQ(action(ws + "/src"), wb::Action::allow);
   warden::test::write_file(ws + "/src/leaked.pem", "KEY\n");
   EXPECT_EQ(action(ws + "/src"), wb::Action::ask);
   EXPECT_EQ(wb::assess(wb::Policy::parse("", "policy.toml", wb::PolicyEnv::current(ws)), list).action,
