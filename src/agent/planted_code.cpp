@@ -470,8 +470,11 @@ bool at_or_within(const fs::path& root, const fs::path& p) { return p == root ||
 void ask_of_manifests(Walker& w, const std::string& line, const std::vector<fs::path>& folders) {
   const ScriptsRun run = scripts_a_line_runs(line);
   if (!run.runs_a_package_tool) return;
+  // Each folder looked at counts against the walk's budget: a hook's text
+  // is the command's to write, and it is read to take the snapshot after.
   const auto ask_from = [&](fs::path folder) {
     for (; at_or_within(w.root, folder); folder = folder.parent_path()) {
+      w.count_entry();
       w.manifests[folder / "package.json"].merge(run);
       if (exists_no_follow(folder / "package.json") || exists_no_follow(folder / "node_modules")) break;
     }
@@ -485,6 +488,7 @@ void ask_of_manifests(Walker& w, const std::string& line, const std::vector<fs::
     for (const std::string& piece : named) {
       const fs::path folder = (base / piece).lexically_normal();
       std::error_code ec;
+      w.count_entry();
       if (at_or_within(w.root, folder) && fs::is_directory(fs::status(folder, ec))) ask_from(folder);
     }
   }
@@ -531,8 +535,10 @@ void watch_what_a_script_names(Walker& w, const fs::path& script, const fs::path
     add_what_a_line_names(line, base, home, named);
     const std::vector<std::string> pieces = command_pieces(line);
     if (pieces.size() > 1 && (pieces[0] == "cd" || pieces[0] == "pushd" || pieces[0] == "root") &&
-        folders.size() < 100)
-      folders.push_back((base / pieces[1]).lexically_normal());
+        folders.size() < 100) {
+      const fs::path folder = (base / pieces[1]).lexically_normal();
+      if (std::find(folders.begin(), folders.end(), folder) == folders.end()) folders.push_back(folder);
+    }
     ask_of_manifests(w, line, folders);
   }
   watch_named_files(w, named, base, home, depth);
