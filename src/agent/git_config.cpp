@@ -167,7 +167,9 @@ void read_config_file(const fs::path& file, const std::string& home, GitRunConfi
     const bool include = (e.section == "include" && !e.has_subsection) || e.section == "includeif";
     if (include && e.name == "path" && !e.value.empty() && depth < kMaxIncludeDepth)
       read_config_file(include_target(e.value, normal, home), home, out, budget, depth + 1);
-    if (runs_as_command(e)) out.commands.push_back(e.value);
+    if (runs_as_command(e)) out.commands.push_back(e.value.rfind("ext::", 0) == 0 ? e.value.substr(5) : e.value);
+    if (names_a_destination(e))
+      out.destinations.push_back(e.section + "." + e.subsection + "." + e.name + "=" + e.value);
   }
 }
 
@@ -281,8 +283,18 @@ bool runs_as_command(const GitConfigEntry& e) {
       "gpg.defaultkeycommand", "core.alternaterefscommand", "lfs.path", "lfs.clean", "lfs.smudge"};
   // clang-format on
   if (e.section == "pager" || kCommandKeys.count(e.section + "." + e.name)) return true;
+  // A URL of the ext:: transport is a command git runs to reach the remote
+  // (where protocol.ext.allow lets it).
+  if (names_a_destination(e) && e.value.rfind("ext::", 0) == 0) return true;
   // An alias, or a submodule's update, that starts with '!' is a shell command.
   return (e.section == "alias" || (e.section == "submodule" && e.name == "update")) && e.value.rfind('!', 0) == 0;
+}
+
+bool names_a_destination(const GitConfigEntry& e) {
+  static const std::set<std::string> kDestinationKeys = {
+      "remote.url",    "remote.pushurl",    "remote.proxy", "remote.lfsurl", "remote.lfspushurl", "url.insteadof",
+      "url.pushinsteadof", "http.proxy", "submodule.url", "lfs.url",       "lfs.pushurl"};
+  return kDestinationKeys.count(e.section + "." + e.name) > 0;
 }
 
 std::vector<std::string> command_pieces(std::string_view command) {

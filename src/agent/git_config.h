@@ -55,6 +55,10 @@ struct GitRunConfig {
   std::set<std::filesystem::path> files;     // every config file read, includes too (absolute, normalized)
   std::vector<std::string> hooks_paths;      // every core.hooksPath and init.templateDir value, as written
   std::vector<std::string> commands;         // every value git runs as a command or a program's path
+  // Where git sends the repository's content or goes through on the way:
+  // remote and submodule URLs, url.<base>.insteadOf rewrites, proxies,
+  // git-lfs's servers ("section.subsection.name=value").
+  std::vector<std::string> destinations;
 };
 
 // Reads `file` (when it exists) and what it includes, to git's depth of 10,
@@ -65,8 +69,12 @@ void read_git_config(const std::filesystem::path& file, const std::string& home,
 
 // Whether git runs this entry's value as a command or a program's path
 // (core.fsmonitor, core.pager, filter.<driver>.clean, diff.<driver>.textconv,
-// an alias starting with '!', ...).
+// an alias starting with '!', a URL of the ext:: transport, ...).
 bool runs_as_command(const GitConfigEntry& entry);
+
+// Whether the entry says where git sends the repository's content (a
+// remote's URL, an insteadOf rewrite, a proxy, git-lfs's server).
+bool names_a_destination(const GitConfigEntry& entry);
 
 // The words of a command that may name a file: those with a '/' or a '.'
 // in them, as a shell would split it and in the pieces of each word

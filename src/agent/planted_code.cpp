@@ -221,9 +221,10 @@ struct Walker {
   // only as the *.sample copies of a new repository's template, and
   // config without the keys that make it run anything: a hook file that is
   // no sample, and what a config (with what it includes) makes git run,
-  // are still watched. A submodule's repository under .git/modules and a
-  // nested clone are writable there, unlike the top's masked hooks and
-  // config.
+  // are still watched; so are the remotes of a config that was there
+  // (`git remote set-url origin` sends the next push elsewhere). A
+  // submodule's repository under .git/modules and a nested clone are
+  // writable there, unlike the top's masked hooks and config.
   void record_hook_git_would_not_write(const fs::path& p) {
     struct stat st;
     if (::lstat(p.c_str(), &st) == 0 && !S_ISDIR(st.st_mode) && p.extension() != ".sample") record(p);
@@ -236,6 +237,7 @@ struct Walker {
     for (const std::string& command : runs.commands) id.watched_text.append("runs ").append(command) += '\n';
     for (const fs::path& file : runs.files)
       if (file != p.lexically_normal()) id.watched_text.append("includes ").append(file.string()) += '\n';
+    for (const std::string& destination : runs.destinations) id.destinations.append(destination) += '\n';
     snapshot[p.lexically_relative(root).string()] = id;
   }
 };
@@ -739,11 +741,16 @@ std::vector<std::string> planted_since(const PlantedSnapshot& before, const Plan
   std::set<std::string> units;
   // An entry watched by part of its text that runs nothing (a config
   // without such keys, a package.json without such scripts) is as good as
-  // none: git init and npm init plant nothing.
-  const EntryIdentity none;
+  // none: git init and npm init plant nothing; nor does a new config's
+  // remote (a clone's origin).
   for (const auto& [path, id] : after) {
     auto old = before.find(path);
-    if (!((old == before.end() ? none : old->second) == id)) units.insert(planted_unit(path, before, after));
+    EntryIdentity was;
+    if (old != before.end())
+      was = old->second;
+    else
+      was.destinations = id.destinations;
+    if (!(was == id)) units.insert(planted_unit(path, before, after));
   }
   std::vector<std::string> ordered(units.begin(), units.end());
   auto depth = [](const std::string& p) { return std::count(p.begin(), p.end(), '/'); };

