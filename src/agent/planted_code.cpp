@@ -182,10 +182,11 @@ struct Walker {
   // .git for .GIT.
   void visit(const fs::path& p) {
     const fs::path relative = p.lexically_relative(root);
-    bool in_git = false, in_vscode = false, in_hooks = false;
+    bool in_git = false, in_vscode = false, in_hooks = false, in_node_modules = false;
     fs::path prefix = root;
     for (const auto& part : relative) {
       const std::string name = ascii_lower(part.string());
+      in_node_modules = in_node_modules || part == "node_modules";
       // A hooks folder counts where git would run it: under a .git, or in a
       // repository-shaped folder (a bare remote.git in the workspace).
       if (part == "hooks" && (in_git || is_repository_dir(prefix))) in_hooks = true;
@@ -195,7 +196,9 @@ struct Walker {
     }
     const std::string name = p.filename().string();
     const std::string lower = ascii_lower(name);
-    if (!in_git && (name == "package.json" || is_lint_staged_config(name))) lint_staged_files.push_back(p);
+    // (lint-staged reads the files git does not ignore: not node_modules.)
+    if (!in_git && !in_node_modules && (name == "package.json" || is_lint_staged_config(name)))
+      lint_staged_files.push_back(p);
     // A .git's own commondir and config.worktree point git at more config
     // (no git command a human approves writes them there): watched even
     // where the human let a command write git metadata, whose jail masks

