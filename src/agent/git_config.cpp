@@ -157,7 +157,12 @@ void read_config_file(const fs::path& file, const std::string& home, GitRunConfi
                       int depth) {
   const fs::path normal = fs::absolute(file).lexically_normal();
   if (!out.files.insert(normal).second) return;  // read already: includes may fan out or loop
-  const std::string text = read_regular_file(normal, kMaxConfigBytes);
+  // Git reads a config whole: one larger than is read here could hide a
+  // key past the part read, so the check stops (fails closed).
+  const std::string text = read_regular_file(normal, kMaxConfigBytes + 1);
+  if (text.size() > kMaxConfigBytes)
+    throw Error("the git config " + normal.string() + " is larger than " + std::to_string(kMaxConfigBytes >> 20) +
+                " MiB; warden cannot check it for code planted for later");
   budget.spend(text.size());
   for (const GitConfigEntry& e : parse_git_config(text)) {
     if (!e.has_value) continue;
@@ -167,7 +172,7 @@ void read_config_file(const fs::path& file, const std::string& home, GitRunConfi
     const bool include = (e.section == "include" && !e.has_subsection) || e.section == "includeif";
     if (include && e.name == "path" && !e.value.empty() && depth < kMaxIncludeDepth)
       read_config_file(include_target(e.value, normal, home), home, out, budget, depth + 1);
-    if (runs_as_command(e)) out.commands.push_back(e.value.rfind("ext::", 0) == 0 ? e.value.substr(5) : e.value);
+    if (runs_as_command(e)) out.commands.push_back(command_of(e));
     if (names_a_destination(e))
       out.destinations.push_back(e.section + "." + e.subsection + "." + e.name + "=" + e.value);
   }
@@ -179,26 +184,38 @@ bool looks_like_a_file(const std::string& word) {
   return word.find_first_of("/.") != std::string::npos && word.find_first_not_of('.') != std::string::npos;
 }
 
+}  // namespace
+
+std::string with_forms_replaced(std::string_view text,
+                                const std::vector<std::pair<std::string_view, std::string_view>>& forms) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size();) {
+    const auto form = std::find_if(forms.begin(), forms.end(), [&](const auto& f) {
+      return !f.first.empty() && text.compare(i, f.first.size(), f.first) == 0;
+    });
+    if (form == forms.end()) {
+      out.push_back(text[i++]);
+    } else {
+      out.append(form->second);
+      i += form->first.size();
+    }
+  }
+  return out;
+}
+
 // Variables and substitutions that name the folder a command runs in (the
 // top of the worktree for git, an .envrc's folder for direnv) or the
 // repository's .git, written as the relative paths they stand for.
 std::string with_known_folders(std::string_view command) {
-  static constexpr std::pair<std::string_view, std::string_view> kKnown[] = {
-      {"$(git rev-parse --show-toplevel)", "."},
-      {"$(pwd)", "."},
-      {"`pwd`", "."},
-      {"${PWD}", "."},
-      {"$PWD", "."},
-      {"${GIT_DIR}", ".git"},
-      {"$GIT_DIR", ".git"}};
-  std::string text(command);
-  for (const auto& [name, path] : kKnown)
-    for (size_t at = text.find(name); at != std::string::npos; at = text.find(name, at + path.size()))
-      text.replace(at, name.size(), path);
-  return text;
+  return with_forms_replaced(command, {{"$(git rev-parse --show-toplevel)", "."},
+                                       {"$(pwd)", "."},
+                                       {"`pwd`", "."},
+                                       {"${PWD}", "."},
+                                       {"$PWD", "."},
+                                       {"${GIT_DIR}", ".git"},
+                                       {"$GIT_DIR", ".git"}});
 }
-
-}  // namespace
 
 std::string read_regular_file(const fs::path& file, size_t max_bytes) {
   std::error_code ec;
@@ -284,10 +301,22 @@ bool runs_as_command(const GitConfigEntry& e) {
   // clang-format on
   if (e.section == "pager" || kCommandKeys.count(e.section + "." + e.name)) return true;
   // A URL of the ext:: transport is a command git runs to reach the remote
-  // (where protocol.ext.allow lets it).
+  // (where protocol.ext.allow lets it): as a value, or as the URL an
+  // insteadOf rewrites to; remote.<name>.vcs makes a remote helper of
+  // that name run the remote's URL; protocol.allow is what lets them.
   if (names_a_destination(e) && e.value.rfind("ext::", 0) == 0) return true;
-  // An alias, or a submodule's update, that starts with '!' is a shell command.
-  return (e.section == "alias" || (e.section == "submodule" && e.name == "update")) && e.value.rfind('!', 0) == 0;
+  if (e.section == "url" && e.subsection.rfind("ext::", 0) == 0) return true;
+  if ((e.section == "remote" && e.name == "vcs") || (e.section == "protocol" && e.name == "allow")) return true;
+  // Any alias: one that starts with '!' is a shell command, and another
+  // may set config that runs one (`-c core.fsmonitor=... status`).
+  if (e.section == "alias") return true;
+  // A submodule's update that starts with '!' is a shell command.
+  return e.section == "submodule" && e.name == "update" && e.value.rfind('!', 0) == 0;
+}
+
+std::string command_of(const GitConfigEntry& e) {
+  if (e.section == "url" && e.subsection.rfind("ext::", 0) == 0) return e.subsection.substr(5);
+  return e.value.rfind("ext::", 0) == 0 ? e.value.substr(5) : e.value;
 }
 
 bool names_a_destination(const GitConfigEntry& e) {

@@ -15,6 +15,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace warden::agent {
@@ -72,6 +73,10 @@ void read_git_config(const std::filesystem::path& file, const std::string& home,
 // an alias starting with '!', a URL of the ext:: transport, ...).
 bool runs_as_command(const GitConfigEntry& entry);
 
+// The command line of an entry git runs (the URL of an ext:: transport
+// without its prefix, where that is the entry's value or subsection).
+std::string command_of(const GitConfigEntry& entry);
+
 // Whether the entry says where git sends the repository's content (a
 // remote's URL, an insteadOf rewrite, a proxy, git-lfs's server).
 bool names_a_destination(const GitConfigEntry& entry);
@@ -83,6 +88,16 @@ bool names_a_destination(const GitConfigEntry& entry);
 // as ".", `$GIT_DIR` as ".git"; `python -m a.b` as a/b.py and
 // a/b/__main__.py; after `cd DIR`, each relative word from DIR too.
 std::vector<std::string> path_words(std::string_view command);
+
+// The text with each of `forms` (tried in order at each place) replaced,
+// in one pass: a line of a million `$PWD`s costs a million steps.
+std::string with_forms_replaced(std::string_view text,
+                                const std::vector<std::pair<std::string_view, std::string_view>>& forms);
+
+// `$PWD`, `$(pwd)`, `$(git rev-parse --show-toplevel)` as ".", `$GIT_DIR`
+// as ".git": the folders a command line names by variables git and direnv
+// set.
+std::string with_known_folders(std::string_view command);
 
 // Every piece of a command between whitespace, quotes, shell punctuation,
 // ':' and '=' (`PATH="$PWD/bin:$PATH"` gives PATH, ./bin, PATH), without

@@ -37,6 +37,7 @@ std::vector<std::vector<std::string>> commands_of(std::string_view line) {
 // A program's name as a command line gives it: without its folder, and
 // without a version corepack or npx takes (`npm@10`, `pnpm@9.1.0`).
 std::string program_name(const std::string& word) {
+  if (word == "$npm_execpath" || word == "${npm_execpath}") return "npm";  // the package manager running a script
   const size_t slash = word.rfind('/');
   std::string name = slash == std::string::npos ? word : word.substr(slash + 1);
   if (const size_t at = name.find('@'); at != std::string::npos && at > 0) name.resize(at);
@@ -114,6 +115,9 @@ void add_yarn_like_command(const std::vector<std::string>& words, ScriptsRun& ru
     add_lifecycle(run);
   } else if (!is_one_of(words[0], kNoScriptCommands)) {
     run.names.insert(words.begin() + (is_one_of(words[0], kRunCommands) ? 1 : 0), words.end());
+    // pnpm's `run "/^lint:/"` runs the scripts a pattern matches.
+    for (const std::string& name : words)
+      if (name.size() > 1 && name.front() == '/' && name.back() == '/') run.all_scripts = true;
   }
 }
 
@@ -199,11 +203,13 @@ ScriptsRun scripts_a_line_runs(std::string_view line) {
       if (names_a_hook_runner(words[i])) run.runs_a_package_tool = true;
       if (words[i].find("lint-staged") != std::string::npos || words[i].find("nano-staged") != std::string::npos)
         run.lint_staged = true;
-      // concurrently's and wireit's `npm:lint`: the script lint.
+      // concurrently's and wireit's `npm:lint`: the script lint
+      // (`npm:lint:*`, a pattern: all of them).
       for (const char* manager : {"npm:", "yarn:", "pnpm:", "bun:"})
         if (words[i].rfind(manager, 0) == 0 && words[i].size() > std::strlen(manager)) {
           run.runs_a_package_tool = true;
           run.names.insert(words[i].substr(std::strlen(manager)));
+          if (words[i].find_first_of("*(") != std::string::npos) run.all_scripts = true;
         }
       if (is_one_of(program, {"npx", "pnpx", "bunx", "node", "nodejs", "corepack"})) run.runs_a_package_tool = true;
       if (is_one_of(program, {"node", "nodejs"}) && i + 2 < words.size() && words[i + 1] == "--run")

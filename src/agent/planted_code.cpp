@@ -218,6 +218,39 @@ struct Walker {
       record_hook_git_would_not_write(p);
     else if (git_entry && (name == "config" || name == "config.worktree"))
       record_what_a_config_runs(p);
+    if (!include_git && (name == "commondir" || lower == ".git")) record_where_git_is_sent(p, name == "commondir");
+  }
+
+  // Under write_git, where a `.git` file or a `commondir` sends git: the
+  // config and hooks of that folder, which needs no HEAD (nor any name) to
+  // be a repository's common part.
+  void record_where_git_is_sent(const fs::path& p, bool commondir) {
+    struct stat st;
+    if (::lstat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
+    std::vector<fs::path> configs;
+    if (commondir) {
+      std::istringstream in(read_for_check(p, 64 * 1024, budget));
+      std::string relative;
+      if (!std::getline(in, relative) || relative.empty()) return;
+      relative.erase(relative.find_last_not_of(" \t\r") + 1);
+      configs.push_back((fs::path(relative).is_absolute() ? fs::path(relative) : p.parent_path() / relative) /
+                        "config");
+    } else {
+      configs = configs_of(p, budget);
+    }
+    for (const fs::path& config : configs) {
+      const fs::path normal = config.lexically_normal();
+      if (!within(root, normal)) continue;
+      record_what_a_config_runs(normal);
+      if (normal.filename() != "config") continue;
+      std::error_code ec;
+      fs::directory_iterator it(normal.parent_path() / "hooks", ec), end;
+      for (; !ec && it != end; it.increment(ec)) {
+        count_entry();
+        record_hook_git_would_not_write(it->path());
+      }
+      check_listed(ec, normal.parent_path() / "hooks");
+    }
   }
 
   // Where a command may write git metadata (write_git), git writes hooks
@@ -463,6 +496,43 @@ std::vector<fs::path> hook_manager_files() {
   return files;
 }
 
+// A script's own folder, as its lines write it (`. "$(dirname "$0")/_/husky.sh"`).
+std::string with_script_folder(const std::string& line, const fs::path& script) {
+  const std::string folder = script.parent_path().string();
+  return with_forms_replaced(line, {{"$(dirname \"$0\")", folder},
+                                    {"$(dirname -- \"$0\")", folder},
+                                    {"$(dirname $0)", folder},
+                                    {"`dirname \"$0\"`", folder},
+                                    {"`dirname $0`", folder},
+                                    {"${0%/*}", folder}});
+}
+
+// The words of a line that may name a folder a command runs in, as a
+// shell would pass them (quotes off, `$PWD` as "."): `-Cweb` gives web,
+// `--prefix=web` web, and `"$ROOT/web"` web (the variable most likely
+// names the top of the worktree, as path_words reads it; `"$ROOT"` alone
+// the top itself).
+std::vector<std::string> folder_words(const std::string& line) {
+  std::vector<std::string> words;
+  std::string word;
+  const auto finish = [&] {
+    if (word.rfind("-C", 0) == 0) word.erase(0, 2);
+    if (word.rfind("--", 0) == 0 && word.find('=') != std::string::npos) word.erase(0, word.find('=') + 1);
+    if (!word.empty() && word[0] == '$') word = word.find('/') == std::string::npos ? "." : word.substr(word.find('/') + 1);
+    if (!word.empty() && word[0] != '-') words.push_back(word);
+    word.clear();
+  };
+  for (const char c : with_known_folders(line)) {
+    if (c == '"' || c == '\'') continue;
+    if (std::string_view(" \t\r;&|()").find(c) != std::string_view::npos)
+      finish();
+    else
+      word.push_back(c);
+  }
+  finish();
+  return words;
+}
+
 // Whether `p` is `root` or lies below it.
 bool at_or_within(const fs::path& root, const fs::path& p) { return p == root || within(root, p); }
 
@@ -485,9 +555,8 @@ void ask_of_manifests(Walker& w, const std::string& line, const std::vector<fs::
     }
   };
   std::vector<std::string> named = command_pieces(line);
-  std::istringstream words(line);
-  for (std::string word; words >> word;)  // `-Cweb`: an option with its folder
-    if (word.size() > 2 && word.rfind("-C", 0) == 0) named.push_back(word.substr(2));
+  const std::vector<std::string> words = folder_words(line);
+  named.insert(named.end(), words.begin(), words.end());
   for (const fs::path& base : folders) {
     ask_from(base);
     for (const std::string& piece : named) {
@@ -512,17 +581,6 @@ void add_what_a_line_names(const std::string& line, const fs::path& base, const 
 void watch_named_files(Walker& w, const std::vector<fs::path>& named, const fs::path& base, const std::string& home,
                        int depth);
 
-// A script's own folder, as its lines write it (`. "$(dirname "$0")/_/husky.sh"`).
-std::string with_script_folder(std::string line, const fs::path& script) {
-  static constexpr std::string_view kForms[] = {"$(dirname \"$0\")", "$(dirname -- \"$0\")", "$(dirname $0)",
-                                                "`dirname \"$0\"`", "`dirname $0`", "${0%/*}"};
-  const std::string folder = script.parent_path().string();
-  for (const std::string_view form : kForms)
-    for (size_t at = line.find(form); at != std::string::npos; at = line.find(form, at + folder.size()))
-      line.replace(at, form.size(), folder);
-  return line;
-}
-
 // A hook or a hook manager's file runs what its lines name (`entry:
 // scripts/check.sh`, `./tools/lint`), relative to the top of the worktree
 // (or to where an earlier line went: `cd web`, lefthook's `root: web/`),
@@ -538,12 +596,12 @@ void watch_what_a_script_names(Walker& w, const fs::path& script, const fs::path
   for (size_t lines = 0; std::getline(in, line) && lines < 100000; ++lines) {
     line = with_script_folder(line, script);
     add_what_a_line_names(line, base, home, named);
-    const std::vector<std::string> pieces = command_pieces(line);
-    if (pieces.size() > 1 && (pieces[0] == "cd" || pieces[0] == "pushd" || pieces[0] == "root") &&
-        folders.size() < 100) {
-      const fs::path folder = (base / pieces[1]).lexically_normal();
-      if (std::find(folders.begin(), folders.end(), folder) == folders.end()) folders.push_back(folder);
-    }
+    const std::vector<std::string> words = folder_words(line);
+    for (size_t i = 0; i + 1 < words.size() && folders.size() < 100; ++i)
+      if (words[i] == "cd" || words[i] == "pushd" || (i == 0 && words[i] == "root:")) {
+        const fs::path folder = (base / words[i + 1]).lexically_normal();
+        if (std::find(folders.begin(), folders.end(), folder) == folders.end()) folders.push_back(folder);
+      }
     ask_of_manifests(w, line, folders);
   }
   watch_named_files(w, named, base, home, depth);

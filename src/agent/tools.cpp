@@ -818,14 +818,16 @@ ToolOutcome ToolRunner::run_command(const json& args, const LabelSet& ctx) {
   const bool write_git = opt_flag(args, "write_git");
   const double seconds = double(opt_count(args, "timeout", (long long)config_.command_wall_seconds, 1, 600));
   const bool network = !domains.empty();
+  // What the command line cannot show, where a human is asked to let it
+  // out (network) or let it write git metadata (after which the files
+  // git's hooks run are the command's to change): the scripts an earlier
+  // command (no network, no approval) may have written for this one to run.
+  const std::string changed =
+      network || write_git ? describe_changed_files(changed_since(config_.workspace, session_start_ns_), command) : "";
   std::string detail = "$ " + command;
   if (network) {
     detail += "\nwith network to:";
     for (const auto& d : domains) detail += " " + d;
-    // What the command line cannot show: scripts an earlier command (no
-    // network, no approval) may have written for this one to run.
-    const std::string changed =
-        describe_changed_files(changed_since(config_.workspace, session_start_ns_), command);
     if (!changed.empty()) detail += "\n" + changed;
   }
   int64_t seq = 0;
@@ -844,9 +846,9 @@ ToolOutcome ToolRunner::run_command(const json& args, const LabelSet& ctx) {
     int64_t git_seq = 0;
     if (!authorize(Capability::fs_write, config_.workspace + "/.git",
                    "run_command may write git metadata (" + config_.workspace +
-                       "/.git, and any repository it makes in the workspace) for:\n$ " + command,
-                   ctx, false, git_seq,
-                   denied))
+                       "/.git, and any repository it makes in the workspace) for:\n$ " + command +
+                       (changed.empty() ? "" : "\n" + changed),
+                   ctx, false, git_seq, denied))
       return failure(denied, only(broker::Source::tool, "run_command"));
   }
   sandbox::Profile profile = sandbox::named_profile(network ? "network" : "default");

@@ -54,6 +54,9 @@ TEST(PackageScripts, TheScriptsALineRunsAreFoundAsPackageManagersTakeThem) {
   EXPECT_EQ(scripts_a_line_runs("corepack pnpm@9.1.0 lint").names, with_pre_and_post({"lint"}));
   EXPECT_EQ(scripts_a_line_runs("npm exec -c \"npm run lint\"").names, with_pre_and_post({"lint"}));
   EXPECT_EQ(scripts_a_line_runs("pnpm exec npm run lint").names, with_pre_and_post({"lint"}));
+  EXPECT_EQ(scripts_a_line_runs("$npm_execpath run lint:js").names, with_pre_and_post({"lint:js"}));
+  EXPECT_TRUE(scripts_a_line_runs("concurrently \"npm:check:*\"").all_scripts);
+  EXPECT_TRUE(scripts_a_line_runs("pnpm run \"/^lint:/\"").all_scripts);
   // A package manager with no command: a hook manager's `entry: npm`, its
   // arguments on another line.
   EXPECT_TRUE(scripts_a_line_runs("    entry: npm").all_scripts);

