@@ -24,7 +24,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (e.section.empty() || !is_name(e.section, false)) std::abort();
     if (e.name.empty() || e.name[0] < 'a' || e.name[0] > 'z' || !is_name(e.name, false)) std::abort();
     if (!e.has_value && !e.value.empty()) std::abort();
-    (void)warden::agent::runs_as_command(e);
+    if (warden::agent::runs_as_command(e)) (void)warden::agent::path_words(warden::agent::command_of(e));
+    (void)warden::agent::names_a_destination(e);
     for (const std::string& w : warden::agent::path_words(e.value))
       if (w.empty() || w[0] == '-' || w[0] == '$' || w[0] == '%') std::abort();
   }

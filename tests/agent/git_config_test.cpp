@@ -136,7 +136,13 @@ TEST(GitConfig, CommandKeysAndTheWordsThatMayNameFiles) {
   EXPECT_TRUE(runs_as_command(entry("[alias]\nup = !./up.sh\n")));
   EXPECT_TRUE(runs_as_command(entry("[gpg \"ssh\"]\ndefaultKeyCommand = x\n")));
   EXPECT_TRUE(runs_as_command(entry("[lfs \"customtransfer.x\"]\npath = x\n")));
-  EXPECT_FALSE(runs_as_command(entry("[alias]\nst = status\n")));
+  // Any alias: one without '!' may still set a key that runs a program.
+  EXPECT_TRUE(runs_as_command(entry("[alias]\nst = -c core.fsmonitor=./x status\n")));
+  EXPECT_TRUE(runs_as_command(entry("[url \"ext::sh -c x\"]\ninsteadOf = https://h/\n")));
+  EXPECT_EQ(command_of(entry("[url \"ext::sh -c x\"]\ninsteadOf = https://h/\n")), "sh -c x");
+  EXPECT_TRUE(runs_as_command(entry("[remote \"o\"]\nvcs = ext\n")));
+  EXPECT_FALSE(runs_as_command(entry("[remote \"o\"]\nurl = https://h/x.git\n")));
+  EXPECT_FALSE(runs_as_command(entry("[url \"https://mirror/\"]\ninsteadOf = https://h/\n")));
   EXPECT_FALSE(runs_as_command(entry("[user]\nname = x\n")));
   EXPECT_FALSE(runs_as_command(entry("[core]\nhooksPath = x\n")));
 
