@@ -917,9 +917,9 @@ std::string ToolRunner::move_aside_planted_code(const PlantedSnapshot& before, b
   std::string list;
   for (const auto& m : moved) list += "\n  " + m;
   const std::string note =
-      "the command planted files that git, direnv or VS Code would run as code outside the sandbox; moved aside "
-      "(review them before renaming them back; a command that must create a repository passes write_git: true, "
-      "which asks the user):" + list;
+      "the command planted files that programs run later as code outside the sandbox (git and what its hooks run, "
+      "direnv, VS Code); moved aside (review them before renaming them back; a command that must create a "
+      "repository passes write_git: true, which asks the user):" + list;
   gate_.record_event("tool.quarantine", "run_command in " + config_.workspace + ": " + note);
   log::warn("agent: " + broker::neutralize(note, /*keep_newlines=*/true));  // file names are the model's
   return "\nwarden: " + note;
