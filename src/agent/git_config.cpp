@@ -16,6 +16,7 @@ constexpr int kMaxIncludeDepth = 10;
 // A config larger than this is read only this far (git has no limit; no
 // real config comes near it).
 constexpr size_t kMaxConfigBytes = 4 << 20;
+constexpr size_t kCostOfAFile = 4096;  // of the check's read budget, whatever the file holds
 
 bool is_key_char(int c) { return std::isalnum(c) || c == '-'; }
 
@@ -157,6 +158,9 @@ void read_config_file(const fs::path& file, const std::string& home, GitRunConfi
                       int depth) {
   const fs::path normal = fs::absolute(file).lexically_normal();
   if (!out.files.insert(normal).second) return;  // read already: includes may fan out or loop
+  // Each file costs the check something even when empty or missing: a
+  // config of 400000 includes of files that are not there is no free read.
+  budget.spend(kCostOfAFile);
   // Git reads a config whole: one larger than is read here could hide a
   // key past the part read, so the check stops (fails closed).
   const std::string text = read_regular_file(normal, kMaxConfigBytes + 1);
@@ -297,7 +301,8 @@ bool runs_as_command(const GitConfigEntry& e) {
       "uploadpack.packobjectshook", "remote.receivepack", "remote.uploadpack", "trailer.command", "trailer.cmd",
       "browser.cmd", "browser.path", "man.cmd", "man.path", "guitool.cmd", "imap.tunnel",
       "sendemail.sendmailcmd", "sendemail.smtpserver", "sendemail.tocmd", "sendemail.cccmd",
-      "gpg.defaultkeycommand", "core.alternaterefscommand", "lfs.path", "lfs.clean", "lfs.smudge"};
+      "gpg.defaultkeycommand", "core.alternaterefscommand", "lfs.path", "lfs.clean", "lfs.smudge",
+      "hook.command", "hook.event", "tar.command", "instaweb.httpd", "sendemail.headercmd", "svn.authorsprog"};
   // clang-format on
   if (e.section == "pager" || kCommandKeys.count(e.section + "." + e.name)) return true;
   // A URL of the ext:: transport is a command git runs to reach the remote
@@ -323,7 +328,12 @@ bool names_a_destination(const GitConfigEntry& e) {
   static const std::set<std::string> kDestinationKeys = {
       "remote.url",    "remote.pushurl",    "remote.proxy", "remote.lfsurl", "remote.lfspushurl", "url.insteadof",
       "url.pushinsteadof", "http.proxy", "submodule.url", "lfs.url",       "lfs.pushurl"};
-  return kDestinationKeys.count(e.section + "." + e.name) > 0;
+  // Keys that name a remote may name a URL or a path instead (`git push`
+  // then sends there); a remote's name is no destination of its own.
+  static const std::set<std::string> kRemoteKeys = {"remote.pushdefault", "branch.pushremote", "branch.remote"};
+  const std::string key = e.section + "." + e.name;
+  return kDestinationKeys.count(key) > 0 ||
+         (kRemoteKeys.count(key) > 0 && e.value.find_first_of("/:") != std::string::npos);
 }
 
 std::vector<std::string> command_pieces(std::string_view command) {

