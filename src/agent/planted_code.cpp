@@ -710,6 +710,7 @@ void watch_manifests(Walker& w, const std::string& home) {
       std::error_code ec;
       if (was == done.end())
         for (const std::string& name : package_tool_files()) {
+          w.count_entry();  // a workspace made of many manifests fails closed, not slowly
           watch(w, folder / name);
           if (fs::is_regular_file(fs::status(folder / name, ec)))
             watch_what_a_script_names(w, folder / name, folder, home, 1);
