@@ -187,10 +187,19 @@ std::vector<Rule> default_rules(const PolicyEnv& env) {
   return out;
 }
 
+// A rule that denies or asks for a path holds for all below it too: a
+// user who denies `$HOME/mail/*` means the folders there with what they
+// hold, though `*` matches one level (`mail/x`, not `mail/x/y`).
 bool rule_matches(const Rule& r, const PolicyQuery& q) {
   if (r.capability != q.capability) return false;
   if (r.capability == Capability::exec && r.network != q.network) return false;
-  return glob_match(r.pattern, q.target, target_is_path(r.capability));
+  const bool path = target_is_path(r.capability);
+  if (glob_match(r.pattern, q.target, path)) return true;
+  if (!path || r.action == Action::allow) return false;
+  for (size_t slash = q.target.rfind('/'); slash != std::string::npos && slash > 0;
+       slash = q.target.rfind('/', slash - 1))
+    if (glob_match(r.pattern, std::string_view(q.target).substr(0, slash), true)) return true;
+  return false;
 }
 
 std::string resolve_dir(const std::string& dir) { return resolve_path(dir); }

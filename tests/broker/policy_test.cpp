@@ -138,6 +138,44 @@ action = "allow"
   EXPECT_EQ(decide(p, Capability::fs_read, "/home/u/.ssh/id_rsa"), Action::deny);
 }
 
+// A rule that denies or asks for a folder holds for what is in it, though
+// its `*` matches one level; an allow rule's `*` stays one level.
+TEST(Policy, ADenyOrAskOnAFolderHoldsBelowIt) {
+  auto p = wb::Policy::parse(R"(
+[[rule]]
+capability = "fs.read"
+pattern = "$WORKSPACE/public/*"
+action = "allow"
+
+[[rule]]
+capability = "fs.read"
+pattern = "$WORKSPACE/mail/*"
+action = "deny"
+
+[[rule]]
+capability = "fs.write"
+pattern = "$WORKSPACE/vendor"
+action = "ask"
+)", "policy.toml", test_env());
+  EXPECT_EQ(decide(p, Capability::fs_read, "/ws/mail/to-lawyer"), Action::deny);
+  EXPECT_EQ(decide(p, Capability::fs_read, "/ws/mail/2026/to-lawyer.eml"), Action::deny);
+  EXPECT_EQ(decide(p, Capability::fs_read, "/ws/mail"), Action::allow);  // the folder's own name is the rule's
+  EXPECT_EQ(decide(p, Capability::fs_read, "/ws/mailbox/x"), Action::allow);
+  EXPECT_EQ(decide(p, Capability::fs_write, "/ws/vendor/lib/x.c"), Action::ask);
+  EXPECT_EQ(decide(p, Capability::fs_write, "/ws/vendored.c"), Action::ask);  // the default: workspace writes ask
+  // Not for allow: public/* allows public/x, and public/x/y falls to the
+  // next rule (the default allows workspace reads anyway; outside it,
+  // reads would ask).
+  auto q = wb::Policy::parse(R"(
+[[rule]]
+capability = "fs.read"
+pattern = "~/public/*"
+action = "allow"
+)", "policy.toml", test_env());
+  EXPECT_EQ(decide(q, Capability::fs_read, "/home/u/public/a.txt"), Action::allow);
+  EXPECT_NE(decide(q, Capability::fs_read, "/home/u/public/a/b.txt"), Action::allow);
+}
+
 TEST(Policy, ProtectedPathsBeatTheFile) {
   auto p = wb::Policy::parse(R"(
 [[rule]]
