@@ -188,8 +188,6 @@ struct Walker {
     return target.empty() ? p : target;
   }
 
-  // Names compare ignoring ASCII case: a case-insensitive filesystem opens
-  // .git for .GIT.
   // What the folders an entry lies in are, taken from its folder's (the
   // walk goes depth first: one per depth of the folder it is in), so an
   // entry costs the same however deep it lies.
@@ -198,6 +196,8 @@ struct Walker {
   };
   std::vector<Within> folders_within;
 
+  // Names compare ignoring ASCII case: a case-insensitive filesystem opens
+  // .git for .GIT.
   void visit(const fs::path& p, int depth) {
     const std::string name = p.filename().string();
     const std::string lower = ascii_lower(name);
@@ -211,26 +211,25 @@ struct Walker {
     here.node_modules = outer.node_modules || name == "node_modules";
     folders_within.resize(size_t(depth) + 1);
     folders_within[size_t(depth)] = here;
-    const bool in_git = here.git, in_vscode = here.vscode, in_hooks = here.hooks, in_node_modules = here.node_modules;
     // (lint-staged reads the files git does not ignore: not node_modules.)
-    if (!in_git && !in_node_modules && (name == "package.json" || is_lint_staged_config(name)))
+    if (!here.git && !here.node_modules && (name == "package.json" || is_lint_staged_config(name)))
       lint_staged_files.push_back(p);
     // A .git's own commondir and config.worktree point git at more config
     // (no git command a human approves writes them there): watched even
     // where the human let a command write git metadata, whose jail masks
     // only hooks and config.
-    const bool pointer = in_git && ascii_lower(p.parent_path().filename().string()) == ".git" &&
+    const bool pointer = here.git && ascii_lower(p.parent_path().filename().string()) == ".git" &&
                          (name == "commondir" || name == "config.worktree");
     // .gitmodules names where `git submodule update` fetches from: a URL
     // there can carry workspace data out, and git submodule add (write_git)
     // is what writes it.
     const bool git_entry =
-        lower == ".git" || lower == ".gitmodules" || in_hooks ||
-        (in_git ? is_git_config_file(name)
-                : (is_git_config_file(name) || name == "HEAD") && is_repository_dir(p.parent_path()));
-    if (git_entry ? include_git || pointer : (is_autorun_file(lower) || in_vscode))
+        lower == ".git" || lower == ".gitmodules" || here.hooks ||
+        (here.git ? is_git_config_file(name)
+                  : (is_git_config_file(name) || name == "HEAD") && is_repository_dir(p.parent_path()));
+    if (git_entry ? include_git || pointer : (is_autorun_file(lower) || here.vscode))
       record(p);
-    else if (git_entry && in_hooks)
+    else if (git_entry && here.hooks)
       record_hook_git_would_not_write(p);
     else if (git_entry && (name == "config" || name == "config.worktree"))
       record_what_a_config_runs(p);
@@ -253,13 +252,7 @@ struct Walker {
     }
     const fs::path target = raw.lexically_normal();
     for (const char* name : {"config", "config.worktree"}) record_what_a_config_runs(target / name);
-    std::error_code ec;
-    fs::directory_iterator it(target / "hooks", ec), end;
-    for (; !ec && it != end; it.increment(ec)) {
-      count_entry();
-      record_hook_git_would_not_write(it->path());
-    }
-    check_listed(ec, target / "hooks");
+    record_hooks_in(target / "hooks");
   }
   // Whether a pointer's path (`raw`, from the pointer's `folder`) leads to
   // the workspace or below it with no link on the way, as git walks it
@@ -295,6 +288,16 @@ struct Walker {
     struct stat st;
     if (::lstat(p.c_str(), &st) == 0 && !S_ISDIR(st.st_mode) && p.extension() != ".sample") record(p);
   }
+  // Those in a hooks folder and below it.
+  void record_hooks_in(const fs::path& folder) {
+    std::error_code ec;
+    fs::recursive_directory_iterator it(folder, fs::directory_options::none, ec), end;
+    for (; !ec && it != end; it.increment(ec)) {
+      count_entry();
+      record_hook_git_would_not_write(it->path());
+    }
+    check_listed(ec, folder);
+  }
   void record_what_a_config_runs(const fs::path& p) {
     GitRunConfig runs;
     read_git_config(p, home, runs, budget);
@@ -305,14 +308,7 @@ struct Walker {
                                                                                       : p.parent_path();
     for (const std::string& hooks : runs.hooks_paths) {
       const fs::path folder = expand_home(hooks, base, home).lexically_normal();
-      if (hooks.empty() || !within(root, folder)) continue;
-      std::error_code ec;
-      fs::recursive_directory_iterator it(folder, fs::directory_options::none, ec), end;
-      for (; !ec && it != end; it.increment(ec)) {
-        count_entry();
-        record_hook_git_would_not_write(it->path());
-      }
-      check_listed(ec, folder);
+      if (!hooks.empty() && within(root, folder)) record_hooks_in(folder);
     }
     EntryIdentity id;
     for (const std::string& hooks : runs.hooks_paths) id.watched_text.append("hooks ").append(hooks) += '\n';

@@ -870,8 +870,9 @@ ToolOutcome ToolRunner::run_command(const json& args, const LabelSet& ctx) {
   const PlantedSnapshot before = snapshot_autorun_entries(config_.workspace, !write_git, config_.home);
   // Nested repositories too: their index, objects and refs are what git
   // and git-lfs read as the repository's content (a .lfsconfig staged
-  // there sends the next push elsewhere). (Without write_git only: with it
-  // the snapshot holds no git entries.)
+  // there sends the next push elsewhere). (With write_git the snapshot
+  // leaves repositories out, but for a .git file that sends git outside the
+  // workspace or through a link, which stays read-only.)
   for (const std::string& repository : nested_repository_entries(before, config_.workspace))
     profile.readonly_in_workspace.push_back({repository, true});
   auto r = sandboxed(profile, {"sh", "-c", command}, "", options);
@@ -966,14 +967,13 @@ ToolOutcome ToolRunner::fetch_url(const json& args, const LabelSet& ctx) {
   const ParsedUrl u = parse_url(url);
   const size_t start = size_t(opt_count(args, "start", 0, 0, 1ll << 40));
   // Reading on in a page fetched before needs no new request (nor a second
-  // approval): its text is kept.
-  // Each such read is audited as its own event, naming the fetch it reads
-  // from, so the log shows every part of a page the model was shown.
+  // approval): its text is kept. Each such read is audited as its own
+  // event, naming the fetch it reads from.
   if (start > 0)
     for (const FetchedPage& page : fetched_pages_)
       if (page.url == url) {
-        gate_.record_event("tool.fetch_kept", "fetch_url " + url + " from byte " +
-                                                  std::to_string(start) + " of the text fetched under audit record " +
+        gate_.record_event("tool.fetch_kept", "fetch_url " + url + " from byte " + std::to_string(start) +
+                                                  " of the text fetched under audit record " +
                                                   std::to_string(page.audit_seq));
         return page_part(page, start);
       }
